@@ -1,0 +1,129 @@
+//! Handlers of the `/api/v1` routes other than the live stream.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use protocol::{BreakerSummary, IngestAck, IngestBatch, Series, TransitionRecord};
+use serde::Deserialize;
+
+use crate::error::AppError;
+use crate::json::JsonBody;
+use crate::server::AppState;
+use crate::time::now_ms;
+
+/// The default range of a series: the last 15 minutes.
+const DEFAULT_RANGE_MS: i64 = 15 * 60 * 1_000;
+/// The longest range one series request may span: 31 days.
+const MAX_RANGE_MS: i64 = 31 * 24 * 60 * 60 * 1_000;
+/// A series holds at most about this many points; the step grows with the range.
+const TARGET_POINTS: i64 = 300;
+/// Steps a series may use, in ms.
+const NICE_STEPS_MS: [i64; 14] = [
+    1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 900_000,
+    1_800_000, 3_600_000, 86_400_000,
+];
+
+pub async fn ingest(
+    State(app): State<AppState>,
+    JsonBody(batch): JsonBody<IngestBatch>,
+) -> Result<Json<IngestAck>, AppError> {
+    protocol::validate_batch(&batch, now_ms()).map_err(|err| AppError::Invalid {
+        detail: err.detail,
+        path: err.path,
+    })?;
+    Ok(Json(app.ingest.submit(batch).await?))
+}
+
+pub async fn breakers(State(app): State<AppState>) -> Json<Vec<BreakerSummary>> {
+    let fleet = app.fleet.read().expect("fleet lock poisoned");
+    Json(fleet.summaries())
+}
+
+#[derive(Deserialize)]
+pub struct SeriesQuery {
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+}
+
+/// The step for a range: the smallest nice step that keeps the series near `TARGET_POINTS`.
+pub fn auto_step_ms(range_ms: i64) -> i64 {
+    let wanted = (range_ms + TARGET_POINTS - 1) / TARGET_POINTS;
+    NICE_STEPS_MS
+        .iter()
+        .copied()
+        .find(|&step| step >= wanted)
+        .unwrap_or(NICE_STEPS_MS[NICE_STEPS_MS.len() - 1])
+}
+
+pub async fn series(
+    State(app): State<AppState>,
+    Path((service, breaker)): Path<(String, String)>,
+    Query(query): Query<SeriesQuery>,
+) -> Result<Json<Series>, AppError> {
+    let to_ms = query.to_ms.unwrap_or_else(now_ms);
+    let from_ms = query.from_ms.unwrap_or(to_ms - DEFAULT_RANGE_MS);
+    if from_ms >= to_ms {
+        return Err(AppError::BadQuery {
+            detail: format!("from_ms ({from_ms}) must be before to_ms ({to_ms})"),
+        });
+    }
+    if to_ms - from_ms > MAX_RANGE_MS {
+        return Err(AppError::BadQuery {
+            detail: "a series spans at most 31 days".into(),
+        });
+    }
+    let step_ms = auto_step_ms(to_ms - from_ms);
+    // Align to the step so that consecutive requests share step boundaries.
+    let from_ms = from_ms.div_euclid(step_ms) * step_ms;
+    app.store
+        .series(&service, &breaker, from_ms, to_ms, step_ms)
+        .await?
+        .map(Json)
+        .ok_or_else(|| AppError::NotFound {
+            detail: format!("no breaker {breaker:?} in service {service:?}"),
+        })
+}
+
+#[derive(Deserialize)]
+pub struct TransitionsQuery {
+    before_id: Option<i64>,
+    limit: Option<i64>,
+}
+
+pub async fn transitions(
+    State(app): State<AppState>,
+    Path((service, breaker)): Path<(String, String)>,
+    Query(query): Query<TransitionsQuery>,
+) -> Result<Json<Vec<TransitionRecord>>, AppError> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1_000).contains(&limit) {
+        return Err(AppError::BadQuery {
+            detail: format!("limit must be between 1 and 1000, not {limit}"),
+        });
+    }
+    app.store
+        .breaker_transitions(&service, &breaker, query.before_id, limit)
+        .await?
+        .map(Json)
+        .ok_or_else(|| AppError::NotFound {
+            detail: format!("no breaker {breaker:?} in service {service:?}"),
+        })
+}
+
+pub async fn not_found(uri: axum::http::Uri) -> AppError {
+    AppError::NotFound {
+        detail: format!("no route {}", uri.path()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::auto_step_ms;
+
+    #[test]
+    fn steps_grow_with_the_range() {
+        assert_eq!(auto_step_ms(60_000), 1_000);
+        assert_eq!(auto_step_ms(15 * 60_000), 5_000);
+        assert_eq!(auto_step_ms(24 * 3_600_000), 300_000);
+        assert_eq!(auto_step_ms(7 * 24 * 3_600_000), 3_600_000);
+    }
+}

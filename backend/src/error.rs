@@ -1,0 +1,108 @@
+//! `AppError`: every failure a handler can answer with, as an HTTP status and a JSON
+//! [`protocol::ErrorBody`] that says what is wrong and where.
+//!
+//! Conversions stay free of side effects; request logging happens in the tracing middleware.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The body is not JSON at all (400).
+    #[error("malformed JSON: {detail}")]
+    MalformedJson { detail: String },
+    /// The body is JSON but a field is missing, mistyped or out of range (422).
+    #[error("invalid request: {detail} at {path}")]
+    Invalid { detail: String, path: String },
+    /// The body is larger than the server accepts (413).
+    #[error("request body too large: {detail}")]
+    TooLarge { detail: String },
+    /// The body is not declared as JSON (415).
+    #[error("unsupported media type: {detail}")]
+    UnsupportedMediaType { detail: String },
+    /// The query string cannot be understood (400).
+    #[error("bad query: {detail}")]
+    BadQuery { detail: String },
+    /// No such resource (404).
+    #[error("not found: {detail}")]
+    NotFound { detail: String },
+    /// No credentials, or credentials that match nothing (401).
+    #[error("unauthorized: {detail}")]
+    Unauthorized { detail: String },
+    /// Valid credentials without the right (403).
+    #[error("forbidden: {detail}")]
+    Forbidden { detail: String },
+    /// The ingest queue is full; the client should retry after a moment (503).
+    #[error("overloaded: {detail}")]
+    Overloaded { detail: String, retry_after_s: u32 },
+    /// Anything else (500). The detail is logged, not shown.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(err: sqlx::Error) -> AppError {
+        AppError::Internal(err.into())
+    }
+}
+
+impl AppError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::MalformedJson { .. } | AppError::BadQuery { .. } => StatusCode::BAD_REQUEST,
+            AppError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::NotFound { .. } => StatusCode::NOT_FOUND,
+            AppError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            AppError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn body(&self) -> protocol::ErrorBody {
+        let (error, detail, path) = match self {
+            AppError::MalformedJson { detail } => ("malformed_json", detail.clone(), None),
+            AppError::Invalid { detail, path } => ("invalid", detail.clone(), Some(path.clone())),
+            AppError::TooLarge { detail } => ("too_large", detail.clone(), None),
+            AppError::UnsupportedMediaType { detail } => {
+                ("unsupported_media_type", detail.clone(), None)
+            }
+            AppError::BadQuery { detail } => ("bad_query", detail.clone(), None),
+            AppError::NotFound { detail } => ("not_found", detail.clone(), None),
+            AppError::Unauthorized { detail } => ("unauthorized", detail.clone(), None),
+            AppError::Forbidden { detail } => ("forbidden", detail.clone(), None),
+            AppError::Overloaded { detail, .. } => ("overloaded", detail.clone(), None),
+            AppError::Internal(_) => (
+                "internal",
+                "the server failed to handle the request; see its log".to_string(),
+                None,
+            ),
+        };
+        protocol::ErrorBody {
+            error: error.to_string(),
+            detail,
+            path,
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        if let AppError::Internal(err) = &self {
+            // The one place an internal error's chain is kept: the response hides it, the log shows it.
+            tracing::error!(error = format!("{err:#}"), "internal error");
+        }
+        let mut response = (self.status(), Json(self.body())).into_response();
+        if let AppError::Overloaded { retry_after_s, .. } = self {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_str(&retry_after_s.to_string())
+                    .expect("digits are a valid header"),
+            );
+        }
+        response
+    }
+}

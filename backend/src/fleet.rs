@@ -1,0 +1,282 @@
+//! `Fleet`: the server's in-memory view of every breaker on every instance, the source of
+//! breaker summaries for the API and the live stream.
+//!
+//! It is rebuilt from the store's `instance_states` at start and updated by the ingest writer
+//! after each commit, so a read never touches SQLite.
+
+use std::collections::{BTreeMap, HashMap};
+
+use protocol::{Aggregate, BreakerSummary, InstanceState, OutcomeCounts, State, Transition};
+
+/// An instance stops counting towards a breaker's current rates when its newest interval ended
+/// this long before the newest interval of any instance.
+const STALE_AFTER_MS: i64 = 5_000;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct InstanceLive {
+    pub state: State,
+    pub since_ms: i64,
+    pub config_version: u64,
+    /// Time of the newest event applied (a transition's time or an interval's end).
+    pub updated_ms: i64,
+    pub last_interval: Option<IntervalLive>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct IntervalLive {
+    pub end_ms: i64,
+    pub interval_ms: u32,
+    pub counts: OutcomeCounts,
+    pub failure_rate_threshold: Option<f64>,
+}
+
+/// One event from a batch that can move an instance's state, in time order.
+pub enum InstanceEvent<'a> {
+    Transition(&'a Transition),
+    Interval(&'a Aggregate),
+}
+
+impl InstanceEvent<'_> {
+    pub fn time_ms(&self) -> i64 {
+        match self {
+            InstanceEvent::Transition(t) => t.at_ms,
+            InstanceEvent::Interval(a) => a.start_ms + i64::from(a.interval_ms),
+        }
+    }
+}
+
+/// Key of a breaker: (service, breaker name).
+pub type BreakerKey = (String, String);
+
+#[derive(Default)]
+pub struct Fleet {
+    breakers: HashMap<BreakerKey, BTreeMap<String, InstanceLive>>,
+}
+
+// === impl InstanceLive ===
+
+impl InstanceLive {
+    /// Applies one event; events older than what is already known are ignored for the state
+    /// (a retried or delayed batch must not move the state back in time).
+    pub fn apply(current: Option<&InstanceLive>, event: &InstanceEvent<'_>) -> InstanceLive {
+        let time_ms = event.time_ms();
+        let mut next = current.cloned().unwrap_or(InstanceLive {
+            state: State::Closed,
+            since_ms: time_ms,
+            config_version: 0,
+            updated_ms: i64::MIN,
+            last_interval: None,
+        });
+        match event {
+            InstanceEvent::Transition(t) => {
+                if time_ms >= next.updated_ms {
+                    if next.state != t.to || current.is_none() {
+                        next.since_ms = t.at_ms;
+                    }
+                    next.state = t.to;
+                    next.config_version = t.config_version;
+                    next.updated_ms = time_ms;
+                }
+            }
+            InstanceEvent::Interval(a) => {
+                if time_ms >= next.updated_ms {
+                    if next.state != a.state {
+                        // The state changed without a transition we saw yet; date it to the interval.
+                        next.state = a.state;
+                        next.since_ms = time_ms;
+                    }
+                    next.config_version = a.config_version;
+                    next.updated_ms = time_ms;
+                }
+                let newer = next
+                    .last_interval
+                    .as_ref()
+                    .is_none_or(|last| time_ms >= last.end_ms);
+                if newer {
+                    next.last_interval = Some(IntervalLive {
+                        end_ms: time_ms,
+                        interval_ms: a.interval_ms,
+                        counts: a.counts,
+                        failure_rate_threshold: a.failure_rate_threshold,
+                    });
+                }
+            }
+        }
+        next
+    }
+}
+
+// === impl Fleet ===
+
+impl Fleet {
+    pub fn instance(&self, key: &BreakerKey, instance: &str) -> Option<&InstanceLive> {
+        self.breakers.get(key).and_then(|m| m.get(instance))
+    }
+
+    pub fn insert(&mut self, key: BreakerKey, instance: String, live: InstanceLive) {
+        self.breakers.entry(key).or_default().insert(instance, live);
+    }
+
+    pub fn summary(&self, key: &BreakerKey) -> Option<BreakerSummary> {
+        self.breakers
+            .get(key)
+            .map(|instances| summarize(key, instances))
+    }
+
+    /// Every breaker's summary, ordered by service then name.
+    pub fn summaries(&self) -> Vec<BreakerSummary> {
+        let mut out: Vec<BreakerSummary> = self
+            .breakers
+            .iter()
+            .map(|(key, instances)| summarize(key, instances))
+            .collect();
+        out.sort_by(|a, b| (&a.service, &a.breaker).cmp(&(&b.service, &b.breaker)));
+        out
+    }
+}
+
+fn summarize(key: &BreakerKey, instances: &BTreeMap<String, InstanceLive>) -> BreakerSummary {
+    let state = instances
+        .values()
+        .map(|i| i.state)
+        .max_by_key(|s| s.severity())
+        .unwrap_or(State::Closed);
+    let since_ms = instances
+        .values()
+        .filter(|i| i.state == state)
+        .map(|i| i.since_ms)
+        .min()
+        .unwrap_or(0);
+    let newest_end = instances
+        .values()
+        .filter_map(|i| i.last_interval.as_ref().map(|l| l.end_ms))
+        .max()
+        .unwrap_or(0);
+    let mut counts = OutcomeCounts::default();
+    let mut calls_per_s = 0.0;
+    let mut threshold = None;
+    for interval in instances
+        .values()
+        .filter_map(|i| i.last_interval.as_ref())
+        .filter(|l| l.end_ms >= newest_end - STALE_AFTER_MS)
+    {
+        counts.merge(&interval.counts);
+        let calls = interval.counts.judged() + interval.counts.rejected + interval.counts.ignored;
+        calls_per_s += calls as f64 * 1_000.0 / f64::from(interval.interval_ms.max(1));
+        threshold = threshold.or(interval.failure_rate_threshold);
+    }
+    let failure_rate =
+        (counts.judged() > 0).then(|| counts.failed() as f64 / counts.judged() as f64);
+    BreakerSummary {
+        service: key.0.clone(),
+        breaker: key.1.clone(),
+        state,
+        since_ms,
+        instances: instances
+            .iter()
+            .map(|(name, live)| InstanceState {
+                instance: name.clone(),
+                state: live.state,
+                since_ms: live.since_ms,
+                config_version: live.config_version,
+            })
+            .collect(),
+        open_instances: instances
+            .values()
+            .filter(|i| i.state == State::Open)
+            .count() as u32,
+        failure_rate,
+        failure_rate_threshold: threshold,
+        calls_per_s,
+        updated_ms: newest_end,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transition(at_ms: i64, from: State, to: State) -> Transition {
+        Transition {
+            breaker: "b".into(),
+            at_ms,
+            from,
+            to,
+            trigger: None,
+            config_version: 3,
+        }
+    }
+
+    fn aggregate(start_ms: i64, state: State, success: u64, failure: u64) -> Aggregate {
+        Aggregate {
+            breaker: "b".into(),
+            start_ms,
+            interval_ms: 1_000,
+            counts: OutcomeCounts {
+                success,
+                failure,
+                ..Default::default()
+            },
+            latency: Default::default(),
+            state,
+            failure_rate: None,
+            failure_rate_threshold: Some(0.5),
+            config_version: 3,
+        }
+    }
+
+    #[test]
+    fn a_transition_moves_state_and_dates_it() {
+        let live = InstanceLive::apply(
+            None,
+            &InstanceEvent::Interval(&aggregate(0, State::Closed, 10, 0)),
+        );
+        let t = transition(1_500, State::Closed, State::Open);
+        let live = InstanceLive::apply(Some(&live), &InstanceEvent::Transition(&t));
+        assert_eq!(
+            (live.state, live.since_ms, live.updated_ms),
+            (State::Open, 1_500, 1_500)
+        );
+    }
+
+    #[test]
+    fn an_older_event_does_not_move_state_back() {
+        let t = transition(5_000, State::Closed, State::Open);
+        let live = InstanceLive::apply(None, &InstanceEvent::Transition(&t));
+        let late = aggregate(1_000, State::Closed, 10, 0);
+        let live = InstanceLive::apply(Some(&live), &InstanceEvent::Interval(&late));
+        assert_eq!(live.state, State::Open);
+        assert_eq!(live.since_ms, 5_000);
+        // The late interval still counts as the latest interval seen, since none was before it.
+        assert_eq!(live.last_interval.as_ref().map(|l| l.end_ms), Some(2_000));
+    }
+
+    #[test]
+    fn summary_takes_the_worst_state_and_sums_rates() {
+        let mut fleet = Fleet::default();
+        let key = ("svc".to_string(), "b".to_string());
+        let a = InstanceLive::apply(
+            None,
+            &InstanceEvent::Interval(&aggregate(10_000, State::Closed, 9, 1)),
+        );
+        let b = InstanceLive::apply(
+            None,
+            &InstanceEvent::Interval(&aggregate(10_000, State::Open, 0, 10)),
+        );
+        // A stale instance: its last interval ended long before the others'.
+        let c = InstanceLive::apply(
+            None,
+            &InstanceEvent::Interval(&aggregate(0, State::Closed, 100, 0)),
+        );
+        fleet.insert(key.clone(), "a".into(), a);
+        fleet.insert(key.clone(), "b".into(), b);
+        fleet.insert(key.clone(), "c".into(), c);
+        let summary = fleet.summary(&key).unwrap();
+        assert_eq!(summary.state, State::Open);
+        assert_eq!(summary.open_instances, 1);
+        assert_eq!(summary.instances.len(), 3);
+        assert_eq!(summary.failure_rate, Some(11.0 / 20.0));
+        assert_eq!(summary.calls_per_s, 20.0);
+        assert_eq!(summary.failure_rate_threshold, Some(0.5));
+    }
+}

@@ -1,0 +1,36 @@
+//! `Hub`: fans committed news out to every live-stream subscriber.
+//!
+//! A slow subscriber that falls behind the channel's capacity skips ahead; its stream then
+//! refetches missed transitions from the store by id, so no transition is lost to it.
+
+use std::sync::Arc;
+
+use protocol::StreamEvent;
+use tokio::sync::broadcast;
+
+/// Events buffered per subscriber before it lags.
+const CAPACITY: usize = 4_096;
+
+#[derive(Clone)]
+pub struct Hub {
+    tx: broadcast::Sender<Arc<StreamEvent>>,
+}
+
+impl Default for Hub {
+    fn default() -> Hub {
+        Hub {
+            tx: broadcast::channel(CAPACITY).0,
+        }
+    }
+}
+
+impl Hub {
+    pub fn publish(&self, event: StreamEvent) {
+        // No subscriber is not an error: nobody is watching.
+        let _ = self.tx.send(Arc::new(event));
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<StreamEvent>> {
+        self.tx.subscribe()
+    }
+}

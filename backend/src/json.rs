@@ -1,0 +1,129 @@
+//! `JsonBody<T>`: a JSON request extractor whose every rejection is an [`AppError`] that
+//! names what is wrong and where (400 for malformed JSON, 422 with a JSON path for a bad
+//! field, 413 for an oversized body, 415 without a JSON content type).
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::header;
+use serde::de::DeserializeOwned;
+
+use crate::error::AppError;
+
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| {
+                let mime = value.split(';').next().unwrap_or("").trim();
+                mime.eq_ignore_ascii_case("application/json")
+            });
+        if !is_json {
+            return Err(AppError::UnsupportedMediaType {
+                detail: "expected the header `Content-Type: application/json`".into(),
+            });
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                AppError::TooLarge {
+                    detail: rejection.body_text(),
+                }
+            } else {
+                AppError::MalformedJson {
+                    detail: rejection.body_text(),
+                }
+            }
+        })?;
+        parse(&bytes).map(JsonBody)
+    }
+}
+
+/// Parses JSON, telling syntax errors (400) from data errors (422, with the JSON path).
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let path = json_path(err.path());
+        let inner = err.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => AppError::Invalid {
+                detail: strip_position(&inner.to_string()),
+                path,
+            },
+            _ => AppError::MalformedJson {
+                detail: inner.to_string(),
+            },
+        }
+    })?;
+    deserializer.end().map_err(|err| AppError::MalformedJson {
+        detail: err.to_string(),
+    })?;
+    Ok(value)
+}
+
+fn json_path(path: &serde_path_to_error::Path) -> String {
+    let text = path.to_string();
+    if text == "." {
+        "$".to_string()
+    } else if text.starts_with('[') {
+        format!("${text}")
+    } else {
+        format!("$.{text}")
+    }
+}
+
+/// serde_json appends " at line L column C", which says less than the JSON path we give.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(idx) => message[..idx].to_string(),
+        None => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Probe {
+        items: Vec<Item>,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Item {
+        count: u64,
+    }
+
+    #[test]
+    fn syntax_errors_are_malformed() {
+        let err = parse::<Probe>(b"{\"items\": [").unwrap_err();
+        assert!(matches!(err, AppError::MalformedJson { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn data_errors_carry_the_path() {
+        let err = parse::<Probe>(br#"{"items": [{"count": 1}, {"count": -3}]}"#).unwrap_err();
+        match err {
+            AppError::Invalid { path, detail } => {
+                assert_eq!(path, "$.items[1].count");
+                assert!(detail.contains("-3"), "{detail}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn trailing_garbage_is_malformed() {
+        let err = parse::<Probe>(br#"{"items": []} x"#).unwrap_err();
+        assert!(matches!(err, AppError::MalformedJson { .. }), "{err:?}");
+    }
+}

@@ -1,0 +1,22 @@
+//! The fusebox server: ingest of breaker reports, the SQLite store, the live stream, the
+//! dashboard's hosting, and the demo.
+//!
+//! Brief overview:
+//! - [`server::start`] binds and serves with [`server::ServerOptions`]; tests and the CLI share it.
+//! - [`ingest`]: the single writer task that commits batches and feeds [`fleet`] and [`hub`].
+//! - [`store::Store`]: the only code that touches SQLite; `migrations/` is the schema's truth.
+//! - [`stream`]: Server-Sent Events with lossless reconnection.
+//! - [`demo`]: simulated services that embed the `breaker` crate and report over HTTP.
+
+pub mod api;
+pub mod demo;
+pub mod error;
+pub mod fleet;
+pub mod hub;
+pub mod ingest;
+pub mod json;
+pub mod server;
+pub mod store;
+pub mod stream;
+pub mod time;
+pub mod ui;

@@ -1,0 +1,149 @@
+//! Putting the server together: options, shared state, the router, and a running server
+//! that tests and the CLI start the same way.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tower_http::compression::CompressionLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::fleet::Fleet;
+use crate::hub::Hub;
+use crate::ingest::{self, IngestQueue};
+use crate::store::Store;
+use crate::{api, stream, ui};
+
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    pub bind: SocketAddr,
+    /// An sqlx SQLite URL, e.g. `sqlite://fusebox.db`.
+    pub database_url: String,
+    pub dist_dir: PathBuf,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Batches the ingest queue holds before answering 503.
+    pub ingest_queue: usize,
+}
+
+impl ServerOptions {
+    pub fn new(bind: SocketAddr, database_url: impl Into<String>) -> ServerOptions {
+        ServerOptions {
+            bind,
+            database_url: database_url.into(),
+            dist_dir: ui::default_dist_dir(),
+            max_body_bytes: 1024 * 1024,
+            ingest_queue: 1_024,
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub fleet: Arc<RwLock<Fleet>>,
+    pub hub: Hub,
+    pub ingest: IngestQueue,
+}
+
+/// A server accepting connections; dropping it does not stop it, `shutdown` does.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting connections and waits for open requests to finish.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await??;
+        Ok(())
+    }
+
+    /// Serves until the task ends (it only ends on an I/O error or a shutdown).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let RunningServer { stop, task, .. } = self;
+        let res = task.await?;
+        drop(stop);
+        Ok(res?)
+    }
+}
+
+/// Opens the store, rebuilds the in-memory fleet, starts the writer, binds and serves.
+pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
+    let store = Store::open(&options.database_url).await?;
+    let (breaker_ids, instances) = store.load_fleet().await?;
+    let mut fleet = Fleet::default();
+    for (key, instance, live) in instances {
+        fleet.insert(key, instance, live);
+    }
+    let fleet = Arc::new(RwLock::new(fleet));
+    let hub = Hub::default();
+    let ingest = ingest::spawn_writer(
+        store.clone(),
+        fleet.clone(),
+        breaker_ids,
+        hub.clone(),
+        options.ingest_queue,
+    );
+    let state = AppState {
+        store,
+        fleet,
+        hub,
+        ingest,
+    };
+    let listener = TcpListener::bind(options.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", options.bind))?;
+    let addr = listener.local_addr()?;
+    let app = router(state.clone(), &options);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    tracing::info!(%addr, database = %options.database_url, "fusebox is serving");
+    Ok(RunningServer {
+        addr,
+        state,
+        stop,
+        task,
+    })
+}
+
+pub fn router(state: AppState, options: &ServerOptions) -> Router {
+    let api = Router::new()
+        .route("/ingest", post(api::ingest))
+        .route("/breakers", get(api::breakers))
+        .route("/breakers/{service}/{breaker}/series", get(api::series))
+        .route(
+            "/breakers/{service}/{breaker}/transitions",
+            get(api::transitions),
+        )
+        .route("/stream", get(stream::stream))
+        .fallback(api::not_found);
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(state)
+        .merge(ui::router(&options.dist_dir))
+        .layer(DefaultBodyLimit::max(options.max_body_bytes))
+        .layer(CompressionLayer::new())
+        .layer(TraceLayer::new_for_http())
+}

@@ -1,0 +1,410 @@
+//! `Store`: the only code that touches the database. SQLite through sqlx, in WAL mode with
+//! `synchronous=NORMAL`, so a killed process loses no committed transaction.
+//!
+//! Writes come from the single ingest writer ([`crate::ingest`]); reads come from handlers.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use protocol::{
+    Aggregate, IngestBatch, LatencyHistogram, OutcomeCounts, Series, SeriesPoint, State,
+    Transition, TransitionRecord, Trigger,
+};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+
+use crate::fleet::{BreakerKey, InstanceLive};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Rows per multi-row INSERT: 16 columns × 200 rows stays well under SQLite's 32 766 parameters.
+const ROWS_PER_INSERT: usize = 200;
+
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// What committing one batch did.
+#[derive(Debug)]
+pub struct Committed {
+    pub duplicate: bool,
+    /// The batch's transitions as stored, with their ids (empty for a duplicate).
+    pub transitions: Vec<TransitionRecord>,
+}
+
+// === impl Store ===
+
+impl Store {
+    /// Opens (creating when missing) the database at `url` and applies pending migrations.
+    pub async fn open(url: &str) -> anyhow::Result<Store> {
+        let options = SqliteConnectOptions::from_str(url)
+            .with_context(|| format!("invalid database URL {url:?}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("cannot open the database {url}"))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .context("cannot apply the migrations")?;
+        Ok(Store { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub async fn begin(&self) -> anyhow::Result<Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// The id of a breaker, creating its row when it is new.
+    pub async fn breaker_id(
+        tx: &mut Transaction<'static, Sqlite>,
+        service: &str,
+        name: &str,
+        now_ms: i64,
+    ) -> anyhow::Result<i64> {
+        sqlx::query("INSERT OR IGNORE INTO breakers (service, name, created_ms) VALUES (?, ?, ?)")
+            .bind(service)
+            .bind(name)
+            .bind(now_ms)
+            .execute(&mut **tx)
+            .await?;
+        let id = sqlx::query_scalar("SELECT id FROM breakers WHERE service = ? AND name = ?")
+            .bind(service)
+            .bind(name)
+            .fetch_one(&mut **tx)
+            .await?;
+        Ok(id)
+    }
+
+    /// Records the batch as seen; false when it had been stored before.
+    pub async fn claim_batch(
+        tx: &mut Transaction<'static, Sqlite>,
+        batch: &IngestBatch,
+        now_ms: i64,
+    ) -> anyhow::Result<bool> {
+        let res = sqlx::query(
+            "INSERT OR IGNORE INTO batches (service, instance, seq, received_ms, n_aggregates, n_transitions)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&batch.service)
+        .bind(&batch.instance)
+        .bind(batch.seq as i64)
+        .bind(now_ms)
+        .bind(batch.aggregates.len() as i64)
+        .bind(batch.transitions.len() as i64)
+        .execute(&mut **tx)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    pub async fn insert_transition(
+        tx: &mut Transaction<'static, Sqlite>,
+        breaker_id: i64,
+        instance: &str,
+        transition: &Transition,
+        now_ms: i64,
+    ) -> anyhow::Result<i64> {
+        let trigger = transition.trigger.as_ref();
+        let id = sqlx::query_scalar(
+            "INSERT INTO transitions (breaker_id, instance, at_ms, from_state, to_state, trigger_kind,
+                                      trigger_value, trigger_threshold, config_version, received_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(breaker_id)
+        .bind(instance)
+        .bind(transition.at_ms)
+        .bind(transition.from.as_str())
+        .bind(transition.to.as_str())
+        .bind(trigger.map(|t| t.kind.as_str()))
+        .bind(trigger.map(|t| t.value))
+        .bind(trigger.map(|t| t.threshold))
+        .bind(transition.config_version as i64)
+        .bind(now_ms)
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok(id)
+    }
+
+    /// Inserts aggregates with multi-row statements.
+    pub async fn insert_aggregates(
+        tx: &mut Transaction<'static, Sqlite>,
+        rows: &[(i64, &str, &Aggregate)],
+    ) -> anyhow::Result<()> {
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO aggregates (breaker_id, instance, start_ms, interval_ms, success, failure,
+                 timeout, rejected, slow, ignored, latency, state, failure_rate,
+                 failure_rate_threshold, config_version) ",
+            );
+            insert.push_values(chunk, |mut row, &(breaker_id, instance, aggregate)| {
+                let c = &aggregate.counts;
+                row.push_bind(breaker_id)
+                    .push_bind(instance.to_string())
+                    .push_bind(aggregate.start_ms)
+                    .push_bind(i64::from(aggregate.interval_ms))
+                    .push_bind(c.success as i64)
+                    .push_bind(c.failure as i64)
+                    .push_bind(c.timeout as i64)
+                    .push_bind(c.rejected as i64)
+                    .push_bind(c.slow as i64)
+                    .push_bind(c.ignored as i64)
+                    .push_bind(encode_histogram(&aggregate.latency))
+                    .push_bind(aggregate.state.as_str())
+                    .push_bind(aggregate.failure_rate)
+                    .push_bind(aggregate.failure_rate_threshold)
+                    .push_bind(aggregate.config_version as i64);
+            });
+            insert.build().execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn upsert_instance_state(
+        tx: &mut Transaction<'static, Sqlite>,
+        breaker_id: i64,
+        instance: &str,
+        live: &InstanceLive,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO instance_states (breaker_id, instance, state, since_ms, config_version, updated_ms)
+             VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (breaker_id, instance) DO UPDATE SET
+               state = excluded.state, since_ms = excluded.since_ms,
+               config_version = excluded.config_version, updated_ms = excluded.updated_ms",
+        )
+        .bind(breaker_id)
+        .bind(instance)
+        .bind(live.state.as_str())
+        .bind(live.since_ms)
+        .bind(live.config_version as i64)
+        .bind(live.updated_ms)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Every breaker's id and every instance's last known state, to rebuild the fleet at start.
+    pub async fn load_fleet(
+        &self,
+    ) -> anyhow::Result<(
+        HashMap<BreakerKey, i64>,
+        Vec<(BreakerKey, String, InstanceLive)>,
+    )> {
+        let ids = sqlx::query("SELECT id, service, name FROM breakers")
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|row| {
+                (
+                    (row.get::<String, _>(1), row.get::<String, _>(2)),
+                    row.get::<i64, _>(0),
+                )
+            })
+            .collect();
+        let rows = sqlx::query(
+            "SELECT b.service, b.name, s.instance, s.state, s.since_ms, s.config_version, s.updated_ms
+             FROM instance_states s JOIN breakers b ON b.id = s.breaker_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut instances = Vec::with_capacity(rows.len());
+        for row in rows {
+            let state: String = row.get(3);
+            instances.push((
+                (row.get(0), row.get(1)),
+                row.get(2),
+                InstanceLive {
+                    state: State::parse(&state).context("unknown state in instance_states")?,
+                    since_ms: row.get(4),
+                    config_version: row.get::<i64, _>(5) as u64,
+                    updated_ms: row.get(6),
+                    last_interval: None,
+                },
+            ));
+        }
+        Ok((ids, instances))
+    }
+
+    async fn find_breaker(&self, service: &str, breaker: &str) -> anyhow::Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM breakers WHERE service = ? AND name = ?")
+                .bind(service)
+                .bind(breaker)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// A breaker's series over `[from_ms, to_ms)` in steps of `step_ms`; `None` for an unknown
+    /// breaker. Steps without data are present with zero counts.
+    pub async fn series(
+        &self,
+        service: &str,
+        breaker: &str,
+        from_ms: i64,
+        to_ms: i64,
+        step_ms: i64,
+    ) -> anyhow::Result<Option<Series>> {
+        let Some(breaker_id) = self.find_breaker(service, breaker).await? else {
+            return Ok(None);
+        };
+        let rows = sqlx::query(
+            "SELECT (start_ms - ?1) / ?3 AS step, SUM(success), SUM(failure), SUM(timeout),
+                    SUM(rejected), SUM(slow), SUM(ignored), MAX(failure_rate_threshold)
+             FROM aggregates
+             WHERE breaker_id = ?4 AND start_ms >= ?1 AND start_ms < ?2
+             GROUP BY step ORDER BY step",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .bind(step_ms)
+        .bind(breaker_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let n_steps = ((to_ms - from_ms) + step_ms - 1) / step_ms;
+        let mut points: Vec<SeriesPoint> = (0..n_steps)
+            .map(|i| SeriesPoint {
+                t_ms: from_ms + i * step_ms,
+                counts: OutcomeCounts::default(),
+                failure_rate: None,
+            })
+            .collect();
+        let mut threshold = None;
+        for row in rows {
+            let step: i64 = row.get(0);
+            let counts = OutcomeCounts {
+                success: row.get::<i64, _>(1) as u64,
+                failure: row.get::<i64, _>(2) as u64,
+                timeout: row.get::<i64, _>(3) as u64,
+                rejected: row.get::<i64, _>(4) as u64,
+                slow: row.get::<i64, _>(5) as u64,
+                ignored: row.get::<i64, _>(6) as u64,
+            };
+            threshold = row.get::<Option<f64>, _>(7).or(threshold);
+            if let Some(point) = points.get_mut(step as usize) {
+                point.failure_rate =
+                    (counts.judged() > 0).then(|| counts.failed() as f64 / counts.judged() as f64);
+                point.counts = counts;
+            }
+        }
+        Ok(Some(Series {
+            service: service.to_string(),
+            breaker: breaker.to_string(),
+            from_ms,
+            to_ms,
+            step_ms,
+            failure_rate_threshold: threshold,
+            points,
+        }))
+    }
+
+    /// Transitions with an id above `after_id`, oldest first, optionally of one service.
+    pub async fn transitions_after(
+        &self,
+        after_id: i64,
+        service: Option<&str>,
+        limit: i64,
+    ) -> anyhow::Result<Vec<TransitionRecord>> {
+        let rows = sqlx::query(
+            "SELECT t.id, b.service, t.instance, b.name, t.at_ms, t.from_state, t.to_state,
+                    t.trigger_kind, t.trigger_value, t.trigger_threshold, t.config_version
+             FROM transitions t JOIN breakers b ON b.id = t.breaker_id
+             WHERE t.id > ?1 AND (?2 IS NULL OR b.service = ?2)
+             ORDER BY t.id LIMIT ?3",
+        )
+        .bind(after_id)
+        .bind(service)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(transition_record).collect()
+    }
+
+    /// A breaker's transitions, newest first, with ids below `before_id` when given.
+    pub async fn breaker_transitions(
+        &self,
+        service: &str,
+        breaker: &str,
+        before_id: Option<i64>,
+        limit: i64,
+    ) -> anyhow::Result<Option<Vec<TransitionRecord>>> {
+        let Some(breaker_id) = self.find_breaker(service, breaker).await? else {
+            return Ok(None);
+        };
+        let rows = sqlx::query(
+            "SELECT t.id, b.service, t.instance, b.name, t.at_ms, t.from_state, t.to_state,
+                    t.trigger_kind, t.trigger_value, t.trigger_threshold, t.config_version
+             FROM transitions t JOIN breakers b ON b.id = t.breaker_id
+             WHERE t.breaker_id = ?1 AND t.id < ?2
+             ORDER BY t.id DESC LIMIT ?3",
+        )
+        .bind(breaker_id)
+        .bind(before_id.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(transition_record)
+            .collect::<anyhow::Result<Vec<_>>>()
+            .map(Some)
+    }
+}
+
+fn transition_record(row: sqlx::sqlite::SqliteRow) -> anyhow::Result<TransitionRecord> {
+    let parse = |idx: usize| -> anyhow::Result<State> {
+        let text: String = row.get(idx);
+        State::parse(&text).with_context(|| format!("unknown state {text:?} in transitions"))
+    };
+    let trigger = row.get::<Option<String>, _>(7).map(|kind| Trigger {
+        kind,
+        value: row.get::<Option<f64>, _>(8).unwrap_or(f64::NAN),
+        threshold: row.get::<Option<f64>, _>(9).unwrap_or(f64::NAN),
+    });
+    Ok(TransitionRecord {
+        id: row.get(0),
+        service: row.get(1),
+        instance: row.get(2),
+        transition: Transition {
+            breaker: row.get(3),
+            at_ms: row.get(4),
+            from: parse(5)?,
+            to: parse(6)?,
+            trigger,
+            config_version: row.get::<i64, _>(10) as u64,
+        },
+    })
+}
+
+/// Bucket counts as comma-separated integers; the empty string for an empty histogram.
+pub fn encode_histogram(histogram: &LatencyHistogram) -> String {
+    let mut out = String::new();
+    for (i, n) in histogram.counts.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&n.to_string());
+    }
+    out
+}
+
+pub fn decode_histogram(text: &str) -> LatencyHistogram {
+    LatencyHistogram {
+        counts: text
+            .split(',')
+            .filter(|part| !part.is_empty())
+            .map(|part| part.parse().unwrap_or(0))
+            .collect(),
+    }
+}

@@ -1,0 +1,176 @@
+//! The live stream, `GET /api/v1/stream`: Server-Sent Events with transitions and breaker
+//! summaries, optionally of one service, with heartbeats.
+//!
+//! Each transition carries its store id as the SSE `id`. A client that reconnects with
+//! `Last-Event-ID` first receives every transition it missed, read from the store, then the
+//! live feed; a subscriber that lags behind the hub refetches from the store the same way.
+//! The first message, `ready`, carries the newest transition id, so even a client that has
+//! seen no transition yet resumes without a gap.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use protocol::StreamEvent;
+use serde::Deserialize;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::error::AppError;
+use crate::server::AppState;
+
+/// Transitions read from the store per query while catching up.
+const CATCH_UP_PAGE: i64 = 500;
+
+#[derive(Deserialize)]
+pub struct StreamQuery {
+    service: Option<String>,
+}
+
+pub async fn stream(
+    State(app): State<AppState>,
+    Query(query): Query<StreamQuery>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
+    let last_event_id = match headers.get("last-event-id") {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|text| text.trim().parse::<i64>().ok())
+                .ok_or_else(|| AppError::BadQuery {
+                    detail: "the Last-Event-ID header must be a transition id (an integer)".into(),
+                })?,
+        ),
+    };
+    // Subscribe before reading the store, so nothing falls between the two.
+    let live = app.hub.subscribe();
+    let start_after = match last_event_id {
+        Some(id) => id,
+        None => newest_transition_id(&app).await?,
+    };
+    let (tx, rx) = mpsc::channel(256);
+    tokio::spawn(feed(app, query.service, start_after, live, tx));
+    Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(
+        KeepAlive::new()
+            .interval(Duration::from_secs(15))
+            .text("heartbeat"),
+    ))
+}
+
+async fn newest_transition_id(app: &AppState) -> Result<i64, AppError> {
+    let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM transitions")
+        .fetch_one(app.store.pool())
+        .await?;
+    Ok(id.unwrap_or(0))
+}
+
+async fn feed(
+    app: AppState,
+    service: Option<String>,
+    start_after: i64,
+    mut live: broadcast::Receiver<Arc<StreamEvent>>,
+    tx: mpsc::Sender<Result<Event, Infallible>>,
+) {
+    let ready = Event::default()
+        .event("ready")
+        .id(start_after.to_string())
+        .data(format!("{{\"last_id\":{start_after}}}"));
+    if tx.send(Ok(ready)).await.is_err() {
+        return;
+    }
+    let mut last_sent = start_after;
+    if catch_up(&app, service.as_deref(), &mut last_sent, &tx)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    loop {
+        let event = tokio::select! {
+            _ = tx.closed() => return,
+            event = live.recv() => event,
+        };
+        match event {
+            Ok(event) => {
+                let Some(message) = to_message(&event, service.as_deref(), &mut last_sent) else {
+                    continue;
+                };
+                if tx.send(Ok(message)).await.is_err() {
+                    return;
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                if catch_up(&app, service.as_deref(), &mut last_sent, &tx)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Sends every stored transition after `last_sent`; Err when the client went away.
+async fn catch_up(
+    app: &AppState,
+    service: Option<&str>,
+    last_sent: &mut i64,
+    tx: &mpsc::Sender<Result<Event, Infallible>>,
+) -> Result<(), ()> {
+    loop {
+        let records = match app
+            .store
+            .transitions_after(*last_sent, service, CATCH_UP_PAGE)
+            .await
+        {
+            Ok(records) => records,
+            Err(err) => {
+                tracing::warn!(error = format!("{err:#}"), "stream catch-up failed");
+                return Err(());
+            }
+        };
+        let n = records.len();
+        for record in records {
+            let event = StreamEvent::Transition(record);
+            if let Some(message) = to_message(&event, service, last_sent) {
+                tx.send(Ok(message)).await.map_err(|_| ())?;
+            }
+        }
+        if n < CATCH_UP_PAGE as usize {
+            return Ok(());
+        }
+    }
+}
+
+/// The SSE message for an event, or `None` when the client does not want it or had it already.
+fn to_message(event: &StreamEvent, service: Option<&str>, last_sent: &mut i64) -> Option<Event> {
+    let data = serde_json::to_string(event).expect("stream events serialize");
+    match event {
+        StreamEvent::Transition(record) => {
+            if service.is_some_and(|s| s != record.service) || record.id <= *last_sent {
+                return None;
+            }
+            *last_sent = record.id;
+            Some(
+                Event::default()
+                    .event("transition")
+                    .id(record.id.to_string())
+                    .data(data),
+            )
+        }
+        StreamEvent::Summary(summary) => {
+            if service.is_some_and(|s| s != summary.service) {
+                return None;
+            }
+            Some(Event::default().event("summary").data(data))
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! Wire types of fusebox: what a breaker's reporter sends, what the server answers and streams.
+//!
+//! Brief overview:
+//! - [`IngestBatch`]: one numbered batch from one service instance, holding per-interval
+//!   [`Aggregate`]s and every [`Transition`].
+//! - [`BreakerSummary`]: the server's view of one breaker across its instances.
+//! - [`StreamEvent`]: what the live stream (`/api/v1/stream`, Server-Sent Events) carries.
+//! - [`SeriesPoint`]: one step of a breaker's time series.
+//!
+//! These are the only types that cross the wire; changes stay backward compatible
+//! (new fields get `#[serde(default)]`).
+
+use serde::{Deserialize, Serialize};
+
+mod histogram;
+mod validate;
+
+pub use histogram::{LATENCY_BOUNDS_MS, LatencyHistogram};
+pub use validate::{MAX_NAME_LEN, ValidationError, validate_batch, validate_name};
+
+/// The state of a circuit breaker.
+///
+/// - `Closed`: calls flow and outcomes are judged.
+/// - `Open`: calls are rejected without reaching the dependency.
+/// - `HalfOpen`: a few probe calls are let through to test whether the dependency recovered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Closed => "closed",
+            State::Open => "open",
+            State::HalfOpen => "half_open",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<State> {
+        match text {
+            "closed" => Some(State::Closed),
+            "open" => Some(State::Open),
+            "half_open" => Some(State::HalfOpen),
+            _ => None,
+        }
+    }
+
+    /// How bad a state is, for picking the worst state of a breaker across its instances.
+    pub fn severity(self) -> u8 {
+        match self {
+            State::Closed => 0,
+            State::HalfOpen => 1,
+            State::Open => 2,
+        }
+    }
+}
+
+/// Counts of call outcomes in one interval.
+///
+/// `slow` counts calls slower than the slow-call threshold whatever their outcome,
+/// so it overlaps with `success` and `failure`. `rejected` calls never reached the dependency.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeCounts {
+    #[serde(default)]
+    pub success: u64,
+    #[serde(default)]
+    pub failure: u64,
+    #[serde(default)]
+    pub timeout: u64,
+    #[serde(default)]
+    pub rejected: u64,
+    #[serde(default)]
+    pub slow: u64,
+    #[serde(default)]
+    pub ignored: u64,
+}
+
+impl OutcomeCounts {
+    /// Calls that reached the dependency and were judged (success, failure or timeout).
+    pub fn judged(&self) -> u64 {
+        self.success + self.failure + self.timeout
+    }
+
+    /// Calls that failed, timeouts included.
+    pub fn failed(&self) -> u64 {
+        self.failure + self.timeout
+    }
+
+    pub fn merge(&mut self, other: &OutcomeCounts) {
+        self.success += other.success;
+        self.failure += other.failure;
+        self.timeout += other.timeout;
+        self.rejected += other.rejected;
+        self.slow += other.slow;
+        self.ignored += other.ignored;
+    }
+}
+
+/// What one breaker saw during one reporting interval.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Aggregate {
+    pub breaker: String,
+    /// Interval start, milliseconds since the Unix epoch.
+    pub start_ms: i64,
+    /// Interval length in milliseconds.
+    pub interval_ms: u32,
+    pub counts: OutcomeCounts,
+    #[serde(default)]
+    pub latency: LatencyHistogram,
+    /// The breaker's state at the end of the interval.
+    pub state: State,
+    /// The failure rate (0–1) the breaker currently judges over its window, if it has enough calls.
+    #[serde(default)]
+    pub failure_rate: Option<f64>,
+    /// The failure-rate threshold (0–1) the breaker trips at.
+    #[serde(default)]
+    pub failure_rate_threshold: Option<f64>,
+    #[serde(default)]
+    pub config_version: u64,
+}
+
+/// Why a breaker changed state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Trigger {
+    /// What was judged: `failure_rate`, `slow_call_rate`, `consecutive_failures`,
+    /// `wait_elapsed`, `probe_succeeded`, `probe_failed`, `half_open_timeout` or `manual`.
+    pub kind: String,
+    /// The value that crossed the threshold (a rate 0–1 or a count).
+    pub value: f64,
+    /// The threshold it was judged against.
+    pub threshold: f64,
+}
+
+/// One state transition of one breaker on one instance. Never sampled, never dropped silently.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    pub breaker: String,
+    /// When it happened, milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    pub from: State,
+    pub to: State,
+    #[serde(default)]
+    pub trigger: Option<Trigger>,
+    #[serde(default)]
+    pub config_version: u64,
+}
+
+/// Counters of what a reporter had to drop or merge while the server was unreachable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DropCounters {
+    /// Aggregates merged into a neighbour to save memory (their counts are kept).
+    #[serde(default)]
+    pub aggregates_coalesced: u64,
+    /// Aggregates dropped entirely (their counts are lost).
+    #[serde(default)]
+    pub aggregates_dropped: u64,
+    /// Transitions dropped (only when the buffer holds nothing but transitions).
+    #[serde(default)]
+    pub transitions_dropped: u64,
+}
+
+/// One numbered batch from one service instance.
+///
+/// `seq` increases by one per batch of that instance; the server stores a retried batch
+/// (same `service`, `instance`, `seq`) once and acknowledges it again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IngestBatch {
+    pub service: String,
+    pub instance: String,
+    pub seq: u64,
+    /// When the reporter sent it, milliseconds since the Unix epoch.
+    pub sent_at_ms: i64,
+    #[serde(default)]
+    pub aggregates: Vec<Aggregate>,
+    #[serde(default)]
+    pub transitions: Vec<Transition>,
+    #[serde(default)]
+    pub dropped: DropCounters,
+}
+
+/// The server's answer to an ingested batch, sent only once the batch is committed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestAck {
+    pub seq: u64,
+    /// True when this batch had been stored before; nothing was written again.
+    pub duplicate: bool,
+}
+
+/// An error body, for every 4xx and 5xx answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// A short machine-readable kind, e.g. `invalid_batch`.
+    pub error: String,
+    /// What is wrong, in a sentence.
+    pub detail: String,
+    /// Where: a JSON path into the request body (`$.aggregates[3].breaker`), or the request path.
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+/// One instance's view of a breaker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InstanceState {
+    pub instance: String,
+    pub state: State,
+    /// When the instance entered `state`, ms since the epoch.
+    pub since_ms: i64,
+    pub config_version: u64,
+}
+
+/// The server's view of one breaker across all its instances.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BreakerSummary {
+    pub service: String,
+    pub breaker: String,
+    /// The worst state over the instances (Open over Half-Open over Closed).
+    pub state: State,
+    /// When the breaker entered its current worst state on the earliest instance, ms since the epoch.
+    pub since_ms: i64,
+    pub instances: Vec<InstanceState>,
+    pub open_instances: u32,
+    /// Failure rate (0–1) over the last reported interval, across instances; `None` without calls.
+    pub failure_rate: Option<f64>,
+    pub failure_rate_threshold: Option<f64>,
+    /// Calls per second over the last reported interval, across instances.
+    pub calls_per_s: f64,
+    /// The end of the last interval reported, ms since the epoch.
+    pub updated_ms: i64,
+}
+
+/// A transition as the server stores and streams it: with the service and instance it came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TransitionRecord {
+    /// Server-assigned, strictly increasing; the SSE event id.
+    pub id: i64,
+    pub service: String,
+    pub instance: String,
+    #[serde(flatten)]
+    pub transition: Transition,
+}
+
+/// What the live stream carries. Each SSE message's `event:` is the variant name in snake_case.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StreamEvent {
+    /// A breaker changed state on one instance.
+    Transition(TransitionRecord),
+    /// A breaker's updated summary, sent after each ingested batch that touched it.
+    Summary(BreakerSummary),
+}
+
+/// One step of a breaker's time series.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeriesPoint {
+    /// Step start, ms since the epoch.
+    pub t_ms: i64,
+    pub counts: OutcomeCounts,
+    /// failed / judged over the step; `None` when no call was judged.
+    pub failure_rate: Option<f64>,
+}
+
+/// A breaker's series over a time range.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    pub service: String,
+    pub breaker: String,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub step_ms: i64,
+    pub failure_rate_threshold: Option<f64>,
+    pub points: Vec<SeriesPoint>,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,121 @@
+use super::*;
+
+fn batch() -> IngestBatch {
+    IngestBatch {
+        service: "checkout".into(),
+        instance: "checkout-1".into(),
+        seq: 1,
+        sent_at_ms: 1_000_000,
+        aggregates: vec![Aggregate {
+            breaker: "payments".into(),
+            start_ms: 999_000,
+            interval_ms: 1_000,
+            counts: OutcomeCounts {
+                success: 9,
+                failure: 1,
+                ..Default::default()
+            },
+            latency: LatencyHistogram::default(),
+            state: State::Closed,
+            failure_rate: Some(0.1),
+            failure_rate_threshold: Some(0.5),
+            config_version: 1,
+        }],
+        transitions: vec![Transition {
+            breaker: "payments".into(),
+            at_ms: 999_500,
+            from: State::Closed,
+            to: State::Open,
+            trigger: Some(Trigger {
+                kind: "failure_rate".into(),
+                value: 0.6,
+                threshold: 0.5,
+            }),
+            config_version: 1,
+        }],
+        dropped: DropCounters::default(),
+    }
+}
+
+#[test]
+fn batch_round_trips_through_json() {
+    let original = batch();
+    let text = serde_json::to_string(&original).unwrap();
+    assert!(text.contains(r#""from":"closed","to":"open""#), "{text}");
+    let back: IngestBatch = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, original);
+}
+
+#[test]
+fn states_parse_back_from_their_names() {
+    for state in [State::Closed, State::Open, State::HalfOpen] {
+        assert_eq!(State::parse(state.as_str()), Some(state));
+    }
+    assert_eq!(State::parse("ajar"), None);
+}
+
+#[test]
+fn valid_batch_passes() {
+    assert_eq!(validate_batch(&batch(), 1_000_000), Ok(()));
+}
+
+#[test]
+fn invalid_batches_name_the_field() {
+    let cases: Vec<(&str, Box<dyn Fn(&mut IngestBatch)>)> = vec![
+        ("$.service", Box::new(|b| b.service.clear())),
+        ("$.instance", Box::new(|b| b.instance = "a\u{7}b".into())),
+        (
+            "$.aggregates[0].breaker",
+            Box::new(|b| b.aggregates[0].breaker = "x".repeat(201)),
+        ),
+        (
+            "$.aggregates[0].interval_ms",
+            Box::new(|b| b.aggregates[0].interval_ms = 0),
+        ),
+        (
+            "$.aggregates[0].failure_rate",
+            Box::new(|b| b.aggregates[0].failure_rate = Some(1.5)),
+        ),
+        (
+            "$.transitions[0].at_ms",
+            Box::new(|b| b.transitions[0].at_ms = 1_000_000 + 86_400_001),
+        ),
+        (
+            "$.transitions[0].to",
+            Box::new(|b| b.transitions[0].to = State::Closed),
+        ),
+        ("$.sent_at_ms", Box::new(|b| b.sent_at_ms = 0)),
+    ];
+    for (path, spoil) in cases {
+        let mut b = batch();
+        spoil(&mut b);
+        let err = validate_batch(&b, 1_000_000).unwrap_err();
+        assert_eq!(err.path, path, "{err}");
+    }
+}
+
+#[test]
+fn name_of_exactly_the_limit_is_accepted() {
+    assert_eq!(validate_name(&"é".repeat(MAX_NAME_LEN)), Ok(()));
+    assert!(validate_name(&"é".repeat(MAX_NAME_LEN + 1)).is_err());
+}
+
+#[test]
+fn histogram_buckets_merge_and_give_quantiles() {
+    let mut a = LatencyHistogram::default();
+    assert_eq!(a.quantile_ms(0.5), None);
+    for latency_us in [500, 1_500, 4_000, 40_000_000] {
+        a.record_micros(latency_us);
+    }
+    assert_eq!(a.counts[0], 1);
+    assert_eq!(a.counts[1], 1);
+    assert_eq!(a.counts[2], 1);
+    assert_eq!(a.counts[14], 1);
+    let mut b = LatencyHistogram::default();
+    b.add_to_bucket(6, 96);
+    b.merge(&a);
+    assert_eq!(b.total(), 100);
+    assert_eq!(b.quantile_ms(0.5), Some(100.0));
+    assert_eq!(b.quantile_ms(0.01), Some(1.0));
+    assert_eq!(b.quantile_ms(1.0), Some(60_000.0));
+}
