@@ -1,0 +1,153 @@
+//! Support for fusebox's end-to-end and browser tests: a real server on an ephemeral port
+//! with a temporary SQLite file, and a reader of its live stream.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use backend::server::{self, RunningServer, ServerOptions};
+use futures_util::StreamExt;
+
+/// A server on 127.0.0.1:0 with its own temporary database file.
+pub struct TestServer {
+    pub server: RunningServer,
+    pub database_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> anyhow::Result<TestServer> {
+        TestServer::start_with(|_| {}).await
+    }
+
+    /// Starts a server after `adjust` has changed the default options.
+    pub async fn start_with(adjust: impl FnOnce(&mut ServerOptions)) -> anyhow::Result<TestServer> {
+        let dir = tempfile::tempdir()?;
+        let database_path = dir.path().join("fusebox.db");
+        let url = format!("sqlite://{}", database_path.display());
+        let mut options = ServerOptions::new(SocketAddr::from(([127, 0, 0, 1], 0)), url);
+        adjust(&mut options);
+        let server = server::start(options).await?;
+        Ok(TestServer {
+            server,
+            database_path,
+            _dir: dir,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr
+    }
+
+    pub fn database_path(&self) -> &Path {
+        &self.database_path
+    }
+}
+
+/// One message of a Server-Sent Events stream.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SseMessage {
+    pub event: String,
+    pub id: Option<String>,
+    pub data: String,
+}
+
+/// Reads a Server-Sent Events stream message by message.
+pub struct SseReader {
+    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+}
+
+impl SseReader {
+    /// Connects to `url`, sending `Last-Event-ID` when given.
+    pub async fn connect(url: &str, last_event_id: Option<&str>) -> anyhow::Result<SseReader> {
+        let mut request = reqwest::Client::new().get(url);
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let response = request.send().await?.error_for_status()?;
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        anyhow::ensure!(
+            content_type.starts_with("text/event-stream"),
+            "expected an event stream, got {content_type:?}"
+        );
+        Ok(SseReader {
+            body: Box::pin(response.bytes_stream()),
+            buffer: String::new(),
+        })
+    }
+
+    /// The next message (comments such as heartbeats are skipped), waiting at most `deadline`.
+    pub async fn next(&mut self, deadline: Duration) -> anyhow::Result<SseMessage> {
+        tokio::time::timeout(deadline, self.next_message())
+            .await
+            .context("no stream message before the deadline")?
+    }
+
+    /// Reads messages until one satisfies `want`, waiting at most `deadline` in all.
+    pub async fn next_matching(
+        &mut self,
+        deadline: Duration,
+        mut want: impl FnMut(&SseMessage) -> bool,
+    ) -> anyhow::Result<SseMessage> {
+        tokio::time::timeout(deadline, async {
+            loop {
+                let message = self.next_message().await?;
+                if want(&message) {
+                    return Ok(message);
+                }
+            }
+        })
+        .await
+        .context("no matching stream message before the deadline")?
+    }
+
+    async fn next_message(&mut self) -> anyhow::Result<SseMessage> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut message = SseMessage::default();
+                let mut has_field = false;
+                for line in block.lines() {
+                    if line.starts_with(':') || line.is_empty() {
+                        continue;
+                    }
+                    let (field, value) = line.split_once(':').unwrap_or((line, ""));
+                    let value = value.strip_prefix(' ').unwrap_or(value);
+                    has_field = true;
+                    match field {
+                        "event" => message.event = value.to_string(),
+                        "id" => message.id = Some(value.to_string()),
+                        "data" => {
+                            if !message.data.is_empty() {
+                                message.data.push('\n');
+                            }
+                            message.data.push_str(value);
+                        }
+                        _ => {}
+                    }
+                }
+                if has_field {
+                    return Ok(message);
+                }
+                continue;
+            }
+            let chunk = self
+                .body
+                .next()
+                .await
+                .context("the stream ended")??;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
