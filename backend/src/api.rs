@@ -5,6 +5,7 @@ use axum::extract::{Path, Query, State};
 use protocol::{BreakerSummary, IngestAck, IngestBatch, Series, TransitionRecord};
 use serde::Deserialize;
 
+use crate::auth::{Ingester, Viewer};
 use crate::error::AppError;
 use crate::json::JsonBody;
 use crate::server::AppState;
@@ -24,8 +25,19 @@ const NICE_STEPS_MS: [i64; 14] = [
 
 pub async fn ingest(
     State(app): State<AppState>,
+    ingester: Ingester,
     JsonBody(batch): JsonBody<IngestBatch>,
 ) -> Result<Json<IngestAck>, AppError> {
+    if let Some(service) = ingester.service
+        && service != batch.service
+    {
+        return Err(AppError::Forbidden {
+            detail: format!(
+                "this key reports for the service {service:?}, not {:?}",
+                batch.service
+            ),
+        });
+    }
     protocol::validate_batch(&batch, now_ms()).map_err(|err| AppError::Invalid {
         detail: err.detail,
         path: err.path,
@@ -33,7 +45,7 @@ pub async fn ingest(
     Ok(Json(app.ingest.submit(batch).await?))
 }
 
-pub async fn breakers(State(app): State<AppState>) -> Json<Vec<BreakerSummary>> {
+pub async fn breakers(State(app): State<AppState>, _: Viewer) -> Json<Vec<BreakerSummary>> {
     let fleet = app.fleet.read().expect("fleet lock poisoned");
     Json(fleet.summaries())
 }
@@ -56,6 +68,7 @@ pub fn auto_step_ms(range_ms: i64) -> i64 {
 
 pub async fn series(
     State(app): State<AppState>,
+    _: Viewer,
     Path((service, breaker)): Path<(String, String)>,
     Query(query): Query<SeriesQuery>,
 ) -> Result<Json<Series>, AppError> {
@@ -91,6 +104,7 @@ pub struct TransitionsQuery {
 
 pub async fn transitions(
     State(app): State<AppState>,
+    _: Viewer,
     Path((service, breaker)): Path<(String, String)>,
     Query(query): Query<TransitionsQuery>,
 ) -> Result<Json<Vec<TransitionRecord>>, AppError> {

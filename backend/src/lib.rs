@@ -9,7 +9,8 @@
 //! - [`demo`]: simulated services that embed the `breaker` crate and report over HTTP.
 
 pub mod api;
-pub mod demo;
+pub mod auth;
+
 pub mod error;
 pub mod fleet;
 pub mod hub;

@@ -30,6 +30,8 @@ pub struct ServerOptions {
     pub max_body_bytes: usize,
     /// Batches the ingest queue holds before answering 503.
     pub ingest_queue: usize,
+    /// Let anyone read without a token.
+    pub anonymous_viewer: bool,
 }
 
 impl ServerOptions {
@@ -40,6 +42,7 @@ impl ServerOptions {
             dist_dir: ui::default_dist_dir(),
             max_body_bytes: 1024 * 1024,
             ingest_queue: 1_024,
+            anonymous_viewer: false,
         }
     }
 }
@@ -51,6 +54,7 @@ pub struct AppState {
     pub fleet: Arc<RwLock<Fleet>>,
     pub hub: Hub,
     pub ingest: IngestQueue,
+    pub anonymous_viewer: bool,
 }
 
 /// A server accepting connections; dropping it does not stop it, `shutdown` does.
@@ -104,6 +108,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         fleet,
         hub,
         ingest,
+        anonymous_viewer: options.anonymous_viewer,
     };
     let listener = TcpListener::bind(options.bind)
         .await

@@ -20,6 +20,7 @@ use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::auth::Viewer;
 use crate::error::AppError;
 use crate::server::AppState;
 
@@ -33,6 +34,7 @@ pub struct StreamQuery {
 
 pub async fn stream(
     State(app): State<AppState>,
+    _: Viewer,
     Query(query): Query<StreamQuery>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {

@@ -47,6 +47,28 @@ impl TestServer {
     pub fn database_path(&self) -> &Path {
         &self.database_path
     }
+
+    /// A new ingest key for `service`.
+    pub async fn ingest_key(&self, service: &str) -> anyhow::Result<String> {
+        Ok(
+            backend::auth::create_api_key(&self.server.state.store, service)
+                .await?
+                .secret,
+        )
+    }
+
+    /// A new user's token with the given role.
+    pub async fn user_token(
+        &self,
+        name: &str,
+        role: backend::auth::Role,
+    ) -> anyhow::Result<String> {
+        Ok(
+            backend::auth::add_user(&self.server.state.store, name, role)
+                .await?
+                .secret,
+        )
+    }
 }
 
 /// One message of a Server-Sent Events stream.
@@ -66,7 +88,19 @@ pub struct SseReader {
 impl SseReader {
     /// Connects to `url`, sending `Last-Event-ID` when given.
     pub async fn connect(url: &str, last_event_id: Option<&str>) -> anyhow::Result<SseReader> {
+        SseReader::connect_with_token(url, last_event_id, None).await
+    }
+
+    /// Connects with a bearer token.
+    pub async fn connect_with_token(
+        url: &str,
+        last_event_id: Option<&str>,
+        token: Option<&str>,
+    ) -> anyhow::Result<SseReader> {
         let mut request = reqwest::Client::new().get(url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
         if let Some(id) = last_event_id {
             request = request.header("Last-Event-ID", id);
         }
@@ -142,11 +176,7 @@ impl SseReader {
                 }
                 continue;
             }
-            let chunk = self
-                .body
-                .next()
-                .await
-                .context("the stream ended")??;
+            let chunk = self.body.next().await.context("the stream ended")??;
             self.buffer.push_str(&String::from_utf8_lossy(&chunk));
         }
     }
