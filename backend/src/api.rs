@@ -1,13 +1,13 @@
 //! Handlers of the `/api/v1` routes other than the live stream.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use protocol::{BreakerSummary, IngestAck, IngestBatch, Series, TransitionRecord};
 use serde::Deserialize;
 
 use crate::auth::{Ingester, Viewer};
 use crate::error::AppError;
-use crate::json::JsonBody;
+use crate::extract::{JsonBody, Path, Query};
 use crate::server::AppState;
 use crate::time::now_ms;
 

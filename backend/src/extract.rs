@@ -1,13 +1,57 @@
-//! `JsonBody<T>`: a JSON request extractor whose every rejection is an [`AppError`] that
-//! names what is wrong and where (400 for malformed JSON, 422 with a JSON path for a bad
-//! field, 413 for an oversized body, 415 without a JSON content type).
+//! Request extractors whose every rejection is an [`AppError`] with a JSON body that names
+//! what is wrong and where.
+//!
+//! - [`JsonBody`]: 400 for malformed JSON, 422 with a JSON path for a bad field, 413 for an
+//!   oversized body, 415 without a JSON content type.
+//! - [`Query`] and [`Path`]: axum's, with a 400 JSON answer instead of plain text.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
+use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::error::AppError;
+
+/// Query-string parameters.
+pub struct Query<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Query<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Query(value))
+            .map_err(|rejection| AppError::BadQuery {
+                detail: rejection.body_text(),
+            })
+    }
+}
+
+/// Path parameters.
+pub struct Path<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Path<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Path(value))
+            .map_err(|rejection| AppError::BadQuery {
+                detail: rejection.body_text(),
+            })
+    }
+}
 
 pub struct JsonBody<T>(pub T);
 

@@ -15,7 +15,7 @@ pub mod error;
 pub mod fleet;
 pub mod hub;
 pub mod ingest;
-pub mod json;
+pub mod extract;
 pub mod server;
 pub mod store;
 pub mod stream;
