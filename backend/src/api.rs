@@ -28,6 +28,10 @@ pub async fn ingest(
     ingester: Ingester,
     JsonBody(batch): JsonBody<IngestBatch>,
 ) -> Result<Json<IngestAck>, AppError> {
+    protocol::validate_batch(&batch, now_ms()).map_err(|err| AppError::Invalid {
+        detail: err.detail,
+        path: err.path,
+    })?;
     if let Some(service) = ingester.service
         && service != batch.service
     {
@@ -38,10 +42,6 @@ pub async fn ingest(
             ),
         });
     }
-    protocol::validate_batch(&batch, now_ms()).map_err(|err| AppError::Invalid {
-        detail: err.detail,
-        path: err.path,
-    })?;
     Ok(Json(app.ingest.submit(batch).await?))
 }
 
