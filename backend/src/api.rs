@@ -50,6 +50,22 @@ pub async fn breakers(State(app): State<AppState>, _: Viewer) -> Json<Vec<Breake
     Json(fleet.summaries())
 }
 
+/// Prometheus exposition. Readable like the rest of the read API.
+pub async fn metrics(State(app): State<AppState>, _: Viewer) -> impl axum::response::IntoResponse {
+    let depth = app.ingest.depth();
+    let text = {
+        let fleet = app.fleet.read().expect("fleet lock poisoned");
+        app.metrics.render(&fleet, depth)
+    };
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        text,
+    )
+}
+
 #[derive(Deserialize)]
 pub struct SeriesQuery {
     from_ms: Option<i64>,

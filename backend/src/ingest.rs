@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::AppError;
 use crate::fleet::{BreakerKey, Fleet, InstanceEvent, InstanceLive};
 use crate::hub::Hub;
+use crate::metrics::Metrics;
 use crate::store::{Committed, Store};
 use crate::time::now_ms;
 
@@ -63,6 +64,7 @@ pub fn spawn_writer(
     fleet: Arc<RwLock<Fleet>>,
     breaker_ids: HashMap<BreakerKey, i64>,
     hub: Hub,
+    metrics: Arc<Metrics>,
     capacity: usize,
 ) -> IngestQueue {
     let (tx, rx) = mpsc::channel(capacity);
@@ -71,6 +73,7 @@ pub fn spawn_writer(
         fleet,
         breaker_ids,
         hub,
+        metrics,
     };
     tokio::spawn(writer.run(rx));
     IngestQueue { tx }
@@ -81,6 +84,7 @@ struct Writer {
     fleet: Arc<RwLock<Fleet>>,
     breaker_ids: HashMap<BreakerKey, i64>,
     hub: Hub,
+    metrics: Arc<Metrics>,
 }
 
 /// What one batch will change once its transaction commits.
@@ -97,8 +101,10 @@ impl Writer {
         let mut jobs = Vec::with_capacity(MAX_BATCHES_PER_COMMIT);
         while rx.recv_many(&mut jobs, MAX_BATCHES_PER_COMMIT).await > 0 {
             let batches: Vec<&IngestBatch> = jobs.iter().map(|job| &job.batch).collect();
+            let started = std::time::Instant::now();
             match self.commit(&batches).await {
                 Ok(results) => {
+                    self.metrics.record_commit(started.elapsed(), results.len());
                     for (job, pending) in jobs.drain(..).zip(results) {
                         self.publish(&job.batch, pending, job.reply);
                     }
@@ -230,6 +236,11 @@ impl Writer {
         reply: oneshot::Sender<anyhow::Result<IngestAck>>,
     ) {
         self.breaker_ids.extend(pending.new_ids);
+        if pending.committed.duplicate {
+            self.metrics.record_duplicate();
+        } else {
+            self.metrics.record_batch(batch);
+        }
         let mut summaries = Vec::with_capacity(pending.instances.len());
         {
             let mut fleet = self.fleet.write().expect("fleet lock poisoned");

@@ -12,10 +12,11 @@ pub mod api;
 pub mod auth;
 
 pub mod error;
+pub mod extract;
 pub mod fleet;
 pub mod hub;
 pub mod ingest;
-pub mod extract;
+pub mod metrics;
 pub mod server;
 pub mod store;
 pub mod stream;

@@ -17,6 +17,7 @@ use tower_http::trace::TraceLayer;
 use crate::fleet::Fleet;
 use crate::hub::Hub;
 use crate::ingest::{self, IngestQueue};
+use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::{api, stream, ui};
 
@@ -54,6 +55,7 @@ pub struct AppState {
     pub fleet: Arc<RwLock<Fleet>>,
     pub hub: Hub,
     pub ingest: IngestQueue,
+    pub metrics: Arc<Metrics>,
     pub anonymous_viewer: bool,
 }
 
@@ -96,11 +98,13 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
     }
     let fleet = Arc::new(RwLock::new(fleet));
     let hub = Hub::default();
+    let metrics = Arc::new(Metrics::default());
     let ingest = ingest::spawn_writer(
         store.clone(),
         fleet.clone(),
         breaker_ids,
         hub.clone(),
+        metrics.clone(),
         options.ingest_queue,
     );
     let state = AppState {
@@ -108,6 +112,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         fleet,
         hub,
         ingest,
+        metrics,
         anonymous_viewer: options.anonymous_viewer,
     };
     let listener = TcpListener::bind(options.bind)
@@ -146,6 +151,7 @@ pub fn router(state: AppState, options: &ServerOptions) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(api::metrics))
         .with_state(state)
         .merge(ui::router(&options.dist_dir))
         .layer(DefaultBodyLimit::max(options.max_body_bytes))

@@ -1,0 +1,108 @@
+//! `/metrics` in the Prometheus exposition format, through metrics-exporter-prometheus.
+//!
+//! Each server owns its recorder (no global state, so several servers can run in one process,
+//! as the tests do). Counters are bumped by the ingest writer after each commit; the breaker
+//! gauges are set from the [`Fleet`] when scraped, so they are never staler than the fleet.
+
+use std::time::Duration;
+
+use metrics::with_local_recorder;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
+use protocol::{IngestBatch, State};
+
+use crate::fleet::Fleet;
+
+pub struct Metrics {
+    recorder: PrometheusRecorder,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(&[
+                0.000_5, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0,
+            ])
+            .expect("the bucket list is not empty")
+            .build_recorder();
+        Metrics { recorder }
+    }
+}
+
+impl Metrics {
+    /// Counts what a committed, non-duplicate batch carried.
+    pub fn record_batch(&self, batch: &IngestBatch) {
+        with_local_recorder(&self.recorder, || {
+            metrics::counter!("fusebox_ingest_batches_total").increment(1);
+            for aggregate in &batch.aggregates {
+                let c = &aggregate.counts;
+                for (outcome, n) in [
+                    ("success", c.success),
+                    ("failure", c.failure),
+                    ("timeout", c.timeout),
+                    ("rejected", c.rejected),
+                    ("slow", c.slow),
+                    ("ignored", c.ignored),
+                ] {
+                    if n > 0 {
+                        metrics::counter!("fusebox_calls_total",
+                            "service" => batch.service.clone(),
+                            "breaker" => aggregate.breaker.clone(),
+                            "outcome" => outcome)
+                        .increment(n);
+                    }
+                }
+            }
+            for transition in &batch.transitions {
+                metrics::counter!("fusebox_transitions_total",
+                    "service" => batch.service.clone(),
+                    "breaker" => transition.breaker.clone(),
+                    "from" => transition.from.as_str(),
+                    "to" => transition.to.as_str())
+                .increment(1);
+            }
+        });
+    }
+
+    pub fn record_duplicate(&self) {
+        with_local_recorder(&self.recorder, || {
+            metrics::counter!("fusebox_ingest_duplicate_batches_total").increment(1);
+        });
+    }
+
+    /// How long one group commit took, and how many batches it held.
+    pub fn record_commit(&self, elapsed: Duration, n_batches: usize) {
+        with_local_recorder(&self.recorder, || {
+            metrics::histogram!("fusebox_ingest_write_seconds").record(elapsed.as_secs_f64());
+            metrics::histogram!("fusebox_ingest_batches_per_commit").record(n_batches as f64);
+        });
+    }
+
+    /// The exposition text, with breaker gauges taken from `fleet` now.
+    pub fn render(&self, fleet: &Fleet, queue_depth: usize) -> String {
+        with_local_recorder(&self.recorder, || {
+            metrics::gauge!("fusebox_ingest_queue_depth").set(queue_depth as f64);
+            for summary in fleet.summaries() {
+                for state in [State::Closed, State::Open, State::HalfOpen] {
+                    metrics::gauge!("fusebox_breaker_state",
+                        "service" => summary.service.clone(),
+                        "breaker" => summary.breaker.clone(),
+                        "state" => state.as_str())
+                    .set(if summary.state == state { 1.0 } else { 0.0 });
+                }
+                metrics::gauge!("fusebox_breaker_open_instances",
+                    "service" => summary.service.clone(),
+                    "breaker" => summary.breaker.clone())
+                .set(f64::from(summary.open_instances));
+                metrics::gauge!("fusebox_breaker_instances",
+                    "service" => summary.service.clone(),
+                    "breaker" => summary.breaker.clone())
+                .set(summary.instances.len() as f64);
+                metrics::gauge!("fusebox_breaker_failure_rate",
+                    "service" => summary.service.clone(),
+                    "breaker" => summary.breaker.clone())
+                .set(summary.failure_rate.unwrap_or(0.0));
+            }
+        });
+        self.recorder.handle().render()
+    }
+}
