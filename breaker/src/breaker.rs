@@ -1,0 +1,712 @@
+//! [`CircuitBreaker`]: the thread-safe breaker that services call through.
+//!
+//! The [`Machine`] sits behind a mutex. In front of it, a fast path handles the common
+//! case without the lock: admitting a call while Closed reads one atomic word, and a plain
+//! success (not slow, judged harmless by the machine beforehand) adds one to this thread's
+//! stripe. The machine absorbs those successes into its window the next time it is locked,
+//! so its judgement is the same as if every call had gone through it.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, Window};
+use crate::events::{self, Event, EventKind, Listener, Listeners};
+use crate::machine::{Admission, Granted, Machine, Mode, Outcome, PermitKind, State, Transition};
+use crate::shard::{self, Counters, Stripes};
+use crate::window::Totals;
+
+/// A circuit breaker. Cloning is cheap and shares the breaker.
+#[derive(Clone)]
+pub struct CircuitBreaker {
+    inner: Arc<Inner>,
+}
+
+/// A call was rejected without reaching the dependency.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("circuit breaker is {}; call rejected", state.as_str())]
+pub struct Rejected {
+    /// The state that rejected the call (`Open`, or `HalfOpen` with every probe slot taken).
+    pub state: State,
+    /// How long until the breaker lets probes through, when known.
+    pub retry_after: Option<Duration>,
+}
+
+/// Why a call through the breaker did not return the dependency's value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CallError<E> {
+    #[error(transparent)]
+    Rejected(Rejected),
+    /// The async call ran past the configured `call_timeout`.
+    #[error("call timed out after {0:?}")]
+    Timeout(Duration),
+    /// The dependency's own error.
+    #[error("{0}")]
+    Inner(E),
+}
+
+/// Permission to make one call; record its outcome with [`Permit::record`] or
+/// [`Permit::finish`]. A permit dropped unrecorded counts as ignored (as a failure while the
+/// thread panics), so a cancelled call never holds a Half-Open probe slot.
+#[must_use = "record the call's outcome, or the permit counts as ignored"]
+pub struct Permit<'a> {
+    breaker: &'a CircuitBreaker,
+    granted: Granted,
+    started: Option<Duration>,
+}
+
+/// A [`Permit`] that owns a handle to its breaker, for futures that must be `'static`.
+#[must_use = "record the call's outcome, or the permit counts as ignored"]
+pub struct OwnedPermit {
+    breaker: CircuitBreaker,
+    granted: Granted,
+    started: Option<Duration>,
+    recorded: bool,
+}
+
+/// A consistent view of a breaker's judgement, taken under its lock.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Snapshot {
+    pub state: State,
+    pub mode: Mode,
+    pub config_version: u64,
+    /// The failure rate over the window, once it holds the minimum number of calls.
+    pub failure_rate: Option<f64>,
+    pub failure_rate_threshold: Option<f64>,
+    pub slow_call_rate: Option<f64>,
+    pub slow_call_rate_threshold: Option<f64>,
+    pub window: Totals,
+    pub consecutive_failures: u32,
+    /// Monotonic time on the breaker's clock when the current state was entered.
+    pub entered_at: Duration,
+}
+
+struct Inner {
+    hot: Hot,
+    stripes: Stripes,
+    core: Mutex<Core>,
+    clock: Arc<dyn Clock>,
+    listeners: Arc<Listeners>,
+    name: Box<str>,
+}
+
+/// What the fast path reads, on its own cache lines; written only when it changes.
+#[repr(align(128))]
+struct Hot {
+    /// State, flags and generation; see the `WORD_*` constants.
+    word: AtomicU64,
+    /// While Open, the monotonic nanoseconds until which calls are rejected.
+    open_until_nanos: AtomicU64,
+    /// The slow-call duration in nanoseconds, when a slow-call policy is on.
+    slow_nanos: AtomicU64,
+    /// For time-based windows: the second during which fast successes are allowed.
+    fast_second: AtomicU64,
+    /// The per-call timeout for async calls in nanoseconds, or 0.
+    call_timeout_nanos: AtomicU64,
+}
+
+struct Core {
+    machine: Machine,
+    /// Successes in the stripes that the machine has seen (fast ones absorbed, slow ones
+    /// recorded under this lock).
+    n_successes_seen: u64,
+}
+
+const STATE_MASK: u64 = 0b11;
+const STATE_CLOSED: u64 = 0;
+const STATE_OPEN: u64 = 1;
+const STATE_HALF_OPEN: u64 = 2;
+/// A plain success may be counted on the fast path.
+const WORD_FAST: u64 = 1 << 2;
+/// Metrics-only mode: no call is rejected, so the Open fast path does not apply.
+const WORD_PASS: u64 = 1 << 3;
+/// Measure latencies.
+const WORD_TIMING: u64 = 1 << 4;
+/// The window is time-based: fast successes must fall in `fast_second`.
+const WORD_TIME_WINDOW: u64 = 1 << 5;
+/// A listener wants every call: nothing takes the fast path.
+const WORD_CALL_EVENTS: u64 = 1 << 6;
+/// A slow-call policy is on: compare latencies with `slow_nanos`.
+const WORD_SLOW_POLICY: u64 = 1 << 7;
+const WORD_GENERATION_SHIFT: u32 = 8;
+
+// === impl CircuitBreaker ===
+
+impl CircuitBreaker {
+    /// A Closed breaker on the system clock.
+    pub fn new(name: impl Into<String>, config: Config) -> CircuitBreaker {
+        CircuitBreaker::with_clock(name, config, Arc::new(SystemClock::new()))
+    }
+
+    /// A Closed breaker on the given clock.
+    pub fn with_clock(
+        name: impl Into<String>,
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> CircuitBreaker {
+        CircuitBreaker::with_parts(name.into(), config, clock, Arc::default())
+    }
+
+    pub(crate) fn with_parts(
+        name: String,
+        config: Config,
+        clock: Arc<dyn Clock>,
+        listeners: Arc<Listeners>,
+    ) -> CircuitBreaker {
+        let now = clock.now();
+        let machine = Machine::new(config, now, seed_of(&name));
+        let breaker = CircuitBreaker {
+            inner: Arc::new(Inner {
+                hot: Hot {
+                    word: AtomicU64::new(0),
+                    open_until_nanos: AtomicU64::new(0),
+                    slow_nanos: AtomicU64::new(u64::MAX),
+                    fast_second: AtomicU64::new(0),
+                    call_timeout_nanos: AtomicU64::new(0),
+                },
+                stripes: Stripes::new(),
+                core: Mutex::new(Core {
+                    machine,
+                    n_successes_seen: 0,
+                }),
+                clock,
+                listeners,
+                name: name.into_boxed_str(),
+            }),
+        };
+        breaker.inner.refresh(&breaker.inner.lock(), now);
+        breaker
+    }
+
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// Asks to make one call. Never blocks; while Closed it reads one atomic word.
+    #[inline]
+    pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
+        let (granted, started) = self.inner.acquire()?;
+        Ok(Permit {
+            breaker: self,
+            granted,
+            started,
+        })
+    }
+
+    /// Like [`CircuitBreaker::try_acquire`], with a permit that owns a handle to the breaker.
+    pub fn try_acquire_owned(&self) -> Result<OwnedPermit, Rejected> {
+        let (granted, started) = self.inner.acquire()?;
+        Ok(OwnedPermit {
+            breaker: self.clone(),
+            granted,
+            started,
+            recorded: false,
+        })
+    }
+
+    /// Calls `f` if the breaker admits it; `Ok` is a success and `Err` a failure.
+    #[inline]
+    pub fn call<T, E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, CallError<E>> {
+        self.call_classified(classify_result, f)
+    }
+
+    /// Calls `f` if the breaker admits it; `classify` decides whether its result is a
+    /// success, a failure, or ignored (like pybreaker's `exclude`).
+    #[inline]
+    pub fn call_classified<T, E>(
+        &self,
+        classify: impl FnOnce(&Result<T, E>) -> Outcome,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, CallError<E>> {
+        let permit = self.try_acquire().map_err(CallError::Rejected)?;
+        let result = f();
+        permit.finish(classify(&result));
+        result.map_err(CallError::Inner)
+    }
+
+    /// Calls `f`, or `fallback` with the reason when the breaker rejects the call or the
+    /// call fails.
+    pub fn call_or_fallback<T, E>(
+        &self,
+        f: impl FnOnce() -> Result<T, E>,
+        fallback: impl FnOnce(CallError<E>) -> T,
+    ) -> T {
+        self.call(f).unwrap_or_else(fallback)
+    }
+
+    /// Awaits `future` if the breaker admits it; `Ok` is a success and `Err` a failure.
+    /// With a `call_timeout` configured (and the `tokio` feature), a call running longer is
+    /// dropped and counts as a timeout.
+    pub async fn call_async<T, E>(
+        &self,
+        future: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, CallError<E>> {
+        self.call_async_classified(classify_result, future).await
+    }
+
+    /// [`CircuitBreaker::call_async`] with a classifier, as in
+    /// [`CircuitBreaker::call_classified`].
+    pub async fn call_async_classified<T, E>(
+        &self,
+        classify: impl FnOnce(&Result<T, E>) -> Outcome,
+        future: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, CallError<E>> {
+        let permit = self.try_acquire().map_err(CallError::Rejected)?;
+        let timeout_nanos = self.inner.hot.call_timeout_nanos.load(Ordering::Relaxed);
+        let result = if timeout_nanos == 0 {
+            future.await
+        } else {
+            let timeout = Duration::from_nanos(timeout_nanos);
+            match with_timeout(timeout, future).await {
+                Some(result) => result,
+                None => {
+                    permit.record(Outcome::Timeout, timeout);
+                    return Err(CallError::Timeout(timeout));
+                }
+            }
+        };
+        permit.finish(classify(&result));
+        result.map_err(CallError::Inner)
+    }
+
+    /// The current state. Notices a wait in Open that has elapsed (moving to Half-Open)
+    /// without waiting for the next call.
+    pub fn state(&self) -> State {
+        let word = self.inner.hot.word.load(Ordering::Acquire);
+        if word & STATE_MASK == STATE_CLOSED {
+            return State::Closed;
+        }
+        let now = self.inner.clock.now();
+        let mut core = self.inner.lock();
+        let transition = core.machine.poll(now);
+        let state = core.machine.state();
+        self.inner.refresh(&core, now);
+        drop(core);
+        self.inner.emit_transition(transition);
+        state
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.inner.lock().machine.mode()
+    }
+
+    pub fn config(&self) -> Config {
+        self.inner.lock().machine.config().clone()
+    }
+
+    /// Applies a new config atomically, keeping the state and the window's calls.
+    pub fn set_config(&self, config: Config) {
+        let now = self.inner.clock.now();
+        let mut core = self.inner.lock();
+        self.inner.absorb(&mut core);
+        core.machine.set_config(config, now);
+        self.inner.refresh(&core, now);
+    }
+
+    /// Forces a state (`ForcedOpen`, `Disabled`), runs a dry run (`MetricsOnly`), or goes
+    /// back to `Automatic`.
+    pub fn set_mode(&self, mode: Mode) {
+        let now = self.inner.clock.now();
+        let mut core = self.inner.lock();
+        self.inner.absorb(&mut core);
+        let transition = core.machine.set_mode(mode, now);
+        self.inner.refresh(&core, now);
+        drop(core);
+        self.inner.emit_transition(transition);
+    }
+
+    /// The judgement as of now: state, rates, window totals.
+    pub fn snapshot(&self) -> Snapshot {
+        let now = self.inner.clock.now();
+        let mut core = self.inner.lock();
+        let transition = core.machine.poll(now);
+        self.inner.absorb(&mut core);
+        let machine = &mut core.machine;
+        let snapshot = Snapshot {
+            state: machine.state(),
+            mode: machine.mode(),
+            config_version: machine.config().version(),
+            failure_rate: machine.failure_rate(now),
+            failure_rate_threshold: machine.config().failure_rate_threshold(),
+            slow_call_rate: machine.slow_call_rate(now),
+            slow_call_rate_threshold: machine.config().slow_call_rate_threshold(),
+            window: machine.totals(now),
+            consecutive_failures: machine.consecutive_failures(),
+            entered_at: machine.entered_at(),
+        };
+        self.inner.refresh(&core, now);
+        drop(core);
+        self.inner.emit_transition(transition);
+        snapshot
+    }
+
+    /// Cumulative call counts since the breaker was made; lock-free.
+    pub fn counters(&self) -> Counters {
+        self.inner.stripes.sum()
+    }
+
+    /// Adds a listener to this breaker. Breakers of a [`Registry`](crate::Registry) share
+    /// the registry's listeners; use [`Registry::add_listener`](crate::Registry::add_listener).
+    pub fn add_listener(&self, listener: Arc<dyn Listener>) {
+        self.inner.listeners.add(listener);
+        self.refresh_flags();
+    }
+
+    pub(crate) fn refresh_flags(&self) {
+        let now = self.inner.clock.now();
+        let core = self.inner.lock();
+        self.inner.refresh(&core, now);
+    }
+
+    fn record(&self, granted: Granted, outcome: Outcome, latency: Duration) {
+        self.inner.record(granted, outcome, latency);
+    }
+}
+
+impl std::fmt::Debug for CircuitBreaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("name", &self.inner.name)
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl Inner ===
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, Core> {
+        // The machine's invariants hold between calls; a panic elsewhere cannot break them.
+        self.core
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    #[inline]
+    fn acquire(&self) -> Result<(Granted, Option<Duration>), Rejected> {
+        let word = self.hot.word.load(Ordering::Acquire);
+        if word & (STATE_MASK | WORD_CALL_EVENTS) == STATE_CLOSED {
+            let started = (word & WORD_TIMING != 0).then(|| self.clock.now());
+            let granted = Granted {
+                kind: PermitKind::Normal,
+                generation: word >> WORD_GENERATION_SHIFT,
+            };
+            return Ok((granted, started));
+        }
+        if word & (STATE_MASK | WORD_CALL_EVENTS | WORD_PASS) == STATE_OPEN {
+            let now = self.clock.now();
+            let open_until = self.hot.open_until_nanos.load(Ordering::Acquire);
+            let now_nanos = nanos(now);
+            if now_nanos < open_until {
+                self.stripes.local().add(shard::REJECTED, 1);
+                return Err(Rejected {
+                    state: State::Open,
+                    retry_after: (open_until != u64::MAX)
+                        .then(|| Duration::from_nanos(open_until - now_nanos)),
+                });
+            }
+        }
+        self.acquire_slow()
+    }
+
+    #[cold]
+    fn acquire_slow(&self) -> Result<(Granted, Option<Duration>), Rejected> {
+        let now = self.clock.now();
+        let mut core = self.lock();
+        self.absorb(&mut core);
+        let (admission, transition) = core.machine.acquire(now);
+        let state = core.machine.state();
+        if let Admission::Rejected { .. } = admission {
+            self.stripes.local().add(shard::REJECTED, 1);
+        }
+        let word = self.refresh(&core, now);
+        drop(core);
+        self.emit_transition(transition);
+        match admission {
+            Admission::Granted(granted) => {
+                let started = (word & WORD_TIMING != 0).then_some(now);
+                Ok((granted, started))
+            }
+            Admission::Rejected { retry_after } => {
+                if word & WORD_CALL_EVENTS != 0 {
+                    self.emit(now, EventKind::Rejected);
+                }
+                Err(Rejected { state, retry_after })
+            }
+        }
+    }
+
+    #[inline]
+    fn record(&self, granted: Granted, outcome: Outcome, latency: Duration) {
+        let word = self.hot.word.load(Ordering::Acquire);
+        if outcome == Outcome::Success
+            && granted.kind == PermitKind::Normal
+            && word & WORD_FAST != 0
+            && word >> WORD_GENERATION_SHIFT == granted.generation
+            && (word & WORD_SLOW_POLICY == 0
+                || nanos(latency) < self.hot.slow_nanos.load(Ordering::Relaxed))
+            && (word & WORD_TIME_WINDOW == 0
+                || self.clock.now().as_secs() == self.hot.fast_second.load(Ordering::Relaxed))
+        {
+            let stripe = self.stripes.local();
+            stripe.add(shard::SUCCESS, 1);
+            if word & WORD_TIMING != 0 {
+                stripe.add_latency(latency);
+            }
+            return;
+        }
+        self.record_slow(granted, outcome, latency);
+    }
+
+    #[cold]
+    fn record_slow(&self, granted: Granted, outcome: Outcome, latency: Duration) {
+        let now = self.clock.now();
+        let mut core = self.lock();
+        self.absorb(&mut core);
+        let transition = core.machine.record(now, granted, outcome, latency);
+        let slow = outcome != Outcome::Ignored && core.machine.config().is_slow(latency);
+        let stripe = self.stripes.local();
+        stripe.add(
+            match outcome {
+                Outcome::Success => shard::SUCCESS,
+                Outcome::Failure => shard::FAILURE,
+                Outcome::Timeout => shard::TIMEOUT,
+                Outcome::Ignored => shard::IGNORED,
+            },
+            1,
+        );
+        if outcome == Outcome::Success {
+            core.n_successes_seen += 1;
+        }
+        if slow {
+            stripe.add(shard::SLOW, 1);
+        }
+        let word = self.refresh(&core, now);
+        if word & WORD_TIMING != 0 {
+            stripe.add_latency(latency);
+        }
+        drop(core);
+        self.emit_transition(transition);
+        if word & WORD_CALL_EVENTS != 0 {
+            self.emit(
+                now,
+                match outcome {
+                    Outcome::Success => EventKind::Success { latency },
+                    Outcome::Failure => EventKind::Failure { latency },
+                    Outcome::Timeout => EventKind::Timeout { latency },
+                    Outcome::Ignored => EventKind::Ignored { latency },
+                },
+            );
+            if slow {
+                self.emit(now, EventKind::Slow { latency });
+            }
+        }
+    }
+
+    /// Hands the machine the successes counted on the fast path since it last looked.
+    fn absorb(&self, core: &mut Core) {
+        let n_successes = self.stripes.sum_of(shard::SUCCESS);
+        let n_new = n_successes.saturating_sub(core.n_successes_seen);
+        if n_new > 0 {
+            let second = self.hot.fast_second.load(Ordering::Relaxed);
+            core.machine.record_plain_successes(second, n_new);
+            core.n_successes_seen = n_successes;
+        }
+    }
+
+    /// Publishes the machine's state to the fast path; returns the word.
+    fn refresh(&self, core: &Core, now: Duration) -> u64 {
+        let machine = &core.machine;
+        let config = machine.config();
+        let interests = self.listeners.interests();
+        let mut word = match machine.state() {
+            State::Closed => STATE_CLOSED,
+            State::Open => STATE_OPEN,
+            State::HalfOpen => STATE_HALF_OPEN,
+        };
+        word |= machine.generation() << WORD_GENERATION_SHIFT;
+        if machine.mode() == Mode::MetricsOnly {
+            word |= WORD_PASS;
+        }
+        let slow_policy = config.slow_call_rate_threshold().is_some();
+        if slow_policy {
+            word |= WORD_SLOW_POLICY;
+            store_if_changed(&self.hot.slow_nanos, nanos(config.slow_call_duration()));
+        }
+        if slow_policy || interests & events::WANTS_LATENCY != 0 {
+            word |= WORD_TIMING;
+        }
+        if interests & events::WANTS_CALLS != 0 {
+            word |= WORD_CALL_EVENTS;
+        } else if let Some(second) = machine.fast_successes_allowed(now) {
+            word |= WORD_FAST;
+            if let Window::Time(_) = config.window() {
+                word |= WORD_TIME_WINDOW;
+                store_if_changed(&self.hot.fast_second, second);
+            }
+        }
+        let open_until = match (machine.mode(), machine.open_until()) {
+            (Mode::ForcedOpen, _) => u64::MAX,
+            (_, Some(until)) => nanos(until),
+            (_, None) => 0,
+        };
+        store_if_changed(&self.hot.open_until_nanos, open_until);
+        store_if_changed(
+            &self.hot.call_timeout_nanos,
+            config.call_timeout().map_or(0, nanos),
+        );
+        store_if_changed(&self.hot.word, word);
+        word
+    }
+
+    fn emit_transition(&self, transition: Option<Transition>) {
+        if let Some(transition) = transition
+            && self.listeners.interests() & events::WANTS_TRANSITIONS != 0
+        {
+            self.listeners.emit(&Event {
+                breaker: &self.name,
+                at_wall_ms: self.wall_ms_at(transition.at),
+                kind: EventKind::Transition(&transition),
+            });
+        }
+    }
+
+    fn emit(&self, now: Duration, kind: EventKind<'_>) {
+        self.listeners.emit(&Event {
+            breaker: &self.name,
+            at_wall_ms: self.wall_ms_at(now),
+            kind,
+        });
+    }
+
+    /// The wall-clock time of a monotonic instant, through the clock's current offset.
+    fn wall_ms_at(&self, at: Duration) -> i64 {
+        let now = self.clock.now();
+        let wall_now = self.clock.wall_ms();
+        wall_now - (now.saturating_sub(at).as_millis() as i64)
+    }
+}
+
+// === impl Permit ===
+
+impl Permit<'_> {
+    pub fn kind(&self) -> PermitKind {
+        self.granted.kind
+    }
+
+    /// Records the outcome and latency of the call.
+    #[inline]
+    pub fn record(self, outcome: Outcome, latency: Duration) {
+        let this = std::mem::ManuallyDrop::new(self);
+        this.breaker.record(this.granted, outcome, latency);
+    }
+
+    /// Records the outcome, with the latency measured since the permit was granted (zero
+    /// when the breaker measures no latency: no slow-call policy and no reporter).
+    #[inline]
+    pub fn finish(self, outcome: Outcome) {
+        let latency = elapsed_since(self.breaker, self.started);
+        self.record(outcome, latency);
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        let latency = elapsed_since(self.breaker, self.started);
+        self.breaker
+            .record(self.granted, dropped_outcome(), latency);
+    }
+}
+
+// === impl OwnedPermit ===
+
+impl OwnedPermit {
+    pub fn kind(&self) -> PermitKind {
+        self.granted.kind
+    }
+
+    pub fn breaker(&self) -> &CircuitBreaker {
+        &self.breaker
+    }
+
+    pub fn record(mut self, outcome: Outcome, latency: Duration) {
+        self.recorded = true;
+        self.breaker.record(self.granted, outcome, latency);
+    }
+
+    pub fn finish(self, outcome: Outcome) {
+        let latency = elapsed_since(&self.breaker, self.started);
+        self.record(outcome, latency);
+    }
+}
+
+impl Drop for OwnedPermit {
+    fn drop(&mut self) {
+        if self.recorded {
+            return;
+        }
+        let latency = elapsed_since(&self.breaker, self.started);
+        self.breaker
+            .record(self.granted, dropped_outcome(), latency);
+    }
+}
+
+/// `Ok` is a success, `Err` a failure.
+pub fn classify_result<T, E>(result: &Result<T, E>) -> Outcome {
+    match result {
+        Ok(_) => Outcome::Success,
+        Err(_) => Outcome::Failure,
+    }
+}
+
+fn dropped_outcome() -> Outcome {
+    if std::thread::panicking() {
+        Outcome::Failure
+    } else {
+        Outcome::Ignored
+    }
+}
+
+fn elapsed_since(breaker: &CircuitBreaker, started: Option<Duration>) -> Duration {
+    match started {
+        Some(started) => breaker.inner.clock.now().saturating_sub(started),
+        None => Duration::ZERO,
+    }
+}
+
+fn nanos(duration: Duration) -> u64 {
+    duration.as_nanos().min(u128::from(u64::MAX - 1)) as u64
+}
+
+fn store_if_changed(cell: &AtomicU64, value: u64) {
+    // Writing only on change keeps the fast path's cache line shared between cores.
+    if cell.load(Ordering::Relaxed) != value {
+        cell.store(value, Ordering::Release);
+    }
+}
+
+/// FNV-1a of the name: a stable seed for the wait jitter, different per breaker.
+fn seed_of(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(feature = "tokio")]
+async fn with_timeout<F: Future>(timeout: Duration, future: F) -> Option<F::Output> {
+    tokio::time::timeout(timeout, future).await.ok()
+}
+
+#[cfg(not(feature = "tokio"))]
+async fn with_timeout<F: Future>(_timeout: Duration, future: F) -> Option<F::Output> {
+    // Without a timer there is no way to abandon the call; it runs to completion.
+    Some(future.await)
+}
+
+#[cfg(test)]
+mod tests;

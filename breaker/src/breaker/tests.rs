@@ -1,0 +1,281 @@
+use std::sync::Mutex as StdMutex;
+
+use super::*;
+use crate::clock::ManualClock;
+use crate::config::{Config, Window as WindowShape};
+use crate::events::Interests;
+
+fn config() -> crate::config::ConfigBuilder {
+    Config::builder()
+        .failure_rate_threshold(0.5)
+        .window(WindowShape::Count(10))
+        .minimum_calls(4)
+        .wait_duration(Duration::from_secs(10))
+        .half_open_probes(1)
+        .half_open_successes(1)
+}
+
+fn breaker(config: crate::config::ConfigBuilder) -> (CircuitBreaker, ManualClock) {
+    let clock = ManualClock::default();
+    let breaker =
+        CircuitBreaker::with_clock("payments", config.build().unwrap(), Arc::new(clock.clone()));
+    (breaker, clock)
+}
+
+fn ok(breaker: &CircuitBreaker) -> Result<(), CallError<()>> {
+    breaker.call(|| Ok(()))
+}
+
+fn fail(breaker: &CircuitBreaker) -> Result<(), CallError<()>> {
+    breaker.call(|| Err(()))
+}
+
+#[derive(Default)]
+struct Recorder {
+    calls: bool,
+    events: StdMutex<Vec<String>>,
+}
+
+impl Listener for Recorder {
+    fn interests(&self) -> Interests {
+        Interests {
+            transitions: true,
+            calls: self.calls,
+            latency: false,
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>) {
+        let text = match event.kind {
+            EventKind::Transition(t) => format!(
+                "{}@{} {}->{} {}",
+                event.breaker,
+                event.at_wall_ms,
+                t.from.as_str(),
+                t.to.as_str(),
+                t.trigger.kind.as_str()
+            ),
+            other => format!("{other:?}"),
+        };
+        self.events.lock().unwrap().push(text);
+    }
+}
+
+#[test]
+fn fast_path_successes_count_in_the_window_exactly() {
+    let (breaker, _clock) = breaker(config());
+    for _ in 0..10 {
+        ok(&breaker).unwrap();
+    }
+    // The window holds 10 successes; each failure pushes one out.
+    for _ in 0..4 {
+        assert!(matches!(fail(&breaker), Err(CallError::Inner(()))));
+    }
+    assert_eq!(breaker.state(), State::Closed);
+    assert_eq!(breaker.snapshot().failure_rate, Some(0.4));
+    fail(&breaker).unwrap_err();
+    assert_eq!(breaker.state(), State::Open);
+    let counters = breaker.counters();
+    assert_eq!((counters.success, counters.failure), (10, 5));
+}
+
+#[test]
+fn open_rejects_then_a_probe_closes() {
+    let (breaker, clock) = breaker(config());
+    for _ in 0..4 {
+        fail(&breaker).unwrap_err();
+    }
+    let Err(CallError::Rejected(rejected)) = ok(&breaker) else {
+        panic!("expected a rejection")
+    };
+    assert_eq!(rejected.state, State::Open);
+    assert_eq!(rejected.retry_after, Some(Duration::from_secs(10)));
+    clock.advance(Duration::from_secs(10));
+    assert_eq!(breaker.state(), State::HalfOpen, "noticed without a call");
+    let probe = breaker.try_acquire().unwrap();
+    assert_eq!(probe.kind(), PermitKind::Probe);
+    assert!(breaker.try_acquire().is_err(), "one probe at a time");
+    probe.record(Outcome::Success, Duration::from_millis(3));
+    assert_eq!(breaker.state(), State::Closed);
+    assert_eq!(breaker.counters().rejected, 2);
+}
+
+#[test]
+fn a_dropped_probe_frees_its_slot() {
+    let (breaker, clock) = breaker(config());
+    for _ in 0..4 {
+        fail(&breaker).unwrap_err();
+    }
+    clock.advance(Duration::from_secs(10));
+    drop(breaker.try_acquire().unwrap());
+    assert_eq!(breaker.counters().ignored, 1);
+    assert_eq!(breaker.try_acquire().unwrap().kind(), PermitKind::Probe);
+}
+
+#[test]
+fn listeners_hear_transitions_with_wall_time() {
+    let (breaker, clock) = breaker(config());
+    let recorder = Arc::new(Recorder::default());
+    breaker.add_listener(recorder.clone());
+    clock.advance(Duration::from_millis(1_500));
+    for _ in 0..4 {
+        fail(&breaker).unwrap_err();
+    }
+    clock.advance(Duration::from_secs(10));
+    ok(&breaker).unwrap();
+    let start = ManualClock::default().wall_ms();
+    assert_eq!(
+        *recorder.events.lock().unwrap(),
+        [
+            format!("payments@{} closed->open failure_rate", start + 1_500),
+            format!("payments@{} open->half_open wait_elapsed", start + 11_500),
+            format!(
+                "payments@{} half_open->closed probe_succeeded",
+                start + 11_500
+            ),
+        ]
+    );
+}
+
+#[test]
+fn call_listeners_hear_every_call() {
+    let (breaker, _clock) = breaker(
+        config()
+            .slow_call_rate_threshold(1.0)
+            .slow_call_duration(Duration::from_millis(5)),
+    );
+    let recorder = Arc::new(Recorder {
+        calls: true,
+        ..Recorder::default()
+    });
+    breaker.add_listener(recorder.clone());
+    ok(&breaker).unwrap();
+    breaker
+        .try_acquire()
+        .unwrap()
+        .record(Outcome::Success, Duration::from_millis(7));
+    fail(&breaker).unwrap_err();
+    let events = recorder.events.lock().unwrap().clone();
+    assert_eq!(
+        events,
+        [
+            "Success { latency: 0ns }",
+            "Success { latency: 7ms }",
+            "Slow { latency: 7ms }",
+            "Failure { latency: 0ns }",
+        ]
+    );
+}
+
+#[test]
+fn set_config_keeps_the_window_and_applies_the_new_threshold() {
+    let (breaker, _clock) = breaker(config());
+    for _ in 0..6 {
+        ok(&breaker).unwrap();
+    }
+    fail(&breaker).unwrap_err();
+    fail(&breaker).unwrap_err();
+    breaker.set_config(
+        config()
+            .version(7)
+            .failure_rate_threshold(0.3)
+            .build()
+            .unwrap(),
+    );
+    assert_eq!(breaker.config().version(), 7);
+    assert_eq!(breaker.snapshot().window.n_calls, 8);
+    fail(&breaker).unwrap_err();
+    assert_eq!(breaker.state(), State::Open);
+}
+
+#[test]
+fn modes_force_disable_and_dry_run() {
+    let (breaker, _clock) = breaker(config());
+    breaker.set_mode(Mode::ForcedOpen);
+    assert!(matches!(
+        ok(&breaker),
+        Err(CallError::Rejected(Rejected {
+            retry_after: None,
+            ..
+        }))
+    ));
+    breaker.set_mode(Mode::Disabled);
+    for _ in 0..20 {
+        fail(&breaker).unwrap_err();
+    }
+    assert_eq!(breaker.state(), State::Closed);
+    breaker.set_mode(Mode::MetricsOnly);
+    for _ in 0..4 {
+        fail(&breaker).unwrap_err();
+    }
+    assert_eq!(breaker.state(), State::Open);
+    assert!(matches!(ok(&breaker), Ok(())), "a dry run never rejects");
+    breaker.set_mode(Mode::Automatic);
+    assert!(matches!(ok(&breaker), Err(CallError::Rejected(_))));
+}
+
+#[test]
+fn time_window_fast_path_respects_seconds() {
+    let (breaker, clock) = breaker(config().window(WindowShape::Time(10)));
+    for _ in 0..4 {
+        ok(&breaker).unwrap();
+    }
+    clock.advance(Duration::from_secs(5));
+    for _ in 0..4 {
+        ok(&breaker).unwrap();
+    }
+    // At 10 s the first four successes leave the window: 3 failures of 7 calls stay closed,
+    // 4 of 8 trip.
+    clock.advance(Duration::from_secs(5));
+    for _ in 0..3 {
+        fail(&breaker).unwrap_err();
+    }
+    assert_eq!(breaker.snapshot().window.n_calls, 7);
+    assert_eq!(breaker.state(), State::Closed);
+    fail(&breaker).unwrap_err();
+    assert_eq!(breaker.state(), State::Open);
+}
+
+#[test]
+fn panicking_calls_count_as_failures() {
+    let (breaker, _clock) = breaker(config());
+    for _ in 0..4 {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = breaker.call(|| -> Result<(), ()> { panic!("boom") });
+        }));
+        assert!(result.is_err());
+    }
+    assert_eq!(breaker.state(), State::Open);
+}
+
+#[test]
+fn classifier_can_ignore_errors() {
+    let (breaker, _clock) = breaker(config());
+    let classify = |result: &Result<(), u16>| match result {
+        Ok(()) => Outcome::Success,
+        Err(status) if *status < 500 => Outcome::Ignored,
+        Err(_) => Outcome::Failure,
+    };
+    for _ in 0..10 {
+        breaker.call_classified(classify, || Err(404)).unwrap_err();
+    }
+    assert_eq!(breaker.state(), State::Closed);
+    assert_eq!(breaker.counters().ignored, 10);
+    let fallback = breaker.call_or_fallback(|| Err::<u32, ()>(()), |_| 42);
+    assert_eq!(fallback, 42);
+}
+
+#[tokio::test(start_paused = true)]
+async fn async_calls_time_out_as_failures() {
+    let (breaker, _clock) = breaker(config().call_timeout(Duration::from_millis(100)));
+    let slow = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Ok::<_, ()>(())
+    };
+    assert_eq!(
+        breaker.call_async(slow).await,
+        Err(CallError::Timeout(Duration::from_millis(100)))
+    );
+    assert_eq!(breaker.call_async(async { Ok::<_, ()>(5) }).await, Ok(5));
+    assert_eq!(breaker.counters().timeout, 1);
+}

@@ -1,0 +1,152 @@
+//! Injected time: a monotonic clock for the state machine and a wall clock for reports.
+//!
+//! The state machine never reads time itself; it is handed `now` by its caller.
+//! [`CircuitBreaker`](crate::CircuitBreaker) reads it from a [`Clock`], so tests and the engine's
+//! replay drive a breaker in virtual time with [`ManualClock`], deterministically.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A source of time.
+///
+/// `now` is monotonic, measured from an arbitrary origin fixed when the clock was made;
+/// `wall_ms` is milliseconds since the Unix epoch and is used only for reports.
+pub trait Clock: Send + Sync + 'static {
+    /// Monotonic time since the clock's origin.
+    fn now(&self) -> Duration;
+    /// Wall-clock time, milliseconds since the Unix epoch.
+    fn wall_ms(&self) -> i64;
+}
+
+/// The operating system's clocks: `std::time::Instant` and `SystemTime`.
+#[derive(Clone, Copy, Debug)]
+pub struct SystemClock {
+    origin: Instant,
+}
+
+/// A clock that only moves when told to. Clones share the same time.
+///
+/// Its wall clock is its monotonic time added to a fixed epoch offset, so reports made in
+/// virtual time carry consistent timestamps.
+#[derive(Clone, Debug)]
+pub struct ManualClock {
+    inner: Arc<ManualInner>,
+}
+
+#[derive(Debug)]
+struct ManualInner {
+    now_nanos: AtomicU64,
+    wall_origin_ms: AtomicI64,
+}
+
+// === impl SystemClock ===
+
+impl SystemClock {
+    pub fn new() -> SystemClock {
+        SystemClock {
+            origin: Instant::now(),
+        }
+    }
+}
+
+impl Default for SystemClock {
+    fn default() -> SystemClock {
+        SystemClock::new()
+    }
+}
+
+impl Clock for SystemClock {
+    fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    fn wall_ms(&self) -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|since| since.as_millis() as i64)
+            .unwrap_or(0)
+    }
+}
+
+// === impl ManualClock ===
+
+impl ManualClock {
+    /// A clock at monotonic time zero, whose wall clock starts at `wall_origin_ms`.
+    pub fn new(wall_origin_ms: i64) -> ManualClock {
+        ManualClock {
+            inner: Arc::new(ManualInner {
+                now_nanos: AtomicU64::new(0),
+                wall_origin_ms: AtomicI64::new(wall_origin_ms),
+            }),
+        }
+    }
+
+    /// Moves time forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        self.inner
+            .now_nanos
+            .fetch_add(by.as_nanos() as u64, Ordering::SeqCst);
+    }
+
+    /// Sets the monotonic time; it must not go backwards, so an earlier `now` is ignored.
+    pub fn set(&self, now: Duration) {
+        self.inner
+            .now_nanos
+            .fetch_max(now.as_nanos() as u64, Ordering::SeqCst);
+    }
+}
+
+impl Default for ManualClock {
+    /// Starts the wall clock at 2026-01-01T00:00:00Z.
+    fn default() -> ManualClock {
+        ManualClock::new(1_767_225_600_000)
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Duration {
+        Duration::from_nanos(self.inner.now_nanos.load(Ordering::SeqCst))
+    }
+
+    fn wall_ms(&self) -> i64 {
+        self.inner.wall_origin_ms.load(Ordering::Relaxed) + self.now().as_millis() as i64
+    }
+}
+
+/// Tokio's clock, so `#[tokio::test(start_paused = true)]` moves breakers and reporters
+/// together. The wall clock is the system's wall clock at the origin plus tokio's elapsed time.
+#[cfg(feature = "tokio")]
+#[derive(Clone, Copy, Debug)]
+pub struct TokioClock {
+    origin: tokio::time::Instant,
+    wall_origin_ms: i64,
+}
+
+#[cfg(feature = "tokio")]
+impl TokioClock {
+    pub fn new() -> TokioClock {
+        TokioClock {
+            origin: tokio::time::Instant::now(),
+            wall_origin_ms: SystemClock::new().wall_ms(),
+        }
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl Default for TokioClock {
+    fn default() -> TokioClock {
+        TokioClock::new()
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl Clock for TokioClock {
+    fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    fn wall_ms(&self) -> i64 {
+        self.wall_origin_ms + self.origin.elapsed().as_millis() as i64
+    }
+}

@@ -1,0 +1,234 @@
+use std::sync::atomic::AtomicUsize;
+
+use axum::Json;
+use axum::extract::State as AxumState;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use tokio::sync::mpsc;
+
+use super::*;
+use crate::config::{Config, Window};
+use crate::machine::Mode;
+use crate::{CallError, CircuitBreaker};
+
+/// A stand-in ingest server: answers the first `n_failures` requests with `failure_status`
+/// (or stalls them for `stall` first), then acknowledges, and passes every request on.
+#[derive(Clone)]
+struct Server {
+    n_failures: usize,
+    failure_status: StatusCode,
+    stall: Duration,
+    n_requests: Arc<AtomicUsize>,
+    received: mpsc::UnboundedSender<(Option<String>, protocol::IngestBatch)>,
+}
+
+async fn ingest(
+    AxumState(server): AxumState<Server>,
+    headers: axum::http::HeaderMap,
+    Json(batch): Json<protocol::IngestBatch>,
+) -> Response {
+    let n = server.n_requests.fetch_add(1, Ordering::SeqCst);
+    let auth = headers
+        .get("authorization")
+        .map(|value| value.to_str().unwrap().to_owned());
+    let _ = server.received.send((auth, batch.clone()));
+    if n < server.n_failures {
+        if !server.stall.is_zero() {
+            tokio::time::sleep(server.stall).await;
+        }
+        return (server.failure_status, "try later").into_response();
+    }
+    Json(protocol::IngestAck {
+        seq: batch.seq,
+        duplicate: false,
+    })
+    .into_response()
+}
+
+type Received = mpsc::UnboundedReceiver<(Option<String>, protocol::IngestBatch)>;
+
+async fn serve(
+    n_failures: usize,
+    failure_status: StatusCode,
+    stall: Duration,
+) -> (String, Received) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let server = Server {
+        n_failures,
+        failure_status,
+        stall,
+        n_requests: Arc::default(),
+        received: tx,
+    };
+    let app = axum::Router::new()
+        .route("/api/v1/ingest", axum::routing::post(ingest))
+        .with_state(server);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{address}"), rx)
+}
+
+fn trip_config() -> Config {
+    Config::builder()
+        .window(Window::Count(10))
+        .minimum_calls(2)
+        .version(3)
+        .build()
+        .unwrap()
+}
+
+fn reporter_config(endpoint: String) -> ReporterConfig {
+    ReporterConfig {
+        // Long enough that only a transition can cause a send during the test.
+        interval: Duration::from_secs(3_600),
+        min_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+        api_key: Some("secret".into()),
+        ..ReporterConfig::new(endpoint, "checkout", "checkout-1")
+    }
+}
+
+async fn next(received: &mut Received) -> (Option<String>, protocol::IngestBatch) {
+    // A bound so a broken reporter fails the test instead of hanging it.
+    tokio::time::timeout(Duration::from_secs(20), received.recv())
+        .await
+        .expect("no batch arrived")
+        .expect("server gone")
+}
+
+#[tokio::test]
+async fn a_transition_is_sent_without_waiting_for_the_interval() {
+    let (endpoint, mut received) = serve(0, StatusCode::OK, Duration::ZERO).await;
+    let registry = Registry::new();
+    let payments = registry.get_or_create("payments", trip_config());
+    let reporter = Reporter::start(registry.clone(), reporter_config(endpoint));
+    for _ in 0..2 {
+        let _: Result<(), CallError<()>> = payments.call(|| Err(()));
+    }
+    let (auth, batch) = next(&mut received).await;
+    assert_eq!(auth.as_deref(), Some("Bearer secret"));
+    assert_eq!(
+        (batch.service.as_str(), batch.instance.as_str()),
+        ("checkout", "checkout-1")
+    );
+    assert_eq!(batch.transitions.len(), 1);
+    let transition = &batch.transitions[0];
+    assert_eq!(
+        (transition.from, transition.to),
+        (protocol::State::Closed, protocol::State::Open)
+    );
+    let trigger = transition.trigger.as_ref().unwrap();
+    assert_eq!(
+        (trigger.kind.as_str(), trigger.value, trigger.threshold),
+        ("failure_rate", 1.0, 0.5)
+    );
+    assert_eq!(transition.config_version, 3);
+    assert!(batch.aggregates.is_empty());
+    reporter.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_flushes_an_aggregate_with_the_counts() {
+    let (endpoint, mut received) = serve(0, StatusCode::OK, Duration::ZERO).await;
+    let registry = Registry::new();
+    let payments = registry.get_or_create("payments", trip_config());
+    let reporter = Reporter::start(registry.clone(), reporter_config(endpoint));
+    for _ in 0..5 {
+        payments.call(|| Ok::<_, ()>(())).unwrap();
+    }
+    let _ = payments.call(|| Err::<(), _>(()));
+    reporter.shutdown().await;
+    let (_, batch) = next(&mut received).await;
+    let aggregate = &batch.aggregates[0];
+    assert_eq!(aggregate.breaker, "payments");
+    assert_eq!((aggregate.counts.success, aggregate.counts.failure), (5, 1));
+    assert_eq!(
+        aggregate.latency.total(),
+        6,
+        "every call's latency is measured"
+    );
+    assert_eq!(aggregate.state, protocol::State::Closed);
+    assert_eq!(aggregate.failure_rate, Some(1.0 / 6.0));
+    assert_eq!(aggregate.failure_rate_threshold, Some(0.5));
+    assert_eq!(aggregate.config_version, 3);
+}
+
+#[tokio::test]
+async fn a_batch_is_retried_with_the_same_number_and_content_until_acknowledged() {
+    for status in [
+        StatusCode::SERVICE_UNAVAILABLE,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        StatusCode::TOO_MANY_REQUESTS,
+    ] {
+        let (endpoint, mut received) = serve(3, status, Duration::ZERO).await;
+        let registry = Registry::new();
+        let payments = registry.get_or_create("payments", trip_config());
+        let reporter = Reporter::start(registry.clone(), reporter_config(endpoint));
+        payments.set_mode(Mode::ForcedOpen);
+        let (_, first) = next(&mut received).await;
+        for _ in 0..3 {
+            let (_, retried) = next(&mut received).await;
+            assert_eq!(retried, first, "{status}");
+        }
+        let stats = reporter.stats();
+        assert_eq!(stats.failed_attempts, 3);
+        payments.set_mode(Mode::Automatic);
+        let (_, second) = next(&mut received).await;
+        assert_eq!(second.seq, first.seq + 1);
+        reporter.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_slow_server_delays_nothing_but_the_report() {
+    let (endpoint, mut received) = serve(
+        1,
+        StatusCode::SERVICE_UNAVAILABLE,
+        Duration::from_millis(300),
+    )
+    .await;
+    let registry = Registry::new();
+    let payments = registry.get_or_create("payments", trip_config());
+    let reporter = Reporter::start(registry.clone(), reporter_config(endpoint));
+    payments.set_mode(Mode::ForcedOpen);
+    let (_, first) = next(&mut received).await;
+    // The server is stalling the first request; calls go on regardless.
+    for _ in 0..1_000 {
+        assert!(payments.call(|| Ok::<_, ()>(())).is_err());
+    }
+    let (_, retried) = next(&mut received).await;
+    assert_eq!(retried.seq, first.seq);
+    reporter.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_server_that_is_down_keeps_memory_bounded_and_reports_drops_later() {
+    // Nothing listens on this port while the breakers flap.
+    let registry = Registry::new();
+    let breakers: Vec<CircuitBreaker> = (0..3)
+        .map(|i| registry.get_or_create(&format!("dep-{i}"), trip_config()))
+        .collect();
+    let config = ReporterConfig {
+        max_buffered: 8,
+        ..reporter_config("http://127.0.0.1:9".into())
+    };
+    let reporter = Reporter::start(registry.clone(), config);
+    for _ in 0..10 {
+        for breaker in &breakers {
+            breaker.set_mode(Mode::ForcedOpen);
+            breaker.set_mode(Mode::Automatic);
+        }
+    }
+    // 60 transitions against a cap of 8.
+    let stats = loop {
+        let stats = reporter.stats();
+        if stats.drops.transitions_dropped >= 52 {
+            break stats;
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    assert!(stats.pending_items <= 8 + 8, "{stats:?}");
+    drop(reporter);
+}
