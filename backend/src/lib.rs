@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod demo;
 
 pub mod error;
 pub mod extract;

@@ -1,0 +1,261 @@
+//! `fusebox`: the command-line entry point (serve, demo).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use backend::auth::{self, Role};
+use backend::server::{self, ServerOptions};
+use backend::store::Store;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "fusebox",
+    version,
+    about = "Live dashboards and adaptive tuning for circuit breakers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: ingest, SQLite store, live stream and dashboard.
+    Serve(ServeArgs),
+    /// Run the server plus simulated services whose breakers trip and recover.
+    Demo(ServeArgs),
+    /// Manage ingest keys (one per service).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Manage users and their roles.
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create an ingest key for a service; the key is printed once.
+    Create {
+        #[arg(long)]
+        service: String,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+    /// List keys (never their secrets).
+    List {
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+    /// Revoke a key by its id.
+    Revoke {
+        id: i64,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Add a user (a viewer unless --admin); the token is printed once.
+    Add {
+        name: String,
+        #[arg(long)]
+        admin: bool,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+    /// List users (never their tokens).
+    List {
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+    /// Revoke a user's token.
+    Revoke {
+        name: String,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+}
+
+#[derive(Args)]
+struct DatabaseArg {
+    /// SQLite database: a URL like sqlite://fusebox.db or a file path.
+    #[arg(
+        long = "database",
+        default_value = "sqlite://fusebox.db",
+        env = "DATABASE_URL"
+    )]
+    database: String,
+}
+
+impl DatabaseArg {
+    async fn open(&self) -> anyhow::Result<Store> {
+        Store::open(&database_url(&self.database)).await
+    }
+}
+
+fn database_url(text: &str) -> String {
+    if text.starts_with("sqlite:") {
+        text.to_string()
+    } else {
+        format!("sqlite://{text}")
+    }
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7878", env = "FUSEBOX_BIND")]
+    bind: SocketAddr,
+    /// SQLite database: a URL like sqlite://fusebox.db or a file path.
+    #[arg(
+        long = "database",
+        default_value = "sqlite://fusebox.db",
+        env = "DATABASE_URL"
+    )]
+    database: String,
+    /// Folder holding the dashboard bundle (index.html, wasm, JS).
+    #[arg(long, env = "FUSEBOX_DIST")]
+    dist: Option<PathBuf>,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Let anyone read the dashboard and the read API without a token.
+    #[arg(long)]
+    anonymous_viewer: bool,
+}
+
+impl ServeArgs {
+    fn options(&self) -> ServerOptions {
+        let mut options = ServerOptions::new(self.bind, database_url(&self.database));
+        options.anonymous_viewer = self.anonymous_viewer;
+        if let Some(dist) = &self.dist {
+            options.dist_dir = dist.clone();
+        }
+        options.max_body_bytes = self.max_body_bytes;
+        options
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into()),
+        )
+        .init();
+    if let Err(err) = run(Cli::parse()).await {
+        eprintln!("fusebox: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let running = server::start(args.options()).await?;
+            say_how_to_get_in(&running, &args).await?;
+            println!("fusebox is serving the dashboard at {}", running.url());
+            tokio::select! {
+                res = running.wait() => res,
+                res = tokio::signal::ctrl_c() => res.context("cannot wait for Ctrl-C"),
+            }
+        }
+        Command::Demo(args) => {
+            let running = server::start(args.options()).await?;
+            let url = running.url();
+            let demo = backend::demo::start(&running).await?;
+            println!("fusebox demo: open {url} in a browser (Ctrl-C to stop)");
+            let res = tokio::select! {
+                res = running.wait() => res,
+                res = tokio::signal::ctrl_c() => res.context("cannot wait for Ctrl-C"),
+            };
+            demo.shutdown().await;
+            res
+        }
+        Command::Keys(KeysCommand::Create { service, db }) => {
+            let created = auth::create_api_key(&db.open().await?, &service).await?;
+            println!(
+                "created ingest key {} for the service {service:?}; it is shown only once:",
+                created.id
+            );
+            println!("{}", created.secret);
+            Ok(())
+        }
+        Command::Keys(KeysCommand::List { db }) => {
+            print_listed(&auth::list_api_keys(&db.open().await?).await?);
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Revoke { id, db }) => {
+            anyhow::ensure!(
+                auth::revoke_api_key(&db.open().await?, id).await?,
+                "no active key with id {id}"
+            );
+            println!("revoked ingest key {id}");
+            Ok(())
+        }
+        Command::Users(UsersCommand::Add { name, admin, db }) => {
+            let role = if admin { Role::Admin } else { Role::Viewer };
+            let created = auth::add_user(&db.open().await?, &name, role).await?;
+            println!(
+                "added the {} {name:?}; their token is shown only once:",
+                role.as_str()
+            );
+            println!("{}", created.secret);
+            Ok(())
+        }
+        Command::Users(UsersCommand::List { db }) => {
+            print_listed(&auth::list_users(&db.open().await?).await?);
+            Ok(())
+        }
+        Command::Users(UsersCommand::Revoke { name, db }) => {
+            anyhow::ensure!(
+                auth::revoke_user(&db.open().await?, &name).await?,
+                "no active user named {name:?}"
+            );
+            println!("revoked the token of {name:?}");
+            Ok(())
+        }
+    }
+}
+
+fn print_listed(rows: &[auth::Listed]) {
+    println!(
+        "{:>5}  {:<8}  {:<30}  {:<8}",
+        "id", "role", "name", "status"
+    );
+    for row in rows {
+        let status = if row.revoked_ms.is_some() {
+            "revoked"
+        } else {
+            "active"
+        };
+        println!(
+            "{:>5}  {:<8}  {:<30}  {:<8}",
+            row.id, row.role, row.name, status
+        );
+    }
+}
+
+/// There are no default credentials; a server without an admin says how to create one.
+async fn say_how_to_get_in(
+    running: &server::RunningServer,
+    args: &ServeArgs,
+) -> anyhow::Result<()> {
+    if !auth::has_admin(&running.state.store).await? {
+        println!(
+            "No admin exists yet. Create the first one with:\n  fusebox users add NAME --admin --database {}",
+            args.database
+        );
+    }
+    if !args.anonymous_viewer {
+        println!(
+            "Reading needs a viewer or admin token (start with --anonymous-viewer to allow anyone to read)."
+        );
+    }
+    println!("Services report with an ingest key: fusebox keys create --service NAME");
+    Ok(())
+}

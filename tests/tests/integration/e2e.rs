@@ -1,0 +1,281 @@
+//! End to end over real HTTP: a server on an ephemeral port with a temporary SQLite file,
+//! breakers with their reporters, the API and the live stream.
+
+use std::time::Duration;
+
+use backend::auth::Role;
+use breaker::reporter::{Reporter, ReporterConfig};
+use breaker::{CallError, Config, Registry, Window};
+use protocol::{IngestAck, IngestBatch, State, StreamEvent, TransitionRecord};
+use serde_json::json;
+use tests::{SseReader, TestServer};
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn tight_config() -> Config {
+    Config::builder()
+        .failure_rate_threshold(0.5)
+        .window(Window::Count(10))
+        .minimum_calls(5)
+        .wait_duration(Duration::from_secs(60))
+        .half_open_probes(1)
+        .half_open_successes(1)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tripped_breaker_is_stored_and_streamed() {
+    let server = TestServer::start().await.unwrap();
+    let viewer = server.user_token("watcher", Role::Viewer).await.unwrap();
+    let key = server.ingest_key("checkout").await.unwrap();
+
+    let mut stream = SseReader::connect_with_token(
+        &format!("{}/api/v1/stream", server.url()),
+        None,
+        Some(&viewer),
+    )
+    .await
+    .unwrap();
+    let ready = stream.next(DEADLINE).await.unwrap();
+    assert_eq!(ready.event, "ready");
+
+    let registry = Registry::new();
+    let reporter = Reporter::start(
+        registry.clone(),
+        ReporterConfig {
+            api_key: Some(key),
+            ..ReporterConfig::new(server.url(), "checkout", "checkout-1")
+        },
+    );
+    let payments = registry.get_or_create("payments-api", tight_config());
+    for _ in 0..5 {
+        let res: Result<(), CallError<&str>> = payments.call(|| Err("connection refused"));
+        assert!(matches!(res, Err(CallError::Inner(_))));
+    }
+    assert_eq!(payments.state(), breaker::State::Open);
+    let rejected: Result<(), CallError<&str>> = payments.call(|| Ok(()));
+    assert!(
+        matches!(rejected, Err(CallError::Rejected(_))),
+        "an open breaker rejects"
+    );
+
+    // The transition reaches the stream…
+    let message = stream
+        .next_matching(DEADLINE, |m| m.event == "transition")
+        .await
+        .unwrap();
+    let StreamEvent::Transition(record) = serde_json::from_str(&message.data).unwrap() else {
+        panic!("a transition event carries a transition: {}", message.data);
+    };
+    assert_eq!(message.id, Some(record.id.to_string()));
+    assert_eq!(
+        (record.service.as_str(), record.instance.as_str()),
+        ("checkout", "checkout-1")
+    );
+    assert_eq!(record.transition.breaker, "payments-api");
+    assert_eq!(
+        (record.transition.from, record.transition.to),
+        (State::Closed, State::Open)
+    );
+    let trigger = record.transition.trigger.clone().expect("a trip says why");
+    assert_eq!(trigger.kind, "failure_rate");
+    assert_eq!((trigger.value, trigger.threshold), (1.0, 0.5));
+
+    // …and is stored: the API reads it back from SQLite.
+    let client = reqwest::Client::new();
+    let stored: Vec<TransitionRecord> = client
+        .get(format!(
+            "{}/api/v1/breakers/checkout/payments-api/transitions",
+            server.url()
+        ))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stored, vec![record]);
+
+    // The fleet view shows the breaker open on its instance.
+    let breakers: Vec<protocol::BreakerSummary> = client
+        .get(format!("{}/api/v1/breakers", server.url()))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let summary = breakers
+        .iter()
+        .find(|b| b.breaker == "payments-api")
+        .unwrap();
+    assert_eq!((summary.state, summary.open_instances), (State::Open, 1));
+
+    reporter.shutdown().await;
+    // Aggregates were flushed on shutdown: the series counts the five failed calls and the rejection.
+    let series: protocol::Series = client
+        .get(format!(
+            "{}/api/v1/breakers/checkout/payments-api/series",
+            server.url()
+        ))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let failed: u64 = series.points.iter().map(|p| p.counts.failure).sum();
+    let rejected: u64 = series.points.iter().map(|p| p.counts.rejected).sum();
+    assert_eq!((failed, rejected), (5, 1));
+}
+
+fn batch(service: &str, seq: u64, to: State) -> IngestBatch {
+    let now = now_ms();
+    serde_json::from_value(json!({
+        "service": service, "instance": "i-1", "seq": seq, "sent_at_ms": now,
+        "aggregates": [{"breaker": "db", "start_ms": now - 1000, "interval_ms": 1000,
+                        "counts": {"success": 7, "failure": 3}, "state": "closed"}],
+        "transitions": [{"breaker": "db", "at_ms": now, "from": if to == State::Open { "closed" } else { "open" },
+                         "to": to.as_str(), "config_version": 1}]
+    }))
+    .unwrap()
+}
+
+async fn post_batch(server: &TestServer, key: &str, batch: &IngestBatch) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{}/api/v1/ingest", server.url()))
+        .bearer_auth(key)
+        .json(batch)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_retried_batch_is_stored_once() {
+    let server = TestServer::start_with(|o| o.anonymous_viewer = true)
+        .await
+        .unwrap();
+    let key = server.ingest_key("svc").await.unwrap();
+    let first = batch("svc", 7, State::Open);
+    let ack: IngestAck = post_batch(&server, &key, &first)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        ack,
+        IngestAck {
+            seq: 7,
+            duplicate: false
+        }
+    );
+    let again: IngestAck = post_batch(&server, &key, &first)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        IngestAck {
+            seq: 7,
+            duplicate: true
+        }
+    );
+    let pool = server.server.state.store.pool();
+    let n_transitions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM transitions")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let n_aggregates: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM aggregates")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!((n_transitions, n_aggregates), (1, 1));
+}
+
+#[tokio::test]
+async fn ingest_needs_the_services_own_key() {
+    let server = TestServer::start().await.unwrap();
+    let other_key = server.ingest_key("other").await.unwrap();
+    let viewer = server.user_token("v", Role::Viewer).await.unwrap();
+    let b = batch("svc", 1, State::Open);
+    let cases = [
+        (None, 401),
+        (Some("fbk_0000"), 401),
+        (Some(other_key.as_str()), 403),
+        (Some(viewer.as_str()), 403),
+    ];
+    for (key, status) in cases {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/api/v1/ingest", server.url()))
+            .json(&b);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "key {key:?}");
+        let body: protocol::ErrorBody = response.json().await.unwrap();
+        assert!(!body.detail.is_empty());
+    }
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM batches")
+        .fetch_one(server.server.state.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "nothing was stored");
+}
+
+#[tokio::test]
+async fn reconnecting_with_last_event_id_loses_no_transition() {
+    let server = TestServer::start_with(|o| o.anonymous_viewer = true)
+        .await
+        .unwrap();
+    let key = server.ingest_key("svc").await.unwrap();
+    let url = format!("{}/api/v1/stream", server.url());
+    let mut stream = SseReader::connect(&url, None).await.unwrap();
+    stream.next(DEADLINE).await.unwrap();
+    post_batch(&server, &key, &batch("svc", 1, State::Open))
+        .await
+        .error_for_status()
+        .unwrap();
+    let first = stream
+        .next_matching(DEADLINE, |m| m.event == "transition")
+        .await
+        .unwrap();
+    drop(stream);
+    // While disconnected, two more transitions happen.
+    post_batch(&server, &key, &batch("svc", 2, State::HalfOpen))
+        .await
+        .error_for_status()
+        .unwrap();
+    post_batch(&server, &key, &batch("svc", 3, State::Open))
+        .await
+        .error_for_status()
+        .unwrap();
+    let mut stream = SseReader::connect(&url, first.id.as_deref()).await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let message = stream
+            .next_matching(DEADLINE, |m| m.event == "transition")
+            .await
+            .unwrap();
+        let StreamEvent::Transition(record) = serde_json::from_str(&message.data).unwrap() else {
+            panic!("{}", message.data)
+        };
+        seen.push(record.transition.to);
+    }
+    assert_eq!(seen, vec![State::HalfOpen, State::Open]);
+}

@@ -1,0 +1,3 @@
+mod bad_input;
+mod browser;
+mod e2e;
