@@ -1,0 +1,231 @@
+use protocol::{
+    BreakerSummary, InstanceState, State, StreamEvent, Transition, TransitionRecord, Trigger,
+};
+
+use super::{Board, StateCounts};
+
+fn summary(service: &str, breaker: &str, state: State, updated_ms: i64) -> BreakerSummary {
+    BreakerSummary {
+        service: service.into(),
+        breaker: breaker.into(),
+        state,
+        since_ms: 0,
+        instances: vec![InstanceState {
+            instance: "i-1".into(),
+            state,
+            since_ms: 0,
+            config_version: 1,
+        }],
+        open_instances: u32::from(state == State::Open),
+        failure_rate: Some(0.1),
+        failure_rate_threshold: Some(0.5),
+        calls_per_s: 10.0,
+        updated_ms,
+    }
+}
+
+fn transition(
+    service: &str,
+    breaker: &str,
+    instance: &str,
+    at_ms: i64,
+    from: State,
+    to: State,
+) -> StreamEvent {
+    StreamEvent::Transition(TransitionRecord {
+        id: at_ms,
+        service: service.into(),
+        instance: instance.into(),
+        transition: Transition {
+            breaker: breaker.into(),
+            at_ms,
+            from,
+            to,
+            trigger: Some(Trigger {
+                kind: "failure_rate".into(),
+                value: 0.8,
+                threshold: 0.5,
+            }),
+            config_version: 1,
+        },
+    })
+}
+
+fn key(service: &str, breaker: &str) -> (String, String) {
+    (service.into(), breaker.into())
+}
+
+#[test]
+fn transition_changes_state_at_once_and_keeps_rates() {
+    let mut board = Board::default();
+    board.apply_snapshot(vec![summary("pay", "db", State::Closed, 1_000)]);
+    board.apply(transition(
+        "pay",
+        "db",
+        "i-1",
+        2_000,
+        State::Closed,
+        State::Open,
+    ));
+
+    let entry = board.entry(&key("pay", "db")).unwrap();
+    assert_eq!(entry.summary.state, State::Open);
+    assert_eq!(entry.summary.since_ms, 2_000);
+    assert_eq!(entry.summary.open_instances, 1);
+    assert_eq!(entry.summary.failure_rate, Some(0.1));
+    assert_eq!(entry.last_trigger.as_ref().unwrap().value, 0.8);
+}
+
+#[test]
+fn worst_instance_wins_and_recovery_of_one_is_not_enough() {
+    let mut board = Board::default();
+    board.apply(transition(
+        "pay",
+        "db",
+        "a",
+        1_000,
+        State::Closed,
+        State::Open,
+    ));
+    board.apply(transition(
+        "pay",
+        "db",
+        "b",
+        1_500,
+        State::Closed,
+        State::Open,
+    ));
+    board.apply(transition(
+        "pay",
+        "db",
+        "a",
+        3_000,
+        State::Open,
+        State::HalfOpen,
+    ));
+    let entry = board.entry(&key("pay", "db")).unwrap();
+    assert_eq!(entry.summary.state, State::Open);
+    assert_eq!(entry.summary.since_ms, 1_500);
+    assert_eq!(entry.summary.open_instances, 1);
+
+    board.apply(transition(
+        "pay",
+        "db",
+        "b",
+        3_100,
+        State::Open,
+        State::HalfOpen,
+    ));
+    assert_eq!(
+        board.entry(&key("pay", "db")).unwrap().summary.state,
+        State::HalfOpen
+    );
+}
+
+#[test]
+fn stale_transition_is_ignored() {
+    let mut board = Board::default();
+    board.apply(transition(
+        "pay",
+        "db",
+        "a",
+        5_000,
+        State::Open,
+        State::Closed,
+    ));
+    board.apply(transition(
+        "pay",
+        "db",
+        "a",
+        4_000,
+        State::Closed,
+        State::Open,
+    ));
+    assert_eq!(
+        board.entry(&key("pay", "db")).unwrap().summary.state,
+        State::Closed
+    );
+}
+
+#[test]
+fn summary_event_replaces_the_tile() {
+    let mut board = Board::default();
+    board.apply(transition(
+        "pay",
+        "db",
+        "a",
+        1_000,
+        State::Closed,
+        State::Open,
+    ));
+    board.apply(StreamEvent::Summary(summary(
+        "pay",
+        "db",
+        State::Closed,
+        9_000,
+    )));
+    let entry = board.entry(&key("pay", "db")).unwrap();
+    assert_eq!(entry.summary.state, State::Closed);
+    assert_eq!(entry.summary.calls_per_s, 10.0);
+}
+
+#[test]
+fn older_snapshot_does_not_undo_newer_stream_events() {
+    let mut board = Board::default();
+    board.apply(transition(
+        "pay",
+        "db",
+        "i-1",
+        2_000,
+        State::Closed,
+        State::Open,
+    ));
+    board.apply_snapshot(vec![
+        summary("pay", "db", State::Closed, 1_000),
+        summary("pay", "cache", State::Closed, 1_000),
+    ]);
+    assert_eq!(
+        board.entry(&key("pay", "db")).unwrap().summary.state,
+        State::Open
+    );
+    assert!(board.entry(&key("pay", "cache")).is_some());
+
+    board.apply_snapshot(vec![summary("pay", "db", State::Closed, 3_000)]);
+    assert_eq!(
+        board.entry(&key("pay", "db")).unwrap().summary.state,
+        State::Closed
+    );
+}
+
+#[test]
+fn groups_put_trouble_first() {
+    let mut board = Board::default();
+    board.apply_snapshot(vec![
+        summary("alpha", "a", State::Closed, 1),
+        summary("alpha", "b", State::Closed, 1),
+        summary("zulu", "a", State::Closed, 1),
+        summary("zulu", "b", State::Open, 1),
+        summary("mike", "x", State::HalfOpen, 1),
+    ]);
+    let order: Vec<(String, State, Vec<String>)> = board
+        .groups()
+        .into_iter()
+        .map(|group| (group.service, group.worst, group.breakers))
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            ("zulu".into(), State::Open, vec!["b".into(), "a".into()]),
+            ("mike".into(), State::HalfOpen, vec!["x".into()]),
+            ("alpha".into(), State::Closed, vec!["a".into(), "b".into()]),
+        ]
+    );
+    assert_eq!(
+        board.counts(),
+        StateCounts {
+            closed: 3,
+            half_open: 1,
+            open: 1
+        }
+    );
+}

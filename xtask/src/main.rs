@@ -1,0 +1,136 @@
+//! Build automation for fusebox, run as `cargo xtask <command>` (an alias in `.cargo/config.toml`).
+//!
+//! Brief overview:
+//! - `build-ui [--release]`: builds the wasm dashboard into `frontend/dist/` ([`build_ui`]),
+//!   choosing how to get a wasm32 standard library ([`route`]).
+//! - `demo [-- ARGS]`: builds the dashboard (release) and runs `fusebox demo` with it.
+//! - `test`: the whole test suite on a fresh machine, browser test included ([`test_suite`]).
+//!
+//! Everything shells out with `std::process::Command` and says what it runs; there is no build.rs
+//! that calls cargo, so a plain `cargo build` never triggers a hidden nested wasm build.
+
+mod apt;
+mod build_ui;
+mod route;
+mod test_suite;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  build-ui [--release]   build the wasm dashboard into frontend/dist/
+  demo [-- ARGS]         build the dashboard (release) and run `fusebox demo --anonymous-viewer ARGS`
+  test                   install the browser if missing, build the dashboard, run every test
+
+environment:
+  FUSEBOX_WASM_ROUTE=rustup|debian   force how the wasm32 standard library is obtained
+";
+
+fn main() -> ExitCode {
+    match run(std::env::args().skip(1).collect()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Vec<String>) -> anyhow::Result<()> {
+    let Some((command, rest)) = args.split_first() else {
+        eprint!("{USAGE}");
+        bail!("no command given");
+    };
+    match command.as_str() {
+        "build-ui" => {
+            let release = match rest {
+                [] => false,
+                [flag] if flag == "--release" => true,
+                _ => bail!("build-ui takes only `--release`, got {rest:?}"),
+            };
+            build_ui::build_ui(&build_ui::Options { release })?;
+            Ok(())
+        }
+        "demo" => demo(rest),
+        "test" => {
+            if !rest.is_empty() {
+                bail!("test takes no arguments, got {rest:?}");
+            }
+            test_suite::run()
+        }
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => {
+            eprint!("{USAGE}");
+            bail!("unknown command `{other}`")
+        }
+    }
+}
+
+/// `cargo xtask demo`: a release dashboard served by `fusebox demo`, which prints its URL.
+fn demo(extra_args: &[String]) -> anyhow::Result<()> {
+    // `cargo xtask demo -- --port 8080` reaches us with the `--` already removed by cargo;
+    // a second `--` typed by habit is dropped here too.
+    let extra_args = match extra_args.split_first() {
+        Some((first, rest)) if first == "--" => rest,
+        _ => extra_args,
+    };
+    let dist = build_ui::build_ui(&build_ui::Options { release: true })?;
+    step("starting the demo server (`fusebox demo`); it prints the dashboard URL");
+    let mut command = Command::new(cargo());
+    command
+        .current_dir(workspace_root())
+        .args(["run", "-p", "backend", "--", "demo", "--anonymous-viewer"])
+        .args(extra_args)
+        .env("FUSEBOX_DIST", &dist);
+    run_command(&mut command)
+}
+
+/// The workspace root: xtask lives one folder below it.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask has a parent folder")
+        .to_path_buf()
+}
+
+/// The cargo that runs us (from rustup), for nested host builds.
+pub fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
+}
+
+/// Announces a step, so a long run reads as a list of what happened.
+pub fn step(what: &str) {
+    eprintln!("==> {what}");
+}
+
+/// Runs a command with inherited output and fails with its exit status.
+pub fn run_command(command: &mut Command) -> anyhow::Result<()> {
+    eprintln!("    $ {}", describe(command));
+    let status = command.status().with_context(|| {
+        format!(
+            "could not start `{}`",
+            command.get_program().to_string_lossy()
+        )
+    })?;
+    if !status.success() {
+        bail!("`{}` failed ({status})", describe(command));
+    }
+    Ok(())
+}
+
+/// A command as a shell-like line (program and arguments; environment changes are not shown).
+pub fn describe(command: &Command) -> String {
+    std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|part| part.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,36 @@
+//! `cargo xtask test`: every test of the workspace on a fresh machine, the browser test included.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::{apt, build_ui, cargo, run_command, step, workspace_root};
+
+/// Debian's browser and its WebDriver, which the browser test drives headless.
+const BROWSER_PACKAGES: [&str; 2] = ["chromium", "chromium-driver"];
+
+pub fn run() -> anyhow::Result<()> {
+    step("checking for chromium and chromedriver (the browser test drives them)");
+    if Path::new("/usr/bin/chromedriver").exists() && Path::new("/usr/bin/chromium").exists() {
+        eprintln!("    chromium and chromedriver are installed");
+    } else {
+        apt::ensure_installed(&BROWSER_PACKAGES, "the browser test needs them")?;
+    }
+
+    step("building the dashboard bundle the browser test loads");
+    let dist = build_ui::build_ui(&build_ui::Options { release: true })?;
+
+    step("running every test of the workspace (browser test required)");
+    let mut command = Command::new(cargo());
+    command
+        .current_dir(workspace_root())
+        .args(["test", "--workspace"])
+        .env("FUSEBOX_REQUIRE_BROWSER", "1")
+        .env("FUSEBOX_DIST", &dist);
+    eprintln!(
+        "    with FUSEBOX_REQUIRE_BROWSER=1 FUSEBOX_DIST={}",
+        dist.display()
+    );
+    run_command(&mut command)?;
+    step("all tests passed");
+    Ok(())
+}
