@@ -49,7 +49,10 @@ CREATE TABLE instance_states (
 
 -- Per-interval aggregates as reported (1 s by default).
 -- latency holds the histogram's bucket counts, comma-separated (see protocol::LatencyHistogram).
+-- The id only grows (AUTOINCREMENT), even after pruning empties the table: the rollup job
+-- reads by id.
 CREATE TABLE aggregates (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     breaker_id INTEGER NOT NULL REFERENCES breakers (id),
     instance TEXT NOT NULL,
     start_ms INTEGER NOT NULL,

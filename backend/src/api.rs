@@ -2,7 +2,9 @@
 
 use axum::Json;
 use axum::extract::State;
-use protocol::{BreakerSummary, IngestAck, IngestBatch, Series, TransitionRecord};
+use protocol::{
+    BreakerSummary, IngestAck, IngestBatch, Series, ServiceSummary, Timeline, TransitionRecord,
+};
 use serde::Deserialize;
 
 use crate::auth::{Ingester, Viewer};
@@ -45,9 +47,87 @@ pub async fn ingest(
     Ok(Json(app.ingest.submit(batch).await?))
 }
 
-pub async fn breakers(State(app): State<AppState>, _: Viewer) -> Json<Vec<BreakerSummary>> {
+#[derive(Deserialize)]
+pub struct BreakersQuery {
+    service: Option<String>,
+}
+
+pub async fn breakers(
+    State(app): State<AppState>,
+    _: Viewer,
+    Query(query): Query<BreakersQuery>,
+) -> Json<Vec<BreakerSummary>> {
     let fleet = app.fleet.read().expect("fleet lock poisoned");
-    Json(fleet.summaries())
+    let mut summaries = fleet.summaries();
+    if let Some(service) = query.service {
+        summaries.retain(|s| s.service == service);
+    }
+    Json(summaries)
+}
+
+pub async fn services(State(app): State<AppState>, _: Viewer) -> Json<Vec<ServiceSummary>> {
+    let fleet = app.fleet.read().expect("fleet lock poisoned");
+    let mut services: Vec<ServiceSummary> = Vec::new();
+    for summary in fleet.summaries() {
+        if services.last().is_none_or(|s| s.service != summary.service) {
+            services.push(ServiceSummary {
+                service: summary.service.clone(),
+                breakers: 0,
+                open_breakers: 0,
+                instances: 0,
+            });
+        }
+        let service = services.last_mut().expect("pushed above");
+        service.breakers += 1;
+        service.open_breakers += u32::from(summary.state == protocol::State::Open);
+        service.instances = service.instances.max(summary.instances.len() as u32);
+    }
+    Json(services)
+}
+
+#[derive(Deserialize)]
+pub struct RangeQuery {
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+}
+
+impl RangeQuery {
+    /// The range asked for, the last 15 minutes by default, checked.
+    fn resolve(&self) -> Result<(i64, i64), AppError> {
+        let to_ms = self.to_ms.unwrap_or_else(now_ms);
+        let from_ms = self.from_ms.unwrap_or(to_ms - DEFAULT_RANGE_MS);
+        if from_ms >= to_ms {
+            return Err(AppError::BadQuery {
+                detail: format!("from_ms ({from_ms}) must be before to_ms ({to_ms})"),
+            });
+        }
+        if to_ms - from_ms > MAX_RANGE_MS {
+            return Err(AppError::BadQuery {
+                detail: "a range spans at most 31 days".into(),
+            });
+        }
+        Ok((from_ms, to_ms))
+    }
+}
+
+pub async fn timeline(
+    State(app): State<AppState>,
+    _: Viewer,
+    Path((service, breaker)): Path<(String, String)>,
+    Query(query): Query<RangeQuery>,
+) -> Result<Json<Timeline>, AppError> {
+    let (from_ms, to_ms) = query.resolve()?;
+    app.store
+        .timeline(&service, &breaker, from_ms, to_ms)
+        .await?
+        .map(Json)
+        .ok_or_else(|| no_breaker(&service, &breaker))
+}
+
+fn no_breaker(service: &str, breaker: &str) -> AppError {
+    AppError::NotFound {
+        detail: format!("no breaker {breaker:?} in service {service:?}"),
+    }
 }
 
 /// Prometheus exposition. Readable like the rest of the read API.
@@ -66,12 +146,6 @@ pub async fn metrics(State(app): State<AppState>, _: Viewer) -> impl axum::respo
     )
 }
 
-#[derive(Deserialize)]
-pub struct SeriesQuery {
-    from_ms: Option<i64>,
-    to_ms: Option<i64>,
-}
-
 /// The step for a range: the smallest nice step that keeps the series near `TARGET_POINTS`.
 pub fn auto_step_ms(range_ms: i64) -> i64 {
     let wanted = (range_ms + TARGET_POINTS - 1) / TARGET_POINTS;
@@ -86,20 +160,9 @@ pub async fn series(
     State(app): State<AppState>,
     _: Viewer,
     Path((service, breaker)): Path<(String, String)>,
-    Query(query): Query<SeriesQuery>,
+    Query(query): Query<RangeQuery>,
 ) -> Result<Json<Series>, AppError> {
-    let to_ms = query.to_ms.unwrap_or_else(now_ms);
-    let from_ms = query.from_ms.unwrap_or(to_ms - DEFAULT_RANGE_MS);
-    if from_ms >= to_ms {
-        return Err(AppError::BadQuery {
-            detail: format!("from_ms ({from_ms}) must be before to_ms ({to_ms})"),
-        });
-    }
-    if to_ms - from_ms > MAX_RANGE_MS {
-        return Err(AppError::BadQuery {
-            detail: "a series spans at most 31 days".into(),
-        });
-    }
+    let (from_ms, to_ms) = query.resolve()?;
     let step_ms = auto_step_ms(to_ms - from_ms);
     // Align to the step so that consecutive requests share step boundaries.
     let from_ms = from_ms.div_euclid(step_ms) * step_ms;
@@ -107,9 +170,7 @@ pub async fn series(
         .series(&service, &breaker, from_ms, to_ms, step_ms)
         .await?
         .map(Json)
-        .ok_or_else(|| AppError::NotFound {
-            detail: format!("no breaker {breaker:?} in service {service:?}"),
-        })
+        .ok_or_else(|| no_breaker(&service, &breaker))
 }
 
 #[derive(Deserialize)]
@@ -134,9 +195,7 @@ pub async fn transitions(
         .breaker_transitions(&service, &breaker, query.before_id, limit)
         .await?
         .map(Json)
-        .ok_or_else(|| AppError::NotFound {
-            detail: format!("no breaker {breaker:?} in service {service:?}"),
-        })
+        .ok_or_else(|| no_breaker(&service, &breaker))
 }
 
 pub async fn not_found(uri: axum::http::Uri) -> AppError {

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -18,6 +19,7 @@ use crate::fleet::Fleet;
 use crate::hub::Hub;
 use crate::ingest::{self, IngestQueue};
 use crate::metrics::Metrics;
+use crate::rollup::{self, Retention};
 use crate::store::Store;
 use crate::{api, stream, ui};
 
@@ -33,6 +35,9 @@ pub struct ServerOptions {
     pub ingest_queue: usize,
     /// Let anyone read without a token.
     pub anonymous_viewer: bool,
+    pub retention: Retention,
+    /// How often rollup and pruning run.
+    pub rollup_period: Duration,
 }
 
 impl ServerOptions {
@@ -44,6 +49,8 @@ impl ServerOptions {
             max_body_bytes: 1024 * 1024,
             ingest_queue: 1_024,
             anonymous_viewer: false,
+            retention: Retention::default(),
+            rollup_period: Duration::from_secs(10),
         }
     }
 }
@@ -107,6 +114,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         metrics.clone(),
         options.ingest_queue,
     );
+    let rollups = rollup::spawn(store.clone(), options.retention, options.rollup_period);
     let state = AppState {
         store,
         fleet,
@@ -122,11 +130,13 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
     let app = router(state.clone(), &options);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
+        let res = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 let _ = stopped.await;
             })
-            .await
+            .await;
+        rollups.abort();
+        res
     });
     tracing::info!(%addr, database = %options.database_url, "fusebox is serving");
     Ok(RunningServer {
@@ -146,6 +156,8 @@ pub fn router(state: AppState, options: &ServerOptions) -> Router {
             "/breakers/{service}/{breaker}/transitions",
             get(api::transitions),
         )
+        .route("/breakers/{service}/{breaker}/timeline", get(api::timeline))
+        .route("/services", get(api::services))
         .route("/stream", get(stream::stream))
         .fallback(api::not_found);
     Router::new()

@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use protocol::{
-    Aggregate, IngestBatch, LatencyHistogram, OutcomeCounts, Series, SeriesPoint, State,
-    Transition, TransitionRecord, Trigger,
+    Aggregate, IngestBatch, LatencyHistogram, Series, SeriesPoint, State, StateInterval, Timeline,
+    TimelineLane, Transition, TransitionRecord, Trigger,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 
 use crate::fleet::{BreakerKey, InstanceLive};
+use crate::rollup::{Bucket, HOUR_MS, MINUTE_MS, bucket_from_row};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
@@ -249,6 +250,10 @@ impl Store {
 
     /// A breaker's series over `[from_ms, to_ms)` in steps of `step_ms`; `None` for an unknown
     /// breaker. Steps without data are present with zero counts.
+    ///
+    /// Steps under a minute read raw aggregates; longer steps read the minute or hour rollups
+    /// plus the raw aggregates the rollup job has not reached yet, so the newest data shows
+    /// at every range.
     pub async fn series(
         &self,
         service: &str,
@@ -260,45 +265,66 @@ impl Store {
         let Some(breaker_id) = self.find_breaker(service, breaker).await? else {
             return Ok(None);
         };
+        let n_steps = ((to_ms - from_ms) + step_ms - 1) / step_ms;
+        let mut buckets = vec![Bucket::default(); n_steps as usize];
+        let mut add = |start_ms: i64, bucket: &Bucket| {
+            if let Some(slot) = buckets.get_mut(((start_ms - from_ms) / step_ms) as usize)
+                && start_ms >= from_ms
+            {
+                slot.merge(bucket);
+            }
+        };
+        let resolution = if step_ms % HOUR_MS == 0 {
+            Some(HOUR_MS)
+        } else if step_ms % MINUTE_MS == 0 {
+            Some(MINUTE_MS)
+        } else {
+            None
+        };
+        let raw_after_id = match resolution {
+            None => 0,
+            Some(resolution) => {
+                let rows = sqlx::query(
+                    "SELECT start_ms, success, failure, timeout, rejected, slow, ignored, latency,
+                            failure_rate_threshold
+                     FROM rollups
+                     WHERE breaker_id = ? AND resolution_ms = ? AND start_ms >= ? AND start_ms < ?",
+                )
+                .bind(breaker_id)
+                .bind(resolution)
+                .bind(from_ms)
+                .bind(to_ms)
+                .fetch_all(&self.pool)
+                .await?;
+                for row in &rows {
+                    add(row.get(0), &bucket_from_row(row, 1));
+                }
+                sqlx::query_scalar("SELECT last_aggregate_id FROM rollup_progress WHERE id = 1")
+                    .fetch_one(&self.pool)
+                    .await?
+            }
+        };
         let rows = sqlx::query(
-            "SELECT (start_ms - ?1) / ?3 AS step, SUM(success), SUM(failure), SUM(timeout),
-                    SUM(rejected), SUM(slow), SUM(ignored), MAX(failure_rate_threshold)
+            "SELECT start_ms, success, failure, timeout, rejected, slow, ignored, latency,
+                    failure_rate_threshold
              FROM aggregates
-             WHERE breaker_id = ?4 AND start_ms >= ?1 AND start_ms < ?2
-             GROUP BY step ORDER BY step",
+             WHERE breaker_id = ? AND start_ms >= ? AND start_ms < ? AND id > ?",
         )
+        .bind(breaker_id)
         .bind(from_ms)
         .bind(to_ms)
-        .bind(step_ms)
-        .bind(breaker_id)
+        .bind(raw_after_id)
         .fetch_all(&self.pool)
         .await?;
-        let n_steps = ((to_ms - from_ms) + step_ms - 1) / step_ms;
-        let mut points: Vec<SeriesPoint> = (0..n_steps)
-            .map(|i| SeriesPoint {
-                t_ms: from_ms + i * step_ms,
-                counts: OutcomeCounts::default(),
-                failure_rate: None,
-            })
-            .collect();
-        let mut threshold = None;
-        for row in rows {
-            let step: i64 = row.get(0);
-            let counts = OutcomeCounts {
-                success: row.get::<i64, _>(1) as u64,
-                failure: row.get::<i64, _>(2) as u64,
-                timeout: row.get::<i64, _>(3) as u64,
-                rejected: row.get::<i64, _>(4) as u64,
-                slow: row.get::<i64, _>(5) as u64,
-                ignored: row.get::<i64, _>(6) as u64,
-            };
-            threshold = row.get::<Option<f64>, _>(7).or(threshold);
-            if let Some(point) = points.get_mut(step as usize) {
-                point.failure_rate =
-                    (counts.judged() > 0).then(|| counts.failed() as f64 / counts.judged() as f64);
-                point.counts = counts;
-            }
+        for row in &rows {
+            add(row.get(0), &bucket_from_row(row, 1));
         }
+        let threshold = buckets.iter().rev().find_map(|b| b.failure_rate_threshold);
+        let points = buckets
+            .into_iter()
+            .enumerate()
+            .map(|(idx, bucket)| series_point(from_ms + idx as i64 * step_ms, bucket))
+            .collect();
         Ok(Some(Series {
             service: service.to_string(),
             breaker: breaker.to_string(),
@@ -307,6 +333,114 @@ impl Store {
             step_ms,
             failure_rate_threshold: threshold,
             points,
+        }))
+    }
+
+    /// A breaker's state timeline over `[from_ms, to_ms)`: per instance, the state it was in at
+    /// `from_ms` and every transition up to `to_ms`.
+    pub async fn timeline(
+        &self,
+        service: &str,
+        breaker: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> anyhow::Result<Option<Timeline>> {
+        let Some(breaker_id) = self.find_breaker(service, breaker).await? else {
+            return Ok(None);
+        };
+        // The last transition before the range, per instance, gives the state at its start.
+        let before = sqlx::query(
+            "SELECT t.instance, t.to_state, t.at_ms, t.config_version
+             FROM transitions t
+             JOIN (SELECT instance, MAX(id) AS id FROM transitions
+                   WHERE breaker_id = ?1 AND at_ms < ?2 GROUP BY instance) last ON last.id = t.id",
+        )
+        .bind(breaker_id)
+        .bind(from_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        let within = sqlx::query(
+            "SELECT instance, at_ms, from_state, to_state, trigger_kind, trigger_value,
+                    trigger_threshold, config_version
+             FROM transitions WHERE breaker_id = ?1 AND at_ms >= ?2 AND at_ms < ?3
+             ORDER BY at_ms, id",
+        )
+        .bind(breaker_id)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        // Instances that reported without ever changing state are Closed throughout.
+        let quiet: Vec<String> =
+            sqlx::query_scalar("SELECT instance FROM instance_states WHERE breaker_id = ?")
+                .bind(breaker_id)
+                .fetch_all(&self.pool)
+                .await?;
+        let mut lanes: std::collections::BTreeMap<String, Vec<StateInterval>> = Default::default();
+        for instance in quiet {
+            lanes.entry(instance).or_default();
+        }
+        for row in &before {
+            let state: String = row.get(1);
+            lanes.entry(row.get(0)).or_default().push(StateInterval {
+                state: State::parse(&state).context("unknown state in transitions")?,
+                start_ms: from_ms,
+                end_ms: None,
+                trigger: None,
+                config_version: row.get::<i64, _>(3) as u64,
+            });
+        }
+        for row in &within {
+            let at_ms: i64 = row.get(1);
+            let from_state: String = row.get(2);
+            let to_state: String = row.get(3);
+            let lane = lanes.entry(row.get(0)).or_default();
+            match lane.last_mut() {
+                Some(last) => last.end_ms = Some(at_ms),
+                None => lane.push(StateInterval {
+                    state: State::parse(&from_state).context("unknown state in transitions")?,
+                    start_ms: from_ms,
+                    end_ms: Some(at_ms),
+                    trigger: None,
+                    config_version: row.get::<i64, _>(7) as u64,
+                }),
+            }
+            lane.push(StateInterval {
+                state: State::parse(&to_state).context("unknown state in transitions")?,
+                start_ms: at_ms,
+                end_ms: None,
+                trigger: row.get::<Option<String>, _>(4).map(|kind| Trigger {
+                    kind,
+                    value: row.get::<Option<f64>, _>(5).unwrap_or(0.0),
+                    threshold: row.get::<Option<f64>, _>(6).unwrap_or(0.0),
+                }),
+                config_version: row.get::<i64, _>(7) as u64,
+            });
+        }
+        let lanes = lanes
+            .into_iter()
+            .map(|(instance, mut intervals)| {
+                if intervals.is_empty() {
+                    intervals.push(StateInterval {
+                        state: State::Closed,
+                        start_ms: from_ms,
+                        end_ms: None,
+                        trigger: None,
+                        config_version: 0,
+                    });
+                }
+                TimelineLane {
+                    instance,
+                    intervals,
+                }
+            })
+            .collect();
+        Ok(Some(Timeline {
+            service: service.to_string(),
+            breaker: breaker.to_string(),
+            from_ms,
+            to_ms,
+            lanes,
         }))
     }
 
@@ -359,6 +493,20 @@ impl Store {
             .map(transition_record)
             .collect::<anyhow::Result<Vec<_>>>()
             .map(Some)
+    }
+}
+
+fn series_point(t_ms: i64, bucket: Bucket) -> SeriesPoint {
+    let judged = bucket.counts.judged();
+    let rate = |n: u64| (judged > 0).then(|| n as f64 / judged as f64);
+    SeriesPoint {
+        t_ms,
+        failure_rate: rate(bucket.counts.failed()),
+        slow_call_rate: rate(bucket.counts.slow),
+        p50_ms: bucket.latency.quantile_ms(0.50),
+        p95_ms: bucket.latency.quantile_ms(0.95),
+        p99_ms: bucket.latency.quantile_ms(0.99),
+        counts: bucket.counts,
     }
 }
 

@@ -254,13 +254,62 @@ pub enum StreamEvent {
 }
 
 /// One step of a breaker's time series.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SeriesPoint {
     /// Step start, ms since the epoch.
     pub t_ms: i64,
     pub counts: OutcomeCounts,
     /// failed / judged over the step; `None` when no call was judged.
     pub failure_rate: Option<f64>,
+    /// slow / judged over the step; `None` when no call was judged.
+    #[serde(default)]
+    pub slow_call_rate: Option<f64>,
+    /// Latency percentiles from the step's merged histogram (bucket upper bounds), in ms.
+    #[serde(default)]
+    pub p50_ms: Option<f64>,
+    #[serde(default)]
+    pub p95_ms: Option<f64>,
+    #[serde(default)]
+    pub p99_ms: Option<f64>,
+}
+
+/// A stretch of time one instance spent in one state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StateInterval {
+    pub state: State,
+    pub start_ms: i64,
+    /// `None` while the instance is still in this state.
+    pub end_ms: Option<i64>,
+    /// Why the instance entered this state (absent when it was in it before the range).
+    #[serde(default)]
+    pub trigger: Option<Trigger>,
+    pub config_version: u64,
+}
+
+/// One instance's states over a time range.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimelineLane {
+    pub instance: String,
+    pub intervals: Vec<StateInterval>,
+}
+
+/// A breaker's state timeline: one lane per instance.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    pub service: String,
+    pub breaker: String,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub lanes: Vec<TimelineLane>,
+}
+
+/// A service and the state of its breakers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServiceSummary {
+    pub service: String,
+    pub breakers: u32,
+    pub open_breakers: u32,
+    pub instances: u32,
 }
 
 /// A breaker's series over a time range.

@@ -84,7 +84,10 @@ fn invalid_batches_name_the_field() {
             "$.transitions[0].to",
             Box::new(|b| b.transitions[0].to = State::Closed),
         ),
-        ("$.sent_at_ms", Box::new(|b| b.sent_at_ms = 1_000_000 - 86_400_001)),
+        (
+            "$.sent_at_ms",
+            Box::new(|b| b.sent_at_ms = 1_000_000 - 86_400_001),
+        ),
     ];
     for (path, spoil) in cases {
         let mut b = batch();

@@ -1,3 +1,4 @@
 mod bad_input;
 mod browser;
 mod e2e;
+mod storage;

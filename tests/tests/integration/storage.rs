@@ -1,0 +1,202 @@
+//! Storage: rollups merge exactly (counts and histograms), count late data, survive pruning of
+//! raw rows; series read the right resolution; timelines have one lane per instance.
+
+use std::time::Duration;
+
+use backend::rollup::{self, Retention};
+use protocol::{IngestBatch, Series, State, Timeline};
+use serde_json::json;
+use tests::TestServer;
+
+const MINUTE: i64 = 60_000;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Three aggregates per instance per minute over three minutes, for two instances.
+fn batches(base: i64) -> Vec<IngestBatch> {
+    let mut out = Vec::new();
+    for (idx, instance) in ["a", "b"].iter().enumerate() {
+        let mut aggregates = Vec::new();
+        for minute in 0..3 {
+            for second in [0, 20, 40] {
+                aggregates.push(json!({
+                    "breaker": "db", "start_ms": base + minute * MINUTE + second * 1000, "interval_ms": 1000,
+                    "counts": {"success": 8, "failure": 2, "slow": 1, "rejected": 1},
+                    // 9 calls at ≤ 10 ms, 1 at ≤ 500 ms.
+                    "latency": {"counts": [0, 0, 0, 9, 0, 0, 0, 0, 1]},
+                    "state": "closed", "failure_rate_threshold": 0.5
+                }));
+            }
+        }
+        out.push(serde_json::from_value(json!({
+            "service": "svc", "instance": instance, "seq": 1, "sent_at_ms": now_ms(),
+            "aggregates": aggregates,
+            "transitions": [
+                {"breaker": "db", "at_ms": base + MINUTE + idx as i64 * 1000, "from": "closed", "to": "open",
+                 "trigger": {"kind": "failure_rate", "value": 0.6, "threshold": 0.5}, "config_version": 2},
+                {"breaker": "db", "at_ms": base + 2 * MINUTE, "from": "open", "to": "half_open", "config_version": 2}
+            ]
+        })).unwrap());
+    }
+    out
+}
+
+async fn get<T: serde::de::DeserializeOwned>(server: &TestServer, path: &str) -> T {
+    reqwest::get(format!("{}{path}", server.url()))
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn totals(series: &Series) -> (u64, u64, u64) {
+    series.points.iter().fold((0, 0, 0), |(s, f, r), p| {
+        (
+            s + p.counts.success,
+            f + p.counts.failure,
+            r + p.counts.rejected,
+        )
+    })
+}
+
+#[tokio::test]
+async fn rollups_are_exact_and_count_late_data() {
+    let server = TestServer::start_with(|o| {
+        o.anonymous_viewer = true;
+        // The test drives the jobs itself.
+        o.rollup_period = Duration::from_secs(3_600);
+    })
+    .await
+    .unwrap();
+    let key = server.ingest_key("svc").await.unwrap();
+    let base = (now_ms() - 30 * MINUTE).div_euclid(MINUTE) * MINUTE;
+    let client = reqwest::Client::new();
+    for batch in batches(base) {
+        client
+            .post(format!("{}/api/v1/ingest", server.url()))
+            .bearer_auth(&key)
+            .json(&batch)
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+    }
+    let store = &server.server.state.store;
+    // Before any rollup, a 6-hour series (2-minute steps, minute rollups) still sees everything.
+    let wide = format!(
+        "/api/v1/breakers/svc/db/series?from_ms={}&to_ms={}",
+        base - 300 * MINUTE,
+        base + 60 * MINUTE
+    );
+    let narrow = format!(
+        "/api/v1/breakers/svc/db/series?from_ms={}&to_ms={}",
+        base,
+        base + 5 * MINUTE
+    );
+    let expected = (2 * 9 * 8, 2 * 9 * 2, 2 * 9);
+    let series: Series = get(&server, &wide).await;
+    assert_eq!(series.step_ms, 2 * MINUTE);
+    assert_eq!(totals(&series), expected);
+
+    assert_eq!(rollup::roll_up_once(store).await.unwrap(), 18);
+    assert_eq!(
+        rollup::roll_up_once(store).await.unwrap(),
+        0,
+        "nothing is rolled up twice"
+    );
+    let series: Series = get(&server, &wide).await;
+    assert_eq!(totals(&series), expected);
+    let raw: Series = get(&server, &narrow).await;
+    assert_eq!(raw.step_ms, 1_000);
+    assert_eq!(totals(&raw), expected);
+
+    // Percentiles come from merged histograms: 90 % of calls ≤ 10 ms, 10 % ≤ 500 ms.
+    let busy = series.points.iter().find(|p| p.counts.success > 0).unwrap();
+    assert_eq!(
+        (busy.p50_ms, busy.p95_ms, busy.p99_ms),
+        (Some(10.0), Some(500.0), Some(500.0))
+    );
+    assert_eq!(busy.failure_rate, Some(0.2));
+    assert_eq!(busy.slow_call_rate, Some(0.1));
+
+    // A late aggregate for an already rolled-up minute is counted.
+    let late = json!({"service": "svc", "instance": "a", "seq": 2, "sent_at_ms": now_ms(),
+        "aggregates": [{"breaker": "db", "start_ms": base + 5_000, "interval_ms": 1000,
+                        "counts": {"success": 100}, "state": "closed"}]});
+    client
+        .post(format!("{}/api/v1/ingest", server.url()))
+        .bearer_auth(&key)
+        .json(&late)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    assert_eq!(rollup::roll_up_once(store).await.unwrap(), 1);
+    let with_late = (expected.0 + 100, expected.1, expected.2);
+    assert_eq!(totals(&get::<Series>(&server, &wide).await), with_late);
+
+    // Pruning raw rows older than 10 minutes keeps the rollups, so wide series are unchanged.
+    let retention = Retention {
+        raw: Duration::from_secs(600),
+        ..Retention::default()
+    };
+    let pruned = rollup::prune_once(store, &retention, now_ms())
+        .await
+        .unwrap();
+    assert_eq!(pruned, 19);
+    assert_eq!(totals(&get::<Series>(&server, &wide).await), with_late);
+    assert_eq!(
+        totals(&get::<Series>(&server, &narrow).await),
+        (0, 0, 0),
+        "raw rows are gone"
+    );
+
+    // The timeline has a lane per instance: Closed, then Open, then Half-Open.
+    let timeline: Timeline = get(
+        &server,
+        &format!(
+            "/api/v1/breakers/svc/db/timeline?from_ms={}&to_ms={}",
+            base,
+            base + 5 * MINUTE
+        ),
+    )
+    .await;
+    assert_eq!(timeline.lanes.len(), 2);
+    for lane in &timeline.lanes {
+        let states: Vec<State> = lane.intervals.iter().map(|i| i.state).collect();
+        assert_eq!(
+            states,
+            vec![State::Closed, State::Open, State::HalfOpen],
+            "{lane:?}"
+        );
+        assert_eq!(
+            lane.intervals[1].trigger.as_ref().unwrap().kind,
+            "failure_rate"
+        );
+        assert_eq!(lane.intervals[2].end_ms, None);
+    }
+    // A range that starts after the trip opens in the state the instance was in.
+    let later: Timeline = get(
+        &server,
+        &format!(
+            "/api/v1/breakers/svc/db/timeline?from_ms={}&to_ms={}",
+            base + 3 * MINUTE,
+            base + 5 * MINUTE
+        ),
+    )
+    .await;
+    for lane in &later.lanes {
+        assert_eq!(lane.intervals.len(), 1);
+        assert_eq!(lane.intervals[0].state, State::HalfOpen);
+    }
+}
