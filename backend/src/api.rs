@@ -3,7 +3,8 @@
 use axum::Json;
 use axum::extract::State;
 use protocol::{
-    BreakerSummary, IngestAck, IngestBatch, Series, ServiceSummary, Timeline, TransitionRecord,
+    BreakerSummary, ErrorBody, IngestAck, IngestBatch, Series, ServiceSummary, Timeline,
+    TransitionRecord,
 };
 use serde::Deserialize;
 
@@ -25,6 +26,19 @@ const NICE_STEPS_MS: [i64; 14] = [
     1_800_000, 3_600_000, 86_400_000,
 ];
 
+#[utoipa::path(post, path = "/api/v1/ingest", tag = "ingest",
+    request_body = IngestBatch,
+    responses(
+        (status = 200, description = "Committed (or committed before: `duplicate`)", body = IngestAck),
+        (status = 400, description = "Malformed JSON or query", body = ErrorBody),
+        (status = 401, description = "No or unknown credentials", body = ErrorBody),
+        (status = 403, description = "Credentials without the right", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Not declared as JSON", body = ErrorBody),
+        (status = 422, description = "A field is invalid; `path` says which", body = ErrorBody),
+        (status = 503, description = "Ingest queue full; retry after `Retry-After`", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn ingest(
     State(app): State<AppState>,
     ingester: Ingester,
@@ -52,6 +66,14 @@ pub struct BreakersQuery {
     service: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/breakers", tag = "read",
+    params(("service" = Option<String>, Query, description = "Only this service")),
+    responses((status = 200, body = Vec<BreakerSummary>),
+        (status = 400, description = "Malformed JSON or query", body = ErrorBody),
+        (status = 401, description = "No or unknown credentials", body = ErrorBody),
+        (status = 403, description = "Credentials without the right", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn breakers(
     State(app): State<AppState>,
     _: Viewer,
@@ -65,6 +87,13 @@ pub async fn breakers(
     Json(summaries)
 }
 
+#[utoipa::path(get, path = "/api/v1/services", tag = "read",
+    responses((status = 200, body = Vec<ServiceSummary>),
+        (status = 400, description = "Malformed JSON or query", body = ErrorBody),
+        (status = 401, description = "No or unknown credentials", body = ErrorBody),
+        (status = 403, description = "Credentials without the right", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn services(State(app): State<AppState>, _: Viewer) -> Json<Vec<ServiceSummary>> {
     let fleet = app.fleet.read().expect("fleet lock poisoned");
     let mut services: Vec<ServiceSummary> = Vec::new();
@@ -110,6 +139,20 @@ impl RangeQuery {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/breakers/{service}/{breaker}/timeline", tag = "read",
+    params(
+        ("service" = String, Path, description = "Service name"),
+        ("breaker" = String, Path, description = "Breaker name"),
+        ("from_ms" = Option<i64>, Query, description = "Range start, ms since the epoch (default: 15 min before to_ms)"),
+        ("to_ms" = Option<i64>, Query, description = "Range end, ms since the epoch (default: now)"),
+    ),
+    responses((status = 200, body = Timeline),
+        (status = 400, description = "Malformed JSON or query", body = ErrorBody),
+        (status = 401, description = "No or unknown credentials", body = ErrorBody),
+        (status = 403, description = "Credentials without the right", body = ErrorBody),
+        (status = 404, description = "Unknown breaker", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn timeline(
     State(app): State<AppState>,
     _: Viewer,
@@ -131,6 +174,13 @@ fn no_breaker(service: &str, breaker: &str) -> AppError {
 }
 
 /// Prometheus exposition. Readable like the rest of the read API.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain"),
+        (status = 400, description = "Malformed JSON or query", body = ErrorBody),
+        (status = 401, description = "No or unknown credentials", body = ErrorBody),
+        (status = 403, description = "Credentials without the right", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn metrics(State(app): State<AppState>, _: Viewer) -> impl axum::response::IntoResponse {
     let depth = app.ingest.depth();
     let text = {
@@ -156,6 +206,20 @@ pub fn auto_step_ms(range_ms: i64) -> i64 {
         .unwrap_or(NICE_STEPS_MS[NICE_STEPS_MS.len() - 1])
 }
 
+#[utoipa::path(get, path = "/api/v1/breakers/{service}/{breaker}/series", tag = "read",
+    params(
+        ("service" = String, Path, description = "Service name"),
+        ("breaker" = String, Path, description = "Breaker name"),
+        ("from_ms" = Option<i64>, Query, description = "Range start, ms since the epoch (default: 15 min before to_ms)"),
+        ("to_ms" = Option<i64>, Query, description = "Range end, ms since the epoch (default: now)"),
+    ),
+    responses((status = 200, description = "Points at an automatic step (1 s to 1 day)", body = Series),
+        (status = 400, description = "Malformed JSON or query", body = ErrorBody),
+        (status = 401, description = "No or unknown credentials", body = ErrorBody),
+        (status = 403, description = "Credentials without the right", body = ErrorBody),
+        (status = 404, description = "Unknown breaker", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn series(
     State(app): State<AppState>,
     _: Viewer,
@@ -179,6 +243,20 @@ pub struct TransitionsQuery {
     limit: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/api/v1/breakers/{service}/{breaker}/transitions", tag = "read",
+    params(
+        ("service" = String, Path, description = "Service name"),
+        ("breaker" = String, Path, description = "Breaker name"),
+        ("before_id" = Option<i64>, Query, description = "Only transitions with a smaller id (paging)"),
+        ("limit" = Option<i64>, Query, description = "1 to 1000, default 100"),
+    ),
+    responses((status = 200, description = "Newest first", body = Vec<TransitionRecord>),
+        (status = 400, description = "Malformed JSON or query", body = ErrorBody),
+        (status = 401, description = "No or unknown credentials", body = ErrorBody),
+        (status = 403, description = "Credentials without the right", body = ErrorBody),
+        (status = 404, description = "Unknown breaker", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn transitions(
     State(app): State<AppState>,
     _: Viewer,

@@ -18,6 +18,7 @@ pub mod fleet;
 pub mod hub;
 pub mod ingest;
 pub mod metrics;
+pub mod openapi;
 pub mod rollup;
 pub mod server;
 pub mod store;

@@ -164,6 +164,7 @@ pub fn router(state: AppState, options: &ServerOptions) -> Router {
         .nest("/api/v1", api)
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(api::metrics))
+        .route("/api/openapi.json", get(crate::openapi::openapi_json))
         .with_state(state)
         .merge(ui::router(&options.dist_dir))
         .layer(DefaultBodyLimit::max(options.max_body_bytes))

@@ -33,6 +33,19 @@ pub struct StreamQuery {
     service: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/stream", tag = "read",
+    params(
+        ("service" = Option<String>, Query, description = "Only this service"),
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this transition id"),
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events: `ready` (id = newest transition id), \
+            `transition` (id = its id, data = StreamEvent), `summary` (data = StreamEvent); \
+            heartbeat comments every 15 s", content_type = "text/event-stream", body = StreamEvent),
+        (status = 400, description = "Bad Last-Event-ID", body = protocol::ErrorBody),
+        (status = 401, description = "No or unknown credentials", body = protocol::ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn stream(
     State(app): State<AppState>,
     _: Viewer,

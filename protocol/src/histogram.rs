@@ -15,6 +15,7 @@ pub const LATENCY_BOUNDS_MS: [u32; 14] = [
 /// and above the previous bound; `counts[14]` holds calls slower than 30 s.
 /// An empty `counts` means no call was measured.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LatencyHistogram {
     #[serde(default)]
     pub counts: Vec<u64>,

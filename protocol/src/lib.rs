@@ -24,6 +24,7 @@ pub use validate::{MAX_NAME_LEN, ValidationError, validate_batch, validate_name}
 /// - `Open`: calls are rejected without reaching the dependency.
 /// - `HalfOpen`: a few probe calls are let through to test whether the dependency recovered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     Closed,
@@ -64,6 +65,7 @@ impl State {
 /// `slow` counts calls slower than the slow-call threshold whatever their outcome,
 /// so it overlaps with `success` and `failure`. `rejected` calls never reached the dependency.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OutcomeCounts {
     #[serde(default)]
     pub success: u64,
@@ -102,6 +104,7 @@ impl OutcomeCounts {
 
 /// What one breaker saw during one reporting interval.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Aggregate {
     pub breaker: String,
     /// Interval start, milliseconds since the Unix epoch.
@@ -125,6 +128,7 @@ pub struct Aggregate {
 
 /// Why a breaker changed state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Trigger {
     /// What was judged: `failure_rate`, `slow_call_rate`, `consecutive_failures`,
     /// `wait_elapsed`, `probe_succeeded`, `probe_failed`, `half_open_timeout` or `manual`.
@@ -137,6 +141,7 @@ pub struct Trigger {
 
 /// One state transition of one breaker on one instance. Never sampled, never dropped silently.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Transition {
     pub breaker: String,
     /// When it happened, milliseconds since the Unix epoch.
@@ -151,6 +156,7 @@ pub struct Transition {
 
 /// Counters of what a reporter had to drop or merge while the server was unreachable.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DropCounters {
     /// Aggregates merged into a neighbour to save memory (their counts are kept).
     #[serde(default)]
@@ -168,6 +174,7 @@ pub struct DropCounters {
 /// `seq` increases by one per batch of that instance; the server stores a retried batch
 /// (same `service`, `instance`, `seq`) once and acknowledges it again.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IngestBatch {
     pub service: String,
     pub instance: String,
@@ -184,6 +191,7 @@ pub struct IngestBatch {
 
 /// The server's answer to an ingested batch, sent only once the batch is committed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IngestAck {
     pub seq: u64,
     /// True when this batch had been stored before; nothing was written again.
@@ -192,6 +200,7 @@ pub struct IngestAck {
 
 /// An error body, for every 4xx and 5xx answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// A short machine-readable kind, e.g. `invalid_batch`.
     pub error: String,
@@ -204,6 +213,7 @@ pub struct ErrorBody {
 
 /// One instance's view of a breaker.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InstanceState {
     pub instance: String,
     pub state: State,
@@ -214,6 +224,7 @@ pub struct InstanceState {
 
 /// The server's view of one breaker across all its instances.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BreakerSummary {
     pub service: String,
     pub breaker: String,
@@ -234,6 +245,7 @@ pub struct BreakerSummary {
 
 /// A transition as the server stores and streams it: with the service and instance it came from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TransitionRecord {
     /// Server-assigned, strictly increasing; the SSE event id.
     pub id: i64,
@@ -245,6 +257,7 @@ pub struct TransitionRecord {
 
 /// What the live stream carries. Each SSE message's `event:` is the variant name in snake_case.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StreamEvent {
     /// A breaker changed state on one instance.
@@ -255,6 +268,7 @@ pub enum StreamEvent {
 
 /// One step of a breaker's time series.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SeriesPoint {
     /// Step start, ms since the epoch.
     pub t_ms: i64,
@@ -275,6 +289,7 @@ pub struct SeriesPoint {
 
 /// A stretch of time one instance spent in one state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StateInterval {
     pub state: State,
     pub start_ms: i64,
@@ -288,6 +303,7 @@ pub struct StateInterval {
 
 /// One instance's states over a time range.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TimelineLane {
     pub instance: String,
     pub intervals: Vec<StateInterval>,
@@ -295,6 +311,7 @@ pub struct TimelineLane {
 
 /// A breaker's state timeline: one lane per instance.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Timeline {
     pub service: String,
     pub breaker: String,
@@ -305,6 +322,7 @@ pub struct Timeline {
 
 /// A service and the state of its breakers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceSummary {
     pub service: String,
     pub breakers: u32,
@@ -314,6 +332,7 @@ pub struct ServiceSummary {
 
 /// A breaker's series over a time range.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Series {
     pub service: String,
     pub breaker: String,

@@ -279,3 +279,46 @@ async fn reconnecting_with_last_event_id_loses_no_transition() {
     }
     assert_eq!(seen, vec![State::HalfOpen, State::Open]);
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route() {
+    let server = TestServer::start().await.unwrap();
+    let doc: serde_json::Value = reqwest::get(format!("{}/api/openapi.json", server.url()))
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    for path in [
+        "/api/v1/ingest",
+        "/api/v1/services",
+        "/api/v1/breakers",
+        "/api/v1/breakers/{service}/{breaker}/series",
+        "/api/v1/breakers/{service}/{breaker}/timeline",
+        "/api/v1/breakers/{service}/{breaker}/transitions",
+        "/api/v1/stream",
+        "/metrics",
+    ] {
+        assert!(
+            paths.contains_key(path),
+            "{path} is missing from {:?}",
+            paths.keys()
+        );
+    }
+    for schema in [
+        "IngestBatch",
+        "Aggregate",
+        "Transition",
+        "ErrorBody",
+        "StreamEvent",
+        "Series",
+    ] {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "schema {schema} is missing"
+        );
+    }
+}

@@ -1,0 +1,45 @@
+//! The OpenAPI document, generated from the handlers' annotations and the `protocol` types,
+//! served at `/api/openapi.json`.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::{api, stream};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "fusebox",
+        description = "Live dashboards and adaptive tuning for circuit breakers. \
+                       Every error body is an ErrorBody. Authenticate with `Authorization: Bearer` \
+                       and an ingest key (fbk_…) or a user token (fbu_…)."
+    ),
+    paths(
+        api::ingest,
+        api::services,
+        api::breakers,
+        api::series,
+        api::timeline,
+        api::transitions,
+        api::metrics,
+        stream::stream,
+    ),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(ApiDoc::openapi())
+}
