@@ -1,3 +1,4 @@
+mod auth;
 mod bad_input;
 mod browser;
 mod e2e;
