@@ -364,8 +364,8 @@ impl CircuitBreaker {
         self.inner.refresh(&core, now);
     }
 
-    fn record(&self, granted: Granted, outcome: Outcome, latency: Duration) {
-        self.inner.record(granted, outcome, latency);
+    fn record(&self, granted: Granted, outcome: Outcome, latency: Duration, now: Option<Duration>) {
+        self.inner.record(granted, outcome, latency, now);
     }
 }
 
@@ -441,8 +441,9 @@ impl Inner {
         }
     }
 
+    /// `now` is the clock's time if the caller has just read it.
     #[inline]
-    fn record(&self, granted: Granted, outcome: Outcome, latency: Duration) {
+    fn record(&self, granted: Granted, outcome: Outcome, latency: Duration, now: Option<Duration>) {
         let word = self.hot.word.load(Ordering::Acquire);
         if outcome == Outcome::Success
             && granted.kind == PermitKind::Normal
@@ -451,7 +452,8 @@ impl Inner {
             && (word & WORD_SLOW_POLICY == 0
                 || nanos(latency) < self.hot.slow_nanos.load(Ordering::Relaxed))
             && (word & WORD_TIME_WINDOW == 0
-                || self.clock.now().as_secs() == self.hot.fast_second.load(Ordering::Relaxed))
+                || now.unwrap_or_else(|| self.clock.now()).as_secs()
+                    == self.hot.fast_second.load(Ordering::Relaxed))
         {
             let stripe = self.stripes.local();
             stripe.add(shard::SUCCESS, 1);
@@ -603,23 +605,24 @@ impl Permit<'_> {
     #[inline]
     pub fn record(self, outcome: Outcome, latency: Duration) {
         let this = std::mem::ManuallyDrop::new(self);
-        this.breaker.record(this.granted, outcome, latency);
+        this.breaker.record(this.granted, outcome, latency, None);
     }
 
     /// Records the outcome, with the latency measured since the permit was granted (zero
     /// when the breaker measures no latency: no slow-call policy and no reporter).
     #[inline]
     pub fn finish(self, outcome: Outcome) {
-        let latency = elapsed_since(self.breaker, self.started);
-        self.record(outcome, latency);
+        let this = std::mem::ManuallyDrop::new(self);
+        let (latency, now) = elapsed_since(this.breaker, this.started);
+        this.breaker.record(this.granted, outcome, latency, now);
     }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        let latency = elapsed_since(self.breaker, self.started);
+        let (latency, now) = elapsed_since(self.breaker, self.started);
         self.breaker
-            .record(self.granted, dropped_outcome(), latency);
+            .record(self.granted, dropped_outcome(), latency, now);
     }
 }
 
@@ -636,12 +639,13 @@ impl OwnedPermit {
 
     pub fn record(mut self, outcome: Outcome, latency: Duration) {
         self.recorded = true;
-        self.breaker.record(self.granted, outcome, latency);
+        self.breaker.record(self.granted, outcome, latency, None);
     }
 
-    pub fn finish(self, outcome: Outcome) {
-        let latency = elapsed_since(&self.breaker, self.started);
-        self.record(outcome, latency);
+    pub fn finish(mut self, outcome: Outcome) {
+        self.recorded = true;
+        let (latency, now) = elapsed_since(&self.breaker, self.started);
+        self.breaker.record(self.granted, outcome, latency, now);
     }
 }
 
@@ -650,9 +654,9 @@ impl Drop for OwnedPermit {
         if self.recorded {
             return;
         }
-        let latency = elapsed_since(&self.breaker, self.started);
+        let (latency, now) = elapsed_since(&self.breaker, self.started);
         self.breaker
-            .record(self.granted, dropped_outcome(), latency);
+            .record(self.granted, dropped_outcome(), latency, now);
     }
 }
 
@@ -672,10 +676,17 @@ fn dropped_outcome() -> Outcome {
     }
 }
 
-fn elapsed_since(breaker: &CircuitBreaker, started: Option<Duration>) -> Duration {
+/// The latency since `started`, and the time now if the clock was read for it.
+fn elapsed_since(
+    breaker: &CircuitBreaker,
+    started: Option<Duration>,
+) -> (Duration, Option<Duration>) {
     match started {
-        Some(started) => breaker.inner.clock.now().saturating_sub(started),
-        None => Duration::ZERO,
+        Some(started) => {
+            let now = breaker.inner.clock.now();
+            (now.saturating_sub(started), Some(now))
+        }
+        None => (Duration::ZERO, None),
     }
 }
 

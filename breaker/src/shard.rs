@@ -1,7 +1,10 @@
 //! Striped counters: each thread adds to its own cache line, readers add the stripes up.
 //!
-//! One shared atomic costs ~23 ns per increment when two cores fight over it; a stripe per
-//! thread keeps the closed hot path at an uncontended increment.
+//! One shared atomic costs ~23 ns per increment when two cores fight over it. Instead, each
+//! thread claims a slot from a process-wide pool on first use (and gives it back when it
+//! exits); slot `k` is stripe `k` of every breaker, so its thread is that stripe's only writer
+//! and counts with a plain load and store, no locked instruction. Threads beyond the pool
+//! share a few overflow stripes with atomic adds.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -47,25 +50,97 @@ pub(crate) struct Stripe {
 
 pub(crate) struct Stripes {
     stripes: Box<[Stripe]>,
-    mask: usize,
 }
 
-static NEXT_THREAD_SLOT: AtomicUsize = AtomicUsize::new(0);
+/// Slots in the pool: at most 64 (one bit each in `SLOTS_TAKEN`).
+const MAX_OWNED_SLOTS: usize = 64;
+/// Overflow stripes, shared by threads that found the pool empty.
+const N_SHARED_STRIPES: usize = 2;
+/// Marks a slot value as owned by its thread.
+const OWNED: usize = 1 << (usize::BITS - 1);
+const UNASSIGNED: usize = usize::MAX;
+
+static SLOTS_TAKEN: AtomicU64 = AtomicU64::new(0);
+static N_OWNED_SLOTS: AtomicUsize = AtomicUsize::new(0);
+static NEXT_SHARED: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
-    /// This thread's stripe number, handed out round-robin on first use.
-    static THREAD_SLOT: Cell<usize> = const { Cell::new(usize::MAX) };
+    /// This thread's slot: a stripe index, with `OWNED` set when the thread owns it.
+    static THREAD_SLOT: Cell<usize> = const { Cell::new(UNASSIGNED) };
+    /// Gives an owned slot back when the thread exits.
+    static SLOT_GUARD: SlotGuard = const { SlotGuard { slot: Cell::new(UNASSIGNED) } };
 }
 
-fn thread_slot() -> usize {
-    THREAD_SLOT.with(|slot| {
-        let mut value = slot.get();
-        if value == usize::MAX {
-            value = NEXT_THREAD_SLOT.fetch_add(1, Ordering::Relaxed);
-            slot.set(value);
+struct SlotGuard {
+    slot: Cell<usize>,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        let slot = self.slot.get();
+        if slot != UNASSIGNED {
+            // Later uses by this thread's other destructors go to a shared stripe.
+            THREAD_SLOT.with(|cached| cached.set(shared_slot()));
+            SLOTS_TAKEN.fetch_and(!(1u64 << slot), Ordering::Release);
         }
-        value
-    })
+    }
+}
+
+/// How many slots the pool holds: twice the cores, so that a runtime's worker threads and a
+/// few others each own one.
+fn n_owned_slots() -> usize {
+    let n = N_OWNED_SLOTS.load(Ordering::Relaxed);
+    if n != 0 {
+        return n;
+    }
+    let parallelism = std::thread::available_parallelism().map_or(4, |n| n.get());
+    let n = (parallelism * 2).clamp(4, MAX_OWNED_SLOTS);
+    N_OWNED_SLOTS.store(n, Ordering::Relaxed);
+    n
+}
+
+fn shared_slot() -> usize {
+    n_owned_slots() + NEXT_SHARED.fetch_add(1, Ordering::Relaxed) % N_SHARED_STRIPES
+}
+
+#[inline]
+fn thread_slot() -> usize {
+    let slot = THREAD_SLOT.with(Cell::get);
+    if slot != UNASSIGNED {
+        return slot;
+    }
+    claim_slot()
+}
+
+#[cold]
+fn claim_slot() -> usize {
+    let n_owned = n_owned_slots();
+    let mut taken = SLOTS_TAKEN.load(Ordering::Relaxed);
+    let slot = loop {
+        let free = (!taken).trailing_zeros() as usize;
+        if free >= n_owned {
+            break shared_slot();
+        }
+        match SLOTS_TAKEN.compare_exchange_weak(
+            taken,
+            taken | (1u64 << free),
+            Ordering::Acquire,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => {
+                // Without a guard (the thread is exiting) the slot could not be given back.
+                let guarded = SLOT_GUARD.try_with(|guard| guard.slot.set(free)).is_ok();
+                if guarded {
+                    break free | OWNED;
+                }
+                SLOTS_TAKEN.fetch_and(!(1u64 << free), Ordering::Release);
+                break shared_slot();
+            }
+            Err(actual) => taken = actual,
+        }
+    };
+    THREAD_SLOT.with(|cached| cached.set(slot));
+    slot
 }
 
 pub(crate) fn latency_bucket(latency: Duration) -> usize {
@@ -78,15 +153,31 @@ pub(crate) fn latency_bucket(latency: Duration) -> usize {
 
 // === impl Stripe ===
 
-impl Stripe {
+/// A stripe and whether this thread is its only writer.
+pub(crate) struct LocalStripe<'a> {
+    stripe: &'a Stripe,
+    owned: bool,
+}
+
+impl LocalStripe<'_> {
     #[inline]
     pub(crate) fn add(&self, counter: usize, n: u64) {
-        self.counts[counter].fetch_add(n, Ordering::Relaxed);
+        bump(&self.stripe.counts[counter], n, self.owned);
     }
 
     #[inline]
     pub(crate) fn add_latency(&self, latency: Duration) {
-        self.latency[latency_bucket(latency)].fetch_add(1, Ordering::Relaxed);
+        bump(&self.stripe.latency[latency_bucket(latency)], 1, self.owned);
+    }
+}
+
+#[inline]
+fn bump(cell: &AtomicU64, n: u64, owned: bool) {
+    if owned {
+        // The only writer: no read-modify-write needed, readers see whole values.
+        cell.store(cell.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    } else {
+        cell.fetch_add(n, Ordering::Relaxed);
     }
 }
 
@@ -94,18 +185,20 @@ impl Stripe {
 
 impl Stripes {
     pub(crate) fn new() -> Stripes {
-        let parallelism = std::thread::available_parallelism().map_or(4, |n| n.get());
-        // Twice the cores, so threads beyond the core count still rarely share a stripe.
-        let n_stripes = (parallelism * 2).next_power_of_two().clamp(2, 32);
         Stripes {
-            stripes: (0..n_stripes).map(|_| Stripe::default()).collect(),
-            mask: n_stripes - 1,
+            stripes: (0..n_owned_slots() + N_SHARED_STRIPES)
+                .map(|_| Stripe::default())
+                .collect(),
         }
     }
 
     #[inline]
-    pub(crate) fn local(&self) -> &Stripe {
-        &self.stripes[thread_slot() & self.mask]
+    pub(crate) fn local(&self) -> LocalStripe<'_> {
+        let slot = thread_slot();
+        LocalStripe {
+            stripe: &self.stripes[slot & !OWNED],
+            owned: slot & OWNED != 0,
+        }
     }
 
     pub(crate) fn sum_of(&self, counter: usize) -> u64 {

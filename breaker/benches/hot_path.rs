@@ -1,0 +1,210 @@
+//! The closed hot path: this crate against recloser 1.4 and failsafe 1.3, in one run.
+//!
+//! Each contender wraps a trivial call that succeeds. "2 threads" runs the same loop on two
+//! threads sharing one breaker and reports time per call per thread. After criterion's own
+//! measurements, a summary table (medians of repeated timed loops) and the allocations per
+//! call, counted by a counting global allocator, are printed.
+//!
+//! `cargo bench -p breaker --bench hot_path`
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use failsafe::CircuitBreaker as _;
+
+struct CountingAllocator;
+
+static N_ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator, only counting.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        N_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        N_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+/// One breaker under test: a name and a closure making one guarded call.
+struct Contender {
+    name: &'static str,
+    call: Box<dyn Fn() + Sync>,
+}
+
+fn trivial() -> Result<u64, ()> {
+    Ok(black_box(1))
+}
+
+fn contenders() -> Vec<Contender> {
+    let fusebox = breaker::CircuitBreaker::new("bench", breaker::Config::default());
+    let fusebox_time = breaker::CircuitBreaker::new(
+        "bench",
+        breaker::Config::builder()
+            .window(breaker::Window::Time(60))
+            .build()
+            .unwrap(),
+    );
+    let recloser = recloser::Recloser::default();
+    let failsafe_default = failsafe::Config::new().build();
+    let failsafe_consecutive = failsafe::Config::new()
+        .failure_policy(failsafe::failure_policy::consecutive_failures(
+            5,
+            failsafe::backoff::constant(Duration::from_secs(30)),
+        ))
+        .build();
+    vec![
+        Contender {
+            name: "fusebox breaker (count window)",
+            call: Box::new(move || {
+                let _ = black_box(fusebox.call(trivial));
+            }),
+        },
+        Contender {
+            name: "fusebox breaker (time window)",
+            call: Box::new(move || {
+                let _ = black_box(fusebox_time.call(trivial));
+            }),
+        },
+        Contender {
+            name: "recloser 1.4",
+            call: Box::new(move || {
+                let _ = black_box(recloser.call(trivial));
+            }),
+        },
+        Contender {
+            name: "failsafe 1.3 (default)",
+            call: Box::new(move || {
+                let _ = black_box(failsafe_default.call(trivial));
+            }),
+        },
+        Contender {
+            name: "failsafe 1.3 (consecutive failures)",
+            call: Box::new(move || {
+                let _ = black_box(failsafe_consecutive.call(trivial));
+            }),
+        },
+    ]
+}
+
+/// Runs `n_calls` calls on each of `n_threads` threads at once; returns the slowest
+/// thread's time.
+fn run_threads(contender: &Contender, n_threads: usize, n_calls: u64) -> Duration {
+    if n_threads == 1 {
+        let start = Instant::now();
+        for _ in 0..n_calls {
+            (contender.call)();
+        }
+        return start.elapsed();
+    }
+    let barrier = Barrier::new(n_threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..n_threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    let start = Instant::now();
+                    for _ in 0..n_calls {
+                        (contender.call)();
+                    }
+                    start.elapsed()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap())
+            .max()
+            .unwrap()
+    })
+}
+
+fn bench(c: &mut Criterion, contenders: &[Contender]) {
+    for n_threads in [1, 2] {
+        let mut group = c.benchmark_group(format!("closed_{n_threads}_thread"));
+        for contender in contenders {
+            group.bench_function(contender.name, |b| {
+                b.iter_custom(|iters| run_threads(contender, n_threads, iters))
+            });
+        }
+        group.finish();
+    }
+}
+
+/// Median ns per call over `n_rounds` timed loops.
+fn median_ns(contender: &Contender, n_threads: usize) -> f64 {
+    let n_calls = 1_000_000;
+    let mut samples: Vec<f64> = (0..7)
+        .map(|_| run_threads(contender, n_threads, n_calls).as_nanos() as f64 / n_calls as f64)
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn allocations_per_call(contender: &Contender) -> f64 {
+    // Warm up first: lazily made thread-locals are not per call.
+    for _ in 0..1_000 {
+        (contender.call)();
+    }
+    let n_calls = 100_000;
+    let before = N_ALLOCATIONS.load(Ordering::Relaxed);
+    for _ in 0..n_calls {
+        (contender.call)();
+    }
+    (N_ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / n_calls as f64
+}
+
+fn main() {
+    let contenders = contenders();
+    let mut criterion = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args();
+    bench(&mut criterion, &contenders);
+    criterion.final_summary();
+
+    let recloser = contenders
+        .iter()
+        .position(|contender| contender.name.starts_with("recloser"))
+        .unwrap();
+    let rows: Vec<(f64, f64, f64)> = contenders
+        .iter()
+        .map(|contender| {
+            (
+                median_ns(contender, 1),
+                median_ns(contender, 2),
+                allocations_per_call(contender),
+            )
+        })
+        .collect();
+    println!();
+    println!(
+        "| breaker (closed path, trivial call) | 1 thread ns/call | × recloser | 2 threads ns/call | × recloser | allocations/call |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (contender, &(one, two, allocations)) in contenders.iter().zip(&rows) {
+        println!(
+            "| {} | {one:.1} | {:.2} | {two:.1} | {:.2} | {allocations} |",
+            contender.name,
+            one / rows[recloser].0,
+            two / rows[recloser].1,
+        );
+    }
+}
