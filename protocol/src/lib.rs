@@ -12,9 +12,14 @@
 
 use serde::{Deserialize, Serialize};
 
+mod config;
 mod histogram;
 mod validate;
 
+pub use config::{
+    BreakerConfig, BreakerMode, ConfigRefusal, ConfigStatus, ConfigStatusReport, WaitConfig,
+    WindowConfig,
+};
 pub use histogram::{LATENCY_BOUNDS_MS, LatencyHistogram};
 pub use validate::{MAX_NAME_LEN, ValidationError, validate_batch, validate_name};
 

@@ -122,3 +122,26 @@ fn histogram_buckets_merge_and_give_quantiles() {
     assert_eq!(b.quantile_ms(0.01), Some(1.0));
     assert_eq!(b.quantile_ms(1.0), Some(60_000.0));
 }
+
+#[test]
+fn breaker_config_reads_its_documented_json() {
+    let text = r#"{"version":4,"failure_rate_threshold":0.4,"window":{"kind":"time","seconds":30},
+        "minimum_calls":20,"wait":{"kind":"exponential","initial_ms":1000,"multiplier":2.0,"max_ms":60000},
+        "half_open_probes":3,"half_open_successes":2,"mode":"metrics_only"}"#;
+    let config: BreakerConfig = serde_json::from_str(text).unwrap();
+    assert_eq!(config.window, WindowConfig::Time { seconds: 30 });
+    assert_eq!(
+        config.wait,
+        WaitConfig::Exponential {
+            initial_ms: 1_000,
+            multiplier: 2.0,
+            max_ms: 60_000,
+            jitter: 0.0
+        }
+    );
+    assert_eq!(config.mode, Some(BreakerMode::MetricsOnly));
+    assert_eq!(config.slow_call_rate_threshold, None);
+    let back: BreakerConfig =
+        serde_json::from_str(&serde_json::to_string(&config).unwrap()).unwrap();
+    assert_eq!(back, config);
+}
