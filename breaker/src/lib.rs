@@ -47,6 +47,8 @@ mod window;
 
 #[cfg(feature = "reporter")]
 pub mod reporter;
+#[cfg(feature = "subscriber")]
+pub mod subscriber;
 
 pub use crate::breaker::{
     CallError, CircuitBreaker, OwnedPermit, Permit, Rejected, Snapshot, classify_result,
