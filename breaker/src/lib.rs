@@ -45,6 +45,8 @@ mod registry;
 mod shard;
 mod window;
 
+#[cfg(feature = "tower")]
+pub mod layer;
 #[cfg(feature = "reporter")]
 pub mod reporter;
 #[cfg(feature = "subscriber")]
