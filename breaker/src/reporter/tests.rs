@@ -18,6 +18,8 @@ struct Server {
     n_failures: usize,
     failure_status: StatusCode,
     stall: Duration,
+    /// While set, every request gets a 503.
+    down: Arc<std::sync::atomic::AtomicBool>,
     n_requests: Arc<AtomicUsize>,
     received: mpsc::UnboundedSender<(Option<String>, protocol::IngestBatch)>,
 }
@@ -32,6 +34,9 @@ async fn ingest(
         .get("authorization")
         .map(|value| value.to_str().unwrap().to_owned());
     let _ = server.received.send((auth, batch.clone()));
+    if server.down.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "down").into_response();
+    }
     if n < server.n_failures {
         if !server.stall.is_zero() {
             tokio::time::sleep(server.stall).await;
@@ -52,11 +57,22 @@ async fn serve(
     failure_status: StatusCode,
     stall: Duration,
 ) -> (String, Received) {
+    let (endpoint, received, _down) = serve_switchable(n_failures, failure_status, stall).await;
+    (endpoint, received)
+}
+
+async fn serve_switchable(
+    n_failures: usize,
+    failure_status: StatusCode,
+    stall: Duration,
+) -> (String, Received, Arc<std::sync::atomic::AtomicBool>) {
     let (tx, rx) = mpsc::unbounded_channel();
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let server = Server {
         n_failures,
         failure_status,
         stall,
+        down: down.clone(),
         n_requests: Arc::default(),
         received: tx,
     };
@@ -66,7 +82,7 @@ async fn serve(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{address}"), rx)
+    (format!("http://{address}"), rx, down)
 }
 
 fn trip_config() -> Config {
@@ -231,4 +247,50 @@ async fn a_server_that_is_down_keeps_memory_bounded_and_reports_drops_later() {
     };
     assert!(stats.pending_items <= 8 + 8, "{stats:?}");
     drop(reporter);
+}
+
+#[tokio::test]
+async fn drops_during_an_outage_are_reported_once_the_server_is_back() {
+    let (endpoint, mut received, down) = serve_switchable(0, StatusCode::OK, Duration::ZERO).await;
+    down.store(true, Ordering::SeqCst);
+    let registry = Registry::new();
+    let payments = registry.get_or_create("payments", trip_config());
+    let config = ReporterConfig {
+        max_buffered: 4,
+        ..reporter_config(endpoint)
+    };
+    let reporter = Reporter::start(registry.clone(), config);
+    for _ in 0..20 {
+        payments.set_mode(Mode::ForcedOpen);
+        payments.set_mode(Mode::Automatic);
+    }
+    // Wait until the reporter has had to drop some of the 40 transitions.
+    while reporter.stats().drops.transitions_dropped == 0 {
+        let (_, batch) = next(&mut received).await;
+        assert!(
+            batch.transitions.len() <= 4 + 1,
+            "{}",
+            batch.transitions.len()
+        );
+    }
+    down.store(false, Ordering::SeqCst);
+    // Every transition is either delivered or counted as dropped; a batch sent several times
+    // (same seq, same content) counts once.
+    let mut batches: BTreeMap<u64, protocol::IngestBatch> = BTreeMap::new();
+    let accounted = |batches: &BTreeMap<u64, protocol::IngestBatch>| -> u64 {
+        batches
+            .values()
+            .map(|b| b.transitions.len() as u64 + b.dropped.transitions_dropped)
+            .sum()
+    };
+    while accounted(&batches) < 40 {
+        let (_, batch) = next(&mut received).await;
+        if let Some(earlier) = batches.get(&batch.seq) {
+            assert_eq!(earlier, &batch, "a retried batch keeps its content");
+        }
+        batches.insert(batch.seq, batch);
+    }
+    assert_eq!(accounted(&batches), 40);
+    assert!(batches.values().any(|b| b.dropped.transitions_dropped > 0));
+    reporter.shutdown().await;
 }
