@@ -1,0 +1,268 @@
+//! Anomaly labels for every step, learned from the history alone.
+//!
+//! Models that score new points against a model fitted on the whole history (KMeans
+//! distance, GMM likelihood, one-class SVM) miss incidents that the history itself contains:
+//! the incidents become part of "normal". So the labels here come from two detectors that
+//! stay right on contaminated history:
+//!
+//! - **Robust statistics.** Per step, one-sided scores of how much worse than usual the step
+//!   is: failure and slow-call rates as binomial z-scores against the history's median rate
+//!   (so low volume gives small scores, not large ones), divided by the history's own
+//!   over-dispersion; log p50 and log p99 and the rejected share as median/MAD z-scores. The
+//!   step's score is the largest.
+//! - **Small clusters** (linfa KMeans, k = 4, on the robustly scaled features): members of a
+//!   cluster holding under 5 % of the steps whose centre is on the bad side.
+//!
+//! A step is anomalous when its score is very high, or high and in a small bad cluster.
+//! Anomalous steps closer than `merge_gap` are merged into periods, and periods shorter than
+//! `min_duration` are kept apart as transients: a breaker cannot usefully protect against a
+//! few seconds of errors, and tripping on them loses more good calls than it saves.
+
+use std::time::Duration;
+
+use linfa::prelude::*;
+use linfa_clustering::KMeans;
+use ndarray::Array2;
+use rand_xoshiro::Xoshiro256Plus;
+use rand_xoshiro::rand_core::SeedableRng;
+
+use crate::features::{self, Features, col};
+use crate::history::History;
+use crate::scenario::Span;
+
+/// Options for [`detect`].
+#[derive(Clone, Debug)]
+pub struct AnomalyOptions {
+    /// A step scoring at least this is anomalous on its own.
+    pub z_high: f64,
+    /// A step scoring at least this is anomalous when it is in a small bad cluster.
+    pub z_low: f64,
+    /// KMeans clusters.
+    pub n_clusters: usize,
+    /// A cluster holding less than this share of the steps is small.
+    pub small_cluster_share: f64,
+    /// Anomalous steps this close are one period.
+    pub merge_gap: Duration,
+    /// Shorter periods are transients, not incidents.
+    pub min_duration: Duration,
+}
+
+/// What an anomalous period looks like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AnomalyKind {
+    /// Mostly more failures than usual.
+    Failures,
+    /// Mostly slower calls than usual.
+    Latency,
+    /// Mostly more rejections than usual.
+    Rejections,
+}
+
+/// A run of anomalous steps.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Period {
+    /// Steps `start_step..end_step`.
+    pub start_step: usize,
+    pub end_step: usize,
+    pub span: Span,
+    pub peak_score: f64,
+    pub kind: AnomalyKind,
+}
+
+/// Per-step labels and scores, and the periods they form.
+#[derive(Clone, Debug, Default)]
+pub struct Labels {
+    /// Per step: how much worse than usual (a robust z-score; ≤ 0 is usual).
+    pub score: Vec<f64>,
+    /// Per step: part of an anomalous period.
+    pub anomalous: Vec<bool>,
+    /// Per step: the KMeans cluster.
+    pub cluster: Vec<usize>,
+    /// Per step: in a small cluster on the bad side.
+    pub in_small_cluster: Vec<bool>,
+    pub periods: Vec<Period>,
+    /// Anomalous runs too short to be incidents.
+    pub transients: Vec<Period>,
+}
+
+impl Default for AnomalyOptions {
+    fn default() -> AnomalyOptions {
+        AnomalyOptions {
+            z_high: 8.0,
+            z_low: 4.0,
+            n_clusters: 4,
+            small_cluster_share: 0.05,
+            merge_gap: Duration::from_secs(10),
+            min_duration: Duration::from_secs(20),
+        }
+    }
+}
+
+// === impl Labels ===
+
+impl Labels {
+    /// Per step: healthy (not anomalous), the form scores take.
+    pub fn healthy(&self) -> Vec<bool> {
+        self.anomalous.iter().map(|&a| !a).collect()
+    }
+
+    pub fn spans(&self) -> Vec<Span> {
+        self.periods.iter().map(|p| p.span).collect()
+    }
+}
+
+/// Labels every step of `history` from its features.
+pub fn detect(history: &History, features: &Features, opts: &AnomalyOptions) -> Labels {
+    let n_rows = features.n_rows;
+    if n_rows == 0 {
+        return Labels::default();
+    }
+    let (score, kinds) = robust_scores(features);
+    let (cluster, in_small_cluster) = small_clusters(features, &score, opts);
+    let flagged: Vec<bool> = (0..n_rows)
+        .map(|i| score[i] >= opts.z_high || (score[i] >= opts.z_low && in_small_cluster[i]))
+        .collect();
+
+    let step_ms = history.step.as_millis().max(1) as u64;
+    let gap_steps = (opts.merge_gap.as_millis() as u64).div_ceil(step_ms) as usize;
+    let min_steps = ((opts.min_duration.as_millis() as u64).div_ceil(step_ms) as usize).max(1);
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for i in (0..n_rows).filter(|&i| flagged[i]) {
+        match runs.last_mut() {
+            Some((_, end)) if i <= *end + gap_steps => *end = i + 1,
+            _ => runs.push((i, i + 1)),
+        }
+    }
+    let mut anomalous = vec![false; n_rows];
+    let mut periods = Vec::new();
+    let mut transients = Vec::new();
+    for (start, end) in runs {
+        let peak = (start..end)
+            .max_by(|&a, &b| score[a].total_cmp(&score[b]))
+            .unwrap_or(start);
+        let period = Period {
+            start_step: start,
+            end_step: end,
+            span: Span {
+                start_ms: history.steps[start].t_ms,
+                end_ms: history.steps[end - 1].t_ms + step_ms,
+            },
+            peak_score: score[peak],
+            kind: kinds[peak],
+        };
+        if end - start >= min_steps {
+            anomalous[start..end].fill(true);
+            periods.push(period);
+        } else {
+            transients.push(period);
+        }
+    }
+    Labels {
+        score,
+        anomalous,
+        cluster,
+        in_small_cluster,
+        periods,
+        transients,
+    }
+}
+
+/// Per step: the largest one-sided badness score, and which kind of feature gave it.
+fn robust_scores(features: &Features) -> (Vec<f64>, Vec<AnomalyKind>) {
+    let n_rows = features.n_rows;
+    let mut score = vec![f64::NEG_INFINITY; n_rows];
+    let mut kinds = vec![AnomalyKind::Failures; n_rows];
+    let mut consider = |values: Vec<f64>, kind: AnomalyKind| {
+        for (i, z) in values.into_iter().enumerate() {
+            if z > score[i] {
+                score[i] = z;
+                kinds[i] = kind;
+            }
+        }
+    };
+    let mut rate_columns = vec![(col::FAILURE_RATE, AnomalyKind::Failures)];
+    rate_columns.extend((col::SLOW0..features.n_cols).map(|c| (c, AnomalyKind::Latency)));
+    for (c, kind) in rate_columns {
+        consider(binomial_scores(features, c), kind);
+    }
+    for (c, kind) in [
+        (col::LOG_P50, AnomalyKind::Latency),
+        (col::LOG_P99, AnomalyKind::Latency),
+        (col::REJECTED_SHARE, AnomalyKind::Rejections),
+    ] {
+        consider(
+            (0..n_rows).map(|i| features.get_scaled(i, c)).collect(),
+            kind,
+        );
+    }
+    (score, kinds)
+}
+
+/// One-sided binomial z-scores of a rate column against its median, divided by the
+/// over-dispersion the history shows (the robust spread of the z-scores, at least 1).
+fn binomial_scores(features: &Features, c: usize) -> Vec<f64> {
+    let p0 = features.medians[c].clamp(0.002, 0.998);
+    let z: Vec<f64> = (0..features.n_rows)
+        .map(|i| {
+            let n = features.context_calls[i] as f64;
+            if n <= 0.0 {
+                return 0.0;
+            }
+            (features.get(i, c) - p0) / (p0 * (1.0 - p0) / n).sqrt()
+        })
+        .collect();
+    let (_, spread) = features::robust_location_scale(&z);
+    let dispersion = spread.max(1.0);
+    z.into_iter().map(|z| z / dispersion).collect()
+}
+
+/// KMeans on the scaled features; returns each step's cluster and whether it is in a small
+/// cluster whose members score on the bad side on average.
+fn small_clusters(
+    features: &Features,
+    score: &[f64],
+    opts: &AnomalyOptions,
+) -> (Vec<usize>, Vec<bool>) {
+    let n_rows = features.n_rows;
+    let none = (vec![0; n_rows], vec![false; n_rows]);
+    if n_rows < opts.n_clusters * 10 {
+        return none;
+    }
+    // Clipping keeps one extreme step from taking a cluster of its own.
+    let data: Vec<f64> = features
+        .scaled
+        .iter()
+        .map(|x| x.clamp(-10.0, 10.0))
+        .collect();
+    let Ok(records) = Array2::from_shape_vec((n_rows, features.n_cols), data) else {
+        return none;
+    };
+    let dataset = DatasetBase::from(records);
+    let model = KMeans::params_with_rng(opts.n_clusters, Xoshiro256Plus::seed_from_u64(7))
+        .n_runs(1)
+        .max_n_iterations(50)
+        .tolerance(1e-3)
+        .fit(&dataset);
+    let Ok(model) = model else {
+        return none;
+    };
+    let cluster: Vec<usize> = model.predict(dataset.records()).to_vec();
+    let mut sizes = vec![0usize; opts.n_clusters];
+    let mut score_sums = vec![0.0; opts.n_clusters];
+    for (i, &k) in cluster.iter().enumerate() {
+        sizes[k] += 1;
+        score_sums[k] += score[i].min(50.0);
+    }
+    let small_bad: Vec<bool> = (0..opts.n_clusters)
+        .map(|k| {
+            sizes[k] > 0
+                && (sizes[k] as f64) < opts.small_cluster_share * n_rows as f64
+                && score_sums[k] / sizes[k] as f64 >= opts.z_low
+        })
+        .collect();
+    let in_small = cluster.iter().map(|&k| small_bad[k]).collect();
+    (cluster, in_small)
+}
+
+#[cfg(test)]
+mod tests;

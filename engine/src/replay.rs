@@ -1,0 +1,265 @@
+//! Replays a history through the real `breaker` state machine in virtual time, and scores it.
+//!
+//! Each step's calls arrive evenly spaced (call `i` of `n` at `t + (i + 0.5) · step / n`),
+//! call `i` fails when `⌊(i+1)F/n⌋ > ⌊iF/n⌋`, and latencies, laid out in ascending order from
+//! the histogram (each at its bucket's upper bound), are handed out in the order
+//! `i · stride mod n` with a stride coprime to `n` near `0.618 n`, which spreads slow calls
+//! through the step. A call's outcome is recorded at its arrival time. A call whose latency
+//! reaches the config's call timeout is recorded as a `Timeout`, at the timeout.
+//!
+//! The machine is `breaker::Machine`, the same code every breaker runs; while it is Open the
+//! replay counts calls before `open_until` as rejected without asking it, which is what it
+//! would answer.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use breaker::{Admission, Config, Machine, Outcome, State, Transition};
+
+use crate::history::History;
+use crate::scenario::Span;
+
+/// What a configuration did over a range of steps.
+#[derive(Clone, Debug, Default)]
+pub struct Replay {
+    /// The steps replayed.
+    pub range: Range<usize>,
+    /// Per replayed step: calls let through (normal calls and probes).
+    pub admitted: Vec<u32>,
+    /// Per replayed step: calls refused.
+    pub rejected: Vec<u32>,
+    /// Every state change, in order.
+    pub transitions: Vec<Transition>,
+}
+
+/// The scores of SCENARIOS.md for one replay against one set of labels.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Score {
+    /// Calls refused while the dependency was healthy.
+    pub lost_good: u64,
+    /// Calls let through while the dependency was unhealthy.
+    pub wasted: u64,
+    /// `lost_good + 0.2 · wasted`.
+    pub cost: f64,
+    /// Incidents that start within the scored steps.
+    pub incidents: usize,
+    /// Incidents during which the breaker opened within 60 s of the start (or before the end).
+    pub detected: usize,
+    /// Per detected incident: first opening minus the incident's start, in milliseconds.
+    pub detection_delays_ms: Vec<u64>,
+    /// Closed→Open transitions while healthy, more than 30 s after any incident ended.
+    pub false_trips: u32,
+    /// All Closed→Open transitions.
+    pub trips: u32,
+}
+
+/// The weight of a wasted call against a lost good one.
+pub const WASTED_WEIGHT: f64 = 0.2;
+/// An incident counts as detected when the breaker opens this soon after its start.
+pub const DETECTION_DEADLINE: Duration = Duration::from_secs(60);
+/// A trip this soon after an incident ended is not a false trip.
+pub const FALSE_TRIP_GRACE: Duration = Duration::from_secs(30);
+
+/// Replays the steps `range` of `history` through a fresh Closed machine running `config`.
+pub fn replay(history: &History, range: Range<usize>, config: &Config) -> Replay {
+    let n_steps = range.len();
+    let mut out = Replay {
+        range: range.clone(),
+        admitted: Vec::with_capacity(n_steps),
+        rejected: Vec::with_capacity(n_steps),
+        transitions: Vec::new(),
+    };
+    let Some(first) = history.steps.get(range.start) else {
+        return out;
+    };
+    let step_ns = history.step.as_nanos() as u64;
+    let mut machine = Machine::new(config.clone(), Duration::from_millis(first.t_ms), 0x5eed);
+    let timeout = config.call_timeout();
+    let bounds: Vec<Duration> = history
+        .latency_buckets_ms
+        .iter()
+        .map(|&ms| Duration::from_millis(u64::from(ms)))
+        .collect();
+    // Nanoseconds before which an Open machine rejects every call.
+    let mut open_until_ns: u64 = 0;
+    // (end position, latency) of each non-empty bucket of the current step.
+    let mut layout: Vec<(u32, Duration)> = Vec::with_capacity(bounds.len());
+    for step in &history.steps[range] {
+        let n = step.n_calls;
+        let t0_ns = step.t_ms * 1_000_000;
+        if n == 0 || t0_ns + step_ns <= open_until_ns {
+            out.admitted.push(0);
+            out.rejected.push(n);
+            continue;
+        }
+        layout.clear();
+        let mut end = 0u32;
+        for (&count, &bound) in step.latency_counts.iter().zip(&bounds) {
+            if count > 0 {
+                end += count;
+                layout.push((end, bound));
+            }
+        }
+        let stride = interleave_stride(n);
+        let n_failures = u64::from(step.n_failures);
+        let (mut n_admitted, mut n_rejected) = (0u32, 0u32);
+        for i in 0..n {
+            let at_ns = t0_ns + ((2 * u64::from(i) + 1) * step_ns) / (2 * u64::from(n));
+            if at_ns < open_until_ns {
+                n_rejected += 1;
+                continue;
+            }
+            let now = Duration::from_nanos(at_ns);
+            let (admission, transition) = machine.acquire(now);
+            if let Some(transition) = transition {
+                out.transitions.push(transition);
+            }
+            let granted = match admission {
+                Admission::Rejected { .. } => {
+                    n_rejected += 1;
+                    open_until_ns = open_until_nanos(&machine);
+                    continue;
+                }
+                Admission::Granted(granted) => granted,
+            };
+            n_admitted += 1;
+            let i64_ = u64::from(i);
+            let failed =
+                ((i64_ + 1) * n_failures) / u64::from(n) > (i64_ * n_failures) / u64::from(n);
+            let position = ((i64_ * u64::from(stride)) % u64::from(n)) as u32;
+            let latency = latency_at(&layout, position);
+            let (outcome, latency) = match timeout {
+                Some(timeout) if latency >= timeout => (Outcome::Timeout, timeout),
+                _ if failed => (Outcome::Failure, latency),
+                _ => (Outcome::Success, latency),
+            };
+            // The machine judges slowness itself, from the latency and its config.
+            if let Some(transition) = machine.record(now, granted, outcome, latency) {
+                out.transitions.push(transition);
+                open_until_ns = open_until_nanos(&machine);
+            }
+        }
+        out.admitted.push(n_admitted);
+        out.rejected.push(n_rejected);
+    }
+    out
+}
+
+/// Scores a replay. `healthy` is indexed by step over the whole history; `incidents` are the
+/// unhealthy periods (only those starting within the replayed steps count).
+pub fn score(history: &History, replay: &Replay, healthy: &[bool], incidents: &[Span]) -> Score {
+    let mut res = Score::default();
+    for (offset, step_idx) in replay.range.clone().enumerate() {
+        if healthy.get(step_idx).copied().unwrap_or(true) {
+            res.lost_good += u64::from(replay.rejected[offset]);
+        } else {
+            res.wasted += u64::from(replay.admitted[offset]);
+        }
+    }
+    res.cost = res.lost_good as f64 + WASTED_WEIGHT * res.wasted as f64;
+    let (range_start_ms, range_end_ms) = match (
+        history.steps.get(replay.range.start),
+        replay
+            .range
+            .end
+            .checked_sub(1)
+            .and_then(|i| history.steps.get(i)),
+    ) {
+        (Some(first), Some(_)) if !replay.range.is_empty() => (
+            first.t_ms,
+            history.steps[replay.range.end - 1].t_ms + history.step.as_millis() as u64,
+        ),
+        _ => return res,
+    };
+    let step_ms = history.step.as_millis() as u64;
+    let opens: Vec<&Transition> = replay
+        .transitions
+        .iter()
+        .filter(|tr| tr.to == State::Open)
+        .collect();
+    for incident in incidents {
+        if incident.start_ms < range_start_ms || incident.start_ms >= range_end_ms {
+            continue;
+        }
+        res.incidents += 1;
+        let deadline_ms = incident.start_ms
+            + (DETECTION_DEADLINE.as_millis() as u64).min(incident.end_ms - incident.start_ms);
+        let open_at_start = state_at(&replay.transitions, incident.start_ms) == State::Open;
+        let first_open = opens
+            .iter()
+            .map(|tr| tr.at.as_millis() as u64)
+            .find(|&at_ms| at_ms >= incident.start_ms && at_ms < deadline_ms);
+        let delay = if open_at_start {
+            Some(0)
+        } else {
+            first_open.map(|at_ms| at_ms - incident.start_ms)
+        };
+        if let Some(delay) = delay {
+            res.detected += 1;
+            res.detection_delays_ms.push(delay);
+        }
+    }
+    let grace_ms = FALSE_TRIP_GRACE.as_millis() as u64;
+    for tr in &opens {
+        if tr.from != State::Closed {
+            continue;
+        }
+        res.trips += 1;
+        let at_ms = tr.at.as_millis() as u64;
+        let step_idx = ((at_ms.saturating_sub(history.steps[0].t_ms)) / step_ms.max(1)) as usize;
+        let is_healthy = healthy.get(step_idx).copied().unwrap_or(true);
+        let near_incident = incidents
+            .iter()
+            .any(|inc| at_ms >= inc.start_ms && at_ms < inc.end_ms + grace_ms);
+        if is_healthy && !near_incident {
+            res.false_trips += 1;
+        }
+    }
+    res
+}
+
+/// The state the replay was in at `at_ms` (Closed before the first transition).
+fn state_at(transitions: &[Transition], at_ms: u64) -> State {
+    transitions
+        .iter()
+        .take_while(|tr| (tr.at.as_millis() as u64) <= at_ms)
+        .last()
+        .map_or(State::Closed, |tr| tr.to)
+}
+
+fn open_until_nanos(machine: &Machine) -> u64 {
+    machine
+        .open_until()
+        .map_or(0, |until| until.as_nanos() as u64)
+}
+
+fn latency_at(layout: &[(u32, Duration)], position: u32) -> Duration {
+    layout
+        .iter()
+        .find(|(end, _)| position < *end)
+        .or(layout.last())
+        .map_or(Duration::ZERO, |&(_, latency)| latency)
+}
+
+/// A stride coprime to `n`, near `0.618 n`, so `i · stride mod n` visits every position once
+/// while scattering neighbours far apart.
+pub(crate) fn interleave_stride(n: u32) -> u32 {
+    if n <= 2 {
+        return 1;
+    }
+    let mut stride = ((f64::from(n) * 0.618) as u32).max(1);
+    while gcd(stride, n) != 1 {
+        stride += 1;
+    }
+    stride
+}
+
+fn gcd(mut a: u32, mut b: u32) -> u32 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+#[cfg(test)]
+mod tests;
