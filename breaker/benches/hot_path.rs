@@ -53,6 +53,20 @@ fn trivial() -> Result<u64, ()> {
     Ok(black_box(1))
 }
 
+/// Wants latencies and nothing else, like the reporter.
+struct LatencyListener;
+
+impl breaker::Listener for LatencyListener {
+    fn interests(&self) -> breaker::Interests {
+        breaker::Interests {
+            latency: true,
+            ..Default::default()
+        }
+    }
+
+    fn on_event(&self, _event: &breaker::Event<'_>) {}
+}
+
 fn contenders() -> Vec<Contender> {
     let fusebox = breaker::CircuitBreaker::new("bench", breaker::Config::default());
     let fusebox_time = breaker::CircuitBreaker::new(
@@ -62,6 +76,9 @@ fn contenders() -> Vec<Contender> {
             .build()
             .unwrap(),
     );
+    // A reporter asks for every call's latency: two clock reads per call.
+    let fusebox_timed = breaker::CircuitBreaker::new("bench", breaker::Config::default());
+    fusebox_timed.add_listener(std::sync::Arc::new(LatencyListener));
     let recloser = recloser::Recloser::default();
     let failsafe_default = failsafe::Config::new().build();
     let failsafe_consecutive = failsafe::Config::new()
@@ -81,6 +98,12 @@ fn contenders() -> Vec<Contender> {
             name: "fusebox breaker (time window)",
             call: Box::new(move || {
                 let _ = black_box(fusebox_time.call(trivial));
+            }),
+        },
+        Contender {
+            name: "fusebox breaker (count window, latency measured as for a reporter)",
+            call: Box::new(move || {
+                let _ = black_box(fusebox_timed.call(trivial));
             }),
         },
         Contender {

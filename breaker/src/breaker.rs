@@ -5,6 +5,11 @@
 //! success (not slow, judged harmless by the machine beforehand) adds one to this thread's
 //! stripe. The machine absorbs those successes into its window the next time it is locked,
 //! so its judgement is the same as if every call had gone through it.
+//!
+//! With a time-based window a fast success must fall in the second the machine last
+//! judged; the fast path tells the second from the clock's coarse reading
+//! ([`Clock::now_coarse`]), so a success in the first few milliseconds of a new second
+//! (one kernel tick at most) may be counted in the second before.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -364,6 +369,7 @@ impl CircuitBreaker {
         self.inner.refresh(&core, now);
     }
 
+    #[inline]
     fn record(&self, granted: Granted, outcome: Outcome, latency: Duration, now: Option<Duration>) {
         self.inner.record(granted, outcome, latency, now);
     }
@@ -452,7 +458,7 @@ impl Inner {
             && (word & WORD_SLOW_POLICY == 0
                 || nanos(latency) < self.hot.slow_nanos.load(Ordering::Relaxed))
             && (word & WORD_TIME_WINDOW == 0
-                || now.unwrap_or_else(|| self.clock.now()).as_secs()
+                || now.unwrap_or_else(|| self.clock.now_coarse()).as_secs()
                     == self.hot.fast_second.load(Ordering::Relaxed))
         {
             let stripe = self.stripes.local();
@@ -677,6 +683,7 @@ fn dropped_outcome() -> Outcome {
 }
 
 /// The latency since `started`, and the time now if the clock was read for it.
+#[inline]
 fn elapsed_since(
     breaker: &CircuitBreaker,
     started: Option<Duration>,
@@ -690,6 +697,7 @@ fn elapsed_since(
     }
 }
 
+#[inline]
 fn nanos(duration: Duration) -> u64 {
     duration.as_nanos().min(u128::from(u64::MAX - 1)) as u64
 }
