@@ -427,8 +427,15 @@ impl Inner {
         self.absorb(&mut core);
         let (admission, transition) = core.machine.acquire(now);
         let state = core.machine.state();
-        if let Admission::Rejected { .. } = admission {
-            self.stripes.local().add(shard::REJECTED, 1);
+        match admission {
+            Admission::Rejected { .. } => self.stripes.local().add(shard::REJECTED, 1),
+            Admission::Granted(Granted {
+                kind: PermitKind::Unjudged,
+                ..
+            }) if core.machine.mode() == Mode::MetricsOnly => {
+                self.stripes.local().add(shard::WOULD_REJECT, 1);
+            }
+            Admission::Granted(_) => {}
         }
         let word = self.refresh(&core, now);
         drop(core);

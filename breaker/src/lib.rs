@@ -1,40 +1,8 @@
-//! An embeddable circuit breaker that reports to fusebox and takes its thresholds at run time.
+#![doc = include_str!("../README.md")]
 //!
-//! Brief overview:
-//! - [`CircuitBreaker`]: the breaker services call through: [`CircuitBreaker::call`],
-//!   [`CircuitBreaker::call_async`], or the low-level [`CircuitBreaker::try_acquire`] giving a
-//!   [`Permit`] whose outcome is recorded with [`Permit::record`].
-//! - [`Config`]: a validated configuration (thresholds, window, waits, probes, version), made
-//!   with [`Config::builder`]; invalid values give a [`ConfigError`] naming field and rule.
-//! - [`State`] (`Closed`, `Open`, `HalfOpen`) and [`Mode`] (automatic, forced open, disabled,
-//!   metrics only).
-//! - [`Machine`]: the sans-IO state machine inside every breaker, deterministic given the
-//!   times it is handed; the engine replays history through it.
-//! - [`Clock`]: injected time; [`SystemClock`] by default, [`ManualClock`] for tests and replay.
-//! - [`Registry`]: named breakers, one per dependency, with shared [`Listener`]s.
-//! - `reporter` (feature `reporter`, on by default): sends per-interval aggregates and every
-//!   transition to a fusebox server without ever blocking a call.
-//!
-//! ```
-//! use std::time::Duration;
-//! use breaker::{CallError, CircuitBreaker, Config, State};
-//!
-//! let config = Config::builder()
-//!     .failure_rate_threshold(0.5)
-//!     .window(breaker::Window::Count(20))
-//!     .minimum_calls(4)
-//!     .wait_duration(Duration::from_secs(10))
-//!     .build()?;
-//! let payments = CircuitBreaker::new("payments", config);
-//!
-//! for _ in 0..4 {
-//!     let res: Result<(), CallError<&str>> = payments.call(|| Err("connection refused"));
-//!     assert!(matches!(res, Err(CallError::Inner(_))));
-//! }
-//! assert_eq!(payments.state(), State::Open);
-//! assert!(matches!(payments.call(|| Ok::<_, &str>(1)), Err(CallError::Rejected(_))));
-//! # Ok::<(), breaker::ConfigError>(())
-//! ```
+//! Every module opens with its own overview: [`machine`] (the policies and transitions),
+//! [`config`], [`clock`], [`events`], and the `reporter`, `subscriber` and `layer` modules
+//! behind their features.
 
 mod breaker;
 pub mod clock;

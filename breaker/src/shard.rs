@@ -16,7 +16,8 @@ pub(crate) const TIMEOUT: usize = 2;
 pub(crate) const REJECTED: usize = 3;
 pub(crate) const SLOW: usize = 4;
 pub(crate) const IGNORED: usize = 5;
-const N_COUNTS: usize = 6;
+pub(crate) const WOULD_REJECT: usize = 6;
+const N_COUNTS: usize = 7;
 pub(crate) const N_LATENCY_BUCKETS: usize = LATENCY_BOUNDS_US.len() + 1;
 
 /// Upper bounds of the latency buckets in microseconds; the same as
@@ -35,6 +36,8 @@ pub struct Counters {
     pub rejected: u64,
     pub slow: u64,
     pub ignored: u64,
+    /// Calls a `MetricsOnly` breaker let through that it would have rejected.
+    pub would_reject: u64,
     /// Calls per latency bucket (bounds as `protocol::LATENCY_BOUNDS_MS`, then one unbounded);
     /// filled only while latency is measured (a slow-call policy or a reporter).
     pub latency: [u64; N_LATENCY_BUCKETS],
@@ -218,6 +221,7 @@ impl Stripes {
             counters.rejected += count(REJECTED);
             counters.slow += count(SLOW);
             counters.ignored += count(IGNORED);
+            counters.would_reject += count(WOULD_REJECT);
             for (total, bucket) in counters.latency.iter_mut().zip(stripe.latency.iter()) {
                 *total += bucket.load(Ordering::Relaxed);
             }

@@ -1,3 +1,5 @@
+//! Tests of the thread-safe breaker: the fast path, permits, listeners, modes, async calls.
+
 use std::sync::Mutex as StdMutex;
 
 use super::*;
@@ -210,6 +212,12 @@ fn modes_force_disable_and_dry_run() {
     }
     assert_eq!(breaker.state(), State::Open);
     assert!(matches!(ok(&breaker), Ok(())), "a dry run never rejects");
+    assert_eq!(breaker.counters().would_reject, 1);
+    assert_eq!(
+        breaker.counters().rejected,
+        1,
+        "only the forced-open rejection"
+    );
     breaker.set_mode(Mode::Automatic);
     assert!(matches!(ok(&breaker), Err(CallError::Rejected(_))));
 }

@@ -1,3 +1,5 @@
+//! Tests of the tower layer.
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,3 +1,5 @@
+//! Tests of every transition of the state machine, in virtual time.
+
 use super::*;
 use crate::config::Window as WindowShape;
 

@@ -1,3 +1,5 @@
+//! Tests of the reporter against a stand-in ingest server that is down, slow, or answers errors.
+
 use std::sync::atomic::AtomicUsize;
 
 use axum::Json;

@@ -1,3 +1,5 @@
+//! Tests of the config subscriber against a stand-in long-polling config server.
+
 use std::sync::Mutex;
 
 use axum::Json;
