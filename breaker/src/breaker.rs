@@ -59,7 +59,8 @@ pub enum CallError<E> {
 pub struct Permit<'a> {
     breaker: &'a CircuitBreaker,
     granted: Granted,
-    started: Option<Duration>,
+    /// The clock's stopwatch reading when granted, while latencies are measured.
+    started: Option<u64>,
 }
 
 /// A [`Permit`] that owns a handle to its breaker, for futures that must be `'static`.
@@ -67,7 +68,8 @@ pub struct Permit<'a> {
 pub struct OwnedPermit {
     breaker: CircuitBreaker,
     granted: Granted,
-    started: Option<Duration>,
+    /// The clock's stopwatch reading when granted, while latencies are measured.
+    started: Option<u64>,
     recorded: bool,
 }
 
@@ -370,8 +372,8 @@ impl CircuitBreaker {
     }
 
     #[inline]
-    fn record(&self, granted: Granted, outcome: Outcome, latency: Duration, now: Option<Duration>) {
-        self.inner.record(granted, outcome, latency, now);
+    fn record(&self, granted: Granted, outcome: Outcome, latency: Duration) {
+        self.inner.record(granted, outcome, latency);
     }
 }
 
@@ -394,10 +396,10 @@ impl Inner {
     }
 
     #[inline]
-    fn acquire(&self) -> Result<(Granted, Option<Duration>), Rejected> {
+    fn acquire(&self) -> Result<(Granted, Option<u64>), Rejected> {
         let word = self.hot.word.load(Ordering::Acquire);
         if word & (STATE_MASK | WORD_CALL_EVENTS) == STATE_CLOSED {
-            let started = (word & WORD_TIMING != 0).then(|| self.clock.now());
+            let started = (word & WORD_TIMING != 0).then(|| self.clock.stopwatch());
             let granted = Granted {
                 kind: PermitKind::Normal,
                 generation: word >> WORD_GENERATION_SHIFT,
@@ -421,7 +423,7 @@ impl Inner {
     }
 
     #[cold]
-    fn acquire_slow(&self) -> Result<(Granted, Option<Duration>), Rejected> {
+    fn acquire_slow(&self) -> Result<(Granted, Option<u64>), Rejected> {
         let now = self.clock.now();
         let mut core = self.lock();
         self.absorb(&mut core);
@@ -442,7 +444,7 @@ impl Inner {
         self.emit_transition(transition);
         match admission {
             Admission::Granted(granted) => {
-                let started = (word & WORD_TIMING != 0).then_some(now);
+                let started = (word & WORD_TIMING != 0).then(|| self.clock.stopwatch());
                 Ok((granted, started))
             }
             Admission::Rejected { retry_after } => {
@@ -454,9 +456,8 @@ impl Inner {
         }
     }
 
-    /// `now` is the clock's time if the caller has just read it.
     #[inline]
-    fn record(&self, granted: Granted, outcome: Outcome, latency: Duration, now: Option<Duration>) {
+    fn record(&self, granted: Granted, outcome: Outcome, latency: Duration) {
         let word = self.hot.word.load(Ordering::Acquire);
         if outcome == Outcome::Success
             && granted.kind == PermitKind::Normal
@@ -465,7 +466,7 @@ impl Inner {
             && (word & WORD_SLOW_POLICY == 0
                 || nanos(latency) < self.hot.slow_nanos.load(Ordering::Relaxed))
             && (word & WORD_TIME_WINDOW == 0
-                || now.unwrap_or_else(|| self.clock.now_coarse()).as_secs()
+                || self.clock.now_coarse().as_secs()
                     == self.hot.fast_second.load(Ordering::Relaxed))
         {
             let stripe = self.stripes.local();
@@ -618,7 +619,7 @@ impl Permit<'_> {
     #[inline]
     pub fn record(self, outcome: Outcome, latency: Duration) {
         let this = std::mem::ManuallyDrop::new(self);
-        this.breaker.record(this.granted, outcome, latency, None);
+        this.breaker.record(this.granted, outcome, latency);
     }
 
     /// Records the outcome, with the latency measured since the permit was granted (zero
@@ -626,16 +627,16 @@ impl Permit<'_> {
     #[inline]
     pub fn finish(self, outcome: Outcome) {
         let this = std::mem::ManuallyDrop::new(self);
-        let (latency, now) = elapsed_since(this.breaker, this.started);
-        this.breaker.record(this.granted, outcome, latency, now);
+        let latency = elapsed_since(this.breaker, this.started);
+        this.breaker.record(this.granted, outcome, latency);
     }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        let (latency, now) = elapsed_since(self.breaker, self.started);
+        let latency = elapsed_since(self.breaker, self.started);
         self.breaker
-            .record(self.granted, dropped_outcome(), latency, now);
+            .record(self.granted, dropped_outcome(), latency);
     }
 }
 
@@ -652,13 +653,13 @@ impl OwnedPermit {
 
     pub fn record(mut self, outcome: Outcome, latency: Duration) {
         self.recorded = true;
-        self.breaker.record(self.granted, outcome, latency, None);
+        self.breaker.record(self.granted, outcome, latency);
     }
 
     pub fn finish(mut self, outcome: Outcome) {
         self.recorded = true;
-        let (latency, now) = elapsed_since(&self.breaker, self.started);
-        self.breaker.record(self.granted, outcome, latency, now);
+        let latency = elapsed_since(&self.breaker, self.started);
+        self.breaker.record(self.granted, outcome, latency);
     }
 }
 
@@ -667,9 +668,9 @@ impl Drop for OwnedPermit {
         if self.recorded {
             return;
         }
-        let (latency, now) = elapsed_since(&self.breaker, self.started);
+        let latency = elapsed_since(&self.breaker, self.started);
         self.breaker
-            .record(self.granted, dropped_outcome(), latency, now);
+            .record(self.granted, dropped_outcome(), latency);
     }
 }
 
@@ -689,18 +690,15 @@ fn dropped_outcome() -> Outcome {
     }
 }
 
-/// The latency since `started`, and the time now if the clock was read for it.
+/// The latency since the stopwatch reading `started`, or zero when none was taken.
 #[inline]
-fn elapsed_since(
-    breaker: &CircuitBreaker,
-    started: Option<Duration>,
-) -> (Duration, Option<Duration>) {
+fn elapsed_since(breaker: &CircuitBreaker, started: Option<u64>) -> Duration {
     match started {
         Some(started) => {
-            let now = breaker.inner.clock.now();
-            (now.saturating_sub(started), Some(now))
+            let clock = &breaker.inner.clock;
+            clock.stopwatch_elapsed(started, clock.stopwatch())
         }
-        None => (Duration::ZERO, None),
+        None => Duration::ZERO,
     }
 }
 

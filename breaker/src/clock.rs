@@ -20,12 +20,23 @@ pub trait Clock: Send + Sync + 'static {
     fn now_coarse(&self) -> Duration {
         self.now()
     }
+    /// A reading for timing calls; only the difference of two readings means anything.
+    /// Latencies are measured with it, so it should be cheap.
+    fn stopwatch(&self) -> u64 {
+        self.now().as_nanos() as u64
+    }
+    /// The time between two stopwatch readings.
+    fn stopwatch_elapsed(&self, start: u64, end: u64) -> Duration {
+        Duration::from_nanos(end.saturating_sub(start))
+    }
     /// Wall-clock time, milliseconds since the Unix epoch.
     fn wall_ms(&self) -> i64;
 }
 
 /// The operating system's clocks: `std::time::Instant` (`CLOCK_MONOTONIC` on Linux, whose
-/// coarse variant serves `now_coarse`) and `SystemTime`.
+/// coarse variant serves `now_coarse`) and `SystemTime`. On x86-64 Linux, when the kernel
+/// itself keeps time with the TSC, the stopwatch reads the TSC directly (~10 ns instead of
+/// ~25 ns for `Instant::now` on a typical VM).
 #[derive(Clone, Copy, Debug)]
 pub struct SystemClock {
     origin: Instant,
@@ -52,6 +63,8 @@ struct ManualInner {
 
 impl SystemClock {
     pub fn new() -> SystemClock {
+        #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+        tsc::nanos_per_tick();
         SystemClock {
             origin: Instant::now(),
             // `Instant` reads CLOCK_MONOTONIC, so the coarse clock shares its base.
@@ -77,6 +90,27 @@ impl Clock for SystemClock {
         monotonic(libc::CLOCK_MONOTONIC_COARSE).saturating_sub(self.origin_coarse_base)
     }
 
+    #[inline]
+    fn stopwatch(&self) -> u64 {
+        #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+        if tsc::nanos_per_tick().is_some() {
+            // SAFETY: RDTSC exists on every x86-64 CPU and has no preconditions.
+            return unsafe { std::arch::x86_64::_rdtsc() };
+        }
+        self.now().as_nanos() as u64
+    }
+
+    #[inline]
+    fn stopwatch_elapsed(&self, start: u64, end: u64) -> Duration {
+        #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+        if let Some(nanos_per_tick) = tsc::nanos_per_tick() {
+            return Duration::from_nanos(
+                (end.saturating_sub(start) as f64 * nanos_per_tick) as u64,
+            );
+        }
+        Duration::from_nanos(end.saturating_sub(start))
+    }
+
     fn wall_ms(&self) -> i64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -95,6 +129,57 @@ fn monotonic(clock_id: libc::clockid_t) -> Duration {
     let status = unsafe { libc::clock_gettime(clock_id, &mut time) };
     debug_assert_eq!(status, 0);
     Duration::new(time.tv_sec as u64, time.tv_nsec as u32)
+}
+
+/// The TSC as a stopwatch, trusted only when the kernel uses it as its clock source (it
+/// then checked that the TSC is invariant and synchronised across CPUs).
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+mod tsc {
+    use std::sync::OnceLock;
+    use std::time::{Duration, Instant};
+
+    static NANOS_PER_TICK: OnceLock<Option<f64>> = OnceLock::new();
+
+    #[inline]
+    pub(super) fn nanos_per_tick() -> Option<f64> {
+        *NANOS_PER_TICK.get_or_init(calibrate)
+    }
+
+    #[cold]
+    fn calibrate() -> Option<f64> {
+        let source = std::fs::read_to_string(
+            "/sys/devices/system/clocksource/clocksource0/current_clocksource",
+        )
+        .ok()?;
+        if source.trim() != "tsc" {
+            return None;
+        }
+        // Two readings of both clocks a millisecond apart set the rate to about 1e-4, plenty
+        // for latency histograms whose buckets double.
+        let (start, start_ticks) = paired_reading()?;
+        while start.elapsed() < Duration::from_millis(1) {
+            std::hint::spin_loop();
+        }
+        let (end, end_ticks) = paired_reading()?;
+        let ticks = end_ticks.checked_sub(start_ticks)?;
+        (ticks > 0).then(|| (end - start).as_nanos() as f64 / ticks as f64)
+    }
+
+    /// An `Instant` and the TSC read together: retried until no preemption split them.
+    fn paired_reading() -> Option<(Instant, u64)> {
+        for _ in 0..100 {
+            // SAFETY: RDTSC exists on every x86-64 CPU and has no preconditions.
+            let before = unsafe { std::arch::x86_64::_rdtsc() };
+            let instant = Instant::now();
+            // SAFETY: as above.
+            let after = unsafe { std::arch::x86_64::_rdtsc() };
+            // A few microseconds at most between the two ticks.
+            if after > before && after - before < 20_000 {
+                return Some((instant, before + (after - before) / 2));
+            }
+        }
+        None
+    }
 }
 
 // === impl ManualClock ===
