@@ -9,7 +9,8 @@
 //! With a time-based window a fast success must fall in the second the machine last
 //! judged; the fast path tells the second from the clock's coarse reading
 //! ([`Clock::now_coarse`]), so a success in the first few milliseconds of a new second
-//! (one kernel tick at most) may be counted in the second before.
+//! (one kernel tick at most) may be counted in the second before. Rejections while Open use
+//! the coarse reading too, so the first probe may be admitted up to a tick late.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -407,7 +408,9 @@ impl Inner {
             return Ok((granted, started));
         }
         if word & (STATE_MASK | WORD_CALL_EVENTS | WORD_PASS) == STATE_OPEN {
-            let now = self.clock.now();
+            // The coarse clock lags by a kernel tick at most: a call at the very end of the
+            // wait may be rejected a few ms late, and the next one goes to the machine.
+            let now = self.clock.now_coarse();
             let open_until = self.hot.open_until_nanos.load(Ordering::Acquire);
             let now_nanos = nanos(now);
             if now_nanos < open_until {

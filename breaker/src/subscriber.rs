@@ -1,8 +1,9 @@
 //! The config subscriber: takes configs pushed by a fusebox server and applies them.
 //!
 //! For every breaker of the registry (breakers made later included) a task long-polls
-//! `GET {endpoint}/api/v1/config/{service}/{breaker}?wait_for_version_above=N`
-//! (see `protocol::BreakerConfig` for the wire shape). A config with a higher version is
+//! `GET {endpoint}/api/v1/config/{service}/{breaker}?wait_for_version_above=N&timeout_ms=T&instance=I`
+//! (see `protocol::BreakerConfig` for the wire shape; `instance` lets the server tell who
+//! is waiting on which version). A config with a higher version is
 //! validated and applied atomically, keeping the breaker's state and window; an invalid one
 //! is refused, the breaker keeps running its last good config, and the refusal (field and
 //! rule) is reported with `POST {endpoint}/api/v1/config-status`. While the server is
@@ -245,6 +246,7 @@ async fn poll(shared: &Shared, breaker: &str, known_version: u64) -> Result<Poll
     let mut request = shared.client.get(url).query(&[
         ("wait_for_version_above", known_version.to_string()),
         ("timeout_ms", config.poll_timeout.as_millis().to_string()),
+        ("instance", config.instance.clone()),
     ]);
     if let Some(key) = &config.api_key {
         request = request.bearer_auth(key);

@@ -1,10 +1,11 @@
 //! Breaker configs as the server pushes them, and what instances report back about them.
 //!
 //! Proposed wire shape (the breaker crate's config subscriber speaks it):
-//! - `GET /api/v1/config/{service}/{breaker}?wait_for_version_above=N&timeout_ms=T` is a
-//!   long poll: `200` with a [`BreakerConfig`] as soon as the breaker's config has a version
-//!   above `N` (at once if it already has), `204 No Content` when `T` ms pass without one,
-//!   `404` when the server holds no config for that breaker.
+//! - `GET /api/v1/config/{service}/{breaker}?wait_for_version_above=N&timeout_ms=T&instance=I`
+//!   is a long poll (`instance` names the waiting instance, for per-instance sync status):
+//!   `200` with a [`BreakerConfig`] as soon as the breaker's config has a version above `N`
+//!   (at once if it already has), `204 No Content` when `T` ms pass without one, `404` when
+//!   the server holds no config for that breaker.
 //! - `POST /api/v1/config-status` with a [`ConfigStatusReport`]: which version each breaker
 //!   of an instance runs, and why it refused a pushed config. Answered with `204`.
 //!   The running version is also in every `Aggregate::config_version`.

@@ -30,6 +30,7 @@ async fn poll_config(
     assert_eq!(service, "checkout");
     let above: u64 = query["wait_for_version_above"].parse().unwrap();
     let timeout_ms: u64 = query["timeout_ms"].parse().unwrap();
+    assert_eq!(query["instance"], "checkout-1");
     let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
     loop {
         let changed = server.changed.notified();
