@@ -258,6 +258,16 @@ impl CircuitBreaker {
         self.call_async_classified(classify_result, future).await
     }
 
+    /// Awaits `future`, or calls `fallback` with the reason when the breaker rejects the call,
+    /// the call fails or it times out.
+    pub async fn call_async_or_fallback<T, E>(
+        &self,
+        future: impl Future<Output = Result<T, E>>,
+        fallback: impl FnOnce(CallError<E>) -> T,
+    ) -> T {
+        self.call_async(future).await.unwrap_or_else(fallback)
+    }
+
     /// [`CircuitBreaker::call_async`] with a classifier, as in
     /// [`CircuitBreaker::call_classified`].
     pub async fn call_async_classified<T, E>(

@@ -285,5 +285,9 @@ async fn async_calls_time_out_as_failures() {
         Err(CallError::Timeout(Duration::from_millis(100)))
     );
     assert_eq!(breaker.call_async(async { Ok::<_, ()>(5) }).await, Ok(5));
+    let fallback = breaker
+        .call_async_or_fallback(async { Err::<u8, ()>(()) }, |_| 9)
+        .await;
+    assert_eq!(fallback, 9);
     assert_eq!(breaker.counters().timeout, 1);
 }
