@@ -93,6 +93,10 @@ where
 
 /// Parses JSON, telling syntax errors (400) from data errors (422, with the JSON path).
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    // Tracking the path costs on every field; only a body that fails pays for it.
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let path = json_path(err.path());

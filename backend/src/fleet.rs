@@ -51,11 +51,20 @@ pub type BreakerKey = (String, String);
 #[derive(Default)]
 pub struct Fleet {
     breakers: HashMap<BreakerKey, BTreeMap<String, InstanceLive>>,
+    /// Calls by outcome per service and breaker since the server started, for `/metrics`.
+    /// Nested so that lookups borrow `&str`s instead of allocating a key per aggregate.
+    totals: HashMap<String, HashMap<String, OutcomeCounts>>,
 }
 
 // === impl InstanceLive ===
 
 impl InstanceLive {
+    /// Whether the fields kept in `instance_states` are the same.
+    pub fn same_stored_state(&self, other: &InstanceLive) -> bool {
+        (self.state, self.since_ms, self.config_version)
+            == (other.state, other.since_ms, other.config_version)
+    }
+
     /// Applies one event; events older than what is already known are ignored for the state
     /// (a retried or delayed batch must not move the state back in time).
     pub fn apply(current: Option<&InstanceLive>, event: &InstanceEvent<'_>) -> InstanceLive {
@@ -115,6 +124,29 @@ impl Fleet {
 
     pub fn insert(&mut self, key: BreakerKey, instance: String, live: InstanceLive) {
         self.breakers.entry(key).or_default().insert(instance, live);
+    }
+
+    /// Adds an ingested aggregate's counts to its breaker's running totals.
+    pub fn count(&mut self, service: &str, breaker: &str, counts: &OutcomeCounts) {
+        let breakers = match self.totals.get_mut(service) {
+            Some(breakers) => breakers,
+            None => self.totals.entry(service.to_string()).or_default(),
+        };
+        match breakers.get_mut(breaker) {
+            Some(totals) => totals.merge(counts),
+            None => {
+                breakers.insert(breaker.to_string(), *counts);
+            }
+        }
+    }
+
+    /// Every breaker's calls by outcome since the server started: (service, breaker, counts).
+    pub fn totals(&self) -> impl Iterator<Item = (&str, &str, &OutcomeCounts)> {
+        self.totals.iter().flat_map(|(service, breakers)| {
+            breakers
+                .iter()
+                .map(move |(breaker, counts)| (service.as_str(), breaker.as_str(), counts))
+        })
     }
 
     pub fn summary(&self, key: &BreakerKey) -> Option<BreakerSummary> {

@@ -30,6 +30,11 @@ impl Hub {
         let _ = self.tx.send(Arc::new(event));
     }
 
+    /// Whether anyone is listening; news nobody will read need not be built.
+    pub fn has_subscribers(&self) -> bool {
+        self.tx.receiver_count() > 0
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<StreamEvent>> {
         self.tx.subscribe()
     }

@@ -138,6 +138,8 @@ impl Writer {
         // Instance states as they will be after this transaction, for batches in order.
         let mut staged: HashMap<(BreakerKey, String), InstanceLive> = HashMap::new();
         let mut results = Vec::with_capacity(batches.len());
+        // Every batch's aggregates go in together: fewer, larger multi-row inserts.
+        let mut all_rows: Vec<(i64, &str, &protocol::Aggregate)> = Vec::new();
         for batch in batches {
             if !Store::claim_batch(&mut tx, batch, now).await? {
                 results.push(Pending {
@@ -185,7 +187,7 @@ impl Writer {
                     (ids[&key], batch.instance.as_str(), a)
                 })
                 .collect();
-            Store::insert_aggregates(&mut tx, &rows).await?;
+            all_rows.extend(rows);
             let mut transitions = Vec::with_capacity(batch.transitions.len());
             for transition in &batch.transitions {
                 let key = (batch.service.clone(), transition.breaker.clone());
@@ -203,15 +205,21 @@ impl Writer {
             for (key, mut breaker_events) in events {
                 breaker_events.sort_by_key(InstanceEvent::time_ms);
                 let slot = (key.clone(), batch.instance.clone());
-                let mut live = staged.get(&slot).cloned().or_else(|| {
+                let before = staged.get(&slot).cloned().or_else(|| {
                     let fleet = self.fleet.read().expect("fleet lock poisoned");
                     fleet.instance(&key, &batch.instance).cloned()
                 });
+                let mut live = before.clone();
                 for event in &breaker_events {
                     live = Some(InstanceLive::apply(live.as_ref(), event));
                 }
                 let live = live.expect("a breaker in a batch has at least one event");
-                Store::upsert_instance_state(&mut tx, ids[&key], &batch.instance, &live).await?;
+                // The stored state only matters at restart: write it when it changes, not
+                // every interval.
+                if before.as_ref().is_none_or(|b| !b.same_stored_state(&live)) {
+                    Store::upsert_instance_state(&mut tx, ids[&key], &batch.instance, &live)
+                        .await?;
+                }
                 staged.insert(slot, live.clone());
                 instances.push((key, batch.instance.clone(), live));
             }
@@ -224,42 +232,46 @@ impl Writer {
                 instances,
             });
         }
+        Store::insert_aggregates(&mut tx, &all_rows).await?;
         tx.commit().await?;
         Ok(results)
     }
 
-    /// After a commit: remember ids, update the fleet, stream the news, answer the handler.
+    /// After a commit: answer the handler, remember ids, update the fleet, stream the news.
     fn publish(
         &mut self,
         batch: &IngestBatch,
         pending: Pending,
         reply: oneshot::Sender<anyhow::Result<IngestAck>>,
     ) {
-        self.breaker_ids.extend(pending.new_ids);
+        let _ = reply.send(Ok(IngestAck {
+            seq: batch.seq,
+            duplicate: pending.committed.duplicate,
+        }));
         if pending.committed.duplicate {
             self.metrics.record_duplicate();
-        } else {
-            self.metrics.record_batch(batch);
+            return;
         }
-        let mut summaries = Vec::with_capacity(pending.instances.len());
-        {
-            let mut fleet = self.fleet.write().expect("fleet lock poisoned");
-            for (key, instance, live) in pending.instances {
-                fleet.insert(key.clone(), instance, live);
-                summaries.push(key);
-            }
-            for record in pending.committed.transitions {
-                self.hub.publish(StreamEvent::Transition(record));
-            }
-            for key in summaries {
+        self.metrics.record_batch(batch);
+        self.breaker_ids.extend(pending.new_ids);
+        let mut fleet = self.fleet.write().expect("fleet lock poisoned");
+        for aggregate in &batch.aggregates {
+            fleet.count(&batch.service, &aggregate.breaker, &aggregate.counts);
+        }
+        let mut touched = Vec::with_capacity(pending.instances.len());
+        for (key, instance, live) in pending.instances {
+            fleet.insert(key.clone(), instance, live);
+            touched.push(key);
+        }
+        for record in pending.committed.transitions {
+            self.hub.publish(StreamEvent::Transition(record));
+        }
+        if self.hub.has_subscribers() {
+            for key in touched {
                 if let Some(summary) = fleet.summary(&key) {
                     self.hub.publish(StreamEvent::Summary(summary));
                 }
             }
         }
-        let _ = reply.send(Ok(IngestAck {
-            seq: batch.seq,
-            duplicate: pending.committed.duplicate,
-        }));
     }
 }

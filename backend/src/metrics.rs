@@ -29,29 +29,11 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Counts what a committed, non-duplicate batch carried.
+    /// Counts a committed, non-duplicate batch and its transitions (calls are counted by the
+    /// fleet and exported when scraped).
     pub fn record_batch(&self, batch: &IngestBatch) {
         with_local_recorder(&self.recorder, || {
             metrics::counter!("fusebox_ingest_batches_total").increment(1);
-            for aggregate in &batch.aggregates {
-                let c = &aggregate.counts;
-                for (outcome, n) in [
-                    ("success", c.success),
-                    ("failure", c.failure),
-                    ("timeout", c.timeout),
-                    ("rejected", c.rejected),
-                    ("slow", c.slow),
-                    ("ignored", c.ignored),
-                ] {
-                    if n > 0 {
-                        metrics::counter!("fusebox_calls_total",
-                            "service" => batch.service.clone(),
-                            "breaker" => aggregate.breaker.clone(),
-                            "outcome" => outcome)
-                        .increment(n);
-                    }
-                }
-            }
             for transition in &batch.transitions {
                 metrics::counter!("fusebox_transitions_total",
                     "service" => batch.service.clone(),
@@ -81,6 +63,22 @@ impl Metrics {
     pub fn render(&self, fleet: &Fleet, queue_depth: usize) -> String {
         with_local_recorder(&self.recorder, || {
             metrics::gauge!("fusebox_ingest_queue_depth").set(queue_depth as f64);
+            for (service, breaker, counts) in fleet.totals() {
+                for (outcome, n) in [
+                    ("success", counts.success),
+                    ("failure", counts.failure),
+                    ("timeout", counts.timeout),
+                    ("rejected", counts.rejected),
+                    ("slow", counts.slow),
+                    ("ignored", counts.ignored),
+                ] {
+                    metrics::counter!("fusebox_calls_total",
+                        "service" => service.to_string(),
+                        "breaker" => breaker.to_string(),
+                        "outcome" => outcome)
+                    .absolute(n);
+                }
+            }
             for summary in fleet.summaries() {
                 for state in [State::Closed, State::Open, State::HalfOpen] {
                     metrics::gauge!("fusebox_breaker_state",

@@ -304,18 +304,27 @@ impl Store {
                     .await?
             }
         };
-        let rows = sqlx::query(
+        // Raw rows: by breaker and time for short steps; for long steps only the few rows the
+        // rollup job has not reached, found by id (NOT INDEXED keeps SQLite on the id range
+        // instead of scanning the breaker's whole day in the time index).
+        let raw_sql = if resolution.is_some() {
+            "SELECT start_ms, success, failure, timeout, rejected, slow, ignored, latency,
+                    failure_rate_threshold
+             FROM aggregates NOT INDEXED
+             WHERE id > ?4 AND breaker_id = ?1 AND start_ms >= ?2 AND start_ms < ?3"
+        } else {
             "SELECT start_ms, success, failure, timeout, rejected, slow, ignored, latency,
                     failure_rate_threshold
              FROM aggregates
-             WHERE breaker_id = ? AND start_ms >= ? AND start_ms < ? AND id > ?",
-        )
-        .bind(breaker_id)
-        .bind(from_ms)
-        .bind(to_ms)
-        .bind(raw_after_id)
-        .fetch_all(&self.pool)
-        .await?;
+             WHERE breaker_id = ?1 AND start_ms >= ?2 AND start_ms < ?3 AND id > ?4"
+        };
+        let rows = sqlx::query(raw_sql)
+            .bind(breaker_id)
+            .bind(from_ms)
+            .bind(to_ms)
+            .bind(raw_after_id)
+            .fetch_all(&self.pool)
+            .await?;
         for row in &rows {
             add(row.get(0), &bucket_from_row(row, 1));
         }
