@@ -320,4 +320,4 @@ fn slow_cutoff_buckets(total_hist: &[u64], n_cutoffs: usize) -> Vec<usize> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,1 +1,114 @@
-//! Tests of the anomaly labels.
+//! Anomaly labels of small hand-made histories.
+
+use crate::anomaly::{AnomalyKind, AnomalyOptions, detect};
+use crate::features::tests::history;
+use crate::features::{FeatureOptions, features};
+
+/// Labels a history given as (calls, failures, slow calls) steps; returns the periods as
+/// `start..end kind` and the number of transients.
+#[track_caller]
+fn check(steps: &[(u32, u32, u32)], expect_periods: &str, expect_transients: usize) {
+    let history = history(steps);
+    let f = features(&history, &FeatureOptions::default());
+    let labels = detect(&history, &f, &AnomalyOptions::default());
+    let periods: Vec<String> = labels
+        .periods
+        .iter()
+        .map(|p| format!("{}..{} {:?}", p.start_step, p.end_step, p.kind))
+        .collect();
+    assert_eq!(periods.join(", "), expect_periods);
+    assert_eq!(labels.transients.len(), expect_transients);
+    assert_eq!(labels.score.len(), steps.len());
+    for (i, &anomalous) in labels.anomalous.iter().enumerate() {
+        let in_period = labels
+            .periods
+            .iter()
+            .any(|p| (p.start_step..p.end_step).contains(&i));
+        assert_eq!(anomalous, in_period, "step {i}");
+    }
+}
+
+fn healthy(n: usize) -> Vec<(u32, u32, u32)> {
+    // 100 calls a step with 2–4 failures: a little noise, as real traffic has.
+    (0..n).map(|i| (100, 2 + (i % 3) as u32, 0)).collect()
+}
+
+#[test]
+fn an_outage_is_one_period() {
+    let mut steps = healthy(600);
+    for step in &mut steps[300..360] {
+        *step = (100, 100, 0);
+    }
+    check(&steps, "300..360 Failures", 0);
+}
+
+#[test]
+fn a_few_seconds_of_errors_are_a_transient() {
+    let mut steps = healthy(600);
+    for step in &mut steps[100..104] {
+        *step = (100, 45, 0);
+    }
+    check(&steps, "", 1);
+}
+
+#[test]
+fn a_slowdown_is_a_latency_period() {
+    let mut steps = healthy(600);
+    for step in &mut steps[200..260] {
+        *step = (100, 3, 90);
+    }
+    check(&steps, "200..260 Latency", 0);
+}
+
+#[test]
+fn incidents_in_a_quarter_of_the_history_are_still_found() {
+    // Contaminated history: the incidents are part of what a model would call normal.
+    let mut steps = healthy(800);
+    for range in [100..150, 300..400, 600..650] {
+        for step in &mut steps[range] {
+            *step = (100, 70, 0);
+        }
+    }
+    check(
+        &steps,
+        "100..150 Failures, 300..400 Failures, 600..650 Failures",
+        0,
+    );
+}
+
+#[test]
+fn low_volume_noise_is_not_an_incident() {
+    // Two calls a second with 5 % failures: runs of failures happen, incidents do not.
+    let steps: Vec<(u32, u32, u32)> = (0..3000)
+        .map(|i| (2, u32::from(i % 20 == 0 || i % 47 == 0), 0))
+        .collect();
+    check(&steps, "", 0);
+    // A 5-minute outage is found, blurred by at most the judging window (±15 steps).
+    let mut steps = steps;
+    for step in &mut steps[1500..1800] {
+        *step = (2, 2, 0);
+    }
+    let history = history(&steps);
+    let f = features(&history, &FeatureOptions::default());
+    let labels = detect(&history, &f, &AnomalyOptions::default());
+    assert_eq!(labels.periods.len(), 1);
+    let period = &labels.periods[0];
+    assert!(period.start_step.abs_diff(1500) <= 15, "{period:?}");
+    assert!(period.end_step.abs_diff(1800) <= 15, "{period:?}");
+}
+
+#[test]
+fn labels_are_deterministic() {
+    let mut steps = healthy(400);
+    for step in &mut steps[100..130] {
+        *step = (100, 80, 0);
+    }
+    let history = history(&steps);
+    let f = features(&history, &FeatureOptions::default());
+    let a = detect(&history, &f, &AnomalyOptions::default());
+    let b = detect(&history, &f, &AnomalyOptions::default());
+    assert_eq!(a.score, b.score);
+    assert_eq!(a.cluster, b.cluster);
+    assert_eq!(a.periods, b.periods);
+    assert_eq!(a.periods[0].kind, AnomalyKind::Failures);
+}

@@ -1,0 +1,698 @@
+//! Chooses a configuration by replaying the history through the breaker, against the labels.
+//!
+//! The objective is the cost of `shared/tuning/SCENARIOS.md`, `lost_good + 0.2 · wasted`,
+//! summed over evaluation sets that each carry their own labels:
+//!
+//! - the history itself, labelled by [`crate::anomaly`] (the tuner never sees the truth);
+//! - *injected incidents*: copies of normal stretches of the same history with a hard outage
+//!   (2 and 10 minutes), a partial failure (half and a third of the way from the usual
+//!   failure rate to 100 %, 5 minutes) and a slow-down (latencies five buckets higher,
+//!   5 minutes) written in. A history that happens to hold no incident would otherwise
+//!   teach that never tripping is best; these make the search price the outages it has not
+//!   seen yet, on this breaker's own traffic;
+//! - a *stressed* normal stretch (15 minutes, failures and slow calls ×1.3, labelled healthy),
+//!   a margin against tripping on noise a little worse than the history showed.
+//!
+//! The search is coordinate descent over [`Grid`]: one parameter at a time takes every value
+//! in its list and keeps the best, until a round changes nothing. A change is only taken when
+//! it lowers the cost by more than a small margin, and ties go to the simpler value, so the
+//! result does not chase noise. Long histories are screened on a thinned copy (one call in
+//! `k`, count-based parameters divided by `k`), and the best few are replayed in full.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use breaker::{Config, Wait, Window};
+
+use crate::anomaly::Labels;
+use crate::history::{History, Step};
+use crate::replay::{self, Score};
+use crate::scenario::Span;
+
+/// Options for [`Search`].
+#[derive(Clone, Debug)]
+pub struct SearchOptions {
+    /// Above this many calls over all evaluation sets, candidates are screened on a thinned copy.
+    pub replay_budget_calls: u64,
+    /// The most rounds of coordinate descent.
+    pub max_rounds: usize,
+    /// How many of the best screened candidates are replayed in full.
+    pub n_finalists: usize,
+    /// Whether to add injected incidents and the stressed stretch.
+    pub inject: bool,
+}
+
+/// The values each parameter may take. Also the oracle's grid in [`crate::eval`].
+#[derive(Clone, Debug)]
+pub struct Grid {
+    pub failure_rate_thresholds: Vec<Option<f64>>,
+    pub windows: Vec<Window>,
+    pub minimum_calls: Vec<u32>,
+    pub consecutive_failures: Vec<Option<u32>>,
+    /// Slow-call durations, in milliseconds.
+    pub slow_call_durations_ms: Vec<u32>,
+    pub slow_call_rates: Vec<f64>,
+    pub waits: Vec<Wait>,
+    /// (probes let through, successes needed to close).
+    pub half_open: Vec<(u32, u32)>,
+}
+
+/// The configurable parameters of a breaker, as the search varies them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Candidate {
+    pub failure_rate_threshold: Option<f64>,
+    pub window: Window,
+    pub minimum_calls: u32,
+    pub consecutive_failures: Option<u32>,
+    /// (duration in ms, rate threshold)
+    pub slow: Option<(u32, f64)>,
+    pub wait: Wait,
+    pub half_open: (u32, u32),
+    pub call_timeout: Option<Duration>,
+}
+
+/// One labelled set a candidate is replayed over.
+#[derive(Clone, Debug)]
+pub struct EvalSet {
+    pub name: &'static str,
+    pub history: History,
+    pub healthy: Vec<bool>,
+    pub incidents: Vec<Span>,
+}
+
+/// The objective and its cache.
+#[derive(Debug)]
+pub struct Search {
+    full: Vec<EvalSet>,
+    screen: Vec<EvalSet>,
+    thin: u32,
+    /// Steps before this are replayed (to warm the breaker up) but not scored.
+    score_from: usize,
+    opts: SearchOptions,
+    /// Screening cost (a lower bound when not exact), the candidate, and whether it is exact.
+    cache: HashMap<String, (f64, Candidate, bool)>,
+    n_replays: usize,
+}
+
+/// The outcome of a search.
+#[derive(Clone, Debug)]
+pub struct Found {
+    pub candidate: Candidate,
+    pub config: Config,
+    /// Its cost over the full evaluation sets.
+    pub cost: f64,
+    /// The best other finalist's cost (a measure of how clear the choice was).
+    pub runner_up_cost: Option<f64>,
+    pub n_replays: usize,
+    pub thin: u32,
+}
+
+impl Default for SearchOptions {
+    fn default() -> SearchOptions {
+        SearchOptions {
+            replay_budget_calls: 4_000_000,
+            max_rounds: 3,
+            n_finalists: 5,
+            inject: true,
+        }
+    }
+}
+
+// === impl Grid ===
+
+impl Grid {
+    /// The grid for a history with these latency buckets and this median latency bucket.
+    pub fn for_history(history: &History) -> Grid {
+        let secs = Duration::from_secs;
+        let millis = Duration::from_millis;
+        let bounds = &history.latency_buckets_ms;
+        let p50_bucket = median_bucket(history);
+        let step_s = history.step.as_secs().max(1) as u32;
+        Grid {
+            failure_rate_thresholds: [None]
+                .into_iter()
+                .chain(
+                    [
+                        0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9,
+                    ]
+                    .map(Some),
+                )
+                .collect(),
+            windows: [1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800]
+                .into_iter()
+                .filter(|&s| s >= step_s.min(60))
+                .map(Window::Time)
+                .chain([5, 10, 20, 50, 100, 200, 500, 1000].map(Window::Count))
+                .collect(),
+            minimum_calls: vec![1, 2, 3, 5, 10, 20, 50, 100, 200],
+            consecutive_failures: [None]
+                .into_iter()
+                .chain([3, 5, 10, 20, 50, 100].map(Some))
+                .collect(),
+            slow_call_durations_ms: bounds
+                .iter()
+                .enumerate()
+                .filter(|&(b, _)| b > p50_bucket && b <= p50_bucket + 7)
+                .map(|(_, &ms)| ms)
+                .collect(),
+            slow_call_rates: vec![0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9],
+            waits: [
+                500, 1_000, 2_000, 3_000, 5_000, 10_000, 15_000, 20_000, 30_000, 60_000, 120_000,
+            ]
+            .into_iter()
+            .map(|ms| Wait::Fixed(millis(ms)))
+            .chain([
+                Wait::Exponential {
+                    initial: secs(1),
+                    multiplier: 2.0,
+                    max: secs(60),
+                    jitter: 0.0,
+                },
+                Wait::Exponential {
+                    initial: secs(5),
+                    multiplier: 2.0,
+                    max: secs(120),
+                    jitter: 0.0,
+                },
+            ])
+            .collect(),
+            half_open: vec![(1, 1), (2, 2), (3, 3), (5, 5), (10, 10), (3, 1)],
+        }
+    }
+
+    /// Every variant of `cand` along dimension `dim` (0..N_DIMS).
+    fn variants(&self, cand: &Candidate, dim: usize) -> Vec<Candidate> {
+        let with = |f: &dyn Fn(&mut Candidate)| {
+            let mut next = cand.clone();
+            f(&mut next);
+            next
+        };
+        match dim {
+            0 => self
+                .failure_rate_thresholds
+                .iter()
+                .map(|&v| with(&|c| c.failure_rate_threshold = v))
+                .collect(),
+            1 => self
+                .windows
+                .iter()
+                .map(|&v| with(&|c| c.window = v))
+                .collect(),
+            2 => self
+                .minimum_calls
+                .iter()
+                .map(|&v| with(&|c| c.minimum_calls = v))
+                .collect(),
+            3 => self
+                .consecutive_failures
+                .iter()
+                .map(|&v| with(&|c| c.consecutive_failures = v))
+                .collect(),
+            4 => {
+                // Slow-call policy on or off, with each duration at three rates.
+                let mut out = vec![with(&|c| c.slow = None)];
+                for &ms in &self.slow_call_durations_ms {
+                    for rate in [0.2, 0.5, 0.8] {
+                        out.push(with(&|c| c.slow = Some((ms, rate))));
+                    }
+                }
+                out
+            }
+            5 => match cand.slow {
+                Some((ms, _)) => self
+                    .slow_call_rates
+                    .iter()
+                    .map(|&rate| with(&|c| c.slow = Some((ms, rate))))
+                    .collect(),
+                None => Vec::new(),
+            },
+            6 => self.waits.iter().map(|&v| with(&|c| c.wait = v)).collect(),
+            _ => self
+                .half_open
+                .iter()
+                .map(|&v| with(&|c| c.half_open = v))
+                .collect(),
+        }
+    }
+}
+
+const N_DIMS: usize = 8;
+
+// === impl Candidate ===
+
+impl Candidate {
+    pub fn from_config(config: &Config) -> Candidate {
+        Candidate {
+            failure_rate_threshold: config.failure_rate_threshold(),
+            window: config.window(),
+            minimum_calls: config.minimum_calls(),
+            consecutive_failures: config.consecutive_failures(),
+            slow: config
+                .slow_call_rate_threshold()
+                .map(|rate| (config.slow_call_duration().as_millis() as u32, rate)),
+            wait: config.wait(),
+            half_open: (config.half_open_probes(), config.half_open_successes()),
+            call_timeout: config.call_timeout(),
+        }
+    }
+
+    /// The breaker config, or `None` when the combination breaks one of its rules (or could
+    /// never trip).
+    pub fn to_config(&self) -> Option<Config> {
+        if self.failure_rate_threshold.is_none()
+            && self.slow.is_none()
+            && self.consecutive_failures.is_none()
+        {
+            return None;
+        }
+        let builder = Config::builder()
+            .failure_rate_threshold(self.failure_rate_threshold)
+            .window(self.window)
+            .minimum_calls(self.minimum_calls)
+            .consecutive_failures(self.consecutive_failures)
+            .wait(self.wait)
+            .half_open_probes(self.half_open.0)
+            .half_open_successes(self.half_open.1)
+            .call_timeout(self.call_timeout);
+        let builder = match self.slow {
+            Some((ms, rate)) => builder
+                .slow_call_rate_threshold(rate)
+                .slow_call_duration(Duration::from_millis(u64::from(ms))),
+            None => builder.slow_call_rate_threshold(None),
+        };
+        builder.build().ok()
+    }
+
+    /// Count-based parameters divided by `factor`, for a history thinned by `factor`.
+    fn thinned(&self, factor: u32) -> Candidate {
+        if factor <= 1 {
+            return self.clone();
+        }
+        let div = |n: u32| n.div_ceil(factor).max(1);
+        let mut out = self.clone();
+        if let Window::Count(n) = out.window {
+            out.window = Window::Count(div(n));
+        }
+        out.minimum_calls = div(out.minimum_calls);
+        if let Window::Count(n) = out.window {
+            out.minimum_calls = out.minimum_calls.min(n);
+        }
+        // Runs of failures survive thinning (rates per step are kept), so this stays.
+        out
+    }
+
+    /// A rough count of moving parts, to prefer the simpler of two equally good candidates.
+    fn complexity(&self) -> u32 {
+        u32::from(self.failure_rate_threshold.is_some())
+            + u32::from(self.consecutive_failures.is_some())
+            + u32::from(self.slow.is_some())
+            + u32::from(matches!(self.wait, Wait::Exponential { .. }))
+            + u32::from(self.half_open.0 > 1)
+            + u32::from(self.half_open.1 > 1)
+    }
+
+    fn key(&self) -> String {
+        format!("{self:?}")
+    }
+}
+
+// === impl Search ===
+
+impl Search {
+    /// A search over `history` labelled by `labels`, with injected incidents when asked.
+    pub fn new(history: &History, labels: &Labels, opts: SearchOptions) -> Search {
+        let mut full = vec![EvalSet {
+            name: "history",
+            history: history.clone(),
+            healthy: labels.healthy(),
+            incidents: labels.spans(),
+        }];
+        if opts.inject {
+            full.extend(injected_sets(history, labels));
+        }
+        Search::from_sets(full, opts)
+    }
+
+    /// A search over the given labelled sets (the oracle uses the truth this way).
+    pub fn from_sets(full: Vec<EvalSet>, opts: SearchOptions) -> Search {
+        let total_calls: u64 = full.iter().map(|set| set.history.n_calls()).sum();
+        let thin = total_calls.div_ceil(opts.replay_budget_calls.max(1)).max(1) as u32;
+        let screen = if thin > 1 {
+            full.iter()
+                .map(|set| EvalSet {
+                    history: set.history.thinned(thin),
+                    ..set.clone()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Search {
+            full,
+            screen,
+            thin,
+            score_from: 0,
+            opts,
+            cache: HashMap::new(),
+            n_replays: 0,
+        }
+    }
+
+    /// Scores only the steps from `step` on; earlier ones just warm the breaker up.
+    pub fn score_from_step(&mut self, step: usize) {
+        self.score_from = step;
+        self.cache.clear();
+    }
+
+    /// The evaluation sets (the history first).
+    pub fn sets(&self) -> &[EvalSet] {
+        &self.full
+    }
+
+    /// The cost of `cand` over the full sets (infinite when it is not a valid config).
+    pub fn full_cost(&mut self, cand: &Candidate) -> f64 {
+        let Some(config) = cand.to_config() else {
+            return f64::INFINITY;
+        };
+        self.n_replays += self.full.len();
+        self.full
+            .iter()
+            .map(|set| cost_on(set, &config, 1, self.score_from))
+            .sum()
+    }
+
+    /// Per-set scores of `config` over the full sets.
+    pub fn scores(&self, config: &Config) -> Vec<Score> {
+        self.full
+            .iter()
+            .map(|set| {
+                let res = replay::replay(&set.history, 0..set.history.len(), config);
+                replay::score(&set.history, &res, &set.healthy, &set.incidents)
+            })
+            .collect()
+    }
+
+    /// The screening cost (thinned when the sets are large), cached. Replaying stops once
+    /// the cost passes `bound`: the result is then only a lower bound, above `bound`.
+    fn screen_cost(&mut self, cand: &Candidate, bound: f64) -> f64 {
+        let key = cand.key();
+        if let Some(&(cost, _, exact)) = self.cache.get(&key)
+            && (exact || cost > bound)
+        {
+            return cost;
+        }
+        let (sets, factor, config) = if self.thin > 1 {
+            (&self.screen, self.thin, cand.thinned(self.thin).to_config())
+        } else {
+            (&self.full, 1, cand.to_config())
+        };
+        let Some(config) = config else {
+            self.cache.insert(key, (f64::INFINITY, cand.clone(), true));
+            return f64::INFINITY;
+        };
+        // The history is the last set: the cheap injected sets rule most candidates out first.
+        let mut cost = 0.0;
+        let mut exact = true;
+        for set in sets.iter().rev() {
+            self.n_replays += 1;
+            cost += cost_on(set, &config, factor, self.score_from);
+            if cost > bound {
+                exact = false;
+                break;
+            }
+        }
+        self.cache.insert(key, (cost, cand.clone(), exact));
+        cost
+    }
+
+    /// Coordinate descent from the best of `seeds`; returns the best candidate found.
+    pub fn run(&mut self, grid: &Grid, seeds: &[Candidate]) -> Option<Found> {
+        let mut scored: Vec<(f64, Candidate)> = seeds
+            .iter()
+            .map(|seed| (self.screen_cost(seed, f64::INFINITY), seed.clone()))
+            .filter(|(cost, _)| cost.is_finite())
+            .collect();
+        scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (mut best_cost, mut best) = scored.first().cloned()?;
+        for _round in 0..self.opts.max_rounds {
+            let mut changed = false;
+            for dim in 0..N_DIMS {
+                for variant in grid.variants(&best, dim) {
+                    if variant == best {
+                        continue;
+                    }
+                    let cost = self.screen_cost(&variant, best_cost + 1e-9);
+                    if better(cost, &variant, best_cost, &best) {
+                        best_cost = cost;
+                        best = variant;
+                        changed = true;
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        // Replay the best few in full and keep the best of those.
+        let mut ranked: Vec<(f64, Candidate)> = self
+            .cache
+            .values()
+            .filter(|(cost, _, exact)| *exact && cost.is_finite())
+            .map(|(cost, cand, _)| (*cost, cand.clone()))
+            .collect();
+        ranked.sort_by(|a, b| {
+            a.0.total_cmp(&b.0)
+                .then(a.1.complexity().cmp(&b.1.complexity()))
+                .then_with(|| a.1.key().cmp(&b.1.key()))
+        });
+        let mut finalists: Vec<Candidate> = Vec::new();
+        for (_, cand) in ranked {
+            if finalists.len() >= self.opts.n_finalists {
+                break;
+            }
+            if !finalists.contains(&cand) {
+                finalists.push(cand);
+            }
+        }
+        for cand in seeds.iter().chain(std::iter::once(&best)) {
+            if !finalists.contains(cand) && cand.to_config().is_some() {
+                finalists.push(cand.clone());
+            }
+        }
+        let mut full: Vec<(f64, Candidate)> = if self.thin > 1 {
+            finalists
+                .into_iter()
+                .map(|cand| (self.full_cost(&cand), cand))
+                .collect()
+        } else {
+            finalists
+                .into_iter()
+                .map(|cand| (self.screen_cost(&cand, f64::INFINITY), cand))
+                .collect()
+        };
+        full.sort_by(|a, b| {
+            a.0.total_cmp(&b.0)
+                .then(a.1.complexity().cmp(&b.1.complexity()))
+        });
+        let (cost, candidate) = full.first().cloned()?;
+        Some(Found {
+            config: candidate.to_config()?,
+            cost,
+            runner_up_cost: full.get(1).map(|(cost, _)| *cost),
+            candidate,
+            n_replays: self.n_replays,
+            thin: self.thin,
+        })
+    }
+}
+
+/// Whether `cost` of `cand` beats `best_cost` of `best`: by a margin, or equal and simpler.
+fn better(cost: f64, cand: &Candidate, best_cost: f64, best: &Candidate) -> bool {
+    if !cost.is_finite() {
+        return false;
+    }
+    let margin = 0.01 * best_cost + 0.5;
+    cost < best_cost - margin || (cost <= best_cost + 1e-9 && cand.complexity() < best.complexity())
+}
+
+fn cost_on(set: &EvalSet, config: &Config, weight: u32, score_from: usize) -> f64 {
+    let mut res = replay::replay(&set.history, 0..set.history.len(), config);
+    let skip = score_from.min(set.history.len());
+    if skip > 0 {
+        res.admitted.drain(..skip);
+        res.rejected.drain(..skip);
+        res.range = skip..set.history.len();
+    }
+    replay::score(&set.history, &res, &set.healthy, &set.incidents).cost * f64::from(weight)
+}
+
+/// The bucket holding the median latency of the whole history.
+pub(crate) fn median_bucket(history: &History) -> usize {
+    let n_buckets = history.latency_buckets_ms.len();
+    let mut totals = vec![0u64; n_buckets];
+    for step in &history.steps {
+        for (total, &count) in totals.iter_mut().zip(&step.latency_counts) {
+            *total += u64::from(count);
+        }
+    }
+    let all: u64 = totals.iter().sum();
+    let mut seen = 0;
+    for (b, &count) in totals.iter().enumerate() {
+        seen += count;
+        if 2 * seen >= all && all > 0 {
+            return b;
+        }
+    }
+    0
+}
+
+/// What an injected stretch looks like.
+#[derive(Clone, Copy, Debug)]
+enum Injection {
+    /// Failures moved `severity` of the way from the usual rate to 100 %.
+    Failures { severity: f64 },
+    /// Latencies moved up by this many buckets.
+    Slowdown { n_buckets: usize },
+    /// Failures and slow calls ×factor, still healthy.
+    Stress { factor: f64 },
+}
+
+/// Incidents written into copies of normal stretches of `history`.
+fn injected_sets(history: &History, labels: &Labels) -> Vec<EvalSet> {
+    let step_s = history.step.as_secs_f64().max(1e-3);
+    let steps_of = |secs: f64| ((secs / step_s).round() as usize).max(1);
+    // Incidents twice, at different places, so that one lucky or unlucky probe does not
+    // decide.
+    let specs: [(&'static str, Injection, f64); 11] = [
+        ("outage-2m", Injection::Failures { severity: 1.0 }, 120.0),
+        ("outage-10m", Injection::Failures { severity: 1.0 }, 600.0),
+        ("partial-50", Injection::Failures { severity: 0.5 }, 300.0),
+        ("partial-30", Injection::Failures { severity: 0.3 }, 300.0),
+        ("slowdown", Injection::Slowdown { n_buckets: 5 }, 300.0),
+        ("stress", Injection::Stress { factor: 1.3 }, 900.0),
+        ("outage-2m", Injection::Failures { severity: 1.0 }, 120.0),
+        ("outage-10m", Injection::Failures { severity: 1.0 }, 600.0),
+        ("partial-50", Injection::Failures { severity: 0.5 }, 300.0),
+        ("partial-30", Injection::Failures { severity: 0.3 }, 300.0),
+        ("slowdown", Injection::Slowdown { n_buckets: 5 }, 300.0),
+    ];
+    let usual_failure_rate = {
+        let (n_calls, n_failures) = history
+            .steps
+            .iter()
+            .zip(&labels.anomalous)
+            .filter(|(_, anomalous)| !**anomalous)
+            .fold((0u64, 0u64), |(c, f), (step, _)| {
+                (c + u64::from(step.n_calls), f + u64::from(step.n_failures))
+            });
+        if n_calls > 0 {
+            n_failures as f64 / n_calls as f64
+        } else {
+            0.0
+        }
+    };
+    let pre = steps_of(300.0);
+    let post = steps_of(180.0);
+    let n_specs = specs.len();
+    let mut out = Vec::new();
+    for (k, (name, injection, secs)) in specs.into_iter().enumerate() {
+        let len_incident = steps_of(secs);
+        let (lead, tail) = match injection {
+            Injection::Stress { .. } => (0, 0),
+            _ => (pre, post),
+        };
+        let total = lead + len_incident + tail;
+        if history.len() < total {
+            continue;
+        }
+        // Spread the copies over the history, each on a stretch with no anomaly.
+        let want = ((k as f64 + 0.5) / n_specs as f64 * history.len() as f64) as usize;
+        let Some(start) = clean_stretch(&labels.anomalous, want, total) else {
+            continue;
+        };
+        let mut steps: Vec<Step> = history.steps[start..start + total].to_vec();
+        let mut healthy = vec![true; total];
+        let mut carry = 0.0;
+        for (offset, step) in steps.iter_mut().enumerate().skip(lead).take(len_incident) {
+            match injection {
+                Injection::Failures { severity } => {
+                    let rate = usual_failure_rate + severity * (1.0 - usual_failure_rate);
+                    let exact = f64::from(step.n_calls) * rate + carry;
+                    let n = (exact.floor() as u32).min(step.n_calls);
+                    carry = exact - f64::from(n);
+                    step.n_failures = step.n_failures.max(n);
+                    healthy[offset] = false;
+                }
+                Injection::Slowdown { n_buckets } => {
+                    let len = step.latency_counts.len();
+                    let mut moved = vec![0u32; len];
+                    for (b, &count) in step.latency_counts.iter().enumerate() {
+                        moved[(b + n_buckets).min(len.saturating_sub(1))] += count;
+                    }
+                    step.latency_counts = moved;
+                    healthy[offset] = false;
+                }
+                Injection::Stress { factor } => {
+                    let exact = f64::from(step.n_failures) * factor + carry;
+                    let n = (exact.floor() as u32).min(step.n_calls);
+                    carry = exact - f64::from(n);
+                    step.n_failures = n;
+                    // Move a share of calls up one bucket: a slightly slower dependency.
+                    let len = step.latency_counts.len();
+                    if len > 1 {
+                        for b in (0..len - 1).rev() {
+                            let shift = (f64::from(step.latency_counts[b]) * (factor - 1.0)) as u32;
+                            step.latency_counts[b] -= shift;
+                            step.latency_counts[b + 1] += shift;
+                        }
+                    }
+                }
+            }
+        }
+        let step_ms = history.step.as_millis() as u64;
+        let incidents = if len_incident > 0 && healthy.iter().any(|h| !h) {
+            vec![Span {
+                start_ms: steps[lead].t_ms,
+                end_ms: steps[lead + len_incident - 1].t_ms + step_ms,
+            }]
+        } else {
+            Vec::new()
+        };
+        // Scores index `healthy` by step from the start of the set's history.
+        out.push(EvalSet {
+            name,
+            history: History {
+                step: history.step,
+                latency_buckets_ms: history.latency_buckets_ms.clone(),
+                steps,
+            },
+            healthy,
+            incidents,
+        });
+    }
+    out
+}
+
+/// The start of a run of `len` steps with no anomaly, nearest to `want`.
+fn clean_stretch(anomalous: &[bool], want: usize, len: usize) -> Option<usize> {
+    let n = anomalous.len();
+    if n < len {
+        return None;
+    }
+    let last_start = n - len;
+    let mut n_before = vec![0usize; n + 1];
+    for (i, &a) in anomalous.iter().enumerate() {
+        n_before[i + 1] = n_before[i] + usize::from(a);
+    }
+    let ok = |start: usize| n_before[start + len] == n_before[start];
+    let want = want.min(last_start);
+    (0..=last_start).find_map(|d| {
+        [
+            want.checked_sub(d),
+            Some(want + d).filter(|&s| s <= last_start),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|&s| ok(s))
+    })
+}

@@ -1,0 +1,260 @@
+//! Suggestions: the tuned config for one breaker, with the evidence for it.
+//!
+//! [`tune`] runs the whole pipeline on one history (features, labels, search);
+//! [`suggest`] adds the back-test of the current and the suggested config against the
+//! labels, the anomalous periods found, and a confidence, in plain types the server can store
+//! and show.
+
+use std::time::Duration;
+
+use breaker::{Config, Wait, Window};
+
+use crate::Warning;
+use crate::anomaly::{self, AnomalyOptions, Labels, Period};
+use crate::defaults;
+use crate::features::{self, FeatureOptions, Features, col};
+use crate::history::History;
+use crate::replay::{self, Score};
+use crate::search::{Candidate, Found, Grid, Search, SearchOptions};
+
+/// Options for [`tune`] and [`suggest`].
+#[derive(Clone, Debug, Default)]
+pub struct TuneOptions {
+    pub features: FeatureOptions,
+    pub anomaly: AnomalyOptions,
+    pub search: SearchOptions,
+}
+
+/// What [`tune`] learned from one history.
+#[derive(Clone, Debug)]
+pub struct Tuned {
+    pub config: Config,
+    pub features: Features,
+    pub labels: Labels,
+    /// The search's result, `None` when nothing could be searched (an empty history).
+    pub found: Option<Found>,
+}
+
+/// A suggested config for one breaker, with its evidence.
+#[derive(Clone, Debug)]
+pub struct Suggestion {
+    /// When the suggestion was made, in milliseconds since the Unix epoch (given by the caller).
+    pub made_at_ms: u64,
+    pub current: Config,
+    pub suggested: Config,
+    /// Back-test of the current config over the history, against the anomaly labels.
+    pub current_backtest: Backtest,
+    /// Back-test of the suggested config over the same history.
+    pub suggested_backtest: Backtest,
+    /// The anomalous periods found in the history.
+    pub anomalies: Vec<Period>,
+    /// Short anomalous runs left out of the labels.
+    pub n_transients: usize,
+    /// 0–1: how much to trust the suggestion (volume, history length, clarity of the choice).
+    pub confidence: f64,
+}
+
+/// What a config would have done over the history, judged against the anomaly labels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Backtest {
+    /// Closed→Open transitions.
+    pub trips: u32,
+    /// Trips outside anomalous periods.
+    pub false_trips: u32,
+    /// Anomalous periods during which it opened within 60 s.
+    pub detected: usize,
+    pub anomalies: usize,
+    /// Median detection delay over the detected periods.
+    pub detection_delay_median: Option<Duration>,
+    /// Calls it would have refused outside anomalous periods.
+    pub lost_good: u64,
+    /// Calls it would have let through during anomalous periods.
+    pub wasted: u64,
+    pub cost: f64,
+}
+
+// === impl Backtest ===
+
+impl Backtest {
+    pub fn from_score(score: &Score) -> Backtest {
+        Backtest {
+            trips: score.trips,
+            false_trips: score.false_trips,
+            detected: score.detected,
+            anomalies: score.incidents,
+            detection_delay_median: median_u64(&score.detection_delays_ms)
+                .map(Duration::from_millis),
+            lost_good: score.lost_good,
+            wasted: score.wasted,
+            cost: score.cost,
+        }
+    }
+}
+
+/// Learns from `history` and returns the config the search chose. `current`, when given,
+/// is one of the starting points.
+pub fn tune(
+    history: &History,
+    current: Option<&Config>,
+    opts: &TuneOptions,
+) -> (Tuned, Vec<Warning>) {
+    let mut warnings = Vec::new();
+    let features = features::features(history, &opts.features);
+    let labels = anomaly::detect(history, &features, &opts.anomaly);
+    let fallback = current.cloned().unwrap_or_default();
+    if history.is_empty() || history.n_calls() == 0 {
+        warnings.push(Warning::EmptyHistory);
+        return (
+            Tuned {
+                config: fallback,
+                features,
+                labels,
+                found: None,
+            },
+            warnings,
+        );
+    }
+    let n_calls = history.n_calls();
+    if n_calls < 1_000 {
+        warnings.push(Warning::LowVolume { n_calls });
+    }
+    if labels.periods.is_empty() {
+        warnings.push(Warning::NoAnomalies);
+    }
+    let grid = Grid::for_history(history);
+    let mut seeds = vec![prior(history, &features, &labels)];
+    if let Some(current) = current {
+        seeds.push(Candidate::from_config(current));
+    }
+    seeds.extend(
+        defaults::library_defaults()
+            .iter()
+            .map(|(_, config)| Candidate::from_config(config)),
+    );
+    // The tuner does not set call timeouts: those belong to the caller's latency budget.
+    for seed in &mut seeds {
+        seed.call_timeout = current.and_then(|c| c.call_timeout());
+    }
+    let mut search = Search::new(history, &labels, opts.search.clone());
+    let found = search.run(&grid, &seeds);
+    let config = found
+        .as_ref()
+        .map_or(fallback, |found| found.config.clone());
+    (
+        Tuned {
+            config,
+            features,
+            labels,
+            found,
+        },
+        warnings,
+    )
+}
+
+/// Tunes on `history` and back-tests `current` and the suggestion against the labels.
+pub fn suggest(
+    history: &History,
+    current: &Config,
+    made_at_ms: u64,
+    opts: &TuneOptions,
+) -> (Suggestion, Vec<Warning>) {
+    let (tuned, warnings) = tune(history, Some(current), opts);
+    let healthy = tuned.labels.healthy();
+    let spans = tuned.labels.spans();
+    let backtest = |config: &Config| {
+        let res = replay::replay(history, 0..history.len(), config);
+        Backtest::from_score(&replay::score(history, &res, &healthy, &spans))
+    };
+    let current_backtest = backtest(current);
+    let suggested_backtest = backtest(&tuned.config);
+    let confidence = confidence(history, &tuned);
+    (
+        Suggestion {
+            made_at_ms,
+            current: current.clone(),
+            suggested: tuned.config.clone(),
+            current_backtest,
+            suggested_backtest,
+            anomalies: tuned.labels.periods.clone(),
+            n_transients: tuned.labels.transients.len(),
+            confidence,
+        },
+        warnings,
+    )
+}
+
+/// A starting point from the history's normal behaviour: a failure-rate threshold well above
+/// the worst normal rate, judged over about ten seconds (or ten steps).
+fn prior(history: &History, features: &Features, labels: &Labels) -> Candidate {
+    let normal_rates: Vec<f64> = (0..features.n_rows)
+        .filter(|&i| !labels.anomalous[i])
+        .map(|i| features.get(i, col::FAILURE_RATE))
+        .collect();
+    let envelope = quantile(normal_rates, 0.999).unwrap_or(0.1);
+    let want = (envelope * 1.5).max(envelope + 0.05);
+    let threshold = [
+        0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9,
+    ]
+    .into_iter()
+    .find(|&t| t >= want)
+    .unwrap_or(0.9);
+    let step_s = history.step.as_secs().max(1) as u32;
+    Candidate {
+        failure_rate_threshold: Some(threshold),
+        window: Window::Time((10 * step_s).min(600).max(10)),
+        minimum_calls: 10,
+        consecutive_failures: None,
+        slow: None,
+        wait: Wait::Fixed(Duration::from_secs(5)),
+        half_open: (1, 1),
+        call_timeout: None,
+    }
+}
+
+/// Confidence from how much was seen and how clear the choice was.
+fn confidence(history: &History, tuned: &Tuned) -> f64 {
+    let Some(found) = &tuned.found else {
+        return 0.0;
+    };
+    let n_calls = history.n_calls() as f64;
+    let seen_seconds = history.len() as f64 * history.step.as_secs_f64();
+    // Enough calls (10 k) and enough time (a day) each count for up to half.
+    let volume = (n_calls / 10_000.0).min(1.0);
+    let span = (seen_seconds / 86_400.0).min(1.0);
+    let clarity = match found.runner_up_cost {
+        Some(runner_up) if runner_up > 0.0 => {
+            ((runner_up - found.cost) / runner_up).clamp(0.0, 1.0)
+        }
+        _ => 0.5,
+    };
+    let seen_incident = if tuned.labels.periods.is_empty() {
+        0.8
+    } else {
+        1.0
+    };
+    ((0.5 * volume + 0.5 * span) * (0.7 + 0.3 * clarity) * seen_incident).clamp(0.0, 1.0)
+}
+
+fn quantile(mut values: Vec<f64>, q: f64) -> Option<f64> {
+    values.retain(|x| x.is_finite());
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let idx = ((values.len() - 1) as f64 * q).round() as usize;
+    Some(values[idx])
+}
+
+pub(crate) fn median_u64(values: &[u64]) -> Option<u64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    let mid = sorted.len() / 2;
+    Some(if sorted.len() % 2 == 1 {
+        sorted[mid]
+    } else {
+        (sorted[mid - 1] + sorted[mid]) / 2
+    })
+}
