@@ -238,6 +238,18 @@ async fn principal(parts: &Parts, app: &AppState) -> Result<Option<Principal>, A
     }
 }
 
+/// Whoever the request's credentials name, if any (401 for unknown credentials); the handler
+/// decides what they may do.
+pub struct Caller(pub Option<Principal>);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Caller, AppError> {
+        Ok(Caller(principal(parts, app).await?))
+    }
+}
+
 /// Access to read: a viewer or admin token, or nothing at all under `--anonymous-viewer`.
 pub struct Viewer(pub Principal);
 

@@ -9,11 +9,13 @@
 use std::time::Duration;
 
 use breaker::reporter::{Reporter, ReporterConfig, ReporterHandle};
+use breaker::subscriber::{ConfigSubscriber, SubscriberConfig, SubscriberHandle};
 use breaker::{Config, Outcome, Registry, Window};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::auth;
+use crate::configs::{self, NewVersion};
 use crate::server::RunningServer;
 
 const FIRST_INCIDENT_AT: Duration = Duration::from_secs(10);
@@ -108,12 +110,16 @@ pub struct DemoHandle {
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
     reporters: Vec<ReporterHandle>,
+    subscribers: Vec<SubscriberHandle>,
 }
 
 impl DemoHandle {
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
+        for subscriber in self.subscribers {
+            subscriber.shutdown().await;
+        }
         for reporter in self.reporters {
             reporter.shutdown().await;
         }
@@ -139,9 +145,30 @@ pub async fn start(server: &RunningServer) -> anyhow::Result<DemoHandle> {
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let mut reporters = Vec::new();
+    let mut subscribers = Vec::new();
     let started = tokio::time::Instant::now();
     for (service_idx, service) in SERVICES.iter().enumerate() {
         let key = auth::create_api_key(&server.state.store, service.name).await?;
+        // The server holds each breaker's config, as a service owner would set it, so that
+        // admins can change it or force a breaker open from the dashboard.
+        for dependency in service.dependencies {
+            configs::save_version(
+                &server.state,
+                NewVersion {
+                    service: service.name,
+                    breaker: dependency.breaker,
+                    config: breaker::subscriber::config_to_wire(
+                        &demo_config(),
+                        breaker::Mode::Automatic,
+                    ),
+                    actor: "demo",
+                    action: "config",
+                    reason: "the demo's initial config".into(),
+                },
+            )
+            .await
+            .map_err(|err| anyhow::anyhow!("cannot store the demo config: {err}"))?;
+        }
         for (instance_idx, instance) in service.instances.iter().enumerate() {
             let registry = Registry::new();
             reporters.push(Reporter::start(
@@ -149,6 +176,13 @@ pub async fn start(server: &RunningServer) -> anyhow::Result<DemoHandle> {
                 ReporterConfig {
                     api_key: Some(key.secret.clone()),
                     ..ReporterConfig::new(server.url(), service.name, *instance)
+                },
+            ));
+            subscribers.push(ConfigSubscriber::start(
+                registry.clone(),
+                SubscriberConfig {
+                    api_key: Some(key.secret.clone()),
+                    ..SubscriberConfig::new(server.url(), service.name, *instance)
                 },
             ));
             for (dep_idx, dependency) in service.dependencies.iter().enumerate() {
@@ -196,6 +230,7 @@ pub async fn start(server: &RunningServer) -> anyhow::Result<DemoHandle> {
         stop,
         tasks,
         reporters,
+        subscribers,
     })
 }
 

@@ -33,6 +33,9 @@ pub enum AppError {
     /// Valid credentials without the right (403).
     #[error("forbidden: {detail}")]
     Forbidden { detail: String },
+    /// The request conflicts with the current state (409).
+    #[error("conflict: {detail}")]
+    Conflict { detail: String },
     /// The ingest queue is full; the client should retry after a moment (503).
     #[error("overloaded: {detail}")]
     Overloaded { detail: String, retry_after_s: u32 },
@@ -55,6 +58,7 @@ impl AppError {
             AppError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::NotFound { .. } => StatusCode::NOT_FOUND,
+            AppError::Conflict { .. } => StatusCode::CONFLICT,
             AppError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
             AppError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -72,6 +76,7 @@ impl AppError {
             }
             AppError::BadQuery { detail } => ("bad_query", detail.clone(), None),
             AppError::NotFound { detail } => ("not_found", detail.clone(), None),
+            AppError::Conflict { detail } => ("conflict", detail.clone(), None),
             AppError::Unauthorized { detail } => ("unauthorized", detail.clone(), None),
             AppError::Forbidden { detail } => ("forbidden", detail.clone(), None),
             AppError::Overloaded { detail, .. } => ("overloaded", detail.clone(), None),

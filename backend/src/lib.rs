@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod configs;
 pub mod demo;
 
 pub mod error;
@@ -24,4 +25,5 @@ pub mod server;
 pub mod store;
 pub mod stream;
 pub mod time;
+pub mod tune;
 pub mod ui;

@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{api, stream};
+use crate::{api, configs, stream};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +23,13 @@ use crate::{api, stream};
         api::transitions,
         api::metrics,
         stream::stream,
+        configs::view,
+        configs::put,
+        configs::restore,
+        configs::control,
+        configs::poll,
+        configs::report_status,
+        configs::audit,
     ),
     modifiers(&BearerAuth)
 )]

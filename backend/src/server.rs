@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::configs::{self, ConfigWatch};
 use crate::fleet::Fleet;
 use crate::hub::Hub;
 use crate::ingest::{self, IngestQueue};
@@ -63,6 +64,7 @@ pub struct AppState {
     pub hub: Hub,
     pub ingest: IngestQueue,
     pub metrics: Arc<Metrics>,
+    pub configs: Arc<ConfigWatch>,
     pub anonymous_viewer: bool,
 }
 
@@ -121,6 +123,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         hub,
         ingest,
         metrics,
+        configs: Arc::default(),
         anonymous_viewer: options.anonymous_viewer,
     };
     let listener = TcpListener::bind(options.bind)
@@ -158,6 +161,21 @@ pub fn router(state: AppState, options: &ServerOptions) -> Router {
         )
         .route("/breakers/{service}/{breaker}/timeline", get(api::timeline))
         .route("/services", get(api::services))
+        .route(
+            "/breakers/{service}/{breaker}/config",
+            get(configs::view).put(configs::put),
+        )
+        .route(
+            "/breakers/{service}/{breaker}/config/restore",
+            post(configs::restore),
+        )
+        .route(
+            "/breakers/{service}/{breaker}/control",
+            post(configs::control),
+        )
+        .route("/config/{service}/{breaker}", get(configs::poll))
+        .route("/config-status", post(configs::report_status))
+        .route("/audit", get(configs::audit))
         .route("/stream", get(stream::stream))
         .fallback(api::not_found);
     Router::new()

@@ -13,12 +13,17 @@
 use serde::{Deserialize, Serialize};
 
 mod config;
+mod control;
 mod histogram;
 mod validate;
 
 pub use config::{
     BreakerConfig, BreakerMode, ConfigRefusal, ConfigStatus, ConfigStatusReport, WaitConfig,
     WindowConfig,
+};
+pub use control::{
+    AuditEntry, ConfigChange, ConfigView, ControlRequest, InstanceSync, RestoreRequest,
+    StoredConfig,
 };
 pub use histogram::{LATENCY_BOUNDS_MS, LatencyHistogram};
 pub use validate::{MAX_NAME_LEN, ValidationError, validate_batch, validate_name};

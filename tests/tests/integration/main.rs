@@ -1,5 +1,6 @@
 mod auth;
 mod bad_input;
 mod browser;
+mod config;
 mod e2e;
 mod storage;

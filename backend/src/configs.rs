@@ -1,0 +1,578 @@
+//! Versioned breaker configs pushed to instances, per-instance sync status, manual control,
+//! and the audit log.
+//!
+//! An admin (or the engine) saves a new version; instances long-poll
+//! `GET /api/v1/config/{service}/{breaker}?wait_for_version_above=N` and get it as soon as it
+//! is committed ([`ConfigWatch`] wakes them); they report what they run to
+//! `POST /api/v1/config-status`. Manual control (force open, disable, metrics only, automatic)
+//! is a new version of the current config with another mode, so it reaches instances the same
+//! way. Every change is audited with who, when and what.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use protocol::{
+    AuditEntry, BreakerConfig, ConfigChange, ConfigRefusal, ConfigStatusReport, ConfigView,
+    ControlRequest, ErrorBody, InstanceSync, RestoreRequest, StoredConfig,
+};
+use serde::Deserialize;
+use sqlx::Row;
+use tokio::sync::watch;
+
+use crate::auth::{Admin, Caller, Principal, Viewer};
+use crate::error::AppError;
+use crate::extract::{JsonBody, Path, Query};
+use crate::server::AppState;
+use crate::store::Store;
+use crate::time::now_ms;
+
+/// The longest a config long poll is held.
+const MAX_POLL: Duration = Duration::from_secs(60);
+
+/// Wakes long polls when a breaker gets a new config version.
+#[derive(Default)]
+pub struct ConfigWatch {
+    versions: Mutex<HashMap<i64, watch::Sender<u64>>>,
+}
+
+impl ConfigWatch {
+    fn subscribe(&self, breaker_id: i64) -> watch::Receiver<u64> {
+        let mut versions = self.versions.lock().expect("config watch lock poisoned");
+        versions
+            .entry(breaker_id)
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    fn notify(&self, breaker_id: i64, version: u64) {
+        let mut versions = self.versions.lock().expect("config watch lock poisoned");
+        versions
+            .entry(breaker_id)
+            .or_insert_with(|| watch::channel(0).0)
+            .send_replace(version);
+    }
+}
+
+// === store functions ===
+
+async fn breaker_id(store: &Store, service: &str, breaker: &str) -> Result<Option<i64>, AppError> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM breakers WHERE service = ? AND name = ?")
+            .bind(service)
+            .bind(breaker)
+            .fetch_optional(store.pool())
+            .await?,
+    )
+}
+
+fn stored_config(row: &sqlx::sqlite::SqliteRow) -> Result<StoredConfig, AppError> {
+    let text: String = row.get(0);
+    let config = serde_json::from_str(&text).map_err(|err| {
+        AppError::Internal(anyhow::anyhow!("a stored config does not parse: {err}"))
+    })?;
+    Ok(StoredConfig {
+        config,
+        created_ms: row.get(1),
+        created_by: row.get(2),
+        reason: row.get(3),
+    })
+}
+
+async fn history(
+    store: &Store,
+    breaker_id: i64,
+    limit: i64,
+) -> Result<Vec<StoredConfig>, AppError> {
+    let rows = sqlx::query(
+        "SELECT config, created_ms, created_by, reason FROM breaker_configs
+         WHERE breaker_id = ? ORDER BY version DESC LIMIT ?",
+    )
+    .bind(breaker_id)
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter().map(stored_config).collect()
+}
+
+async fn current(store: &Store, breaker_id: i64) -> Result<Option<StoredConfig>, AppError> {
+    Ok(history(store, breaker_id, 1).await?.pop())
+}
+
+async fn version(
+    store: &Store,
+    breaker_id: i64,
+    version: u64,
+) -> Result<Option<StoredConfig>, AppError> {
+    let row = sqlx::query(
+        "SELECT config, created_ms, created_by, reason FROM breaker_configs
+         WHERE breaker_id = ? AND version = ?",
+    )
+    .bind(breaker_id)
+    .bind(version as i64)
+    .fetch_optional(store.pool())
+    .await?;
+    row.as_ref().map(stored_config).transpose()
+}
+
+/// Checks a config the way instances will (the `breaker` crate's own rules), so a refused
+/// config is refused here, with the field and rule, before it reaches any instance.
+pub fn check(config: &BreakerConfig) -> Result<(), AppError> {
+    breaker::subscriber::config_from_wire(config)
+        .map(|_| ())
+        .map_err(|err| AppError::Invalid {
+            detail: err.rule.to_string(),
+            path: format!("$.config.{}", err.field),
+        })
+}
+
+/// A change to save: what, by whom, and how to audit it.
+pub struct NewVersion<'a> {
+    pub service: &'a str,
+    pub breaker: &'a str,
+    pub config: BreakerConfig,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub reason: String,
+}
+
+/// Saves `change` as the breaker's next version (creating the breaker when new), audits it,
+/// and wakes the instances' long polls.
+pub async fn save_version(
+    app: &AppState,
+    change: NewVersion<'_>,
+) -> Result<StoredConfig, AppError> {
+    check(&change.config)?;
+    let now = now_ms();
+    let mut tx = app.store.begin().await?;
+    let breaker_id = Store::breaker_id(&mut tx, change.service, change.breaker, now).await?;
+    let latest: Option<i64> =
+        sqlx::query_scalar("SELECT MAX(version) FROM breaker_configs WHERE breaker_id = ?")
+            .bind(breaker_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    let mut config = change.config;
+    config.version = latest.unwrap_or(0) as u64 + 1;
+    let text = serde_json::to_string(&config).map_err(anyhow::Error::from)?;
+    sqlx::query(
+        "INSERT INTO breaker_configs (breaker_id, version, config, created_ms, created_by, reason)
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(breaker_id)
+    .bind(config.version as i64)
+    .bind(&text)
+    .bind(now)
+    .bind(change.actor)
+    .bind(&change.reason)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO audit_log (at_ms, actor, action, service, breaker, detail) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(now)
+    .bind(change.actor)
+    .bind(change.action)
+    .bind(change.service)
+    .bind(change.breaker)
+    .bind(format!("version {}: {} ({text})", config.version, change.reason))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    app.configs.notify(breaker_id, config.version);
+    Ok(StoredConfig {
+        config,
+        created_ms: now,
+        created_by: change.actor.to_string(),
+        reason: change.reason,
+    })
+}
+
+// === handlers ===
+
+#[derive(Deserialize)]
+pub struct PollQuery {
+    #[serde(default)]
+    wait_for_version_above: u64,
+    timeout_ms: Option<u64>,
+    #[allow(dead_code)]
+    instance: Option<String>,
+}
+
+/// Instances read their breaker's config with their ingest key; people with a token.
+fn may_read_config(caller: &Caller, service: &str, anonymous_viewer: bool) -> Result<(), AppError> {
+    match &caller.0 {
+        Some(Principal::Ingest { service: own, .. }) if own == service => Ok(()),
+        Some(Principal::Ingest { .. }) => Err(AppError::Forbidden {
+            detail: format!("this key reports for another service than {service:?}"),
+        }),
+        Some(Principal::User { .. } | Principal::Anonymous) => Ok(()),
+        None if anonymous_viewer => Ok(()),
+        None => Err(AppError::Unauthorized {
+            detail: "reading a config needs the service's ingest key or a user token".into(),
+        }),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/config/{service}/{breaker}", tag = "config",
+    params(
+        ("service" = String, Path), ("breaker" = String, Path),
+        ("wait_for_version_above" = Option<u64>, Query, description = "Hold the request until the version is above this"),
+        ("timeout_ms" = Option<u64>, Query, description = "How long to hold it (at most 60 s; default 30 s)"),
+        ("instance" = Option<String>, Query, description = "The polling instance"),
+    ),
+    responses(
+        (status = 200, description = "A config with a version above the one asked for", body = BreakerConfig),
+        (status = 204, description = "No newer version before the timeout"),
+        (status = 404, description = "The server holds no config for this breaker", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn poll(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((service, breaker)): Path<(String, String)>,
+    Query(query): Query<PollQuery>,
+) -> Result<Response, AppError> {
+    may_read_config(&caller, &service, app.anonymous_viewer)?;
+    let no_config = || AppError::NotFound {
+        detail: format!("the server holds no config for {service}/{breaker}"),
+    };
+    let id = breaker_id(&app.store, &service, &breaker)
+        .await?
+        .ok_or_else(no_config)?;
+    let mut changes = app.configs.subscribe(id);
+    let timeout = Duration::from_millis(query.timeout_ms.unwrap_or(30_000)).min(MAX_POLL);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let Some(stored) = current(&app.store, id).await? else {
+            return Err(no_config());
+        };
+        if stored.config.version > query.wait_for_version_above {
+            return Ok(Json(stored.config).into_response());
+        }
+        match tokio::time::timeout_at(deadline, changes.changed()).await {
+            Ok(Ok(())) => continue,
+            Ok(Err(_)) | Err(_) => return Ok(StatusCode::NO_CONTENT.into_response()),
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/config-status", tag = "config",
+    request_body = ConfigStatusReport,
+    responses(
+        (status = 204, description = "Recorded"),
+        (status = 403, description = "Another service's key", body = ErrorBody),
+        (status = 422, description = "Invalid report", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn report_status(
+    State(app): State<AppState>,
+    caller: Caller,
+    JsonBody(report): JsonBody<ConfigStatusReport>,
+) -> Result<StatusCode, AppError> {
+    match &caller.0 {
+        Some(Principal::Ingest { service, .. }) if *service == report.service => {}
+        Some(Principal::User {
+            role: crate::auth::Role::Admin,
+            ..
+        }) => {}
+        Some(_) => {
+            return Err(AppError::Forbidden {
+                detail: format!(
+                    "this key cannot report for the service {:?}",
+                    report.service
+                ),
+            });
+        }
+        None => {
+            return Err(AppError::Unauthorized {
+                detail: "reporting config status needs the service's ingest key".into(),
+            });
+        }
+    }
+    for (path, name) in [
+        ("$.service", &report.service),
+        ("$.instance", &report.instance),
+    ] {
+        protocol::validate_name(name).map_err(|detail| AppError::Invalid {
+            detail,
+            path: path.into(),
+        })?;
+    }
+    let now = now_ms();
+    let mut tx = app.store.begin().await?;
+    for (idx, status) in report.breakers.iter().enumerate() {
+        protocol::validate_name(&status.breaker).map_err(|detail| AppError::Invalid {
+            detail,
+            path: format!("$.breakers[{idx}].breaker"),
+        })?;
+        let id = Store::breaker_id(&mut tx, &report.service, &status.breaker, now).await?;
+        let refused = status.refused.as_ref();
+        sqlx::query(
+            "INSERT INTO config_status (breaker_id, instance, running_version, refused_version,
+                                        refused_field, refused_rule, reported_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (breaker_id, instance) DO UPDATE SET
+               running_version = excluded.running_version, refused_version = excluded.refused_version,
+               refused_field = excluded.refused_field, refused_rule = excluded.refused_rule,
+               reported_ms = excluded.reported_ms",
+        )
+        .bind(id)
+        .bind(&report.instance)
+        .bind(status.running_version as i64)
+        .bind(refused.map(|r| r.version as i64))
+        .bind(refused.map(|r| r.field.as_str()))
+        .bind(refused.map(|r| r.rule.as_str()))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/breakers/{service}/{breaker}/config", tag = "config",
+    params(("service" = String, Path), ("breaker" = String, Path)),
+    responses((status = 200, body = ConfigView), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn view(
+    State(app): State<AppState>,
+    _: Viewer,
+    Path((service, breaker)): Path<(String, String)>,
+) -> Result<Json<ConfigView>, AppError> {
+    let id = breaker_id(&app.store, &service, &breaker)
+        .await?
+        .ok_or_else(|| AppError::NotFound {
+            detail: format!("no breaker {breaker:?} in service {service:?}"),
+        })?;
+    let history = history(&app.store, id, 100).await?;
+    let current = history.first().cloned();
+    let current_version = current.as_ref().map(|c| c.config.version).unwrap_or(0);
+    // Every instance the fleet knows, with what it reported (status reports, else aggregates).
+    let mut running: std::collections::BTreeMap<String, (u64, Option<ConfigRefusal>)> = {
+        let fleet = app.fleet.read().expect("fleet lock poisoned");
+        fleet
+            .summary(&(service.clone(), breaker.clone()))
+            .map(|s| {
+                s.instances
+                    .into_iter()
+                    .map(|i| (i.instance, (i.config_version, None)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let rows = sqlx::query(
+        "SELECT instance, running_version, refused_version, refused_field, refused_rule
+         FROM config_status WHERE breaker_id = ?",
+    )
+    .bind(id)
+    .fetch_all(app.store.pool())
+    .await?;
+    for row in rows {
+        let refused = row.get::<Option<i64>, _>(2).map(|version| ConfigRefusal {
+            version: version as u64,
+            field: row.get::<Option<String>, _>(3).unwrap_or_default(),
+            rule: row.get::<Option<String>, _>(4).unwrap_or_default(),
+        });
+        let reported = row.get::<i64, _>(1) as u64;
+        let entry = running.entry(row.get(0)).or_insert((reported, None));
+        entry.0 = entry.0.max(reported);
+        entry.1 = refused;
+    }
+    let instances = running
+        .into_iter()
+        .map(|(instance, (running_version, refused))| InstanceSync {
+            instance,
+            running_version,
+            in_sync: current.is_none() || running_version == current_version,
+            refused: refused.filter(|r| r.version == current_version),
+        })
+        .collect();
+    Ok(Json(ConfigView {
+        service,
+        breaker,
+        current,
+        history,
+        instances,
+    }))
+}
+
+#[utoipa::path(put, path = "/api/v1/breakers/{service}/{breaker}/config", tag = "config",
+    params(("service" = String, Path), ("breaker" = String, Path)),
+    request_body = ConfigChange,
+    responses(
+        (status = 200, description = "Saved as the next version and pushed", body = StoredConfig),
+        (status = 422, description = "The config breaks a rule; `path` names the field", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn put(
+    State(app): State<AppState>,
+    admin: Admin,
+    Path((service, breaker)): Path<(String, String)>,
+    JsonBody(change): JsonBody<ConfigChange>,
+) -> Result<Json<StoredConfig>, AppError> {
+    for (path, name) in [("service", &service), ("breaker", &breaker)] {
+        protocol::validate_name(name).map_err(|detail| AppError::Invalid {
+            detail,
+            path: path.into(),
+        })?;
+    }
+    let stored = save_version(
+        &app,
+        NewVersion {
+            service: &service,
+            breaker: &breaker,
+            config: change.config,
+            actor: &admin.name,
+            action: "config",
+            reason: change.reason.unwrap_or_else(|| "set by an admin".into()),
+        },
+    )
+    .await?;
+    Ok(Json(stored))
+}
+
+async fn require_current(
+    app: &AppState,
+    service: &str,
+    breaker: &str,
+) -> Result<StoredConfig, AppError> {
+    let none = || AppError::Conflict {
+        detail: format!(
+            "the server holds no config for {service}/{breaker}; PUT one to \
+             /api/v1/breakers/{service}/{breaker}/config first"
+        ),
+    };
+    let id = breaker_id(&app.store, service, breaker)
+        .await?
+        .ok_or_else(none)?;
+    current(&app.store, id).await?.ok_or_else(none)
+}
+
+#[utoipa::path(post, path = "/api/v1/breakers/{service}/{breaker}/control", tag = "config",
+    params(("service" = String, Path), ("breaker" = String, Path)),
+    request_body = ControlRequest,
+    responses(
+        (status = 200, description = "The current config with the new mode, saved as the next version", body = StoredConfig),
+        (status = 409, description = "No config is stored for this breaker yet", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn control(
+    State(app): State<AppState>,
+    admin: Admin,
+    Path((service, breaker)): Path<(String, String)>,
+    JsonBody(request): JsonBody<ControlRequest>,
+) -> Result<Json<StoredConfig>, AppError> {
+    let mut config = require_current(&app, &service, &breaker).await?.config;
+    config.mode = match request.mode {
+        protocol::BreakerMode::Automatic => None,
+        mode => Some(mode),
+    };
+    let mode = serde_json::to_value(request.mode).map_err(anyhow::Error::from)?;
+    let stored = save_version(
+        &app,
+        NewVersion {
+            service: &service,
+            breaker: &breaker,
+            config,
+            actor: &admin.name,
+            action: "control",
+            reason: request
+                .reason
+                .unwrap_or_else(|| format!("manual mode {}", mode.as_str().unwrap_or("?"))),
+        },
+    )
+    .await?;
+    Ok(Json(stored))
+}
+
+#[utoipa::path(post, path = "/api/v1/breakers/{service}/{breaker}/config/restore", tag = "config",
+    params(("service" = String, Path), ("breaker" = String, Path)),
+    request_body = RestoreRequest,
+    responses(
+        (status = 200, description = "The earlier version, saved again as the next version", body = StoredConfig),
+        (status = 404, description = "No such version", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn restore(
+    State(app): State<AppState>,
+    admin: Admin,
+    Path((service, breaker)): Path<(String, String)>,
+    JsonBody(request): JsonBody<RestoreRequest>,
+) -> Result<Json<StoredConfig>, AppError> {
+    let missing = || AppError::NotFound {
+        detail: format!(
+            "{service}/{breaker} has no config version {}",
+            request.version
+        ),
+    };
+    let id = breaker_id(&app.store, &service, &breaker)
+        .await?
+        .ok_or_else(missing)?;
+    let earlier = version(&app.store, id, request.version)
+        .await?
+        .ok_or_else(missing)?;
+    let stored = save_version(
+        &app,
+        NewVersion {
+            service: &service,
+            breaker: &breaker,
+            config: earlier.config,
+            actor: &admin.name,
+            action: "restore",
+            reason: format!("restored version {}", request.version),
+        },
+    )
+    .await?;
+    Ok(Json(stored))
+}
+
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    limit: Option<i64>,
+    before_id: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/audit", tag = "config",
+    params(
+        ("limit" = Option<i64>, Query, description = "1 to 1000, default 100"),
+        ("before_id" = Option<i64>, Query, description = "Paging: entries older than this id"),
+    ),
+    responses((status = 200, description = "Newest first", body = Vec<AuditEntry>)),
+    security(("bearer" = [])))]
+pub async fn audit(
+    State(app): State<AppState>,
+    _: Viewer,
+    Query(query): Query<AuditQuery>,
+) -> Result<Json<Vec<AuditEntry>>, AppError> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1_000).contains(&limit) {
+        return Err(AppError::BadQuery {
+            detail: format!("limit must be between 1 and 1000, not {limit}"),
+        });
+    }
+    let rows = sqlx::query(
+        "SELECT id, at_ms, actor, action, service, breaker, detail FROM audit_log
+         WHERE id < ? ORDER BY id DESC LIMIT ?",
+    )
+    .bind(query.before_id.unwrap_or(i64::MAX))
+    .bind(limit)
+    .fetch_all(app.store.pool())
+    .await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|row| AuditEntry {
+                id: row.get(0),
+                at_ms: row.get(1),
+                actor: row.get(2),
+                action: row.get(3),
+                service: row.get(4),
+                breaker: row.get(5),
+                detail: row.get(6),
+            })
+            .collect(),
+    ))
+}

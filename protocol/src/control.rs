@@ -1,0 +1,81 @@
+//! What the server shows and accepts about configs, manual control and the audit log.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{BreakerConfig, BreakerMode, ConfigRefusal};
+
+/// One stored version of a breaker's config.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StoredConfig {
+    pub config: BreakerConfig,
+    pub created_ms: i64,
+    /// The admin (or the engine) that made this version.
+    pub created_by: String,
+    pub reason: String,
+}
+
+/// Whether one instance runs the current config.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InstanceSync {
+    pub instance: String,
+    /// The version the instance last reported running.
+    pub running_version: u64,
+    pub in_sync: bool,
+    /// The latest pushed version it refused, and why.
+    #[serde(default)]
+    pub refused: Option<ConfigRefusal>,
+}
+
+/// A breaker's current config, its history (newest first) and per-instance sync status.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConfigView {
+    pub service: String,
+    pub breaker: String,
+    pub current: Option<StoredConfig>,
+    pub history: Vec<StoredConfig>,
+    pub instances: Vec<InstanceSync>,
+}
+
+/// A new config for a breaker; the server assigns its version.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConfigChange {
+    pub config: BreakerConfig,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A manual state for a breaker: forced open, disabled, metrics only, or back to automatic.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ControlRequest {
+    pub mode: BreakerMode,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Restores an earlier version as a new version.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RestoreRequest {
+    pub version: u64,
+}
+
+/// One audited change.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at_ms: i64,
+    pub actor: String,
+    /// `config`, `control`, `restore`, …
+    pub action: String,
+    #[serde(default)]
+    pub service: Option<String>,
+    #[serde(default)]
+    pub breaker: Option<String>,
+    pub detail: String,
+}
