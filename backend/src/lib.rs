@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod rollup;
 pub mod server;
+pub mod settings;
 pub mod store;
 pub mod stream;
 pub mod time;

@@ -2,10 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use backend::auth::{self, Role};
 use backend::server::{self, ServerOptions};
+use backend::settings::{self, FileSettings};
 use backend::store::Store;
 use clap::{Args, Parser, Subcommand};
 
@@ -32,6 +34,8 @@ enum Command {
     /// Manage users and their roles.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Tune breaker thresholds: evaluate the adaptive engine on labelled scenarios.
+    Tune(backend::tune::TuneCommand),
 }
 
 #[derive(Subcommand)]
@@ -106,38 +110,79 @@ fn database_url(text: &str) -> String {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:7878", env = "FUSEBOX_BIND")]
-    bind: SocketAddr,
-    /// SQLite database: a URL like sqlite://fusebox.db or a file path.
-    #[arg(
-        long = "database",
-        default_value = "sqlite://fusebox.db",
-        env = "DATABASE_URL"
-    )]
-    database: String,
+    /// Address to listen on [default: 127.0.0.1:7878].
+    #[arg(long, env = "FUSEBOX_BIND")]
+    bind: Option<SocketAddr>,
+    /// SQLite database: a URL like sqlite://fusebox.db or a file path [default: sqlite://fusebox.db].
+    #[arg(long = "database", env = "DATABASE_URL")]
+    database: Option<String>,
     /// Folder holding the dashboard bundle (index.html, wasm, JS).
     #[arg(long, env = "FUSEBOX_DIST")]
     dist: Option<PathBuf>,
-    /// Largest accepted request body, in bytes.
-    #[arg(long, default_value_t = 1024 * 1024)]
-    max_body_bytes: usize,
+    /// Largest accepted request body, in bytes [default: 1048576].
+    #[arg(long, env = "FUSEBOX_MAX_BODY_BYTES")]
+    max_body_bytes: Option<usize>,
     /// Let anyone read the dashboard and the read API without a token.
-    #[arg(long)]
+    #[arg(long, env = "FUSEBOX_ANONYMOUS_VIEWER")]
     anonymous_viewer: bool,
+    /// A TOML settings file; flags and environment variables override it.
+    #[arg(long = "config", env = "FUSEBOX_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 impl ServeArgs {
-    fn options(&self) -> ServerOptions {
-        let mut options = ServerOptions::new(self.bind, database_url(&self.database));
-        options.anonymous_viewer = self.anonymous_viewer;
-        if let Some(dist) = &self.dist {
-            options.dist_dir = dist.clone();
+    fn options(&self) -> anyhow::Result<ServerOptions> {
+        let file = match &self.config {
+            None => FileSettings::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read the settings file {}", path.display()))?;
+                settings::parse(&text)
+                    .with_context(|| format!("invalid settings file {}", path.display()))?
+            }
+        };
+        let bind = self
+            .bind
+            .or(file.bind)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7878)));
+        let database = self
+            .database
+            .clone()
+            .or(file.database.clone())
+            .unwrap_or_else(|| DEFAULT_DATABASE.to_string());
+        let mut options = ServerOptions::new(bind, database_url(&database));
+        options.anonymous_viewer = self.anonymous_viewer || file.anonymous_viewer.unwrap_or(false);
+        if let Some(dist) = self.dist.clone().or(file.dist.clone()) {
+            options.dist_dir = dist;
         }
-        options.max_body_bytes = self.max_body_bytes;
-        options
+        if let Some(n) = self.max_body_bytes.or(file.max_body_bytes) {
+            options.max_body_bytes = n;
+        }
+        if let Some(n) = file.ingest_queue {
+            anyhow::ensure!(n > 0, "ingest_queue must be at least 1");
+            options.ingest_queue = n;
+        }
+        let hours = |h: u64| Duration::from_secs(h * 3_600);
+        if let Some(h) = file.retention.raw_hours {
+            options.retention.raw = hours(h);
+        }
+        if let Some(d) = file.retention.minute_days {
+            options.retention.minute = hours(d * 24);
+        }
+        if let Some(d) = file.retention.hour_days {
+            options.retention.hour = hours(d * 24);
+        }
+        Ok(options)
+    }
+
+    fn database_shown(&self) -> String {
+        self.database
+            .clone()
+            .unwrap_or_else(|| DEFAULT_DATABASE.into())
     }
 }
+
+const DEFAULT_DATABASE: &str = "sqlite://fusebox.db";
 
 #[tokio::main]
 async fn main() {
@@ -156,7 +201,7 @@ async fn main() {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
-            let running = server::start(args.options()).await?;
+            let running = server::start(args.options()?).await?;
             say_how_to_get_in(&running, &args).await?;
             println!("fusebox is serving the dashboard at {}", running.url());
             tokio::select! {
@@ -165,7 +210,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Demo(args) => {
-            let running = server::start(args.options()).await?;
+            let running = server::start(args.options()?).await?;
             let url = running.url();
             let demo = backend::demo::start(&running).await?;
             println!("fusebox demo: open {url} in a browser (Ctrl-C to stop)");
@@ -219,6 +264,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("revoked the token of {name:?}");
             Ok(())
         }
+        Command::Tune(cmd) => tokio::task::spawn_blocking(move || backend::tune::run(cmd))
+            .await
+            .context("the tuner stopped")?,
     }
 }
 
@@ -248,7 +296,7 @@ async fn say_how_to_get_in(
     if !auth::has_admin(&running.state.store).await? {
         println!(
             "No admin exists yet. Create the first one with:\n  fusebox users add NAME --admin --database {}",
-            args.database
+            args.database_shown()
         );
     }
     if !args.anonymous_viewer {

@@ -30,6 +30,12 @@ enum Access {
     Read,
     /// Ingest for the service `svc`: its key or an admin.
     Ingest,
+    /// Writes: an admin only.
+    Admin,
+    /// A service's configs: its instances (ingest key), viewers and admins.
+    Config,
+    /// An instance's config status: its service's ingest key or an admin.
+    Status,
     /// Open to all.
     Public,
 }
@@ -45,6 +51,16 @@ fn expected(access: &Access, who: Who, anonymous: bool) -> u16 {
     match (access, who) {
         (Access::Public, _) => 200,
         (_, Who::Unknown | Who::Revoked) => 401,
+        (Access::Admin, Who::Admin) => 200,
+        (Access::Admin, Who::Nobody) => 401,
+        (Access::Admin, _) => 403,
+        (Access::Config, Who::Ingest | Who::Viewer | Who::Admin) => 200,
+        (Access::Config, Who::Nobody) if anonymous => 200,
+        (Access::Config, Who::Nobody) => 401,
+        (Access::Config, Who::OtherServiceIngest) => 403,
+        (Access::Status, Who::Ingest | Who::Admin) => 200,
+        (Access::Status, Who::Nobody) => 401,
+        (Access::Status, _) => 403,
         (Access::Read, Who::Viewer | Who::Admin) => 200,
         (Access::Read, Who::Nobody) if anonymous => 200,
         (Access::Read, Who::Nobody) => 401,
@@ -82,6 +98,17 @@ async fn matrix(anonymous: bool) {
     };
     let routes: Vec<(&str, &str, Access)> = vec![
         ("POST", "/api/v1/ingest", Access::Ingest),
+        ("PUT", "/api/v1/breakers/svc/db/config", Access::Admin),
+        ("POST", "/api/v1/breakers/svc/db/control", Access::Admin),
+        (
+            "POST",
+            "/api/v1/breakers/svc/db/config/restore",
+            Access::Admin,
+        ),
+        ("GET", "/api/v1/breakers/svc/db/config", Access::Read),
+        ("GET", "/api/v1/config/svc/db", Access::Config),
+        ("POST", "/api/v1/config-status", Access::Status),
+        ("GET", "/api/v1/audit", Access::Read),
         ("GET", "/api/v1/services", Access::Read),
         ("GET", "/api/v1/breakers", Access::Read),
         ("GET", "/api/v1/breakers/svc/db/series", Access::Read),
@@ -98,21 +125,45 @@ async fn matrix(anonymous: bool) {
         for who in EVERYONE {
             seq += 1;
             let url = format!("{}{path}", server.url());
-            let mut request = if *method == "POST" {
-                client.post(&url).json(&serde_json::json!({
+            let body = match *path {
+                "/api/v1/ingest" => Some(serde_json::json!({
                     "service": "svc", "instance": "i", "seq": seq, "sent_at_ms": now_ms(),
                     "aggregates": [{"breaker": "db", "start_ms": now_ms() - 1000, "interval_ms": 1000,
                                     "counts": {"success": 1}, "state": "closed"}]
-                }))
-            } else {
-                client.get(&url)
+                })),
+                "/api/v1/breakers/svc/db/config" if *method == "PUT" => {
+                    Some(serde_json::json!({"config": {
+                    "version": 0, "failure_rate_threshold": 0.5, "window": {"kind": "count", "calls": 20},
+                    "minimum_calls": 10, "wait": {"kind": "fixed", "ms": 5000},
+                    "half_open_probes": 3, "half_open_successes": 3}}))
+                }
+                "/api/v1/breakers/svc/db/control" => {
+                    Some(serde_json::json!({"mode": "metrics_only"}))
+                }
+                "/api/v1/breakers/svc/db/config/restore" => Some(serde_json::json!({"version": 1})),
+                "/api/v1/config-status" => Some(serde_json::json!({
+                    "service": "svc", "instance": "i", "at_ms": now_ms(),
+                    "breakers": [{"breaker": "db", "running_version": 1}]})),
+                _ => None,
             };
+            let mut request = match *method {
+                "POST" => client.post(&url),
+                "PUT" => client.put(&url),
+                _ => client.get(&url),
+            };
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
             if let Some(token) = token(who) {
                 request = request.bearer_auth(token);
             }
             let response = request.send().await.unwrap();
-            let status = response.status().as_u16();
+            let mut status = response.status().as_u16();
             let want = expected(access, who, anonymous);
+            if want == 200 && response.status().is_success() {
+                // A status report answers 204; any success is what is asked.
+                status = 200;
+            }
             assert_eq!(
                 status, want,
                 "{method} {path} as {who:?} (anonymous viewer: {anonymous})"

@@ -1,0 +1,85 @@
+//! The optional TOML settings file of `fusebox serve` / `fusebox demo` (`--config FILE`).
+//!
+//! Precedence: command-line flags, then environment variables, then this file, then defaults.
+//! Parsing is pure ([`parse`]); unknown keys are refused with their name, so a typo does not
+//! silently keep a default.
+//!
+//! ```toml
+//! bind = "0.0.0.0:7878"
+//! database = "sqlite:///var/lib/fusebox/fusebox.db"
+//! dist = "/usr/share/fusebox/dist"
+//! max_body_bytes = 1048576
+//! anonymous_viewer = false
+//! ingest_queue = 1024
+//!
+//! [retention]
+//! raw_hours = 48
+//! minute_days = 30
+//! hour_days = 400
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    pub bind: Option<SocketAddr>,
+    pub database: Option<String>,
+    pub dist: Option<PathBuf>,
+    pub max_body_bytes: Option<usize>,
+    pub anonymous_viewer: Option<bool>,
+    pub ingest_queue: Option<usize>,
+    #[serde(default)]
+    pub retention: RetentionSettings,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    pub raw_hours: Option<u64>,
+    pub minute_days: Option<u64>,
+    pub hour_days: Option<u64>,
+}
+
+/// Parses a settings file's text.
+pub fn parse(text: &str) -> Result<FileSettings, toml::de::Error> {
+    toml::from_str(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_file_parses() {
+        let settings = parse(
+            r#"
+            bind = "0.0.0.0:9000"
+            database = "sqlite://x.db"
+            anonymous_viewer = true
+            [retention]
+            raw_hours = 6
+            "#,
+        )
+        .unwrap();
+        assert_eq!(settings.bind, Some("0.0.0.0:9000".parse().unwrap()));
+        assert_eq!(settings.database.as_deref(), Some("sqlite://x.db"));
+        assert_eq!(settings.anonymous_viewer, Some(true));
+        assert_eq!(settings.retention.raw_hours, Some(6));
+        assert_eq!(settings.max_body_bytes, None);
+    }
+
+    #[test]
+    fn an_unknown_key_is_named() {
+        let err = parse("bnd = \"0.0.0.0:1\"").unwrap_err().to_string();
+        assert!(err.contains("bnd"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_file_is_all_defaults() {
+        assert_eq!(parse("").unwrap(), FileSettings::default());
+    }
+}
