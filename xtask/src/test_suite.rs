@@ -23,7 +23,8 @@ pub fn run() -> anyhow::Result<()> {
     let mut command = Command::new(cargo());
     command
         .current_dir(workspace_root())
-        .args(["test", "--workspace"])
+        // Every test binary runs even after one fails, so a run reports all failures at once.
+        .args(["test", "--workspace", "--no-fail-fast"])
         .env("FUSEBOX_REQUIRE_BROWSER", "1")
         .env("FUSEBOX_DIST", &dist);
     eprintln!(
