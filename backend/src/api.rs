@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use protocol::{
-    BreakerSummary, ErrorBody, IngestAck, IngestBatch, Series, ServiceSummary, Timeline,
+    BreakerSummary, CallBatch, ErrorBody, IngestAck, IngestBatch, Series, ServiceSummary, Timeline,
     TransitionRecord,
 };
 use serde::Deserialize;
@@ -43,6 +43,38 @@ pub async fn ingest(
     State(app): State<AppState>,
     ingester: Ingester,
     JsonBody(batch): JsonBody<IngestBatch>,
+) -> Result<Json<IngestAck>, AppError> {
+    accept(&app, ingester, batch).await
+}
+
+#[utoipa::path(post, path = "/api/v1/ingest/calls", tag = "ingest",
+    request_body(content = CallBatch, description = "Per-call events, folded by the server into per-second aggregates"),
+    responses(
+        (status = 200, description = "Committed (or committed before: `duplicate`)", body = IngestAck),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "No or unknown credentials", body = ErrorBody),
+        (status = 403, description = "Credentials without the right", body = ErrorBody),
+        (status = 422, description = "A field is invalid; `path` says which", body = ErrorBody),
+        (status = 503, description = "Ingest queue full; retry after `Retry-After`", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn ingest_calls(
+    State(app): State<AppState>,
+    ingester: Ingester,
+    JsonBody(calls): JsonBody<CallBatch>,
+) -> Result<Json<IngestAck>, AppError> {
+    calls.validate_calls().map_err(|err| AppError::Invalid {
+        detail: err.detail,
+        path: err.path,
+    })?;
+    accept(&app, ingester, calls.into_ingest_batch()).await
+}
+
+/// Validates a batch, checks the key's service, and waits for the commit.
+async fn accept(
+    app: &AppState,
+    ingester: Ingester,
+    batch: IngestBatch,
 ) -> Result<Json<IngestAck>, AppError> {
     protocol::validate_batch(&batch, now_ms()).map_err(|err| AppError::Invalid {
         detail: err.detail,

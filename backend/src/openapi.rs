@@ -16,6 +16,7 @@ use crate::{api, configs, stream};
     ),
     paths(
         api::ingest,
+        api::ingest_calls,
         api::services,
         api::breakers,
         api::series,

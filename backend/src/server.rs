@@ -153,6 +153,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
 pub fn router(state: AppState, options: &ServerOptions) -> Router {
     let api = Router::new()
         .route("/ingest", post(api::ingest))
+        .route("/ingest/calls", post(api::ingest_calls))
         .route("/breakers", get(api::breakers))
         .route("/breakers/{service}/{breaker}/series", get(api::series))
         .route(

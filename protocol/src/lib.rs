@@ -12,11 +12,13 @@
 
 use serde::{Deserialize, Serialize};
 
+mod calls;
 mod config;
 mod control;
 mod histogram;
 mod validate;
 
+pub use calls::{CallBatch, CallEvent, CallOutcome};
 pub use config::{
     BreakerConfig, BreakerMode, ConfigRefusal, ConfigStatus, ConfigStatusReport, WaitConfig,
     WindowConfig,

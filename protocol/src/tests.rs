@@ -145,3 +145,90 @@ fn breaker_config_reads_its_documented_json() {
         serde_json::from_str(&serde_json::to_string(&config).unwrap()).unwrap();
     assert_eq!(back, config);
 }
+
+#[test]
+fn calls_fold_into_per_second_aggregates() {
+    let call =
+        |breaker: &str, at_ms: i64, outcome: CallOutcome, latency_ms: Option<f64>, state: State| {
+            CallEvent {
+                breaker: breaker.into(),
+                at_ms,
+                outcome,
+                latency_ms,
+                slow: latency_ms.is_some_and(|ms| ms > 1_000.0),
+                state,
+            }
+        };
+    let batch = CallBatch {
+        service: "s".into(),
+        instance: "i".into(),
+        seq: 3,
+        sent_at_ms: 10_000,
+        calls: vec![
+            call("a", 5_100, CallOutcome::Success, Some(3.0), State::Closed),
+            call("a", 5_900, CallOutcome::Failure, Some(1_500.0), State::Open),
+            call("a", 5_500, CallOutcome::Failure, Some(40.0), State::Closed),
+            call("a", 6_000, CallOutcome::Rejected, None, State::Open),
+            call(
+                "b",
+                5_200,
+                CallOutcome::Timeout,
+                Some(30_000.5),
+                State::Closed,
+            ),
+        ],
+        transitions: vec![],
+    };
+    assert_eq!(batch.validate_calls(), Ok(()));
+    let folded = batch.into_ingest_batch();
+    assert_eq!(folded.seq, 3);
+    let summary: Vec<(&str, i64, u64, u64, u64, u64, State)> = folded
+        .aggregates
+        .iter()
+        .map(|a| {
+            (
+                a.breaker.as_str(),
+                a.start_ms,
+                a.counts.success,
+                a.counts.failed(),
+                a.counts.rejected,
+                a.counts.slow,
+                a.state,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("a", 5_000, 1, 2, 0, 1, State::Open),
+            ("a", 6_000, 0, 0, 1, 0, State::Open),
+            ("b", 5_000, 0, 1, 0, 1, State::Closed),
+        ]
+    );
+    assert_eq!(folded.aggregates[0].latency.total(), 3);
+    assert_eq!(folded.aggregates[1].latency.total(), 0);
+    assert_eq!(folded.aggregates[2].latency.counts[14], 1);
+}
+
+#[test]
+fn a_negative_latency_is_named() {
+    let batch = CallBatch {
+        service: "s".into(),
+        instance: "i".into(),
+        seq: 1,
+        sent_at_ms: 0,
+        calls: vec![CallEvent {
+            breaker: "a".into(),
+            at_ms: 0,
+            outcome: CallOutcome::Success,
+            latency_ms: Some(-1.0),
+            slow: false,
+            state: State::Closed,
+        }],
+        transitions: vec![],
+    };
+    assert_eq!(
+        batch.validate_calls().unwrap_err().path,
+        "$.calls[0].latency_ms"
+    );
+}

@@ -322,3 +322,70 @@ async fn the_openapi_document_describes_every_route() {
         );
     }
 }
+
+#[tokio::test]
+async fn per_call_events_are_folded_into_aggregates() {
+    let server = TestServer::start_with(|o| o.anonymous_viewer = true)
+        .await
+        .unwrap();
+    let key = server.ingest_key("legacy").await.unwrap();
+    let now = now_ms();
+    let second = now.div_euclid(1000) * 1000 - 5_000;
+    let calls: Vec<serde_json::Value> = (0..10)
+        .map(|i| {
+            json!({"breaker": "opossum-db", "at_ms": second + i * 50,
+                   "outcome": if i < 4 { "failure" } else { "success" }, "latency_ms": 12.5})
+        })
+        .collect();
+    let body = json!({"service": "legacy", "instance": "node-1", "seq": 1, "sent_at_ms": now,
+        "calls": calls,
+        "transitions": [{"breaker": "opossum-db", "at_ms": second + 600, "from": "closed", "to": "open",
+                         "trigger": {"kind": "failure_rate", "value": 0.4, "threshold": 0.3}}]});
+    let client = reqwest::Client::new();
+    let ack: IngestAck = client
+        .post(format!("{}/api/v1/ingest/calls", server.url()))
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        ack,
+        IngestAck {
+            seq: 1,
+            duplicate: false
+        }
+    );
+    let series: protocol::Series = client
+        .get(format!(
+            "{}/api/v1/breakers/legacy/opossum-db/series",
+            server.url()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let point = series
+        .points
+        .iter()
+        .find(|p| p.counts.judged() > 0)
+        .unwrap();
+    assert_eq!((point.counts.success, point.counts.failure), (6, 4));
+    assert_eq!(point.p50_ms, Some(20.0));
+    let breakers: Vec<protocol::BreakerSummary> = client
+        .get(format!("{}/api/v1/breakers?service=legacy", server.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(breakers[0].state, State::Open);
+}
