@@ -3,4 +3,5 @@ mod bad_input;
 mod browser;
 mod config;
 mod e2e;
+mod overload;
 mod storage;

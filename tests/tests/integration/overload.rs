@@ -1,0 +1,87 @@
+//! A full ingest queue answers 503 with `Retry-After` instead of growing, and loses nothing it
+//! accepted.
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use sqlx::Connection;
+use tests::TestServer;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_answers_503_and_keeps_what_it_took() {
+    let server = TestServer::start_with(|o| o.ingest_queue = 2)
+        .await
+        .unwrap();
+    let key = server.ingest_key("svc").await.unwrap();
+    // Another connection holds SQLite's write lock, so the writer cannot commit and its queue fills.
+    let url = format!("sqlite://{}", server.database_path().display());
+    let mut blocker = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+
+    let n = 20;
+    let client = reqwest::Client::new();
+    let mut pending: FuturesUnordered<_> = (0..n)
+        .map(|seq| {
+            let request = client
+                .post(format!("{}/api/v1/ingest", server.url()))
+                .bearer_auth(&key)
+                .json(&serde_json::json!({
+                    "service": "svc", "instance": "i", "seq": seq, "sent_at_ms": now_ms(),
+                    "aggregates": [{"breaker": "db", "start_ms": now_ms() - 1000, "interval_ms": 1000,
+                                    "counts": {"success": 1}, "state": "closed"}]
+                }))
+                .send();
+            async move {
+                let response = request.await.unwrap();
+                let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().to_string());
+                let body: serde_json::Value = response.json().await.unwrap();
+                (status, retry_after, body)
+            }
+        })
+        .collect();
+    // At most the writer's group (1–2 batches) and the queue (2) wait; every other request is
+    // refused at once.
+    let mut refused = 0;
+    let mut accepted = 0;
+    while refused < n - 4 {
+        let (status, retry_after, body) = pending.next().await.unwrap();
+        assert_eq!(
+            status, 503,
+            "only refusals come back while the writer is blocked: {body}"
+        );
+        assert_eq!(retry_after.as_deref(), Some("1"));
+        assert_eq!(body["error"], "overloaded");
+        refused += 1;
+    }
+    sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+    while let Some((status, _, body)) = pending.next().await {
+        match status {
+            200 => accepted += 1,
+            503 => refused += 1,
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert!(accepted >= 1, "the batches the writer held were committed");
+    assert_eq!(accepted + refused, n);
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM batches")
+        .fetch_one(server.server.state.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        stored, accepted as i64,
+        "every acknowledged batch is stored, no refused one is"
+    );
+}
