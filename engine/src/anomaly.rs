@@ -216,6 +216,8 @@ fn binomial_scores(features: &Features, c: usize) -> Vec<f64> {
     z.into_iter().map(|z| z / dispersion).collect()
 }
 
+const MAX_FIT_ROWS: usize = 3_000;
+
 /// KMeans on the scaled features; returns each step's cluster and whether it is in a small
 /// cluster whose members score on the bad side on average.
 fn small_clusters(
@@ -237,7 +239,11 @@ fn small_clusters(
     let Ok(records) = Array2::from_shape_vec((n_rows, features.n_cols), data) else {
         return none;
     };
-    let dataset = DatasetBase::from(records);
+    // Fit on an evenly strided sample of at most `MAX_FIT_ROWS` steps (a week of minutes is
+    // 10 k), then assign every step to its nearest centre.
+    let stride = n_rows.div_ceil(MAX_FIT_ROWS).max(1);
+    let sample = records.slice(ndarray::s![..;stride, ..]).to_owned();
+    let dataset = DatasetBase::from(sample);
     let model = KMeans::params_with_rng(opts.n_clusters, Xoshiro256Plus::seed_from_u64(7))
         .n_runs(1)
         .max_n_iterations(50)
@@ -246,7 +252,7 @@ fn small_clusters(
     let Ok(model) = model else {
         return none;
     };
-    let cluster: Vec<usize> = model.predict(dataset.records()).to_vec();
+    let cluster: Vec<usize> = model.predict(&records).to_vec();
     let mut sizes = vec![0usize; opts.n_clusters];
     let mut score_sums = vec![0.0; opts.n_clusters];
     for (i, &k) in cluster.iter().enumerate() {

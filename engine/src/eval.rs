@@ -260,8 +260,10 @@ impl Report {
             if let Some(summary) = scenario.summary() {
                 let _ = writeln!(
                     out,
-                    "  tuned/oracle {:.2}  tuned/best default ({}) {:.2}  recall {:.0} %  false trips {} (best default {})",
-                    summary.tuned_over_oracle,
+                    "  tuned/oracle {}  tuned/best default ({}) {:.2}  recall {:.0} %  false trips {} (best default {})",
+                    summary
+                        .tuned_over_oracle
+                        .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
                     summary.best_default,
                     summary.tuned_over_best_default,
                     summary.tuned_recall * 100.0,
@@ -278,7 +280,8 @@ impl Report {
 /// How the tuned config compares, in one scenario.
 #[derive(Clone, Debug)]
 pub struct Summary {
-    pub tuned_over_oracle: f64,
+    /// `None` when the oracle was not searched.
+    pub tuned_over_oracle: Option<f64>,
     pub best_default: &'static str,
     pub tuned_over_best_default: f64,
     pub tuned_recall: f64,
@@ -296,7 +299,7 @@ impl ScenarioReport {
     /// Tuned against the oracle and the cheapest library default.
     pub fn summary(&self) -> Option<Summary> {
         let tuned = self.result("tuned")?;
-        let oracle = self.result("oracle")?;
+        let oracle = self.result("oracle");
         let best_default = self
             .results
             .iter()
@@ -312,7 +315,7 @@ impl ScenarioReport {
             }
         };
         Some(Summary {
-            tuned_over_oracle: ratio(tuned.score.cost, oracle.score.cost),
+            tuned_over_oracle: oracle.map(|oracle| ratio(tuned.score.cost, oracle.score.cost)),
             best_default: best_default.config_name,
             tuned_over_best_default: ratio(tuned.score.cost, best_default.score.cost),
             tuned_recall: recall(&tuned.score),

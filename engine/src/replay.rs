@@ -75,6 +75,9 @@ pub fn replay(history: &History, range: Range<usize>, config: &Config) -> Replay
     let step_ns = history.step.as_nanos() as u64;
     let mut machine = Machine::new(config.clone(), Duration::from_millis(first.t_ms), 0x5eed);
     let timeout = config.call_timeout();
+    // Latencies matter only to a slow-call policy or a call timeout; without either, the
+    // histogram is not even read.
+    let needs_latency = config.slow_call_rate_threshold().is_some() || timeout.is_some();
     let bounds: Vec<Duration> = history
         .latency_buckets_ms
         .iter()
@@ -93,14 +96,17 @@ pub fn replay(history: &History, range: Range<usize>, config: &Config) -> Replay
             continue;
         }
         layout.clear();
-        let mut end = 0u32;
-        for (&count, &bound) in step.latency_counts.iter().zip(&bounds) {
-            if count > 0 {
-                end += count;
-                layout.push((end, bound));
+        let mut stride = 1;
+        if needs_latency {
+            let mut end = 0u32;
+            for (&count, &bound) in step.latency_counts.iter().zip(&bounds) {
+                if count > 0 {
+                    end += count;
+                    layout.push((end, bound));
+                }
             }
+            stride = interleave_stride(n);
         }
-        let stride = interleave_stride(n);
         let n_failures = u64::from(step.n_failures);
         let (mut n_admitted, mut n_rejected) = (0u32, 0u32);
         for i in 0..n {
@@ -126,8 +132,12 @@ pub fn replay(history: &History, range: Range<usize>, config: &Config) -> Replay
             let i64_ = u64::from(i);
             let failed =
                 ((i64_ + 1) * n_failures) / u64::from(n) > (i64_ * n_failures) / u64::from(n);
-            let position = ((i64_ * u64::from(stride)) % u64::from(n)) as u32;
-            let latency = latency_at(&layout, position);
+            let latency = if needs_latency {
+                let position = ((i64_ * u64::from(stride)) % u64::from(n)) as u32;
+                latency_at(&layout, position)
+            } else {
+                Duration::ZERO
+            };
             let (outcome, latency) = match timeout {
                 Some(timeout) if latency >= timeout => (Outcome::Timeout, timeout),
                 _ if failed => (Outcome::Failure, latency),

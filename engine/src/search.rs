@@ -10,8 +10,12 @@
 //!   5 minutes) written in. A history that happens to hold no incident would otherwise
 //!   teach that never tripping is best; these make the search price the outages it has not
 //!   seen yet, on this breaker's own traffic;
-//! - a *stressed* normal stretch (15 minutes, failures and slow calls ×1.3, labelled healthy),
-//!   a margin against tripping on noise a little worse than the history showed.
+//! - two *stressed* normal stretches (15 minutes, failures and slow calls ×1.3, labelled
+//!   healthy) centred on the worst noise the history showed, a margin against tripping on
+//!   noise a little worse than that.
+//!
+//! To the replayed cost the search adds the expected cost of an unlucky probe after each
+//! incident (see `ProbeRisk`), which a deterministic replay leaves to luck.
 //!
 //! The search is coordinate descent over [`Grid`]: one parameter at a time takes every value
 //! in its list and keeps the best, until a round changes nothing. A change is only taken when
@@ -92,6 +96,23 @@ pub struct Search {
     /// Screening cost (a lower bound when not exact), the candidate, and whether it is exact.
     cache: HashMap<String, (f64, Candidate, bool)>,
     n_replays: usize,
+    probe_risk: Option<ProbeRisk>,
+}
+
+/// The expected cost of an unlucky probe after an incident.
+///
+/// A replay spreads outcomes deterministically, so whether the first probe after an incident
+/// meets one of the dependency's usual failures is decided by luck, once per incident. That
+/// luck decides a lot when the wait is long or several probe successes are needed: a failed
+/// probe costs a whole further wait of refused calls. So the search adds the expectation:
+/// per incident, `P(a probe fails on a healthy dependency) × calls per second × the next wait`.
+#[derive(Clone, Debug)]
+struct ProbeRisk {
+    n_incidents: f64,
+    usual_failure_rate: f64,
+    calls_per_second: f64,
+    /// Per latency bucket bound (ms): the share of usual calls at or above it.
+    share_at_least: Vec<(u32, f64)>,
 }
 
 /// The outcome of a search.
@@ -178,6 +199,23 @@ impl Grid {
             .collect(),
             half_open: vec![(1, 1), (2, 2), (3, 3), (5, 5), (10, 10), (3, 1)],
         }
+    }
+
+    /// The grid without values outside the safety bounds a suggestion must keep: rates are
+    /// judged over at least 5 calls and windows of at least 5 s (or 10 calls), and at most 3
+    /// probe successes are needed to close. A replay spreads failures perfectly evenly, so it
+    /// would find nothing wrong with judging one call in a one-second window; real traffic is
+    /// not that kind, and the suggestion must hold on real traffic.
+    pub fn within_safety_bounds(mut self) -> Grid {
+        self.minimum_calls.retain(|&n| n >= 5);
+        self.windows.retain(|window| match *window {
+            Window::Time(secs) => secs >= 5,
+            Window::Count(n) => n >= 10,
+        });
+        self.consecutive_failures
+            .retain(|n| n.is_none_or(|n| n >= 3));
+        self.half_open.retain(|&(_, successes)| successes <= 3);
+        self
     }
 
     /// Every variant of `cand` along dimension `dim` (0..N_DIMS).
@@ -284,7 +322,7 @@ impl Candidate {
     }
 
     /// Count-based parameters divided by `factor`, for a history thinned by `factor`.
-    fn thinned(&self, factor: u32) -> Candidate {
+    pub fn thinned(&self, factor: u32) -> Candidate {
         if factor <= 1 {
             return self.clone();
         }
@@ -330,7 +368,10 @@ impl Search {
         if opts.inject {
             full.extend(injected_sets(history, labels));
         }
-        Search::from_sets(full, opts)
+        let n_incidents = full.iter().map(|set| set.incidents.len()).sum::<usize>() as f64;
+        let mut search = Search::from_sets(full, opts);
+        search.probe_risk = Some(ProbeRisk::new(history, labels, n_incidents));
+        search
     }
 
     /// A search over the given labelled sets (the oracle uses the truth this way).
@@ -355,6 +396,7 @@ impl Search {
             opts,
             cache: HashMap::new(),
             n_replays: 0,
+            probe_risk: None,
         }
     }
 
@@ -375,10 +417,12 @@ impl Search {
             return f64::INFINITY;
         };
         self.n_replays += self.full.len();
-        self.full
+        let replayed: f64 = self
+            .full
             .iter()
             .map(|set| cost_on(set, &config, 1, self.score_from))
-            .sum()
+            .sum();
+        replayed + self.probe_risk.as_ref().map_or(0.0, |risk| risk.cost(cand))
     }
 
     /// Per-set scores of `config` over the full sets.
@@ -411,7 +455,7 @@ impl Search {
             return f64::INFINITY;
         };
         // The history is the last set: the cheap injected sets rule most candidates out first.
-        let mut cost = 0.0;
+        let mut cost = self.probe_risk.as_ref().map_or(0.0, |risk| risk.cost(cand));
         let mut exact = true;
         for set in sets.iter().rev() {
             self.n_replays += 1;
@@ -465,44 +509,129 @@ impl Search {
                 .then(a.1.complexity().cmp(&b.1.complexity()))
                 .then_with(|| a.1.key().cmp(&b.1.key()))
         });
-        let mut finalists: Vec<Candidate> = Vec::new();
-        for (_, cand) in ranked {
-            if finalists.len() >= self.opts.n_finalists {
-                break;
-            }
-            if !finalists.contains(&cand) {
-                finalists.push(cand);
-            }
-        }
-        for cand in seeds.iter().chain(std::iter::once(&best)) {
-            if !finalists.contains(cand) && cand.to_config().is_some() {
-                finalists.push(cand.clone());
-            }
-        }
-        let mut full: Vec<(f64, Candidate)> = if self.thin > 1 {
-            finalists
-                .into_iter()
-                .map(|cand| (self.full_cost(&cand), cand))
-                .collect()
-        } else {
-            finalists
-                .into_iter()
-                .map(|cand| (self.screen_cost(&cand, f64::INFINITY), cand))
-                .collect()
+        let runner_up = |chosen: &Candidate, costs: &[(f64, Candidate)]| {
+            costs
+                .iter()
+                .filter(|(_, cand)| cand != chosen)
+                .map(|(cost, _)| *cost)
+                .min_by(f64::total_cmp)
         };
-        full.sort_by(|a, b| {
-            a.0.total_cmp(&b.0)
-                .then(a.1.complexity().cmp(&b.1.complexity()))
-        });
-        let (cost, candidate) = full.first().cloned()?;
+        let (cost, candidate, runner_up_cost) = if self.thin > 1 && self.opts.n_finalists > 0 {
+            // Screening was on a thinned copy: replay the best few (and the seeds) in full,
+            // and choose among them by the same rule as the descent.
+            let mut finalists: Vec<Candidate> = Vec::new();
+            for (_, cand) in &ranked {
+                if finalists.len() >= self.opts.n_finalists {
+                    break;
+                }
+                if !finalists.contains(cand) && *cand != best {
+                    finalists.push(cand.clone());
+                }
+            }
+            for cand in seeds {
+                if !finalists.contains(cand) && *cand != best && cand.to_config().is_some() {
+                    finalists.push(cand.clone());
+                }
+            }
+            let mut chosen = (self.full_cost(&best), best.clone());
+            let mut costs = vec![chosen.clone()];
+            for cand in finalists {
+                let cost = self.full_cost(&cand);
+                costs.push((cost, cand.clone()));
+                if better(cost, &cand, chosen.0, &chosen.1) {
+                    chosen = (cost, cand);
+                }
+            }
+            let runner_up_cost = runner_up(&chosen.1, &costs);
+            (chosen.0, chosen.1, runner_up_cost)
+        } else {
+            let runner_up_cost = runner_up(&best, &ranked);
+            (best_cost, best, runner_up_cost)
+        };
         Some(Found {
             config: candidate.to_config()?,
             cost,
-            runner_up_cost: full.get(1).map(|(cost, _)| *cost),
+            runner_up_cost,
             candidate,
             n_replays: self.n_replays,
             thin: self.thin,
         })
+    }
+}
+
+// === impl ProbeRisk ===
+
+impl ProbeRisk {
+    fn new(history: &History, labels: &Labels, n_incidents: f64) -> ProbeRisk {
+        let n_buckets = history.latency_buckets_ms.len();
+        let mut hist = vec![0u64; n_buckets];
+        let (mut n_calls, mut n_failures, mut n_steps) = (0u64, 0u64, 0u64);
+        for (step, &anomalous) in history.steps.iter().zip(&labels.anomalous) {
+            if anomalous {
+                continue;
+            }
+            n_steps += 1;
+            n_calls += u64::from(step.n_calls);
+            n_failures += u64::from(step.n_failures);
+            for (total, &count) in hist.iter_mut().zip(&step.latency_counts) {
+                *total += u64::from(count);
+            }
+        }
+        let all: u64 = hist.iter().sum();
+        let mut above = all;
+        let share_at_least = history
+            .latency_buckets_ms
+            .iter()
+            .zip(&hist)
+            .map(|(&bound, &count)| {
+                let share = if all > 0 {
+                    above as f64 / all as f64
+                } else {
+                    0.0
+                };
+                above -= count;
+                (bound, share)
+            })
+            .collect();
+        let seconds = n_steps as f64 * history.step.as_secs_f64();
+        ProbeRisk {
+            n_incidents,
+            usual_failure_rate: if n_calls > 0 {
+                n_failures as f64 / n_calls as f64
+            } else {
+                0.0
+            },
+            calls_per_second: if seconds > 0.0 {
+                n_calls as f64 / seconds
+            } else {
+                0.0
+            },
+            share_at_least,
+        }
+    }
+
+    fn cost(&self, cand: &Candidate) -> f64 {
+        // A call whose latency bucket is above `ms` has latency ≥ `ms` only when the bucket's
+        // bound is at least `ms`; the share of such calls is read at the first bound ≥ `ms`.
+        let slow_share = cand.slow.map_or(0.0, |(ms, _)| {
+            self.share_at_least
+                .iter()
+                .find(|(bound, _)| *bound >= ms)
+                .map_or(0.0, |(_, share)| *share)
+        });
+        let p_bad = (self.usual_failure_rate + slow_share).min(1.0);
+        let n_successes = cand.half_open.1.max(1) as i32;
+        let p_probe_fails = 1.0 - (1.0 - p_bad).powi(n_successes);
+        let next_wait = match cand.wait {
+            Wait::Fixed(wait) => wait.as_secs_f64(),
+            Wait::Exponential {
+                initial,
+                multiplier,
+                max,
+                ..
+            } => (initial.as_secs_f64() * multiplier).min(max.as_secs_f64()),
+        };
+        self.n_incidents * p_probe_fails * self.calls_per_second * next_wait
     }
 }
 
@@ -563,7 +692,7 @@ fn injected_sets(history: &History, labels: &Labels) -> Vec<EvalSet> {
     let steps_of = |secs: f64| ((secs / step_s).round() as usize).max(1);
     // Incidents twice, at different places, so that one lucky or unlucky probe does not
     // decide.
-    let specs: [(&'static str, Injection, f64); 11] = [
+    let specs: [(&'static str, Injection, f64); 12] = [
         ("outage-2m", Injection::Failures { severity: 1.0 }, 120.0),
         ("outage-10m", Injection::Failures { severity: 1.0 }, 600.0),
         ("partial-50", Injection::Failures { severity: 0.5 }, 300.0),
@@ -575,7 +704,13 @@ fn injected_sets(history: &History, labels: &Labels) -> Vec<EvalSet> {
         ("partial-50", Injection::Failures { severity: 0.5 }, 300.0),
         ("partial-30", Injection::Failures { severity: 0.3 }, 300.0),
         ("slowdown", Injection::Slowdown { n_buckets: 5 }, 300.0),
+        ("stress", Injection::Stress { factor: 1.3 }, 900.0),
     ];
+    // The stressed stretches are centred on the worst noise the history showed (its
+    // highest-scoring transients), so the margin is taken where it matters.
+    let mut worst_noise: Vec<&crate::anomaly::Period> = labels.transients.iter().collect();
+    worst_noise.sort_by(|a, b| b.peak_score.total_cmp(&a.peak_score));
+    let mut worst_noise = worst_noise.into_iter();
     let usual_failure_rate = {
         let (n_calls, n_failures) = history
             .steps
@@ -606,7 +741,12 @@ fn injected_sets(history: &History, labels: &Labels) -> Vec<EvalSet> {
             continue;
         }
         // Spread the copies over the history, each on a stretch with no anomaly.
-        let want = ((k as f64 + 0.5) / n_specs as f64 * history.len() as f64) as usize;
+        let mut want = ((k as f64 + 0.5) / n_specs as f64 * history.len() as f64) as usize;
+        if let Injection::Stress { .. } = injection
+            && let Some(noise) = worst_noise.next()
+        {
+            want = noise.start_step.saturating_sub(total / 2);
+        }
         let Some(start) = clean_stretch(&labels.anomalous, want, total) else {
             continue;
         };

@@ -23,6 +23,29 @@ pub struct TuneOptions {
     pub features: FeatureOptions,
     pub anomaly: AnomalyOptions,
     pub search: SearchOptions,
+    /// Back-tests of histories with more calls than this replay a thinned copy (one call in
+    /// `k`, count-based parameters divided by `k`, counts multiplied back); `None` never thins.
+    pub backtest_budget_calls: Option<u64>,
+}
+
+// === impl TuneOptions ===
+
+impl TuneOptions {
+    /// Settings for suggesting configs for a whole fleet: screening on at most 15 k calls per
+    /// candidate, one round of descent, the screened best taken as is, back-tests on at most
+    /// 200 k calls.
+    pub fn fleet() -> TuneOptions {
+        TuneOptions {
+            search: SearchOptions {
+                replay_budget_calls: 15_000,
+                max_rounds: 1,
+                n_finalists: 0,
+                inject: true,
+            },
+            backtest_budget_calls: Some(200_000),
+            ..TuneOptions::default()
+        }
+    }
 }
 
 /// What [`tune`] learned from one history.
@@ -121,7 +144,7 @@ pub fn tune(
     if labels.periods.is_empty() {
         warnings.push(Warning::NoAnomalies);
     }
-    let grid = Grid::for_history(history);
+    let grid = Grid::for_history(history).within_safety_bounds();
     let mut seeds = vec![prior(history, &features, &labels)];
     if let Some(current) = current {
         seeds.push(Candidate::from_config(current));
@@ -132,8 +155,17 @@ pub fn tune(
             .map(|(_, config)| Candidate::from_config(config)),
     );
     // The tuner does not set call timeouts: those belong to the caller's latency budget.
+    // Seeds are brought within the safety bounds too.
     for seed in &mut seeds {
         seed.call_timeout = current.and_then(|c| c.call_timeout());
+        seed.minimum_calls = seed.minimum_calls.max(5);
+        if let Window::Count(n) = seed.window {
+            seed.window = Window::Count(n.max(seed.minimum_calls).max(10));
+        }
+        if let Window::Time(secs) = seed.window {
+            seed.window = Window::Time(secs.max(5));
+        }
+        seed.half_open.1 = seed.half_open.1.min(3);
     }
     let mut search = Search::new(history, &labels, opts.search.clone());
     let found = search.run(&grid, &seeds);
@@ -161,9 +193,21 @@ pub fn suggest(
     let (tuned, warnings) = tune(history, Some(current), opts);
     let healthy = tuned.labels.healthy();
     let spans = tuned.labels.spans();
+    let thin = opts.backtest_budget_calls.map_or(1, |budget| {
+        history.n_calls().div_ceil(budget.max(1)).max(1) as u32
+    });
+    let replayed = history.thinned(thin);
     let backtest = |config: &Config| {
-        let res = replay::replay(history, 0..history.len(), config);
-        Backtest::from_score(&replay::score(history, &res, &healthy, &spans))
+        let config = Candidate::from_config(config)
+            .thinned(thin)
+            .to_config()
+            .unwrap_or_else(|| config.clone());
+        let res = replay::replay(&replayed, 0..replayed.len(), &config);
+        let mut score = replay::score(&replayed, &res, &healthy, &spans);
+        score.lost_good *= u64::from(thin);
+        score.wasted *= u64::from(thin);
+        score.cost *= f64::from(thin);
+        Backtest::from_score(&score)
     };
     let current_backtest = backtest(current);
     let suggested_backtest = backtest(&tuned.config);
@@ -201,7 +245,7 @@ fn prior(history: &History, features: &Features, labels: &Labels) -> Candidate {
     let step_s = history.step.as_secs().max(1) as u32;
     Candidate {
         failure_rate_threshold: Some(threshold),
-        window: Window::Time((10 * step_s).min(600).max(10)),
+        window: Window::Time((10 * step_s).clamp(10, 600)),
         minimum_calls: 10,
         consecutive_failures: None,
         slow: None,
