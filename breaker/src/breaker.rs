@@ -184,7 +184,7 @@ impl CircuitBreaker {
                 name: name.into_boxed_str(),
             }),
         };
-        breaker.inner.refresh(&breaker.inner.lock(), now);
+        breaker.inner.refresh(&mut breaker.inner.lock(), now);
         breaker
     }
 
@@ -304,7 +304,7 @@ impl CircuitBreaker {
         let mut core = self.inner.lock();
         let transition = core.machine.poll(now);
         let state = core.machine.state();
-        self.inner.refresh(&core, now);
+        self.inner.refresh(&mut core, now);
         drop(core);
         self.inner.emit_transition(transition);
         state
@@ -324,7 +324,7 @@ impl CircuitBreaker {
         let mut core = self.inner.lock();
         self.inner.absorb(&mut core);
         core.machine.set_config(config, now);
-        self.inner.refresh(&core, now);
+        self.inner.refresh(&mut core, now);
     }
 
     /// Forces a state (`ForcedOpen`, `Disabled`), runs a dry run (`MetricsOnly`), or goes
@@ -334,7 +334,7 @@ impl CircuitBreaker {
         let mut core = self.inner.lock();
         self.inner.absorb(&mut core);
         let transition = core.machine.set_mode(mode, now);
-        self.inner.refresh(&core, now);
+        self.inner.refresh(&mut core, now);
         drop(core);
         self.inner.emit_transition(transition);
     }
@@ -358,7 +358,7 @@ impl CircuitBreaker {
             consecutive_failures: machine.consecutive_failures(),
             entered_at: machine.entered_at(),
         };
-        self.inner.refresh(&core, now);
+        self.inner.refresh(&mut core, now);
         drop(core);
         self.inner.emit_transition(transition);
         snapshot
@@ -378,8 +378,8 @@ impl CircuitBreaker {
 
     pub(crate) fn refresh_flags(&self) {
         let now = self.inner.clock.now();
-        let core = self.inner.lock();
-        self.inner.refresh(&core, now);
+        let mut core = self.inner.lock();
+        self.inner.refresh(&mut core, now);
     }
 
     #[inline]
@@ -452,7 +452,7 @@ impl Inner {
             }
             Admission::Granted(_) => {}
         }
-        let word = self.refresh(&core, now);
+        let word = self.refresh(&mut core, now);
         drop(core);
         self.emit_transition(transition);
         match admission {
@@ -515,7 +515,7 @@ impl Inner {
         if slow {
             stripe.add(shard::SLOW, 1);
         }
-        let word = self.refresh(&core, now);
+        let word = self.refresh(&mut core, now);
         if word & WORD_TIMING != 0 {
             stripe.add_latency(latency);
         }
@@ -549,10 +549,16 @@ impl Inner {
     }
 
     /// Publishes the machine's state to the fast path; returns the word.
-    fn refresh(&self, core: &Core, now: Duration) -> u64 {
-        let machine = &core.machine;
-        let config = machine.config();
+    fn refresh(&self, core: &mut Core, now: Duration) -> u64 {
+        let machine = &mut core.machine;
         let interests = self.listeners.interests();
+        // Judged first: it lets expired seconds of a time-based window go.
+        let fast_second = if interests & events::WANTS_CALLS == 0 {
+            machine.fast_successes_allowed(now)
+        } else {
+            None
+        };
+        let config = machine.config();
         let mut word = match machine.state() {
             State::Closed => STATE_CLOSED,
             State::Open => STATE_OPEN,
@@ -572,7 +578,7 @@ impl Inner {
         }
         if interests & events::WANTS_CALLS != 0 {
             word |= WORD_CALL_EVENTS;
-        } else if let Some(second) = machine.fast_successes_allowed(now) {
+        } else if let Some(second) = fast_second {
             word |= WORD_FAST;
             if let Window::Time(_) = config.window() {
                 word |= WORD_TIME_WINDOW;

@@ -386,7 +386,7 @@ impl Machine {
     /// Whether a plain success (neither slow nor failed) can be counted without judging it:
     /// true when it cannot cause a transition. For a time-based window this holds only during
     /// the second returned, since older seconds expiring may raise a rate.
-    pub fn fast_successes_allowed(&self, now: Duration) -> Option<u64> {
+    pub fn fast_successes_allowed(&mut self, now: Duration) -> Option<u64> {
         let second = now.as_secs();
         match (self.mode, self.state) {
             (Mode::Disabled, _) => Some(second),
@@ -395,12 +395,26 @@ impl Machine {
                 if self.n_consecutive_failures > 0 {
                     return None;
                 }
-                // Within one second no call expires, and once the window holds the minimum
-                // number of calls a success can only lower the rates.
-                let totals = self.window.totals_unexpired();
-                let judged = totals.n_calls >= u64::from(self.config.minimum_calls());
-                let clean = totals.n_failures == 0 && totals.n_slow == 0;
-                (judged || clean).then_some(second)
+                // Within one second no call expires, so only recorded calls change the window.
+                // A success lowers both rates, so it cannot trip the breaker when the window
+                // is clean, or holds the minimum number of calls with both rates below their
+                // thresholds. (Rates can be above them without a trip: expired seconds or a
+                // stricter config raise them until the next judged call trips.)
+                let totals = self.window.totals(now);
+                if totals.n_failures == 0 && totals.n_slow == 0 {
+                    return Some(second);
+                }
+                if totals.n_calls < u64::from(self.config.minimum_calls()) {
+                    return None;
+                }
+                let n_calls = totals.n_calls as f64;
+                let below = |count: u64, threshold: Option<f64>| {
+                    threshold.is_none_or(|threshold| (count as f64 / n_calls) < threshold)
+                };
+                let config = &self.config;
+                (below(totals.n_failures, config.failure_rate_threshold())
+                    && below(totals.n_slow, config.slow_call_rate_threshold()))
+                .then_some(second)
             }
         }
     }

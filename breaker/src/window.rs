@@ -186,14 +186,6 @@ impl Window {
             }
         }
     }
-
-    /// Totals without expiring anything (time-based windows may include stale seconds).
-    pub(crate) fn totals_unexpired(&self) -> Totals {
-        match self {
-            Window::Count(window) => window.totals,
-            Window::Time(window) => window.totals,
-        }
-    }
 }
 
 // === impl CountWindow ===

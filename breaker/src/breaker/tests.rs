@@ -191,6 +191,20 @@ fn set_config_keeps_the_window_and_applies_the_new_threshold() {
 }
 
 #[test]
+fn a_success_after_a_stricter_config_is_judged() {
+    let (breaker, _clock) = breaker(config());
+    for _ in 0..3 {
+        ok(&breaker).unwrap();
+    }
+    fail(&breaker).unwrap_err();
+    fail(&breaker).unwrap_err();
+    breaker.set_config(config().failure_rate_threshold(0.3).build().unwrap());
+    // 2 failures of 6 calls is above the new threshold: the next call trips, success or not.
+    ok(&breaker).unwrap();
+    assert_eq!(breaker.state(), State::Open);
+}
+
+#[test]
 fn modes_force_disable_and_dry_run() {
     let (breaker, _clock) = breaker(config());
     breaker.set_mode(Mode::ForcedOpen);

@@ -1,14 +1,15 @@
 //! Property: the breaker (fast path included) agrees with a small, naive reference model.
 //!
 //! The model keeps the window as a plain list of calls and recomputes every rate from it;
-//! it shares no code with the crate. Random configs and random sequences of calls and clock
-//! moves must give the same admissions and the same transitions.
+//! it shares no code with the crate. Random configs and random sequences of calls, calls
+//! held in flight and finished later, clock moves and mode changes must give the same
+//! admissions and the same transitions.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use breaker::{CircuitBreaker, Config, ManualClock, Outcome, State, TriggerKind, Window};
+use breaker::{CircuitBreaker, Config, ManualClock, Mode, Outcome, State, TriggerKind, Window};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -27,12 +28,42 @@ struct Params {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Call { outcome: Outcome, latency_ms: u64 },
-    Advance { ms: u64 },
+    /// Ask for a permit and record the outcome at once.
+    Call {
+        outcome: Outcome,
+        latency_ms: u64,
+    },
+    /// Ask for a permit and keep it: a call in flight.
+    Hold,
+    /// Record the outcome of a call in flight (the `index`-th, modulo their number).
+    Finish {
+        index: usize,
+        outcome: Outcome,
+        latency_ms: u64,
+    },
+    Advance {
+        ms: u64,
+    },
+    SetMode(Mode),
+    /// A new config with other rate thresholds (same window).
+    SetThresholds {
+        failure_rate: Option<f64>,
+        slow_rate: Option<f64>,
+    },
+}
+
+/// A model permit: what it admits, and the generation it was granted in.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Normal,
+    Probe,
+    Unjudged,
 }
 
 struct Model {
     params: Params,
+    mode: Mode,
+    generation: u64,
     state: State,
     /// (second, failed, slow) per judged call, oldest first.
     calls: VecDeque<(u64, bool, bool)>,
@@ -52,6 +83,7 @@ impl Model {
     ) {
         log.push((self.state, to, kind));
         self.state = to;
+        self.generation += 1;
         self.entered_ms = now_ms;
         self.probes_admitted = 0;
         self.probe_successes = 0;
@@ -75,34 +107,55 @@ impl Model {
         }
     }
 
-    /// Returns whether the call is admitted, and records it.
-    fn call(
+    fn acquire(
         &mut self,
         now_ms: u64,
+        log: &mut Vec<(State, State, TriggerKind)>,
+    ) -> Option<(Kind, u64)> {
+        if !matches!(self.mode, Mode::ForcedOpen | Mode::Disabled) {
+            if self.state == State::Open && now_ms >= self.entered_ms + self.params.wait_ms {
+                self.enter(State::HalfOpen, now_ms, TriggerKind::WaitElapsed, log);
+            } else if self.state == State::HalfOpen
+                && let Some(max) = self.params.half_open_max_wait_ms
+                && now_ms >= self.entered_ms + max
+            {
+                self.enter(State::Open, now_ms, TriggerKind::HalfOpenTimeout, log);
+            }
+        }
+        let dry_run = self.mode == Mode::MetricsOnly;
+        let kind = match (self.mode, self.state) {
+            (Mode::Disabled, _) => Kind::Unjudged,
+            (Mode::ForcedOpen, _) => return None,
+            (_, State::Closed) => Kind::Normal,
+            (_, State::Open) if dry_run => Kind::Unjudged,
+            (_, State::Open) => return None,
+            (_, State::HalfOpen) if self.probes_admitted < self.params.probes => {
+                self.probes_admitted += 1;
+                Kind::Probe
+            }
+            (_, State::HalfOpen) if dry_run => Kind::Unjudged,
+            (_, State::HalfOpen) => return None,
+        };
+        Some((kind, self.generation))
+    }
+
+    fn record(
+        &mut self,
+        now_ms: u64,
+        (kind, generation): (Kind, u64),
         outcome: Outcome,
         latency_ms: u64,
         log: &mut Vec<(State, State, TriggerKind)>,
-    ) -> bool {
-        if self.state == State::Open && now_ms >= self.entered_ms + self.params.wait_ms {
-            self.enter(State::HalfOpen, now_ms, TriggerKind::WaitElapsed, log);
-        }
-        if self.state == State::HalfOpen
-            && let Some(max) = self.params.half_open_max_wait_ms
-            && now_ms >= self.entered_ms + max
-        {
-            self.enter(State::Open, now_ms, TriggerKind::HalfOpenTimeout, log);
+    ) {
+        if generation != self.generation || kind == Kind::Unjudged || self.mode == Mode::Disabled {
+            return;
         }
         let failed = matches!(outcome, Outcome::Failure | Outcome::Timeout);
         let slow = outcome != Outcome::Ignored
             && self.params.slow_rate.is_some()
             && latency_ms >= self.params.slow_ms;
-        match self.state {
-            State::Open => false,
-            State::HalfOpen => {
-                if self.probes_admitted >= self.params.probes {
-                    return false;
-                }
-                self.probes_admitted += 1;
+        match (kind, self.state) {
+            (Kind::Probe, State::HalfOpen) => {
                 if outcome == Outcome::Ignored {
                     self.probes_admitted -= 1;
                 } else if failed || slow {
@@ -113,19 +166,15 @@ impl Model {
                         self.enter(State::Closed, now_ms, TriggerKind::ProbeSucceeded, log);
                     }
                 }
-                true
             }
-            State::Closed => {
-                if outcome == Outcome::Ignored {
-                    return true;
-                }
+            (Kind::Normal, State::Closed) if outcome != Outcome::Ignored => {
                 self.consecutive = if failed { self.consecutive + 1 } else { 0 };
                 self.calls.push_back((now_ms / 1_000, failed, slow));
                 if let Some(max) = self.params.consecutive
                     && self.consecutive >= max
                 {
                     self.enter(State::Open, now_ms, TriggerKind::ConsecutiveFailures, log);
-                    return true;
+                    return;
                 }
                 let window = self.in_window(now_ms);
                 let n = window.len() as f64;
@@ -138,8 +187,33 @@ impl Model {
                         self.enter(State::Open, now_ms, TriggerKind::SlowCallRate, log);
                     }
                 }
-                true
             }
+            _ => {}
+        }
+    }
+
+    fn set_mode(&mut self, mode: Mode, now_ms: u64, log: &mut Vec<(State, State, TriggerKind)>) {
+        if mode == self.mode {
+            return;
+        }
+        let previous = self.mode;
+        self.mode = mode;
+        self.generation += 1;
+        let target = match mode {
+            Mode::ForcedOpen => State::Open,
+            Mode::Disabled => State::Closed,
+            Mode::Automatic if matches!(previous, Mode::ForcedOpen | Mode::Disabled) => {
+                State::Closed
+            }
+            Mode::Automatic | Mode::MetricsOnly => return,
+        };
+        if target == self.state {
+            if target == State::Closed {
+                self.calls.clear();
+                self.consecutive = 0;
+            }
+        } else {
+            self.enter(target, now_ms, TriggerKind::Manual, log);
         }
     }
 }
@@ -199,10 +273,26 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
         1 => Just(Outcome::Timeout),
         1 => Just(Outcome::Ignored),
     ];
+    let latency = prop_oneof![Just(5u64), Just(150u64)];
+    let mode = prop_oneof![
+        4 => Just(Mode::Automatic),
+        1 => Just(Mode::ForcedOpen),
+        1 => Just(Mode::Disabled),
+        2 => Just(Mode::MetricsOnly),
+    ];
     let op = prop_oneof![
-        8 => (outcome, prop_oneof![Just(5u64), Just(150u64)])
+        16 => (outcome.clone(), latency.clone())
             .prop_map(|(outcome, latency_ms)| Op::Call { outcome, latency_ms }),
-        2 => (0u64..2_500).prop_map(|ms| Op::Advance { ms }),
+        2 => Just(Op::Hold),
+        2 => (any::<usize>(), outcome, latency)
+            .prop_map(|(index, outcome, latency_ms)| Op::Finish { index, outcome, latency_ms }),
+        4 => (0u64..2_500).prop_map(|ms| Op::Advance { ms }),
+        1 => mode.prop_map(Op::SetMode),
+        1 => (
+            prop_oneof![Just(None), Just(Some(0.2)), Just(Some(0.5)), Just(Some(1.0))],
+            prop_oneof![Just(None), Just(Some(0.3)), Just(Some(0.5))],
+        )
+            .prop_map(|(failure_rate, slow_rate)| Op::SetThresholds { failure_rate, slow_rate }),
     ];
     proptest::collection::vec(op, 1..200)
 }
@@ -252,6 +342,8 @@ proptest! {
         breaker.add_listener(log.clone());
         let mut model = Model {
             params: params.clone(),
+            mode: Mode::Automatic,
+            generation: 0,
             state: State::Closed,
             calls: VecDeque::new(),
             consecutive: 0,
@@ -260,6 +352,7 @@ proptest! {
             probe_successes: 0,
         };
         let mut model_log = vec![];
+        let mut held = vec![];
         let mut now_ms = 0;
         for (i, op) in ops.iter().enumerate() {
             match *op {
@@ -267,19 +360,42 @@ proptest! {
                     now_ms += ms;
                     clock.advance(Duration::from_millis(ms));
                 }
+                Op::SetThresholds { failure_rate, slow_rate } => {
+                    model.params.failure_rate = failure_rate;
+                    model.params.slow_rate = slow_rate;
+                    breaker.set_config(config_of(&model.params));
+                }
+                Op::SetMode(mode) => {
+                    breaker.set_mode(mode);
+                    model.set_mode(mode, now_ms, &mut model_log);
+                }
                 Op::Call { outcome, latency_ms } => {
-                    let admitted = match breaker.try_acquire() {
-                        Ok(permit) => {
-                            permit.record(outcome, Duration::from_millis(latency_ms));
-                            true
-                        }
-                        Err(_) => false,
-                    };
-                    let model_admitted = model.call(now_ms, outcome, latency_ms, &mut model_log);
-                    prop_assert_eq!(admitted, model_admitted, "op {}: {:?}", i, op);
-                    prop_assert_eq!(&*log.0.lock().unwrap(), &model_log, "after op {}", i);
+                    let permit = breaker.try_acquire().ok();
+                    let model_permit = model.acquire(now_ms, &mut model_log);
+                    prop_assert_eq!(permit.is_some(), model_permit.is_some(), "op {}: {:?}", i, op);
+                    if let (Some(permit), Some(model_permit)) = (permit, model_permit) {
+                        permit.record(outcome, Duration::from_millis(latency_ms));
+                        model.record(now_ms, model_permit, outcome, latency_ms, &mut model_log);
+                    }
+                }
+                Op::Hold => {
+                    let permit = breaker.try_acquire().ok();
+                    let model_permit = model.acquire(now_ms, &mut model_log);
+                    prop_assert_eq!(permit.is_some(), model_permit.is_some(), "op {}: {:?}", i, op);
+                    if let (Some(permit), Some(model_permit)) = (permit, model_permit) {
+                        held.push((permit, model_permit));
+                    }
+                }
+                Op::Finish { index, outcome, latency_ms } => {
+                    if !held.is_empty() {
+                        let (permit, model_permit) = held.swap_remove(index % held.len());
+                        permit.record(outcome, Duration::from_millis(latency_ms));
+                        model.record(now_ms, model_permit, outcome, latency_ms, &mut model_log);
+                    }
                 }
             }
+            prop_assert_eq!(&*log.0.lock().unwrap(), &model_log, "after op {}: {:?}", i, op);
+            prop_assert_eq!(breaker.mode(), model.mode);
         }
     }
 }
