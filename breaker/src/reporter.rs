@@ -175,7 +175,12 @@ impl Reporter {
             in_flight: None,
         };
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
-        let task = tokio::spawn(task.run(shutdown_rx));
+        let span = tracing::info_span!(
+            "breaker_reporter",
+            service = %task.config.service,
+            instance = %task.config.instance
+        );
+        let task = tokio::spawn(tracing::Instrument::instrument(task.run(shutdown_rx), span));
         ReporterHandle {
             shutdown: Some(shutdown_tx),
             task: Some(task),

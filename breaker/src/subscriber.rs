@@ -116,7 +116,15 @@ impl ConfigSubscriber {
             statuses: statuses_tx,
         });
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
-        let task = tokio::spawn(supervise(registry, shared, shutdown_rx));
+        let span = tracing::info_span!(
+            "breaker_config_subscriber",
+            service = %shared.config.service,
+            instance = %shared.config.instance
+        );
+        let task = tokio::spawn(tracing::Instrument::instrument(
+            supervise(registry, shared, shutdown_rx),
+            span,
+        ));
         SubscriberHandle {
             statuses: statuses_rx,
             shutdown: Some(shutdown_tx),
@@ -166,7 +174,11 @@ async fn supervise(registry: Registry, shared: Arc<Shared>, mut shutdown: onesho
     loop {
         for breaker in registry.breakers() {
             if subscribed.insert(breaker.name().to_owned()) {
-                tasks.spawn(follow(breaker, shared.clone()));
+                let span = tracing::debug_span!("follow", breaker = %breaker.name());
+                tasks.spawn(tracing::Instrument::instrument(
+                    follow(breaker, shared.clone()),
+                    span,
+                ));
             }
         }
         tokio::select! {

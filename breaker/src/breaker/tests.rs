@@ -305,3 +305,12 @@ async fn async_calls_time_out_as_failures() {
     assert_eq!(fallback, 9);
     assert_eq!(breaker.counters().timeout, 1);
 }
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<CircuitBreaker>();
+    send_sync::<crate::Registry>();
+    send_sync::<OwnedPermit>();
+    send_sync::<Permit<'static>>();
+}
