@@ -12,6 +12,7 @@ use crate::auth::{Ingester, Viewer};
 use crate::error::AppError;
 use crate::extract::{JsonBody, Path, Query};
 use crate::server::AppState;
+use crate::store::TransitionFilter;
 use crate::time::now_ms;
 
 /// The default range of a series: the last 15 minutes.
@@ -273,6 +274,11 @@ pub async fn series(
 pub struct TransitionsQuery {
     before_id: Option<i64>,
     limit: Option<i64>,
+    instance: Option<String>,
+    /// Only transitions into this state: `closed`, `open` or `half_open`.
+    to: Option<String>,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
 }
 
 #[utoipa::path(get, path = "/api/v1/breakers/{service}/{breaker}/transitions", tag = "read",
@@ -281,6 +287,10 @@ pub struct TransitionsQuery {
         ("breaker" = String, Path, description = "Breaker name"),
         ("before_id" = Option<i64>, Query, description = "Only transitions with a smaller id (paging)"),
         ("limit" = Option<i64>, Query, description = "1 to 1000, default 100"),
+        ("instance" = Option<String>, Query, description = "Only this instance"),
+        ("to" = Option<String>, Query, description = "Only transitions into this state (closed, open, half_open)"),
+        ("from_ms" = Option<i64>, Query, description = "Only at or after this time"),
+        ("to_ms" = Option<i64>, Query, description = "Only before this time"),
     ),
     responses((status = 200, description = "Newest first", body = Vec<TransitionRecord>),
         (status = 400, description = "Malformed JSON or query", body = ErrorBody),
@@ -301,8 +311,23 @@ pub async fn transitions(
             detail: format!("limit must be between 1 and 1000, not {limit}"),
         });
     }
+    let to_state = match query.to.as_deref() {
+        None => None,
+        Some(text) => Some(
+            protocol::State::parse(text).ok_or_else(|| AppError::BadQuery {
+                detail: format!("`to` must be closed, open or half_open, not {text:?}"),
+            })?,
+        ),
+    };
+    let filter = TransitionFilter {
+        before_id: query.before_id,
+        instance: query.instance,
+        to_state,
+        from_ms: query.from_ms,
+        to_ms: query.to_ms,
+    };
     app.store
-        .breaker_transitions(&service, &breaker, query.before_id, limit)
+        .breaker_transitions(&service, &breaker, &filter, limit)
         .await?
         .map(Json)
         .ok_or_else(|| no_breaker(&service, &breaker))

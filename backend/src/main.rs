@@ -204,21 +204,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let running = server::start(args.options()?).await?;
             say_how_to_get_in(&running, &args).await?;
             println!("fusebox is serving the dashboard at {}", running.url());
-            tokio::select! {
-                res = running.wait() => res,
-                res = tokio::signal::ctrl_c() => res.context("cannot wait for Ctrl-C"),
-            }
+            running.serve_until(shutdown_signal(), SHUTDOWN_GRACE).await
         }
         Command::Demo(args) => {
             let running = server::start(args.options()?).await?;
             let url = running.url();
             let demo = backend::demo::start(&running).await?;
             println!("fusebox demo: open {url} in a browser (Ctrl-C to stop)");
-            let res = tokio::select! {
-                res = running.wait() => res,
-                res = tokio::signal::ctrl_c() => res.context("cannot wait for Ctrl-C"),
+            let (stop_demo, demo_stopped) = tokio::sync::oneshot::channel::<()>();
+            let signal = async move {
+                shutdown_signal().await;
+                // Flush the simulated services' reporters while the server still listens.
+                if tokio::time::timeout(SHUTDOWN_GRACE, demo.shutdown())
+                    .await
+                    .is_err()
+                {
+                    eprintln!("fusebox demo: the simulated services did not stop in time");
+                }
+                let _ = stop_demo.send(());
             };
-            demo.shutdown().await;
+            let res = running.serve_until(signal, SHUTDOWN_GRACE).await;
+            drop(demo_stopped);
             res
         }
         Command::Keys(KeysCommand::Create { service, db }) => {
@@ -268,6 +274,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
             .context("the tuner stopped")?,
     }
+}
+
+/// How long a stopping server waits for open requests and the demo's reporters.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM can be handled");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    eprintln!("fusebox: stopping");
 }
 
 fn print_listed(rows: &[auth::Listed]) {

@@ -88,12 +88,27 @@ impl RunningServer {
         Ok(())
     }
 
-    /// Serves until the task ends (it only ends on an I/O error or a shutdown).
-    pub async fn wait(self) -> anyhow::Result<()> {
-        let RunningServer { stop, task, .. } = self;
-        let res = task.await?;
-        drop(stop);
-        Ok(res?)
+    /// Serves until `signal` fires (then shuts down gracefully, waiting at most `grace` for open
+    /// requests) or the server fails.
+    pub async fn serve_until(
+        mut self,
+        signal: impl std::future::Future<Output = ()>,
+        grace: Duration,
+    ) -> anyhow::Result<()> {
+        tokio::select! {
+            res = &mut self.task => Ok(res??),
+            () = signal => {
+                let _ = self.stop.send(());
+                // Live streams never end by themselves: after the grace period, stop waiting.
+                match tokio::time::timeout(grace, &mut self.task).await {
+                    Ok(res) => Ok(res??),
+                    Err(_) => {
+                        self.task.abort();
+                        Ok(())
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -64,8 +64,11 @@ impl Store {
         &self.pool
     }
 
+    /// A write transaction. `BEGIN IMMEDIATE` takes the write lock up front (waiting up to the
+    /// busy timeout), so a transaction that reads before it writes never fails with "database
+    /// is locked" when another writer committed in between.
     pub async fn begin(&self) -> anyhow::Result<Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin().await?)
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// The id of a breaker, creating its row when it is new.
@@ -475,12 +478,12 @@ impl Store {
         rows.into_iter().map(transition_record).collect()
     }
 
-    /// A breaker's transitions, newest first, with ids below `before_id` when given.
+    /// A breaker's transitions matching `filter`, newest first, with ids below `before_id`.
     pub async fn breaker_transitions(
         &self,
         service: &str,
         breaker: &str,
-        before_id: Option<i64>,
+        filter: &TransitionFilter,
         limit: i64,
     ) -> anyhow::Result<Option<Vec<TransitionRecord>>> {
         let Some(breaker_id) = self.find_breaker(service, breaker).await? else {
@@ -491,11 +494,17 @@ impl Store {
                     t.trigger_kind, t.trigger_value, t.trigger_threshold, t.config_version
              FROM transitions t JOIN breakers b ON b.id = t.breaker_id
              WHERE t.breaker_id = ?1 AND t.id < ?2
+               AND (?4 IS NULL OR t.instance = ?4) AND (?5 IS NULL OR t.to_state = ?5)
+               AND (?6 IS NULL OR t.at_ms >= ?6) AND (?7 IS NULL OR t.at_ms < ?7)
              ORDER BY t.id DESC LIMIT ?3",
         )
         .bind(breaker_id)
-        .bind(before_id.unwrap_or(i64::MAX))
+        .bind(filter.before_id.unwrap_or(i64::MAX))
         .bind(limit)
+        .bind(filter.instance.as_deref())
+        .bind(filter.to_state.map(State::as_str))
+        .bind(filter.from_ms)
+        .bind(filter.to_ms)
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
@@ -503,6 +512,18 @@ impl Store {
             .collect::<anyhow::Result<Vec<_>>>()
             .map(Some)
     }
+}
+
+/// Which transitions of a breaker to list.
+#[derive(Clone, Debug, Default)]
+pub struct TransitionFilter {
+    /// Paging: only ids below this.
+    pub before_id: Option<i64>,
+    pub instance: Option<String>,
+    /// Only transitions into this state.
+    pub to_state: Option<State>,
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
 }
 
 fn series_point(t_ms: i64, bucket: Bucket) -> SeriesPoint {

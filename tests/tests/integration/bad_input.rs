@@ -231,6 +231,14 @@ fn cases() -> Vec<Case> {
             where_: None,
         },
         Case {
+            name: "transitions into an unknown state",
+            method: "GET",
+            path: "/api/v1/breakers/svc/db/transitions?to=ajar".into(),
+            body: None,
+            status: 400,
+            where_: None,
+        },
+        Case {
             name: "an unknown API route",
             method: "GET",
             path: "/api/v1/nothing-here".into(),

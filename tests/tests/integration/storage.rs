@@ -185,6 +185,33 @@ async fn rollups_are_exact_and_count_late_data() {
         );
         assert_eq!(lane.intervals[2].end_ms, None);
     }
+    // The transition log filters by instance and target state.
+    let opened_on_b: Vec<protocol::TransitionRecord> = get(
+        &server,
+        "/api/v1/breakers/svc/db/transitions?instance=b&to=open",
+    )
+    .await;
+    assert_eq!(opened_on_b.len(), 1);
+    assert_eq!(
+        (
+            opened_on_b[0].instance.as_str(),
+            opened_on_b[0].transition.to
+        ),
+        ("b", State::Open)
+    );
+    let all: Vec<protocol::TransitionRecord> =
+        get(&server, "/api/v1/breakers/svc/db/transitions").await;
+    assert_eq!(all.len(), 4);
+    let page: Vec<protocol::TransitionRecord> = get(
+        &server,
+        &format!(
+            "/api/v1/breakers/svc/db/transitions?limit=2&before_id={}",
+            all[1].id
+        ),
+    )
+    .await;
+    assert_eq!(page, all[2..].to_vec(), "paging continues below before_id");
+
     // A range that starts after the trip opens in the state the instance was in.
     let later: Timeline = get(
         &server,
