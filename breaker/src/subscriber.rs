@@ -196,6 +196,8 @@ async fn follow(breaker: CircuitBreaker, shared: Arc<Shared>) {
     set_status(&shared, &name, |status| {
         status.running_version = known_version
     });
+    // The server learns at once which version this instance runs, before any push.
+    report_status(&shared, &breaker).await;
     let mut backoff = shared.config.min_backoff;
     loop {
         match poll(&shared, &name, known_version).await {
@@ -304,7 +306,12 @@ async fn report_status(shared: &Shared, breaker: &CircuitBreaker) {
         "{}/api/v1/config-status",
         shared.config.endpoint.trim_end_matches('/')
     );
-    let mut request = shared.client.post(url).json(&report);
+    // Short, unlike the long polls: a hanging server must not delay following configs.
+    let mut request = shared
+        .client
+        .post(url)
+        .timeout(shared.config.poll_timeout.min(Duration::from_secs(5)))
+        .json(&report);
     if let Some(key) = &shared.config.api_key {
         request = request.bearer_auth(key);
     }
