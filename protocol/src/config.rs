@@ -21,7 +21,7 @@ pub struct BreakerConfig {
     pub failure_rate_threshold: Option<f64>,
     #[serde(default)]
     pub slow_call_rate_threshold: Option<f64>,
-    /// A call at least this long is slow; required with `slow_call_rate_threshold`.
+    /// A call at least this long is slow; 60 000 when absent.
     #[serde(default)]
     pub slow_call_duration_ms: Option<u64>,
     #[serde(default)]
