@@ -105,7 +105,8 @@ struct Inner {
 struct Hot {
     /// State, flags and generation; see the `WORD_*` constants.
     word: AtomicU64,
-    /// While Open, the monotonic nanoseconds until which calls are rejected.
+    /// While Open (or Half-Open with every probe out), the monotonic nanoseconds until which
+    /// calls are rejected.
     open_until_nanos: AtomicU64,
     /// The slow-call duration in nanoseconds, when a slow-call policy is on.
     slow_nanos: AtomicU64,
@@ -138,7 +139,9 @@ const WORD_TIME_WINDOW: u64 = 1 << 5;
 const WORD_CALL_EVENTS: u64 = 1 << 6;
 /// A slow-call policy is on: compare latencies with `slow_nanos`.
 const WORD_SLOW_POLICY: u64 = 1 << 7;
-const WORD_GENERATION_SHIFT: u32 = 8;
+/// Half-Open with every probe slot taken: reject until `open_until_nanos` without the lock.
+const WORD_PROBES_FULL: u64 = 1 << 8;
+const WORD_GENERATION_SHIFT: u32 = 9;
 
 // === impl CircuitBreaker ===
 
@@ -417,7 +420,8 @@ impl Inner {
             };
             return Ok((granted, started));
         }
-        if word & (STATE_MASK | WORD_CALL_EVENTS | WORD_PASS) == STATE_OPEN {
+        let rejecting = word & (STATE_MASK | WORD_CALL_EVENTS | WORD_PASS | WORD_PROBES_FULL);
+        if rejecting == STATE_OPEN || rejecting == STATE_HALF_OPEN | WORD_PROBES_FULL {
             // The coarse clock lags by a kernel tick at most: a call at the very end of the
             // wait may be rejected a few ms late, and the next one goes to the machine.
             let now = self.clock.now_coarse();
@@ -425,9 +429,10 @@ impl Inner {
             let now_nanos = nanos(now);
             if now_nanos < open_until {
                 self.stripes.local().add(shard::REJECTED, 1);
+                let open = rejecting == STATE_OPEN;
                 return Err(Rejected {
-                    state: State::Open,
-                    retry_after: (open_until != u64::MAX)
+                    state: if open { State::Open } else { State::HalfOpen },
+                    retry_after: (open && open_until != u64::MAX)
                         .then(|| Duration::from_nanos(open_until - now_nanos)),
                 });
             }
@@ -588,7 +593,13 @@ impl Inner {
         let open_until = match (machine.mode(), machine.open_until()) {
             (Mode::ForcedOpen, _) => u64::MAX,
             (_, Some(until)) => nanos(until),
-            (_, None) => 0,
+            (_, None) => match machine.probes_full_until() {
+                Some(until) => {
+                    word |= WORD_PROBES_FULL;
+                    nanos(until)
+                }
+                None => 0,
+            },
         };
         store_if_changed(&self.hot.open_until_nanos, open_until);
         store_if_changed(

@@ -211,6 +211,18 @@ impl Machine {
         (self.state == State::Open && self.mode != Mode::ForcedOpen).then_some(self.open_until)
     }
 
+    /// While Half-Open with every probe slot taken (and not a dry run): until when every
+    /// other call is rejected, at most (the maximum wait in Half-Open, or for ever).
+    pub fn probes_full_until(&self) -> Option<Duration> {
+        let full = self.state == State::HalfOpen
+            && self.mode == Mode::Automatic
+            && self.n_probes_admitted >= self.config.half_open_probes();
+        full.then(|| match self.config.half_open_max_wait() {
+            Some(max_wait) => self.entered_at + max_wait,
+            None => Duration::MAX,
+        })
+    }
+
     /// Consecutive failures counted so far (reset by any success).
     pub fn consecutive_failures(&self) -> u32 {
         self.n_consecutive_failures

@@ -96,7 +96,16 @@ fn open_rejects_then_a_probe_closes() {
     assert_eq!(breaker.state(), State::HalfOpen, "noticed without a call");
     let probe = breaker.try_acquire().unwrap();
     assert_eq!(probe.kind(), PermitKind::Probe);
-    assert!(breaker.try_acquire().is_err(), "one probe at a time");
+    let Err(rejected) = breaker.try_acquire() else {
+        panic!("one probe at a time")
+    };
+    assert_eq!(
+        rejected,
+        Rejected {
+            state: State::HalfOpen,
+            retry_after: None
+        }
+    );
     probe.record(Outcome::Success, Duration::from_millis(3));
     assert_eq!(breaker.state(), State::Closed);
     assert_eq!(breaker.counters().rejected, 2);
