@@ -3,8 +3,8 @@
 use axum::Json;
 use axum::extract::State;
 use protocol::{
-    BreakerSummary, CallBatch, ErrorBody, IngestAck, IngestBatch, Series, ServiceSummary, Timeline,
-    TransitionRecord,
+    BreakerSummary, CallBatch, ErrorBody, IngestAck, IngestBatch, Series, ServiceSummary,
+    Sparkline, Timeline, TransitionRecord,
 };
 use serde::Deserialize;
 
@@ -118,6 +118,21 @@ pub async fn breakers(
         summaries.retain(|s| s.service == service);
     }
     Json(summaries)
+}
+
+#[utoipa::path(get, path = "/api/v1/sparklines", tag = "read",
+    params(("service" = Option<String>, Query, description = "Only this service")),
+    responses((status = 200, description = "Calls/s per second over the last 2 minutes, per breaker", body = Vec<Sparkline>),
+        (status = 401, description = "No or unknown credentials", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn sparklines(
+    State(app): State<AppState>,
+    _: Viewer,
+    Query(query): Query<BreakersQuery>,
+) -> Json<Vec<Sparkline>> {
+    let fleet = app.fleet.read().expect("fleet lock poisoned");
+    Json(fleet.sparklines(query.service.as_deref()))
 }
 
 #[utoipa::path(get, path = "/api/v1/services", tag = "read",

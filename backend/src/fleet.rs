@@ -4,9 +4,12 @@
 //! It is rebuilt from the store's `instance_states` at start and updated by the ingest writer
 //! after each commit, so a read never touches SQLite.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use protocol::{Aggregate, BreakerSummary, InstanceState, OutcomeCounts, State, Transition};
+use protocol::{
+    Aggregate, BreakerSummary, InstanceState, LatencyHistogram, OutcomeCounts, Sparkline, State,
+    Transition,
+};
 
 /// An instance stops counting towards a breaker's current rates when its newest interval ended
 /// this long before the newest interval of any instance.
@@ -27,6 +30,7 @@ pub struct IntervalLive {
     pub end_ms: i64,
     pub interval_ms: u32,
     pub counts: OutcomeCounts,
+    pub latency: LatencyHistogram,
     pub failure_rate_threshold: Option<f64>,
 }
 
@@ -45,15 +49,52 @@ impl InstanceEvent<'_> {
     }
 }
 
+/// Seconds of calls/s history kept per breaker for sparklines.
+pub const SPARKLINE_SECONDS: usize = 120;
+
+#[derive(Default)]
+struct Totals {
+    counts: OutcomeCounts,
+    /// (second since the epoch, calls/s), ascending, at most `SPARKLINE_SECONDS` long.
+    recent: VecDeque<(i64, f64)>,
+}
+
+impl Totals {
+    fn add(&mut self, aggregate: &Aggregate) {
+        self.counts.merge(&aggregate.counts);
+        let c = &aggregate.counts;
+        let calls = (c.judged() + c.rejected + c.ignored) as f64;
+        let rate = calls * 1_000.0 / f64::from(aggregate.interval_ms.max(1));
+        let second = aggregate.start_ms.div_euclid(1_000);
+        // Usually the newest second; a late aggregate finds its place from the back.
+        let idx = self.recent.iter().rposition(|&(s, _)| s <= second);
+        match idx {
+            Some(i) if self.recent[i].0 == second => self.recent[i].1 += rate,
+            Some(i) => self.recent.insert(i + 1, (second, rate)),
+            None if self.recent.len() < SPARKLINE_SECONDS => self.recent.push_front((second, rate)),
+            None => return,
+        }
+        let newest = self.recent.back().map(|&(s, _)| s).unwrap_or(second);
+        while self
+            .recent
+            .front()
+            .is_some_and(|&(s, _)| s <= newest - SPARKLINE_SECONDS as i64)
+        {
+            self.recent.pop_front();
+        }
+    }
+}
+
 /// Key of a breaker: (service, breaker name).
 pub type BreakerKey = (String, String);
 
 #[derive(Default)]
 pub struct Fleet {
     breakers: HashMap<BreakerKey, BTreeMap<String, InstanceLive>>,
-    /// Calls by outcome per service and breaker since the server started, for `/metrics`.
-    /// Nested so that lookups borrow `&str`s instead of allocating a key per aggregate.
-    totals: HashMap<String, HashMap<String, OutcomeCounts>>,
+    /// Per service and breaker: calls by outcome since the server started (for `/metrics`) and
+    /// calls per second over the last `SPARKLINE_SECONDS` (for sparklines). Nested so that
+    /// lookups borrow `&str`s instead of allocating a key per aggregate.
+    totals: HashMap<String, HashMap<String, Totals>>,
 }
 
 // === impl InstanceLive ===
@@ -106,6 +147,7 @@ impl InstanceLive {
                         end_ms: time_ms,
                         interval_ms: a.interval_ms,
                         counts: a.counts,
+                        latency: a.latency.clone(),
                         failure_rate_threshold: a.failure_rate_threshold,
                     });
                 }
@@ -126,17 +168,18 @@ impl Fleet {
         self.breakers.entry(key).or_default().insert(instance, live);
     }
 
-    /// Adds an ingested aggregate's counts to its breaker's running totals.
-    pub fn count(&mut self, service: &str, breaker: &str, counts: &OutcomeCounts) {
+    /// Adds an ingested aggregate to its breaker's running totals and recent calls/s.
+    pub fn count(&mut self, service: &str, aggregate: &Aggregate) {
         let breakers = match self.totals.get_mut(service) {
             Some(breakers) => breakers,
             None => self.totals.entry(service.to_string()).or_default(),
         };
-        match breakers.get_mut(breaker) {
-            Some(totals) => totals.merge(counts),
-            None => {
-                breakers.insert(breaker.to_string(), *counts);
-            }
+        match breakers.get_mut(&aggregate.breaker) {
+            Some(totals) => totals.add(aggregate),
+            None => breakers
+                .entry(aggregate.breaker.clone())
+                .or_default()
+                .add(aggregate),
         }
     }
 
@@ -145,8 +188,48 @@ impl Fleet {
         self.totals.iter().flat_map(|(service, breakers)| {
             breakers
                 .iter()
-                .map(move |(breaker, counts)| (service.as_str(), breaker.as_str(), counts))
+                .map(move |(breaker, t)| (service.as_str(), breaker.as_str(), &t.counts))
         })
+    }
+
+    /// Calls/s per second for the `SPARKLINE_SECONDS` seconds up to the newest one reported
+    /// by any breaker, zero where nothing was reported; ordered by service and breaker.
+    pub fn sparklines(&self, service: Option<&str>) -> Vec<Sparkline> {
+        let newest = self
+            .totals
+            .values()
+            .flat_map(|b| b.values())
+            .filter_map(|t| t.recent.back().map(|&(s, _)| s))
+            .max();
+        let Some(newest) = newest else {
+            return Vec::new();
+        };
+        let first = newest - SPARKLINE_SECONDS as i64 + 1;
+        let mut out: Vec<Sparkline> = self
+            .totals
+            .iter()
+            .filter(|(s, _)| service.is_none_or(|wanted| wanted == s.as_str()))
+            .flat_map(|(s, breakers)| {
+                breakers.iter().map(move |(b, totals)| {
+                    let mut calls_per_s = vec![0.0; SPARKLINE_SECONDS];
+                    for &(second, rate) in &totals.recent {
+                        if let Some(slot) = calls_per_s.get_mut((second - first) as usize)
+                            && second >= first
+                        {
+                            *slot = rate;
+                        }
+                    }
+                    Sparkline {
+                        service: s.clone(),
+                        breaker: b.clone(),
+                        start_ms: first * 1_000,
+                        calls_per_s,
+                    }
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.service, &a.breaker).cmp(&(&b.service, &b.breaker)));
+        out
     }
 
     pub fn summary(&self, key: &BreakerKey) -> Option<BreakerSummary> {
@@ -185,6 +268,7 @@ fn summarize(key: &BreakerKey, instances: &BTreeMap<String, InstanceLive>) -> Br
         .max()
         .unwrap_or(0);
     let mut counts = OutcomeCounts::default();
+    let mut latency = LatencyHistogram::default();
     let mut calls_per_s = 0.0;
     let mut threshold = None;
     for interval in instances
@@ -193,12 +277,14 @@ fn summarize(key: &BreakerKey, instances: &BTreeMap<String, InstanceLive>) -> Br
         .filter(|l| l.end_ms >= newest_end - STALE_AFTER_MS)
     {
         counts.merge(&interval.counts);
+        latency.merge(&interval.latency);
         let calls = interval.counts.judged() + interval.counts.rejected + interval.counts.ignored;
         calls_per_s += calls as f64 * 1_000.0 / f64::from(interval.interval_ms.max(1));
         threshold = threshold.or(interval.failure_rate_threshold);
     }
-    let failure_rate =
-        (counts.judged() > 0).then(|| counts.failed() as f64 / counts.judged() as f64);
+    let judged = counts.judged();
+    let failure_rate = (judged > 0).then(|| counts.failed() as f64 / judged as f64);
+    let slow_call_rate = (judged > 0).then(|| counts.slow as f64 / judged as f64);
     BreakerSummary {
         service: key.0.clone(),
         breaker: key.1.clone(),
@@ -220,6 +306,8 @@ fn summarize(key: &BreakerKey, instances: &BTreeMap<String, InstanceLive>) -> Br
         failure_rate,
         failure_rate_threshold: threshold,
         calls_per_s,
+        slow_call_rate,
+        p99_ms: latency.quantile_ms(0.99),
         updated_ms: newest_end,
     }
 }
@@ -281,6 +369,27 @@ mod tests {
         assert_eq!(live.since_ms, 5_000);
         // The late interval still counts as the latest interval seen, since none was before it.
         assert_eq!(live.last_interval.as_ref().map(|l| l.end_ms), Some(2_000));
+    }
+
+    #[test]
+    fn sparklines_add_instances_and_keep_two_minutes() {
+        let mut fleet = Fleet::default();
+        for second in 0..200 {
+            // Two instances report the same second; one arrives late.
+            fleet.count("svc", &aggregate(second * 1_000, State::Closed, 3, 1));
+            fleet.count("svc", &aggregate(second * 1_000, State::Closed, 1, 1));
+        }
+        fleet.count("svc", &aggregate(150_000, State::Closed, 10, 0));
+        let lines = fleet.sparklines(None);
+        assert_eq!(lines.len(), 1);
+        let line = &lines[0];
+        assert_eq!(line.calls_per_s.len(), SPARKLINE_SECONDS);
+        assert_eq!(line.start_ms, (200 - SPARKLINE_SECONDS as i64) * 1_000);
+        assert_eq!(line.calls_per_s[SPARKLINE_SECONDS - 1], 6.0);
+        assert_eq!(line.calls_per_s[150 - 80], 16.0);
+        assert!(fleet.sparklines(Some("other")).is_empty());
+        let totals: Vec<_> = fleet.totals().collect();
+        assert_eq!(totals[0].2.judged(), 200 * 6 + 10);
     }
 
     #[test]

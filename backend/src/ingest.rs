@@ -256,7 +256,7 @@ impl Writer {
         self.breaker_ids.extend(pending.new_ids);
         let mut fleet = self.fleet.write().expect("fleet lock poisoned");
         for aggregate in &batch.aggregates {
-            fleet.count(&batch.service, &aggregate.breaker, &aggregate.counts);
+            fleet.count(&batch.service, aggregate);
         }
         let mut touched = Vec::with_capacity(pending.instances.len());
         for (key, instance, live) in pending.instances {

@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{api, configs, stream};
+use crate::{alerts, api, configs, stream};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,6 +18,7 @@ use crate::{api, configs, stream};
         api::ingest,
         api::ingest_calls,
         api::services,
+        api::sparklines,
         api::breakers,
         api::series,
         api::timeline,
@@ -31,6 +32,17 @@ use crate::{api, configs, stream};
         configs::poll,
         configs::report_status,
         configs::audit,
+        alerts::api::list,
+        alerts::api::get,
+        alerts::api::acknowledge,
+        alerts::api::silence,
+        alerts::api::list_rules,
+        alerts::api::put_rule,
+        alerts::api::delete_rule,
+        alerts::api::list_channels,
+        alerts::api::put_channel,
+        alerts::api::delete_channel,
+        alerts::api::chart,
     ),
     modifiers(&BearerAuth)
 )]

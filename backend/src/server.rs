@@ -9,12 +9,13 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::alerts::{self, AlertSettings, Alerts};
 use crate::configs::{self, ConfigWatch};
 use crate::fleet::Fleet;
 use crate::hub::Hub;
@@ -39,6 +40,10 @@ pub struct ServerOptions {
     pub retention: Retention,
     /// How often rollup and pruning run.
     pub rollup_period: Duration,
+    /// Alert rules and channels from the settings file and the command line.
+    pub alerts: AlertSettings,
+    /// The base URL alert notifications link to; `http://<bound address>` when unset.
+    pub public_url: Option<String>,
 }
 
 impl ServerOptions {
@@ -52,6 +57,8 @@ impl ServerOptions {
             anonymous_viewer: false,
             retention: Retention::default(),
             rollup_period: Duration::from_secs(10),
+            alerts: AlertSettings::default(),
+            public_url: None,
         }
     }
 }
@@ -66,6 +73,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub configs: Arc<ConfigWatch>,
     pub anonymous_viewer: bool,
+    pub alerts: Alerts,
 }
 
 /// A server accepting connections; dropping it does not stop it, `shutdown` does.
@@ -132,6 +140,16 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         options.ingest_queue,
     );
     let rollups = rollup::spawn(store.clone(), options.retention, options.rollup_period);
+    let listener = TcpListener::bind(options.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", options.bind))?;
+    let addr = listener.local_addr()?;
+    let public_url = options
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let (alerts, alert_tasks) =
+        alerts::start(&store, &hub, &ingest, &options.alerts, public_url).await?;
     let state = AppState {
         store,
         fleet,
@@ -140,11 +158,8 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         metrics,
         configs: Arc::default(),
         anonymous_viewer: options.anonymous_viewer,
+        alerts,
     };
-    let listener = TcpListener::bind(options.bind)
-        .await
-        .with_context(|| format!("cannot listen on {}", options.bind))?;
-    let addr = listener.local_addr()?;
     let app = router(state.clone(), &options);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -154,6 +169,8 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
             })
             .await;
         rollups.abort();
+        // A stopped server delivers nothing more; what is left waits in the outbox.
+        drop(alert_tasks);
         res
     });
     tracing::info!(%addr, database = %options.database_url, "fusebox is serving");
@@ -177,6 +194,7 @@ pub fn router(state: AppState, options: &ServerOptions) -> Router {
         )
         .route("/breakers/{service}/{breaker}/timeline", get(api::timeline))
         .route("/services", get(api::services))
+        .route("/sparklines", get(api::sparklines))
         .route(
             "/breakers/{service}/{breaker}/config",
             get(configs::view).put(configs::put),
@@ -193,6 +211,24 @@ pub fn router(state: AppState, options: &ServerOptions) -> Router {
         .route("/config-status", post(configs::report_status))
         .route("/audit", get(configs::audit))
         .route("/stream", get(stream::stream))
+        .route("/alerts", get(alerts::api::list))
+        .route("/alerts/rules", get(alerts::api::list_rules))
+        .route(
+            "/alerts/rules/{name}",
+            put(alerts::api::put_rule).delete(alerts::api::delete_rule),
+        )
+        .route("/alerts/channels", get(alerts::api::list_channels))
+        .route(
+            "/alerts/channels/{name}",
+            put(alerts::api::put_channel).delete(alerts::api::delete_channel),
+        )
+        .route("/alerts/{id}", get(alerts::api::get))
+        .route("/alerts/{id}/ack", post(alerts::api::acknowledge))
+        .route("/alerts/{id}/silence", post(alerts::api::silence))
+        .route(
+            "/breakers/{service}/{breaker}/chart.svg",
+            get(alerts::api::chart),
+        )
         .fallback(api::not_found);
     Router::new()
         .nest("/api/v1", api)

@@ -115,6 +115,8 @@ impl Board {
                     failure_rate: None,
                     failure_rate_threshold: None,
                     calls_per_s: 0.0,
+                    slow_call_rate: None,
+                    p99_ms: None,
                     updated_ms: transition.at_ms,
                 })
             });

@@ -12,12 +12,17 @@
 
 use serde::{Deserialize, Serialize};
 
+mod alerts;
 mod calls;
 mod config;
 mod control;
 mod histogram;
 mod validate;
 
+pub use alerts::{
+    Alert, AlertBreaker, AlertChannel, AlertChannelKind, AlertChannelView, AlertDelivery,
+    AlertEventRecord, AlertNotice, AlertRule, AlertRuleKind, AlertRuleView, SilenceRequest,
+};
 pub use calls::{CallBatch, CallEvent, CallOutcome};
 pub use config::{
     BreakerConfig, BreakerMode, ConfigRefusal, ConfigStatus, ConfigStatusReport, WaitConfig,
@@ -251,6 +256,12 @@ pub struct BreakerSummary {
     pub failure_rate_threshold: Option<f64>,
     /// Calls per second over the last reported interval, across instances.
     pub calls_per_s: f64,
+    /// Slow calls / judged calls over the last reported interval, across instances.
+    #[serde(default)]
+    pub slow_call_rate: Option<f64>,
+    /// p99 latency (a bucket bound, ms) over the last reported interval, across instances.
+    #[serde(default)]
+    pub p99_ms: Option<f64>,
     /// The end of the last interval reported, ms since the epoch.
     pub updated_ms: i64,
 }
@@ -330,6 +341,18 @@ pub struct Timeline {
     pub from_ms: i64,
     pub to_ms: i64,
     pub lanes: Vec<TimelineLane>,
+}
+
+/// A breaker's calls per second over the last minutes, one value per second (oldest first),
+/// for the overview's sparklines.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Sparkline {
+    pub service: String,
+    pub breaker: String,
+    /// The first value's second, ms since the epoch.
+    pub start_ms: i64,
+    pub calls_per_s: Vec<f64>,
 }
 
 /// A service and the state of its breakers.

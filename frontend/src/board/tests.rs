@@ -20,6 +20,8 @@ fn summary(service: &str, breaker: &str, state: State, updated_ms: i64) -> Break
         failure_rate: Some(0.1),
         failure_rate_threshold: Some(0.5),
         calls_per_s: 10.0,
+        slow_call_rate: None,
+        p99_ms: None,
         updated_ms,
     }
 }
