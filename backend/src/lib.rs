@@ -6,10 +6,13 @@
 //! - [`ingest`]: the single writer task that commits batches and feeds [`fleet`] and [`hub`].
 //! - [`store::Store`]: the only code that touches SQLite; `migrations/` is the schema's truth.
 //! - [`stream`]: Server-Sent Events with lossless reconnection.
+//! - [`alerts`]: rules, one alert per incident, a persistent outbox, webhook/Slack/Alertmanager.
 //! - [`demo`]: simulated services that embed the `breaker` crate and report over HTTP.
 
+pub mod alerts;
 pub mod api;
 pub mod auth;
+pub mod chart;
 pub mod configs;
 pub mod demo;
 

@@ -128,6 +128,16 @@ struct ServeArgs {
     /// A TOML settings file; flags and environment variables override it.
     #[arg(long = "config", env = "FUSEBOX_CONFIG")]
     config: Option<PathBuf>,
+    /// Send alerts of the default rule (any breaker going Closed → Open) to this generic
+    /// webhook; repeatable.
+    #[arg(long = "alert-webhook", value_name = "URL")]
+    alert_webhooks: Vec<String>,
+    /// The HMAC-SHA256 key that signs payloads to the --alert-webhook URLs.
+    #[arg(long, env = "FUSEBOX_ALERT_WEBHOOK_SECRET", hide_env_values = true)]
+    alert_webhook_secret: Option<String>,
+    /// The base URL alert notifications link to [default: http://<bind address>].
+    #[arg(long, env = "FUSEBOX_PUBLIC_URL")]
+    public_url: Option<String>,
 }
 
 impl ServeArgs {
@@ -171,6 +181,18 @@ impl ServeArgs {
         }
         if let Some(d) = file.retention.hour_days {
             options.retention.hour = hours(d * 24);
+        }
+        options.public_url = self.public_url.clone().or(file.public_url.clone());
+        options.alerts.rules = file.alerts.rules.clone();
+        options.alerts.channels = file.alerts.channels.clone();
+        for (idx, url) in self.alert_webhooks.iter().enumerate() {
+            options.alerts.channels.push(protocol::AlertChannel {
+                name: format!("webhook-{}", idx + 1),
+                kind: protocol::AlertChannelKind::Webhook,
+                url: url.clone(),
+                secret: self.alert_webhook_secret.clone(),
+                rules: vec!["breaker-opened".into()],
+            });
         }
         Ok(options)
     }

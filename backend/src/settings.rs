@@ -12,11 +12,30 @@
 //! anonymous_viewer = false
 //! ingest_queue = 1024
 //!
+//! public_url = "https://fusebox.example.com"
+//!
 //! [retention]
 //! raw_hours = 48
 //! minute_days = 30
 //! hour_days = 400
+//!
+//! [[alerts.rules]]
+//! name = "payments-flapping"
+//! kind = "flapping"
+//! service = "checkout"
+//! breaker = "payments-*"
+//! severity = "warning"
+//! openings = 3
+//! within_ms = 600000
+//!
+//! [[alerts.channels]]
+//! name = "oncall"
+//! kind = "webhook"
+//! url = "https://hooks.example.com/fusebox"
+//! secret = "…"
 //! ```
+//!
+//! Rules and channels are described in `docs/alerts.md`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,8 +51,21 @@ pub struct FileSettings {
     pub max_body_bytes: Option<usize>,
     pub anonymous_viewer: Option<bool>,
     pub ingest_queue: Option<usize>,
+    /// The base URL alert notifications link to.
+    pub public_url: Option<String>,
     #[serde(default)]
     pub retention: RetentionSettings,
+    #[serde(default)]
+    pub alerts: AlertsSettings,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsSettings {
+    #[serde(default)]
+    pub rules: Vec<protocol::AlertRule>,
+    #[serde(default)]
+    pub channels: Vec<protocol::AlertChannel>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -76,6 +108,35 @@ mod tests {
     fn an_unknown_key_is_named() {
         let err = parse("bnd = \"0.0.0.0:1\"").unwrap_err().to_string();
         assert!(err.contains("bnd"), "{err}");
+    }
+
+    #[test]
+    fn alert_rules_and_channels_parse() {
+        let settings = parse(
+            r#"
+            [[alerts.rules]]
+            name = "flaps"
+            kind = "flapping"
+            openings = 3
+            within_ms = 60000
+            [[alerts.channels]]
+            name = "oncall"
+            kind = "webhook"
+            url = "http://127.0.0.1:9/hook"
+            secret = "s3cret"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(settings.alerts.rules[0].openings, Some(3));
+        assert_eq!(settings.alerts.rules[0].service, "*");
+        assert_eq!(
+            settings.alerts.channels[0].secret.as_deref(),
+            Some("s3cret")
+        );
+        let err = parse("[[alerts.rules]]\nname = \"x\"\nkind = \"trip\"\nsevrity = \"x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sevrity"), "{err}");
     }
 
     #[test]

@@ -40,7 +40,8 @@ pub struct StreamQuery {
     ),
     responses(
         (status = 200, description = "Server-Sent Events: `ready` (id = newest transition id), \
-            `transition` (id = its id, data = StreamEvent), `summary` (data = StreamEvent); \
+            `transition` (id = its id, data = StreamEvent), `summary` (data = StreamEvent), \
+            `alert` (data = AlertNotice); \
             heartbeat comments every 15 s", content_type = "text/event-stream", body = StreamEvent),
         (status = 400, description = "Bad Last-Event-ID", body = protocol::ErrorBody),
         (status = 401, description = "No or unknown credentials", body = protocol::ErrorBody),
@@ -70,8 +71,9 @@ pub async fn stream(
         Some(id) => id,
         None => newest_transition_id(&app).await?,
     };
+    let alerts = app.alerts.subscribe();
     let (tx, rx) = mpsc::channel(256);
-    tokio::spawn(feed(app, query.service, start_after, live, tx));
+    tokio::spawn(feed(app, query.service, start_after, live, alerts, tx));
     Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(
         KeepAlive::new()
             .interval(Duration::from_secs(15))
@@ -91,6 +93,7 @@ async fn feed(
     service: Option<String>,
     start_after: i64,
     mut live: broadcast::Receiver<Arc<StreamEvent>>,
+    mut alerts: broadcast::Receiver<Arc<protocol::AlertNotice>>,
     tx: mpsc::Sender<Result<Event, Infallible>>,
 ) {
     let ready = Event::default()
@@ -111,6 +114,16 @@ async fn feed(
         let event = tokio::select! {
             _ = tx.closed() => return,
             event = live.recv() => event,
+            notice = alerts.recv() => {
+                // Alert news is a notice, not a record: a lagging client reads the alerts API.
+                if let Ok(notice) = notice
+                    && let Some(message) = alert_message(&notice, service.as_deref())
+                    && tx.send(Ok(message)).await.is_err()
+                {
+                    return;
+                }
+                continue;
+            }
         };
         match event {
             Ok(event) => {
@@ -189,4 +202,15 @@ fn to_message(event: &StreamEvent, service: Option<&str>, last_sent: &mut i64) -
             Some(Event::default().event("summary").data(data))
         }
     }
+}
+
+/// The SSE message `event: alert` for an alert notice, when the client's filter admits it.
+fn alert_message(notice: &protocol::AlertNotice, service: Option<&str>) -> Option<Event> {
+    if let Some(service) = service
+        && !notice.alert.breakers.iter().any(|b| b.service == service)
+    {
+        return None;
+    }
+    let data = serde_json::to_string(notice).expect("alert notices serialize");
+    Some(Event::default().event("alert").data(data))
 }

@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 pub struct TestServer {
     pub server: RunningServer,
     pub database_path: PathBuf,
+    options: ServerOptions,
     _dir: tempfile::TempDir,
 }
 
@@ -28,11 +29,31 @@ impl TestServer {
         let url = format!("sqlite://{}", database_path.display());
         let mut options = ServerOptions::new(SocketAddr::from(([127, 0, 0, 1], 0)), url);
         adjust(&mut options);
-        let server = server::start(options).await?;
+        let server = server::start(options.clone()).await?;
         Ok(TestServer {
             server,
             database_path,
+            options,
             _dir: dir,
+        })
+    }
+
+    /// Stops the server, then starts a new one with the same options on the same database
+    /// file (on a new ephemeral port).
+    pub async fn restart(self) -> anyhow::Result<TestServer> {
+        let TestServer {
+            server,
+            database_path,
+            options,
+            _dir,
+        } = self;
+        server.shutdown().await?;
+        let server = server::start(options.clone()).await?;
+        Ok(TestServer {
+            server,
+            database_path,
+            options,
+            _dir,
         })
     }
 

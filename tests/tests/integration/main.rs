@@ -1,3 +1,4 @@
+mod alerts;
 mod auth;
 mod bad_input;
 mod browser;

@@ -1,0 +1,457 @@
+//! `/api/v1/alerts…`: alerts with their history (viewers), acknowledge and silence (admins),
+//! rules and channels (admins write, viewers read without secrets), and the chart image that
+//! notifications link to.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use protocol::{
+    Alert, AlertChannel, AlertChannelView, AlertNotice, AlertRule, AlertRuleView, ErrorBody,
+    SilenceRequest,
+};
+use serde::Deserialize;
+
+use crate::alerts::{model, rules};
+use crate::auth::{Admin, Principal, Role, Viewer};
+use crate::error::AppError;
+use crate::extract::{JsonBody, Path, Query};
+use crate::server::AppState;
+use crate::time::now_ms;
+
+#[derive(Deserialize)]
+pub struct AlertsQuery {
+    status: Option<String>,
+    before_id: Option<i64>,
+    limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts",
+    params(
+        ("status" = Option<String>, Query, description = "`firing` or `resolved`"),
+        ("before_id" = Option<i64>, Query, description = "Only alerts with a smaller id (paging)"),
+        ("limit" = Option<i64>, Query, description = "1 to 500, default 50"),
+    ),
+    responses((status = 200, description = "Newest first, with history and deliveries", body = Vec<Alert>),
+        (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 401, description = "No or unknown credentials", body = ErrorBody),
+        (status = 403, description = "Credentials without the right", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(app): State<AppState>,
+    _: Viewer,
+    Query(query): Query<AlertsQuery>,
+) -> Result<Json<Vec<Alert>>, AppError> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(AppError::BadQuery {
+            detail: format!("limit must be between 1 and 500, not {limit}"),
+        });
+    }
+    if let Some(status) = &query.status
+        && !matches!(status.as_str(), "firing" | "resolved")
+    {
+        return Err(AppError::BadQuery {
+            detail: format!("status is `firing` or `resolved`, not {status:?}"),
+        });
+    }
+    let mut conn = app.store.pool().acquire().await?;
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM alerts WHERE (?1 IS NULL OR status = ?1) AND id < ?2
+         ORDER BY id DESC LIMIT ?3",
+    )
+    .bind(query.status)
+    .bind(query.before_id.unwrap_or(i64::MAX))
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        out.push(model::full(&mut conn, id).await?);
+    }
+    Ok(Json(out))
+}
+
+async fn one(app: &AppState, id: i64) -> Result<Alert, AppError> {
+    let mut conn = app.store.pool().acquire().await?;
+    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM alerts WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if exists.is_none() {
+        return Err(AppError::NotFound {
+            detail: format!("no alert {id}"),
+        });
+    }
+    Ok(model::full(&mut conn, id).await?)
+}
+
+#[utoipa::path(get, path = "/api/v1/alerts/{id}", tag = "alerts",
+    params(("id" = i64, Path, description = "Alert id")),
+    responses((status = 200, body = Alert),
+        (status = 401, description = "No or unknown credentials", body = ErrorBody),
+        (status = 404, description = "No such alert", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn get(
+    State(app): State<AppState>,
+    _: Viewer,
+    Path(id): Path<i64>,
+) -> Result<Json<Alert>, AppError> {
+    Ok(Json(one(&app, id).await?))
+}
+
+/// Records a history entry that notifies no channel (acknowledged, silenced) and streams it.
+async fn note(app: &AppState, id: i64, kind: &str, detail: String) -> Result<Alert, AppError> {
+    let mut conn = app.store.pool().acquire().await?;
+    sqlx::query("INSERT INTO alert_events (alert_id, kind, at_ms, detail) VALUES (?, ?, ?, ?)")
+        .bind(id)
+        .bind(kind)
+        .bind(now_ms())
+        .bind(detail)
+        .execute(&mut *conn)
+        .await?;
+    let alert = model::full(&mut conn, id).await?;
+    app.alerts.committed(vec![AlertNotice {
+        event: kind.to_string(),
+        alert: Alert {
+            events: Vec::new(),
+            deliveries: Vec::new(),
+            ..alert.clone()
+        },
+    }]);
+    Ok(alert)
+}
+
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/ack", tag = "alerts",
+    params(("id" = i64, Path, description = "Alert id")),
+    responses((status = 200, body = Alert),
+        (status = 401, description = "No or unknown credentials", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such alert", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn acknowledge(
+    State(app): State<AppState>,
+    admin: Admin,
+    Path(id): Path<i64>,
+) -> Result<Json<Alert>, AppError> {
+    one(&app, id).await?;
+    sqlx::query("UPDATE alerts SET acknowledged_by = ?, acknowledged_ms = ? WHERE id = ?")
+        .bind(&admin.name)
+        .bind(now_ms())
+        .bind(id)
+        .execute(app.store.pool())
+        .await?;
+    Ok(Json(
+        note(&app, id, "acknowledged", format!("by {}", admin.name)).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/silence", tag = "alerts",
+    params(("id" = i64, Path, description = "Alert id")),
+    request_body = SilenceRequest,
+    responses((status = 200, description = "Its notifications are held back until then", body = Alert),
+        (status = 401, description = "No or unknown credentials", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such alert", body = ErrorBody),
+        (status = 422, description = "for_ms out of range", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn silence(
+    State(app): State<AppState>,
+    admin: Admin,
+    Path(id): Path<i64>,
+    JsonBody(request): JsonBody<SilenceRequest>,
+) -> Result<Json<Alert>, AppError> {
+    if !(0..=30 * 24 * 3_600_000).contains(&request.for_ms) {
+        return Err(AppError::Invalid {
+            detail: "between 0 (lift the silence) and 30 days".into(),
+            path: "$.for_ms".into(),
+        });
+    }
+    one(&app, id).await?;
+    let until = now_ms() + request.for_ms;
+    sqlx::query("UPDATE alerts SET silenced_until_ms = ? WHERE id = ?")
+        .bind((request.for_ms > 0).then_some(until))
+        .bind(id)
+        .execute(app.store.pool())
+        .await?;
+    // Notifications already queued for it are held back too.
+    if request.for_ms > 0 {
+        sqlx::query(
+            "UPDATE alert_outbox SET delivered_ms = ?, last_error = 'silenced'
+             WHERE delivered_ms IS NULL AND event_id IN
+               (SELECT id FROM alert_events WHERE alert_id = ? AND kind != 'resolved')",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(app.store.pool())
+        .await?;
+    }
+    let detail = format!("by {} for {} s", admin.name, request.for_ms / 1_000);
+    Ok(Json(note(&app, id, "silenced", detail).await?))
+}
+
+// === rules ===
+
+async fn audit(app: &AppState, actor: &str, action: &str, detail: String) -> Result<(), AppError> {
+    sqlx::query("INSERT INTO audit_log (at_ms, actor, action, detail) VALUES (?, ?, ?, ?)")
+        .bind(now_ms())
+        .bind(actor)
+        .bind(action)
+        .bind(detail)
+        .execute(app.store.pool())
+        .await?;
+    Ok(())
+}
+
+#[utoipa::path(get, path = "/api/v1/alerts/rules", tag = "alerts",
+    responses((status = 200, body = Vec<AlertRuleView>),
+        (status = 401, description = "No or unknown credentials", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn list_rules(
+    State(app): State<AppState>,
+    _: Viewer,
+) -> Result<Json<Vec<AlertRuleView>>, AppError> {
+    Ok(Json(
+        rules::load_rules(&app.store)
+            .await?
+            .into_iter()
+            .map(|(rule, source)| AlertRuleView { rule, source })
+            .collect(),
+    ))
+}
+
+#[utoipa::path(put, path = "/api/v1/alerts/rules/{name}", tag = "alerts",
+    params(("name" = String, Path, description = "Rule name; the body's name must match")),
+    request_body = AlertRule,
+    responses((status = 200, body = AlertRuleView),
+        (status = 401, description = "No or unknown credentials", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 422, description = "A field is invalid; `path` says which", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn put_rule(
+    State(app): State<AppState>,
+    admin: Admin,
+    Path(name): Path<String>,
+    JsonBody(rule): JsonBody<AlertRule>,
+) -> Result<Json<AlertRuleView>, AppError> {
+    if rule.name != name {
+        return Err(AppError::Invalid {
+            detail: format!("the body names {:?}, the path {name:?}", rule.name),
+            path: "$.name".into(),
+        });
+    }
+    rules::check_rule(&rule)?;
+    rules::upsert_rule(&app.store, &rule, "api").await?;
+    let text = serde_json::to_string(&rule).map_err(anyhow::Error::from)?;
+    audit(&app, &admin.name, "alert_rule_put", text).await?;
+    Ok(Json(AlertRuleView {
+        rule,
+        source: "api".into(),
+    }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/alerts/rules/{name}", tag = "alerts",
+    params(("name" = String, Path, description = "Rule name")),
+    responses((status = 204, description = "Deleted"),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such rule", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn delete_rule(
+    State(app): State<AppState>,
+    admin: Admin,
+    Path(name): Path<String>,
+) -> Result<StatusCode, AppError> {
+    let res = sqlx::query("DELETE FROM alert_rules WHERE name = ?")
+        .bind(&name)
+        .execute(app.store.pool())
+        .await?;
+    if res.rows_affected() == 0 {
+        return Err(AppError::NotFound {
+            detail: format!("no alert rule {name:?}"),
+        });
+    }
+    audit(&app, &admin.name, "alert_rule_delete", name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// === channels ===
+
+/// A URL without its path, query or credentials, for readers who are not admins (a Slack
+/// webhook's path is its secret).
+fn redact(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) => format!(
+            "{}://{}/…",
+            parsed.scheme(),
+            parsed.host_str().unwrap_or("?")
+        ),
+        Err(_) => "…".into(),
+    }
+}
+
+fn view(row: rules::ChannelRow, admin: bool) -> AlertChannelView {
+    AlertChannelView {
+        url: if admin {
+            row.spec.url.clone()
+        } else {
+            redact(&row.spec.url)
+        },
+        name: row.spec.name,
+        kind: row.spec.kind,
+        has_secret: row.spec.secret.is_some(),
+        rules: row.spec.rules,
+        source: row.source,
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/alerts/channels", tag = "alerts",
+    responses((status = 200, description = "Never with secrets; URLs in full for admins only", body = Vec<AlertChannelView>),
+        (status = 401, description = "No or unknown credentials", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn list_channels(
+    State(app): State<AppState>,
+    viewer: Viewer,
+) -> Result<Json<Vec<AlertChannelView>>, AppError> {
+    let admin = matches!(
+        viewer.0,
+        Principal::User {
+            role: Role::Admin,
+            ..
+        }
+    );
+    Ok(Json(
+        rules::load_channels(&app.store)
+            .await?
+            .into_iter()
+            .map(|row| view(row, admin))
+            .collect(),
+    ))
+}
+
+#[utoipa::path(put, path = "/api/v1/alerts/channels/{name}", tag = "alerts",
+    params(("name" = String, Path, description = "Channel name; the body's name must match")),
+    request_body(content = AlertChannel, description = "Without `secret`, an existing secret is kept"),
+    responses((status = 200, body = AlertChannelView),
+        (status = 401, description = "No or unknown credentials", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 422, description = "A field is invalid; `path` says which", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn put_channel(
+    State(app): State<AppState>,
+    admin: Admin,
+    Path(name): Path<String>,
+    JsonBody(mut channel): JsonBody<AlertChannel>,
+) -> Result<Json<AlertChannelView>, AppError> {
+    if channel.name != name {
+        return Err(AppError::Invalid {
+            detail: format!("the body names {:?}, the path {name:?}", channel.name),
+            path: "$.name".into(),
+        });
+    }
+    rules::check_channel(&channel)?;
+    if channel.secret.is_none() {
+        channel.secret = sqlx::query_scalar("SELECT secret FROM alert_channels WHERE name = ?")
+            .bind(&name)
+            .fetch_optional(app.store.pool())
+            .await?
+            .flatten();
+    }
+    rules::upsert_channel(&app.store, &channel, "api").await?;
+    let detail = format!(
+        "{name}: {} {}",
+        rules::kind_str(channel.kind),
+        redact(&channel.url)
+    );
+    audit(&app, &admin.name, "alert_channel_put", detail).await?;
+    Ok(Json(view(
+        rules::ChannelRow {
+            id: 0,
+            spec: channel,
+            source: "api".into(),
+        },
+        true,
+    )))
+}
+
+#[utoipa::path(delete, path = "/api/v1/alerts/channels/{name}", tag = "alerts",
+    params(("name" = String, Path, description = "Channel name")),
+    responses((status = 204, description = "Deleted, with its undelivered notifications"),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such channel", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn delete_channel(
+    State(app): State<AppState>,
+    admin: Admin,
+    Path(name): Path<String>,
+) -> Result<StatusCode, AppError> {
+    let res = sqlx::query("DELETE FROM alert_channels WHERE name = ?")
+        .bind(&name)
+        .execute(app.store.pool())
+        .await?;
+    if res.rows_affected() == 0 {
+        return Err(AppError::NotFound {
+            detail: format!("no alert channel {name:?}"),
+        });
+    }
+    audit(&app, &admin.name, "alert_channel_delete", name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// === chart ===
+
+#[derive(Deserialize)]
+pub struct ChartQuery {
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/breakers/{service}/{breaker}/chart.svg", tag = "read",
+    params(
+        ("service" = String, Path, description = "Service name"),
+        ("breaker" = String, Path, description = "Breaker name"),
+        ("from_ms" = Option<i64>, Query, description = "Range start (default: 15 min before to_ms)"),
+        ("to_ms" = Option<i64>, Query, description = "Range end (default: now)"),
+    ),
+    responses((status = 200, description = "The failure rate and threshold as SVG", content_type = "image/svg+xml"),
+        (status = 400, description = "Bad range", body = ErrorBody),
+        (status = 401, description = "No or unknown credentials", body = ErrorBody),
+        (status = 404, description = "Unknown breaker", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn chart(
+    State(app): State<AppState>,
+    _: Viewer,
+    Path((service, breaker)): Path<(String, String)>,
+    Query(query): Query<ChartQuery>,
+) -> Result<impl IntoResponse, AppError> {
+    let to_ms = query.to_ms.unwrap_or_else(now_ms);
+    let from_ms = query.from_ms.unwrap_or(to_ms - 15 * 60_000);
+    if from_ms >= to_ms || to_ms - from_ms > 31 * 24 * 3_600_000 {
+        return Err(AppError::BadQuery {
+            detail: "from_ms must be before to_ms, at most 31 days apart".into(),
+        });
+    }
+    let step_ms = crate::api::auto_step_ms(to_ms - from_ms);
+    let from_ms = from_ms.div_euclid(step_ms) * step_ms;
+    let series = app
+        .store
+        .series(&service, &breaker, from_ms, to_ms, step_ms)
+        .await?
+        .ok_or_else(|| AppError::NotFound {
+            detail: format!("no breaker {breaker:?} in service {service:?}"),
+        })?;
+    Ok((
+        [(header::CONTENT_TYPE, "image/svg+xml")],
+        crate::chart::render(&series),
+    ))
+}

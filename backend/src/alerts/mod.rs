@@ -1,0 +1,133 @@
+//! Alerting: rules over breaker transitions, one alert per incident, and notifications
+//! delivered at least once from a persistent outbox.
+//!
+//! Brief overview:
+//! - [`rules`]: rule and channel validation, globs, and their tables (settings file, command
+//!   line and admin API).
+//! - [`engine::Engine`]: reads transitions by id after a persisted cursor (woken by the hub,
+//!   correct without it) and opens, extends and resolves alerts in the same transaction that
+//!   queues their notifications and moves the cursor.
+//! - [`model`]: alerts as [`protocol::Alert`]s, their history, new events and outbox rows.
+//! - [`outbox::Delivery`]: sends with retries and backoff, each channel behind a breaker.
+//! - [`channels`]: the webhook (HMAC-signed), Slack and Alertmanager payloads.
+//! - [`selfreport`]: the channels' breakers, shown on the dashboard as the service `fusebox`.
+//! - [`api`]: `/api/v1/alerts…` and the chart image alerts link to.
+
+pub mod api;
+pub mod channels;
+pub mod engine;
+pub mod model;
+pub mod outbox;
+pub mod rules;
+pub mod selfreport;
+
+use std::sync::Arc;
+
+use protocol::{AlertChannel, AlertNotice, AlertRule};
+use tokio::sync::{Notify, broadcast};
+use tokio::task::JoinHandle;
+
+use crate::hub::Hub;
+use crate::ingest::IngestQueue;
+use crate::store::Store;
+
+/// Alert notices buffered per live-stream subscriber.
+const NOTICE_CAPACITY: usize = 256;
+
+/// Alerting settings from the settings file and the command line.
+#[derive(Clone, Debug, Default)]
+pub struct AlertSettings {
+    pub rules: Vec<AlertRule>,
+    pub channels: Vec<AlertChannel>,
+}
+
+/// What handlers and tasks share about alerting.
+#[derive(Clone)]
+pub struct Alerts {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    notices: broadcast::Sender<Arc<AlertNotice>>,
+    deliver: Notify,
+    registry: breaker::Registry,
+    public_url: String,
+}
+
+/// The alerting tasks; dropping this stops them.
+pub struct AlertTasks {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for AlertTasks {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+// === impl Alerts ===
+
+impl Alerts {
+    /// Alert news for the live stream.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<AlertNotice>> {
+        self.inner.notices.subscribe()
+    }
+
+    /// The server's base URL that notifications link to.
+    pub fn public_url(&self) -> &str {
+        &self.inner.public_url
+    }
+
+    /// Tells the stream what a committed transaction did, and wakes the delivery task.
+    pub fn committed(&self, notices: Vec<AlertNotice>) {
+        if notices.is_empty() {
+            return;
+        }
+        for notice in notices {
+            let _ = self.inner.notices.send(Arc::new(notice));
+        }
+        self.inner.deliver.notify_one();
+    }
+}
+
+/// Writes the settings' rules and channels, then starts the engine, the delivery task and the
+/// report of the channels' breakers.
+pub async fn start(
+    store: &Store,
+    hub: &Hub,
+    ingest: &IngestQueue,
+    settings: &AlertSettings,
+    public_url: String,
+) -> anyhow::Result<(Alerts, AlertTasks)> {
+    rules::sync_config(store, &settings.rules, &settings.channels).await?;
+    let alerts = Alerts {
+        inner: Arc::new(Inner {
+            notices: broadcast::channel(NOTICE_CAPACITY).0,
+            deliver: Notify::new(),
+            registry: breaker::Registry::new(),
+            public_url: public_url.trim_end_matches('/').to_string(),
+        }),
+    };
+    let client = reqwest::Client::builder()
+        .timeout(outbox::REQUEST_TIMEOUT)
+        // Receivers are set by admins; a redirect could lead anywhere.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let engine = engine::Engine {
+        store: store.clone(),
+        alerts: alerts.clone(),
+    };
+    let delivery = outbox::Delivery {
+        store: store.clone(),
+        alerts: alerts.clone(),
+        client,
+    };
+    let tasks = vec![
+        tokio::spawn(engine.run(hub.subscribe())),
+        tokio::spawn(delivery.run()),
+        selfreport::spawn(alerts.inner.registry.clone(), ingest.clone()),
+    ];
+    Ok((alerts, AlertTasks { tasks }))
+}

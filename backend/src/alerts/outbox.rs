@@ -1,0 +1,245 @@
+//! Delivery of the outbox: every notification at least once, with retries and exponential
+//! backoff, each channel behind a `breaker::CircuitBreaker` of its own.
+//!
+//! Sends run as their own tasks, so a slow or dead receiver delays nothing but its own
+//! notifications; a channel whose breaker is Open is not called at all until it lets a probe
+//! through. The rows stay in the database until delivered, so a restart resumes them.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use protocol::{Alert, AlertChannel};
+use sqlx::Row;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::alerts::Alerts;
+use crate::alerts::channels::{self, Notification};
+use crate::store::Store;
+use crate::time::now_ms;
+
+/// Rows taken per look at the outbox.
+const BATCH: i64 = 100;
+/// The longest the task sleeps without looking (new rows also wake it at once).
+const IDLE: Duration = Duration::from_secs(1);
+/// How long one request to a receiver may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Retry delays: 500 ms doubled per failed attempt, at most 5 minutes.
+const MIN_BACKOFF_MS: i64 = 500;
+const MAX_BACKOFF_MS: i64 = 5 * 60_000;
+/// How long to wait before asking an Open channel breaker again.
+const REJECTED_RETRY_MS: i64 = 1_000;
+
+pub struct Delivery {
+    pub store: Store,
+    pub alerts: Alerts,
+    pub client: reqwest::Client,
+}
+
+/// One due notification.
+struct Due {
+    id: i64,
+    key: String,
+    attempts: i64,
+    event: String,
+    alert: Alert,
+    channel: AlertChannel,
+}
+
+/// The config of every channel's breaker: open after half of at least 4 of the last 10
+/// deliveries failed, probe again after 10 s.
+pub fn channel_breaker_config() -> breaker::Config {
+    breaker::Config::builder()
+        .failure_rate_threshold(0.5)
+        .window(breaker::Window::Count(10))
+        .minimum_calls(4)
+        .wait_duration(Duration::from_secs(10))
+        .half_open_probes(1)
+        .half_open_successes(1)
+        .build()
+        .expect("a valid channel breaker config")
+}
+
+/// The delay before attempt `attempts + 1`.
+pub fn backoff_ms(attempts: i64) -> i64 {
+    MIN_BACKOFF_MS
+        .saturating_mul(1_i64 << attempts.clamp(0, 20))
+        .min(MAX_BACKOFF_MS)
+}
+
+// === impl Delivery ===
+
+impl Delivery {
+    pub async fn run(self) {
+        let mut in_flight: HashSet<i64> = HashSet::new();
+        // Dropping the set (when this task is aborted) aborts the sends in flight.
+        let mut sends: JoinSet<i64> = JoinSet::new();
+        loop {
+            match self.due().await {
+                Ok(rows) => {
+                    for due in rows {
+                        if in_flight.insert(due.id) {
+                            sends.spawn(deliver(
+                                self.store.clone(),
+                                self.alerts.clone(),
+                                self.client.clone(),
+                                due,
+                            ));
+                        }
+                    }
+                }
+                Err(err) => tracing::warn!(error = format!("{err:#}"), "reading the outbox failed"),
+            }
+            let wait = match self.next_due_ms(&in_flight).await {
+                Ok(Some(at)) => Duration::from_millis((at - now_ms()).clamp(0, 1_000) as u64),
+                _ => IDLE,
+            };
+            tokio::select! {
+                _ = self.alerts.inner.deliver.notified() => {}
+                Some(done) = sends.join_next(), if !sends.is_empty() => {
+                    if let Ok(id) = done {
+                        in_flight.remove(&id);
+                    } else {
+                        // A send panicked or was cancelled: look at everything again.
+                        in_flight.clear();
+                    }
+                }
+                _ = tokio::time::sleep(wait) => {}
+            }
+            while let Some(done) = sends.try_join_next() {
+                if let Ok(id) = done {
+                    in_flight.remove(&id);
+                }
+            }
+        }
+    }
+
+    async fn due(&self) -> anyhow::Result<Vec<Due>> {
+        let rows = sqlx::query(
+            "SELECT o.id, o.idempotency_key, o.attempts, e.kind, e.snapshot,
+                    c.name, c.kind, c.url, c.secret, c.rules
+             FROM alert_outbox o JOIN alert_events e ON e.id = o.event_id
+             JOIN alert_channels c ON c.id = o.channel_id
+             WHERE o.delivered_ms IS NULL AND o.next_attempt_ms <= ?
+             ORDER BY o.id LIMIT ?",
+        )
+        .bind(now_ms())
+        .bind(BATCH)
+        .fetch_all(self.store.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let snapshot: String = row.get(4);
+                let kind: String = row.get(6);
+                let rules: String = row.get(9);
+                Ok(Due {
+                    id: row.get(0),
+                    key: row.get(1),
+                    attempts: row.get(2),
+                    event: row.get(3),
+                    alert: serde_json::from_str(&snapshot)?,
+                    channel: AlertChannel {
+                        name: row.get(5),
+                        kind: serde_json::from_value(serde_json::Value::String(kind))?,
+                        url: row.get(7),
+                        secret: row.get(8),
+                        rules: serde_json::from_str(&rules)?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn next_due_ms(&self, in_flight: &HashSet<i64>) -> anyhow::Result<Option<i64>> {
+        let rows = sqlx::query(
+            "SELECT id, next_attempt_ms FROM alert_outbox WHERE delivered_ms IS NULL
+             ORDER BY next_attempt_ms LIMIT ?",
+        )
+        .bind(in_flight.len() as i64 + 1)
+        .fetch_all(self.store.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .find(|row| !in_flight.contains(&row.get::<i64, _>(0)))
+            .map(|row| row.get(1)))
+    }
+}
+
+/// Sends one notification through its channel's breaker and records the outcome.
+async fn deliver(store: Store, alerts: Alerts, client: reqwest::Client, due: Due) -> i64 {
+    let breaker = alerts
+        .inner
+        .registry
+        .get_or_create(&due.channel.name, channel_breaker_config());
+    let now = now_ms();
+    let res = match breaker.try_acquire_owned() {
+        Err(_) => {
+            let res = sqlx::query(
+                "UPDATE alert_outbox SET next_attempt_ms = ?, last_error = ? WHERE id = ?",
+            )
+            .bind(now + REJECTED_RETRY_MS)
+            .bind("not sent: the channel's breaker is open")
+            .bind(due.id)
+            .execute(store.pool())
+            .await;
+            res.map(|_| ())
+        }
+        Ok(permit) => {
+            let notification = Notification {
+                idempotency_key: &due.key,
+                event: &due.event,
+                alert: &due.alert,
+                public_url: &alerts.inner.public_url,
+            };
+            let started = Instant::now();
+            let sent = channels::send(&client, &due.channel, &notification, now).await;
+            let outcome = if sent.is_ok() {
+                breaker::Outcome::Success
+            } else {
+                breaker::Outcome::Failure
+            };
+            permit.record(outcome, started.elapsed());
+            match sent {
+                Ok(()) => sqlx::query(
+                    "UPDATE alert_outbox SET delivered_ms = ?, attempts = attempts + 1,
+                         last_error = NULL WHERE id = ?",
+                )
+                .bind(now_ms())
+                .bind(due.id)
+                .execute(store.pool())
+                .await
+                .map(|_| ()),
+                Err(reason) => {
+                    tracing::info!(channel = %due.channel.name, key = %due.key, %reason, "alert delivery failed; will retry");
+                    sqlx::query(
+                        "UPDATE alert_outbox SET attempts = attempts + 1, next_attempt_ms = ?,
+                             last_error = ? WHERE id = ?",
+                    )
+                    .bind(now_ms() + backoff_ms(due.attempts))
+                    .bind(reason)
+                    .bind(due.id)
+                    .execute(store.pool())
+                    .await
+                    .map(|_| ())
+                }
+            }
+        }
+    };
+    if let Err(err) = res {
+        tracing::warn!(error = %err, "recording an alert delivery failed");
+    }
+    due.id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff_ms;
+
+    #[test]
+    fn backoff_doubles_up_to_a_ceiling() {
+        assert_eq!(backoff_ms(0), 500);
+        assert_eq!(backoff_ms(1), 1_000);
+        assert_eq!(backoff_ms(3), 4_000);
+        assert_eq!(backoff_ms(30), 300_000);
+    }
+}
