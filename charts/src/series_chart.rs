@@ -1,37 +1,62 @@
-//! The failure-rate chart of one breaker, rendered by plotters to an SVG string.
+//! The series charts of one breaker (failure rate, slow-call rate, volume by outcome, latency
+//! percentiles) over a time range, rendered by plotters to an SVG string.
 //!
-//! [`render`] is pure, so it is tested on the host; the page inserts its output as HTML. Every
-//! text plotters writes (caption included, which holds the untrusted breaker and service names)
-//! goes through the SVG backend's escaping of `<`, `>`, `&`, `"` and `'`; a test checks it.
+//! [`plot`] decides what is drawn (lines, threshold, y range, labels) and is tested as data;
+//! `draw` only hands that to plotters.
 
+use plotters::coord::Shift;
 use plotters::prelude::*;
-use protocol::Series;
+use protocol::{Series, SeriesPoint};
 
-use crate::format;
+use crate::geometry::{MARGIN, X_LABEL_AREA, Y_LABEL_AREA};
+use crate::palette;
+use crate::units;
+use crate::{Kind, Options};
 
-pub const WIDTH: u32 = 880;
-pub const HEIGHT: u32 = 320;
+/// What one chart shows, before any drawing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plot {
+    pub caption: String,
+    pub y_desc: &'static str,
+    pub y_max: f64,
+    pub y_unit: Unit,
+    pub lines: Vec<Line>,
+    /// A dashed horizontal line and its legend label.
+    pub threshold: Option<(String, f64)>,
+    /// Said in the middle of the plot when no line has a point.
+    pub empty_note: &'static str,
+}
 
-const BACKGROUND: RGBColor = RGBColor(0x14, 0x1a, 0x22);
-const TEXT: RGBColor = RGBColor(0xc9, 0xd1, 0xd9);
-const GRID: RGBColor = RGBColor(0x2a, 0x33, 0x3f);
-const AXIS: RGBColor = RGBColor(0x58, 0x63, 0x70);
-const RATE: RGBColor = RGBColor(0x4c, 0xb3, 0xff);
-const THRESHOLD: RGBColor = RGBColor(0xff, 0x6b, 0x5f);
+/// How y values are labelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    Rate,
+    PerSecond,
+    Milliseconds,
+}
 
-/// The chart of a series: failure rate per step (gaps where nothing was judged), the threshold as
-/// a dashed line, time on a UTC axis.
-pub fn render(series: &Series) -> String {
+/// One named line; a missing value breaks it into runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Line {
+    pub name: &'static str,
+    pub color: RGBColor,
+    pub runs: Vec<Vec<(i64, f64)>>,
+}
+
+/// The chart of `kind` over `series` as an SVG document.
+pub fn render(kind: Kind, series: &Series, options: &Options) -> String {
+    let plot = plot(kind, series, options);
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        if let Err(err) = draw(&root, series) {
+        let root =
+            SVGBackend::with_string(&mut svg, (options.width, options.height)).into_drawing_area();
+        if let Err(err) = draw(&root, series, &plot) {
             // Drawing into a String cannot fail on I/O; an error is a plotters limit worth seeing.
-            let _ = root.fill(&BACKGROUND);
+            let _ = root.fill(&palette::BACKGROUND);
             let _ = root.draw(&Text::new(
                 format!("chart could not be drawn: {err}"),
                 (20, 20),
-                ("sans-serif", 14).into_font().color(&TEXT),
+                ("sans-serif", 14).into_font().color(&palette::TEXT),
             ));
             let _ = root.present();
         }
@@ -39,131 +64,246 @@ pub fn render(series: &Series) -> String {
     svg
 }
 
+/// What the chart of `kind` shows for `series`.
+pub fn plot(kind: Kind, series: &Series, options: &Options) -> Plot {
+    let caption = format!(
+        "{} / {} — {}",
+        shorten(&series.service, 60),
+        shorten(&series.breaker, 60),
+        kind.title()
+    );
+    let step_s = (series.step_ms.max(1) as f64) / 1000.0;
+    let line = |name, color, value: &dyn Fn(&SeriesPoint) -> Option<f64>| Line {
+        name,
+        color,
+        runs: runs(&series.points, value),
+    };
+    match kind {
+        Kind::FailureRate => Plot {
+            caption,
+            y_desc: "failure rate",
+            y_max: 1.0,
+            y_unit: Unit::Rate,
+            lines: vec![line("failure rate", palette::BLUE, &|point| {
+                point.failure_rate.map(|rate| rate.clamp(0.0, 1.0))
+            })],
+            threshold: series
+                .failure_rate_threshold
+                .map(|threshold| threshold_line(threshold.clamp(0.0, 1.0))),
+            empty_note: "no calls judged in this range",
+        },
+        Kind::SlowCallRate => Plot {
+            caption,
+            y_desc: "slow-call rate",
+            y_max: 1.0,
+            y_unit: Unit::Rate,
+            lines: vec![line("slow-call rate", palette::BLUE, &|point| {
+                point.slow_call_rate.map(|rate| rate.clamp(0.0, 1.0))
+            })],
+            threshold: options
+                .slow_call_rate_threshold
+                .map(|threshold| threshold_line(threshold.clamp(0.0, 1.0))),
+            empty_note: "no calls judged in this range",
+        },
+        Kind::Volume => {
+            let per_s = |count: u64| Some(count as f64 / step_s);
+            let lines = vec![
+                line("success", palette::GREEN, &|point| {
+                    per_s(point.counts.success)
+                }),
+                line("failure", palette::VERMILLION, &|point| {
+                    per_s(point.counts.failure)
+                }),
+                line("timeout", palette::ORANGE, &|point| {
+                    per_s(point.counts.timeout)
+                }),
+                line("rejected", palette::PURPLE, &|point| {
+                    per_s(point.counts.rejected)
+                }),
+            ];
+            Plot {
+                caption,
+                y_desc: "calls/s",
+                y_max: headroom(max_of(&lines)),
+                y_unit: Unit::PerSecond,
+                lines,
+                threshold: None,
+                empty_note: "no calls in this range",
+            }
+        }
+        Kind::Latency => {
+            let lines = vec![
+                line("p50", palette::BLUE, &|point| point.p50_ms),
+                line("p95", palette::YELLOW, &|point| point.p95_ms),
+                line("p99", palette::VERMILLION, &|point| point.p99_ms),
+            ];
+            Plot {
+                caption,
+                y_desc: "latency (ms)",
+                y_max: headroom(max_of(&lines)),
+                y_unit: Unit::Milliseconds,
+                lines,
+                threshold: None,
+                empty_note: "no latencies in this range",
+            }
+        }
+    }
+}
+
+fn threshold_line(threshold: f64) -> (String, f64) {
+    (
+        format!("threshold {}", units::percent(threshold)),
+        threshold,
+    )
+}
+
+fn max_of(lines: &[Line]) -> f64 {
+    lines
+        .iter()
+        .flat_map(|line| line.runs.iter().flatten())
+        .map(|&(_, value)| value)
+        .fold(0.0, f64::max)
+}
+
+/// A y range a bit above the largest value, never empty.
+fn headroom(max: f64) -> f64 {
+    if max.is_finite() && max > 0.0 {
+        max * 1.15
+    } else {
+        1.0
+    }
+}
+
+/// Runs of consecutive points that have a value; a point without one breaks the line.
+pub fn runs(
+    points: &[SeriesPoint],
+    value: &dyn Fn(&SeriesPoint) -> Option<f64>,
+) -> Vec<Vec<(i64, f64)>> {
+    let mut runs = Vec::new();
+    let mut current = Vec::new();
+    for point in points {
+        match value(point).filter(|value| value.is_finite()) {
+            Some(value) => current.push((point.t_ms, value)),
+            None if !current.is_empty() => runs.push(std::mem::take(&mut current)),
+            None => {}
+        }
+    }
+    if !current.is_empty() {
+        runs.push(current);
+    }
+    runs
+}
+
+/// At most `max_chars` characters of an untrusted name, with `…` when cut.
+pub(crate) fn shorten(name: &str, max_chars: usize) -> String {
+    match name.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}…", &name[..cut]),
+        None => name.to_string(),
+    }
+}
+
+fn y_label(unit: Unit, value: f64) -> String {
+    match unit {
+        Unit::Rate => format!("{:.0}%", value * 100.0),
+        Unit::PerSecond if value >= 1000.0 => format!("{:.1}k/s", value / 1000.0),
+        Unit::PerSecond => format!("{value:.0}/s"),
+        Unit::Milliseconds if value >= 1000.0 => format!("{:.1} s", value / 1000.0),
+        Unit::Milliseconds => format!("{value:.0} ms"),
+    }
+}
+
 fn draw<DB: DrawingBackend>(
-    root: &DrawingArea<DB, plotters::coord::Shift>,
+    root: &DrawingArea<DB, Shift>,
     series: &Series,
+    plot: &Plot,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
-    root.fill(&BACKGROUND)?;
+    root.fill(&palette::BACKGROUND)?;
     let from_ms = series.from_ms;
     let to_ms = series.to_ms.max(from_ms + 1);
-    let with_date = to_ms - from_ms > 86_400_000;
+    let with_date = units::needs_date(from_ms, to_ms);
+    let text = |size| ("sans-serif", size).into_font().color(&palette::TEXT);
 
-    let caption = format!("{} / {} — failure rate", series.service, series.breaker);
     let mut chart = ChartBuilder::on(root)
-        .caption(caption, ("sans-serif", 16).into_font().color(&TEXT))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(56)
+        .caption(&plot.caption, text(15))
+        .margin(MARGIN)
+        .x_label_area_size(X_LABEL_AREA)
+        .y_label_area_size(Y_LABEL_AREA)
         .build_cartesian_2d(
-            (from_ms..to_ms).with_key_points(time_ticks(from_ms, to_ms, 8)),
-            0.0..1.0,
+            (from_ms..to_ms).with_key_points(units::time_ticks(from_ms, to_ms, 8)),
+            0.0..plot.y_max,
         )?;
-
-    let x_label_formatter = |t_ms: &i64| format::clock_utc(*t_ms, with_date);
-    let y_label_formatter = |rate: &f64| format!("{:.0}%", rate * 100.0);
+    let x_label_formatter = |t_ms: &i64| units::clock_utc(*t_ms, with_date);
+    let y_label_formatter = |value: &f64| y_label(plot.y_unit, *value);
     chart
         .configure_mesh()
         .x_labels(8)
-        .y_labels(6)
+        .y_labels(5)
         .x_label_formatter(&x_label_formatter)
         .y_label_formatter(&y_label_formatter)
         .x_desc("time (UTC)")
-        .y_desc("failure rate")
-        .label_style(("sans-serif", 12).into_font().color(&TEXT))
-        .axis_desc_style(("sans-serif", 12).into_font().color(&TEXT))
-        .axis_style(AXIS)
-        .bold_line_style(GRID)
-        .light_line_style(BACKGROUND)
+        .y_desc(plot.y_desc)
+        .label_style(text(12))
+        .axis_desc_style(text(12))
+        .axis_style(palette::AXIS)
+        .bold_line_style(palette::GRID)
+        .light_line_style(palette::BACKGROUND)
         .draw()?;
 
-    let rate_style = RATE.stroke_width(2);
-    for segment in segments(series) {
-        if segment.len() == 1 {
-            chart.draw_series(
-                segment
-                    .iter()
-                    .map(|&point| Circle::new(point, 3, RATE.filled())),
-            )?;
-        } else {
-            chart.draw_series(LineSeries::new(segment, rate_style))?;
+    let mut any_point = false;
+    for line in &plot.lines {
+        let style = line.color.stroke_width(2);
+        let mut labelled = false;
+        for run in &line.runs {
+            any_point = true;
+            let annotated = if run.len() == 1 {
+                chart.draw_series(
+                    run.iter()
+                        .map(|&point| Circle::new(point, 3, line.color.filled())),
+                )?
+            } else {
+                chart.draw_series(LineSeries::new(run.iter().copied(), style))?
+            };
+            if !labelled {
+                labelled = true;
+                let color = line.color;
+                annotated.label(line.name).legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2))
+                });
+            }
         }
     }
-
-    if let Some(threshold) = series.failure_rate_threshold {
-        let threshold = threshold.clamp(0.0, 1.0);
+    let mut legend = any_point;
+    if let Some((label, threshold)) = &plot.threshold {
+        legend = true;
         chart
             .draw_series(DashedLineSeries::new(
-                [(from_ms, threshold), (to_ms, threshold)],
+                [(from_ms, *threshold), (to_ms, *threshold)],
                 8,
                 5,
-                THRESHOLD.stroke_width(2),
+                palette::VERMILLION.stroke_width(2),
             ))?
-            .label(format!("threshold {}", format::percent(threshold)))
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], THRESHOLD.stroke_width(2)));
+            .label(label.as_str())
+            .legend(|(x, y)| {
+                PathElement::new([(x, y), (x + 16, y)], palette::VERMILLION.stroke_width(2))
+            });
+    }
+    if legend {
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperRight)
-            .background_style(BACKGROUND.mix(0.85))
-            .border_style(AXIS)
-            .label_font(("sans-serif", 12).into_font().color(&TEXT))
+            .background_style(palette::BACKGROUND.mix(0.85))
+            .border_style(palette::AXIS)
+            .label_font(text(12))
             .draw()?;
     }
-    if series
-        .points
-        .iter()
-        .all(|point| point.failure_rate.is_none())
-    {
+    if !any_point {
+        let (width, height) = root.dim_in_pixel();
         root.draw(&Text::new(
-            "no calls judged in this range",
-            ((WIDTH / 2 - 90) as i32, (HEIGHT / 2) as i32),
-            ("sans-serif", 14).into_font().color(&AXIS),
+            plot.empty_note,
+            ((width / 2) as i32 - 80, (height / 2) as i32),
+            ("sans-serif", 14).into_font().color(&palette::AXIS),
         ))?;
     }
     root.present()?;
     Ok(())
 }
-
-/// Axis ticks on round clock times (every 1, 2, 5, 10, 15, 30 minutes, 1, 2, 3, 6, 12 hours or
-/// whole days), at most `max_ticks` of them, so an `HH:MM` label never hides seconds.
-fn time_ticks(from_ms: i64, to_ms: i64, max_ticks: i64) -> Vec<i64> {
-    const MINUTE_MS: i64 = 60_000;
-    const STEPS_MIN: [i64; 11] = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720];
-    let span = to_ms - from_ms;
-    let step_ms = STEPS_MIN
-        .iter()
-        .map(|minutes| minutes * MINUTE_MS)
-        .find(|step_ms| span / step_ms <= max_ticks)
-        .unwrap_or_else(|| {
-            (span / max_ticks).div_euclid(1440 * MINUTE_MS).max(1) * 1440 * MINUTE_MS
-        });
-    let first = from_ms.div_euclid(step_ms) * step_ms
-        + if from_ms.rem_euclid(step_ms) == 0 {
-            0
-        } else {
-            step_ms
-        };
-    (0..)
-        .map(|idx| first + idx * step_ms)
-        .take_while(|&t_ms| t_ms <= to_ms)
-        .collect()
-}
-
-/// Runs of consecutive steps that have a failure rate; a step without judged calls breaks the line.
-fn segments(series: &Series) -> Vec<Vec<(i64, f64)>> {
-    let mut segments = Vec::new();
-    let mut current = Vec::new();
-    for point in &series.points {
-        match point.failure_rate {
-            Some(rate) => current.push((point.t_ms, rate.clamp(0.0, 1.0))),
-            None if !current.is_empty() => segments.push(std::mem::take(&mut current)),
-            None => {}
-        }
-    }
-    if !current.is_empty() {
-        segments.push(current);
-    }
-    segments
-}
-
-#[cfg(test)]
-mod tests;

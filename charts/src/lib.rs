@@ -1,0 +1,96 @@
+//! fusebox's breaker charts, rendered by plotters to SVG strings: the same code draws them in the
+//! dashboard (wasm) and on the server (`GET …/chart.svg`, for alert messages and sharing).
+//!
+//! Brief overview:
+//! - [`Kind`]: which series chart: failure rate, slow-call rate, volume by outcome, latency.
+//! - [`render`]: `(Kind, &Series, &Options) -> String`, an SVG document.
+//! - [`timeline`]: one lane per instance (Closed / Open / Half-Open intervals), its layout (for
+//!   hover targets in the page) and its SVG.
+//! - [`geometry`]: where the plot area sits, so a page can turn a brushed pixel span into times.
+//! - [`units`]: UTC clock labels, percentages and round time ticks.
+//!
+//! Everything is pure and tested on the host. Every text plotters writes, the untrusted service,
+//! breaker and instance names included, goes through the SVG backend's escaping of `<`, `>`, `&`,
+//! `"` and `'`; tests check it. Colours come from the Okabe–Ito palette, which stays distinct
+//! under the common colour-vision deficiencies, and every line is named in a legend.
+
+pub mod geometry;
+mod palette;
+mod series_chart;
+pub mod timeline;
+pub mod units;
+
+pub use series_chart::render;
+
+/// Which chart of a breaker's series to draw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Failed / judged calls per step, with the failure-rate threshold.
+    FailureRate,
+    /// Slow / judged calls per step, with the slow-call-rate threshold when known.
+    SlowCallRate,
+    /// Calls per second by outcome (success, failure, timeout, rejected).
+    Volume,
+    /// p50, p95 and p99 latency in ms.
+    Latency,
+}
+
+/// How to draw a series chart.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    pub width: u32,
+    pub height: u32,
+    /// The slow-call-rate threshold (0–1), drawn on [`Kind::SlowCallRate`]; `Series` does not
+    /// carry it, the breaker's config does.
+    pub slow_call_rate_threshold: Option<f64>,
+}
+
+// === impl Kind ===
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [
+        Kind::FailureRate,
+        Kind::SlowCallRate,
+        Kind::Volume,
+        Kind::Latency,
+    ];
+
+    /// The wire name, as in `?kind=failure_rate`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::FailureRate => "failure_rate",
+            Kind::SlowCallRate => "slow_call_rate",
+            Kind::Volume => "volume",
+            Kind::Latency => "latency",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+
+    /// The chart's title after the breaker's name.
+    pub fn title(self) -> &'static str {
+        match self {
+            Kind::FailureRate => "failure rate",
+            Kind::SlowCallRate => "slow-call rate",
+            Kind::Volume => "volume (calls/s by outcome)",
+            Kind::Latency => "latency p50 / p95 / p99 (ms)",
+        }
+    }
+}
+
+// === impl Options ===
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            width: geometry::WIDTH,
+            height: geometry::HEIGHT,
+            slow_call_rate_threshold: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
