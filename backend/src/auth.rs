@@ -340,3 +340,41 @@ mod tests {
         assert_eq!(hash_secret(&a), hash_secret(&a.clone()));
     }
 }
+
+/// `GET /api/v1/me`: who the credentials name and their role, so the dashboard can hide admin
+/// controls from viewers. Anonymous under `--anonymous-viewer`, else 401 without credentials.
+#[utoipa::path(get, path = "/api/v1/me", tag = "read",
+    responses((status = 200, body = protocol::Me),
+        (status = 401, description = "No or unknown credentials", body = protocol::ErrorBody),
+        (status = 403, description = "An ingest key", body = protocol::ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn me(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Caller(principal): Caller,
+) -> Result<axum::Json<protocol::Me>, AppError> {
+    let me = match principal {
+        Some(Principal::User { name, role }) => protocol::Me {
+            name: Some(name),
+            role: match role {
+                Role::Viewer => protocol::AccessRole::Viewer,
+                Role::Admin => protocol::AccessRole::Admin,
+            },
+        },
+        Some(Principal::Ingest { .. }) => {
+            return Err(AppError::Forbidden {
+                detail: "an ingest key is not a dashboard user".into(),
+            });
+        }
+        Some(Principal::Anonymous) | None if app.anonymous_viewer => protocol::Me {
+            name: None,
+            role: protocol::AccessRole::Anonymous,
+        },
+        Some(Principal::Anonymous) | None => {
+            return Err(AppError::Unauthorized {
+                detail: "this server needs a viewer or admin token".into(),
+            });
+        }
+    };
+    Ok(axum::Json(me))
+}

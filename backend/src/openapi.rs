@@ -18,6 +18,7 @@ use crate::{alerts, api, configs, stream};
         api::ingest,
         api::ingest_calls,
         api::services,
+        crate::auth::me,
         api::sparklines,
         api::breakers,
         api::series,

@@ -194,6 +194,7 @@ pub fn router(state: AppState, options: &ServerOptions) -> Router {
         )
         .route("/breakers/{service}/{breaker}/timeline", get(api::timeline))
         .route("/services", get(api::services))
+        .route("/me", get(crate::auth::me))
         .route("/sparklines", get(api::sparklines))
         .route(
             "/breakers/{service}/{breaker}/config",

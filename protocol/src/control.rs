@@ -79,3 +79,25 @@ pub struct AuditEntry {
     pub breaker: Option<String>,
     pub detail: String,
 }
+
+/// Who the request's credentials name (`GET /api/v1/me`), so the dashboard knows whether to
+/// show admin controls.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Me {
+    /// The user's name; `None` when reading anonymously.
+    #[serde(default)]
+    pub name: Option<String>,
+    pub role: AccessRole,
+}
+
+/// What a dashboard user may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AccessRole {
+    /// No token, on a server that lets anyone read.
+    Anonymous,
+    Viewer,
+    Admin,
+}

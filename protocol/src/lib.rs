@@ -29,8 +29,8 @@ pub use config::{
     WindowConfig,
 };
 pub use control::{
-    AuditEntry, ConfigChange, ConfigView, ControlRequest, InstanceSync, RestoreRequest,
-    StoredConfig,
+    AccessRole, AuditEntry, ConfigChange, ConfigView, ControlRequest, InstanceSync, Me,
+    RestoreRequest, StoredConfig,
 };
 pub use histogram::{LATENCY_BOUNDS_MS, LatencyHistogram};
 pub use validate::{MAX_NAME_LEN, ValidationError, validate_batch, validate_name};
