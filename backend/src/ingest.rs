@@ -140,8 +140,9 @@ impl Writer {
         let mut results = Vec::with_capacity(batches.len());
         // Every batch's aggregates go in together: fewer, larger multi-row inserts.
         let mut all_rows: Vec<(i64, &str, &protocol::Aggregate)> = Vec::new();
-        for batch in batches {
-            if !Store::claim_batch(&mut tx, batch, now).await? {
+        let claimed = Store::claim_batches(&mut tx, batches, now).await?;
+        for (batch, is_new) in batches.iter().zip(claimed) {
+            if !is_new {
                 results.push(Pending {
                     committed: Committed {
                         duplicate: true,

@@ -92,25 +92,35 @@ impl Store {
         Ok(id)
     }
 
-    /// Records the batch as seen; false when it had been stored before.
-    pub async fn claim_batch(
+    /// Records the batches as seen, in one statement per 500; for each batch, false when it
+    /// had been stored before (or appears earlier in `batches`).
+    pub async fn claim_batches(
         tx: &mut Transaction<'static, Sqlite>,
-        batch: &IngestBatch,
+        batches: &[&IngestBatch],
         now_ms: i64,
-    ) -> anyhow::Result<bool> {
-        let res = sqlx::query(
-            "INSERT OR IGNORE INTO batches (service, instance, seq, received_ms, n_aggregates, n_transitions)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&batch.service)
-        .bind(&batch.instance)
-        .bind(batch.seq as i64)
-        .bind(now_ms)
-        .bind(batch.aggregates.len() as i64)
-        .bind(batch.transitions.len() as i64)
-        .execute(&mut **tx)
-        .await?;
-        Ok(res.rows_affected() == 1)
+    ) -> anyhow::Result<Vec<bool>> {
+        let mut claimed: std::collections::HashSet<(String, String, i64)> = Default::default();
+        for chunk in batches.chunks(500) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT OR IGNORE INTO batches (service, instance, seq, received_ms, n_aggregates, n_transitions) ",
+            );
+            insert.push_values(chunk, |mut row, batch| {
+                row.push_bind(batch.service.clone())
+                    .push_bind(batch.instance.clone())
+                    .push_bind(batch.seq as i64)
+                    .push_bind(now_ms)
+                    .push_bind(batch.aggregates.len() as i64)
+                    .push_bind(batch.transitions.len() as i64);
+            });
+            insert.push(" RETURNING service, instance, seq");
+            for row in insert.build().fetch_all(&mut **tx).await? {
+                claimed.insert((row.get(0), row.get(1), row.get(2)));
+            }
+        }
+        Ok(batches
+            .iter()
+            .map(|b| claimed.remove(&(b.service.clone(), b.instance.clone(), b.seq as i64)))
+            .collect())
     }
 
     pub async fn insert_transition(
