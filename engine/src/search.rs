@@ -40,10 +40,14 @@ pub struct SearchOptions {
     pub replay_budget_calls: u64,
     /// The most rounds of coordinate descent.
     pub max_rounds: usize,
+    /// Descents run from this many of the best seeds.
+    pub n_starts: usize,
     /// How many of the best screened candidates are replayed in full.
     pub n_finalists: usize,
     /// Whether to add injected incidents and the stressed stretch.
     pub inject: bool,
+    /// Each injected kind is written into this many places (1 or 2).
+    pub n_injected_copies: usize,
 }
 
 /// The values each parameter may take. Also the oracle's grid in [`crate::eval`].
@@ -133,8 +137,10 @@ impl Default for SearchOptions {
         SearchOptions {
             replay_budget_calls: 4_000_000,
             max_rounds: 3,
+            n_starts: 1,
             n_finalists: 5,
             inject: true,
+            n_injected_copies: 2,
         }
     }
 }
@@ -215,6 +221,28 @@ impl Grid {
         self.consecutive_failures
             .retain(|n| n.is_none_or(|n| n >= 3));
         self.half_open.retain(|&(_, successes)| successes <= 3);
+        self
+    }
+
+    /// Every other value of each list (the first and last kept): half the replays, for fleets.
+    pub fn coarse(mut self) -> Grid {
+        fn every_other<T: Clone>(values: &mut Vec<T>) {
+            let last = values.last().cloned();
+            let mut kept: Vec<T> = values.iter().step_by(2).cloned().collect();
+            if values.len() % 2 == 0
+                && let Some(last) = last
+            {
+                kept.push(last);
+            }
+            *values = kept;
+        }
+        every_other(&mut self.failure_rate_thresholds);
+        every_other(&mut self.windows);
+        every_other(&mut self.minimum_calls);
+        every_other(&mut self.consecutive_failures);
+        every_other(&mut self.slow_call_durations_ms);
+        every_other(&mut self.slow_call_rates);
+        every_other(&mut self.waits);
         self
     }
 
@@ -366,7 +394,7 @@ impl Search {
             incidents: labels.spans(),
         }];
         if opts.inject {
-            full.extend(injected_sets(history, labels));
+            full.extend(injected_sets(history, labels, opts.n_injected_copies));
         }
         let n_incidents = full.iter().map(|set| set.incidents.len()).sum::<usize>() as f64;
         let mut search = Search::from_sets(full, opts);
@@ -469,15 +497,13 @@ impl Search {
         cost
     }
 
-    /// Coordinate descent from the best of `seeds`; returns the best candidate found.
-    pub fn run(&mut self, grid: &Grid, seeds: &[Candidate]) -> Option<Found> {
-        let mut scored: Vec<(f64, Candidate)> = seeds
-            .iter()
-            .map(|seed| (self.screen_cost(seed, f64::INFINITY), seed.clone()))
-            .filter(|(cost, _)| cost.is_finite())
-            .collect();
-        scored.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let (mut best_cost, mut best) = scored.first().cloned()?;
+    /// Coordinate descent from one starting point.
+    fn descend(
+        &mut self,
+        grid: &Grid,
+        mut best_cost: f64,
+        mut best: Candidate,
+    ) -> (f64, Candidate) {
         for _round in 0..self.opts.max_rounds {
             let mut changed = false;
             for dim in 0..N_DIMS {
@@ -495,6 +521,26 @@ impl Search {
             }
             if !changed {
                 break;
+            }
+        }
+        (best_cost, best)
+    }
+
+    /// Coordinate descent from the best of `seeds`; returns the best candidate found.
+    pub fn run(&mut self, grid: &Grid, seeds: &[Candidate]) -> Option<Found> {
+        let mut scored: Vec<(f64, Candidate)> = seeds
+            .iter()
+            .map(|seed| (self.screen_cost(seed, f64::INFINITY), seed.clone()))
+            .filter(|(cost, _)| cost.is_finite())
+            .collect();
+        scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // Descend from the best few seeds; keep the best end point.
+        let (mut best_cost, mut best) = scored.first().cloned()?;
+        for (start_cost, start) in scored.into_iter().take(self.opts.n_starts.max(1)) {
+            let (cost, cand) = self.descend(grid, start_cost, start);
+            if better(cost, &cand, best_cost, &best) || cand == best {
+                best_cost = cost;
+                best = cand;
             }
         }
         // Replay the best few in full and keep the best of those.
@@ -687,7 +733,7 @@ enum Injection {
 }
 
 /// Incidents written into copies of normal stretches of `history`.
-fn injected_sets(history: &History, labels: &Labels) -> Vec<EvalSet> {
+fn injected_sets(history: &History, labels: &Labels, n_copies: usize) -> Vec<EvalSet> {
     let step_s = history.step.as_secs_f64().max(1e-3);
     let steps_of = |secs: f64| ((secs / step_s).round() as usize).max(1);
     // Incidents twice, at different places, so that one lucky or unlucky probe does not
@@ -730,7 +776,8 @@ fn injected_sets(history: &History, labels: &Labels) -> Vec<EvalSet> {
     let post = steps_of(180.0);
     let n_specs = specs.len();
     let mut out = Vec::new();
-    for (k, (name, injection, secs)) in specs.into_iter().enumerate() {
+    let n_used = if n_copies >= 2 { n_specs } else { 6 };
+    for (k, (name, injection, secs)) in specs.into_iter().enumerate().take(n_used) {
         let len_incident = steps_of(secs);
         let (lead, tail) = match injection {
             Injection::Stress { .. } => (0, 0),

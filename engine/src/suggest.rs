@@ -26,23 +26,28 @@ pub struct TuneOptions {
     /// Back-tests of histories with more calls than this replay a thinned copy (one call in
     /// `k`, count-based parameters divided by `k`, counts multiplied back); `None` never thins.
     pub backtest_budget_calls: Option<u64>,
+    /// Search every other value of each parameter only.
+    pub coarse_grid: bool,
 }
 
 // === impl TuneOptions ===
 
 impl TuneOptions {
     /// Settings for suggesting configs for a whole fleet: screening on at most 15 k calls per
-    /// candidate, one round of descent, the screened best taken as is, back-tests on at most
-    /// 200 k calls.
+    /// candidate, every other grid value, one round of descent, one copy of each injected
+    /// incident, the screened best taken as is, back-tests on at most 200 k calls.
     pub fn fleet() -> TuneOptions {
         TuneOptions {
             search: SearchOptions {
                 replay_budget_calls: 15_000,
                 max_rounds: 1,
+                n_starts: 1,
                 n_finalists: 0,
                 inject: true,
+                n_injected_copies: 1,
             },
             backtest_budget_calls: Some(200_000),
+            coarse_grid: true,
             ..TuneOptions::default()
         }
     }
@@ -144,7 +149,10 @@ pub fn tune(
     if labels.periods.is_empty() {
         warnings.push(Warning::NoAnomalies);
     }
-    let grid = Grid::for_history(history).within_safety_bounds();
+    let mut grid = Grid::for_history(history).within_safety_bounds();
+    if opts.coarse_grid {
+        grid = grid.coarse();
+    }
     let mut seeds = vec![prior(history, &features, &labels)];
     if let Some(current) = current {
         seeds.push(Candidate::from_config(current));

@@ -54,6 +54,7 @@ fn scenario_files() -> Vec<(String, String)> {
 #[test]
 fn tuned_beats_the_library_defaults_by_a_real_margin() {
     let files = scenario_files();
+    // The tuner as `fusebox tune eval` runs it; only the oracle is skipped.
     let opts = EvalOptions {
         oracle: false,
         ..EvalOptions::default()
