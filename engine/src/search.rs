@@ -229,7 +229,7 @@ impl Grid {
         fn every_other<T: Clone>(values: &mut Vec<T>) {
             let last = values.last().cloned();
             let mut kept: Vec<T> = values.iter().step_by(2).cloned().collect();
-            if values.len() % 2 == 0
+            if values.len().is_multiple_of(2)
                 && let Some(last) = last
             {
                 kept.push(last);
