@@ -61,7 +61,8 @@ fn valid_batch_passes() {
 
 #[test]
 fn invalid_batches_name_the_field() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut IngestBatch)>)> = vec![
+    type Spoil = Box<dyn Fn(&mut IngestBatch)>;
+    let cases: Vec<(&str, Spoil)> = vec![
         ("$.service", Box::new(|b| b.service.clear())),
         ("$.instance", Box::new(|b| b.instance = "a\u{7}b".into())),
         (
