@@ -2,11 +2,14 @@
 
 use std::fmt;
 
-use protocol::{BreakerSummary, ErrorBody, Series};
+use protocol::{
+    Alert, BreakerMode, BreakerSummary, ConfigView, ControlRequest, ErrorBody, Me, Series,
+    Sparkline, Timeline, TransitionRecord,
+};
 use serde::de::DeserializeOwned;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::Response;
+use web_sys::{RequestInit, Response};
 
 /// The live stream's URL, for `EventSource`.
 pub const STREAM_URL: &str = "/api/v1/stream";
@@ -69,24 +72,116 @@ pub async fn list_breakers() -> Result<Vec<BreakerSummary>, ApiError> {
     get_json("/api/v1/breakers").await
 }
 
-/// `GET /api/v1/breakers/{service}/{breaker}/series`: the last 15 minutes, step chosen by the server.
-pub async fn series(service: &str, breaker: &str) -> Result<Series, ApiError> {
-    // Names are untrusted and may hold `/`, `?` or `#`: each is one encoded path segment.
-    let url = format!(
-        "/api/v1/breakers/{}/{}/series",
+/// `GET /api/v1/me`: who the token names (401 when the server needs one and has none).
+pub async fn me() -> Result<Me, ApiError> {
+    get_json("/api/v1/me").await
+}
+
+/// `GET /api/v1/sparklines`: the last 2 minutes of calls/s per breaker.
+pub async fn sparklines() -> Result<Vec<Sparkline>, ApiError> {
+    get_json("/api/v1/sparklines").await
+}
+
+/// `GET …/series?from_ms&to_ms`: one point per step, step chosen by the server.
+pub async fn series(
+    service: &str,
+    breaker: &str,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Series, ApiError> {
+    get_json(&format!(
+        "{}/series?from_ms={from_ms}&to_ms={to_ms}",
+        breaker_path(service, breaker)
+    ))
+    .await
+}
+
+/// `GET …/timeline?from_ms&to_ms`: one lane per instance.
+pub async fn timeline(
+    service: &str,
+    breaker: &str,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Timeline, ApiError> {
+    get_json(&format!(
+        "{}/timeline?from_ms={from_ms}&to_ms={to_ms}",
+        breaker_path(service, breaker)
+    ))
+    .await
+}
+
+/// `GET …/transitions?limit`: the newest transitions first.
+pub async fn transitions(
+    service: &str,
+    breaker: &str,
+    limit: u32,
+) -> Result<Vec<TransitionRecord>, ApiError> {
+    get_json(&format!(
+        "{}/transitions?limit={limit}",
+        breaker_path(service, breaker)
+    ))
+    .await
+}
+
+/// `GET …/config`: the current config, its history and per-instance sync status.
+pub async fn config(service: &str, breaker: &str) -> Result<ConfigView, ApiError> {
+    get_json(&format!("{}/config", breaker_path(service, breaker))).await
+}
+
+/// `POST …/control`: holds the breaker in `mode` (admins only).
+pub async fn control(service: &str, breaker: &str, mode: BreakerMode) -> Result<(), ApiError> {
+    let body = serde_json::to_string(&ControlRequest {
+        mode,
+        reason: Some("dashboard".into()),
+    })
+    .map_err(|err| ApiError::new(err.to_string()))?;
+    let url = format!("{}/control", breaker_path(service, breaker));
+    let init = RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&JsValue::from_str(&body));
+    let headers = web_sys::Headers::new().map_err(|err| ApiError::new(describe(&err)))?;
+    headers
+        .set("Content-Type", "application/json")
+        .map_err(|err| ApiError::new(describe(&err)))?;
+    init.set_headers(&headers);
+    send(&url, "POST", &init).await.map(|_| ())
+}
+
+/// `GET /api/v1/alerts`: the alerts, newest first.
+pub async fn alerts() -> Result<Vec<Alert>, ApiError> {
+    get_json("/api/v1/alerts").await
+}
+
+/// `/api/v1/breakers/{service}/{breaker}`; names are untrusted and may hold `/`, `?` or `#`, so
+/// each is one encoded path segment.
+fn breaker_path(service: &str, breaker: &str) -> String {
+    format!(
+        "/api/v1/breakers/{}/{}",
         String::from(js_sys::encode_uri_component(service)),
         String::from(js_sys::encode_uri_component(breaker)),
-    );
-    get_json(&url).await
+    )
 }
 
 async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, ApiError> {
+    let text = send(url, "GET", &RequestInit::new()).await?;
+    serde_json::from_str(&text)
+        .map_err(|err| ApiError::new(format!("GET {url}: unexpected answer ({err})")))
+}
+
+/// Sends a request and returns the body of a 2xx answer; an error names the status and the
+/// server's `detail`.
+async fn send(url: &str, method: &str, init: &RequestInit) -> Result<String, ApiError> {
     let window = web_sys::window().ok_or_else(|| ApiError::new("no window".into()))?;
-    let response: Response = JsFuture::from(window.fetch_with_str(url))
+    let response: Response = JsFuture::from(window.fetch_with_str_and_init(url, init))
         .await
-        .map_err(|err| ApiError::new(format!("GET {url}: network error ({})", describe(&err))))?
+        .map_err(|err| {
+            ApiError::new(format!(
+                "{method} {url}: network error ({})",
+                describe(&err)
+            ))
+        })?
         .dyn_into()
-        .map_err(|_| ApiError::new(format!("GET {url}: not a Response")))?;
+        .map_err(|_| ApiError::new(format!("{method} {url}: not a Response")))?;
     let text = JsFuture::from(
         response
             .text()
@@ -95,7 +190,7 @@ async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, ApiError> {
     .await
     .map_err(|err| {
         ApiError::new(format!(
-            "GET {url}: reading the body failed ({})",
+            "{method} {url}: reading the body failed ({})",
             describe(&err)
         ))
     })?
@@ -105,13 +200,12 @@ async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, ApiError> {
         let detail = serde_json::from_str::<ErrorBody>(&text)
             .map(|body| body.detail)
             .unwrap_or(text);
-        return Err(ApiError::new(format!(
-            "GET {url}: {} {detail}",
-            response.status()
-        )));
+        return Err(ApiError {
+            status: Some(response.status()),
+            message: format!("{method} {url}: {} {detail}", response.status()),
+        });
     }
-    serde_json::from_str(&text)
-        .map_err(|err| ApiError::new(format!("GET {url}: unexpected answer ({err})")))
+    Ok(text)
 }
 
 fn describe(value: &JsValue) -> String {

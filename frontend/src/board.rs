@@ -2,9 +2,16 @@
 //!
 //! Pure and host-tested: the components only read from a [`Board`] and hand it what arrives.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
-use protocol::{BreakerSummary, InstanceState, State, StreamEvent, TransitionRecord, Trigger};
+use protocol::{
+    BreakerSummary, InstanceState, Sparkline, State, StreamEvent, TransitionRecord, Trigger,
+};
+
+use crate::filter::Filter;
+
+/// How many seconds of calls/s a tile's sparkline shows.
+pub const SPARK_SECONDS: usize = 120;
 
 /// A breaker's identity: `(service, breaker)`.
 pub type Key = (String, String);
@@ -21,9 +28,20 @@ pub struct Entry {
     pub summary: BreakerSummary,
     /// What last tripped it, from the latest transition to Open seen on the stream.
     pub last_trigger: Option<Trigger>,
+    /// Calls/s per second, oldest first: seeded from `/api/v1/sparklines`, then one value per
+    /// second from the summaries.
+    pub spark: Spark,
     /// The newest time (ms since the epoch) any source told us about this breaker; a list answer
     /// older than that does not overwrite it.
     seen_ms: i64,
+}
+
+/// Calls/s, one value per second, at most [`SPARK_SECONDS`] of them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Spark {
+    /// The second (ms since the epoch / 1000) of the newest value.
+    last_second: Option<i64>,
+    pub values: VecDeque<f64>,
 }
 
 /// One service's breakers in display order.
@@ -79,17 +97,28 @@ impl Board {
         match event {
             StreamEvent::Summary(summary) => {
                 let key = (summary.service.clone(), summary.breaker.clone());
-                match self.entries.get_mut(&key) {
+                let entry = match self.entries.get_mut(&key) {
                     Some(entry) => {
                         entry.seen_ms = entry.seen_ms.max(summary.updated_ms);
                         entry.summary = summary;
+                        entry
                     }
-                    None => {
-                        self.entries.insert(key, Entry::new(summary));
-                    }
-                }
+                    None => self.entries.entry(key).or_insert(Entry::new(summary)),
+                };
+                let second = entry.summary.updated_ms.div_euclid(1000);
+                entry.spark.record(second, entry.summary.calls_per_s);
             }
             StreamEvent::Transition(record) => self.apply_transition(record),
+        }
+    }
+
+    /// Seeds the sparklines of known breakers with the server's last minutes.
+    pub fn apply_sparklines(&mut self, sparklines: Vec<Sparkline>) {
+        for sparkline in sparklines {
+            let key = (sparkline.service, sparkline.breaker);
+            if let Some(entry) = self.entries.get_mut(&key) {
+                entry.spark.seed(sparkline.start_ms, &sparkline.calls_per_s);
+            }
         }
     }
 
@@ -147,35 +176,55 @@ impl Board {
         recompute_worst(summary);
     }
 
-    /// Services with the worst state first (then by name); within a service, the same order.
-    pub fn groups(&self) -> Vec<ServiceGroup> {
-        let mut groups: Vec<ServiceGroup> = Vec::new();
-        for ((service, breaker), entry) in &self.entries {
-            let state = entry.summary.state;
+    /// The breakers `filter` admits, grouped by service and ordered by its sort: within a
+    /// service, and services by their first breaker.
+    pub fn groups(&self, filter: &Filter) -> Vec<ServiceGroup> {
+        let mut groups: Vec<(ServiceGroup, Vec<&BreakerSummary>)> = Vec::new();
+        for ((service, _), entry) in &self.entries {
+            if !filter.matches(&entry.summary) {
+                continue;
+            }
             match groups.last_mut() {
-                Some(group) if &group.service == service => {
-                    group.breakers.push(breaker.clone());
-                    if state.severity() > group.worst.severity() {
-                        group.worst = state;
+                Some((group, members)) if &group.service == service => {
+                    members.push(&entry.summary);
+                    if entry.summary.state.severity() > group.worst.severity() {
+                        group.worst = entry.summary.state;
                     }
                 }
-                _ => groups.push(ServiceGroup {
-                    service: service.clone(),
-                    worst: state,
-                    breakers: vec![breaker.clone()],
-                }),
+                _ => groups.push((
+                    ServiceGroup {
+                        service: service.clone(),
+                        worst: entry.summary.state,
+                        breakers: Vec::new(),
+                    },
+                    vec![&entry.summary],
+                )),
             }
         }
-        for group in &mut groups {
-            let service = group.service.clone();
-            // Stable sort: names stay alphabetical within one severity.
-            group.breakers.sort_by_key(|breaker| {
-                let key = (service.clone(), breaker.clone());
-                std::cmp::Reverse(self.entries[&key].summary.state.severity())
-            });
+        for (_, members) in &mut groups {
+            members.sort_by(|a, b| filter.sort.compare(a, b));
         }
-        groups.sort_by_key(|group| std::cmp::Reverse(group.worst.severity()));
+        groups.sort_by(|(a_group, a), (b_group, b)| match filter.sort {
+            crate::filter::SortBy::Name => a_group.service.cmp(&b_group.service),
+            sort => sort
+                .compare(a[0], b[0])
+                .then_with(|| a_group.service.cmp(&b_group.service)),
+        });
         groups
+            .into_iter()
+            .map(|(mut group, members)| {
+                group.breakers = members
+                    .iter()
+                    .map(|summary| summary.breaker.clone())
+                    .collect();
+                group
+            })
+            .collect()
+    }
+
+    /// How many breakers there are in all.
+    pub fn len(&self) -> usize {
+        self.entries.len()
     }
 
     pub fn counts(&self) -> StateCounts {
@@ -199,6 +248,40 @@ impl Entry {
             seen_ms: summary.updated_ms,
             summary,
             last_trigger: None,
+            spark: Spark::default(),
+        }
+    }
+}
+
+// === impl Spark ===
+
+impl Spark {
+    /// Replaces the values with `calls_per_s`, one per second from `start_ms`.
+    pub fn seed(&mut self, start_ms: i64, calls_per_s: &[f64]) {
+        let skip = calls_per_s.len().saturating_sub(SPARK_SECONDS);
+        self.values = calls_per_s[skip..].iter().copied().collect();
+        self.last_second = (!calls_per_s.is_empty())
+            .then(|| start_ms.div_euclid(1000) + calls_per_s.len() as i64 - 1);
+    }
+
+    /// Records the value of `second`: a later value of the same second replaces it, seconds
+    /// skipped count as no calls, and an older second is ignored.
+    pub fn record(&mut self, second: i64, calls_per_s: f64) {
+        match self.last_second {
+            Some(last) if second < last => return,
+            Some(last) if second == last => {
+                self.values.pop_back();
+            }
+            Some(last) => {
+                let gap = (second - last - 1).clamp(0, SPARK_SECONDS as i64);
+                self.values.extend(std::iter::repeat_n(0.0, gap as usize));
+            }
+            None => {}
+        }
+        self.values.push_back(calls_per_s);
+        self.last_second = Some(second);
+        while self.values.len() > SPARK_SECONDS {
+            self.values.pop_front();
         }
     }
 }

@@ -2,9 +2,16 @@
 //!
 //! Pure and host-tested, so the components only bind text to elements.
 
+use charts::units;
 use protocol::State;
 
 use crate::board::Entry;
+
+pub use charts::units::percent;
+
+/// The sparkline's SVG viewBox size.
+pub const SPARK_WIDTH: f64 = 120.0;
+pub const SPARK_HEIGHT: f64 = 24.0;
 
 /// Everything a tile shows, computed from a board entry and the current time.
 #[derive(Clone, Debug, PartialEq)]
@@ -13,6 +20,8 @@ pub struct TileView {
     pub state_key: &'static str,
     /// The visible state text.
     pub state_text: &'static str,
+    /// A shape per state (✓ Closed, ◐ Half-Open, ✕ Open), so state never rests on colour alone.
+    pub state_icon: &'static str,
     /// E.g. `12.5 %` or `–` without calls.
     pub failure_rate: String,
     /// E.g. `50 %`, or `–` when the breaker reports no threshold.
@@ -21,6 +30,12 @@ pub struct TileView {
     pub over_threshold: bool,
     /// E.g. `1.2k/s`.
     pub calls_per_s: String,
+    /// E.g. `3 %`, or `–` without calls.
+    pub slow_call_rate: String,
+    /// E.g. `200 ms`, or `–` without calls.
+    pub p99: String,
+    /// The sparkline's `points` attribute.
+    pub spark_points: String,
     /// E.g. `open for 3m 12s`.
     pub since: String,
     /// E.g. `2 of 3 instances open` or `3 instances`.
@@ -48,16 +63,15 @@ pub fn tile_view(entry: &Entry, now_ms: i64) -> TileView {
         format!("{n_instances} instances")
     };
     let trigger = match (&entry.last_trigger, summary.state) {
-        (Some(trigger), State::Open | State::HalfOpen) => Some(trigger_text(
-            &trigger.kind,
-            trigger.value,
-            trigger.threshold,
-        )),
+        (Some(trigger), State::Open | State::HalfOpen) => {
+            Some(charts::timeline::trigger_text(trigger))
+        }
         _ => None,
     };
     TileView {
         state_key: summary.state.as_str(),
         state_text: state_text(summary.state),
+        state_icon: state_icon(summary.state),
         failure_rate: summary
             .failure_rate
             .map(percent)
@@ -68,6 +82,12 @@ pub fn tile_view(entry: &Entry, now_ms: i64) -> TileView {
             .unwrap_or_else(|| "–".into()),
         over_threshold,
         calls_per_s: calls_per_s(summary.calls_per_s),
+        slow_call_rate: summary
+            .slow_call_rate
+            .map(percent)
+            .unwrap_or_else(|| "–".into()),
+        p99: summary.p99_ms.map(millis).unwrap_or_else(|| "–".into()),
+        spark_points: spark_points(entry.spark.values.iter().copied()),
         since: format!(
             "{} for {}",
             state_text(summary.state).to_lowercase(),
@@ -83,16 +103,6 @@ pub fn state_text(state: State) -> &'static str {
         State::Closed => "CLOSED",
         State::Open => "OPEN",
         State::HalfOpen => "HALF-OPEN",
-    }
-}
-
-/// A rate 0–1 as a percentage with at most one decimal.
-pub fn percent(rate: f64) -> String {
-    let value = rate * 100.0;
-    if (value - value.round()).abs() < 0.05 {
-        format!("{value:.0} %")
-    } else {
-        format!("{value:.1} %")
     }
 }
 
@@ -123,49 +133,97 @@ pub fn age(duration_ms: i64) -> String {
     }
 }
 
-fn trigger_text(kind: &str, value: f64, threshold: f64) -> String {
-    let is_rate = kind.ends_with("_rate");
-    let show = |number: f64| {
-        if is_rate {
-            percent(number)
-        } else {
-            format!("{number}")
-        }
-    };
-    format!(
-        "tripped on {}: {} ≥ {}",
-        kind.replace('_', " "),
-        show(value),
-        show(threshold)
-    )
-}
-
-/// A UTC clock time for a chart axis: `HH:MM`, with the date (`MM-DD HH:MM`) when `with_date`.
-pub fn clock_utc(t_ms: i64, with_date: bool) -> String {
-    let seconds = t_ms.div_euclid(1000);
-    let (days, second_of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
-    let hh_mm = format!("{:02}:{:02}", second_of_day / 3600, second_of_day / 60 % 60);
-    if with_date {
-        let (_, month, day) = civil_from_days(days);
-        format!("{month:02}-{day:02} {hh_mm}")
-    } else {
-        hh_mm
+/// A state's icon: a shape for each, so state never rests on colour alone.
+pub fn state_icon(state: State) -> &'static str {
+    match state {
+        State::Closed => "✓",
+        State::HalfOpen => "◐",
+        State::Open => "✕",
     }
 }
 
-/// Days since 1970-01-01 to (year, month, day), after Howard Hinnant's `civil_from_days`.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+/// A latency: `8 ms`, `1.5 s`.
+pub fn millis(ms: f64) -> String {
+    if ms >= 1000.0 {
+        format!("{:.1} s", ms / 1000.0)
+    } else {
+        format!("{ms:.0} ms")
+    }
+}
+
+/// A UTC timestamp for tables: `2026-11-22 13:05:09`.
+pub fn timestamp(t_ms: i64) -> String {
+    units::timestamp_utc(t_ms)
+}
+
+/// The sparkline's points in a `SPARK_WIDTH` × `SPARK_HEIGHT` box, newest at the right edge,
+/// scaled to the largest value (a flat line at the bottom when all are zero).
+pub fn spark_points(values: impl ExactSizeIterator<Item = f64>) -> String {
+    let n_values = values.len();
+    if n_values == 0 {
+        return String::new();
+    }
+    let values: Vec<f64> = values
+        .map(|value| {
+            if value.is_finite() {
+                value.max(0.0)
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let max = values.iter().copied().fold(0.0, f64::max);
+    let step = SPARK_WIDTH / (crate::board::SPARK_SECONDS.max(2) - 1) as f64;
+    let offset = SPARK_WIDTH - step * (n_values - 1) as f64;
+    let mut points = String::with_capacity(n_values * 10);
+    for (idx, value) in values.iter().enumerate() {
+        let x = offset + step * idx as f64;
+        let y = if max > 0.0 {
+            SPARK_HEIGHT - 1.0 - (value / max) * (SPARK_HEIGHT - 2.0)
+        } else {
+            SPARK_HEIGHT - 1.0
+        };
+        if idx > 0 {
+            points.push(' ');
+        }
+        points.push_str(&format!("{x:.1},{y:.1}"));
+    }
+    points
+}
+
+/// The detail page's link for a breaker: names are percent-encoded query values.
+pub fn detail_href(service: &str, breaker: &str) -> String {
+    format!(
+        "/breaker?service={}&breaker={}",
+        encode_component(service),
+        encode_component(breaker)
+    )
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986), UTF-8 bytes included.
+pub fn encode_component(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// Builds `?a=1&b=2` from pairs (values encoded), or an empty string without pairs.
+pub fn query_string(pairs: &[(&str, String)]) -> String {
+    let joined: Vec<String> = pairs
+        .iter()
+        .map(|(key, value)| format!("{key}={}", encode_component(value)))
+        .collect();
+    if joined.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", joined.join("&"))
+    }
 }
 
 #[cfg(test)]
@@ -175,32 +233,57 @@ mod tests {
     #[test]
     fn numbers_read_well() {
         assert_eq!(percent(0.5), "50 %");
-        assert_eq!(percent(0.125), "12.5 %");
         assert_eq!(calls_per_s(0.0), "0/s");
         assert_eq!(calls_per_s(2.5), "2.5/s");
         assert_eq!(calls_per_s(1234.0), "1.2k/s");
         assert_eq!(calls_per_s(52_000.0), "52k/s");
+        assert_eq!(millis(8.0), "8 ms");
+        assert_eq!(millis(1500.0), "1.5 s");
         assert_eq!(age(45_900), "45s");
         assert_eq!(age(192_000), "3m 12s");
         assert_eq!(age(7_500_000), "2h 5m");
         assert_eq!(age(-5), "0s");
+    }
+
+    #[test]
+    fn every_state_has_text_and_a_distinct_icon() {
+        let states = [State::Closed, State::HalfOpen, State::Open];
+        let icons: std::collections::HashSet<_> = states.iter().map(|s| state_icon(*s)).collect();
+        assert_eq!(icons.len(), 3);
+        assert_eq!(state_text(State::HalfOpen), "HALF-OPEN");
+    }
+
+    #[test]
+    fn sparkline_is_right_aligned_and_scaled() {
+        assert_eq!(spark_points([].into_iter()), "");
+        let points = spark_points([0.0, 5.0, 10.0].into_iter());
+        let xy: Vec<(f64, f64)> = points
+            .split(' ')
+            .map(|pair| {
+                let (x, y) = pair.split_once(',').unwrap();
+                (x.parse().unwrap(), y.parse().unwrap())
+            })
+            .collect();
+        assert_eq!(xy.len(), 3);
+        assert_eq!(xy[2].0, SPARK_WIDTH);
+        assert_eq!(xy[0].1, SPARK_HEIGHT - 1.0);
+        assert_eq!(xy[2].1, 1.0);
         assert_eq!(
-            trigger_text("failure_rate", 0.62, 0.5),
-            "tripped on failure rate: 62 % ≥ 50 %"
-        );
-        assert_eq!(
-            trigger_text("consecutive_failures", 5.0, 5.0),
-            "tripped on consecutive failures: 5 ≥ 5"
+            spark_points([0.0, 0.0].into_iter())
+                .matches(",23.0")
+                .count(),
+            2
         );
     }
 
     #[test]
-    fn clock_times_are_utc() {
-        // 2026-11-22T13:05:09Z
-        let t_ms = 1_795_352_709_000;
-        assert_eq!(clock_utc(t_ms, false), "13:05");
-        assert_eq!(clock_utc(t_ms, true), "11-22 13:05");
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    fn hostile_names_are_encoded_in_links() {
+        assert_eq!(
+            detail_href("a b", "<img src=x onerror=alert(1)>"),
+            "/breaker?service=a%20b&breaker=%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E"
+        );
+        assert_eq!(encode_component("é/&"), "%C3%A9%2F%26");
+        assert_eq!(query_string(&[]), "");
+        assert_eq!(query_string(&[("q", "a&b".into())]), "?q=a%26b");
     }
 }

@@ -1,22 +1,35 @@
-//! The fusebox dashboard: one live tile per circuit breaker and a failure-rate chart of the one
-//! selected, compiled to wasm32 and served by the fusebox server.
+//! The fusebox dashboard, compiled to wasm32 and served by the fusebox server: an overview of
+//! live tiles grouped by service, a detail page per breaker (state timeline, charts, transitions,
+//! config, admin controls), and places for alerts and recommendations.
 //!
 //! Brief overview:
 //! - [`board`]: the page's model of every breaker, fed by the list endpoint and the live stream.
-//! - [`format`]: what a tile says, as strings.
-//! - [`chart`]: `render(&Series) -> String`, the plotters SVG chart.
-//! - `api`, `stream`, `app` (wasm32 only): HTTP calls, the Server-Sent Events stream, components.
+//! - [`filter`]: the overview's sort, state filter and search (kept in the URL).
+//! - [`range`]: the detail page's time range (kept in the URL).
+//! - [`format`]: what tiles and tables say, as strings.
+//! - Charts come from the shared `charts` crate, which the server uses too.
+//! - `api`, `stream`, `live`, `app`, `overview`, `detail`, `pages` (wasm32 only): HTTP calls, the
+//!   Server-Sent Events stream, batching of live updates, and components.
 //!
-//! The first three are pure and tested on the host (`cargo test -p frontend`); the rest needs a
+//! The pure modules are tested on the host (`cargo test -p frontend`); the rest needs a
 //! browser and builds only for wasm32 (`cargo xtask build-ui`).
 
 pub mod board;
-pub mod chart;
+pub mod filter;
 pub mod format;
+pub mod range;
 
 #[cfg(target_arch = "wasm32")]
 pub mod api;
 #[cfg(target_arch = "wasm32")]
 pub mod app;
+#[cfg(target_arch = "wasm32")]
+pub mod detail;
+#[cfg(target_arch = "wasm32")]
+pub mod live;
+#[cfg(target_arch = "wasm32")]
+pub mod overview;
+#[cfg(target_arch = "wasm32")]
+pub mod pages;
 #[cfg(target_arch = "wasm32")]
 pub mod stream;

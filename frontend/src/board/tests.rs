@@ -2,7 +2,8 @@ use protocol::{
     BreakerSummary, InstanceState, State, StreamEvent, Transition, TransitionRecord, Trigger,
 };
 
-use super::{Board, StateCounts};
+use super::{Board, SPARK_SECONDS, Spark, StateCounts};
+use crate::filter::{Filter, SortBy, StateFilter};
 
 fn summary(service: &str, breaker: &str, state: State, updated_ms: i64) -> BreakerSummary {
     BreakerSummary {
@@ -210,7 +211,7 @@ fn groups_put_trouble_first() {
         summary("mike", "x", State::HalfOpen, 1),
     ]);
     let order: Vec<(String, State, Vec<String>)> = board
-        .groups()
+        .groups(&Filter::default())
         .into_iter()
         .map(|group| (group.service, group.worst, group.breakers))
         .collect();
@@ -230,4 +231,55 @@ fn groups_put_trouble_first() {
             open: 1
         }
     );
+}
+
+#[test]
+fn filters_hide_breakers_and_empty_services() {
+    let mut board = Board::default();
+    board.apply_snapshot(vec![
+        summary("alpha", "a", State::Closed, 1),
+        summary("zulu", "b", State::Open, 1),
+    ]);
+    let filter = Filter {
+        sort: SortBy::Name,
+        state: StateFilter::NotClosed,
+        search: String::new(),
+    };
+    let groups = board.groups(&filter);
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].breakers, vec!["b".to_string()]);
+}
+
+#[test]
+fn sparkline_keeps_one_value_per_second() {
+    let mut spark = Spark::default();
+    spark.seed(10_000, &[1.0, 2.0, 3.0]);
+    assert_eq!(spark.values, [1.0, 2.0, 3.0]);
+    spark.record(12, 4.0); // the seeded second 12 again: replaced
+    spark.record(14, 5.0); // second 13 had no summary: no calls
+    spark.record(11, 9.0); // older: ignored
+    assert_eq!(spark.values, [1.0, 2.0, 4.0, 0.0, 5.0]);
+    for second in 15..400 {
+        spark.record(second, 1.0);
+    }
+    assert_eq!(spark.values.len(), SPARK_SECONDS);
+}
+
+#[test]
+fn summaries_feed_the_sparkline() {
+    let mut board = Board::default();
+    board.apply(StreamEvent::Summary(summary(
+        "s",
+        "b",
+        State::Closed,
+        5_000,
+    )));
+    board.apply(StreamEvent::Summary(summary(
+        "s",
+        "b",
+        State::Closed,
+        6_000,
+    )));
+    let entry = board.entry(&key("s", "b")).unwrap();
+    assert_eq!(entry.spark.values, [10.0, 10.0]);
 }

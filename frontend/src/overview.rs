@@ -1,0 +1,213 @@
+//! The overview: a toolbar (search, state filter, sort; all in the URL) and one live tile per
+//! breaker, grouped by service. The logic is in [`crate::board`], [`crate::filter`] and
+//! [`crate::format`]; components bind it to elements.
+
+use leptos::prelude::*;
+use leptos_router::NavigateOptions;
+use leptos_router::hooks::{use_navigate, use_query_map};
+
+use crate::board::{Board, Key, ServiceGroup};
+use crate::filter::{Filter, SortBy, StateFilter};
+use crate::format;
+use crate::live::Live;
+
+#[component]
+pub fn Overview() -> impl IntoView {
+    let live = expect_context::<Live>();
+    let query = use_query_map();
+    let filter = Memo::new(move |_| query.with(|query| Filter::from_query(|key| query.get(key))));
+    let groups = Memo::new(move |_| {
+        let filter = filter.get();
+        live.board.with(|board| board.groups(&filter))
+    });
+    view! {
+        <Toolbar filter=filter />
+        <section class="board" aria-label="breakers">
+            <For
+                each=move || groups.get()
+                key=|group| group.service.clone()
+                children=move |group| view! { <ServiceSection service=group.service groups=groups /> }
+            />
+            <Show when=move || live.board.with(Board::is_empty)>
+                <p class="empty">
+                    "No breaker has reported yet. Point a breaker's reporter at this server and its tile appears here."
+                </p>
+            </Show>
+            <Show when=move || !live.board.with(Board::is_empty) && groups.with(Vec::is_empty)>
+                <p class="empty">"No breaker matches the filter."</p>
+            </Show>
+        </section>
+    }
+}
+
+#[component]
+fn Toolbar(filter: Memo<Filter>) -> impl IntoView {
+    let navigate = use_navigate();
+    let set = move |change: &dyn Fn(&mut Filter)| {
+        let mut next = filter.get_untracked();
+        change(&mut next);
+        let url = format!("/{}", format::query_string(&next.query_pairs()));
+        navigate(
+            &url,
+            NavigateOptions {
+                replace: true,
+                scroll: false,
+                ..Default::default()
+            },
+        );
+    };
+    let set_search = set.clone();
+    let set_state = set.clone();
+    view! {
+        <div class="toolbar" role="search">
+            <input
+                type="search"
+                name="q"
+                placeholder="search breakers and services"
+                prop:value=move || filter.with(|filter| filter.search.clone())
+                on:input=move |event| {
+                    let text = event_target_value(&event);
+                    set_search(&move |filter| filter.search = text.clone());
+                }
+            />
+            <label>
+                "show "
+                <select
+                    name="state"
+                    on:change=move |event| {
+                        let value = event_target_value(&event);
+                        set_state(&move |filter| {
+                            filter.state = StateFilter::parse(&value).unwrap_or_default();
+                        });
+                    }
+                >
+                    {StateFilter::ALL
+                        .into_iter()
+                        .map(|option| {
+                            view! {
+                                <option
+                                    value=option.as_str()
+                                    selected=move || filter.with(|filter| filter.state == option)
+                                >
+                                    {option.label()}
+                                </option>
+                            }
+                        })
+                        .collect_view()}
+                </select>
+            </label>
+            <label>
+                "sort by "
+                <select
+                    name="sort"
+                    on:change=move |event| {
+                        let value = event_target_value(&event);
+                        set(&move |filter| filter.sort = SortBy::parse(&value).unwrap_or_default());
+                    }
+                >
+                    {SortBy::ALL
+                        .into_iter()
+                        .map(|option| {
+                            view! {
+                                <option
+                                    value=option.as_str()
+                                    selected=move || filter.with(|filter| filter.sort == option)
+                                >
+                                    {option.label()}
+                                </option>
+                            }
+                        })
+                        .collect_view()}
+                </select>
+            </label>
+        </div>
+    }
+}
+
+#[component]
+fn ServiceSection(service: String, groups: Memo<Vec<ServiceGroup>>) -> impl IntoView {
+    let name = service.clone();
+    let breakers = move || {
+        groups.with(|groups| {
+            groups
+                .iter()
+                .find(|group| group.service == name)
+                .map(|group| group.breakers.clone())
+                .unwrap_or_default()
+        })
+    };
+    let heading = service.clone();
+    let data_service = service.clone();
+    view! {
+        <section class="service" data-service=data_service>
+            <h2>{heading}</h2>
+            <div class="tiles">
+                <For
+                    each=breakers
+                    key=|breaker| breaker.clone()
+                    children=move |breaker| view! { <Tile key=(service.clone(), breaker) /> }
+                />
+            </div>
+        </section>
+    }
+}
+
+#[component]
+fn Tile(key: Key) -> impl IntoView {
+    let live = expect_context::<Live>();
+    let lookup = key.clone();
+    let entry = Memo::new(move |_| live.board.with(|board| board.entry(&lookup).cloned()));
+    let tile = Memo::new(move |_| {
+        let now_ms = live.now_ms.get();
+        entry.with(|entry| entry.as_ref().map(|entry| format::tile_view(entry, now_ms)))
+    });
+    let field = move |read: fn(&format::TileView) -> String| {
+        move || tile.with(|tile| tile.as_ref().map(read).unwrap_or_default())
+    };
+    let state_key = move || tile.with(|tile| tile.as_ref().map_or("closed", |tile| tile.state_key));
+    let (service, breaker) = key.clone();
+    let href = format::detail_href(&service, &breaker);
+    let name = breaker.clone();
+    view! {
+        <a
+            class="tile"
+            href=href
+            class:over=move || tile.with(|tile| tile.as_ref().is_some_and(|tile| tile.over_threshold))
+            data-service=service
+            data-breaker=breaker
+            data-state=state_key
+        >
+            <span class="tile-head">
+                <span class="tile-name">{name}</span>
+                <span class="state">
+                    <span class="icon" aria-hidden="true">{move || tile.with(|tile| tile.as_ref().map_or("", |tile| tile.state_icon))}</span>
+                    <span class="state-text">{move || tile.with(|tile| tile.as_ref().map_or("", |tile| tile.state_text))}</span>
+                </span>
+            </span>
+            <span class="metrics">
+                <span class="metric">
+                    <span class="label">"failure rate"</span>
+                    <span class="value rate" data-metric="failure_rate">{field(|tile| tile.failure_rate.clone())}</span>
+                    <span class="of">" / " {field(|tile| tile.threshold.clone())}</span>
+                </span>
+                <span class="metric">
+                    <span class="label">"slow"</span>
+                    <span class="value" data-metric="slow_call_rate">{field(|tile| tile.slow_call_rate.clone())}</span>
+                </span>
+                <span class="metric">
+                    <span class="label">"p99"</span>
+                    <span class="value" data-metric="p99">{field(|tile| tile.p99.clone())}</span>
+                </span>
+                <span class="metric">
+                    <span class="label">"calls"</span>
+                    <span class="value" data-metric="calls_per_s">{field(|tile| tile.calls_per_s.clone())}</span>
+                </span>
+            </span>
+            <svg class="spark" viewBox="0 0 120 24" preserveAspectRatio="none" aria-label="calls per second, last 2 minutes">
+                <polyline points=field(|tile| tile.spark_points.clone()) />
+            </svg>
+            <span class="tile-foot">{field(|tile| tile.since.clone())} " · " <span data-metric="instances">{field(|tile| tile.instances.clone())}</span></span>
+            {move || tile.with(|tile| tile.as_ref().and_then(|tile| tile.trigger.clone())).map(|text| view! { <span class="trigger">{text}</span> })}
+        </a>
+    }
+}
