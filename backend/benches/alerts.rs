@@ -67,20 +67,19 @@ async fn main() -> anyhow::Result<()> {
         .secret;
     let client = reqwest::Client::new();
     let ingest = format!("{}/api/v1/ingest", running.url());
-    let mut seq = now_ms() as u64;
+    let first_seq = now_ms() as u64;
 
     let mut latencies = Vec::with_capacity(n_trips);
     for i in 0..n_trips + 10 {
         let breaker = format!("dependency-{i}");
         let batch = serde_json::json!({
-            "service": "bench", "instance": "bench-1", "seq": seq, "sent_at_ms": now_ms(),
+            "service": "bench", "instance": "bench-1", "seq": first_seq + i as u64, "sent_at_ms": now_ms(),
             "transitions": [{
                 "breaker": breaker, "at_ms": now_ms(), "from": "closed", "to": "open",
                 "trigger": {"kind": "failure_rate", "value": 0.6, "threshold": 0.5},
                 "config_version": 1,
             }],
         });
-        seq += 1;
         let started = Instant::now();
         client
             .post(&ingest)

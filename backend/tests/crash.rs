@@ -59,8 +59,8 @@ fn batch(instance: &str, seq: u64, base_ms: i64) -> serde_json::Value {
             "latency": {"counts": [1, 2, 3, 4, 5]}
         })).collect::<Vec<_>>(),
         "transitions": [{"breaker": "b0", "at_ms": base_ms + seq as i64 * 1000,
-                         "from": if seq % 2 == 0 { "open" } else { "closed" },
-                         "to": if seq % 2 == 0 { "closed" } else { "open" }, "config_version": 1}]
+                         "from": if seq.is_multiple_of(2) { "open" } else { "closed" },
+                         "to": if seq.is_multiple_of(2) { "closed" } else { "open" }, "config_version": 1}]
     })
 }
 

@@ -216,7 +216,7 @@ impl Engine {
                     (now - started_ms) / 1_000
                 );
                 let alert_id = open_alert(
-                    &mut *tx,
+                    &mut tx,
                     rule,
                     &key,
                     &title,
@@ -226,7 +226,7 @@ impl Engine {
                 )
                 .await?;
                 let alert =
-                    model::add_event(&mut *tx, alert_id, "firing", None, &channels, &rules, now)
+                    model::add_event(&mut tx, alert_id, "firing", None, &channels, &rules, now)
                         .await?;
                 outcome.notices.push(notice("firing", alert));
             }
@@ -253,12 +253,12 @@ impl Engine {
             .bind(breaker_id)
             .fetch_one(&mut *tx)
             .await?;
-            if !closed_everywhere(&mut *tx, breaker_id).await?
+            if !closed_everywhere(&mut tx, breaker_id).await?
                 || last_opening.is_some_and(|at| at > now - within_ms)
             {
                 continue;
             }
-            let alert = resolve(&mut *tx, alert_id, now, &channels, &rules).await?;
+            let alert = resolve(&mut tx, alert_id, now, &channels, &rules).await?;
             outcome.notices.push(notice("resolved", alert));
         }
         tx.commit().await?;
