@@ -7,6 +7,10 @@
 //!
 //! When chromedriver, Chromium or the bundle is missing the test is skipped with the reason,
 //! unless `FUSEBOX_REQUIRE_BROWSER=1` (set by `cargo xtask test`), where it fails instead.
+//!
+//! The helpers here (finding the browser, chromedriver, polling with deadlines, screenshots) are
+//! shared by the other `browser_*` tests; [`BROWSER_LOCK`] runs one browser at a time, since the
+//! machines that run these have few cores.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -20,19 +24,23 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 use tests::TestServer;
 
+/// Held by every browser test while its browser runs.
+pub(crate) static BROWSER_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// The dashboard must show the new state this soon after the breaker opened.
 const LIVE_DEADLINE: Duration = Duration::from_secs(2);
 /// Loading the page, mounting the app and connecting its stream.
-const PAGE_READY_DEADLINE: Duration = Duration::from_secs(20);
-const POLL_EVERY: Duration = Duration::from_millis(50);
+pub(crate) const PAGE_READY_DEADLINE: Duration = Duration::from_secs(20);
+pub(crate) const POLL_EVERY: Duration = Duration::from_millis(50);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tile_turns_open_live_without_reload() {
     let Some(setup) = BrowserSetup::find() else {
         return;
     };
+    let _browser = BROWSER_LOCK.lock().await;
     let server = TestServer::start_with(|options| {
         options.anonymous_viewer = true;
         options.dist_dir = setup.dist.clone();
@@ -88,7 +96,7 @@ async fn tile_turns_open_live_without_reload() {
         .unwrap();
     assert_eq!(mark, json!(42), "the page was reloaded");
 
-    // Selecting the tile charts its failure rate.
+    // Following the tile opens its detail page with its charts.
     client
         .find(Locator::Css(tile_css))
         .await
@@ -101,7 +109,7 @@ async fn tile_turns_open_live_without_reload() {
         PAGE_READY_DEADLINE,
         "the chart of the selected breaker",
         |client| async move {
-            match client.find(Locator::Css("#chart svg")).await {
+            match client.find(Locator::Css("#chart-failure_rate svg")).await {
                 Ok(svg) => svg
                     .html(false)
                     .await
@@ -112,18 +120,23 @@ async fn tile_turns_open_live_without_reload() {
     )
     .await;
 
-    let screenshot = client.screenshot().await.unwrap();
-    let path = workspace_root().join("target/screenshots/tile-open.png");
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, screenshot).unwrap();
-    eprintln!("screenshot: {}", path.display());
+    save_screenshot(&client, "tile-open").await;
 
     client.close().await.unwrap();
     reporter.shutdown().await;
 }
 
+/// Saves the page as `target/screenshots/{name}.png`.
+pub(crate) async fn save_screenshot(client: &Client, name: &str) {
+    let screenshot = client.screenshot().await.unwrap();
+    let path = workspace_root().join(format!("target/screenshots/{name}.png"));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, screenshot).unwrap();
+    eprintln!("screenshot: {}", path.display());
+}
+
 /// Polls the tile until its `data-state` is `want`; returns the state and the visible state text.
-async fn wait_for_tile_state(
+pub(crate) async fn wait_for_tile_state(
     client: &Client,
     tile_css: &str,
     want: &str,
@@ -134,7 +147,7 @@ async fn wait_for_tile_state(
     loop {
         if let Ok(tile) = client.find(Locator::Css(tile_css)).await {
             let state = tile.attr("data-state").await.unwrap().unwrap_or_default();
-            let text = match tile.find(Locator::Css(".state")).await {
+            let text = match tile.find(Locator::Css(".state-text")).await {
                 Ok(label) => label.text().await.unwrap_or_default(),
                 Err(_) => String::new(),
             };
@@ -152,7 +165,7 @@ async fn wait_for_tile_state(
 }
 
 /// Polls `check` until it holds, failing after `deadline`.
-async fn wait_until<F, Fut>(client: &Client, deadline: Duration, what: &str, check: F)
+pub(crate) async fn wait_until<F, Fut>(client: &Client, deadline: Duration, what: &str, check: F)
 where
     F: Fn(Client) -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -177,7 +190,7 @@ fn tight_config() -> Config {
         .unwrap()
 }
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
@@ -185,16 +198,16 @@ fn workspace_root() -> PathBuf {
 }
 
 /// What the test needs from the machine, found or explained.
-struct BrowserSetup {
-    chromedriver: PathBuf,
-    chromium: PathBuf,
-    dist: PathBuf,
+pub(crate) struct BrowserSetup {
+    pub(crate) chromedriver: PathBuf,
+    pub(crate) chromium: PathBuf,
+    pub(crate) dist: PathBuf,
 }
 
 impl BrowserSetup {
     /// Everything present, or `None` after saying why the test is skipped (a panic instead when
     /// `FUSEBOX_REQUIRE_BROWSER=1`).
-    fn find() -> Option<BrowserSetup> {
+    pub(crate) fn find() -> Option<BrowserSetup> {
         let dist = std::env::var_os("FUSEBOX_DIST")
             .map(PathBuf::from)
             .unwrap_or_else(|| workspace_root().join("frontend/dist"));
@@ -236,14 +249,14 @@ impl BrowserSetup {
 }
 
 /// chromedriver on a free port, in its own process group, killed with its browsers on drop.
-struct Chromedriver {
+pub(crate) struct Chromedriver {
     child: Child,
     addr: SocketAddr,
     profile: tempfile::TempDir,
 }
 
 impl Chromedriver {
-    fn start(binary: &Path) -> Chromedriver {
+    pub(crate) fn start(binary: &Path) -> Chromedriver {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -273,7 +286,7 @@ impl Chromedriver {
         driver
     }
 
-    async fn connect(&self, chromium: &Path) -> Client {
+    pub(crate) async fn connect(&self, chromium: &Path) -> Client {
         let args = [
             "--headless",
             "--no-sandbox",

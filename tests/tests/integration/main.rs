@@ -2,6 +2,7 @@ mod alerts;
 mod auth;
 mod bad_input;
 mod browser;
+mod browser_dashboard;
 mod config;
 mod e2e;
 mod overload;

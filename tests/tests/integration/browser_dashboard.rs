@@ -1,0 +1,323 @@
+//! Browser tests of the dashboard's pages in headless Chromium: the detail page (one timeline
+//! lane per instance, the four charts, switching the range refetches), an admin forcing a demo
+//! breaker open from it, and a viewer who signs in, sees no controls, and sees a hostile name as
+//! text. Screenshots go to `target/screenshots/`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use backend::auth::Role;
+use fantoccini::{Client, Locator};
+use serde_json::{Value, json};
+use tests::TestServer;
+
+use crate::browser::{
+    BROWSER_LOCK, BrowserSetup, Chromedriver, PAGE_READY_DEADLINE, save_screenshot,
+    wait_for_tile_state, wait_until,
+};
+
+/// A demo instance follows a pushed config within its long poll; the tile then turns Open.
+const CONTROL_DEADLINE: Duration = Duration::from_secs(20);
+const HOSTILE: &str = "<img src=x onerror=alert(1)>";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detail_page_lanes_charts_ranges_and_admin_force_open() {
+    let Some(setup) = BrowserSetup::find() else {
+        return;
+    };
+    let _browser = BROWSER_LOCK.lock().await;
+    let server = TestServer::start_with(|options| {
+        options.anonymous_viewer = true;
+        options.dist_dir = setup.dist.clone();
+    })
+    .await
+    .unwrap();
+    let admin = server.user_token("ops", Role::Admin).await.unwrap();
+    let demo = backend::demo::start(&server.server).await.unwrap();
+    let driver = Chromedriver::start(&setup.chromedriver);
+    let client = driver.connect(&setup.chromium).await;
+
+    client.goto(&server.url()).await.unwrap();
+    client
+        .execute(
+            &format!("document.cookie = 'fusebox_token={admin}; path=/; SameSite=Strict';"),
+            vec![],
+        )
+        .await
+        .unwrap();
+    client
+        .goto(&format!(
+            "{}/breaker?service=checkout&breaker=inventory-db",
+            server.url()
+        ))
+        .await
+        .unwrap();
+    wait_for(&client, ".who[data-role=\"admin\"]", "the admin's role").await;
+
+    // One lane per instance (checkout runs two), and the four charts.
+    wait_for(
+        &client,
+        ".timeline-wrap[data-lanes=\"2\"]",
+        "a two-lane timeline",
+    )
+    .await;
+    assert_eq!(count(&client, ".timeline .lane").await, 2);
+    wait_until(
+        &client,
+        PAGE_READY_DEADLINE,
+        "four charts",
+        |client| async move { count(&client, ".charts .chart svg").await == 4 },
+    )
+    .await;
+    for kind in ["failure_rate", "slow_call_rate", "volume", "latency"] {
+        let chart = client
+            .find(Locator::Css(&format!("#chart-{kind} svg")))
+            .await
+            .unwrap();
+        assert!(chart.html(false).await.unwrap().contains("inventory-db"));
+    }
+    let span = |client: Client| async move {
+        let charts = client.find(Locator::Css(".charts")).await.unwrap();
+        let read = |name: &'static str| {
+            let charts = charts.clone();
+            async move {
+                charts
+                    .attr(name)
+                    .await
+                    .unwrap()
+                    .and_then(|value| value.parse::<i64>().ok())
+                    .unwrap_or(0)
+            }
+        };
+        read("data-to").await - read("data-from").await
+    };
+    let before = span(client.clone()).await;
+    assert!(
+        before <= 16 * 60_000,
+        "the default range is 15 minutes, got {before} ms"
+    );
+
+    // Switching the range fetches the new range, and the URL says so.
+    client
+        .find(Locator::Css("button[data-range=\"1h\"]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        &client,
+        PAGE_READY_DEADLINE,
+        "the 1 h range's series",
+        |client| async move {
+            let span = span(client).await;
+            (59 * 60_000..=61 * 60_000).contains(&span)
+        },
+    )
+    .await;
+    assert!(
+        client
+            .current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .contains("range=1h")
+    );
+    save_screenshot(&client, "detail").await;
+
+    // An admin forces the breaker open, after confirming; the instances follow the new config.
+    client
+        .find(Locator::Css("button[data-mode=\"forced_open\"]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&client, ".confirm", "the confirmation").await;
+    client
+        .find(Locator::Css(".confirm [data-confirm=\"yes\"]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &client,
+        "[data-outcome=\"ok\"]",
+        "the control to be accepted",
+    )
+    .await;
+    client
+        .find(Locator::Css("nav.nav a[href=\"/\"]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let tile = r#".tile[data-service="checkout"][data-breaker="inventory-db"]"#;
+    let (_, text) = wait_for_tile_state(&client, tile, "open", CONTROL_DEADLINE).await;
+    assert!(text.contains("OPEN"), "{text}");
+    save_screenshot(&client, "forced-open").await;
+
+    client.close().await.unwrap();
+    demo.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewer_signs_in_sees_no_controls_and_hostile_names_are_text() {
+    let Some(setup) = BrowserSetup::find() else {
+        return;
+    };
+    let _browser = BROWSER_LOCK.lock().await;
+    let server = TestServer::start_with(|options| {
+        options.dist_dir = setup.dist.clone();
+    })
+    .await
+    .unwrap();
+    let viewer = server.user_token("watcher", Role::Viewer).await.unwrap();
+    let key = server.ingest_key(HOSTILE).await.unwrap();
+    let now_ms = wall_ms();
+    let batch = json!({
+        "service": HOSTILE, "instance": HOSTILE, "seq": 1, "sent_at_ms": now_ms,
+        "aggregates": [{
+            "breaker": HOSTILE, "start_ms": now_ms - 1000, "interval_ms": 1000,
+            "counts": {"success": 3, "failure": 7}, "state": "open",
+            "failure_rate": 0.7, "failure_rate_threshold": 0.5, "config_version": 1
+        }],
+        "transitions": [{
+            "breaker": HOSTILE, "at_ms": now_ms - 500, "from": "closed", "to": "open",
+            "trigger": {"kind": "failure_rate", "value": 0.7, "threshold": 0.5}, "config_version": 1
+        }]
+    });
+    post_batch(&server.url(), &key, &batch).await;
+
+    let driver = Chromedriver::start(&setup.chromedriver);
+    let client = driver.connect(&setup.chromium).await;
+    client.goto(&server.url()).await.unwrap();
+
+    // No anonymous reading here: the page asks for a token.
+    wait_for(
+        &client,
+        "form.signin input[name=\"token\"]",
+        "the sign-in form",
+    )
+    .await;
+    save_screenshot(&client, "sign-in").await;
+    client
+        .find(Locator::Css("form.signin input[name=\"token\"]"))
+        .await
+        .unwrap()
+        .send_keys(&viewer)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("form.signin button[type=\"submit\"]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&client, ".who[data-role=\"viewer\"]", "the viewer's role").await;
+
+    // The hostile name is a tile's text, not an element.
+    let tile = format!(".tile[data-service=\"{HOSTILE}\"][data-breaker=\"{HOSTILE}\"]");
+    let (_, _) = wait_for_tile_state(&client, &tile, "open", PAGE_READY_DEADLINE).await;
+    let name = client
+        .find(Locator::Css(&format!("{tile} .tile-name")))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(name, HOSTILE);
+    assert_eq!(
+        count(&client, "main img").await,
+        0,
+        "a name became an element"
+    );
+
+    // Its detail page: charts with the name escaped, and no controls for a viewer.
+    client
+        .find(Locator::Css(&tile))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        &client,
+        PAGE_READY_DEADLINE,
+        "the charts",
+        |client| async move { count(&client, ".charts .chart svg").await == 4 },
+    )
+    .await;
+    let title = client
+        .find(Locator::Css(".detail-head h2"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(title, format!("{HOSTILE} / {HOSTILE}"));
+    wait_for(&client, ".config", "the config panel").await;
+    assert_eq!(
+        count(&client, "[data-controls]").await,
+        0,
+        "a viewer sees controls"
+    );
+    assert_eq!(count(&client, "button[data-mode]").await, 0);
+    assert_eq!(
+        count(&client, "main img").await,
+        0,
+        "a name became an element"
+    );
+    assert!(
+        client.get_alert_text().await.is_err(),
+        "a hostile name ran a script"
+    );
+    save_screenshot(&client, "viewer-hostile-name").await;
+
+    client.close().await.unwrap();
+}
+
+/// Posts one ingest batch and checks it was acknowledged.
+pub(crate) async fn post_batch(url: &str, key: &str, batch: &Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{url}/api/v1/ingest"))
+        .bearer_auth(key)
+        .json(batch)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "ingest answered {}: {}",
+        response.status(),
+        response.text().await.unwrap_or_default()
+    );
+}
+
+pub(crate) fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// How many elements match `css`.
+pub(crate) async fn count(client: &Client, css: &str) -> usize {
+    client
+        .find_all(Locator::Css(css))
+        .await
+        .map(|found| found.len())
+        .unwrap_or(0)
+}
+
+/// Polls until an element matches `css`.
+pub(crate) async fn wait_for(client: &Client, css: &str, what: &str) {
+    let css = css.to_string();
+    wait_until(client, PAGE_READY_DEADLINE, what, move |client| {
+        let css = css.clone();
+        async move { client.find(Locator::Css(&css)).await.is_ok() }
+    })
+    .await;
+}
