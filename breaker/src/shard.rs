@@ -7,6 +7,7 @@
 //! share a few overflow stripes with atomic adds.
 
 use std::cell::Cell;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -64,7 +65,6 @@ const OWNED: usize = 1 << (usize::BITS - 1);
 const UNASSIGNED: usize = usize::MAX;
 
 static SLOTS_TAKEN: AtomicU64 = AtomicU64::new(0);
-static N_OWNED_SLOTS: AtomicUsize = AtomicUsize::new(0);
 static NEXT_SHARED: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
@@ -92,14 +92,12 @@ impl Drop for SlotGuard {
 /// How many slots the pool holds: twice the cores, so that a runtime's worker threads and a
 /// few others each own one.
 fn n_owned_slots() -> usize {
-    let n = N_OWNED_SLOTS.load(Ordering::Relaxed);
-    if n != 0 {
-        return n;
-    }
-    let parallelism = std::thread::available_parallelism().map_or(4, |n| n.get());
-    let n = (parallelism * 2).clamp(4, MAX_OWNED_SLOTS);
-    N_OWNED_SLOTS.store(n, Ordering::Relaxed);
-    n
+    // Computed once: every breaker's stripes must cover every slot handed out.
+    static N_OWNED_SLOTS: OnceLock<usize> = OnceLock::new();
+    *N_OWNED_SLOTS.get_or_init(|| {
+        let parallelism = std::thread::available_parallelism().map_or(4, |n| n.get());
+        (parallelism * 2).clamp(4, MAX_OWNED_SLOTS)
+    })
 }
 
 fn shared_slot() -> usize {
