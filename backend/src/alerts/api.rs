@@ -56,7 +56,8 @@ pub async fn list(
             detail: format!("status is `firing` or `resolved`, not {status:?}"),
         });
     }
-    let mut conn = app.store.pool().acquire().await?;
+    // One read transaction: a consistent snapshot while the engine keeps committing.
+    let mut conn = app.store.pool().begin().await?;
     let ids: Vec<i64> = sqlx::query_scalar(
         "SELECT id FROM alerts WHERE (?1 IS NULL OR status = ?1) AND id < ?2
          ORDER BY id DESC LIMIT ?3",
@@ -74,7 +75,7 @@ pub async fn list(
 }
 
 async fn one(app: &AppState, id: i64) -> Result<Alert, AppError> {
-    let mut conn = app.store.pool().acquire().await?;
+    let mut conn = app.store.pool().begin().await?;
     let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM alerts WHERE id = ?")
         .bind(id)
         .fetch_optional(&mut *conn)

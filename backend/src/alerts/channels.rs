@@ -37,10 +37,10 @@ fn encode(text: &str) -> String {
     out
 }
 
-/// The dashboard page of a breaker.
+/// The dashboard page of a breaker (`/breaker?service=S&breaker=B`).
 pub fn breaker_url(public_url: &str, service: &str, breaker: &str) -> String {
     format!(
-        "{public_url}/?service={}&breaker={}",
+        "{public_url}/breaker?service={}&breaker={}",
         encode(service),
         encode(breaker)
     )
@@ -275,7 +275,7 @@ mod tests {
     fn names_are_encoded_in_links() {
         assert_eq!(
             breaker_url("http://h", "a b", "x/y"),
-            "http://h/?service=a%20b&breaker=x%2Fy"
+            "http://h/breaker?service=a%20b&breaker=x%2Fy"
         );
     }
 }

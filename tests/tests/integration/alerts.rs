@@ -332,7 +332,7 @@ async fn a_trip_is_one_signed_alert_across_instances_and_recovers() {
         breaker["url"]
             .as_str()
             .unwrap()
-            .ends_with("/?service=checkout&breaker=payments-api")
+            .ends_with("/breaker?service=checkout&breaker=payments-api")
     );
 
     // The chart the notification links to renders on the server.
