@@ -7,6 +7,7 @@
 //! the rules that depend on time (open longer than D, the end of flapping).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use protocol::{AlertNotice, AlertRule, AlertRuleKind, State, StreamEvent};
@@ -26,6 +27,8 @@ const TICK: Duration = Duration::from_secs(1);
 pub struct Engine {
     pub store: Store,
     pub alerts: Alerts,
+    /// The last minute (ms / 60 000) firing alerts were re-sent to Alertmanager.
+    pub refreshed_minute: AtomicI64,
 }
 
 /// One stored transition, with its breaker.
@@ -150,10 +153,20 @@ impl Engine {
         Ok(n)
     }
 
-    /// Time-based rules: open longer than D, and the end of flapping.
+    /// Re-sends firing alerts to Alertmanager once a minute (see [`refresh_alertmanager`]).
+    async fn refresh_alertmanager(&self, now: i64) -> anyhow::Result<()> {
+        let minute = now / 60_000;
+        if self.refreshed_minute.swap(minute, Ordering::Relaxed) != minute {
+            refresh_alertmanager(&self.store, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Time-based rules: open longer than D, and the end of flapping; Alertmanager refreshes.
     async fn tick(&self) -> anyhow::Result<()> {
-        let rules = active_rules(&self.store).await?;
         let now = now_ms();
+        self.refresh_alertmanager(now).await?;
+        let rules = active_rules(&self.store).await?;
         let longest_wanted = rules
             .iter()
             .filter(|r| r.kind == AlertRuleKind::OpenLonger)
@@ -265,6 +278,30 @@ impl Engine {
         self.alerts.committed(outcome.notices);
         Ok(())
     }
+}
+
+/// Alertmanager forgets an alert it has not heard of for its `resolve_timeout` (5 minutes by
+/// default), so each firing alert older than a minute is queued again, as its latest event,
+/// for the Alertmanager channels that were told of it. The idempotency key names the minute
+/// of `now`, so this queues at most once per alert, channel and minute, restarts included.
+/// Returns how many deliveries it queued.
+pub async fn refresh_alertmanager(store: &Store, now: i64) -> anyhow::Result<u64> {
+    let res = sqlx::query(
+        "INSERT OR IGNORE INTO alert_outbox (event_id, channel_id, idempotency_key, created_ms, next_attempt_ms)
+         SELECT MAX(o.event_id), o.channel_id,
+                'fusebox-alert-' || a.id || '-refresh-' || ?1 || '-' || o.channel_id, ?2, ?2
+         FROM alerts a
+         JOIN alert_events e ON e.alert_id = a.id
+         JOIN alert_outbox o ON o.event_id = e.id
+         JOIN alert_channels c ON c.id = o.channel_id
+         WHERE a.status = 'firing' AND c.kind = 'alertmanager' AND a.started_ms <= ?2 - 60000
+         GROUP BY a.id, o.channel_id",
+    )
+    .bind(now / 60_000)
+    .bind(now)
+    .execute(store.pool())
+    .await?;
+    Ok(res.rows_affected())
 }
 
 /// The enabled rules.

@@ -118,6 +118,7 @@ pub async fn start(
     let engine = engine::Engine {
         store: store.clone(),
         alerts: alerts.clone(),
+        refreshed_minute: Default::default(),
     };
     let delivery = outbox::Delivery {
         store: store.clone(),

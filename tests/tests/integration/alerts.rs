@@ -857,3 +857,92 @@ async fn alertmanager_shows_the_alert_and_its_resolution() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firing_alerts_are_resent_to_alertmanager_every_minute() {
+    // A stand-in for Alertmanager's v2 API that records what it is sent.
+    let posts: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/api/v2/alerts",
+            axum::routing::post(
+                |AxumState(posts): AxumState<Arc<Mutex<Vec<Value>>>>, body: Bytes| async move {
+                    posts
+                        .lock()
+                        .unwrap()
+                        .push(serde_json::from_slice(&body).unwrap());
+                    StatusCode::OK
+                },
+            ),
+        )
+        .with_state(posts.clone());
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let am_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let server = TestServer::start_with(move |options| {
+        options.alerts.channels = vec![AlertChannel {
+            name: "am".into(),
+            kind: AlertChannelKind::Alertmanager,
+            url: am_url,
+            secret: None,
+            rules: vec![],
+        }];
+    })
+    .await
+    .unwrap();
+    let client = Client::new(&server, &["checkout"]).await;
+    client
+        .transition(
+            "checkout",
+            "checkout-1",
+            "payments-api",
+            State::Closed,
+            State::Open,
+        )
+        .await;
+    client.wait_alert("breaker-opened", |_| true).await;
+    wait_for("the first send", || async {
+        (posts.lock().unwrap().len() == 1).then_some(())
+    })
+    .await;
+
+    let store = &server.server.state.store;
+    // Younger than a minute: nothing to refresh yet.
+    assert_eq!(
+        backend::alerts::engine::refresh_alertmanager(store, now_ms())
+            .await
+            .unwrap(),
+        0
+    );
+    // Two minutes later (the alert backdated rather than the clock moved): sent again, once.
+    sqlx::query("UPDATE alerts SET started_ms = started_ms - 120000")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let now = now_ms();
+    assert_eq!(
+        backend::alerts::engine::refresh_alertmanager(store, now)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        backend::alerts::engine::refresh_alertmanager(store, now)
+            .await
+            .unwrap(),
+        0
+    );
+    wait_for("the refresh", || async {
+        (posts.lock().unwrap().len() == 2).then_some(())
+    })
+    .await;
+    let posts = posts.lock().unwrap().clone();
+    let (first, again) = (&posts[0][0], &posts[1][0]);
+    assert_eq!(first["labels"], again["labels"], "the same alert");
+    assert!(
+        again.get("endsAt").is_none_or(|v| v.is_null()),
+        "still firing: {again}"
+    );
+}
