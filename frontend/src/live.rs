@@ -12,7 +12,7 @@ use std::time::Duration;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use protocol::StreamEvent;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 
 use crate::api;
 use crate::board::Board;
@@ -187,7 +187,7 @@ fn record_batch(elapsed_ms: f64, n_events: usize) {
         &JsValue::from_f64(elapsed_ms),
         &JsValue::from_f64(n_events as f64),
     );
-    js_sys::Array::from(&batches).push(&entry);
+    batches.unchecked_into::<js_sys::Array>().push(&entry);
 }
 
 /// Sets `window.__fusebox_seen[breaker] = Date.now()` for each breaker with a new transition.
