@@ -1,14 +1,10 @@
-//! Server-side charts for alert messages: a breaker's failure rate over time, with its
-//! threshold, as an SVG string rendered by plotters.
+//! Server-side charts for alert messages and sharing (`GET …/chart.svg`): the dashboard's own
+//! renderers from the `charts` crate, so a chart in a notification is the chart on the page.
 //!
-//! [`render`] is pure, so it is tested without a server; names are escaped because they come
-//! from ingested data.
+//! Names come from ingested data; plotters escapes every text it writes, and the `<title>` added
+//! here is escaped too.
 
-use plotters::prelude::*;
 use protocol::Series;
-
-const WIDTH: u32 = 720;
-const HEIGHT: u32 = 280;
 
 /// Escapes text for SVG/XML content.
 fn escape(text: &str) -> String {
@@ -29,59 +25,32 @@ fn escape(text: &str) -> String {
 
 /// The failure-rate chart of `series` as an SVG document.
 pub fn render(series: &Series) -> String {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        // Drawing into a string cannot fail for I/O; errors would only be ours, so they are
-        // dropped and the partial chart kept.
-        let _ = draw(&root, series);
-        let _ = root.present();
-    }
-    // plotters writes captions as given; put our escaped title in afterwards.
+    render_kind(charts::Kind::FailureRate, series, None)
+}
+
+/// The `kind` chart of `series` as an SVG document, with a `<title>` naming the breaker;
+/// `slow_call_rate_threshold` comes from the breaker's config when it has one.
+pub fn render_kind(
+    kind: charts::Kind,
+    series: &Series,
+    slow_call_rate_threshold: Option<f64>,
+) -> String {
+    let options = charts::Options {
+        slow_call_rate_threshold,
+        ..charts::Options::default()
+    };
+    let mut svg = charts::render(kind, series, &options);
     let title = format!(
-        "<title>{} / {}: failure rate</title>",
+        "<title>{} / {}: {}</title>",
         escape(&series.service),
-        escape(&series.breaker)
+        escape(&series.breaker),
+        kind.title()
     );
     match svg.find('>') {
         Some(end) => svg.insert_str(end + 1, &title),
         None => svg.push_str(&title),
     }
     svg
-}
-
-fn draw<'a>(
-    root: &'a DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
-    series: &Series,
-) -> Result<(), Box<dyn std::error::Error + 'a>> {
-    root.fill(&WHITE)?;
-    let span_s = ((series.to_ms - series.from_ms) as f64 / 1_000.0).max(1.0);
-    let mut chart = ChartBuilder::on(root)
-        .margin(10)
-        .x_label_area_size(30)
-        .y_label_area_size(40)
-        .build_cartesian_2d(-span_s..0.0, 0.0..1.0)?;
-    chart
-        .configure_mesh()
-        .x_desc("seconds before the end")
-        .y_desc("failure rate")
-        .light_line_style(WHITE.mix(0.0))
-        .draw()?;
-    let to_s = |t_ms: i64| (t_ms - series.to_ms) as f64 / 1_000.0;
-    chart.draw_series(LineSeries::new(
-        series
-            .points
-            .iter()
-            .filter_map(|p| p.failure_rate.map(|rate| (to_s(p.t_ms), rate))),
-        RED.stroke_width(2),
-    ))?;
-    if let Some(threshold) = series.failure_rate_threshold {
-        chart.draw_series(LineSeries::new(
-            [(-span_s, threshold), (0.0, threshold)],
-            BLACK.mix(0.5).stroke_width(1),
-        ))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -106,10 +75,12 @@ mod tests {
                 })
                 .collect(),
         };
-        let svg = render(&series);
-        assert!(svg.starts_with("<svg"), "{}", &svg[..40.min(svg.len())]);
-        assert!(svg.contains("shop&lt;&amp;&gt; / pay&quot;ments"));
-        assert!(!svg.contains("shop<&>"));
-        assert!(svg.contains("polyline") || svg.contains("path"));
+        for kind in charts::Kind::ALL {
+            let svg = render_kind(kind, &series, Some(0.8));
+            assert!(svg.starts_with("<svg"), "{}", &svg[..40.min(svg.len())]);
+            assert!(svg.contains("shop&lt;&amp;&gt; / pay&quot;ments"));
+            assert!(!svg.contains("shop<&>"));
+        }
+        assert!(render(&series).contains("polyline"));
     }
 }
