@@ -3,6 +3,7 @@ mod auth;
 mod bad_input;
 mod browser;
 mod browser_dashboard;
+mod browser_load;
 mod config;
 mod e2e;
 mod overload;

@@ -1,0 +1,275 @@
+//! Figures measured in headless Chromium, printed by the test: the time the page takes to apply
+//! one batch of live updates with 500 breakers reporting every second (and whether the page
+//! stays responsive meanwhile), the wasm bundle's size raw and gzipped, and how long a
+//! transition pushed to the server takes to become visible in the page (p50 / p99, loopback).
+//!
+//! Load: 10 services × 5 instances, each instance posting one batch a second with its service's
+//! 50 breakers, for [`LOAD_SECONDS`]. The page's own `performance.now()` timings are read from
+//! `window.__fusebox_batches`; visibility times from `window.__fusebox_seen` (`Date.now()` after
+//! the DOM update, the same wall clock as the test's).
+
+use std::time::{Duration, Instant};
+
+use fantoccini::Client;
+use serde_json::{Value, json};
+use tests::TestServer;
+
+use crate::browser::{BROWSER_LOCK, BrowserSetup, Chromedriver, PAGE_READY_DEADLINE, wait_until};
+use crate::browser_dashboard::{count, post_batch, wait_for, wall_ms};
+
+const SERVICES: usize = 10;
+const INSTANCES_PER_SERVICE: usize = 5;
+const BREAKERS_PER_SERVICE: usize = 50;
+const LOAD_SECONDS: u64 = 12;
+const TRANSITION_SAMPLES: usize = 40;
+/// Generous bounds that still catch a broken page; the goals are printed beside the figures.
+const MAX_TRANSITION_P99_MS: f64 = 1000.0;
+const MAX_EVENT_LOOP_STALL_MS: f64 = 1000.0;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn figures_500_breakers_bundle_size_and_transition_latency() {
+    let Some(setup) = BrowserSetup::find() else {
+        return;
+    };
+    let _browser = BROWSER_LOCK.lock().await;
+    let server = TestServer::start_with(|options| {
+        options.anonymous_viewer = true;
+        options.dist_dir = setup.dist.clone();
+        options.ingest_queue = 4096;
+    })
+    .await
+    .unwrap();
+    let mut keys = Vec::new();
+    for service_idx in 0..SERVICES {
+        keys.push(server.ingest_key(&service(service_idx)).await.unwrap());
+    }
+    let latency_key = server.ingest_key("latency").await.unwrap();
+
+    bundle_figures(&setup.dist);
+
+    let driver = Chromedriver::start(&setup.chromedriver);
+    let client = driver.connect(&setup.chromium).await;
+    client.goto(&server.url()).await.unwrap();
+    wait_for(&client, ".pill.live", "the live stream").await;
+
+    // 500 breakers, every instance reporting every second.
+    let url = server.url();
+    let load = tokio::spawn(async move {
+        let started = Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut seq = 0;
+        while started.elapsed() < Duration::from_secs(LOAD_SECONDS) {
+            tick.tick().await;
+            seq += 1;
+            let now_ms = wall_ms();
+            let mut posts = Vec::new();
+            for (service_idx, key) in keys.iter().enumerate() {
+                for instance_idx in 0..INSTANCES_PER_SERVICE {
+                    let batch = load_batch(service_idx, instance_idx, seq, now_ms);
+                    let (url, key) = (url.clone(), key.clone());
+                    posts.push(tokio::spawn(
+                        async move { post_batch(&url, &key, &batch).await },
+                    ));
+                }
+            }
+            for post in posts {
+                post.await.unwrap();
+            }
+        }
+    });
+    let n_tiles = SERVICES * BREAKERS_PER_SERVICE;
+    wait_until(
+        &client,
+        PAGE_READY_DEADLINE,
+        "500 tiles",
+        |client| async move { count(&client, ".tile").await == n_tiles },
+    )
+    .await;
+    // Batches from here on update existing tiles only (the steady state).
+    let steady_from = n_batches(&client).await;
+    // Responsiveness under load: how late a zero timeout fires, sampled through the load.
+    let mut stalls = Vec::new();
+    while !load.is_finished() {
+        stalls.push(event_loop_delay_ms(&client).await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    load.await.unwrap();
+    crate::browser::save_screenshot(&client, "500-breakers").await;
+
+    let batches = client
+        .execute("return window.__fusebox_batches || [];", vec![])
+        .await
+        .unwrap();
+    let batches: Vec<(f64, f64)> = batches
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| (entry[0].as_f64().unwrap(), entry[1].as_f64().unwrap()))
+        .collect();
+    let mut apply_ms: Vec<f64> = batches.iter().map(|(ms, _)| *ms).collect();
+    let mut steady_ms: Vec<f64> = apply_ms.iter().skip(steady_from).copied().collect();
+    let steady_events: f64 = batches
+        .iter()
+        .skip(steady_from)
+        .map(|(_, events)| events)
+        .sum();
+    let events: f64 = batches.iter().map(|(_, events)| events).sum();
+    stalls.sort_by(f64::total_cmp);
+    eprintln!(
+        "FIGURE 500 breakers ({SERVICES} services × {INSTANCES_PER_SERVICE} instances, 1 batch/instance/s, {LOAD_SECONDS} s): \
+         {} update batches, {:.0} events, {:.1} events/batch; apply+render per batch p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms; \
+         steady state (all 500 tiles shown): {} batches, {:.1} events/batch, p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms; \
+         event-loop delay (setTimeout 0) p50 {:.1} ms, max {:.1} ms over {} samples",
+        batches.len(),
+        events,
+        events / batches.len().max(1) as f64,
+        percentile(&mut apply_ms, 0.50),
+        percentile(&mut apply_ms, 0.95),
+        percentile(&mut apply_ms, 1.0),
+        steady_ms.len(),
+        steady_events / steady_ms.len().max(1) as f64,
+        percentile(&mut steady_ms, 0.50),
+        percentile(&mut steady_ms, 0.95),
+        percentile(&mut steady_ms, 1.0),
+        percentile(&mut stalls, 0.50),
+        percentile(&mut stalls, 1.0),
+        stalls.len(),
+    );
+    assert!(!batches.is_empty());
+    assert!(
+        percentile(&mut stalls, 1.0) < MAX_EVENT_LOOP_STALL_MS,
+        "the page stopped responding under load"
+    );
+
+    // The page first works off what the load left queued: no new batch for 500 ms.
+    let mut last = (n_batches(&client).await, Instant::now());
+    while last.1.elapsed() < Duration::from_millis(500) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = n_batches(&client).await;
+        if now != last.0 {
+            last = (now, Instant::now());
+        }
+    }
+
+    // A transition pushed to the server → visible in the page.
+    let mut latencies = Vec::new();
+    for sample in 0..TRANSITION_SAMPLES {
+        let breaker = format!("latency-{sample}");
+        let sent_ms = wall_ms();
+        let batch = json!({
+            "service": "latency", "instance": "latency-1", "seq": sample + 1, "sent_at_ms": sent_ms,
+            "transitions": [{
+                "breaker": breaker, "at_ms": sent_ms, "from": "closed", "to": "open",
+                "trigger": {"kind": "failure_rate", "value": 0.9, "threshold": 0.5}, "config_version": 1
+            }]
+        });
+        post_batch(&server.url(), &latency_key, &batch).await;
+        let script = format!(
+            "return (window.__fusebox_seen || {{}})[{}] || null;",
+            json!(breaker)
+        );
+        let started = Instant::now();
+        let seen_ms = loop {
+            if let Some(seen) = client.execute(&script, vec![]).await.unwrap().as_f64() {
+                break seen;
+            }
+            assert!(
+                started.elapsed() < PAGE_READY_DEADLINE,
+                "{breaker} never showed"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        latencies.push(seen_ms - sent_ms as f64);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "FIGURE transition pushed → visible in the page ({TRANSITION_SAMPLES} samples, loopback): p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (goal p99 ≤ 100 ms)",
+        percentile(&mut latencies, 0.50),
+        percentile(&mut latencies, 0.99),
+        percentile(&mut latencies, 1.0),
+    );
+    assert!(percentile(&mut latencies, 0.99) < MAX_TRANSITION_P99_MS);
+
+    client.close().await.unwrap();
+}
+
+async fn n_batches(client: &Client) -> usize {
+    client
+        .execute("return (window.__fusebox_batches || []).length;", vec![])
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap_or(0) as usize
+}
+
+fn service(idx: usize) -> String {
+    format!("svc-{idx:02}")
+}
+
+/// One instance's batch: every breaker of its service, one second of calls.
+fn load_batch(service_idx: usize, instance_idx: usize, seq: u64, now_ms: i64) -> Value {
+    let aggregates: Vec<Value> = (0..BREAKERS_PER_SERVICE)
+        .map(|breaker_idx| {
+            let failures = (seq as usize + breaker_idx) % 7;
+            json!({
+                "breaker": format!("dep-{breaker_idx:03}"),
+                "start_ms": now_ms - 1000, "interval_ms": 1000,
+                "counts": {"success": 40 + breaker_idx, "failure": failures, "slow": 1},
+                "latency": {"counts": [0, 0, 4, 20, 10, 3, 2, 1, 0, 0, 0, 0, 0, 0, 0]},
+                "state": "closed", "failure_rate": failures as f64 / 50.0,
+                "failure_rate_threshold": 0.5, "config_version": 1
+            })
+        })
+        .collect();
+    json!({
+        "service": service(service_idx),
+        "instance": format!("{}-{instance_idx}", service(service_idx)),
+        "seq": seq, "sent_at_ms": now_ms, "aggregates": aggregates,
+    })
+}
+
+/// How late a zero-delay timeout fires in the page, in ms (`performance.now()`).
+async fn event_loop_delay_ms(client: &Client) -> f64 {
+    client
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; const t0 = performance.now(); \
+             setTimeout(() => done(performance.now() - t0), 0);",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_f64()
+        .unwrap()
+}
+
+fn bundle_figures(dist: &std::path::Path) {
+    let mut raw = 0;
+    let mut gzip = 0;
+    for name in ["fusebox_frontend_bg.wasm", "fusebox_frontend.js"] {
+        let path = dist.join(name);
+        raw += std::fs::metadata(&path).unwrap().len();
+        let output = std::process::Command::new("gzip")
+            .arg("-c")
+            .arg(&path)
+            .output()
+            .expect("gzip runs");
+        gzip += output.stdout.len() as u64;
+    }
+    eprintln!(
+        "FIGURE wasm bundle ({}): {:.0} KiB raw, {:.0} KiB gzip (goals ≤ 2048 KiB raw, ≤ 600 KiB gzip; \
+         only a `cargo xtask build-ui --release` bundle is held to them)",
+        dist.display(),
+        raw as f64 / 1024.0,
+        gzip as f64 / 1024.0
+    );
+}
+
+/// The `fraction` percentile (nearest rank) of `values`, sorting them.
+fn percentile(values: &mut [f64], fraction: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = ((values.len() as f64 * fraction).ceil() as usize).clamp(1, values.len());
+    values[rank - 1]
+}
