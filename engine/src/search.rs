@@ -48,6 +48,10 @@ pub struct SearchOptions {
     pub inject: bool,
     /// Each injected kind is written into this many places (1 or 2).
     pub n_injected_copies: usize,
+    /// A safety bound: a rate policy must need at least this many failures (or slow calls) to
+    /// trip, `threshold × minimum_calls ≥ this`, so one unlucky call right after the breaker
+    /// closes, when its window is nearly empty, cannot open it again. 0 turns the bound off.
+    pub min_failures_to_trip: f64,
 }
 
 /// The values each parameter may take. Also the oracle's grid in [`crate::eval`].
@@ -141,6 +145,7 @@ impl Default for SearchOptions {
             n_finalists: 5,
             inject: true,
             n_injected_copies: 2,
+            min_failures_to_trip: 0.0,
         }
     }
 }
@@ -209,7 +214,7 @@ impl Grid {
 
     /// The grid without values outside the safety bounds a suggestion must keep: rates are
     /// judged over at least 5 calls and windows of at least 5 s (or 10 calls), and at most 3
-    /// probe successes are needed to close. A replay spreads failures perfectly evenly, so it
+    /// probe successes are needed to close (see also [`Grid::SAFE_MIN_FAILURES_TO_TRIP`]). A replay spreads failures perfectly evenly, so it
     /// would find nothing wrong with judging one call in a one-second window; real traffic is
     /// not that kind, and the suggestion must hold on real traffic.
     pub fn within_safety_bounds(mut self) -> Grid {
@@ -223,6 +228,9 @@ impl Grid {
         self.half_open.retain(|&(_, successes)| successes <= 3);
         self
     }
+
+    /// The fewest failures a rate policy must need to trip, within the safety bounds.
+    pub const SAFE_MIN_FAILURES_TO_TRIP: f64 = 3.0;
 
     /// Every other value of each list (the first and last kept): half the replays, for fleets.
     pub fn coarse(mut self) -> Grid {
@@ -367,6 +375,28 @@ impl Candidate {
         out
     }
 
+    /// Whether every rate policy needs at least `n` failures (or slow calls) to trip.
+    pub fn needs_failures(&self, n: f64) -> bool {
+        let min_calls = f64::from(self.minimum_calls);
+        let ok = |threshold: f64| threshold * min_calls >= n - 1e-9;
+        self.failure_rate_threshold.is_none_or(ok) && self.slow.is_none_or(|(_, rate)| ok(rate))
+    }
+
+    /// Raises the minimum calls (and a count window with them) until every rate policy needs
+    /// at least `n` failures to trip.
+    pub fn require_failures(&mut self, n: f64) {
+        for threshold in [self.failure_rate_threshold, self.slow.map(|(_, rate)| rate)]
+            .into_iter()
+            .flatten()
+        {
+            let needed = (n / threshold).ceil() as u32;
+            self.minimum_calls = self.minimum_calls.max(needed);
+        }
+        if let Window::Count(size) = self.window {
+            self.window = Window::Count(size.max(self.minimum_calls));
+        }
+    }
+
     /// A rough count of moving parts, to prefer the simpler of two equally good candidates.
     fn complexity(&self) -> u32 {
         u32::from(self.failure_rate_threshold.is_some())
@@ -428,6 +458,20 @@ impl Search {
         }
     }
 
+    /// Brings `cands` within the safety bounds (see [`SearchOptions::min_failures_to_trip`]
+    /// and the noise margin).
+    pub fn apply_safety_bounds(&self, cands: &mut [Candidate]) {
+        if self.opts.min_failures_to_trip <= 0.0 {
+            return;
+        }
+        for cand in cands {
+            cand.require_failures(self.opts.min_failures_to_trip);
+            if let Some(risk) = &self.probe_risk {
+                risk.require_noise_margin(cand);
+            }
+        }
+    }
+
     /// Scores only the steps from `step` on; earlier ones just warm the breaker up.
     pub fn score_from_step(&mut self, step: usize) {
         self.score_from = step;
@@ -444,6 +488,9 @@ impl Search {
         let Some(config) = cand.to_config() else {
             return f64::INFINITY;
         };
+        if !cand.needs_failures(self.opts.min_failures_to_trip) {
+            return f64::INFINITY;
+        }
         self.n_replays += self.full.len();
         let replayed: f64 = self
             .full
@@ -478,7 +525,8 @@ impl Search {
         } else {
             (&self.full, 1, cand.to_config())
         };
-        let Some(config) = config else {
+        let Some(config) = config.filter(|_| cand.needs_failures(self.opts.min_failures_to_trip))
+        else {
             self.cache.insert(key, (f64::INFINITY, cand.clone(), true));
             return f64::INFINITY;
         };
@@ -507,7 +555,14 @@ impl Search {
         for _round in 0..self.opts.max_rounds {
             let mut changed = false;
             for dim in 0..N_DIMS {
-                for variant in grid.variants(&best, dim) {
+                for mut variant in grid.variants(&best, dim) {
+                    // A lower threshold brings a higher minimum of calls with it.
+                    if self.opts.min_failures_to_trip > 0.0 {
+                        variant.require_failures(self.opts.min_failures_to_trip);
+                        if let Some(risk) = &self.probe_risk {
+                            risk.require_noise_margin(&mut variant);
+                        }
+                    }
                     if variant == best {
                         continue;
                     }
@@ -656,6 +711,41 @@ impl ProbeRisk {
         }
     }
 
+    /// Raises the minimum calls until the usual rates, drawn at random over that many calls,
+    /// reach a threshold with probability at most `NOISE_TAIL`. A replay spreads each step's
+    /// failures evenly, which hides this noise at high volume; real traffic does not.
+    fn require_noise_margin(&self, cand: &mut Candidate) {
+        const NOISE_TAIL: f64 = 1e-5;
+        let slow_share = self.slow_share(cand);
+        let rates = [
+            cand.failure_rate_threshold
+                .map(|t| (t, self.usual_failure_rate)),
+            cand.slow.map(|(_, t)| (t, slow_share)),
+        ];
+        for (threshold, usual) in rates.into_iter().flatten() {
+            while cand.minimum_calls < 1_000 {
+                let m = cand.minimum_calls;
+                let k = (threshold * f64::from(m)).ceil() as u32;
+                if binomial_tail(m, k, usual) <= NOISE_TAIL {
+                    break;
+                }
+                cand.minimum_calls = (m + m.div_ceil(2)).min(1_000);
+            }
+        }
+        if let Window::Count(size) = cand.window {
+            cand.window = Window::Count(size.max(cand.minimum_calls));
+        }
+    }
+
+    fn slow_share(&self, cand: &Candidate) -> f64 {
+        cand.slow.map_or(0.0, |(ms, _)| {
+            self.share_at_least
+                .iter()
+                .find(|(bound, _)| *bound >= ms)
+                .map_or(0.0, |(_, share)| *share)
+        })
+    }
+
     fn cost(&self, cand: &Candidate) -> f64 {
         // A call whose latency bucket is above `ms` has latency ≥ `ms` only when the bucket's
         // bound is at least `ms`; the share of such calls is read at the first bound ≥ `ms`.
@@ -679,6 +769,31 @@ impl ProbeRisk {
         };
         self.n_incidents * p_probe_fails * self.calls_per_second * next_wait
     }
+}
+
+/// `P(X ≥ k)` for `X ~ Binomial(n, p)`, summed in log space.
+fn binomial_tail(n: u32, k: u32, p: f64) -> f64 {
+    if k == 0 {
+        return 1.0;
+    }
+    if k > n || p <= 0.0 {
+        return 0.0;
+    }
+    if p >= 1.0 {
+        return 1.0;
+    }
+    let (ln_p, ln_q) = (p.ln(), (1.0 - p).ln());
+    let mut ln_choose = 0.0; // ln C(n, 0)
+    let mut tail = 0.0;
+    for x in 0..=n {
+        if x > 0 {
+            ln_choose += (f64::from(n - x + 1)).ln() - f64::from(x).ln();
+        }
+        if x >= k {
+            tail += (ln_choose + f64::from(x) * ln_p + f64::from(n - x) * ln_q).exp();
+        }
+    }
+    tail.min(1.0)
 }
 
 /// Whether `cost` of `cand` beats `best_cost` of `best`: by a margin, or equal and simpler.

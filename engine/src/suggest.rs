@@ -45,6 +45,7 @@ impl TuneOptions {
                 n_finalists: 0,
                 inject: true,
                 n_injected_copies: 1,
+                min_failures_to_trip: 0.0,
             },
             backtest_budget_calls: Some(200_000),
             coarse_grid: true,
@@ -174,8 +175,14 @@ pub fn tune(
             seed.window = Window::Time(secs.max(5));
         }
         seed.half_open.1 = seed.half_open.1.min(3);
+        seed.require_failures(Grid::SAFE_MIN_FAILURES_TO_TRIP);
     }
-    let mut search = Search::new(history, &labels, opts.search.clone());
+    let search_opts = SearchOptions {
+        min_failures_to_trip: Grid::SAFE_MIN_FAILURES_TO_TRIP,
+        ..opts.search.clone()
+    };
+    let mut search = Search::new(history, &labels, search_opts);
+    search.apply_safety_bounds(&mut seeds);
     let found = search.run(&grid, &seeds);
     let config = found
         .as_ref()
