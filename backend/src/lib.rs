@@ -23,6 +23,7 @@ pub mod hub;
 pub mod ingest;
 pub mod metrics;
 pub mod openapi;
+pub mod recommend;
 pub mod rollup;
 pub mod server;
 pub mod settings;

@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{alerts, api, configs, stream};
+use crate::{alerts, api, configs, recommend, stream};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,6 +33,12 @@ use crate::{alerts, api, configs, stream};
         configs::poll,
         configs::report_status,
         configs::audit,
+        recommend::create,
+        recommend::list,
+        recommend::get,
+        recommend::accept,
+        recommend::reject,
+        recommend::lint_handler,
         alerts::api::list,
         alerts::api::get,
         alerts::api::acknowledge,

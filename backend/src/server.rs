@@ -23,7 +23,7 @@ use crate::ingest::{self, IngestQueue};
 use crate::metrics::Metrics;
 use crate::rollup::{self, Retention};
 use crate::store::Store;
-use crate::{api, stream, ui};
+use crate::{api, recommend, stream, ui};
 
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
@@ -211,6 +211,18 @@ pub fn router(state: AppState, options: &ServerOptions) -> Router {
         .route("/config/{service}/{breaker}", get(configs::poll))
         .route("/config-status", post(configs::report_status))
         .route("/audit", get(configs::audit))
+        .route(
+            "/breakers/{service}/{breaker}/recommendations",
+            post(recommend::create),
+        )
+        .route(
+            "/breakers/{service}/{breaker}/lint",
+            get(recommend::lint_handler),
+        )
+        .route("/recommendations", get(recommend::list))
+        .route("/recommendations/{id}", get(recommend::get))
+        .route("/recommendations/{id}/accept", post(recommend::accept))
+        .route("/recommendations/{id}/reject", post(recommend::reject))
         .route("/stream", get(stream::stream))
         .route("/alerts", get(alerts::api::list))
         .route("/alerts/rules", get(alerts::api::list_rules))

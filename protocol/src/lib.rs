@@ -17,6 +17,7 @@ mod calls;
 mod config;
 mod control;
 mod histogram;
+mod recommend;
 mod validate;
 
 pub use alerts::{
@@ -33,6 +34,7 @@ pub use control::{
     RestoreRequest, StoredConfig,
 };
 pub use histogram::{LATENCY_BOUNDS_MS, LatencyHistogram};
+pub use recommend::{AnomalyPeriod, BacktestSummary, LintFinding, Recommendation};
 pub use validate::{MAX_NAME_LEN, ValidationError, validate_batch, validate_name};
 
 /// The state of a circuit breaker.

@@ -1,0 +1,615 @@
+//! Recommendations: the adaptive engine run over a breaker's stored history, its suggestions
+//! kept with their evidence, accepted (a new config version, pushed to every instance) or
+//! rejected by admins; and lint of current configs against the history.
+//!
+//! The engine does no I/O: this module reads the 1-minute rollups into an `engine::History`,
+//! runs `engine::suggest::suggest` on a blocking thread, and stores the result.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use protocol::{
+    AnomalyPeriod, BacktestSummary, BreakerConfig, ErrorBody, LATENCY_BOUNDS_MS, LintFinding,
+    Recommendation,
+};
+use serde::Deserialize;
+use sqlx::Row;
+
+use crate::auth::{Admin, Viewer};
+use crate::configs::{self, NewVersion};
+use crate::error::AppError;
+use crate::extract::{Path, Query};
+use crate::rollup::{Bucket, MINUTE_MS, bucket_from_row};
+use crate::server::AppState;
+use crate::store::Store;
+use crate::time::now_ms;
+
+/// How much history a recommendation learns from by default.
+pub const DEFAULT_DAYS: i64 = 7;
+
+/// A breaker's minute rollups over `[from_ms, to_ms)`, as the engine's history.
+pub async fn history(
+    store: &Store,
+    breaker_id: i64,
+    from_ms: i64,
+    to_ms: i64,
+) -> anyhow::Result<engine::history::History> {
+    let rows = sqlx::query(
+        "SELECT start_ms, success, failure, timeout, rejected, slow, ignored, latency,
+                failure_rate_threshold
+         FROM rollups WHERE breaker_id = ? AND resolution_ms = ? AND start_ms >= ? AND start_ms < ?
+         ORDER BY start_ms",
+    )
+    .bind(breaker_id)
+    .bind(MINUTE_MS)
+    .bind(from_ms)
+    .bind(to_ms)
+    .fetch_all(store.pool())
+    .await?;
+    let n_buckets = LATENCY_BOUNDS_MS.len() + 1;
+    let mut latency_buckets_ms: Vec<u32> = LATENCY_BOUNDS_MS.to_vec();
+    // The open-ended last bucket, taken as twice the last bound (as percentiles do).
+    latency_buckets_ms.push(LATENCY_BOUNDS_MS[LATENCY_BOUNDS_MS.len() - 1] * 2);
+    let steps = rows
+        .iter()
+        .map(|row| {
+            let start_ms: i64 = row.get(0);
+            step(start_ms - from_ms, &bucket_from_row(row, 1), n_buckets)
+        })
+        .collect();
+    Ok(engine::history::History {
+        step: Duration::from_millis(MINUTE_MS as u64),
+        latency_buckets_ms,
+        steps,
+    })
+}
+
+/// One minute as the engine sees it: calls the application attempted (rejected ones too) and
+/// how many failed or would have. A rejected call's outcome is unknown; it is taken to fail
+/// as often as the admitted calls of that minute did, or to fail when none was admitted (an
+/// Open breaker usually guards a failing dependency).
+fn step(t_ms: i64, bucket: &Bucket, n_buckets: usize) -> engine::history::Step {
+    let c = &bucket.counts;
+    let judged = c.judged();
+    let rejected_failing = if judged == 0 {
+        c.rejected
+    } else {
+        (c.rejected as f64 * c.failed() as f64 / judged as f64).round() as u64
+    };
+    let mut latency_counts: Vec<u32> = bucket
+        .latency
+        .counts
+        .iter()
+        .map(|&n| n.min(u64::from(u32::MAX)) as u32)
+        .collect();
+    latency_counts.resize(n_buckets, 0);
+    let clamp = |n: u64| n.min(u64::from(u32::MAX)) as u32;
+    engine::history::Step {
+        t_ms: t_ms.max(0) as u64,
+        n_calls: clamp(judged + c.rejected),
+        n_failures: clamp(c.failed() + rejected_failing),
+        n_rejected: clamp(c.rejected),
+        latency_counts,
+    }
+}
+
+fn backtest_summary(b: &engine::suggest::Backtest) -> BacktestSummary {
+    BacktestSummary {
+        trips: b.trips,
+        false_trips: b.false_trips,
+        detected: b.detected as u32,
+        anomalies: b.anomalies as u32,
+        detection_delay_median_ms: b.detection_delay_median.map(|d| d.as_millis() as u64),
+        lost_good: b.lost_good,
+        wasted: b.wasted,
+        cost: b.cost,
+    }
+}
+
+/// The evidence in one sentence, e.g. "Over the last 7 days these thresholds would have
+/// tripped 0 times on noise instead of 6 and caught 2 of 2 anomalies (median 12 s sooner)."
+pub fn summary_sentence(
+    days: f64,
+    current: &BacktestSummary,
+    suggested: &BacktestSummary,
+) -> String {
+    let mut text = format!(
+        "Over the last {} these thresholds would have tripped {} time{} on noise instead of {}, \
+         and caught {} of {} anomalous period{} (the current config: {})",
+        if (days - 1.0).abs() < 1e-9 {
+            "day".to_string()
+        } else {
+            format!("{days:.0} days")
+        },
+        suggested.false_trips,
+        if suggested.false_trips == 1 { "" } else { "s" },
+        current.false_trips,
+        suggested.detected,
+        suggested.anomalies,
+        if suggested.anomalies == 1 { "" } else { "s" },
+        current.detected,
+    );
+    if let (Some(now), Some(before)) = (
+        suggested.detection_delay_median_ms,
+        current.detection_delay_median_ms,
+    ) && before > now
+    {
+        text.push_str(&format!(
+            ", {:.1} s sooner at the median",
+            (before - now) as f64 / 1_000.0
+        ));
+    }
+    text.push_str(&format!(
+        "; calls refused while healthy {} → {}, calls sent into trouble {} → {}.",
+        current.lost_good, suggested.lost_good, current.wasted, suggested.wasted
+    ));
+    text
+}
+
+async fn breaker_id(store: &Store, service: &str, breaker: &str) -> Result<i64, AppError> {
+    sqlx::query_scalar("SELECT id FROM breakers WHERE service = ? AND name = ?")
+        .bind(service)
+        .bind(breaker)
+        .fetch_optional(store.pool())
+        .await?
+        .ok_or_else(|| AppError::NotFound {
+            detail: format!("no breaker {breaker:?} in service {service:?}"),
+        })
+}
+
+/// The server's current config for a breaker (its version; 0 and the default when none).
+async fn current_config(store: &Store, breaker_id: i64) -> Result<(u64, BreakerConfig), AppError> {
+    let text: Option<String> = sqlx::query_scalar(
+        "SELECT config FROM breaker_configs WHERE breaker_id = ? ORDER BY version DESC LIMIT 1",
+    )
+    .bind(breaker_id)
+    .fetch_optional(store.pool())
+    .await?;
+    match text {
+        Some(text) => {
+            let config: BreakerConfig = serde_json::from_str(&text).map_err(anyhow::Error::from)?;
+            Ok((config.version, config))
+        }
+        None => Ok((
+            0,
+            breaker::subscriber::config_to_wire(
+                &breaker::Config::default(),
+                breaker::Mode::Automatic,
+            ),
+        )),
+    }
+}
+
+/// Runs the engine over a breaker's last `days` and stores the suggestion (superseding open
+/// ones).
+pub async fn recommend(
+    store: &Store,
+    service: &str,
+    breaker: &str,
+    days: i64,
+) -> Result<Recommendation, AppError> {
+    let id = breaker_id(store, service, breaker).await?;
+    let to_ms = now_ms();
+    let from_ms = to_ms - days * 86_400_000;
+    // Everything reported so far counts.
+    while crate::rollup::roll_up_once(store).await? > 0 {}
+    let history = history(store, id, from_ms, to_ms).await?;
+    let (base_version, current_wire) = current_config(store, id).await?;
+    let current = breaker::subscriber::config_from_wire(&current_wire).map_err(|err| {
+        AppError::Internal(anyhow::anyhow!("the stored config is invalid: {err}"))
+    })?;
+    let (suggestion, warnings) = tokio::task::spawn_blocking(move || {
+        engine::suggest::suggest(
+            &history,
+            &current,
+            to_ms as u64,
+            &engine::suggest::TuneOptions::default(),
+        )
+    })
+    .await
+    .map_err(anyhow::Error::from)?;
+    let mut suggested =
+        breaker::subscriber::config_to_wire(&suggestion.suggested, breaker::Mode::Automatic);
+    // A suggestion changes thresholds, never the manual mode an admin set.
+    suggested.mode = current_wire.mode;
+    let current_backtest = backtest_summary(&suggestion.current_backtest);
+    let suggested_backtest = backtest_summary(&suggestion.suggested_backtest);
+    let mut rec = Recommendation {
+        id: 0,
+        service: service.to_string(),
+        breaker: breaker.to_string(),
+        made_ms: to_ms,
+        status: "open".into(),
+        from_ms,
+        to_ms,
+        base_version,
+        current: current_wire,
+        suggested,
+        summary: summary_sentence(days as f64, &current_backtest, &suggested_backtest),
+        current_backtest,
+        suggested_backtest,
+        anomalies: suggestion
+            .anomalies
+            .iter()
+            .map(|p| AnomalyPeriod {
+                start_ms: from_ms + p.span.start_ms as i64,
+                end_ms: from_ms + p.span.end_ms as i64,
+                kind: format!("{:?}", p.kind).to_lowercase(),
+            })
+            .collect(),
+        confidence: suggestion.confidence,
+        warnings: warnings.iter().map(ToString::to_string).collect(),
+        decided_by: None,
+        decided_ms: None,
+        applied_version: None,
+    };
+    let mut tx = store.begin().await?;
+    sqlx::query(
+        "UPDATE recommendations SET status = 'superseded' WHERE breaker_id = ? AND status = 'open'",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    rec.id = sqlx::query_scalar(
+        "INSERT INTO recommendations (breaker_id, made_ms, status, detail) VALUES (?, ?, 'open', ?)
+         RETURNING id",
+    )
+    .bind(id)
+    .bind(to_ms)
+    .bind(serde_json::to_string(&rec).map_err(anyhow::Error::from)?)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rec)
+}
+
+fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Recommendation, AppError> {
+    let mut rec: Recommendation =
+        serde_json::from_str(&row.get::<String, _>(1)).map_err(|err| {
+            AppError::Internal(anyhow::anyhow!(
+                "a stored recommendation does not parse: {err}"
+            ))
+        })?;
+    rec.id = row.get(0);
+    rec.status = row.get(2);
+    rec.decided_by = row.get(3);
+    rec.decided_ms = row.get(4);
+    rec.applied_version = row.get::<Option<i64>, _>(5).map(|v| v as u64);
+    Ok(rec)
+}
+
+async fn load(store: &Store, id: i64) -> Result<Recommendation, AppError> {
+    let row = sqlx::query(
+        "SELECT id, detail, status, decided_by, decided_ms, applied_version FROM recommendations WHERE id = ?",
+    )
+    .bind(id)
+    .fetch_optional(store.pool())
+    .await?
+    .ok_or_else(|| AppError::NotFound {
+        detail: format!("no recommendation {id}"),
+    })?;
+    from_row(&row)
+}
+
+// === handlers ===
+
+#[derive(Deserialize)]
+pub struct RecommendQuery {
+    days: Option<i64>,
+}
+
+#[utoipa::path(post, path = "/api/v1/breakers/{service}/{breaker}/recommendations", tag = "engine",
+    params(("service" = String, Path), ("breaker" = String, Path),
+        ("days" = Option<i64>, Query, description = "History to learn from, 1–30 days (default 7)")),
+    responses((status = 200, description = "A new suggestion with its evidence", body = Recommendation),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(app): State<AppState>,
+    _: Admin,
+    Path((service, breaker)): Path<(String, String)>,
+    Query(query): Query<RecommendQuery>,
+) -> Result<Json<Recommendation>, AppError> {
+    let days = query.days.unwrap_or(DEFAULT_DAYS);
+    if !(1..=30).contains(&days) {
+        return Err(AppError::BadQuery {
+            detail: format!("days must be between 1 and 30, not {days}"),
+        });
+    }
+    Ok(Json(recommend(&app.store, &service, &breaker, days).await?))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/recommendations", tag = "engine",
+    params(("status" = Option<String>, Query, description = "open, accepted, rejected or superseded")),
+    responses((status = 200, description = "Newest first", body = Vec<Recommendation>)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(app): State<AppState>,
+    _: Viewer,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Vec<Recommendation>>, AppError> {
+    let rows = sqlx::query(
+        "SELECT id, detail, status, decided_by, decided_ms, applied_version FROM recommendations
+         WHERE ?1 IS NULL OR status = ?1 ORDER BY id DESC LIMIT 200",
+    )
+    .bind(query.status)
+    .fetch_all(app.store.pool())
+    .await?;
+    Ok(Json(rows.iter().map(from_row).collect::<Result<_, _>>()?))
+}
+
+#[utoipa::path(get, path = "/api/v1/recommendations/{id}", tag = "engine",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = Recommendation), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get(
+    State(app): State<AppState>,
+    _: Viewer,
+    Path(id): Path<i64>,
+) -> Result<Json<Recommendation>, AppError> {
+    Ok(Json(load(&app.store, id).await?))
+}
+
+async fn decide(
+    app: &AppState,
+    id: i64,
+    admin: &str,
+    accept: bool,
+) -> Result<Recommendation, AppError> {
+    let rec = load(&app.store, id).await?;
+    if rec.status != "open" {
+        return Err(AppError::Conflict {
+            detail: format!("recommendation {id} is {}, not open", rec.status),
+        });
+    }
+    let applied_version = if accept {
+        let stored = configs::save_version(
+            app,
+            NewVersion {
+                service: &rec.service,
+                breaker: &rec.breaker,
+                config: rec.suggested.clone(),
+                actor: admin,
+                action: "recommendation",
+                reason: format!("accepted recommendation {id}: {}", rec.summary),
+            },
+        )
+        .await?;
+        Some(stored.config.version as i64)
+    } else {
+        None
+    };
+    sqlx::query(
+        "UPDATE recommendations SET status = ?, decided_by = ?, decided_ms = ?, applied_version = ?
+         WHERE id = ?",
+    )
+    .bind(if accept { "accepted" } else { "rejected" })
+    .bind(admin)
+    .bind(now_ms())
+    .bind(applied_version)
+    .bind(id)
+    .execute(app.store.pool())
+    .await?;
+    load(&app.store, id).await
+}
+
+#[utoipa::path(post, path = "/api/v1/recommendations/{id}/accept", tag = "engine",
+    params(("id" = i64, Path)),
+    responses((status = 200, description = "Accepted: the suggested config is the breaker's next version, pushed to its instances", body = Recommendation),
+        (status = 409, description = "Not open", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn accept(
+    State(app): State<AppState>,
+    admin: Admin,
+    Path(id): Path<i64>,
+) -> Result<Json<Recommendation>, AppError> {
+    Ok(Json(decide(&app, id, &admin.name, true).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/recommendations/{id}/reject", tag = "engine",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = Recommendation), (status = 409, description = "Not open", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn reject(
+    State(app): State<AppState>,
+    admin: Admin,
+    Path(id): Path<i64>,
+) -> Result<Json<Recommendation>, AppError> {
+    Ok(Json(decide(&app, id, &admin.name, false).await?))
+}
+
+/// Lint of a config against per-minute history: `(calls, failed, judged)` per minute.
+pub fn lint(config: &BreakerConfig, minutes: &[(u64, u64, u64)]) -> Vec<LintFinding> {
+    let mut findings = Vec::new();
+    let finding = |rule: &str, detail: String| LintFinding {
+        rule: rule.into(),
+        detail,
+    };
+    if let protocol::WindowConfig::Time { seconds } = config.window
+        && let Some(busiest) = minutes.iter().map(|m| m.0).max()
+    {
+        let most_in_window = busiest as f64 * f64::from(seconds) / 60.0;
+        if busiest > 0 && most_in_window < f64::from(config.minimum_calls) {
+            findings.push(finding(
+                "minimum_calls_never_reached",
+                format!(
+                    "at most about {most_in_window:.0} calls fall in the {seconds} s window, \
+                     fewer than minimum_calls ({}): the rates are never judged",
+                    config.minimum_calls
+                ),
+            ));
+        }
+    }
+    if let Some(threshold) = config.failure_rate_threshold {
+        let mut rates: Vec<f64> = minutes
+            .iter()
+            .filter(|m| m.2 >= 20)
+            .map(|m| m.1 as f64 / m.2 as f64)
+            .collect();
+        if rates.len() >= 10 {
+            rates.sort_by(f64::total_cmp);
+            let median = rates[rates.len() / 2];
+            if median >= threshold {
+                findings.push(finding(
+                    "threshold_below_normal_failure_rate",
+                    format!(
+                        "the usual failure rate ({:.1} %, the median minute) is at or above the \
+                         threshold ({:.1} %): the breaker trips on normal traffic",
+                        median * 100.0,
+                        threshold * 100.0
+                    ),
+                ));
+            }
+        }
+    }
+    let wait_ms = match config.wait {
+        protocol::WaitConfig::Fixed { ms } => ms,
+        protocol::WaitConfig::Exponential { initial_ms, .. } => initial_ms,
+    };
+    if wait_ms < 1_000 {
+        findings.push(finding(
+            "wait_shorter_than_report_interval",
+            format!(
+                "the wait in Open ({wait_ms} ms) is shorter than the 1 s report interval: \
+                 Open periods may not show on the dashboard"
+            ),
+        ));
+    }
+    if let (protocol::WindowConfig::Time { seconds }, Some(timeout_ms)) =
+        (config.window, config.call_timeout_ms)
+        && u64::from(seconds) * 1_000 < timeout_ms
+    {
+        findings.push(finding(
+            "window_shorter_than_call_timeout",
+            format!(
+                "the {seconds} s window is shorter than the call timeout ({timeout_ms} ms): \
+                 a timed-out call is judged after its window has moved on"
+            ),
+        ));
+    }
+    findings
+}
+
+#[utoipa::path(get, path = "/api/v1/breakers/{service}/{breaker}/lint", tag = "engine",
+    params(("service" = String, Path), ("breaker" = String, Path)),
+    responses((status = 200, description = "Findings about the current config against the last 7 days", body = Vec<LintFinding>),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn lint_handler(
+    State(app): State<AppState>,
+    _: Viewer,
+    Path((service, breaker)): Path<(String, String)>,
+) -> Result<Json<Vec<LintFinding>>, AppError> {
+    let id = breaker_id(&app.store, &service, &breaker).await?;
+    let (_, config) = current_config(&app.store, id).await?;
+    let to_ms = now_ms();
+    let history = history(&app.store, id, to_ms - DEFAULT_DAYS * 86_400_000, to_ms).await?;
+    let minutes: Vec<(u64, u64, u64)> = history
+        .steps
+        .iter()
+        .map(|s| {
+            let judged = u64::from(s.n_calls - s.n_rejected);
+            (u64::from(s.n_calls), u64::from(s.n_failures), judged)
+        })
+        .collect();
+    Ok(Json(lint(&config, &minutes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(
+        window: protocol::WindowConfig,
+        min: u32,
+        threshold: f64,
+        wait_ms: u64,
+    ) -> BreakerConfig {
+        let mut c = breaker::subscriber::config_to_wire(
+            &breaker::Config::default(),
+            breaker::Mode::Automatic,
+        );
+        c.window = window;
+        c.minimum_calls = min;
+        c.failure_rate_threshold = Some(threshold);
+        c.wait = protocol::WaitConfig::Fixed { ms: wait_ms };
+        c
+    }
+
+    fn rules(findings: &[LintFinding]) -> Vec<&str> {
+        findings.iter().map(|f| f.rule.as_str()).collect()
+    }
+
+    #[test]
+    fn a_sound_config_has_no_findings() {
+        let minutes = vec![(600, 6, 600); 100];
+        let c = config(protocol::WindowConfig::Time { seconds: 10 }, 20, 0.5, 5_000);
+        assert!(lint(&c, &minutes).is_empty());
+    }
+
+    #[test]
+    fn each_rule_fires_on_its_case() {
+        // 60 calls a minute: 10 in a 10 s window, fewer than 20 minimum calls.
+        let quiet = vec![(60, 1, 60); 100];
+        let c = config(protocol::WindowConfig::Time { seconds: 10 }, 20, 0.5, 5_000);
+        assert_eq!(
+            rules(&lint(&c, &quiet)),
+            vec!["minimum_calls_never_reached"]
+        );
+        // 8 % failures every minute against a 5 % threshold.
+        let noisy = vec![(1_000, 80, 1_000); 100];
+        let c = config(
+            protocol::WindowConfig::Count { calls: 100 },
+            20,
+            0.05,
+            5_000,
+        );
+        assert_eq!(
+            rules(&lint(&c, &noisy)),
+            vec!["threshold_below_normal_failure_rate"]
+        );
+        let c = config(protocol::WindowConfig::Count { calls: 100 }, 20, 0.5, 500);
+        assert_eq!(
+            rules(&lint(&c, &noisy)),
+            vec!["wait_shorter_than_report_interval"]
+        );
+        let mut c = config(protocol::WindowConfig::Time { seconds: 5 }, 5, 0.5, 5_000);
+        c.call_timeout_ms = Some(10_000);
+        assert_eq!(
+            rules(&lint(&c, &noisy)),
+            vec!["window_shorter_than_call_timeout"]
+        );
+    }
+
+    #[test]
+    fn the_summary_names_the_evidence() {
+        let before = BacktestSummary {
+            trips: 8,
+            false_trips: 6,
+            detected: 2,
+            anomalies: 2,
+            detection_delay_median_ms: Some(15_000),
+            lost_good: 900,
+            wasted: 400,
+            cost: 980.0,
+        };
+        let after = BacktestSummary {
+            trips: 2,
+            false_trips: 0,
+            detection_delay_median_ms: Some(3_000),
+            lost_good: 20,
+            wasted: 50,
+            cost: 30.0,
+            ..before.clone()
+        };
+        let text = summary_sentence(7.0, &before, &after);
+        assert!(text.starts_with("Over the last 7 days these thresholds would have tripped 0 times on noise instead of 6"), "{text}");
+        assert!(text.contains("12.0 s sooner"), "{text}");
+    }
+}
