@@ -292,9 +292,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("revoked the token of {name:?}");
             Ok(())
         }
-        Command::Tune(cmd) => tokio::task::spawn_blocking(move || backend::tune::run(cmd))
-            .await
-            .context("the tuner stopped")?,
+        Command::Tune(cmd) => backend::tune::run(cmd).await,
     }
 }
 

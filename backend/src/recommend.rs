@@ -2,7 +2,8 @@
 //! kept with their evidence, accepted (a new config version, pushed to every instance) or
 //! rejected by admins; and lint of current configs against the history.
 //!
-//! The engine does no I/O: this module reads the 1-minute rollups into an `engine::History`,
+//! The engine does no I/O: this module reads the stored history (per second from the raw
+//! aggregates for a day or less, else the 1-minute rollups) into an `engine::History`,
 //! runs `engine::suggest::suggest` on a blocking thread, and stores the result.
 
 use std::time::Duration;
@@ -28,41 +29,103 @@ use crate::time::now_ms;
 /// How much history a recommendation learns from by default.
 pub const DEFAULT_DAYS: i64 = 7;
 
-/// A breaker's minute rollups over `[from_ms, to_ms)`, as the engine's history.
+/// A breaker's history over `[from_ms, to_ms)` for the engine: per second from the raw
+/// aggregates when `per_second` (they are kept for the last hours only, and short incidents
+/// vanish into minutes), else per minute from the rollups. Instances are summed.
 pub async fn history(
     store: &Store,
     breaker_id: i64,
     from_ms: i64,
     to_ms: i64,
+    per_second: bool,
 ) -> anyhow::Result<engine::history::History> {
-    let rows = sqlx::query(
+    // The rollups job may not have reached the newest aggregates: roll up first.
+    if !per_second {
+        while crate::rollup::roll_up_once(store).await? > 0 {}
+    }
+    let sql = if per_second {
+        "SELECT start_ms, success, failure, timeout, rejected, slow, ignored, latency,
+                failure_rate_threshold, interval_ms
+         FROM aggregates WHERE breaker_id = ?1 AND start_ms >= ?3 AND start_ms < ?4 AND ?2 > 0
+         ORDER BY start_ms"
+    } else {
         "SELECT start_ms, success, failure, timeout, rejected, slow, ignored, latency,
                 failure_rate_threshold
-         FROM rollups WHERE breaker_id = ? AND resolution_ms = ? AND start_ms >= ? AND start_ms < ?
-         ORDER BY start_ms",
-    )
-    .bind(breaker_id)
-    .bind(MINUTE_MS)
-    .bind(from_ms)
-    .bind(to_ms)
-    .fetch_all(store.pool())
-    .await?;
+         FROM rollups WHERE breaker_id = ?1 AND resolution_ms = ?2 AND start_ms >= ?3 AND start_ms < ?4
+         ORDER BY start_ms"
+    };
+    let step_ms = if per_second { 1_000 } else { MINUTE_MS };
+    let rows = sqlx::query(sql)
+        .bind(breaker_id)
+        .bind(step_ms)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(store.pool())
+        .await?;
+    // Sum instances (and sub-second intervals) into steps.
+    let mut buckets: std::collections::BTreeMap<i64, Bucket> = Default::default();
+    for row in &rows {
+        let start_ms: i64 = row.get(0);
+        let bucket = bucket_from_row(row, 1);
+        // An interval longer than a step is spread evenly over its steps.
+        let n_steps = if per_second {
+            (row.get::<i64, _>(9) / step_ms).max(1)
+        } else {
+            1
+        };
+        for (idx, part) in spread(&bucket, n_steps as u64).into_iter().enumerate() {
+            let at = start_ms + idx as i64 * step_ms;
+            buckets
+                .entry(at.div_euclid(step_ms) * step_ms)
+                .or_default()
+                .merge(&part);
+        }
+    }
     let n_buckets = LATENCY_BOUNDS_MS.len() + 1;
     let mut latency_buckets_ms: Vec<u32> = LATENCY_BOUNDS_MS.to_vec();
     // The open-ended last bucket, taken as twice the last bound (as percentiles do).
     latency_buckets_ms.push(LATENCY_BOUNDS_MS[LATENCY_BOUNDS_MS.len() - 1] * 2);
-    let steps = rows
+    let steps = buckets
         .iter()
-        .map(|row| {
-            let start_ms: i64 = row.get(0);
-            step(start_ms - from_ms, &bucket_from_row(row, 1), n_buckets)
-        })
+        .map(|(&start_ms, bucket)| step(start_ms - from_ms, bucket, n_buckets))
         .collect();
     Ok(engine::history::History {
-        step: Duration::from_millis(MINUTE_MS as u64),
+        step: Duration::from_millis(step_ms as u64),
         latency_buckets_ms,
         steps,
     })
+}
+
+/// `bucket` split into `n` buckets whose counts add up to it (remainders go to the first ones).
+fn spread(bucket: &Bucket, n: u64) -> Vec<Bucket> {
+    if n <= 1 {
+        return vec![bucket.clone()];
+    }
+    let part = |total: u64, idx: u64| total / n + u64::from(idx < total % n);
+    (0..n)
+        .map(|idx| {
+            let c = &bucket.counts;
+            Bucket {
+                counts: protocol::OutcomeCounts {
+                    success: part(c.success, idx),
+                    failure: part(c.failure, idx),
+                    timeout: part(c.timeout, idx),
+                    rejected: part(c.rejected, idx),
+                    slow: part(c.slow, idx),
+                    ignored: part(c.ignored, idx),
+                },
+                latency: protocol::LatencyHistogram {
+                    counts: bucket
+                        .latency
+                        .counts
+                        .iter()
+                        .map(|&t| part(t, idx))
+                        .collect(),
+                },
+                failure_rate_threshold: bucket.failure_rate_threshold,
+            }
+        })
+        .collect()
 }
 
 /// One minute as the engine sees it: calls the application attempted (rejected ones too) and
@@ -192,9 +255,8 @@ pub async fn recommend(
     let id = breaker_id(store, service, breaker).await?;
     let to_ms = now_ms();
     let from_ms = to_ms - days * 86_400_000;
-    // Everything reported so far counts.
-    while crate::rollup::roll_up_once(store).await? > 0 {}
-    let history = history(store, id, from_ms, to_ms).await?;
+    // Within the raw aggregates' retention, learn per second: short incidents stay visible.
+    let history = history(store, id, from_ms, to_ms, days <= 1).await?;
     let (base_version, current_wire) = current_config(store, id).await?;
     let current = breaker::subscriber::config_from_wire(&current_wire).map_err(|err| {
         AppError::Internal(anyhow::anyhow!("the stored config is invalid: {err}"))
@@ -509,7 +571,14 @@ pub async fn lint_handler(
     let id = breaker_id(&app.store, &service, &breaker).await?;
     let (_, config) = current_config(&app.store, id).await?;
     let to_ms = now_ms();
-    let history = history(&app.store, id, to_ms - DEFAULT_DAYS * 86_400_000, to_ms).await?;
+    let history = history(
+        &app.store,
+        id,
+        to_ms - DEFAULT_DAYS * 86_400_000,
+        to_ms,
+        false,
+    )
+    .await?;
     let minutes: Vec<(u64, u64, u64)> = history
         .steps
         .iter()
@@ -585,6 +654,32 @@ mod tests {
             rules(&lint(&c, &noisy)),
             vec!["window_shorter_than_call_timeout"]
         );
+    }
+
+    #[test]
+    fn spreading_keeps_every_count() {
+        let bucket = Bucket {
+            counts: protocol::OutcomeCounts {
+                success: 61,
+                failure: 7,
+                ..Default::default()
+            },
+            latency: protocol::LatencyHistogram {
+                counts: vec![0, 68],
+            },
+            failure_rate_threshold: Some(0.5),
+        };
+        let parts = spread(&bucket, 60);
+        assert_eq!(parts.len(), 60);
+        let mut total = Bucket::default();
+        for part in &parts {
+            total.merge(part);
+        }
+        assert_eq!(total.counts, bucket.counts);
+        assert_eq!(total.latency.total(), 68);
+        assert_eq!(total.latency.counts[1], 68);
+        assert_eq!(parts[0].counts.success, 2);
+        assert_eq!(parts[59].counts.success, 1);
     }
 
     #[test]

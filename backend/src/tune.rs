@@ -4,17 +4,38 @@
 //! `shared/tuning/SCENARIOS.md`), tunes on the first half of each with the labels hidden and
 //! scores the library defaults, the tuned config and the oracle on the second half. The
 //! engine does the work; this module only reads the files and prints.
+//!
+//! `fusebox tune --breaker NAME [--service S] [--days N]` runs the engine over that breaker's
+//! stored history and stores the suggestion for review (see [`crate::recommend`]).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-/// `fusebox tune …`
+/// `fusebox tune …`: `eval` on scenario files, or `--breaker NAME` against the live store.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct TuneCommand {
     #[command(subcommand)]
-    pub command: TuneSubcommand,
+    pub command: Option<TuneSubcommand>,
+    /// Suggest thresholds for this breaker from its stored history (and store the suggestion
+    /// for review in the dashboard and the API).
+    #[arg(long)]
+    pub breaker: Option<String>,
+    /// The breaker's service; needed only when several services have a breaker of that name.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Days of history to learn from.
+    #[arg(long, default_value_t = crate::recommend::DEFAULT_DAYS)]
+    pub days: i64,
+    /// SQLite database: a URL like sqlite://fusebox.db or a file path.
+    #[arg(
+        long = "database",
+        default_value = "sqlite://fusebox.db",
+        env = "DATABASE_URL"
+    )]
+    pub database: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -34,10 +55,86 @@ pub struct EvalArgs {
 }
 
 /// Runs a `fusebox tune` command.
-pub fn run(cmd: TuneCommand) -> anyhow::Result<()> {
-    match cmd.command {
-        TuneSubcommand::Eval(args) => eval(args),
+pub async fn run(cmd: TuneCommand) -> anyhow::Result<()> {
+    match (cmd.command, cmd.breaker) {
+        (Some(TuneSubcommand::Eval(args)), _) => tokio::task::spawn_blocking(move || eval(args))
+            .await
+            .context("the tuner stopped")?,
+        (None, Some(breaker)) => {
+            live(&cmd.database, cmd.service.as_deref(), &breaker, cmd.days).await
+        }
+        (None, None) => anyhow::bail!(
+            "say what to tune: `fusebox tune --breaker NAME` or `fusebox tune eval FILE...`"
+        ),
     }
+}
+
+/// The engine against the live store: prints the suggestion with its evidence and stores it.
+async fn live(
+    database: &str,
+    service: Option<&str>,
+    breaker: &str,
+    days: i64,
+) -> anyhow::Result<()> {
+    anyhow::ensure!((1..=30).contains(&days), "--days must be between 1 and 30");
+    let url = if database.starts_with("sqlite:") {
+        database.to_string()
+    } else {
+        format!("sqlite://{database}")
+    };
+    let store = crate::store::Store::open(&url).await?;
+    let services: Vec<String> = sqlx::query_scalar(
+        "SELECT service FROM breakers WHERE name = ? AND (?2 IS NULL OR service = ?2) ORDER BY service",
+    )
+    .bind(breaker)
+    .bind(service)
+    .fetch_all(store.pool())
+    .await?;
+    let service = match services.as_slice() {
+        [] => anyhow::bail!(
+            "no breaker named {breaker:?}{}",
+            service
+                .map(|s| format!(" in service {s:?}"))
+                .unwrap_or_default()
+        ),
+        [one] => one.clone(),
+        many => anyhow::bail!(
+            "several services have a breaker named {breaker:?} ({}); add --service",
+            many.join(", ")
+        ),
+    };
+    let rec = crate::recommend::recommend(&store, &service, breaker, days)
+        .await
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
+    let config = |c: &protocol::BreakerConfig| serde_json::to_string(c).unwrap_or_default();
+    println!(
+        "recommendation {} for {service}/{breaker} (confidence {:.2})",
+        rec.id, rec.confidence
+    );
+    println!("  {}", rec.summary);
+    println!(
+        "  current   (v{}): {}",
+        rec.base_version,
+        config(&rec.current)
+    );
+    println!("  suggested       : {}", config(&rec.suggested));
+    for (name, b) in [
+        ("current", &rec.current_backtest),
+        ("suggested", &rec.suggested_backtest),
+    ] {
+        println!(
+            "  back-test {name:<9} trips {:>3}  false {:>3}  caught {}/{}  lost {:>7}  wasted {:>7}  cost {:>9.1}",
+            b.trips, b.false_trips, b.detected, b.anomalies, b.lost_good, b.wasted, b.cost
+        );
+    }
+    for warning in &rec.warnings {
+        println!("  warning: {warning}");
+    }
+    println!(
+        "  accept it in the dashboard or with POST /api/v1/recommendations/{}/accept (admin)",
+        rec.id
+    );
+    Ok(())
 }
 
 fn eval(args: EvalArgs) -> anyhow::Result<()> {
