@@ -14,7 +14,6 @@ use leptos_router::path;
 use protocol::{AccessRole, Me};
 
 use crate::api;
-use crate::board::Board;
 use crate::detail::Detail;
 use crate::live::{Connection, Live};
 use crate::overview::Overview;
@@ -95,7 +94,7 @@ pub fn App() -> impl IntoView {
 fn Header() -> impl IntoView {
     let live = expect_context::<Live>();
     let session = expect_context::<Session>();
-    let counts = Memo::new(move |_| live.board.with(Board::counts));
+    let counts = Memo::new(move |_| live.counts());
     let connection_text = move || match live.connection.get() {
         Connection::Connecting => "connecting…",
         Connection::Live => "live",

@@ -8,7 +8,7 @@ use protocol::{
     BreakerSummary, InstanceState, Sparkline, State, StreamEvent, TransitionRecord, Trigger,
 };
 
-use crate::filter::Filter;
+use crate::filter::{Filter, SortBy};
 
 /// How many seconds of calls/s a tile's sparkline shows.
 pub const SPARK_SECONDS: usize = 120;
@@ -52,6 +52,22 @@ pub struct ServiceGroup {
     pub breakers: Vec<String>,
 }
 
+/// What applying events changed, so the page updates only that: the tiles of `touched`, and the
+/// overview's order only when a breaker appeared or a key it sorts or filters by changed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Applied {
+    /// Breakers whose entry changed, each once, in the order first touched.
+    pub touched: Vec<Key>,
+    /// A breaker new to the board.
+    pub added: bool,
+    /// Some breaker's state changed (state sort, state filter, counts).
+    pub states: bool,
+    /// Some breaker's failure rate changed (failure-rate sort).
+    pub failure_rates: bool,
+    /// Some breaker's calls/s changed (volume sort).
+    pub volumes: bool,
+}
+
 /// How many breakers are in each state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StateCounts {
@@ -75,54 +91,86 @@ impl Board {
     ///
     /// The list may have been computed before an event the stream already delivered, so an entry
     /// is replaced only when the answer is at least as new, and breakers missing from it are kept.
-    pub fn apply_snapshot(&mut self, summaries: Vec<BreakerSummary>) {
+    pub fn apply_snapshot(&mut self, summaries: Vec<BreakerSummary>) -> Applied {
+        let mut applied = Applied::default();
         for summary in summaries {
             let key = (summary.service.clone(), summary.breaker.clone());
             match self.entries.get_mut(&key) {
                 Some(entry) if summary.updated_ms < entry.seen_ms => {}
                 Some(entry) => {
                     entry.seen_ms = summary.updated_ms;
+                    let before = entry.comparable();
                     entry.summary = summary;
+                    applied.note_comparable(key, Some(before), entry);
                 }
                 None => {
-                    self.entries.insert(key, Entry::new(summary));
+                    let entry = Entry::new(summary);
+                    applied.note_comparable(key.clone(), None, &entry);
+                    self.entries.insert(key, entry);
                 }
             }
         }
+        applied
     }
 
     /// Applies one stream event: a summary replaces the tile's summary, a transition changes the
     /// state of its instance at once.
-    pub fn apply(&mut self, event: StreamEvent) {
+    pub fn apply(&mut self, event: StreamEvent) -> Applied {
+        let mut applied = Applied::default();
         match event {
             StreamEvent::Summary(summary) => {
-                let key = (summary.service.clone(), summary.breaker.clone());
-                let entry = match self.entries.get_mut(&key) {
-                    Some(entry) => {
-                        entry.seen_ms = entry.seen_ms.max(summary.updated_ms);
-                        entry.summary = summary;
-                        entry
-                    }
-                    None => self.entries.entry(key).or_insert(Entry::new(summary)),
-                };
-                let second = entry.summary.updated_ms.div_euclid(1000);
-                entry.spark.record(second, entry.summary.calls_per_s);
+                let spark = [(summary.updated_ms.div_euclid(1000), summary.calls_per_s)];
+                self.apply_summary(summary, &spark, &mut applied);
             }
-            StreamEvent::Transition(record) => self.apply_transition(record),
+            StreamEvent::Transition(record) => self.apply_transition(record, &mut applied),
         }
+        applied
+    }
+
+    /// Applies a breaker's newest summary and the sparkline values (`(second, calls/s)`, oldest
+    /// first) of the summaries it superseded, noting what changed in `applied`.
+    pub fn apply_summary(
+        &mut self,
+        summary: BreakerSummary,
+        spark: &[(i64, f64)],
+        applied: &mut Applied,
+    ) {
+        let key = (summary.service.clone(), summary.breaker.clone());
+        let (before, entry) = match self.entries.get_mut(&key) {
+            Some(entry) => {
+                let before = Some(entry.comparable());
+                entry.seen_ms = entry.seen_ms.max(summary.updated_ms);
+                entry.summary = summary;
+                (before, entry)
+            }
+            None => (
+                None,
+                self.entries
+                    .entry(key.clone())
+                    .or_insert(Entry::new(summary)),
+            ),
+        };
+        for &(second, calls_per_s) in spark {
+            entry.spark.record(second, calls_per_s);
+        }
+        applied.note_comparable(key, before, entry);
     }
 
     /// Seeds the sparklines of known breakers with the server's last minutes.
-    pub fn apply_sparklines(&mut self, sparklines: Vec<Sparkline>) {
+    pub fn apply_sparklines(&mut self, sparklines: Vec<Sparkline>) -> Applied {
+        let mut applied = Applied::default();
         for sparkline in sparklines {
             let key = (sparkline.service, sparkline.breaker);
             if let Some(entry) = self.entries.get_mut(&key) {
                 entry.spark.seed(sparkline.start_ms, &sparkline.calls_per_s);
+                applied.touch(key);
             }
         }
+        applied
     }
 
-    fn apply_transition(&mut self, record: TransitionRecord) {
+    /// Changes the state of the transition's instance at once, noting what changed in `applied`.
+    pub fn apply_transition(&mut self, record: TransitionRecord, applied: &mut Applied) {
         let TransitionRecord {
             service,
             instance,
@@ -130,9 +178,10 @@ impl Board {
             ..
         } = record;
         let key = (service, transition.breaker.clone());
+        let before = self.entries.get(&key).map(Entry::comparable);
         let entry = self
             .entries
-            .entry(key)
+            .entry(key.clone())
             .or_insert_with_key(|(service, breaker)| {
                 Entry::new(BreakerSummary {
                     service: service.clone(),
@@ -156,7 +205,12 @@ impl Board {
             .find(|known| known.instance == instance)
         {
             // A transition older than the instance's current state is stale: ignore it.
-            Some(known) if transition.at_ms < known.since_ms => return,
+            Some(known) if transition.at_ms < known.since_ms => {
+                if before.is_none() {
+                    applied.note_comparable(key, None, entry);
+                }
+                return;
+            }
             Some(known) => {
                 known.state = transition.to;
                 known.since_ms = transition.at_ms;
@@ -174,6 +228,7 @@ impl Board {
         }
         entry.seen_ms = entry.seen_ms.max(transition.at_ms);
         recompute_worst(summary);
+        applied.note_comparable(key, before, entry);
     }
 
     /// The breakers `filter` admits, grouped by service and ordered by its sort: within a
@@ -205,7 +260,7 @@ impl Board {
             members.sort_by(|a, b| filter.sort.compare(a, b));
         }
         groups.sort_by(|(a_group, a), (b_group, b)| match filter.sort {
-            crate::filter::SortBy::Name => a_group.service.cmp(&b_group.service),
+            SortBy::Name => a_group.service.cmp(&b_group.service),
             sort => sort
                 .compare(a[0], b[0])
                 .then_with(|| a_group.service.cmp(&b_group.service)),
@@ -240,9 +295,110 @@ impl Board {
     }
 }
 
+// === impl Applied ===
+
+impl Applied {
+    /// Whether the overview's order or filtering may have changed under `sort`.
+    pub fn reorders(&self, sort: SortBy) -> bool {
+        self.added
+            || self.states
+            || match sort {
+                SortBy::FailureRate => self.failure_rates,
+                SortBy::Volume => self.volumes,
+                SortBy::State | SortBy::Name => false,
+            }
+    }
+
+    /// Folds in what a later application changed.
+    pub fn merge(&mut self, other: Applied) {
+        for key in other.touched {
+            self.touch(key);
+        }
+        self.added |= other.added;
+        self.states |= other.states;
+        self.failure_rates |= other.failure_rates;
+        self.volumes |= other.volumes;
+    }
+
+    fn touch(&mut self, key: Key) {
+        // Batches touch each breaker once or a few times; a linear check beats hashing keys here.
+        if self.touched.last() != Some(&key) && !self.touched.contains(&key) {
+            self.touched.push(key);
+        }
+    }
+
+    fn note_comparable(&mut self, key: Key, before: Option<Comparable>, after: &Entry) {
+        let after_view = after.comparable();
+        match before {
+            None => {
+                self.added = true;
+                self.states = true;
+                self.touch(key);
+            }
+            Some(before) if before == after_view => {}
+            Some(before) => {
+                self.states |= before.state != after_view.state;
+                self.failure_rates |= before.failure_rate != after_view.failure_rate;
+                self.volumes |= before.calls_per_s != after_view.calls_per_s;
+                self.touch(key);
+            }
+        }
+    }
+}
+
+/// What of an entry the page shows, to tell whether it changed without cloning it.
+#[derive(Clone, Debug, PartialEq)]
+struct Comparable {
+    state: State,
+    failure_rate: Option<f64>,
+    calls_per_s: f64,
+    /// A cheap fingerprint of the rest: everything a tile shows.
+    rest: u64,
+    spark_last_second: Option<i64>,
+    spark_last: Option<f64>,
+}
+
 // === impl Entry ===
 
 impl Entry {
+    fn comparable(&self) -> Comparable {
+        use std::hash::{Hash, Hasher};
+        let summary = &self.summary;
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        summary.since_ms.hash(&mut hasher);
+        summary.open_instances.hash(&mut hasher);
+        summary
+            .failure_rate_threshold
+            .map(f64::to_bits)
+            .hash(&mut hasher);
+        summary.slow_call_rate.map(f64::to_bits).hash(&mut hasher);
+        summary.p99_ms.map(f64::to_bits).hash(&mut hasher);
+        summary.instances.len().hash(&mut hasher);
+        for known in &summary.instances {
+            known.instance.hash(&mut hasher);
+            known.state.as_str().hash(&mut hasher);
+            known.since_ms.hash(&mut hasher);
+        }
+        self.last_trigger
+            .as_ref()
+            .map(|trigger| {
+                (
+                    &trigger.kind,
+                    trigger.value.to_bits(),
+                    trigger.threshold.to_bits(),
+                )
+            })
+            .hash(&mut hasher);
+        Comparable {
+            state: summary.state,
+            failure_rate: summary.failure_rate,
+            calls_per_s: summary.calls_per_s,
+            rest: hasher.finish(),
+            spark_last_second: self.spark.last_second,
+            spark_last: self.spark.values.back().copied(),
+        }
+    }
+
     fn new(summary: BreakerSummary) -> Entry {
         Entry {
             seen_ms: summary.updated_ms,

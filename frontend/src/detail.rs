@@ -109,11 +109,8 @@ pub fn Detail() -> impl IntoView {
     };
     let state = move || {
         let target = target.get()?;
-        live.board.with(|board| {
-            board
-                .entry(&(target.service, target.breaker))
-                .map(|entry| entry.summary.state)
-        })
+        live.entry(&(target.service, target.breaker))
+            .map(|entry| entry.summary.state)
     };
     view! {
         <section class="detail" data-page="detail">

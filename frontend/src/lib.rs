@@ -7,14 +7,16 @@
 //! - [`filter`]: the overview's sort, state filter and search (kept in the URL).
 //! - [`range`]: the detail page's time range (kept in the URL).
 //! - [`format`]: what tiles and tables say, as strings.
+//! - [`coalesce`]: live summaries waiting for the next animation frame, newest per breaker.
 //! - Charts come from the shared `charts` crate, which the server uses too.
 //! - `api`, `stream`, `live`, `app`, `overview`, `detail`, `pages` (wasm32 only): HTTP calls, the
-//!   Server-Sent Events stream, batching of live updates, and components.
+//!   Server-Sent Events stream, per-frame live updates, and components.
 //!
 //! The pure modules are tested on the host (`cargo test -p frontend`); the rest needs a
 //! browser and builds only for wasm32 (`cargo xtask build-ui`).
 
 pub mod board;
+pub mod coalesce;
 pub mod filter;
 pub mod format;
 pub mod range;

@@ -1,25 +1,34 @@
-//! The page's live model: the board of every breaker, kept current by the stream.
+//! The page's live model: the board of every breaker, kept current by the stream, with one
+//! reactive trigger per tile so an update re-renders only the tiles it changed.
 //!
-//! Stream events are buffered and applied in batches, at most every [`FLUSH_WINDOW`]: with
-//! hundreds of breakers reporting every second, applying each event alone would re-render the
-//! overview hundreds of times a second. Each batch's cost (apply plus the DOM updates it causes,
-//! measured with `performance.now()`) is appended to `window.__fusebox_batches` as
-//! `[ms, events]`, and the wall-clock time each breaker's latest transition became visible to
+//! Transitions apply at once. Summaries, which arrive by the hundreds a second, wait for the next
+//! animation frame, coalesced per breaker by [`crate::coalesce`]: a frame applies each breaker's
+//! newest summary once. The overview's order is recomputed only when a breaker appears or a key it
+//! sorts or filters by changed ([`crate::board::Applied`]).
+//!
+//! Each applied batch's cost (apply plus the DOM updates it causes, measured with
+//! `performance.now()`) is appended to `window.__fusebox_batches` as `[ms, events]`, and the
+//! wall-clock time each breaker's latest transition became visible to
 //! `window.__fusebox_seen[breaker]`, for the browser tests' figures.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use protocol::StreamEvent;
+use protocol::{AlertNotice, TransitionRecord};
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::api;
-use crate::board::Board;
+use crate::board::{Applied, Board, Entry, Key, StateCounts};
+use crate::coalesce::Pending;
+use crate::filter::SortBy;
 use crate::stream::{LiveStream, StreamMessage};
 
-/// Events arriving within this window are applied together.
-pub const FLUSH_WINDOW: Duration = Duration::from_millis(40);
+/// A frame applies the summaries of at most this many breakers (those waiting longest); the
+/// rest wait for the next frame and keep coalescing meanwhile. This bounds a frame's cost, so the
+/// page stays responsive while hundreds of breakers report at once.
+const MAX_TILES_PER_FRAME: usize = 64;
 /// After the browser gave up on the stream, a new one is opened this much later.
 const STREAM_RETRY: Duration = Duration::from_secs(3);
 
@@ -34,7 +43,16 @@ pub enum Connection {
 /// The live model's signals; `Copy`, provided as context to every page.
 #[derive(Clone, Copy)]
 pub struct Live {
-    pub board: RwSignal<Board>,
+    /// Every breaker; read through [`Live::with_board`] after tracking what the reader shows.
+    board: StoredValue<Board, LocalStorage>,
+    /// One trigger per tile, notified when that breaker's entry changed.
+    tiles: StoredValue<HashMap<Key, ArcTrigger>, LocalStorage>,
+    /// Notified when a breaker appeared or some breaker's state changed.
+    members: Trigger,
+    /// Notified when some breaker's failure rate changed.
+    failure_rates: Trigger,
+    /// Notified when some breaker's calls/s changed.
+    volumes: Trigger,
     pub connection: RwSignal<Connection>,
     pub load_error: RwSignal<Option<String>>,
     /// The server refused to let us read: show the sign-in form.
@@ -43,22 +61,74 @@ pub struct Live {
     pub now_ms: RwSignal<i64>,
     /// Bumped by every applied batch that held a transition, so open detail pages refetch.
     pub transitions_seen: RwSignal<u64>,
+    /// The newest alert news from the stream, for toasts, notifications and the alerts page.
+    pub alert_notice: RwSignal<Option<AlertNotice>, LocalStorage>,
     stream: StoredValue<Option<LiveStream>, LocalStorage>,
-    pending: StoredValue<Vec<StreamEvent>, LocalStorage>,
+    pending: StoredValue<Pending, LocalStorage>,
 }
 
 impl Live {
     pub fn new() -> Live {
         Live {
-            board: RwSignal::new(Board::default()),
+            board: StoredValue::new_local(Board::default()),
+            tiles: StoredValue::new_local(HashMap::new()),
+            members: Trigger::new(),
+            failure_rates: Trigger::new(),
+            volumes: Trigger::new(),
             connection: RwSignal::new(Connection::Connecting),
             load_error: RwSignal::new(None),
             needs_token: RwSignal::new(false),
             now_ms: RwSignal::new(js_sys::Date::now() as i64),
             transitions_seen: RwSignal::new(0),
+            alert_notice: RwSignal::new_local(None),
             stream: StoredValue::new_local(None),
-            pending: StoredValue::new_local(Vec::new()),
+            pending: StoredValue::new_local(Pending::default()),
         }
+    }
+
+    /// Reads the board without tracking; pair it with [`Live::track_order`] or
+    /// [`Live::tile_trigger`] so the reader re-runs when what it shows changed.
+    pub fn with_board<T>(self, read: impl FnOnce(&Board) -> T) -> T {
+        self.board.with_value(read)
+    }
+
+    /// Tracks what the overview's order and filter depend on under `sort`.
+    pub fn track_order(self, sort: SortBy) {
+        self.members.track();
+        match sort {
+            SortBy::FailureRate => self.failure_rates.track(),
+            SortBy::Volume => self.volumes.track(),
+            SortBy::State | SortBy::Name => {}
+        }
+    }
+
+    /// How many breakers are in each state (tracked).
+    pub fn counts(self) -> StateCounts {
+        self.members.track();
+        self.with_board(Board::counts)
+    }
+
+    /// Whether no breaker is known yet (tracked).
+    pub fn is_empty(self) -> bool {
+        self.members.track();
+        self.with_board(Board::is_empty)
+    }
+
+    /// The trigger notified whenever `key`'s entry changes.
+    pub fn tile_trigger(self, key: &Key) -> ArcTrigger {
+        if let Some(trigger) = self.tiles.with_value(|tiles| tiles.get(key).cloned()) {
+            return trigger;
+        }
+        let trigger = ArcTrigger::new();
+        self.tiles
+            .update_value(|tiles| drop(tiles.insert(key.clone(), trigger.clone())));
+        trigger
+    }
+
+    /// `key`'s entry (tracked by its tile trigger).
+    pub fn entry(self, key: &Key) -> Option<Entry> {
+        self.tile_trigger(key).track();
+        self.with_board(|board| board.entry(key).cloned())
     }
 
     /// Opens the live stream (closing any previous one); on (re)connect, fetches the list to
@@ -79,7 +149,9 @@ impl Live {
                     set_timeout(move || self.connect(), STREAM_RETRY);
                 }
             }
-            StreamMessage::Event(event) => self.enqueue(event),
+            StreamMessage::Summary(raw) => self.enqueue(raw),
+            StreamMessage::Transition(record) => self.apply_transition(record),
+            StreamMessage::Alert(notice) => self.alert_notice.set(Some(notice)),
         });
         match result {
             Ok(stream) => self.stream.set_value(Some(stream)),
@@ -95,47 +167,107 @@ impl Live {
         self.stream.set_value(None);
     }
 
-    fn enqueue(self, event: StreamEvent) {
-        let first = self.pending.with_value(Vec::is_empty);
-        self.pending.update_value(|pending| pending.push(event));
-        if first {
-            set_timeout(move || self.flush(), FLUSH_WINDOW);
+    /// Keeps a summary for the next animation frame.
+    fn enqueue(self, raw: String) {
+        let first = self
+            .pending
+            .try_update_value(|pending| pending.push_summary(raw));
+        match first {
+            Some(Ok(true)) => request_animation_frame(move || self.flush_frame()),
+            Some(Ok(false)) | None => {}
+            Some(Err(err)) => leptos::logging::warn!("ignoring a stream event: {err}"),
         }
     }
 
-    fn flush(self) {
+    /// Applies the summaries of the breakers waiting longest, and asks for another frame when
+    /// some are left.
+    fn flush_frame(self) {
         let started = now();
-        let events = self
+        let drained = self
             .pending
-            .try_update_value(std::mem::take)
+            .try_update_value(|pending| pending.drain(MAX_TILES_PER_FRAME))
             .unwrap_or_default();
-        if events.is_empty() {
+        for err in &drained.errors {
+            leptos::logging::warn!("ignoring a stream event: {err}");
+        }
+        if !self.pending.with_value(Pending::is_empty) {
+            request_animation_frame(move || self.flush_frame());
+        }
+        if drained.summaries.is_empty() {
             return;
         }
-        let n_events = events.len();
-        let transitions: Vec<String> = events
-            .iter()
-            .filter_map(|event| match event {
-                StreamEvent::Transition(record) => Some(record.transition.breaker.clone()),
-                StreamEvent::Summary(_) => None,
+        let applied = self
+            .board
+            .try_update_value(|board| {
+                let mut applied = Applied::default();
+                for coalesced in drained.summaries {
+                    board.apply_summary(coalesced.summary, &coalesced.spark, &mut applied);
+                }
+                applied
             })
-            .collect();
-        self.board.update(|board| {
-            for event in events {
-                board.apply(event);
-            }
-        });
-        if !transitions.is_empty() {
-            self.transitions_seen.update(|seen| *seen += 1);
-        }
-        // Effects run as microtasks; a zero timeout runs after them, once the DOM is updated.
+            .unwrap_or_default();
+        self.notify(&applied);
+        self.record_after_render(started, drained.n_events, None);
+    }
+
+    /// Applies a transition at once, after its breaker's pending summary (the stream's order).
+    fn apply_transition(self, record: TransitionRecord) {
+        let started = now();
+        let key = (record.service.clone(), record.transition.breaker.clone());
+        let before = self
+            .pending
+            .try_update_value(|pending| pending.take(&key))
+            .flatten();
+        let breaker = record.transition.breaker.clone();
+        let applied = self
+            .board
+            .try_update_value(|board| {
+                let mut applied = Applied::default();
+                match before {
+                    Some(Ok(coalesced)) => {
+                        board.apply_summary(coalesced.summary, &coalesced.spark, &mut applied);
+                    }
+                    Some(Err(err)) => leptos::logging::warn!("ignoring a stream event: {err}"),
+                    None => {}
+                }
+                board.apply_transition(record, &mut applied);
+                applied
+            })
+            .unwrap_or_default();
+        self.notify(&applied);
+        self.transitions_seen.update(|seen| *seen += 1);
+        self.record_after_render(started, 1, Some(breaker));
+    }
+
+    /// Records the batch's cost and, for a transition, when it became visible, once the DOM is
+    /// updated: effects run as microtasks, and a zero timeout runs after them.
+    fn record_after_render(self, started: f64, n_events: usize, seen: Option<String>) {
         set_timeout(
             move || {
                 record_batch(now() - started, n_events);
-                record_seen(&transitions);
+                record_seen(seen.as_deref());
             },
             Duration::ZERO,
         );
+    }
+
+    fn notify(self, applied: &Applied) {
+        self.tiles.with_value(|tiles| {
+            for key in &applied.touched {
+                if let Some(trigger) = tiles.get(key) {
+                    trigger.notify();
+                }
+            }
+        });
+        if applied.added || applied.states {
+            self.members.notify();
+        }
+        if applied.failure_rates {
+            self.failure_rates.notify();
+        }
+        if applied.volumes {
+            self.volumes.notify();
+        }
     }
 
     pub fn fetch_list(self) {
@@ -144,10 +276,17 @@ impl Live {
                 Ok(summaries) => {
                     self.load_error.set(None);
                     self.needs_token.set(false);
-                    self.board.update(|board| board.apply_snapshot(summaries));
+                    let mut applied = self
+                        .board
+                        .try_update_value(|board| board.apply_snapshot(summaries))
+                        .unwrap_or_default();
+                    self.notify(&applied);
                     if let Ok(sparklines) = api::sparklines().await {
-                        self.board
-                            .update(|board| board.apply_sparklines(sparklines));
+                        applied = self
+                            .board
+                            .try_update_value(|board| board.apply_sparklines(sparklines))
+                            .unwrap_or_default();
+                        self.notify(&applied);
                     }
                 }
                 Err(err) if err.is_unauthorized() => self.needs_token.set(true),
@@ -190,11 +329,11 @@ fn record_batch(elapsed_ms: f64, n_events: usize) {
     batches.unchecked_into::<js_sys::Array>().push(&entry);
 }
 
-/// Sets `window.__fusebox_seen[breaker] = Date.now()` for each breaker with a new transition.
-fn record_seen(breakers: &[String]) {
-    if breakers.is_empty() {
+/// Sets `window.__fusebox_seen[breaker] = Date.now()` for the breaker of a new transition.
+fn record_seen(breaker: Option<&str>) {
+    let Some(breaker) = breaker else {
         return;
-    }
+    };
     let Some(window) = web_sys::window() else {
         return;
     };
@@ -208,7 +347,5 @@ fn record_seen(breakers: &[String]) {
             fresh
         });
     let at = JsValue::from_f64(js_sys::Date::now());
-    for breaker in breakers {
-        let _ = js_sys::Reflect::set(&seen, &JsValue::from_str(breaker), &at);
-    }
+    let _ = js_sys::Reflect::set(&seen, &JsValue::from_str(breaker), &at);
 }

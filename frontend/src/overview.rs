@@ -1,12 +1,16 @@
 //! The overview: a toolbar (search, state filter, sort; all in the URL) and one live tile per
 //! breaker, grouped by service. The logic is in [`crate::board`], [`crate::filter`] and
 //! [`crate::format`]; components bind it to elements.
+//!
+//! Updates are fine-grained: each tile re-renders only when its own breaker changed (its trigger
+//! in [`Live`]), and the grouping and order are recomputed only when a breaker appeared or a key
+//! the current sort or filter reads changed. Keyed `<For>`s then move or add only what moved.
 
 use leptos::prelude::*;
 use leptos_router::NavigateOptions;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
-use crate::board::{Board, Key, ServiceGroup};
+use crate::board::{Key, ServiceGroup};
 use crate::filter::{Filter, SortBy, StateFilter};
 use crate::format;
 use crate::live::Live;
@@ -18,8 +22,10 @@ pub fn Overview() -> impl IntoView {
     let filter = Memo::new(move |_| query.with(|query| Filter::from_query(|key| query.get(key))));
     let groups = Memo::new(move |_| {
         let filter = filter.get();
-        live.board.with(|board| board.groups(&filter))
+        live.track_order(filter.sort);
+        live.with_board(|board| board.groups(&filter))
     });
+    let is_empty = Memo::new(move |_| live.is_empty());
     view! {
         <Toolbar filter=filter />
         <section class="board" aria-label="breakers">
@@ -28,12 +34,12 @@ pub fn Overview() -> impl IntoView {
                 key=|group| group.service.clone()
                 children=move |group| view! { <ServiceSection service=group.service groups=groups /> }
             />
-            <Show when=move || live.board.with(Board::is_empty)>
+            <Show when=move || is_empty.get()>
                 <p class="empty">
                     "No breaker has reported yet. Point a breaker's reporter at this server and its tile appears here."
                 </p>
             </Show>
-            <Show when=move || !live.board.with(Board::is_empty) && groups.with(Vec::is_empty)>
+            <Show when=move || !is_empty.get() && groups.with(Vec::is_empty)>
                 <p class="empty">"No breaker matches the filter."</p>
             </Show>
         </section>
@@ -127,7 +133,8 @@ fn Toolbar(filter: Memo<Filter>) -> impl IntoView {
 #[component]
 fn ServiceSection(service: String, groups: Memo<Vec<ServiceGroup>>) -> impl IntoView {
     let name = service.clone();
-    let breakers = move || {
+    // A memo: a reorder elsewhere leaves this service's list, and its `<For>`, alone.
+    let breakers = Memo::new(move |_| {
         groups.with(|groups| {
             groups
                 .iter()
@@ -135,7 +142,7 @@ fn ServiceSection(service: String, groups: Memo<Vec<ServiceGroup>>) -> impl Into
                 .map(|group| group.breakers.clone())
                 .unwrap_or_default()
         })
-    };
+    });
     let heading = service.clone();
     let data_service = service.clone();
     view! {
@@ -143,7 +150,7 @@ fn ServiceSection(service: String, groups: Memo<Vec<ServiceGroup>>) -> impl Into
             <h2>{heading}</h2>
             <div class="tiles">
                 <For
-                    each=breakers
+                    each=move || breakers.get()
                     key=|breaker| breaker.clone()
                     children=move |breaker| view! { <Tile key=(service.clone(), breaker) /> }
                 />
@@ -156,11 +163,19 @@ fn ServiceSection(service: String, groups: Memo<Vec<ServiceGroup>>) -> impl Into
 fn Tile(key: Key) -> impl IntoView {
     let live = expect_context::<Live>();
     let lookup = key.clone();
-    let entry = Memo::new(move |_| live.board.with(|board| board.entry(&lookup).cloned()));
+    let trigger = live.tile_trigger(&key);
     let tile = Memo::new(move |_| {
-        let now_ms = live.now_ms.get();
-        entry.with(|entry| entry.as_ref().map(|entry| format::tile_view(entry, now_ms)))
+        trigger.track();
+        live.with_board(|board| board.entry(&lookup).map(format::tile_view))
     });
+    let since = move || {
+        let now_ms = live.now_ms.get();
+        tile.with(|tile| {
+            tile.as_ref()
+                .map(|tile| format::since(tile.state, tile.since_ms, now_ms))
+                .unwrap_or_default()
+        })
+    };
     let field = move |read: fn(&format::TileView) -> String| {
         move || tile.with(|tile| tile.as_ref().map(read).unwrap_or_default())
     };
@@ -206,7 +221,7 @@ fn Tile(key: Key) -> impl IntoView {
             <svg class="spark" viewBox="0 0 120 24" preserveAspectRatio="none" aria-label="calls per second, last 2 minutes">
                 <polyline points=field(|tile| tile.spark_points.clone()) />
             </svg>
-            <span class="tile-foot">{field(|tile| tile.since.clone())} " · " <span data-metric="instances">{field(|tile| tile.instances.clone())}</span></span>
+            <span class="tile-foot">{since} " · " <span data-metric="instances">{field(|tile| tile.instances.clone())}</span></span>
             {move || tile.with(|tile| tile.as_ref().and_then(|tile| tile.trigger.clone())).map(|text| view! { <span class="trigger">{text}</span> })}
         </a>
     }

@@ -3,7 +3,7 @@
 //! `EventSource` reconnects by itself after a dropped connection; only when the browser gives up
 //! (the server answered with an error status) is the source closed, and the caller opens a new one.
 
-use protocol::StreamEvent;
+use protocol::{AlertNotice, TransitionRecord};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{EventSource, MessageEvent};
@@ -16,7 +16,10 @@ pub enum StreamMessage {
     Failed {
         gave_up: bool,
     },
-    Event(StreamEvent),
+    Transition(TransitionRecord),
+    /// A summary's JSON, read lazily by [`crate::coalesce`]: most are superseded before a frame.
+    Summary(String),
+    Alert(AlertNotice),
 }
 
 /// An open `EventSource` and its listeners; closed when dropped.
@@ -54,8 +57,8 @@ impl LiveStream {
                 callback(StreamMessage::Failed { gave_up });
             }),
         );
-        // Each message names its kind in `event:`; the JSON carries it again as `type`.
-        for name in ["transition", "summary"] {
+        // Each message names its kind in `event:`.
+        for name in ["transition", "summary", "alert"] {
             let callback = on_message.clone();
             listen(
                 name,
@@ -66,8 +69,8 @@ impl LiveStream {
                     else {
                         return;
                     };
-                    match serde_json::from_str::<StreamEvent>(&data) {
-                        Ok(event) => callback(StreamMessage::Event(event)),
+                    match parse(name, data) {
+                        Ok(message) => callback(message),
                         Err(err) => leptos::logging::warn!(
                             "ignoring a stream event that does not parse: {err}"
                         ),
@@ -80,6 +83,15 @@ impl LiveStream {
             _listeners: listeners,
         })
     }
+}
+
+fn parse(name: &str, data: String) -> Result<StreamMessage, serde_json::Error> {
+    Ok(match name {
+        "summary" => StreamMessage::Summary(data),
+        "alert" => StreamMessage::Alert(serde_json::from_str(&data)?),
+        // `{"type": "transition", …TransitionRecord}`: the record ignores the tag.
+        _ => StreamMessage::Transition(serde_json::from_str(&data)?),
+    })
 }
 
 impl Drop for LiveStream {

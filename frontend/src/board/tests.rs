@@ -283,3 +283,63 @@ fn summaries_feed_the_sparkline() {
     let entry = board.entry(&key("s", "b")).unwrap();
     assert_eq!(entry.spark.values, [10.0, 10.0]);
 }
+
+#[test]
+fn applied_names_the_changed_tiles_and_what_may_reorder() {
+    let mut board = Board::default();
+    let applied = board.apply_snapshot(vec![
+        summary("pay", "db", State::Closed, 1_000),
+        summary("pay", "cache", State::Closed, 1_000),
+    ]);
+    assert!(applied.added);
+    assert_eq!(applied.touched, vec![key("pay", "db"), key("pay", "cache")]);
+
+    // The same summary again changes nothing.
+    let applied = board.apply_snapshot(vec![summary("pay", "db", State::Closed, 1_000)]);
+    assert_eq!(applied, super::Applied::default());
+
+    // A new failure rate touches one tile and reorders only a failure-rate sort.
+    let mut changed = summary("pay", "db", State::Closed, 2_000);
+    changed.failure_rate = Some(0.3);
+    let mut applied = super::Applied::default();
+    board.apply_summary(changed, &[(2, 10.0)], &mut applied);
+    assert_eq!(applied.touched, vec![key("pay", "db")]);
+    assert!(!applied.added && !applied.states && !applied.volumes);
+    assert!(applied.reorders(SortBy::FailureRate));
+    assert!(!applied.reorders(SortBy::State));
+    assert!(!applied.reorders(SortBy::Name));
+
+    // A transition changes the state: every sort that filters or orders by state.
+    let applied = board.apply(transition(
+        "pay",
+        "cache",
+        "i-1",
+        3_000,
+        State::Closed,
+        State::Open,
+    ));
+    assert_eq!(applied.touched, vec![key("pay", "cache")]);
+    assert!(applied.states && applied.reorders(SortBy::Name));
+}
+
+#[test]
+fn coalesced_sparkline_values_are_recorded_in_order() {
+    let mut board = Board::default();
+    let mut applied = super::Applied::default();
+    board.apply_summary(
+        summary("s", "b", State::Closed, 7_000),
+        &[(5, 1.0), (6, 2.0), (7, 3.0)],
+        &mut applied,
+    );
+    assert_eq!(
+        board.entry(&key("s", "b")).unwrap().spark.values,
+        [1.0, 2.0, 3.0]
+    );
+    let mut later = super::Applied::default();
+    board.apply_summary(
+        summary("s", "b", State::Closed, 7_000),
+        &[(7, 3.0)],
+        &mut later,
+    );
+    assert!(later.touched.is_empty(), "nothing new to show");
+}

@@ -6,7 +6,9 @@
 //! Load: 10 services × 5 instances, each instance posting one batch a second with its service's
 //! 50 breakers, for [`LOAD_SECONDS`]. The page's own `performance.now()` timings are read from
 //! `window.__fusebox_batches`; visibility times from `window.__fusebox_seen` (`Date.now()` after
-//! the DOM update, the same wall clock as the test's).
+//! the DOM update, the same wall clock as the test's). Because batch sizes differ between
+//! designs, the page's whole main-thread time in the steady state is printed too, from
+//! Chromium's own accounting (DevTools `Performance.getMetrics`).
 
 use std::time::{Duration, Instant};
 
@@ -87,6 +89,7 @@ async fn figures_500_breakers_bundle_size_and_transition_latency() {
     .await;
     // Batches from here on update existing tiles only (the steady state).
     let steady_from = n_batches(&client).await;
+    let busy_from = (main_thread_busy(&client).await, Instant::now());
     // Responsiveness under load: how late a zero timeout fires, sampled through the load.
     let mut stalls = Vec::new();
     while !load.is_finished() {
@@ -94,6 +97,8 @@ async fn figures_500_breakers_bundle_size_and_transition_latency() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     load.await.unwrap();
+    let busy = main_thread_busy(&client).await.since(&busy_from.0);
+    let busy_seconds = busy_from.1.elapsed().as_secs_f64();
     crate::browser::save_screenshot(&client, "500-breakers").await;
 
     let batches = client
@@ -114,11 +119,14 @@ async fn figures_500_breakers_bundle_size_and_transition_latency() {
         .map(|(_, events)| events)
         .sum();
     let events: f64 = batches.iter().map(|(_, events)| events).sum();
+    // The whole cost, whatever the batching: batches of different sizes compare fairly here.
+    let steady_total_ms: f64 = steady_ms.iter().sum();
     stalls.sort_by(f64::total_cmp);
     eprintln!(
         "FIGURE 500 breakers ({SERVICES} services × {INSTANCES_PER_SERVICE} instances, 1 batch/instance/s, {LOAD_SECONDS} s): \
          {} update batches, {:.0} events, {:.1} events/batch; apply+render per batch p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms; \
-         steady state (all 500 tiles shown): {} batches, {:.1} events/batch, p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms; \
+         steady state (all 500 tiles shown): {} batches, {:.1} events/batch, p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms, \
+         total {:.0} ms for {:.0} events = {:.3} ms/event; \
          event-loop delay (setTimeout 0) p50 {:.1} ms, max {:.1} ms over {} samples",
         batches.len(),
         events,
@@ -131,9 +139,22 @@ async fn figures_500_breakers_bundle_size_and_transition_latency() {
         percentile(&mut steady_ms, 0.50),
         percentile(&mut steady_ms, 0.95),
         percentile(&mut steady_ms, 1.0),
+        steady_total_ms,
+        steady_events,
+        steady_total_ms / steady_events.max(1.0),
         percentile(&mut stalls, 0.50),
         percentile(&mut stalls, 1.0),
         stalls.len(),
+    );
+    eprintln!(
+        "FIGURE 500 breakers, the page's main thread in the steady state (Chromium's own task \
+         accounting, whatever the page measures): busy {:.0} ms/s ({:.1} %): script {:.0} ms/s, \
+         style {:.0} ms/s, layout {:.0} ms/s, over {busy_seconds:.1} s",
+        busy.task_s * 1000.0 / busy_seconds,
+        busy.task_s * 100.0 / busy_seconds,
+        busy.script_s * 1000.0 / busy_seconds,
+        busy.style_s * 1000.0 / busy_seconds,
+        busy.layout_s * 1000.0 / busy_seconds,
     );
     assert!(!batches.is_empty());
     assert!(
@@ -191,6 +212,81 @@ async fn figures_500_breakers_bundle_size_and_transition_latency() {
     assert!(percentile(&mut latencies, 0.99) < MAX_TRANSITION_P99_MS);
 
     client.close().await.unwrap();
+}
+
+/// Chromium's cumulative main-thread time of the page, in seconds, from the DevTools protocol's
+/// `Performance.getMetrics` (through chromedriver's `goog/cdp/execute`): it counts everything the
+/// page costs, rendering included, however the page batches its work.
+#[derive(Debug, Default)]
+struct MainThreadBusy {
+    task_s: f64,
+    script_s: f64,
+    style_s: f64,
+    layout_s: f64,
+}
+
+impl MainThreadBusy {
+    fn since(&self, earlier: &MainThreadBusy) -> MainThreadBusy {
+        MainThreadBusy {
+            task_s: self.task_s - earlier.task_s,
+            script_s: self.script_s - earlier.script_s,
+            style_s: self.style_s - earlier.style_s,
+            layout_s: self.layout_s - earlier.layout_s,
+        }
+    }
+}
+
+async fn main_thread_busy(client: &Client) -> MainThreadBusy {
+    client
+        .issue_cmd(Cdp {
+            cmd: "Performance.enable",
+        })
+        .await
+        .unwrap();
+    let answer = client
+        .issue_cmd(Cdp {
+            cmd: "Performance.getMetrics",
+        })
+        .await
+        .unwrap();
+    let mut busy = MainThreadBusy::default();
+    for metric in answer["metrics"].as_array().into_iter().flatten() {
+        let value = metric["value"].as_f64().unwrap_or(0.0);
+        match metric["name"].as_str() {
+            Some("TaskDuration") => busy.task_s = value,
+            Some("ScriptDuration") => busy.script_s = value,
+            Some("RecalcStyleDuration") => busy.style_s = value,
+            Some("LayoutDuration") => busy.layout_s = value,
+            _ => {}
+        }
+    }
+    busy
+}
+
+/// A DevTools protocol command without parameters, sent through chromedriver.
+#[derive(Debug)]
+struct Cdp {
+    cmd: &'static str,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &reqwest::Url,
+        session_id: Option<&str>,
+    ) -> Result<reqwest::Url, <reqwest::Url as std::str::FromStr>::Err> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &reqwest::Url) -> (axum::http::Method, Option<String>) {
+        (
+            axum::http::Method::POST,
+            Some(json!({"cmd": self.cmd, "params": {}}).to_string()),
+        )
+    }
 }
 
 async fn n_batches(client: &Client) -> usize {

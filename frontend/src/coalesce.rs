@@ -1,0 +1,148 @@
+//! Live summaries waiting for the next animation frame, coalesced per breaker.
+//!
+//! With hundreds of breakers and several instances each, the stream sends a breaker's summary
+//! several times a second, and only the newest one can be seen. Each arriving summary is read
+//! only as far as its identity and its calls/s (for the sparkline, which keeps one value per
+//! second); the rest of the message is kept as text and parsed once, when the frame applies it,
+//! so a summary superseded within the frame is never parsed in full.
+//!
+//! Pure and host-tested.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
+
+use protocol::BreakerSummary;
+use serde::Deserialize;
+
+use crate::board::Key;
+
+/// Summaries received and not applied yet: the newest per breaker, oldest breaker first.
+#[derive(Debug, Default)]
+pub struct Pending {
+    summaries: HashMap<Key, PendingSummary>,
+    /// The breakers of `summaries` in the order they first became pending, so a frame that takes
+    /// only some of them takes those that waited longest.
+    order: VecDeque<Key>,
+    /// Stream messages received since the last frame, superseded ones included.
+    n_events: usize,
+}
+
+/// A breaker's newest summary, parsed, with the sparkline values of every second seen meanwhile.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Coalesced {
+    pub summary: BreakerSummary,
+    /// `(second, calls/s)`, oldest first, one per second: the last value seen in each second.
+    pub spark: Vec<(i64, f64)>,
+}
+
+/// What the frame applies.
+#[derive(Debug, Default)]
+pub struct Drained {
+    pub summaries: Vec<Coalesced>,
+    /// Messages these came from, superseded ones included (for the batch figures).
+    pub n_events: usize,
+    /// Messages that did not parse, as sentences.
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug)]
+struct PendingSummary {
+    /// The newest message's JSON, parsed only when drained.
+    raw: String,
+    spark: Vec<(i64, f64)>,
+}
+
+/// The few fields read on arrival; serde skips the rest without building it.
+#[derive(Deserialize)]
+struct SummaryHead<'a> {
+    #[serde(borrow)]
+    service: Cow<'a, str>,
+    #[serde(borrow)]
+    breaker: Cow<'a, str>,
+    updated_ms: i64,
+    calls_per_s: f64,
+}
+
+// === impl Pending ===
+
+impl Pending {
+    pub fn is_empty(&self) -> bool {
+        self.summaries.is_empty()
+    }
+
+    /// Keeps the data of an `event: summary` message; a newer one for the same breaker replaces
+    /// it. Returns whether it is the first pending summary (the caller schedules a frame then).
+    pub fn push_summary(&mut self, raw: String) -> Result<bool, String> {
+        let head: SummaryHead<'_> = serde_json::from_str(&raw)
+            .map_err(|err| format!("a summary that does not parse: {err}"))?;
+        let second = head.updated_ms.div_euclid(1000);
+        let calls_per_s = head.calls_per_s;
+        let key = (head.service.into_owned(), head.breaker.into_owned());
+        let first = self.summaries.is_empty();
+        self.n_events += 1;
+        if let Some(pending) = self.summaries.get_mut(&key) {
+            match pending.spark.last_mut() {
+                Some(last) if last.0 == second => last.1 = calls_per_s,
+                _ => pending.spark.push((second, calls_per_s)),
+            }
+            pending.raw = raw;
+        } else {
+            self.order.push_back(key.clone());
+            self.summaries.insert(
+                key,
+                PendingSummary {
+                    raw,
+                    spark: vec![(second, calls_per_s)],
+                },
+            );
+        }
+        Ok(first)
+    }
+
+    /// Takes the summaries of at most `max` breakers, those pending longest first, parsing each
+    /// breaker's newest summary once. The rest stay pending and keep coalescing.
+    pub fn drain(&mut self, max: usize) -> Drained {
+        let n_events = std::mem::take(&mut self.n_events);
+        let n_taken = max.min(self.order.len());
+        let mut drained = Drained {
+            summaries: Vec::with_capacity(n_taken),
+            n_events,
+            errors: Vec::new(),
+        };
+        for key in self.order.drain(..n_taken) {
+            if let Some(pending) = self.summaries.remove(&key) {
+                match pending.parse() {
+                    Ok(coalesced) => drained.summaries.push(coalesced),
+                    Err(err) => drained.errors.push(err),
+                }
+            }
+        }
+        drained
+    }
+
+    /// Takes `key`'s pending summary, if any: a transition of that breaker applies after it, so
+    /// the stream's order holds for each breaker while the others wait for their frame.
+    pub fn take(&mut self, key: &Key) -> Option<Result<Coalesced, String>> {
+        let pending = self.summaries.remove(key)?;
+        self.order.retain(|queued| queued != key);
+        Some(pending.parse())
+    }
+}
+
+// === impl PendingSummary ===
+
+impl PendingSummary {
+    fn parse(self) -> Result<Coalesced, String> {
+        // The message is `{"type": "summary", …BreakerSummary}`; reading the summary directly
+        // skips the buffering an internally tagged enum needs.
+        let summary = serde_json::from_str::<BreakerSummary>(&self.raw)
+            .map_err(|err| format!("a summary that does not parse: {err}"))?;
+        Ok(Coalesced {
+            summary,
+            spark: self.spark,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

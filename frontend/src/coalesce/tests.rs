@@ -1,0 +1,127 @@
+use serde_json::json;
+
+use super::Pending;
+
+fn summary(service: &str, breaker: &str, updated_ms: i64, calls_per_s: f64) -> String {
+    json!({
+        "type": "summary", "service": service, "breaker": breaker, "state": "closed",
+        "since_ms": 0, "instances": [], "open_instances": 0, "failure_rate": 0.1,
+        "failure_rate_threshold": 0.5, "calls_per_s": calls_per_s, "updated_ms": updated_ms
+    })
+    .to_string()
+}
+
+#[test]
+fn newest_summary_per_breaker_wins_and_every_second_feeds_the_sparkline() {
+    let mut pending = Pending::default();
+    assert!(
+        pending
+            .push_summary(summary("pay", "db", 5_100, 1.0))
+            .unwrap()
+    );
+    assert!(
+        !pending
+            .push_summary(summary("pay", "db", 5_900, 2.0))
+            .unwrap()
+    );
+    assert!(
+        !pending
+            .push_summary(summary("pay", "db", 6_200, 3.0))
+            .unwrap()
+    );
+    assert!(
+        !pending
+            .push_summary(summary("pay", "cache", 6_000, 9.0))
+            .unwrap()
+    );
+
+    let mut drained = pending.drain(usize::MAX);
+    assert!(pending.is_empty());
+    assert_eq!(drained.n_events, 4);
+    assert!(drained.errors.is_empty());
+    drained
+        .summaries
+        .sort_by(|a, b| a.summary.breaker.cmp(&b.summary.breaker));
+    assert_eq!(drained.summaries.len(), 2);
+    assert_eq!(drained.summaries[0].summary.breaker, "cache");
+    let db = &drained.summaries[1];
+    assert_eq!(db.summary.updated_ms, 6_200);
+    assert_eq!(db.spark, [(5, 2.0), (6, 3.0)]);
+
+    // Drained means empty: the next summary starts a new frame.
+    assert!(
+        pending
+            .push_summary(summary("pay", "db", 7_000, 1.0))
+            .unwrap()
+    );
+}
+
+#[test]
+fn names_with_escapes_are_read_whole() {
+    let mut pending = Pending::default();
+    pending
+        .push_summary(summary("a\"b", "<img src=x>\n", 1_000, 1.0))
+        .unwrap();
+    let drained = pending.drain(usize::MAX);
+    assert_eq!(drained.summaries[0].summary.service, "a\"b");
+    assert_eq!(drained.summaries[0].summary.breaker, "<img src=x>\n");
+}
+
+#[test]
+fn a_bad_message_is_refused_on_arrival() {
+    let mut pending = Pending::default();
+    assert!(
+        pending
+            .push_summary("{\"type\": \"summary\"".into())
+            .is_err()
+    );
+    assert!(
+        pending
+            .push_summary(json!({"service": "s"}).to_string())
+            .is_err()
+    );
+    assert!(pending.is_empty());
+    assert_eq!(pending.drain(usize::MAX).n_events, 0);
+}
+
+#[test]
+fn a_frame_takes_the_longest_waiting_breakers_and_the_rest_keep_coalescing() {
+    let mut pending = Pending::default();
+    for breaker in ["a", "b", "c"] {
+        pending
+            .push_summary(summary("s", breaker, 1_000, 1.0))
+            .unwrap();
+    }
+    // `a` again keeps its place in line, with its newest data.
+    pending.push_summary(summary("s", "a", 1_500, 2.0)).unwrap();
+
+    let drained = pending.drain(2);
+    let names: Vec<&str> = drained
+        .summaries
+        .iter()
+        .map(|coalesced| coalesced.summary.breaker.as_str())
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(drained.summaries[0].summary.updated_ms, 1_500);
+    assert_eq!(drained.n_events, 4);
+    assert!(!pending.is_empty());
+
+    pending.push_summary(summary("s", "c", 2_000, 3.0)).unwrap();
+    let drained = pending.drain(2);
+    assert_eq!(drained.summaries.len(), 1);
+    assert_eq!(drained.summaries[0].spark, [(1, 1.0), (2, 3.0)]);
+    assert!(pending.is_empty());
+}
+
+#[test]
+fn a_transition_takes_its_own_breakers_summary_only() {
+    let mut pending = Pending::default();
+    pending.push_summary(summary("s", "a", 1_000, 1.0)).unwrap();
+    pending.push_summary(summary("s", "b", 1_000, 1.0)).unwrap();
+    let taken = pending.take(&("s".into(), "a".into())).unwrap().unwrap();
+    assert_eq!(taken.summary.breaker, "a");
+    assert!(pending.take(&("s".into(), "a".into())).is_none());
+    let rest = pending.drain(usize::MAX);
+    assert_eq!(rest.summaries.len(), 1);
+    assert_eq!(rest.summaries[0].summary.breaker, "b");
+}
