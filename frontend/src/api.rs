@@ -4,7 +4,7 @@ use std::fmt;
 
 use protocol::{
     Alert, BreakerMode, BreakerSummary, ConfigView, ControlRequest, ErrorBody, Me, Series,
-    Sparkline, Timeline, TransitionRecord,
+    SilenceRequest, Sparkline, Timeline, TransitionRecord,
 };
 use serde::de::DeserializeOwned;
 use wasm_bindgen::{JsCast, JsValue};
@@ -150,6 +150,34 @@ pub async fn control(service: &str, breaker: &str, mode: BreakerMode) -> Result<
 /// `GET /api/v1/alerts`: the alerts, newest first.
 pub async fn alerts() -> Result<Vec<Alert>, ApiError> {
     get_json("/api/v1/alerts").await
+}
+
+/// `POST /api/v1/alerts/{id}/ack`: records the signed-in admin as having acknowledged it.
+pub async fn acknowledge_alert(id: i64) -> Result<Alert, ApiError> {
+    post_json(&format!("/api/v1/alerts/{id}/ack"), None).await
+}
+
+/// `POST /api/v1/alerts/{id}/silence`: holds its notifications back for `for_ms` (0 lifts it).
+pub async fn silence_alert(id: i64, for_ms: i64) -> Result<Alert, ApiError> {
+    let body = serde_json::to_string(&SilenceRequest { for_ms })
+        .map_err(|err| ApiError::new(err.to_string()))?;
+    post_json(&format!("/api/v1/alerts/{id}/silence"), Some(&body)).await
+}
+
+async fn post_json<T: DeserializeOwned>(url: &str, body: Option<&str>) -> Result<T, ApiError> {
+    let init = RequestInit::new();
+    init.set_method("POST");
+    if let Some(body) = body {
+        init.set_body(&JsValue::from_str(body));
+        let headers = web_sys::Headers::new().map_err(|err| ApiError::new(describe(&err)))?;
+        headers
+            .set("Content-Type", "application/json")
+            .map_err(|err| ApiError::new(describe(&err)))?;
+        init.set_headers(&headers);
+    }
+    let text = send(url, "POST", &init).await?;
+    serde_json::from_str(&text)
+        .map_err(|err| ApiError::new(format!("POST {url}: unexpected answer ({err})")))
 }
 
 /// `/api/v1/breakers/{service}/{breaker}`; names are untrusted and may hold `/`, `?` or `#`, so

@@ -13,11 +13,13 @@ use leptos_router::hooks::use_navigate;
 use leptos_router::path;
 use protocol::{AccessRole, Me};
 
+use crate::alerts_page::Alerts;
 use crate::api;
 use crate::detail::Detail;
 use crate::live::{Connection, Live};
 use crate::overview::Overview;
-use crate::pages::{Alerts, Recommendations};
+use crate::pages::Recommendations;
+use crate::toasts::{NotifyButton, ToastStack};
 
 /// Who is looking: decides whether admin controls are shown.
 #[derive(Clone, Copy)]
@@ -74,6 +76,7 @@ pub fn App() -> impl IntoView {
         <Router>
             <Header />
             <StreamBanner />
+            <ToastStack />
             <Show when=move || live.needs_token.get()>
                 <SignIn />
             </Show>
@@ -133,6 +136,7 @@ fn Header() -> impl IntoView {
                 <span class="count half_open">"◐ " {move || counts.get().half_open} " half-open"</span>
                 <span class="count closed">"✓ " {move || counts.get().closed} " closed"</span>
             </div>
+            <NotifyButton />
             <span class=connection_class>{connection_text}</span>
             <span class="who" data-role=role_key>{who}</span>
             <A href="/login">"Sign in"</A>

@@ -8,19 +8,24 @@
 //! - [`range`]: the detail page's time range (kept in the URL).
 //! - [`format`]: what tiles and tables say, as strings.
 //! - [`coalesce`]: live summaries waiting for the next animation frame, newest per breaker.
+//! - [`alerts`]: what toasts, notifications and the alerts page say.
 //! - Charts come from the shared `charts` crate, which the server uses too.
-//! - `api`, `stream`, `live`, `app`, `overview`, `detail`, `pages` (wasm32 only): HTTP calls, the
-//!   Server-Sent Events stream, per-frame live updates, and components.
+//! - `api`, `stream`, `live`, `notify`, `app`, `overview`, `detail`, `alerts_page`, `toasts`,
+//!   `pages` (wasm32 only): HTTP calls, the Server-Sent Events stream, per-frame live updates,
+//!   browser notifications, and components.
 //!
 //! The pure modules are tested on the host (`cargo test -p frontend`); the rest needs a
 //! browser and builds only for wasm32 (`cargo xtask build-ui`).
 
+pub mod alerts;
 pub mod board;
 pub mod coalesce;
 pub mod filter;
 pub mod format;
 pub mod range;
 
+#[cfg(target_arch = "wasm32")]
+pub mod alerts_page;
 #[cfg(target_arch = "wasm32")]
 pub mod api;
 #[cfg(target_arch = "wasm32")]
@@ -30,8 +35,12 @@ pub mod detail;
 #[cfg(target_arch = "wasm32")]
 pub mod live;
 #[cfg(target_arch = "wasm32")]
+pub mod notify;
+#[cfg(target_arch = "wasm32")]
 pub mod overview;
 #[cfg(target_arch = "wasm32")]
 pub mod pages;
 #[cfg(target_arch = "wasm32")]
 pub mod stream;
+#[cfg(target_arch = "wasm32")]
+pub mod toasts;

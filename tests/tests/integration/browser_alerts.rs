@@ -1,0 +1,154 @@
+//! Browser test of alerts in the dashboard: an ingested trip fires the default `breaker-opened`
+//! rule, the page shows a toast from the live stream and lists the alert; an admin acknowledges
+//! it and the page shows who did; a viewer sees the alert without any buttons. The page never
+//! asks for notification permission by itself, only offers a button.
+
+use backend::auth::Role;
+use fantoccini::{Client, Locator};
+use serde_json::json;
+use tests::TestServer;
+
+use crate::browser::{
+    BROWSER_LOCK, BrowserSetup, Chromedriver, PAGE_READY_DEADLINE, save_screenshot, wait_until,
+};
+use crate::browser_dashboard::{count, post_batch, wait_for, wall_ms};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trip_shows_a_toast_and_an_admin_acknowledges_it() {
+    let Some(setup) = BrowserSetup::find() else {
+        return;
+    };
+    let _browser = BROWSER_LOCK.lock().await;
+    let server = TestServer::start_with(|options| {
+        options.anonymous_viewer = true;
+        options.dist_dir = setup.dist.clone();
+    })
+    .await
+    .unwrap();
+    let admin = server.user_token("ops", Role::Admin).await.unwrap();
+    let viewer = server.user_token("watcher", Role::Viewer).await.unwrap();
+    let key = server.ingest_key("checkout").await.unwrap();
+    let driver = Chromedriver::start(&setup.chromedriver);
+    let client = driver.connect(&setup.chromium).await;
+
+    client.goto(&server.url()).await.unwrap();
+    set_token(&client, &admin).await;
+    client
+        .goto(&format!("{}/alerts", server.url()))
+        .await
+        .unwrap();
+    wait_for(&client, ".who[data-role=\"admin\"]", "the admin's role").await;
+    wait_for(&client, ".pill.live", "the live stream").await;
+    wait_for(
+        &client,
+        "[data-page=\"alerts\"] .empty",
+        "an empty alert list",
+    )
+    .await;
+    // Asking for notification permission is the user's choice: a button, no prompt on load.
+    let permission = client
+        .execute(
+            "return window.Notification ? Notification.permission : 'unsupported';",
+            vec![],
+        )
+        .await
+        .unwrap();
+    if permission == json!("default") {
+        assert_eq!(count(&client, "button.notify-ask").await, 1);
+    }
+
+    let now_ms = wall_ms();
+    let batch = json!({
+        "service": "checkout", "instance": "checkout-1", "seq": 1, "sent_at_ms": now_ms,
+        "transitions": [{
+            "breaker": "payments-api", "at_ms": now_ms, "from": "closed", "to": "open",
+            "trigger": {"kind": "failure_rate", "value": 0.55, "threshold": 0.5}, "config_version": 1
+        }]
+    });
+    post_batch(&server.url(), &key, &batch).await;
+
+    // The toast, from the stream's `event: alert`.
+    wait_for(&client, ".toast[data-event=\"firing\"]", "a firing toast").await;
+    let toast = text(&client, ".toast[data-event=\"firing\"]").await;
+    assert!(toast.contains("payments-api"), "toast says {toast:?}");
+    assert!(
+        toast.contains("failure_rate = 0.55"),
+        "toast says {toast:?}"
+    );
+
+    // The list, reloaded on the same news.
+    let card = ".alert-card[data-status=\"firing\"]";
+    wait_for(&client, card, "the firing alert in the list").await;
+    let listed = text(&client, card).await;
+    assert!(
+        listed.contains("Breaker payments-api opened in checkout"),
+        "the list says {listed:?}"
+    );
+    assert!(listed.contains("checkout/payments-api on checkout-1"));
+    assert_eq!(count(&client, &format!("{card} .acked")).await, 0);
+    save_screenshot(&client, "alert-firing").await;
+
+    // The admin acknowledges it; the page names who.
+    client
+        .find(Locator::Css(&format!("{card} button.ack")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        &client,
+        PAGE_READY_DEADLINE,
+        "the acknowledgement on the page",
+        |client| async move {
+            match client.find(Locator::Css(".alert-card .acked")).await {
+                Ok(element) => element
+                    .text()
+                    .await
+                    .is_ok_and(|text| text.starts_with("acknowledged by ops")),
+                Err(_) => false,
+            }
+        },
+    )
+    .await;
+    assert_eq!(count(&client, ".alert-card button.ack").await, 0);
+    assert!(count(&client, ".alert-card button.silence").await > 0);
+    save_screenshot(&client, "alert-acknowledged").await;
+
+    // A viewer sees the alert and who acknowledged it, and no buttons.
+    set_token(&client, &viewer).await;
+    client
+        .goto(&format!("{}/alerts", server.url()))
+        .await
+        .unwrap();
+    wait_for(&client, ".who[data-role=\"viewer\"]", "the viewer's role").await;
+    wait_for(&client, ".alert-card .acked", "the acknowledged alert").await;
+    assert!(
+        text(&client, ".alert-card .acked")
+            .await
+            .starts_with("acknowledged by ops")
+    );
+    assert_eq!(count(&client, ".alert-card button").await, 0);
+
+    client.close().await.unwrap();
+}
+
+async fn set_token(client: &Client, token: &str) {
+    client
+        .execute(
+            &format!("document.cookie = 'fusebox_token={token}; path=/; SameSite=Strict';"),
+            vec![],
+        )
+        .await
+        .unwrap();
+}
+
+async fn text(client: &Client, css: &str) -> String {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
