@@ -8,6 +8,8 @@
 //!
 //! There are no default credentials: `fusebox users add NAME --admin` creates the first admin.
 
+use std::collections::HashMap;
+
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
@@ -227,14 +229,56 @@ fn presented_secret(parts: &Parts) -> Option<&str> {
 }
 
 async fn principal(parts: &Parts, app: &AppState) -> Result<Option<Principal>, AppError> {
-    match presented_secret(parts) {
-        None => Ok(None),
-        Some(secret) => match authenticate(&app.store, secret).await? {
-            Some(principal) => Ok(Some(principal)),
-            None => Err(AppError::Unauthorized {
-                detail: "the presented key or token is unknown or revoked".into(),
-            }),
-        },
+    let Some(secret) = presented_secret(parts) else {
+        return Ok(None);
+    };
+    let hash = hash_secret(secret);
+    if let Some(principal) = app.credentials.get(&hash) {
+        return Ok(Some(principal));
+    }
+    match authenticate(&app.store, secret).await? {
+        Some(principal) => {
+            app.credentials.put(hash, principal.clone());
+            Ok(Some(principal))
+        }
+        None => Err(AppError::Unauthorized {
+            detail: "the presented key or token is unknown or revoked".into(),
+        }),
+    }
+}
+
+/// How long a checked credential is trusted without asking the database again. Every ingest
+/// batch and read carries a credential; a short cache spares a query per request, and a key
+/// revoked from the CLI (another process) stops working within this time.
+pub const CREDENTIAL_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Credentials checked recently, by the hash of their secret. Only known credentials are
+/// kept (an unknown one is asked about each time), and never more than `MAX_CACHED`.
+#[derive(Default)]
+pub struct CredentialCache {
+    entries: std::sync::Mutex<HashMap<String, (Principal, tokio::time::Instant)>>,
+}
+
+const MAX_CACHED: usize = 10_000;
+
+impl CredentialCache {
+    fn get(&self, hash: &str) -> Option<Principal> {
+        let entries = self.entries.lock().expect("credential cache lock poisoned");
+        entries
+            .get(hash)
+            .filter(|(_, checked)| checked.elapsed() < CREDENTIAL_TTL)
+            .map(|(principal, _)| principal.clone())
+    }
+
+    fn put(&self, hash: String, principal: Principal) {
+        let mut entries = self.entries.lock().expect("credential cache lock poisoned");
+        if entries.len() >= MAX_CACHED {
+            entries.retain(|_, (_, checked)| checked.elapsed() < CREDENTIAL_TTL);
+            if entries.len() >= MAX_CACHED {
+                entries.clear();
+            }
+        }
+        entries.insert(hash, (principal, tokio::time::Instant::now()));
     }
 }
 

@@ -16,6 +16,7 @@ use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::alerts::{self, AlertSettings, Alerts};
+use crate::auth::CredentialCache;
 use crate::configs::{self, ConfigWatch};
 use crate::fleet::Fleet;
 use crate::hub::Hub;
@@ -74,6 +75,7 @@ pub struct AppState {
     pub configs: Arc<ConfigWatch>,
     pub anonymous_viewer: bool,
     pub alerts: Alerts,
+    pub credentials: Arc<CredentialCache>,
 }
 
 /// A server accepting connections; dropping it does not stop it, `shutdown` does.
@@ -159,6 +161,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         configs: Arc::default(),
         anonymous_viewer: options.anonymous_viewer,
         alerts,
+        credentials: Arc::default(),
     };
     let app = router(state.clone(), &options);
     let (stop, stopped) = oneshot::channel::<()>();
