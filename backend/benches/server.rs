@@ -11,14 +11,8 @@ use std::time::{Duration, Instant};
 
 use backend::server::{self, ServerOptions};
 use backend::store::Store;
+use backend::time::now_ms;
 use protocol::{Aggregate, IngestBatch, LatencyHistogram, OutcomeCounts, State};
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 fn aggregate(breaker: usize, start_ms: i64, calls: u64) -> Aggregate {
     let mut latency = LatencyHistogram::default();

@@ -3,19 +3,13 @@
 //! This test lives in the backend package (not in `tests/`) because it runs the `fusebox`
 //! binary itself, which Cargo only hands to the binary's own package's tests.
 
+use backend::time::now_ms;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 const BIN: &str = env!("CARGO_BIN_EXE_fusebox");
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 /// Runs a CLI command and returns its stdout.
 fn cli(args: &[&str]) -> String {

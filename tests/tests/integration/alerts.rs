@@ -12,6 +12,7 @@ use axum::body::Bytes;
 use axum::extract::State as AxumState;
 use axum::http::{HeaderMap, StatusCode};
 use backend::auth::Role;
+use backend::time::now_ms;
 use hmac::{Hmac, Mac};
 use protocol::{
     Alert, AlertChannel, AlertChannelKind, AlertChannelView, AlertRule, AlertRuleKind, State,
@@ -22,13 +23,6 @@ use tests::TestServer;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 const SECRET: &str = "test-signing-secret";
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 /// Polls `check` until it gives a value, failing after `DEADLINE`.
 async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T

@@ -2,6 +2,7 @@
 //! an admin, with and without `--anonymous-viewer`.
 
 use backend::auth::Role;
+use backend::time::now_ms;
 use tests::TestServer;
 
 #[derive(Clone, Copy, Debug)]
@@ -38,13 +39,6 @@ enum Access {
     Status,
     /// Open to all.
     Public,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 fn expected(access: &Access, who: Who, anonymous: bool) -> u16 {

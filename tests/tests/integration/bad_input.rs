@@ -2,15 +2,9 @@
 //! and never disturbs what was stored before.
 
 use backend::auth::Role;
+use backend::time::now_ms;
 use serde_json::{Value, json};
 use tests::TestServer;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 fn valid_batch(seq: u64) -> Value {
     let now = now_ms();

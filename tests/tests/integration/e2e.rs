@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use backend::auth::Role;
+use backend::time::now_ms;
 use breaker::reporter::{Reporter, ReporterConfig};
 use breaker::{CallError, Config, Registry, Window};
 use protocol::{IngestAck, IngestBatch, State, StreamEvent, TransitionRecord};
@@ -11,13 +12,6 @@ use serde_json::json;
 use tests::{SseReader, TestServer};
 
 const DEADLINE: Duration = Duration::from_secs(10);
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 fn tight_config() -> Config {
     Config::builder()

@@ -1,17 +1,11 @@
 //! A full ingest queue answers 503 with `Retry-After` instead of growing, and loses nothing it
 //! accepted.
 
+use backend::time::now_ms;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use sqlx::Connection;
 use tests::TestServer;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_answers_503_and_keeps_what_it_took() {

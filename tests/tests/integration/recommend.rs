@@ -2,18 +2,12 @@
 //! admin as a new config version; lint of the current config.
 
 use backend::auth::Role;
+use backend::time::now_ms;
 use protocol::{ConfigView, LintFinding, Recommendation};
 use serde_json::{Value, json};
 use tests::TestServer;
 
 const MINUTE: i64 = 60_000;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 /// Three hours of one-minute aggregates, 20 calls/s with 1 % failures, and a 12-minute outage
 /// (70 % failures, slow) in the middle.

@@ -4,18 +4,12 @@
 use std::time::Duration;
 
 use backend::rollup::{self, Retention};
+use backend::time::now_ms;
 use protocol::{IngestBatch, Series, State, Timeline};
 use serde_json::json;
 use tests::TestServer;
 
 const MINUTE: i64 = 60_000;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 /// Three aggregates per instance per minute over three minutes, for two instances.
 fn batches(base: i64) -> Vec<IngestBatch> {
