@@ -2,7 +2,7 @@
 //!
 //! Pure and host-tested: the components only read from a [`Board`] and hand it what arrives.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use protocol::{
     BreakerSummary, InstanceState, Sparkline, State, StreamEvent, TransitionRecord, Trigger,
@@ -66,6 +66,8 @@ pub struct Applied {
     pub failure_rates: bool,
     /// Some breaker's calls/s changed (volume sort).
     pub volumes: bool,
+    /// The keys of `touched`, to keep each once however many times it is touched.
+    touched_set: HashSet<Key>,
 }
 
 /// How many breakers are in each state.
@@ -309,20 +311,9 @@ impl Applied {
             }
     }
 
-    /// Folds in what a later application changed.
-    pub fn merge(&mut self, other: Applied) {
-        for key in other.touched {
-            self.touch(key);
-        }
-        self.added |= other.added;
-        self.states |= other.states;
-        self.failure_rates |= other.failure_rates;
-        self.volumes |= other.volumes;
-    }
-
     fn touch(&mut self, key: Key) {
-        // Batches touch each breaker once or a few times; a linear check beats hashing keys here.
-        if self.touched.last() != Some(&key) && !self.touched.contains(&key) {
+        if !self.touched_set.contains(&key) {
+            self.touched_set.insert(key.clone());
             self.touched.push(key);
         }
     }

@@ -1,6 +1,6 @@
 //! Browser test of alerts in the dashboard: an ingested trip fires the default `breaker-opened`
 //! rule, the page shows a toast from the live stream and lists the alert; an admin acknowledges
-//! it and the page shows who did; a viewer sees the alert without any buttons. The page never
+//! it and the page shows who did, then silences it; a viewer sees the alert without any buttons. The page never
 //! asks for notification permission by itself, only offers a button.
 
 use backend::auth::Role;
@@ -112,7 +112,24 @@ async fn trip_shows_a_toast_and_an_admin_acknowledges_it() {
     )
     .await;
     assert_eq!(count(&client, ".alert-card button.ack").await, 0);
-    assert!(count(&client, ".alert-card button.silence").await > 0);
+
+    // The admin silences it for an hour; the page says until when, and offers to lift it.
+    client
+        .find(Locator::Css(
+            ".alert-card button.silence[data-for-ms=\"3600000\"]",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&client, ".alert-card .silenced", "the silence on the page").await;
+    assert!(
+        text(&client, ".alert-card .silenced")
+            .await
+            .starts_with("silenced until ")
+    );
+    assert_eq!(count(&client, ".alert-card button.unsilence").await, 1);
     save_screenshot(&client, "alert-acknowledged").await;
 
     // A viewer sees the alert and who acknowledged it, and no buttons.
