@@ -1,5 +1,6 @@
 //! `Hub`: fans committed news out to every live-stream subscriber.
 //!
+//! Each event is serialized once, when published, however many streams send it.
 //! A slow subscriber that falls behind the channel's capacity skips ahead; its stream then
 //! refetches missed transitions from the store by id, so no transition is lost to it.
 
@@ -13,7 +14,20 @@ const CAPACITY: usize = 4_096;
 
 #[derive(Clone)]
 pub struct Hub {
-    tx: broadcast::Sender<Arc<StreamEvent>>,
+    tx: broadcast::Sender<Arc<Published>>,
+}
+
+/// An event with its JSON.
+pub struct Published {
+    pub event: StreamEvent,
+    pub json: String,
+}
+
+impl Published {
+    pub fn new(event: StreamEvent) -> Published {
+        let json = serde_json::to_string(&event).expect("stream events serialize");
+        Published { event, json }
+    }
 }
 
 impl Default for Hub {
@@ -27,7 +41,7 @@ impl Default for Hub {
 impl Hub {
     pub fn publish(&self, event: StreamEvent) {
         // No subscriber is not an error: nobody is watching.
-        let _ = self.tx.send(Arc::new(event));
+        let _ = self.tx.send(Arc::new(Published::new(event)));
     }
 
     /// Whether anyone is listening; news nobody will read need not be built.
@@ -35,7 +49,7 @@ impl Hub {
         self.tx.receiver_count() > 0
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<StreamEvent>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {
         self.tx.subscribe()
     }
 }

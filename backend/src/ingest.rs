@@ -2,11 +2,13 @@
 //!
 //! Handlers validate a batch and hand it over through a bounded queue; the writer drains
 //! what is queued, commits it in one transaction (multi-row inserts), and only then answers
-//! each handler, updates the [`Fleet`] and publishes to the live [`Hub`]. A full queue is
+//! each handler, updates the [`Fleet`] and publishes to the live [`Hub`]: transitions at once,
+//! breaker summaries at most once per [`SUMMARY_PERIOD`]. A full queue is
 //! answered with 503 and `Retry-After` rather than growing without bound.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use protocol::{IngestAck, IngestBatch, StreamEvent, TransitionRecord};
 use tokio::sync::{mpsc, oneshot};
@@ -68,15 +70,51 @@ pub fn spawn_writer(
     capacity: usize,
 ) -> IngestQueue {
     let (tx, rx) = mpsc::channel(capacity);
+    let dirty: Arc<Mutex<HashSet<BreakerKey>>> = Arc::default();
+    tokio::spawn(flush_summaries(fleet.clone(), hub.clone(), dirty.clone()));
     let writer = Writer {
         store,
         fleet,
         breaker_ids,
         hub,
         metrics,
+        dirty,
     };
     tokio::spawn(writer.run(rx));
     IngestQueue { tx }
+}
+
+/// How often the summaries of breakers with new aggregates are streamed. Every instance of a
+/// breaker reports each second; one summary per breaker per period, whatever the number of
+/// instances, keeps the stream (and each open dashboard) from doing that work per instance.
+pub const SUMMARY_PERIOD: Duration = Duration::from_millis(500);
+
+/// Streams the summaries of the breakers marked dirty, once per `SUMMARY_PERIOD`; stops when
+/// the writer is gone.
+async fn flush_summaries(
+    fleet: Arc<RwLock<Fleet>>,
+    hub: Hub,
+    dirty: Arc<Mutex<HashSet<BreakerKey>>>,
+) {
+    let mut ticker = tokio::time::interval(SUMMARY_PERIOD);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if Arc::strong_count(&dirty) == 1 {
+            return;
+        }
+        let keys = std::mem::take(&mut *dirty.lock().expect("dirty set lock poisoned"));
+        if keys.is_empty() || !hub.has_subscribers() {
+            continue;
+        }
+        let summaries: Vec<_> = {
+            let fleet = fleet.read().expect("fleet lock poisoned");
+            keys.iter().filter_map(|key| fleet.summary(key)).collect()
+        };
+        for summary in summaries {
+            hub.publish(StreamEvent::Summary(summary));
+        }
+    }
 }
 
 struct Writer {
@@ -85,6 +123,8 @@ struct Writer {
     breaker_ids: HashMap<BreakerKey, i64>,
     hub: Hub,
     metrics: Arc<Metrics>,
+    /// Breakers whose summary changed since the last flush (see `flush_summaries`).
+    dirty: Arc<Mutex<HashSet<BreakerKey>>>,
 }
 
 /// What one batch will change once its transaction commits.
@@ -264,14 +304,22 @@ impl Writer {
             fleet.insert(key.clone(), instance, live);
             touched.push(key);
         }
+        // A breaker that changed state gets its summary at once, right after its transitions;
+        // the others are streamed by the next flush.
+        let mut changed: HashSet<BreakerKey> = HashSet::new();
         for record in pending.committed.transitions {
+            changed.insert((record.service.clone(), record.transition.breaker.clone()));
             self.hub.publish(StreamEvent::Transition(record));
         }
-        if self.hub.has_subscribers() {
-            for key in touched {
+        let mut dirty = self.dirty.lock().expect("dirty set lock poisoned");
+        for key in touched {
+            if changed.contains(&key) {
+                dirty.remove(&key);
                 if let Some(summary) = fleet.summary(&key) {
                     self.hub.publish(StreamEvent::Summary(summary));
                 }
+            } else {
+                dirty.insert(key);
             }
         }
     }

@@ -23,6 +23,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::auth::Viewer;
 use crate::error::AppError;
 use crate::extract::Query;
+use crate::hub::Published;
 use crate::server::AppState;
 
 /// Transitions read from the store per query while catching up.
@@ -92,7 +93,7 @@ async fn feed(
     app: AppState,
     service: Option<String>,
     start_after: i64,
-    mut live: broadcast::Receiver<Arc<StreamEvent>>,
+    mut live: broadcast::Receiver<Arc<Published>>,
     mut alerts: broadcast::Receiver<Arc<protocol::AlertNotice>>,
     tx: mpsc::Sender<Result<Event, Infallible>>,
 ) {
@@ -168,7 +169,7 @@ async fn catch_up(
         };
         let n = records.len();
         for record in records {
-            let event = StreamEvent::Transition(record);
+            let event = Published::new(StreamEvent::Transition(record));
             if let Some(message) = to_message(&event, service, last_sent) {
                 tx.send(Ok(message)).await.map_err(|_| ())?;
             }
@@ -180,9 +181,8 @@ async fn catch_up(
 }
 
 /// The SSE message for an event, or `None` when the client does not want it or had it already.
-fn to_message(event: &StreamEvent, service: Option<&str>, last_sent: &mut i64) -> Option<Event> {
-    let data = serde_json::to_string(event).expect("stream events serialize");
-    match event {
+fn to_message(published: &Published, service: Option<&str>, last_sent: &mut i64) -> Option<Event> {
+    match &published.event {
         StreamEvent::Transition(record) => {
             if service.is_some_and(|s| s != record.service) || record.id <= *last_sent {
                 return None;
@@ -192,14 +192,14 @@ fn to_message(event: &StreamEvent, service: Option<&str>, last_sent: &mut i64) -
                 Event::default()
                     .event("transition")
                     .id(record.id.to_string())
-                    .data(data),
+                    .data(&published.json),
             )
         }
         StreamEvent::Summary(summary) => {
             if service.is_some_and(|s| s != summary.service) {
                 return None;
             }
-            Some(Event::default().event("summary").data(data))
+            Some(Event::default().event("summary").data(&published.json))
         }
     }
 }

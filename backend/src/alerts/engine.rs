@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use protocol::{AlertNotice, AlertRule, AlertRuleKind, State, StreamEvent};
+
+use crate::hub::Published;
 use sqlx::{Row, SqliteConnection};
 use tokio::sync::broadcast;
 
@@ -55,7 +57,7 @@ struct Outcome {
 // === impl Engine ===
 
 impl Engine {
-    pub async fn run(self, mut live: broadcast::Receiver<Arc<StreamEvent>>) {
+    pub async fn run(self, mut live: broadcast::Receiver<Arc<Published>>) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -69,7 +71,7 @@ impl Engine {
             }
             tokio::select! {
                 event = live.recv() => match event {
-                    Ok(event) if !matches!(*event, StreamEvent::Transition(_)) => continue,
+                    Ok(event) if !matches!(event.event, StreamEvent::Transition(_)) => continue,
                     Err(broadcast::error::RecvError::Closed) => return,
                     _ => {}
                 },
