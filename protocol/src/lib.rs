@@ -287,7 +287,8 @@ pub struct TransitionRecord {
 pub enum StreamEvent {
     /// A breaker changed state on one instance.
     Transition(TransitionRecord),
-    /// A breaker's updated summary, sent after each ingested batch that touched it.
+    /// A breaker's updated summary: at most twice a second while new aggregates arrive, and at
+    /// once after each of its transitions.
     Summary(BreakerSummary),
 }
 
