@@ -3,8 +3,8 @@
 use std::fmt;
 
 use protocol::{
-    Alert, BreakerMode, BreakerSummary, ConfigView, ControlRequest, ErrorBody, Me, Series,
-    SilenceRequest, Sparkline, Timeline, TransitionRecord,
+    Alert, BreakerMode, BreakerSummary, ConfigView, ControlRequest, ErrorBody, LintFinding, Me,
+    Recommendation, Series, SilenceRequest, Sparkline, Timeline, TransitionRecord,
 };
 use serde::de::DeserializeOwned;
 use wasm_bindgen::{JsCast, JsValue};
@@ -162,6 +162,38 @@ pub async fn silence_alert(id: i64, for_ms: i64) -> Result<Alert, ApiError> {
     let body = serde_json::to_string(&SilenceRequest { for_ms })
         .map_err(|err| ApiError::new(err.to_string()))?;
     post_json(&format!("/api/v1/alerts/{id}/silence"), Some(&body)).await
+}
+
+/// `GET /api/v1/recommendations`: the stored recommendations, newest first.
+pub async fn recommendations() -> Result<Vec<Recommendation>, ApiError> {
+    get_json("/api/v1/recommendations").await
+}
+
+/// `POST …/recommendations?days=N`: runs the engine over the breaker's last `days` (admins only).
+pub async fn recommend(
+    service: &str,
+    breaker: &str,
+    days: u32,
+) -> Result<Recommendation, ApiError> {
+    post_json(
+        &format!(
+            "{}/recommendations?days={days}",
+            breaker_path(service, breaker)
+        ),
+        None,
+    )
+    .await
+}
+
+/// `POST /api/v1/recommendations/{id}/accept` or `/reject` (admins only).
+pub async fn decide_recommendation(id: i64, accept: bool) -> Result<Recommendation, ApiError> {
+    let action = if accept { "accept" } else { "reject" };
+    post_json(&format!("/api/v1/recommendations/{id}/{action}"), None).await
+}
+
+/// `GET …/lint`: findings about the current config against the last 7 days.
+pub async fn lint(service: &str, breaker: &str) -> Result<Vec<LintFinding>, ApiError> {
+    get_json(&format!("{}/lint", breaker_path(service, breaker))).await
 }
 
 async fn post_json<T: DeserializeOwned>(url: &str, body: Option<&str>) -> Result<T, ApiError> {

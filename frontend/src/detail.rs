@@ -1,6 +1,7 @@
 //! A breaker's detail page (`/breaker?service=S&breaker=B&range=1h` or `&from=…&to=…`): state
 //! timeline with one lane per instance, the four series charts (brush one to zoom), the
-//! transition table, the current config with per-instance sync, and admin controls.
+//! transition table, the current config with per-instance sync and lint findings, and admin
+//! controls (including "Suggest thresholds", which asks the engine for a recommendation).
 //!
 //! Charts come from the shared `charts` crate as SVG strings (plotters escapes every text);
 //! everything else binds text nodes and attributes only.
@@ -13,7 +14,7 @@ use leptos::task::spawn_local;
 use leptos_router::NavigateOptions;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use protocol::{
-    BreakerMode, ConfigView, Series, Timeline, TransitionRecord, WaitConfig, WindowConfig,
+    BreakerMode, ConfigView, LintFinding, Recommendation, Series, Timeline, TransitionRecord,
 };
 use wasm_bindgen::JsCast;
 
@@ -22,6 +23,7 @@ use crate::app::Session;
 use crate::format;
 use crate::live::Live;
 use crate::range::{self, PRESETS, TimeRange};
+use crate::tuning;
 
 /// A live range is fetched again this often.
 const REFRESH: Duration = Duration::from_secs(10);
@@ -49,6 +51,7 @@ struct DetailPage {
     loaded: RwSignal<Option<Result<Loaded, String>>>,
     transitions: RwSignal<Option<Result<Vec<TransitionRecord>, String>>>,
     config: RwSignal<Option<Result<ConfigView, String>>>,
+    lint: RwSignal<Option<Result<Vec<LintFinding>, String>>>,
     /// Counts completed range fetches: the `data-fetches` hook.
     fetches: RwSignal<u64>,
     generation: StoredValue<u64>,
@@ -73,6 +76,7 @@ pub fn Detail() -> impl IntoView {
         loaded: RwSignal::new(None),
         transitions: RwSignal::new(None),
         config: RwSignal::new(None),
+        lint: RwSignal::new(None),
         fetches: RwSignal::new(0),
         generation: StoredValue::new(0),
     };
@@ -132,6 +136,7 @@ pub fn Detail() -> impl IntoView {
                     <ConfigPanel page=page />
                     <Show when=move || session.is_admin()>
                         <Controls page=page />
+                        <Suggest page=page />
                     </Show>
                 </div>
             </div>
@@ -175,8 +180,13 @@ fn load_config(page: DetailPage) {
         return;
     };
     spawn_local(async move {
-        let config = api::config(&target.service, &target.breaker).await;
+        let (config, lint) = futures_util::future::join(
+            api::config(&target.service, &target.breaker),
+            api::lint(&target.service, &target.breaker),
+        )
+        .await;
         page.config.set(Some(config.map_err(|err| err.to_string())));
+        page.lint.set(Some(lint.map_err(|err| err.to_string())));
     });
 }
 
@@ -462,7 +472,7 @@ fn ConfigPanel(page: DetailPage) -> impl IntoView {
                 Some(Ok(view)) => {
                     let current = view.current.map(|stored| {
                         let config = stored.config;
-                        let rows = config_rows(&config);
+                        let rows = tuning::config_fields(&config);
                         view! {
                             <p data-config-version=config.version>
                                 "version " {config.version} " by " {stored.created_by} " at "
@@ -478,6 +488,7 @@ fn ConfigPanel(page: DetailPage) -> impl IntoView {
                     });
                     view! {
                         {current}
+                        <LintFindings page=page />
                         <h4>"Instances"</h4>
                         <table class="table sync">
                             <thead><tr><th>"instance"</th><th>"running"</th><th>"in sync"</th><th>"refused"</th></tr></thead>
@@ -505,66 +516,64 @@ fn ConfigPanel(page: DetailPage) -> impl IntoView {
     }
 }
 
-/// The config's fields as `(name, value)` text.
-fn config_rows(config: &protocol::BreakerConfig) -> Vec<(&'static str, String)> {
-    let rate = |rate: Option<f64>| rate.map(format::percent).unwrap_or_else(|| "–".into());
-    vec![
-        (
-            "mode",
-            match config.mode {
-                None | Some(BreakerMode::Automatic) => "automatic".into(),
-                Some(BreakerMode::ForcedOpen) => "forced open".into(),
-                Some(BreakerMode::Disabled) => "disabled".into(),
-                Some(BreakerMode::MetricsOnly) => "metrics only".into(),
-            },
+/// What lint says about the current config against the last 7 days.
+#[component]
+fn LintFindings(page: DetailPage) -> impl IntoView {
+    move || match page.lint.get() {
+        None => None,
+        Some(Err(err)) => Some(view! { <p class="error lint-error">"Lint: " {err}</p> }.into_any()),
+        Some(Ok(findings)) if findings.is_empty() => Some(
+            view! { <p class="hint lint-none">"Lint: no findings against the last 7 days."</p> }
+                .into_any(),
         ),
-        (
-            "failure-rate threshold",
-            rate(config.failure_rate_threshold),
+        Some(Ok(findings)) => Some(
+            view! {
+                <h4>"Lint"</h4>
+                <ul class="lint">
+                    {findings.into_iter().map(|finding| view! {
+                        <li data-rule=finding.rule.clone()>{finding.detail}</li>
+                    }).collect_view()}
+                </ul>
+            }
+            .into_any(),
         ),
-        (
-            "slow-call-rate threshold",
-            rate(config.slow_call_rate_threshold),
-        ),
-        (
-            "slow call",
-            config
-                .slow_call_duration_ms
-                .map(|ms| format::millis(ms as f64))
-                .unwrap_or_else(|| "60 s".into()),
-        ),
-        (
-            "window",
-            match config.window {
-                WindowConfig::Count { calls } => format!("last {calls} calls"),
-                WindowConfig::Time { seconds } => format!("last {seconds} s"),
-            },
-        ),
-        ("minimum calls", config.minimum_calls.to_string()),
-        (
-            "wait in Open",
-            match config.wait {
-                WaitConfig::Fixed { ms } => format::millis(ms as f64),
-                WaitConfig::Exponential {
-                    initial_ms,
-                    multiplier,
-                    max_ms,
-                    ..
-                } => format!(
-                    "{} × {multiplier}ⁿ up to {}",
-                    format::millis(initial_ms as f64),
-                    format::millis(max_ms as f64)
-                ),
-            },
-        ),
-        (
-            "half-open probes",
-            format!(
-                "{} ({} to close)",
-                config.half_open_probes, config.half_open_successes
-            ),
-        ),
-    ]
+    }
+}
+
+/// "Suggest thresholds": the engine learns from the last day and stores a recommendation, which
+/// the page links to.
+#[component]
+fn Suggest(page: DetailPage) -> impl IntoView {
+    let busy = RwSignal::new(false);
+    let outcome = RwSignal::new(None::<Result<Recommendation, String>>);
+    let suggest = move |_| {
+        let Some(target) = page.target.get_untracked() else {
+            return;
+        };
+        busy.set(true);
+        outcome.set(None);
+        spawn_local(async move {
+            let answer = api::recommend(&target.service, &target.breaker, 1).await;
+            busy.set(false);
+            outcome.set(Some(answer.map_err(|err| err.to_string())));
+        });
+    };
+    view! {
+        <section class="suggest" aria-label="suggest thresholds">
+            <button type="button" class="suggest" disabled=move || busy.get() on:click=suggest>
+                {move || if busy.get() { "Learning from the last day…" } else { "Suggest thresholds" }}
+            </button>
+            {move || outcome.get().map(|outcome| match outcome {
+                Ok(rec) => view! {
+                    <p class="ok" data-outcome="ok" data-recommendation=rec.id>
+                        {rec.summary} " "
+                        <a href=tuning::recommendation_href(rec.id)>"See recommendation " {rec.id}</a>
+                    </p>
+                }.into_any(),
+                Err(err) => view! { <p class="error" data-outcome="error">{err}</p> }.into_any(),
+            })}
+        </section>
+    }
 }
 
 /// Force open / close (automatic) / disable / metrics only, each after a confirmation.

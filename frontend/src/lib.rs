@@ -9,9 +9,10 @@
 //! - [`format`]: what tiles and tables say, as strings.
 //! - [`coalesce`]: live summaries waiting for the next animation frame, newest per breaker.
 //! - [`alerts`]: what toasts, notifications and the alerts page say.
+//! - [`tuning`]: what the recommendations page and config lint say (config diff, back-tests).
 //! - Charts come from the shared `charts` crate, which the server uses too.
 //! - `api`, `stream`, `live`, `notify`, `app`, `overview`, `detail`, `alerts_page`, `toasts`,
-//!   `pages` (wasm32 only): HTTP calls, the Server-Sent Events stream, per-frame live updates,
+//!   `pages` (recommendations) (wasm32 only): HTTP calls, the Server-Sent Events stream, per-frame live updates,
 //!   browser notifications, and components.
 //!
 //! The pure modules are tested on the host (`cargo test -p frontend`); the rest needs a
@@ -23,6 +24,7 @@ pub mod coalesce;
 pub mod filter;
 pub mod format;
 pub mod range;
+pub mod tuning;
 
 #[cfg(target_arch = "wasm32")]
 pub mod alerts_page;

@@ -5,6 +5,7 @@ mod browser;
 mod browser_alerts;
 mod browser_dashboard;
 mod browser_load;
+mod browser_recommend;
 mod config;
 mod e2e;
 mod overload;

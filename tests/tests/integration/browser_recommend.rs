@@ -1,0 +1,224 @@
+//! Browser test of the recommendations page: three hours of history with an outage, a
+//! recommendation made through the API, listed on the page with its summary and evidence; an
+//! admin accepts it in the page and sees it accepted with the config version it created. On the
+//! breaker's page, an admin's "Suggest thresholds" makes another and links to it.
+
+use backend::auth::Role;
+use fantoccini::{Client, Locator};
+use protocol::Recommendation;
+use serde_json::{Value, json};
+use tests::TestServer;
+
+use crate::browser::{
+    BROWSER_LOCK, BrowserSetup, Chromedriver, PAGE_READY_DEADLINE, save_screenshot, wait_until,
+};
+use crate::browser_dashboard::{count, post_batch, wait_for, wall_ms};
+
+const MINUTE: i64 = 60_000;
+
+/// Three hours of one-minute aggregates, 20 calls/s with 1 % failures, and a 12-minute outage
+/// (70 % failures, slow) in the middle (the history of `recommend.rs`).
+fn history(start: i64) -> Vec<Value> {
+    (0..180)
+        .map(|minute| {
+            let outage = (90..102).contains(&minute);
+            let calls = 1_200u64;
+            let failures = if outage { 840 } else { 12 };
+            let latency = if outage {
+                json!([0, 0, 0, 0, 0, 0, 0, 0, 100, 1100])
+            } else {
+                json!([0, 0, 0, 300, 800, 100])
+            };
+            json!({"breaker": "payments", "start_ms": start + minute * MINUTE, "interval_ms": 60_000,
+                   "counts": {"success": calls - failures, "failure": failures},
+                   "latency": {"counts": latency}, "state": "closed"})
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_accepts_a_recommendation_in_the_page() {
+    let Some(setup) = BrowserSetup::find() else {
+        return;
+    };
+    let _browser = BROWSER_LOCK.lock().await;
+    let server = TestServer::start_with(|options| {
+        options.anonymous_viewer = true;
+        options.dist_dir = setup.dist.clone();
+    })
+    .await
+    .unwrap();
+    let admin = server.user_token("ada", Role::Admin).await.unwrap();
+    let key = server.ingest_key("shop").await.unwrap();
+    let start = (wall_ms() - 181 * MINUTE).div_euclid(MINUTE) * MINUTE;
+    post_batch(
+        &server.url(),
+        &key,
+        &json!({"service": "shop", "instance": "shop-1", "seq": 1, "sent_at_ms": wall_ms(),
+                "aggregates": history(start)}),
+    )
+    .await;
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/api/v1/breakers/shop/payments/recommendations?days=1",
+            server.url()
+        ))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let rec: Recommendation = response.json().await.unwrap();
+
+    let driver = Chromedriver::start(&setup.chromedriver);
+    let client = driver.connect(&setup.chromium).await;
+    client.goto(&server.url()).await.unwrap();
+    set_token(&client, &admin).await;
+    client
+        .goto(&format!("{}/recommendations", server.url()))
+        .await
+        .unwrap();
+    wait_for(&client, ".who[data-role=\"admin\"]", "the admin's role").await;
+    let card = format!(".rec-card[data-id=\"{}\"]", rec.id);
+    wait_for(&client, &card, "the recommendation in the list").await;
+    assert_eq!(
+        text(&client, &format!("{card} .rec-status"))
+            .await
+            .to_lowercase(),
+        "open"
+    );
+    assert_eq!(
+        text(&client, &format!("{card} .rec-summary")).await,
+        rec.summary
+    );
+    assert_eq!(
+        text(&client, &format!("{card} .rec-breaker")).await,
+        "shop / payments"
+    );
+
+    // The evidence, on expanding it: every config field, the two back-tests, the outage.
+    click(&client, &format!("{card} .rec-detail summary")).await;
+    wait_for(
+        &client,
+        &format!("{card} button.accept"),
+        "the Accept button",
+    )
+    .await;
+    assert_eq!(
+        count(&client, &format!("{card} .rec-diff tbody tr")).await,
+        11
+    );
+    assert_eq!(
+        count(&client, &format!("{card} .rec-backtest tbody tr")).await,
+        7
+    );
+    assert_eq!(
+        count(&client, &format!("{card} .rec-anomalies li")).await,
+        rec.anomalies.len()
+    );
+    let differing = rec.current != {
+        let mut suggested = rec.suggested.clone();
+        suggested.version = rec.current.version;
+        suggested
+    };
+    assert_eq!(
+        count(&client, &format!("{card} .rec-diff tr.differs")).await > 0,
+        differing
+    );
+    save_screenshot(&client, "recommendation-open").await;
+
+    // Accepting asks first, then shows the decision and the config version it created.
+    click(&client, &format!("{card} button.accept")).await;
+    click(&client, &format!("{card} button[data-confirm=\"yes\"]")).await;
+    let accepted = format!(
+        ".rec-card[data-id=\"{}\"][data-status=\"accepted\"]",
+        rec.id
+    );
+    wait_for(&client, &accepted, "the accepted recommendation").await;
+    assert_eq!(
+        text(&client, &format!("{accepted} .rec-status"))
+            .await
+            .to_lowercase(),
+        "accepted"
+    );
+    let decision = text(&client, &format!("{accepted} .rec-decision")).await;
+    assert!(
+        decision.starts_with("accepted by ada at ")
+            && decision.contains("applied as config version 1"),
+        "the page says {decision:?}"
+    );
+    assert_eq!(
+        count(&client, &format!("{accepted} button.accept")).await,
+        0
+    );
+    save_screenshot(&client, "recommendation-accepted").await;
+
+    // The breaker's page: the accepted version, lint for everyone, and Suggest thresholds.
+    client
+        .goto(&format!(
+            "{}/breaker?service=shop&breaker=payments",
+            server.url()
+        ))
+        .await
+        .unwrap();
+    wait_for(&client, "[data-config-version=\"1\"]", "config version 1").await;
+    wait_for(&client, ".lint, .lint-none", "the lint findings").await;
+    click(&client, "button.suggest").await;
+    wait_until(
+        &client,
+        PAGE_READY_DEADLINE,
+        "a link to the new recommendation",
+        |client| async move {
+            client
+                .find(Locator::Css(".suggest [data-recommendation] a"))
+                .await
+                .is_ok()
+        },
+    )
+    .await;
+    let href = client
+        .find(Locator::Css(".suggest [data-recommendation] a"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(
+        href.starts_with("/recommendations?id=")
+            && href != format!("/recommendations?id={}", rec.id),
+        "the link is {href:?}"
+    );
+
+    client.close().await.unwrap();
+}
+
+async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn set_token(client: &Client, token: &str) {
+    client
+        .execute(
+            &format!("document.cookie = 'fusebox_token={token}; path=/; SameSite=Strict';"),
+            vec![],
+        )
+        .await
+        .unwrap();
+}
+
+async fn text(client: &Client, css: &str) -> String {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
