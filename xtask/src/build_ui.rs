@@ -71,6 +71,10 @@ pub fn build_ui(options: &Options) -> anyhow::Result<PathBuf> {
         .typescript(false)
         .debug(!options.release)
         .keep_debug(!options.release)
+        // Function names are a megabyte of a release bundle; whether a toolchain's linker already
+        // dropped them differs between routes, so drop them here for every route.
+        .remove_name_section(options.release)
+        .remove_producers_section(options.release)
         .generate(&dist)
         .with_context(|| format!("wasm-bindgen failed on {}", wasm.display()))?;
     eprintln!(
