@@ -150,7 +150,7 @@ async fn trip_shows_a_toast_and_an_admin_acknowledges_it() {
     client.close().await.unwrap();
 }
 
-async fn set_token(client: &Client, token: &str) {
+pub(crate) async fn set_token(client: &Client, token: &str) {
     client
         .execute(
             &format!("document.cookie = 'fusebox_token={token}; path=/; SameSite=Strict';"),
@@ -160,7 +160,7 @@ async fn set_token(client: &Client, token: &str) {
         .unwrap();
 }
 
-async fn text(client: &Client, css: &str) -> String {
+pub(crate) async fn text(client: &Client, css: &str) -> String {
     client
         .find(Locator::Css(css))
         .await

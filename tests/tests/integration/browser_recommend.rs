@@ -6,35 +6,17 @@
 use backend::auth::Role;
 use fantoccini::{Client, Locator};
 use protocol::Recommendation;
-use serde_json::{Value, json};
+use serde_json::json;
 use tests::TestServer;
 
 use crate::browser::{
     BROWSER_LOCK, BrowserSetup, Chromedriver, PAGE_READY_DEADLINE, save_screenshot, wait_until,
 };
+use crate::browser_alerts::{set_token, text};
 use crate::browser_dashboard::{count, post_batch, wait_for, wall_ms};
+use crate::recommend::history;
 
 const MINUTE: i64 = 60_000;
-
-/// Three hours of one-minute aggregates, 20 calls/s with 1 % failures, and a 12-minute outage
-/// (70 % failures, slow) in the middle (the history of `recommend.rs`).
-fn history(start: i64) -> Vec<Value> {
-    (0..180)
-        .map(|minute| {
-            let outage = (90..102).contains(&minute);
-            let calls = 1_200u64;
-            let failures = if outage { 840 } else { 12 };
-            let latency = if outage {
-                json!([0, 0, 0, 0, 0, 0, 0, 0, 100, 1100])
-            } else {
-                json!([0, 0, 0, 300, 800, 100])
-            };
-            json!({"breaker": "payments", "start_ms": start + minute * MINUTE, "interval_ms": 60_000,
-                   "counts": {"success": calls - failures, "failure": failures},
-                   "latency": {"counts": latency}, "state": "closed"})
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_accepts_a_recommendation_in_the_page() {
@@ -201,24 +183,4 @@ async fn click(client: &Client, css: &str) {
         .click()
         .await
         .unwrap();
-}
-
-async fn set_token(client: &Client, token: &str) {
-    client
-        .execute(
-            &format!("document.cookie = 'fusebox_token={token}; path=/; SameSite=Strict';"),
-            vec![],
-        )
-        .await
-        .unwrap();
-}
-
-async fn text(client: &Client, css: &str) -> String {
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
 }

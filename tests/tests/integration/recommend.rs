@@ -11,7 +11,7 @@ const MINUTE: i64 = 60_000;
 
 /// Three hours of one-minute aggregates, 20 calls/s with 1 % failures, and a 12-minute outage
 /// (70 % failures, slow) in the middle.
-fn history(start: i64) -> Vec<Value> {
+pub(crate) fn history(start: i64) -> Vec<Value> {
     (0..180)
         .map(|minute| {
             let outage = (90..102).contains(&minute);
