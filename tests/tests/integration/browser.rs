@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use backend::server::ServerOptions;
 use breaker::reporter::{Reporter, ReporterConfig};
 use breaker::{CallError, Config, Registry, Window};
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -41,16 +42,12 @@ async fn tile_turns_open_live_without_reload() {
         return;
     };
     let _browser = BROWSER_LOCK.lock().await;
-    let server = TestServer::start_with(|options| {
-        options.anonymous_viewer = true;
-        options.dist_dir = setup.dist.clone();
-    })
-    .await
-    .expect("the test server starts");
+    let server = setup
+        .server(|options| options.anonymous_viewer = true)
+        .await;
     let key = server.ingest_key("checkout").await.unwrap();
 
-    let driver = Chromedriver::start(&setup.chromedriver);
-    let client = driver.connect(&setup.chromium).await;
+    let (_driver, client) = setup.browser().await;
 
     // The page loads, mounts, and its live stream connects.
     client.goto(&server.url()).await.unwrap();
@@ -205,6 +202,24 @@ pub(crate) struct BrowserSetup {
 }
 
 impl BrowserSetup {
+    /// A test server that serves the bundle, after `adjust` changed its options.
+    pub(crate) async fn server(&self, adjust: impl FnOnce(&mut ServerOptions)) -> TestServer {
+        let dist = self.dist.clone();
+        TestServer::start_with(move |options| {
+            options.dist_dir = dist;
+            adjust(options);
+        })
+        .await
+        .expect("the test server starts")
+    }
+
+    /// Chromedriver and a fresh browser session on it; keep the driver for the session's life.
+    pub(crate) async fn browser(&self) -> (Chromedriver, Client) {
+        let driver = Chromedriver::start(&self.chromedriver);
+        let client = driver.connect(&self.chromium).await;
+        (driver, client)
+    }
+
     /// Everything present, or `None` after saying why the test is skipped (a panic instead when
     /// `FUSEBOX_REQUIRE_BROWSER=1`).
     pub(crate) fn find() -> Option<BrowserSetup> {

@@ -6,10 +6,9 @@
 use backend::auth::Role;
 use fantoccini::{Client, Locator};
 use serde_json::json;
-use tests::TestServer;
 
 use crate::browser::{
-    BROWSER_LOCK, BrowserSetup, Chromedriver, PAGE_READY_DEADLINE, save_screenshot, wait_until,
+    BROWSER_LOCK, BrowserSetup, PAGE_READY_DEADLINE, save_screenshot, wait_until,
 };
 use crate::browser_dashboard::{count, post_batch, wait_for, wall_ms};
 
@@ -19,17 +18,13 @@ async fn trip_shows_a_toast_and_an_admin_acknowledges_it() {
         return;
     };
     let _browser = BROWSER_LOCK.lock().await;
-    let server = TestServer::start_with(|options| {
-        options.anonymous_viewer = true;
-        options.dist_dir = setup.dist.clone();
-    })
-    .await
-    .unwrap();
+    let server = setup
+        .server(|options| options.anonymous_viewer = true)
+        .await;
     let admin = server.user_token("ops", Role::Admin).await.unwrap();
     let viewer = server.user_token("watcher", Role::Viewer).await.unwrap();
     let key = server.ingest_key("checkout").await.unwrap();
-    let driver = Chromedriver::start(&setup.chromedriver);
-    let client = driver.connect(&setup.chromium).await;
+    let (_driver, client) = setup.browser().await;
 
     client.goto(&server.url()).await.unwrap();
     set_token(&client, &admin).await;

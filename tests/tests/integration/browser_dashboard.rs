@@ -8,11 +8,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use backend::auth::Role;
 use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
-use tests::TestServer;
 
 use crate::browser::{
-    BROWSER_LOCK, BrowserSetup, Chromedriver, PAGE_READY_DEADLINE, save_screenshot,
-    wait_for_tile_state, wait_until,
+    BROWSER_LOCK, BrowserSetup, PAGE_READY_DEADLINE, save_screenshot, wait_for_tile_state,
+    wait_until,
 };
 
 /// A demo instance follows a pushed config within its long poll; the tile then turns Open.
@@ -25,16 +24,12 @@ async fn detail_page_lanes_charts_ranges_and_admin_force_open() {
         return;
     };
     let _browser = BROWSER_LOCK.lock().await;
-    let server = TestServer::start_with(|options| {
-        options.anonymous_viewer = true;
-        options.dist_dir = setup.dist.clone();
-    })
-    .await
-    .unwrap();
+    let server = setup
+        .server(|options| options.anonymous_viewer = true)
+        .await;
     let admin = server.user_token("ops", Role::Admin).await.unwrap();
     let demo = backend::demo::start(&server.server).await.unwrap();
-    let driver = Chromedriver::start(&setup.chromedriver);
-    let client = driver.connect(&setup.chromium).await;
+    let (_driver, client) = setup.browser().await;
 
     client.goto(&server.url()).await.unwrap();
     client
@@ -168,11 +163,7 @@ async fn viewer_signs_in_sees_no_controls_and_hostile_names_are_text() {
         return;
     };
     let _browser = BROWSER_LOCK.lock().await;
-    let server = TestServer::start_with(|options| {
-        options.dist_dir = setup.dist.clone();
-    })
-    .await
-    .unwrap();
+    let server = setup.server(|_| {}).await;
     let viewer = server.user_token("watcher", Role::Viewer).await.unwrap();
     let key = server.ingest_key(HOSTILE).await.unwrap();
     let now_ms = wall_ms();
@@ -190,8 +181,7 @@ async fn viewer_signs_in_sees_no_controls_and_hostile_names_are_text() {
     });
     post_batch(&server.url(), &key, &batch).await;
 
-    let driver = Chromedriver::start(&setup.chromedriver);
-    let client = driver.connect(&setup.chromium).await;
+    let (_driver, client) = setup.browser().await;
     client.goto(&server.url()).await.unwrap();
 
     // No anonymous reading here: the page asks for a token.

@@ -14,9 +14,8 @@ use std::time::{Duration, Instant};
 
 use fantoccini::Client;
 use serde_json::{Value, json};
-use tests::TestServer;
 
-use crate::browser::{BROWSER_LOCK, BrowserSetup, Chromedriver, PAGE_READY_DEADLINE, wait_until};
+use crate::browser::{BROWSER_LOCK, BrowserSetup, PAGE_READY_DEADLINE, wait_until};
 use crate::browser_dashboard::{count, post_batch, wait_for, wall_ms};
 
 const SERVICES: usize = 10;
@@ -31,13 +30,12 @@ async fn figures_500_breakers_bundle_size_and_transition_latency() {
         return;
     };
     let _browser = BROWSER_LOCK.lock().await;
-    let server = TestServer::start_with(|options| {
-        options.anonymous_viewer = true;
-        options.dist_dir = setup.dist.clone();
-        options.ingest_queue = 4096;
-    })
-    .await
-    .unwrap();
+    let server = setup
+        .server(|options| {
+            options.anonymous_viewer = true;
+            options.ingest_queue = 4096;
+        })
+        .await;
     let mut keys = Vec::new();
     for service_idx in 0..SERVICES {
         keys.push(server.ingest_key(&service(service_idx)).await.unwrap());
@@ -46,8 +44,7 @@ async fn figures_500_breakers_bundle_size_and_transition_latency() {
 
     bundle_figures(&setup.dist);
 
-    let driver = Chromedriver::start(&setup.chromedriver);
-    let client = driver.connect(&setup.chromium).await;
+    let (_driver, client) = setup.browser().await;
     client.goto(&server.url()).await.unwrap();
     wait_for(&client, ".pill.live", "the live stream").await;
 

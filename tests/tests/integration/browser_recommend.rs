@@ -7,10 +7,9 @@ use backend::auth::Role;
 use fantoccini::{Client, Locator};
 use protocol::Recommendation;
 use serde_json::json;
-use tests::TestServer;
 
 use crate::browser::{
-    BROWSER_LOCK, BrowserSetup, Chromedriver, PAGE_READY_DEADLINE, save_screenshot, wait_until,
+    BROWSER_LOCK, BrowserSetup, PAGE_READY_DEADLINE, save_screenshot, wait_until,
 };
 use crate::browser_alerts::{set_token, text};
 use crate::browser_dashboard::{count, post_batch, wait_for, wall_ms};
@@ -24,12 +23,9 @@ async fn an_admin_accepts_a_recommendation_in_the_page() {
         return;
     };
     let _browser = BROWSER_LOCK.lock().await;
-    let server = TestServer::start_with(|options| {
-        options.anonymous_viewer = true;
-        options.dist_dir = setup.dist.clone();
-    })
-    .await
-    .unwrap();
+    let server = setup
+        .server(|options| options.anonymous_viewer = true)
+        .await;
     let admin = server.user_token("ada", Role::Admin).await.unwrap();
     let key = server.ingest_key("shop").await.unwrap();
     let start = (wall_ms() - 181 * MINUTE).div_euclid(MINUTE) * MINUTE;
@@ -52,8 +48,7 @@ async fn an_admin_accepts_a_recommendation_in_the_page() {
     assert_eq!(response.status().as_u16(), 200);
     let rec: Recommendation = response.json().await.unwrap();
 
-    let driver = Chromedriver::start(&setup.chromedriver);
-    let client = driver.connect(&setup.chromium).await;
+    let (_driver, client) = setup.browser().await;
     client.goto(&server.url()).await.unwrap();
     set_token(&client, &admin).await;
     client
