@@ -186,7 +186,9 @@ pub async fn prune_once(store: &Store, retention: &Retention, now_ms: i64) -> an
 /// Runs rollup and prune every `period` until the runtime shuts down.
 pub fn spawn(store: Store, retention: Retention, period: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(period);
+        // The first run comes a period after start, not at once: a server that just started has
+        // nothing new to roll up, and tests that drive the jobs themselves must not race it.
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
