@@ -725,6 +725,34 @@ impl Drop for Alertmanager {
 
 const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
 
+/// A server with one Alertmanager channel at `url`, where `checkout/payments-api` has just
+/// tripped and its alert fired.
+async fn trip_with_alertmanager(url: String) -> (TestServer, Client, Alert) {
+    let server = TestServer::start_with(move |options| {
+        options.alerts.channels = vec![AlertChannel {
+            name: "am".into(),
+            kind: AlertChannelKind::Alertmanager,
+            url,
+            secret: None,
+            rules: vec![],
+        }];
+    })
+    .await
+    .unwrap();
+    let client = Client::new(&server, &["checkout"]).await;
+    client
+        .transition(
+            "checkout",
+            "checkout-1",
+            "payments-api",
+            State::Closed,
+            State::Open,
+        )
+        .await;
+    let alert = client.wait_alert("breaker-opened", |_| true).await;
+    (server, client, alert)
+}
+
 async fn start_alertmanager() -> Option<Alertmanager> {
     if !std::path::Path::new(ALERTMANAGER).exists() {
         assert!(
@@ -780,29 +808,7 @@ async fn alertmanager_shows_the_alert_and_its_resolution() {
     let Some(alertmanager) = start_alertmanager().await else {
         return;
     };
-    let am_url = alertmanager.url.clone();
-    let server = TestServer::start_with(move |options| {
-        options.alerts.channels = vec![AlertChannel {
-            name: "am".into(),
-            kind: AlertChannelKind::Alertmanager,
-            url: am_url,
-            secret: None,
-            rules: vec![],
-        }];
-    })
-    .await
-    .unwrap();
-    let client = Client::new(&server, &["checkout"]).await;
-    client
-        .transition(
-            "checkout",
-            "checkout-1",
-            "payments-api",
-            State::Closed,
-            State::Open,
-        )
-        .await;
-    let alert = client.wait_alert("breaker-opened", |_| true).await;
+    let (_server, client, alert) = trip_with_alertmanager(alertmanager.url.clone()).await;
 
     let http = reqwest::Client::new();
     let list = format!(
@@ -875,28 +881,7 @@ async fn firing_alerts_are_resent_to_alertmanager_every_minute() {
         .unwrap();
     let am_url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let server = TestServer::start_with(move |options| {
-        options.alerts.channels = vec![AlertChannel {
-            name: "am".into(),
-            kind: AlertChannelKind::Alertmanager,
-            url: am_url,
-            secret: None,
-            rules: vec![],
-        }];
-    })
-    .await
-    .unwrap();
-    let client = Client::new(&server, &["checkout"]).await;
-    client
-        .transition(
-            "checkout",
-            "checkout-1",
-            "payments-api",
-            State::Closed,
-            State::Open,
-        )
-        .await;
-    client.wait_alert("breaker-opened", |_| true).await;
+    let (server, _client, _alert) = trip_with_alertmanager(am_url).await;
     wait_for("the first send", || async {
         (posts.lock().unwrap().len() == 1).then_some(())
     })
