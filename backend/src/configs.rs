@@ -103,6 +103,14 @@ async fn current(store: &Store, breaker_id: i64) -> Result<Option<StoredConfig>,
     Ok(history(store, breaker_id, 1).await?.pop())
 }
 
+/// The breaker's current (newest) config version, if the server holds one.
+pub async fn current_config(
+    store: &Store,
+    breaker_id: i64,
+) -> Result<Option<StoredConfig>, AppError> {
+    current(store, breaker_id).await
+}
+
 async fn version(
     store: &Store,
     breaker_id: i64,
@@ -138,6 +146,18 @@ pub struct NewVersion<'a> {
     pub actor: &'a str,
     pub action: &'a str,
     pub reason: String,
+    /// An automatic change this version ends, and how (see [`AutoEnd`]). Any other new
+    /// version cancels the breaker's running canary: an admin's word wins.
+    pub ends_auto_change: Option<(i64, AutoEnd)>,
+}
+
+/// How a new version ends an automatic change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AutoEnd {
+    /// The canary's config reaches every instance, under the version the canary runs.
+    Promoted,
+    /// The base config again, as a newer version.
+    RolledBack,
 }
 
 /// Saves `change` as the breaker's next version (creating the breaker when new), audits it,
@@ -150,13 +170,49 @@ pub async fn save_version(
     let now = now_ms();
     let mut tx = app.store.begin().await?;
     let breaker_id = Store::breaker_id(&mut tx, change.service, change.breaker, now).await?;
-    let latest: Option<i64> =
-        sqlx::query_scalar("SELECT MAX(version) FROM breaker_configs WHERE breaker_id = ?")
-            .bind(breaker_id)
-            .fetch_one(&mut *tx)
-            .await?;
+    // Canary versions are numbered with the rest: a version an instance ran as a canary is
+    // never reused for another config.
+    let latest: Option<i64> = sqlx::query_scalar(
+        "SELECT MAX(v) FROM (SELECT MAX(version) AS v FROM breaker_configs WHERE breaker_id = ?1
+                             UNION ALL
+                             SELECT MAX(version) FROM auto_tune_changes WHERE breaker_id = ?1)",
+    )
+    .bind(breaker_id)
+    .fetch_one(&mut *tx)
+    .await?;
     let mut config = change.config;
     config.version = latest.unwrap_or(0) as u64 + 1;
+    match change.ends_auto_change {
+        Some((change_id, AutoEnd::Promoted)) => {
+            config.version = sqlx::query_scalar::<_, i64>(
+                "SELECT version FROM auto_tune_changes WHERE id = ? AND status = 'canary'",
+            )
+            .bind(change_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| AppError::Conflict {
+                detail: format!("automatic change {change_id} is no longer on its canary"),
+            })? as u64;
+            end_auto_change(&mut tx, change_id, "promoted", now).await?;
+        }
+        Some((change_id, AutoEnd::RolledBack)) => {
+            end_auto_change(&mut tx, change_id, "rolled_back", now).await?;
+        }
+        None => {
+            sqlx::query(
+                "UPDATE auto_tune_changes SET status = 'cancelled', ended_ms = ?, outcome = ?
+                 WHERE breaker_id = ? AND status = 'canary'",
+            )
+            .bind(now)
+            .bind(format!(
+                "cancelled: {} saved version {} ({})",
+                change.actor, config.version, change.action
+            ))
+            .bind(breaker_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
     let text = serde_json::to_string(&config).map_err(anyhow::Error::from)?;
     sqlx::query(
         "INSERT INTO breaker_configs (breaker_id, version, config, created_ms, created_by, reason)
@@ -191,6 +247,57 @@ pub async fn save_version(
     })
 }
 
+async fn end_auto_change(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    change_id: i64,
+    status: &str,
+    now: i64,
+) -> Result<(), AppError> {
+    let res = sqlx::query(
+        "UPDATE auto_tune_changes SET status = ?, ended_ms = ? WHERE id = ? AND status = 'canary'",
+    )
+    .bind(status)
+    .bind(now)
+    .bind(change_id)
+    .execute(&mut **tx)
+    .await?;
+    if res.rows_affected() == 0 {
+        return Err(AppError::Conflict {
+            detail: format!("automatic change {change_id} is no longer on its canary"),
+        });
+    }
+    Ok(())
+}
+
+/// The config a breaker's running canary serves to its canary instance: (version, config).
+async fn canary_for(
+    store: &Store,
+    breaker_id: i64,
+    instance: &str,
+) -> Result<Option<BreakerConfig>, AppError> {
+    let text: Option<String> = sqlx::query_scalar(
+        "SELECT config FROM auto_tune_changes
+         WHERE breaker_id = ? AND status = 'canary' AND canary_instance = ?",
+    )
+    .bind(breaker_id)
+    .bind(instance)
+    .fetch_optional(store.pool())
+    .await?;
+    text.map(|text| {
+        serde_json::from_str(&text).map_err(|err| {
+            AppError::Internal(anyhow::anyhow!(
+                "a stored canary config does not parse: {err}"
+            ))
+        })
+    })
+    .transpose()
+}
+
+/// Wakes the long polls of a breaker (a canary started).
+pub fn wake(app: &AppState, breaker_id: i64, version: u64) {
+    app.configs.notify(breaker_id, version);
+}
+
 // === handlers ===
 
 #[derive(Deserialize)]
@@ -198,7 +305,6 @@ pub struct PollQuery {
     #[serde(default)]
     wait_for_version_above: u64,
     timeout_ms: Option<u64>,
-    #[allow(dead_code)]
     instance: Option<String>,
 }
 
@@ -250,8 +356,16 @@ pub async fn poll(
         let Some(stored) = current(&app.store, id).await? else {
             return Err(no_config());
         };
-        if stored.config.version > query.wait_for_version_above {
-            return Ok(Json(stored.config).into_response());
+        // The canary instance of a running automatic change gets the change first.
+        let mut config = stored.config;
+        if let Some(instance) = &query.instance
+            && let Some(canary) = canary_for(&app.store, id, instance).await?
+            && canary.version > config.version
+        {
+            config = canary;
+        }
+        if config.version > query.wait_for_version_above {
+            return Ok(Json(config).into_response());
         }
         match tokio::time::timeout_at(deadline, changes.changed()).await {
             Ok(Ok(())) => continue,
@@ -382,13 +496,28 @@ pub async fn view(
         entry.0 = entry.0.max(reported);
         entry.1 = refused;
     }
+    // The canary instance is in sync when it runs the canary's version.
+    let canary: Option<(String, u64)> = sqlx::query(
+        "SELECT canary_instance, version FROM auto_tune_changes
+         WHERE breaker_id = ? AND status = 'canary' AND canary_instance IS NOT NULL",
+    )
+    .bind(id)
+    .fetch_optional(app.store.pool())
+    .await?
+    .map(|row| (row.get(0), row.get::<i64, _>(1) as u64));
     let instances = running
         .into_iter()
-        .map(|(instance, (running_version, refused))| InstanceSync {
-            instance,
-            running_version,
-            in_sync: current.is_none() || running_version == current_version,
-            refused: refused.filter(|r| r.version == current_version),
+        .map(|(instance, (running_version, refused))| {
+            let expected = match &canary {
+                Some((name, version)) if *name == instance => *version,
+                _ => current_version,
+            };
+            InstanceSync {
+                in_sync: current.is_none() || running_version == expected,
+                refused: refused.filter(|r| r.version == expected),
+                instance,
+                running_version,
+            }
         })
         .collect();
     Ok(Json(ConfigView {
@@ -429,6 +558,7 @@ pub async fn put(
             actor: &admin.name,
             action: "config",
             reason: change.reason.unwrap_or_else(|| "set by an admin".into()),
+            ends_auto_change: None,
         },
     )
     .await?;
@@ -483,6 +613,7 @@ pub async fn control(
             reason: request
                 .reason
                 .unwrap_or_else(|| format!("manual mode {}", mode.as_str().unwrap_or("?"))),
+            ends_auto_change: None,
         },
     )
     .await?;
@@ -524,6 +655,7 @@ pub async fn restore(
             actor: &admin.name,
             action: "restore",
             reason: format!("restored version {}", request.version),
+            ends_auto_change: None,
         },
     )
     .await?;

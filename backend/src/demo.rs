@@ -164,6 +164,7 @@ pub async fn start(server: &RunningServer) -> anyhow::Result<DemoHandle> {
                     actor: "demo",
                     action: "config",
                     reason: "the demo's initial config".into(),
+                    ends_auto_change: None,
                 },
             )
             .await

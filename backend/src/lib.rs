@@ -12,6 +12,7 @@
 pub mod alerts;
 pub mod api;
 pub mod auth;
+pub mod autotune;
 pub mod chart;
 pub mod configs;
 pub mod demo;

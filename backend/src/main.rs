@@ -183,6 +183,10 @@ impl ServeArgs {
             options.retention.hour = hours(d * 24);
         }
         options.public_url = self.public_url.clone().or(file.public_url.clone());
+        if let Some(s) = file.auto_tune_period_s {
+            anyhow::ensure!(s > 0, "auto_tune_period_s must be at least 1");
+            options.auto_tune_period = Duration::from_secs(s);
+        }
         options.alerts.rules = file.alerts.rules.clone();
         options.alerts.channels = file.alerts.channels.clone();
         for (idx, url) in self.alert_webhooks.iter().enumerate() {

@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{alerts, api, configs, recommend, stream};
+use crate::{alerts, api, autotune, configs, recommend, stream};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -39,6 +39,9 @@ use crate::{alerts, api, configs, recommend, stream};
         recommend::accept,
         recommend::reject,
         recommend::lint_handler,
+        autotune::get,
+        autotune::put,
+        autotune::run,
         alerts::api::list,
         alerts::api::get,
         alerts::api::acknowledge,

@@ -440,6 +440,7 @@ async fn decide(
                 actor: admin,
                 action: "recommendation",
                 reason: format!("accepted recommendation {id}: {}", rec.summary),
+                ends_auto_change: None,
             },
         )
         .await?;

@@ -45,6 +45,8 @@ pub struct ServerOptions {
     pub alerts: AlertSettings,
     /// The base URL alert notifications link to; `http://<bound address>` when unset.
     pub public_url: Option<String>,
+    /// How often auto mode takes a step for every breaker in it.
+    pub auto_tune_period: Duration,
 }
 
 impl ServerOptions {
@@ -60,6 +62,7 @@ impl ServerOptions {
             rollup_period: Duration::from_secs(10),
             alerts: AlertSettings::default(),
             public_url: None,
+            auto_tune_period: Duration::from_secs(60),
         }
     }
 }
@@ -163,6 +166,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         alerts,
         credentials: Arc::default(),
     };
+    let auto_tune = crate::autotune::spawn(state.clone(), options.auto_tune_period);
     let app = router(state.clone(), &options);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -172,6 +176,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
             })
             .await;
         rollups.abort();
+        auto_tune.abort();
         // A stopped server delivers nothing more; what is left waits in the outbox.
         drop(alert_tasks);
         res
@@ -221,6 +226,14 @@ pub fn router(state: AppState, options: &ServerOptions) -> Router {
         .route(
             "/breakers/{service}/{breaker}/lint",
             get(recommend::lint_handler),
+        )
+        .route(
+            "/breakers/{service}/{breaker}/auto",
+            get(crate::autotune::get).put(crate::autotune::put),
+        )
+        .route(
+            "/breakers/{service}/{breaker}/auto/run",
+            post(crate::autotune::run),
         )
         .route("/recommendations", get(recommend::list))
         .route("/recommendations/{id}", get(recommend::get))

@@ -13,6 +13,8 @@
 //! ingest_queue = 1024
 //!
 //! public_url = "https://fusebox.example.com"
+//! # How often auto mode takes a step for each breaker in it (see docs/auto-mode.md).
+//! auto_tune_period_s = 60
 //!
 //! [retention]
 //! raw_hours = 48
@@ -53,6 +55,7 @@ pub struct FileSettings {
     pub ingest_queue: Option<usize>,
     /// The base URL alert notifications link to.
     pub public_url: Option<String>,
+    pub auto_tune_period_s: Option<u64>,
     #[serde(default)]
     pub retention: RetentionSettings,
     #[serde(default)]

@@ -18,6 +18,9 @@ pub enum AlertRuleKind {
     Recovery,
     /// At least `min_open` instances of a breaker are Open at once.
     MinInstances,
+    /// A notice of every automatic config change of a breaker in auto mode: a canary
+    /// started, promoted or rolled back.
+    AutoTune,
 }
 
 /// An alert rule, scoped by service and breaker globs (`*` and `?`).

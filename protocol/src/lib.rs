@@ -13,6 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 mod alerts;
+mod auto;
 mod calls;
 mod config;
 mod control;
@@ -24,6 +25,7 @@ pub use alerts::{
     Alert, AlertBreaker, AlertChannel, AlertChannelKind, AlertChannelView, AlertDelivery,
     AlertEventRecord, AlertNotice, AlertRule, AlertRuleKind, AlertRuleView, SilenceRequest,
 };
+pub use auto::{AutoTuneBounds, AutoTuneChange, AutoTuneSettings, AutoTuneStep, AutoTuneView};
 pub use calls::{CallBatch, CallEvent, CallOutcome};
 pub use config::{
     BreakerConfig, BreakerMode, ConfigRefusal, ConfigStatus, ConfigStatusReport, WaitConfig,

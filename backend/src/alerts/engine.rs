@@ -612,3 +612,48 @@ async fn apply(
     }
     Ok(())
 }
+
+/// Raises a notice of an automatic config change: for each enabled `auto_tune` rule in scope,
+/// an alert that is resolved at once (a change is an event, not a condition), with its
+/// notifications queued in the same transaction as the change. Returns the notices for
+/// [`Alerts::committed`], to be called once the transaction commits.
+pub async fn auto_tune_notice(
+    conn: &mut SqliteConnection,
+    breaker: (i64, &str, &str),
+    title: &str,
+    (trigger_kind, value, threshold): (&str, f64, f64),
+) -> anyhow::Result<Vec<AlertNotice>> {
+    let (breaker_id, service, name) = breaker;
+    let rules: Vec<AlertRule> = sqlx::query_scalar::<_, String>("SELECT spec FROM alert_rules")
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .filter_map(|spec| serde_json::from_str::<AlertRule>(spec).ok())
+        .filter(|rule| rule.enabled)
+        .collect();
+    let channels = rules::load_channels_on(conn).await?;
+    let now = now_ms();
+    let mut notices = Vec::new();
+    for rule in rules
+        .iter()
+        .filter(|r| r.kind == AlertRuleKind::AutoTune && rules::in_scope(r, service, name))
+    {
+        let key = format!("auto:{}:{now}", breaker_key(service, name));
+        let alert_id = open_alert(
+            conn,
+            rule,
+            &key,
+            title,
+            now,
+            (trigger_kind, value, threshold),
+            breaker_id,
+        )
+        .await?;
+        let alert =
+            model::add_event(conn, alert_id, "firing", None, &channels, &rules, now).await?;
+        notices.push(notice("firing", alert));
+        let alert = resolve(conn, alert_id, now, &channels, &rules).await?;
+        notices.push(notice("resolved", alert));
+    }
+    Ok(notices)
+}

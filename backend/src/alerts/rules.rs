@@ -81,7 +81,7 @@ pub fn check_rule(rule: &AlertRule) -> Result<(), AppError> {
             positive("$.within_ms", rule.within_ms)
         }
         AlertRuleKind::MinInstances => positive("$.min_open", rule.min_open.map(i64::from)),
-        AlertRuleKind::Recovery => Ok(()),
+        AlertRuleKind::Recovery | AlertRuleKind::AutoTune => Ok(()),
     }
 }
 
@@ -119,6 +119,7 @@ pub fn rule_kind_str(kind: AlertRuleKind) -> &'static str {
         AlertRuleKind::Flapping => "flapping",
         AlertRuleKind::Recovery => "recovery",
         AlertRuleKind::MinInstances => "min_instances",
+        AlertRuleKind::AutoTune => "auto_tune",
     }
 }
 
@@ -147,10 +148,18 @@ pub async fn load_rules(store: &Store) -> anyhow::Result<Vec<(AlertRule, String)
 }
 
 pub async fn load_channels(store: &Store) -> anyhow::Result<Vec<ChannelRow>> {
+    let mut conn = store.pool().acquire().await?;
+    load_channels_on(&mut conn).await
+}
+
+/// [`load_channels`] on a connection (inside a transaction).
+pub async fn load_channels_on(
+    conn: &mut sqlx::SqliteConnection,
+) -> anyhow::Result<Vec<ChannelRow>> {
     let rows = sqlx::query(
         "SELECT id, name, kind, url, secret, rules, source FROM alert_channels ORDER BY name",
     )
-    .fetch_all(store.pool())
+    .fetch_all(&mut *conn)
     .await?;
     rows.iter().map(channel_row).collect()
 }

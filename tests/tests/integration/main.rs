@@ -1,5 +1,6 @@
 mod alerts;
 mod auth;
+mod auto;
 mod bad_input;
 mod browser;
 mod browser_alerts;

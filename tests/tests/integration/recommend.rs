@@ -29,7 +29,7 @@ pub(crate) fn history(start: i64) -> Vec<Value> {
         .collect()
 }
 
-async fn call(
+pub(crate) async fn call(
     client: &reqwest::Client,
     method: &str,
     url: String,

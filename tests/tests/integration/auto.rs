@@ -1,0 +1,301 @@
+//! Auto mode end to end: an admin switches it on, the server applies the engine's suggestion
+//! on one canary instance, rolls it back when the canary trips alone, gives way to an admin's
+//! own change, and promotes a canary that behaves to every instance. Every step is audited
+//! and noticed by an `auto_tune` alert.
+
+use std::time::Duration;
+
+use backend::auth::Role;
+use backend::time::now_ms;
+use protocol::{AutoTuneStep, AutoTuneView, BreakerConfig, ConfigView};
+use serde_json::{Value, json};
+use tests::TestServer;
+
+use crate::recommend::{call, history};
+
+const MINUTE: i64 = 60_000;
+
+struct Setup {
+    server: TestServer,
+    client: reqwest::Client,
+    key: String,
+    admin: String,
+    viewer: String,
+}
+
+impl Setup {
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.server.url())
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        call(&self.client, "GET", self.url(path), &self.viewer, None).await
+    }
+
+    async fn run(&self) -> AutoTuneStep {
+        let (status, body) = call(
+            &self.client,
+            "POST",
+            self.url("/breakers/shop/payments/auto/run"),
+            &self.admin,
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_value(body).unwrap()
+    }
+
+    /// What `instance` gets from the config long poll above `version` (None: nothing newer).
+    async fn poll(&self, instance: &str, version: u64) -> Option<BreakerConfig> {
+        let response = self
+            .client
+            .get(self.url(&format!(
+                "/config/shop/payments?wait_for_version_above={version}&timeout_ms=50&instance={instance}"
+            )))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .unwrap();
+        match response.status().as_u16() {
+            200 => Some(response.json().await.unwrap()),
+            204 => None,
+            other => panic!("config poll answered {other}"),
+        }
+    }
+
+    async fn current_version(&self) -> u64 {
+        let (_, view) = self.get("/breakers/shop/payments/config").await;
+        let view: ConfigView = serde_json::from_value(view).unwrap();
+        view.current.unwrap().config.version
+    }
+
+    async fn ingest(&self, instance: &str, seq: u64, body: Value) {
+        let mut batch = json!({"service": "shop", "instance": instance, "seq": seq,
+                               "sent_at_ms": now_ms()});
+        for (k, v) in body.as_object().unwrap() {
+            batch[k] = v.clone();
+        }
+        let (status, body) = call(
+            &self.client,
+            "POST",
+            self.url("/ingest"),
+            &self.key,
+            Some(batch),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+/// A server with 3 h of history for shop/payments, a loose config (version 1) and two
+/// instances that listen for configs.
+async fn setup() -> Setup {
+    let server = TestServer::start().await.unwrap();
+    let setup = Setup {
+        key: server.ingest_key("shop").await.unwrap(),
+        admin: server.user_token("ada", Role::Admin).await.unwrap(),
+        viewer: server.user_token("vic", Role::Viewer).await.unwrap(),
+        client: reqwest::Client::new(),
+        server,
+    };
+    let start = (now_ms() - 181 * MINUTE).div_euclid(MINUTE) * MINUTE;
+    setup
+        .ingest("shop-1", 1, json!({"aggregates": history(start)}))
+        .await;
+    let loose = json!({"config": {"version": 0, "failure_rate_threshold": 0.9,
+        "window": {"kind": "count", "calls": 1000}, "minimum_calls": 1000,
+        "wait": {"kind": "fixed", "ms": 60000}, "half_open_probes": 1, "half_open_successes": 1}});
+    let put = setup.url("/breakers/shop/payments/config");
+    let response = setup
+        .client
+        .put(put)
+        .bearer_auth(&setup.admin)
+        .json(&loose)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    for instance in ["shop-1", "shop-2"] {
+        let (status, body) = call(
+            &setup.client,
+            "POST",
+            setup.url("/config-status"),
+            &setup.key,
+            Some(json!({"service": "shop", "instance": instance, "at_ms": now_ms(),
+                        "breakers": [{"breaker": "payments", "running_version": 1}]})),
+        )
+        .await;
+        assert_eq!(status, 204, "{body}");
+    }
+    setup
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_mode_canaries_rolls_back_and_promotes() {
+    let s = setup().await;
+    let auto = s.url("/breakers/shop/payments/auto");
+
+    // Off by default; only admins switch it on; bad settings are refused with their path.
+    let (status, body) = s.get("/breakers/shop/payments/auto").await;
+    assert_eq!(status, 200, "{body}");
+    let view: AutoTuneView = serde_json::from_value(body).unwrap();
+    assert!(!view.settings.enabled && view.changes.is_empty());
+    assert_eq!(s.run().await.action, "off");
+    let on = json!({"enabled": true, "canary_ms": 1000, "cooldown_ms": 0, "min_confidence": 0.0,
+                    "days": 1, "max_step": 0.5});
+    let put = |token: &str, body: &Value| {
+        s.client
+            .put(auto.clone())
+            .bearer_auth(token)
+            .json(body)
+            .send()
+    };
+    assert_eq!(put(&s.viewer, &on).await.unwrap().status(), 403);
+    let response = put(&s.admin, &json!({"enabled": true, "canary_ms": 10}))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["path"], "$.canary_ms", "{body}");
+    let response = put(&s.admin, &on).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let view: AutoTuneView = response.json().await.unwrap();
+    assert_eq!(view.updated_by.as_deref(), Some("ada"));
+
+    // 1. A canary: the suggestion, within a 50 % step of the loose config, on one instance.
+    let step = s.run().await;
+    assert_eq!(step.action, "canary_started", "{}", step.detail);
+    let change = step.change.unwrap();
+    let canary = change.canary_instance.clone().unwrap();
+    let peer = if canary == "shop-1" {
+        "shop-2"
+    } else {
+        "shop-1"
+    };
+    assert_eq!(change.peers, vec![peer.to_string()]);
+    assert_eq!((change.base_version, change.version), (1, 2));
+    let threshold = change.config.failure_rate_threshold.unwrap();
+    assert!(
+        (0.45..0.9).contains(&threshold),
+        "a 50 % step from 0.9 at most: {threshold}"
+    );
+    assert!(!change.clamped.is_empty(), "the guardrails cut the step");
+    let got = s
+        .poll(&canary, 1)
+        .await
+        .expect("the canary gets the change");
+    assert_eq!(got, change.config);
+    assert_eq!(s.poll(peer, 1).await, None, "the peer keeps version 1");
+    assert_eq!(s.current_version().await, 1);
+    assert_eq!(s.run().await.action, "canary_running");
+
+    // 2. The canary opens while its peer stays closed: a false trip, rolled back.
+    s.ingest(
+        &canary,
+        2,
+        json!({"transitions": [{"breaker": "payments", "at_ms": now_ms(), "from": "closed",
+                                 "to": "open", "config_version": 2}]}),
+    )
+    .await;
+    let step = s.run().await;
+    assert_eq!(step.action, "rolled_back", "{}", step.detail);
+    let change = step.change.unwrap();
+    assert_eq!(
+        (change.status.as_str(), change.false_trips),
+        ("rolled_back", 1)
+    );
+    assert_eq!(s.current_version().await, 3);
+    let back = s.poll(&canary, 2).await.expect("the canary is moved back");
+    assert_eq!(
+        (
+            back.version,
+            back.failure_rate_threshold,
+            back.minimum_calls
+        ),
+        (3, Some(0.9), 1000)
+    );
+    assert_eq!(s.poll(peer, 1).await.map(|c| c.version), Some(3));
+
+    // 3. An admin's own change during a canary cancels it; versions are never reused.
+    let step = s.run().await;
+    assert_eq!(step.action, "canary_started", "{}", step.detail);
+    assert_eq!(step.change.as_ref().unwrap().version, 4);
+    let (status, _) = call(
+        &s.client,
+        "POST",
+        s.url("/breakers/shop/payments/control"),
+        &s.admin,
+        Some(json!({"mode": "automatic", "reason": "by hand"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(s.current_version().await, 5);
+    let (_, view) = s.get("/breakers/shop/payments/auto").await;
+    let view: AutoTuneView = serde_json::from_value(view).unwrap();
+    assert!(view.canary.is_none());
+    assert_eq!(view.changes[0].status, "cancelled");
+
+    // 4. A canary that behaves is promoted to every instance when its time is up.
+    let step = s.run().await;
+    assert_eq!(step.action, "canary_started", "{}", step.detail);
+    let change = step.change.unwrap();
+    assert_eq!(change.version, 6);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let step = loop {
+        let step = s.run().await;
+        if step.action != "canary_running" {
+            break step;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the canary never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(step.action, "promoted", "{}", step.detail);
+    assert_eq!(s.current_version().await, 6);
+    assert_eq!(s.poll(peer, 5).await, Some(change.config.clone()));
+    assert_eq!(s.poll(&canary, 6).await, None, "the canary already runs it");
+
+    // Audited, and each change raised an auto_tune notice.
+    let (_, audit) = s.get("/audit?limit=50").await;
+    let actions: Vec<(String, String)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap().to_string(),
+                e["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for action in ["auto-canary", "auto-rollback", "auto-promote"] {
+        assert!(
+            actions.contains(&("auto-tuner".to_string(), action.to_string())),
+            "{action} audited: {actions:?}"
+        );
+    }
+    assert!(actions.contains(&("ada".into(), "auto-mode".into())));
+    let (_, alerts) = s.get("/alerts?status=resolved").await;
+    let titles: Vec<&str> = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["rule"] == "auto-tune-changes")
+        .map(|a| a["title"].as_str().unwrap())
+        .collect();
+    assert!(
+        titles.iter().any(|t| t.contains("rolled back"))
+            && titles.iter().any(|t| t.contains("promoted")),
+        "{titles:?}"
+    );
+    // The accepted recommendation says who applied it.
+    let (_, recs) = s.get("/recommendations?status=accepted").await;
+    assert!(
+        recs.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["decided_by"] == "auto-tuner")
+    );
+}
