@@ -818,6 +818,33 @@ pub async fn put(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    // Switched off with a change on its canary: the canary instance goes back to the config
+    // every other instance runs.
+    if !new.enabled
+        && let Some(change) = changes(&app, id, 1)
+            .await?
+            .pop()
+            .filter(|c| c.status == "canary")
+    {
+        let base = configs::current_config(&app.store, id)
+            .await?
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("the base config is gone")))?;
+        let outcome = format!("rolled back: {} switched auto mode off", admin.name);
+        configs::save_version(
+            &app,
+            NewVersion {
+                service: &service,
+                breaker: &breaker,
+                config: base.config,
+                actor: &admin.name,
+                action: "auto-rollback",
+                reason: format!("version {} {outcome}", change.version),
+                ends_auto_change: Some((change.id, AutoEnd::RolledBack)),
+            },
+        )
+        .await?;
+        set_outcome(&app, change.id, &outcome).await?;
+    }
     Ok(Json(view(&app, service, breaker).await?))
 }
 

@@ -305,6 +305,7 @@ pub async fn recommend(
         decided_by: None,
         decided_ms: None,
         applied_version: None,
+        replay: Some(replay_trace(from_ms, &suggestion.trace)),
     };
     let mut tx = store.begin().await?;
     sqlx::query(
@@ -324,6 +325,23 @@ pub async fn recommend(
     .await?;
     tx.commit().await?;
     Ok(rec)
+}
+
+/// The engine's trace as the wire carries it (f32: a chart needs no more).
+fn replay_trace(from_ms: i64, trace: &engine::suggest::Trace) -> protocol::ReplayTrace {
+    let f32s = |values: &[f64]| values.iter().map(|&v| v as f32).collect();
+    protocol::ReplayTrace {
+        t_ms: trace.t_ms.iter().map(|&t| from_ms + t as i64).collect(),
+        step_ms: trace.step.as_millis() as i64,
+        failure_rate: trace
+            .failure_rate
+            .iter()
+            .map(|v| v.map(|v| v as f32))
+            .collect(),
+        current_refused: f32s(&trace.current_refused),
+        suggested_refused: f32s(&trace.suggested_refused),
+        anomalous: trace.anomalous.clone(),
+    }
 }
 
 fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Recommendation, AppError> {

@@ -6,6 +6,8 @@
 //! - [`render`]: `(Kind, &Series, &Options) -> String`, an SVG document.
 //! - [`timeline`]: one lane per instance (Closed / Open / Half-Open intervals), its layout (for
 //!   hover targets in the page) and its SVG.
+//! - [`replay`]: a recommendation's before/after chart (the history, and what the current and
+//!   the suggested config would have refused).
 //! - [`geometry`]: where the plot area sits, so a page can turn a brushed pixel span into times.
 //! - [`units`]: UTC clock labels, percentages and round time ticks.
 //!
@@ -16,6 +18,7 @@
 
 pub mod geometry;
 mod palette;
+pub mod replay;
 mod series_chart;
 pub mod timeline;
 pub mod units;

@@ -14,7 +14,7 @@ use crate::anomaly::{self, AnomalyOptions, Labels, Period};
 use crate::defaults;
 use crate::features::{self, FeatureOptions, Features, col};
 use crate::history::History;
-use crate::replay::{self, Score};
+use crate::replay::{self, Replay, Score};
 use crate::search::{Candidate, Found, Grid, Search, SearchOptions};
 
 /// Options for [`tune`] and [`suggest`].
@@ -81,6 +81,69 @@ pub struct Suggestion {
     pub n_transients: usize,
     /// 0–1: how much to trust the suggestion (volume, history length, clarity of the choice).
     pub confidence: f64,
+    /// Both back-tests step by step, for before/after charts.
+    pub trace: Trace,
+}
+
+/// The back-tests over time, in at most [`Trace::MAX_POINTS`] points: each point merges
+/// `step` consecutive steps of the history.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Trace {
+    /// Where each point starts, from the start of the history (its first step's `t_ms`).
+    pub t_ms: Vec<u64>,
+    /// Each point's span.
+    pub step: Duration,
+    /// Failed / attempted calls of the history (`None` without calls).
+    pub failure_rate: Vec<Option<f64>>,
+    /// Share of the attempted calls the current config refused in the replay.
+    pub current_refused: Vec<f64>,
+    /// Share of the attempted calls the suggested config refused in the replay.
+    pub suggested_refused: Vec<f64>,
+    /// Whether any step of the point was labelled anomalous.
+    pub anomalous: Vec<bool>,
+}
+
+impl Trace {
+    pub const MAX_POINTS: usize = 720;
+
+    fn new(history: &History, current: &Replay, suggested: &Replay, anomalous: &[bool]) -> Trace {
+        let n = history.len();
+        let per = n.div_ceil(Trace::MAX_POINTS).max(1);
+        let mut trace = Trace {
+            step: history.step * per as u32,
+            ..Trace::default()
+        };
+        for start in (0..n).step_by(per) {
+            let end = (start + per).min(n);
+            let (mut calls, mut failures, mut refused_now, mut refused_new) =
+                (0u64, 0u64, 0u64, 0u64);
+            for i in start..end {
+                calls += u64::from(history.steps[i].n_calls);
+                failures += u64::from(history.steps[i].n_failures);
+                refused_now += u64::from(current.rejected.get(i).copied().unwrap_or(0));
+                refused_new += u64::from(suggested.rejected.get(i).copied().unwrap_or(0));
+            }
+            let share = |k: u64| {
+                if calls > 0 {
+                    k as f64 / calls as f64
+                } else {
+                    0.0
+                }
+            };
+            trace.t_ms.push(history.steps[start].t_ms);
+            trace
+                .failure_rate
+                .push((calls > 0).then(|| failures as f64 / calls as f64));
+            trace.current_refused.push(share(refused_now));
+            trace.suggested_refused.push(share(refused_new));
+            trace.anomalous.push(
+                anomalous
+                    .get(start..end)
+                    .is_some_and(|a| a.iter().any(|&x| x)),
+            );
+        }
+        trace
+    }
 }
 
 /// What a config would have done over the history, judged against the anomaly labels.
@@ -222,10 +285,16 @@ pub fn suggest(
         score.lost_good *= u64::from(thin);
         score.wasted *= u64::from(thin);
         score.cost *= f64::from(thin);
-        Backtest::from_score(&score)
+        (Backtest::from_score(&score), res)
     };
-    let current_backtest = backtest(current);
-    let suggested_backtest = backtest(&tuned.config);
+    let (current_backtest, current_replay) = backtest(current);
+    let (suggested_backtest, suggested_replay) = backtest(&tuned.config);
+    let trace = Trace::new(
+        &replayed,
+        &current_replay,
+        &suggested_replay,
+        &tuned.labels.anomalous,
+    );
     let confidence = confidence(history, &tuned);
     (
         Suggestion {
@@ -237,6 +306,7 @@ pub fn suggest(
             anomalies: tuned.labels.periods.clone(),
             n_transients: tuned.labels.transients.len(),
             confidence,
+            trace,
         },
         warnings,
     )
@@ -316,4 +386,54 @@ pub(crate) fn median_u64(values: &[u64]) -> Option<u64> {
     } else {
         (sorted[mid - 1] + sorted[mid]) / 2
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Trace;
+    use crate::history::{History, Step};
+    use crate::replay::Replay;
+
+    #[test]
+    fn a_long_history_is_merged_into_at_most_max_points() {
+        let n = 2 * Trace::MAX_POINTS + 10;
+        let history = History {
+            step: Duration::from_secs(1),
+            latency_buckets_ms: vec![10],
+            steps: (0..n)
+                .map(|i| Step {
+                    t_ms: i as u64 * 1_000,
+                    n_calls: 10,
+                    n_failures: if i < 3 { 5 } else { 0 },
+                    n_rejected: 0,
+                    latency_counts: vec![10],
+                })
+                .collect(),
+        };
+        let replay = |rejected_at: usize| Replay {
+            range: 0..n,
+            admitted: vec![10; n],
+            rejected: (0..n)
+                .map(|i| if i == rejected_at { 10 } else { 0 })
+                .collect(),
+            transitions: vec![],
+        };
+        let mut anomalous = vec![false; n];
+        anomalous[4] = true;
+        let trace = Trace::new(&history, &replay(0), &replay(5), &anomalous);
+        // 1450 steps, three a point: 484 points.
+        assert_eq!(trace.step, Duration::from_secs(3));
+        assert_eq!(trace.t_ms.len(), n.div_ceil(3));
+        assert!(trace.t_ms.len() <= Trace::MAX_POINTS);
+        assert_eq!(&trace.t_ms[..3], &[0, 3_000, 6_000]);
+        // 5 + 5 + 5 failures of 30 calls in the first point; none in the second.
+        assert_eq!(trace.failure_rate[0], Some(0.5));
+        assert_eq!(trace.failure_rate[1], Some(0.0));
+        assert!((trace.current_refused[0] - 1.0 / 3.0).abs() < 1e-9);
+        assert_eq!(trace.current_refused[1], 0.0);
+        assert!((trace.suggested_refused[1] - 1.0 / 3.0).abs() < 1e-9);
+        assert_eq!(&trace.anomalous[..3], &[false, true, false]);
+    }
 }

@@ -3,8 +3,9 @@
 use std::fmt;
 
 use protocol::{
-    Alert, BreakerMode, BreakerSummary, ConfigView, ControlRequest, ErrorBody, LintFinding, Me,
-    Recommendation, Series, SilenceRequest, Sparkline, Timeline, TransitionRecord,
+    Alert, AutoTuneSettings, AutoTuneStep, AutoTuneView, BreakerMode, BreakerSummary, ConfigView,
+    ControlRequest, ErrorBody, LintFinding, Me, Recommendation, Series, SilenceRequest, Sparkline,
+    Timeline, TransitionRecord,
 };
 use serde::de::DeserializeOwned;
 use wasm_bindgen::{JsCast, JsValue};
@@ -196,9 +197,46 @@ pub async fn lint(service: &str, breaker: &str) -> Result<Vec<LintFinding>, ApiE
     get_json(&format!("{}/lint", breaker_path(service, breaker))).await
 }
 
+/// `GET …/auto`: the breaker's auto mode, its canary and latest automatic changes.
+pub async fn auto_mode(service: &str, breaker: &str) -> Result<AutoTuneView, ApiError> {
+    get_json(&format!("{}/auto", breaker_path(service, breaker))).await
+}
+
+/// `PUT …/auto`: saves auto-mode settings (admins only).
+pub async fn set_auto_mode(
+    service: &str,
+    breaker: &str,
+    settings: &AutoTuneSettings,
+) -> Result<AutoTuneView, ApiError> {
+    let body = serde_json::to_string(settings).map_err(|err| ApiError::new(err.to_string()))?;
+    send_json(
+        "PUT",
+        &format!("{}/auto", breaker_path(service, breaker)),
+        Some(&body),
+    )
+    .await
+}
+
+/// `POST …/auto/run`: one auto-mode step now (admins only).
+pub async fn auto_step(service: &str, breaker: &str) -> Result<AutoTuneStep, ApiError> {
+    post_json(
+        &format!("{}/auto/run", breaker_path(service, breaker)),
+        None,
+    )
+    .await
+}
+
 async fn post_json<T: DeserializeOwned>(url: &str, body: Option<&str>) -> Result<T, ApiError> {
+    send_json("POST", url, body).await
+}
+
+async fn send_json<T: DeserializeOwned>(
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+) -> Result<T, ApiError> {
     let init = RequestInit::new();
-    init.set_method("POST");
+    init.set_method(method);
     if let Some(body) = body {
         init.set_body(&JsValue::from_str(body));
         let headers = web_sys::Headers::new().map_err(|err| ApiError::new(describe(&err)))?;
@@ -207,9 +245,9 @@ async fn post_json<T: DeserializeOwned>(url: &str, body: Option<&str>) -> Result
             .map_err(|err| ApiError::new(describe(&err)))?;
         init.set_headers(&headers);
     }
-    let text = send(url, "POST", &init).await?;
+    let text = send(url, method, &init).await?;
     serde_json::from_str(&text)
-        .map_err(|err| ApiError::new(format!("POST {url}: unexpected answer ({err})")))
+        .map_err(|err| ApiError::new(format!("{method} {url}: unexpected answer ({err})")))
 }
 
 /// `/api/v1/breakers/{service}/{breaker}`; names are untrusted and may hold `/`, `?` or `#`, so

@@ -105,6 +105,7 @@ pub fn Detail() -> impl IntoView {
     });
 
     let session = expect_context::<Session>();
+    let auto_target = Memo::new(move |_| target.get().map(|t| (t.service, t.breaker)));
     let title = move || {
         target.with(|target| match target {
             Some(target) => format!("{} / {}", target.service, target.breaker),
@@ -134,6 +135,7 @@ pub fn Detail() -> impl IntoView {
                 <TransitionsTable page=page />
                 <div>
                     <ConfigPanel page=page />
+                    <crate::auto_mode::AutoMode target=auto_target />
                     <Show when=move || session.is_admin()>
                         <Controls page=page />
                         <Suggest page=page />

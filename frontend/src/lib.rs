@@ -11,6 +11,7 @@
 //! - [`alerts`]: what toasts, notifications and the alerts page say.
 //! - [`tuning`]: what the recommendations page and config lint say (config diff, back-tests).
 //! - Charts come from the shared `charts` crate, which the server uses too.
+//! - `auto_mode` (wasm32 only): the breaker page's auto-mode panel.
 //! - `api`, `stream`, `live`, `notify`, `app`, `overview`, `detail`, `alerts_page`, `toasts`,
 //!   `pages` (recommendations) (wasm32 only): HTTP calls, the Server-Sent Events stream, per-frame live updates,
 //!   browser notifications, and components.
@@ -32,6 +33,8 @@ pub mod alerts_page;
 pub mod api;
 #[cfg(target_arch = "wasm32")]
 pub mod app;
+#[cfg(target_arch = "wasm32")]
+pub mod auto_mode;
 #[cfg(target_arch = "wasm32")]
 pub mod detail;
 #[cfg(target_arch = "wasm32")]

@@ -99,6 +99,20 @@ fn RecCard(
     let backtests = tuning::backtest_rows(&rec.current_backtest, &rec.suggested_backtest);
     let decision = tuning::decision_text(&rec);
     let applied = rec.applied_version;
+    // The before/after chart is drawn when the evidence is first opened.
+    let expanded = RwSignal::new(open);
+    let details = NodeRef::<leptos::html::Details>::new();
+    let replay = rec.replay.clone();
+    let replay_chart = move || {
+        let trace = replay.as_ref()?;
+        expanded
+            .get()
+            .then(|| view! {
+                <h4>"Replay over the history"</h4>
+                <p class="hint">"Shaded: the anomalous periods found. Refusals inside them cut an outage short; outside them they lose good calls."</p>
+                <div class="svg rec-replay" inner_html=charts::replay::render(trace, 880)></div>
+            })
+    };
     let history = format!(
         "learned from {} to {} UTC, against config version {}",
         format::timestamp(rec.from_ms),
@@ -122,7 +136,12 @@ fn RecCard(
                     })}
                 </p>
             })}
-            <details class="rec-detail" open=open>
+            <details class="rec-detail" open=open node_ref=details
+                on:toggle=move |_| {
+                    if details.get_untracked().is_some_and(|d| d.open()) {
+                        expanded.set(true);
+                    }
+                }>
                 <summary>"evidence"</summary>
                 <p class="hint">{history}</p>
                 <h4>"Config"</h4>
@@ -145,6 +164,7 @@ fn RecCard(
                         }).collect_view()}
                     </tbody>
                 </table>
+                {replay_chart}
                 <h4>"Anomalous periods"</h4>
                 {if rec.anomalies.is_empty() {
                     view! { <p class="empty">"None found."</p> }.into_any()

@@ -3,7 +3,7 @@
 //! anomalous periods and the decision.
 
 use protocol::{AnomalyPeriod, BacktestSummary, BreakerConfig, BreakerMode, Recommendation};
-use protocol::{WaitConfig, WindowConfig};
+use protocol::{AutoTuneChange, AutoTuneSettings, WaitConfig, WindowConfig};
 
 use crate::format;
 
@@ -185,6 +185,49 @@ pub fn parse_id(text: Option<&str>) -> Option<i64> {
     text?.trim().parse().ok()
 }
 
+/// Auto mode's guardrails in a sentence.
+pub fn auto_settings_line(settings: &AutoTuneSettings) -> String {
+    let b = &settings.bounds;
+    format!(
+        "steps of at most ±{} per parameter; failure-rate threshold within {}–{}, wait within {}–{}; \
+         canary {} on one instance, rolled back after more than {} false trip(s); at least {} \
+         between changes; confidence at least {}; learns from {} day(s)",
+        format::percent(settings.max_step),
+        format::percent(b.failure_rate_threshold[0]),
+        format::percent(b.failure_rate_threshold[1]),
+        format::millis(b.wait_ms[0] as f64),
+        format::millis(b.wait_ms[1] as f64),
+        format::age(settings.canary_ms),
+        settings.max_false_trips,
+        format::age(settings.cooldown_ms),
+        confidence_text(settings.min_confidence),
+        settings.days,
+    )
+}
+
+/// One automatic change in a line: what, where, and how it ended (or how long it has to go).
+pub fn auto_change_line(change: &AutoTuneChange, now_ms: i64) -> String {
+    let whom = change
+        .canary_instance
+        .as_deref()
+        .map(|i| format!(" on canary {i}"))
+        .unwrap_or_default();
+    let head = format!(
+        "v{} (from v{}, recommendation {}){whom}",
+        change.version, change.base_version, change.recommendation_id
+    );
+    match (change.status.as_str(), &change.outcome) {
+        ("canary", _) => format!(
+            "{head}: canary, {} opening(s), {} false, {} to go",
+            change.canary_openings,
+            change.false_trips,
+            format::age((change.canary_ends_ms - now_ms).max(0))
+        ),
+        (_, Some(outcome)) => format!("{head}: {outcome}"),
+        (status, None) => format!("{head}: {}", status.replace('_', " ")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,6 +344,7 @@ mod tests {
             decided_by: None,
             decided_ms: None,
             applied_version: None,
+            replay: None,
         };
         assert_eq!(decision_text(&rec), None);
         rec.status = "accepted".into();
@@ -314,6 +358,43 @@ mod tests {
         rec.decided_by = None;
         rec.applied_version = None;
         assert_eq!(decision_text(&rec).unwrap(), "superseded");
+    }
+
+    #[test]
+    fn auto_mode_lines_say_what_happened() {
+        let mut change = AutoTuneChange {
+            id: 1,
+            recommendation_id: 9,
+            status: "canary".into(),
+            canary_instance: Some("shop-2".into()),
+            peers: vec!["shop-1".into()],
+            version: 4,
+            base_version: 3,
+            config: config(),
+            clamped: vec![],
+            started_ms: 0,
+            canary_ends_ms: 90_000,
+            canary_openings: 1,
+            false_trips: 0,
+            ended_ms: None,
+            outcome: None,
+        };
+        let line = auto_change_line(&change, 30_000);
+        assert!(
+            line.starts_with(
+                "v4 (from v3, recommendation 9) on canary shop-2: canary, 1 opening(s), 0 false, "
+            ),
+            "{line}"
+        );
+        change.status = "rolled_back".into();
+        change.outcome = Some("rolled back: 2 false trips".into());
+        assert_eq!(
+            auto_change_line(&change, 0),
+            "v4 (from v3, recommendation 9) on canary shop-2: rolled back: 2 false trips"
+        );
+        let line = auto_settings_line(&AutoTuneSettings::default());
+        assert!(line.starts_with("steps of at most ±50"), "{line}");
+        assert!(line.contains("after more than 0 false trip(s)"), "{line}");
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub use control::{
     RestoreRequest, StoredConfig,
 };
 pub use histogram::{LATENCY_BOUNDS_MS, LatencyHistogram};
-pub use recommend::{AnomalyPeriod, BacktestSummary, LintFinding, Recommendation};
+pub use recommend::{AnomalyPeriod, BacktestSummary, LintFinding, Recommendation, ReplayTrace};
 pub use validate::{MAX_NAME_LEN, ValidationError, validate_batch, validate_name};
 
 /// The state of a circuit breaker.

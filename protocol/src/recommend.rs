@@ -66,6 +66,24 @@ pub struct Recommendation {
     /// The config version accepting it created.
     #[serde(default)]
     pub applied_version: Option<u64>,
+    /// Both back-tests over time, for the before/after chart.
+    #[serde(default)]
+    pub replay: Option<ReplayTrace>,
+}
+
+/// The back-tests of a recommendation over time: the history's failure rate, the anomaly
+/// labels, and the share of calls each config refused, per point (starting at `t_ms`, ms since
+/// the epoch, and `step_ms` long; a history with gaps has gaps between points). At most 720
+/// points.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReplayTrace {
+    pub t_ms: Vec<i64>,
+    pub step_ms: i64,
+    pub failure_rate: Vec<Option<f32>>,
+    pub current_refused: Vec<f32>,
+    pub suggested_refused: Vec<f32>,
+    pub anomalous: Vec<bool>,
 }
 
 /// Something wrong with a breaker's current config, judged against its history.

@@ -121,8 +121,10 @@ async fn setup() -> Setup {
             "POST",
             setup.url("/config-status"),
             &setup.key,
-            Some(json!({"service": "shop", "instance": instance, "at_ms": now_ms(),
-                        "breakers": [{"breaker": "payments", "running_version": 1}]})),
+            Some(
+                json!({"service": "shop", "instance": instance, "at_ms": now_ms(),
+                        "breakers": [{"breaker": "payments", "running_version": 1}]}),
+            ),
         )
         .await;
         assert_eq!(status, 204, "{body}");
@@ -256,6 +258,21 @@ async fn auto_mode_canaries_rolls_back_and_promotes() {
     assert_eq!(s.current_version().await, 6);
     assert_eq!(s.poll(peer, 5).await, Some(change.config.clone()));
     assert_eq!(s.poll(&canary, 6).await, None, "the canary already runs it");
+
+    // 5. Switching auto mode off with a change on its canary rolls the canary back.
+    let step = s.run().await;
+    assert_eq!(step.action, "canary_started", "{}", step.detail);
+    assert_eq!(step.change.unwrap().version, 7);
+    let response = put(&s.admin, &json!({"enabled": false})).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let view: AutoTuneView = response.json().await.unwrap();
+    assert!(!view.settings.enabled && view.canary.is_none());
+    assert_eq!(view.changes[0].status, "rolled_back");
+    assert_eq!(s.current_version().await, 8);
+    let mut back = s.poll(&canary, 7).await.expect("the canary is moved back");
+    back.version = 6;
+    assert_eq!(back, change.config, "version 8 is version 6 again");
+    assert_eq!(s.run().await.action, "off");
 
     // Audited, and each change raised an auto_tune notice.
     let (_, audit) = s.get("/audit?limit=50").await;

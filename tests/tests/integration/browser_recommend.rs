@@ -102,7 +102,36 @@ async fn an_admin_accepts_a_recommendation_in_the_page() {
         count(&client, &format!("{card} .rec-diff tr.differs")).await > 0,
         differing
     );
+    // The before/after chart of the replay: the history and what each config refused.
+    wait_for(
+        &client,
+        &format!("{card} .rec-replay svg"),
+        "the replay chart",
+    )
+    .await;
+    let chart = client
+        .find(Locator::Css(&format!("{card} .rec-replay")))
+        .await
+        .unwrap()
+        .html(true)
+        .await
+        .unwrap();
+    for panel in [
+        "history: failure rate",
+        "current config: calls refused",
+        "suggested config: calls refused",
+    ] {
+        assert!(chart.contains(panel), "the chart has the panel {panel:?}");
+    }
     save_screenshot(&client, "recommendation-open").await;
+    client
+        .execute(
+            "document.querySelector(arguments[0]).scrollIntoView()",
+            vec![json!(format!("{card} .rec-replay"))],
+        )
+        .await
+        .unwrap();
+    save_screenshot(&client, "recommendation-replay").await;
 
     // Accepting asks first, then shows the decision and the config version it created.
     click(&client, &format!("{card} button.accept")).await;
@@ -166,6 +195,38 @@ async fn an_admin_accepts_a_recommendation_in_the_page() {
             && href != format!("/recommendations?id={}", rec.id),
         "the link is {href:?}"
     );
+
+    // Auto mode: off by default; an admin switches it on after a confirmation and runs a step.
+    wait_for(
+        &client,
+        ".auto-state[data-enabled=\"false\"]",
+        "auto mode off",
+    )
+    .await;
+    click(&client, "button[data-auto=\"on\"]").await;
+    click(&client, ".auto-mode button[data-confirm=\"yes\"]").await;
+    wait_for(
+        &client,
+        ".auto-state[data-enabled=\"true\"]",
+        "auto mode on",
+    )
+    .await;
+    click(&client, "button[data-auto=\"run\"]").await;
+    wait_for(
+        &client,
+        ".auto-mode [data-kind=\"step\"]",
+        "the step's outcome",
+    )
+    .await;
+    let outcome = text(&client, ".auto-mode [data-kind=\"step\"]").await;
+    assert!(
+        ["low confidence: ", "applied: ", "no change: "]
+            .iter()
+            .any(|action| outcome.starts_with(action))
+            && outcome.contains("recommendation"),
+        "the step says {outcome:?}"
+    );
+    save_screenshot(&client, "auto-mode").await;
 
     client.close().await.unwrap();
 }

@@ -1,0 +1,230 @@
+//! The breaker page's auto-mode panel: whether the server applies the engine's suggestions by
+//! itself, its guardrails, the change on its canary and the latest automatic changes. Admins
+//! switch it on or off (after a confirmation), set the main guardrails and run a step now.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use protocol::{AutoTuneSettings, AutoTuneView};
+
+use crate::api;
+use crate::app::Session;
+use crate::tuning;
+
+/// The form's fields, as the admin types them.
+#[derive(Clone, Copy)]
+struct Form {
+    max_step_pct: RwSignal<String>,
+    canary_min: RwSignal<String>,
+    cooldown_h: RwSignal<String>,
+    max_false_trips: RwSignal<String>,
+}
+
+impl Form {
+    fn fill(&self, settings: &AutoTuneSettings) {
+        self.max_step_pct
+            .set(format!("{}", (settings.max_step * 100.0).round()));
+        self.canary_min
+            .set(format!("{}", settings.canary_ms as f64 / 60_000.0));
+        self.cooldown_h
+            .set(format!("{}", settings.cooldown_ms as f64 / 3_600_000.0));
+        self.max_false_trips
+            .set(settings.max_false_trips.to_string());
+    }
+
+    /// The settings with the form's values, or what is wrong with them.
+    fn apply(&self, mut settings: AutoTuneSettings) -> Result<AutoTuneSettings, String> {
+        let number = |signal: RwSignal<String>, name: &str| {
+            signal
+                .get_untracked()
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .ok_or_else(|| format!("{name}: a number of at least 0, please"))
+        };
+        settings.max_step = number(self.max_step_pct, "maximum step")? / 100.0;
+        settings.canary_ms = (number(self.canary_min, "canary")? * 60_000.0).round() as i64;
+        settings.cooldown_ms = (number(self.cooldown_h, "cooldown")? * 3_600_000.0).round() as i64;
+        settings.max_false_trips = number(self.max_false_trips, "false trips")?.round() as u32;
+        Ok(settings)
+    }
+}
+
+#[component]
+pub fn AutoMode(target: Memo<Option<(String, String)>>) -> impl IntoView {
+    let session = expect_context::<Session>();
+    let view_state = RwSignal::new(None::<Result<AutoTuneView, String>>);
+    // What the last action said, and which action (`settings` or `step`).
+    let outcome = RwSignal::new(None::<(&'static str, Result<String, String>)>);
+    let asked = RwSignal::new(None::<bool>);
+    let busy = RwSignal::new(false);
+    let form = Form {
+        max_step_pct: RwSignal::new(String::new()),
+        canary_min: RwSignal::new(String::new()),
+        cooldown_h: RwSignal::new(String::new()),
+        max_false_trips: RwSignal::new(String::new()),
+    };
+    let load = move || {
+        let Some((service, breaker)) = target.get_untracked() else {
+            return;
+        };
+        spawn_local(async move {
+            let answer = api::auto_mode(&service, &breaker).await;
+            if let Ok(view) = &answer {
+                form.fill(&view.settings);
+            }
+            view_state.set(Some(answer.map_err(|err| err.to_string())));
+        });
+    };
+    Effect::new(move |_| {
+        target.track();
+        load();
+    });
+    let current = move || {
+        view_state
+            .get_untracked()
+            .and_then(Result::ok)
+            .map(|view| view.settings)
+            .unwrap_or_default()
+    };
+    let save = move |enabled: bool| {
+        let Some((service, breaker)) = target.get_untracked() else {
+            return;
+        };
+        let settings = match form.apply(current()) {
+            Ok(mut settings) => {
+                settings.enabled = enabled;
+                settings
+            }
+            Err(err) => {
+                outcome.set(Some(("settings", Err(err))));
+                return;
+            }
+        };
+        busy.set(true);
+        spawn_local(async move {
+            let answer = api::set_auto_mode(&service, &breaker, &settings).await;
+            busy.set(false);
+            match answer {
+                Ok(view) => {
+                    outcome.set(Some((
+                        "settings",
+                        Ok(format!(
+                            "Auto mode {}.",
+                            if view.settings.enabled { "on" } else { "off" }
+                        )),
+                    )));
+                    form.fill(&view.settings);
+                    view_state.set(Some(Ok(view)));
+                }
+                Err(err) => outcome.set(Some(("settings", Err(err.to_string())))),
+            }
+        });
+    };
+    let confirm = move |_| {
+        if let Some(enabled) = asked.get_untracked() {
+            asked.set(None);
+            save(enabled);
+        }
+    };
+    let run = move |_| {
+        let Some((service, breaker)) = target.get_untracked() else {
+            return;
+        };
+        busy.set(true);
+        outcome.set(None);
+        spawn_local(async move {
+            let answer = api::auto_step(&service, &breaker).await;
+            busy.set(false);
+            outcome.set(Some((
+                "step",
+                answer
+                    .map(|step| format!("{}: {}", step.action.replace('_', " "), step.detail))
+                    .map_err(|err| err.to_string()),
+            )));
+            load();
+        });
+    };
+    let field = move |label: &'static str, name: &'static str, signal: RwSignal<String>| {
+        view! {
+            <label>
+                {label}
+                <input type="number" min="0" step="any" name=name
+                    prop:value=move || signal.get()
+                    on:input=move |ev| signal.set(event_target_value(&ev)) />
+            </label>
+        }
+    };
+    view! {
+        <section class="auto-mode" aria-label="auto mode">
+            <h3>"Auto mode"</h3>
+            {move || match view_state.get() {
+                None => view! { <p class="hint">"Loading…"</p> }.into_any(),
+                Some(Err(err)) => view! { <p class="error">{err}</p> }.into_any(),
+                Some(Ok(view)) => {
+                    let now = js_sys::Date::now() as i64;
+                    let enabled = view.settings.enabled;
+                    view! {
+                        <p class="auto-state" data-enabled=enabled.to_string()>
+                            {if enabled { "On: " } else { "Off. When on: " }}
+                            {tuning::auto_settings_line(&view.settings)}
+                        </p>
+                        {view.canary.as_ref().map(|change| view! {
+                            <p class="auto-canary" data-version=change.version
+                                data-instance=change.canary_instance.clone().unwrap_or_default()>
+                                {tuning::auto_change_line(change, now)}
+                            </p>
+                        })}
+                        {(!view.changes.is_empty()).then(|| view! {
+                            <ul class="auto-changes">
+                                {view.changes.iter().map(|change| view! {
+                                    <li data-status=change.status.clone()>{tuning::auto_change_line(change, now)}</li>
+                                }).collect_view()}
+                            </ul>
+                        })}
+                    }.into_any()
+                }
+            }}
+            <Show when=move || session.is_admin()>
+                <div class="auto-form">
+                    {field("maximum step (%)", "max_step", form.max_step_pct)}
+                    {field("canary (minutes)", "canary", form.canary_min)}
+                    {field("cooldown (hours)", "cooldown", form.cooldown_h)}
+                    {field("false trips allowed", "false_trips", form.max_false_trips)}
+                </div>
+                <div class="buttons">
+                    {move || {
+                        let enabled = view_state.get().and_then(Result::ok).is_some_and(|v| v.settings.enabled);
+                        view! {
+                            <button type="button" data-auto=if enabled { "off" } else { "on" }
+                                disabled=move || busy.get() on:click=move |_| asked.set(Some(!enabled))>
+                                {if enabled { "Switch auto mode off" } else { "Switch auto mode on" }}
+                            </button>
+                            {enabled.then(|| view! {
+                                <button type="button" data-auto="save" disabled=move || busy.get()
+                                    on:click=move |_| save(true)>"Save guardrails"</button>
+                                <button type="button" data-auto="run" disabled=move || busy.get()
+                                    on:click=run>"Run a step now"</button>
+                            })}
+                        }
+                    }}
+                </div>
+                {move || asked.get().map(|enable| view! {
+                    <div class="confirm" role="dialog" aria-label="confirm">
+                        <p>{if enable {
+                            "Switch auto mode on? The server will apply the engine's suggestions to this breaker by itself, within these guardrails, one canary instance first."
+                        } else {
+                            "Switch auto mode off? A change still on its canary is rolled back."
+                        }}</p>
+                        <button type="button" class="danger" data-confirm="yes" on:click=confirm>"Confirm"</button>
+                        <button type="button" data-confirm="no" on:click=move |_| asked.set(None)>"Cancel"</button>
+                    </div>
+                })}
+            </Show>
+            {move || outcome.get().map(|(kind, outcome)| match outcome {
+                Ok(text) => view! { <p class="ok" data-outcome="ok" data-kind=kind>{text}</p> }.into_any(),
+                Err(err) => view! { <p class="error" data-outcome="error" data-kind=kind>{err}</p> }.into_any(),
+            })}
+        </section>
+    }
+}
