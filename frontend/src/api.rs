@@ -68,6 +68,20 @@ pub fn set_token(token: &str) -> Result<(), String> {
         .map_err(|err| describe(&err))
 }
 
+/// Forgets the token: the cookie expires at once.
+pub fn clear_token() -> Result<(), String> {
+    let document = web_sys::window()
+        .and_then(|window| window.document())
+        .ok_or("no document")?
+        .dyn_into::<web_sys::HtmlDocument>()
+        .map_err(|_| "not an HTML document")?;
+    document
+        .set_cookie(&format!(
+            "{TOKEN_COOKIE}=; path=/; SameSite=Strict; max-age=0"
+        ))
+        .map_err(|err| describe(&err))
+}
+
 /// `GET /api/v1/breakers`: every breaker's summary.
 pub async fn list_breakers() -> Result<Vec<BreakerSummary>, ApiError> {
     get_json("/api/v1/breakers").await

@@ -139,7 +139,23 @@ fn Header() -> impl IntoView {
             <NotifyButton />
             <span class=connection_class>{connection_text}</span>
             <span class="who" data-role=role_key>{who}</span>
-            <A href="/login">"Sign in"</A>
+            {move || {
+                let signed_in = session.me.with(|me| me.as_ref().is_some_and(|me| me.name.is_some()));
+                if signed_in {
+                    view! {
+                        <button type="button" class="link sign-out" on:click=move |_| {
+                            // A fresh page asks the server again who it is talking to.
+                            if api::clear_token().is_ok()
+                                && let Some(window) = web_sys::window()
+                            {
+                                let _ = window.location().assign("/");
+                            }
+                        }>"Sign out"</button>
+                    }.into_any()
+                } else {
+                    view! { <A href="/login">"Sign in"</A> }.into_any()
+                }
+            }}
         </header>
     }
 }

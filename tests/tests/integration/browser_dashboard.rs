@@ -255,6 +255,9 @@ async fn viewer_signs_in_sees_no_controls_and_hostile_names_are_text() {
         "a viewer sees controls"
     );
     assert_eq!(count(&client, "button[data-mode]").await, 0);
+    // Auto mode: a viewer sees whether it is on, and no switch.
+    wait_for(&client, ".auto-state[data-enabled=\"false\"]", "auto mode's state").await;
+    assert_eq!(count(&client, "button[data-auto]").await, 0);
     assert_eq!(
         count(&client, "main img").await,
         0,
@@ -265,6 +268,21 @@ async fn viewer_signs_in_sees_no_controls_and_hostile_names_are_text() {
         "a hostile name ran a script"
     );
     save_screenshot(&client, "viewer-hostile-name").await;
+
+    // Signing out forgets the token: the page asks for one again.
+    client
+        .find(Locator::Css("button.sign-out"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &client,
+        "form.signin input[name=\"token\"]",
+        "the sign-in form after signing out",
+    )
+    .await;
 
     client.close().await.unwrap();
 }
