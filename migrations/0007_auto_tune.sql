@@ -6,7 +6,8 @@ CREATE TABLE auto_tune (
     settings TEXT NOT NULL,
     enabled INTEGER NOT NULL,
     updated_by TEXT NOT NULL,
-    updated_ms INTEGER NOT NULL
+    updated_ms INTEGER NOT NULL,
+    last_run_ms INTEGER            -- the engine's last run for auto mode
 );
 
 -- One automatic change. While `status` is 'canary', `config` is served as version `version`

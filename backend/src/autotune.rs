@@ -85,7 +85,10 @@ pub fn clamp(
     let step = settings.max_step;
     let b = &settings.bounds;
     let mut out = suggested.clone();
+    // What the engine does not tune stays as it is.
     out.mode = current.mode;
+    out.call_timeout_ms = current.call_timeout_ms;
+    out.half_open_max_wait_ms = current.half_open_max_wait_ms;
     let mut notes = Vec::new();
     let mut note = |name: &str, wanted: String, got: String, why: &str| {
         if wanted != got {
@@ -194,7 +197,13 @@ pub fn clamp(
             note("window.seconds", want.to_string(), v.to_string(), why);
             WindowConfig::Time { seconds: v as u32 }
         }
-        (_, other) => other,
+        // Another kind of window: sizes are not comparable, only the bounds apply.
+        (_, WindowConfig::Count { calls }) => WindowConfig::Count {
+            calls: calls.clamp(10, 100_000),
+        },
+        (_, WindowConfig::Time { seconds }) => WindowConfig::Time {
+            seconds: seconds.clamp(5, 3_600),
+        },
     };
     let current_wait = match current.wait {
         WaitConfig::Fixed { ms } => ms,
@@ -212,6 +221,10 @@ pub fn clamp(
             max_ms,
             jitter,
         } => {
+            let multiplier = match current.wait {
+                WaitConfig::Exponential { multiplier, .. } => multiplier,
+                WaitConfig::Fixed { .. } => multiplier.clamp(1.0, 4.0),
+            };
             let (initial, why) = clamp_u(Some(current_wait), initial_ms, b.wait_ms);
             note(
                 "wait.initial_ms",
@@ -246,36 +259,41 @@ fn same_thresholds(a: &BreakerConfig, b: &BreakerConfig) -> bool {
 // === store ===
 
 async fn breaker_id(app: &AppState, service: &str, breaker: &str) -> Result<i64, AppError> {
-    sqlx::query_scalar("SELECT id FROM breakers WHERE service = ? AND name = ?")
-        .bind(service)
-        .bind(breaker)
-        .fetch_optional(app.store.pool())
+    configs::breaker_id(&app.store, service, breaker)
         .await?
         .ok_or_else(|| AppError::NotFound {
             detail: format!("no breaker {service}/{breaker}"),
         })
 }
 
-async fn settings(
-    app: &AppState,
-    breaker_id: i64,
-) -> Result<(AutoTuneSettings, Option<String>, Option<i64>), AppError> {
-    let row =
-        sqlx::query("SELECT settings, updated_by, updated_ms FROM auto_tune WHERE breaker_id = ?")
-            .bind(breaker_id)
-            .fetch_optional(app.store.pool())
-            .await?;
+/// A breaker's auto-mode row: settings, who set them and when, and the last engine run.
+struct Row_ {
+    settings: AutoTuneSettings,
+    updated_by: Option<String>,
+    updated_ms: Option<i64>,
+    last_run_ms: Option<i64>,
+}
+
+async fn settings(app: &AppState, breaker_id: i64) -> Result<Row_, AppError> {
+    let row = sqlx::query(
+        "SELECT settings, updated_by, updated_ms, last_run_ms FROM auto_tune WHERE breaker_id = ?",
+    )
+    .bind(breaker_id)
+    .fetch_optional(app.store.pool())
+    .await?;
     Ok(match row {
-        None => (AutoTuneSettings::default(), None, None),
-        Some(row) => (
-            serde_json::from_str(&row.get::<String, _>(0)).map_err(|err| {
-                AppError::Internal(anyhow::anyhow!(
-                    "stored auto-mode settings do not parse: {err}"
-                ))
-            })?,
-            row.get(1),
-            row.get(2),
-        ),
+        None => Row_ {
+            settings: AutoTuneSettings::default(),
+            updated_by: None,
+            updated_ms: None,
+            last_run_ms: None,
+        },
+        Some(row) => Row_ {
+            settings: json_column(&row, 0)?,
+            updated_by: row.get(1),
+            updated_ms: row.get(2),
+            last_run_ms: row.get(3),
+        },
     })
 }
 
@@ -285,7 +303,7 @@ fn json_column<T: serde::de::DeserializeOwned>(
 ) -> Result<T, AppError> {
     serde_json::from_str(&row.get::<String, _>(idx)).map_err(|err| {
         AppError::Internal(anyhow::anyhow!(
-            "a stored automatic change does not parse: {err}"
+            "a stored auto-mode row does not parse: {err}"
         ))
     })
 }
@@ -328,51 +346,142 @@ async fn changes(
     rows.iter().map(change_from_row).collect()
 }
 
-async fn set_outcome(app: &AppState, change_id: i64, outcome: &str) -> Result<(), AppError> {
-    sqlx::query("UPDATE auto_tune_changes SET outcome = ? WHERE id = ?")
-        .bind(outcome)
-        .bind(change_id)
-        .execute(app.store.pool())
-        .await?;
-    Ok(())
+async fn change(
+    app: &AppState,
+    breaker_id: i64,
+    change_id: i64,
+) -> Result<AutoTuneChange, AppError> {
+    changes(app, breaker_id, 20)
+        .await?
+        .into_iter()
+        .find(|c| c.id == change_id)
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("automatic change {change_id} is gone")))
 }
 
-/// Raises the `auto_tune` alert notice of a change, in its own transaction.
-async fn notify(
+/// How a change ended, its alert notice, and the new config version that ends it — one
+/// transaction — then the long polls and the alert stream are told.
+struct Ending<'a> {
+    change: &'a AutoTuneChange,
+    end: AutoEnd,
+    actor: &'a str,
+    outcome: String,
+    title: String,
+    trigger: (&'a str, f64, f64),
+}
+
+async fn end_change(
     app: &AppState,
     breaker: (i64, &str, &str),
-    title: &str,
-    trigger: (&str, f64, f64),
-) -> Result<(), AppError> {
+    ending: Ending<'_>,
+) -> Result<u64, AppError> {
+    let (id, service, name) = breaker;
+    let config = match ending.end {
+        AutoEnd::Promoted => ending.change.config.clone(),
+        AutoEnd::RolledBack => {
+            configs::current(&app.store, id)
+                .await?
+                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("the base config is gone")))?
+                .config
+        }
+    };
+    let (action, reason) = match ending.end {
+        AutoEnd::Promoted => (
+            "auto-promote",
+            format!("auto mode promoted its canary: {}", ending.outcome),
+        ),
+        AutoEnd::RolledBack => (
+            "auto-rollback",
+            format!(
+                "auto mode rolled back version {}: {}",
+                ending.change.version, ending.outcome
+            ),
+        ),
+    };
     let mut tx = app.store.begin().await?;
-    let notices = crate::alerts::engine::auto_tune_notice(&mut tx, breaker, title, trigger).await?;
+    let (_, stored) = configs::save_version_in(
+        &mut tx,
+        NewVersion {
+            service,
+            breaker: name,
+            config,
+            actor: ending.actor,
+            action,
+            reason,
+            ends_auto_change: Some((ending.change.id, ending.end)),
+        },
+    )
+    .await?;
+    sqlx::query("UPDATE auto_tune_changes SET outcome = ? WHERE id = ?")
+        .bind(&ending.outcome)
+        .bind(ending.change.id)
+        .execute(&mut *tx)
+        .await?;
+    let notices =
+        crate::alerts::engine::auto_tune_notice(&mut tx, breaker, &ending.title, ending.trigger)
+            .await?;
     tx.commit().await?;
+    configs::wake(app, id, stored.config.version);
     app.alerts.committed(notices);
-    Ok(())
+    Ok(stored.config.version)
 }
 
-/// Openings (Closed → Open) of `instance` in `[from_ms, to_ms)`.
+/// Rolls a change back: the config every other instance runs, as a newer version for all.
+async fn roll_back(
+    app: &AppState,
+    breaker: (i64, &str, &str),
+    change: &AutoTuneChange,
+    actor: &str,
+    outcome: String,
+    trigger: (&str, f64, f64),
+) -> Result<AutoTuneStep, AppError> {
+    let (id, service, name) = breaker;
+    let title = format!(
+        "Auto mode rolled back {service}/{name} version {}: {outcome}",
+        change.version
+    );
+    let version = end_change(
+        app,
+        breaker,
+        Ending {
+            change,
+            end: AutoEnd::RolledBack,
+            actor,
+            outcome: outcome.clone(),
+            title,
+            trigger,
+        },
+    )
+    .await?;
+    Ok(done(
+        "rolled_back",
+        format!("{outcome}; every instance gets version {version}"),
+        Some(self::change(app, id, change.id).await?),
+    ))
+}
+
+/// Openings (Closed → Open) of `instance` running `version` in `[from_ms, to_ms)`.
 async fn openings(
     app: &AppState,
     breaker_id: i64,
     instance: &str,
-    from_ms: i64,
-    to_ms: i64,
+    version: Option<u64>,
+    (from_ms, to_ms): (i64, i64),
 ) -> Result<Vec<i64>, AppError> {
     Ok(sqlx::query_scalar(
         "SELECT at_ms FROM transitions
-         WHERE breaker_id = ? AND instance = ? AND from_state = 'closed' AND to_state = 'open'
-           AND at_ms >= ? AND at_ms < ? ORDER BY at_ms",
+         WHERE breaker_id = ?1 AND instance = ?2 AND from_state = 'closed' AND to_state = 'open'
+           AND (?5 IS NULL OR config_version = ?5) AND at_ms >= ?3 AND at_ms < ?4 ORDER BY at_ms",
     )
     .bind(breaker_id)
     .bind(instance)
     .bind(from_ms)
     .bind(to_ms)
+    .bind(version.map(|v| v as i64))
     .fetch_all(app.store.pool())
     .await?)
 }
 
-/// The canary's openings since the change started, and how many were false.
+/// The canary's openings on the change's version since it started, and how many were false.
 async fn judge_canary(
     app: &AppState,
     breaker_id: i64,
@@ -382,7 +491,14 @@ async fn judge_canary(
     let Some(canary) = &change.canary_instance else {
         return Ok((0, 0));
     };
-    let own = openings(app, breaker_id, canary, change.started_ms, now + 1).await?;
+    let own = openings(
+        app,
+        breaker_id,
+        canary,
+        Some(change.version),
+        (change.started_ms, now + 1),
+    )
+    .await?;
     let n = own.len() as u32;
     if change.peers.is_empty() {
         let span = (now - change.started_ms).max(0);
@@ -390,22 +506,23 @@ async fn judge_canary(
             app,
             breaker_id,
             canary,
-            change.started_ms - span,
-            change.started_ms,
+            None,
+            (change.started_ms - span, change.started_ms),
         )
         .await?
         .len() as u32;
         return Ok((n, n.saturating_sub(before)));
     }
+    let peers = serde_json::to_string(&change.peers).map_err(anyhow::Error::from)?;
     let mut false_trips = 0;
     for at in own {
         let peers_opened: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM transitions
-             WHERE breaker_id = ? AND instance != ? AND to_state = 'open'
-               AND at_ms >= ? AND at_ms <= ?",
+             WHERE breaker_id = ? AND instance IN (SELECT value FROM json_each(?))
+               AND from_state = 'closed' AND to_state = 'open' AND at_ms >= ? AND at_ms <= ?",
         )
         .bind(breaker_id)
-        .bind(canary)
+        .bind(&peers)
         .bind(at - PEER_WINDOW_MS)
         .bind(at + PEER_WINDOW_MS)
         .fetch_one(app.store.pool())
@@ -430,38 +547,62 @@ fn done(action: &str, detail: String, change: Option<AutoTuneChange>) -> AutoTun
 /// One auto-mode step for a breaker (see the module documentation).
 pub async fn step(app: &AppState, service: &str, breaker: &str) -> Result<AutoTuneStep, AppError> {
     let id = breaker_id(app, service, breaker).await?;
-    let (settings, _, _) = settings(app, id).await?;
+    let row = settings(app, id).await?;
+    let settings = row.settings;
+    let now = now_ms();
+    let latest = changes(app, id, 1).await?.pop();
+    let canary = latest.clone().filter(|c| c.status == "canary");
     if !settings.enabled {
+        // A canary left behind (auto mode was switched off while it ran) goes back.
+        if let Some(change) = canary {
+            return roll_back(
+                app,
+                (id, service, breaker),
+                &change,
+                ACTOR,
+                "rolled back: auto mode is off".into(),
+                ("auto_off", 0.0, 0.0),
+            )
+            .await;
+        }
         return Ok(done(
             "off",
             format!("{service}/{breaker} is not in auto mode"),
             None,
         ));
     }
-    let now = now_ms();
-    let latest = changes(app, id, 1).await?.pop();
-    if let Some(change) = latest.clone().filter(|c| c.status == "canary") {
+    if let Some(change) = canary {
         return judge(app, (id, service, breaker), &settings, change, now).await;
     }
-    if let Some(last) = &latest {
-        let next = last.started_ms + settings.cooldown_ms;
+    // The cooldown runs from the last change and from the last engine run alike, so a
+    // breaker whose suggestion was not applied is not re-learned on every tick.
+    let last = latest
+        .as_ref()
+        .map(|c| c.started_ms)
+        .into_iter()
+        .chain(row.last_run_ms)
+        .max();
+    if let Some(last) = last {
+        let next = last.saturating_add(settings.cooldown_ms);
         if now < next {
             return Ok(done(
                 "cooldown",
                 format!(
-                    "the last automatic change started {} s ago; the cooldown ends in {} s",
-                    (now - last.started_ms) / 1_000,
+                    "the last automatic change or engine run was {} s ago; the cooldown ends in {} s",
+                    (now - last) / 1_000,
                     (next - now + 999) / 1_000
                 ),
                 None,
             ));
         }
     }
-    let current = configs::current_config(&app.store, id).await?.ok_or_else(|| AppError::Conflict {
-        detail: format!(
-            "the server holds no config for {service}/{breaker}; auto mode changes a config it holds"
-        ),
-    })?;
+    let current = configs::current(&app.store, id)
+        .await?
+        .ok_or_else(|| AppError::Conflict {
+            detail: format!(
+                "the server holds no config for {service}/{breaker}; auto mode changes a config it holds"
+            ),
+        })?;
     if current
         .config
         .mode
@@ -473,6 +614,11 @@ pub async fn step(app: &AppState, service: &str, breaker: &str) -> Result<AutoTu
             None,
         ));
     }
+    sqlx::query("UPDATE auto_tune SET last_run_ms = ? WHERE breaker_id = ?")
+        .bind(now)
+        .bind(id)
+        .execute(app.store.pool())
+        .await?;
     let rec = crate::recommend::recommend(&app.store, service, breaker, settings.days).await?;
     if rec.confidence < settings.min_confidence {
         return Ok(done(
@@ -484,7 +630,7 @@ pub async fn step(app: &AppState, service: &str, breaker: &str) -> Result<AutoTu
             None,
         ));
     }
-    let (config, clamped) = clamp(&current.config, &rec.suggested, &settings);
+    let (mut config, clamped) = clamp(&current.config, &rec.suggested, &settings);
     if same_thresholds(&current.config, &config) {
         return Ok(done(
             "no_change",
@@ -521,16 +667,20 @@ pub async fn step(app: &AppState, service: &str, breaker: &str) -> Result<AutoTu
     peers.sort();
 
     let mut tx = app.store.begin().await?;
-    let version: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(MAX(v), 0) + 1 FROM (
-             SELECT MAX(version) AS v FROM breaker_configs WHERE breaker_id = ?1
-             UNION ALL SELECT MAX(version) FROM auto_tune_changes WHERE breaker_id = ?1)",
-    )
-    .bind(id)
-    .fetch_one(&mut *tx)
-    .await?;
-    let mut config = config;
-    config.version = version as u64;
+    // The engine ran outside any transaction: the config must still be the one the suggestion
+    // changes (an admin may have saved another, or another step started a canary).
+    let version = configs::next_version(&mut tx, id).await?;
+    if version != current.config.version + 1 {
+        return Ok(done(
+            "superseded",
+            format!(
+                "the config changed while the engine ran (version {} is taken); the next step starts over",
+                version - 1
+            ),
+            None,
+        ));
+    }
+    config.version = version;
     let text = serde_json::to_string(&config).map_err(anyhow::Error::from)?;
     let change_id: i64 = sqlx::query_scalar(
         "INSERT INTO auto_tune_changes (breaker_id, recommendation_id, status, canary_instance,
@@ -541,12 +691,12 @@ pub async fn step(app: &AppState, service: &str, breaker: &str) -> Result<AutoTu
     .bind(rec.id)
     .bind(&canary)
     .bind(serde_json::to_string(&peers).map_err(anyhow::Error::from)?)
-    .bind(version)
+    .bind(version as i64)
     .bind(current.config.version as i64)
     .bind(&text)
     .bind(serde_json::to_string(&clamped).map_err(anyhow::Error::from)?)
     .bind(now)
-    .bind(now + settings.canary_ms)
+    .bind(now.saturating_add(settings.canary_ms))
     .fetch_one(&mut *tx)
     .await?;
     sqlx::query(
@@ -555,7 +705,7 @@ pub async fn step(app: &AppState, service: &str, breaker: &str) -> Result<AutoTu
     )
     .bind(ACTOR)
     .bind(now)
-    .bind(version)
+    .bind(version as i64)
     .bind(rec.id)
     .execute(&mut *tx)
     .await?;
@@ -567,67 +717,68 @@ pub async fn step(app: &AppState, service: &str, breaker: &str) -> Result<AutoTu
             peers.len()
         ),
         None => format!(
-            "version {version} from recommendation {} (no instance listens for configs yet: applied to all)",
+            "version {version} from recommendation {} applied to every instance at once: none listens for configs yet",
             rec.id
         ),
     };
-    sqlx::query(
-        "INSERT INTO audit_log (at_ms, actor, action, service, breaker, detail) VALUES (?, ?, ?, ?, ?, ?)",
+    let guardrails = if clamped.is_empty() {
+        "none applied".to_string()
+    } else {
+        clamped.join("; ")
+    };
+    configs::write_audit(
+        &mut tx,
+        configs::Audit {
+            actor: ACTOR,
+            action: "auto-canary",
+            service,
+            breaker,
+            detail: format!("{what}; guardrails: {guardrails} ({text})"),
+        },
     )
-    .bind(now)
-    .bind(ACTOR)
-    .bind("auto-canary")
-    .bind(service)
-    .bind(breaker)
-    .bind(format!("{what}; guardrails: {} ({text})", if clamped.is_empty() { "none applied".to_string() } else { clamped.join("; ") }))
-    .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
-
-    if canary.is_none() {
-        // Nobody to try it on first: the change is promoted at once.
-        configs::save_version(
-            app,
-            NewVersion {
-                service,
-                breaker,
-                config: config.clone(),
-                actor: ACTOR,
-                action: "auto-promote",
-                reason: format!("auto mode applied recommendation {}", rec.id),
-                ends_auto_change: Some((change_id, AutoEnd::Promoted)),
-            },
-        )
-        .await?;
-        set_outcome(
-            app,
-            change_id,
-            "applied to every instance at once: none listened for configs",
-        )
-        .await?;
-        notify(
-            app,
-            (id, service, breaker),
-            &format!("Auto mode changed {service}/{breaker} to config version {version}"),
-            ("auto_applied", version as f64, 0.0),
-        )
-        .await?;
-        let change = changes(app, id, 1).await?.pop();
-        return Ok(done("applied", what, change));
-    }
-    configs::wake(app, id, version as u64);
-    notify(
-        app,
-        (id, service, breaker),
-        &format!(
-            "Auto mode started a canary of {service}/{breaker} config version {version} on {}",
-            canary.as_deref().unwrap_or("?")
+    let (action, title, trigger) = match &canary {
+        Some(instance) => (
+            "canary_started",
+            format!(
+                "Auto mode started a canary of {service}/{breaker} config version {version} on {instance}"
+            ),
+            ("auto_canary", version as f64, 0.0),
         ),
-        ("auto_canary", version as f64, 0.0),
-    )
-    .await?;
-    let change = changes(app, id, 1).await?.pop();
-    Ok(done("canary_started", what, change))
+        None => {
+            // Nobody to try it on first: the change is promoted at once.
+            configs::save_version_in(
+                &mut tx,
+                NewVersion {
+                    service,
+                    breaker,
+                    config: config.clone(),
+                    actor: ACTOR,
+                    action: "auto-promote",
+                    reason: format!("auto mode applied recommendation {}", rec.id),
+                    ends_auto_change: Some((change_id, AutoEnd::Promoted)),
+                },
+            )
+            .await?;
+            sqlx::query("UPDATE auto_tune_changes SET outcome = ? WHERE id = ?")
+                .bind("applied to every instance at once: none listened for configs")
+                .bind(change_id)
+                .execute(&mut *tx)
+                .await?;
+            (
+                "applied",
+                format!("Auto mode changed {service}/{breaker} to config version {version}"),
+                ("auto_applied", version as f64, 0.0),
+            )
+        }
+    };
+    let notices =
+        crate::alerts::engine::auto_tune_notice(&mut tx, (id, service, breaker), &title, trigger)
+            .await?;
+    tx.commit().await?;
+    configs::wake(app, id, version);
+    app.alerts.committed(notices);
+    Ok(done(action, what, Some(change(app, id, change_id).await?)))
 }
 
 /// Judges a change on its canary: roll back, promote, or keep waiting.
@@ -646,112 +797,116 @@ async fn judge(
         .bind(change.id)
         .execute(app.store.pool())
         .await?;
+    let change = AutoTuneChange {
+        canary_openings: n_openings,
+        false_trips,
+        ..change
+    };
     let canary = change.canary_instance.clone().unwrap_or_default();
     if false_trips > settings.max_false_trips {
-        let base = configs::current_config(&app.store, id)
-            .await?
-            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("the base config is gone")))?;
         let outcome = format!(
-            "rolled back: canary {canary} opened {n_openings} time(s), {false_trips} of them false \
-             (allowed {}), while its peers stayed closed",
-            settings.max_false_trips
+            "rolled back: canary {canary} opened {n_openings} time(s) on version {}, {false_trips} \
+             of them while its peers stayed closed (allowed {})",
+            change.version, settings.max_false_trips
         );
-        let stored = configs::save_version(
-            app,
-            NewVersion {
-                service,
-                breaker: name,
-                config: base.config,
-                actor: ACTOR,
-                action: "auto-rollback",
-                reason: format!(
-                    "auto mode rolled back version {}: {outcome}",
-                    change.version
-                ),
-                ends_auto_change: Some((change.id, AutoEnd::RolledBack)),
-            },
-        )
-        .await?;
-        set_outcome(app, change.id, &outcome).await?;
-        notify(
+        return roll_back(
             app,
             breaker,
-            &format!(
-                "Auto mode rolled back {service}/{name} version {} on {canary}: {false_trips} false trip(s)",
-                change.version
+            &change,
+            ACTOR,
+            outcome,
+            (
+                "false_trips",
+                f64::from(false_trips),
+                f64::from(settings.max_false_trips),
             ),
-            ("false_trips", f64::from(false_trips), f64::from(settings.max_false_trips)),
         )
-        .await?;
-        let change = changes(app, id, 1).await?.pop();
-        return Ok(done(
-            "rolled_back",
-            format!(
-                "{outcome}; every instance gets version {}",
-                stored.config.version
-            ),
-            change,
-        ));
+        .await;
     }
-    if now < change.canary_ends_ms {
+    // Only what the canary ran is promoted: it must say it runs the change.
+    let running: Option<i64> = sqlx::query_scalar(
+        "SELECT running_version FROM config_status WHERE breaker_id = ? AND instance = ?",
+    )
+    .bind(id)
+    .bind(&canary)
+    .fetch_optional(app.store.pool())
+    .await?;
+    let runs_it = running == Some(change.version as i64);
+    if now < change.canary_ends_ms || !runs_it {
+        // A canary that never takes the change (it stopped, or polls without its name) is
+        // given one more canary period, then rolled back unjudged.
+        let grace_end = change
+            .canary_ends_ms
+            .saturating_add(settings.canary_ms.max(60_000));
+        if !runs_it && now >= grace_end {
+            let outcome = format!(
+                "rolled back unjudged: canary {canary} never reported running version {}",
+                change.version
+            );
+            return roll_back(
+                app,
+                breaker,
+                &change,
+                ACTOR,
+                outcome,
+                ("canary_silent", 0.0, 0.0),
+            )
+            .await;
+        }
+        let wait = if runs_it {
+            format!("{} s to go", (change.canary_ends_ms - now + 999) / 1_000)
+        } else {
+            format!("waiting for {canary} to report running it")
+        };
         return Ok(done(
             "canary_running",
             format!(
-                "version {} on {canary}: {n_openings} opening(s), {false_trips} false; {} s to go",
-                change.version,
-                (change.canary_ends_ms - now + 999) / 1_000
+                "version {} on {canary}: {n_openings} opening(s), {false_trips} false; {wait}",
+                change.version
             ),
-            Some(AutoTuneChange {
-                canary_openings: n_openings,
-                false_trips,
-                ..change
-            }),
+            Some(change),
         ));
     }
     let outcome = format!(
         "promoted: canary {canary} ran it {} s with {n_openings} opening(s), {false_trips} false",
         (now - change.started_ms) / 1_000
     );
-    configs::save_version(
+    let title = format!(
+        "Auto mode promoted {service}/{name} config version {} to every instance",
+        change.version
+    );
+    end_change(
         app,
-        NewVersion {
-            service,
-            breaker: name,
-            config: change.config.clone(),
+        breaker,
+        Ending {
+            change: &change,
+            end: AutoEnd::Promoted,
             actor: ACTOR,
-            action: "auto-promote",
-            reason: format!("auto mode promoted its canary: {outcome}"),
-            ends_auto_change: Some((change.id, AutoEnd::Promoted)),
+            outcome: outcome.clone(),
+            title,
+            trigger: ("auto_promoted", change.version as f64, 0.0),
         },
     )
     .await?;
-    set_outcome(app, change.id, &outcome).await?;
-    notify(
-        app,
-        breaker,
-        &format!(
-            "Auto mode promoted {service}/{name} config version {} to every instance",
-            change.version
-        ),
-        ("auto_promoted", change.version as f64, 0.0),
-    )
-    .await?;
-    let change = changes(app, id, 1).await?.pop();
-    Ok(done("promoted", outcome, change))
+    Ok(done(
+        "promoted",
+        outcome,
+        Some(self::change(app, id, change.id).await?),
+    ))
 }
 
 // === handlers ===
 
 async fn view(app: &AppState, service: String, breaker: String) -> Result<AutoTuneView, AppError> {
     let id = breaker_id(app, &service, &breaker).await?;
-    let (settings, updated_by, updated_ms) = settings(app, id).await?;
+    let row = settings(app, id).await?;
     let changes = changes(app, id, 20).await?;
     Ok(AutoTuneView {
         service,
         breaker,
-        settings,
-        updated_by,
-        updated_ms,
+        settings: row.settings,
+        updated_by: row.updated_by,
+        updated_ms: row.updated_ms,
         canary: changes.iter().find(|c| c.status == "canary").cloned(),
         changes,
     })
@@ -773,7 +928,7 @@ pub async fn get(
 #[utoipa::path(put, path = "/api/v1/breakers/{service}/{breaker}/auto", tag = "engine",
     params(("service" = String, Path), ("breaker" = String, Path)),
     request_body = AutoTuneSettings,
-    responses((status = 200, description = "Saved (and audited)", body = AutoTuneView),
+    responses((status = 200, description = "Saved (and audited); switching off rolls a canary back", body = AutoTuneView),
         (status = 404, body = ErrorBody),
         (status = 422, description = "A setting out of range; `path` names it", body = ErrorBody)),
     security(("bearer" = [])))]
@@ -803,47 +958,38 @@ pub async fn put(
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
-        "INSERT INTO audit_log (at_ms, actor, action, service, breaker, detail) VALUES (?, ?, ?, ?, ?, ?)",
+    configs::write_audit(
+        &mut tx,
+        configs::Audit {
+            actor: &admin.name,
+            action: "auto-mode",
+            service: &service,
+            breaker: &breaker,
+            detail: format!(
+                "auto mode {}: {text}",
+                if new.enabled { "on" } else { "off" }
+            ),
+        },
     )
-    .bind(now)
-    .bind(&admin.name)
-    .bind("auto-mode")
-    .bind(&service)
-    .bind(&breaker)
-    .bind(format!(
-        "auto mode {}: {text}",
-        if new.enabled { "on" } else { "off" }
-    ))
-    .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    // Switched off with a change on its canary: the canary instance goes back to the config
-    // every other instance runs.
+    // Switched off with a change on its canary: the canary goes back to the config every other
+    // instance runs. Should this fail, the next step (which sees auto mode off) does it.
     if !new.enabled
         && let Some(change) = changes(&app, id, 1)
             .await?
             .pop()
             .filter(|c| c.status == "canary")
     {
-        let base = configs::current_config(&app.store, id)
-            .await?
-            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("the base config is gone")))?;
-        let outcome = format!("rolled back: {} switched auto mode off", admin.name);
-        configs::save_version(
+        roll_back(
             &app,
-            NewVersion {
-                service: &service,
-                breaker: &breaker,
-                config: base.config,
-                actor: &admin.name,
-                action: "auto-rollback",
-                reason: format!("version {} {outcome}", change.version),
-                ends_auto_change: Some((change.id, AutoEnd::RolledBack)),
-            },
+            (id, &service, &breaker),
+            &change,
+            &admin.name,
+            format!("rolled back: {} switched auto mode off", admin.name),
+            ("auto_off", 0.0, 0.0),
         )
         .await?;
-        set_outcome(&app, change.id, &outcome).await?;
     }
     Ok(Json(view(&app, service, breaker).await?))
 }
@@ -899,8 +1045,10 @@ mod tests {
 
     #[test]
     fn a_large_step_is_cut_to_the_maximum_step_and_the_bounds() {
-        let mut settings = AutoTuneSettings::default();
-        settings.max_step = 0.5;
+        let mut settings = AutoTuneSettings {
+            max_step: 0.5,
+            ..AutoTuneSettings::default()
+        };
         settings.bounds.wait_ms = [1_000, 15_000];
         let (out, notes) = clamp(
             &config(0.5, 20, 10_000),

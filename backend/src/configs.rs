@@ -21,7 +21,7 @@ use protocol::{
     ControlRequest, ErrorBody, InstanceSync, RestoreRequest, StoredConfig,
 };
 use serde::Deserialize;
-use sqlx::Row;
+use sqlx::{Row, Sqlite, Transaction};
 use tokio::sync::watch;
 
 use crate::auth::{Admin, Caller, Principal, Viewer};
@@ -60,7 +60,11 @@ impl ConfigWatch {
 
 // === store functions ===
 
-async fn breaker_id(store: &Store, service: &str, breaker: &str) -> Result<Option<i64>, AppError> {
+pub async fn breaker_id(
+    store: &Store,
+    service: &str,
+    breaker: &str,
+) -> Result<Option<i64>, AppError> {
     Ok(
         sqlx::query_scalar("SELECT id FROM breakers WHERE service = ? AND name = ?")
             .bind(service)
@@ -99,16 +103,9 @@ async fn history(
     rows.iter().map(stored_config).collect()
 }
 
-async fn current(store: &Store, breaker_id: i64) -> Result<Option<StoredConfig>, AppError> {
-    Ok(history(store, breaker_id, 1).await?.pop())
-}
-
 /// The breaker's current (newest) config version, if the server holds one.
-pub async fn current_config(
-    store: &Store,
-    breaker_id: i64,
-) -> Result<Option<StoredConfig>, AppError> {
-    current(store, breaker_id).await
+pub async fn current(store: &Store, breaker_id: i64) -> Result<Option<StoredConfig>, AppError> {
+    Ok(history(store, breaker_id, 1).await?.pop())
 }
 
 async fn version(
@@ -166,37 +163,39 @@ pub async fn save_version(
     app: &AppState,
     change: NewVersion<'_>,
 ) -> Result<StoredConfig, AppError> {
+    let mut tx = app.store.begin().await?;
+    let (breaker_id, stored) = save_version_in(&mut tx, change).await?;
+    tx.commit().await?;
+    app.configs.notify(breaker_id, stored.config.version);
+    Ok(stored)
+}
+
+/// [`save_version`] inside the caller's transaction; returns the breaker's id with the stored
+/// version. The caller commits, then wakes the long polls with [`wake`].
+pub async fn save_version_in(
+    tx: &mut Transaction<'static, Sqlite>,
+    change: NewVersion<'_>,
+) -> Result<(i64, StoredConfig), AppError> {
     check(&change.config)?;
     let now = now_ms();
-    let mut tx = app.store.begin().await?;
-    let breaker_id = Store::breaker_id(&mut tx, change.service, change.breaker, now).await?;
-    // Canary versions are numbered with the rest: a version an instance ran as a canary is
-    // never reused for another config.
-    let latest: Option<i64> = sqlx::query_scalar(
-        "SELECT MAX(v) FROM (SELECT MAX(version) AS v FROM breaker_configs WHERE breaker_id = ?1
-                             UNION ALL
-                             SELECT MAX(version) FROM auto_tune_changes WHERE breaker_id = ?1)",
-    )
-    .bind(breaker_id)
-    .fetch_one(&mut *tx)
-    .await?;
+    let breaker_id = Store::breaker_id(tx, change.service, change.breaker, now).await?;
     let mut config = change.config;
-    config.version = latest.unwrap_or(0) as u64 + 1;
+    config.version = next_version(tx, breaker_id).await?;
     match change.ends_auto_change {
         Some((change_id, AutoEnd::Promoted)) => {
             config.version = sqlx::query_scalar::<_, i64>(
                 "SELECT version FROM auto_tune_changes WHERE id = ? AND status = 'canary'",
             )
             .bind(change_id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?
             .ok_or_else(|| AppError::Conflict {
                 detail: format!("automatic change {change_id} is no longer on its canary"),
             })? as u64;
-            end_auto_change(&mut tx, change_id, "promoted", now).await?;
+            end_auto_change(tx, change_id, "promoted", now).await?;
         }
         Some((change_id, AutoEnd::RolledBack)) => {
-            end_auto_change(&mut tx, change_id, "rolled_back", now).await?;
+            end_auto_change(tx, change_id, "rolled_back", now).await?;
         }
         None => {
             sqlx::query(
@@ -209,7 +208,7 @@ pub async fn save_version(
                 change.actor, config.version, change.action
             ))
             .bind(breaker_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
     }
@@ -224,31 +223,77 @@ pub async fn save_version(
     .bind(now)
     .bind(change.actor)
     .bind(&change.reason)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
+    write_audit(
+        tx,
+        Audit {
+            actor: change.actor,
+            action: change.action,
+            service: change.service,
+            breaker: change.breaker,
+            detail: format!("version {}: {} ({text})", config.version, change.reason),
+        },
+    )
+    .await?;
+    Ok((
+        breaker_id,
+        StoredConfig {
+            config,
+            created_ms: now,
+            created_by: change.actor.to_string(),
+            reason: change.reason,
+        },
+    ))
+}
+
+/// The number a breaker's next config version gets. Canary versions are numbered with the
+/// rest: a version an instance ran as a canary is never reused for another config.
+pub async fn next_version(
+    tx: &mut Transaction<'static, Sqlite>,
+    breaker_id: i64,
+) -> Result<u64, AppError> {
+    let latest: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(MAX(v), 0) FROM (
+             SELECT MAX(version) AS v FROM breaker_configs WHERE breaker_id = ?1
+             UNION ALL SELECT MAX(version) FROM auto_tune_changes WHERE breaker_id = ?1)",
+    )
+    .bind(breaker_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(latest as u64 + 1)
+}
+
+/// One audit log entry about a breaker.
+pub struct Audit<'a> {
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub service: &'a str,
+    pub breaker: &'a str,
+    pub detail: String,
+}
+
+/// Writes `entry` to the audit log in the caller's transaction.
+pub async fn write_audit(
+    tx: &mut Transaction<'static, Sqlite>,
+    entry: Audit<'_>,
+) -> Result<(), AppError> {
     sqlx::query(
         "INSERT INTO audit_log (at_ms, actor, action, service, breaker, detail) VALUES (?, ?, ?, ?, ?, ?)",
     )
-    .bind(now)
-    .bind(change.actor)
-    .bind(change.action)
-    .bind(change.service)
-    .bind(change.breaker)
-    .bind(format!("version {}: {} ({text})", config.version, change.reason))
-    .execute(&mut *tx)
+    .bind(now_ms())
+    .bind(entry.actor)
+    .bind(entry.action)
+    .bind(entry.service)
+    .bind(entry.breaker)
+    .bind(entry.detail)
+    .execute(&mut **tx)
     .await?;
-    tx.commit().await?;
-    app.configs.notify(breaker_id, config.version);
-    Ok(StoredConfig {
-        config,
-        created_ms: now,
-        created_by: change.actor.to_string(),
-        reason: change.reason,
-    })
+    Ok(())
 }
 
 async fn end_auto_change(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: &mut Transaction<'static, Sqlite>,
     change_id: i64,
     status: &str,
     now: i64,
@@ -293,7 +338,7 @@ async fn canary_for(
     .transpose()
 }
 
-/// Wakes the long polls of a breaker (a canary started).
+/// Wakes the long polls of a breaker after a commit that gave it `version`.
 pub fn wake(app: &AppState, breaker_id: i64, version: u64) {
     app.configs.notify(breaker_id, version);
 }

@@ -70,6 +70,10 @@ pub fn AutoMode(target: Memo<Option<(String, String)>>) -> impl IntoView {
         };
         spawn_local(async move {
             let answer = api::auto_mode(&service, &breaker).await;
+            // The page may show another breaker by now.
+            if target.get_untracked().as_ref() != Some(&(service, breaker)) {
+                return;
+            }
             if let Ok(view) = &answer {
                 form.fill(&view.settings);
             }
@@ -78,20 +82,39 @@ pub fn AutoMode(target: Memo<Option<(String, String)>>) -> impl IntoView {
     };
     Effect::new(move |_| {
         target.track();
+        view_state.set(None);
+        outcome.set(None);
+        asked.set(None);
         load();
     });
-    let current = move || {
+    // The stored settings, as loaded for the breaker shown; nothing is saved without them.
+    let stored = move || {
         view_state
             .get_untracked()
             .and_then(Result::ok)
+            .filter(|view| {
+                target.get_untracked() == Some((view.service.clone(), view.breaker.clone()))
+            })
             .map(|view| view.settings)
-            .unwrap_or_default()
     };
     let save = move |enabled: bool| {
         let Some((service, breaker)) = target.get_untracked() else {
             return;
         };
-        let settings = match form.apply(current()) {
+        let Some(stored) = stored() else {
+            outcome.set(Some((
+                "settings",
+                Err("the settings have not loaded".into()),
+            )));
+            return;
+        };
+        // Switching off changes nothing else: the form's edits are not saved with it.
+        let settings = if enabled {
+            form.apply(stored)
+        } else {
+            Ok(stored)
+        };
+        let settings = match settings {
             Ok(mut settings) => {
                 settings.enabled = enabled;
                 settings

@@ -116,8 +116,8 @@ impl AutoTuneSettings {
         if !(self.max_step > 0.0 && self.max_step <= 10.0) {
             return bad("max_step", "must be above 0 and at most 10".into());
         }
-        if self.cooldown_ms < 0 {
-            return bad("cooldown_ms", "must not be negative".into());
+        if !(0..=30 * 86_400_000).contains(&self.cooldown_ms) {
+            return bad("cooldown_ms", "must be between 0 and 30 days".into());
         }
         if !(1_000..=7 * 86_400_000).contains(&self.canary_ms) {
             return bad("canary_ms", "must be between 1 s and 7 days".into());

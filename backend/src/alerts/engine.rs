@@ -624,11 +624,10 @@ pub async fn auto_tune_notice(
     (trigger_kind, value, threshold): (&str, f64, f64),
 ) -> anyhow::Result<Vec<AlertNotice>> {
     let (breaker_id, service, name) = breaker;
-    let rules: Vec<AlertRule> = sqlx::query_scalar::<_, String>("SELECT spec FROM alert_rules")
-        .fetch_all(&mut *conn)
+    let rules: Vec<AlertRule> = rules::load_rules_on(conn)
         .await?
-        .iter()
-        .filter_map(|spec| serde_json::from_str::<AlertRule>(spec).ok())
+        .into_iter()
+        .map(|(rule, _)| rule)
         .filter(|rule| rule.enabled)
         .collect();
     let channels = rules::load_channels_on(conn).await?;

@@ -136,8 +136,16 @@ fn parse_kind(text: &str) -> anyhow::Result<AlertChannelKind> {
 
 /// Every rule with its source, by name.
 pub async fn load_rules(store: &Store) -> anyhow::Result<Vec<(AlertRule, String)>> {
+    let mut conn = store.pool().acquire().await?;
+    load_rules_on(&mut conn).await
+}
+
+/// [`load_rules`] on a connection (inside a transaction).
+pub async fn load_rules_on(
+    conn: &mut sqlx::SqliteConnection,
+) -> anyhow::Result<Vec<(AlertRule, String)>> {
     let rows = sqlx::query("SELECT spec, source FROM alert_rules ORDER BY name")
-        .fetch_all(store.pool())
+        .fetch_all(&mut *conn)
         .await?;
     rows.iter()
         .map(|row| {

@@ -63,6 +63,33 @@ impl Setup {
         }
     }
 
+    /// `instance` says which version of shop/payments it runs.
+    async fn report(&self, instance: &str, version: u64) {
+        let (status, body) = call(
+            &self.client,
+            "POST",
+            self.url("/config-status"),
+            &self.key,
+            Some(
+                json!({"service": "shop", "instance": instance, "at_ms": now_ms(),
+                        "breakers": [{"breaker": "payments", "running_version": version}]}),
+            ),
+        )
+        .await;
+        assert_eq!(status, 204, "{body}");
+    }
+
+    /// An opening of shop/payments on `instance`, running `version`.
+    async fn open(&self, instance: &str, seq: u64, version: u64) {
+        self.ingest(
+            instance,
+            seq,
+            json!({"transitions": [{"breaker": "payments", "at_ms": now_ms(), "from": "closed",
+                                     "to": "open", "config_version": version}]}),
+        )
+        .await;
+    }
+
     async fn current_version(&self) -> u64 {
         let (_, view) = self.get("/breakers/shop/payments/config").await;
         let view: ConfigView = serde_json::from_value(view).unwrap();
@@ -90,7 +117,12 @@ impl Setup {
 /// A server with 3 h of history for shop/payments, a loose config (version 1) and two
 /// instances that listen for configs.
 async fn setup() -> Setup {
-    let server = TestServer::start().await.unwrap();
+    // Steps are taken through the API only: the background task waits an hour.
+    let server = TestServer::start_with(|options| {
+        options.auto_tune_period = Duration::from_secs(3_600);
+    })
+    .await
+    .unwrap();
     let setup = Setup {
         key: server.ingest_key("shop").await.unwrap(),
         admin: server.user_token("ada", Role::Admin).await.unwrap(),
@@ -116,18 +148,7 @@ async fn setup() -> Setup {
         .unwrap();
     assert_eq!(response.status(), 200);
     for instance in ["shop-1", "shop-2"] {
-        let (status, body) = call(
-            &setup.client,
-            "POST",
-            setup.url("/config-status"),
-            &setup.key,
-            Some(
-                json!({"service": "shop", "instance": instance, "at_ms": now_ms(),
-                        "breakers": [{"breaker": "payments", "running_version": 1}]}),
-            ),
-        )
-        .await;
-        assert_eq!(status, 204, "{body}");
+        setup.report(instance, 1).await;
     }
     setup
 }
@@ -161,6 +182,15 @@ async fn auto_mode_canaries_rolls_back_and_promotes() {
     assert_eq!(body["path"], "$.canary_ms", "{body}");
     let response = put(&s.admin, &on).await.unwrap();
     assert_eq!(response.status(), 200);
+    let (status, _) = call(
+        &s.client,
+        "POST",
+        s.url("/breakers/shop/payments/auto/run"),
+        &s.viewer,
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "only admins take a step");
     let view: AutoTuneView = response.json().await.unwrap();
     assert_eq!(view.updated_by.as_deref(), Some("ada"));
 
@@ -188,17 +218,17 @@ async fn auto_mode_canaries_rolls_back_and_promotes() {
         .expect("the canary gets the change");
     assert_eq!(got, change.config);
     assert_eq!(s.poll(peer, 1).await, None, "the peer keeps version 1");
+    assert_eq!(
+        s.poll("", 1).await,
+        None,
+        "a poll that names no instance gets the current config"
+    );
     assert_eq!(s.current_version().await, 1);
     assert_eq!(s.run().await.action, "canary_running");
 
     // 2. The canary opens while its peer stays closed: a false trip, rolled back.
-    s.ingest(
-        &canary,
-        2,
-        json!({"transitions": [{"breaker": "payments", "at_ms": now_ms(), "from": "closed",
-                                 "to": "open", "config_version": 2}]}),
-    )
-    .await;
+    s.report(&canary, 2).await;
+    s.open(&canary, 2, 2).await;
     let step = s.run().await;
     assert_eq!(step.action, "rolled_back", "{}", step.detail);
     let change = step.change.unwrap();
@@ -242,6 +272,16 @@ async fn auto_mode_canaries_rolls_back_and_promotes() {
     assert_eq!(step.action, "canary_started", "{}", step.detail);
     let change = step.change.unwrap();
     assert_eq!(change.version, 6);
+    // Both instances open together: the dependency failed, not the canary's config.
+    s.open(&canary, 3, 6).await;
+    s.open(peer, 100, 5).await;
+    let step = s.run().await;
+    assert_eq!(step.action, "canary_running", "{}", step.detail);
+    let running = step.change.unwrap();
+    assert_eq!((running.canary_openings, running.false_trips), (1, 0));
+    // Not promoted before the canary says it runs the change.
+    assert!(step.detail.contains("waiting for"), "{}", step.detail);
+    s.report(&canary, 6).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let step = loop {
         let step = s.run().await;
@@ -309,10 +349,7 @@ async fn auto_mode_canaries_rolls_back_and_promotes() {
     );
     // The accepted recommendation says who applied it.
     let (_, recs) = s.get("/recommendations?status=accepted").await;
-    assert!(
-        recs.as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["decided_by"] == "auto-tuner")
-    );
+    let recs = recs.as_array().unwrap();
+    assert_eq!(recs.len(), 4, "one per canary");
+    assert!(recs.iter().all(|r| r["decided_by"] == "auto-tuner"));
 }
