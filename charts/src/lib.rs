@@ -25,6 +25,40 @@ pub mod units;
 
 pub use series_chart::render;
 
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+/// Draws into a new SVG document of `size` pixels. When drawing fails, the document says so
+/// (`"{what} could not be drawn: …"`) and `T` is its default.
+pub(crate) fn svg_document<T: Default>(
+    size: (u32, u32),
+    what: &str,
+    draw: impl for<'a> FnOnce(
+        &DrawingArea<SVGBackend<'a>, Shift>,
+    ) -> Result<T, DrawingAreaErrorKind<std::io::Error>>,
+) -> (String, T) {
+    let mut svg = String::new();
+    let mut drawn = T::default();
+    {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        match draw(&root) {
+            Ok(value) => drawn = value,
+            Err(err) => {
+                // Drawing into a String cannot fail on I/O; an error is a plotters limit worth
+                // seeing.
+                let _ = root.fill(&palette::BACKGROUND);
+                let _ = root.draw(&Text::new(
+                    format!("{what} could not be drawn: {err}"),
+                    (20, 20),
+                    ("sans-serif", 14).into_font().color(&palette::TEXT),
+                ));
+                let _ = root.present();
+            }
+        }
+    }
+    (svg, drawn)
+}
+
 /// Which chart of a breaker's series to draw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {

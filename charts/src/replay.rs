@@ -16,21 +16,8 @@ pub const PANEL_HEIGHT: u32 = 120;
 
 /// The chart as an SVG document `width` wide.
 pub fn render(trace: &ReplayTrace, width: u32) -> String {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (width, 3 * PANEL_HEIGHT + X_LABEL_AREA))
-            .into_drawing_area();
-        if let Err(err) = draw(&root, trace) {
-            let _ = root.fill(&palette::BACKGROUND);
-            let _ = root.draw(&Text::new(
-                format!("chart could not be drawn: {err}"),
-                (20, 20),
-                ("sans-serif", 14).into_font().color(&palette::TEXT),
-            ));
-            let _ = root.present();
-        }
-    }
-    svg
+    let size = (width, 3 * PANEL_HEIGHT + X_LABEL_AREA);
+    crate::svg_document(size, "chart", |root| draw(root, trace)).0
 }
 
 /// `[start, end)` point indices of the runs of anomalous points.

@@ -46,22 +46,10 @@ pub struct Line {
 /// The chart of `kind` over `series` as an SVG document.
 pub fn render(kind: Kind, series: &Series, options: &Options) -> String {
     let plot = plot(kind, series, options);
-    let mut svg = String::new();
-    {
-        let root =
-            SVGBackend::with_string(&mut svg, (options.width, options.height)).into_drawing_area();
-        if let Err(err) = draw(&root, series, &plot) {
-            // Drawing into a String cannot fail on I/O; an error is a plotters limit worth seeing.
-            let _ = root.fill(&palette::BACKGROUND);
-            let _ = root.draw(&Text::new(
-                format!("chart could not be drawn: {err}"),
-                (20, 20),
-                ("sans-serif", 14).into_font().color(&palette::TEXT),
-            ));
-            let _ = root.present();
-        }
-    }
-    svg
+    crate::svg_document((options.width, options.height), "chart", |root| {
+        draw(root, series, &plot)
+    })
+    .0
 }
 
 /// What the chart of `kind` shows for `series`.

@@ -102,23 +102,9 @@ pub fn height(n_lanes: usize) -> u32 {
 pub fn render(timeline: &Timeline, width: u32) -> Rendered {
     let lanes = layout(timeline);
     let height = height(lanes.len());
-    let mut svg = String::new();
-    let mut area = (0, 0, 0, 0);
-    {
-        let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
-        match draw(&root, timeline, &lanes) {
-            Ok(drawn) => area = drawn,
-            Err(err) => {
-                let _ = root.fill(&palette::BACKGROUND);
-                let _ = root.draw(&Text::new(
-                    format!("timeline could not be drawn: {err}"),
-                    (20, 20),
-                    ("sans-serif", 14).into_font().color(&palette::TEXT),
-                ));
-                let _ = root.present();
-            }
-        }
-    }
+    let (svg, area) = crate::svg_document((width, height), "timeline", |root| {
+        draw(root, timeline, &lanes)
+    });
     Rendered {
         svg,
         width,

@@ -56,29 +56,25 @@ pub fn set_token(token: &str) -> Result<(), String> {
     {
         return Err("a token is letters, digits, `-`, `_`, `.` and `~` only".into());
     }
-    let document = web_sys::window()
-        .and_then(|window| window.document())
-        .ok_or("no document")?
-        .dyn_into::<web_sys::HtmlDocument>()
-        .map_err(|_| "not an HTML document")?;
-    document
-        .set_cookie(&format!(
-            "{TOKEN_COOKIE}={token}; path=/; SameSite=Strict; max-age=2592000"
-        ))
-        .map_err(|err| describe(&err))
+    set_token_cookie(&format!(
+        "{TOKEN_COOKIE}={token}; path=/; SameSite=Strict; max-age=2592000"
+    ))
 }
 
 /// Forgets the token: the cookie expires at once.
 pub fn clear_token() -> Result<(), String> {
-    let document = web_sys::window()
+    set_token_cookie(&format!(
+        "{TOKEN_COOKIE}=; path=/; SameSite=Strict; max-age=0"
+    ))
+}
+
+fn set_token_cookie(cookie: &str) -> Result<(), String> {
+    web_sys::window()
         .and_then(|window| window.document())
         .ok_or("no document")?
         .dyn_into::<web_sys::HtmlDocument>()
-        .map_err(|_| "not an HTML document")?;
-    document
-        .set_cookie(&format!(
-            "{TOKEN_COOKIE}=; path=/; SameSite=Strict; max-age=0"
-        ))
+        .map_err(|_| "not an HTML document")?
+        .set_cookie(cookie)
         .map_err(|err| describe(&err))
 }
 

@@ -8,6 +8,7 @@ use protocol::{AutoTuneSettings, AutoTuneView};
 
 use crate::api;
 use crate::app::Session;
+use crate::confirm::Confirm;
 use crate::tuning;
 
 /// The form's fields, as the admin types them.
@@ -233,15 +234,15 @@ pub fn AutoMode(target: Memo<Option<(String, String)>>) -> impl IntoView {
                     }}
                 </div>
                 {move || asked.get().map(|enable| view! {
-                    <div class="confirm" role="dialog" aria-label="confirm">
-                        <p>{if enable {
+                    <Confirm
+                        question=if enable {
                             "Switch auto mode on? The server will apply the engine's suggestions to this breaker by itself, within these guardrails, one canary instance first."
                         } else {
                             "Switch auto mode off? A change still on its canary is rolled back."
-                        }}</p>
-                        <button type="button" class="danger" data-confirm="yes" on:click=confirm>"Confirm"</button>
-                        <button type="button" data-confirm="no" on:click=move |_| asked.set(None)>"Cancel"</button>
-                    </div>
+                        }
+                        on_yes=Callback::new(move |()| confirm(()))
+                        on_no=Callback::new(move |()| asked.set(None))
+                    />
                 })}
             </Show>
             {move || outcome.get().map(|(kind, outcome)| match outcome {

@@ -20,6 +20,7 @@ use wasm_bindgen::JsCast;
 
 use crate::api;
 use crate::app::Session;
+use crate::confirm::Confirm;
 use crate::format;
 use crate::live::Live;
 use crate::range::{self, PRESETS, TimeRange};
@@ -625,11 +626,11 @@ fn Controls(page: DetailPage) -> impl IntoView {
                 }).collect_view()}
             </div>
             {move || asked.get().map(|mode| view! {
-                <div class="confirm" role="dialog" aria-label="confirm">
-                    <p>{mode_question(mode)}</p>
-                    <button type="button" class="danger" data-confirm="yes" on:click=confirm>"Confirm"</button>
-                    <button type="button" data-confirm="no" on:click=move |_| asked.set(None)>"Cancel"</button>
-                </div>
+                <Confirm
+                    question=mode_question(mode)
+                    on_yes=Callback::new(move |()| confirm(()))
+                    on_no=Callback::new(move |()| asked.set(None))
+                />
             })}
             {move || outcome.get().map(|outcome| match outcome {
                 Ok(text) => view! { <p class="ok" data-outcome="ok">{text}</p> }.into_any(),

@@ -11,7 +11,8 @@
 //! - [`alerts`]: what toasts, notifications and the alerts page say.
 //! - [`tuning`]: what the recommendations page and config lint say (config diff, back-tests).
 //! - Charts come from the shared `charts` crate, which the server uses too.
-//! - `auto_mode` (wasm32 only): the breaker page's auto-mode panel.
+//! - `auto_mode` (wasm32 only): the breaker page's auto-mode panel; `confirm`: the confirmation
+//!   dialog admin actions share.
 //! - `api`, `stream`, `live`, `notify`, `app`, `overview`, `detail`, `alerts_page`, `toasts`,
 //!   `pages` (recommendations) (wasm32 only): HTTP calls, the Server-Sent Events stream, per-frame live updates,
 //!   browser notifications, and components.
@@ -35,6 +36,8 @@ pub mod api;
 pub mod app;
 #[cfg(target_arch = "wasm32")]
 pub mod auto_mode;
+#[cfg(target_arch = "wasm32")]
+pub mod confirm;
 #[cfg(target_arch = "wasm32")]
 pub mod detail;
 #[cfg(target_arch = "wasm32")]

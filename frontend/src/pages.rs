@@ -11,6 +11,7 @@ use protocol::Recommendation;
 
 use crate::api;
 use crate::app::Session;
+use crate::confirm::Confirm;
 use crate::format;
 use crate::tuning;
 
@@ -190,15 +191,15 @@ fn RecCard(
                                 on:click=move |_| asked.set(Some(false))>"Reject"</button>
                         </div>
                         {move || asked.get().map(|accept| view! {
-                            <div class="confirm" role="dialog" aria-label="confirm">
-                                <p>{if accept {
+                            <Confirm
+                                question=if accept {
                                     "Accept? The suggested config becomes the breaker's next version and reaches every instance."
                                 } else {
                                     "Reject this recommendation?"
-                                }}</p>
-                                <button type="button" class="danger" data-confirm="yes" on:click=confirm>"Confirm"</button>
-                                <button type="button" data-confirm="no" on:click=move |_| asked.set(None)>"Cancel"</button>
-                            </div>
+                                }
+                                on_yes=Callback::new(move |()| confirm(()))
+                                on_no=Callback::new(move |()| asked.set(None))
+                            />
                         })}
                     </Show>
                 })}

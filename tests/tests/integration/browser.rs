@@ -124,6 +124,17 @@ async fn tile_turns_open_live_without_reload() {
 }
 
 /// Saves the page as `target/screenshots/{name}.png`.
+/// Clicks the first element `css` finds.
+pub(crate) async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
 pub(crate) async fn save_screenshot(client: &Client, name: &str) {
     let screenshot = client.screenshot().await.unwrap();
     let path = workspace_root().join(format!("target/screenshots/{name}.png"));

@@ -10,7 +10,7 @@ use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 
 use crate::browser::{
-    BROWSER_LOCK, BrowserSetup, PAGE_READY_DEADLINE, save_screenshot, wait_for_tile_state,
+    BROWSER_LOCK, BrowserSetup, PAGE_READY_DEADLINE, click, save_screenshot, wait_for_tile_state,
     wait_until,
 };
 
@@ -256,7 +256,12 @@ async fn viewer_signs_in_sees_no_controls_and_hostile_names_are_text() {
     );
     assert_eq!(count(&client, "button[data-mode]").await, 0);
     // Auto mode: a viewer sees whether it is on, and no switch.
-    wait_for(&client, ".auto-state[data-enabled=\"false\"]", "auto mode's state").await;
+    wait_for(
+        &client,
+        ".auto-state[data-enabled=\"false\"]",
+        "auto mode's state",
+    )
+    .await;
     assert_eq!(count(&client, "button[data-auto]").await, 0);
     assert_eq!(
         count(&client, "main img").await,
@@ -270,13 +275,7 @@ async fn viewer_signs_in_sees_no_controls_and_hostile_names_are_text() {
     save_screenshot(&client, "viewer-hostile-name").await;
 
     // Signing out forgets the token: the page asks for one again.
-    client
-        .find(Locator::Css("button.sign-out"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "button.sign-out").await;
     wait_for(
         &client,
         "form.signin input[name=\"token\"]",

@@ -4,12 +4,12 @@
 //! breaker's page, an admin's "Suggest thresholds" makes another and links to it.
 
 use backend::auth::Role;
-use fantoccini::{Client, Locator};
+use fantoccini::Locator;
 use protocol::Recommendation;
 use serde_json::json;
 
 use crate::browser::{
-    BROWSER_LOCK, BrowserSetup, PAGE_READY_DEADLINE, save_screenshot, wait_until,
+    BROWSER_LOCK, BrowserSetup, PAGE_READY_DEADLINE, click, save_screenshot, wait_until,
 };
 use crate::browser_alerts::{set_token, text};
 use crate::browser_dashboard::{count, post_batch, wait_for, wall_ms};
@@ -229,14 +229,4 @@ async fn an_admin_accepts_a_recommendation_in_the_page() {
     save_screenshot(&client, "auto-mode").await;
 
     client.close().await.unwrap();
-}
-
-async fn click(client: &Client, css: &str) {
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
 }
