@@ -52,6 +52,11 @@ pub struct EvalArgs {
     /// Print one JSON object instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Also score on N variants of each scenario whose scored incidents last longer (spread
+    /// over a minute), and print mean costs: one incident decides a wait by where its last
+    /// probe happens to land. Tables only; the oracle is searched again per variant.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub length_variants: usize,
 }
 
 /// Runs a `fusebox tune` command.
@@ -144,7 +149,11 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot read {}", path.display()))?;
         files.push((path.display().to_string(), text));
     }
-    let (report, warnings) = engine::eval::evaluate(&files, &engine::eval::EvalOptions::default());
+    let options = engine::eval::EvalOptions {
+        length_variants: args.length_variants,
+        ..engine::eval::EvalOptions::default()
+    };
+    let (report, warnings) = engine::eval::evaluate(&files, &options);
     for warning in &warnings {
         eprintln!("warning: {warning}");
     }

@@ -22,7 +22,7 @@ use crate::Warning;
 use crate::defaults;
 use crate::history::History;
 use crate::replay::{self, Score};
-use crate::scenario::{self, Scenario};
+use crate::scenario::{self, Scenario, Span, Truth};
 use crate::search::{Candidate, EvalSet, Grid, Search, SearchOptions};
 use crate::suggest::{self, TuneOptions, median_u64};
 
@@ -32,6 +32,10 @@ pub struct EvalOptions {
     pub tune: TuneOptions,
     /// Whether to search for the oracle (the slowest part; tests may skip it).
     pub oracle: bool,
+    /// Also score on this many variants of each scenario whose scored incidents last longer
+    /// (see [`lengthened`]), and report mean costs over them: a single incident scores a
+    /// configuration's wait by where its last probe happens to land.
+    pub length_variants: usize,
 }
 
 impl Default for EvalOptions {
@@ -39,6 +43,7 @@ impl Default for EvalOptions {
         EvalOptions {
             tune: TuneOptions::default(),
             oracle: true,
+            length_variants: 0,
         }
     }
 }
@@ -57,6 +62,12 @@ pub struct ScenarioReport {
     pub scored_steps: usize,
     /// The five library defaults, then `tuned`, then `oracle`.
     pub results: Vec<ConfigResult>,
+    /// With [`EvalOptions::length_variants`]: each config's mean cost over the scenario and its
+    /// variants (the tuned config stays the one learnt from the unchanged first half; the
+    /// oracle is chosen again on each variant), in the order of `results`.
+    pub mean_costs: Vec<(&'static str, f64)>,
+    /// The seconds each variant added to every scored incident.
+    pub variant_extra_s: Vec<u64>,
 }
 
 /// One configuration's scores on the scored half.
@@ -116,7 +127,6 @@ pub fn evaluate_scenario(
     let history = &scenario.history;
     let n_steps = history.len();
     let half = n_steps / 2;
-    let scored = half..n_steps;
     let train: History = history.slice(0..half);
     let (tuned, tune_warnings) = suggest::tune(&train, None, &opts.tune);
     let warnings = tune_warnings
@@ -127,14 +137,61 @@ pub fn evaluate_scenario(
         })
         .collect();
 
+    let results = score_all(scenario, half, &tuned.config, opts.oracle);
+    let mut mean_costs = Vec::new();
+    let mut variant_extra_s = Vec::new();
+    if opts.length_variants > 0 {
+        let mut totals: Vec<(&'static str, f64)> = results
+            .iter()
+            .map(|res| (res.config_name, res.score.cost))
+            .collect();
+        let step_s = history.step.as_secs().max(1);
+        for k in 1..=opts.length_variants as u64 {
+            // Spread over a minute: 60 / (n + 1) s apart.
+            let extra_s = (k * 60 / (opts.length_variants as u64 + 1)).max(step_s);
+            variant_extra_s.push(extra_s);
+            let variant = lengthened(scenario, half, (extra_s / step_s) as usize);
+            let variant_results = score_all(&variant, half, &tuned.config, opts.oracle);
+            for (total, res) in totals.iter_mut().zip(&variant_results) {
+                total.1 += res.score.cost;
+            }
+        }
+        let n = (opts.length_variants + 1) as f64;
+        mean_costs = totals
+            .into_iter()
+            .map(|(name, total)| (name, total / n))
+            .collect();
+    }
+    (
+        ScenarioReport {
+            scenario: scenario.name.clone(),
+            train_steps: half,
+            scored_steps: n_steps - half,
+            results,
+            mean_costs,
+            variant_extra_s,
+        },
+        warnings,
+    )
+}
+
+/// The library defaults, `tuned` and (when asked) the oracle, each replayed over the whole
+/// history and scored on the steps from `half` on.
+fn score_all(
+    scenario: &Scenario,
+    half: usize,
+    tuned: &Config,
+    with_oracle: bool,
+) -> Vec<ConfigResult> {
+    let history = &scenario.history;
+    let n_steps = history.len();
     let score = |config: &Config| {
-        let res = replay::replay(history, 0..n_steps, config);
-        let mut res = res;
+        let mut res = replay::replay(history, 0..n_steps, config);
         // Score only the second half: the replay runs over the first half too, so that every
         // config enters the scored half warmed up, as it would in production.
         res.admitted.drain(..half);
         res.rejected.drain(..half);
-        res.range = scored.clone();
+        res.range = half..n_steps;
         replay::score(
             history,
             &res,
@@ -152,26 +209,73 @@ pub fn evaluate_scenario(
         .collect();
     results.push(ConfigResult {
         config_name: "tuned",
-        score: score(&tuned.config),
-        config: tuned.config.clone(),
+        score: score(tuned),
+        config: tuned.clone(),
     });
-    if opts.oracle {
-        let oracle = oracle(scenario, half, &tuned.config);
+    if with_oracle {
+        let oracle = oracle(scenario, half, tuned);
         results.push(ConfigResult {
             config_name: "oracle",
             score: score(&oracle),
             config: oracle,
         });
     }
-    (
-        ScenarioReport {
-            scenario: scenario.name.clone(),
-            train_steps: half,
-            scored_steps: n_steps - half,
-            results,
+    results
+}
+
+/// `scenario` with every incident that starts at or after step `half` made `extra` steps
+/// longer: its last step is repeated, and everything after it moves later. The first half is
+/// unchanged, so a config tuned on it stays the one to score.
+pub fn lengthened(scenario: &Scenario, half: usize, extra: usize) -> Scenario {
+    let history = &scenario.history;
+    let step_ms = history.step.as_millis() as u64;
+    let mut steps = Vec::with_capacity(history.len() + extra * scenario.truth.incidents.len());
+    let mut healthy = Vec::with_capacity(steps.capacity());
+    let mut incidents = Vec::new();
+    let mut shift_ms = 0;
+    let ends: Vec<usize> = scenario
+        .truth
+        .incidents
+        .iter()
+        .map(|span| (span.end_ms / step_ms.max(1)) as usize)
+        .filter(|&end| end > half && end <= history.len())
+        .collect();
+    for (i, step) in history.steps.iter().enumerate() {
+        if ends.contains(&i) {
+            // Step `i` is the first healthy one after an incident: repeat the incident's last.
+            let last = &history.steps[i - 1];
+            for _ in 0..extra {
+                let mut copy = last.clone();
+                copy.t_ms = step.t_ms + shift_ms;
+                steps.push(copy);
+                healthy.push(false);
+                shift_ms += step_ms;
+            }
+        }
+        let mut step = step.clone();
+        step.t_ms += shift_ms;
+        steps.push(step);
+        healthy.push(scenario.truth.healthy.get(i).copied().unwrap_or(true));
+    }
+    for span in &scenario.truth.incidents {
+        let start_step = (span.start_ms / step_ms.max(1)) as usize;
+        let before: u64 = ends.iter().filter(|&&end| end <= start_step).count() as u64;
+        let own = u64::from(ends.contains(&((span.end_ms / step_ms.max(1)) as usize)));
+        incidents.push(Span {
+            start_ms: span.start_ms + before * extra as u64 * step_ms,
+            end_ms: span.end_ms + (before + own) * extra as u64 * step_ms,
+        });
+    }
+    Scenario {
+        name: scenario.name.clone(),
+        description: scenario.description.clone(),
+        history: History {
+            step: history.step,
+            latency_buckets_ms: history.latency_buckets_ms.clone(),
+            steps,
         },
-        warnings,
-    )
+        truth: Truth { healthy, incidents },
+    }
 }
 
 /// The best static config of the grid, chosen with the truth on the scored half.
@@ -257,6 +361,46 @@ impl Report {
                     s.false_trips,
                     settings_text(&res.config)
                 );
+            }
+            if !scenario.mean_costs.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "  mean cost over the scenario and {} variants with each scored incident {} s longer:",
+                    scenario.variant_extra_s.len(),
+                    scenario
+                        .variant_extra_s
+                        .iter()
+                        .map(u64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                let line: Vec<String> = scenario
+                    .mean_costs
+                    .iter()
+                    .map(|(name, cost)| format!("{name} {cost:.1}"))
+                    .collect();
+                let _ = writeln!(out, "    {}", line.join("  "));
+                let mean = |name: &str| {
+                    scenario
+                        .mean_costs
+                        .iter()
+                        .find(|(n, _)| *n == name)
+                        .map(|(_, c)| *c)
+                };
+                let best_default = scenario
+                    .mean_costs
+                    .iter()
+                    .filter(|(n, _)| defaults::LIBRARY_DEFAULTS.contains(n))
+                    .min_by(|a, b| a.1.total_cmp(&b.1));
+                if let (Some(tuned), Some((best_name, best))) = (mean("tuned"), best_default) {
+                    let _ = writeln!(
+                        out,
+                        "    mean tuned/oracle {}  mean tuned/best default ({best_name}) {:.2}",
+                        mean("oracle")
+                            .map_or_else(|| "-".to_owned(), |o| format!("{:.2}", tuned / o)),
+                        tuned / best
+                    );
+                }
             }
             if let Some(summary) = scenario.summary() {
                 let _ = writeln!(
@@ -429,4 +573,72 @@ pub fn settings_text(config: &Config) -> String {
         parts.push(format!("timeout {}s", timeout.as_secs_f64()));
     }
     parts.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::lengthened;
+    use crate::history::{History, Step};
+    use crate::scenario::{Scenario, Span, Truth};
+
+    #[test]
+    fn a_lengthened_scenario_repeats_the_incidents_last_step_in_the_scored_half_only() {
+        // 20 one-second steps; incidents at [2, 4) (first half) and [12, 15) (scored half).
+        let healthy: Vec<bool> = (0..20)
+            .map(|i| !((2..4).contains(&i) || (12..15).contains(&i)))
+            .collect();
+        let scenario = Scenario {
+            name: "s".into(),
+            description: String::new(),
+            history: History {
+                step: Duration::from_secs(1),
+                latency_buckets_ms: vec![10],
+                steps: (0..20)
+                    .map(|i| Step {
+                        t_ms: i * 1_000,
+                        n_calls: 10,
+                        n_failures: if healthy[i as usize] { 0 } else { 10 },
+                        n_rejected: 0,
+                        latency_counts: vec![10],
+                    })
+                    .collect(),
+            },
+            truth: Truth {
+                healthy,
+                incidents: vec![
+                    Span {
+                        start_ms: 2_000,
+                        end_ms: 4_000,
+                    },
+                    Span {
+                        start_ms: 12_000,
+                        end_ms: 15_000,
+                    },
+                ],
+            },
+        };
+        let longer = lengthened(&scenario, 10, 2);
+        assert_eq!(longer.history.len(), 22);
+        assert_eq!(
+            longer.truth.incidents,
+            vec![
+                Span {
+                    start_ms: 2_000,
+                    end_ms: 4_000
+                },
+                Span {
+                    start_ms: 12_000,
+                    end_ms: 17_000
+                }
+            ]
+        );
+        let unhealthy: Vec<usize> = (0..22).filter(|&i| !longer.truth.healthy[i]).collect();
+        assert_eq!(unhealthy, vec![2, 3, 12, 13, 14, 15, 16]);
+        assert_eq!(longer.history.steps[16].n_failures, 10);
+        assert_eq!(longer.history.steps[17].n_failures, 0);
+        let times: Vec<u64> = longer.history.steps.iter().map(|s| s.t_ms).collect();
+        assert_eq!(times, (0..22).map(|i| i * 1_000).collect::<Vec<u64>>());
+    }
 }
