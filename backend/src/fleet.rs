@@ -85,32 +85,46 @@ impl Totals {
     }
 }
 
+/// The maps on the ingest path: hashed with foldhash (seeded per process), several times
+/// cheaper than the standard SipHash for the short names used as keys here.
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Key of a breaker: (service, breaker name).
 pub type BreakerKey = (String, String);
 
 #[derive(Default)]
 pub struct Fleet {
-    breakers: HashMap<BreakerKey, BTreeMap<String, InstanceLive>>,
+    /// Per service, per breaker, per instance. Nested so that lookups borrow `&str`s.
+    breakers: FastMap<String, FastMap<String, BTreeMap<String, InstanceLive>>>,
     /// Per service and breaker: calls by outcome since the server started (for `/metrics`) and
     /// calls per second over the last `SPARKLINE_SECONDS` (for sparklines). Nested so that
     /// lookups borrow `&str`s instead of allocating a key per aggregate.
-    totals: HashMap<String, HashMap<String, Totals>>,
+    totals: FastMap<String, FastMap<String, Totals>>,
 }
 
 // === impl InstanceLive ===
 
 impl InstanceLive {
-    /// Whether the fields kept in `instance_states` are the same.
-    pub fn same_stored_state(&self, other: &InstanceLive) -> bool {
+    /// The fields kept in `instance_states` that matter at restart: state, since, config
+    /// version.
+    pub fn stored_state(&self) -> (State, i64, u64) {
         (self.state, self.since_ms, self.config_version)
-            == (other.state, other.since_ms, other.config_version)
     }
 
     /// Applies one event; events older than what is already known are ignored for the state
     /// (a retried or delayed batch must not move the state back in time).
     pub fn apply(current: Option<&InstanceLive>, event: &InstanceEvent<'_>) -> InstanceLive {
+        let mut next = current.cloned();
+        InstanceLive::update(&mut next, event);
+        next.expect("update always leaves a state")
+    }
+
+    /// [`InstanceLive::apply`] in place: `live` becomes the state after `event` (it is `Some`
+    /// afterwards). Reuses the latency buffer of the previous interval.
+    pub fn update(live: &mut Option<InstanceLive>, event: &InstanceEvent<'_>) {
         let time_ms = event.time_ms();
-        let mut next = current.cloned().unwrap_or(InstanceLive {
+        let first = live.is_none();
+        let next = live.get_or_insert_with(|| InstanceLive {
             state: State::Closed,
             since_ms: time_ms,
             config_version: 0,
@@ -120,7 +134,7 @@ impl InstanceLive {
         match event {
             InstanceEvent::Transition(t) => {
                 if time_ms >= next.updated_ms {
-                    if next.state != t.to || current.is_none() {
+                    if next.state != t.to || first {
                         next.since_ms = t.at_ms;
                     }
                     next.state = t.to;
@@ -143,17 +157,27 @@ impl InstanceLive {
                     .as_ref()
                     .is_none_or(|last| time_ms >= last.end_ms);
                 if newer {
-                    next.last_interval = Some(IntervalLive {
-                        end_ms: time_ms,
-                        interval_ms: a.interval_ms,
-                        counts: a.counts,
-                        latency: a.latency.clone(),
-                        failure_rate_threshold: a.failure_rate_threshold,
-                    });
+                    match &mut next.last_interval {
+                        Some(last) => {
+                            last.end_ms = time_ms;
+                            last.interval_ms = a.interval_ms;
+                            last.counts = a.counts;
+                            last.latency.counts.clone_from(&a.latency.counts);
+                            last.failure_rate_threshold = a.failure_rate_threshold;
+                        }
+                        None => {
+                            next.last_interval = Some(IntervalLive {
+                                end_ms: time_ms,
+                                interval_ms: a.interval_ms,
+                                counts: a.counts,
+                                latency: a.latency.clone(),
+                                failure_rate_threshold: a.failure_rate_threshold,
+                            })
+                        }
+                    }
                 }
             }
         }
-        next
     }
 }
 
@@ -161,11 +185,43 @@ impl InstanceLive {
 
 impl Fleet {
     pub fn instance(&self, key: &BreakerKey, instance: &str) -> Option<&InstanceLive> {
-        self.breakers.get(key).and_then(|m| m.get(instance))
+        self.instance_of(&key.0, &key.1, instance)
+    }
+
+    pub fn instance_of(
+        &self,
+        service: &str,
+        breaker: &str,
+        instance: &str,
+    ) -> Option<&InstanceLive> {
+        self.breakers.get(service)?.get(breaker)?.get(instance)
     }
 
     pub fn insert(&mut self, key: BreakerKey, instance: String, live: InstanceLive) {
-        self.breakers.entry(key).or_default().insert(instance, live);
+        self.breakers
+            .entry(key.0)
+            .or_default()
+            .entry(key.1)
+            .or_default()
+            .insert(instance, live);
+    }
+
+    /// Like [`Fleet::insert`], allocating keys only for a breaker or instance not seen before.
+    pub fn set(&mut self, service: &str, breaker: &str, instance: &str, live: InstanceLive) {
+        if let Some(slot) = self
+            .breakers
+            .get_mut(service)
+            .and_then(|breakers| breakers.get_mut(breaker))
+            .and_then(|instances| instances.get_mut(instance))
+        {
+            *slot = live;
+            return;
+        }
+        self.insert(
+            (service.to_string(), breaker.to_string()),
+            instance.to_string(),
+            live,
+        );
     }
 
     /// Adds an ingested aggregate to its breaker's running totals and recent calls/s.
@@ -233,9 +289,14 @@ impl Fleet {
     }
 
     pub fn summary(&self, key: &BreakerKey) -> Option<BreakerSummary> {
+        self.summary_of(&key.0, &key.1)
+    }
+
+    pub fn summary_of(&self, service: &str, breaker: &str) -> Option<BreakerSummary> {
         self.breakers
-            .get(key)
-            .map(|instances| summarize(key, instances))
+            .get(service)?
+            .get(breaker)
+            .map(|instances| summarize(service, breaker, instances))
     }
 
     /// Every breaker's summary, ordered by service then name.
@@ -243,14 +304,22 @@ impl Fleet {
         let mut out: Vec<BreakerSummary> = self
             .breakers
             .iter()
-            .map(|(key, instances)| summarize(key, instances))
+            .flat_map(|(service, breakers)| {
+                breakers
+                    .iter()
+                    .map(move |(breaker, instances)| summarize(service, breaker, instances))
+            })
             .collect();
         out.sort_by(|a, b| (&a.service, &a.breaker).cmp(&(&b.service, &b.breaker)));
         out
     }
 }
 
-fn summarize(key: &BreakerKey, instances: &BTreeMap<String, InstanceLive>) -> BreakerSummary {
+fn summarize(
+    service: &str,
+    breaker: &str,
+    instances: &BTreeMap<String, InstanceLive>,
+) -> BreakerSummary {
     let state = instances
         .values()
         .map(|i| i.state)
@@ -286,8 +355,8 @@ fn summarize(key: &BreakerKey, instances: &BTreeMap<String, InstanceLive>) -> Br
     let failure_rate = (judged > 0).then(|| counts.failed() as f64 / judged as f64);
     let slow_call_rate = (judged > 0).then(|| counts.slow as f64 / judged as f64);
     BreakerSummary {
-        service: key.0.clone(),
-        breaker: key.1.clone(),
+        service: service.to_string(),
+        breaker: breaker.to_string(),
         state,
         since_ms,
         instances: instances

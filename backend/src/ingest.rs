@@ -1,12 +1,13 @@
 //! The ingest writer: one task that owns every write of ingested data.
 //!
 //! Handlers validate a batch and hand it over through a bounded queue; the writer drains
-//! what is queued, commits it in one transaction (multi-row inserts), and only then answers
-//! each handler, updates the [`Fleet`] and publishes to the live [`Hub`]: transitions at once,
-//! breaker summaries at most once per [`SUMMARY_PERIOD`]. A full queue is
-//! answered with 503 and `Retry-After` rather than growing without bound.
+//! what is queued, commits it in one transaction on a connection of its own (one multi-row
+//! insert per 200 aggregates of the whole group, one for changed instance states), and only
+//! then updates the [`Fleet`], answers each handler and publishes to the live [`Hub`]:
+//! transitions at once, breaker summaries at most once per [`SUMMARY_PERIOD`]. A full queue
+//! is answered with 503 and `Retry-After` rather than growing without bound.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use protocol::{IngestAck, IngestBatch, StreamEvent, TransitionRecord};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::AppError;
-use crate::fleet::{BreakerKey, Fleet, InstanceEvent, InstanceLive};
+use crate::fleet::{BreakerKey, FastMap, Fleet, InstanceEvent, InstanceLive};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::store::{Committed, Store};
@@ -72,10 +73,14 @@ pub fn spawn_writer(
     let (tx, rx) = mpsc::channel(capacity);
     let dirty: Arc<Mutex<HashSet<BreakerKey>>> = Arc::default();
     tokio::spawn(flush_summaries(fleet.clone(), hub.clone(), dirty.clone()));
+    let mut ids = BreakerIds::default();
+    for ((service, name), id) in breaker_ids {
+        ids.entry(service).or_default().insert(name, id);
+    }
     let writer = Writer {
         store,
         fleet,
-        breaker_ids,
+        breaker_ids: ids,
         hub,
         metrics,
         dirty,
@@ -117,21 +122,38 @@ async fn flush_summaries(
     }
 }
 
+/// Breaker ids by service, then name: lookups borrow `&str`s.
+type BreakerIds = FastMap<String, FastMap<String, i64>>;
+
+fn lookup(ids: &BreakerIds, service: &str, name: &str) -> Option<i64> {
+    ids.get(service)?.get(name).copied()
+}
+
 struct Writer {
     store: Store,
     fleet: Arc<RwLock<Fleet>>,
-    breaker_ids: HashMap<BreakerKey, i64>,
+    breaker_ids: BreakerIds,
     hub: Hub,
     metrics: Arc<Metrics>,
     /// Breakers whose summary changed since the last flush (see `flush_summaries`).
     dirty: Arc<Mutex<HashSet<BreakerKey>>>,
 }
 
-/// What one batch will change once its transaction commits.
-struct Pending {
-    committed: Committed,
-    new_ids: Vec<(BreakerKey, i64)>,
-    instances: Vec<(BreakerKey, String, InstanceLive)>,
+/// What one group commit will change once its transaction commits.
+struct Pending<'b> {
+    /// Per batch, in order.
+    committed: Vec<Committed>,
+    new_ids: Vec<(String, String, i64)>,
+    /// Each (breaker, instance) the group touched, with its state after the group.
+    instances: FastMap<(i64, &'b str), Staged<'b>>,
+}
+
+struct Staged<'b> {
+    service: &'b str,
+    breaker: &'b str,
+    /// The stored fields (state, since, config version) before the group, if known.
+    stored: Option<(protocol::State, i64, u64)>,
+    live: Option<InstanceLive>,
 }
 
 // === impl Writer ===
@@ -140,14 +162,20 @@ impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         let mut jobs = Vec::with_capacity(MAX_BATCHES_PER_COMMIT);
         while rx.recv_many(&mut jobs, MAX_BATCHES_PER_COMMIT).await > 0 {
-            let batches: Vec<&IngestBatch> = jobs.iter().map(|job| &job.batch).collect();
+            let mut replies = Vec::with_capacity(jobs.len());
+            let owned: Vec<IngestBatch> = jobs
+                .drain(..)
+                .map(|job| {
+                    replies.push(Some(job.reply));
+                    job.batch
+                })
+                .collect();
+            let batches: Vec<&IngestBatch> = owned.iter().collect();
             let started = std::time::Instant::now();
             match self.commit(&batches).await {
-                Ok(results) => {
-                    self.metrics.record_commit(started.elapsed(), results.len());
-                    for (job, pending) in jobs.drain(..).zip(results) {
-                        self.publish(&job.batch, pending, job.reply);
-                    }
+                Ok(pending) => {
+                    self.metrics.record_commit(started.elapsed(), batches.len());
+                    self.publish(&batches, pending, replies);
                 }
                 Err(err) => {
                     // One batch should not sink the others: commit them one by one.
@@ -155,14 +183,13 @@ impl Writer {
                         error = format!("{err:#}"),
                         "group commit failed; retrying singly"
                     );
-                    for job in jobs.drain(..) {
-                        match self.commit(&[&job.batch]).await {
-                            Ok(mut results) => {
-                                let pending = results.pop().expect("one result per batch");
-                                self.publish(&job.batch, pending, job.reply);
-                            }
+                    for (batch, reply) in batches.iter().zip(replies.iter_mut()) {
+                        match self.commit(&[batch]).await {
+                            Ok(pending) => self.publish(&[batch], pending, [reply.take()]),
                             Err(err) => {
-                                let _ = job.reply.send(Err(err));
+                                if let Some(reply) = reply.take() {
+                                    let _ = reply.send(Err(err));
+                                }
                             }
                         }
                     }
@@ -171,154 +198,200 @@ impl Writer {
         }
     }
 
-    async fn commit(&self, batches: &[&IngestBatch]) -> anyhow::Result<Vec<Pending>> {
+    async fn commit<'b>(&self, batches: &[&'b IngestBatch]) -> anyhow::Result<Pending<'b>> {
         let now = now_ms();
-        let mut tx = self.store.begin().await?;
-        let mut local_ids: HashMap<BreakerKey, i64> = HashMap::new();
-        // Instance states as they will be after this transaction, for batches in order.
-        let mut staged: HashMap<(BreakerKey, String), InstanceLive> = HashMap::new();
-        let mut results = Vec::with_capacity(batches.len());
-        // Every batch's aggregates go in together: fewer, larger multi-row inserts.
-        let mut all_rows: Vec<(i64, &str, &protocol::Aggregate)> = Vec::new();
+        let mut tx = self.store.begin_ingest().await?;
         let claimed = Store::claim_batches(&mut tx, batches, now).await?;
-        for (batch, is_new) in batches.iter().zip(claimed) {
-            if !is_new {
-                results.push(Pending {
-                    committed: Committed {
-                        duplicate: true,
-                        transitions: Vec::new(),
-                    },
-                    new_ids: Vec::new(),
-                    instances: Vec::new(),
-                });
-                continue;
-            }
-            let mut new_ids = Vec::new();
-            let mut events: BTreeMap<BreakerKey, Vec<InstanceEvent<'_>>> = BTreeMap::new();
-            for aggregate in &batch.aggregates {
-                events
-                    .entry((batch.service.clone(), aggregate.breaker.clone()))
-                    .or_default()
-                    .push(InstanceEvent::Interval(aggregate));
-            }
-            for transition in &batch.transitions {
-                events
-                    .entry((batch.service.clone(), transition.breaker.clone()))
-                    .or_default()
-                    .push(InstanceEvent::Transition(transition));
-            }
-            let mut ids: HashMap<BreakerKey, i64> = HashMap::new();
-            for key in events.keys() {
-                let id = match self.breaker_ids.get(key).or_else(|| local_ids.get(key)) {
-                    Some(&id) => id,
-                    None => {
-                        let id = Store::breaker_id(&mut tx, &key.0, &key.1, now).await?;
-                        local_ids.insert(key.clone(), id);
-                        new_ids.push((key.clone(), id));
-                        id
-                    }
-                };
-                ids.insert(key.clone(), id);
-            }
-            let rows: Vec<(i64, &str, &protocol::Aggregate)> = batch
+        // Breakers seen for the first time get their rows (and ids) first.
+        let mut local_ids = BreakerIds::default();
+        let mut new_ids = Vec::new();
+        for (batch, _) in batches.iter().zip(&claimed).filter(|(_, new)| **new) {
+            let names = batch
                 .aggregates
                 .iter()
-                .map(|a| {
-                    let key = (batch.service.clone(), a.breaker.clone());
-                    (ids[&key], batch.instance.as_str(), a)
-                })
-                .collect();
-            all_rows.extend(rows);
-            let mut transitions = Vec::with_capacity(batch.transitions.len());
-            for transition in &batch.transitions {
-                let key = (batch.service.clone(), transition.breaker.clone());
-                let id =
-                    Store::insert_transition(&mut tx, ids[&key], &batch.instance, transition, now)
-                        .await?;
-                transitions.push(TransitionRecord {
-                    id,
-                    service: batch.service.clone(),
-                    instance: batch.instance.clone(),
-                    transition: transition.clone(),
-                });
-            }
-            let mut instances = Vec::with_capacity(events.len());
-            for (key, mut breaker_events) in events {
-                breaker_events.sort_by_key(InstanceEvent::time_ms);
-                let slot = (key.clone(), batch.instance.clone());
-                let before = staged.get(&slot).cloned().or_else(|| {
-                    let fleet = self.fleet.read().expect("fleet lock poisoned");
-                    fleet.instance(&key, &batch.instance).cloned()
-                });
-                let mut live = before.clone();
-                for event in &breaker_events {
-                    live = Some(InstanceLive::apply(live.as_ref(), event));
+                .map(|a| a.breaker.as_str())
+                .chain(batch.transitions.iter().map(|t| t.breaker.as_str()));
+            for name in names {
+                if lookup(&self.breaker_ids, &batch.service, name).is_some()
+                    || lookup(&local_ids, &batch.service, name).is_some()
+                {
+                    continue;
                 }
-                let live = live.expect("a breaker in a batch has at least one event");
-                // The stored state only matters at restart: write it when it changes, not
-                // every interval.
-                if before.as_ref().is_none_or(|b| !b.same_stored_state(&live)) {
-                    Store::upsert_instance_state(&mut tx, ids[&key], &batch.instance, &live)
-                        .await?;
-                }
-                staged.insert(slot, live.clone());
-                instances.push((key, batch.instance.clone(), live));
+                let id = Store::breaker_id(&mut tx, &batch.service, name, now).await?;
+                local_ids
+                    .entry(batch.service.clone())
+                    .or_default()
+                    .insert(name.to_string(), id);
+                new_ids.push((batch.service.clone(), name.to_string(), id));
             }
-            results.push(Pending {
-                committed: Committed {
-                    duplicate: false,
-                    transitions,
-                },
-                new_ids,
-                instances,
+        }
+        let id_of = |service: &str, name: &str| {
+            lookup(&self.breaker_ids, service, name)
+                .or_else(|| lookup(&local_ids, service, name))
+                .expect("every breaker of the group has an id")
+        };
+
+        // Instance states as they will be after this transaction, batches in order. Every
+        // batch's aggregates go in together: fewer, larger multi-row inserts.
+        let mut instances: FastMap<(i64, &'b str), Staged<'b>> = FastMap::default();
+        let mut rows: Vec<(i64, &str, &protocol::Aggregate)> = Vec::new();
+        let mut transitions: Vec<(usize, i64, &'b protocol::Transition)> = Vec::new();
+        let mut events: Vec<(&'b str, InstanceEvent<'b>)> = Vec::new();
+        {
+            let fleet = self.fleet.read().expect("fleet lock poisoned");
+            for (index, (batch, _)) in batches
+                .iter()
+                .zip(&claimed)
+                .enumerate()
+                .filter(|(_, (_, new))| **new)
+            {
+                let batch: &'b IngestBatch = batch;
+                // A breaker's events in time order (aggregates before transitions at equal
+                // times, each in batch order: the sort is stable).
+                events.clear();
+                events.extend(
+                    batch
+                        .aggregates
+                        .iter()
+                        .map(|a| (a.breaker.as_str(), InstanceEvent::Interval(a))),
+                );
+                events.extend(
+                    batch
+                        .transitions
+                        .iter()
+                        .map(|t| (t.breaker.as_str(), InstanceEvent::Transition(t))),
+                );
+                events.sort_by(|(a, ea), (b, eb)| {
+                    a.cmp(b).then_with(|| ea.time_ms().cmp(&eb.time_ms()))
+                });
+                for chunk in events.chunk_by(|(a, _), (b, _)| a == b) {
+                    let name = chunk[0].0;
+                    let id = id_of(&batch.service, name);
+                    let staged = instances
+                        .entry((id, batch.instance.as_str()))
+                        .or_insert_with(|| {
+                            let live = fleet
+                                .instance_of(&batch.service, name, &batch.instance)
+                                .cloned();
+                            Staged {
+                                service: &batch.service,
+                                breaker: name,
+                                stored: live.as_ref().map(InstanceLive::stored_state),
+                                live,
+                            }
+                        });
+                    for (_, event) in chunk {
+                        InstanceLive::update(&mut staged.live, event);
+                        if let InstanceEvent::Interval(a) = event {
+                            rows.push((id, &batch.instance, a));
+                        }
+                    }
+                }
+                for t in &batch.transitions {
+                    transitions.push((index, id_of(&batch.service, &t.breaker), t));
+                }
+            }
+        }
+
+        // Transitions one by one, in batch order, for their ids.
+        let mut committed: Vec<Committed> = claimed
+            .iter()
+            .map(|new| Committed {
+                duplicate: !new,
+                transitions: Vec::new(),
+            })
+            .collect();
+        for (index, id, transition) in transitions {
+            let batch = batches[index];
+            let stored =
+                Store::insert_transition(&mut tx, id, &batch.instance, transition, now).await?;
+            committed[index].transitions.push(TransitionRecord {
+                id: stored,
+                service: batch.service.clone(),
+                instance: batch.instance.clone(),
+                transition: transition.clone(),
             });
         }
-        Store::insert_aggregates(&mut tx, &all_rows).await?;
+        // The stored state only matters at restart: write it when it changes, not every
+        // interval.
+        let changed: Vec<(i64, &str, &InstanceLive)> = instances
+            .iter()
+            .filter_map(|(&(id, instance), staged)| {
+                let live = staged.live.as_ref()?;
+                (staged.stored != Some(live.stored_state())).then_some((id, instance, live))
+            })
+            .collect();
+        Store::upsert_instance_states(&mut tx, &changed).await?;
+        Store::insert_aggregates(&mut tx, &rows).await?;
         tx.commit().await?;
-        Ok(results)
+        Ok(Pending {
+            committed,
+            new_ids,
+            instances,
+        })
     }
 
-    /// After a commit: answer the handler, remember ids, update the fleet, stream the news.
-    fn publish(
+    /// After a commit: remember ids, update the fleet, answer the handlers, stream the news.
+    fn publish<'b>(
         &mut self,
-        batch: &IngestBatch,
-        pending: Pending,
-        reply: oneshot::Sender<anyhow::Result<IngestAck>>,
+        batches: &[&'b IngestBatch],
+        pending: Pending<'b>,
+        replies: impl IntoIterator<Item = Option<oneshot::Sender<anyhow::Result<IngestAck>>>>,
     ) {
-        let _ = reply.send(Ok(IngestAck {
-            seq: batch.seq,
-            duplicate: pending.committed.duplicate,
-        }));
-        if pending.committed.duplicate {
-            self.metrics.record_duplicate();
-            return;
+        for (service, name, id) in pending.new_ids {
+            self.breaker_ids
+                .entry(service)
+                .or_default()
+                .insert(name, id);
         }
-        self.metrics.record_batch(batch);
-        self.breaker_ids.extend(pending.new_ids);
         let mut fleet = self.fleet.write().expect("fleet lock poisoned");
-        for aggregate in &batch.aggregates {
-            fleet.count(&batch.service, aggregate);
+        for (batch, committed) in batches.iter().zip(&pending.committed) {
+            if committed.duplicate {
+                self.metrics.record_duplicate();
+                continue;
+            }
+            self.metrics.record_batch(batch);
+            for aggregate in &batch.aggregates {
+                fleet.count(&batch.service, aggregate);
+            }
         }
-        let mut touched = Vec::with_capacity(pending.instances.len());
-        for (key, instance, live) in pending.instances {
-            fleet.insert(key.clone(), instance, live);
-            touched.push(key);
+        let mut touched: Vec<(&str, &str)> = Vec::with_capacity(pending.instances.len());
+        for ((_, instance), staged) in pending.instances {
+            if let Some(live) = staged.live {
+                fleet.set(staged.service, staged.breaker, instance, live);
+                touched.push((staged.service, staged.breaker));
+            }
+        }
+        // Answered once the fleet shows the batches, so a read after the ack sees them.
+        for ((batch, committed), reply) in batches.iter().zip(&pending.committed).zip(replies) {
+            if let Some(reply) = reply {
+                let _ = reply.send(Ok(IngestAck {
+                    seq: batch.seq,
+                    duplicate: committed.duplicate,
+                }));
+            }
         }
         // A breaker that changed state gets its summary at once, right after its transitions;
         // the others are streamed by the next flush.
         let mut changed: HashSet<BreakerKey> = HashSet::new();
-        for record in pending.committed.transitions {
-            changed.insert((record.service.clone(), record.transition.breaker.clone()));
-            self.hub.publish(StreamEvent::Transition(record));
+        for committed in pending.committed {
+            for record in committed.transitions {
+                changed.insert((record.service.clone(), record.transition.breaker.clone()));
+                self.hub.publish(StreamEvent::Transition(record));
+            }
         }
         let mut dirty = self.dirty.lock().expect("dirty set lock poisoned");
-        for key in touched {
-            if changed.contains(&key) {
-                dirty.remove(&key);
-                if let Some(summary) = fleet.summary(&key) {
-                    self.hub.publish(StreamEvent::Summary(summary));
-                }
-            } else {
+        for key in &changed {
+            dirty.remove(key);
+            if let Some(summary) = fleet.summary(key) {
+                self.hub.publish(StreamEvent::Summary(summary));
+            }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for (service, breaker) in touched {
+            let key = (service.to_string(), breaker.to_string());
+            if !changed.contains(&key) {
                 dirty.insert(key);
             }
         }
