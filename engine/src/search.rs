@@ -5,9 +5,9 @@
 //!
 //! - the history itself, labelled by [`crate::anomaly`] (the tuner never sees the truth);
 //! - *injected incidents*: copies of normal stretches of the same history with a hard outage
-//!   (2 and 10 minutes), a partial failure (half and a third of the way from the usual
-//!   failure rate to 100 %, 5 minutes) and a slow-down (latencies five buckets higher,
-//!   5 minutes) written in. A history that happens to hold no incident would otherwise
+//!   (about 2 and 10 minutes), a partial failure (half and a third of the way from the usual
+//!   failure rate to 100 %, about 5 minutes) and a slow-down (latencies five buckets higher,
+//!   about 5 minutes) written in, their lengths spread over a minute. A history that happens to hold no incident would otherwise
 //!   teach that never tripping is best; these make the search price the outages it has not
 //!   seen yet, on this breaker's own traffic;
 //! - two *stressed* normal stretches (15 minutes, failures and slow calls ×1.3, labelled
@@ -735,6 +735,19 @@ impl ProbeRisk {
         if let Window::Count(size) = cand.window {
             cand.window = Window::Count(size.max(cand.minimum_calls));
         }
+        // The same for a run of consecutive failures: at the usual failure rate, `n` in a row
+        // happen by chance about `calls a day × (1 − p) × pⁿ` times a day. A replay never
+        // puts two usual failures side by side; real traffic does.
+        if let Some(mut n) = cand.consecutive_failures {
+            const MAX_CHANCE_RUNS_PER_DAY: f64 = 0.01;
+            let p = self.usual_failure_rate.clamp(0.0, 0.999);
+            let calls_per_day = self.calls_per_second * 86_400.0;
+            while n < 100 && calls_per_day * (1.0 - p) * p.powi(n as i32) > MAX_CHANCE_RUNS_PER_DAY
+            {
+                n += 1;
+            }
+            cand.consecutive_failures = Some(n);
+        }
     }
 
     fn slow_share(&self, cand: &Candidate) -> f64 {
@@ -852,19 +865,22 @@ fn injected_sets(history: &History, labels: &Labels, n_copies: usize) -> Vec<Eva
     let step_s = history.step.as_secs_f64().max(1e-3);
     let steps_of = |secs: f64| ((secs / step_s).round() as usize).max(1);
     // Incidents twice, at different places, so that one lucky or unlucky probe does not
-    // decide.
+    // decide. Their lengths are deliberately not round: where an incident ends relative to
+    // the probes decides the good calls refused after it, and lengths spread over a minute
+    // (the odd seconds below) price a wait by what it costs on average, not by how neatly
+    // it divides a round length.
     let specs: [(&'static str, Injection, f64); 12] = [
-        ("outage-2m", Injection::Failures { severity: 1.0 }, 120.0),
-        ("outage-10m", Injection::Failures { severity: 1.0 }, 600.0),
-        ("partial-50", Injection::Failures { severity: 0.5 }, 300.0),
-        ("partial-30", Injection::Failures { severity: 0.3 }, 300.0),
-        ("slowdown", Injection::Slowdown { n_buckets: 5 }, 300.0),
+        ("outage-2m", Injection::Failures { severity: 1.0 }, 127.0),
+        ("outage-10m", Injection::Failures { severity: 1.0 }, 613.0),
+        ("partial-50", Injection::Failures { severity: 0.5 }, 319.0),
+        ("partial-30", Injection::Failures { severity: 0.3 }, 329.0),
+        ("slowdown", Injection::Slowdown { n_buckets: 5 }, 337.0),
         ("stress", Injection::Stress { factor: 1.3 }, 900.0),
-        ("outage-2m", Injection::Failures { severity: 1.0 }, 120.0),
-        ("outage-10m", Injection::Failures { severity: 1.0 }, 600.0),
-        ("partial-50", Injection::Failures { severity: 0.5 }, 300.0),
-        ("partial-30", Injection::Failures { severity: 0.3 }, 300.0),
-        ("slowdown", Injection::Slowdown { n_buckets: 5 }, 300.0),
+        ("outage-2m", Injection::Failures { severity: 1.0 }, 163.0),
+        ("outage-10m", Injection::Failures { severity: 1.0 }, 643.0),
+        ("partial-50", Injection::Failures { severity: 0.5 }, 353.0),
+        ("partial-30", Injection::Failures { severity: 0.3 }, 311.0),
+        ("slowdown", Injection::Slowdown { n_buckets: 5 }, 347.0),
         ("stress", Injection::Stress { factor: 1.3 }, 900.0),
     ];
     // The stressed stretches are centred on the worst noise the history showed (its
