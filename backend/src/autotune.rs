@@ -205,6 +205,18 @@ pub fn clamp(
             seconds: seconds.clamp(5, 3_600),
         },
     };
+    // Clamped one by one, the minimum calls may exceed a count window: judge on a full window.
+    if let WindowConfig::Count { calls } = out.window
+        && out.minimum_calls > calls
+    {
+        note(
+            "minimum_calls",
+            out.minimum_calls.to_string(),
+            calls.to_string(),
+            "no more than the window",
+        );
+        out.minimum_calls = calls;
+    }
     let current_wait = match current.wait {
         WaitConfig::Fixed { ms } => ms,
         WaitConfig::Exponential { initial_ms, .. } => initial_ms,
@@ -1061,6 +1073,20 @@ mod tests {
         assert_eq!(out.wait, WaitConfig::Fixed { ms: 15_000 });
         assert_eq!(notes.len(), 3, "{notes:?}");
         assert!(notes[0].starts_with("failure_rate_threshold: 0.05 → 0.25 (maximum step)"));
+    }
+
+    #[test]
+    fn minimum_calls_never_exceed_a_count_window_after_clamping() {
+        let settings = AutoTuneSettings::default();
+        let mut current = config(0.5, 250, 10_000);
+        current.window = WindowConfig::Count { calls: 400 };
+        let mut suggested = config(0.5, 250, 10_000);
+        suggested.window = WindowConfig::Count { calls: 100 };
+        let (out, notes) = clamp(&current, &suggested, &settings);
+        assert_eq!(out.window, WindowConfig::Count { calls: 200 });
+        assert_eq!(out.minimum_calls, 200);
+        assert!(crate::configs::check(&out).is_ok());
+        assert_eq!(notes.len(), 2, "{notes:?}");
     }
 
     #[test]
