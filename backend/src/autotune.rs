@@ -340,34 +340,46 @@ fn change_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AutoTuneChange, AppE
     })
 }
 
+/// The breaker's latest `limit` automatic changes, newest first.
 async fn changes(
     app: &AppState,
     breaker_id: i64,
+    limit: i64,
+) -> Result<Vec<AutoTuneChange>, AppError> {
+    select_changes(app, breaker_id, None, limit).await
+}
+
+/// One automatic change of the breaker.
+async fn change(
+    app: &AppState,
+    breaker_id: i64,
+    change_id: i64,
+) -> Result<AutoTuneChange, AppError> {
+    select_changes(app, breaker_id, Some(change_id), 1)
+        .await?
+        .pop()
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("automatic change {change_id} is gone")))
+}
+
+async fn select_changes(
+    app: &AppState,
+    breaker_id: i64,
+    change_id: Option<i64>,
     limit: i64,
 ) -> Result<Vec<AutoTuneChange>, AppError> {
     let rows = sqlx::query(
         "SELECT id, recommendation_id, status, canary_instance, peers, version, base_version,
                 config, clamped, started_ms, canary_ends_ms, canary_openings, false_trips,
                 ended_ms, outcome
-         FROM auto_tune_changes WHERE breaker_id = ? ORDER BY id DESC LIMIT ?",
+         FROM auto_tune_changes WHERE breaker_id = ?1 AND (?2 IS NULL OR id = ?2)
+         ORDER BY id DESC LIMIT ?3",
     )
     .bind(breaker_id)
+    .bind(change_id)
     .bind(limit)
     .fetch_all(app.store.pool())
     .await?;
     rows.iter().map(change_from_row).collect()
-}
-
-async fn change(
-    app: &AppState,
-    breaker_id: i64,
-    change_id: i64,
-) -> Result<AutoTuneChange, AppError> {
-    changes(app, breaker_id, 20)
-        .await?
-        .into_iter()
-        .find(|c| c.id == change_id)
-        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("automatic change {change_id} is gone")))
 }
 
 /// How a change ended, its alert notice, and the new config version that ends it — one
@@ -743,8 +755,8 @@ pub async fn step(app: &AppState, service: &str, breaker: &str) -> Result<AutoTu
         configs::Audit {
             actor: ACTOR,
             action: "auto-canary",
-            service,
-            breaker,
+            service: Some(service),
+            breaker: Some(breaker),
             detail: format!("{what}; guardrails: {guardrails} ({text})"),
         },
     )
@@ -975,8 +987,8 @@ pub async fn put(
         configs::Audit {
             actor: &admin.name,
             action: "auto-mode",
-            service: &service,
-            breaker: &breaker,
+            service: Some(&service),
+            breaker: Some(&breaker),
             detail: format!(
                 "auto mode {}: {text}",
                 if new.enabled { "on" } else { "off" }

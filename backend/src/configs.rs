@@ -230,8 +230,8 @@ pub async fn save_version_in(
         Audit {
             actor: change.actor,
             action: change.action,
-            service: change.service,
-            breaker: change.breaker,
+            service: Some(change.service),
+            breaker: Some(change.breaker),
             detail: format!("version {}: {} ({text})", config.version, change.reason),
         },
     )
@@ -264,18 +264,18 @@ pub async fn next_version(
     Ok(latest as u64 + 1)
 }
 
-/// One audit log entry about a breaker.
+/// One audit log entry; `service` and `breaker` when it is about a breaker.
 pub struct Audit<'a> {
     pub actor: &'a str,
     pub action: &'a str,
-    pub service: &'a str,
-    pub breaker: &'a str,
+    pub service: Option<&'a str>,
+    pub breaker: Option<&'a str>,
     pub detail: String,
 }
 
-/// Writes `entry` to the audit log in the caller's transaction.
+/// Writes `entry` to the audit log (in the caller's transaction, when it has one).
 pub async fn write_audit(
-    tx: &mut Transaction<'static, Sqlite>,
+    conn: &mut sqlx::SqliteConnection,
     entry: Audit<'_>,
 ) -> Result<(), AppError> {
     sqlx::query(
@@ -287,7 +287,7 @@ pub async fn write_audit(
     .bind(entry.service)
     .bind(entry.breaker)
     .bind(entry.detail)
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }

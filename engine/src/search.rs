@@ -750,6 +750,9 @@ impl ProbeRisk {
         }
     }
 
+    /// The share of usual calls the candidate would count as slow. A call whose latency
+    /// bucket is above `ms` has latency ≥ `ms` only when the bucket's bound is at least `ms`;
+    /// the share of such calls is read at the first bound ≥ `ms`.
     fn slow_share(&self, cand: &Candidate) -> f64 {
         cand.slow.map_or(0.0, |(ms, _)| {
             self.share_at_least
@@ -760,15 +763,7 @@ impl ProbeRisk {
     }
 
     fn cost(&self, cand: &Candidate) -> f64 {
-        // A call whose latency bucket is above `ms` has latency ≥ `ms` only when the bucket's
-        // bound is at least `ms`; the share of such calls is read at the first bound ≥ `ms`.
-        let slow_share = cand.slow.map_or(0.0, |(ms, _)| {
-            self.share_at_least
-                .iter()
-                .find(|(bound, _)| *bound >= ms)
-                .map_or(0.0, |(_, share)| *share)
-        });
-        let p_bad = (self.usual_failure_rate + slow_share).min(1.0);
+        let p_bad = (self.usual_failure_rate + self.slow_share(cand)).min(1.0);
         let n_successes = cand.half_open.1.max(1) as i32;
         let p_probe_fails = 1.0 - (1.0 - p_bad).powi(n_successes);
         let next_wait = match cand.wait {

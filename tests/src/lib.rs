@@ -78,6 +78,33 @@ impl TestServer {
         )
     }
 
+    /// GETs `path` (`/api/…`), with `token` when given, and parses the 2xx JSON answer.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        token: Option<&str>,
+    ) -> T {
+        let mut request = reqwest::Client::new().get(format!("{}{path}", self.url()));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        answer(request).await
+    }
+
+    /// POSTs `body` as JSON to `path` with `token` and parses the 2xx JSON answer.
+    pub async fn post_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        token: &str,
+        body: &impl serde::Serialize,
+    ) -> T {
+        let request = reqwest::Client::new()
+            .post(format!("{}{path}", self.url()))
+            .bearer_auth(token)
+            .json(body);
+        answer(request).await
+    }
+
     /// A new user's token with the given role.
     pub async fn user_token(
         &self,
@@ -90,6 +117,16 @@ impl TestServer {
                 .secret,
         )
     }
+}
+
+/// Sends `request` and parses its answer, which must be a 2xx with a JSON body.
+async fn answer<T: serde::de::DeserializeOwned>(request: reqwest::RequestBuilder) -> T {
+    let response = request.send().await.expect("the server answers");
+    let status = response.status();
+    let text = response.text().await.expect("the answer has a body");
+    assert!(status.is_success(), "answered {status}: {text}");
+    serde_json::from_str(&text)
+        .unwrap_or_else(|err| panic!("not the JSON expected ({err}): {text}"))
 }
 
 /// One message of a Server-Sent Events stream.

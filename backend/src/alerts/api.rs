@@ -198,14 +198,18 @@ pub async fn silence(
 // === rules ===
 
 async fn audit(app: &AppState, actor: &str, action: &str, detail: String) -> Result<(), AppError> {
-    sqlx::query("INSERT INTO audit_log (at_ms, actor, action, detail) VALUES (?, ?, ?, ?)")
-        .bind(now_ms())
-        .bind(actor)
-        .bind(action)
-        .bind(detail)
-        .execute(app.store.pool())
-        .await?;
-    Ok(())
+    let mut conn = app.store.pool().acquire().await?;
+    crate::configs::write_audit(
+        &mut conn,
+        crate::configs::Audit {
+            actor,
+            action,
+            service: None,
+            breaker: None,
+            detail,
+        },
+    )
+    .await
 }
 
 #[utoipa::path(get, path = "/api/v1/alerts/rules", tag = "alerts",

@@ -85,20 +85,12 @@ async fn a_tripped_breaker_is_stored_and_streamed() {
 
     // …and is stored: the API reads it back from SQLite.
     let client = reqwest::Client::new();
-    let stored: Vec<TransitionRecord> = client
-        .get(format!(
-            "{}/api/v1/breakers/checkout/payments-api/transitions",
-            server.url()
-        ))
-        .bearer_auth(&viewer)
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stored: Vec<TransitionRecord> = server
+        .get_json(
+            "/api/v1/breakers/checkout/payments-api/transitions",
+            Some(&viewer),
+        )
+        .await;
     assert_eq!(stored, vec![record]);
 
     // The fleet view shows the breaker open on its instance.
@@ -277,14 +269,7 @@ async fn reconnecting_with_last_event_id_loses_no_transition() {
 #[tokio::test]
 async fn the_openapi_document_describes_every_route() {
     let server = TestServer::start().await.unwrap();
-    let doc: serde_json::Value = reqwest::get(format!("{}/api/openapi.json", server.url()))
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: serde_json::Value = server.get_json("/api/openapi.json", None).await;
     let paths = doc["paths"].as_object().unwrap();
     for path in [
         "/api/v1/ingest",
@@ -336,18 +321,7 @@ async fn per_call_events_are_folded_into_aggregates() {
         "transitions": [{"breaker": "opossum-db", "at_ms": second + 600, "from": "closed", "to": "open",
                          "trigger": {"kind": "failure_rate", "value": 0.4, "threshold": 0.3}}]});
     let client = reqwest::Client::new();
-    let ack: IngestAck = client
-        .post(format!("{}/api/v1/ingest/calls", server.url()))
-        .bearer_auth(&key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ack: IngestAck = server.post_json("/api/v1/ingest/calls", &key, &body).await;
     assert_eq!(
         ack,
         IngestAck {

@@ -40,17 +40,6 @@ fn batches(base: i64) -> Vec<IngestBatch> {
     out
 }
 
-async fn get<T: serde::de::DeserializeOwned>(server: &TestServer, path: &str) -> T {
-    reqwest::get(format!("{}{path}", server.url()))
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 fn totals(series: &Series) -> (u64, u64, u64) {
     series.points.iter().fold((0, 0, 0), |(s, f, r), p| {
         (
@@ -97,7 +86,7 @@ async fn rollups_are_exact_and_count_late_data() {
         base + 5 * MINUTE
     );
     let expected = (2 * 9 * 8, 2 * 9 * 2, 2 * 9);
-    let series: Series = get(&server, &wide).await;
+    let series: Series = server.get_json(&wide, None).await;
     assert_eq!(series.step_ms, 2 * MINUTE);
     assert_eq!(totals(&series), expected);
 
@@ -107,9 +96,9 @@ async fn rollups_are_exact_and_count_late_data() {
         0,
         "nothing is rolled up twice"
     );
-    let series: Series = get(&server, &wide).await;
+    let series: Series = server.get_json(&wide, None).await;
     assert_eq!(totals(&series), expected);
-    let raw: Series = get(&server, &narrow).await;
+    let raw: Series = server.get_json(&narrow, None).await;
     assert_eq!(raw.step_ms, 1_000);
     assert_eq!(totals(&raw), expected);
 
@@ -137,7 +126,10 @@ async fn rollups_are_exact_and_count_late_data() {
         .unwrap();
     assert_eq!(rollup::roll_up_once(store).await.unwrap(), 1);
     let with_late = (expected.0 + 100, expected.1, expected.2);
-    assert_eq!(totals(&get::<Series>(&server, &wide).await), with_late);
+    assert_eq!(
+        totals(&server.get_json::<Series>(&wide, None).await),
+        with_late
+    );
 
     // Pruning raw rows older than 10 minutes keeps the rollups, so wide series are unchanged.
     let retention = Retention {
@@ -148,23 +140,27 @@ async fn rollups_are_exact_and_count_late_data() {
         .await
         .unwrap();
     assert_eq!(pruned, 19);
-    assert_eq!(totals(&get::<Series>(&server, &wide).await), with_late);
     assert_eq!(
-        totals(&get::<Series>(&server, &narrow).await),
+        totals(&server.get_json::<Series>(&wide, None).await),
+        with_late
+    );
+    assert_eq!(
+        totals(&server.get_json::<Series>(&narrow, None).await),
         (0, 0, 0),
         "raw rows are gone"
     );
 
     // The timeline has a lane per instance: Closed, then Open, then Half-Open.
-    let timeline: Timeline = get(
-        &server,
-        &format!(
-            "/api/v1/breakers/svc/db/timeline?from_ms={}&to_ms={}",
-            base,
-            base + 5 * MINUTE
-        ),
-    )
-    .await;
+    let timeline: Timeline = server
+        .get_json(
+            &format!(
+                "/api/v1/breakers/svc/db/timeline?from_ms={}&to_ms={}",
+                base,
+                base + 5 * MINUTE
+            ),
+            None,
+        )
+        .await;
     assert_eq!(timeline.lanes.len(), 2);
     for lane in &timeline.lanes {
         let states: Vec<State> = lane.intervals.iter().map(|i| i.state).collect();
@@ -180,11 +176,12 @@ async fn rollups_are_exact_and_count_late_data() {
         assert_eq!(lane.intervals[2].end_ms, None);
     }
     // The transition log filters by instance and target state.
-    let opened_on_b: Vec<protocol::TransitionRecord> = get(
-        &server,
-        "/api/v1/breakers/svc/db/transitions?instance=b&to=open",
-    )
-    .await;
+    let opened_on_b: Vec<protocol::TransitionRecord> = server
+        .get_json(
+            "/api/v1/breakers/svc/db/transitions?instance=b&to=open",
+            None,
+        )
+        .await;
     assert_eq!(opened_on_b.len(), 1);
     assert_eq!(
         (
@@ -193,29 +190,32 @@ async fn rollups_are_exact_and_count_late_data() {
         ),
         ("b", State::Open)
     );
-    let all: Vec<protocol::TransitionRecord> =
-        get(&server, "/api/v1/breakers/svc/db/transitions").await;
+    let all: Vec<protocol::TransitionRecord> = server
+        .get_json("/api/v1/breakers/svc/db/transitions", None)
+        .await;
     assert_eq!(all.len(), 4);
-    let page: Vec<protocol::TransitionRecord> = get(
-        &server,
-        &format!(
-            "/api/v1/breakers/svc/db/transitions?limit=2&before_id={}",
-            all[1].id
-        ),
-    )
-    .await;
+    let page: Vec<protocol::TransitionRecord> = server
+        .get_json(
+            &format!(
+                "/api/v1/breakers/svc/db/transitions?limit=2&before_id={}",
+                all[1].id
+            ),
+            None,
+        )
+        .await;
     assert_eq!(page, all[2..].to_vec(), "paging continues below before_id");
 
     // A range that starts after the trip opens in the state the instance was in.
-    let later: Timeline = get(
-        &server,
-        &format!(
-            "/api/v1/breakers/svc/db/timeline?from_ms={}&to_ms={}",
-            base + 3 * MINUTE,
-            base + 5 * MINUTE
-        ),
-    )
-    .await;
+    let later: Timeline = server
+        .get_json(
+            &format!(
+                "/api/v1/breakers/svc/db/timeline?from_ms={}&to_ms={}",
+                base + 3 * MINUTE,
+                base + 5 * MINUTE
+            ),
+            None,
+        )
+        .await;
     for lane in &later.lanes {
         assert_eq!(lane.intervals.len(), 1);
         assert_eq!(lane.intervals[0].state, State::HalfOpen);
