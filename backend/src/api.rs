@@ -354,6 +354,13 @@ pub async fn not_found(uri: axum::http::Uri) -> AppError {
     }
 }
 
+/// A route that exists, asked with a method it does not answer (axum adds the `Allow` header).
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> AppError {
+    AppError::MethodNotAllowed {
+        detail: format!("{} does not answer {method}", uri.path()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::auto_step_ms;

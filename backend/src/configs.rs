@@ -386,8 +386,15 @@ pub async fn poll(
     caller: Caller,
     Path((service, breaker)): Path<(String, String)>,
     Query(query): Query<PollQuery>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, AppError> {
     may_read_config(&caller, &service, app.anonymous_viewer)?;
+    // A poll is held for up to a minute: it ends with 401 as soon as its credential is revoked.
+    let revoked = crate::auth::revoked(
+        app.clone(),
+        crate::auth::presented_secret_in(&headers).map(str::to_string),
+    );
+    tokio::pin!(revoked);
     let no_config = || AppError::NotFound {
         detail: format!("the server holds no config for {service}/{breaker}"),
     };
@@ -412,9 +419,16 @@ pub async fn poll(
         if config.version > query.wait_for_version_above {
             return Ok(Json(config).into_response());
         }
-        match tokio::time::timeout_at(deadline, changes.changed()).await {
-            Ok(Ok(())) => continue,
-            Ok(Err(_)) | Err(_) => return Ok(StatusCode::NO_CONTENT.into_response()),
+        tokio::select! {
+            changed = tokio::time::timeout_at(deadline, changes.changed()) => match changed {
+                Ok(Ok(())) => continue,
+                Ok(Err(_)) | Err(_) => return Ok(StatusCode::NO_CONTENT.into_response()),
+            },
+            () = &mut revoked => {
+                return Err(AppError::Unauthorized {
+                    detail: "the presented key or token was revoked".into(),
+                });
+            }
         }
     }
 }

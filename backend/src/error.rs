@@ -27,6 +27,9 @@ pub enum AppError {
     /// No such resource (404).
     #[error("not found: {detail}")]
     NotFound { detail: String },
+    /// The route exists but not with this method (405).
+    #[error("method not allowed: {detail}")]
+    MethodNotAllowed { detail: String },
     /// No credentials, or credentials that match nothing (401).
     #[error("unauthorized: {detail}")]
     Unauthorized { detail: String },
@@ -39,6 +42,9 @@ pub enum AppError {
     /// The ingest queue is full; the client should retry after a moment (503).
     #[error("overloaded: {detail}")]
     Overloaded { detail: String, retry_after_s: u32 },
+    /// Too many failed attempts from this address; retry after a while (429).
+    #[error("throttled: {detail}")]
+    Throttled { detail: String, retry_after_s: u32 },
     /// Anything else (500). The detail is logged, not shown.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -58,10 +64,12 @@ impl AppError {
             AppError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::NotFound { .. } => StatusCode::NOT_FOUND,
+            AppError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Conflict { .. } => StatusCode::CONFLICT,
             AppError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
             AppError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -76,10 +84,12 @@ impl AppError {
             }
             AppError::BadQuery { detail } => ("bad_query", detail.clone(), None),
             AppError::NotFound { detail } => ("not_found", detail.clone(), None),
+            AppError::MethodNotAllowed { detail } => ("method_not_allowed", detail.clone(), None),
             AppError::Conflict { detail } => ("conflict", detail.clone(), None),
             AppError::Unauthorized { detail } => ("unauthorized", detail.clone(), None),
             AppError::Forbidden { detail } => ("forbidden", detail.clone(), None),
             AppError::Overloaded { detail, .. } => ("overloaded", detail.clone(), None),
+            AppError::Throttled { detail, .. } => ("throttled", detail.clone(), None),
             AppError::Internal(_) => (
                 "internal",
                 "the server failed to handle the request; see its log".to_string(),
@@ -101,7 +111,9 @@ impl IntoResponse for AppError {
             tracing::error!(error = format!("{err:#}"), "internal error");
         }
         let mut response = (self.status(), Json(self.body())).into_response();
-        if let AppError::Overloaded { retry_after_s, .. } = self {
+        if let AppError::Overloaded { retry_after_s, .. }
+        | AppError::Throttled { retry_after_s, .. } = self
+        {
             response.headers_mut().insert(
                 header::RETRY_AFTER,
                 HeaderValue::from_str(&retry_after_s.to_string())

@@ -76,6 +76,17 @@ where
                 detail: "expected the header `Content-Type: application/json`".into(),
             });
         }
+        // The body is read as it comes: a declared encoding would be misread, not decoded.
+        if let Some(encoding) = req.headers().get(header::CONTENT_ENCODING)
+            && !encoding.as_bytes().eq_ignore_ascii_case(b"identity")
+        {
+            return Err(AppError::UnsupportedMediaType {
+                detail: format!(
+                    "the body must not be encoded; got `Content-Encoding: {}`",
+                    String::from_utf8_lossy(encoding.as_bytes())
+                ),
+            });
+        }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 AppError::TooLarge {

@@ -22,6 +22,7 @@ pub mod extract;
 pub mod fleet;
 pub mod hub;
 pub mod ingest;
+pub mod listen;
 pub mod metrics;
 pub mod openapi;
 pub mod recommend;

@@ -103,4 +103,43 @@ impl Metrics {
         });
         self.recorder.handle().render()
     }
+
+    /// A connection was accepted.
+    pub fn connection_opened(&self) {
+        with_local_recorder(&self.recorder, || {
+            metrics::gauge!("fusebox_http_connections_open").increment(1.0);
+        });
+    }
+
+    /// An accepted connection ended.
+    pub fn connection_closed(&self) {
+        with_local_recorder(&self.recorder, || {
+            metrics::gauge!("fusebox_http_connections_open").decrement(1.0);
+        });
+    }
+
+    /// A connection closed at once because a connection limit was reached (`reason`: `per_ip`).
+    pub fn record_connection_refused(&self, reason: &'static str) {
+        with_local_recorder(&self.recorder, || {
+            metrics::counter!("fusebox_http_connections_refused_total", "reason" => reason)
+                .increment(1);
+        });
+    }
+
+    /// A request presented a credential that is unknown or revoked (`throttled`: answered 429
+    /// because its address failed too often).
+    pub fn record_auth_failure(&self, throttled: bool) {
+        with_local_recorder(&self.recorder, || {
+            metrics::counter!("fusebox_auth_failures_total",
+                "outcome" => if throttled { "throttled" } else { "rejected" })
+            .increment(1);
+        });
+    }
+
+    /// A cookie-authenticated write refused because it came from another origin.
+    pub fn record_cross_origin_refused(&self) {
+        with_local_recorder(&self.recorder, || {
+            metrics::counter!("fusebox_cross_origin_refused_total").increment(1);
+        });
+    }
 }

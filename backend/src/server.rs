@@ -9,18 +9,23 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, header};
+use axum::middleware;
 use axum::routing::{get, post, put};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tower_http::compression::CompressionLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::alerts::{self, AlertSettings, Alerts};
-use crate::auth::CredentialCache;
+use crate::auth::{CredentialCache, WebGuard};
 use crate::configs::{self, ConfigWatch};
 use crate::fleet::Fleet;
 use crate::hub::Hub;
 use crate::ingest::{self, IngestQueue};
+use crate::listen::{self, ConnectionLimits};
 use crate::metrics::Metrics;
 use crate::rollup::{self, Retention};
 use crate::store::Store;
@@ -47,6 +52,10 @@ pub struct ServerOptions {
     pub public_url: Option<String>,
     /// How often auto mode takes a step for every breaker in it.
     pub auto_tune_period: Duration,
+    /// Connection caps and read deadlines.
+    pub connections: ConnectionLimits,
+    /// Failed authentications allowed per peer address and minute before it gets 429.
+    pub failed_auth_per_minute: u32,
 }
 
 impl ServerOptions {
@@ -63,6 +72,8 @@ impl ServerOptions {
             alerts: AlertSettings::default(),
             public_url: None,
             auto_tune_period: Duration::from_secs(60),
+            connections: ConnectionLimits::default(),
+            failed_auth_per_minute: WebGuard::FAILED_AUTH_PER_MINUTE,
         }
     }
 }
@@ -79,6 +90,7 @@ pub struct AppState {
     pub anonymous_viewer: bool,
     pub alerts: Alerts,
     pub credentials: Arc<CredentialCache>,
+    pub web: Arc<WebGuard>,
 }
 
 /// A server accepting connections; dropping it does not stop it, `shutdown` does.
@@ -165,16 +177,21 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         anonymous_viewer: options.anonymous_viewer,
         alerts,
         credentials: Arc::default(),
+        web: Arc::new(WebGuard::new(
+            options.public_url.as_deref(),
+            options.failed_auth_per_minute,
+        )),
     };
     let auto_tune = crate::autotune::spawn(state.clone(), options.auto_tune_period);
     let app = router(state.clone(), &options);
     let (stop, stopped) = oneshot::channel::<()>();
+    let connections = options.connections;
+    let metrics = state.metrics.clone();
     let task = tokio::spawn(async move {
-        let res = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await;
+        let res = listen::serve(listener, app, connections, metrics, async move {
+            let _ = stopped.await;
+        })
+        .await;
         rollups.abort();
         auto_tune.abort();
         // A stopped server delivers nothing more; what is left waits in the outbox.
@@ -258,15 +275,64 @@ pub fn router(state: AppState, options: &ServerOptions) -> Router {
             "/breakers/{service}/{breaker}/chart.svg",
             get(alerts::api::chart),
         )
-        .fallback(api::not_found);
-    Router::new()
+        .route(
+            "/session",
+            post(crate::auth::session::sign_in).delete(crate::auth::session::sign_out),
+        )
+        .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::origin::same_origin_writes,
+        ));
+    // Answers of the API may hold secrets (a channel's webhook URL) or a user's view: never
+    // stored by a browser or a shared cache.
+    let no_store = SetResponseHeaderLayer::overriding(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    let api_answers = Router::new()
         .nest("/api/v1", api)
-        .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(api::metrics))
         .route("/api/openapi.json", get(crate::openapi::openapi_json))
+        .layer(no_store);
+    let router = Router::new()
+        .merge(api_answers)
+        .route("/healthz", get(|| async { "ok" }))
+        .method_not_allowed_fallback(api::method_not_allowed)
         .with_state(state)
         .merge(ui::router(&options.dist_dir))
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
-        .layer(CompressionLayer::new())
-        .layer(TraceLayer::new_for_http())
+        .layer(RequestBodyTimeoutLayer::new(
+            options.connections.body_read_timeout,
+        ))
+        .layer(CompressionLayer::new());
+    with_security_headers(router).layer(TraceLayer::new_for_http())
+}
+
+/// What every answer tells the browser: run only this origin's scripts and wasm (no inline
+/// script), never inside a frame, send no referrer, and don't guess content types.
+fn with_security_headers(router: Router) -> Router {
+    // Styles may be inline: the charts are SVG documents with style attributes. Scripts may
+    // not: the page's one script is a file, and 'wasm-unsafe-eval' only lets it compile wasm.
+    const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+        style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+        object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+    router
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
 }

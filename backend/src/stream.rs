@@ -5,7 +5,8 @@
 //! `Last-Event-ID` first receives every transition it missed, read from the store, then the
 //! live feed; a subscriber that lags behind the hub refetches from the store the same way.
 //! The first message, `ready`, carries the newest transition id, so even a client that has
-//! seen no transition yet resumes without a gap.
+//! seen no transition yet resumes without a gap. The stream re-checks its credential every
+//! [`crate::auth::REVALIDATE_EVERY`] and ends with `revoked` once it is revoked.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -74,7 +75,19 @@ pub async fn stream(
     };
     let alerts = app.alerts.subscribe();
     let (tx, rx) = mpsc::channel(256);
-    tokio::spawn(feed(app, query.service, start_after, live, alerts, tx));
+    let revoked = crate::auth::revoked(
+        app.clone(),
+        crate::auth::presented_secret_in(&headers).map(str::to_string),
+    );
+    tokio::spawn(feed(
+        app,
+        query.service,
+        start_after,
+        live,
+        alerts,
+        tx,
+        revoked,
+    ));
     Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(
         KeepAlive::new()
             .interval(Duration::from_secs(15))
@@ -96,7 +109,9 @@ async fn feed(
     mut live: broadcast::Receiver<Arc<Published>>,
     mut alerts: broadcast::Receiver<Arc<protocol::AlertNotice>>,
     tx: mpsc::Sender<Result<Event, Infallible>>,
+    revoked: impl std::future::Future<Output = ()>,
 ) {
+    tokio::pin!(revoked);
     let ready = Event::default()
         .event("ready")
         .id(start_after.to_string())
@@ -114,6 +129,15 @@ async fn feed(
     loop {
         let event = tokio::select! {
             _ = tx.closed() => return,
+            () = &mut revoked => {
+                // The last message says why the stream ends; the browser's reconnect then
+                // meets a 401 and the dashboard asks for a token again.
+                let ended = Event::default()
+                    .event("revoked")
+                    .data("{\"detail\":\"the credential of this stream was revoked\"}");
+                let _ = tx.send(Ok(ended)).await;
+                return;
+            }
             event = live.recv() => event,
             notice = alerts.recv() => {
                 // Alert news is a notice, not a record: a lagging client reads the alerts API.

@@ -15,9 +15,6 @@ use web_sys::{RequestInit, Response};
 /// The live stream's URL, for `EventSource`.
 pub const STREAM_URL: &str = "/api/v1/stream";
 
-/// The cookie the server reads a viewer token from (an `EventSource` cannot send headers).
-const TOKEN_COOKIE: &str = "fusebox_token";
-
 /// Why a call failed, in a sentence for the page.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ApiError {
@@ -46,36 +43,28 @@ impl fmt::Display for ApiError {
     }
 }
 
-/// Stores a viewer token in the cookie the server reads, for this origin's API paths.
-pub fn set_token(token: &str) -> Result<(), String> {
+/// `POST /api/v1/session`: signs in with a viewer or admin token. The server keeps the token
+/// in an HttpOnly cookie (which the live stream's `EventSource` sends too); no page script ever
+/// stores or reads it.
+pub async fn sign_in(token: &str) -> Result<Me, ApiError> {
     let token = token.trim();
-    if token.is_empty()
-        || !token
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.~".contains(c))
-    {
-        return Err("a token is letters, digits, `-`, `_`, `.` and `~` only".into());
+    if token.is_empty() || !token.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(ApiError::new(
+            "a token is letters, digits and `_` only (`fbu_…`)".into(),
+        ));
     }
-    set_token_cookie(&format!(
-        "{TOKEN_COOKIE}={token}; path=/; SameSite=Strict; max-age=2592000"
-    ))
+    let body = serde_json::to_string(&protocol::SignInRequest {
+        token: token.to_string(),
+    })
+    .map_err(|err| ApiError::new(err.to_string()))?;
+    post_json("/api/v1/session", Some(&body)).await
 }
 
-/// Forgets the token: the cookie expires at once.
-pub fn clear_token() -> Result<(), String> {
-    set_token_cookie(&format!(
-        "{TOKEN_COOKIE}=; path=/; SameSite=Strict; max-age=0"
-    ))
-}
-
-fn set_token_cookie(cookie: &str) -> Result<(), String> {
-    web_sys::window()
-        .and_then(|window| window.document())
-        .ok_or("no document")?
-        .dyn_into::<web_sys::HtmlDocument>()
-        .map_err(|_| "not an HTML document")?
-        .set_cookie(cookie)
-        .map_err(|err| describe(&err))
+/// `DELETE /api/v1/session`: the server expires the cookie.
+pub async fn sign_out() -> Result<(), ApiError> {
+    let init = RequestInit::new();
+    init.set_method("DELETE");
+    send("/api/v1/session", "DELETE", &init).await.map(|_| ())
 }
 
 /// `GET /api/v1/breakers`: every breaker's summary.

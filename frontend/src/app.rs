@@ -144,12 +144,14 @@ fn Header() -> impl IntoView {
                 if signed_in {
                     view! {
                         <button type="button" class="link sign-out" on:click=move |_| {
-                            // A fresh page asks the server again who it is talking to.
-                            if api::clear_token().is_ok()
-                                && let Some(window) = web_sys::window()
-                            {
-                                let _ = window.location().assign("/");
-                            }
+                            spawn_local(async move {
+                                // A fresh page asks the server again who it is talking to.
+                                if api::sign_out().await.is_ok()
+                                    && let Some(window) = web_sys::window()
+                                {
+                                    let _ = window.location().assign("/");
+                                }
+                            });
                         }>"Sign out"</button>
                     }.into_any()
                 } else {
@@ -185,7 +187,7 @@ fn StreamBanner() -> impl IntoView {
     }
 }
 
-/// The sign-in page: a viewer or admin token, kept in a cookie the server reads.
+/// The sign-in page: a viewer or admin token, exchanged for the server's HttpOnly session cookie.
 #[component]
 fn SignIn() -> impl IntoView {
     let live = expect_context::<Live>();
@@ -195,24 +197,20 @@ fn SignIn() -> impl IntoView {
     let problem = RwSignal::new(None::<String>);
     let submit = move |event: leptos::ev::SubmitEvent| {
         event.prevent_default();
-        match api::set_token(&token.get_untracked()) {
-            Ok(()) => {
-                problem.set(None);
-                let navigate = navigate.clone();
-                spawn_local(async move {
-                    match api::me().await {
-                        Ok(me) => {
-                            session.me.set(Some(me));
-                            live.needs_token.set(false);
-                            live.connect();
-                            navigate("/", Default::default());
-                        }
-                        Err(err) => problem.set(Some(err.to_string())),
-                    }
-                });
+        problem.set(None);
+        let navigate = navigate.clone();
+        let token = token.get_untracked();
+        spawn_local(async move {
+            match api::sign_in(&token).await {
+                Ok(me) => {
+                    session.me.set(Some(me));
+                    live.needs_token.set(false);
+                    live.connect();
+                    navigate("/", Default::default());
+                }
+                Err(err) => problem.set(Some(err.to_string())),
             }
-            Err(err) => problem.set(Some(err)),
-        }
+        });
     };
     view! {
         <form class="signin" on:submit=submit>

@@ -101,3 +101,12 @@ pub enum AccessRole {
     Viewer,
     Admin,
 }
+
+/// `POST /api/v1/session`: the dashboard signs in with a viewer or admin token; the server
+/// answers with [`Me`] and keeps the token in an HttpOnly cookie that page scripts cannot read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SignInRequest {
+    pub token: String,
+}

@@ -33,7 +33,7 @@ pub use config::{
 };
 pub use control::{
     AccessRole, AuditEntry, ConfigChange, ConfigView, ControlRequest, InstanceSync, Me,
-    RestoreRequest, StoredConfig,
+    RestoreRequest, SignInRequest, StoredConfig,
 };
 pub use histogram::{LATENCY_BOUNDS_MS, LatencyHistogram};
 pub use recommend::{AnomalyPeriod, BacktestSummary, LintFinding, Recommendation, ReplayTrace};

@@ -12,7 +12,7 @@ use crate::{step, workspace_root};
 /// The name of the generated files: `fusebox_frontend.js` and `fusebox_frontend_bg.wasm`.
 const OUT_NAME: &str = "fusebox_frontend";
 /// Hand-written files copied as they are from `frontend/` into `dist/`.
-const STATIC_FILES: [&str; 2] = ["index.html", "style.css"];
+const STATIC_FILES: [&str; 3] = ["index.html", "main.js", "style.css"];
 /// What a release bundle (wasm plus JS glue) may weigh.
 const BUDGET_RAW_BYTES: u64 = 2 * 1024 * 1024;
 const BUDGET_GZIP_BYTES: u64 = 600 * 1024;

@@ -12,3 +12,4 @@ mod e2e;
 mod overload;
 mod recommend;
 mod storage;
+mod web_security;

@@ -7,6 +7,15 @@
 //!   browser requests (an `EventSource` cannot set headers), the `fusebox_token` cookie.
 //!
 //! There are no default credentials: `fusebox users add NAME --admin` creates the first admin.
+//!
+//! Failed authentications are logged (without the secret) and throttled per peer address
+//! ([`throttle`]); the dashboard signs in through [`session`], which sets the cookie HttpOnly;
+//! cookie-authenticated writes must come from the dashboard's own origin ([`origin`]); long-lived
+//! answers (the live stream, the config long poll) re-check their credential ([`revoked`]).
+
+pub mod origin;
+pub mod session;
+pub mod throttle;
 
 use std::collections::HashMap;
 
@@ -34,6 +43,36 @@ impl Role {
         match self {
             Role::Viewer => "viewer",
             Role::Admin => "admin",
+        }
+    }
+}
+
+/// What guards the server against guessers and other origins: the failed-authentication
+/// throttle, and what the same-origin check and the session cookie need to know.
+pub struct WebGuard {
+    pub failed_auth: throttle::FailedAuth,
+    /// The dashboard's public origin (`https://fusebox.example.com`), accepted as the same
+    /// origin besides the request's own `Host` (a proxy may rewrite that).
+    pub public_origin: Option<String>,
+    /// Mark the session cookie `Secure` (the public URL is https).
+    pub secure_cookies: bool,
+}
+
+impl WebGuard {
+    /// Failed authentications allowed per peer address and minute before it gets 429.
+    pub const FAILED_AUTH_PER_MINUTE: u32 = 10;
+
+    /// The guard for a server whose dashboard is reached at `public_url`, if known.
+    pub fn new(public_url: Option<&str>, failed_auth_per_minute: u32) -> WebGuard {
+        let public_origin = public_url.and_then(origin::origin_of);
+        WebGuard {
+            failed_auth: throttle::FailedAuth::new(
+                std::num::NonZeroU32::new(failed_auth_per_minute.max(1)).expect("at least 1"),
+            ),
+            secure_cookies: public_origin
+                .as_deref()
+                .is_some_and(|origin| origin.starts_with("https://")),
+            public_origin,
         }
     }
 }
@@ -214,11 +253,15 @@ pub async fn authenticate(store: &Store, secret: &str) -> anyhow::Result<Option<
 
 /// The secret a request presents: a bearer token, else the dashboard's cookie.
 fn presented_secret(parts: &Parts) -> Option<&str> {
-    if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+    presented_secret_in(&parts.headers)
+}
+
+/// The secret in these headers: a bearer token, else the dashboard's cookie.
+pub fn presented_secret_in(headers: &axum::http::HeaderMap) -> Option<&str> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
         return value.to_str().ok()?.strip_prefix("Bearer ").map(str::trim);
     }
-    parts
-        .headers
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
@@ -228,22 +271,108 @@ fn presented_secret(parts: &Parts) -> Option<&str> {
         .map(|(_, value)| value)
 }
 
+/// What kind of secret this looks like, for logs that must not show the secret itself.
+fn secret_kind(secret: &str) -> &'static str {
+    if secret.starts_with("fbk_") {
+        "ingest key"
+    } else if secret.starts_with("fbu_") {
+        "user token"
+    } else {
+        "unrecognised secret"
+    }
+}
+
 async fn principal(parts: &Parts, app: &AppState) -> Result<Option<Principal>, AppError> {
     let Some(secret) = presented_secret(parts) else {
         return Ok(None);
     };
+    check_secret(
+        app,
+        secret,
+        crate::listen::peer(&parts.extensions),
+        parts.uri.path(),
+    )
+    .await
+}
+
+/// Who `secret` names; 401 when nobody (logged and counted against `peer`), 429 when `peer`
+/// failed too often lately.
+pub async fn check_secret(
+    app: &AppState,
+    secret: &str,
+    peer: Option<std::net::SocketAddr>,
+    path: &str,
+) -> Result<Option<Principal>, AppError> {
     let hash = hash_secret(secret);
     if let Some(principal) = app.credentials.get(&hash) {
         return Ok(Some(principal));
+    }
+    let ip = peer.map(|peer| peer.ip());
+    if let Some(wait) = ip.and_then(|ip| app.web.failed_auth.blocked(ip)) {
+        app.metrics.record_auth_failure(true);
+        return Err(throttled(wait));
     }
     match authenticate(&app.store, secret).await? {
         Some(principal) => {
             app.credentials.put(hash, principal.clone());
             Ok(Some(principal))
         }
-        None => Err(AppError::Unauthorized {
-            detail: "the presented key or token is unknown or revoked".into(),
-        }),
+        None => {
+            // The hash's first bytes tell repeated attempts with one secret apart without
+            // revealing it.
+            tracing::warn!(
+                peer = ?peer,
+                kind = secret_kind(secret),
+                fingerprint = &hash[..8],
+                path,
+                "authentication failed: unknown or revoked credential"
+            );
+            let blocked = ip.and_then(|ip| app.web.failed_auth.failed(ip));
+            app.metrics.record_auth_failure(blocked.is_some());
+            match blocked {
+                Some(wait) => Err(throttled(wait)),
+                None => Err(AppError::Unauthorized {
+                    detail: "the presented key or token is unknown or revoked".into(),
+                }),
+            }
+        }
+    }
+}
+
+fn throttled(wait: std::time::Duration) -> AppError {
+    let retry_after_s = u32::try_from(wait.as_secs()).unwrap_or(u32::MAX).max(1);
+    AppError::Throttled {
+        detail: format!(
+            "too many failed authentications from this address; try again in {retry_after_s} s"
+        ),
+        retry_after_s,
+    }
+}
+
+/// How often long-lived answers (the live stream, the config long poll) check that the
+/// credential they were opened with is still valid.
+pub const REVALIDATE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Completes once `secret` is no longer valid (revoked or deleted), checking the database every
+/// [`REVALIDATE_EVERY`]; never completes for `None` (an anonymous viewer has nothing to revoke).
+/// A database error counts as still valid: a stream is not cut because of a busy moment.
+pub async fn revoked(app: AppState, secret: Option<String>) {
+    let Some(secret) = secret else {
+        return std::future::pending().await;
+    };
+    let mut every = tokio::time::interval(REVALIDATE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        if let Ok(None) = authenticate(&app.store, &secret).await {
+            app.credentials.remove(&hash_secret(&secret));
+            tracing::info!(
+                kind = secret_kind(&secret),
+                "closing a long-lived answer: its credential was revoked"
+            );
+            return;
+        }
     }
 }
 
@@ -279,6 +408,11 @@ impl CredentialCache {
             }
         }
         entries.insert(hash, (principal, tokio::time::Instant::now()));
+    }
+
+    fn remove(&self, hash: &str) {
+        let mut entries = self.entries.lock().expect("credential cache lock poisoned");
+        entries.remove(hash);
     }
 }
 
