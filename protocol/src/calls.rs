@@ -134,7 +134,7 @@ impl CallBatch {
         let aggregates = seconds
             .into_values()
             .map(|(mut aggregate, last_call_ms)| {
-                let end_ms = aggregate.start_ms + 1_000;
+                let end_ms = aggregate.start_ms.saturating_add(1_000);
                 if let Some(latest) = self
                     .transitions
                     .iter()

@@ -102,7 +102,7 @@ pub fn validate_name(name: &str) -> Result<(), String> {
 }
 
 fn check_time(path: String, at_ms: i64, now_ms: i64) -> Result<(), ValidationError> {
-    if (at_ms - now_ms).abs() > MAX_CLOCK_SKEW_MS {
+    if at_ms.abs_diff(now_ms) > MAX_CLOCK_SKEW_MS.unsigned_abs() {
         return Err(invalid(
             path,
             format!("timestamp {at_ms} is more than a day away from the server's clock ({now_ms})"),
