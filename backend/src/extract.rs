@@ -189,8 +189,14 @@ mod tests {
     #[test]
     fn unknown_fields_are_named_in_the_path() {
         for (text, where_) in [
-            (r#"{"items": [{"count": 1, "cuont": 2}]}"#, "$.items[0].cuont"),
-            (r#"{"items": [], "wait": {"kind": "fixed", "ms": 1, "jitter": 0.1}}"#, "$.wait.jitter"),
+            (
+                r#"{"items": [{"count": 1, "cuont": 2}]}"#,
+                "$.items[0].cuont",
+            ),
+            (
+                r#"{"items": [], "wait": {"kind": "fixed", "ms": 1, "jitter": 0.1}}"#,
+                "$.wait.jitter",
+            ),
         ] {
             match parse::<Strict>(text.as_bytes()).unwrap_err() {
                 AppError::Invalid { path, .. } => assert_eq!(path, where_, "{text}"),

@@ -34,7 +34,10 @@ pub fn ingest(data: &[u8]) {
 
 fn expect_body_error(err: &AppError) {
     assert!(
-        matches!(err, AppError::MalformedJson { .. } | AppError::Invalid { .. }),
+        matches!(
+            err,
+            AppError::MalformedJson { .. } | AppError::Invalid { .. }
+        ),
         "decoding a body failed with {err:?}"
     );
 }
@@ -106,7 +109,11 @@ mod tests {
                     .unwrap()
                     .into_ingest_batch(),
             };
-            assert_eq!(protocol::validate_batch(&batch, super::NOW_MS), Ok(()), "{name}");
+            assert_eq!(
+                protocol::validate_batch(&batch, super::NOW_MS),
+                Ok(()),
+                "{name}"
+            );
         }
         let text = std::fs::read_to_string(
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/config_toml/full.toml"),

@@ -539,7 +539,11 @@ impl Task {
 fn interval_counts(
     now: &Counters,
     reported: &Counters,
-) -> (protocol::OutcomeCounts, protocol::LatencyHistogram, Counters) {
+) -> (
+    protocol::OutcomeCounts,
+    protocol::LatencyHistogram,
+    Counters,
+) {
     let mut counts = protocol::OutcomeCounts {
         success: now.success - reported.success,
         failure: now.failure - reported.failure,

@@ -55,7 +55,9 @@ impl LatencyHistogram {
     }
 
     pub fn total(&self) -> u64 {
-        self.counts.iter().fold(0, |total: u64, &n| total.saturating_add(n))
+        self.counts
+            .iter()
+            .fold(0, |total: u64, &n| total.saturating_add(n))
     }
 
     /// The latency in ms below which a share `q` (0–1) of the calls fall, taking each call's

@@ -8,7 +8,10 @@
 //! - [`SeriesPoint`]: one step of a breaker's time series.
 //!
 //! These are the only types that cross the wire; changes stay backward compatible
-//! (new fields get `#[serde(default)]`).
+//! (new fields get `#[serde(default)]`). Request types refuse unknown fields (a misspelt field
+//! must not be dropped silently), so a server is upgraded before the clients that send a new
+//! field. Integers are `u64` in Rust but at most `i64::MAX` on the wire (the OpenAPI document
+//! states int64): decoding refuses more.
 
 use serde::{Deserialize, Serialize};
 
@@ -37,8 +40,8 @@ pub use control::{
     RestoreRequest, StoredConfig,
 };
 pub use histogram::{LATENCY_BOUNDS_MS, LatencyHistogram};
-pub use recommend::{AnomalyPeriod, BacktestSummary, LintFinding, Recommendation, ReplayTrace};
 pub use int64::MAX as MAX_INT64;
+pub use recommend::{AnomalyPeriod, BacktestSummary, LintFinding, Recommendation, ReplayTrace};
 pub use validate::{
     BatchLimits, MAX_NAME_LEN, TRIGGER_KINDS, ValidationError, validate_batch, validate_batch_with,
     validate_name,

@@ -259,9 +259,7 @@ fn calls_are_bounded_by_what_the_interval_holds() {
         "{err}"
     );
     // A configured limit replaces the default.
-    let strict = BatchLimits {
-        max_calls_per_s: 5,
-    };
+    let strict = BatchLimits { max_calls_per_s: 5 };
     assert_eq!(
         validate_batch_with(&batch(), 1_000_000, &strict)
             .unwrap_err()
@@ -307,7 +305,8 @@ fn slow_and_timed_calls_are_bounded_by_the_calls_that_ran() {
 
 #[test]
 fn integers_over_int64_are_refused() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut IngestBatch)>)> = vec![
+    type Spoil = Box<dyn Fn(&mut IngestBatch)>;
+    let cases: Vec<(&str, Spoil)> = vec![
         ("$.seq", Box::new(|b| b.seq = MAX_INT64 + 1)),
         (
             "$.dropped.transitions_dropped",
@@ -352,7 +351,10 @@ fn decoding_refuses_integers_over_int64() {
         MAX_INT64
     );
     for (what, text) in [
-        ("histogram bucket", r#"{"counts": [1, 18446744073709551615]}"#),
+        (
+            "histogram bucket",
+            r#"{"counts": [1, 18446744073709551615]}"#,
+        ),
         ("restore version", r#"{"version": 9223372036854775808}"#),
     ] {
         let err = match what {
@@ -396,7 +398,13 @@ fn names_that_render_as_others_are_refused() {
         );
     }
     // Ordinary non-ASCII names stay fine.
-    for name in ["zahlungsdienst-ä", "платежи", "支払い", "pagos→eu", "café ☕"] {
+    for name in [
+        "zahlungsdienst-ä",
+        "платежи",
+        "支払い",
+        "pagos→eu",
+        "café ☕",
+    ] {
         assert_eq!(validate_name(name), Ok(()), "{name}");
     }
     let err = refused(|b| b.aggregates[0].breaker = "db\u{202E}nimda".into());
@@ -435,7 +443,9 @@ fn request_types_refuse_unknown_fields() {
     refuses::<ConfigChange>(&format!(r#"{{"config":{config}}},"x":1}}"#));
     refuses::<ControlRequest>(r#"{"mode":"forced_open","x":1}"#);
     refuses::<RestoreRequest>(r#"{"version":1,"x":1}"#);
-    refuses::<ConfigStatusReport>(r#"{"service":"s","instance":"i","at_ms":0,"breakers":[],"x":1}"#);
+    refuses::<ConfigStatusReport>(
+        r#"{"service":"s","instance":"i","at_ms":0,"breakers":[],"x":1}"#,
+    );
     refuses::<ConfigStatus>(r#"{"breaker":"b","running_version":1,"x":1}"#);
     refuses::<ConfigRefusal>(r#"{"version":1,"field":"f","rule":"r","x":1}"#);
     refuses::<SilenceRequest>(r#"{"for_ms":1,"x":1}"#);
@@ -459,7 +469,10 @@ fn transition_records_keep_their_flat_shape() {
     assert_eq!(back, record);
     let event = StreamEvent::Transition(record);
     let text = serde_json::to_string(&event).unwrap();
-    assert!(text.starts_with(r#"{"type":"transition","id":7,"#), "{text}");
+    assert!(
+        text.starts_with(r#"{"type":"transition","id":7,"#),
+        "{text}"
+    );
     assert_eq!(serde_json::from_str::<StreamEvent>(&text).unwrap(), event);
 }
 

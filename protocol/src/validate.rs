@@ -231,7 +231,12 @@ pub fn validate_batch_with(
         for (bucket, &n) in aggregate.latency.counts.iter().enumerate() {
             check_int64(|| at(&format!("latency.counts[{bucket}]")), n)?;
         }
-        let latency_total = aggregate.latency.counts.iter().map(|&n| u128::from(n)).sum();
+        let latency_total = aggregate
+            .latency
+            .counts
+            .iter()
+            .map(|&n| u128::from(n))
+            .sum();
         check_counts(
             &aggregate.counts,
             latency_total,

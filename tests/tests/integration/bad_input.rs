@@ -375,7 +375,12 @@ async fn stocked() -> Stocked {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status().as_u16(), 200, "{}", response.text().await.unwrap());
+    assert_eq!(
+        response.status().as_u16(),
+        200,
+        "{}",
+        response.text().await.unwrap()
+    );
     Stocked { server, key, admin }
 }
 
@@ -410,7 +415,11 @@ impl Stocked {
             .unwrap_or_else(|err| panic!("not an error JSON ({err}): {text}"));
         assert_eq!(error.path.as_deref(), Some(path), "{body} answered {text}");
         assert!(error.detail.contains(detail), "{body} answered {text}");
-        assert_eq!(stored(&self.server).await, before, "{body} changed the store");
+        assert_eq!(
+            stored(&self.server).await,
+            before,
+            "{body} changed the store"
+        );
         error
     }
 
@@ -454,11 +463,23 @@ async fn numbers_beyond_int64_are_refused() {
     let s = stocked().await;
     // u64::MAX decodes as a u64 but is over the int64 the schema states: 422, not 400.
     for (pointer, path) in [
-        ("/aggregates/0/counts/success", "$.aggregates[0].counts.success"),
+        (
+            "/aggregates/0/counts/success",
+            "$.aggregates[0].counts.success",
+        ),
         ("/seq", "$.seq"),
-        ("/aggregates/0/config_version", "$.aggregates[0].config_version"),
-        ("/transitions/0/config_version", "$.transitions[0].config_version"),
-        ("/aggregates/0/latency/counts/1", "$.aggregates[0].latency.counts[1]"),
+        (
+            "/aggregates/0/config_version",
+            "$.aggregates[0].config_version",
+        ),
+        (
+            "/transitions/0/config_version",
+            "$.transitions[0].config_version",
+        ),
+        (
+            "/aggregates/0/latency/counts/1",
+            "$.aggregates[0].latency.counts[1]",
+        ),
     ] {
         s.ingest_refused(spoiled(pointer, json!(u64::MAX)), path, "int64")
             .await;
