@@ -113,10 +113,13 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
         let path = json_path(err.path());
         let inner = err.into_inner();
         match inner.classify() {
-            serde_json::error::Category::Data => AppError::Invalid {
-                detail: strip_position(&inner.to_string()),
-                path,
-            },
+            serde_json::error::Category::Data => {
+                let detail = strip_position(&inner.to_string());
+                AppError::Invalid {
+                    path: unknown_field_path(path, &detail),
+                    detail,
+                }
+            }
             _ => AppError::MalformedJson {
                 detail: inner.to_string(),
             },
@@ -136,6 +139,20 @@ fn json_path(path: &serde_path_to_error::Path) -> String {
         format!("${text}")
     } else {
         format!("$.{text}")
+    }
+}
+
+/// Points an unknown-field error at the field itself. serde_path_to_error already does for a
+/// plain struct, but inside an internally tagged enum (`{"kind": "fixed", …}`) the fields are
+/// buffered first and the path stops at the enum.
+fn unknown_field_path(path: String, detail: &str) -> String {
+    let field = detail
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(field, _)| field);
+    match field {
+        Some(field) if !path.ends_with(&format!(".{field}")) => format!("{path}.{field}"),
+        _ => path,
     }
 }
 
@@ -178,6 +195,40 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn unknown_fields_are_named_in_the_path() {
+        for (text, where_) in [
+            (
+                r#"{"items": [{"count": 1, "cuont": 2}]}"#,
+                "$.items[0].cuont",
+            ),
+            (
+                r#"{"items": [], "wait": {"kind": "fixed", "ms": 1, "jitter": 0.1}}"#,
+                "$.wait.jitter",
+            ),
+        ] {
+            match parse::<Strict>(text.as_bytes()).unwrap_err() {
+                AppError::Invalid { path, .. } => assert_eq!(path, where_, "{text}"),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Strict {
+        items: Vec<StrictItem>,
+        #[serde(default)]
+        wait: Option<protocol::WaitConfig>,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct StrictItem {
+        count: u64,
     }
 
     #[test]

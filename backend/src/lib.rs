@@ -20,6 +20,7 @@ pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod fleet;
+pub mod fuzz;
 pub mod hub;
 pub mod ingest;
 pub mod listen;

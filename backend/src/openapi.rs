@@ -73,3 +73,52 @@ impl Modify for BearerAuth {
 pub async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
     axum::Json(ApiDoc::openapi())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema(doc: &serde_json::Value, name: &str) -> serde_json::Value {
+        doc["components"]["schemas"][name].clone()
+    }
+
+    #[test]
+    fn request_types_are_closed_and_integers_int64() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        for name in [
+            "IngestBatch",
+            "Aggregate",
+            "OutcomeCounts",
+            "Transition",
+            "CallBatch",
+        ] {
+            assert_eq!(
+                schema(&doc, name)["additionalProperties"],
+                false,
+                "{name} should refuse unknown fields"
+            );
+        }
+        let seq = &schema(&doc, "IngestBatch")["properties"]["seq"];
+        assert_eq!(
+            (&seq["format"], &seq["minimum"]),
+            (&"int64".into(), &0.into())
+        );
+    }
+
+    /// A record's transition fields sit beside its own on the wire; the schema must say so
+    /// rather than `allOf` a closed `Transition` that no record could match.
+    #[test]
+    fn transition_records_have_a_flat_schema() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let record = schema(&doc, "TransitionRecord");
+        assert!(record.get("allOf").is_none(), "{record}");
+        for field in [
+            "id", "service", "instance", "breaker", "at_ms", "from", "to", "trigger",
+        ] {
+            assert!(
+                record["properties"].get(field).is_some(),
+                "{field}: {record}"
+            );
+        }
+    }
+}

@@ -441,32 +441,18 @@ impl Task {
             let counters = breaker.counters();
             let previous = self
                 .previous_counters
-                .insert(breaker.name().to_owned(), counters)
+                .get(breaker.name())
+                .copied()
                 .unwrap_or_default();
+            let (counts, latency, reported) = interval_counts(&counters, &previous);
+            self.previous_counters
+                .insert(breaker.name().to_owned(), reported);
             let snapshot = breaker.snapshot();
-            let mut latency = protocol::LatencyHistogram::default();
-            for (bucket, (&now, &before)) in counters
-                .latency
-                .iter()
-                .zip(previous.latency.iter())
-                .enumerate()
-            {
-                if now > before {
-                    latency.add_to_bucket(bucket, now - before);
-                }
-            }
             self.pending_aggregates.push_back(protocol::Aggregate {
                 breaker: breaker.name().to_owned(),
                 start_ms,
                 interval_ms,
-                counts: protocol::OutcomeCounts {
-                    success: counters.success - previous.success,
-                    failure: counters.failure - previous.failure,
-                    timeout: counters.timeout - previous.timeout,
-                    rejected: counters.rejected - previous.rejected,
-                    slow: counters.slow - previous.slow,
-                    ignored: counters.ignored - previous.ignored,
-                },
+                counts,
                 latency,
                 state: wire_state(snapshot.state),
                 failure_rate: snapshot.failure_rate,
@@ -540,6 +526,47 @@ impl Task {
         drops.aggregates_dropped += add.aggregates_dropped;
         drops.transitions_dropped += add.transitions_dropped;
     }
+}
+
+/// One interval's counts: what the cumulative `now` holds beyond `reported` (what earlier
+/// intervals reported), and the new `reported`.
+///
+/// A call adds its outcome, then its slow mark, then its latency, each to a counter of its
+/// own, and the counters are read one after another without a lock: a read in the middle of a
+/// call can see its slow mark or latency but not yet its outcome. The server refuses an
+/// aggregate with more slow or timed calls than calls that ran, so such marks are held back
+/// (left out of `reported`) and sent with the next interval, where their outcome is.
+fn interval_counts(
+    now: &Counters,
+    reported: &Counters,
+) -> (
+    protocol::OutcomeCounts,
+    protocol::LatencyHistogram,
+    Counters,
+) {
+    let mut counts = protocol::OutcomeCounts {
+        success: now.success - reported.success,
+        failure: now.failure - reported.failure,
+        timeout: now.timeout - reported.timeout,
+        rejected: now.rejected - reported.rejected,
+        slow: now.slow - reported.slow,
+        ignored: now.ignored - reported.ignored,
+    };
+    let ran = counts.ran();
+    counts.slow = counts.slow.min(ran);
+    let mut next = *now;
+    next.slow = reported.slow + counts.slow;
+    let mut latency = protocol::LatencyHistogram::default();
+    let mut room = ran;
+    for (bucket, (&now, &before)) in now.latency.iter().zip(reported.latency.iter()).enumerate() {
+        let n = (now - before).min(room);
+        room -= n;
+        if n > 0 {
+            latency.add_to_bucket(bucket, n);
+        }
+        next.latency[bucket] = before + n;
+    }
+    (counts, latency, next)
 }
 
 fn merge_aggregate(earlier: &mut protocol::Aggregate, later: protocol::Aggregate) {

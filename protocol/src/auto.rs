@@ -48,7 +48,7 @@ pub struct AutoTuneBounds {
     pub slow_call_rate_threshold: [f64; 2],
     #[serde(default = "default_minimum_calls")]
     pub minimum_calls: [u32; 2],
-    #[serde(default = "default_wait_ms")]
+    #[serde(default = "default_wait_ms", deserialize_with = "crate::int64::pair")]
     pub wait_ms: [u64; 2],
     #[serde(default = "default_consecutive")]
     pub consecutive_failures: [u32; 2],

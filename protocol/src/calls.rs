@@ -23,6 +23,7 @@ pub enum CallOutcome {
 /// One call through one breaker.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct CallEvent {
     pub breaker: String,
     pub at_ms: i64,
@@ -46,9 +47,11 @@ fn closed() -> State {
 /// [`IngestBatch`] (same `seq` space), so a retried batch is stored once.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct CallBatch {
     pub service: String,
     pub instance: String,
+    #[serde(deserialize_with = "crate::int64::u64")]
     pub seq: u64,
     pub sent_at_ms: i64,
     #[serde(default)]
@@ -103,15 +106,22 @@ impl CallBatch {
                     )
                 });
             let counts = &mut aggregate.counts;
-            match call.outcome {
-                CallOutcome::Success => counts.success += 1,
-                CallOutcome::Failure => counts.failure += 1,
-                CallOutcome::Timeout => counts.timeout += 1,
-                CallOutcome::Rejected => counts.rejected += 1,
-                CallOutcome::Ignored => counts.ignored += 1,
+            let count = match call.outcome {
+                CallOutcome::Success => &mut counts.success,
+                CallOutcome::Failure => &mut counts.failure,
+                CallOutcome::Timeout => &mut counts.timeout,
+                CallOutcome::Rejected => &mut counts.rejected,
+                CallOutcome::Ignored => &mut counts.ignored,
+            };
+            *count = count.saturating_add(1);
+            // A rejected call never ran, so it is neither slow nor timed (validation would
+            // refuse the folded aggregate otherwise).
+            if call.slow && call.outcome != CallOutcome::Rejected {
+                counts.slow = counts.slow.saturating_add(1);
             }
-            counts.slow += u64::from(call.slow);
-            if let Some(ms) = call.latency_ms {
+            if let Some(ms) = call.latency_ms
+                && call.outcome != CallOutcome::Rejected
+            {
                 aggregate.latency.record_micros((ms * 1_000.0) as u64);
             }
             if call.at_ms >= *last_at {
@@ -124,7 +134,7 @@ impl CallBatch {
         let aggregates = seconds
             .into_values()
             .map(|(mut aggregate, last_call_ms)| {
-                let end_ms = aggregate.start_ms + 1_000;
+                let end_ms = aggregate.start_ms.saturating_add(1_000);
                 if let Some(latest) = self
                     .transitions
                     .iter()

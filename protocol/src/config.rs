@@ -15,14 +15,16 @@ use serde::{Deserialize, Serialize};
 /// A breaker's configuration. Rates are 0–1; durations are milliseconds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct BreakerConfig {
+    #[serde(deserialize_with = "crate::int64::u64")]
     pub version: u64,
     #[serde(default)]
     pub failure_rate_threshold: Option<f64>,
     #[serde(default)]
     pub slow_call_rate_threshold: Option<f64>,
     /// A call at least this long is slow; 60 000 when absent.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::int64::option")]
     pub slow_call_duration_ms: Option<u64>,
     #[serde(default)]
     pub consecutive_failures: Option<u32>,
@@ -31,9 +33,9 @@ pub struct BreakerConfig {
     pub wait: WaitConfig,
     pub half_open_probes: u32,
     pub half_open_successes: u32,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::int64::option")]
     pub half_open_max_wait_ms: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::int64::option")]
     pub call_timeout_ms: Option<u64>,
     /// A manual state to hold; absent means automatic.
     #[serde(default)]
@@ -43,7 +45,7 @@ pub struct BreakerConfig {
 /// Which calls rates are judged over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum WindowConfig {
     /// The last `calls` calls.
     Count { calls: u32 },
@@ -54,16 +56,19 @@ pub enum WindowConfig {
 /// How long a breaker stays Open.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum WaitConfig {
     Fixed {
+        #[serde(deserialize_with = "crate::int64::u64")]
         ms: u64,
     },
     /// `initial_ms × multiplier^(n-1)` for the n-th Open in a row, spread by ± `jitter`
     /// (0–1), capped at `max_ms`.
     Exponential {
+        #[serde(deserialize_with = "crate::int64::u64")]
         initial_ms: u64,
         multiplier: f64,
+        #[serde(deserialize_with = "crate::int64::u64")]
         max_ms: u64,
         #[serde(default)]
         jitter: f64,
@@ -85,6 +90,7 @@ pub enum BreakerMode {
 /// One instance's config status, per breaker.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct ConfigStatusReport {
     pub service: String,
     pub instance: String,
@@ -95,9 +101,11 @@ pub struct ConfigStatusReport {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct ConfigStatus {
     pub breaker: String,
     /// The config version the breaker runs.
+    #[serde(deserialize_with = "crate::int64::u64")]
     pub running_version: u64,
     /// The last pushed config it refused, if it refused the latest one.
     #[serde(default)]
@@ -107,7 +115,9 @@ pub struct ConfigStatus {
 /// Why an instance refused a pushed config.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct ConfigRefusal {
+    #[serde(deserialize_with = "crate::int64::u64")]
     pub version: u64,
     /// The invalid field, e.g. `failure_rate_threshold`.
     pub field: String,

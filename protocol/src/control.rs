@@ -42,6 +42,7 @@ pub struct ConfigView {
 /// A new config for a breaker; the server assigns its version.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct ConfigChange {
     pub config: BreakerConfig,
     #[serde(default)]
@@ -51,6 +52,7 @@ pub struct ConfigChange {
 /// A manual state for a breaker: forced open, disabled, metrics only, or back to automatic.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct ControlRequest {
     pub mode: BreakerMode,
     #[serde(default)]
@@ -60,7 +62,9 @@ pub struct ControlRequest {
 /// Restores an earlier version as a new version.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct RestoreRequest {
+    #[serde(deserialize_with = "crate::int64::u64")]
     pub version: u64,
 }
 

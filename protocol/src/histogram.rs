@@ -1,4 +1,5 @@
-//! A fixed-bucket latency histogram that merges by adding counts.
+//! A fixed-bucket latency histogram that merges by adding counts (saturating: validated input
+//! keeps them far from the limit).
 //!
 //! Every reporter and the server use the same bucket bounds, so histograms from any
 //! instance and any interval merge exactly; percentiles are read from merged histograms
@@ -16,8 +17,9 @@ pub const LATENCY_BOUNDS_MS: [u32; 14] = [
 /// An empty `counts` means no call was measured.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct LatencyHistogram {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::int64::vec")]
     pub counts: Vec<u64>,
 }
 
@@ -40,7 +42,8 @@ impl LatencyHistogram {
         if self.counts.len() < Self::BUCKETS {
             self.counts.resize(Self::BUCKETS, 0);
         }
-        self.counts[bucket.min(Self::BUCKETS - 1)] += n;
+        let count = &mut self.counts[bucket.min(Self::BUCKETS - 1)];
+        *count = count.saturating_add(n);
     }
 
     pub fn merge(&mut self, other: &LatencyHistogram) {
@@ -52,7 +55,9 @@ impl LatencyHistogram {
     }
 
     pub fn total(&self) -> u64 {
-        self.counts.iter().sum()
+        self.counts
+            .iter()
+            .fold(0, |total: u64, &n| total.saturating_add(n))
     }
 
     /// The latency in ms below which a share `q` (0–1) of the calls fall, taking each call's
@@ -66,7 +71,7 @@ impl LatencyHistogram {
         let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
         let mut seen = 0;
         for (bucket, &n) in self.counts.iter().enumerate() {
-            seen += n;
+            seen = n.saturating_add(seen);
             if seen >= rank {
                 return Some(match LATENCY_BOUNDS_MS.get(bucket) {
                     Some(&bound) => f64::from(bound),

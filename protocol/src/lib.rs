@@ -8,7 +8,10 @@
 //! - [`SeriesPoint`]: one step of a breaker's time series.
 //!
 //! These are the only types that cross the wire; changes stay backward compatible
-//! (new fields get `#[serde(default)]`).
+//! (new fields get `#[serde(default)]`). Request types refuse unknown fields (a misspelt field
+//! must not be dropped silently), so a server is upgraded before the clients that send a new
+//! field. Integers are `u64` in Rust but at most `i64::MAX` on the wire (the OpenAPI document
+//! states int64): decoding refuses more.
 
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +21,7 @@ mod calls;
 mod config;
 mod control;
 mod histogram;
+mod int64;
 mod recommend;
 mod validate;
 
@@ -36,8 +40,12 @@ pub use control::{
     RestoreRequest, SignInRequest, StoredConfig,
 };
 pub use histogram::{LATENCY_BOUNDS_MS, LatencyHistogram};
+pub use int64::MAX as MAX_INT64;
 pub use recommend::{AnomalyPeriod, BacktestSummary, LintFinding, Recommendation, ReplayTrace};
-pub use validate::{MAX_NAME_LEN, ValidationError, validate_batch, validate_name};
+pub use validate::{
+    BatchLimits, MAX_NAME_LEN, TRIGGER_KINDS, ValidationError, validate_batch, validate_batch_with,
+    validate_name,
+};
 
 /// The state of a circuit breaker.
 ///
@@ -87,45 +95,62 @@ impl State {
 /// so it overlaps with `success` and `failure`. `rejected` calls never reached the dependency.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct OutcomeCounts {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "int64::u64")]
     pub success: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "int64::u64")]
     pub failure: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "int64::u64")]
     pub timeout: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "int64::u64")]
     pub rejected: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "int64::u64")]
     pub slow: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "int64::u64")]
     pub ignored: u64,
 }
 
 impl OutcomeCounts {
+    // Sums saturate: validated input keeps them far from `u64::MAX`, and a saturated count
+    // is a visibly wrong number where a wrapped one would be a plausible small one.
+
     /// Calls that reached the dependency and were judged (success, failure or timeout).
     pub fn judged(&self) -> u64 {
-        self.success + self.failure + self.timeout
+        self.success
+            .saturating_add(self.failure)
+            .saturating_add(self.timeout)
     }
 
     /// Calls that failed, timeouts included.
     pub fn failed(&self) -> u64 {
-        self.failure + self.timeout
+        self.failure.saturating_add(self.timeout)
+    }
+
+    /// Calls that ran: judged or ignored (rejected calls never reached the dependency).
+    pub fn ran(&self) -> u64 {
+        self.judged().saturating_add(self.ignored)
+    }
+
+    /// Every call, rejected ones included.
+    pub fn calls(&self) -> u64 {
+        self.ran().saturating_add(self.rejected)
     }
 
     pub fn merge(&mut self, other: &OutcomeCounts) {
-        self.success += other.success;
-        self.failure += other.failure;
-        self.timeout += other.timeout;
-        self.rejected += other.rejected;
-        self.slow += other.slow;
-        self.ignored += other.ignored;
+        self.success = self.success.saturating_add(other.success);
+        self.failure = self.failure.saturating_add(other.failure);
+        self.timeout = self.timeout.saturating_add(other.timeout);
+        self.rejected = self.rejected.saturating_add(other.rejected);
+        self.slow = self.slow.saturating_add(other.slow);
+        self.ignored = self.ignored.saturating_add(other.ignored);
     }
 }
 
 /// What one breaker saw during one reporting interval.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Aggregate {
     pub breaker: String,
     /// Interval start, milliseconds since the Unix epoch.
@@ -143,16 +168,18 @@ pub struct Aggregate {
     /// The failure-rate threshold (0–1) the breaker trips at.
     #[serde(default)]
     pub failure_rate_threshold: Option<f64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "int64::u64")]
     pub config_version: u64,
 }
 
 /// Why a breaker changed state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Trigger {
     /// What was judged: `failure_rate`, `slow_call_rate`, `consecutive_failures`,
-    /// `wait_elapsed`, `probe_succeeded`, `probe_failed`, `half_open_timeout` or `manual`.
+    /// `wait_elapsed`, `probe_succeeded`, `probe_failed`, `half_open_timeout` or `manual`
+    /// ([`TRIGGER_KINDS`]; `validate_batch` refuses any other).
     pub kind: String,
     /// The value that crossed the threshold (a rate 0–1 or a count).
     pub value: f64,
@@ -163,6 +190,7 @@ pub struct Trigger {
 /// One state transition of one breaker on one instance. Never sampled, never dropped silently.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Transition {
     pub breaker: String,
     /// When it happened, milliseconds since the Unix epoch.
@@ -171,22 +199,23 @@ pub struct Transition {
     pub to: State,
     #[serde(default)]
     pub trigger: Option<Trigger>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "int64::u64")]
     pub config_version: u64,
 }
 
 /// Counters of what a reporter had to drop or merge while the server was unreachable.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct DropCounters {
     /// Aggregates merged into a neighbour to save memory (their counts are kept).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "int64::u64")]
     pub aggregates_coalesced: u64,
     /// Aggregates dropped entirely (their counts are lost).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "int64::u64")]
     pub aggregates_dropped: u64,
     /// Transitions dropped (only when the buffer holds nothing but transitions).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "int64::u64")]
     pub transitions_dropped: u64,
 }
 
@@ -196,9 +225,11 @@ pub struct DropCounters {
 /// (same `service`, `instance`, `seq`) once and acknowledges it again.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct IngestBatch {
     pub service: String,
     pub instance: String,
+    #[serde(deserialize_with = "int64::u64")]
     pub seq: u64,
     /// When the reporter sent it, milliseconds since the Unix epoch.
     pub sent_at_ms: i64,
@@ -271,15 +302,103 @@ pub struct BreakerSummary {
 }
 
 /// A transition as the server stores and streams it: with the service and instance it came from.
+///
+/// On the wire the transition's fields sit beside `id`, `service` and `instance`
+/// ([`TransitionRecordWire`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(from = "TransitionRecordWire", into = "TransitionRecordWire")]
 pub struct TransitionRecord {
     /// Server-assigned, strictly increasing; the SSE event id.
     pub id: i64,
     pub service: String,
     pub instance: String,
-    #[serde(flatten)]
     pub transition: Transition,
+}
+
+/// The wire shape of a [`TransitionRecord`], spelled out field by field. `#[serde(flatten)]`
+/// would give the same JSON, but its OpenAPI schema would be `allOf` the record's fields and a
+/// `Transition` that refuses any other property (`deny_unknown_fields`), which no record meets.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+struct TransitionRecordWire {
+    /// Server-assigned, strictly increasing; the SSE event id.
+    id: i64,
+    service: String,
+    instance: String,
+    breaker: String,
+    /// When it happened, milliseconds since the Unix epoch.
+    at_ms: i64,
+    from: State,
+    to: State,
+    #[serde(default)]
+    trigger: Option<Trigger>,
+    #[serde(default)]
+    config_version: u64,
+}
+
+impl From<TransitionRecordWire> for TransitionRecord {
+    fn from(wire: TransitionRecordWire) -> TransitionRecord {
+        TransitionRecord {
+            id: wire.id,
+            service: wire.service,
+            instance: wire.instance,
+            transition: Transition {
+                breaker: wire.breaker,
+                at_ms: wire.at_ms,
+                from: wire.from,
+                to: wire.to,
+                trigger: wire.trigger,
+                config_version: wire.config_version,
+            },
+        }
+    }
+}
+
+impl From<TransitionRecord> for TransitionRecordWire {
+    fn from(record: TransitionRecord) -> TransitionRecordWire {
+        let Transition {
+            breaker,
+            at_ms,
+            from,
+            to,
+            trigger,
+            config_version,
+        } = record.transition;
+        TransitionRecordWire {
+            id: record.id,
+            service: record.service,
+            instance: record.instance,
+            breaker,
+            at_ms,
+            from,
+            to,
+            trigger,
+            config_version,
+        }
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for TransitionRecord {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <TransitionRecordWire as utoipa::PartialSchema>::schema()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for TransitionRecord {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "TransitionRecord".into()
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <TransitionRecordWire as utoipa::ToSchema>::schemas(schemas);
+    }
 }
 
 /// What the live stream carries. Each SSE message's `event:` is the variant name in snake_case.

@@ -5,12 +5,14 @@
 //!   choosing how to get a wasm32 standard library ([`route`]).
 //! - `demo [-- ARGS]`: builds the dashboard (release) and runs `fusebox demo` with it.
 //! - `test`: the whole test suite on a fresh machine, browser test included ([`test_suite`]).
+//! - `fuzz [--seconds N]`: each cargo-fuzz target for N seconds on nightly ([`fuzz`]).
 //!
 //! Everything shells out with `std::process::Command` and says what it runs; there is no build.rs
 //! that calls cargo, so a plain `cargo build` never triggers a hidden nested wasm build.
 
 mod apt;
 mod build_ui;
+mod fuzz;
 mod route;
 mod test_suite;
 
@@ -26,6 +28,7 @@ commands:
   build-ui [--release]   build the wasm dashboard into frontend/dist/
   demo [-- ARGS]         build the dashboard (release) and run `fusebox demo --anonymous-viewer ARGS`
   test                   install the browser if missing, build the dashboard, run every test
+  fuzz [--seconds N]     run each fuzz target in fuzz/ for N seconds (30) on nightly
 
 environment:
   FUSEBOX_WASM_ROUTE=rustup|debian   force how the wasm32 standard library is obtained
@@ -57,6 +60,7 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
             Ok(())
         }
         "demo" => demo(rest),
+        "fuzz" => fuzz::run(rest),
         "test" => {
             if !rest.is_empty() {
                 bail!("test takes no arguments, got {rest:?}");

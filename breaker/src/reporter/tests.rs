@@ -296,3 +296,80 @@ async fn drops_during_an_outage_are_reported_once_the_server_is_back() {
     assert!(batches.values().any(|b| b.dropped.transitions_dropped > 0));
     reporter.shutdown().await;
 }
+
+#[test]
+fn slow_marks_and_latencies_ahead_of_their_outcome_wait_for_the_next_interval() {
+    // Read mid-call: the slow mark and latency of a third call, not yet its success.
+    let mut now = Counters {
+        success: 2,
+        slow: 3,
+        ..Default::default()
+    };
+    now.latency[4] = 1;
+    now.latency[9] = 2;
+    let (counts, latency, reported) = interval_counts(&now, &Counters::default());
+    assert_eq!((counts.success, counts.slow), (2, 2));
+    assert_eq!(latency.total(), 2);
+    assert_eq!(reported.slow, 2);
+    assert_eq!(reported.latency.iter().sum::<u64>(), 2);
+    let batch = |counts, latency| protocol::IngestBatch {
+        service: "s".into(),
+        instance: "i".into(),
+        seq: 1,
+        sent_at_ms: 0,
+        aggregates: vec![protocol::Aggregate {
+            breaker: "b".into(),
+            start_ms: 0,
+            interval_ms: 1_000,
+            counts,
+            latency,
+            state: protocol::State::Closed,
+            failure_rate: None,
+            failure_rate_threshold: None,
+            config_version: 0,
+        }],
+        transitions: vec![],
+        dropped: Default::default(),
+    };
+    assert_eq!(protocol::validate_batch(&batch(counts, latency), 0), Ok(()));
+    // The call's success arrives: the held-back mark and latency go with it.
+    now.success = 3;
+    let (counts, latency, reported) = interval_counts(&now, &reported);
+    assert_eq!((counts.success, counts.slow, latency.total()), (1, 1, 1));
+    assert_eq!(reported, now);
+    assert_eq!(protocol::validate_batch(&batch(counts, latency), 0), Ok(()));
+}
+
+#[test]
+fn every_trigger_kind_is_one_the_server_accepts() {
+    use crate::machine::TriggerKind;
+    let kinds = [
+        TriggerKind::FailureRate,
+        TriggerKind::SlowCallRate,
+        TriggerKind::ConsecutiveFailures,
+        TriggerKind::WaitElapsed,
+        TriggerKind::ProbeSucceeded,
+        TriggerKind::ProbeFailed,
+        TriggerKind::HalfOpenTimeout,
+        TriggerKind::Manual,
+    ];
+    // A new kind fails to compile here until it is listed above (and in protocol).
+    for kind in kinds {
+        match kind {
+            TriggerKind::FailureRate
+            | TriggerKind::SlowCallRate
+            | TriggerKind::ConsecutiveFailures
+            | TriggerKind::WaitElapsed
+            | TriggerKind::ProbeSucceeded
+            | TriggerKind::ProbeFailed
+            | TriggerKind::HalfOpenTimeout
+            | TriggerKind::Manual => {}
+        }
+        assert!(
+            protocol::TRIGGER_KINDS.contains(&kind.as_str()),
+            "{}",
+            kind.as_str()
+        );
+    }
+    assert_eq!(kinds.len(), protocol::TRIGGER_KINDS.len());
+}

@@ -19,12 +19,20 @@ fn valid_batch(seq: u64) -> Value {
     })
 }
 
-/// A valid batch spoiled at one JSON pointer.
+/// A valid batch spoiled at one JSON pointer (a field of an object is added if missing).
 fn spoiled(pointer: &str, value: Value) -> String {
     let mut batch = valid_batch(99);
-    *batch
-        .pointer_mut(pointer)
-        .unwrap_or_else(|| panic!("no {pointer}")) = value;
+    match batch.pointer_mut(pointer) {
+        Some(slot) => *slot = value,
+        None => {
+            let (parent, field) = pointer.rsplit_once('/').unwrap();
+            batch
+                .pointer_mut(parent)
+                .and_then(Value::as_object_mut)
+                .unwrap_or_else(|| panic!("no object at {parent}"))
+                .insert(field.to_string(), value);
+        }
+    }
     batch.to_string()
 }
 
@@ -320,4 +328,277 @@ async fn malformed_requests_get_a_json_4xx_and_change_nothing() {
         before,
         "bad input changed what was stored"
     );
+}
+
+/// Row counts of the tables a request could write, to show that refused input changed nothing.
+async fn stored(server: &TestServer) -> Vec<(&'static str, i64)> {
+    let pool = server.server.state.store.pool();
+    let mut counts = Vec::new();
+    for (table, query) in [
+        ("batches", "SELECT COUNT(*) FROM batches"),
+        ("aggregates", "SELECT COUNT(*) FROM aggregates"),
+        ("transitions", "SELECT COUNT(*) FROM transitions"),
+        ("breakers", "SELECT COUNT(*) FROM breakers"),
+        ("instance_states", "SELECT COUNT(*) FROM instance_states"),
+        ("breaker_configs", "SELECT COUNT(*) FROM breaker_configs"),
+        ("config_status", "SELECT COUNT(*) FROM config_status"),
+        ("audit_log", "SELECT COUNT(*) FROM audit_log"),
+    ] {
+        let n: i64 = sqlx::query_scalar(query).fetch_one(pool).await.unwrap();
+        counts.push((table, n));
+    }
+    counts
+}
+
+/// A server holding one valid batch and one stored config, with an ingest key and an admin token.
+struct Stocked {
+    server: TestServer,
+    key: String,
+    admin: String,
+}
+
+async fn stocked() -> Stocked {
+    let server = TestServer::start().await.unwrap();
+    let key = server.ingest_key("svc").await.unwrap();
+    let admin = server.user_token("ada", Role::Admin).await.unwrap();
+    let _: Value = server
+        .post_json("/api/v1/ingest", &key, &valid_batch(1))
+        .await;
+    let response = reqwest::Client::new()
+        .put(format!("{}/api/v1/breakers/svc/db/config", server.url()))
+        .bearer_auth(&admin)
+        .json(&json!({"config": {
+            "version": 0, "failure_rate_threshold": 0.5,
+            "window": {"kind": "count", "calls": 20}, "minimum_calls": 10,
+            "wait": {"kind": "fixed", "ms": 5000},
+            "half_open_probes": 3, "half_open_successes": 3}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        200,
+        "{}",
+        response.text().await.unwrap()
+    );
+    Stocked { server, key, admin }
+}
+
+impl Stocked {
+    /// Sends `body` and checks the answer is `status` with an error naming `path`, whose detail
+    /// holds `detail`, and that nothing stored changed. Returns the error body.
+    async fn refused(
+        &self,
+        (method, route): (&str, &str),
+        body: String,
+        (status, path, detail): (u16, &str, &str),
+    ) -> protocol::ErrorBody {
+        let before = stored(&self.server).await;
+        let url = format!("{}{route}", self.server.url());
+        let client = reqwest::Client::new();
+        let (request, token) = match method {
+            "PUT" => (client.put(url), &self.admin),
+            _ if route.starts_with("/api/v1/ingest") => (client.post(url), &self.key),
+            _ => (client.post(url), &self.admin),
+        };
+        let response = request
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let got = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        assert_eq!(got, status, "{body} answered {text}");
+        let error: protocol::ErrorBody = serde_json::from_str(&text)
+            .unwrap_or_else(|err| panic!("not an error JSON ({err}): {text}"));
+        assert_eq!(error.path.as_deref(), Some(path), "{body} answered {text}");
+        assert!(error.detail.contains(detail), "{body} answered {text}");
+        assert_eq!(
+            stored(&self.server).await,
+            before,
+            "{body} changed the store"
+        );
+        error
+    }
+
+    async fn ingest_refused(&self, body: String, path: &str, detail: &str) {
+        self.refused(("POST", "/api/v1/ingest"), body, (422, path, detail))
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn counts_beyond_what_an_interval_holds_are_refused() {
+    let s = stocked().await;
+    // i64::MAX fits the wire's int64 but no 1 s interval holds that many calls.
+    s.ingest_refused(
+        spoiled("/aggregates/0/counts/success", json!(i64::MAX)),
+        "$.aggregates[0].counts",
+        "max_calls_per_s = 1000000",
+    )
+    .await;
+    // Two counts whose sum wraps a u64.
+    let mut batch = valid_batch(2);
+    batch["aggregates"][0]["counts"] = json!({"success": i64::MAX, "failure": i64::MAX,
+                                              "timeout": i64::MAX});
+    s.ingest_refused(
+        batch.to_string(),
+        "$.aggregates[0].counts",
+        "max_calls_per_s",
+    )
+    .await;
+    // One more call than a second at the default limit.
+    s.ingest_refused(
+        spoiled("/aggregates/0/counts/success", json!(1_000_000 - 3 + 1)),
+        "$.aggregates[0].counts",
+        "exceeds max_calls_per_s",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn numbers_beyond_int64_are_refused() {
+    let s = stocked().await;
+    // u64::MAX decodes as a u64 but is over the int64 the schema states: 422, not 400.
+    for (pointer, path) in [
+        (
+            "/aggregates/0/counts/success",
+            "$.aggregates[0].counts.success",
+        ),
+        ("/seq", "$.seq"),
+        (
+            "/aggregates/0/config_version",
+            "$.aggregates[0].config_version",
+        ),
+        (
+            "/transitions/0/config_version",
+            "$.transitions[0].config_version",
+        ),
+        (
+            "/aggregates/0/latency/counts/1",
+            "$.aggregates[0].latency.counts[1]",
+        ),
+    ] {
+        s.ingest_refused(spoiled(pointer, json!(u64::MAX)), path, "int64")
+            .await;
+    }
+    let mut batch = valid_batch(2);
+    batch["dropped"] = json!({"aggregates_dropped": u64::MAX});
+    s.ingest_refused(batch.to_string(), "$.dropped.aggregates_dropped", "int64")
+        .await;
+    s.refused(
+        ("POST", "/api/v1/breakers/svc/db/config/restore"),
+        json!({"version": u64::MAX}).to_string(),
+        (422, "$.version", "int64"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn slow_calls_beyond_the_calls_that_ran_are_refused() {
+    let s = stocked().await;
+    // 7 successes and 3 failures ran; 10 rejected calls never did, so they cannot be slow.
+    let mut batch = valid_batch(2);
+    batch["aggregates"][0]["counts"] =
+        json!({"success": 7, "failure": 3, "rejected": 10, "slow": 11});
+    s.ingest_refused(batch.to_string(), "$.aggregates[0].counts.slow", "11")
+        .await;
+}
+
+#[tokio::test]
+async fn histograms_beyond_the_calls_that_ran_are_refused() {
+    let s = stocked().await;
+    s.ingest_refused(
+        spoiled("/aggregates/0/latency/counts", json!([0, 5, 6])),
+        "$.aggregates[0].latency.counts",
+        "11",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_trigger_kinds_are_refused() {
+    let s = stocked().await;
+    s.ingest_refused(
+        spoiled("/transitions/0/trigger/kind", json!("gremlins")),
+        "$.transitions[0].trigger.kind",
+        "failure_rate",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn names_that_spoof_others_are_refused() {
+    let s = stocked().await;
+    s.ingest_refused(
+        spoiled("/aggregates/0/breaker", json!("db\u{202E}nimda")),
+        "$.aggregates[0].breaker",
+        "U+202E",
+    )
+    .await;
+    s.ingest_refused(
+        spoiled("/instance", json!("i-1\u{2028}i-2")),
+        "$.instance",
+        "U+2028",
+    )
+    .await;
+    let now = now_ms();
+    s.refused(
+        ("POST", "/api/v1/ingest/calls"),
+        json!({"service": "svc", "instance": "i-1", "seq": 2, "sent_at_ms": now,
+               "calls": [{"breaker": "d\u{200B}b", "at_ms": now, "outcome": "success"}]})
+        .to_string(),
+        (422, "$.calls[0].breaker", "U+200B"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_fields_are_refused() {
+    let s = stocked().await;
+    let mut batch = valid_batch(2);
+    batch["priority"] = json!("high");
+    s.ingest_refused(batch.to_string(), "$.priority", "unknown field")
+        .await;
+    s.ingest_refused(
+        spoiled("/aggregates/0/counts/sucess", json!(1)),
+        "$.aggregates[0].counts.sucess",
+        "unknown field",
+    )
+    .await;
+    s.ingest_refused(
+        spoiled("/transitions/0/trigger/why", json!("x")),
+        "$.transitions[0].trigger.why",
+        "unknown field",
+    )
+    .await;
+    let now = now_ms();
+    s.refused(
+        ("POST", "/api/v1/ingest/calls"),
+        json!({"service": "svc", "instance": "i-1", "seq": 2, "sent_at_ms": now,
+               "calls": [{"breaker": "db", "at_ms": now, "outcome": "success", "ms": 3}]})
+        .to_string(),
+        (422, "$.calls[0].ms", "unknown field"),
+    )
+    .await;
+    // Admin bodies: a mistyped field must not be dropped silently.
+    s.refused(
+        ("POST", "/api/v1/breakers/svc/db/control"),
+        json!({"mode": "forced_open", "for_ms": 60000}).to_string(),
+        (422, "$.for_ms", "unknown field"),
+    )
+    .await;
+    s.refused(
+        ("PUT", "/api/v1/breakers/svc/db/config"),
+        json!({"config": {
+            "version": 0, "failure_rate_threshold": 0.5,
+            "window": {"kind": "count", "calls": 20}, "minimum_calls": 10,
+            "wait": {"kind": "fixed", "ms": 5000, "jitter": 0.1},
+            "half_open_probes": 3, "half_open_successes": 3}})
+        .to_string(),
+        (422, "$.config.wait.jitter", "unknown field"),
+    )
+    .await;
 }
