@@ -39,6 +39,9 @@ pub enum AppError {
     /// The ingest queue is full; the client should retry after a moment (503).
     #[error("overloaded: {detail}")]
     Overloaded { detail: String, retry_after_s: u32 },
+    /// An engine run did not finish within its time budget (503, with `Retry-After`).
+    #[error("engine budget exceeded: {budget_ms} ms")]
+    EngineBudget { budget_ms: u64 },
     /// Anything else (500). The detail is logged, not shown.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -61,7 +64,9 @@ impl AppError {
             AppError::Conflict { .. } => StatusCode::CONFLICT,
             AppError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
-            AppError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Overloaded { .. } | AppError::EngineBudget { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -80,6 +85,14 @@ impl AppError {
             AppError::Unauthorized { detail } => ("unauthorized", detail.clone(), None),
             AppError::Forbidden { detail } => ("forbidden", detail.clone(), None),
             AppError::Overloaded { detail, .. } => ("overloaded", detail.clone(), None),
+            AppError::EngineBudget { budget_ms } => (
+                "engine_budget_exceeded",
+                format!(
+                    "the engine did not finish within its time budget of {budget_ms} ms \
+                     (engine.budget_ms in the settings file); try again later or with fewer days"
+                ),
+                None,
+            ),
             AppError::Internal(_) => (
                 "internal",
                 "the server failed to handle the request; see its log".to_string(),
@@ -101,7 +114,13 @@ impl IntoResponse for AppError {
             tracing::error!(error = format!("{err:#}"), "internal error");
         }
         let mut response = (self.status(), Json(self.body())).into_response();
-        if let AppError::Overloaded { retry_after_s, .. } = self {
+        let retry_after_s = match self {
+            AppError::Overloaded { retry_after_s, .. } => Some(retry_after_s),
+            // The run is as long next time: a minute lets the server breathe.
+            AppError::EngineBudget { .. } => Some(60),
+            _ => None,
+        };
+        if let Some(retry_after_s) = retry_after_s {
             response.headers_mut().insert(
                 header::RETRY_AFTER,
                 HeaderValue::from_str(&retry_after_s.to_string())

@@ -18,6 +18,7 @@ use tower_http::trace::TraceLayer;
 use crate::alerts::{self, AlertSettings, Alerts};
 use crate::auth::CredentialCache;
 use crate::configs::{self, ConfigWatch};
+use crate::engine_run::EngineRuns;
 use crate::fleet::Fleet;
 use crate::hub::Hub;
 use crate::ingest::{self, IngestQueue};
@@ -47,6 +48,8 @@ pub struct ServerOptions {
     pub public_url: Option<String>,
     /// How often auto mode takes a step for every breaker in it.
     pub auto_tune_period: Duration,
+    /// The time budget of one engine run (a recommendation, an auto-mode step's engine run).
+    pub engine_budget: Duration,
 }
 
 impl ServerOptions {
@@ -63,6 +66,7 @@ impl ServerOptions {
             alerts: AlertSettings::default(),
             public_url: None,
             auto_tune_period: Duration::from_secs(60),
+            engine_budget: crate::engine_run::DEFAULT_BUDGET,
         }
     }
 }
@@ -79,6 +83,8 @@ pub struct AppState {
     pub anonymous_viewer: bool,
     pub alerts: Alerts,
     pub credentials: Arc<CredentialCache>,
+    /// Engine runs: their budget, and the flag that stops them all when the server stops.
+    pub engine: EngineRuns,
 }
 
 /// A server accepting connections; dropping it does not stop it, `shutdown` does.
@@ -94,8 +100,10 @@ impl RunningServer {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting connections and waits for open requests to finish.
+    /// Stops accepting connections, cuts engine runs short, and waits for open requests to
+    /// finish.
     pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.state.engine.shut_down();
         let _ = self.stop.send(());
         self.task.await??;
         Ok(())
@@ -111,6 +119,9 @@ impl RunningServer {
         tokio::select! {
             res = &mut self.task => Ok(res??),
             () = signal => {
+                // Engine runs end at their next check, so open requests can finish and no
+                // blocking thread keeps the runtime from stopping.
+                self.state.engine.shut_down();
                 let _ = self.stop.send(());
                 // Live streams never end by themselves: after the grace period, stop waiting.
                 match tokio::time::timeout(grace, &mut self.task).await {
@@ -160,11 +171,12 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         fleet,
         hub,
         ingest,
-        metrics,
+        metrics: metrics.clone(),
         configs: Arc::default(),
         anonymous_viewer: options.anonymous_viewer,
         alerts,
         credentials: Arc::default(),
+        engine: EngineRuns::new(options.engine_budget, Some(metrics.clone())),
     };
     let auto_tune = crate::autotune::spawn(state.clone(), options.auto_tune_period);
     let app = router(state.clone(), &options);
