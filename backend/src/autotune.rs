@@ -643,7 +643,11 @@ pub async fn step(app: &AppState, service: &str, breaker: &str) -> Result<AutoTu
         .bind(id)
         .execute(app.store.pool())
         .await?;
-    let rec = crate::recommend::recommend(&app.store, service, breaker, settings.days).await?;
+    // Dropped with this step's future (the admin's request went away, or the server stopped
+    // auto mode's task): the run stops too.
+    let (job, _cancel_on_drop) = app.engine.job();
+    let rec =
+        crate::recommend::recommend(&app.store, service, breaker, settings.days, &job).await?;
     if rec.confidence < settings.min_confidence {
         return Ok(done(
             "low_confidence",
@@ -1021,7 +1025,9 @@ pub async fn put(
 #[utoipa::path(post, path = "/api/v1/breakers/{service}/{breaker}/auto/run", tag = "engine",
     params(("service" = String, Path), ("breaker" = String, Path)),
     responses((status = 200, description = "What the step did", body = AutoTuneStep),
-        (status = 404, body = ErrorBody)),
+        (status = 404, body = ErrorBody),
+        (status = 503, description = "The engine ran out of its time budget (`engine_budget_exceeded`, \
+            with Retry-After) or the server is stopping", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn run(
     State(app): State<AppState>,

@@ -45,6 +45,9 @@ pub enum AppError {
     /// Too many failed attempts from this address; retry after a while (429).
     #[error("throttled: {detail}")]
     Throttled { detail: String, retry_after_s: u32 },
+    /// An engine run did not finish within its time budget (503, with `Retry-After`).
+    #[error("engine budget exceeded: {budget_ms} ms")]
+    EngineBudget { budget_ms: u64 },
     /// Anything else (500). The detail is logged, not shown.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -68,8 +71,10 @@ impl AppError {
             AppError::Conflict { .. } => StatusCode::CONFLICT,
             AppError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
-            AppError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Overloaded { .. } | AppError::EngineBudget { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -90,6 +95,14 @@ impl AppError {
             AppError::Forbidden { detail } => ("forbidden", detail.clone(), None),
             AppError::Overloaded { detail, .. } => ("overloaded", detail.clone(), None),
             AppError::Throttled { detail, .. } => ("throttled", detail.clone(), None),
+            AppError::EngineBudget { budget_ms } => (
+                "engine_budget_exceeded",
+                format!(
+                    "the engine did not finish within its time budget of {budget_ms} ms \
+                     (engine.budget_ms in the settings file); try again later or with fewer days"
+                ),
+                None,
+            ),
             AppError::Internal(_) => (
                 "internal",
                 "the server failed to handle the request; see its log".to_string(),
@@ -111,9 +124,14 @@ impl IntoResponse for AppError {
             tracing::error!(error = format!("{err:#}"), "internal error");
         }
         let mut response = (self.status(), Json(self.body())).into_response();
-        if let AppError::Overloaded { retry_after_s, .. }
-        | AppError::Throttled { retry_after_s, .. } = self
-        {
+        let retry_after_s = match self {
+            AppError::Overloaded { retry_after_s, .. }
+            | AppError::Throttled { retry_after_s, .. } => Some(retry_after_s),
+            // The run is as long next time: a minute lets the server breathe.
+            AppError::EngineBudget { .. } => Some(60),
+            _ => None,
+        };
+        if let Some(retry_after_s) = retry_after_s {
             response.headers_mut().insert(
                 header::RETRY_AFTER,
                 HeaderValue::from_str(&retry_after_s.to_string())

@@ -16,6 +16,7 @@ pub mod autotune;
 pub mod chart;
 pub mod configs;
 pub mod demo;
+pub mod engine_run;
 
 pub mod error;
 pub mod extract;

@@ -187,6 +187,10 @@ impl ServeArgs {
             anyhow::ensure!(s > 0, "auto_tune_period_s must be at least 1");
             options.auto_tune_period = Duration::from_secs(s);
         }
+        if let Some(ms) = file.engine.budget_ms {
+            anyhow::ensure!(ms > 0, "engine.budget_ms must be at least 1");
+            options.engine_budget = Duration::from_millis(ms);
+        }
         options.alerts.rules = file.alerts.rules.clone();
         options.alerts.channels = file.alerts.channels.clone();
         for (idx, url) in self.alert_webhooks.iter().enumerate() {

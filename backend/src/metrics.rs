@@ -59,6 +59,24 @@ impl Metrics {
         });
     }
 
+    /// An engine run started (see [`crate::engine_run`]).
+    pub fn engine_run_started(&self) {
+        with_local_recorder(&self.recorder, || {
+            metrics::gauge!("fusebox_engine_runs_in_progress").increment(1.0);
+        });
+    }
+
+    /// An engine run ended: `outcome` is `completed`, `budget`, `cancelled` or `shutdown`;
+    /// a completed run adds the replays and replayed calls it cost.
+    pub fn engine_run_ended(&self, outcome: &'static str, n_replays: u64, replayed_calls: u64) {
+        with_local_recorder(&self.recorder, || {
+            metrics::gauge!("fusebox_engine_runs_in_progress").decrement(1.0);
+            metrics::counter!("fusebox_engine_runs_total", "outcome" => outcome).increment(1);
+            metrics::counter!("fusebox_engine_replays_total").increment(n_replays);
+            metrics::counter!("fusebox_engine_replayed_calls_total").increment(replayed_calls);
+        });
+    }
+
     /// The exposition text, with breaker gauges taken from `fleet` now.
     pub fn render(&self, fleet: &Fleet, queue_depth: usize) -> String {
         with_local_recorder(&self.recorder, || {

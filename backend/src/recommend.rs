@@ -4,7 +4,8 @@
 //!
 //! The engine does no I/O: this module reads the stored history (per second from the raw
 //! aggregates for a day or less, else the 1-minute rollups) into an `engine::History`,
-//! runs `engine::suggest::suggest` on a blocking thread, and stores the result.
+//! runs `engine::suggest::suggest` on a blocking thread as an [`crate::engine_run::Job`]
+//! (time budget, cancelled with its client or by the server stopping), and stores the result.
 
 use std::time::Duration;
 
@@ -19,12 +20,14 @@ use sqlx::Row;
 
 use crate::auth::{Admin, Viewer};
 use crate::configs::{self, NewVersion};
+use crate::engine_run::{Job, RunCost};
 use crate::error::AppError;
 use crate::extract::{Path, Query};
 use crate::rollup::{Bucket, MINUTE_MS, bucket_from_row};
 use crate::server::AppState;
 use crate::store::Store;
 use crate::time::now_ms;
+use engine::stop::StopReason;
 
 /// How much history a recommendation learns from by default.
 pub const DEFAULT_DAYS: i64 = 7;
@@ -244,13 +247,14 @@ async fn current_config(store: &Store, breaker_id: i64) -> Result<(u64, BreakerC
     }
 }
 
-/// Runs the engine over a breaker's last `days` and stores the suggestion (superseding open
-/// ones).
+/// Runs the engine over a breaker's last `days` as `job` and stores the suggestion
+/// (superseding open ones).
 pub async fn recommend(
     store: &Store,
     service: &str,
     breaker: &str,
     days: i64,
+    job: &Job,
 ) -> Result<Recommendation, AppError> {
     let id = breaker_id(store, service, breaker).await?;
     let to_ms = now_ms();
@@ -261,16 +265,30 @@ pub async fn recommend(
     let current = breaker::subscriber::config_from_wire(&current_wire).map_err(|err| {
         AppError::Internal(anyhow::anyhow!("the stored config is invalid: {err}"))
     })?;
-    let (suggestion, warnings) = tokio::task::spawn_blocking(move || {
-        engine::suggest::suggest(
-            &history,
-            &current,
-            to_ms as u64,
-            &engine::suggest::TuneOptions::default(),
-        )
-    })
-    .await
-    .map_err(anyhow::Error::from)?;
+    let (suggestion, warnings) = job
+        .run(move |stop| {
+            let opts = engine::suggest::TuneOptions {
+                stop: stop.clone(),
+                ..engine::suggest::TuneOptions::default()
+            };
+            let (suggestion, warnings) =
+                engine::suggest::suggest(&history, &current, to_ms as u64, &opts);
+            let stopped = warnings.iter().find_map(|warning| match warning {
+                engine::Warning::Stopped { reason } => Some(*reason),
+                _ => None,
+            });
+            match (suggestion, stopped) {
+                (Some(suggestion), None) => {
+                    let cost = RunCost {
+                        n_replays: suggestion.n_replays as u64,
+                        replayed_calls: suggestion.replayed_calls,
+                    };
+                    Ok(((suggestion, warnings), cost))
+                }
+                (_, reason) => Err(reason.unwrap_or(StopReason::Cancelled)),
+            }
+        })
+        .await?;
     let mut suggested =
         breaker::subscriber::config_to_wire(&suggestion.suggested, breaker::Mode::Automatic);
     // A suggestion changes thresholds, never the manual mode an admin set.
@@ -383,7 +401,9 @@ pub struct RecommendQuery {
     params(("service" = String, Path), ("breaker" = String, Path),
         ("days" = Option<i64>, Query, description = "History to learn from, 1–30 days (default 7)")),
     responses((status = 200, description = "A new suggestion with its evidence", body = Recommendation),
-        (status = 404, body = ErrorBody)),
+        (status = 404, body = ErrorBody),
+        (status = 503, description = "The engine ran out of its time budget (`engine_budget_exceeded`, \
+            with Retry-After) or the server is stopping", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create(
     State(app): State<AppState>,
@@ -397,7 +417,11 @@ pub async fn create(
             detail: format!("days must be between 1 and 30, not {days}"),
         });
     }
-    Ok(Json(recommend(&app.store, &service, &breaker, days).await?))
+    // Dropped with this handler's future (the client went away): the run stops too.
+    let (job, _cancel_on_drop) = app.engine.job();
+    Ok(Json(
+        recommend(&app.store, &service, &breaker, days, &job).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -580,7 +604,9 @@ pub fn lint(config: &BreakerConfig, minutes: &[(u64, u64, u64)]) -> Vec<LintFind
 #[utoipa::path(get, path = "/api/v1/breakers/{service}/{breaker}/lint", tag = "engine",
     params(("service" = String, Path), ("breaker" = String, Path)),
     responses((status = 200, description = "Findings about the current config against the last 7 days", body = Vec<LintFinding>),
-        (status = 404, body = ErrorBody)),
+        (status = 404, body = ErrorBody),
+        (status = 503, description = "Reading the history took longer than the engine's time \
+            budget (`engine_budget_exceeded`, with Retry-After)", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn lint_handler(
     State(app): State<AppState>,
@@ -590,14 +616,24 @@ pub async fn lint_handler(
     let id = breaker_id(&app.store, &service, &breaker).await?;
     let (_, config) = current_config(&app.store, id).await?;
     let to_ms = now_ms();
-    let history = history(
-        &app.store,
-        id,
-        to_ms - DEFAULT_DAYS * 86_400_000,
-        to_ms,
-        false,
+    // Lint's arithmetic is light; its time goes into reading (and first rolling up) a week of
+    // history, which ends with this future when the client goes away. It keeps to the engine's
+    // budget as well.
+    let budget = app.engine.budget();
+    let history = tokio::time::timeout(
+        budget,
+        history(
+            &app.store,
+            id,
+            to_ms - DEFAULT_DAYS * 86_400_000,
+            to_ms,
+            false,
+        ),
     )
-    .await?;
+    .await
+    .map_err(|_| AppError::EngineBudget {
+        budget_ms: budget.as_millis() as u64,
+    })??;
     let minutes: Vec<(u64, u64, u64)> = history
         .steps
         .iter()

@@ -22,6 +22,7 @@ use tower_http::trace::TraceLayer;
 use crate::alerts::{self, AlertSettings, Alerts};
 use crate::auth::{CredentialCache, WebGuard};
 use crate::configs::{self, ConfigWatch};
+use crate::engine_run::EngineRuns;
 use crate::fleet::Fleet;
 use crate::hub::Hub;
 use crate::ingest::{self, IngestQueue};
@@ -56,6 +57,8 @@ pub struct ServerOptions {
     pub connections: ConnectionLimits,
     /// Failed authentications allowed per peer address and minute before it gets 429.
     pub failed_auth_per_minute: u32,
+    /// The time budget of one engine run (a recommendation, an auto-mode step's engine run).
+    pub engine_budget: Duration,
 }
 
 impl ServerOptions {
@@ -74,6 +77,7 @@ impl ServerOptions {
             auto_tune_period: Duration::from_secs(60),
             connections: ConnectionLimits::default(),
             failed_auth_per_minute: WebGuard::FAILED_AUTH_PER_MINUTE,
+            engine_budget: crate::engine_run::DEFAULT_BUDGET,
         }
     }
 }
@@ -91,6 +95,8 @@ pub struct AppState {
     pub alerts: Alerts,
     pub credentials: Arc<CredentialCache>,
     pub web: Arc<WebGuard>,
+    /// Engine runs: their budget, and the flag that stops them all when the server stops.
+    pub engine: EngineRuns,
 }
 
 /// A server accepting connections; dropping it does not stop it, `shutdown` does.
@@ -106,8 +112,10 @@ impl RunningServer {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting connections and waits for open requests to finish.
+    /// Stops accepting connections, cuts engine runs short, and waits for open requests to
+    /// finish.
     pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.state.engine.shut_down();
         let _ = self.stop.send(());
         self.task.await??;
         Ok(())
@@ -123,6 +131,9 @@ impl RunningServer {
         tokio::select! {
             res = &mut self.task => Ok(res??),
             () = signal => {
+                // Engine runs end at their next check, so open requests can finish and no
+                // blocking thread keeps the runtime from stopping.
+                self.state.engine.shut_down();
                 let _ = self.stop.send(());
                 // Live streams never end by themselves: after the grace period, stop waiting.
                 match tokio::time::timeout(grace, &mut self.task).await {
@@ -172,7 +183,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         fleet,
         hub,
         ingest,
-        metrics,
+        metrics: metrics.clone(),
         configs: Arc::default(),
         anonymous_viewer: options.anonymous_viewer,
         alerts,
@@ -181,6 +192,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
             options.public_url.as_deref(),
             options.failed_auth_per_minute,
         )),
+        engine: EngineRuns::new(options.engine_budget, Some(metrics.clone())),
     };
     let auto_tune = crate::autotune::spawn(state.clone(), options.auto_tune_period);
     let app = router(state.clone(), &options);

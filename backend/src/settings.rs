@@ -16,6 +16,11 @@
 //! # How often auto mode takes a step for each breaker in it (see docs/auto-mode.md).
 //! auto_tune_period_s = 60
 //!
+//! [engine]
+//! # The time budget of one engine run (a recommendation, an auto-mode step's engine run, a
+//! # lint's history read); past it the request answers 503 engine_budget_exceeded.
+//! budget_ms = 20000
+//!
 //! [retention]
 //! raw_hours = 48
 //! minute_days = 30
@@ -60,6 +65,15 @@ pub struct FileSettings {
     pub retention: RetentionSettings,
     #[serde(default)]
     pub alerts: AlertsSettings,
+    #[serde(default)]
+    pub engine: EngineSettings,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSettings {
+    /// The time budget of one engine run, in milliseconds (default 20 000).
+    pub budget_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -97,9 +111,12 @@ mod tests {
             anonymous_viewer = true
             [retention]
             raw_hours = 6
+            [engine]
+            budget_ms = 5000
             "#,
         )
         .unwrap();
+        assert_eq!(settings.engine.budget_ms, Some(5_000));
         assert_eq!(settings.bind, Some("0.0.0.0:9000".parse().unwrap()));
         assert_eq!(settings.database.as_deref(), Some("sqlite://x.db"));
         assert_eq!(settings.anonymous_viewer, Some(true));

@@ -5,10 +5,13 @@
 //! scores the library defaults, the tuned config and the oracle on the second half. The
 //! engine does the work; this module only reads the files and prints.
 //!
-//! `fusebox tune --breaker NAME [--service S] [--days N]` runs the engine over that breaker's
-//! stored history and stores the suggestion for review (see [`crate::recommend`]).
+//! `fusebox tune --breaker NAME [--service S] [--days N] [--budget-ms MS]` runs the engine
+//! over that breaker's stored history within a time budget (20 s by default) and stores the
+//! suggestion for review (see [`crate::recommend`]). `eval` has no budget (it takes minutes
+//! by design); Ctrl-C ends either.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -29,6 +32,9 @@ pub struct TuneCommand {
     /// Days of history to learn from.
     #[arg(long, default_value_t = crate::recommend::DEFAULT_DAYS)]
     pub days: i64,
+    /// The engine's time budget, in milliseconds.
+    #[arg(long, default_value_t = crate::engine_run::DEFAULT_BUDGET.as_millis() as u64)]
+    pub budget_ms: u64,
     /// SQLite database: a URL like sqlite://fusebox.db or a file path.
     #[arg(
         long = "database",
@@ -66,7 +72,15 @@ pub async fn run(cmd: TuneCommand) -> anyhow::Result<()> {
             .await
             .context("the tuner stopped")?,
         (None, Some(breaker)) => {
-            live(&cmd.database, cmd.service.as_deref(), &breaker, cmd.days).await
+            let budget = Duration::from_millis(cmd.budget_ms.max(1));
+            live(
+                &cmd.database,
+                cmd.service.as_deref(),
+                &breaker,
+                cmd.days,
+                budget,
+            )
+            .await
         }
         (None, None) => anyhow::bail!(
             "say what to tune: `fusebox tune --breaker NAME` or `fusebox tune eval FILE...`"
@@ -80,6 +94,7 @@ async fn live(
     service: Option<&str>,
     breaker: &str,
     days: i64,
+    budget: Duration,
 ) -> anyhow::Result<()> {
     anyhow::ensure!((1..=30).contains(&days), "--days must be between 1 and 30");
     let url = if database.starts_with("sqlite:") {
@@ -108,7 +123,9 @@ async fn live(
             many.join(", ")
         ),
     };
-    let rec = crate::recommend::recommend(&store, &service, breaker, days)
+    // Ctrl-C ends the process, and the run with it.
+    let (job, _cancel_on_drop) = crate::engine_run::EngineRuns::new(budget, None).job();
+    let rec = crate::recommend::recommend(&store, &service, breaker, days, &job)
         .await
         .map_err(|err| anyhow::anyhow!("{err}"))?;
     let config = |c: &protocol::BreakerConfig| serde_json::to_string(c).unwrap_or_default();

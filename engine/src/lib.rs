@@ -21,6 +21,11 @@
 //! - [`eval::evaluate`]: the honest protocol of `shared/tuning/SCENARIOS.md` (tune on the
 //!   first half, score on the second beside the library defaults of [`defaults`] and the
 //!   oracle), as a [`eval::Report`] with a table and the exact JSON.
+//! - [`stop::Stop`]: a cooperative stop (cancelled, out of time, shutting down) checked at
+//!   coarse points; a stopped run returns early with [`Warning::Stopped`].
+//!
+//! Work grows with the history's length, not its call counts: a replay samples at most
+//! [`replay::MAX_CALLS_PER_STEP`] calls of a step.
 //!
 //! Functions that cannot fail for lack of I/O return their result with a `Vec<Warning>`.
 
@@ -32,6 +37,7 @@ pub mod history;
 pub mod replay;
 pub mod scenario;
 pub mod search;
+pub mod stop;
 pub mod suggest;
 
 /// Something the caller should know about a result, which did not stop it.
@@ -45,6 +51,8 @@ pub enum Warning {
     NoAnomalies,
     #[error("{file}: {message}")]
     BadScenario { file: String, message: String },
+    #[error("stopped early: {reason}; no suggestion was made")]
+    Stopped { reason: stop::StopReason },
     #[error("{scenario}: {warning}")]
     InScenario {
         scenario: String,

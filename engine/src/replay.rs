@@ -10,6 +10,12 @@
 //! The machine is `breaker::Machine`, the same code every breaker runs; while it is Open the
 //! replay counts calls before `open_until` as rejected without asking it, which is what it
 //! would answer.
+//!
+//! A step with more than [`MAX_CALLS_PER_STEP`] calls is replayed as an evenly thinned sample
+//! of that many calls with the same failure share and latency histogram (each scaled with
+//! rounding), spread over the step in the same way; its admitted and rejected counts are
+//! scaled back up to the step's calls. So a replay's work is bounded by its steps, whatever
+//! the call counts (an aggregate can claim billions of calls a second).
 
 use std::ops::Range;
 use std::time::Duration;
@@ -30,7 +36,14 @@ pub struct Replay {
     pub rejected: Vec<u32>,
     /// Every state change, in order.
     pub transitions: Vec<Transition>,
+    /// Calls driven through the machine (or counted as rejected one by one): at most
+    /// [`MAX_CALLS_PER_STEP`] per step.
+    pub replayed_calls: u64,
 }
+
+/// The most calls of one step a replay drives through the machine. Well above the public
+/// tuning scenarios' busiest second (468 calls), which therefore replay every call.
+pub const MAX_CALLS_PER_STEP: u32 = 2_000;
 
 /// The scores of SCENARIOS.md for one replay against one set of labels.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -68,6 +81,7 @@ pub fn replay(history: &History, range: Range<usize>, config: &Config) -> Replay
         admitted: Vec::with_capacity(n_steps),
         rejected: Vec::with_capacity(n_steps),
         transitions: Vec::new(),
+        replayed_calls: 0,
     };
     let Some(first) = history.steps.get(range.start) else {
         return out;
@@ -95,19 +109,34 @@ pub fn replay(history: &History, range: Range<usize>, config: &Config) -> Replay
             out.rejected.push(n);
             continue;
         }
+        // The calls replayed: all of them, or an even sample with the same shares.
+        let n_all = n;
+        let n = n_all.min(MAX_CALLS_PER_STEP);
+        let sampled = |count: u64| {
+            if n == n_all {
+                count
+            } else {
+                (count * u64::from(n) + u64::from(n_all) / 2) / u64::from(n_all)
+            }
+        };
         layout.clear();
         let mut stride = 1;
         if needs_latency {
-            let mut end = 0u32;
+            let mut end = 0u64;
             for (&count, &bound) in step.latency_counts.iter().zip(&bounds) {
                 if count > 0 {
-                    end += count;
-                    layout.push((end, bound));
+                    let before = sampled(end);
+                    end += u64::from(count);
+                    // A bucket too small to hold one sampled call is left out.
+                    if sampled(end) > before {
+                        layout.push((sampled(end).min(u64::from(u32::MAX)) as u32, bound));
+                    }
                 }
             }
             stride = interleave_stride(n);
         }
-        let n_failures = u64::from(step.n_failures);
+        out.replayed_calls += u64::from(n);
+        let n_failures = sampled(u64::from(step.n_failures)).min(u64::from(n));
         let (mut n_admitted, mut n_rejected) = (0u32, 0u32);
         for i in 0..n {
             let at_ns = t0_ns + ((2 * u64::from(i) + 1) * step_ns) / (2 * u64::from(n));
@@ -148,6 +177,13 @@ pub fn replay(history: &History, range: Range<usize>, config: &Config) -> Replay
                 out.transitions.push(transition);
                 open_until_ns = open_until_nanos(&machine);
             }
+        }
+        if n < n_all {
+            // Back to the step's calls, so costs stay comparable with unsampled steps.
+            let admitted =
+                (u64::from(n_admitted) * u64::from(n_all) + u64::from(n) / 2) / u64::from(n);
+            n_admitted = admitted.min(u64::from(n_all)) as u32;
+            n_rejected = n_all - n_admitted;
         }
         out.admitted.push(n_admitted);
         out.rejected.push(n_rejected);

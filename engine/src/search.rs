@@ -32,6 +32,7 @@ use crate::anomaly::Labels;
 use crate::history::{History, Step};
 use crate::replay::{self, Score};
 use crate::scenario::Span;
+use crate::stop::{Stop, StopReason};
 
 /// Options for [`Search`].
 #[derive(Clone, Debug)]
@@ -52,6 +53,8 @@ pub struct SearchOptions {
     /// trip, `threshold × minimum_calls ≥ this`, so one unlucky call right after the breaker
     /// closes, when its window is nearly empty, cannot open it again. 0 turns the bound off.
     pub min_failures_to_trip: f64,
+    /// Checked before every replay and every round; once it fires, [`Search::run`] gives up.
+    pub stop: Stop,
 }
 
 /// The values each parameter may take. Also the oracle's grid in [`crate::eval`].
@@ -104,6 +107,10 @@ pub struct Search {
     /// Screening cost (a lower bound when not exact), the candidate, and whether it is exact.
     cache: HashMap<String, (f64, Candidate, bool)>,
     n_replays: usize,
+    /// Calls driven through the machine over all replays (see [`replay::MAX_CALLS_PER_STEP`]).
+    replayed_calls: u64,
+    /// Why the search gave up, once its stop fired.
+    stopped: Option<StopReason>,
     probe_risk: Option<ProbeRisk>,
 }
 
@@ -133,6 +140,8 @@ pub struct Found {
     /// The best other finalist's cost (a measure of how clear the choice was).
     pub runner_up_cost: Option<f64>,
     pub n_replays: usize,
+    /// Calls driven through the machine over all replays.
+    pub replayed_calls: u64,
     pub thin: u32,
 }
 
@@ -146,6 +155,7 @@ impl Default for SearchOptions {
             inject: true,
             n_injected_copies: 2,
             min_failures_to_trip: 0.0,
+            stop: Stop::default(),
         }
     }
 }
@@ -435,7 +445,9 @@ impl Search {
     /// A search over the given labelled sets (the oracle uses the truth this way).
     pub fn from_sets(full: Vec<EvalSet>, opts: SearchOptions) -> Search {
         let total_calls: u64 = full.iter().map(|set| set.history.n_calls()).sum();
-        let thin = total_calls.div_ceil(opts.replay_budget_calls.max(1)).max(1) as u32;
+        let thin = total_calls
+            .div_ceil(opts.replay_budget_calls.max(1))
+            .clamp(1, u64::from(u32::MAX)) as u32;
         let screen = if thin > 1 {
             full.iter()
                 .map(|set| EvalSet {
@@ -454,6 +466,8 @@ impl Search {
             opts,
             cache: HashMap::new(),
             n_replays: 0,
+            replayed_calls: 0,
+            stopped: None,
             probe_risk: None,
         }
     }
@@ -483,6 +497,30 @@ impl Search {
         &self.full
     }
 
+    /// Calls driven through the machine so far: at most [`replay::MAX_CALLS_PER_STEP`] per
+    /// step of each replayed set.
+    pub fn replayed_calls(&self) -> u64 {
+        self.replayed_calls
+    }
+
+    /// Replays so far.
+    pub fn n_replays(&self) -> usize {
+        self.n_replays
+    }
+
+    /// Why the search gave up, if its stop fired.
+    pub fn stopped(&self) -> Option<StopReason> {
+        self.stopped
+    }
+
+    /// Checks the stop; once it has fired the search stays stopped.
+    fn should_stop(&mut self) -> bool {
+        if self.stopped.is_none() {
+            self.stopped = self.opts.stop.check();
+        }
+        self.stopped.is_some()
+    }
+
     /// The cost of `cand` over the full sets (infinite when it is not a valid config).
     pub fn full_cost(&mut self, cand: &Candidate) -> f64 {
         let Some(config) = cand.to_config() else {
@@ -491,12 +529,15 @@ impl Search {
         if !cand.needs_failures(self.opts.min_failures_to_trip) {
             return f64::INFINITY;
         }
-        self.n_replays += self.full.len();
-        let replayed: f64 = self
-            .full
-            .iter()
-            .map(|set| cost_on(set, &config, 1, self.score_from))
-            .sum();
+        let mut replayed = 0.0;
+        for set in &self.full {
+            if let Some(reason) = self.opts.stop.check() {
+                self.stopped = Some(reason);
+                return f64::INFINITY;
+            }
+            self.n_replays += 1;
+            replayed += cost_on(set, &config, 1, self.score_from, &mut self.replayed_calls);
+        }
         replayed + self.probe_risk.as_ref().map_or(0.0, |risk| risk.cost(cand))
     }
 
@@ -514,6 +555,9 @@ impl Search {
     /// The screening cost (thinned when the sets are large), cached. Replaying stops once
     /// the cost passes `bound`: the result is then only a lower bound, above `bound`.
     fn screen_cost(&mut self, cand: &Candidate, bound: f64) -> f64 {
+        if self.should_stop() {
+            return f64::INFINITY;
+        }
         let key = cand.key();
         if let Some(&(cost, _, exact)) = self.cache.get(&key)
             && (exact || cost > bound)
@@ -534,8 +578,19 @@ impl Search {
         let mut cost = self.probe_risk.as_ref().map_or(0.0, |risk| risk.cost(cand));
         let mut exact = true;
         for set in sets.iter().rev() {
+            if let Some(reason) = self.opts.stop.check() {
+                // Not cached: a stopped search never asks again.
+                self.stopped = Some(reason);
+                return f64::INFINITY;
+            }
             self.n_replays += 1;
-            cost += cost_on(set, &config, factor, self.score_from);
+            cost += cost_on(
+                set,
+                &config,
+                factor,
+                self.score_from,
+                &mut self.replayed_calls,
+            );
             if cost > bound {
                 exact = false;
                 break;
@@ -556,6 +611,9 @@ impl Search {
             let mut changed = false;
             for dim in 0..N_DIMS {
                 for mut variant in grid.variants(&best, dim) {
+                    if self.should_stop() {
+                        return (best_cost, best);
+                    }
                     // A lower threshold brings a higher minimum of calls with it.
                     if self.opts.min_failures_to_trip > 0.0 {
                         variant.require_failures(self.opts.min_failures_to_trip);
@@ -589,6 +647,9 @@ impl Search {
             .filter(|(cost, _)| cost.is_finite())
             .collect();
         scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if self.should_stop() {
+            return None;
+        }
         // Descend from the best few seeds; keep the best end point.
         let (mut best_cost, mut best) = scored.first().cloned()?;
         for (start_cost, start) in scored.into_iter().take(self.opts.n_starts.max(1)) {
@@ -649,12 +710,16 @@ impl Search {
             let runner_up_cost = runner_up(&best, &ranked);
             (best_cost, best, runner_up_cost)
         };
+        if self.should_stop() {
+            return None;
+        }
         Some(Found {
             config: candidate.to_config()?,
             cost,
             runner_up_cost,
             candidate,
             n_replays: self.n_replays,
+            replayed_calls: self.replayed_calls,
             thin: self.thin,
         })
     }
@@ -813,8 +878,15 @@ fn better(cost: f64, cand: &Candidate, best_cost: f64, best: &Candidate) -> bool
     cost < best_cost - margin || (cost <= best_cost + 1e-9 && cand.complexity() < best.complexity())
 }
 
-fn cost_on(set: &EvalSet, config: &Config, weight: u32, score_from: usize) -> f64 {
+fn cost_on(
+    set: &EvalSet,
+    config: &Config,
+    weight: u32,
+    score_from: usize,
+    replayed_calls: &mut u64,
+) -> f64 {
     let mut res = replay::replay(&set.history, 0..set.history.len(), config);
+    *replayed_calls += res.replayed_calls;
     let skip = score_from.min(set.history.len());
     if skip > 0 {
         res.admitted.drain(..skip);

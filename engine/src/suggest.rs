@@ -16,6 +16,7 @@ use crate::features::{self, FeatureOptions, Features, col};
 use crate::history::History;
 use crate::replay::{self, Replay, Score};
 use crate::search::{Candidate, Found, Grid, Search, SearchOptions};
+use crate::stop::Stop;
 
 /// Options for [`tune`] and [`suggest`].
 #[derive(Clone, Debug, Default)]
@@ -28,6 +29,10 @@ pub struct TuneOptions {
     pub backtest_budget_calls: Option<u64>,
     /// Search every other value of each parameter only.
     pub coarse_grid: bool,
+    /// Checked at coarse points (each replay, each round, each back-test); once it fires the
+    /// run returns early with [`Warning::Stopped`] and no suggestion. The search uses this
+    /// one, not `search.stop`.
+    pub stop: Stop,
 }
 
 // === impl TuneOptions ===
@@ -46,6 +51,7 @@ impl TuneOptions {
                 inject: true,
                 n_injected_copies: 1,
                 min_failures_to_trip: 0.0,
+                stop: Stop::default(),
             },
             backtest_budget_calls: Some(200_000),
             coarse_grid: true,
@@ -60,8 +66,12 @@ pub struct Tuned {
     pub config: Config,
     pub features: Features,
     pub labels: Labels,
-    /// The search's result, `None` when nothing could be searched (an empty history).
+    /// The search's result, `None` when nothing could be searched (an empty history) or the
+    /// run was stopped.
     pub found: Option<Found>,
+    /// Replays run and calls driven through the machine by the search.
+    pub n_replays: usize,
+    pub replayed_calls: u64,
 }
 
 /// A suggested config for one breaker, with its evidence.
@@ -83,6 +93,10 @@ pub struct Suggestion {
     pub confidence: f64,
     /// Both back-tests step by step, for before/after charts.
     pub trace: Trace,
+    /// Replays run (search and back-tests) and the calls they drove through the machine: at
+    /// most [`replay::MAX_CALLS_PER_STEP`] per step of each replay, whatever the call counts.
+    pub n_replays: usize,
+    pub replayed_calls: u64,
 }
 
 /// The back-tests over time, in at most [`Trace::MAX_POINTS`] points: each point merges
@@ -191,9 +205,23 @@ pub fn tune(
     opts: &TuneOptions,
 ) -> (Tuned, Vec<Warning>) {
     let mut warnings = Vec::new();
+    let fallback = current.cloned().unwrap_or_default();
+    if let Some(reason) = opts.stop.check() {
+        warnings.push(Warning::Stopped { reason });
+        return (
+            Tuned {
+                config: fallback,
+                features: Features::default(),
+                labels: Labels::default(),
+                found: None,
+                n_replays: 0,
+                replayed_calls: 0,
+            },
+            warnings,
+        );
+    }
     let features = features::features(history, &opts.features);
     let labels = anomaly::detect(history, &features, &opts.anomaly);
-    let fallback = current.cloned().unwrap_or_default();
     if history.is_empty() || history.n_calls() == 0 {
         warnings.push(Warning::EmptyHistory);
         return (
@@ -202,6 +230,8 @@ pub fn tune(
                 features,
                 labels,
                 found: None,
+                n_replays: 0,
+                replayed_calls: 0,
             },
             warnings,
         );
@@ -242,11 +272,15 @@ pub fn tune(
     }
     let search_opts = SearchOptions {
         min_failures_to_trip: Grid::SAFE_MIN_FAILURES_TO_TRIP,
+        stop: opts.stop.clone(),
         ..opts.search.clone()
     };
     let mut search = Search::new(history, &labels, search_opts);
     search.apply_safety_bounds(&mut seeds);
     let found = search.run(&grid, &seeds);
+    if let Some(reason) = search.stopped() {
+        warnings.push(Warning::Stopped { reason });
+    }
     let config = found
         .as_ref()
         .map_or(fallback, |found| found.config.clone());
@@ -256,31 +290,49 @@ pub fn tune(
             features,
             labels,
             found,
+            n_replays: search.n_replays(),
+            replayed_calls: search.replayed_calls(),
         },
         warnings,
     )
 }
 
 /// Tunes on `history` and back-tests `current` and the suggestion against the labels.
+/// `None` (with [`Warning::Stopped`]) when [`TuneOptions::stop`] fired.
 pub fn suggest(
     history: &History,
     current: &Config,
     made_at_ms: u64,
     opts: &TuneOptions,
-) -> (Suggestion, Vec<Warning>) {
-    let (tuned, warnings) = tune(history, Some(current), opts);
+) -> (Option<Suggestion>, Vec<Warning>) {
+    let (tuned, mut warnings) = tune(history, Some(current), opts);
+    let stopped = |warnings: &mut Vec<Warning>| {
+        let reason = opts.stop.check()?;
+        if !warnings
+            .iter()
+            .any(|warning| matches!(warning, Warning::Stopped { .. }))
+        {
+            warnings.push(Warning::Stopped { reason });
+        }
+        Some(reason)
+    };
+    if stopped(&mut warnings).is_some() {
+        return (None, warnings);
+    }
     let healthy = tuned.labels.healthy();
     let spans = tuned.labels.spans();
     let thin = opts.backtest_budget_calls.map_or(1, |budget| {
         history.n_calls().div_ceil(budget.max(1)).max(1) as u32
     });
     let replayed = history.thinned(thin);
-    let backtest = |config: &Config| {
+    let mut replayed_calls = tuned.replayed_calls;
+    let mut backtest = |config: &Config| {
         let config = Candidate::from_config(config)
             .thinned(thin)
             .to_config()
             .unwrap_or_else(|| config.clone());
         let res = replay::replay(&replayed, 0..replayed.len(), &config);
+        replayed_calls += res.replayed_calls;
         let mut score = replay::score(&replayed, &res, &healthy, &spans);
         score.lost_good *= u64::from(thin);
         score.wasted *= u64::from(thin);
@@ -288,6 +340,9 @@ pub fn suggest(
         (Backtest::from_score(&score), res)
     };
     let (current_backtest, current_replay) = backtest(current);
+    if stopped(&mut warnings).is_some() {
+        return (None, warnings);
+    }
     let (suggested_backtest, suggested_replay) = backtest(&tuned.config);
     let trace = Trace::new(
         &replayed,
@@ -297,7 +352,7 @@ pub fn suggest(
     );
     let confidence = confidence(history, &tuned);
     (
-        Suggestion {
+        Some(Suggestion {
             made_at_ms,
             current: current.clone(),
             suggested: tuned.config.clone(),
@@ -307,7 +362,9 @@ pub fn suggest(
             n_transients: tuned.labels.transients.len(),
             confidence,
             trace,
-        },
+            n_replays: tuned.n_replays + 2,
+            replayed_calls,
+        }),
         warnings,
     )
 }
@@ -392,9 +449,76 @@ pub(crate) fn median_u64(values: &[u64]) -> Option<u64> {
 mod tests {
     use std::time::Duration;
 
-    use super::Trace;
+    use breaker::Config;
+
+    use super::{Trace, TuneOptions, suggest};
+    use crate::Warning;
     use crate::history::{History, Step};
     use crate::replay::Replay;
+    use crate::stop::{Stop, StopReason};
+
+    /// An hour of one-second steps at `calls` a second, 1 % failing, with a two-minute outage.
+    fn hour(calls: u32) -> History {
+        History {
+            step: Duration::from_secs(1),
+            latency_buckets_ms: vec![10, 100, 1_000],
+            steps: (0..3_600u64)
+                .map(|i| {
+                    let outage = (1_800..1_920).contains(&i);
+                    Step {
+                        t_ms: i * 1_000,
+                        n_calls: calls,
+                        n_failures: if outage { calls } else { calls / 100 },
+                        n_rejected: 0,
+                        latency_counts: vec![calls - calls / 10, calls / 10, 0],
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_stop_set_before_the_call_returns_at_once_without_a_suggestion() {
+        let stop = Stop::new();
+        stop.cancel();
+        let opts = TuneOptions {
+            stop,
+            ..TuneOptions::default()
+        };
+        let (suggestion, warnings) = suggest(&hour(100), &Config::default(), 0, &opts);
+        assert!(suggestion.is_none());
+        assert_eq!(
+            warnings,
+            vec![Warning::Stopped {
+                reason: StopReason::Cancelled
+            }]
+        );
+    }
+
+    #[test]
+    fn enormous_call_counts_cost_replays_in_proportion_to_the_steps() {
+        // A billion calls a second for an hour: every replay drives at most the cap per step.
+        let history = hour(1_000_000_000);
+        let (suggestion, warnings) =
+            suggest(&history, &Config::default(), 0, &TuneOptions::default());
+        let suggestion = suggestion.expect("nothing stops the run");
+        assert!(
+            !warnings
+                .iter()
+                .any(|w| matches!(w, Warning::Stopped { .. }))
+        );
+        let bound = suggestion.n_replays as u64
+            * history.len() as u64
+            * u64::from(crate::replay::MAX_CALLS_PER_STEP);
+        assert!(suggestion.replayed_calls > 0);
+        assert!(
+            suggestion.replayed_calls <= bound,
+            "{} > {bound}",
+            suggestion.replayed_calls
+        );
+        assert_eq!(suggestion.suggested_backtest.anomalies, 1);
+        assert_eq!(suggestion.suggested_backtest.detected, 1);
+    }
 
     #[test]
     fn a_long_history_is_merged_into_at_most_max_points() {
@@ -419,6 +543,7 @@ mod tests {
                 .map(|i| if i == rejected_at { 10 } else { 0 })
                 .collect(),
             transitions: vec![],
+            replayed_calls: 0,
         };
         let mut anomalous = vec![false; n];
         anomalous[4] = true;

@@ -292,6 +292,7 @@ fn benchmark_suggestions() {
                     for idx in (thread..n_breakers).step_by(n_threads) {
                         let history = synthetic_breaker(idx);
                         let (suggestion, _) = suggest(&history, current, 0, opts);
+                        let suggestion = suggestion.expect("nothing stops the run");
                         out.push((
                             history.n_calls(),
                             suggestion.confidence,

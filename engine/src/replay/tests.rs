@@ -163,3 +163,60 @@ fn the_interleaving_visits_every_position_once() {
         assert!(seen.iter().all(|&s| s), "n = {n}");
     }
 }
+
+#[test]
+fn a_huge_step_is_replayed_as_an_even_sample_scaled_back_up() {
+    use crate::replay::MAX_CALLS_PER_STEP;
+    // The same shares at the cap and at a thousand times the cap: one second in five fails
+    // entirely, a tenth of calls is slow; the sampled replay trips and recovers at the same
+    // moments, and its counts are the small one's times a thousand.
+    let shape = |scale: u32| -> Vec<(u32, u32, u32)> {
+        (0..20)
+            .map(|i| {
+                let n = MAX_CALLS_PER_STEP * scale;
+                (n, if i % 5 == 2 { n } else { 0 }, n / 10)
+            })
+            .collect()
+    };
+    let config = config()
+        .slow_call_rate_threshold(0.5)
+        .slow_call_duration(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let small = history(&shape(1));
+    let huge = history(&shape(1_000));
+    let at_cap = replay(&small, 0..small.len(), &config);
+    let sampled = replay(&huge, 0..huge.len(), &config);
+    assert!(!at_cap.transitions.is_empty());
+    assert_eq!(sampled.transitions, at_cap.transitions);
+    let times_1000 = |counts: &[u32]| counts.iter().map(|&n| n * 1_000).collect::<Vec<_>>();
+    assert_eq!(sampled.admitted, times_1000(&at_cap.admitted));
+    assert_eq!(sampled.rejected, times_1000(&at_cap.rejected));
+    // The work is bounded by the steps, not the calls.
+    assert!(sampled.replayed_calls <= 20 * u64::from(MAX_CALLS_PER_STEP));
+    assert_eq!(sampled.replayed_calls, at_cap.replayed_calls);
+}
+
+#[test]
+fn a_sample_keeps_the_failure_share_of_an_uneven_step() {
+    use crate::replay::MAX_CALLS_PER_STEP;
+    // 4 294 967 295 calls (the most a step holds), 30 % failing, through a breaker that trips
+    // at 25 %: it trips in the first step, as the full replay would.
+    let n = u32::MAX;
+    let history = history(&[(n, (f64::from(n) * 0.3) as u32, 0), (n, 0, 0)]);
+    let config = Config::builder()
+        .failure_rate_threshold(0.25)
+        .window(Window::Count(100))
+        .minimum_calls(100)
+        .wait(Wait::Fixed(Duration::from_millis(500)))
+        .build()
+        .unwrap();
+    let res = replay(&history, 0..history.len(), &config);
+    assert!(res.replayed_calls <= 2 * u64::from(MAX_CALLS_PER_STEP));
+    assert_eq!(res.transitions[0].to, breaker::State::Open);
+    assert!(res.transitions[0].at < Duration::from_secs(1));
+    for (admitted, rejected) in res.admitted.iter().zip(&res.rejected) {
+        assert_eq!(u64::from(*admitted) + u64::from(*rejected), u64::from(n));
+    }
+    assert!(res.rejected[0] > 0);
+}

@@ -1,6 +1,8 @@
 //! The adaptive engine over stored history: a recommendation with evidence, accepted by an
 //! admin as a new config version; lint of the current config.
 
+use std::time::Duration;
+
 use backend::auth::Role;
 use backend::time::now_ms;
 use protocol::{ConfigView, LintFinding, Recommendation};
@@ -150,4 +152,227 @@ async fn a_recommendation_is_made_from_history_and_accepted() {
     .await;
     assert_eq!(status, 200, "{body}");
     let _: Vec<LintFinding> = serde_json::from_value(body).unwrap();
+}
+
+// === engine runs: bounded work, time budget, cancellation, shutdown ===
+
+/// Seconds of history in [`enormous_history`].
+const ENORMOUS_SECONDS: i64 = 1_800;
+
+/// Half an hour of one-second aggregates claiming a billion calls each (1 % failing, with a
+/// two-minute outage), as protocol validation accepts them today.
+fn enormous_history(start: i64) -> Vec<Value> {
+    (0..ENORMOUS_SECONDS)
+        .map(|second| {
+            let calls = 1_000_000_000u64;
+            let failures = if (900..1_020).contains(&second) {
+                calls
+            } else {
+                calls / 100
+            };
+            json!({"breaker": "payments", "start_ms": start + second * 1_000, "interval_ms": 1_000,
+                   "counts": {"success": calls - failures, "failure": failures},
+                   "latency": {"counts": [0, 0, 0, calls]}, "state": "closed"})
+        })
+        .collect()
+}
+
+/// A server with the given engine budget, holding `aggregates` for shop/payments; its admin
+/// token.
+async fn server_with(
+    budget: Duration,
+    aggregates: impl FnOnce(i64) -> Vec<Value>,
+    span_ms: i64,
+) -> (TestServer, String) {
+    let server = TestServer::start_with(|options| options.engine_budget = budget)
+        .await
+        .unwrap();
+    let key = server.ingest_key("shop").await.unwrap();
+    let admin = server.user_token("ada", Role::Admin).await.unwrap();
+    let start = (now_ms() - span_ms - MINUTE).div_euclid(1_000) * 1_000;
+    let (status, body) = call(
+        &reqwest::Client::new(),
+        "POST",
+        format!("{}/api/v1/ingest", server.url()),
+        &key,
+        Some(
+            json!({"service": "shop", "instance": "shop-1", "seq": 1, "sent_at_ms": now_ms(),
+                    "aggregates": aggregates(start)}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    (server, admin)
+}
+
+/// The value of a metric line (`name` including its labels), 0 when it is not there yet.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
+}
+
+async fn metrics_text(base: &str, token: &str) -> String {
+    reqwest::Client::new()
+        .get(format!("{base}/metrics"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Polls `/metrics` (at most 600 times, 100 ms apart) until `name` reaches `value`.
+async fn wait_for_metric(base: &str, token: &str, name: &str, value: f64) -> String {
+    for _ in 0..600 {
+        let text = metrics_text(base, token).await;
+        if metric(&text, name) >= value {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{name} never reached {value}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recommendation_over_enormous_call_counts_replays_a_bounded_number_of_calls() {
+    let (server, admin) = server_with(
+        Duration::from_secs(600),
+        enormous_history,
+        ENORMOUS_SECONDS * 1_000,
+    )
+    .await;
+    let base = server.url();
+    let (status, body) = call(
+        &reqwest::Client::new(),
+        "POST",
+        format!("{base}/api/v1/breakers/shop/payments/recommendations?days=1"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let rec: Recommendation = serde_json::from_value(body).unwrap();
+    assert_eq!(rec.suggested_backtest.anomalies, 1, "{rec:?}");
+
+    let text = metrics_text(&base, &admin).await;
+    assert_eq!(
+        metric(&text, r#"fusebox_engine_runs_total{outcome="completed"}"#),
+        1.0
+    );
+    let replays = metric(&text, "fusebox_engine_replays_total");
+    let replayed = metric(&text, "fusebox_engine_replayed_calls_total");
+    // Every replay covers at most the history's steps (injected incidents are stretches of
+    // it), and at most the cap of each step.
+    let bound = replays * ENORMOUS_SECONDS as f64 * f64::from(engine::replay::MAX_CALLS_PER_STEP);
+    assert!(replays > 0.0 && replayed > 0.0, "{text}");
+    assert!(replayed <= bound, "{replayed} replayed calls > {bound}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recommendation_past_its_time_budget_answers_503_and_is_counted() {
+    let (server, admin) = server_with(Duration::from_millis(1), history, 181 * MINUTE).await;
+    let base = server.url();
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{base}/api/v1/breakers/shop/payments/recommendations?days=1"
+        ))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "engine_budget_exceeded", "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("1 ms"), "{body}");
+    let text = metrics_text(&base, &admin).await;
+    assert_eq!(
+        metric(&text, r#"fusebox_engine_runs_total{outcome="budget"}"#),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(metric(&text, "fusebox_engine_runs_in_progress"), 0.0);
+}
+
+/// Starts a recommendation over the enormous history and returns once the run is in
+/// progress, with the request's task.
+async fn start_long_run(
+    base: &str,
+    admin: &str,
+) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
+    let request = reqwest::Client::new()
+        .post(format!(
+            "{base}/api/v1/breakers/shop/payments/recommendations?days=1"
+        ))
+        .bearer_auth(admin)
+        .send();
+    let task = tokio::spawn(request);
+    wait_for_metric(base, admin, "fusebox_engine_runs_in_progress", 1.0).await;
+    task
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recommendation_whose_client_hangs_up_is_cancelled() {
+    let (server, admin) = server_with(
+        Duration::from_secs(600),
+        enormous_history,
+        ENORMOUS_SECONDS * 1_000,
+    )
+    .await;
+    let base = server.url();
+    let task = start_long_run(&base, &admin).await;
+    // Dropping the request closes its connection.
+    task.abort();
+    let _ = task.await;
+    let text = wait_for_metric(
+        &base,
+        &admin,
+        r#"fusebox_engine_runs_total{outcome="cancelled"}"#,
+        1.0,
+    )
+    .await;
+    assert_eq!(
+        metric(&text, r#"fusebox_engine_runs_total{outcome="completed"}"#),
+        0.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_server_cuts_a_running_recommendation_short() {
+    let (server, admin) = server_with(
+        Duration::from_secs(600),
+        enormous_history,
+        ENORMOUS_SECONDS * 1_000,
+    )
+    .await;
+    let base = server.url();
+    let state = server.server.state.clone();
+    let task = start_long_run(&base, &admin).await;
+    let TestServer { server, .. } = server;
+    // Without the stop the run would hold the shutdown for as long as it takes; the timeout
+    // only keeps a broken build from hanging the test run.
+    tokio::time::timeout(Duration::from_secs(120), server.shutdown())
+        .await
+        .expect("the server stops while the engine runs")
+        .unwrap();
+    let response = task.await.unwrap().unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    let text = {
+        let fleet = state.fleet.read().unwrap();
+        state.metrics.render(&fleet, 0)
+    };
+    assert_eq!(
+        metric(&text, r#"fusebox_engine_runs_total{outcome="shutdown"}"#),
+        1.0,
+        "{text}"
+    );
 }
