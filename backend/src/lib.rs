@@ -22,6 +22,7 @@ pub mod extract;
 pub mod fleet;
 pub mod hub;
 pub mod ingest;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod recommend;

@@ -21,6 +21,7 @@ use crate::configs::{self, ConfigWatch};
 use crate::fleet::Fleet;
 use crate::hub::Hub;
 use crate::ingest::{self, IngestQueue};
+use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::rollup::{self, Retention};
 use crate::store::Store;
@@ -47,6 +48,8 @@ pub struct ServerOptions {
     pub public_url: Option<String>,
     /// How often auto mode takes a step for every breaker in it.
     pub auto_tune_period: Duration,
+    /// How many services, breakers and instances ingest takes in (see `limits.rs`).
+    pub limits: Limits,
 }
 
 impl ServerOptions {
@@ -63,6 +66,7 @@ impl ServerOptions {
             alerts: AlertSettings::default(),
             public_url: None,
             auto_tune_period: Duration::from_secs(60),
+            limits: Limits::default(),
         }
     }
 }
@@ -143,6 +147,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         hub.clone(),
         metrics.clone(),
         options.ingest_queue,
+        options.limits,
     );
     let rollups = rollup::spawn(store.clone(), options.retention, options.rollup_period);
     let listener = TcpListener::bind(options.bind)

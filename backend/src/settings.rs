@@ -16,6 +16,13 @@
 //! # How often auto mode takes a step for each breaker in it (see docs/auto-mode.md).
 //! auto_tune_period_s = 60
 //!
+//! # How many names ingest takes in; a batch that would create one more is refused with a
+//! # 422 `limit_exceeded` (see docs/protocol.md). These are the defaults.
+//! [limits]
+//! max_services = 1000
+//! max_breakers_per_service = 1000
+//! max_instances_per_service = 10000
+//!
 //! [retention]
 //! raw_hours = 48
 //! minute_days = 30
@@ -59,7 +66,18 @@ pub struct FileSettings {
     #[serde(default)]
     pub retention: RetentionSettings,
     #[serde(default)]
+    pub limits: LimitsSettings,
+    #[serde(default)]
     pub alerts: AlertsSettings,
+}
+
+/// The `[limits]` table; each key overrides its default in [`crate::limits::Limits`].
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSettings {
+    pub max_services: Option<usize>,
+    pub max_breakers_per_service: Option<usize>,
+    pub max_instances_per_service: Option<usize>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -140,6 +158,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("sevrity"), "{err}");
+    }
+
+    #[test]
+    fn limits_parse_and_unknown_ones_are_named() {
+        let settings = parse("[limits]\nmax_services = 5\nmax_breakers_per_service = 7").unwrap();
+        assert_eq!(settings.limits.max_services, Some(5));
+        assert_eq!(settings.limits.max_breakers_per_service, Some(7));
+        assert_eq!(settings.limits.max_instances_per_service, None);
+        let err = parse("[limits]\nmax_service = 5").unwrap_err().to_string();
+        assert!(err.contains("max_service"), "{err}");
     }
 
     #[test]

@@ -40,7 +40,8 @@ impl LatencyHistogram {
         if self.counts.len() < Self::BUCKETS {
             self.counts.resize(Self::BUCKETS, 0);
         }
-        self.counts[bucket.min(Self::BUCKETS - 1)] += n;
+        let slot = &mut self.counts[bucket.min(Self::BUCKETS - 1)];
+        *slot = crate::add_counts(*slot, n);
     }
 
     pub fn merge(&mut self, other: &LatencyHistogram) {
@@ -52,7 +53,9 @@ impl LatencyHistogram {
     }
 
     pub fn total(&self) -> u64 {
-        self.counts.iter().sum()
+        self.counts
+            .iter()
+            .fold(0, |sum, &n| crate::add_counts(sum, n))
     }
 
     /// The latency in ms below which a share `q` (0–1) of the calls fall, taking each call's
@@ -66,7 +69,7 @@ impl LatencyHistogram {
         let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
         let mut seen = 0;
         for (bucket, &n) in self.counts.iter().enumerate() {
-            seen += n;
+            seen = crate::add_counts(seen, n);
             if seen >= rank {
                 return Some(match LATENCY_BOUNDS_MS.get(bucket) {
                     Some(&bound) => f64::from(bound),

@@ -102,24 +102,34 @@ pub struct OutcomeCounts {
     pub ignored: u64,
 }
 
+/// The largest count a sum holds: counts are int64 on the wire and in the store, so sums
+/// saturate here instead of wrapping (or panicking) when many large counts add up.
+pub const MAX_COUNT: u64 = i64::MAX as u64;
+
+/// `a + b`, saturating at [`MAX_COUNT`].
+pub fn add_counts(a: u64, b: u64) -> u64 {
+    a.saturating_add(b).min(MAX_COUNT)
+}
+
 impl OutcomeCounts {
     /// Calls that reached the dependency and were judged (success, failure or timeout).
     pub fn judged(&self) -> u64 {
-        self.success + self.failure + self.timeout
+        add_counts(add_counts(self.success, self.failure), self.timeout)
     }
 
     /// Calls that failed, timeouts included.
     pub fn failed(&self) -> u64 {
-        self.failure + self.timeout
+        add_counts(self.failure, self.timeout)
     }
 
+    /// Adds `other`'s counts, each saturating at [`MAX_COUNT`].
     pub fn merge(&mut self, other: &OutcomeCounts) {
-        self.success += other.success;
-        self.failure += other.failure;
-        self.timeout += other.timeout;
-        self.rejected += other.rejected;
-        self.slow += other.slow;
-        self.ignored += other.ignored;
+        self.success = add_counts(self.success, other.success);
+        self.failure = add_counts(self.failure, other.failure);
+        self.timeout = add_counts(self.timeout, other.timeout);
+        self.rejected = add_counts(self.rejected, other.rejected);
+        self.slow = add_counts(self.slow, other.slow);
+        self.ignored = add_counts(self.ignored, other.ignored);
     }
 }
 
