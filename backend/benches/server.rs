@@ -6,7 +6,9 @@
 //!    the same rows, in the same run (goal: HTTP ≥ 0.5× raw), for 40 reporting instances and
 //!    for 8 (see `ingest_vs_raw`).
 //! 2. Breaker detail (24 h series + timeline) with 10 M call outcomes stored (goal p95 ≤ 20 ms).
-//! 3. Server RSS with 1,000 live breakers reporting every second (goal ≤ 150 MB).
+//! 3. Server RSS with 1,000 live breakers reporting every second (goal ≤ 150 MB), and with
+//!    10,000 breakers (10 services × 10 instances × 100 breakers) before and after one full
+//!    read of every paginated list and `/metrics`: bytes per live breaker.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -556,14 +558,7 @@ async fn memory(quick: bool) {
     for task in tasks {
         task.await.unwrap();
     }
-    let breakers: Vec<protocol::BreakerSummary> = client
-        .get(format!("{url}/api/v1/breakers"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let breakers: Vec<protocol::BreakerSummary> = read_all(&client, &url, "/api/v1/breakers").await;
     let pid = child.id();
     println!(
         "memory: {} live breakers, {n_instances} instances reporting every second for {seconds} s, 10 live streams",
@@ -579,6 +574,146 @@ async fn memory(quick: bool) {
     for stream in streams {
         stream.abort();
     }
+}
+
+/// Every page of a list, following `Link: <…>; rel="next"`.
+async fn read_all<T: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
+    url: &str,
+    path: &str,
+) -> Vec<T> {
+    let mut items = Vec::new();
+    let mut next = Some(path.to_string());
+    while let Some(path) = next.take() {
+        let response = client.get(format!("{url}{path}")).send().await.unwrap();
+        next = response
+            .headers()
+            .get("link")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|link| link.split_once('>'))
+            .map(|(target, _)| target.trim_start_matches('<').to_string());
+        let page: Vec<T> = response.json().await.unwrap();
+        items.extend(page);
+    }
+    items
+}
+
+/// Starts `fusebox serve` on `database`; the child and its URL.
+fn serve(database: &str) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fusebox"))
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--database",
+            database,
+            "--anonymous-viewer",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(idx) = line.find("http://") {
+            break line[idx..].trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, url)
+}
+
+/// 10,000 breakers: RSS before and after they report, and after one read of every page of
+/// the lists and of `/metrics`.
+async fn memory_per_breaker(quick: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("large.db").display().to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fusebox"))
+        .args(["users", "add", "bench", "--admin", "--database", &database])
+        .output()
+        .unwrap();
+    let token = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string();
+    let (mut child, url) = serve(&database);
+    let pid = child.id();
+    let mb = |kb: u64| kb as f64 / 1024.0;
+    let client = reqwest::Client::new();
+    // Let the server settle before the baseline.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let baseline_kb = status_kb(pid, "VmRSS:");
+    let (n_services, n_instances, n_breakers) = (10, 10, 100);
+    let seconds = if quick { 5 } else { 15 };
+    let started = now_ms();
+    let mut tasks = Vec::new();
+    for service in 0..n_services {
+        for instance in 0..n_instances {
+            let (client, url, token) = (client.clone(), url.clone(), token.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut ticker = tokio::time::interval(Duration::from_secs(1));
+                for seq in 1..=seconds as u64 {
+                    ticker.tick().await;
+                    let mut b = batch(instance, seq, n_breakers, started + seq as i64 * 1000);
+                    b.service = format!("service-{service:02}");
+                    for (idx, a) in b.aggregates.iter_mut().enumerate() {
+                        a.breaker = format!("dependency-{:04}", instance * n_breakers + idx);
+                    }
+                    let response = client
+                        .post(format!("{url}/api/v1/ingest"))
+                        .bearer_auth(&token)
+                        .json(&b)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert!(response.status().is_success(), "{}", response.status());
+                }
+            }));
+        }
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let live_kb = status_kb(pid, "VmRSS:");
+    let breakers: Vec<protocol::BreakerSummary> = read_all(&client, &url, "/api/v1/breakers").await;
+    let lines: Vec<protocol::Sparkline> = read_all(&client, &url, "/api/v1/sparklines").await;
+    let services: Vec<protocol::ServiceSummary> = read_all(&client, &url, "/api/v1/services").await;
+    let metrics = client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let after_kb = status_kb(pid, "VmRSS:");
+    let n = breakers.len();
+    println!(
+        "memory per breaker: {n} breakers ({} services, {} sparklines), {n_instances} instances per service reporting every second for {seconds} s",
+        services.len(),
+        lines.len()
+    );
+    println!(
+        "  RSS idle {:>6.1} MB   live {:>6.1} MB   after reading every list and /metrics {:>6.1} MB   peak {:>6.1} MB",
+        mb(baseline_kb),
+        mb(live_kb),
+        mb(after_kb),
+        mb(status_kb(pid, "VmHWM:"))
+    );
+    println!(
+        "  {:>6.0} bytes of RSS per live breaker ({:.0} after the reads); /metrics {:.1} MB, {:.0} bytes per breaker",
+        (live_kb.saturating_sub(baseline_kb) * 1024) as f64 / n as f64,
+        (after_kb.saturating_sub(baseline_kb) * 1024) as f64 / n as f64,
+        metrics.len() as f64 / 1e6,
+        metrics.len() as f64 / n as f64
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
 
 fn main() {
@@ -605,6 +740,7 @@ fn main() {
         }
         if run("memory") {
             memory(quick).await;
+            memory_per_breaker(quick).await;
         }
     });
 }

@@ -1,7 +1,10 @@
 //! Handlers of the `/api/v1` routes other than the live stream.
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::State;
+use axum::http::{HeaderName, header};
+use axum::response::{IntoResponse, Response};
 use protocol::{
     BreakerSummary, CallBatch, ErrorBody, IngestAck, IngestBatch, Series, ServiceSummary,
     Sparkline, Timeline, TransitionRecord,
@@ -36,7 +39,7 @@ const NICE_STEPS_MS: [i64; 14] = [
         (status = 403, description = "Credentials without the right", body = ErrorBody),
         (status = 413, description = "Body over the limit", body = ErrorBody),
         (status = 415, description = "Not declared as JSON", body = ErrorBody),
-        (status = 422, description = "A field is invalid; `path` says which", body = ErrorBody),
+        (status = 422, description = "A field is invalid (`invalid`), or the batch would create a service, breaker or instance beyond a limit (`limit_exceeded`: nothing of it is stored); `path` says which", body = ErrorBody),
         (status = 503, description = "Ingest queue full; retry after `Retry-After`", body = ErrorBody),
     ),
     security(("bearer" = [])))]
@@ -55,7 +58,7 @@ pub async fn ingest(
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "No or unknown credentials", body = ErrorBody),
         (status = 403, description = "Credentials without the right", body = ErrorBody),
-        (status = 422, description = "A field is invalid; `path` says which", body = ErrorBody),
+        (status = 422, description = "A field is invalid (`invalid`), or the batch would create a service, breaker or instance beyond a limit (`limit_exceeded`: nothing of it is stored); `path` says which", body = ErrorBody),
         (status = 503, description = "Ingest queue full; retry after `Retry-After`", body = ErrorBody),
     ),
     security(("bearer" = [])))]
@@ -68,7 +71,18 @@ pub async fn ingest_calls(
         detail: err.detail,
         path: err.path,
     })?;
-    accept(&app, ingester, calls.into_ingest_batch()).await
+    // The calls are folded into aggregates: a path into the folded batch is turned back into
+    // one into the body sent, the first call of the breaker named.
+    let call_breakers: Vec<String> = calls.calls.iter().map(|c| c.breaker.clone()).collect();
+    match accept(&app, ingester, calls.into_ingest_batch()).await {
+        Err(AppError::LimitExceeded(mut err)) if err.path.starts_with("$.aggregates[") => {
+            if let Some(idx) = call_breakers.iter().position(|b| *b == err.name) {
+                err.path = format!("$.calls[{idx}].breaker");
+            }
+            Err(AppError::LimitExceeded(err))
+        }
+        answer => answer,
+    }
 }
 
 /// Validates a batch, checks the key's service, and waits for the commit.
@@ -94,14 +108,91 @@ async fn accept(
     Ok(Json(app.ingest.submit(batch).await?))
 }
 
+/// Items a list page holds when `limit` is not given.
+pub const DEFAULT_PAGE: usize = 1_000;
+/// The largest `limit` a list page takes.
+pub const MAX_PAGE: usize = 5_000;
+
 #[derive(Deserialize)]
-pub struct BreakersQuery {
+pub struct ListQuery {
     service: Option<String>,
+    limit: Option<i64>,
+    /// The cursor from the previous page's `Link`.
+    after: Option<String>,
+}
+
+impl ListQuery {
+    fn limit(&self) -> Result<usize, AppError> {
+        match self.limit {
+            None => Ok(DEFAULT_PAGE),
+            Some(n) if (1..=MAX_PAGE as i64).contains(&n) => Ok(n as usize),
+            Some(n) => Err(AppError::BadQuery {
+                detail: format!("limit must be between 1 and {MAX_PAGE}, not {n}"),
+            }),
+        }
+    }
+
+    /// The breaker cursor: a JSON array `[service, breaker]` (names may hold any character
+    /// but control characters, `/` included, so no separator would do).
+    fn breaker_cursor(&self) -> Result<Option<(String, String)>, AppError> {
+        let Some(text) = &self.after else {
+            return Ok(None);
+        };
+        serde_json::from_str(text)
+            .map(Some)
+            .map_err(|_| AppError::BadQuery {
+                detail: format!(
+                    "after must be the cursor from a previous page's Link header, not {text:?}"
+                ),
+            })
+    }
+}
+
+/// `Link: <path?query>; rel="next"` for the page after `after`, keeping the other parameters.
+fn next_link(path: &str, query: &ListQuery, limit: usize, after: &str) -> (HeaderName, String) {
+    let mut params = form_urlencoded::Serializer::new(String::new());
+    if let Some(service) = &query.service {
+        params.append_pair("service", service);
+    }
+    params.append_pair("limit", &limit.to_string());
+    params.append_pair("after", after);
+    (
+        header::LINK,
+        format!("<{path}?{}>; rel=\"next\"", params.finish()),
+    )
+}
+
+/// A page of a list: the JSON array (the body's shape is unchanged by paging) and, when more
+/// follows, a `Link` header to the next page.
+fn page<T: serde::Serialize>(
+    mut items: Vec<T>,
+    limit: usize,
+    next: impl FnOnce(&T) -> (HeaderName, String),
+) -> Response {
+    // One more item than asked was read: it says whether another page follows.
+    let link = (items.len() > limit).then(|| {
+        items.truncate(limit);
+        next(items.last().expect("limit is at least 1"))
+    });
+    match link {
+        Some(link) => ([link], Json(items)).into_response(),
+        None => Json(items).into_response(),
+    }
+}
+
+fn breaker_cursor_text(service: &str, breaker: &str) -> String {
+    serde_json::to_string(&(service, breaker)).expect("two strings serialize")
 }
 
 #[utoipa::path(get, path = "/api/v1/breakers", tag = "read",
-    params(("service" = Option<String>, Query, description = "Only this service")),
-    responses((status = 200, body = Vec<BreakerSummary>),
+    params(
+        ("service" = Option<String>, Query, description = "Only this service"),
+        ("limit" = Option<i64>, Query, description = "Breakers per page, 1 to 5000, default 1000"),
+        ("after" = Option<String>, Query, description = "Cursor: the `after` of the previous page's `Link: <…>; rel=\"next\"` header"),
+    ),
+    responses((status = 200, body = Vec<BreakerSummary>,
+            description = "Ordered by service and breaker; a `Link: <…>; rel=\"next\"` header when more follows",
+            headers(("Link" = String, description = "The next page, when there is one"))),
         (status = 400, description = "Malformed JSON or query", body = ErrorBody),
         (status = 401, description = "No or unknown credentials", body = ErrorBody),
         (status = 403, description = "Credentials without the right", body = ErrorBody),
@@ -110,56 +201,94 @@ pub struct BreakersQuery {
 pub async fn breakers(
     State(app): State<AppState>,
     _: Viewer,
-    Query(query): Query<BreakersQuery>,
-) -> Json<Vec<BreakerSummary>> {
-    let fleet = app.fleet.read().expect("fleet lock poisoned");
-    let mut summaries = fleet.summaries();
-    if let Some(service) = query.service {
-        summaries.retain(|s| s.service == service);
-    }
-    Json(summaries)
+    Query(query): Query<ListQuery>,
+) -> Result<Response, AppError> {
+    let limit = query.limit()?;
+    let after = query.breaker_cursor()?;
+    let summaries = {
+        let fleet = app.fleet.read().expect("fleet lock poisoned");
+        fleet.summaries_page(
+            query.service.as_deref(),
+            after.as_ref().map(|(s, b)| (s.as_str(), b.as_str())),
+            limit + 1,
+        )
+    };
+    Ok(page(summaries, limit, |last: &BreakerSummary| {
+        let cursor = breaker_cursor_text(&last.service, &last.breaker);
+        next_link("/api/v1/breakers", &query, limit, &cursor)
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/sparklines", tag = "read",
-    params(("service" = Option<String>, Query, description = "Only this service")),
-    responses((status = 200, description = "Calls/s per second over the last 2 minutes, per breaker", body = Vec<Sparkline>),
+    params(
+        ("service" = Option<String>, Query, description = "Only this service"),
+        ("limit" = Option<i64>, Query, description = "Breakers per page, 1 to 5000, default 1000"),
+        ("after" = Option<String>, Query, description = "Cursor: the `after` of the previous page's `Link: <…>; rel=\"next\"` header"),
+    ),
+    responses((status = 200, description = "Calls/s per second over the last 2 minutes, per breaker, ordered by service and breaker; a `Link: <…>; rel=\"next\"` header when more follows", body = Vec<Sparkline>,
+            headers(("Link" = String, description = "The next page, when there is one"))),
+        (status = 400, description = "Malformed JSON or query", body = ErrorBody),
         (status = 401, description = "No or unknown credentials", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn sparklines(
     State(app): State<AppState>,
     _: Viewer,
-    Query(query): Query<BreakersQuery>,
-) -> Json<Vec<Sparkline>> {
-    let fleet = app.fleet.read().expect("fleet lock poisoned");
-    Json(fleet.sparklines(query.service.as_deref()))
+    Query(query): Query<ListQuery>,
+) -> Result<Response, AppError> {
+    let limit = query.limit()?;
+    let after = query.breaker_cursor()?;
+    let lines = {
+        let fleet = app.fleet.read().expect("fleet lock poisoned");
+        fleet.sparklines_page(
+            query.service.as_deref(),
+            after.as_ref().map(|(s, b)| (s.as_str(), b.as_str())),
+            limit + 1,
+        )
+    };
+    Ok(page(lines, limit, |last: &Sparkline| {
+        let cursor = breaker_cursor_text(&last.service, &last.breaker);
+        next_link("/api/v1/sparklines", &query, limit, &cursor)
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct ServicesQuery {
+    limit: Option<i64>,
+    after: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/services", tag = "read",
-    responses((status = 200, body = Vec<ServiceSummary>),
+    params(
+        ("limit" = Option<i64>, Query, description = "Services per page, 1 to 5000, default 1000"),
+        ("after" = Option<String>, Query, description = "Cursor: the `after` of the previous page's `Link: <…>; rel=\"next\"` header (a service name)"),
+    ),
+    responses((status = 200, body = Vec<ServiceSummary>,
+            description = "Ordered by service; a `Link: <…>; rel=\"next\"` header when more follows",
+            headers(("Link" = String, description = "The next page, when there is one"))),
         (status = 400, description = "Malformed JSON or query", body = ErrorBody),
         (status = 401, description = "No or unknown credentials", body = ErrorBody),
         (status = 403, description = "Credentials without the right", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn services(State(app): State<AppState>, _: Viewer) -> Json<Vec<ServiceSummary>> {
-    let fleet = app.fleet.read().expect("fleet lock poisoned");
-    let mut services: Vec<ServiceSummary> = Vec::new();
-    for summary in fleet.summaries() {
-        if services.last().is_none_or(|s| s.service != summary.service) {
-            services.push(ServiceSummary {
-                service: summary.service.clone(),
-                breakers: 0,
-                open_breakers: 0,
-                instances: 0,
-            });
-        }
-        let service = services.last_mut().expect("pushed above");
-        service.breakers += 1;
-        service.open_breakers += u32::from(summary.state == protocol::State::Open);
-        service.instances = service.instances.max(summary.instances.len() as u32);
-    }
-    Json(services)
+pub async fn services(
+    State(app): State<AppState>,
+    _: Viewer,
+    Query(query): Query<ServicesQuery>,
+) -> Result<Response, AppError> {
+    let list = ListQuery {
+        service: None,
+        limit: query.limit,
+        after: None,
+    };
+    let limit = list.limit()?;
+    let services = {
+        let fleet = app.fleet.read().expect("fleet lock poisoned");
+        fleet.services_page(query.after.as_deref(), limit + 1)
+    };
+    Ok(page(services, limit, |last: &ServiceSummary| {
+        next_link("/api/v1/services", &list, limit, &last.service)
+    }))
 }
 
 #[derive(Deserialize)]
@@ -229,19 +358,10 @@ fn no_breaker(service: &str, breaker: &str) -> AppError {
         (status = 403, description = "Credentials without the right", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn metrics(State(app): State<AppState>, _: Viewer) -> impl axum::response::IntoResponse {
-    let depth = app.ingest.depth();
-    let text = {
-        let fleet = app.fleet.read().expect("fleet lock poisoned");
-        app.metrics.render(&fleet, depth)
-    };
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        text,
-    )
+pub async fn metrics(State(app): State<AppState>, _: Viewer) -> impl IntoResponse {
+    let server = app.metrics.render_server(app.ingest.depth());
+    let body = Body::from_stream(crate::metrics::exposition(server, app.fleet.clone()));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
 /// The step for a range: the smallest nice step that keeps the series near `TARGET_POINTS`.

@@ -36,6 +36,10 @@ pub enum AppError {
     /// Valid credentials without the right (403).
     #[error("forbidden: {detail}")]
     Forbidden { detail: String },
+    /// An ingest batch would create a name beyond a cardinality limit (422 `limit_exceeded`;
+    /// why not 429: see `limits.rs`).
+    #[error("limit exceeded: {} at {}", .0.detail, .0.path)]
+    LimitExceeded(crate::limits::LimitExceeded),
     /// The request conflicts with the current state (409).
     #[error("conflict: {detail}")]
     Conflict { detail: String },
@@ -63,7 +67,9 @@ impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::MalformedJson { .. } | AppError::BadQuery { .. } => StatusCode::BAD_REQUEST,
-            AppError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Invalid { .. } | AppError::LimitExceeded(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             AppError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::NotFound { .. } => StatusCode::NOT_FOUND,
@@ -83,6 +89,9 @@ impl AppError {
         let (error, detail, path) = match self {
             AppError::MalformedJson { detail } => ("malformed_json", detail.clone(), None),
             AppError::Invalid { detail, path } => ("invalid", detail.clone(), Some(path.clone())),
+            AppError::LimitExceeded(err) => {
+                ("limit_exceeded", err.detail.clone(), Some(err.path.clone()))
+            }
             AppError::TooLarge { detail } => ("too_large", detail.clone(), None),
             AppError::UnsupportedMediaType { detail } => {
                 ("unsupported_media_type", detail.clone(), None)

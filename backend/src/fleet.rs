@@ -3,12 +3,18 @@
 //!
 //! It is rebuilt from the store's `instance_states` at start and updated by the ingest writer
 //! after each commit, so a read never touches SQLite.
+//!
+//! Breakers are kept in order (service, then name), so that lists are read a page at a time
+//! from a cursor ([`Fleet::summaries_page`], [`Fleet::sparklines_page`],
+//! [`Fleet::services_page`], [`Fleet::breakers_after`]): no answer or `/metrics` chunk holds
+//! the whole fleet at once.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::Bound;
 
 use protocol::{
-    Aggregate, BreakerSummary, InstanceState, LatencyHistogram, OutcomeCounts, Sparkline, State,
-    Transition,
+    Aggregate, BreakerSummary, InstanceState, LatencyHistogram, OutcomeCounts, ServiceSummary,
+    Sparkline, State, Transition,
 };
 
 /// An instance stops counting towards a breaker's current rates when its newest interval ended
@@ -53,17 +59,54 @@ impl InstanceEvent<'_> {
 pub const SPARKLINE_SECONDS: usize = 120;
 
 #[derive(Default)]
-struct Totals {
-    counts: OutcomeCounts,
+pub struct Totals {
+    pub counts: OutcomeCounts,
     /// (second since the epoch, calls/s), ascending, at most `SPARKLINE_SECONDS` long.
     recent: VecDeque<(i64, f64)>,
+    /// Transitions since the server started, by `from * 3 + to` (see [`state_index`]);
+    /// allocated at a breaker's first transition.
+    transitions: Option<Box<[u64; 9]>>,
+}
+
+/// The order of states in [`Totals::transitions`].
+pub const STATES: [State; 3] = [State::Closed, State::Open, State::HalfOpen];
+
+fn state_index(state: State) -> usize {
+    match state {
+        State::Closed => 0,
+        State::Open => 1,
+        State::HalfOpen => 2,
+    }
+}
+
+/// A position in the fleet's order: the last (service, breaker) of the previous page.
+pub type Cursor<'a> = (&'a str, &'a str);
+
+/// What `/metrics` shows of a breaker, read without building its whole summary.
+pub struct BreakerGauges {
+    pub state: State,
+    pub open_instances: usize,
+    pub instances: usize,
+    pub failure_rate: Option<f64>,
 }
 
 impl Totals {
+    /// Transitions since the server started: (from, to, count) for each pair seen.
+    pub fn transitions(&self) -> impl Iterator<Item = (State, State, u64)> + '_ {
+        self.transitions.iter().flat_map(|counts| {
+            counts
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n > 0)
+                .map(|(idx, &n)| (STATES[idx / 3], STATES[idx % 3], n))
+        })
+    }
+
     fn add(&mut self, aggregate: &Aggregate) {
         self.counts.merge(&aggregate.counts);
         let c = &aggregate.counts;
-        let calls = (c.judged() + c.rejected + c.ignored) as f64;
+        // In f64: the sum of three counts may not fit a u64.
+        let calls = c.judged() as f64 + c.rejected as f64 + c.ignored as f64;
         let rate = calls * 1_000.0 / f64::from(aggregate.interval_ms.max(1));
         let second = aggregate.start_ms.div_euclid(1_000);
         // Usually the newest second; a late aggregate finds its place from the back.
@@ -88,6 +131,7 @@ impl Totals {
 /// The maps on the ingest path: hashed with foldhash (seeded per process), several times
 /// cheaper than the standard SipHash for the short names used as keys here.
 pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+pub type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 /// Key of a breaker: (service, breaker name).
 pub type BreakerKey = (String, String);
@@ -95,11 +139,11 @@ pub type BreakerKey = (String, String);
 #[derive(Default)]
 pub struct Fleet {
     /// Per service, per breaker, per instance. Nested so that lookups borrow `&str`s.
-    breakers: FastMap<String, FastMap<String, BTreeMap<String, InstanceLive>>>,
+    breakers: BTreeMap<String, BTreeMap<String, BTreeMap<String, InstanceLive>>>,
     /// Per service and breaker: calls by outcome since the server started (for `/metrics`) and
     /// calls per second over the last `SPARKLINE_SECONDS` (for sparklines). Nested so that
     /// lookups borrow `&str`s instead of allocating a key per aggregate.
-    totals: FastMap<String, FastMap<String, Totals>>,
+    totals: BTreeMap<String, BTreeMap<String, Totals>>,
 }
 
 // === impl InstanceLive ===
@@ -197,6 +241,17 @@ impl Fleet {
         self.breakers.get(service)?.get(breaker)?.get(instance)
     }
 
+    /// Every (service, instance) with a state, once per breaker it has a state for.
+    pub fn instance_names(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.breakers.iter().flat_map(|(service, breakers)| {
+            breakers.values().flat_map(move |instances| {
+                instances
+                    .keys()
+                    .map(move |instance| (service.as_str(), instance.as_str()))
+            })
+        })
+    }
+
     pub fn insert(&mut self, key: BreakerKey, instance: String, live: InstanceLive) {
         self.breakers
             .entry(key.0)
@@ -239,18 +294,50 @@ impl Fleet {
         }
     }
 
-    /// Every breaker's calls by outcome since the server started: (service, breaker, counts).
-    pub fn totals(&self) -> impl Iterator<Item = (&str, &str, &OutcomeCounts)> {
-        self.totals.iter().flat_map(|(service, breakers)| {
-            breakers
-                .iter()
-                .map(move |(breaker, t)| (service.as_str(), breaker.as_str(), &t.counts))
-        })
+    /// Counts a committed transition for `/metrics`.
+    pub fn count_transition(&mut self, service: &str, transition: &Transition) {
+        let breakers = match self.totals.get_mut(service) {
+            Some(breakers) => breakers,
+            None => self.totals.entry(service.to_string()).or_default(),
+        };
+        let totals = match breakers.get_mut(&transition.breaker) {
+            Some(totals) => totals,
+            None => breakers.entry(transition.breaker.clone()).or_default(),
+        };
+        let counts = totals.transitions.get_or_insert_with(Default::default);
+        let slot = &mut counts[state_index(transition.from) * 3 + state_index(transition.to)];
+        *slot = slot.saturating_add(1);
+    }
+
+    /// The running totals of the breakers after `after` (of `service` only, when given), in
+    /// order.
+    pub fn totals_after<'a>(
+        &'a self,
+        service: Option<&'a str>,
+        after: Option<Cursor<'a>>,
+    ) -> impl Iterator<Item = (&'a str, &'a str, &'a Totals)> + 'a {
+        ordered_after(&self.totals, service, after)
+    }
+
+    /// The breakers after `after` (of `service` only, when given), in order, with their
+    /// instances.
+    pub fn breakers_after<'a>(
+        &'a self,
+        service: Option<&'a str>,
+        after: Option<Cursor<'a>>,
+    ) -> impl Iterator<Item = (&'a str, &'a str, &'a BTreeMap<String, InstanceLive>)> + 'a {
+        ordered_after(&self.breakers, service, after)
     }
 
     /// Calls/s per second for the `SPARKLINE_SECONDS` seconds up to the newest one reported
-    /// by any breaker, zero where nothing was reported; ordered by service and breaker.
-    pub fn sparklines(&self, service: Option<&str>) -> Vec<Sparkline> {
+    /// by any breaker, zero where nothing was reported; at most `limit` breakers after
+    /// `after`, ordered by service and breaker.
+    pub fn sparklines_page(
+        &self,
+        service: Option<&str>,
+        after: Option<Cursor<'_>>,
+        limit: usize,
+    ) -> Vec<Sparkline> {
         let newest = self
             .totals
             .values()
@@ -261,31 +348,25 @@ impl Fleet {
             return Vec::new();
         };
         let first = newest - SPARKLINE_SECONDS as i64 + 1;
-        let mut out: Vec<Sparkline> = self
-            .totals
-            .iter()
-            .filter(|(s, _)| service.is_none_or(|wanted| wanted == s.as_str()))
-            .flat_map(|(s, breakers)| {
-                breakers.iter().map(move |(b, totals)| {
-                    let mut calls_per_s = vec![0.0; SPARKLINE_SECONDS];
-                    for &(second, rate) in &totals.recent {
-                        if let Some(slot) = calls_per_s.get_mut((second - first) as usize)
-                            && second >= first
-                        {
-                            *slot = rate;
-                        }
+        self.totals_after(service, after)
+            .take(limit)
+            .map(|(s, b, totals)| {
+                let mut calls_per_s = vec![0.0; SPARKLINE_SECONDS];
+                for &(second, rate) in &totals.recent {
+                    if let Some(slot) = calls_per_s.get_mut((second - first) as usize)
+                        && second >= first
+                    {
+                        *slot = rate;
                     }
-                    Sparkline {
-                        service: s.clone(),
-                        breaker: b.clone(),
-                        start_ms: first * 1_000,
-                        calls_per_s,
-                    }
-                })
+                }
+                Sparkline {
+                    service: s.to_string(),
+                    breaker: b.to_string(),
+                    start_ms: first * 1_000,
+                    calls_per_s,
+                }
             })
-            .collect();
-        out.sort_by(|a, b| (&a.service, &a.breaker).cmp(&(&b.service, &b.breaker)));
-        out
+            .collect()
     }
 
     pub fn summary(&self, key: &BreakerKey) -> Option<BreakerSummary> {
@@ -299,19 +380,114 @@ impl Fleet {
             .map(|instances| summarize(service, breaker, instances))
     }
 
-    /// Every breaker's summary, ordered by service then name.
-    pub fn summaries(&self) -> Vec<BreakerSummary> {
-        let mut out: Vec<BreakerSummary> = self
-            .breakers
-            .iter()
-            .flat_map(|(service, breakers)| {
-                breakers
-                    .iter()
-                    .map(move |(breaker, instances)| summarize(service, breaker, instances))
+    /// The summaries of at most `limit` breakers after `after` (of `service` only, when
+    /// given), ordered by service then name.
+    pub fn summaries_page(
+        &self,
+        service: Option<&str>,
+        after: Option<Cursor<'_>>,
+        limit: usize,
+    ) -> Vec<BreakerSummary> {
+        self.breakers_after(service, after)
+            .take(limit)
+            .map(|(service, breaker, instances)| summarize(service, breaker, instances))
+            .collect()
+    }
+
+    /// At most `limit` services after `after`, in order, each with its number of breakers,
+    /// of open breakers, and the most instances of one of its breakers.
+    pub fn services_page(&self, after: Option<&str>, limit: usize) -> Vec<ServiceSummary> {
+        let services: Box<dyn Iterator<Item = (&String, &BTreeMap<_, _>)>> = match after {
+            Some(after) => Box::new(
+                self.breakers
+                    .range::<str, _>((Bound::Excluded(after), Bound::Unbounded)),
+            ),
+            None => Box::new(self.breakers.iter()),
+        };
+        services
+            .take(limit)
+            .map(|(service, breakers)| {
+                let mut summary = ServiceSummary {
+                    service: service.clone(),
+                    breakers: 0,
+                    open_breakers: 0,
+                    instances: 0,
+                };
+                for instances in breakers.values() {
+                    let gauges = breaker_gauges(instances);
+                    summary.breakers = summary.breakers.saturating_add(1);
+                    summary.open_breakers = summary
+                        .open_breakers
+                        .saturating_add(u32::from(gauges.state == State::Open));
+                    summary.instances = summary
+                        .instances
+                        .max(u32::try_from(gauges.instances).unwrap_or(u32::MAX));
+                }
+                summary
             })
-            .collect();
-        out.sort_by(|a, b| (&a.service, &a.breaker).cmp(&(&b.service, &b.breaker)));
-        out
+            .collect()
+    }
+}
+
+/// The entries of a two-level ordered map after `after` (exclusive), within `service` when
+/// given.
+fn ordered_after<'a, T>(
+    map: &'a BTreeMap<String, BTreeMap<String, T>>,
+    service: Option<&'a str>,
+    after: Option<Cursor<'a>>,
+) -> impl Iterator<Item = (&'a str, &'a str, &'a T)> + 'a {
+    let services: Box<dyn Iterator<Item = (&'a String, &'a BTreeMap<String, T>)> + 'a> =
+        match (service, after) {
+            (Some(service), _) => Box::new(map.get_key_value(service).into_iter()),
+            (None, Some((after, _))) => {
+                Box::new(map.range::<str, _>((Bound::Included(after), Bound::Unbounded)))
+            }
+            (None, None) => Box::new(map.iter()),
+        };
+    services.flat_map(move |(service, breakers)| {
+        let breakers: Box<dyn Iterator<Item = (&'a String, &'a T)> + 'a> = match after {
+            Some((after_service, _)) if service.as_str() < after_service => {
+                Box::new(std::iter::empty())
+            }
+            Some((after_service, after_breaker)) if service.as_str() == after_service => Box::new(
+                breakers.range::<str, _>((Bound::Excluded(after_breaker), Bound::Unbounded)),
+            ),
+            _ => Box::new(breakers.iter()),
+        };
+        breakers.map(move |(breaker, value)| (service.as_str(), breaker.as_str(), value))
+    })
+}
+
+/// A breaker's state (the worst of its instances'), its open instances, instances and
+/// failure rate over the fresh intervals, as [`summarize`] computes them.
+pub fn breaker_gauges(instances: &BTreeMap<String, InstanceLive>) -> BreakerGauges {
+    let state = instances
+        .values()
+        .map(|i| i.state)
+        .max_by_key(|s| s.severity())
+        .unwrap_or(State::Closed);
+    let newest_end = instances
+        .values()
+        .filter_map(|i| i.last_interval.as_ref().map(|l| l.end_ms))
+        .max()
+        .unwrap_or(0);
+    let mut counts = OutcomeCounts::default();
+    for interval in instances
+        .values()
+        .filter_map(|i| i.last_interval.as_ref())
+        .filter(|l| l.end_ms >= newest_end - STALE_AFTER_MS)
+    {
+        counts.merge(&interval.counts);
+    }
+    let judged = counts.judged();
+    BreakerGauges {
+        state,
+        open_instances: instances
+            .values()
+            .filter(|i| i.state == State::Open)
+            .count(),
+        instances: instances.len(),
+        failure_rate: (judged > 0).then(|| counts.failed() as f64 / judged as f64),
     }
 }
 
@@ -347,8 +523,9 @@ fn summarize(
     {
         counts.merge(&interval.counts);
         latency.merge(&interval.latency);
-        let calls = interval.counts.judged() + interval.counts.rejected + interval.counts.ignored;
-        calls_per_s += calls as f64 * 1_000.0 / f64::from(interval.interval_ms.max(1));
+        let c = &interval.counts;
+        let calls = c.judged() as f64 + c.rejected as f64 + c.ignored as f64;
+        calls_per_s += calls * 1_000.0 / f64::from(interval.interval_ms.max(1));
         threshold = threshold.or(interval.failure_rate_threshold);
     }
     let judged = counts.judged();
@@ -383,6 +560,52 @@ fn summarize(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn pages_follow_the_order_from_a_cursor() {
+        let mut fleet = Fleet::default();
+        for (service, breaker) in [("a", "x"), ("a", "y"), ("b", "x"), ("c", "a/b"), ("c", "z")] {
+            let live = InstanceLive::apply(
+                None,
+                &InstanceEvent::Interval(&aggregate(0, State::Closed, 1, 0)),
+            );
+            fleet.insert((service.into(), breaker.into()), "i".into(), live);
+        }
+        let names = |page: Vec<BreakerSummary>| {
+            page.into_iter()
+                .map(|s| format!("{}/{}", s.service, s.breaker))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(fleet.summaries_page(None, None, 2)), ["a/x", "a/y"]);
+        assert_eq!(
+            names(fleet.summaries_page(None, Some(("a", "y")), 2)),
+            ["b/x", "c/a/b"]
+        );
+        assert_eq!(
+            names(fleet.summaries_page(None, Some(("c", "a/b")), 2)),
+            ["c/z"]
+        );
+        // A cursor between names, and one within a service filter.
+        assert_eq!(
+            names(fleet.summaries_page(None, Some(("a", "xx")), 1)),
+            ["a/y"]
+        );
+        assert_eq!(
+            names(fleet.summaries_page(Some("a"), Some(("a", "x")), 5)),
+            ["a/y"]
+        );
+        assert!(
+            fleet
+                .summaries_page(Some("a"), Some(("b", "")), 5)
+                .is_empty()
+        );
+        let services: Vec<_> = fleet
+            .services_page(Some("a"), 5)
+            .into_iter()
+            .map(|s| (s.service, s.breakers))
+            .collect();
+        assert_eq!(services, [("b".to_string(), 1), ("c".to_string(), 2)]);
+    }
+
     use super::*;
 
     fn transition(at_ms: i64, from: State, to: State) -> Transition {
@@ -449,16 +672,16 @@ mod tests {
             fleet.count("svc", &aggregate(second * 1_000, State::Closed, 1, 1));
         }
         fleet.count("svc", &aggregate(150_000, State::Closed, 10, 0));
-        let lines = fleet.sparklines(None);
+        let lines = fleet.sparklines_page(None, None, 10);
         assert_eq!(lines.len(), 1);
         let line = &lines[0];
         assert_eq!(line.calls_per_s.len(), SPARKLINE_SECONDS);
         assert_eq!(line.start_ms, (200 - SPARKLINE_SECONDS as i64) * 1_000);
         assert_eq!(line.calls_per_s[SPARKLINE_SECONDS - 1], 6.0);
         assert_eq!(line.calls_per_s[150 - 80], 16.0);
-        assert!(fleet.sparklines(Some("other")).is_empty());
-        let totals: Vec<_> = fleet.totals().collect();
-        assert_eq!(totals[0].2.judged(), 200 * 6 + 10);
+        assert!(fleet.sparklines_page(Some("other"), None, 10).is_empty());
+        let totals: Vec<_> = fleet.totals_after(None, None).collect();
+        assert_eq!(totals[0].2.counts.judged(), 200 * 6 + 10);
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! then updates the [`Fleet`], answers each handler and publishes to the live [`Hub`]:
 //! transitions at once, breaker summaries at most once per [`SUMMARY_PERIOD`]. A full queue
 //! is answered with 503 and `Retry-After` rather than growing without bound.
+//!
+//! The writer also enforces the cardinality [`Limits`]: it is the only task that creates
+//! breakers and instances, and it knows every name already (the ids it keeps), so it checks
+//! each batch before committing, without a query, and no two batches can race past a limit.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
@@ -15,8 +19,9 @@ use protocol::{IngestAck, IngestBatch, StreamEvent, TransitionRecord};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::AppError;
-use crate::fleet::{BreakerKey, FastMap, Fleet, InstanceEvent, InstanceLive};
+use crate::fleet::{BreakerKey, FastMap, FastSet, Fleet, InstanceEvent, InstanceLive};
 use crate::hub::Hub;
+use crate::limits::{Limit, LimitExceeded, Limits};
 use crate::metrics::Metrics;
 use crate::store::{Committed, Store};
 use crate::time::now_ms;
@@ -26,7 +31,7 @@ const MAX_BATCHES_PER_COMMIT: usize = 64;
 
 struct Job {
     batch: IngestBatch,
-    reply: oneshot::Sender<anyhow::Result<IngestAck>>,
+    reply: oneshot::Sender<Result<IngestAck, AppError>>,
 }
 
 /// The handlers' end of the writer's queue.
@@ -61,7 +66,8 @@ impl IngestQueue {
     }
 }
 
-/// Starts the writer task with a queue of `capacity` batches.
+/// Starts the writer task with a queue of `capacity` batches. `fleet` holds the instances
+/// known so far (they count towards `limits`), `breaker_ids` every breaker.
 pub fn spawn_writer(
     store: Store,
     fleet: Arc<RwLock<Fleet>>,
@@ -69,6 +75,7 @@ pub fn spawn_writer(
     hub: Hub,
     metrics: Arc<Metrics>,
     capacity: usize,
+    limits: Limits,
 ) -> IngestQueue {
     let (tx, rx) = mpsc::channel(capacity);
     let dirty: Arc<Mutex<HashSet<BreakerKey>>> = Arc::default();
@@ -77,14 +84,25 @@ pub fn spawn_writer(
     for ((service, name), id) in breaker_ids {
         ids.entry(service).or_default().insert(name, id);
     }
+    let mut instances: FastMap<String, FastSet<String>> = FastMap::default();
+    for (service, instance) in fleet.read().expect("fleet lock poisoned").instance_names() {
+        instances
+            .entry(service.to_string())
+            .or_default()
+            .insert(instance.to_string());
+    }
+    metrics.set_limits(&limits);
     let writer = Writer {
         store,
         fleet,
         breaker_ids: ids,
+        instances,
+        limits,
         hub,
         metrics,
         dirty,
     };
+    writer.export_cardinality();
     tokio::spawn(writer.run(rx));
     IngestQueue { tx }
 }
@@ -133,10 +151,22 @@ struct Writer {
     store: Store,
     fleet: Arc<RwLock<Fleet>>,
     breaker_ids: BreakerIds,
+    /// Per service, the instances that reported an aggregate or a transition.
+    instances: FastMap<String, FastSet<String>>,
+    limits: Limits,
     hub: Hub,
     metrics: Arc<Metrics>,
     /// Breakers whose summary changed since the last flush (see `flush_summaries`).
     dirty: Arc<Mutex<HashSet<BreakerKey>>>,
+}
+
+/// Names the batches admitted into the current group will create, not committed yet: they
+/// count towards the limits of the batches after them.
+#[derive(Default)]
+struct GroupNames {
+    n_new_services: usize,
+    breakers: FastMap<String, FastSet<String>>,
+    instances: FastMap<String, FastSet<String>>,
 }
 
 /// What one group commit will change once its transaction commits.
@@ -163,13 +193,23 @@ impl Writer {
         let mut jobs = Vec::with_capacity(MAX_BATCHES_PER_COMMIT);
         while rx.recv_many(&mut jobs, MAX_BATCHES_PER_COMMIT).await > 0 {
             let mut replies = Vec::with_capacity(jobs.len());
-            let owned: Vec<IngestBatch> = jobs
-                .drain(..)
-                .map(|job| {
-                    replies.push(Some(job.reply));
-                    job.batch
-                })
-                .collect();
+            let mut owned: Vec<IngestBatch> = Vec::with_capacity(jobs.len());
+            let mut group = GroupNames::default();
+            for job in jobs.drain(..) {
+                match self.admit(&job.batch, &mut group) {
+                    Ok(()) => {
+                        replies.push(Some(job.reply));
+                        owned.push(job.batch);
+                    }
+                    Err(err) => {
+                        self.metrics.record_limit_rejection(err.limit);
+                        let _ = job.reply.send(Err(AppError::LimitExceeded(err)));
+                    }
+                }
+            }
+            if owned.is_empty() {
+                continue;
+            }
             let batches: Vec<&IngestBatch> = owned.iter().collect();
             let started = std::time::Instant::now();
             match self.commit(&batches).await {
@@ -188,7 +228,7 @@ impl Writer {
                             Ok(pending) => self.publish(&[batch], pending, [reply.take()]),
                             Err(err) => {
                                 if let Some(reply) = reply.take() {
-                                    let _ = reply.send(Err(err));
+                                    let _ = reply.send(Err(AppError::Internal(err)));
                                 }
                             }
                         }
@@ -196,6 +236,98 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Checks that `batch` creates no name beyond a limit, counting the names already known
+    /// and those of the batches admitted before it into the same group; on success its new
+    /// names join `group`. Names already known are never refused.
+    fn admit(&self, batch: &IngestBatch, group: &mut GroupNames) -> Result<(), LimitExceeded> {
+        if batch.aggregates.is_empty() && batch.transitions.is_empty() {
+            // Nothing that creates a breaker or an instance state.
+            return Ok(());
+        }
+        let service = batch.service.as_str();
+        let known_breakers = self.breaker_ids.get(service);
+        let group_breakers = group.breakers.get(service);
+        let new_service = known_breakers.is_none() && group_breakers.is_none();
+        if new_service {
+            self.limits.check(
+                Limit::Services,
+                self.breaker_ids.len() + group.n_new_services,
+                service,
+                service,
+                || "$.service".into(),
+            )?;
+        }
+        let known_instances = self.instances.get(service);
+        let group_instances = group.instances.get(service);
+        let instance = batch.instance.as_str();
+        let new_instance = !known_instances.is_some_and(|known| known.contains(instance))
+            && !group_instances.is_some_and(|known| known.contains(instance));
+        if new_instance {
+            self.limits.check(
+                Limit::InstancesPerService,
+                known_instances.map_or(0, |known| known.len())
+                    + group_instances.map_or(0, |known| known.len()),
+                service,
+                instance,
+                || "$.instance".into(),
+            )?;
+        }
+        let n_breakers = known_breakers.map_or(0, |known| known.len())
+            + group_breakers.map_or(0, |known| known.len());
+        let mut new_breakers: Vec<&str> = Vec::new();
+        let names = (batch.aggregates.iter().enumerate())
+            .map(|(idx, a)| (a.breaker.as_str(), "aggregates", idx))
+            .chain(
+                (batch.transitions.iter().enumerate())
+                    .map(|(idx, t)| (t.breaker.as_str(), "transitions", idx)),
+            );
+        for (name, list, idx) in names {
+            let known = known_breakers.is_some_and(|known| known.contains_key(name))
+                || group_breakers.is_some_and(|known| known.contains(name))
+                || new_breakers.contains(&name);
+            if known {
+                continue;
+            }
+            self.limits.check(
+                Limit::BreakersPerService,
+                n_breakers + new_breakers.len(),
+                service,
+                name,
+                || format!("$.{list}[{idx}].breaker"),
+            )?;
+            new_breakers.push(name);
+        }
+        if new_service {
+            group.n_new_services += 1;
+        }
+        if new_instance {
+            group
+                .instances
+                .entry(service.to_string())
+                .or_default()
+                .insert(instance.to_string());
+        }
+        if !new_breakers.is_empty() || new_service {
+            let entry = group.breakers.entry(service.to_string()).or_default();
+            entry.extend(new_breakers.into_iter().map(str::to_string));
+        }
+        Ok(())
+    }
+
+    /// The current counts, for `/metrics`: services, and the most breakers and instances of
+    /// any service (what the per-service limits bound).
+    fn export_cardinality(&self) {
+        let most_breakers = self.breaker_ids.values().map(|b| b.len()).max();
+        let most_instances = self.instances.values().map(|i| i.len()).max();
+        let n_breakers: usize = self.breaker_ids.values().map(|b| b.len()).sum();
+        self.metrics.set_cardinality(
+            self.breaker_ids.len(),
+            n_breakers,
+            most_breakers.unwrap_or(0),
+            most_instances.unwrap_or(0),
+        );
     }
 
     async fn commit<'b>(&self, batches: &[&'b IngestBatch]) -> anyhow::Result<Pending<'b>> {
@@ -336,13 +468,31 @@ impl Writer {
         &mut self,
         batches: &[&'b IngestBatch],
         pending: Pending<'b>,
-        replies: impl IntoIterator<Item = Option<oneshot::Sender<anyhow::Result<IngestAck>>>>,
+        replies: impl IntoIterator<Item = Option<oneshot::Sender<Result<IngestAck, AppError>>>>,
     ) {
+        let mut new_names = !pending.new_ids.is_empty();
         for (service, name, id) in pending.new_ids {
             self.breaker_ids
                 .entry(service)
                 .or_default()
                 .insert(name, id);
+        }
+        for (batch, committed) in batches.iter().zip(&pending.committed) {
+            let has_events = !(batch.aggregates.is_empty() && batch.transitions.is_empty());
+            let known = self
+                .instances
+                .get(&batch.service)
+                .is_some_and(|known| known.contains(&batch.instance));
+            if !committed.duplicate && has_events && !known {
+                self.instances
+                    .entry(batch.service.clone())
+                    .or_default()
+                    .insert(batch.instance.clone());
+                new_names = true;
+            }
+        }
+        if new_names {
+            self.export_cardinality();
         }
         let mut fleet = self.fleet.write().expect("fleet lock poisoned");
         for (batch, committed) in batches.iter().zip(&pending.committed) {
@@ -353,6 +503,9 @@ impl Writer {
             self.metrics.record_batch(batch);
             for aggregate in &batch.aggregates {
                 fleet.count(&batch.service, aggregate);
+            }
+            for transition in &batch.transitions {
+                fleet.count_transition(&batch.service, transition);
             }
         }
         let mut touched: Vec<(&str, &str)> = Vec::with_capacity(pending.instances.len());

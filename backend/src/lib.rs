@@ -24,6 +24,7 @@ pub mod fleet;
 pub mod fuzz;
 pub mod hub;
 pub mod ingest;
+pub mod limits;
 pub mod listen;
 pub mod metrics;
 pub mod openapi;

@@ -138,6 +138,15 @@ struct ServeArgs {
     /// The base URL alert notifications link to [default: http://<bind address>].
     #[arg(long, env = "FUSEBOX_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Most services ingest takes in [default: 1000].
+    #[arg(long, env = "FUSEBOX_MAX_SERVICES")]
+    max_services: Option<usize>,
+    /// Most breakers per service ingest takes in [default: 1000].
+    #[arg(long, env = "FUSEBOX_MAX_BREAKERS_PER_SERVICE")]
+    max_breakers_per_service: Option<usize>,
+    /// Most instances per service ingest takes in [default: 10000].
+    #[arg(long, env = "FUSEBOX_MAX_INSTANCES_PER_SERVICE")]
+    max_instances_per_service: Option<usize>,
 }
 
 impl ServeArgs {
@@ -190,6 +199,28 @@ impl ServeArgs {
         if let Some(ms) = file.engine.budget_ms {
             anyhow::ensure!(ms > 0, "engine.budget_ms must be at least 1");
             options.engine_budget = Duration::from_millis(ms);
+        }
+        let limits = &mut options.limits;
+        for (flag, file, limit) in [
+            (
+                self.max_services,
+                file.limits.max_services,
+                &mut limits.max_services,
+            ),
+            (
+                self.max_breakers_per_service,
+                file.limits.max_breakers_per_service,
+                &mut limits.max_breakers_per_service,
+            ),
+            (
+                self.max_instances_per_service,
+                file.limits.max_instances_per_service,
+                &mut limits.max_instances_per_service,
+            ),
+        ] {
+            if let Some(n) = flag.or(file) {
+                *limit = n;
+            }
         }
         options.alerts.rules = file.alerts.rules.clone();
         options.alerts.channels = file.alerts.channels.clone();

@@ -153,8 +153,8 @@ fn step(t_ms: i64, bucket: &Bucket, n_buckets: usize) -> engine::history::Step {
     let clamp = |n: u64| n.min(u64::from(u32::MAX)) as u32;
     engine::history::Step {
         t_ms: t_ms.max(0) as u64,
-        n_calls: clamp(judged + c.rejected),
-        n_failures: clamp(c.failed() + rejected_failing),
+        n_calls: clamp(protocol::add_counts(judged, c.rejected)),
+        n_failures: clamp(protocol::add_counts(c.failed(), rejected_failing)),
         n_rejected: clamp(c.rejected),
         latency_counts,
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use protocol::{LatencyHistogram, OutcomeCounts};
 use sqlx::Row;
 
-use crate::store::{Store, decode_histogram, encode_histogram};
+use crate::store::{Store, count_from_db, count_to_db, decode_histogram, encode_histogram};
 use crate::time::now_ms;
 
 pub const MINUTE_MS: i64 = 60_000;
@@ -115,12 +115,12 @@ pub async fn roll_up_once(store: &Store) -> anyhow::Result<usize> {
         .bind(breaker_id)
         .bind(resolution)
         .bind(start_ms)
-        .bind(c.success as i64)
-        .bind(c.failure as i64)
-        .bind(c.timeout as i64)
-        .bind(c.rejected as i64)
-        .bind(c.slow as i64)
-        .bind(c.ignored as i64)
+        .bind(count_to_db(c.success))
+        .bind(count_to_db(c.failure))
+        .bind(count_to_db(c.timeout))
+        .bind(count_to_db(c.rejected))
+        .bind(count_to_db(c.slow))
+        .bind(count_to_db(c.ignored))
         .bind(encode_histogram(&bucket.latency))
         .bind(bucket.failure_rate_threshold)
         .execute(&mut *tx)
@@ -136,7 +136,7 @@ pub async fn roll_up_once(store: &Store) -> anyhow::Result<usize> {
 
 /// Reads counts, histogram and threshold from 8 columns starting at `first`.
 pub fn bucket_from_row(row: &sqlx::sqlite::SqliteRow, first: usize) -> Bucket {
-    let count = |idx: usize| row.get::<i64, _>(first + idx) as u64;
+    let count = |idx: usize| count_from_db(row.get::<i64, _>(first + idx));
     Bucket {
         counts: OutcomeCounts {
             success: count(0),

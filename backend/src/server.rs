@@ -26,6 +26,7 @@ use crate::engine_run::EngineRuns;
 use crate::fleet::Fleet;
 use crate::hub::Hub;
 use crate::ingest::{self, IngestQueue};
+use crate::limits::Limits;
 use crate::listen::{self, ConnectionLimits};
 use crate::metrics::Metrics;
 use crate::rollup::{self, Retention};
@@ -59,6 +60,8 @@ pub struct ServerOptions {
     pub failed_auth_per_minute: u32,
     /// The time budget of one engine run (a recommendation, an auto-mode step's engine run).
     pub engine_budget: Duration,
+    /// How many services, breakers and instances ingest takes in (see `limits.rs`).
+    pub limits: Limits,
 }
 
 impl ServerOptions {
@@ -78,6 +81,7 @@ impl ServerOptions {
             connections: ConnectionLimits::default(),
             failed_auth_per_minute: WebGuard::FAILED_AUTH_PER_MINUTE,
             engine_budget: crate::engine_run::DEFAULT_BUDGET,
+            limits: Limits::default(),
         }
     }
 }
@@ -166,6 +170,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         hub.clone(),
         metrics.clone(),
         options.ingest_queue,
+        options.limits,
     );
     let rollups = rollup::spawn(store.clone(), options.retention, options.rollup_period);
     let listener = TcpListener::bind(options.bind)

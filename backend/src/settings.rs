@@ -20,6 +20,12 @@
 //! # The time budget of one engine run (a recommendation, an auto-mode step's engine run, a
 //! # lint's history read); past it the request answers 503 engine_budget_exceeded.
 //! budget_ms = 20000
+//! # How many names ingest takes in; a batch that would create one more is refused with a
+//! # 422 `limit_exceeded` (see docs/protocol.md). These are the defaults.
+//! [limits]
+//! max_services = 1000
+//! max_breakers_per_service = 1000
+//! max_instances_per_service = 10000
 //!
 //! [retention]
 //! raw_hours = 48
@@ -64,6 +70,8 @@ pub struct FileSettings {
     #[serde(default)]
     pub retention: RetentionSettings,
     #[serde(default)]
+    pub limits: LimitsSettings,
+    #[serde(default)]
     pub alerts: AlertsSettings,
     #[serde(default)]
     pub engine: EngineSettings,
@@ -74,6 +82,15 @@ pub struct FileSettings {
 pub struct EngineSettings {
     /// The time budget of one engine run, in milliseconds (default 20 000).
     pub budget_ms: Option<u64>,
+}
+
+/// The `[limits]` table; each key overrides its default in [`crate::limits::Limits`].
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSettings {
+    pub max_services: Option<usize>,
+    pub max_breakers_per_service: Option<usize>,
+    pub max_instances_per_service: Option<usize>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -157,6 +174,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("sevrity"), "{err}");
+    }
+
+    #[test]
+    fn limits_parse_and_unknown_ones_are_named() {
+        let settings = parse("[limits]\nmax_services = 5\nmax_breakers_per_service = 7").unwrap();
+        assert_eq!(settings.limits.max_services, Some(5));
+        assert_eq!(settings.limits.max_breakers_per_service, Some(7));
+        assert_eq!(settings.limits.max_instances_per_service, None);
+        let err = parse("[limits]\nmax_service = 5").unwrap_err().to_string();
+        assert!(err.contains("max_service"), "{err}");
     }
 
     #[test]

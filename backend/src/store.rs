@@ -212,12 +212,12 @@ impl Store {
                     .push_bind(instance)
                     .push_bind(aggregate.start_ms)
                     .push_bind(i64::from(aggregate.interval_ms))
-                    .push_bind(c.success as i64)
-                    .push_bind(c.failure as i64)
-                    .push_bind(c.timeout as i64)
-                    .push_bind(c.rejected as i64)
-                    .push_bind(c.slow as i64)
-                    .push_bind(c.ignored as i64)
+                    .push_bind(count_to_db(c.success))
+                    .push_bind(count_to_db(c.failure))
+                    .push_bind(count_to_db(c.timeout))
+                    .push_bind(count_to_db(c.rejected))
+                    .push_bind(count_to_db(c.slow))
+                    .push_bind(count_to_db(c.ignored))
                     .push_bind(encode_histogram(&aggregate.latency))
                     .push_bind(state_text(aggregate.state))
                     .push_bind(aggregate.failure_rate)
@@ -621,6 +621,17 @@ fn transition_record(row: sqlx::sqlite::SqliteRow) -> anyhow::Result<TransitionR
             config_version: row.get::<i64, _>(10) as u64,
         },
     })
+}
+
+/// A count as stored: counts are int64 columns, and sums saturate at `i64::MAX` rather than
+/// wrapping to a negative number.
+pub fn count_to_db(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A stored count back; a negative one (never written by this server) reads as 0.
+pub fn count_from_db(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
 }
 
 /// Bucket counts as comma-separated integers; the empty string for an empty histogram.

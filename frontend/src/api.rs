@@ -67,9 +67,9 @@ pub async fn sign_out() -> Result<(), ApiError> {
     send("/api/v1/session", "DELETE", &init).await.map(|_| ())
 }
 
-/// `GET /api/v1/breakers`: every breaker's summary.
+/// `GET /api/v1/breakers`: every breaker's summary, page after page.
 pub async fn list_breakers() -> Result<Vec<BreakerSummary>, ApiError> {
-    get_json("/api/v1/breakers").await
+    get_all_pages("/api/v1/breakers").await
 }
 
 /// `GET /api/v1/me`: who the token names (401 when the server needs one and has none).
@@ -79,7 +79,7 @@ pub async fn me() -> Result<Me, ApiError> {
 
 /// `GET /api/v1/sparklines`: the last 2 minutes of calls/s per breaker.
 pub async fn sparklines() -> Result<Vec<Sparkline>, ApiError> {
-    get_json("/api/v1/sparklines").await
+    get_all_pages("/api/v1/sparklines").await
 }
 
 /// `GET …/series?from_ms&to_ms`: one point per step, step chosen by the server.
@@ -265,9 +265,44 @@ async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, ApiError> {
         .map_err(|err| ApiError::new(format!("GET {url}: unexpected answer ({err})")))
 }
 
+/// GETs a paginated list: every page, following `Link: <…>; rel="next"` until the last.
+async fn get_all_pages<T: DeserializeOwned>(url: &str) -> Result<Vec<T>, ApiError> {
+    let mut items = Vec::new();
+    let mut next = Some(url.to_string());
+    while let Some(url) = next.take() {
+        let (text, link) = fetch(&url, "GET", &RequestInit::new()).await?;
+        let page: Vec<T> = serde_json::from_str(&text)
+            .map_err(|err| ApiError::new(format!("GET {url}: unexpected answer ({err})")))?;
+        items.extend(page);
+        next = link.as_deref().and_then(next_page);
+    }
+    Ok(items)
+}
+
+/// The target of the `rel="next"` link in a `Link` header's value, if any.
+fn next_page(link: &str) -> Option<String> {
+    link.split(',').find_map(|entry| {
+        let (target, params) = entry.split_once(';')?;
+        let is_next = params
+            .split(';')
+            .any(|param| matches!(param.trim(), "rel=\"next\"" | "rel=next"));
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        is_next.then(|| target.to_string())
+    })
+}
+
 /// Sends a request and returns the body of a 2xx answer; an error names the status and the
 /// server's `detail`.
 async fn send(url: &str, method: &str, init: &RequestInit) -> Result<String, ApiError> {
+    Ok(fetch(url, method, init).await?.0)
+}
+
+/// [`send`], also returning the answer's `Link` header.
+async fn fetch(
+    url: &str,
+    method: &str,
+    init: &RequestInit,
+) -> Result<(String, Option<String>), ApiError> {
     let window = web_sys::window().ok_or_else(|| ApiError::new("no window".into()))?;
     let response: Response = JsFuture::from(window.fetch_with_str_and_init(url, init))
         .await
@@ -302,7 +337,8 @@ async fn send(url: &str, method: &str, init: &RequestInit) -> Result<String, Api
             message: format!("{method} {url}: {} {detail}", response.status()),
         });
     }
-    Ok(text)
+    let link = response.headers().get("link").ok().flatten();
+    Ok((text, link))
 }
 
 fn describe(value: &JsValue) -> String {

@@ -111,6 +111,15 @@ pub struct OutcomeCounts {
     pub ignored: u64,
 }
 
+/// The largest count a sum holds: counts are int64 on the wire and in the store, so sums
+/// saturate here instead of wrapping (or panicking) when many large counts add up.
+pub const MAX_COUNT: u64 = i64::MAX as u64;
+
+/// `a + b`, saturating at [`MAX_COUNT`].
+pub fn add_counts(a: u64, b: u64) -> u64 {
+    a.saturating_add(b).min(MAX_COUNT)
+}
+
 impl OutcomeCounts {
     // Sums saturate: validated input keeps them far from `u64::MAX`, and a saturated count
     // is a visibly wrong number where a wrapped one would be a plausible small one.
@@ -137,6 +146,7 @@ impl OutcomeCounts {
         self.ran().saturating_add(self.rejected)
     }
 
+    /// Adds `other`'s counts, each saturating at [`MAX_COUNT`].
     pub fn merge(&mut self, other: &OutcomeCounts) {
         self.success = self.success.saturating_add(other.success);
         self.failure = self.failure.saturating_add(other.failure);

@@ -9,6 +9,7 @@ mod browser_load;
 mod browser_recommend;
 mod config;
 mod e2e;
+mod limits;
 mod overload;
 mod recommend;
 mod storage;

@@ -444,7 +444,7 @@ async fn failed_authentications_are_throttled_per_address() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 429);
     let state = &server.server.state;
-    let metrics = state.metrics.render(&state.fleet.read().unwrap(), 0);
+    let metrics = state.metrics.render_server(0);
     assert!(
         metrics.contains("fusebox_auth_failures_total{outcome=\"rejected\"} 5"),
         "{metrics}"
