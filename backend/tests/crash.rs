@@ -49,7 +49,7 @@ fn batch(instance: &str, seq: u64, base_ms: i64) -> serde_json::Value {
         "service": "svc", "instance": instance, "seq": seq, "sent_at_ms": now_ms(),
         "aggregates": (0..20).map(|breaker| serde_json::json!({
             "breaker": format!("b{breaker}"), "start_ms": base_ms + seq as i64 * 1000, "interval_ms": 1000,
-            "counts": {"success": seq, "failure": 1}, "state": "closed",
+            "counts": {"success": seq, "failure": 15}, "state": "closed",
             "latency": {"counts": [1, 2, 3, 4, 5]}
         })).collect::<Vec<_>>(),
         "transitions": [{"breaker": "b0", "at_ms": base_ms + seq as i64 * 1000,
