@@ -159,12 +159,12 @@ async fn a_recommendation_is_made_from_history_and_accepted() {
 /// Seconds of history in [`enormous_history`].
 const ENORMOUS_SECONDS: i64 = 1_800;
 
-/// Half an hour of one-second aggregates claiming a billion calls each (1 % failing, with a
-/// two-minute outage), as protocol validation accepts them today.
+/// Half an hour of one-second aggregates with a million calls each, the most validation
+/// accepts per second (1 % failing, with a two-minute outage).
 fn enormous_history(start: i64) -> Vec<Value> {
     (0..ENORMOUS_SECONDS)
         .map(|second| {
-            let calls = 1_000_000_000u64;
+            let calls = protocol::BatchLimits::default().max_calls_per_s;
             let failures = if (900..1_020).contains(&second) {
                 calls
             } else {
