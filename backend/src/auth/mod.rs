@@ -532,13 +532,7 @@ pub async fn me(
     Caller(principal): Caller,
 ) -> Result<axum::Json<protocol::Me>, AppError> {
     let me = match principal {
-        Some(Principal::User { name, role }) => protocol::Me {
-            name: Some(name),
-            role: match role {
-                Role::Viewer => protocol::AccessRole::Viewer,
-                Role::Admin => protocol::AccessRole::Admin,
-            },
-        },
+        Some(Principal::User { name, role }) => me_of(name, role),
         Some(Principal::Ingest { .. }) => {
             return Err(AppError::Forbidden {
                 detail: "an ingest key is not a dashboard user".into(),
@@ -555,4 +549,15 @@ pub async fn me(
         }
     };
     Ok(axum::Json(me))
+}
+
+/// What `/me` (and signing in) tells the dashboard about a user.
+pub fn me_of(name: String, role: Role) -> protocol::Me {
+    protocol::Me {
+        name: Some(name),
+        role: match role {
+            Role::Viewer => protocol::AccessRole::Viewer,
+            Role::Admin => protocol::AccessRole::Admin,
+        },
+    }
 }

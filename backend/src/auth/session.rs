@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{COOKIE_NAME, Principal, Role};
+use super::{COOKIE_NAME, Principal};
 use crate::error::AppError;
 use crate::extract::JsonBody;
 use crate::server::AppState;
@@ -47,13 +47,7 @@ pub async fn sign_in(
         });
     }
     let me = match super::check_secret(&app, token, peer, "/api/v1/session").await? {
-        Some(Principal::User { name, role }) => protocol::Me {
-            name: Some(name),
-            role: match role {
-                Role::Viewer => protocol::AccessRole::Viewer,
-                Role::Admin => protocol::AccessRole::Admin,
-            },
-        },
+        Some(Principal::User { name, role }) => super::me_of(name, role),
         _ => {
             return Err(AppError::Forbidden {
                 detail: "sign in with a viewer or admin token, not an ingest key".into(),
