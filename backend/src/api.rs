@@ -91,9 +91,11 @@ async fn accept(
     ingester: Ingester,
     batch: IngestBatch,
 ) -> Result<Json<IngestAck>, AppError> {
-    protocol::validate_batch(&batch, now_ms()).map_err(|err| AppError::Invalid {
-        detail: err.detail,
-        path: err.path,
+    protocol::validate_batch_with(&batch, now_ms(), &app.batch_limits).map_err(|err| {
+        AppError::Invalid {
+            detail: err.detail,
+            path: err.path,
+        }
     })?;
     if let Some(service) = ingester.service
         && service != batch.service
@@ -133,18 +135,11 @@ impl ListQuery {
     }
 
     /// The breaker cursor: a JSON array `[service, breaker]` (names may hold any character
-    /// but control characters, `/` included, so no separator would do).
-    fn breaker_cursor(&self) -> Result<Option<(String, String)>, AppError> {
-        let Some(text) = &self.after else {
-            return Ok(None);
-        };
-        serde_json::from_str(text)
-            .map(Some)
-            .map_err(|_| AppError::BadQuery {
-                detail: format!(
-                    "after must be the cursor from a previous page's Link header, not {text:?}"
-                ),
-            })
+    /// but control characters, `/` included, so no separator would do). Any other text is
+    /// read as a service name: the page starts at that service's first breaker.
+    fn breaker_cursor(&self) -> Option<(String, String)> {
+        let text = self.after.as_ref()?;
+        Some(serde_json::from_str(text).unwrap_or_else(|_| (text.clone(), String::new())))
     }
 }
 
@@ -187,8 +182,8 @@ fn breaker_cursor_text(service: &str, breaker: &str) -> String {
 #[utoipa::path(get, path = "/api/v1/breakers", tag = "read",
     params(
         ("service" = Option<String>, Query, description = "Only this service"),
-        ("limit" = Option<i64>, Query, description = "Breakers per page, 1 to 5000, default 1000"),
-        ("after" = Option<String>, Query, description = "Cursor: the `after` of the previous page's `Link: <…>; rel=\"next\"` header"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 5000, description = "Breakers per page, 1 to 5000, default 1000"),
+        ("after" = Option<String>, Query, description = "Cursor: the `after` of the previous page's `Link: <…>; rel=\"next\"` header (a JSON array `[service, breaker]`); any other text pages from that service's first breaker"),
     ),
     responses((status = 200, body = Vec<BreakerSummary>,
             description = "Ordered by service and breaker; a `Link: <…>; rel=\"next\"` header when more follows",
@@ -204,7 +199,8 @@ pub async fn breakers(
     Query(query): Query<ListQuery>,
 ) -> Result<Response, AppError> {
     let limit = query.limit()?;
-    let after = query.breaker_cursor()?;
+    crate::extract::name_param("service", query.service.as_deref())?;
+    let after = query.breaker_cursor();
     let summaries = {
         let fleet = app.fleet.read().expect("fleet lock poisoned");
         fleet.summaries_page(
@@ -222,8 +218,8 @@ pub async fn breakers(
 #[utoipa::path(get, path = "/api/v1/sparklines", tag = "read",
     params(
         ("service" = Option<String>, Query, description = "Only this service"),
-        ("limit" = Option<i64>, Query, description = "Breakers per page, 1 to 5000, default 1000"),
-        ("after" = Option<String>, Query, description = "Cursor: the `after` of the previous page's `Link: <…>; rel=\"next\"` header"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 5000, description = "Breakers per page, 1 to 5000, default 1000"),
+        ("after" = Option<String>, Query, description = "Cursor: the `after` of the previous page's `Link: <…>; rel=\"next\"` header (a JSON array `[service, breaker]`); any other text pages from that service's first breaker"),
     ),
     responses((status = 200, description = "Calls/s per second over the last 2 minutes, per breaker, ordered by service and breaker; a `Link: <…>; rel=\"next\"` header when more follows", body = Vec<Sparkline>,
             headers(("Link" = String, description = "The next page, when there is one"))),
@@ -237,7 +233,8 @@ pub async fn sparklines(
     Query(query): Query<ListQuery>,
 ) -> Result<Response, AppError> {
     let limit = query.limit()?;
-    let after = query.breaker_cursor()?;
+    crate::extract::name_param("service", query.service.as_deref())?;
+    let after = query.breaker_cursor();
     let lines = {
         let fleet = app.fleet.read().expect("fleet lock poisoned");
         fleet.sparklines_page(
@@ -260,7 +257,7 @@ pub struct ServicesQuery {
 
 #[utoipa::path(get, path = "/api/v1/services", tag = "read",
     params(
-        ("limit" = Option<i64>, Query, description = "Services per page, 1 to 5000, default 1000"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 5000, description = "Services per page, 1 to 5000, default 1000"),
         ("after" = Option<String>, Query, description = "Cursor: the `after` of the previous page's `Link: <…>; rel=\"next\"` header (a service name)"),
     ),
     responses((status = 200, body = Vec<ServiceSummary>,
@@ -298,21 +295,19 @@ pub struct RangeQuery {
 }
 
 impl RangeQuery {
-    /// The range asked for, the last 15 minutes by default, checked.
-    fn resolve(&self) -> Result<(i64, i64), AppError> {
-        let to_ms = self.to_ms.unwrap_or_else(now_ms);
-        let from_ms = self.from_ms.unwrap_or(to_ms - DEFAULT_RANGE_MS);
-        if from_ms >= to_ms {
-            return Err(AppError::BadQuery {
-                detail: format!("from_ms ({from_ms}) must be before to_ms ({to_ms})"),
-            });
-        }
-        if to_ms - from_ms > MAX_RANGE_MS {
-            return Err(AppError::BadQuery {
-                detail: "a range spans at most 31 days".into(),
-            });
-        }
-        Ok((from_ms, to_ms))
+    /// The range asked for, the last 15 minutes by default. A range longer than 31 days is cut
+    /// to the 31 days that end at `to_ms`, and one that starts at or after its end is empty
+    /// (`from_ms == to_ms`); the answer states the range it covers.
+    pub fn resolve(&self) -> Result<(i64, i64), AppError> {
+        let to_ms = match self.to_ms {
+            Some(to_ms) => crate::time::checked_ms("to_ms", to_ms)?,
+            None => now_ms().clamp(0, crate::time::MAX_MS),
+        };
+        let from_ms = match self.from_ms {
+            Some(from_ms) => crate::time::checked_ms("from_ms", from_ms)?,
+            None => to_ms.saturating_sub(DEFAULT_RANGE_MS).max(0),
+        };
+        Ok((from_ms.clamp(to_ms - MAX_RANGE_MS, to_ms), to_ms))
     }
 }
 
@@ -421,7 +416,7 @@ pub struct TransitionsQuery {
         ("service" = String, Path, description = "Service name"),
         ("breaker" = String, Path, description = "Breaker name"),
         ("before_id" = Option<i64>, Query, description = "Only transitions with a smaller id (paging)"),
-        ("limit" = Option<i64>, Query, description = "1 to 1000, default 100"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "1 to 1000, default 100"),
         ("instance" = Option<String>, Query, description = "Only this instance"),
         ("to" = Option<String>, Query, description = "Only transitions into this state (closed, open, half_open)"),
         ("from_ms" = Option<i64>, Query, description = "Only at or after this time"),
@@ -446,6 +441,7 @@ pub async fn transitions(
             detail: format!("limit must be between 1 and 1000, not {limit}"),
         });
     }
+    crate::extract::name_param("instance", query.instance.as_deref())?;
     let to_state = match query.to.as_deref() {
         None => None,
         Some(text) => Some(
@@ -454,12 +450,13 @@ pub async fn transitions(
             })?,
         ),
     };
+    let check = |name, ms: Option<i64>| ms.map(|ms| crate::time::checked_ms(name, ms)).transpose();
     let filter = TransitionFilter {
         before_id: query.before_id,
         instance: query.instance,
         to_state,
-        from_ms: query.from_ms,
-        to_ms: query.to_ms,
+        from_ms: check("from_ms", query.from_ms)?,
+        to_ms: check("to_ms", query.to_ms)?,
     };
     app.store
         .breaker_transitions(&service, &breaker, &filter, limit)

@@ -389,6 +389,7 @@ pub async fn poll(
     headers: axum::http::HeaderMap,
 ) -> Result<Response, AppError> {
     may_read_config(&caller, &service, app.anonymous_viewer)?;
+    crate::extract::name_param("instance", query.instance.as_deref())?;
     // A poll is held for up to a minute: it ends with 401 as soon as its credential is revoked.
     let revoked = crate::auth::revoked(
         app.clone(),
@@ -729,7 +730,7 @@ pub struct AuditQuery {
 
 #[utoipa::path(get, path = "/api/v1/audit", tag = "config",
     params(
-        ("limit" = Option<i64>, Query, description = "1 to 1000, default 100"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "1 to 1000, default 100"),
         ("before_id" = Option<i64>, Query, description = "Paging: entries older than this id"),
     ),
     responses((status = 200, description = "Newest first", body = Vec<AuditEntry>)),

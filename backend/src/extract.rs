@@ -53,6 +53,17 @@ where
     }
 }
 
+/// Checks a query parameter that names a service, instance or breaker: a name no batch could
+/// have stored is a bad query (400), not an empty answer.
+pub fn name_param(param: &str, value: Option<&str>) -> Result<(), AppError> {
+    match value {
+        Some(name) => protocol::validate_name(name).map_err(|detail| AppError::BadQuery {
+            detail: format!("{param}: {detail}"),
+        }),
+        None => Ok(()),
+    }
+}
+
 pub struct JsonBody<T>(pub T);
 
 impl<S, T> FromRequest<S> for JsonBody<T>
@@ -108,6 +119,14 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     if let Ok(value) = serde_json::from_slice(bytes) {
         return Ok(value);
     }
+    // JSON has one number type: `5.0` is the integer 5 to JSON Schema, and so to clients that
+    // generate requests from the OpenAPI document. serde refuses it for an integer field, so a
+    // body that fails is read again with integral floats written as integers.
+    if let Some(value) = integral_floats_as_integers(bytes)
+        && let Ok(value) = T::deserialize(value)
+    {
+        return Ok(value);
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let path = json_path(err.path());
@@ -129,6 +148,34 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
         detail: err.to_string(),
     })?;
     Ok(value)
+}
+
+/// The body as a JSON value with every float that holds an integer (within int64) written as
+/// that integer; `None` when it is not JSON or has no such float.
+fn integral_floats_as_integers(bytes: &[u8]) -> Option<serde_json::Value> {
+    fn visit(value: &mut serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::Number(number) if number.is_f64() => {
+                let float = number.as_f64().unwrap_or(f64::NAN);
+                // 2^63 itself does not fit i64; the bound is exclusive.
+                if float.fract() == 0.0 && float.abs() < 9_223_372_036_854_775_808.0 {
+                    *value = serde_json::Value::from(float as i64);
+                    true
+                } else {
+                    false
+                }
+            }
+            serde_json::Value::Array(items) => items
+                .iter_mut()
+                .fold(false, |seen, item| visit(item) | seen),
+            serde_json::Value::Object(fields) => fields
+                .values_mut()
+                .fold(false, |seen, item| visit(item) | seen),
+            _ => false,
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    visit(&mut value).then_some(value)
 }
 
 fn json_path(path: &serde_path_to_error::Path) -> String {
@@ -177,6 +224,29 @@ mod tests {
     #[allow(dead_code)]
     struct Item {
         count: u64,
+    }
+
+    #[test]
+    fn integral_floats_are_integers() {
+        let probe = parse::<Probe>(br#"{"items": [{"count": 3.0}, {"count": 4e2}]}"#).unwrap();
+        assert_eq!(
+            probe
+                .items
+                .iter()
+                .map(|item| item.count)
+                .collect::<Vec<_>>(),
+            [3, 400]
+        );
+        for body in [
+            &br#"{"items": [{"count": 3.5}]}"#[..],
+            br#"{"items": [{"count": 1e19}]}"#,
+        ] {
+            let err = parse::<Probe>(body).unwrap_err();
+            assert!(
+                matches!(&err, AppError::Invalid { path, .. } if path == "$.items[0].count"),
+                "{err:?}"
+            );
+        }
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub struct Limits {
     pub max_services: usize,
     pub max_breakers_per_service: usize,
     pub max_instances_per_service: usize,
+    /// The most calls an aggregate may report per second of its interval (see
+    /// `protocol::BatchLimits`); more is refused with a 422 naming the field.
+    pub max_calls_per_s: u64,
 }
 
 impl Default for Limits {
@@ -30,6 +33,7 @@ impl Default for Limits {
             max_services: 1_000,
             max_breakers_per_service: 1_000,
             max_instances_per_service: 10_000,
+            max_calls_per_s: protocol::BatchLimits::default().max_calls_per_s,
         }
     }
 }

@@ -147,6 +147,18 @@ struct ServeArgs {
     /// Most instances per service ingest takes in [default: 10000].
     #[arg(long, env = "FUSEBOX_MAX_INSTANCES_PER_SERVICE")]
     max_instances_per_service: Option<usize>,
+    /// Most calls an aggregate may report per second of its interval [default: 1000000].
+    #[arg(long, env = "FUSEBOX_MAX_CALLS_PER_S")]
+    max_calls_per_s: Option<u64>,
+    /// Most open connections [default: 4096].
+    #[arg(long, env = "FUSEBOX_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Most open connections from one client address [default: 512].
+    #[arg(long, env = "FUSEBOX_MAX_CONNECTIONS_PER_IP")]
+    max_connections_per_ip: Option<usize>,
+    /// Failed authentications per client address and minute before it gets 429 [default: 10].
+    #[arg(long, env = "FUSEBOX_FAILED_AUTH_PER_MINUTE")]
+    failed_auth_per_minute: Option<u32>,
 }
 
 impl ServeArgs {
@@ -181,15 +193,16 @@ impl ServeArgs {
             anyhow::ensure!(n > 0, "ingest_queue must be at least 1");
             options.ingest_queue = n;
         }
-        let hours = |h: u64| Duration::from_secs(h * 3_600);
+        // Saturating: a retention of u64::MAX hours is "keep for ever", not an overflow.
+        let hours = |h: u64| Duration::from_secs(h.saturating_mul(3_600));
         if let Some(h) = file.retention.raw_hours {
             options.retention.raw = hours(h);
         }
         if let Some(d) = file.retention.minute_days {
-            options.retention.minute = hours(d * 24);
+            options.retention.minute = hours(d.saturating_mul(24));
         }
         if let Some(d) = file.retention.hour_days {
-            options.retention.hour = hours(d * 24);
+            options.retention.hour = hours(d.saturating_mul(24));
         }
         options.public_url = self.public_url.clone().or(file.public_url.clone());
         if let Some(s) = file.auto_tune_period_s {
@@ -221,6 +234,52 @@ impl ServeArgs {
             if let Some(n) = flag.or(file) {
                 *limit = n;
             }
+        }
+        if let Some(n) = self.max_calls_per_s.or(file.limits.max_calls_per_s) {
+            anyhow::ensure!(n > 0, "limits.max_calls_per_s must be at least 1");
+            limits.max_calls_per_s = n;
+        }
+        let connections = &mut options.connections;
+        if let Some(n) = self.max_connections.or(file.connections.max_connections) {
+            anyhow::ensure!(n > 0, "connections.max_connections must be at least 1");
+            connections.max_connections = n;
+        }
+        if let Some(n) = self
+            .max_connections_per_ip
+            .or(file.connections.max_connections_per_ip)
+        {
+            anyhow::ensure!(
+                n > 0,
+                "connections.max_connections_per_ip must be at least 1"
+            );
+            connections.max_connections_per_ip = n;
+        }
+        for (seconds, name, slot) in [
+            (
+                file.connections.header_read_timeout_s,
+                "header_read_timeout_s",
+                &mut connections.header_read_timeout,
+            ),
+            (
+                file.connections.body_read_timeout_s,
+                "body_read_timeout_s",
+                &mut connections.body_read_timeout,
+            ),
+        ] {
+            if let Some(s) = seconds {
+                anyhow::ensure!(s > 0, "connections.{name} must be at least 1");
+                *slot = Duration::from_secs(s);
+            }
+        }
+        if let Some(n) = self
+            .failed_auth_per_minute
+            .or(file.connections.failed_auth_per_minute)
+        {
+            anyhow::ensure!(
+                n > 0,
+                "connections.failed_auth_per_minute must be at least 1"
+            );
+            options.failed_auth_per_minute = n;
         }
         options.alerts.rules = file.alerts.rules.clone();
         options.alerts.channels = file.alerts.channels.clone();

@@ -211,7 +211,9 @@ pub fn exposition(
         after: None,
         head: Some(server),
     };
-    futures_util::stream::unfold(walk, |mut walk| async move {
+    // Fused: a body may be polled again after its end (an encoder flushing, a connection
+    // closing), and a bare `unfold` panics then.
+    futures_util::StreamExt::fuse(futures_util::stream::unfold(walk, |mut walk| async move {
         if let Some(head) = walk.head.take() {
             return Some((Ok(Bytes::from(head)), walk));
         }
@@ -251,7 +253,7 @@ pub fn exposition(
             walk.after = last;
         }
         Some((Ok(Bytes::from(out)), walk))
-    })
+    }))
 }
 
 // === impl Family ===
@@ -404,6 +406,20 @@ fn escape_label(out: &mut String, value: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A body stream may be polled once more after its end; it must say "ended" again.
+    #[tokio::test]
+    async fn exposition_can_be_polled_after_its_end() {
+        use futures_util::StreamExt;
+        let fleet = Arc::new(RwLock::new(Fleet::default()));
+        let mut stream = std::pin::pin!(exposition("# server\n".into(), fleet));
+        let mut chunks = 0;
+        while stream.next().await.is_some() {
+            chunks += 1;
+        }
+        assert_eq!(chunks, 1 + FAMILIES.len());
+        assert!(stream.next().await.is_none());
+    }
 
     #[test]
     fn label_values_are_escaped() {

@@ -399,7 +399,7 @@ pub struct RecommendQuery {
 
 #[utoipa::path(post, path = "/api/v1/breakers/{service}/{breaker}/recommendations", tag = "engine",
     params(("service" = String, Path), ("breaker" = String, Path),
-        ("days" = Option<i64>, Query, description = "History to learn from, 1–30 days (default 7)")),
+        ("days" = Option<i64>, Query, minimum = 1, maximum = 30, description = "History to learn from, 1–30 days (default 7)")),
     responses((status = 200, description = "A new suggestion with its evidence", body = Recommendation),
         (status = 404, body = ErrorBody),
         (status = 503, description = "The engine ran out of its time budget (`engine_budget_exceeded`, \
@@ -438,6 +438,16 @@ pub async fn list(
     _: Viewer,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Vec<Recommendation>>, AppError> {
+    if let Some(status) = &query.status
+        && !matches!(
+            status.as_str(),
+            "open" | "accepted" | "rejected" | "superseded"
+        )
+    {
+        return Err(AppError::BadQuery {
+            detail: format!("status is open, accepted, rejected or superseded, not {status:?}"),
+        });
+    }
     let rows = sqlx::query(
         "SELECT id, detail, status, decided_by, decided_ms, applied_version FROM recommendations
          WHERE ?1 IS NULL OR status = ?1 ORDER BY id DESC LIMIT 200",

@@ -101,6 +101,8 @@ pub struct AppState {
     pub web: Arc<WebGuard>,
     /// Engine runs: their budget, and the flag that stops them all when the server stops.
     pub engine: EngineRuns,
+    /// What one batch may claim (validation), beside the cardinality limits the writer checks.
+    pub batch_limits: protocol::BatchLimits,
 }
 
 /// A server accepting connections; dropping it does not stop it, `shutdown` does.
@@ -198,6 +200,9 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
             options.failed_auth_per_minute,
         )),
         engine: EngineRuns::new(options.engine_budget, Some(metrics.clone())),
+        batch_limits: protocol::BatchLimits {
+            max_calls_per_s: options.limits.max_calls_per_s,
+        },
     };
     let auto_tune = crate::autotune::spawn(state.clone(), options.auto_tune_period);
     let app = router(state.clone(), &options);

@@ -26,6 +26,18 @@
 //! max_services = 1000
 //! max_breakers_per_service = 1000
 //! max_instances_per_service = 10000
+//! # The most calls one aggregate may report per second of its interval.
+//! max_calls_per_s = 1000000
+//!
+//! # Connection caps and deadlines, and the failed-authentication throttle. The defaults:
+//! [connections]
+//! max_connections = 4096
+//! max_connections_per_ip = 512
+//! # How long a client may take to send a request head (also closes idle connections).
+//! header_read_timeout_s = 20
+//! body_read_timeout_s = 30
+//! # Failed authentications per client address and minute before it gets 429.
+//! failed_auth_per_minute = 10
 //!
 //! [retention]
 //! raw_hours = 48
@@ -72,6 +84,8 @@ pub struct FileSettings {
     #[serde(default)]
     pub limits: LimitsSettings,
     #[serde(default)]
+    pub connections: ConnectionSettings,
+    #[serde(default)]
     pub alerts: AlertsSettings,
     #[serde(default)]
     pub engine: EngineSettings,
@@ -91,6 +105,19 @@ pub struct LimitsSettings {
     pub max_services: Option<usize>,
     pub max_breakers_per_service: Option<usize>,
     pub max_instances_per_service: Option<usize>,
+    pub max_calls_per_s: Option<u64>,
+}
+
+/// The `[connections]` table; each key overrides its default in
+/// [`crate::listen::ConnectionLimits`] or the failed-authentication throttle.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionSettings {
+    pub max_connections: Option<usize>,
+    pub max_connections_per_ip: Option<usize>,
+    pub header_read_timeout_s: Option<u64>,
+    pub body_read_timeout_s: Option<u64>,
+    pub failed_auth_per_minute: Option<u32>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -184,6 +211,24 @@ mod tests {
         assert_eq!(settings.limits.max_instances_per_service, None);
         let err = parse("[limits]\nmax_service = 5").unwrap_err().to_string();
         assert!(err.contains("max_service"), "{err}");
+    }
+
+    #[test]
+    fn connection_settings_and_the_call_rate_limit_parse() {
+        let settings = parse(
+            "[limits]\nmax_calls_per_s = 5000\n[connections]\nmax_connections = 64\n\
+             failed_auth_per_minute = 1000\nheader_read_timeout_s = 5",
+        )
+        .unwrap();
+        assert_eq!(settings.limits.max_calls_per_s, Some(5_000));
+        assert_eq!(settings.connections.max_connections, Some(64));
+        assert_eq!(settings.connections.failed_auth_per_minute, Some(1_000));
+        assert_eq!(settings.connections.header_read_timeout_s, Some(5));
+        assert_eq!(settings.connections.max_connections_per_ip, None);
+        let err = parse("[connections]\nmax_conections = 5")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_conections"), "{err}");
     }
 
     #[test]

@@ -67,6 +67,7 @@ pub async fn stream(
                 })?,
         ),
     };
+    crate::extract::name_param("service", query.service.as_deref())?;
     // Subscribe before reading the store, so nothing falls between the two.
     let live = app.hub.subscribe();
     let start_after = match last_event_id {

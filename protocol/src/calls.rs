@@ -86,7 +86,8 @@ impl CallBatch {
     pub fn into_ingest_batch(self) -> IngestBatch {
         let mut seconds: BTreeMap<(String, i64), (Aggregate, i64)> = BTreeMap::new();
         for call in self.calls {
-            let start_ms = call.at_ms.div_euclid(1_000) * 1_000;
+            // Saturating: a time near i64::MIN folds without overflow; validation refuses it.
+            let start_ms = call.at_ms.div_euclid(1_000).saturating_mul(1_000);
             let (aggregate, last_at) = seconds
                 .entry((call.breaker.clone(), start_ms))
                 .or_insert_with(|| {

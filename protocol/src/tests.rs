@@ -527,24 +527,26 @@ fn extreme_timestamps_are_refused_without_overflow() {
         let err = refused(|b| b.transitions[0].at_ms = at_ms);
         assert_eq!(err.path, "$.transitions[0].at_ms");
     }
-    let batch = CallBatch {
-        service: "s".into(),
-        instance: "i".into(),
-        seq: 1,
-        sent_at_ms: 0,
-        calls: vec![CallEvent {
-            breaker: "a".into(),
-            at_ms: i64::MAX,
-            outcome: CallOutcome::Success,
-            latency_ms: Some(1e300),
-            slow: false,
-            state: State::Closed,
-        }],
-        transitions: vec![],
-    };
-    let folded = batch.into_ingest_batch();
-    assert_eq!(
-        validate_batch(&folded, 0).unwrap_err().path,
-        "$.aggregates[0].start_ms"
-    );
+    for at_ms in [i64::MIN, i64::MIN + 999, i64::MAX] {
+        let batch = CallBatch {
+            service: "s".into(),
+            instance: "i".into(),
+            seq: 1,
+            sent_at_ms: 0,
+            calls: vec![CallEvent {
+                breaker: "a".into(),
+                at_ms,
+                outcome: CallOutcome::Success,
+                latency_ms: Some(1e300),
+                slow: false,
+                state: State::Closed,
+            }],
+            transitions: vec![],
+        };
+        let folded = batch.into_ingest_batch();
+        assert_eq!(
+            validate_batch(&folded, 0).unwrap_err().path,
+            "$.aggregates[0].start_ms"
+        );
+    }
 }

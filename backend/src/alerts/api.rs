@@ -30,7 +30,7 @@ pub struct AlertsQuery {
     params(
         ("status" = Option<String>, Query, description = "`firing` or `resolved`"),
         ("before_id" = Option<i64>, Query, description = "Only alerts with a smaller id (paging)"),
-        ("limit" = Option<i64>, Query, description = "1 to 500, default 50"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "1 to 500, default 50"),
     ),
     responses((status = 200, description = "Newest first, with history and deliveries", body = Vec<Alert>),
         (status = 400, description = "Bad query", body = ErrorBody),
@@ -414,12 +414,6 @@ pub async fn delete_channel(
 
 // === chart ===
 
-#[derive(Deserialize)]
-pub struct ChartQuery {
-    from_ms: Option<i64>,
-    to_ms: Option<i64>,
-}
-
 #[utoipa::path(get, path = "/api/v1/breakers/{service}/{breaker}/chart.svg", tag = "read",
     params(
         ("service" = String, Path, description = "Service name"),
@@ -437,15 +431,9 @@ pub async fn chart(
     State(app): State<AppState>,
     _: Viewer,
     Path((service, breaker)): Path<(String, String)>,
-    Query(query): Query<ChartQuery>,
+    Query(query): Query<crate::api::RangeQuery>,
 ) -> Result<impl IntoResponse, AppError> {
-    let to_ms = query.to_ms.unwrap_or_else(now_ms);
-    let from_ms = query.from_ms.unwrap_or(to_ms - 15 * 60_000);
-    if from_ms >= to_ms || to_ms - from_ms > 31 * 24 * 3_600_000 {
-        return Err(AppError::BadQuery {
-            detail: "from_ms must be before to_ms, at most 31 days apart".into(),
-        });
-    }
+    let (from_ms, to_ms) = query.resolve()?;
     let step_ms = crate::api::auto_step_ms(to_ms - from_ms);
     let from_ms = from_ms.div_euclid(step_ms) * step_ms;
     let series = app

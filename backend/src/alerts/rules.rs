@@ -58,12 +58,11 @@ fn invalid(path: &str, detail: impl Into<String>) -> AppError {
 /// Checks a rule's fields for its kind; 422 names the field.
 pub fn check_rule(rule: &AlertRule) -> Result<(), AppError> {
     protocol::validate_name(&rule.name).map_err(|d| invalid("$.name", d))?;
+    // A glob is a name in which `*` matches any run of characters.
     for (path, glob) in [("$.service", &rule.service), ("$.breaker", &rule.breaker)] {
-        if glob.is_empty() || glob.len() > protocol::MAX_NAME_LEN {
-            return Err(invalid(path, "a glob is 1 to 200 characters"));
-        }
+        protocol::validate_name(glob).map_err(|d| invalid(path, d))?;
     }
-    if rule.severity.is_empty() || rule.severity.len() > 50 {
+    if rule.severity.is_empty() || rule.severity.chars().count() > 50 {
         return Err(invalid("$.severity", "a severity is 1 to 50 characters"));
     }
     let positive = |path: &str, value: Option<i64>| match value {

@@ -35,7 +35,7 @@ pub async fn sign_in(
     headers: HeaderMap,
     JsonBody(request): JsonBody<protocol::SignInRequest>,
 ) -> Result<Response, AppError> {
-    let token = request.token.trim();
+    let token = request.token.as_str();
     if token.is_empty()
         || !token
             .bytes()

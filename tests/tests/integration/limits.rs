@@ -79,6 +79,7 @@ async fn a_batch_beyond_each_limit_is_refused_whole() {
         max_services: 2,
         max_breakers_per_service: 3,
         max_instances_per_service: 2,
+        ..Limits::default()
     };
     let server = TestServer::start_with(|o| {
         o.anonymous_viewer = true;
@@ -294,7 +295,7 @@ async fn pages_walk_every_breaker_exactly_once() {
     assert_eq!(names, ["s0", "s1", "s2"]);
     assert_eq!(services[0].breakers, 900);
 
-    for bad in ["limit=0", "limit=5001", "after=nothing-to-split"] {
+    for bad in ["limit=0", "limit=5001"] {
         let response = reqwest::get(format!("{}/api/v1/breakers?{bad}", server.url()))
             .await
             .unwrap();
@@ -302,4 +303,46 @@ async fn pages_walk_every_breaker_exactly_once() {
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"], "bad_query", "{bad}");
     }
+    // A cursor that is no `[service, breaker]` array is a service name to start from.
+    let (from_s1, _) = walk::<BreakerSummary>(&server, "/api/v1/breakers?after=s1").await;
+    let want: Vec<_> = breakers
+        .iter()
+        .filter(|b| b.service.as_str() >= "s1")
+        .map(|b| (&b.service, &b.breaker))
+        .collect();
+    assert!(!want.is_empty() && want.len() < breakers.len());
+    let got: Vec<_> = from_s1.iter().map(|b| (&b.service, &b.breaker)).collect();
+    assert_eq!(got, want);
+}
+
+/// `[limits] max_calls_per_s` bounds what one aggregate may claim for its interval.
+#[tokio::test]
+async fn the_call_rate_limit_is_configurable() {
+    let server = TestServer::start_with(|o| o.limits.max_calls_per_s = 50)
+        .await
+        .unwrap();
+    let admin = server
+        .user_token("root", backend::auth::Role::Admin)
+        .await
+        .unwrap();
+    let t = now_ms() - 5_000;
+    let answer = post(
+        &server,
+        "/api/v1/ingest",
+        &admin,
+        &batch("s", "i", 1, vec![aggregate("db", t, 50)]),
+    )
+    .await;
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    let answer = post(
+        &server,
+        "/api/v1/ingest",
+        &admin,
+        &batch("s", "i", 2, vec![aggregate("db", t, 51)]),
+    )
+    .await;
+    assert_eq!(answer.0, 422, "{}", answer.1);
+    assert_eq!(answer.1["path"], "$.aggregates[0].counts");
+    let detail = answer.1["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("max_calls_per_s = 50"), "{detail}");
 }

@@ -102,6 +102,35 @@ async fn rollups_are_exact_and_count_late_data() {
     assert_eq!(raw.step_ms, 1_000);
     assert_eq!(totals(&raw), expected);
 
+    // An inverted range is empty; one over 31 days is cut to the 31 days before its end. The
+    // answer states the range it covers.
+    let inverted: Series = server
+        .get_json(
+            &format!(
+                "/api/v1/breakers/svc/db/series?from_ms={}&to_ms={base}",
+                base + MINUTE
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (inverted.from_ms, inverted.to_ms, inverted.points.len()),
+        (base, base, 0)
+    );
+    let day = 24 * 60 * MINUTE;
+    let long: Series = server
+        .get_json(
+            &format!(
+                "/api/v1/breakers/svc/db/series?from_ms=0&to_ms={}",
+                base + day
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(long.step_ms, day);
+    assert_eq!(long.from_ms, (base + day - 31 * day).div_euclid(day) * day);
+    assert_eq!(totals(&long), expected);
+
     // Percentiles come from merged histograms: 90 % of calls ≤ 10 ms, 10 % ≤ 500 ms.
     let busy = series.points.iter().find(|p| p.counts.success > 0).unwrap();
     assert_eq!(
