@@ -6,6 +6,8 @@
 //! - `demo [-- ARGS]`: builds the dashboard (release) and runs `fusebox demo` with it.
 //! - `test`: the whole test suite on a fresh machine, browser test included ([`test_suite`]).
 //! - `fuzz [--seconds N]`: each cargo-fuzz target for N seconds on nightly ([`fuzz`]).
+//! - `schemathesis`: schemathesis against a served API document ([`schemathesis`]); also the
+//!   last step of `test`.
 //!
 //! Everything shells out with `std::process::Command` and says what it runs; there is no build.rs
 //! that calls cargo, so a plain `cargo build` never triggers a hidden nested wasm build.
@@ -14,6 +16,7 @@ mod apt;
 mod build_ui;
 mod fuzz;
 mod route;
+mod schemathesis;
 mod test_suite;
 
 use std::path::{Path, PathBuf};
@@ -29,8 +32,11 @@ commands:
   demo [-- ARGS]         build the dashboard (release) and run `fusebox demo --anonymous-viewer ARGS`
   test                   install the browser if missing, build the dashboard, run every test
   fuzz [--seconds N]     run each fuzz target in fuzz/ for N seconds (30) on nightly
+  schemathesis           run schemathesis (pinned) against a served API, as admin and as an ingest key
 
 environment:
+  FUSEBOX_SCHEMATHESIS_EXAMPLES=N   cases per operation and phase (default 50)
+  FUSEBOX_SCHEMATHESIS_SEED=S       the generation seed (default fixed, for reproducible runs)
   FUSEBOX_WASM_ROUTE=rustup|debian   force how the wasm32 standard library is obtained
 ";
 
@@ -61,6 +67,12 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
         }
         "demo" => demo(rest),
         "fuzz" => fuzz::run(rest),
+        "schemathesis" => {
+            if !rest.is_empty() {
+                bail!("schemathesis takes no arguments (see the environment), got {rest:?}");
+            }
+            schemathesis::run(&schemathesis::Options::from_env()?)
+        }
         "test" => {
             if !rest.is_empty() {
                 bail!("test takes no arguments, got {rest:?}");

@@ -1,4 +1,5 @@
-//! `cargo xtask test`: every test of the workspace on a fresh machine, the browser test included.
+//! `cargo xtask test`: every test of the workspace on a fresh machine, the browser test included,
+//! then schemathesis against the served API document.
 
 use std::path::Path;
 use std::process::Command;
@@ -37,6 +38,8 @@ pub fn run() -> anyhow::Result<()> {
         dist.display()
     );
     run_command(&mut command)?;
+
+    crate::schemathesis::run(&crate::schemathesis::Options::from_env()?)?;
     step("all tests passed");
     Ok(())
 }
