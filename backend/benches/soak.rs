@@ -84,8 +84,8 @@ fn batch(instance: &str, seq: u64, base_ms: i64) -> serde_json::Value {
             "latency": {"counts": [10, 20, 30, 40]}
         })).collect::<Vec<_>>(),
         "transitions": [{"breaker": "dep-00", "at_ms": at_ms,
-                         "from": if seq % 2 == 0 { "open" } else { "closed" },
-                         "to": if seq % 2 == 0 { "closed" } else { "open" }, "config_version": 1}]
+                         "from": if seq.is_multiple_of(2) { "open" } else { "closed" },
+                         "to": if seq.is_multiple_of(2) { "closed" } else { "open" }, "config_version": 1}]
     })
 }
 
