@@ -91,11 +91,16 @@ async fn accept(
     ingester: Ingester,
     batch: IngestBatch,
 ) -> Result<Json<IngestAck>, AppError> {
-    protocol::validate_batch_with(&batch, now_ms(), &app.batch_limits).map_err(|err| {
-        AppError::Invalid {
-            detail: err.detail,
-            path: err.path,
-        }
+    protocol::validate_batch_with(
+        &batch,
+        now_ms(),
+        &protocol::BatchLimits {
+            max_calls_per_s: app.limits.max_calls_per_s,
+        },
+    )
+    .map_err(|err| AppError::Invalid {
+        detail: err.detail,
+        path: err.path,
     })?;
     if let Some(service) = ingester.service
         && service != batch.service

@@ -476,14 +476,52 @@ pub async fn report_status(
             path: path.into(),
         })?;
     }
-    let now = now_ms();
-    let mut tx = app.store.begin().await?;
     for (idx, status) in report.breakers.iter().enumerate() {
         protocol::validate_name(&status.breaker).map_err(|detail| AppError::Invalid {
             detail,
             path: format!("$.breakers[{idx}].breaker"),
         })?;
-        let id = Store::breaker_id(&mut tx, &report.service, &status.breaker, now).await?;
+    }
+    let now = now_ms();
+    let mut tx = app.store.begin().await?;
+    // A new instance counts against the instance limit, as at ingest: the service's instances
+    // are those the fleet knows from aggregates and those that reported status before.
+    let reported: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT s.instance FROM config_status s JOIN breakers b ON b.id = s.breaker_id
+         WHERE b.service = ?",
+    )
+    .bind(&report.service)
+    .fetch_all(&mut *tx)
+    .await?;
+    let instances = {
+        let fleet = app.fleet.read().expect("fleet lock poisoned");
+        let mut instances = fleet.instances_of_service(&report.service);
+        instances.extend(reported.iter().map(String::as_str));
+        (!instances.contains(report.instance.as_str())).then_some(instances.len())
+    };
+    if let Some(current) = instances {
+        app.limits
+            .check(
+                crate::limits::Limit::InstancesPerService,
+                current,
+                &report.service,
+                &report.instance,
+                || "$.instance".into(),
+            )
+            .map_err(AppError::LimitExceeded)?;
+    }
+    for status in &report.breakers {
+        // Status is kept for breakers the server knows; a report never creates one (ingest
+        // does, within its limits).
+        let Some(id): Option<i64> =
+            sqlx::query_scalar("SELECT id FROM breakers WHERE service = ? AND name = ?")
+                .bind(&report.service)
+                .bind(&status.breaker)
+                .fetch_optional(&mut *tx)
+                .await?
+        else {
+            continue;
+        };
         let refused = status.refused.as_ref();
         sqlx::query(
             "INSERT INTO config_status (breaker_id, instance, running_version, refused_version,

@@ -241,6 +241,17 @@ impl Fleet {
         self.breakers.get(service)?.get(breaker)?.get(instance)
     }
 
+    /// The instances with a state for some breaker of `service` (they sent an aggregate or a
+    /// transition).
+    pub fn instances_of_service(&self, service: &str) -> std::collections::BTreeSet<&str> {
+        self.breakers
+            .get(service)
+            .into_iter()
+            .flat_map(|breakers| breakers.values())
+            .flat_map(|instances| instances.keys().map(String::as_str))
+            .collect()
+    }
+
     /// Every (service, instance) with a state, once per breaker it has a state for.
     pub fn instance_names(&self) -> impl Iterator<Item = (&str, &str)> {
         self.breakers.iter().flat_map(|(service, breakers)| {

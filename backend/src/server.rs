@@ -101,8 +101,9 @@ pub struct AppState {
     pub web: Arc<WebGuard>,
     /// Engine runs: their budget, and the flag that stops them all when the server stops.
     pub engine: EngineRuns,
-    /// What one batch may claim (validation), beside the cardinality limits the writer checks.
-    pub batch_limits: protocol::BatchLimits,
+    /// The limits: the writer enforces the cardinality ones at ingest; validation reads
+    /// `max_calls_per_s`; config-status reports are held to the instance limit.
+    pub limits: Limits,
 }
 
 /// A server accepting connections; dropping it does not stop it, `shutdown` does.
@@ -200,9 +201,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
             options.failed_auth_per_minute,
         )),
         engine: EngineRuns::new(options.engine_budget, Some(metrics.clone())),
-        batch_limits: protocol::BatchLimits {
-            max_calls_per_s: options.limits.max_calls_per_s,
-        },
+        limits: options.limits,
     };
     let auto_tune = crate::autotune::spawn(state.clone(), options.auto_tune_period);
     let app = router(state.clone(), &options);

@@ -346,3 +346,72 @@ async fn the_call_rate_limit_is_configurable() {
     let detail = answer.1["detail"].as_str().unwrap_or_default();
     assert!(detail.contains("max_calls_per_s = 50"), "{detail}");
 }
+
+/// Config-status reports neither create breakers nor add instances beyond the limit: the
+/// service's instances are those seen at ingest and those that reported status before.
+#[tokio::test]
+async fn status_reports_are_held_to_the_limits() {
+    let server = TestServer::start_with(|o| {
+        o.anonymous_viewer = true;
+        o.limits.max_instances_per_service = 2;
+    })
+    .await
+    .unwrap();
+    let key = server.ingest_key("s").await.unwrap();
+    let t = now_ms() - 5_000;
+    let answer = post(
+        &server,
+        "/api/v1/ingest",
+        &key,
+        &batch("s", "i-1", 1, vec![aggregate("db", t, 1)]),
+    )
+    .await;
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    let report = |instance: &str, breaker: &str| {
+        json!({"service": "s", "instance": instance, "at_ms": now_ms(),
+               "breakers": [{"breaker": breaker, "running_version": 0}]})
+    };
+    let send = |body: Value| {
+        let (url, key) = (server.url(), key.clone());
+        async move {
+            reqwest::Client::new()
+                .post(format!("{url}/api/v1/config-status"))
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // i-1 is known from ingest; x-1 is the second instance; x-2 would be a third.
+    assert_eq!(send(report("i-1", "db")).await.status(), 204);
+    assert_eq!(send(report("x-1", "db")).await.status(), 204);
+    assert_eq!(
+        send(report("x-1", "db")).await.status(),
+        204,
+        "a known one again"
+    );
+    let refused = send(report("x-2", "db")).await;
+    assert_eq!(refused.status(), 422);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(
+        (&body["error"], &body["path"]),
+        (&json!("limit_exceeded"), &json!("$.instance"))
+    );
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("limits.max_instances_per_service = 2"),
+        "{body}"
+    );
+    // A status for a breaker the server does not know is not kept, and creates nothing.
+    assert_eq!(send(report("i-1", "ghost")).await.status(), 204);
+    let breakers: Vec<BreakerSummary> = server.get_json("/api/v1/breakers", None).await;
+    let names: Vec<_> = breakers.iter().map(|b| b.breaker.as_str()).collect();
+    assert_eq!(names, ["db"]);
+    let ghost = reqwest::get(format!("{}/api/v1/breakers/s/ghost/config", server.url()))
+        .await
+        .unwrap();
+    assert_eq!(ghost.status(), 404);
+}
