@@ -50,7 +50,13 @@ impl Setup {
         let response = self
             .client
             .get(self.url(&format!(
-                "/config/shop/payments?wait_for_version_above={version}&timeout_ms=50&instance={instance}"
+                "/config/shop/payments?wait_for_version_above={version}&timeout_ms=50{}",
+                // An empty name is no name: the poll then names no instance at all.
+                if instance.is_empty() {
+                    String::new()
+                } else {
+                    format!("&instance={instance}")
+                }
             )))
             .bearer_auth(&self.key)
             .send()
