@@ -1053,6 +1053,7 @@ mod tests {
             wait: WaitConfig::Fixed { ms: wait_ms },
             half_open_probes: 1,
             half_open_successes: 1,
+            half_open_rule: Default::default(),
             half_open_max_wait_ms: None,
             call_timeout_ms: None,
             mode: None,

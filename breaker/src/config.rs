@@ -28,8 +28,22 @@ pub struct Config {
     wait: Wait,
     half_open_probes: u32,
     half_open_successes: u32,
+    half_open_rule: HalfOpenRule,
     half_open_max_wait: Option<Duration>,
     call_timeout: Option<Duration>,
+}
+
+/// How Half-Open decides from its probes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HalfOpenRule {
+    /// Close once `half_open_successes` probes succeeded; a failed or slow probe opens the
+    /// breaker again at once.
+    #[default]
+    Successes,
+    /// resilience4j's rule: wait for all `half_open_probes` probes, then close when their
+    /// failure rate and slow-call rate are below the thresholds, else open again. Needs a
+    /// failure-rate or slow-call-rate threshold.
+    Rates,
 }
 
 /// Which calls the failure and slow-call rates are judged over.
@@ -90,6 +104,8 @@ pub enum Rule {
     NotFinite,
     #[error("{value} is not a rate above 0 and at most 1 (0–100 %)")]
     NotARate { value: f64 },
+    #[error("judging probes by rate needs a failure-rate or slow-call-rate threshold")]
+    NeedsRateThreshold,
 }
 
 // === impl Config ===
@@ -155,6 +171,11 @@ impl Config {
         self.half_open_successes
     }
 
+    /// How Half-Open judges its probes.
+    pub fn half_open_rule(&self) -> HalfOpenRule {
+        self.half_open_rule
+    }
+
     /// Half-Open returns to Open when its probes have not decided within this.
     pub fn half_open_max_wait(&self) -> Option<Duration> {
         self.half_open_max_wait
@@ -184,6 +205,7 @@ impl Default for Config {
             wait: Wait::Fixed(Duration::from_secs(30)),
             half_open_probes: 5,
             half_open_successes: 5,
+            half_open_rule: HalfOpenRule::Successes,
             half_open_max_wait: None,
             call_timeout: None,
         }
@@ -248,6 +270,11 @@ impl ConfigBuilder {
 
     pub fn half_open_successes(mut self, n_successes: u32) -> Self {
         self.config.half_open_successes = n_successes;
+        self
+    }
+
+    pub fn half_open_rule(mut self, rule: HalfOpenRule) -> Self {
+        self.config.half_open_rule = rule;
         self
     }
 
@@ -377,6 +404,12 @@ impl ConfigBuilder {
                     limit: u64::from(config.half_open_probes),
                 },
             ));
+        }
+        if config.half_open_rule == HalfOpenRule::Rates
+            && config.failure_rate_threshold.is_none()
+            && config.slow_call_rate_threshold.is_none()
+        {
+            return Err(invalid("half_open_rule", Rule::NeedsRateThreshold));
         }
         if config.half_open_max_wait.is_some_and(|wait| wait.is_zero()) {
             return Err(invalid("half_open_max_wait", Rule::Zero));

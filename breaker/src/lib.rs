@@ -24,7 +24,7 @@ pub use crate::breaker::{
     CallError, CircuitBreaker, OwnedPermit, Permit, Rejected, Snapshot, classify_result,
 };
 pub use crate::clock::{Clock, ManualClock, SystemClock};
-pub use crate::config::{Config, ConfigBuilder, ConfigError, Rule, Wait, Window};
+pub use crate::config::{Config, ConfigBuilder, ConfigError, HalfOpenRule, Rule, Wait, Window};
 pub use crate::events::{Event, EventKind, Interests, Listener};
 pub use crate::machine::{
     Admission, Granted, Machine, Mode, Outcome, PermitKind, State, Transition, Trigger, TriggerKind,

@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use crate::config::{Config, Wait};
+use crate::config::{Config, HalfOpenRule, Wait};
 use crate::window::{self, Totals, Window};
 
 /// The state of a circuit breaker.
@@ -129,6 +129,10 @@ pub struct Machine {
     open_until: Duration,
     n_probes_admitted: u32,
     n_probe_successes: u32,
+    /// Under `HalfOpenRule::Rates`: probes that returned, and how many failed or were slow.
+    n_probes_judged: u32,
+    n_probe_failures: u32,
+    n_probe_slow: u32,
     rng: u64,
 }
 
@@ -179,6 +183,9 @@ impl Machine {
             open_until: Duration::ZERO,
             n_probes_admitted: 0,
             n_probe_successes: 0,
+            n_probes_judged: 0,
+            n_probe_failures: 0,
+            n_probe_slow: 0,
             // xorshift needs a non-zero state.
             rng: seed | 1,
         }
@@ -360,6 +367,9 @@ impl Machine {
                     self.n_probes_admitted -= 1;
                     return None;
                 }
+                if self.config.half_open_rule() == HalfOpenRule::Rates {
+                    return self.judge_probes_by_rate(now, failed, slow);
+                }
                 if failed || slow {
                     let n_failed = 1.0;
                     return Some(self.enter(
@@ -495,6 +505,56 @@ impl Machine {
         None
     }
 
+    /// `HalfOpenRule::Rates`: counts a returned probe; once all `half_open_probes` returned,
+    /// closes when their failure and slow-call rates are below the thresholds, else opens.
+    fn judge_probes_by_rate(
+        &mut self,
+        now: Duration,
+        failed: bool,
+        slow: bool,
+    ) -> Option<Transition> {
+        self.n_probes_judged += 1;
+        self.n_probe_failures += u32::from(failed);
+        self.n_probe_slow += u32::from(slow);
+        let n_probes = self.config.half_open_probes();
+        if self.n_probes_judged < n_probes {
+            return None;
+        }
+        let n = f64::from(n_probes);
+        let failure_rate = f64::from(self.n_probe_failures) / n;
+        let slow_rate = f64::from(self.n_probe_slow) / n;
+        if let Some(threshold) = self.config.failure_rate_threshold()
+            && failure_rate >= threshold
+        {
+            return Some(self.enter(
+                State::Open,
+                now,
+                TriggerKind::ProbeFailed,
+                failure_rate,
+                threshold,
+            ));
+        }
+        if let Some(threshold) = self.config.slow_call_rate_threshold()
+            && slow_rate >= threshold
+        {
+            return Some(self.enter(
+                State::Open,
+                now,
+                TriggerKind::ProbeFailed,
+                slow_rate,
+                threshold,
+            ));
+        }
+        let threshold = self.config.failure_rate_threshold().unwrap_or(1.0);
+        Some(self.enter(
+            State::Closed,
+            now,
+            TriggerKind::ProbeSucceeded,
+            failure_rate,
+            threshold,
+        ))
+    }
+
     fn trip(&mut self, now: Duration, kind: TriggerKind, value: f64, threshold: f64) -> Transition {
         self.enter(State::Open, now, kind, value, threshold)
     }
@@ -521,6 +581,9 @@ impl Machine {
             State::HalfOpen => {
                 self.n_probes_admitted = 0;
                 self.n_probe_successes = 0;
+                self.n_probes_judged = 0;
+                self.n_probe_failures = 0;
+                self.n_probe_slow = 0;
             }
         }
         Transition {

@@ -19,7 +19,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::breaker::CircuitBreaker;
-use crate::config::{Config, ConfigError, Wait, Window};
+use crate::config::{Config, ConfigError, HalfOpenRule, Wait, Window};
 use crate::machine::Mode;
 use crate::registry::Registry;
 
@@ -368,6 +368,10 @@ pub fn config_from_wire(wire: &protocol::BreakerConfig) -> Result<Config, Config
         })
         .half_open_probes(wire.half_open_probes)
         .half_open_successes(wire.half_open_successes)
+        .half_open_rule(match wire.half_open_rule {
+            protocol::HalfOpenRule::Successes => HalfOpenRule::Successes,
+            protocol::HalfOpenRule::Rates => HalfOpenRule::Rates,
+        })
         .half_open_max_wait(wire.half_open_max_wait_ms.map(Duration::from_millis))
         .call_timeout(wire.call_timeout_ms.map(Duration::from_millis));
     if let Some(ms) = wire.slow_call_duration_ms {
@@ -406,6 +410,10 @@ pub fn config_to_wire(config: &Config, mode: Mode) -> protocol::BreakerConfig {
         },
         half_open_probes: config.half_open_probes(),
         half_open_successes: config.half_open_successes(),
+        half_open_rule: match config.half_open_rule() {
+            HalfOpenRule::Successes => protocol::HalfOpenRule::Successes,
+            HalfOpenRule::Rates => protocol::HalfOpenRule::Rates,
+        },
         half_open_max_wait_ms: config.half_open_max_wait().map(millis),
         call_timeout_ms: config.call_timeout().map(millis),
         mode: match mode {

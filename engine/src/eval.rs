@@ -25,6 +25,7 @@ use crate::replay::{self, Score};
 use crate::scenario::{self, Scenario, Span, Truth};
 use crate::search::{Candidate, EvalSet, Grid, Search, SearchOptions};
 use crate::suggest::{self, TuneOptions, median_u64};
+use crate::throttle;
 
 /// Options for [`evaluate`].
 #[derive(Clone, Debug)]
@@ -74,9 +75,13 @@ pub struct ScenarioReport {
 #[derive(Clone, Debug)]
 pub struct ConfigResult {
     pub config_name: &'static str,
-    pub config: Config,
+    /// The breaker configuration replayed; `None` for adaptive throttling, which has none.
+    pub config: Option<Config>,
     pub score: Score,
 }
+
+/// The name of the adaptive-throttling baseline (see [`crate::throttle`]).
+pub const ADAPTIVE_THROTTLING: &str = "adaptive-throttling";
 
 /// Evaluates each `(label, file contents)`; unreadable files become warnings.
 pub fn evaluate(files: &[(String, String)], opts: &EvalOptions) -> (Report, Vec<Warning>) {
@@ -185,8 +190,7 @@ fn score_all(
 ) -> Vec<ConfigResult> {
     let history = &scenario.history;
     let n_steps = history.len();
-    let score = |config: &Config| {
-        let mut res = replay::replay(history, 0..n_steps, config);
+    let score_replay = |mut res: replay::Replay| {
         // Score only the second half: the replay runs over the first half too, so that every
         // config enters the scored half warmed up, as it would in production.
         res.admitted.drain(..half);
@@ -199,25 +203,31 @@ fn score_all(
             &scenario.truth.incidents,
         )
     };
+    let score = |config: &Config| score_replay(replay::replay(history, 0..n_steps, config));
     let mut results: Vec<ConfigResult> = defaults::library_defaults()
         .into_iter()
         .map(|(name, config)| ConfigResult {
             config_name: name,
             score: score(&config),
-            config,
+            config: Some(config),
         })
         .collect();
     results.push(ConfigResult {
+        config_name: ADAPTIVE_THROTTLING,
+        score: score_replay(throttle::replay(history, 0..n_steps, throttle::K)),
+        config: None,
+    });
+    results.push(ConfigResult {
         config_name: "tuned",
         score: score(tuned),
-        config: tuned.clone(),
+        config: Some(tuned.clone()),
     });
     if with_oracle {
         let oracle = oracle(scenario, half, tuned);
         results.push(ConfigResult {
             config_name: "oracle",
             score: score(&oracle),
-            config: oracle,
+            config: Some(oracle),
         });
     }
     results
@@ -359,7 +369,14 @@ impl Report {
                     format!("{}/{}", s.detected, s.incidents),
                     delay,
                     s.false_trips,
-                    settings_text(&res.config)
+                    res.config.as_ref().map_or_else(
+                        || format!(
+                            "reject p = max(0, (requests − {}·accepts) / (requests + 1)) over {} s",
+                            throttle::K,
+                            throttle::WINDOW.as_secs()
+                        ),
+                        settings_text
+                    )
                 );
             }
             if !scenario.mean_costs.is_empty() {
@@ -489,7 +506,11 @@ fn result_json(res: &ConfigResult) -> Value {
         "incidents": s.incidents,
         "detection_delay_ms_median": median_u64(&s.detection_delays_ms),
         "false_trips": s.false_trips,
-        "settings": settings_json(&res.config),
+        "settings": res.config.as_ref().map_or_else(
+            || json!({"policy": "adaptive_throttling", "k": throttle::K,
+                      "window_s": throttle::WINDOW.as_secs()}),
+            settings_json
+        ),
     })
 }
 
@@ -526,6 +547,10 @@ pub fn settings_json(config: &Config) -> Value {
         "wait": wait,
         "half_open_probes": config.half_open_probes(),
         "half_open_successes": config.half_open_successes(),
+        "half_open_rule": match config.half_open_rule() {
+            breaker::HalfOpenRule::Successes => "successes",
+            breaker::HalfOpenRule::Rates => "rates",
+        },
         "call_timeout_ms": config.call_timeout().map(|t| t.as_millis() as u64),
     })
 }
@@ -564,11 +589,14 @@ pub fn settings_text(config: &Config) -> String {
             max.as_secs_f64()
         ),
     });
-    parts.push(format!(
-        "probes {}/{}",
-        config.half_open_successes(),
-        config.half_open_probes()
-    ));
+    parts.push(match config.half_open_rule() {
+        breaker::HalfOpenRule::Successes => format!(
+            "probes {}/{}",
+            config.half_open_successes(),
+            config.half_open_probes()
+        ),
+        breaker::HalfOpenRule::Rates => format!("probes {} by rate", config.half_open_probes()),
+    });
     if let Some(timeout) = config.call_timeout() {
         parts.push(format!("timeout {}s", timeout.as_secs_f64()));
     }

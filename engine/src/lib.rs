@@ -39,6 +39,7 @@ pub mod scenario;
 pub mod search;
 pub mod stop;
 pub mod suggest;
+pub mod throttle;
 
 /// Something the caller should know about a result, which did not stop it.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]

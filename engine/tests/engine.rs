@@ -125,6 +125,7 @@ fn the_json_report_follows_the_schema() {
             "polly",
             "opossum",
             "pybreaker",
+            "adaptive-throttling",
             "tuned",
             "oracle"
         ]

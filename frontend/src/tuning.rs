@@ -82,10 +82,16 @@ pub fn config_fields(config: &BreakerConfig) -> Vec<(&'static str, String)> {
         ),
         (
             "half-open probes",
-            format!(
-                "{} ({} to close)",
-                config.half_open_probes, config.half_open_successes
-            ),
+            match config.half_open_rule {
+                protocol::HalfOpenRule::Successes => format!(
+                    "{} ({} to close)",
+                    config.half_open_probes, config.half_open_successes
+                ),
+                protocol::HalfOpenRule::Rates => format!(
+                    "{} (closes when their rates are below the thresholds)",
+                    config.half_open_probes
+                ),
+            },
         ),
         ("half-open max wait", ms(config.half_open_max_wait_ms)),
         ("call timeout", ms(config.call_timeout_ms)),
@@ -244,6 +250,7 @@ mod tests {
             wait: WaitConfig::Fixed { ms: 30_000 },
             half_open_probes: 5,
             half_open_successes: 3,
+            half_open_rule: Default::default(),
             half_open_max_wait_ms: None,
             call_timeout_ms: None,
             mode: None,

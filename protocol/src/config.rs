@@ -33,6 +33,10 @@ pub struct BreakerConfig {
     pub wait: WaitConfig,
     pub half_open_probes: u32,
     pub half_open_successes: u32,
+    /// How Half-Open judges its probes; `successes` when absent (and then not written, so
+    /// breakers that predate the field read every config that does not use it).
+    #[serde(default, skip_serializing_if = "HalfOpenRule::is_successes")]
+    pub half_open_rule: HalfOpenRule,
     #[serde(default, deserialize_with = "crate::int64::option")]
     pub half_open_max_wait_ms: Option<u64>,
     #[serde(default, deserialize_with = "crate::int64::option")]
@@ -73,6 +77,25 @@ pub enum WaitConfig {
         #[serde(default)]
         jitter: f64,
     },
+}
+
+/// How Half-Open decides from its probes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum HalfOpenRule {
+    /// Close once `half_open_successes` probes succeeded; a failed or slow probe opens again.
+    #[default]
+    Successes,
+    /// Wait for all `half_open_probes` probes; close when their failure and slow-call rates are
+    /// below the thresholds (resilience4j's rule), else open again.
+    Rates,
+}
+
+impl HalfOpenRule {
+    pub fn is_successes(&self) -> bool {
+        *self == HalfOpenRule::Successes
+    }
 }
 
 /// Who decides a breaker's state.

@@ -32,8 +32,8 @@ pub use alerts::{
 pub use auto::{AutoTuneBounds, AutoTuneChange, AutoTuneSettings, AutoTuneStep, AutoTuneView};
 pub use calls::{CallBatch, CallEvent, CallOutcome};
 pub use config::{
-    BreakerConfig, BreakerMode, ConfigRefusal, ConfigStatus, ConfigStatusReport, WaitConfig,
-    WindowConfig,
+    BreakerConfig, BreakerMode, ConfigRefusal, ConfigStatus, ConfigStatusReport, HalfOpenRule,
+    WaitConfig, WindowConfig,
 };
 pub use control::{
     AccessRole, AuditEntry, ConfigChange, ConfigView, ControlRequest, InstanceSync, Me,

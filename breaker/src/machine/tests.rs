@@ -245,6 +245,55 @@ fn a_failed_or_slow_probe_opens_again() {
     assert_eq!(transitions[1].trigger.kind, TriggerKind::ProbeFailed);
 }
 
+/// resilience4j's rule: all probes return first; the breaker closes when their failure rate is
+/// below the threshold (one failure of four is 25 % < 50 %), and opens again when it is not.
+#[test]
+fn probes_judged_by_rate_close_below_the_threshold_and_open_at_it() {
+    let by_rate = || {
+        config()
+            .half_open_probes(4)
+            .half_open_successes(4)
+            .half_open_rule(HalfOpenRule::Rates)
+    };
+    let mut m = machine(by_rate());
+    open(&mut m);
+    let transitions = calls(&mut m, secs(10), "fss");
+    assert_eq!(
+        kinds(&transitions),
+        [(State::Open, State::HalfOpen, TriggerKind::WaitElapsed)],
+        "a failed probe does not open the breaker before every probe returned"
+    );
+    let closed = calls(&mut m, secs(10), "s");
+    assert_eq!(
+        kinds(&closed),
+        [(State::HalfOpen, State::Closed, TriggerKind::ProbeSucceeded)]
+    );
+    assert_eq!(closed[0].trigger.value, 0.25);
+
+    let mut m = machine(by_rate());
+    open(&mut m);
+    let transitions = calls(&mut m, secs(10), "sfsf");
+    let reopened = transitions.last().unwrap();
+    assert_eq!(
+        (reopened.to, reopened.trigger.kind, reopened.trigger.value),
+        (State::Open, TriggerKind::ProbeFailed, 0.5)
+    );
+    // The next Half-Open starts counting afresh.
+    let transitions = calls(&mut m, secs(20), "ssss");
+    assert_eq!(transitions.last().unwrap().to, State::Closed);
+}
+
+#[test]
+fn probes_judged_by_rate_need_a_rate_threshold() {
+    let err = Config::builder()
+        .failure_rate_threshold(None)
+        .consecutive_failures(5)
+        .half_open_rule(HalfOpenRule::Rates)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.field, "half_open_rule");
+}
+
 #[test]
 fn an_ignored_probe_frees_its_slot() {
     let mut m = machine(config().half_open_probes(1).half_open_successes(1));
