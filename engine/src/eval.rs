@@ -330,11 +330,23 @@ impl Report {
             .scenarios
             .iter()
             .map(|scenario| {
+                let summary = scenario.summary().map(|s| {
+                    json!({
+                        "tuned_over_oracle": s.tuned_over_oracle,
+                        "best_default": s.best_default,
+                        "tuned_over_best_default": s.tuned_over_best_default,
+                        "tuned_recall": s.tuned_recall,
+                        "tuned_false_trips": s.tuned_false_trips,
+                        "oracle_false_trips": s.oracle_false_trips,
+                        "best_default_false_trips": s.best_default_false_trips,
+                    })
+                });
                 json!({
                     "scenario": scenario.scenario,
                     "train_steps": scenario.train_steps,
                     "scored_steps": scenario.scored_steps,
                     "results": scenario.results.iter().map(result_json).collect::<Vec<_>>(),
+                    "summary": summary,
                 })
             })
             .collect();
@@ -352,7 +364,7 @@ impl Report {
             );
             let _ = writeln!(
                 out,
-                "  {:<13} {:>10} {:>9} {:>8} {:>7} {:>10} {:>6}  settings",
+                "  {:<19} {:>10} {:>9} {:>8} {:>7} {:>10} {:>6}  settings",
                 "config", "cost", "lost_good", "wasted", "recall", "delay_ms", "false"
             );
             for res in &scenario.results {
@@ -361,7 +373,7 @@ impl Report {
                     .map_or_else(|| "-".to_owned(), |d| d.to_string());
                 let _ = writeln!(
                     out,
-                    "  {:<13} {:>10.1} {:>9} {:>8} {:>7} {:>10} {:>6}  {}",
+                    "  {:<19} {:>10.1} {:>9} {:>8} {:>7} {:>10} {:>6}  {}",
                     res.config_name,
                     s.cost,
                     s.lost_good,
@@ -422,7 +434,7 @@ impl Report {
             if let Some(summary) = scenario.summary() {
                 let _ = writeln!(
                     out,
-                    "  tuned/oracle {}  tuned/best default ({}) {:.2}  recall {:.0} %  false trips {} (best default {})",
+                    "  tuned/oracle {}  tuned/best default ({}) {:.2}  recall {:.0} %  false trips {} (oracle {}, best default {})",
                     summary
                         .tuned_over_oracle
                         .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
@@ -430,6 +442,9 @@ impl Report {
                     summary.tuned_over_best_default,
                     summary.tuned_recall * 100.0,
                     summary.tuned_false_trips,
+                    summary
+                        .oracle_false_trips
+                        .map_or_else(|| "-".to_owned(), |n| n.to_string()),
                     summary.best_default_false_trips,
                 );
             }
@@ -449,6 +464,8 @@ pub struct Summary {
     pub tuned_recall: f64,
     pub tuned_false_trips: u32,
     pub best_default_false_trips: u32,
+    /// `None` when the oracle was not searched.
+    pub oracle_false_trips: Option<u32>,
 }
 
 // === impl ScenarioReport ===
@@ -483,6 +500,7 @@ impl ScenarioReport {
             tuned_recall: recall(&tuned.score),
             tuned_false_trips: tuned.score.false_trips,
             best_default_false_trips: best_default.score.false_trips,
+            oracle_false_trips: oracle.map(|oracle| oracle.score.false_trips),
         })
     }
 }

@@ -156,6 +156,17 @@ fn the_json_report_follows_the_schema() {
             .unwrap()
     };
     assert!(cost("oracle") <= cost("tuned") + 1e-9);
+    // The summary gives the ratios and the false trips the goals are stated in.
+    let summary = &scenario["summary"];
+    let ratio = summary["tuned_over_oracle"].as_f64().unwrap();
+    assert!((ratio - cost("tuned") / cost("oracle")).abs() < 1e-9 || cost("oracle") == 0.0);
+    for key in [
+        "tuned_false_trips",
+        "oracle_false_trips",
+        "best_default_false_trips",
+    ] {
+        assert!(summary[key].is_u64(), "{key} in {summary}");
+    }
 }
 
 /// A small deterministic generator (xorshift), so the synthetic store needs no crate.
