@@ -53,6 +53,12 @@ pub struct SearchOptions {
     /// trip, `threshold × minimum_calls ≥ this`, so one unlucky call right after the breaker
     /// closes, when its window is nearly empty, cannot open it again. 0 turns the bound off.
     pub min_failures_to_trip: f64,
+    /// What a false trip costs beyond the calls it refuses: the calls of this many seconds at
+    /// the set's mean rate, per Closed→Open while a set's labels say healthy (more than 30 s
+    /// after any labelled incident). A false trip with a short wait loses few calls, but a
+    /// breaker that trips on healthy traffic is one its users stop trusting, so the tuner
+    /// prices it; the oracle (0) is judged by the cost alone.
+    pub false_trip_penalty_s: f64,
     /// Checked before every replay and every round; once it fires, [`Search::run`] gives up.
     pub stop: Stop,
 }
@@ -155,6 +161,7 @@ impl Default for SearchOptions {
             inject: true,
             n_injected_copies: 2,
             min_failures_to_trip: 0.0,
+            false_trip_penalty_s: 0.0,
             stop: Stop::default(),
         }
     }
@@ -536,7 +543,14 @@ impl Search {
                 return f64::INFINITY;
             }
             self.n_replays += 1;
-            replayed += cost_on(set, &config, 1, self.score_from, &mut self.replayed_calls);
+            replayed += cost_on(
+                set,
+                &config,
+                1,
+                self.score_from,
+                self.opts.false_trip_penalty_s,
+                &mut self.replayed_calls,
+            );
         }
         replayed + self.probe_risk.as_ref().map_or(0.0, |risk| risk.cost(cand))
     }
@@ -589,6 +603,7 @@ impl Search {
                 &config,
                 factor,
                 self.score_from,
+                self.opts.false_trip_penalty_s,
                 &mut self.replayed_calls,
             );
             if cost > bound {
@@ -883,6 +898,7 @@ fn cost_on(
     config: &Config,
     weight: u32,
     score_from: usize,
+    false_trip_penalty_s: f64,
     replayed_calls: &mut u64,
 ) -> f64 {
     let mut res = replay::replay(&set.history, 0..set.history.len(), config);
@@ -893,7 +909,15 @@ fn cost_on(
         res.rejected.drain(..skip);
         res.range = skip..set.history.len();
     }
-    replay::score(&set.history, &res, &set.healthy, &set.incidents).cost * f64::from(weight)
+    let score = replay::score(&set.history, &res, &set.healthy, &set.incidents);
+    let penalty = if false_trip_penalty_s > 0.0 && score.false_trips > 0 {
+        let seconds = set.history.len() as f64 * set.history.step.as_secs_f64();
+        let rate = set.history.n_calls() as f64 / seconds.max(1.0);
+        f64::from(score.false_trips) * false_trip_penalty_s * rate
+    } else {
+        0.0
+    };
+    (score.cost + penalty) * f64::from(weight)
 }
 
 /// The bucket holding the median latency of the whole history.
@@ -1080,4 +1104,67 @@ fn clean_stretch(anomalous: &[bool], want: usize, len: usize) -> Option<usize> {
         .flatten()
         .find(|&s| ok(s))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ten minutes of 100 calls a second, with a 5-second burst of failures (labelled healthy:
+    /// noise) at 200 s.
+    fn noisy_set() -> EvalSet {
+        let steps = (0..600u64)
+            .map(|i| Step {
+                t_ms: i * 1_000,
+                n_calls: 100,
+                n_failures: if (200..205).contains(&i) { 60 } else { 1 },
+                n_rejected: 0,
+                latency_counts: vec![100, 0],
+            })
+            .collect();
+        let history = History {
+            step: Duration::from_secs(1),
+            latency_buckets_ms: vec![10, 100],
+            steps,
+        };
+        EvalSet {
+            name: "noise",
+            healthy: vec![true; history.len()],
+            incidents: Vec::new(),
+            history,
+        }
+    }
+
+    #[test]
+    fn a_false_trip_costs_the_penalty_on_top_of_the_calls_it_refused() {
+        let set = noisy_set();
+        let touchy = Config::builder()
+            .failure_rate_threshold(0.5)
+            .window(Window::Count(20))
+            .minimum_calls(20)
+            .wait_duration(Duration::from_secs(1))
+            .half_open_probes(1)
+            .half_open_successes(1)
+            .build()
+            .unwrap();
+        let mut calls = 0;
+        let plain = cost_on(&set, &touchy, 1, 0, 0.0, &mut calls);
+        let priced = cost_on(&set, &touchy, 1, 0, 60.0, &mut calls);
+        let res = replay::replay(&set.history, 0..set.history.len(), &touchy);
+        let trips = replay::score(&set.history, &res, &set.healthy, &set.incidents).false_trips;
+        assert!(trips > 0, "the burst trips this config");
+        // 60 s at the set's mean rate of 100 calls a second, per false trip.
+        assert!((priced - plain - f64::from(trips) * 6_000.0).abs() < 1e-6);
+        // A config that rides the burst out pays nothing extra.
+        let calm = Config::builder()
+            .failure_rate_threshold(0.9)
+            .window(Window::Count(20))
+            .minimum_calls(20)
+            .build()
+            .unwrap();
+        assert_eq!(
+            cost_on(&set, &calm, 1, 0, 60.0, &mut calls),
+            cost_on(&set, &calm, 1, 0, 0.0, &mut calls)
+        );
+    }
 }

@@ -18,6 +18,11 @@ use crate::replay::{self, Replay, Score};
 use crate::search::{Candidate, Found, Grid, Search, SearchOptions};
 use crate::stop::Stop;
 
+/// What the tuner charges for a false trip in its evaluation sets, in seconds of traffic at
+/// the set's mean rate (see `SearchOptions::false_trip_penalty_s`): about what a user loses
+/// to a breaker held open a minute for nothing, whatever the config's own wait.
+pub const FALSE_TRIP_PENALTY_S: f64 = 60.0;
+
 /// Options for [`tune`] and [`suggest`].
 #[derive(Clone, Debug, Default)]
 pub struct TuneOptions {
@@ -51,6 +56,7 @@ impl TuneOptions {
                 inject: true,
                 n_injected_copies: 1,
                 min_failures_to_trip: 0.0,
+                false_trip_penalty_s: FALSE_TRIP_PENALTY_S,
                 stop: Stop::default(),
             },
             backtest_budget_calls: Some(200_000),
@@ -272,6 +278,7 @@ pub fn tune(
     }
     let search_opts = SearchOptions {
         min_failures_to_trip: Grid::SAFE_MIN_FAILURES_TO_TRIP,
+        false_trip_penalty_s: FALSE_TRIP_PENALTY_S,
         stop: opts.stop.clone(),
         ..opts.search.clone()
     };
