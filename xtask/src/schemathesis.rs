@@ -99,6 +99,8 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         ));
         let mut command = Command::new(&schemathesis);
         command
+            // It keeps a cache in `.schemathesis/` of the folder it runs in.
+            .current_dir(&work)
             .arg("--config-file")
             .arg(&config)
             .args(["run", &spec, "--workers", "1"])
