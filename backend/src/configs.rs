@@ -485,21 +485,36 @@ pub async fn report_status(
     let now = now_ms();
     let mut tx = app.store.begin().await?;
     // A new instance counts against the instance limit, as at ingest: the service's instances
-    // are those the fleet knows from aggregates and those that reported status before.
-    let reported: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT s.instance FROM config_status s JOIN breakers b ON b.id = s.breaker_id
-         WHERE b.service = ?",
-    )
-    .bind(&report.service)
-    .fetch_all(&mut *tx)
-    .await?;
-    let instances = {
+    // are those the fleet knows from aggregates and those that reported status before. Most
+    // reports come from a known instance, which is all this checks for them; the service's
+    // instances are counted only for a new one.
+    let in_fleet = {
         let fleet = app.fleet.read().expect("fleet lock poisoned");
-        let mut instances = fleet.instances_of_service(&report.service);
-        instances.extend(reported.iter().map(String::as_str));
-        (!instances.contains(report.instance.as_str())).then_some(instances.len())
+        fleet.has_instance(&report.service, &report.instance)
     };
-    if let Some(current) = instances {
+    let reported_before: bool = in_fleet
+        || sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM config_status s JOIN breakers b ON b.id = s.breaker_id
+                            WHERE b.service = ? AND s.instance = ?)",
+        )
+        .bind(&report.service)
+        .bind(&report.instance)
+        .fetch_one(&mut *tx)
+        .await?;
+    if !reported_before {
+        let reported: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT s.instance FROM config_status s JOIN breakers b ON b.id = s.breaker_id
+             WHERE b.service = ?",
+        )
+        .bind(&report.service)
+        .fetch_all(&mut *tx)
+        .await?;
+        let current = {
+            let fleet = app.fleet.read().expect("fleet lock poisoned");
+            let mut instances = fleet.instances_of_service(&report.service);
+            instances.extend(reported.iter().map(String::as_str));
+            instances.len()
+        };
         app.limits
             .check(
                 crate::limits::Limit::InstancesPerService,

@@ -241,6 +241,15 @@ impl Fleet {
         self.breakers.get(service)?.get(breaker)?.get(instance)
     }
 
+    /// Whether `instance` has a state for some breaker of `service`.
+    pub fn has_instance(&self, service: &str, instance: &str) -> bool {
+        self.breakers.get(service).is_some_and(|breakers| {
+            breakers
+                .values()
+                .any(|instances| instances.contains_key(instance))
+        })
+    }
+
     /// The instances with a state for some breaker of `service` (they sent an aggregate or a
     /// transition).
     pub fn instances_of_service(&self, service: &str) -> std::collections::BTreeSet<&str> {

@@ -108,6 +108,17 @@ fn database_url(text: &str) -> String {
     }
 }
 
+/// A setting that must be at least 1 when given (a count, a period, a budget).
+fn at_least_one<T: Copy + PartialEq + Default>(
+    name: &str,
+    value: Option<T>,
+) -> anyhow::Result<Option<T>> {
+    match value {
+        Some(n) if n == T::default() => anyhow::bail!("{name} must be at least 1"),
+        other => Ok(other),
+    }
+}
+
 #[derive(Args)]
 struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:7878].
@@ -189,8 +200,7 @@ impl ServeArgs {
         if let Some(n) = self.max_body_bytes.or(file.max_body_bytes) {
             options.max_body_bytes = n;
         }
-        if let Some(n) = file.ingest_queue {
-            anyhow::ensure!(n > 0, "ingest_queue must be at least 1");
+        if let Some(n) = at_least_one("ingest_queue", file.ingest_queue)? {
             options.ingest_queue = n;
         }
         // Saturating: a retention of u64::MAX hours is "keep for ever", not an overflow.
@@ -205,12 +215,10 @@ impl ServeArgs {
             options.retention.hour = hours(d.saturating_mul(24));
         }
         options.public_url = self.public_url.clone().or(file.public_url.clone());
-        if let Some(s) = file.auto_tune_period_s {
-            anyhow::ensure!(s > 0, "auto_tune_period_s must be at least 1");
+        if let Some(s) = at_least_one("auto_tune_period_s", file.auto_tune_period_s)? {
             options.auto_tune_period = Duration::from_secs(s);
         }
-        if let Some(ms) = file.engine.budget_ms {
-            anyhow::ensure!(ms > 0, "engine.budget_ms must be at least 1");
+        if let Some(ms) = at_least_one("engine.budget_ms", file.engine.budget_ms)? {
             options.engine_budget = Duration::from_millis(ms);
         }
         let limits = &mut options.limits;
@@ -235,23 +243,17 @@ impl ServeArgs {
                 *limit = n;
             }
         }
-        if let Some(n) = self.max_calls_per_s.or(file.limits.max_calls_per_s) {
-            anyhow::ensure!(n > 0, "limits.max_calls_per_s must be at least 1");
+        let max_calls_per_s = self.max_calls_per_s.or(file.limits.max_calls_per_s);
+        if let Some(n) = at_least_one("limits.max_calls_per_s", max_calls_per_s)? {
             limits.max_calls_per_s = n;
         }
         let connections = &mut options.connections;
-        if let Some(n) = self.max_connections.or(file.connections.max_connections) {
-            anyhow::ensure!(n > 0, "connections.max_connections must be at least 1");
+        let max_connections = self.max_connections.or(file.connections.max_connections);
+        if let Some(n) = at_least_one("connections.max_connections", max_connections)? {
             connections.max_connections = n;
         }
-        if let Some(n) = self
-            .max_connections_per_ip
-            .or(file.connections.max_connections_per_ip)
-        {
-            anyhow::ensure!(
-                n > 0,
-                "connections.max_connections_per_ip must be at least 1"
-            );
+        let per_ip = (self.max_connections_per_ip).or(file.connections.max_connections_per_ip);
+        if let Some(n) = at_least_one("connections.max_connections_per_ip", per_ip)? {
             connections.max_connections_per_ip = n;
         }
         for (seconds, name, slot) in [
@@ -266,19 +268,12 @@ impl ServeArgs {
                 &mut connections.body_read_timeout,
             ),
         ] {
-            if let Some(s) = seconds {
-                anyhow::ensure!(s > 0, "connections.{name} must be at least 1");
+            if let Some(s) = at_least_one(&format!("connections.{name}"), seconds)? {
                 *slot = Duration::from_secs(s);
             }
         }
-        if let Some(n) = self
-            .failed_auth_per_minute
-            .or(file.connections.failed_auth_per_minute)
-        {
-            anyhow::ensure!(
-                n > 0,
-                "connections.failed_auth_per_minute must be at least 1"
-            );
+        let failed_auth = (self.failed_auth_per_minute).or(file.connections.failed_auth_per_minute);
+        if let Some(n) = at_least_one("connections.failed_auth_per_minute", failed_auth)? {
             options.failed_auth_per_minute = n;
         }
         options.alerts.rules = file.alerts.rules.clone();

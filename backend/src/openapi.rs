@@ -73,9 +73,16 @@ impl Modify for BearerAuth {
     }
 }
 
-pub async fn openapi_json() -> axum::Json<serde_json::Value> {
-    static DOCUMENT: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
-    axum::Json(DOCUMENT.get_or_init(document).clone())
+/// `GET /api/openapi.json`: the document, serialised once.
+pub async fn openapi_json() -> impl axum::response::IntoResponse {
+    static DOCUMENT: std::sync::OnceLock<axum::body::Bytes> = std::sync::OnceLock::new();
+    let body = DOCUMENT
+        .get_or_init(|| document().to_string().into())
+        .clone();
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
 }
 
 /// The served document: the annotations' paths and schemas, completed with what every route
