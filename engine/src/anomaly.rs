@@ -16,7 +16,10 @@
 //! A step is anomalous when its score is very high, or high and in a small bad cluster.
 //! Anomalous steps closer than `merge_gap` are merged into periods, and periods shorter than
 //! `min_duration` are kept apart as transients: a breaker cannot usefully protect against a
-//! few seconds of errors, and tripping on them loses more good calls than it saves.
+//! few seconds of errors, and tripping on them loses more good calls than it saves. A
+//! period's edges then move outwards while the score just beyond them stays raised on
+//! average (`z_edge`): a slow degradation is labelled from where its rise began, not from
+//! where it crossed the bar, so the search does not count an early trip as a false one.
 
 use std::time::Duration;
 
@@ -45,6 +48,13 @@ pub struct AnomalyOptions {
     pub merge_gap: Duration,
     /// Shorter periods are transients, not incidents.
     pub min_duration: Duration,
+    /// A period's edges move outwards while the score, averaged over `edge_smoothing` steps,
+    /// stays at least this high (see [`detect`]).
+    pub z_edge: f64,
+    /// Steps averaged to judge a period's edges.
+    pub edge_smoothing: usize,
+    /// The furthest an edge moves.
+    pub max_edge_shift: Duration,
 }
 
 /// What an anomalous period looks like.
@@ -94,6 +104,9 @@ impl Default for AnomalyOptions {
             small_cluster_share: 0.05,
             merge_gap: Duration::from_secs(10),
             min_duration: Duration::from_secs(20),
+            z_edge: 2.0,
+            edge_smoothing: 5,
+            max_edge_shift: Duration::from_secs(120),
         }
     }
 }
@@ -136,7 +149,18 @@ pub fn detect(history: &History, features: &Features, opts: &AnomalyOptions) -> 
     let mut anomalous = vec![false; n_rows];
     let mut periods = Vec::new();
     let mut transients = Vec::new();
-    for (start, end) in runs {
+    let max_shift = (opts.max_edge_shift.as_millis() as u64).div_ceil(step_ms) as usize;
+    let prefix = clipped_prefix(&score, opts.z_high);
+    let mut prev_end = 0;
+    for (k, &(start, end)) in runs.iter().enumerate() {
+        let next_start = runs.get(k + 1).map_or(n_rows, |&(next, _)| next);
+        let (start, end) = if end - start >= min_steps {
+            let limits = (prev_end, next_start);
+            let width = opts.edge_smoothing;
+            widen(&prefix, (start, end), limits, width, max_shift, opts.z_edge)
+        } else {
+            (start, end)
+        };
         let peak = (start..end)
             .max_by(|&a, &b| score[a].total_cmp(&score[b]))
             .unwrap_or(start);
@@ -152,6 +176,7 @@ pub fn detect(history: &History, features: &Features, opts: &AnomalyOptions) -> 
         };
         if end - start >= min_steps {
             anomalous[start..end].fill(true);
+            prev_end = end;
             periods.push(period);
         } else {
             transients.push(period);
@@ -165,6 +190,48 @@ pub fn detect(history: &History, features: &Features, opts: &AnomalyOptions) -> 
         periods,
         transients,
     }
+}
+
+/// Sums of the scores before each step, each clipped to `0..=cap` so that one extreme step
+/// does not carry its neighbours.
+fn clipped_prefix(score: &[f64], cap: f64) -> Vec<f64> {
+    let mut prefix = vec![0.0; score.len() + 1];
+    for (i, &z) in score.iter().enumerate() {
+        prefix[i + 1] = prefix[i] + z.clamp(0.0, cap);
+    }
+    prefix
+}
+
+/// Moves a period's edges outwards while the score stays at least `z_edge` on average over
+/// the `width` steps beyond the edge, by at most `max_shift` steps, and never into a
+/// neighbouring run (`limits`: where the previous period ends and the next run starts).
+/// The average looks only outwards, so the period's own steps never carry its edges.
+///
+/// A step is flagged only once it is clearly bad, but a dependency that degrades slowly (or
+/// recovers slowly) is already unhealthy before that: its score rises for a while before it
+/// crosses the bar. Labels that start late would teach the search that tripping early is a
+/// false trip; these edges start where the rise began.
+fn widen(
+    prefix: &[f64],
+    (start, end): (usize, usize),
+    (floor, ceiling): (usize, usize),
+    width: usize,
+    max_shift: usize,
+    z_edge: f64,
+) -> (usize, usize) {
+    let width = width.max(1);
+    let mean = |lo: usize, hi: usize| (prefix[hi] - prefix[lo]) / (hi - lo).max(1) as f64;
+    let lowest = start.saturating_sub(max_shift).max(floor);
+    let mut new_start = start;
+    while new_start > lowest && mean(new_start.saturating_sub(width), new_start) >= z_edge {
+        new_start -= 1;
+    }
+    let highest = (end + max_shift).min(ceiling);
+    let mut new_end = end;
+    while new_end < highest && mean(new_end, (new_end + width).min(ceiling)) >= z_edge {
+        new_end += 1;
+    }
+    (new_start, new_end)
 }
 
 /// Per step: the largest one-sided badness score, and which kind of feature gave it.

@@ -112,3 +112,38 @@ fn labels_are_deterministic() {
     assert_eq!(a.periods, b.periods);
     assert_eq!(a.periods[0].kind, AnomalyKind::Failures);
 }
+
+#[test]
+fn a_slow_creep_is_labelled_from_where_it_began() {
+    // 2–4 slow calls a step as usual; from step 200 one more every four steps, up to 30
+    // more, until 320.
+    let mut steps = healthy(600);
+    for (i, step) in steps.iter_mut().enumerate() {
+        step.2 = 2 + (i % 3) as u32;
+        if (200..320).contains(&i) {
+            step.2 += ((i - 196) as u32 / 4).min(30);
+        }
+    }
+    let history = history(&steps);
+    let f = features(&history, &FeatureOptions::default());
+    let start_of = |opts: &AnomalyOptions| {
+        let labels = detect(&history, &f, opts);
+        assert_eq!(labels.periods.len(), 1, "{:?}", labels.periods);
+        (labels.periods[0].start_step, labels.periods[0].end_step)
+    };
+    let unwidened = AnomalyOptions {
+        z_edge: f64::INFINITY,
+        ..AnomalyOptions::default()
+    };
+    let (late, end) = start_of(&unwidened);
+    let (start, widened_end) = start_of(&AnomalyOptions::default());
+    // The bar is crossed some way into the creep (step 224 here); the label starts where the
+    // rise became visible (slow calls about double the usual), never before the creep began.
+    assert!(late >= 220, "flagged from step {late}");
+    assert!(
+        (200..=late - 5).contains(&start),
+        "labelled from step {start}, flagged {late}"
+    );
+    // The end is abrupt: it does not move.
+    assert_eq!((end, widened_end), (320, 320));
+}
