@@ -319,6 +319,8 @@ pub async fn recommend(
             })
             .collect(),
         confidence: suggestion.confidence,
+        explanation: suggestion.explanation.clone(),
+        doubts: suggestion.doubts.iter().map(ToString::to_string).collect(),
         warnings: warnings.iter().map(ToString::to_string).collect(),
         decided_by: None,
         decided_ms: None,

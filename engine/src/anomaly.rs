@@ -18,7 +18,7 @@
 //! `min_duration` are kept apart as transients: a breaker cannot usefully protect against a
 //! few seconds of errors, and tripping on them loses more good calls than it saves. A
 //! period's edges then move outwards while the score just beyond them stays raised on
-//! average (`z_edge`): a slow degradation is labelled from where its rise began, not from
+//! average (above `z_edge`, and above what ordinary stretches reach): a slow degradation is labelled from where its rise began, not from
 //! where it crossed the bar, so the search does not count an early trip as a false one.
 
 use std::time::Duration;
@@ -151,13 +151,25 @@ pub fn detect(history: &History, features: &Features, opts: &AnomalyOptions) -> 
     let mut transients = Vec::new();
     let max_shift = (opts.max_edge_shift.as_millis() as u64).div_ceil(step_ms) as usize;
     let prefix = clipped_prefix(&score, opts.z_high);
+    let long_runs: Vec<(usize, usize)> = runs
+        .iter()
+        .copied()
+        .filter(|&(start, end)| end - start >= min_steps)
+        .collect();
+    let edge_bar = edge_bar(
+        &prefix,
+        &long_runs,
+        opts.edge_smoothing,
+        max_shift,
+        opts.z_edge,
+    );
     let mut prev_end = 0;
     for (k, &(start, end)) in runs.iter().enumerate() {
         let next_start = runs.get(k + 1).map_or(n_rows, |&(next, _)| next);
         let (start, end) = if end - start >= min_steps {
             let limits = (prev_end, next_start);
             let width = opts.edge_smoothing;
-            widen(&prefix, (start, end), limits, width, max_shift, opts.z_edge)
+            widen(&prefix, (start, end), limits, width, max_shift, edge_bar)
         } else {
             (start, end)
         };
@@ -202,7 +214,40 @@ fn clipped_prefix(score: &[f64], cap: f64) -> Vec<f64> {
     prefix
 }
 
-/// Moves a period's edges outwards while the score stays at least `z_edge` on average over
+/// The average score an edge must see beyond it to move: `z_edge`, or more when ordinary
+/// stretches reach that much (the 99.9th percentile of their `width`-step averages, away
+/// from every period's run by more than `reach`; transients count as ordinary) — traffic
+/// whose noise comes in bursts must not stretch a period over the bursts around it.
+fn edge_bar(
+    prefix: &[f64],
+    runs: &[(usize, usize)],
+    width: usize,
+    reach: usize,
+    z_edge: f64,
+) -> f64 {
+    let width = width.max(1);
+    let n_rows = prefix.len().saturating_sub(1);
+    let mut in_run = vec![false; n_rows];
+    for &(start, end) in runs {
+        in_run[start.saturating_sub(reach)..(end + reach).min(n_rows)].fill(true);
+    }
+    let mut means = Vec::new();
+    let mut clear = 0; // steps outside any run ending at `i`
+    for i in 0..n_rows {
+        clear = if in_run[i] { 0 } else { clear + 1 };
+        if clear >= width {
+            means.push((prefix[i + 1] - prefix[i + 1 - width]) / width as f64);
+        }
+    }
+    if means.is_empty() {
+        return z_edge;
+    }
+    let idx = ((means.len() - 1) as f64 * 0.999).round() as usize;
+    let (_, q, _) = means.select_nth_unstable_by(idx, f64::total_cmp);
+    z_edge.max(*q)
+}
+
+/// Moves a period's edges outwards while the score stays above `z_edge` on average over
 /// the `width` steps beyond the edge, by at most `max_shift` steps, and never into a
 /// neighbouring run (`limits`: where the previous period ends and the next run starts).
 /// The average looks only outwards, so the period's own steps never carry its edges.
@@ -220,15 +265,17 @@ fn widen(
     z_edge: f64,
 ) -> (usize, usize) {
     let width = width.max(1);
+    // Sums of many scores lose the last digits: a mean level with the bar is not above it.
+    let bar = z_edge + 1e-6;
     let mean = |lo: usize, hi: usize| (prefix[hi] - prefix[lo]) / (hi - lo).max(1) as f64;
     let lowest = start.saturating_sub(max_shift).max(floor);
     let mut new_start = start;
-    while new_start > lowest && mean(new_start.saturating_sub(width), new_start) >= z_edge {
+    while new_start > lowest && mean(new_start.saturating_sub(width), new_start) > bar {
         new_start -= 1;
     }
     let highest = (end + max_shift).min(ceiling);
     let mut new_end = end;
-    while new_end < highest && mean(new_end, (new_end + width).min(ceiling)) >= z_edge {
+    while new_end < highest && mean(new_end, (new_end + width).min(ceiling)) > bar {
         new_end += 1;
     }
     (new_start, new_end)

@@ -310,7 +310,12 @@ fn oracle(scenario: &Scenario, half: usize, tuned: &Config) -> Config {
     let set = EvalSet {
         name: "scored",
         history: history.slice(from..history.len()),
-        healthy: scenario.truth.healthy.get(from..).unwrap_or_default().to_vec(),
+        healthy: scenario
+            .truth
+            .healthy
+            .get(from..)
+            .unwrap_or_default()
+            .to_vec(),
         incidents: scenario.truth.incidents.clone(),
     };
     let scored_history = history.slice(half..history.len());

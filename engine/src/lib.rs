@@ -32,6 +32,7 @@
 pub mod anomaly;
 pub mod defaults;
 pub mod eval;
+pub mod explain;
 pub mod features;
 pub mod history;
 pub mod replay;

@@ -228,19 +228,7 @@ pub fn score(history: &History, replay: &Replay, healthy: &[bool], incidents: &[
             continue;
         }
         res.incidents += 1;
-        let deadline_ms = incident.start_ms
-            + (DETECTION_DEADLINE.as_millis() as u64).min(incident.end_ms - incident.start_ms);
-        let open_at_start = state_at(&replay.transitions, incident.start_ms) == State::Open;
-        let first_open = opens
-            .iter()
-            .map(|tr| tr.at.as_millis() as u64)
-            .find(|&at_ms| at_ms >= incident.start_ms && at_ms < deadline_ms);
-        let delay = if open_at_start {
-            Some(0)
-        } else {
-            first_open.map(|at_ms| at_ms - incident.start_ms)
-        };
-        if let Some(delay) = delay {
+        if let Some(delay) = detection_delay(&replay.transitions, incident) {
             res.detected += 1;
             res.detection_delays_ms.push(delay);
         }
@@ -262,6 +250,22 @@ pub fn score(history: &History, replay: &Replay, healthy: &[bool], incidents: &[
         }
     }
     res
+}
+
+/// How long after `incident` began the breaker opened, in milliseconds: 0 when it was open
+/// already, `None` when it did not open within [`DETECTION_DEADLINE`] (or before the end).
+pub fn detection_delay(transitions: &[Transition], incident: &Span) -> Option<u64> {
+    if state_at(transitions, incident.start_ms) == State::Open {
+        return Some(0);
+    }
+    let deadline_ms = incident.start_ms
+        + (DETECTION_DEADLINE.as_millis() as u64).min(incident.end_ms - incident.start_ms);
+    transitions
+        .iter()
+        .filter(|tr| tr.to == State::Open)
+        .map(|tr| tr.at.as_millis() as u64)
+        .find(|&at_ms| at_ms >= incident.start_ms && at_ms < deadline_ms)
+        .map(|at_ms| at_ms - incident.start_ms)
 }
 
 /// The state the replay was in at `at_ms` (Closed before the first transition).

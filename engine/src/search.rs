@@ -128,9 +128,10 @@ pub struct Search {
 /// probe costs a whole further wait of refused calls. So the search adds the expectation:
 /// per incident, `P(a probe fails on a healthy dependency) × calls per second × the next wait`.
 #[derive(Clone, Debug)]
-struct ProbeRisk {
+pub(crate) struct ProbeRisk {
     n_incidents: f64,
-    usual_failure_rate: f64,
+    /// The failure rate outside the anomalous periods.
+    pub(crate) usual_failure_rate: f64,
     calls_per_second: f64,
     /// Per latency bucket bound (ms): the share of usual calls at or above it.
     share_at_least: Vec<(u32, f64)>,
@@ -743,7 +744,7 @@ impl Search {
 // === impl ProbeRisk ===
 
 impl ProbeRisk {
-    fn new(history: &History, labels: &Labels, n_incidents: f64) -> ProbeRisk {
+    pub(crate) fn new(history: &History, labels: &Labels, n_incidents: f64) -> ProbeRisk {
         let n_buckets = history.latency_buckets_ms.len();
         let mut hist = vec![0u64; n_buckets];
         let (mut n_calls, mut n_failures, mut n_steps) = (0u64, 0u64, 0u64);
@@ -834,12 +835,15 @@ impl ProbeRisk {
     /// bucket is above `ms` has latency ≥ `ms` only when the bucket's bound is at least `ms`;
     /// the share of such calls is read at the first bound ≥ `ms`.
     fn slow_share(&self, cand: &Candidate) -> f64 {
-        cand.slow.map_or(0.0, |(ms, _)| {
-            self.share_at_least
-                .iter()
-                .find(|(bound, _)| *bound >= ms)
-                .map_or(0.0, |(_, share)| *share)
-        })
+        cand.slow.map_or(0.0, |(ms, _)| self.slow_share_at(ms))
+    }
+
+    /// The share of usual calls that take `ms` or longer.
+    pub(crate) fn slow_share_at(&self, ms: u32) -> f64 {
+        self.share_at_least
+            .iter()
+            .find(|(bound, _)| *bound >= ms)
+            .map_or(0.0, |(_, share)| *share)
     }
 
     fn cost(&self, cand: &Candidate) -> f64 {
@@ -860,7 +864,7 @@ impl ProbeRisk {
 }
 
 /// `P(X ≥ k)` for `X ~ Binomial(n, p)`, summed in log space.
-fn binomial_tail(n: u32, k: u32, p: f64) -> f64 {
+pub(crate) fn binomial_tail(n: u32, k: u32, p: f64) -> f64 {
     if k == 0 {
         return 1.0;
     }

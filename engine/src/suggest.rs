@@ -12,6 +12,7 @@ use breaker::{Config, Wait, Window};
 use crate::Warning;
 use crate::anomaly::{self, AnomalyOptions, Labels, Period};
 use crate::defaults;
+use crate::explain::{self, Doubt, Evidence, Rule, RuleEffect};
 use crate::features::{self, FeatureOptions, Features, col};
 use crate::history::History;
 use crate::replay::{self, Replay, Score};
@@ -95,8 +96,13 @@ pub struct Suggestion {
     pub anomalies: Vec<Period>,
     /// Short anomalous runs left out of the labels.
     pub n_transients: usize,
-    /// 0–1: how much to trust the suggestion (volume, history length, clarity of the choice).
+    /// 0–1: how much to trust the suggestion (volume, history length, clarity of the choice);
+    /// at most [`explain::LOW_CONFIDENCE`] when there are doubts.
     pub confidence: f64,
+    /// The suggestion in sentences a person can check (see [`explain::explain`]).
+    pub explanation: Vec<String>,
+    /// Why it should not be trusted without a look; auto mode applies none that has any.
+    pub doubts: Vec<Doubt>,
     /// Both back-tests step by step, for before/after charts.
     pub trace: Trace,
     /// Replays run (search and back-tests) and the calls they drove through the machine: at
@@ -351,13 +357,50 @@ pub fn suggest(
         return (None, warnings);
     }
     let (suggested_backtest, suggested_replay) = backtest(&tuned.config);
+    // What each rule of the suggestion adds on the anomalous periods: the suggestion replayed
+    // without it, period by period.
+    let delays = |replay: &Replay| -> Vec<Option<u64>> {
+        spans
+            .iter()
+            .map(|span| replay::detection_delay(&replay.transitions, span))
+            .collect()
+    };
+    let mut rule_effects = Vec::new();
+    if !spans.is_empty() {
+        for rule in Rule::ALL {
+            if let Some(without) = rule.without(&tuned.config) {
+                let (_, res) = backtest(&without);
+                rule_effects.push(RuleEffect {
+                    rule,
+                    with: delays(&suggested_replay),
+                    without: delays(&res),
+                });
+            }
+        }
+    }
     let trace = Trace::new(
         &replayed,
         &current_replay,
         &suggested_replay,
         &tuned.labels.anomalous,
     );
-    let confidence = confidence(history, &tuned);
+    let explanation = explain::explain(&Evidence {
+        history,
+        labels: &tuned.labels,
+        current,
+        suggested: &tuned.config,
+        rule_effects: &rule_effects,
+    });
+    let doubts = explain::doubts(
+        history,
+        &tuned.labels,
+        &current_backtest,
+        &suggested_backtest,
+    );
+    let mut confidence = confidence(history, &tuned);
+    if !doubts.is_empty() {
+        confidence = confidence.min(explain::LOW_CONFIDENCE);
+    }
     (
         Some(Suggestion {
             made_at_ms,
@@ -368,8 +411,10 @@ pub fn suggest(
             anomalies: tuned.labels.periods.clone(),
             n_transients: tuned.labels.transients.len(),
             confidence,
+            explanation,
+            doubts,
             trace,
-            n_replays: tuned.n_replays + 2,
+            n_replays: tuned.n_replays + 2 + rule_effects.len(),
             replayed_calls,
         }),
         warnings,

@@ -126,9 +126,25 @@ fn RecCard(
                 <span class="rec-status">{rec.status.clone()}</span>
                 <a class="rec-breaker" href=href.clone()>{rec.service.clone()} " / " {rec.breaker.clone()}</a>
                 <span class="rec-confidence" title="confidence">"confidence " {tuning::confidence_text(rec.confidence)}</span>
+                {(!rec.doubts.is_empty()).then(|| view! {
+                    <span class="rec-low" title="auto mode does not apply it; check the doubts before accepting">"low confidence"</span>
+                })}
                 <span class="rec-made">"made " {format::timestamp(rec.made_ms)} " UTC"</span>
             </header>
             <p class="rec-summary">{rec.summary.clone()}</p>
+            {(!rec.explanation.is_empty()).then(|| view! {
+                <ul class="rec-why">
+                    {rec.explanation.iter().map(|line| view! { <li>{line.clone()}</li> }).collect_view()}
+                </ul>
+            })}
+            {(!rec.doubts.is_empty()).then(|| view! {
+                <div class="rec-doubts">
+                    <strong>"Why it may be wrong:"</strong>
+                    <ul>
+                        {rec.doubts.iter().map(|doubt| view! { <li>{doubt.clone()}</li> }).collect_view()}
+                    </ul>
+                </div>
+            })}
             {decision.map(|text| view! {
                 <p class="rec-decision" data-applied-version=applied.map(|v| v.to_string())>
                     {text}

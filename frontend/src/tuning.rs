@@ -347,6 +347,8 @@ mod tests {
             anomalies: vec![],
             confidence: 0.5,
             summary: String::new(),
+            explanation: vec![],
+            doubts: vec![],
             warnings: vec![],
             decided_by: None,
             decided_ms: None,

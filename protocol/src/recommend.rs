@@ -58,6 +58,13 @@ pub struct Recommendation {
     pub confidence: f64,
     /// The evidence in a sentence.
     pub summary: String,
+    /// What changes and why, in sentences a person can check against the history.
+    #[serde(default)]
+    pub explanation: Vec<String>,
+    /// Why the suggestion should not be trusted without a look (empty when there is no doubt);
+    /// auto mode applies none that has any, and its confidence is at most 0.3.
+    #[serde(default)]
+    pub doubts: Vec<String>,
     pub warnings: Vec<String>,
     #[serde(default)]
     pub decided_by: Option<String>,

@@ -147,3 +147,28 @@ fn a_slow_creep_is_labelled_from_where_it_began() {
     // The end is abrupt: it does not move.
     assert_eq!((end, widened_end), (320, 320));
 }
+
+#[test]
+fn bursts_of_ordinary_noise_do_not_stretch_an_outage() {
+    // Each minute's few failures arrive together in its first twelve steps (as when a
+    // minute's rollup is spread over its seconds); a hard outage (calls fail and are slow)
+    // from 1800 to 2520 ends just as the next burst begins.
+    let mut steps: Vec<(u32, u32, u32)> = (0..3_600)
+        .map(|i| (20, u32::from(i % 60 < 12), 0))
+        .collect();
+    for step in &mut steps[1_800..2_520] {
+        *step = (20, 14, 18);
+    }
+    let history = history(&steps);
+    let f = features(&history, &FeatureOptions::default());
+    let labels = detect(&history, &f, &AnomalyOptions::default());
+    assert_eq!(labels.periods.len(), 1, "{:?}", labels.periods);
+    let period = &labels.periods[0];
+    // Feature smoothing may blur an edge by a step or two; the burst after it must not.
+    assert!(
+        period.end_step <= 2_522,
+        "the outage ends at 2520; labelled to {}",
+        period.end_step
+    );
+    assert!(period.start_step >= 1_797, "{}", period.start_step);
+}

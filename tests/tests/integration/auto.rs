@@ -123,6 +123,11 @@ impl Setup {
 /// A server with 3 h of history for shop/payments, a loose config (version 1) and two
 /// instances that listen for configs.
 async fn setup() -> Setup {
+    setup_with(history).await
+}
+
+/// [`setup`] with the history `history(start)` gives.
+async fn setup_with(history: fn(i64) -> Vec<Value>) -> Setup {
     // Steps are taken through the API only: the background task waits an hour.
     let server = TestServer::start_with(|options| {
         options.auto_tune_period = Duration::from_secs(3_600);
@@ -157,6 +162,53 @@ async fn setup() -> Setup {
         setup.report(instance, 1).await;
     }
     setup
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_mode_leaves_a_suggestion_in_doubt_for_an_admin() {
+    // Three quiet hours: nothing went wrong, so nothing shows what a trip should catch.
+    let s = setup_with(|start| {
+        let mut steps = history(start);
+        let quiet = steps[0].clone();
+        for (minute, step) in steps.iter_mut().enumerate() {
+            let start_ms = step["start_ms"].clone();
+            *step = quiet.clone();
+            step["start_ms"] = start_ms;
+            assert_eq!(step["start_ms"], json!(start + minute as i64 * MINUTE));
+        }
+        steps
+    })
+    .await;
+    let on = json!({"enabled": true, "canary_ms": 1000, "cooldown_ms": 0, "min_confidence": 0.0,
+                    "days": 1, "max_step": 0.5});
+    let response = s
+        .client
+        .put(s.url("/breakers/shop/payments/auto"))
+        .bearer_auth(&s.admin)
+        .json(&on)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let step = s.run().await;
+    assert_eq!(step.action, "low_confidence", "{}", step.detail);
+    assert!(
+        step.detail.contains("no anomalous period"),
+        "{}",
+        step.detail
+    );
+    assert_eq!(s.current_version().await, 1, "the config is left alone");
+    // The recommendation is there for an admin, marked with its doubt.
+    let (status, body) = s.get("/recommendations").await;
+    assert_eq!(status, 200, "{body}");
+    let recs: Vec<protocol::Recommendation> = serde_json::from_value(body).unwrap();
+    let rec = recs.first().expect("the engine's run is kept");
+    assert!(rec.confidence <= 0.3, "{}", rec.confidence);
+    assert!(
+        rec.doubts.iter().any(|d| d.contains("no anomalous period")),
+        "{:?}",
+        rec.doubts
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

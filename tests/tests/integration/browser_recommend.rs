@@ -72,6 +72,18 @@ async fn an_admin_accepts_a_recommendation_in_the_page() {
         text(&client, &format!("{card} .rec-breaker")).await,
         "shop / payments"
     );
+    // The explanation, sentence by sentence; no doubt, so no low-confidence mark.
+    assert_eq!(
+        text(&client, &format!("{card} .rec-why")).await,
+        rec.explanation.join("\n")
+    );
+    assert!(
+        client
+            .find(Locator::Css(&format!("{card} .rec-low")))
+            .await
+            .is_err(),
+        "a suggestion without doubts is not marked low confidence"
+    );
 
     // The evidence, on expanding it: every config field, the two back-tests, the outage.
     click(&client, &format!("{card} .rec-detail summary")).await;

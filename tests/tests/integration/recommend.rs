@@ -93,7 +93,24 @@ async fn a_recommendation_is_made_from_history_and_accepted() {
         rec.suggested_backtest.detected,
         rec.suggested_backtest.anomalies
     );
-    assert!(rec.suggested_backtest.cost <= rec.current_backtest.cost);
+    assert!(
+        rec.suggested_backtest.cost <= rec.current_backtest.cost,
+        "suggested {:?}, current {:?}: {:?}",
+        rec.suggested_backtest,
+        rec.current_backtest,
+        rec.explanation
+    );
+    // The suggestion in words: its rules, against the one outage found, with no doubt.
+    let words = rec.explanation.join("\n");
+    assert!(
+        rec.explanation[0].starts_with("Trips when at least"),
+        "{words}"
+    );
+    assert!(
+        words.contains("the one anomalous period here lasted 12 min"),
+        "{words}"
+    );
+    assert_eq!(rec.doubts, Vec::<String>::new(), "{words}");
     assert!(
         rec.summary.starts_with("Over the last day"),
         "{}",

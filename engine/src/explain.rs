@@ -1,0 +1,639 @@
+//! A suggestion in words, and the doubts that keep it from being trusted.
+//!
+//! [`explain`] turns the chosen config and the evidence behind it into sentences a person can
+//! check against the history: which rules trip the breaker and over how many calls, why the
+//! thresholds will not trip on noise (the healthy failure and slow-call rates and the chance
+//! that noise alone reaches a threshold), what each rule adds on the anomalous periods found
+//! (replayed with and without it), how the wait compares with how long those periods lasted,
+//! and how Half-Open closes.
+//!
+//! [`doubts`] lists what makes a suggestion untrustworthy: no anomalous period to learn from,
+//! too few calls or too short a history, or a back-test that is worse than the current
+//! config's on false trips or detections. A suggestion with doubts has its confidence capped at
+//! [`LOW_CONFIDENCE`] and auto mode does not apply it.
+
+use std::fmt;
+use std::time::Duration;
+
+use breaker::{Config, HalfOpenRule, Wait, Window};
+
+use crate::anomaly::Labels;
+use crate::history::History;
+use crate::search::{ProbeRisk, binomial_tail};
+use crate::suggest::Backtest;
+
+/// The highest confidence a suggestion with doubts may have.
+pub const LOW_CONFIDENCE: f64 = 0.3;
+/// Fewer calls than this in the history are too little evidence.
+pub const MIN_CALLS: u64 = 1_000;
+/// A shorter history is too little evidence.
+pub const MIN_HISTORY: Duration = Duration::from_secs(3_600);
+
+/// Why a suggestion should not be trusted without a look.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Doubt {
+    /// The history holds no anomalous period: detection was judged on injected outages only.
+    NoAnomalySeen,
+    FewCalls {
+        n_calls: u64,
+    },
+    ShortHistory {
+        seconds: u64,
+    },
+    /// The suggestion would have tripped on noise more often than the current config.
+    MoreFalseTrips {
+        current: u32,
+        suggested: u32,
+    },
+    /// The suggestion would have caught fewer anomalous periods than the current config.
+    DetectsFewer {
+        current: usize,
+        suggested: usize,
+    },
+}
+
+impl fmt::Display for Doubt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Doubt::NoAnomalySeen => f.write_str(
+                "the history holds no anomalous period, so detection was judged on injected outages only",
+            ),
+            Doubt::FewCalls { n_calls } => write!(
+                f,
+                "only {n_calls} calls in the history (fewer than {MIN_CALLS})"
+            ),
+            Doubt::ShortHistory { seconds } => write!(
+                f,
+                "the history covers only {} (less than {})",
+                human(Duration::from_secs(*seconds)),
+                human(MIN_HISTORY)
+            ),
+            Doubt::MoreFalseTrips { current, suggested } => write!(
+                f,
+                "it would have tripped on noise {suggested} time{} where the current config tripped {current} time{}",
+                plural(*suggested as usize),
+                plural(*current as usize)
+            ),
+            Doubt::DetectsFewer { current, suggested } => write!(
+                f,
+                "it would have caught {suggested} anomalous period{} where the current config caught {current}",
+                plural(*suggested),
+            ),
+        }
+    }
+}
+
+/// One trip rule of a config, for saying what it adds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rule {
+    FailureRate,
+    SlowCalls,
+    Consecutive,
+}
+
+impl Rule {
+    pub const ALL: [Rule; 3] = [Rule::FailureRate, Rule::SlowCalls, Rule::Consecutive];
+
+    fn is_in(self, config: &Config) -> bool {
+        match self {
+            Rule::FailureRate => config.failure_rate_threshold().is_some(),
+            Rule::SlowCalls => config.slow_call_rate_threshold().is_some(),
+            Rule::Consecutive => config.consecutive_failures().is_some(),
+        }
+    }
+
+    /// `config` without this rule; `None` when it is the only one (or the rest is invalid).
+    pub fn without(self, config: &Config) -> Option<Config> {
+        let others = Rule::ALL
+            .iter()
+            .filter(|&&rule| rule != self && rule.is_in(config))
+            .count();
+        if !self.is_in(config) || others == 0 {
+            return None;
+        }
+        let builder = config.to_builder();
+        let builder = match self {
+            Rule::FailureRate => builder.failure_rate_threshold(None),
+            Rule::SlowCalls => builder.slow_call_rate_threshold(None),
+            Rule::Consecutive => builder.consecutive_failures(None),
+        };
+        // Half-Open by rates needs a rate threshold; without one it closes by successes.
+        let builder = if config.half_open_rule() == HalfOpenRule::Rates
+            && self != Rule::Consecutive
+            && !(Rule::FailureRate.is_in(config) && Rule::SlowCalls.is_in(config))
+        {
+            builder.half_open_rule(HalfOpenRule::Successes)
+        } else {
+            builder
+        };
+        builder.build().ok()
+    }
+
+    fn name(self, config: &Config) -> String {
+        match self {
+            Rule::FailureRate => "the failure-rate rule".into(),
+            Rule::SlowCalls => format!(
+                "the slow-call rule at {}",
+                human(config.slow_call_duration())
+            ),
+            Rule::Consecutive => "the consecutive-failure rule".into(),
+        }
+    }
+}
+
+/// Per anomalous period: how long after its start the breaker opened (ms), `None` when it
+/// did not open within the detection deadline. The suggestion as a whole, and without `rule`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleEffect {
+    pub rule: Rule,
+    pub with: Vec<Option<u64>>,
+    pub without: Vec<Option<u64>>,
+}
+
+/// What [`explain`] reads.
+#[derive(Clone, Copy, Debug)]
+pub struct Evidence<'a> {
+    pub history: &'a History,
+    pub labels: &'a Labels,
+    pub current: &'a Config,
+    pub suggested: &'a Config,
+    /// One entry per rule of the suggestion, when it has more than one.
+    pub rule_effects: &'a [RuleEffect],
+}
+
+/// The suggestion in sentences, most important first.
+pub fn explain(ev: &Evidence<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    let rules = rules_text(ev.suggested);
+    let now = rules_text(ev.current);
+    if now == rules {
+        out.push(format!("Trips {rules}, as now."));
+    } else {
+        out.push(format!("Trips {rules}; the current config trips {now}."));
+    }
+    if let Some(text) = noise_sentence(ev) {
+        out.push(text);
+    }
+    for effect in ev.rule_effects {
+        if let Some(text) = effect_sentence(ev.suggested, effect) {
+            out.push(text);
+        }
+    }
+    out.push(wait_sentence(ev.suggested, ev.labels));
+    out.push(half_open_sentence(ev.suggested));
+    out
+}
+
+/// What makes the suggestion untrustworthy, if anything.
+pub fn doubts(
+    history: &History,
+    labels: &Labels,
+    current: &Backtest,
+    suggested: &Backtest,
+) -> Vec<Doubt> {
+    let mut out = Vec::new();
+    if labels.periods.is_empty() {
+        out.push(Doubt::NoAnomalySeen);
+    }
+    let n_calls = history.n_calls();
+    if n_calls < MIN_CALLS {
+        out.push(Doubt::FewCalls { n_calls });
+    }
+    let seconds = (history.len() as u128 * history.step.as_millis() / 1_000) as u64;
+    if seconds < MIN_HISTORY.as_secs() {
+        out.push(Doubt::ShortHistory { seconds });
+    }
+    if suggested.false_trips > current.false_trips {
+        out.push(Doubt::MoreFalseTrips {
+            current: current.false_trips,
+            suggested: suggested.false_trips,
+        });
+    }
+    if suggested.detected < current.detected {
+        out.push(Doubt::DetectsFewer {
+            current: current.detected,
+            suggested: suggested.detected,
+        });
+    }
+    out
+}
+
+/// "when at least 30 % of calls fail or 20 % take 500 ms or longer, over the last 10 s once
+/// it holds 45 calls; or after 10 failures in a row".
+fn rules_text(config: &Config) -> String {
+    let mut rates = Vec::new();
+    if let Some(t) = config.failure_rate_threshold() {
+        rates.push(format!("{} of calls fail", percent(t)));
+    }
+    if let Some(t) = config.slow_call_rate_threshold() {
+        rates.push(format!(
+            "{} take {} or longer",
+            percent(t),
+            human(config.slow_call_duration())
+        ));
+    }
+    let mut parts = Vec::new();
+    if !rates.is_empty() {
+        let window = match config.window() {
+            Window::Count(n) => format!("the last {n} calls"),
+            Window::Time(secs) => format!("the last {}", human(Duration::from_secs(secs.into()))),
+        };
+        parts.push(format!(
+            "when at least {} over {window}, once that holds {} call{}",
+            rates.join(" or "),
+            config.minimum_calls(),
+            plural(config.minimum_calls() as usize)
+        ));
+    }
+    if let Some(n) = config.consecutive_failures() {
+        parts.push(format!("after {n} failures in a row"));
+    }
+    if parts.is_empty() {
+        return "never".into();
+    }
+    parts.join(", or ")
+}
+
+/// Why the rate thresholds hold on healthy traffic: the usual rates, and the chance that noise
+/// alone reaches a threshold over the minimum of calls.
+fn noise_sentence(ev: &Evidence<'_>) -> Option<String> {
+    let config = ev.suggested;
+    if config.failure_rate_threshold().is_none() && config.slow_call_rate_threshold().is_none() {
+        return None;
+    }
+    if ev.labels.anomalous.len() != ev.history.len() || ev.history.n_calls() == 0 {
+        return None;
+    }
+    let usual = ProbeRisk::new(ev.history, ev.labels, 0.0);
+    let m = config.minimum_calls().max(1);
+    let mut facts = Vec::new();
+    let mut chance: f64 = 0.0;
+    if let Some(t) = config.failure_rate_threshold() {
+        facts.push(format!(
+            "{} of calls failed",
+            percent(usual.usual_failure_rate)
+        ));
+        chance = chance.max(binomial_tail(
+            m,
+            (t * f64::from(m)).ceil() as u32,
+            usual.usual_failure_rate,
+        ));
+    }
+    if let Some(t) = config.slow_call_rate_threshold() {
+        let ms = config
+            .slow_call_duration()
+            .as_millis()
+            .min(u128::from(u32::MAX)) as u32;
+        let share = usual.slow_share_at(ms);
+        facts.push(format!(
+            "{} took {} or longer",
+            percent(share),
+            human(config.slow_call_duration())
+        ));
+        chance = chance.max(binomial_tail(m, (t * f64::from(m)).ceil() as u32, share));
+    }
+    Some(format!(
+        "Outside the anomalous periods {}; the chance that noise alone crosses a threshold over {m} calls is {}.",
+        facts.join(" and "),
+        odds(chance)
+    ))
+}
+
+/// What one rule adds: how much sooner the suggestion opens with it, and what it alone catches.
+fn effect_sentence(config: &Config, effect: &RuleEffect) -> Option<String> {
+    let n = effect.with.len();
+    let mut sooner_ms = Vec::new();
+    let mut only_with = 0;
+    for (with, without) in effect.with.iter().zip(&effect.without) {
+        match (with, without) {
+            (Some(a), Some(b)) if b > a => sooner_ms.push(b - a),
+            (Some(_), None) => only_with += 1,
+            _ => {}
+        }
+    }
+    if sooner_ms.is_empty() && only_with == 0 {
+        return None;
+    }
+    let mut claims = Vec::new();
+    if !sooner_ms.is_empty() {
+        sooner_ms.sort_unstable();
+        let median = sooner_ms[sooner_ms.len() / 2];
+        claims.push(format!(
+            "open {} sooner (median) on {}",
+            human(Duration::from_millis(median)),
+            sooner_ms.len()
+        ));
+    }
+    if only_with > 0 {
+        claims.push(format!("catch {only_with} it would miss without it"));
+    }
+    Some(format!(
+        "Of the {n} anomalous period{} in the history, {} makes the breaker {}.",
+        plural(n),
+        effect.rule.name(config),
+        claims.join(" and "),
+    ))
+}
+
+/// The wait policy beside how long the anomalous periods lasted.
+fn wait_sentence(config: &Config, labels: &Labels) -> String {
+    let policy = match config.wait() {
+        Wait::Fixed(wait) => format!("Waits {} before letting probes through", human(wait)),
+        Wait::Exponential {
+            initial,
+            multiplier,
+            max,
+            ..
+        } => format!(
+            "Waits {}, {} after each failed probe up to {}, before letting probes through",
+            human(initial),
+            if (multiplier - 2.0).abs() < 1e-9 {
+                "doubling".to_string()
+            } else {
+                format!("growing ×{multiplier}")
+            },
+            human(max)
+        ),
+    };
+    let mut lengths: Vec<u64> = labels
+        .periods
+        .iter()
+        .map(|p| p.span.end_ms.saturating_sub(p.span.start_ms))
+        .collect();
+    lengths.sort_unstable();
+    match (lengths.first(), lengths.last()) {
+        (Some(&shortest), Some(&longest)) if lengths.len() > 1 => format!(
+            "{policy}: the {} anomalous periods here lasted {} to {} (median {}).",
+            lengths.len(),
+            human(Duration::from_millis(shortest)),
+            human(Duration::from_millis(longest)),
+            human(Duration::from_millis(lengths[lengths.len() / 2]))
+        ),
+        (Some(&only), _) => format!(
+            "{policy}: the one anomalous period here lasted {}.",
+            human(Duration::from_millis(only))
+        ),
+        _ => format!("{policy}; no anomalous period was seen to judge it by."),
+    }
+}
+
+fn half_open_sentence(config: &Config) -> String {
+    match config.half_open_rule() {
+        HalfOpenRule::Successes => {
+            let (k, n) = (config.half_open_successes(), config.half_open_probes());
+            format!(
+                "Closes again once {k} of {n} probe call{} succeed{}; a failed or slow probe opens it again.",
+                plural(n as usize),
+                if k == 1 { "s" } else { "" }
+            )
+        }
+        HalfOpenRule::Rates => format!(
+            "Closes again when the {} probe calls fail and slow down less often than the thresholds; otherwise it opens again.",
+            config.half_open_probes()
+        ),
+    }
+}
+
+/// A duration for people: "500 ms", "1.5 s", "45 s", "4 min", "2 min 30 s", "1 h 5 min".
+pub fn human(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1_000 {
+        return format!("{ms} ms");
+    }
+    if ms < 10_000 && !ms.is_multiple_of(1_000) {
+        return format!("{:.1} s", ms as f64 / 1_000.0);
+    }
+    let secs = (ms + 500) / 1_000;
+    match secs {
+        0..=119 => format!("{secs} s"),
+        120..=3_599 if secs.is_multiple_of(60) => format!("{} min", secs / 60),
+        120..=3_599 => format!("{} min {} s", secs / 60, secs % 60),
+        _ if (secs / 60).is_multiple_of(60) => format!("{} h", secs / 3_600),
+        _ => format!("{} h {} min", secs / 3_600, (secs / 60) % 60),
+    }
+}
+
+/// "30 %", "2.1 %", "0.04 %".
+fn percent(share: f64) -> String {
+    let p = share * 100.0;
+    if p > 0.0 && p < 0.01 {
+        return "under 0.01 %".into();
+    }
+    if p >= 10.0 || p == 0.0 || (p - p.round()).abs() < 1e-9 {
+        format!("{p:.0} %")
+    } else if p >= 0.1 {
+        format!("{p:.1} %")
+    } else {
+        format!("{p:.2} %")
+    }
+}
+
+/// A small probability as odds: "below 1 in a million", "about 1 in 3,000".
+fn odds(p: f64) -> String {
+    if p < 1e-6 {
+        return "below 1 in a million".into();
+    }
+    if p >= 0.5 {
+        return percent(p);
+    }
+    let n = 1.0 / p;
+    let magnitude = 10f64.powi(n.log10().floor() as i32);
+    let rounded = ((n / magnitude).round() * magnitude) as u64;
+    format!("about 1 in {}", thousands(rounded))
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use breaker::Config;
+
+    use super::{Doubt, Rule, doubts, human};
+    use crate::anomaly::Labels;
+    use crate::history::{History, Step};
+    use crate::suggest::{Backtest, TuneOptions, suggest};
+
+    /// Three hours of one-second steps at 20 calls a second, 1 % failing and 2 % slower than
+    /// 200 ms, with brownouts at 0:40, 1:30 and 2:20 lasting 5, 8 and 3 minutes in which 70 %
+    /// of calls take over a second and only 3 % fail.
+    fn brownouts() -> History {
+        let spans = [(2_400..2_700), (5_400..5_880), (8_400..8_580)];
+        History {
+            step: Duration::from_secs(1),
+            latency_buckets_ms: vec![50, 200, 1_000, 5_000],
+            steps: (0..10_800u64)
+                .map(|i| {
+                    let slow = spans.iter().any(|span| span.contains(&i));
+                    Step {
+                        t_ms: i * 1_000,
+                        n_calls: 20,
+                        n_failures: u32::from(i % 5 == 0) + u32::from(slow && i % 2 == 0),
+                        n_rejected: 0,
+                        latency_counts: if slow {
+                            vec![5, 1, 0, 14]
+                        } else {
+                            vec![19, 0, 1, 0]
+                        },
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_brownout_history_is_explained_by_its_slow_call_rule_and_the_periods_lengths() {
+        let history = brownouts();
+        let (suggestion, _) = suggest(&history, &Config::default(), 0, &TuneOptions::default());
+        let suggestion = suggestion.expect("nothing stops the run");
+        let text = suggestion.explanation.join("\n");
+        assert!(
+            suggestion.suggested.slow_call_rate_threshold().is_some(),
+            "{text}"
+        );
+        assert!(
+            suggestion.explanation[0].starts_with("Trips when at least"),
+            "{text}"
+        );
+        assert!(text.contains("or longer"), "{text}");
+        assert!(
+            text.contains("the current config trips when at least 50 % of calls fail"),
+            "{text}"
+        );
+        // The three labelled periods' lengths, as the wait is judged against them.
+        assert!(
+            text.contains("the 3 anomalous periods here lasted"),
+            "{text}"
+        );
+        assert!(text.contains("Outside the anomalous periods"), "{text}");
+        assert_eq!(suggestion.doubts, vec![], "{text}");
+        assert!(suggestion.confidence > super::LOW_CONFIDENCE);
+    }
+
+    #[test]
+    fn a_short_quiet_history_is_doubted_and_its_confidence_capped() {
+        // Ten minutes at one call a second, never failing: nothing to learn from.
+        let history = History {
+            step: Duration::from_secs(1),
+            latency_buckets_ms: vec![100],
+            steps: (0..600u64)
+                .map(|i| Step {
+                    t_ms: i * 1_000,
+                    n_calls: 1,
+                    n_failures: 0,
+                    n_rejected: 0,
+                    latency_counts: vec![1],
+                })
+                .collect(),
+        };
+        let (suggestion, _) = suggest(&history, &Config::default(), 0, &TuneOptions::default());
+        let suggestion = suggestion.expect("nothing stops the run");
+        assert_eq!(
+            suggestion.doubts,
+            vec![
+                Doubt::NoAnomalySeen,
+                Doubt::FewCalls { n_calls: 600 },
+                Doubt::ShortHistory { seconds: 600 },
+            ]
+        );
+        assert!(suggestion.confidence <= super::LOW_CONFIDENCE);
+        assert!(
+            suggestion
+                .explanation
+                .iter()
+                .any(|line| line.contains("no anomalous period was seen")),
+            "{:?}",
+            suggestion.explanation
+        );
+    }
+
+    #[test]
+    fn a_back_test_worse_than_the_current_configs_is_a_doubt() {
+        let history = brownouts();
+        let labels = Labels::default();
+        let current = Backtest {
+            trips: 2,
+            false_trips: 0,
+            detected: 2,
+            anomalies: 3,
+            detection_delay_median: None,
+            lost_good: 0,
+            wasted: 0,
+            cost: 0.0,
+        };
+        let suggested = Backtest {
+            false_trips: 1,
+            detected: 1,
+            ..current.clone()
+        };
+        let found = doubts(&history, &labels, &current, &suggested);
+        assert_eq!(
+            found,
+            vec![
+                Doubt::NoAnomalySeen,
+                Doubt::MoreFalseTrips {
+                    current: 0,
+                    suggested: 1
+                },
+                Doubt::DetectsFewer {
+                    current: 2,
+                    suggested: 1
+                },
+            ]
+        );
+        assert_eq!(
+            found[1].to_string(),
+            "it would have tripped on noise 1 time where the current config tripped 0 times"
+        );
+    }
+
+    #[test]
+    fn a_rule_is_left_out_only_when_another_remains() {
+        let both = Config::builder()
+            .failure_rate_threshold(0.5)
+            .consecutive_failures(5)
+            .build()
+            .unwrap();
+        let without = Rule::Consecutive
+            .without(&both)
+            .expect("the rate rule remains");
+        assert_eq!(without.consecutive_failures(), None);
+        assert_eq!(without.failure_rate_threshold(), Some(0.5));
+        let only_rate = Rule::FailureRate.without(&without);
+        assert!(only_rate.is_none());
+        assert!(Rule::SlowCalls.without(&both).is_none());
+    }
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        let cases = [
+            (250, "250 ms"),
+            (1_500, "1.5 s"),
+            (2_000, "2 s"),
+            (45_000, "45 s"),
+            (102_000, "102 s"),
+            (240_000, "4 min"),
+            (150_000, "2 min 30 s"),
+            (3_600_000, "1 h"),
+            (3_900_000, "1 h 5 min"),
+        ];
+        for (ms, text) in cases {
+            assert_eq!(human(Duration::from_millis(ms)), text);
+        }
+    }
+}
