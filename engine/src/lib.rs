@@ -17,7 +17,8 @@
 //!   against the labels plus injected incidents.
 //! - [`suggest::suggest`]: the whole pipeline for one breaker, giving a
 //!   [`suggest::Suggestion`] with current and suggested config, their back-tests, the
-//!   anomalous periods and a confidence.
+//!   anomalous periods and a confidence; [`explain`] says in sentences what it changes and
+//!   why, and lists the doubts that mark it low confidence.
 //! - [`eval::evaluate`]: the honest protocol of `shared/tuning/SCENARIOS.md` (tune on the
 //!   first half, score on the second beside the library defaults of [`defaults`] and the
 //!   oracle), as a [`eval::Report`] with a table and the exact JSON.
