@@ -14,12 +14,14 @@
 //!   cluster holding under 5 % of the steps whose centre is on the bad side.
 //!
 //! A step is anomalous when its score is very high, or high and in a small bad cluster.
-//! Anomalous steps closer than `merge_gap` are merged into periods, and periods shorter than
-//! `min_duration` are kept apart as transients: a breaker cannot usefully protect against a
-//! few seconds of errors, and tripping on them loses more good calls than it saves. A
-//! period's edges then move outwards while the score just beyond them stays raised on
-//! average (above `z_edge`, and above what ordinary stretches reach): a slow degradation is labelled from where its rise began, not from
-//! where it crossed the bar, so the search does not count an early trip as a false one.
+//! Anomalous steps closer than `merge_gap` are merged into periods (and so are runs split by
+//! a normal stretch no longer than the runs around it, up to `flap_gap`: a dependency that
+//! flaps is one incident), and periods shorter than `min_duration` are kept apart as
+//! transients: a breaker cannot usefully protect against a few seconds of errors, and
+//! tripping on them loses more good calls than it saves. A period's edges then move outwards
+//! while the score just beyond them stays raised on average (above `z_edge`, and above what
+//! ordinary stretches reach): a slow degradation is labelled from where its rise began, not
+//! from where it crossed the bar, so the search does not count an early trip as a false one.
 
 use std::time::Duration;
 
@@ -46,10 +48,15 @@ pub struct AnomalyOptions {
     pub small_cluster_share: f64,
     /// Anomalous steps this close are one period.
     pub merge_gap: Duration,
+    /// A dependency that flaps is one incident: two anomalous runs separated by a normal
+    /// stretch at most this long, and no longer than `flap_ratio` times the shorter run, are
+    /// one period.
+    pub flap_gap: Duration,
+    pub flap_ratio: f64,
     /// Shorter periods are transients, not incidents.
     pub min_duration: Duration,
     /// A period's edges move outwards while the score, averaged over `edge_smoothing` steps,
-    /// stays at least this high (see [`detect`]).
+    /// stays above this (see [`detect`]).
     pub z_edge: f64,
     /// Steps averaged to judge a period's edges.
     pub edge_smoothing: usize,
@@ -103,6 +110,8 @@ impl Default for AnomalyOptions {
             n_clusters: 4,
             small_cluster_share: 0.05,
             merge_gap: Duration::from_secs(10),
+            flap_gap: Duration::from_secs(60),
+            flap_ratio: 1.5,
             min_duration: Duration::from_secs(20),
             z_edge: 2.0,
             edge_smoothing: 5,
@@ -146,6 +155,11 @@ pub fn detect(history: &History, features: &Features, opts: &AnomalyOptions) -> 
             _ => runs.push((i, i + 1)),
         }
     }
+    let runs = merge_flaps(
+        runs,
+        (opts.flap_gap.as_millis() as u64).div_ceil(step_ms) as usize,
+        opts.flap_ratio,
+    );
     let mut anomalous = vec![false; n_rows];
     let mut periods = Vec::new();
     let mut transients = Vec::new();
@@ -202,6 +216,30 @@ pub fn detect(history: &History, features: &Features, opts: &AnomalyOptions) -> 
         periods,
         transients,
     }
+}
+
+/// Runs separated by a normal stretch of at most `max_gap` steps that is no longer than
+/// `ratio` times the shorter of the two are merged: a dependency down 20 s, up 20 s, down
+/// again is one incident, while short bursts far apart stay apart.
+fn merge_flaps(runs: Vec<(usize, usize)>, max_gap: usize, ratio: f64) -> Vec<(usize, usize)> {
+    let mut out: Vec<(usize, usize)> = Vec::with_capacity(runs.len());
+    // The length of the last run merged into the current one: a flap is judged against its
+    // neighbours, not against everything merged so far.
+    let mut last_len = 0;
+    for (start, end) in runs {
+        let len = end - start;
+        match out.last_mut() {
+            Some((_, prev_end))
+                if start - *prev_end <= max_gap
+                    && (start - *prev_end) as f64 <= ratio * last_len.min(len) as f64 =>
+            {
+                *prev_end = end;
+            }
+            _ => out.push((start, end)),
+        }
+        last_len = len;
+    }
+    out
 }
 
 /// Sums of the scores before each step, each clipped to `0..=cap` so that one extreme step

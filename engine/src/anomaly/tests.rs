@@ -172,3 +172,25 @@ fn bursts_of_ordinary_noise_do_not_stretch_an_outage() {
     );
     assert!(period.start_step >= 1_797, "{}", period.start_step);
 }
+
+#[test]
+fn a_flapping_dependency_is_one_incident_and_bursts_far_apart_stay_apart() {
+    // Down 20 steps, up 20 steps, five times from step 400; elsewhere two 30-step outages
+    // two minutes apart, which are two incidents.
+    let mut steps = healthy(1_600);
+    for k in 0..5 {
+        for step in &mut steps[400 + 40 * k..420 + 40 * k] {
+            *step = (100, 100, 0);
+        }
+    }
+    for range in [1_000..1_030, 1_150..1_180] {
+        for step in &mut steps[range] {
+            *step = (100, 100, 0);
+        }
+    }
+    check(
+        &steps,
+        "400..580 Failures, 1000..1030 Failures, 1150..1180 Failures",
+        0,
+    );
+}
