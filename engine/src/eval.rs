@@ -24,7 +24,7 @@ use crate::history::History;
 use crate::replay::{self, Score};
 use crate::scenario::{self, Scenario, Span, Truth};
 use crate::search::{Candidate, EvalSet, Grid, Search, SearchOptions};
-use crate::suggest::{self, TuneOptions, median_u64};
+use crate::suggest::{self, TuneOptions, Tuned, median_u64};
 use crate::throttle;
 
 /// Options for [`evaluate`].
@@ -96,24 +96,45 @@ pub fn evaluate(files: &[(String, String)], opts: &EvalOptions) -> (Report, Vec<
             }),
         }
     }
-    // Scenarios are independent: each thread takes the next one not yet taken, so no core
-    // idles while another finishes a long scenario (the results do not depend on it).
+    // Scenarios are independent. The work runs in two waves, each over every core: first
+    // the tuner on each scenario, then the oracle's search on each (it starts from the tuned
+    // config) with the scoring. Tasks go to whichever thread is free, so no core idles while
+    // another finishes a long scenario; the results do not depend on the order.
+    let tuned: Vec<(Tuned, Vec<Warning>)> = in_parallel(&scenarios, |scenario| {
+        let train = scenario.history.slice(0..scenario.history.len() / 2);
+        suggest::tune(&train, None, &opts.tune)
+    });
+    let pairs: Vec<(&Scenario, &(Tuned, Vec<Warning>))> = scenarios.iter().zip(&tuned).collect();
+    let results = in_parallel(&pairs, |(scenario, (tuned, tune_warnings))| {
+        evaluate_scenario(scenario, &tuned.config, tune_warnings, opts)
+    });
+    let mut report = Report::default();
+    for (scenario_report, scenario_warnings) in results {
+        warnings.extend(scenario_warnings);
+        report.scenarios.push(scenario_report);
+    }
+    (report, warnings)
+}
+
+/// `f` of every item, in order, over up to four threads: each takes the next item not yet
+/// taken.
+fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let n_threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(4)
-        .min(scenarios.len().max(1));
+        .min(items.len().max(1));
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<(usize, (ScenarioReport, Vec<Warning>))> = std::thread::scope(|scope| {
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..n_threads)
             .map(|_| {
                 scope.spawn(|| {
                     let mut done = Vec::new();
                     loop {
                         let idx = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(scenario) = scenarios.get(idx) else {
+                        let Some(item) = items.get(idx) else {
                             return done;
                         };
-                        done.push((idx, evaluate_scenario(scenario, opts)));
+                        done.push((idx, f(item)));
                     }
                 })
             })
@@ -123,34 +144,29 @@ pub fn evaluate(files: &[(String, String)], opts: &EvalOptions) -> (Report, Vec<
             .flat_map(|handle| handle.join().expect("evaluation does not panic"))
             .collect()
     });
-    results.sort_by_key(|(idx, _)| *idx);
-    let mut report = Report::default();
-    for (_, (scenario_report, scenario_warnings)) in results {
-        warnings.extend(scenario_warnings);
-        report.scenarios.push(scenario_report);
-    }
-    (report, warnings)
+    done.sort_by_key(|(idx, _)| *idx);
+    done.into_iter().map(|(_, result)| result).collect()
 }
 
-/// Tunes on the first half of `scenario` and scores everything on the second.
-pub fn evaluate_scenario(
+/// Scores `tuned` (learnt on the first half of `scenario`) and everything else on the second.
+fn evaluate_scenario(
     scenario: &Scenario,
+    tuned: &Config,
+    tune_warnings: &[Warning],
     opts: &EvalOptions,
 ) -> (ScenarioReport, Vec<Warning>) {
     let history = &scenario.history;
     let n_steps = history.len();
     let half = n_steps / 2;
-    let train: History = history.slice(0..half);
-    let (tuned, tune_warnings) = suggest::tune(&train, None, &opts.tune);
     let warnings = tune_warnings
-        .into_iter()
+        .iter()
         .map(|warning| Warning::InScenario {
             scenario: scenario.name.clone(),
-            warning: Box::new(warning),
+            warning: Box::new(warning.clone()),
         })
         .collect();
 
-    let results = score_all(scenario, half, &tuned.config, opts.oracle);
+    let results = score_all(scenario, half, tuned, opts.oracle);
     let mut mean_costs = Vec::new();
     let mut variant_extra_s = Vec::new();
     if opts.length_variants > 0 {
@@ -164,7 +180,7 @@ pub fn evaluate_scenario(
             let extra_s = (k * 60 / (opts.length_variants as u64 + 1)).max(step_s);
             variant_extra_s.push(extra_s);
             let variant = lengthened(scenario, half, (extra_s / step_s) as usize);
-            let variant_results = score_all(&variant, half, &tuned.config, opts.oracle);
+            let variant_results = score_all(&variant, half, tuned, opts.oracle);
             for (total, res) in totals.iter_mut().zip(&variant_results) {
                 total.1 += res.score.cost;
             }
@@ -297,14 +313,14 @@ pub fn lengthened(scenario: &Scenario, half: usize, extra: usize) -> Scenario {
 }
 
 /// How much of the training half the oracle's search replays before the scored half.
-const ORACLE_WARM_UP: std::time::Duration = std::time::Duration::from_secs(3_600);
+const ORACLE_WARM_UP: std::time::Duration = std::time::Duration::from_secs(1_800);
 
 /// The best static config of the grid, chosen with the truth on the scored half.
 fn oracle(scenario: &Scenario, half: usize, tuned: &Config) -> Config {
     let history = &scenario.history;
-    // The search replays from an hour before the scored half: enough for every window and
-    // wait in the grid to reach the state a replay of the whole history would, at a fraction
-    // of the work. The chosen config is then scored like every other, from the start.
+    // The search replays from half an hour before the scored half: as long as the grid's
+    // longest window, and enough for every wait in it to reach the state a replay of the
+    // whole history would, at a fraction of the work. The chosen config is then scored like every other, from the start.
     let warm_up = (ORACLE_WARM_UP.as_millis() / history.step.as_millis().max(1)) as usize;
     let from = half.saturating_sub(warm_up);
     let set = EvalSet {
