@@ -819,6 +819,15 @@ impl ProbeRisk {
         if let Window::Count(size) = cand.window {
             cand.window = Window::Count(size.max(cand.minimum_calls));
         }
+        // A time window that seldom holds the minimum of calls seldom judges at all: on usual
+        // traffic it must hold it with two standard deviations of a Poisson count to spare.
+        if let Window::Time(secs) = cand.window
+            && self.calls_per_second > 0.0
+        {
+            let m = f64::from(cand.minimum_calls);
+            let needed = ((m + 2.0 * m.sqrt()) / self.calls_per_second).ceil();
+            cand.window = Window::Time(secs.max(needed.min(3_600.0) as u32));
+        }
         // The same for a run of consecutive failures: at the usual failure rate, `n` in a row
         // happen by chance about `calls a day × (1 − p) × pⁿ` times a day. A replay never
         // puts two usual failures side by side; real traffic does.
@@ -1173,5 +1182,54 @@ mod tests {
             cost_on(&set, &calm, 1, 0, 60.0, &mut calls),
             cost_on(&set, &calm, 1, 0, 0.0, &mut calls)
         );
+    }
+
+    #[test]
+    fn a_time_window_is_widened_until_it_usually_holds_the_minimum_of_calls() {
+        // Half a call a second, 2 % failing: ten seconds hold five calls on average.
+        let steps = (0..3_600u64)
+            .map(|i| Step {
+                t_ms: i * 1_000,
+                n_calls: u32::from(i % 2 == 0),
+                n_failures: u32::from(i % 100 == 0),
+                n_rejected: 0,
+                latency_counts: vec![u32::from(i % 2 == 0), 0],
+            })
+            .collect();
+        let history = History {
+            step: Duration::from_secs(1),
+            latency_buckets_ms: vec![10, 100],
+            steps,
+        };
+        let labels = Labels {
+            anomalous: vec![false; history.len()],
+            ..Labels::default()
+        };
+        let risk = ProbeRisk::new(&history, &labels, 1.0);
+        let mut cand = Candidate {
+            failure_rate_threshold: Some(0.5),
+            window: Window::Time(10),
+            minimum_calls: 9,
+            consecutive_failures: None,
+            slow: None,
+            wait: Wait::Fixed(Duration::from_secs(5)),
+            half_open: (1, 1),
+            call_timeout: None,
+        };
+        risk.require_noise_margin(&mut cand);
+        let m = f64::from(cand.minimum_calls);
+        let Window::Time(secs) = cand.window else {
+            panic!("still a time window: {:?}", cand.window);
+        };
+        // At half a call a second: m + 2·√m calls need twice as many seconds.
+        assert_eq!(secs, (2.0 * (m + 2.0 * m.sqrt())).ceil() as u32);
+        assert!(secs >= 30, "{secs}");
+        // A busy enough window is left alone.
+        let mut busy = Candidate {
+            window: Window::Time(600),
+            ..cand.clone()
+        };
+        risk.require_noise_margin(&mut busy);
+        assert_eq!(busy.window, Window::Time(600));
     }
 }
