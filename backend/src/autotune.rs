@@ -648,17 +648,6 @@ pub async fn step(app: &AppState, service: &str, breaker: &str) -> Result<AutoTu
     let (job, _cancel_on_drop) = app.engine.job();
     let rec =
         crate::recommend::recommend(&app.store, service, breaker, settings.days, &job).await?;
-    if !rec.doubts.is_empty() {
-        return Ok(done(
-            "low_confidence",
-            format!(
-                "recommendation {} is in doubt ({}); it is left for an admin",
-                rec.id,
-                rec.doubts.join("; ")
-            ),
-            None,
-        ));
-    }
     if rec.confidence < settings.min_confidence {
         return Ok(done(
             "low_confidence",
@@ -676,6 +665,17 @@ pub async fn step(app: &AppState, service: &str, breaker: &str) -> Result<AutoTu
             format!(
                 "recommendation {} (within the guardrails) is the current config",
                 rec.id
+            ),
+            None,
+        ));
+    }
+    if !rec.doubts.is_empty() {
+        return Ok(done(
+            "low_confidence",
+            format!(
+                "recommendation {} is in doubt ({}); it is left for an admin",
+                rec.id,
+                rec.doubts.join("; ")
             ),
             None,
         ));

@@ -200,9 +200,10 @@ pub fn detect(history: &History, features: &Features, opts: &AnomalyOptions) -> 
             peak_score: score[peak],
             kind: kinds[peak],
         };
+        // No edge moves into an earlier run, period or transient.
+        prev_end = end;
         if end - start >= min_steps {
             anomalous[start..end].fill(true);
-            prev_end = end;
             periods.push(period);
         } else {
             transients.push(period);
@@ -308,7 +309,7 @@ fn widen(
     let mean = |lo: usize, hi: usize| (prefix[hi] - prefix[lo]) / (hi - lo).max(1) as f64;
     let lowest = start.saturating_sub(max_shift).max(floor);
     let mut new_start = start;
-    while new_start > lowest && mean(new_start.saturating_sub(width), new_start) > bar {
+    while new_start > lowest && mean(new_start.saturating_sub(width).max(floor), new_start) > bar {
         new_start -= 1;
     }
     let highest = (end + max_shift).min(ceiling);

@@ -24,7 +24,7 @@ use crate::history::History;
 use crate::replay::{self, Score};
 use crate::scenario::{self, Scenario, Span, Truth};
 use crate::search::{Candidate, EvalSet, Grid, Search, SearchOptions};
-use crate::suggest::{self, TuneOptions, Tuned, median_u64};
+use crate::suggest::{self, TuneOptions, median_u64};
 use crate::throttle;
 
 /// Options for [`evaluate`].
@@ -100,13 +100,14 @@ pub fn evaluate(files: &[(String, String)], opts: &EvalOptions) -> (Report, Vec<
     // the tuner on each scenario, then the oracle's search on each (it starts from the tuned
     // config) with the scoring. Tasks go to whichever thread is free, so no core idles while
     // another finishes a long scenario; the results do not depend on the order.
-    let tuned: Vec<(Tuned, Vec<Warning>)> = in_parallel(&scenarios, |scenario| {
+    let tuned: Vec<(Config, Vec<Warning>)> = in_parallel(&scenarios, |scenario| {
         let train = scenario.history.slice(0..scenario.history.len() / 2);
-        suggest::tune(&train, None, &opts.tune)
+        let (tuned, warnings) = suggest::tune(&train, None, &opts.tune);
+        (tuned.config, warnings)
     });
-    let pairs: Vec<(&Scenario, &(Tuned, Vec<Warning>))> = scenarios.iter().zip(&tuned).collect();
+    let pairs: Vec<(&Scenario, &(Config, Vec<Warning>))> = scenarios.iter().zip(&tuned).collect();
     let results = in_parallel(&pairs, |(scenario, (tuned, tune_warnings))| {
-        evaluate_scenario(scenario, &tuned.config, tune_warnings, opts)
+        evaluate_scenario(scenario, tuned, tune_warnings, opts)
     });
     let mut report = Report::default();
     for (scenario_report, scenario_warnings) in results {

@@ -227,8 +227,9 @@ fn rules_text(config: &Config) -> String {
     }
     if let Some(t) = config.slow_call_rate_threshold() {
         rates.push(format!(
-            "{} take {} or longer",
+            "{}{} take {} or longer",
             percent(t),
+            if rates.is_empty() { " of calls" } else { "" },
             human(config.slow_call_duration())
         ));
     }
@@ -246,7 +247,11 @@ fn rules_text(config: &Config) -> String {
         ));
     }
     if let Some(n) = config.consecutive_failures() {
-        parts.push(format!("after {n} failures in a row"));
+        parts.push(if n == 1 {
+            "after a single failure".to_string()
+        } else {
+            format!("after {n} failures in a row")
+        });
     }
     if parts.is_empty() {
         return "never".into();
@@ -267,31 +272,32 @@ fn noise_sentence(ev: &Evidence<'_>) -> Option<String> {
     let usual = ProbeRisk::new(ev.history, ev.labels, 0.0);
     let m = config.minimum_calls().max(1);
     let mut facts = Vec::new();
-    let mut chance: f64 = 0.0;
+    // The chance that neither rate rule trips on noise, rule by rule.
+    let mut quiet = 1.0;
+    // The fewest calls of `m` that reach `threshold` (less a rounding error: 0.07 × 100 is 7).
+    let at_least = |threshold: f64| (threshold * f64::from(m) - 1e-9).ceil().max(0.0) as u32;
     if let Some(t) = config.failure_rate_threshold() {
         facts.push(format!(
             "{} of calls failed",
             percent(usual.usual_failure_rate)
         ));
-        chance = chance.max(binomial_tail(
-            m,
-            (t * f64::from(m)).ceil() as u32,
-            usual.usual_failure_rate,
-        ));
+        quiet *= 1.0 - binomial_tail(m, at_least(t), usual.usual_failure_rate);
     }
     if let Some(t) = config.slow_call_rate_threshold() {
         let ms = config
             .slow_call_duration()
             .as_millis()
             .min(u128::from(u32::MAX)) as u32;
+        // Read off the latency buckets: an upper bound.
         let share = usual.slow_share_at(ms);
         facts.push(format!(
-            "{} took {} or longer",
+            "at most {} took {} or longer",
             percent(share),
             human(config.slow_call_duration())
         ));
-        chance = chance.max(binomial_tail(m, (t * f64::from(m)).ceil() as u32, share));
+        quiet *= 1.0 - binomial_tail(m, at_least(t), share);
     }
+    let chance = 1.0 - quiet;
     Some(format!(
         "Outside the anomalous periods {}; the chance that noise alone crosses a threshold over {m} calls is {}.",
         facts.join(" and "),
@@ -303,15 +309,19 @@ fn noise_sentence(ev: &Evidence<'_>) -> Option<String> {
 fn effect_sentence(config: &Config, effect: &RuleEffect) -> Option<String> {
     let n = effect.with.len();
     let mut sooner_ms = Vec::new();
-    let mut only_with = 0;
+    let (mut later, mut only_with, mut only_without) = (0, 0, 0);
     for (with, without) in effect.with.iter().zip(&effect.without) {
         match (with, without) {
             (Some(a), Some(b)) if b > a => sooner_ms.push(b - a),
+            (Some(a), Some(b)) if a > b => later += 1,
             (Some(_), None) => only_with += 1,
+            (None, Some(_)) => only_without += 1,
             _ => {}
         }
     }
-    if sooner_ms.is_empty() && only_with == 0 {
+    // A rule changes the state a period starts in too: it may open later on some, or miss
+    // one the others would catch. Said only when it gains more periods than it costs.
+    if (sooner_ms.is_empty() && only_with == 0) || only_without > only_with {
         return None;
     }
     let mut claims = Vec::new();
@@ -327,11 +337,17 @@ fn effect_sentence(config: &Config, effect: &RuleEffect) -> Option<String> {
     if only_with > 0 {
         claims.push(format!("catch {only_with} it would miss without it"));
     }
+    if later > 0 {
+        claims.push(format!("open later on {later}"));
+    }
+    if only_without > 0 {
+        claims.push(format!("miss {only_without} it would catch without it"));
+    }
     Some(format!(
         "Of the {n} anomalous period{} in the history, {} makes the breaker {}.",
         plural(n),
         effect.rule.name(config),
-        claims.join(" and "),
+        join_and(&claims),
     ))
 }
 
@@ -388,8 +404,9 @@ fn half_open_sentence(config: &Config) -> String {
             )
         }
         HalfOpenRule::Rates => format!(
-            "Closes again when the {} probe calls fail and slow down less often than the thresholds; otherwise it opens again.",
-            config.half_open_probes()
+            "Lets {} probe call{} through, then closes again if they fail and slow down less often than the trip rates, else opens again.",
+            config.half_open_probes(),
+            plural(config.half_open_probes() as usize)
         ),
     }
 }
@@ -454,6 +471,15 @@ fn thousands(n: u64) -> String {
     out
 }
 
+/// "a", "a and b", "a, b and c".
+fn join_and(parts: &[String]) -> String {
+    match parts {
+        [] => String::new(),
+        [only] => only.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
@@ -462,7 +488,7 @@ fn plural(n: usize) -> &'static str {
 mod tests {
     use std::time::Duration;
 
-    use breaker::Config;
+    use breaker::{Config, HalfOpenRule};
 
     use super::{Doubt, Rule, doubts, human};
     use crate::anomaly::Labels;
@@ -515,7 +541,7 @@ mod tests {
             text.contains("the current config trips when at least 50 % of calls fail"),
             "{text}"
         );
-        // The three labelled periods' lengths, as the wait is judged against them.
+        // The wait is judged against the labelled periods (three here).
         assert!(
             text.contains("the 3 anomalous periods here lasted"),
             "{text}"
@@ -617,6 +643,21 @@ mod tests {
         let only_rate = Rule::FailureRate.without(&without);
         assert!(only_rate.is_none());
         assert!(Rule::SlowCalls.without(&both).is_none());
+        // Half-Open by rates keeps its rule while a rate threshold is left, and closes by
+        // successes once none is.
+        let rates = Config::builder()
+            .failure_rate_threshold(0.5)
+            .slow_call_rate_threshold(0.3)
+            .consecutive_failures(5)
+            .half_open_probes(10)
+            .half_open_rule(HalfOpenRule::Rates)
+            .build()
+            .unwrap();
+        let without_failures = Rule::FailureRate.without(&rates).unwrap();
+        assert_eq!(without_failures.half_open_rule(), HalfOpenRule::Rates);
+        let only_consecutive = Rule::SlowCalls.without(&without_failures).unwrap();
+        assert_eq!(only_consecutive.half_open_rule(), HalfOpenRule::Successes);
+        assert_eq!(only_consecutive.consecutive_failures(), Some(5));
     }
 
     #[test]

@@ -826,7 +826,8 @@ impl ProbeRisk {
         {
             let m = f64::from(cand.minimum_calls);
             let needed = ((m + 2.0 * m.sqrt()) / self.calls_per_second).ceil();
-            cand.window = Window::Time(secs.max(needed.min(3_600.0) as u32));
+            // At most the grid's longest window (what the oracle's warm-up covers).
+            cand.window = Window::Time(secs.max(needed.min(1_800.0) as u32));
         }
         // The same for a run of consecutive failures: at the usual failure rate, `n` in a row
         // happen by chance about `calls a day × (1 − p) × pⁿ` times a day. A replay never

@@ -340,10 +340,23 @@ pub fn suggest(
     let replayed = history.thinned(thin);
     let mut replayed_calls = tuned.replayed_calls;
     let mut backtest = |config: &Config| {
-        let config = Candidate::from_config(config)
-            .thinned(thin)
-            .to_config()
-            .unwrap_or_else(|| config.clone());
+        // Thinned, with the half-open rule the candidate does not carry kept.
+        let config = if thin > 1 {
+            Candidate::from_config(config)
+                .thinned(thin)
+                .to_config()
+                .and_then(|thinned| {
+                    thinned
+                        .to_builder()
+                        .half_open_rule(config.half_open_rule())
+                        .half_open_max_wait(config.half_open_max_wait())
+                        .build()
+                        .ok()
+                })
+                .unwrap_or_else(|| config.clone())
+        } else {
+            config.clone()
+        };
         let res = replay::replay(&replayed, 0..replayed.len(), &config);
         replayed_calls += res.replayed_calls;
         let mut score = replay::score(&replayed, &res, &healthy, &spans);

@@ -176,21 +176,23 @@ fn bursts_of_ordinary_noise_do_not_stretch_an_outage() {
 #[test]
 fn a_flapping_dependency_is_one_incident_and_bursts_far_apart_stay_apart() {
     // Down 20 steps, up 20 steps, five times from step 400; elsewhere two 30-step outages
-    // two minutes apart, which are two incidents.
+    // two minutes apart, and two 20-step ones 45 steps apart (closer than a minute, but
+    // more than one and a half times as long as either): four more incidents.
     let mut steps = healthy(1_600);
     for k in 0..5 {
         for step in &mut steps[400 + 40 * k..420 + 40 * k] {
             *step = (100, 100, 0);
         }
     }
-    for range in [1_000..1_030, 1_150..1_180] {
+    for range in [1_000..1_030, 1_150..1_180, 1_300..1_320, 1_365..1_385] {
         for step in &mut steps[range] {
             *step = (100, 100, 0);
         }
     }
     check(
         &steps,
-        "400..580 Failures, 1000..1030 Failures, 1150..1180 Failures",
+        "400..580 Failures, 1000..1030 Failures, 1150..1180 Failures, \
+         1300..1320 Failures, 1365..1385 Failures",
         0,
     );
 }
