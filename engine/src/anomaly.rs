@@ -200,15 +200,21 @@ pub fn detect(history: &History, features: &Features, opts: &AnomalyOptions) -> 
             peak_score: score[peak],
             kind: kinds[peak],
         };
-        // No edge moves into an earlier run, period or transient.
-        prev_end = end;
         if end - start >= min_steps {
             anomalous[start..end].fill(true);
+            prev_end = end;
             periods.push(period);
         } else {
             transients.push(period);
         }
     }
+    // A period whose edge moved over a transient (a slow rise flagged here and there before
+    // the bar was crossed for good) takes it in: it is no longer noise.
+    transients.retain(|t| {
+        !periods
+            .iter()
+            .any(|p| t.start_step < p.end_step && t.end_step > p.start_step)
+    });
     Labels {
         score,
         anomalous,
