@@ -1,6 +1,7 @@
 //! Browser test of the recommendations page: three hours of history with an outage, a
 //! recommendation made through the API, listed on the page with its summary and evidence; an
-//! admin accepts it in the page and sees it accepted with the config version it created. On the
+//! admin accepts it in the page and sees it accepted with the config version it created. A
+//! suggestion the engine doubts is marked low confidence, with its reasons. On the
 //! breaker's page, an admin's "Suggest thresholds" makes another and links to it.
 
 use backend::auth::Role;
@@ -47,6 +48,34 @@ async fn an_admin_accepts_a_recommendation_in_the_page() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 200);
     let rec: Recommendation = response.json().await.unwrap();
+    // A second breaker with half an hour of quiet history: a suggestion the engine doubts.
+    let quiet: Vec<serde_json::Value> = history(start)
+        .into_iter()
+        .take(30)
+        .map(|mut aggregate| {
+            aggregate["breaker"] = json!("quiet");
+            aggregate
+        })
+        .collect();
+    post_batch(
+        &server.url(),
+        &key,
+        &json!({"service": "shop", "instance": "shop-1", "seq": 2, "sent_at_ms": wall_ms(),
+                "aggregates": quiet}),
+    )
+    .await;
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/api/v1/breakers/shop/quiet/recommendations?days=1",
+            server.url()
+        ))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let doubted: Recommendation = response.json().await.unwrap();
+    assert!(!doubted.doubts.is_empty(), "{:?}", doubted.doubts);
 
     let (_driver, client) = setup.browser().await;
     client.goto(&server.url()).await.unwrap();
@@ -83,6 +112,19 @@ async fn an_admin_accepts_a_recommendation_in_the_page() {
             .await
             .is_err(),
         "a suggestion without doubts is not marked low confidence"
+    );
+    // The doubted one is marked, with its reasons.
+    let doubted_card = format!(".rec-card[data-id=\"{}\"]", doubted.id);
+    wait_for(&client, &doubted_card, "the doubted recommendation").await;
+    assert_eq!(
+        text(&client, &format!("{doubted_card} .rec-low"))
+            .await
+            .to_lowercase(),
+        "low confidence"
+    );
+    assert_eq!(
+        count(&client, &format!("{doubted_card} .rec-doubts li")).await,
+        doubted.doubts.len()
     );
 
     // The evidence, on expanding it: every config field, the two back-tests, the outage.
