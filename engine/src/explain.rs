@@ -141,12 +141,11 @@ impl Rule {
     }
 }
 
-/// Per anomalous period: how long after its start the breaker opened (ms), `None` when it
-/// did not open within the detection deadline. The suggestion as a whole, and without `rule`.
+/// Per anomalous period: how long after its start the suggestion without `rule` opened (ms),
+/// `None` when it did not open within the detection deadline.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RuleEffect {
     pub rule: Rule,
-    pub with: Vec<Option<u64>>,
     pub without: Vec<Option<u64>>,
 }
 
@@ -157,6 +156,9 @@ pub struct Evidence<'a> {
     pub labels: &'a Labels,
     pub current: &'a Config,
     pub suggested: &'a Config,
+    /// Per anomalous period: how long after its start the suggestion opened (as in
+    /// [`RuleEffect::without`]).
+    pub delays: &'a [Option<u64>],
     /// One entry per rule of the suggestion, when it has more than one.
     pub rule_effects: &'a [RuleEffect],
 }
@@ -175,7 +177,7 @@ pub fn explain(ev: &Evidence<'_>) -> Vec<String> {
         out.push(text);
     }
     for effect in ev.rule_effects {
-        if let Some(text) = effect_sentence(ev.suggested, effect) {
+        if let Some(text) = effect_sentence(ev.suggested, ev.delays, effect) {
             out.push(text);
         }
     }
@@ -306,11 +308,11 @@ fn noise_sentence(ev: &Evidence<'_>) -> Option<String> {
 }
 
 /// What one rule adds: how much sooner the suggestion opens with it, and what it alone catches.
-fn effect_sentence(config: &Config, effect: &RuleEffect) -> Option<String> {
-    let n = effect.with.len();
+fn effect_sentence(config: &Config, with: &[Option<u64>], effect: &RuleEffect) -> Option<String> {
+    let n = with.len();
     let mut sooner_ms = Vec::new();
     let (mut later, mut only_with, mut only_without) = (0, 0, 0);
-    for (with, without) in effect.with.iter().zip(&effect.without) {
+    for (with, without) in with.iter().zip(&effect.without) {
         match (with, without) {
             (Some(a), Some(b)) if b > a => sooner_ms.push(b - a),
             (Some(a), Some(b)) if a > b => later += 1,

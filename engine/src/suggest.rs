@@ -249,7 +249,7 @@ pub fn tune(
         );
     }
     let n_calls = history.n_calls();
-    if n_calls < 1_000 {
+    if n_calls < explain::MIN_CALLS {
         warnings.push(Warning::LowVolume { n_calls });
     }
     if labels.periods.is_empty() {
@@ -378,6 +378,7 @@ pub fn suggest(
             .map(|span| replay::detection_delay(&replay.transitions, span))
             .collect()
     };
+    let suggested_delays = delays(&suggested_replay);
     let mut rule_effects = Vec::new();
     if !spans.is_empty() {
         for rule in Rule::ALL {
@@ -385,7 +386,6 @@ pub fn suggest(
                 let (_, res) = backtest(&without);
                 rule_effects.push(RuleEffect {
                     rule,
-                    with: delays(&suggested_replay),
                     without: delays(&res),
                 });
             }
@@ -402,6 +402,7 @@ pub fn suggest(
         labels: &tuned.labels,
         current,
         suggested: &tuned.config,
+        delays: &suggested_delays,
         rule_effects: &rule_effects,
     });
     let doubts = explain::doubts(

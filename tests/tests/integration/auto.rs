@@ -32,6 +32,17 @@ impl Setup {
         call(&self.client, "GET", self.url(path), &self.viewer, None).await
     }
 
+    /// `PUT` of shop/payments' auto-mode settings as `token`.
+    async fn put_auto(&self, token: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .put(self.url("/breakers/shop/payments/auto"))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     async fn run(&self) -> AutoTuneStep {
         let (status, body) = call(
             &self.client,
@@ -120,6 +131,12 @@ impl Setup {
     }
 }
 
+/// Auto mode on: one-second canaries, no cooldown, any confidence, a 50 % step at most.
+fn auto_on() -> Value {
+    json!({"enabled": true, "canary_ms": 1000, "cooldown_ms": 0, "min_confidence": 0.0,
+           "days": 1, "max_step": 0.5})
+}
+
 /// A server with 3 h of history for shop/payments, a loose config (version 1) and two
 /// instances that listen for configs.
 async fn setup() -> Setup {
@@ -179,17 +196,7 @@ async fn auto_mode_leaves_a_suggestion_in_doubt_for_an_admin() {
         steps
     })
     .await;
-    let on = json!({"enabled": true, "canary_ms": 1000, "cooldown_ms": 0, "min_confidence": 0.0,
-                    "days": 1, "max_step": 0.5});
-    let response = s
-        .client
-        .put(s.url("/breakers/shop/payments/auto"))
-        .bearer_auth(&s.admin)
-        .json(&on)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(s.put_auto(&s.admin, &auto_on()).await.status(), 200);
     let step = s.run().await;
     assert_eq!(step.action, "low_confidence", "{}", step.detail);
     assert!(
@@ -214,7 +221,6 @@ async fn auto_mode_leaves_a_suggestion_in_doubt_for_an_admin() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_mode_canaries_rolls_back_and_promotes() {
     let s = setup().await;
-    let auto = s.url("/breakers/shop/payments/auto");
 
     // Off by default; only admins switch it on; bad settings are refused with their path.
     let (status, body) = s.get("/breakers/shop/payments/auto").await;
@@ -222,23 +228,15 @@ async fn auto_mode_canaries_rolls_back_and_promotes() {
     let view: AutoTuneView = serde_json::from_value(body).unwrap();
     assert!(!view.settings.enabled && view.changes.is_empty());
     assert_eq!(s.run().await.action, "off");
-    let on = json!({"enabled": true, "canary_ms": 1000, "cooldown_ms": 0, "min_confidence": 0.0,
-                    "days": 1, "max_step": 0.5});
-    let put = |token: &str, body: &Value| {
-        s.client
-            .put(auto.clone())
-            .bearer_auth(token)
-            .json(body)
-            .send()
-    };
-    assert_eq!(put(&s.viewer, &on).await.unwrap().status(), 403);
-    let response = put(&s.admin, &json!({"enabled": true, "canary_ms": 10}))
-        .await
-        .unwrap();
+    let on = auto_on();
+    assert_eq!(s.put_auto(&s.viewer, &on).await.status(), 403);
+    let response = s
+        .put_auto(&s.admin, &json!({"enabled": true, "canary_ms": 10}))
+        .await;
     assert_eq!(response.status(), 422);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["path"], "$.canary_ms", "{body}");
-    let response = put(&s.admin, &on).await.unwrap();
+    let response = s.put_auto(&s.admin, &on).await;
     assert_eq!(response.status(), 200);
     let (status, _) = call(
         &s.client,
@@ -361,7 +359,7 @@ async fn auto_mode_canaries_rolls_back_and_promotes() {
     let step = s.run().await;
     assert_eq!(step.action, "canary_started", "{}", step.detail);
     assert_eq!(step.change.unwrap().version, 7);
-    let response = put(&s.admin, &json!({"enabled": false})).await.unwrap();
+    let response = s.put_auto(&s.admin, &json!({"enabled": false})).await;
     assert_eq!(response.status(), 200);
     let view: AutoTuneView = response.json().await.unwrap();
     assert!(!view.settings.enabled && view.canary.is_none());

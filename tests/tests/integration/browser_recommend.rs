@@ -18,6 +18,20 @@ use crate::recommend::history;
 
 const MINUTE: i64 = 60_000;
 
+/// A recommendation for shop/`breaker` over its last day, made through the API by `admin`.
+async fn recommend(base: &str, admin: &str, breaker: &str) -> Recommendation {
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{base}/api/v1/breakers/shop/{breaker}/recommendations?days=1"
+        ))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    response.json().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_accepts_a_recommendation_in_the_page() {
     let Some(setup) = BrowserSetup::find() else {
@@ -37,17 +51,7 @@ async fn an_admin_accepts_a_recommendation_in_the_page() {
                 "aggregates": history(start)}),
     )
     .await;
-    let response = reqwest::Client::new()
-        .post(format!(
-            "{}/api/v1/breakers/shop/payments/recommendations?days=1",
-            server.url()
-        ))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    let rec: Recommendation = response.json().await.unwrap();
+    let rec = recommend(&server.url(), &admin, "payments").await;
     // A second breaker with half an hour of quiet history: a suggestion the engine doubts.
     let quiet: Vec<serde_json::Value> = history(start)
         .into_iter()
@@ -64,17 +68,7 @@ async fn an_admin_accepts_a_recommendation_in_the_page() {
                 "aggregates": quiet}),
     )
     .await;
-    let response = reqwest::Client::new()
-        .post(format!(
-            "{}/api/v1/breakers/shop/quiet/recommendations?days=1",
-            server.url()
-        ))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    let doubted: Recommendation = response.json().await.unwrap();
+    let doubted = recommend(&server.url(), &admin, "quiet").await;
     assert!(!doubted.doubts.is_empty(), "{:?}", doubted.doubts);
 
     let (_driver, client) = setup.browser().await;
