@@ -389,7 +389,7 @@ async fn detail_query(quick: bool) {
     tx.commit().await.unwrap();
     let load_secs = started.elapsed().as_secs_f64();
     let started = Instant::now();
-    while backend::rollup::roll_up_once(&store).await.unwrap() > 0 {}
+    while backend::query::rollup::roll_up_once(&store).await.unwrap() > 0 {}
     let rollup_secs = started.elapsed().as_secs_f64();
 
     let client = reqwest::Client::new();

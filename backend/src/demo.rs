@@ -153,7 +153,8 @@ pub async fn start(server: &RunningServer) -> anyhow::Result<DemoHandle> {
         // admins can change it or force a breaker open from the dashboard.
         for dependency in service.dependencies {
             configs::save_version(
-                &server.state,
+                &server.state.store,
+                &server.state.configs,
                 NewVersion {
                     service: service.name,
                     breaker: dependency.breaker,

@@ -39,7 +39,7 @@ pub enum AppError {
     /// An ingest batch would create a name beyond a cardinality limit (422 `limit_exceeded`;
     /// why not 429: see `limits.rs`).
     #[error("limit exceeded: {} at {}", .0.detail, .0.path)]
-    LimitExceeded(crate::limits::LimitExceeded),
+    LimitExceeded(crate::ingest::limits::LimitExceeded),
     /// The request conflicts with the current state (409).
     #[error("conflict: {detail}")]
     Conflict { detail: String },
@@ -55,6 +55,16 @@ pub enum AppError {
     /// Anything else (500). The detail is logged, not shown.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<crate::store::StoreError> for AppError {
+    fn from(err: crate::store::StoreError) -> AppError {
+        match err {
+            crate::store::StoreError::Conflict(detail) => AppError::Conflict { detail },
+            crate::store::StoreError::NotFound(detail) => AppError::NotFound { detail },
+            other => AppError::Internal(other.into()),
+        }
+    }
 }
 
 impl From<sqlx::Error> for AppError {

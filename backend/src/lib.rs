@@ -10,30 +10,22 @@
 //! - [`demo`]: simulated services that embed the `breaker` crate and report over HTTP.
 
 pub mod alerts;
-pub mod api;
 pub mod auth;
-pub mod autotune;
-pub mod chart;
 pub mod configs;
 pub mod demo;
-pub mod engine_run;
 
 pub mod error;
 pub mod extract;
-pub mod fleet;
 pub mod fuzz;
-pub mod hub;
 pub mod ingest;
-pub mod limits;
 pub mod listen;
 pub mod metrics;
 pub mod openapi;
-pub mod recommend;
-pub mod rollup;
+pub mod query;
 pub mod server;
 pub mod settings;
+pub mod state;
 pub mod store;
-pub mod stream;
 pub mod time;
-pub mod tune;
+pub mod tuning;
 pub mod ui;

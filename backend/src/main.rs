@@ -35,7 +35,7 @@ enum Command {
     #[command(subcommand)]
     Users(UsersCommand),
     /// Tune breaker thresholds: evaluate the adaptive engine on labelled scenarios.
-    Tune(backend::tune::TuneCommand),
+    Tune(backend::tuning::tune::TuneCommand),
 }
 
 #[derive(Subcommand)]
@@ -385,7 +385,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("revoked the token of {name:?}");
             Ok(())
         }
-        Command::Tune(cmd) => backend::tune::run(cmd).await,
+        Command::Tune(cmd) => backend::tuning::tune::run(cmd).await,
     }
 }
 

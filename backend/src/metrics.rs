@@ -17,8 +17,8 @@ use metrics::with_local_recorder;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
 use protocol::IngestBatch;
 
-use crate::fleet::{BreakerGauges, Fleet, STATES, Totals, breaker_gauges};
-use crate::limits::{Limit, Limits};
+use crate::ingest::fleet::{BreakerGauges, Fleet, STATES, Totals, breaker_gauges};
+use crate::ingest::limits::{Limit, Limits};
 
 pub struct Metrics {
     recorder: PrometheusRecorder,

@@ -4,7 +4,10 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{alerts, api, autotune, configs, recommend, stream};
+use crate::ingest::http as ingest;
+use crate::query::{http as api, stream};
+use crate::tuning::{autotune, recommend};
+use crate::{alerts, configs};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,8 +18,8 @@ use crate::{alerts, api, autotune, configs, recommend, stream};
                        and an ingest key (fbk_…) or a user token (fbu_…)."
     ),
     paths(
-        api::ingest,
-        api::ingest_calls,
+        ingest::ingest,
+        ingest::ingest_calls,
         api::services,
         crate::auth::me,
         crate::auth::session::sign_in,
@@ -28,13 +31,13 @@ use crate::{alerts, api, autotune, configs, recommend, stream};
         api::transitions,
         api::metrics,
         stream::stream,
-        configs::view,
-        configs::put,
-        configs::restore,
-        configs::control,
-        configs::poll,
-        configs::report_status,
-        configs::audit,
+        configs::http::view,
+        configs::http::put,
+        configs::http::restore,
+        configs::http::control,
+        configs::http::poll,
+        configs::http::report_status,
+        configs::http::audit,
         recommend::create,
         recommend::list,
         recommend::get,

@@ -1,5 +1,5 @@
-//! Putting the server together: options, shared state, the router, and a running server
-//! that tests and the CLI start the same way.
+//! Putting the server together: options, the router, and a running server that tests and the
+//! CLI start the same way. Only wiring lives here: no feature imports this module.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,19 +19,22 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::alerts::{self, AlertSettings, Alerts};
-use crate::auth::{CredentialCache, WebGuard};
-use crate::configs::{self, ConfigWatch};
-use crate::engine_run::EngineRuns;
-use crate::fleet::Fleet;
-use crate::hub::Hub;
-use crate::ingest::{self, IngestQueue};
-use crate::limits::Limits;
+use crate::alerts::{self, AlertSettings};
+use crate::auth::WebGuard;
+use crate::configs;
+use crate::ingest;
+use crate::ingest::fleet::Fleet;
+use crate::ingest::hub::Hub;
+use crate::ingest::limits::Limits;
 use crate::listen::{self, ConnectionLimits};
 use crate::metrics::Metrics;
-use crate::rollup::{self, Retention};
+use crate::query::rollup::{self, Retention};
+use crate::query::{http as api, stream};
+use crate::state::AppState;
 use crate::store::Store;
-use crate::{api, recommend, stream, ui};
+use crate::tuning::engine_run::EngineRuns;
+use crate::tuning::recommend;
+use crate::ui;
 
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
@@ -80,30 +83,10 @@ impl ServerOptions {
             auto_tune_period: Duration::from_secs(60),
             connections: ConnectionLimits::default(),
             failed_auth_per_minute: WebGuard::FAILED_AUTH_PER_MINUTE,
-            engine_budget: crate::engine_run::DEFAULT_BUDGET,
+            engine_budget: crate::tuning::engine_run::DEFAULT_BUDGET,
             limits: Limits::default(),
         }
     }
-}
-
-/// What every handler shares.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Store,
-    pub fleet: Arc<RwLock<Fleet>>,
-    pub hub: Hub,
-    pub ingest: IngestQueue,
-    pub metrics: Arc<Metrics>,
-    pub configs: Arc<ConfigWatch>,
-    pub anonymous_viewer: bool,
-    pub alerts: Alerts,
-    pub credentials: Arc<CredentialCache>,
-    pub web: Arc<WebGuard>,
-    /// Engine runs: their budget, and the flag that stops them all when the server stops.
-    pub engine: EngineRuns,
-    /// The limits: the writer enforces the cardinality ones at ingest; validation reads
-    /// `max_calls_per_s`; config-status reports are held to the instance limit.
-    pub limits: Limits,
 }
 
 /// A server accepting connections; dropping it does not stop it, `shutdown` does.
@@ -203,7 +186,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         engine: EngineRuns::new(options.engine_budget, Some(metrics.clone())),
         limits: options.limits,
     };
-    let auto_tune = crate::autotune::spawn(state.clone(), options.auto_tune_period);
+    let auto_tune = crate::tuning::autotune::spawn(state.clone(), options.auto_tune_period);
     let app = router(state.clone(), &options);
     let (stop, stopped) = oneshot::channel::<()>();
     let connections = options.connections;
@@ -230,8 +213,8 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
 
 pub fn router(state: AppState, options: &ServerOptions) -> Router {
     let api = Router::new()
-        .route("/ingest", post(api::ingest))
-        .route("/ingest/calls", post(api::ingest_calls))
+        .route("/ingest", post(crate::ingest::http::ingest))
+        .route("/ingest/calls", post(crate::ingest::http::ingest_calls))
         .route("/breakers", get(api::breakers))
         .route("/breakers/{service}/{breaker}/series", get(api::series))
         .route(
@@ -244,19 +227,19 @@ pub fn router(state: AppState, options: &ServerOptions) -> Router {
         .route("/sparklines", get(api::sparklines))
         .route(
             "/breakers/{service}/{breaker}/config",
-            get(configs::view).put(configs::put),
+            get(configs::http::view).put(configs::http::put),
         )
         .route(
             "/breakers/{service}/{breaker}/config/restore",
-            post(configs::restore),
+            post(configs::http::restore),
         )
         .route(
             "/breakers/{service}/{breaker}/control",
-            post(configs::control),
+            post(configs::http::control),
         )
-        .route("/config/{service}/{breaker}", get(configs::poll))
-        .route("/config-status", post(configs::report_status))
-        .route("/audit", get(configs::audit))
+        .route("/config/{service}/{breaker}", get(configs::http::poll))
+        .route("/config-status", post(configs::http::report_status))
+        .route("/audit", get(configs::http::audit))
         .route(
             "/breakers/{service}/{breaker}/recommendations",
             post(recommend::create),
@@ -267,11 +250,11 @@ pub fn router(state: AppState, options: &ServerOptions) -> Router {
         )
         .route(
             "/breakers/{service}/{breaker}/auto",
-            get(crate::autotune::get).put(crate::autotune::put),
+            get(crate::tuning::autotune::get).put(crate::tuning::autotune::put),
         )
         .route(
             "/breakers/{service}/{breaker}/auto/run",
-            post(crate::autotune::run),
+            post(crate::tuning::autotune::run),
         )
         .route("/recommendations", get(recommend::list))
         .route("/recommendations/{id}", get(recommend::get))

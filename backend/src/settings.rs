@@ -98,7 +98,7 @@ pub struct EngineSettings {
     pub budget_ms: Option<u64>,
 }
 
-/// The `[limits]` table; each key overrides its default in [`crate::limits::Limits`].
+/// The `[limits]` table; each key overrides its default in [`crate::ingest::limits::Limits`].
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsSettings {

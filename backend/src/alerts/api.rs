@@ -16,7 +16,7 @@ use crate::alerts::{model, rules};
 use crate::auth::{Admin, Principal, Role, Viewer};
 use crate::error::AppError;
 use crate::extract::{JsonBody, Path, Query};
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::time::now_ms;
 
 #[derive(Deserialize)]
@@ -209,7 +209,8 @@ async fn audit(app: &AppState, actor: &str, action: &str, detail: String) -> Res
             detail,
         },
     )
-    .await
+    .await?;
+    Ok(())
 }
 
 #[utoipa::path(get, path = "/api/v1/alerts/rules", tag = "alerts",
@@ -431,10 +432,10 @@ pub async fn chart(
     State(app): State<AppState>,
     _: Viewer,
     Path((service, breaker)): Path<(String, String)>,
-    Query(query): Query<crate::api::RangeQuery>,
+    Query(query): Query<crate::query::http::RangeQuery>,
 ) -> Result<impl IntoResponse, AppError> {
     let (from_ms, to_ms) = query.resolve()?;
-    let step_ms = crate::api::auto_step_ms(to_ms - from_ms);
+    let step_ms = crate::query::http::auto_step_ms(to_ms - from_ms);
     let from_ms = from_ms.div_euclid(step_ms) * step_ms;
     let series = app
         .store
@@ -445,6 +446,6 @@ pub async fn chart(
         })?;
     Ok((
         [(header::CONTENT_TYPE, "image/svg+xml")],
-        crate::chart::render(&series),
+        crate::query::chart::render(&series),
     ))
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use protocol::{AlertNotice, AlertRule, AlertRuleKind, State, StreamEvent};
 
-use crate::hub::Published;
+use crate::ingest::hub::Published;
 use sqlx::{Row, SqliteConnection};
 use tokio::sync::broadcast;
 

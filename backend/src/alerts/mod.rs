@@ -27,8 +27,8 @@ use protocol::{AlertChannel, AlertNotice, AlertRule};
 use tokio::sync::{Notify, broadcast};
 use tokio::task::JoinHandle;
 
-use crate::hub::Hub;
 use crate::ingest::IngestQueue;
+use crate::ingest::hub::Hub;
 use crate::store::Store;
 
 /// Alert notices buffered per live-stream subscriber.

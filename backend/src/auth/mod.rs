@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use crate::error::AppError;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::store::Store;
 use crate::time::now_ms;
 

@@ -15,7 +15,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::AppError;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// The middleware: refuses cross-origin writes that would be authenticated by the cookie.
 pub async fn same_origin_writes(

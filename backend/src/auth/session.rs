@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use super::{COOKIE_NAME, Principal};
 use crate::error::AppError;
 use crate::extract::JsonBody;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// How long the session cookie lasts: 30 days (revoking the token ends it at once).
 const SESSION_MAX_AGE_S: u32 = 30 * 24 * 60 * 60;

@@ -1,5 +1,5 @@
 //! Cardinality limits: how many services, breakers per service and instances per service the
-//! server takes in, so that its memory (the [`crate::fleet::Fleet`], the writer's ids) and every
+//! server takes in, so that its memory (the [`crate::ingest::fleet::Fleet`], the writer's ids) and every
 //! answer that lists the fleet stay bounded.
 //!
 //! The ingest writer enforces them (see `ingest.rs`): it is the one task that creates breakers,

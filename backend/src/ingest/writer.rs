@@ -19,11 +19,12 @@ use protocol::{IngestAck, IngestBatch, StreamEvent, TransitionRecord};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::AppError;
-use crate::fleet::{BreakerKey, FastMap, FastSet, Fleet, InstanceEvent, InstanceLive};
-use crate::hub::Hub;
-use crate::limits::{Limit, LimitExceeded, Limits};
+use crate::ingest::fleet::{BreakerKey, FastMap, FastSet, Fleet, InstanceEvent, InstanceLive};
+use crate::ingest::hub::Hub;
+use crate::ingest::limits::{Limit, LimitExceeded, Limits};
+use crate::ingest::store::Committed;
 use crate::metrics::Metrics;
-use crate::store::{Committed, Store};
+use crate::store::Store;
 use crate::time::now_ms;
 
 /// Batches committed together in one transaction at most.

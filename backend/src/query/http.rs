@@ -1,4 +1,5 @@
-//! Handlers of the `/api/v1` routes other than the live stream.
+//! The read routes: services, breakers, sparklines, series, timeline, transitions, `/metrics`,
+//! and the answers for unknown routes and methods.
 
 use axum::Json;
 use axum::body::Body;
@@ -6,16 +7,15 @@ use axum::extract::State;
 use axum::http::{HeaderName, header};
 use axum::response::{IntoResponse, Response};
 use protocol::{
-    BreakerSummary, CallBatch, ErrorBody, IngestAck, IngestBatch, Series, ServiceSummary,
-    Sparkline, Timeline, TransitionRecord,
+    BreakerSummary, ErrorBody, Series, ServiceSummary, Sparkline, Timeline, TransitionRecord,
 };
 use serde::Deserialize;
 
-use crate::auth::{Ingester, Viewer};
+use crate::auth::Viewer;
 use crate::error::AppError;
-use crate::extract::{JsonBody, Path, Query};
-use crate::server::AppState;
-use crate::store::TransitionFilter;
+use crate::extract::{Path, Query};
+use crate::query::store::TransitionFilter;
+use crate::state::AppState;
 use crate::time::now_ms;
 
 /// The default range of a series: the last 15 minutes.
@@ -29,91 +29,6 @@ const NICE_STEPS_MS: [i64; 14] = [
     1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 900_000,
     1_800_000, 3_600_000, 86_400_000,
 ];
-
-#[utoipa::path(post, path = "/api/v1/ingest", tag = "ingest",
-    request_body = IngestBatch,
-    responses(
-        (status = 200, description = "Committed (or committed before: `duplicate`)", body = IngestAck),
-        (status = 400, description = "Malformed JSON or query", body = ErrorBody),
-        (status = 401, description = "No or unknown credentials", body = ErrorBody),
-        (status = 403, description = "Credentials without the right", body = ErrorBody),
-        (status = 413, description = "Body over the limit", body = ErrorBody),
-        (status = 415, description = "Not declared as JSON", body = ErrorBody),
-        (status = 422, description = "A field is invalid (`invalid`), or the batch would create a service, breaker or instance beyond a limit (`limit_exceeded`: nothing of it is stored); `path` says which", body = ErrorBody),
-        (status = 503, description = "Ingest queue full; retry after `Retry-After`", body = ErrorBody),
-    ),
-    security(("bearer" = [])))]
-pub async fn ingest(
-    State(app): State<AppState>,
-    ingester: Ingester,
-    JsonBody(batch): JsonBody<IngestBatch>,
-) -> Result<Json<IngestAck>, AppError> {
-    accept(&app, ingester, batch).await
-}
-
-#[utoipa::path(post, path = "/api/v1/ingest/calls", tag = "ingest",
-    request_body(content = CallBatch, description = "Per-call events, folded by the server into per-second aggregates"),
-    responses(
-        (status = 200, description = "Committed (or committed before: `duplicate`)", body = IngestAck),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "No or unknown credentials", body = ErrorBody),
-        (status = 403, description = "Credentials without the right", body = ErrorBody),
-        (status = 422, description = "A field is invalid (`invalid`), or the batch would create a service, breaker or instance beyond a limit (`limit_exceeded`: nothing of it is stored); `path` says which", body = ErrorBody),
-        (status = 503, description = "Ingest queue full; retry after `Retry-After`", body = ErrorBody),
-    ),
-    security(("bearer" = [])))]
-pub async fn ingest_calls(
-    State(app): State<AppState>,
-    ingester: Ingester,
-    JsonBody(calls): JsonBody<CallBatch>,
-) -> Result<Json<IngestAck>, AppError> {
-    calls.validate_calls().map_err(|err| AppError::Invalid {
-        detail: err.detail,
-        path: err.path,
-    })?;
-    // The calls are folded into aggregates: a path into the folded batch is turned back into
-    // one into the body sent, the first call of the breaker named.
-    let call_breakers: Vec<String> = calls.calls.iter().map(|c| c.breaker.clone()).collect();
-    match accept(&app, ingester, calls.into_ingest_batch()).await {
-        Err(AppError::LimitExceeded(mut err)) if err.path.starts_with("$.aggregates[") => {
-            if let Some(idx) = call_breakers.iter().position(|b| *b == err.name) {
-                err.path = format!("$.calls[{idx}].breaker");
-            }
-            Err(AppError::LimitExceeded(err))
-        }
-        answer => answer,
-    }
-}
-
-/// Validates a batch, checks the key's service, and waits for the commit.
-async fn accept(
-    app: &AppState,
-    ingester: Ingester,
-    batch: IngestBatch,
-) -> Result<Json<IngestAck>, AppError> {
-    protocol::validate_batch_with(
-        &batch,
-        now_ms(),
-        &protocol::BatchLimits {
-            max_calls_per_s: app.limits.max_calls_per_s,
-        },
-    )
-    .map_err(|err| AppError::Invalid {
-        detail: err.detail,
-        path: err.path,
-    })?;
-    if let Some(service) = ingester.service
-        && service != batch.service
-    {
-        return Err(AppError::Forbidden {
-            detail: format!(
-                "this key reports for the service {service:?}, not {:?}",
-                batch.service
-            ),
-        });
-    }
-    Ok(Json(app.ingest.submit(batch).await?))
-}
 
 /// Items a list page holds when `limit` is not given.
 pub const DEFAULT_PAGE: usize = 1_000;

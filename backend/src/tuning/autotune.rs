@@ -30,7 +30,7 @@ use crate::auth::{Admin, Viewer};
 use crate::configs::{self, AutoEnd, NewVersion};
 use crate::error::AppError;
 use crate::extract::{JsonBody, Path};
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::time::now_ms;
 
 /// Who automatic changes are audited as.
@@ -270,14 +270,6 @@ fn same_thresholds(a: &BreakerConfig, b: &BreakerConfig) -> bool {
 
 // === store ===
 
-async fn breaker_id(app: &AppState, service: &str, breaker: &str) -> Result<i64, AppError> {
-    configs::breaker_id(&app.store, service, breaker)
-        .await?
-        .ok_or_else(|| AppError::NotFound {
-            detail: format!("no breaker {service}/{breaker}"),
-        })
-}
-
 /// A breaker's auto-mode row: settings, who set them and when, and the last engine run.
 struct Row_ {
     settings: AutoTuneSettings,
@@ -444,7 +436,7 @@ async fn end_change(
         crate::alerts::engine::auto_tune_notice(&mut tx, breaker, &ending.title, ending.trigger)
             .await?;
     tx.commit().await?;
-    configs::wake(app, id, stored.config.version);
+    app.configs.notify(id, stored.config.version);
     app.alerts.committed(notices);
     Ok(stored.config.version)
 }
@@ -570,7 +562,7 @@ fn done(action: &str, detail: String, change: Option<AutoTuneChange>) -> AutoTun
 
 /// One auto-mode step for a breaker (see the module documentation).
 pub async fn step(app: &AppState, service: &str, breaker: &str) -> Result<AutoTuneStep, AppError> {
-    let id = breaker_id(app, service, breaker).await?;
+    let id = app.store.breaker(service, breaker).await?;
     let row = settings(app, id).await?;
     let settings = row.settings;
     let now = now_ms();
@@ -647,7 +639,8 @@ pub async fn step(app: &AppState, service: &str, breaker: &str) -> Result<AutoTu
     // auto mode's task): the run stops too.
     let (job, _cancel_on_drop) = app.engine.job();
     let rec =
-        crate::recommend::recommend(&app.store, service, breaker, settings.days, &job).await?;
+        crate::tuning::recommend::recommend(&app.store, service, breaker, settings.days, &job)
+            .await?;
     if rec.confidence < settings.min_confidence {
         return Ok(done(
             "low_confidence",
@@ -815,7 +808,7 @@ pub async fn step(app: &AppState, service: &str, breaker: &str) -> Result<AutoTu
         crate::alerts::engine::auto_tune_notice(&mut tx, (id, service, breaker), &title, trigger)
             .await?;
     tx.commit().await?;
-    configs::wake(app, id, version);
+    app.configs.notify(id, version);
     app.alerts.committed(notices);
     Ok(done(action, what, Some(change(app, id, change_id).await?)))
 }
@@ -937,7 +930,7 @@ async fn judge(
 // === handlers ===
 
 async fn view(app: &AppState, service: String, breaker: String) -> Result<AutoTuneView, AppError> {
-    let id = breaker_id(app, &service, &breaker).await?;
+    let id = app.store.breaker(&service, &breaker).await?;
     let row = settings(app, id).await?;
     let changes = changes(app, id, 20).await?;
     Ok(AutoTuneView {
@@ -979,7 +972,7 @@ pub async fn put(
 ) -> Result<Json<AutoTuneView>, AppError> {
     new.check()
         .map_err(|(path, detail)| AppError::Invalid { detail, path })?;
-    let id = breaker_id(&app, &service, &breaker).await?;
+    let id = app.store.breaker(&service, &breaker).await?;
     let now = now_ms();
     let text = serde_json::to_string(&new).map_err(anyhow::Error::from)?;
     let mut tx = app.store.begin().await?;

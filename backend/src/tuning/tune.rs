@@ -30,10 +30,10 @@ pub struct TuneCommand {
     #[arg(long)]
     pub service: Option<String>,
     /// Days of history to learn from.
-    #[arg(long, default_value_t = crate::recommend::DEFAULT_DAYS)]
+    #[arg(long, default_value_t = crate::tuning::recommend::DEFAULT_DAYS)]
     pub days: i64,
     /// The engine's time budget, in milliseconds.
-    #[arg(long, default_value_t = crate::engine_run::DEFAULT_BUDGET.as_millis() as u64)]
+    #[arg(long, default_value_t = crate::tuning::engine_run::DEFAULT_BUDGET.as_millis() as u64)]
     pub budget_ms: u64,
     /// SQLite database: a URL like sqlite://fusebox.db or a file path.
     #[arg(
@@ -124,8 +124,8 @@ async fn live(
         ),
     };
     // Ctrl-C ends the process, and the run with it.
-    let (job, _cancel_on_drop) = crate::engine_run::EngineRuns::new(budget, None).job();
-    let rec = crate::recommend::recommend(&store, &service, breaker, days, &job)
+    let (job, _cancel_on_drop) = crate::tuning::engine_run::EngineRuns::new(budget, None).job();
+    let rec = crate::tuning::recommend::recommend(&store, &service, breaker, days, &job)
         .await
         .map_err(|err| anyhow::anyhow!("{err}"))?;
     let config = |c: &protocol::BreakerConfig| serde_json::to_string(c).unwrap_or_default();

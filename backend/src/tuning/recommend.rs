@@ -4,7 +4,7 @@
 //!
 //! The engine does no I/O: this module reads the stored history (per second from the raw
 //! aggregates for a day or less, else the 1-minute rollups) into an `engine::History`,
-//! runs `engine::suggest::suggest` on a blocking thread as an [`crate::engine_run::Job`]
+//! runs `engine::suggest::suggest` on a blocking thread as an [`crate::tuning::engine_run::Job`]
 //! (time budget, cancelled with its client or by the server stopping), and stores the result.
 
 use std::time::Duration;
@@ -20,13 +20,13 @@ use sqlx::Row;
 
 use crate::auth::{Admin, Viewer};
 use crate::configs::{self, NewVersion};
-use crate::engine_run::{Job, RunCost};
 use crate::error::AppError;
 use crate::extract::{Path, Query};
-use crate::rollup::{Bucket, MINUTE_MS, bucket_from_row};
-use crate::server::AppState;
+use crate::query::rollup::{Bucket, MINUTE_MS, bucket_from_row};
+use crate::state::AppState;
 use crate::store::Store;
 use crate::time::now_ms;
+use crate::tuning::engine_run::{Job, RunCost};
 use engine::stop::StopReason;
 
 /// How much history a recommendation learns from by default.
@@ -44,7 +44,7 @@ pub async fn history(
 ) -> anyhow::Result<engine::history::History> {
     // The rollups job may not have reached the newest aggregates: roll up first.
     if !per_second {
-        while crate::rollup::roll_up_once(store).await? > 0 {}
+        while crate::query::rollup::roll_up_once(store).await? > 0 {}
     }
     let sql = if per_second {
         "SELECT start_ms, success, failure, timeout, rejected, slow, ignored, latency,
@@ -213,30 +213,10 @@ pub fn summary_sentence(
     text
 }
 
-async fn breaker_id(store: &Store, service: &str, breaker: &str) -> Result<i64, AppError> {
-    sqlx::query_scalar("SELECT id FROM breakers WHERE service = ? AND name = ?")
-        .bind(service)
-        .bind(breaker)
-        .fetch_optional(store.pool())
-        .await?
-        .ok_or_else(|| AppError::NotFound {
-            detail: format!("no breaker {breaker:?} in service {service:?}"),
-        })
-}
-
 /// The server's current config for a breaker (its version; 0 and the default when none).
 async fn current_config(store: &Store, breaker_id: i64) -> Result<(u64, BreakerConfig), AppError> {
-    let text: Option<String> = sqlx::query_scalar(
-        "SELECT config FROM breaker_configs WHERE breaker_id = ? ORDER BY version DESC LIMIT 1",
-    )
-    .bind(breaker_id)
-    .fetch_optional(store.pool())
-    .await?;
-    match text {
-        Some(text) => {
-            let config: BreakerConfig = serde_json::from_str(&text).map_err(anyhow::Error::from)?;
-            Ok((config.version, config))
-        }
+    match configs::current(store, breaker_id).await? {
+        Some(stored) => Ok((stored.config.version, stored.config)),
         None => Ok((
             0,
             breaker::subscriber::config_to_wire(
@@ -256,7 +236,7 @@ pub async fn recommend(
     days: i64,
     job: &Job,
 ) -> Result<Recommendation, AppError> {
-    let id = breaker_id(store, service, breaker).await?;
+    let id = store.breaker(service, breaker).await?;
     let to_ms = now_ms();
     let from_ms = to_ms - days * 86_400_000;
     // Within the raw aggregates' retention, learn per second: short incidents stay visible.
@@ -486,7 +466,8 @@ async fn decide(
     }
     let applied_version = if accept {
         let stored = configs::save_version(
-            app,
+            &app.store,
+            &app.configs,
             NewVersion {
                 service: &rec.service,
                 breaker: &rec.breaker,
@@ -625,7 +606,7 @@ pub async fn lint_handler(
     _: Viewer,
     Path((service, breaker)): Path<(String, String)>,
 ) -> Result<Json<Vec<LintFinding>>, AppError> {
-    let id = breaker_id(&app.store, &service, &breaker).await?;
+    let id = app.store.breaker(&service, &breaker).await?;
     let (_, config) = current_config(&app.store, id).await?;
     let to_ms = now_ms();
     // Lint's arithmetic is light; its time goes into reading (and first rolling up) a week of

@@ -24,8 +24,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::auth::Viewer;
 use crate::error::AppError;
 use crate::extract::Query;
-use crate::hub::Published;
-use crate::server::AppState;
+use crate::ingest::hub::Published;
+use crate::state::AppState;
 
 /// Transitions read from the store per query while catching up.
 const CATCH_UP_PAGE: i64 = 500;

@@ -1,0 +1,234 @@
+//! The ingest writer's SQL: batches claimed once, transitions, aggregates, instance states, and
+//! the fleet rebuilt at start.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::Context;
+use protocol::{Aggregate, IngestBatch, State, Transition, TransitionRecord};
+use sqlx::Arguments;
+use sqlx::sqlite::SqliteArguments;
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+
+use super::fleet::{BreakerKey, InstanceLive};
+use crate::store::{Store, count_to_db, encode_histogram};
+
+/// Rows per multi-row INSERT: 16 columns × 200 rows stays well under SQLite's 32 766 parameters.
+const ROWS_PER_INSERT: usize = 200;
+/// Values bound per row of `aggregates`.
+const AGGREGATE_COLUMNS: usize = 15;
+
+/// What committing one batch did.
+#[derive(Debug)]
+pub struct Committed {
+    pub duplicate: bool,
+    /// The batch's transitions as stored, with their ids (empty for a duplicate).
+    pub transitions: Vec<TransitionRecord>,
+}
+
+impl Store {
+    /// The id of a breaker, creating its row when it is new.
+    pub async fn breaker_id(
+        tx: &mut Transaction<'static, Sqlite>,
+        service: &str,
+        name: &str,
+        now_ms: i64,
+    ) -> anyhow::Result<i64> {
+        sqlx::query("INSERT OR IGNORE INTO breakers (service, name, created_ms) VALUES (?, ?, ?)")
+            .bind(service)
+            .bind(name)
+            .bind(now_ms)
+            .execute(&mut **tx)
+            .await?;
+        let id = sqlx::query_scalar("SELECT id FROM breakers WHERE service = ? AND name = ?")
+            .bind(service)
+            .bind(name)
+            .fetch_one(&mut **tx)
+            .await?;
+        Ok(id)
+    }
+
+    /// Records the batches as seen, in one statement per 500; for each batch, false when it
+    /// had been stored before (or appears earlier in `batches`).
+    pub async fn claim_batches(
+        tx: &mut Transaction<'static, Sqlite>,
+        batches: &[&IngestBatch],
+        now_ms: i64,
+    ) -> anyhow::Result<Vec<bool>> {
+        let mut claimed: std::collections::HashSet<(String, String, i64)> = Default::default();
+        for chunk in batches.chunks(500) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT OR IGNORE INTO batches (service, instance, seq, received_ms, n_aggregates, n_transitions) ",
+            );
+            insert.push_values(chunk, |mut row, batch| {
+                row.push_bind(batch.service.clone())
+                    .push_bind(batch.instance.clone())
+                    .push_bind(batch.seq as i64)
+                    .push_bind(now_ms)
+                    .push_bind(batch.aggregates.len() as i64)
+                    .push_bind(batch.transitions.len() as i64);
+            });
+            insert.push(" RETURNING service, instance, seq");
+            for row in insert.build().fetch_all(&mut **tx).await? {
+                claimed.insert((row.get(0), row.get(1), row.get(2)));
+            }
+        }
+        Ok(batches
+            .iter()
+            .map(|b| claimed.remove(&(b.service.clone(), b.instance.clone(), b.seq as i64)))
+            .collect())
+    }
+
+    pub async fn insert_transition(
+        tx: &mut Transaction<'static, Sqlite>,
+        breaker_id: i64,
+        instance: &str,
+        transition: &Transition,
+        now_ms: i64,
+    ) -> anyhow::Result<i64> {
+        let trigger = transition.trigger.as_ref();
+        let id = sqlx::query_scalar(
+            "INSERT INTO transitions (breaker_id, instance, at_ms, from_state, to_state, trigger_kind,
+                                      trigger_value, trigger_threshold, config_version, received_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(breaker_id)
+        .bind(instance)
+        .bind(transition.at_ms)
+        .bind(transition.from.as_str())
+        .bind(transition.to.as_str())
+        .bind(trigger.map(|t| t.kind.as_str()))
+        .bind(trigger.map(|t| t.value))
+        .bind(trigger.map(|t| t.threshold))
+        .bind(transition.config_version as i64)
+        .bind(now_ms)
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok(id)
+    }
+
+    /// Inserts aggregates with multi-row statements.
+    pub async fn insert_aggregates(
+        tx: &mut Transaction<'static, Sqlite>,
+        rows: &[(i64, &str, &Aggregate)],
+    ) -> anyhow::Result<()> {
+        // Text arguments are shared, not copied per row: rows come in runs of one instance,
+        // and a state is one of three words.
+        let mut instance: Option<(&str, Arc<str>)> = None;
+        let states =
+            [State::Closed, State::Open, State::HalfOpen].map(|s| Arc::<str>::from(s.as_str()));
+        let state_text = |state: State| match state {
+            State::Closed => states[0].clone(),
+            State::Open => states[1].clone(),
+            State::HalfOpen => states[2].clone(),
+        };
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            let mut arguments = SqliteArguments::default();
+            arguments.reserve(chunk.len() * AGGREGATE_COLUMNS, 0);
+            let mut insert = QueryBuilder::<Sqlite>::with_arguments(
+                "INSERT INTO aggregates (breaker_id, instance, start_ms, interval_ms, success, failure,
+                 timeout, rejected, slow, ignored, latency, state, failure_rate,
+                 failure_rate_threshold, config_version) ",
+                arguments,
+            );
+            insert.push_values(chunk, |mut row, &(breaker_id, name, aggregate)| {
+                let c = &aggregate.counts;
+                let instance = match &instance {
+                    Some((last, text)) if *last == name => text.clone(),
+                    _ => {
+                        let text = Arc::<str>::from(name);
+                        instance = Some((name, text.clone()));
+                        text
+                    }
+                };
+                row.push_bind(breaker_id)
+                    .push_bind(instance)
+                    .push_bind(aggregate.start_ms)
+                    .push_bind(i64::from(aggregate.interval_ms))
+                    .push_bind(count_to_db(c.success))
+                    .push_bind(count_to_db(c.failure))
+                    .push_bind(count_to_db(c.timeout))
+                    .push_bind(count_to_db(c.rejected))
+                    .push_bind(count_to_db(c.slow))
+                    .push_bind(count_to_db(c.ignored))
+                    .push_bind(encode_histogram(&aggregate.latency))
+                    .push_bind(state_text(aggregate.state))
+                    .push_bind(aggregate.failure_rate)
+                    .push_bind(aggregate.failure_rate_threshold)
+                    .push_bind(aggregate.config_version as i64);
+            });
+            insert.build().execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes instances' stored state (state, since, config version), with multi-row
+    /// statements; one row per (breaker, instance).
+    pub async fn upsert_instance_states(
+        tx: &mut Transaction<'static, Sqlite>,
+        states: &[(i64, &str, &InstanceLive)],
+    ) -> anyhow::Result<()> {
+        for chunk in states.chunks(ROWS_PER_INSERT) {
+            let mut upsert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO instance_states (breaker_id, instance, state, since_ms, config_version, updated_ms) ",
+            );
+            upsert.push_values(chunk, |mut row, &(breaker_id, instance, live)| {
+                row.push_bind(breaker_id)
+                    .push_bind(instance)
+                    .push_bind(live.state.as_str())
+                    .push_bind(live.since_ms)
+                    .push_bind(live.config_version as i64)
+                    .push_bind(live.updated_ms);
+            });
+            upsert.push(
+                " ON CONFLICT (breaker_id, instance) DO UPDATE SET
+                   state = excluded.state, since_ms = excluded.since_ms,
+                   config_version = excluded.config_version, updated_ms = excluded.updated_ms",
+            );
+            upsert.build().execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Every breaker's id and every instance's last known state, to rebuild the fleet at start.
+    pub async fn load_fleet(
+        &self,
+    ) -> anyhow::Result<(
+        HashMap<BreakerKey, i64>,
+        Vec<(BreakerKey, String, InstanceLive)>,
+    )> {
+        let ids = sqlx::query("SELECT id, service, name FROM breakers")
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|row| {
+                (
+                    (row.get::<String, _>(1), row.get::<String, _>(2)),
+                    row.get::<i64, _>(0),
+                )
+            })
+            .collect();
+        let rows = sqlx::query(
+            "SELECT b.service, b.name, s.instance, s.state, s.since_ms, s.config_version, s.updated_ms
+             FROM instance_states s JOIN breakers b ON b.id = s.breaker_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut instances = Vec::with_capacity(rows.len());
+        for row in rows {
+            let state: String = row.get(3);
+            instances.push((
+                (row.get(0), row.get(1)),
+                row.get(2),
+                InstanceLive {
+                    state: State::parse(&state).context("unknown state in instance_states")?,
+                    since_ms: row.get(4),
+                    config_version: row.get::<i64, _>(5) as u64,
+                    updated_ms: row.get(6),
+                    last_interval: None,
+                },
+            ));
+        }
+        Ok((ids, instances))
+    }
+}

@@ -1,0 +1,326 @@
+//! The read routes' SQL: series (raw or rolled up), timelines and transitions.
+
+use anyhow::Context;
+use protocol::{
+    Series, SeriesPoint, State, StateInterval, Timeline, TimelineLane, Transition,
+    TransitionRecord, Trigger,
+};
+use sqlx::Row;
+
+use super::rollup::{Bucket, HOUR_MS, MINUTE_MS, bucket_from_row};
+use crate::store::Store;
+
+impl Store {
+    /// A breaker's series over `[from_ms, to_ms)` in steps of `step_ms`; `None` for an unknown
+    /// breaker. Steps without data are present with zero counts.
+    ///
+    /// Steps under a minute read raw aggregates; longer steps read the minute or hour rollups
+    /// plus the raw aggregates the rollup job has not reached yet, so the newest data shows
+    /// at every range.
+    pub async fn series(
+        &self,
+        service: &str,
+        breaker: &str,
+        from_ms: i64,
+        to_ms: i64,
+        step_ms: i64,
+    ) -> anyhow::Result<Option<Series>> {
+        let Some(breaker_id) = self.find_breaker(service, breaker).await? else {
+            return Ok(None);
+        };
+        let n_steps = ((to_ms - from_ms) + step_ms - 1) / step_ms;
+        let mut buckets = vec![Bucket::default(); n_steps as usize];
+        let mut add = |start_ms: i64, bucket: &Bucket| {
+            if let Some(slot) = buckets.get_mut(((start_ms - from_ms) / step_ms) as usize)
+                && start_ms >= from_ms
+            {
+                slot.merge(bucket);
+            }
+        };
+        let resolution = if step_ms % HOUR_MS == 0 {
+            Some(HOUR_MS)
+        } else if step_ms % MINUTE_MS == 0 {
+            Some(MINUTE_MS)
+        } else {
+            None
+        };
+        let raw_after_id = match resolution {
+            None => 0,
+            Some(resolution) => {
+                let rows = sqlx::query(
+                    "SELECT start_ms, success, failure, timeout, rejected, slow, ignored, latency,
+                            failure_rate_threshold
+                     FROM rollups
+                     WHERE breaker_id = ? AND resolution_ms = ? AND start_ms >= ? AND start_ms < ?",
+                )
+                .bind(breaker_id)
+                .bind(resolution)
+                .bind(from_ms)
+                .bind(to_ms)
+                .fetch_all(&self.pool)
+                .await?;
+                for row in &rows {
+                    add(row.get(0), &bucket_from_row(row, 1));
+                }
+                sqlx::query_scalar("SELECT last_aggregate_id FROM rollup_progress WHERE id = 1")
+                    .fetch_one(&self.pool)
+                    .await?
+            }
+        };
+        // Raw rows: by breaker and time for short steps; for long steps only the few rows the
+        // rollup job has not reached, found by id (NOT INDEXED keeps SQLite on the id range
+        // instead of scanning the breaker's whole day in the time index).
+        let raw_sql = if resolution.is_some() {
+            "SELECT start_ms, success, failure, timeout, rejected, slow, ignored, latency,
+                    failure_rate_threshold
+             FROM aggregates NOT INDEXED
+             WHERE id > ?4 AND breaker_id = ?1 AND start_ms >= ?2 AND start_ms < ?3"
+        } else {
+            "SELECT start_ms, success, failure, timeout, rejected, slow, ignored, latency,
+                    failure_rate_threshold
+             FROM aggregates
+             WHERE breaker_id = ?1 AND start_ms >= ?2 AND start_ms < ?3 AND id > ?4"
+        };
+        let rows = sqlx::query(raw_sql)
+            .bind(breaker_id)
+            .bind(from_ms)
+            .bind(to_ms)
+            .bind(raw_after_id)
+            .fetch_all(&self.pool)
+            .await?;
+        for row in &rows {
+            add(row.get(0), &bucket_from_row(row, 1));
+        }
+        let threshold = buckets.iter().rev().find_map(|b| b.failure_rate_threshold);
+        let points = buckets
+            .into_iter()
+            .enumerate()
+            .map(|(idx, bucket)| series_point(from_ms + idx as i64 * step_ms, bucket))
+            .collect();
+        Ok(Some(Series {
+            service: service.to_string(),
+            breaker: breaker.to_string(),
+            from_ms,
+            to_ms,
+            step_ms,
+            failure_rate_threshold: threshold,
+            points,
+        }))
+    }
+
+    /// A breaker's state timeline over `[from_ms, to_ms)`: per instance, the state it was in at
+    /// `from_ms` and every transition up to `to_ms`.
+    pub async fn timeline(
+        &self,
+        service: &str,
+        breaker: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> anyhow::Result<Option<Timeline>> {
+        let Some(breaker_id) = self.find_breaker(service, breaker).await? else {
+            return Ok(None);
+        };
+        // The last transition before the range, per instance, gives the state at its start.
+        let before = sqlx::query(
+            "SELECT t.instance, t.to_state, t.at_ms, t.config_version
+             FROM transitions t
+             JOIN (SELECT instance, MAX(id) AS id FROM transitions
+                   WHERE breaker_id = ?1 AND at_ms < ?2 GROUP BY instance) last ON last.id = t.id",
+        )
+        .bind(breaker_id)
+        .bind(from_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        let within = sqlx::query(
+            "SELECT instance, at_ms, from_state, to_state, trigger_kind, trigger_value,
+                    trigger_threshold, config_version
+             FROM transitions WHERE breaker_id = ?1 AND at_ms >= ?2 AND at_ms < ?3
+             ORDER BY at_ms, id",
+        )
+        .bind(breaker_id)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        // Instances that reported without ever changing state are Closed throughout.
+        let quiet: Vec<String> =
+            sqlx::query_scalar("SELECT instance FROM instance_states WHERE breaker_id = ?")
+                .bind(breaker_id)
+                .fetch_all(&self.pool)
+                .await?;
+        let mut lanes: std::collections::BTreeMap<String, Vec<StateInterval>> = Default::default();
+        for instance in quiet {
+            lanes.entry(instance).or_default();
+        }
+        for row in &before {
+            let state: String = row.get(1);
+            lanes.entry(row.get(0)).or_default().push(StateInterval {
+                state: State::parse(&state).context("unknown state in transitions")?,
+                start_ms: from_ms,
+                end_ms: None,
+                trigger: None,
+                config_version: row.get::<i64, _>(3) as u64,
+            });
+        }
+        for row in &within {
+            let at_ms: i64 = row.get(1);
+            let from_state: String = row.get(2);
+            let to_state: String = row.get(3);
+            let lane = lanes.entry(row.get(0)).or_default();
+            match lane.last_mut() {
+                Some(last) => last.end_ms = Some(at_ms),
+                None => lane.push(StateInterval {
+                    state: State::parse(&from_state).context("unknown state in transitions")?,
+                    start_ms: from_ms,
+                    end_ms: Some(at_ms),
+                    trigger: None,
+                    config_version: row.get::<i64, _>(7) as u64,
+                }),
+            }
+            lane.push(StateInterval {
+                state: State::parse(&to_state).context("unknown state in transitions")?,
+                start_ms: at_ms,
+                end_ms: None,
+                trigger: row.get::<Option<String>, _>(4).map(|kind| Trigger {
+                    kind,
+                    value: row.get::<Option<f64>, _>(5).unwrap_or(0.0),
+                    threshold: row.get::<Option<f64>, _>(6).unwrap_or(0.0),
+                }),
+                config_version: row.get::<i64, _>(7) as u64,
+            });
+        }
+        let lanes = lanes
+            .into_iter()
+            .map(|(instance, mut intervals)| {
+                if intervals.is_empty() {
+                    intervals.push(StateInterval {
+                        state: State::Closed,
+                        start_ms: from_ms,
+                        end_ms: None,
+                        trigger: None,
+                        config_version: 0,
+                    });
+                }
+                TimelineLane {
+                    instance,
+                    intervals,
+                }
+            })
+            .collect();
+        Ok(Some(Timeline {
+            service: service.to_string(),
+            breaker: breaker.to_string(),
+            from_ms,
+            to_ms,
+            lanes,
+        }))
+    }
+
+    /// Transitions with an id above `after_id`, oldest first, optionally of one service.
+    pub async fn transitions_after(
+        &self,
+        after_id: i64,
+        service: Option<&str>,
+        limit: i64,
+    ) -> anyhow::Result<Vec<TransitionRecord>> {
+        let rows = sqlx::query(
+            "SELECT t.id, b.service, t.instance, b.name, t.at_ms, t.from_state, t.to_state,
+                    t.trigger_kind, t.trigger_value, t.trigger_threshold, t.config_version
+             FROM transitions t JOIN breakers b ON b.id = t.breaker_id
+             WHERE t.id > ?1 AND (?2 IS NULL OR b.service = ?2)
+             ORDER BY t.id LIMIT ?3",
+        )
+        .bind(after_id)
+        .bind(service)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(transition_record).collect()
+    }
+
+    /// A breaker's transitions matching `filter`, newest first, with ids below `before_id`.
+    pub async fn breaker_transitions(
+        &self,
+        service: &str,
+        breaker: &str,
+        filter: &TransitionFilter,
+        limit: i64,
+    ) -> anyhow::Result<Option<Vec<TransitionRecord>>> {
+        let Some(breaker_id) = self.find_breaker(service, breaker).await? else {
+            return Ok(None);
+        };
+        let rows = sqlx::query(
+            "SELECT t.id, b.service, t.instance, b.name, t.at_ms, t.from_state, t.to_state,
+                    t.trigger_kind, t.trigger_value, t.trigger_threshold, t.config_version
+             FROM transitions t JOIN breakers b ON b.id = t.breaker_id
+             WHERE t.breaker_id = ?1 AND t.id < ?2
+               AND (?4 IS NULL OR t.instance = ?4) AND (?5 IS NULL OR t.to_state = ?5)
+               AND (?6 IS NULL OR t.at_ms >= ?6) AND (?7 IS NULL OR t.at_ms < ?7)
+             ORDER BY t.id DESC LIMIT ?3",
+        )
+        .bind(breaker_id)
+        .bind(filter.before_id.unwrap_or(i64::MAX))
+        .bind(limit)
+        .bind(filter.instance.as_deref())
+        .bind(filter.to_state.map(State::as_str))
+        .bind(filter.from_ms)
+        .bind(filter.to_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(transition_record)
+            .collect::<anyhow::Result<Vec<_>>>()
+            .map(Some)
+    }
+}
+
+/// Which transitions of a breaker to list.
+#[derive(Clone, Debug, Default)]
+pub struct TransitionFilter {
+    /// Paging: only ids below this.
+    pub before_id: Option<i64>,
+    pub instance: Option<String>,
+    /// Only transitions into this state.
+    pub to_state: Option<State>,
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+}
+
+fn series_point(t_ms: i64, bucket: Bucket) -> SeriesPoint {
+    let judged = bucket.counts.judged();
+    let rate = |n: u64| (judged > 0).then(|| n as f64 / judged as f64);
+    SeriesPoint {
+        t_ms,
+        failure_rate: rate(bucket.counts.failed()),
+        slow_call_rate: rate(bucket.counts.slow),
+        p50_ms: bucket.latency.quantile_ms(0.50),
+        p95_ms: bucket.latency.quantile_ms(0.95),
+        p99_ms: bucket.latency.quantile_ms(0.99),
+        counts: bucket.counts,
+    }
+}
+
+fn transition_record(row: sqlx::sqlite::SqliteRow) -> anyhow::Result<TransitionRecord> {
+    let parse = |idx: usize| -> anyhow::Result<State> {
+        let text: String = row.get(idx);
+        State::parse(&text).with_context(|| format!("unknown state {text:?} in transitions"))
+    };
+    let trigger = row.get::<Option<String>, _>(7).map(|kind| Trigger {
+        kind,
+        value: row.get::<Option<f64>, _>(8).unwrap_or(f64::NAN),
+        threshold: row.get::<Option<f64>, _>(9).unwrap_or(f64::NAN),
+    });
+    Ok(TransitionRecord {
+        id: row.get(0),
+        service: row.get(1),
+        instance: row.get(2),
+        transition: Transition {
+            breaker: row.get(3),
+            at_ms: row.get(4),
+            from: parse(5)?,
+            to: parse(6)?,
+            trigger,
+            config_version: row.get::<i64, _>(10) as u64,
+        },
+    })
+}

@@ -1,0 +1,62 @@
+//! [`AppState`]: what the handlers and background tasks share, built once by
+//! [`crate::server::start`]. Each part is also a sub-state (`FromRef`), so a handler or helper
+//! that needs one thing extracts or takes only that thing.
+
+use std::sync::{Arc, RwLock};
+
+use axum::extract::FromRef;
+
+use crate::alerts::Alerts;
+use crate::auth::{CredentialCache, WebGuard};
+use crate::configs::ConfigWatch;
+use crate::ingest::IngestQueue;
+use crate::ingest::fleet::Fleet;
+use crate::ingest::hub::Hub;
+use crate::ingest::limits::Limits;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::tuning::engine_run::EngineRuns;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub fleet: Arc<RwLock<Fleet>>,
+    pub hub: Hub,
+    pub ingest: IngestQueue,
+    pub metrics: Arc<Metrics>,
+    pub configs: Arc<ConfigWatch>,
+    pub anonymous_viewer: bool,
+    pub alerts: Alerts,
+    pub credentials: Arc<CredentialCache>,
+    pub web: Arc<WebGuard>,
+    /// Engine runs: their budget, and the flag that stops them all when the server stops.
+    pub engine: EngineRuns,
+    /// The limits: the writer enforces the cardinality ones at ingest; validation reads
+    /// `max_calls_per_s`; config-status reports are held to the instance limit.
+    pub limits: Limits,
+}
+
+macro_rules! sub_state {
+    ($($field:ident: $ty:ty),* $(,)?) => {
+        $(impl FromRef<AppState> for $ty {
+            fn from_ref(app: &AppState) -> $ty {
+                app.$field.clone()
+            }
+        })*
+    };
+}
+
+sub_state! {
+    store: Store,
+    fleet: Arc<RwLock<Fleet>>,
+    hub: Hub,
+    ingest: IngestQueue,
+    metrics: Arc<Metrics>,
+    configs: Arc<ConfigWatch>,
+    alerts: Alerts,
+    credentials: Arc<CredentialCache>,
+    web: Arc<WebGuard>,
+    engine: EngineRuns,
+    limits: Limits,
+}
