@@ -250,11 +250,11 @@ pub fn router(state: AppState, options: &ServerOptions) -> Router {
         )
         .route(
             "/breakers/{service}/{breaker}/auto",
-            get(crate::tuning::autotune::get).put(crate::tuning::autotune::put),
+            get(crate::tuning::autotune::http::get).put(crate::tuning::autotune::http::put),
         )
         .route(
             "/breakers/{service}/{breaker}/auto/run",
-            post(crate::tuning::autotune::run),
+            post(crate::tuning::autotune::http::run),
         )
         .route("/recommendations", get(recommend::list))
         .route("/recommendations/{id}", get(recommend::get))

@@ -163,7 +163,7 @@ pub fn AutoMode(target: Memo<Option<(String, String)>>) -> impl IntoView {
             outcome.set(Some((
                 "step",
                 answer
-                    .map(|step| format!("{}: {}", step.action.replace('_', " "), step.detail))
+                    .map(|step| format!("{}: {}", step.action.as_str().replace('_', " "), step.detail))
                     .map_err(|err| err.to_string()),
             )));
             load();
@@ -202,7 +202,7 @@ pub fn AutoMode(target: Memo<Option<(String, String)>>) -> impl IntoView {
                         {(!view.changes.is_empty()).then(|| view! {
                             <ul class="auto-changes">
                                 {view.changes.iter().map(|change| view! {
-                                    <li data-status=change.status.clone()>{tuning::auto_change_line(change, now)}</li>
+                                    <li data-status=change.status.as_str()>{tuning::auto_change_line(change, now)}</li>
                                 }).collect_view()}
                             </ul>
                         })}

@@ -121,9 +121,9 @@ fn RecCard(
         rec.base_version
     );
     view! {
-        <article class="rec-card" data-id=id data-status=rec.status.clone()>
+        <article class="rec-card" data-id=id data-status=rec.status.as_str()>
             <header class="rec-head">
-                <span class="rec-status">{rec.status.clone()}</span>
+                <span class="rec-status">{rec.status.as_str()}</span>
                 <a class="rec-breaker" href=href.clone()>{rec.service.clone()} " / " {rec.breaker.clone()}</a>
                 <span class="rec-confidence" title="confidence">"confidence " {tuning::confidence_text(rec.confidence)}</span>
                 {(!rec.doubts.is_empty()).then(|| view! {

@@ -173,7 +173,7 @@ pub fn decision_text(rec: &Recommendation) -> Option<String> {
         ),
         (Some(who), None) => format!("{} by {who}", rec.status),
         _ if rec.status == "open" => return None,
-        _ => rec.status.clone(),
+        _ => rec.status.to_string(),
     };
     if let Some(version) = rec.applied_version {
         text.push_str(&format!(": applied as config version {version}"));
@@ -336,7 +336,7 @@ mod tests {
             service: "shop".into(),
             breaker: "payments".into(),
             made_ms: 0,
-            status: "open".into(),
+            status: protocol::RecommendationStatus::Open,
             from_ms: 0,
             to_ms: 0,
             base_version: 0,
@@ -356,14 +356,14 @@ mod tests {
             replay: None,
         };
         assert_eq!(decision_text(&rec), None);
-        rec.status = "accepted".into();
+        rec.status = protocol::RecommendationStatus::Accepted;
         rec.decided_by = Some("ada".into());
         rec.applied_version = Some(4);
         assert_eq!(
             decision_text(&rec).unwrap(),
             "accepted by ada: applied as config version 4"
         );
-        rec.status = "superseded".into();
+        rec.status = protocol::RecommendationStatus::Superseded;
         rec.decided_by = None;
         rec.applied_version = None;
         assert_eq!(decision_text(&rec).unwrap(), "superseded");
@@ -374,7 +374,7 @@ mod tests {
         let mut change = AutoTuneChange {
             id: 1,
             recommendation_id: 9,
-            status: "canary".into(),
+            status: protocol::ChangeStatus::Canary,
             canary_instance: Some("shop-2".into()),
             peers: vec!["shop-1".into()],
             version: 4,
@@ -395,7 +395,7 @@ mod tests {
             ),
             "{line}"
         );
-        change.status = "rolled_back".into();
+        change.status = protocol::ChangeStatus::RolledBack;
         change.outcome = Some("rolled back: 2 false trips".into());
         assert_eq!(
             auto_change_line(&change, 0),

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::BreakerConfig;
+use crate::{BreakerConfig, ChangeStatus, StepAction};
 
 /// An admin's auto-mode settings for one breaker. Off unless an admin switches it on.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -171,8 +171,7 @@ pub struct AutoTuneChange {
     pub id: i64,
     /// The recommendation it applies.
     pub recommendation_id: i64,
-    /// `canary`, `promoted`, `rolled_back` or `cancelled` (an admin changed the config).
-    pub status: String,
+    pub status: ChangeStatus,
     /// The instance that runs it first; none when the breaker had no instance to canary on.
     pub canary_instance: Option<String>,
     /// The other instances, on the previous config during the canary.
@@ -213,9 +212,7 @@ pub struct AutoTuneView {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AutoTuneStep {
-    /// `off`, `canary_running`, `promoted`, `rolled_back`, `cooldown`, `low_confidence`,
-    /// `no_change`, `canary_started` or `applied` (no instance to canary on).
-    pub action: String,
+    pub action: StepAction,
     pub detail: String,
     pub change: Option<AutoTuneChange>,
 }

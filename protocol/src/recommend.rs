@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::BreakerConfig;
+use crate::{BreakerConfig, RecommendationStatus};
 
 /// How a config would have done over the history the engine learned from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -42,8 +42,7 @@ pub struct Recommendation {
     pub service: String,
     pub breaker: String,
     pub made_ms: i64,
-    /// `open`, `accepted`, `rejected` or `superseded`.
-    pub status: String,
+    pub status: RecommendationStatus,
     /// The history learned from.
     pub from_ms: i64,
     pub to_ms: i64,

@@ -13,7 +13,7 @@ use axum::Json;
 use axum::extract::State;
 use protocol::{
     AnomalyPeriod, BacktestSummary, BreakerConfig, ErrorBody, LATENCY_BOUNDS_MS, LintFinding,
-    Recommendation,
+    Recommendation, RecommendationStatus,
 };
 use serde::Deserialize;
 use sqlx::Row;
@@ -280,7 +280,7 @@ pub async fn recommend(
         service: service.to_string(),
         breaker: breaker.to_string(),
         made_ms: to_ms,
-        status: "open".into(),
+        status: RecommendationStatus::Open,
         from_ms,
         to_ms,
         base_version,
@@ -352,7 +352,12 @@ fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Recommendation, AppError> {
             ))
         })?;
     rec.id = row.get(0);
-    rec.status = row.get(2);
+    let status: String = row.get(2);
+    rec.status = RecommendationStatus::parse(&status).ok_or_else(|| {
+        AppError::Internal(anyhow::anyhow!(
+            "a stored recommendation has the unknown status {status:?}"
+        ))
+    })?;
     rec.decided_by = row.get(3);
     rec.decided_ms = row.get(4);
     rec.applied_version = row.get::<Option<i64>, _>(5).map(|v| v as u64);
@@ -421,10 +426,7 @@ pub async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Vec<Recommendation>>, AppError> {
     if let Some(status) = &query.status
-        && !matches!(
-            status.as_str(),
-            "open" | "accepted" | "rejected" | "superseded"
-        )
+        && RecommendationStatus::parse(status).is_none()
     {
         return Err(AppError::BadQuery {
             detail: format!("status is open, accepted, rejected or superseded, not {status:?}"),
@@ -459,7 +461,7 @@ async fn decide(
     accept: bool,
 ) -> Result<Recommendation, AppError> {
     let rec = load(&app.store, id).await?;
-    if rec.status != "open" {
+    if rec.status != RecommendationStatus::Open {
         return Err(AppError::Conflict {
             detail: format!("recommendation {id} is {}, not open", rec.status),
         });

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use backend::limits::Limits;
+use backend::ingest::limits::Limits;
 use backend::time::now_ms;
 use protocol::{BreakerSummary, Series, ServiceSummary, Sparkline};
 use serde_json::{Value, json};

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use backend::rollup::{self, Retention};
+use backend::query::rollup::{self, Retention};
 use backend::time::now_ms;
 use protocol::{IngestBatch, Series, State, Timeline};
 use serde_json::json;
