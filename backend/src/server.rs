@@ -242,11 +242,11 @@ pub fn router(state: AppState, options: &ServerOptions) -> Router {
         .route("/audit", get(configs::http::audit))
         .route(
             "/breakers/{service}/{breaker}/recommendations",
-            post(recommend::create),
+            post(recommend::http::create),
         )
         .route(
             "/breakers/{service}/{breaker}/lint",
-            get(recommend::lint_handler),
+            get(recommend::http::lint_handler),
         )
         .route(
             "/breakers/{service}/{breaker}/auto",
@@ -256,10 +256,16 @@ pub fn router(state: AppState, options: &ServerOptions) -> Router {
             "/breakers/{service}/{breaker}/auto/run",
             post(crate::tuning::autotune::http::run),
         )
-        .route("/recommendations", get(recommend::list))
-        .route("/recommendations/{id}", get(recommend::get))
-        .route("/recommendations/{id}/accept", post(recommend::accept))
-        .route("/recommendations/{id}/reject", post(recommend::reject))
+        .route("/recommendations", get(recommend::http::list))
+        .route("/recommendations/{id}", get(recommend::http::get))
+        .route(
+            "/recommendations/{id}/accept",
+            post(recommend::http::accept),
+        )
+        .route(
+            "/recommendations/{id}/reject",
+            post(recommend::http::reject),
+        )
         .route("/stream", get(stream::stream))
         .route("/alerts", get(alerts::api::list))
         .route("/alerts/rules", get(alerts::api::list_rules))

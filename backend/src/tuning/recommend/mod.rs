@@ -9,21 +9,14 @@
 
 use std::time::Duration;
 
-use axum::Json;
-use axum::extract::State;
 use protocol::{
-    AnomalyPeriod, BacktestSummary, BreakerConfig, ErrorBody, LATENCY_BOUNDS_MS, LintFinding,
-    Recommendation, RecommendationStatus,
+    AnomalyPeriod, BacktestSummary, BreakerConfig, LATENCY_BOUNDS_MS, LintFinding, Recommendation,
+    RecommendationStatus,
 };
-use serde::Deserialize;
-use sqlx::Row;
 
-use crate::auth::{Admin, Viewer};
-use crate::configs::{self, NewVersion};
+use crate::configs;
 use crate::error::AppError;
-use crate::extract::{Path, Query};
-use crate::query::rollup::{Bucket, MINUTE_MS, bucket_from_row};
-use crate::state::AppState;
+use crate::query::rollup::{Bucket, MINUTE_MS};
 use crate::store::Store;
 use crate::time::now_ms;
 use crate::tuning::engine_run::{Job, RunCost};
@@ -31,6 +24,9 @@ use engine::stop::StopReason;
 
 /// How much history a recommendation learns from by default.
 pub const DEFAULT_DAYS: i64 = 7;
+
+pub mod http;
+pub mod store;
 
 /// A breaker's history over `[from_ms, to_ms)` for the engine: per second from the raw
 /// aggregates when `per_second` (they are kept for the last hours only, and short incidents
@@ -46,36 +42,13 @@ pub async fn history(
     if !per_second {
         while crate::query::rollup::roll_up_once(store).await? > 0 {}
     }
-    let sql = if per_second {
-        "SELECT start_ms, success, failure, timeout, rejected, slow, ignored, latency,
-                failure_rate_threshold, interval_ms
-         FROM aggregates WHERE breaker_id = ?1 AND start_ms >= ?3 AND start_ms < ?4 AND ?2 > 0
-         ORDER BY start_ms"
-    } else {
-        "SELECT start_ms, success, failure, timeout, rejected, slow, ignored, latency,
-                failure_rate_threshold
-         FROM rollups WHERE breaker_id = ?1 AND resolution_ms = ?2 AND start_ms >= ?3 AND start_ms < ?4
-         ORDER BY start_ms"
-    };
+    let rows = store::history_rows(store, breaker_id, from_ms, to_ms, per_second).await?;
     let step_ms = if per_second { 1_000 } else { MINUTE_MS };
-    let rows = sqlx::query(sql)
-        .bind(breaker_id)
-        .bind(step_ms)
-        .bind(from_ms)
-        .bind(to_ms)
-        .fetch_all(store.pool())
-        .await?;
     // Sum instances (and sub-second intervals) into steps.
     let mut buckets: std::collections::BTreeMap<i64, Bucket> = Default::default();
-    for row in &rows {
-        let start_ms: i64 = row.get(0);
-        let bucket = bucket_from_row(row, 1);
+    for (start_ms, bucket, interval_ms) in rows {
         // An interval longer than a step is spread evenly over its steps.
-        let n_steps = if per_second {
-            (row.get::<i64, _>(9) / step_ms).max(1)
-        } else {
-            1
-        };
+        let n_steps = (interval_ms / step_ms).max(1);
         for (idx, part) in spread(&bucket, n_steps as u64).into_iter().enumerate() {
             let at = start_ms + idx as i64 * step_ms;
             buckets
@@ -214,7 +187,10 @@ pub fn summary_sentence(
 }
 
 /// The server's current config for a breaker (its version; 0 and the default when none).
-async fn current_config(store: &Store, breaker_id: i64) -> Result<(u64, BreakerConfig), AppError> {
+pub(super) async fn current_config(
+    store: &Store,
+    breaker_id: i64,
+) -> Result<(u64, BreakerConfig), AppError> {
     match configs::current(store, breaker_id).await? {
         Some(stored) => Ok((stored.config.version, stored.config)),
         None => Ok((
@@ -307,23 +283,7 @@ pub async fn recommend(
         applied_version: None,
         replay: Some(replay_trace(from_ms, &suggestion.trace)),
     };
-    let mut tx = store.begin().await?;
-    sqlx::query(
-        "UPDATE recommendations SET status = 'superseded' WHERE breaker_id = ? AND status = 'open'",
-    )
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
-    rec.id = sqlx::query_scalar(
-        "INSERT INTO recommendations (breaker_id, made_ms, status, detail) VALUES (?, ?, 'open', ?)
-         RETURNING id",
-    )
-    .bind(id)
-    .bind(to_ms)
-    .bind(serde_json::to_string(&rec).map_err(anyhow::Error::from)?)
-    .fetch_one(&mut *tx)
-    .await?;
-    tx.commit().await?;
+    rec.id = store::insert(store, id, &rec).await?;
     Ok(rec)
 }
 
@@ -342,186 +302,6 @@ fn replay_trace(from_ms: i64, trace: &engine::suggest::Trace) -> protocol::Repla
         suggested_refused: f32s(&trace.suggested_refused),
         anomalous: trace.anomalous.clone(),
     }
-}
-
-fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Recommendation, AppError> {
-    let mut rec: Recommendation =
-        serde_json::from_str(&row.get::<String, _>(1)).map_err(|err| {
-            AppError::Internal(anyhow::anyhow!(
-                "a stored recommendation does not parse: {err}"
-            ))
-        })?;
-    rec.id = row.get(0);
-    let status: String = row.get(2);
-    rec.status = RecommendationStatus::parse(&status).ok_or_else(|| {
-        AppError::Internal(anyhow::anyhow!(
-            "a stored recommendation has the unknown status {status:?}"
-        ))
-    })?;
-    rec.decided_by = row.get(3);
-    rec.decided_ms = row.get(4);
-    rec.applied_version = row.get::<Option<i64>, _>(5).map(|v| v as u64);
-    Ok(rec)
-}
-
-async fn load(store: &Store, id: i64) -> Result<Recommendation, AppError> {
-    let row = sqlx::query(
-        "SELECT id, detail, status, decided_by, decided_ms, applied_version FROM recommendations WHERE id = ?",
-    )
-    .bind(id)
-    .fetch_optional(store.pool())
-    .await?
-    .ok_or_else(|| AppError::NotFound {
-        detail: format!("no recommendation {id}"),
-    })?;
-    from_row(&row)
-}
-
-// === handlers ===
-
-#[derive(Deserialize)]
-pub struct RecommendQuery {
-    days: Option<i64>,
-}
-
-#[utoipa::path(post, path = "/api/v1/breakers/{service}/{breaker}/recommendations", tag = "engine",
-    params(("service" = String, Path), ("breaker" = String, Path),
-        ("days" = Option<i64>, Query, minimum = 1, maximum = 30, description = "History to learn from, 1–30 days (default 7)")),
-    responses((status = 200, description = "A new suggestion with its evidence", body = Recommendation),
-        (status = 404, body = ErrorBody),
-        (status = 503, description = "The engine ran out of its time budget (`engine_budget_exceeded`, \
-            with Retry-After) or the server is stopping", body = ErrorBody)),
-    security(("bearer" = [])))]
-pub async fn create(
-    State(app): State<AppState>,
-    _: Admin,
-    Path((service, breaker)): Path<(String, String)>,
-    Query(query): Query<RecommendQuery>,
-) -> Result<Json<Recommendation>, AppError> {
-    let days = query.days.unwrap_or(DEFAULT_DAYS);
-    if !(1..=30).contains(&days) {
-        return Err(AppError::BadQuery {
-            detail: format!("days must be between 1 and 30, not {days}"),
-        });
-    }
-    // Dropped with this handler's future (the client went away): the run stops too.
-    let (job, _cancel_on_drop) = app.engine.job();
-    Ok(Json(
-        recommend(&app.store, &service, &breaker, days, &job).await?,
-    ))
-}
-
-#[derive(Deserialize)]
-pub struct ListQuery {
-    status: Option<String>,
-}
-
-#[utoipa::path(get, path = "/api/v1/recommendations", tag = "engine",
-    params(("status" = Option<String>, Query, description = "open, accepted, rejected or superseded")),
-    responses((status = 200, description = "Newest first", body = Vec<Recommendation>)),
-    security(("bearer" = [])))]
-pub async fn list(
-    State(app): State<AppState>,
-    _: Viewer,
-    Query(query): Query<ListQuery>,
-) -> Result<Json<Vec<Recommendation>>, AppError> {
-    if let Some(status) = &query.status
-        && RecommendationStatus::parse(status).is_none()
-    {
-        return Err(AppError::BadQuery {
-            detail: format!("status is open, accepted, rejected or superseded, not {status:?}"),
-        });
-    }
-    let rows = sqlx::query(
-        "SELECT id, detail, status, decided_by, decided_ms, applied_version FROM recommendations
-         WHERE ?1 IS NULL OR status = ?1 ORDER BY id DESC LIMIT 200",
-    )
-    .bind(query.status)
-    .fetch_all(app.store.pool())
-    .await?;
-    Ok(Json(rows.iter().map(from_row).collect::<Result<_, _>>()?))
-}
-
-#[utoipa::path(get, path = "/api/v1/recommendations/{id}", tag = "engine",
-    params(("id" = i64, Path)),
-    responses((status = 200, body = Recommendation), (status = 404, body = ErrorBody)),
-    security(("bearer" = [])))]
-pub async fn get(
-    State(app): State<AppState>,
-    _: Viewer,
-    Path(id): Path<i64>,
-) -> Result<Json<Recommendation>, AppError> {
-    Ok(Json(load(&app.store, id).await?))
-}
-
-async fn decide(
-    app: &AppState,
-    id: i64,
-    admin: &str,
-    accept: bool,
-) -> Result<Recommendation, AppError> {
-    let rec = load(&app.store, id).await?;
-    if rec.status != RecommendationStatus::Open {
-        return Err(AppError::Conflict {
-            detail: format!("recommendation {id} is {}, not open", rec.status),
-        });
-    }
-    let applied_version = if accept {
-        let stored = configs::save_version(
-            &app.store,
-            &app.configs,
-            NewVersion {
-                service: &rec.service,
-                breaker: &rec.breaker,
-                config: rec.suggested.clone(),
-                actor: admin,
-                action: "recommendation",
-                reason: format!("accepted recommendation {id}: {}", rec.summary),
-                ends_auto_change: None,
-            },
-        )
-        .await?;
-        Some(stored.config.version as i64)
-    } else {
-        None
-    };
-    sqlx::query(
-        "UPDATE recommendations SET status = ?, decided_by = ?, decided_ms = ?, applied_version = ?
-         WHERE id = ?",
-    )
-    .bind(if accept { "accepted" } else { "rejected" })
-    .bind(admin)
-    .bind(now_ms())
-    .bind(applied_version)
-    .bind(id)
-    .execute(app.store.pool())
-    .await?;
-    load(&app.store, id).await
-}
-
-#[utoipa::path(post, path = "/api/v1/recommendations/{id}/accept", tag = "engine",
-    params(("id" = i64, Path)),
-    responses((status = 200, description = "Accepted: the suggested config is the breaker's next version, pushed to its instances", body = Recommendation),
-        (status = 409, description = "Not open", body = ErrorBody)),
-    security(("bearer" = [])))]
-pub async fn accept(
-    State(app): State<AppState>,
-    admin: Admin,
-    Path(id): Path<i64>,
-) -> Result<Json<Recommendation>, AppError> {
-    Ok(Json(decide(&app, id, &admin.name, true).await?))
-}
-
-#[utoipa::path(post, path = "/api/v1/recommendations/{id}/reject", tag = "engine",
-    params(("id" = i64, Path)),
-    responses((status = 200, body = Recommendation), (status = 409, description = "Not open", body = ErrorBody)),
-    security(("bearer" = [])))]
-pub async fn reject(
-    State(app): State<AppState>,
-    admin: Admin,
-    Path(id): Path<i64>,
-) -> Result<Json<Recommendation>, AppError> {
-    Ok(Json(decide(&app, id, &admin.name, false).await?))
 }
 
 /// Lint of a config against per-minute history: `(calls, failed, judged)` per minute.
@@ -596,165 +376,5 @@ pub fn lint(config: &BreakerConfig, minutes: &[(u64, u64, u64)]) -> Vec<LintFind
     findings
 }
 
-#[utoipa::path(get, path = "/api/v1/breakers/{service}/{breaker}/lint", tag = "engine",
-    params(("service" = String, Path), ("breaker" = String, Path)),
-    responses((status = 200, description = "Findings about the current config against the last 7 days", body = Vec<LintFinding>),
-        (status = 404, body = ErrorBody),
-        (status = 503, description = "Reading the history took longer than the engine's time \
-            budget (`engine_budget_exceeded`, with Retry-After)", body = ErrorBody)),
-    security(("bearer" = [])))]
-pub async fn lint_handler(
-    State(app): State<AppState>,
-    _: Viewer,
-    Path((service, breaker)): Path<(String, String)>,
-) -> Result<Json<Vec<LintFinding>>, AppError> {
-    let id = app.store.breaker(&service, &breaker).await?;
-    let (_, config) = current_config(&app.store, id).await?;
-    let to_ms = now_ms();
-    // Lint's arithmetic is light; its time goes into reading (and first rolling up) a week of
-    // history, which ends with this future when the client goes away. It keeps to the engine's
-    // budget as well.
-    let budget = app.engine.budget();
-    let history = tokio::time::timeout(
-        budget,
-        history(
-            &app.store,
-            id,
-            to_ms - DEFAULT_DAYS * 86_400_000,
-            to_ms,
-            false,
-        ),
-    )
-    .await
-    .map_err(|_| AppError::EngineBudget {
-        budget_ms: budget.as_millis() as u64,
-    })??;
-    let minutes: Vec<(u64, u64, u64)> = history
-        .steps
-        .iter()
-        .map(|s| {
-            let judged = u64::from(s.n_calls - s.n_rejected);
-            (u64::from(s.n_calls), u64::from(s.n_failures), judged)
-        })
-        .collect();
-    Ok(Json(lint(&config, &minutes)))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(
-        window: protocol::WindowConfig,
-        min: u32,
-        threshold: f64,
-        wait_ms: u64,
-    ) -> BreakerConfig {
-        let mut c = breaker::subscriber::config_to_wire(
-            &breaker::Config::default(),
-            breaker::Mode::Automatic,
-        );
-        c.window = window;
-        c.minimum_calls = min;
-        c.failure_rate_threshold = Some(threshold);
-        c.wait = protocol::WaitConfig::Fixed { ms: wait_ms };
-        c
-    }
-
-    fn rules(findings: &[LintFinding]) -> Vec<&str> {
-        findings.iter().map(|f| f.rule.as_str()).collect()
-    }
-
-    #[test]
-    fn a_sound_config_has_no_findings() {
-        let minutes = vec![(600, 6, 600); 100];
-        let c = config(protocol::WindowConfig::Time { seconds: 10 }, 20, 0.5, 5_000);
-        assert!(lint(&c, &minutes).is_empty());
-    }
-
-    #[test]
-    fn each_rule_fires_on_its_case() {
-        // 60 calls a minute: 10 in a 10 s window, fewer than 20 minimum calls.
-        let quiet = vec![(60, 1, 60); 100];
-        let c = config(protocol::WindowConfig::Time { seconds: 10 }, 20, 0.5, 5_000);
-        assert_eq!(
-            rules(&lint(&c, &quiet)),
-            vec!["minimum_calls_never_reached"]
-        );
-        // 8 % failures every minute against a 5 % threshold.
-        let noisy = vec![(1_000, 80, 1_000); 100];
-        let c = config(
-            protocol::WindowConfig::Count { calls: 100 },
-            20,
-            0.05,
-            5_000,
-        );
-        assert_eq!(
-            rules(&lint(&c, &noisy)),
-            vec!["threshold_below_normal_failure_rate"]
-        );
-        let c = config(protocol::WindowConfig::Count { calls: 100 }, 20, 0.5, 500);
-        assert_eq!(
-            rules(&lint(&c, &noisy)),
-            vec!["wait_shorter_than_report_interval"]
-        );
-        let mut c = config(protocol::WindowConfig::Time { seconds: 5 }, 5, 0.5, 5_000);
-        c.call_timeout_ms = Some(10_000);
-        assert_eq!(
-            rules(&lint(&c, &noisy)),
-            vec!["window_shorter_than_call_timeout"]
-        );
-    }
-
-    #[test]
-    fn spreading_keeps_every_count() {
-        let bucket = Bucket {
-            counts: protocol::OutcomeCounts {
-                success: 61,
-                failure: 7,
-                ..Default::default()
-            },
-            latency: protocol::LatencyHistogram {
-                counts: vec![0, 68],
-            },
-            failure_rate_threshold: Some(0.5),
-        };
-        let parts = spread(&bucket, 60);
-        assert_eq!(parts.len(), 60);
-        let mut total = Bucket::default();
-        for part in &parts {
-            total.merge(part);
-        }
-        assert_eq!(total.counts, bucket.counts);
-        assert_eq!(total.latency.total(), 68);
-        assert_eq!(total.latency.counts[1], 68);
-        assert_eq!(parts[0].counts.success, 2);
-        assert_eq!(parts[59].counts.success, 1);
-    }
-
-    #[test]
-    fn the_summary_names_the_evidence() {
-        let before = BacktestSummary {
-            trips: 8,
-            false_trips: 6,
-            detected: 2,
-            anomalies: 2,
-            detection_delay_median_ms: Some(15_000),
-            lost_good: 900,
-            wasted: 400,
-            cost: 980.0,
-        };
-        let after = BacktestSummary {
-            trips: 2,
-            false_trips: 0,
-            detection_delay_median_ms: Some(3_000),
-            lost_good: 20,
-            wasted: 50,
-            cost: 30.0,
-            ..before.clone()
-        };
-        let text = summary_sentence(7.0, &before, &after);
-        assert!(text.starts_with("Over the last 7 days these thresholds would have tripped 0 times on noise instead of 6"), "{text}");
-        assert!(text.contains("12.0 s sooner"), "{text}");
-    }
-}
+mod tests;

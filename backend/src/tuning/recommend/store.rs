@@ -1,0 +1,150 @@
+//! Recommendations' SQL: the stored history the engine reads, and the recommendations
+//! themselves (superseded, decided).
+
+use protocol::{Recommendation, RecommendationStatus};
+use sqlx::Row;
+
+use crate::query::rollup::{Bucket, MINUTE_MS, bucket_from_row};
+use crate::store::{Store, StoreError, parse_json};
+
+/// A breaker's stored counts over `[from_ms, to_ms)`, per instance and interval: (start,
+/// counts, interval length). From the raw aggregates when `per_second`, else the minute
+/// rollups.
+pub async fn history_rows(
+    store: &Store,
+    breaker_id: i64,
+    from_ms: i64,
+    to_ms: i64,
+    per_second: bool,
+) -> Result<Vec<(i64, Bucket, i64)>, StoreError> {
+    let sql = if per_second {
+        "SELECT start_ms, success, failure, timeout, rejected, slow, ignored, latency,
+                failure_rate_threshold, interval_ms
+         FROM aggregates WHERE breaker_id = ?1 AND start_ms >= ?3 AND start_ms < ?4 AND ?2 > 0
+         ORDER BY start_ms"
+    } else {
+        "SELECT start_ms, success, failure, timeout, rejected, slow, ignored, latency,
+                failure_rate_threshold
+         FROM rollups WHERE breaker_id = ?1 AND resolution_ms = ?2 AND start_ms >= ?3 AND start_ms < ?4
+         ORDER BY start_ms"
+    };
+    let step_ms = if per_second { 1_000 } else { MINUTE_MS };
+    let rows = sqlx::query(sql)
+        .bind(breaker_id)
+        .bind(step_ms)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&store.pool)
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let interval_ms = if per_second { row.get(9) } else { MINUTE_MS };
+            (row.get(0), bucket_from_row(row, 1), interval_ms)
+        })
+        .collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct RecommendationRow {
+    id: i64,
+    detail: String,
+    status: String,
+    decided_by: Option<String>,
+    decided_ms: Option<i64>,
+    applied_version: Option<i64>,
+}
+
+impl RecommendationRow {
+    fn into_recommendation(self) -> Result<Recommendation, StoreError> {
+        let mut rec: Recommendation = parse_json("a stored recommendation", &self.detail)?;
+        rec.id = self.id;
+        rec.status =
+            RecommendationStatus::parse(&self.status).ok_or_else(|| StoreError::Corrupt {
+                what: "a recommendation's status",
+                detail: format!("unknown status {:?}", self.status),
+            })?;
+        rec.decided_by = self.decided_by;
+        rec.decided_ms = self.decided_ms;
+        rec.applied_version = self.applied_version.map(|v| v as u64);
+        Ok(rec)
+    }
+}
+
+/// Stores a new open recommendation, superseding the breaker's open ones; returns its id.
+pub async fn insert(
+    store: &Store,
+    breaker_id: i64,
+    rec: &Recommendation,
+) -> Result<i64, StoreError> {
+    let mut tx = store.begin().await?;
+    sqlx::query(
+        "UPDATE recommendations SET status = 'superseded' WHERE breaker_id = ? AND status = 'open'",
+    )
+    .bind(breaker_id)
+    .execute(&mut *tx)
+    .await?;
+    let id = sqlx::query_scalar(
+        "INSERT INTO recommendations (breaker_id, made_ms, status, detail) VALUES (?, ?, 'open', ?)
+         RETURNING id",
+    )
+    .bind(breaker_id)
+    .bind(rec.made_ms)
+    .bind(serde_json::to_string(rec).expect("a recommendation serializes"))
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// One recommendation.
+pub async fn load(store: &Store, id: i64) -> Result<Recommendation, StoreError> {
+    let row: Option<RecommendationRow> = sqlx::query_as(
+        "SELECT id, detail, status, decided_by, decided_ms, applied_version FROM recommendations WHERE id = ?",
+    )
+    .bind(id)
+    .fetch_optional(&store.pool)
+    .await?;
+    row.ok_or_else(|| StoreError::NotFound(format!("no recommendation {id}")))?
+        .into_recommendation()
+}
+
+/// The newest 200 recommendations, of one status when given.
+pub async fn list(
+    store: &Store,
+    status: Option<RecommendationStatus>,
+) -> Result<Vec<Recommendation>, StoreError> {
+    let rows: Vec<RecommendationRow> = sqlx::query_as(
+        "SELECT id, detail, status, decided_by, decided_ms, applied_version FROM recommendations
+         WHERE ?1 IS NULL OR status = ?1 ORDER BY id DESC LIMIT 200",
+    )
+    .bind(status.map(RecommendationStatus::as_str))
+    .fetch_all(&store.pool)
+    .await?;
+    rows.into_iter()
+        .map(RecommendationRow::into_recommendation)
+        .collect()
+}
+
+/// An admin's decision on a recommendation.
+pub async fn decide(
+    store: &Store,
+    id: i64,
+    status: RecommendationStatus,
+    by: &str,
+    now: i64,
+    applied_version: Option<u64>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE recommendations SET status = ?, decided_by = ?, decided_ms = ?, applied_version = ?
+         WHERE id = ?",
+    )
+    .bind(status.as_str())
+    .bind(by)
+    .bind(now)
+    .bind(applied_version.map(|v| v as i64))
+    .bind(id)
+    .execute(&store.pool)
+    .await?;
+    Ok(())
+}
