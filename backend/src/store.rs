@@ -108,6 +108,21 @@ impl Store {
         })
     }
 
+    /// The services that have a breaker named `breaker` (only `service`, when given).
+    pub async fn services_with_breaker(
+        &self,
+        breaker: &str,
+        service: Option<&str>,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT service FROM breakers WHERE name = ? AND (?2 IS NULL OR service = ?2) ORDER BY service",
+        )
+        .bind(breaker)
+        .bind(service)
+        .fetch_all(&self.pool)
+        .await
+    }
+
     /// [`Store::find_breaker`] inside a transaction.
     pub async fn find_breaker_in(
         tx: &mut Transaction<'static, Sqlite>,

@@ -8,7 +8,7 @@ use anyhow::Context;
 use protocol::{Aggregate, IngestBatch, State, Transition, TransitionRecord};
 use sqlx::Arguments;
 use sqlx::sqlite::SqliteArguments;
-use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Sqlite, Transaction};
 
 use super::fleet::{BreakerKey, InstanceLive};
 use crate::store::{Store, count_to_db, encode_histogram};
@@ -69,9 +69,9 @@ impl Store {
                     .push_bind(batch.transitions.len() as i64);
             });
             insert.push(" RETURNING service, instance, seq");
-            for row in insert.build().fetch_all(&mut **tx).await? {
-                claimed.insert((row.get(0), row.get(1), row.get(2)));
-            }
+            let rows: Vec<(String, String, i64)> =
+                insert.build_query_as().fetch_all(&mut **tx).await?;
+            claimed.extend(rows);
         }
         Ok(batches
             .iter()
@@ -197,18 +197,14 @@ impl Store {
         HashMap<BreakerKey, i64>,
         Vec<(BreakerKey, String, InstanceLive)>,
     )> {
-        let ids = sqlx::query("SELECT id, service, name FROM breakers")
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(|row| {
-                (
-                    (row.get::<String, _>(1), row.get::<String, _>(2)),
-                    row.get::<i64, _>(0),
-                )
-            })
-            .collect();
-        let rows = sqlx::query(
+        let ids =
+            sqlx::query_as::<_, (i64, String, String)>("SELECT id, service, name FROM breakers")
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(|(id, service, name)| ((service, name), id))
+                .collect();
+        let rows: Vec<InstanceStateRow> = sqlx::query_as(
             "SELECT b.service, b.name, s.instance, s.state, s.since_ms, s.config_version, s.updated_ms
              FROM instance_states s JOIN breakers b ON b.id = s.breaker_id",
         )
@@ -216,19 +212,30 @@ impl Store {
         .await?;
         let mut instances = Vec::with_capacity(rows.len());
         for row in rows {
-            let state: String = row.get(3);
             instances.push((
-                (row.get(0), row.get(1)),
-                row.get(2),
+                (row.service, row.name),
+                row.instance,
                 InstanceLive {
-                    state: State::parse(&state).context("unknown state in instance_states")?,
-                    since_ms: row.get(4),
-                    config_version: row.get::<i64, _>(5) as u64,
-                    updated_ms: row.get(6),
+                    state: State::parse(&row.state).context("unknown state in instance_states")?,
+                    since_ms: row.since_ms,
+                    config_version: row.config_version as u64,
+                    updated_ms: row.updated_ms,
                     last_interval: None,
                 },
             ));
         }
         Ok((ids, instances))
     }
+}
+
+/// An instance's stored state, with its breaker's names.
+#[derive(sqlx::FromRow)]
+struct InstanceStateRow {
+    service: String,
+    name: String,
+    instance: String,
+    state: String,
+    since_ms: i64,
+    config_version: i64,
+    updated_ms: i64,
 }

@@ -6,22 +6,16 @@
 //! time counts late aggregates too. The prune job deletes raw aggregates, minute and hour
 //! rollups past their retention, a bounded number of rows at a time.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use protocol::{LatencyHistogram, OutcomeCounts};
-use sqlx::Row;
 
-use crate::store::{Store, count_from_db, count_to_db, decode_histogram, encode_histogram};
+pub use super::store::rollup::{ROLLUP_BATCH, prune_once, roll_up_once};
+use crate::store::Store;
 use crate::time::now_ms;
 
 pub const MINUTE_MS: i64 = 60_000;
 pub const HOUR_MS: i64 = 3_600_000;
-
-/// Aggregates read per rollup transaction.
-const ROLLUP_BATCH: i64 = 20_000;
-/// Rows deleted per prune statement.
-const PRUNE_BATCH: i64 = 20_000;
 
 /// How long each resolution is kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,132 +49,6 @@ impl Bucket {
         self.latency.merge(&other.latency);
         self.failure_rate_threshold = other.failure_rate_threshold.or(self.failure_rate_threshold);
     }
-}
-
-/// Rolls up to `ROLLUP_BATCH` new aggregates; returns how many it read.
-pub async fn roll_up_once(store: &Store) -> anyhow::Result<usize> {
-    let mut tx = store.begin().await?;
-    let last_id: i64 =
-        sqlx::query_scalar("SELECT last_aggregate_id FROM rollup_progress WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await?;
-    let rows = sqlx::query(
-        "SELECT id, breaker_id, start_ms, success, failure, timeout, rejected, slow, ignored,
-                latency, failure_rate_threshold
-         FROM aggregates WHERE id > ? ORDER BY id LIMIT ?",
-    )
-    .bind(last_id)
-    .bind(ROLLUP_BATCH)
-    .fetch_all(&mut *tx)
-    .await?;
-    let Some(new_last_id) = rows.last().map(|row| row.get::<i64, _>(0)) else {
-        return Ok(0);
-    };
-    let n_rows = rows.len();
-    let mut buckets: HashMap<(i64, i64, i64), Bucket> = HashMap::new();
-    for row in &rows {
-        let breaker_id: i64 = row.get(1);
-        let start_ms: i64 = row.get(2);
-        let bucket = bucket_from_row(row, 3);
-        for resolution in [MINUTE_MS, HOUR_MS] {
-            let key = (
-                breaker_id,
-                resolution,
-                start_ms.div_euclid(resolution) * resolution,
-            );
-            buckets.entry(key).or_default().merge(&bucket);
-        }
-    }
-    for ((breaker_id, resolution, start_ms), mut bucket) in buckets {
-        let existing = sqlx::query(
-            "SELECT success, failure, timeout, rejected, slow, ignored, latency, failure_rate_threshold
-             FROM rollups WHERE breaker_id = ? AND resolution_ms = ? AND start_ms = ?",
-        )
-        .bind(breaker_id)
-        .bind(resolution)
-        .bind(start_ms)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = existing {
-            let mut merged = bucket_from_row(&row, 0);
-            merged.merge(&bucket);
-            bucket = merged;
-        }
-        let c = &bucket.counts;
-        sqlx::query(
-            "INSERT OR REPLACE INTO rollups (breaker_id, resolution_ms, start_ms, success, failure,
-                 timeout, rejected, slow, ignored, latency, failure_rate_threshold)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(breaker_id)
-        .bind(resolution)
-        .bind(start_ms)
-        .bind(count_to_db(c.success))
-        .bind(count_to_db(c.failure))
-        .bind(count_to_db(c.timeout))
-        .bind(count_to_db(c.rejected))
-        .bind(count_to_db(c.slow))
-        .bind(count_to_db(c.ignored))
-        .bind(encode_histogram(&bucket.latency))
-        .bind(bucket.failure_rate_threshold)
-        .execute(&mut *tx)
-        .await?;
-    }
-    sqlx::query("UPDATE rollup_progress SET last_aggregate_id = ? WHERE id = 1")
-        .bind(new_last_id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(n_rows)
-}
-
-/// Reads counts, histogram and threshold from 8 columns starting at `first`.
-pub fn bucket_from_row(row: &sqlx::sqlite::SqliteRow, first: usize) -> Bucket {
-    let count = |idx: usize| count_from_db(row.get::<i64, _>(first + idx));
-    Bucket {
-        counts: OutcomeCounts {
-            success: count(0),
-            failure: count(1),
-            timeout: count(2),
-            rejected: count(3),
-            slow: count(4),
-            ignored: count(5),
-        },
-        latency: decode_histogram(&row.get::<String, _>(first + 6)),
-        failure_rate_threshold: row.get(first + 7),
-    }
-}
-
-/// Deletes what is past retention, `PRUNE_BATCH` rows per statement; returns rows deleted.
-/// Raw aggregates are only deleted once rolled up.
-pub async fn prune_once(store: &Store, retention: &Retention, now_ms: i64) -> anyhow::Result<u64> {
-    let cutoff = |keep: Duration| now_ms - keep.as_millis() as i64;
-    let raw = sqlx::query(
-        "DELETE FROM aggregates WHERE id IN (
-             SELECT id FROM aggregates
-             WHERE start_ms < ? AND id <= (SELECT last_aggregate_id FROM rollup_progress WHERE id = 1)
-             LIMIT ?)",
-    )
-    .bind(cutoff(retention.raw))
-    .bind(PRUNE_BATCH)
-    .execute(store.pool())
-    .await?
-    .rows_affected();
-    let mut rollups = 0;
-    for (resolution, keep) in [(MINUTE_MS, retention.minute), (HOUR_MS, retention.hour)] {
-        rollups += sqlx::query(
-            "DELETE FROM rollups WHERE (breaker_id, resolution_ms, start_ms) IN (
-                 SELECT breaker_id, resolution_ms, start_ms FROM rollups
-                 WHERE resolution_ms = ? AND start_ms < ? LIMIT ?)",
-        )
-        .bind(resolution)
-        .bind(cutoff(keep))
-        .bind(PRUNE_BATCH)
-        .execute(store.pool())
-        .await?
-        .rows_affected();
-    }
-    Ok(raw + rollups)
 }
 
 /// Runs rollup and prune every `period` until the runtime shuts down.

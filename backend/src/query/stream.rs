@@ -97,10 +97,7 @@ pub async fn stream(
 }
 
 async fn newest_transition_id(app: &AppState) -> Result<i64, AppError> {
-    let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM transitions")
-        .fetch_one(app.store.pool())
-        .await?;
-    Ok(id.unwrap_or(0))
+    Ok(app.store.newest_transition_id().await?)
 }
 
 async fn feed(

@@ -103,13 +103,7 @@ async fn live(
         format!("sqlite://{database}")
     };
     let store = crate::store::Store::open(&url).await?;
-    let services: Vec<String> = sqlx::query_scalar(
-        "SELECT service FROM breakers WHERE name = ? AND (?2 IS NULL OR service = ?2) ORDER BY service",
-    )
-    .bind(breaker)
-    .bind(service)
-    .fetch_all(store.pool())
-    .await?;
+    let services = store.services_with_breaker(breaker, service).await?;
     let service = match services.as_slice() {
         [] => anyhow::bail!(
             "no breaker named {breaker:?}{}",

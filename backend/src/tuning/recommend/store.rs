@@ -2,9 +2,9 @@
 //! themselves (superseded, decided).
 
 use protocol::{Recommendation, RecommendationStatus};
-use sqlx::Row;
 
-use crate::query::rollup::{Bucket, MINUTE_MS, bucket_from_row};
+use crate::query::rollup::{Bucket, MINUTE_MS};
+use crate::query::store::{BucketRow, TimedBucketRow};
 use crate::store::{Store, StoreError, parse_json};
 
 /// A breaker's stored counts over `[from_ms, to_ms)`, per instance and interval: (start,
@@ -29,20 +29,40 @@ pub async fn history_rows(
          ORDER BY start_ms"
     };
     let step_ms = if per_second { 1_000 } else { MINUTE_MS };
-    let rows = sqlx::query(sql)
-        .bind(breaker_id)
-        .bind(step_ms)
-        .bind(from_ms)
-        .bind(to_ms)
-        .fetch_all(&store.pool)
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|row| {
-            let interval_ms = if per_second { row.get(9) } else { MINUTE_MS };
-            (row.get(0), bucket_from_row(row, 1), interval_ms)
-        })
-        .collect())
+    if per_second {
+        let rows: Vec<AggregateRow> = sqlx::query_as(sql)
+            .bind(breaker_id)
+            .bind(step_ms)
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_all(&store.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| (row.start_ms, row.bucket.into(), row.interval_ms))
+            .collect())
+    } else {
+        let rows: Vec<TimedBucketRow> = sqlx::query_as(sql)
+            .bind(breaker_id)
+            .bind(step_ms)
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_all(&store.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| (row.start_ms, row.bucket.into(), MINUTE_MS))
+            .collect())
+    }
+}
+
+/// A raw aggregate with its interval's length.
+#[derive(sqlx::FromRow)]
+struct AggregateRow {
+    start_ms: i64,
+    #[sqlx(flatten)]
+    bucket: BucketRow,
+    interval_ms: i64,
 }
 
 #[derive(sqlx::FromRow)]

@@ -5,10 +5,49 @@ use protocol::{
     Series, SeriesPoint, State, StateInterval, Timeline, TimelineLane, Transition,
     TransitionRecord, Trigger,
 };
-use sqlx::Row;
 
-use super::rollup::{Bucket, HOUR_MS, MINUTE_MS, bucket_from_row};
-use crate::store::Store;
+use super::rollup::{Bucket, HOUR_MS, MINUTE_MS};
+use crate::store::{Store, count_from_db, decode_histogram};
+
+pub mod rollup;
+
+/// The counts, histogram and threshold columns shared by `aggregates` and `rollups`.
+#[derive(sqlx::FromRow)]
+pub struct BucketRow {
+    success: i64,
+    failure: i64,
+    timeout: i64,
+    rejected: i64,
+    slow: i64,
+    ignored: i64,
+    latency: String,
+    failure_rate_threshold: Option<f64>,
+}
+
+impl From<BucketRow> for Bucket {
+    fn from(row: BucketRow) -> Bucket {
+        Bucket {
+            counts: protocol::OutcomeCounts {
+                success: count_from_db(row.success),
+                failure: count_from_db(row.failure),
+                timeout: count_from_db(row.timeout),
+                rejected: count_from_db(row.rejected),
+                slow: count_from_db(row.slow),
+                ignored: count_from_db(row.ignored),
+            },
+            latency: decode_histogram(&row.latency),
+            failure_rate_threshold: row.failure_rate_threshold,
+        }
+    }
+}
+
+/// A bucket with its start.
+#[derive(sqlx::FromRow)]
+pub struct TimedBucketRow {
+    pub start_ms: i64,
+    #[sqlx(flatten)]
+    pub bucket: BucketRow,
+}
 
 impl Store {
     /// A breaker's series over `[from_ms, to_ms)` in steps of `step_ms`; `None` for an unknown
@@ -47,7 +86,7 @@ impl Store {
         let raw_after_id = match resolution {
             None => 0,
             Some(resolution) => {
-                let rows = sqlx::query(
+                let rows: Vec<TimedBucketRow> = sqlx::query_as(
                     "SELECT start_ms, success, failure, timeout, rejected, slow, ignored, latency,
                             failure_rate_threshold
                      FROM rollups
@@ -59,8 +98,8 @@ impl Store {
                 .bind(to_ms)
                 .fetch_all(&self.pool)
                 .await?;
-                for row in &rows {
-                    add(row.get(0), &bucket_from_row(row, 1));
+                for row in rows {
+                    add(row.start_ms, &row.bucket.into());
                 }
                 sqlx::query_scalar("SELECT last_aggregate_id FROM rollup_progress WHERE id = 1")
                     .fetch_one(&self.pool)
@@ -81,15 +120,15 @@ impl Store {
              FROM aggregates
              WHERE breaker_id = ?1 AND start_ms >= ?2 AND start_ms < ?3 AND id > ?4"
         };
-        let rows = sqlx::query(raw_sql)
+        let rows: Vec<TimedBucketRow> = sqlx::query_as(raw_sql)
             .bind(breaker_id)
             .bind(from_ms)
             .bind(to_ms)
             .bind(raw_after_id)
             .fetch_all(&self.pool)
             .await?;
-        for row in &rows {
-            add(row.get(0), &bucket_from_row(row, 1));
+        for row in rows {
+            add(row.start_ms, &row.bucket.into());
         }
         let threshold = buckets.iter().rev().find_map(|b| b.failure_rate_threshold);
         let points = buckets
@@ -121,7 +160,7 @@ impl Store {
             return Ok(None);
         };
         // The last transition before the range, per instance, gives the state at its start.
-        let before = sqlx::query(
+        let before: Vec<(String, String, i64, i64)> = sqlx::query_as(
             "SELECT t.instance, t.to_state, t.at_ms, t.config_version
              FROM transitions t
              JOIN (SELECT instance, MAX(id) AS id FROM transitions
@@ -131,7 +170,7 @@ impl Store {
         .bind(from_ms)
         .fetch_all(&self.pool)
         .await?;
-        let within = sqlx::query(
+        let within: Vec<TimelineRow> = sqlx::query_as(
             "SELECT instance, at_ms, from_state, to_state, trigger_kind, trigger_value,
                     trigger_threshold, config_version
              FROM transitions WHERE breaker_id = ?1 AND at_ms >= ?2 AND at_ms < ?3
@@ -152,41 +191,34 @@ impl Store {
         for instance in quiet {
             lanes.entry(instance).or_default();
         }
-        for row in &before {
-            let state: String = row.get(1);
-            lanes.entry(row.get(0)).or_default().push(StateInterval {
-                state: State::parse(&state).context("unknown state in transitions")?,
+        for (instance, state, _at_ms, config_version) in before {
+            lanes.entry(instance).or_default().push(StateInterval {
+                state: parse_state(&state)?,
                 start_ms: from_ms,
                 end_ms: None,
                 trigger: None,
-                config_version: row.get::<i64, _>(3) as u64,
+                config_version: config_version as u64,
             });
         }
-        for row in &within {
-            let at_ms: i64 = row.get(1);
-            let from_state: String = row.get(2);
-            let to_state: String = row.get(3);
-            let lane = lanes.entry(row.get(0)).or_default();
+        for row in within {
+            let at_ms = row.at_ms;
+            let lane = lanes.entry(row.instance).or_default();
             match lane.last_mut() {
                 Some(last) => last.end_ms = Some(at_ms),
                 None => lane.push(StateInterval {
-                    state: State::parse(&from_state).context("unknown state in transitions")?,
+                    state: parse_state(&row.from_state)?,
                     start_ms: from_ms,
                     end_ms: Some(at_ms),
                     trigger: None,
-                    config_version: row.get::<i64, _>(7) as u64,
+                    config_version: row.config_version as u64,
                 }),
             }
             lane.push(StateInterval {
-                state: State::parse(&to_state).context("unknown state in transitions")?,
+                state: parse_state(&row.to_state)?,
                 start_ms: at_ms,
                 end_ms: None,
-                trigger: row.get::<Option<String>, _>(4).map(|kind| Trigger {
-                    kind,
-                    value: row.get::<Option<f64>, _>(5).unwrap_or(0.0),
-                    threshold: row.get::<Option<f64>, _>(6).unwrap_or(0.0),
-                }),
-                config_version: row.get::<i64, _>(7) as u64,
+                trigger: row.trigger.into_trigger(0.0),
+                config_version: row.config_version as u64,
             });
         }
         let lanes = lanes
@@ -216,6 +248,14 @@ impl Store {
         }))
     }
 
+    /// The id of the newest stored transition (0 when none is).
+    pub async fn newest_transition_id(&self) -> Result<i64, sqlx::Error> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM transitions")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(id.unwrap_or(0))
+    }
+
     /// Transitions with an id above `after_id`, oldest first, optionally of one service.
     pub async fn transitions_after(
         &self,
@@ -223,7 +263,7 @@ impl Store {
         service: Option<&str>,
         limit: i64,
     ) -> anyhow::Result<Vec<TransitionRecord>> {
-        let rows = sqlx::query(
+        let rows: Vec<TransitionRow> = sqlx::query_as(
             "SELECT t.id, b.service, t.instance, b.name, t.at_ms, t.from_state, t.to_state,
                     t.trigger_kind, t.trigger_value, t.trigger_threshold, t.config_version
              FROM transitions t JOIN breakers b ON b.id = t.breaker_id
@@ -235,7 +275,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter().map(transition_record).collect()
+        rows.into_iter().map(TransitionRow::into_record).collect()
     }
 
     /// A breaker's transitions matching `filter`, newest first, with ids below `before_id`.
@@ -249,7 +289,7 @@ impl Store {
         let Some(breaker_id) = self.find_breaker(service, breaker).await? else {
             return Ok(None);
         };
-        let rows = sqlx::query(
+        let rows: Vec<TransitionRow> = sqlx::query_as(
             "SELECT t.id, b.service, t.instance, b.name, t.at_ms, t.from_state, t.to_state,
                     t.trigger_kind, t.trigger_value, t.trigger_threshold, t.config_version
              FROM transitions t JOIN breakers b ON b.id = t.breaker_id
@@ -268,7 +308,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
-            .map(transition_record)
+            .map(TransitionRow::into_record)
             .collect::<anyhow::Result<Vec<_>>>()
             .map(Some)
     }
@@ -300,27 +340,70 @@ fn series_point(t_ms: i64, bucket: Bucket) -> SeriesPoint {
     }
 }
 
-fn transition_record(row: sqlx::sqlite::SqliteRow) -> anyhow::Result<TransitionRecord> {
-    let parse = |idx: usize| -> anyhow::Result<State> {
-        let text: String = row.get(idx);
-        State::parse(&text).with_context(|| format!("unknown state {text:?} in transitions"))
-    };
-    let trigger = row.get::<Option<String>, _>(7).map(|kind| Trigger {
-        kind,
-        value: row.get::<Option<f64>, _>(8).unwrap_or(f64::NAN),
-        threshold: row.get::<Option<f64>, _>(9).unwrap_or(f64::NAN),
-    });
-    Ok(TransitionRecord {
-        id: row.get(0),
-        service: row.get(1),
-        instance: row.get(2),
-        transition: Transition {
-            breaker: row.get(3),
-            at_ms: row.get(4),
-            from: parse(5)?,
-            to: parse(6)?,
-            trigger,
-            config_version: row.get::<i64, _>(10) as u64,
-        },
-    })
+fn parse_state(text: &str) -> anyhow::Result<State> {
+    State::parse(text).with_context(|| format!("unknown state {text:?} in transitions"))
+}
+
+/// A transition's trigger columns.
+#[derive(sqlx::FromRow)]
+struct TriggerColumns {
+    trigger_kind: Option<String>,
+    trigger_value: Option<f64>,
+    trigger_threshold: Option<f64>,
+}
+
+impl TriggerColumns {
+    /// The trigger, a missing value or threshold read as `missing`.
+    fn into_trigger(self, missing: f64) -> Option<Trigger> {
+        self.trigger_kind.map(|kind| Trigger {
+            kind,
+            value: self.trigger_value.unwrap_or(missing),
+            threshold: self.trigger_threshold.unwrap_or(missing),
+        })
+    }
+}
+
+/// A transition within a timeline's range.
+#[derive(sqlx::FromRow)]
+struct TimelineRow {
+    instance: String,
+    at_ms: i64,
+    from_state: String,
+    to_state: String,
+    #[sqlx(flatten)]
+    trigger: TriggerColumns,
+    config_version: i64,
+}
+
+/// A stored transition with its breaker's names.
+#[derive(sqlx::FromRow)]
+struct TransitionRow {
+    id: i64,
+    service: String,
+    instance: String,
+    name: String,
+    at_ms: i64,
+    from_state: String,
+    to_state: String,
+    #[sqlx(flatten)]
+    trigger: TriggerColumns,
+    config_version: i64,
+}
+
+impl TransitionRow {
+    fn into_record(self) -> anyhow::Result<TransitionRecord> {
+        Ok(TransitionRecord {
+            id: self.id,
+            service: self.service,
+            instance: self.instance,
+            transition: Transition {
+                breaker: self.name,
+                at_ms: self.at_ms,
+                from: parse_state(&self.from_state)?,
+                to: parse_state(&self.to_state)?,
+                trigger: self.trigger.into_trigger(f64::NAN),
+                config_version: self.config_version as u64,
+            },
+        })
+    }
 }

@@ -1,0 +1,131 @@
+//! The rollup and prune jobs' SQL (see [`crate::query::rollup`]).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::BucketRow;
+use crate::query::rollup::{Bucket, HOUR_MS, MINUTE_MS, Retention};
+use crate::store::{Store, count_to_db, encode_histogram};
+
+/// Aggregates read per rollup transaction.
+pub const ROLLUP_BATCH: i64 = 20_000;
+/// Rows deleted per prune statement.
+const PRUNE_BATCH: i64 = 20_000;
+
+/// An aggregate as the rollup job reads it.
+#[derive(sqlx::FromRow)]
+struct AggregateRow {
+    id: i64,
+    breaker_id: i64,
+    start_ms: i64,
+    #[sqlx(flatten)]
+    bucket: BucketRow,
+}
+
+/// Rolls up to `ROLLUP_BATCH` new aggregates; returns how many it read.
+pub async fn roll_up_once(store: &Store) -> anyhow::Result<usize> {
+    let mut tx = store.begin().await?;
+    let last_id: i64 =
+        sqlx::query_scalar("SELECT last_aggregate_id FROM rollup_progress WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?;
+    let rows: Vec<AggregateRow> = sqlx::query_as(
+        "SELECT id, breaker_id, start_ms, success, failure, timeout, rejected, slow, ignored,
+                latency, failure_rate_threshold
+         FROM aggregates WHERE id > ? ORDER BY id LIMIT ?",
+    )
+    .bind(last_id)
+    .bind(ROLLUP_BATCH)
+    .fetch_all(&mut *tx)
+    .await?;
+    let Some(new_last_id) = rows.last().map(|row| row.id) else {
+        return Ok(0);
+    };
+    let n_rows = rows.len();
+    let mut buckets: HashMap<(i64, i64, i64), Bucket> = HashMap::new();
+    for row in rows {
+        let (breaker_id, start_ms) = (row.breaker_id, row.start_ms);
+        let bucket = Bucket::from(row.bucket);
+        for resolution in [MINUTE_MS, HOUR_MS] {
+            let key = (
+                breaker_id,
+                resolution,
+                start_ms.div_euclid(resolution) * resolution,
+            );
+            buckets.entry(key).or_default().merge(&bucket);
+        }
+    }
+    for ((breaker_id, resolution, start_ms), mut bucket) in buckets {
+        let existing: Option<BucketRow> = sqlx::query_as(
+            "SELECT success, failure, timeout, rejected, slow, ignored, latency, failure_rate_threshold
+             FROM rollups WHERE breaker_id = ? AND resolution_ms = ? AND start_ms = ?",
+        )
+        .bind(breaker_id)
+        .bind(resolution)
+        .bind(start_ms)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = existing {
+            let mut merged = Bucket::from(row);
+            merged.merge(&bucket);
+            bucket = merged;
+        }
+        let c = &bucket.counts;
+        sqlx::query(
+            "INSERT OR REPLACE INTO rollups (breaker_id, resolution_ms, start_ms, success, failure,
+                 timeout, rejected, slow, ignored, latency, failure_rate_threshold)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(breaker_id)
+        .bind(resolution)
+        .bind(start_ms)
+        .bind(count_to_db(c.success))
+        .bind(count_to_db(c.failure))
+        .bind(count_to_db(c.timeout))
+        .bind(count_to_db(c.rejected))
+        .bind(count_to_db(c.slow))
+        .bind(count_to_db(c.ignored))
+        .bind(encode_histogram(&bucket.latency))
+        .bind(bucket.failure_rate_threshold)
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query("UPDATE rollup_progress SET last_aggregate_id = ? WHERE id = 1")
+        .bind(new_last_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(n_rows)
+}
+
+/// Deletes what is past retention, `PRUNE_BATCH` rows per statement; returns rows deleted.
+/// Raw aggregates are only deleted once rolled up.
+pub async fn prune_once(store: &Store, retention: &Retention, now_ms: i64) -> anyhow::Result<u64> {
+    let cutoff = |keep: Duration| now_ms - keep.as_millis() as i64;
+    let raw = sqlx::query(
+        "DELETE FROM aggregates WHERE id IN (
+             SELECT id FROM aggregates
+             WHERE start_ms < ? AND id <= (SELECT last_aggregate_id FROM rollup_progress WHERE id = 1)
+             LIMIT ?)",
+    )
+    .bind(cutoff(retention.raw))
+    .bind(PRUNE_BATCH)
+    .execute(&store.pool)
+    .await?
+    .rows_affected();
+    let mut rollups = 0;
+    for (resolution, keep) in [(MINUTE_MS, retention.minute), (HOUR_MS, retention.hour)] {
+        rollups += sqlx::query(
+            "DELETE FROM rollups WHERE (breaker_id, resolution_ms, start_ms) IN (
+                 SELECT breaker_id, resolution_ms, start_ms FROM rollups
+                 WHERE resolution_ms = ? AND start_ms < ? LIMIT ?)",
+        )
+        .bind(resolution)
+        .bind(cutoff(keep))
+        .bind(PRUNE_BATCH)
+        .execute(&store.pool)
+        .await?
+        .rows_affected();
+    }
+    Ok(raw + rollups)
+}
