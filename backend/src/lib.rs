@@ -22,6 +22,7 @@ pub mod listen;
 pub mod metrics;
 pub mod openapi;
 pub mod query;
+pub mod routes;
 pub mod server;
 pub mod settings;
 pub mod state;

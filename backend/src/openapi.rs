@@ -1,13 +1,8 @@
-//! The OpenAPI document, generated from the handlers' annotations and the `protocol` types,
-//! served at `/api/openapi.json`.
+//! The OpenAPI document, generated from the route list ([`crate::routes`]), the handlers'
+//! annotations and the `protocol` types, served at `/api/openapi.json`.
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-
-use crate::ingest::http as ingest;
-use crate::query::{http as api, stream};
-use crate::tuning::{autotune, recommend};
-use crate::{alerts, configs};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,48 +11,6 @@ use crate::{alerts, configs};
         description = "Live dashboards and adaptive tuning for circuit breakers. \
                        Every error body is an ErrorBody. Authenticate with `Authorization: Bearer` \
                        and an ingest key (fbk_…) or a user token (fbu_…)."
-    ),
-    paths(
-        ingest::ingest,
-        ingest::ingest_calls,
-        api::services,
-        crate::auth::me,
-        crate::auth::session::sign_in,
-        crate::auth::session::sign_out,
-        api::sparklines,
-        api::breakers,
-        api::series,
-        api::timeline,
-        api::transitions,
-        api::metrics,
-        stream::stream,
-        configs::http::view,
-        configs::http::put,
-        configs::http::restore,
-        configs::http::control,
-        configs::http::poll,
-        configs::http::report_status,
-        configs::http::audit,
-        recommend::http::create,
-        recommend::http::list,
-        recommend::http::get,
-        recommend::http::accept,
-        recommend::http::reject,
-        recommend::http::lint_handler,
-        autotune::http::get,
-        autotune::http::put,
-        autotune::http::run,
-        alerts::api::list,
-        alerts::api::get,
-        alerts::api::acknowledge,
-        alerts::api::silence,
-        alerts::api::list_rules,
-        alerts::api::put_rule,
-        alerts::api::delete_rule,
-        alerts::api::list_channels,
-        alerts::api::put_channel,
-        alerts::api::delete_channel,
-        alerts::api::chart,
     ),
     components(schemas(protocol::AlertNotice)),
     modifiers(&BearerAuth)
@@ -91,7 +44,8 @@ pub async fn openapi_json() -> impl axum::response::IntoResponse {
 /// The served document: the annotations' paths and schemas, completed with what every route
 /// shares and the annotations cannot say once for all (see [`complete`]).
 pub fn document() -> serde_json::Value {
-    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serialises");
+    let mut doc =
+        serde_json::to_value(crate::routes::api().into_openapi()).expect("the document serialises");
     complete(&mut doc);
     doc
 }

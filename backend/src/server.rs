@@ -11,7 +11,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, header};
 use axum::middleware;
-use axum::routing::{get, post, put};
+use axum::routing::{any, get};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tower_http::compression::CompressionLayer;
@@ -21,19 +21,17 @@ use tower_http::trace::TraceLayer;
 
 use crate::alerts::{self, AlertSettings};
 use crate::auth::WebGuard;
-use crate::configs;
 use crate::ingest;
 use crate::ingest::fleet::Fleet;
 use crate::ingest::hub::Hub;
 use crate::ingest::limits::Limits;
 use crate::listen::{self, ConnectionLimits};
 use crate::metrics::Metrics;
+use crate::query::http as api;
 use crate::query::rollup::{self, Retention};
-use crate::query::{http as api, stream};
 use crate::state::AppState;
 use crate::store::Store;
 use crate::tuning::engine_run::EngineRuns;
-use crate::tuning::recommend;
 use crate::ui;
 
 #[derive(Clone, Debug)]
@@ -212,84 +210,11 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
 }
 
 pub fn router(state: AppState, options: &ServerOptions) -> Router {
-    let api = Router::new()
-        .route("/ingest", post(crate::ingest::http::ingest))
-        .route("/ingest/calls", post(crate::ingest::http::ingest_calls))
-        .route("/breakers", get(api::breakers))
-        .route("/breakers/{service}/{breaker}/series", get(api::series))
-        .route(
-            "/breakers/{service}/{breaker}/transitions",
-            get(api::transitions),
-        )
-        .route("/breakers/{service}/{breaker}/timeline", get(api::timeline))
-        .route("/services", get(api::services))
-        .route("/me", get(crate::auth::me))
-        .route("/sparklines", get(api::sparklines))
-        .route(
-            "/breakers/{service}/{breaker}/config",
-            get(configs::http::view).put(configs::http::put),
-        )
-        .route(
-            "/breakers/{service}/{breaker}/config/restore",
-            post(configs::http::restore),
-        )
-        .route(
-            "/breakers/{service}/{breaker}/control",
-            post(configs::http::control),
-        )
-        .route("/config/{service}/{breaker}", get(configs::http::poll))
-        .route("/config-status", post(configs::http::report_status))
-        .route("/audit", get(configs::http::audit))
-        .route(
-            "/breakers/{service}/{breaker}/recommendations",
-            post(recommend::http::create),
-        )
-        .route(
-            "/breakers/{service}/{breaker}/lint",
-            get(recommend::http::lint_handler),
-        )
-        .route(
-            "/breakers/{service}/{breaker}/auto",
-            get(crate::tuning::autotune::http::get).put(crate::tuning::autotune::http::put),
-        )
-        .route(
-            "/breakers/{service}/{breaker}/auto/run",
-            post(crate::tuning::autotune::http::run),
-        )
-        .route("/recommendations", get(recommend::http::list))
-        .route("/recommendations/{id}", get(recommend::http::get))
-        .route(
-            "/recommendations/{id}/accept",
-            post(recommend::http::accept),
-        )
-        .route(
-            "/recommendations/{id}/reject",
-            post(recommend::http::reject),
-        )
-        .route("/stream", get(stream::stream))
-        .route("/alerts", get(alerts::api::list))
-        .route("/alerts/rules", get(alerts::api::list_rules))
-        .route(
-            "/alerts/rules/{name}",
-            put(alerts::api::put_rule).delete(alerts::api::delete_rule),
-        )
-        .route("/alerts/channels", get(alerts::api::list_channels))
-        .route(
-            "/alerts/channels/{name}",
-            put(alerts::api::put_channel).delete(alerts::api::delete_channel),
-        )
-        .route("/alerts/{id}", get(alerts::api::get))
-        .route("/alerts/{id}/ack", post(alerts::api::acknowledge))
-        .route("/alerts/{id}/silence", post(alerts::api::silence))
-        .route(
-            "/breakers/{service}/{breaker}/chart.svg",
-            get(alerts::api::chart),
-        )
-        .route(
-            "/session",
-            post(crate::auth::session::sign_in).delete(crate::auth::session::sign_out),
-        )
-        .fallback(api::not_found)
+    let (api, _) = crate::routes::api().split_for_parts();
+    let api = api
+        // Unknown API paths answer JSON, not the dashboard's page.
+        .route("/api/v1", any(api::not_found))
+        .route("/api/v1/{*rest}", any(api::not_found))
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -301,9 +226,7 @@ pub fn router(state: AppState, options: &ServerOptions) -> Router {
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-store"),
     );
-    let api_answers = Router::new()
-        .nest("/api/v1", api)
-        .route("/metrics", get(api::metrics))
+    let api_answers = api
         .route("/api/openapi.json", get(crate::openapi::openapi_json))
         .layer(no_store);
     let router = Router::new()

@@ -163,7 +163,13 @@ pub fn AutoMode(target: Memo<Option<(String, String)>>) -> impl IntoView {
             outcome.set(Some((
                 "step",
                 answer
-                    .map(|step| format!("{}: {}", step.action.as_str().replace('_', " "), step.detail))
+                    .map(|step| {
+                        format!(
+                            "{}: {}",
+                            step.action.as_str().replace('_', " "),
+                            step.detail
+                        )
+                    })
                     .map_err(|err| err.to_string()),
             )));
             load();

@@ -1,5 +1,6 @@
 mod alerts;
 mod auth;
+mod auth_routes;
 mod auto;
 mod bad_input;
 mod browser;
