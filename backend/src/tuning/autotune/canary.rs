@@ -18,6 +18,22 @@ pub fn false_trips(own: &[i64], peers: Option<&[i64]>, before: usize) -> u32 {
     }
 }
 
+/// The canary and its peers: the instance that reported its config most recently (it listens
+/// for configs) runs the change first; every other known instance (reporting aggregates, or
+/// having reported its config) is a peer, sorted.
+pub fn choose(subscribed: &[String], known: Vec<String>) -> (Option<String>, Vec<String>) {
+    let mut peers = known;
+    for instance in subscribed {
+        if !peers.contains(instance) {
+            peers.push(instance.clone());
+        }
+    }
+    let canary = subscribed.first().cloned();
+    peers.retain(|p| Some(p) != canary.as_ref());
+    peers.sort();
+    (canary, peers)
+}
+
 /// What the step knows about a change on its canary.
 #[derive(Clone, Copy, Debug)]
 pub struct Facts {
@@ -139,6 +155,18 @@ mod tests {
             ..facts
         };
         assert_eq!(decide(&later), Decision::RollBack(RollBack::Silent));
+    }
+
+    #[test]
+    fn the_latest_subscriber_is_the_canary_and_everyone_else_a_peer() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (canary, peers) = choose(&names(&["b", "c"]), names(&["d", "a", "b"]));
+        assert_eq!(canary.as_deref(), Some("b"));
+        assert_eq!(peers, names(&["a", "c", "d"]));
+        // Nobody listens for configs: no canary, every known instance a peer.
+        let (canary, peers) = choose(&[], names(&["z", "y"]));
+        assert_eq!(canary, None);
+        assert_eq!(peers, names(&["y", "z"]));
     }
 
     #[test]

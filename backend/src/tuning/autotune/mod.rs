@@ -18,7 +18,10 @@
 
 use std::time::Duration;
 
-use protocol::{AutoTuneChange, AutoTuneSettings, AutoTuneStep, ChangeStatus, StepAction};
+use protocol::{
+    AutoTuneChange, AutoTuneSettings, AutoTuneStep, BreakerConfig, ChangeStatus, Recommendation,
+    StepAction,
+};
 
 use crate::configs::{self, AutoEnd, NewVersion};
 use crate::error::AppError;
@@ -287,7 +290,7 @@ pub async fn step(app: &AppState, service: &str, breaker: &str) -> Result<AutoTu
             None,
         ));
     }
-    let (mut config, clamped) = clamp(&current.config, &rec.suggested, &settings);
+    let (config, clamped) = clamp(&current.config, &rec.suggested, &settings);
     if same_thresholds(&current.config, &config) {
         return Ok(done(
             StepAction::NoChange,
@@ -310,30 +313,62 @@ pub async fn step(app: &AppState, service: &str, breaker: &str) -> Result<AutoTu
         ));
     }
     configs::check(&config)?;
-    // The canary: the instance that reported its config most recently (it listens for
-    // configs); every other known instance is a peer.
+    let proposal = Proposal {
+        rec: &rec,
+        config,
+        clamped,
+    };
+    start_change(
+        app,
+        (id, service, breaker),
+        &settings,
+        &current.config,
+        proposal,
+        now,
+    )
+    .await
+}
+
+/// A suggestion clamped into the guardrails, ready to start.
+struct Proposal<'a> {
+    rec: &'a Recommendation,
+    config: BreakerConfig,
+    /// What the guardrails changed, one line each.
+    clamped: Vec<String>,
+}
+
+/// Starts a proposal on a canary instance, or on every
+/// instance at once when none listens for configs: one transaction that records the change,
+/// accepts the recommendation, audits and raises the alert notice.
+async fn start_change(
+    app: &AppState,
+    target: (i64, &str, &str),
+    settings: &AutoTuneSettings,
+    current: &BreakerConfig,
+    proposal: Proposal<'_>,
+    now: i64,
+) -> Result<AutoTuneStep, AppError> {
+    let Proposal {
+        rec,
+        mut config,
+        clamped,
+    } = proposal;
+    let (id, service, breaker) = target;
     let subscribed = store::subscribed_instances(&app.store, id).await?;
-    let mut peers: Vec<String> = {
+    let known: Vec<String> = {
         let fleet = app.fleet.read().expect("fleet lock poisoned");
         fleet
             .summary(&(service.to_string(), breaker.to_string()))
             .map(|s| s.instances.into_iter().map(|i| i.instance).collect())
             .unwrap_or_default()
     };
-    for instance in &subscribed {
-        if !peers.contains(instance) {
-            peers.push(instance.clone());
-        }
-    }
-    let canary = subscribed.first().cloned();
-    peers.retain(|p| Some(p) != canary.as_ref());
-    peers.sort();
+    let (canary, peers) = canary::choose(&subscribed, known);
 
     let mut tx = app.store.begin().await?;
     // The engine ran outside any transaction: the config must still be the one the suggestion
     // changes (an admin may have saved another, or another step started a canary).
     let version = configs::next_version(&mut tx, id).await?;
-    if version != current.config.version + 1 {
+    if version != current.version + 1 {
         return Ok(done(
             StepAction::Superseded,
             format!(
@@ -353,7 +388,7 @@ pub async fn step(app: &AppState, service: &str, breaker: &str) -> Result<AutoTu
             canary_instance: canary.as_deref(),
             peers: &peers,
             version,
-            base_version: current.config.version,
+            base_version: current.version,
             config: &text,
             clamped: &clamped,
             started_ms: now,
