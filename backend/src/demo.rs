@@ -167,6 +167,7 @@ pub async fn start(server: &RunningServer) -> anyhow::Result<DemoHandle> {
                     reason: "the demo's initial config".into(),
                     ends_auto_change: None,
                 },
+                server.state.clock.now_ms(),
             )
             .await
             .map_err(|err| anyhow::anyhow!("cannot store the demo config: {err}"))?;

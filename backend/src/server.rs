@@ -31,6 +31,7 @@ use crate::query::http as api;
 use crate::query::rollup::{self, Retention};
 use crate::state::AppState;
 use crate::store::Store;
+use crate::time::Clock;
 use crate::tuning::engine_run::EngineRuns;
 use crate::ui;
 
@@ -63,6 +64,8 @@ pub struct ServerOptions {
     pub engine_budget: Duration,
     /// How many services, breakers and instances ingest takes in (see `limits.rs`).
     pub limits: Limits,
+    /// What the server takes the time from; tests use a manual one.
+    pub clock: Clock,
 }
 
 impl ServerOptions {
@@ -83,6 +86,7 @@ impl ServerOptions {
             failed_auth_per_minute: WebGuard::FAILED_AUTH_PER_MINUTE,
             engine_budget: crate::tuning::engine_run::DEFAULT_BUDGET,
             limits: Limits::default(),
+            clock: Clock::system(),
         }
     }
 }
@@ -153,10 +157,14 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         breaker_ids,
         hub.clone(),
         metrics.clone(),
-        options.ingest_queue,
-        options.limits,
+        (options.ingest_queue, options.limits, options.clock.clone()),
     );
-    let rollups = rollup::spawn(store.clone(), options.retention, options.rollup_period);
+    let rollups = rollup::spawn(
+        store.clone(),
+        options.retention,
+        options.rollup_period,
+        options.clock.clone(),
+    );
     let listener = TcpListener::bind(options.bind)
         .await
         .with_context(|| format!("cannot listen on {}", options.bind))?;
@@ -183,6 +191,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         )),
         engine: EngineRuns::new(options.engine_budget, Some(metrics.clone())),
         limits: options.limits,
+        clock: options.clock.clone(),
     };
     let auto_tune = crate::tuning::autotune::spawn(state.clone(), options.auto_tune_period);
     let app = router(state.clone(), &options);

@@ -15,6 +15,7 @@ use crate::ingest::hub::Hub;
 use crate::ingest::limits::Limits;
 use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::time::Clock;
 use crate::tuning::engine_run::EngineRuns;
 
 /// What every handler shares.
@@ -35,6 +36,8 @@ pub struct AppState {
     /// The limits: the writer enforces the cardinality ones at ingest; validation reads
     /// `max_calls_per_s`; config-status reports are held to the instance limit.
     pub limits: Limits,
+    /// The time, for everything that stamps or compares it.
+    pub clock: Clock,
 }
 
 macro_rules! sub_state {
@@ -59,4 +62,5 @@ sub_state! {
     web: Arc<WebGuard>,
     engine: EngineRuns,
     limits: Limits,
+    clock: Clock,
 }

@@ -63,6 +63,15 @@ fn hits(text: &str, needles: &[&str]) -> Vec<(usize, String)> {
         .collect()
 }
 
+/// Whether a line calls the free `now_ms()` or the system time (a clock's `.now_ms()` is fine).
+fn reads_the_system_clock(code: &str) -> bool {
+    code.contains("SystemTime::now")
+        || code.contains("UNIX_EPOCH")
+        || code
+            .match_indices("now_ms()")
+            .any(|(at, _)| !code[..at].ends_with('.'))
+}
+
 fn is_store(rel: &str) -> bool {
     rel == "store.rs" || rel.ends_with("/store.rs") || rel.contains("/store/")
 }
@@ -107,7 +116,9 @@ fn the_backend_reads_the_time_only_through_its_clock() {
             continue;
         }
         for (line, code) in hits(&text, &["now_ms()", "SystemTime::now", "UNIX_EPOCH"]) {
-            bad.push(format!("backend/src/{rel}:{line}: {code}"));
+            if reads_the_system_clock(&code) {
+                bad.push(format!("backend/src/{rel}:{line}: {code}"));
+            }
         }
     }
     assert!(

@@ -18,7 +18,6 @@ use crate::auth::{Admin, Caller, Principal, Viewer};
 use crate::error::AppError;
 use crate::extract::{JsonBody, Path, Query};
 use crate::state::AppState;
-use crate::time::now_ms;
 
 /// The longest a config long poll is held.
 const MAX_POLL: Duration = Duration::from_secs(60);
@@ -162,7 +161,7 @@ pub async fn report_status(
             path: format!("$.breakers[{idx}].breaker"),
         })?;
     }
-    let now = now_ms();
+    let now = app.clock.now_ms();
     let mut tx = app.store.begin().await?;
     // A new instance counts against the instance limit, as at ingest: the service's instances
     // are those the fleet knows from aggregates and those that reported status before. Most
@@ -294,6 +293,7 @@ pub async fn put(
             reason: change.reason.unwrap_or_else(|| "set by an admin".into()),
             ends_auto_change: None,
         },
+        app.clock.now_ms(),
     )
     .await?;
     Ok(Json(stored))
@@ -352,6 +352,7 @@ pub async fn control(
                 .unwrap_or_else(|| format!("manual mode {}", mode.as_str().unwrap_or("?"))),
             ends_auto_change: None,
         },
+        app.clock.now_ms(),
     )
     .await?;
     Ok(Json(stored))
@@ -397,6 +398,7 @@ pub async fn restore(
             reason: format!("restored version {}", request.version),
             ends_auto_change: None,
         },
+        app.clock.now_ms(),
     )
     .await?;
     Ok(Json(stored))

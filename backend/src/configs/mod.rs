@@ -20,7 +20,6 @@ use tokio::sync::watch;
 
 use crate::error::AppError;
 use crate::store::Store;
-use crate::time::now_ms;
 
 pub use store::{Audit, current, next_version, write_audit};
 
@@ -88,9 +87,10 @@ pub async fn save_version(
     store: &Store,
     watch: &ConfigWatch,
     change: NewVersion<'_>,
+    now_ms: i64,
 ) -> Result<StoredConfig, AppError> {
     let mut tx = store.begin().await?;
-    let (breaker_id, stored) = save_version_in(&mut tx, change).await?;
+    let (breaker_id, stored) = save_version_in(&mut tx, change, now_ms).await?;
     tx.commit().await?;
     watch.notify(breaker_id, stored.config.version);
     Ok(stored)
@@ -102,7 +102,8 @@ pub async fn save_version(
 pub async fn save_version_in(
     tx: &mut Transaction<'static, Sqlite>,
     change: NewVersion<'_>,
+    now_ms: i64,
 ) -> Result<(i64, StoredConfig), AppError> {
     check(&change.config)?;
-    Ok(store::insert_version(tx, change, now_ms()).await?)
+    Ok(store::insert_version(tx, change, now_ms).await?)
 }

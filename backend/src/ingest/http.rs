@@ -8,7 +8,6 @@ use crate::auth::Ingester;
 use crate::error::AppError;
 use crate::extract::JsonBody;
 use crate::state::AppState;
-use crate::time::now_ms;
 
 #[utoipa::path(post, path = "/api/v1/ingest", tag = "ingest",
     request_body = IngestBatch,
@@ -73,7 +72,7 @@ async fn accept(
 ) -> Result<Json<IngestAck>, AppError> {
     protocol::validate_batch_with(
         &batch,
-        now_ms(),
+        app.clock.now_ms(),
         &protocol::BatchLimits {
             max_calls_per_s: app.limits.max_calls_per_s,
         },

@@ -25,7 +25,7 @@ use crate::ingest::limits::{Limit, LimitExceeded, Limits};
 use crate::ingest::store::Committed;
 use crate::metrics::Metrics;
 use crate::store::Store;
-use crate::time::now_ms;
+use crate::time::Clock;
 
 /// Batches committed together in one transaction at most.
 const MAX_BATCHES_PER_COMMIT: usize = 64;
@@ -68,15 +68,15 @@ impl IngestQueue {
 }
 
 /// Starts the writer task with a queue of `capacity` batches. `fleet` holds the instances
-/// known so far (they count towards `limits`), `breaker_ids` every breaker.
+/// known so far (they count towards `limits`), `breaker_ids` every breaker; `clock` stamps what
+/// it stores.
 pub fn spawn_writer(
     store: Store,
     fleet: Arc<RwLock<Fleet>>,
     breaker_ids: HashMap<BreakerKey, i64>,
     hub: Hub,
     metrics: Arc<Metrics>,
-    capacity: usize,
-    limits: Limits,
+    (capacity, limits, clock): (usize, Limits, Clock),
 ) -> IngestQueue {
     let (tx, rx) = mpsc::channel(capacity);
     let dirty: Arc<Mutex<HashSet<BreakerKey>>> = Arc::default();
@@ -102,6 +102,7 @@ pub fn spawn_writer(
         hub,
         metrics,
         dirty,
+        clock,
     };
     writer.export_cardinality();
     tokio::spawn(writer.run(rx));
@@ -159,6 +160,7 @@ struct Writer {
     metrics: Arc<Metrics>,
     /// Breakers whose summary changed since the last flush (see `flush_summaries`).
     dirty: Arc<Mutex<HashSet<BreakerKey>>>,
+    clock: Clock,
 }
 
 /// Names the batches admitted into the current group will create, not committed yet: they
@@ -332,7 +334,7 @@ impl Writer {
     }
 
     async fn commit<'b>(&self, batches: &[&'b IngestBatch]) -> anyhow::Result<Pending<'b>> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut tx = self.store.begin_ingest().await?;
         let claimed = Store::claim_batches(&mut tx, batches, now).await?;
         // Breakers seen for the first time get their rows (and ids) first.

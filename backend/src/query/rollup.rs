@@ -12,7 +12,7 @@ use protocol::{LatencyHistogram, OutcomeCounts};
 
 pub use super::store::rollup::{ROLLUP_BATCH, prune_once, roll_up_once};
 use crate::store::Store;
-use crate::time::now_ms;
+use crate::time::Clock;
 
 pub const MINUTE_MS: i64 = 60_000;
 pub const HOUR_MS: i64 = 3_600_000;
@@ -52,7 +52,12 @@ impl Bucket {
 }
 
 /// Runs rollup and prune every `period` until the runtime shuts down.
-pub fn spawn(store: Store, retention: Retention, period: Duration) -> tokio::task::JoinHandle<()> {
+pub fn spawn(
+    store: Store,
+    retention: Retention,
+    period: Duration,
+    clock: Clock,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         // The first run comes a period after start, not at once: a server that just started has
         // nothing new to roll up, and tests that drive the jobs themselves must not race it.
@@ -70,7 +75,7 @@ pub fn spawn(store: Store, retention: Retention, period: Duration) -> tokio::tas
                     }
                 }
             }
-            if let Err(err) = prune_once(&store, &retention, now_ms()).await {
+            if let Err(err) = prune_once(&store, &retention, clock.now_ms()).await {
                 tracing::warn!(error = format!("{err:#}"), "pruning failed; retrying later");
             }
         }

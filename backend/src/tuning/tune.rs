@@ -119,9 +119,15 @@ async fn live(
     };
     // Ctrl-C ends the process, and the run with it.
     let (job, _cancel_on_drop) = crate::tuning::engine_run::EngineRuns::new(budget, None).job();
-    let rec = crate::tuning::recommend::recommend(&store, &service, breaker, days, &job)
-        .await
-        .map_err(|err| anyhow::anyhow!("{err}"))?;
+    let rec = crate::tuning::recommend::recommend(
+        &store,
+        &service,
+        breaker,
+        (days, crate::time::Clock::system().now_ms()),
+        &job,
+    )
+    .await
+    .map_err(|err| anyhow::anyhow!("{err}"))?;
     let config = |c: &protocol::BreakerConfig| serde_json::to_string(c).unwrap_or_default();
     println!(
         "recommendation {} for {service}/{breaker} (confidence {:.2})",

@@ -10,7 +10,6 @@ use crate::configs;
 use crate::error::AppError;
 use crate::extract::{JsonBody, Path};
 use crate::state::AppState;
-use crate::time::now_ms;
 
 async fn view(app: &AppState, service: String, breaker: String) -> Result<AutoTuneView, AppError> {
     let id = app.store.breaker(&service, &breaker).await?;
@@ -59,7 +58,7 @@ pub async fn put(
     new.check()
         .map_err(|(path, detail)| AppError::Invalid { detail, path })?;
     let id = app.store.breaker(&service, &breaker).await?;
-    let now = now_ms();
+    let now = app.clock.now_ms();
     let text = serde_json::to_string(&new).map_err(anyhow::Error::from)?;
     let mut tx = app.store.begin().await?;
     store::save_settings(&mut tx, id, &new, &admin.name, now).await?;

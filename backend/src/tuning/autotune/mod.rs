@@ -26,7 +26,6 @@ use protocol::{
 use crate::configs::{self, AutoEnd, NewVersion};
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::time::now_ms;
 
 use self::canary::{Decision, RollBack};
 pub use self::guardrails::clamp;
@@ -119,6 +118,7 @@ async fn end_change(
             reason,
             ends_auto_change: Some((ending.change.id, ending.end)),
         },
+        app.clock.now_ms(),
     )
     .await?;
     store::set_outcome(&mut tx, ending.change.id, &ending.outcome).await?;
@@ -208,7 +208,7 @@ pub async fn step(app: &AppState, service: &str, breaker: &str) -> Result<AutoTu
     let id = app.store.breaker(service, breaker).await?;
     let row = store::settings(&app.store, id).await?;
     let settings = row.settings;
-    let now = now_ms();
+    let now = app.clock.now_ms();
     let latest = store::changes(&app.store, id, None, 1).await?.pop();
     let canary = latest.clone().filter(|c| c.status == ChangeStatus::Canary);
     if !settings.enabled {
@@ -277,9 +277,14 @@ pub async fn step(app: &AppState, service: &str, breaker: &str) -> Result<AutoTu
     // Dropped with this step's future (the admin's request went away, or the server stopped
     // auto mode's task): the run stops too.
     let (job, _cancel_on_drop) = app.engine.job();
-    let rec =
-        crate::tuning::recommend::recommend(&app.store, service, breaker, settings.days, &job)
-            .await?;
+    let rec = crate::tuning::recommend::recommend(
+        &app.store,
+        service,
+        breaker,
+        (settings.days, now),
+        &job,
+    )
+    .await?;
     if rec.confidence < settings.min_confidence {
         return Ok(done(
             StepAction::LowConfidence,
@@ -446,6 +451,7 @@ async fn start_change(
                     reason: format!("auto mode applied recommendation {}", rec.id),
                     ends_auto_change: Some((change_id, AutoEnd::Promoted)),
                 },
+                now,
             )
             .await?;
             store::set_outcome(

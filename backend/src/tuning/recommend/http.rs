@@ -11,7 +11,6 @@ use crate::configs::{self, NewVersion};
 use crate::error::AppError;
 use crate::extract::{Path, Query};
 use crate::state::AppState;
-use crate::time::now_ms;
 
 #[derive(Deserialize)]
 pub struct RecommendQuery {
@@ -41,7 +40,14 @@ pub async fn create(
     // Dropped with this handler's future (the client went away): the run stops too.
     let (job, _cancel_on_drop) = app.engine.job();
     Ok(Json(
-        recommend(&app.store, &service, &breaker, days, &job).await?,
+        recommend(
+            &app.store,
+            &service,
+            &breaker,
+            (days, app.clock.now_ms()),
+            &job,
+        )
+        .await?,
     ))
 }
 
@@ -110,6 +116,7 @@ async fn decide(
                 reason: format!("accepted recommendation {id}: {}", rec.summary),
                 ends_auto_change: None,
             },
+            app.clock.now_ms(),
         )
         .await?;
         Some(stored.config.version)
@@ -121,7 +128,15 @@ async fn decide(
     } else {
         RecommendationStatus::Rejected
     };
-    store::decide(&app.store, id, status, admin, now_ms(), applied_version).await?;
+    store::decide(
+        &app.store,
+        id,
+        status,
+        admin,
+        app.clock.now_ms(),
+        applied_version,
+    )
+    .await?;
     Ok(store::load(&app.store, id).await?)
 }
 
@@ -164,7 +179,7 @@ pub async fn lint_handler(
 ) -> Result<Json<Vec<LintFinding>>, AppError> {
     let id = app.store.breaker(&service, &breaker).await?;
     let (_, config) = current_config(&app.store, id).await?;
-    let to_ms = now_ms();
+    let to_ms = app.clock.now_ms();
     // Lint's arithmetic is light; its time goes into reading (and first rolling up) a week of
     // history, which ends with this future when the client goes away. It keeps to the engine's
     // budget as well.

@@ -18,7 +18,6 @@ use crate::configs;
 use crate::error::AppError;
 use crate::query::rollup::{Bucket, MINUTE_MS};
 use crate::store::Store;
-use crate::time::now_ms;
 use crate::tuning::engine_run::{Job, RunCost};
 use engine::stop::StopReason;
 
@@ -203,17 +202,16 @@ pub(super) async fn current_config(
     }
 }
 
-/// Runs the engine over a breaker's last `days` as `job` and stores the suggestion
+/// Runs the engine over a breaker's `days` before `to_ms` as `job` and stores the suggestion
 /// (superseding open ones).
 pub async fn recommend(
     store: &Store,
     service: &str,
     breaker: &str,
-    days: i64,
+    (days, to_ms): (i64, i64),
     job: &Job,
 ) -> Result<Recommendation, AppError> {
     let id = store.breaker(service, breaker).await?;
-    let to_ms = now_ms();
     let from_ms = to_ms - days * 86_400_000;
     // Within the raw aggregates' retention, learn per second: short incidents stay visible.
     let history = history(store, id, from_ms, to_ms, days <= 1).await?;
