@@ -1,0 +1,94 @@
+//! The coordinate descent, the rule by which one candidate beats another, and what a
+//! configuration costs on one evaluation set.
+
+use breaker::Config;
+
+use super::grid::{Grid, Param};
+use super::{Candidate, EvalSet, Search};
+use crate::replay;
+
+// === impl Search ===
+
+impl Search {
+    /// Coordinate descent from one starting point.
+    pub(super) fn descend(
+        &mut self,
+        grid: &Grid,
+        mut best_cost: f64,
+        mut best: Candidate,
+    ) -> (f64, Candidate) {
+        for _round in 0..self.opts.max_rounds {
+            let mut changed = false;
+            for param in Param::ALL {
+                for mut variant in grid.variants(&best, param) {
+                    if self.should_stop() {
+                        return (best_cost, best);
+                    }
+                    // A lower threshold brings a higher minimum of calls with it.
+                    if self.opts.min_failures_to_trip > 0.0 {
+                        variant.require_failures(self.opts.min_failures_to_trip);
+                        if let Some(risk) = &self.probe_risk {
+                            risk.require_noise_margin(&mut variant);
+                        }
+                    }
+                    if variant == best {
+                        continue;
+                    }
+                    let cost = self.screen_cost(&variant, best_cost + 1e-9);
+                    if better(cost, &variant, best_cost, &best) {
+                        best_cost = cost;
+                        best = variant;
+                        changed = true;
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        (best_cost, best)
+    }
+}
+
+/// Whether `cost` of `cand` beats `best_cost` of `best`: by a margin, or equal and simpler.
+pub(super) fn better(cost: f64, cand: &Candidate, best_cost: f64, best: &Candidate) -> bool {
+    if !cost.is_finite() {
+        return false;
+    }
+    let margin = 0.01 * best_cost + 0.5;
+    cost < best_cost - margin || (cost <= best_cost + 1e-9 && cand.complexity() < best.complexity())
+}
+
+/// The cost of `config` on `set`, counted from step `score_from` on, with the false-trip
+/// penalty (see [`super::SearchOptions::false_trip_penalty_s`]), times `weight` (the thinning
+/// factor when `set` is a thinned copy); adds the calls it drove through the machine to
+/// `replayed_calls`.
+pub(super) fn cost_on(
+    set: &EvalSet,
+    config: &Config,
+    weight: u32,
+    score_from: usize,
+    false_trip_penalty_s: f64,
+    replayed_calls: &mut u64,
+) -> f64 {
+    let mut res = replay::replay(&set.history, 0..set.history.len(), config);
+    *replayed_calls += res.replayed_calls;
+    let skip = score_from.min(set.history.len());
+    if skip > 0 {
+        res.admitted.drain(..skip);
+        res.rejected.drain(..skip);
+        res.range = skip..set.history.len();
+    }
+    let score = replay::score(&set.history, &res, &set.healthy, &set.incidents);
+    let penalty = if false_trip_penalty_s > 0.0 && score.false_trips > 0 {
+        let seconds = set.history.len() as f64 * set.history.step.as_secs_f64();
+        let rate = set.history.n_calls() as f64 / seconds.max(1.0);
+        f64::from(score.false_trips) * false_trip_penalty_s * rate
+    } else {
+        0.0
+    };
+    (score.cost + penalty) * f64::from(weight)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,176 @@
+//! Evaluation sets written from the history itself: injected incidents (outages, partial
+//! failures, a slow-down) and stressed stretches, each in a copy of a normal stretch.
+
+use super::EvalSet;
+use crate::anomaly::Labels;
+use crate::history::{History, Step};
+use crate::scenario::Span;
+
+/// What an injected stretch looks like.
+#[derive(Clone, Copy, Debug)]
+enum Injection {
+    /// Failures moved `severity` of the way from the usual rate to 100 %.
+    Failures { severity: f64 },
+    /// Latencies moved up by this many buckets.
+    Slowdown { n_buckets: usize },
+    /// Failures and slow calls ×factor, still healthy.
+    Stress { factor: f64 },
+}
+
+/// Incidents written into copies of normal stretches of `history`.
+pub(super) fn injected_sets(history: &History, labels: &Labels, n_copies: usize) -> Vec<EvalSet> {
+    let step_s = history.step.as_secs_f64().max(1e-3);
+    let steps_of = |secs: f64| ((secs / step_s).round() as usize).max(1);
+    // Incidents twice, at different places, so that one lucky or unlucky probe does not
+    // decide. Their lengths are deliberately not round: where an incident ends relative to
+    // the probes decides the good calls refused after it, and lengths spread over a minute
+    // (the odd seconds below) price a wait by what it costs on average, not by how neatly
+    // it divides a round length.
+    let specs: [(&'static str, Injection, f64); 12] = [
+        ("outage-2m", Injection::Failures { severity: 1.0 }, 127.0),
+        ("outage-10m", Injection::Failures { severity: 1.0 }, 613.0),
+        ("partial-50", Injection::Failures { severity: 0.5 }, 319.0),
+        ("partial-30", Injection::Failures { severity: 0.3 }, 329.0),
+        ("slowdown", Injection::Slowdown { n_buckets: 5 }, 337.0),
+        ("stress", Injection::Stress { factor: 1.3 }, 900.0),
+        ("outage-2m", Injection::Failures { severity: 1.0 }, 163.0),
+        ("outage-10m", Injection::Failures { severity: 1.0 }, 643.0),
+        ("partial-50", Injection::Failures { severity: 0.5 }, 353.0),
+        ("partial-30", Injection::Failures { severity: 0.3 }, 311.0),
+        ("slowdown", Injection::Slowdown { n_buckets: 5 }, 347.0),
+        ("stress", Injection::Stress { factor: 1.3 }, 900.0),
+    ];
+    // The stressed stretches are centred on the worst noise the history showed (its
+    // highest-scoring transients), so the margin is taken where it matters.
+    let mut worst_noise: Vec<&crate::anomaly::Period> = labels.transients.iter().collect();
+    worst_noise.sort_by(|a, b| b.peak_score.total_cmp(&a.peak_score));
+    let mut worst_noise = worst_noise.into_iter();
+    let usual_failure_rate = {
+        let (n_calls, n_failures) = history
+            .steps
+            .iter()
+            .zip(&labels.anomalous)
+            .filter(|(_, anomalous)| !**anomalous)
+            .fold((0u64, 0u64), |(c, f), (step, _)| {
+                (c + u64::from(step.n_calls), f + u64::from(step.n_failures))
+            });
+        if n_calls > 0 {
+            n_failures as f64 / n_calls as f64
+        } else {
+            0.0
+        }
+    };
+    let pre = steps_of(300.0);
+    let post = steps_of(180.0);
+    let n_specs = specs.len();
+    let mut out = Vec::new();
+    let n_used = if n_copies >= 2 { n_specs } else { 6 };
+    for (k, (name, injection, secs)) in specs.into_iter().enumerate().take(n_used) {
+        let len_incident = steps_of(secs);
+        let (lead, tail) = match injection {
+            Injection::Stress { .. } => (0, 0),
+            _ => (pre, post),
+        };
+        let total = lead + len_incident + tail;
+        if history.len() < total {
+            continue;
+        }
+        // Spread the copies over the history, each on a stretch with no anomaly.
+        let mut want = ((k as f64 + 0.5) / n_specs as f64 * history.len() as f64) as usize;
+        if let Injection::Stress { .. } = injection
+            && let Some(noise) = worst_noise.next()
+        {
+            want = noise.start_step.saturating_sub(total / 2);
+        }
+        let Some(start) = clean_stretch(&labels.anomalous, want, total) else {
+            continue;
+        };
+        let mut steps: Vec<Step> = history.steps[start..start + total].to_vec();
+        let mut healthy = vec![true; total];
+        let mut carry = 0.0;
+        for (offset, step) in steps.iter_mut().enumerate().skip(lead).take(len_incident) {
+            match injection {
+                Injection::Failures { severity } => {
+                    let rate = usual_failure_rate + severity * (1.0 - usual_failure_rate);
+                    let exact = f64::from(step.n_calls) * rate + carry;
+                    let n = (exact.floor() as u32).min(step.n_calls);
+                    carry = exact - f64::from(n);
+                    step.n_failures = step.n_failures.max(n);
+                    healthy[offset] = false;
+                }
+                Injection::Slowdown { n_buckets } => {
+                    let len = step.latency_counts.len();
+                    let mut moved = vec![0u32; len];
+                    for (b, &count) in step.latency_counts.iter().enumerate() {
+                        moved[(b + n_buckets).min(len.saturating_sub(1))] += count;
+                    }
+                    step.latency_counts = moved;
+                    healthy[offset] = false;
+                }
+                Injection::Stress { factor } => {
+                    let exact = f64::from(step.n_failures) * factor + carry;
+                    let n = (exact.floor() as u32).min(step.n_calls);
+                    carry = exact - f64::from(n);
+                    step.n_failures = n;
+                    // Move a share of calls up one bucket: a slightly slower dependency.
+                    let len = step.latency_counts.len();
+                    if len > 1 {
+                        for b in (0..len - 1).rev() {
+                            let shift = (f64::from(step.latency_counts[b]) * (factor - 1.0)) as u32;
+                            step.latency_counts[b] -= shift;
+                            step.latency_counts[b + 1] += shift;
+                        }
+                    }
+                }
+            }
+        }
+        let step_ms = history.step.as_millis() as u64;
+        let incidents = if len_incident > 0 && healthy.iter().any(|h| !h) {
+            vec![Span {
+                start_ms: steps[lead].t_ms,
+                end_ms: steps[lead + len_incident - 1].t_ms + step_ms,
+            }]
+        } else {
+            Vec::new()
+        };
+        // Scores index `healthy` by step from the start of the set's history.
+        out.push(EvalSet {
+            name,
+            history: History {
+                step: history.step,
+                latency_buckets_ms: history.latency_buckets_ms.clone(),
+                steps,
+            },
+            healthy,
+            incidents,
+        });
+    }
+    out
+}
+
+/// The start of a run of `len` steps with no anomaly, nearest to `want`.
+fn clean_stretch(anomalous: &[bool], want: usize, len: usize) -> Option<usize> {
+    let n = anomalous.len();
+    if n < len {
+        return None;
+    }
+    let last_start = n - len;
+    let mut n_before = vec![0usize; n + 1];
+    for (i, &a) in anomalous.iter().enumerate() {
+        n_before[i + 1] = n_before[i] + usize::from(a);
+    }
+    let ok = |start: usize| n_before[start + len] == n_before[start];
+    let want = want.min(last_start);
+    (0..=last_start).find_map(|d| {
+        [
+            want.checked_sub(d),
+            Some(want + d).filter(|&s| s <= last_start),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|&s| ok(s))
+    })
+}
+
+#[cfg(test)]
+mod tests;
