@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use backend::auth::Role;
-use backend::time::now_ms;
+use backend::time::{Clock, now_ms};
 use protocol::{AutoTuneStep, AutoTuneView, BreakerConfig, ConfigView};
 use serde_json::{Value, json};
 use tests::TestServer;
@@ -24,6 +24,16 @@ struct Setup {
 }
 
 impl Setup {
+    /// The server's clock: a manual one, which only [`Setup::advance`] moves.
+    fn now_ms(&self) -> i64 {
+        self.server.server.state.clock.now_ms()
+    }
+
+    /// Time passes on the server (and only there).
+    fn advance(&self, by: Duration) {
+        self.server.server.state.clock.advance(by);
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}/api/v1{path}", self.server.url())
     }
@@ -88,7 +98,7 @@ impl Setup {
             self.url("/config-status"),
             &self.key,
             Some(
-                json!({"service": "shop", "instance": instance, "at_ms": now_ms(),
+                json!({"service": "shop", "instance": instance, "at_ms": self.now_ms(),
                         "breakers": [{"breaker": "payments", "running_version": version}]}),
             ),
         )
@@ -101,7 +111,7 @@ impl Setup {
         self.ingest(
             instance,
             seq,
-            json!({"transitions": [{"breaker": "payments", "at_ms": now_ms(), "from": "closed",
+            json!({"transitions": [{"breaker": "payments", "at_ms": self.now_ms(), "from": "closed",
                                      "to": "open", "config_version": version}]}),
         )
         .await;
@@ -115,7 +125,7 @@ impl Setup {
 
     async fn ingest(&self, instance: &str, seq: u64, body: Value) {
         let mut batch = json!({"service": "shop", "instance": instance, "seq": seq,
-                               "sent_at_ms": now_ms()});
+                               "sent_at_ms": self.now_ms()});
         for (k, v) in body.as_object().unwrap() {
             batch[k] = v.clone();
         }
@@ -145,9 +155,11 @@ async fn setup() -> Setup {
 
 /// [`setup`] with the history `history(start)` gives.
 async fn setup_with(history: fn(i64) -> Vec<Value>) -> Setup {
-    // Steps are taken through the API only: the background task waits an hour.
+    // Steps are taken through the API only: the background task waits an hour. Canary periods
+    // and cooldowns run on a manual clock, which the test moves.
     let server = TestServer::start_with(|options| {
         options.auto_tune_period = Duration::from_secs(3_600);
+        options.clock = Clock::manual(now_ms());
     })
     .await
     .unwrap();
@@ -158,7 +170,7 @@ async fn setup_with(history: fn(i64) -> Vec<Value>) -> Setup {
         client: reqwest::Client::new(),
         server,
     };
-    let start = (now_ms() - 181 * MINUTE).div_euclid(MINUTE) * MINUTE;
+    let start = (setup.now_ms() - 181 * MINUTE).div_euclid(MINUTE) * MINUTE;
     setup
         .ingest("shop-1", 1, json!({"aggregates": history(start)}))
         .await;
@@ -338,18 +350,13 @@ async fn auto_mode_canaries_rolls_back_and_promotes() {
     // Not promoted before the canary says it runs the change.
     assert!(step.detail.contains("waiting for"), "{}", step.detail);
     s.report(&canary, 6).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let step = loop {
-        let step = s.run().await;
-        if step.action != "canary_running" {
-            break step;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the canary never ended"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    // Running it, but before its canary period (one second) is over: still waiting.
+    s.advance(Duration::from_millis(999));
+    let step = s.run().await;
+    assert_eq!(step.action, "canary_running", "{}", step.detail);
+    assert!(step.detail.contains("1 s to go"), "{}", step.detail);
+    s.advance(Duration::from_millis(1));
+    let step = s.run().await;
     assert_eq!(step.action, "promoted", "{}", step.detail);
     assert_eq!(s.current_version().await, 6);
     assert_eq!(s.poll(peer, 5).await, Some(change.config.clone()));
