@@ -5,8 +5,8 @@ use backend::auth::Role;
 use backend::time::now_ms;
 use tests::TestServer;
 
-#[derive(Clone, Copy, Debug)]
-enum Who {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Who {
     Nobody,
     Unknown,
     Ingest,
@@ -16,7 +16,7 @@ enum Who {
     Revoked,
 }
 
-const EVERYONE: [Who; 7] = [
+pub(crate) const EVERYONE: [Who; 7] = [
     Who::Nobody,
     Who::Unknown,
     Who::Ingest,
@@ -65,36 +65,61 @@ fn expected(access: &Access, who: Who, anonymous: bool) -> u16 {
     }
 }
 
-async fn matrix(anonymous: bool) {
-    // The matrix presents unknown credentials on purpose, many times from one address: the
-    // failed-authentication throttle (tested on its own) must not turn its 401s into 429s.
-    let server = TestServer::start_with(|o| {
-        o.anonymous_viewer = anonymous;
-        o.failed_auth_per_minute = 100_000;
-    })
-    .await
-    .unwrap();
-    let ingest = server.ingest_key("svc").await.unwrap();
-    let other = server.ingest_key("other").await.unwrap();
-    let viewer = server.user_token("vic", Role::Viewer).await.unwrap();
-    let admin = server.user_token("ada", Role::Admin).await.unwrap();
-    let revoked = server.user_token("rex", Role::Admin).await.unwrap();
-    assert!(
-        backend::auth::revoke_user(&server.server.state.store, "rex")
-            .await
-            .unwrap()
-    );
-    let token = |who: Who| -> Option<String> {
+/// A server with a caller of every kind: ingest keys of `svc` and `other`, a viewer, an admin
+/// and a revoked admin.
+pub(crate) struct Callers {
+    pub(crate) server: TestServer,
+    ingest: String,
+    other: String,
+    viewer: String,
+    admin: String,
+    revoked: String,
+}
+
+impl Callers {
+    pub(crate) async fn new(anonymous: bool) -> Callers {
+        // The matrix presents unknown credentials on purpose, many times from one address: the
+        // failed-authentication throttle (tested on its own) must not turn its 401s into 429s.
+        let server = TestServer::start_with(|o| {
+            o.anonymous_viewer = anonymous;
+            o.failed_auth_per_minute = 100_000;
+        })
+        .await
+        .unwrap();
+        let callers = Callers {
+            ingest: server.ingest_key("svc").await.unwrap(),
+            other: server.ingest_key("other").await.unwrap(),
+            viewer: server.user_token("vic", Role::Viewer).await.unwrap(),
+            admin: server.user_token("ada", Role::Admin).await.unwrap(),
+            revoked: server.user_token("rex", Role::Admin).await.unwrap(),
+            server,
+        };
+        assert!(
+            backend::auth::revoke_user(&callers.server.server.state.store, "rex")
+                .await
+                .unwrap()
+        );
+        callers
+    }
+
+    /// The bearer token `who` presents, if any.
+    pub(crate) fn token(&self, who: Who) -> Option<String> {
         match who {
             Who::Nobody => None,
             Who::Unknown => Some("fbu_0123456789abcdef".into()),
-            Who::Ingest => Some(ingest.clone()),
-            Who::OtherServiceIngest => Some(other.clone()),
-            Who::Viewer => Some(viewer.clone()),
-            Who::Admin => Some(admin.clone()),
-            Who::Revoked => Some(revoked.clone()),
+            Who::Ingest => Some(self.ingest.clone()),
+            Who::OtherServiceIngest => Some(self.other.clone()),
+            Who::Viewer => Some(self.viewer.clone()),
+            Who::Admin => Some(self.admin.clone()),
+            Who::Revoked => Some(self.revoked.clone()),
         }
-    };
+    }
+}
+
+async fn matrix(anonymous: bool) {
+    let callers = Callers::new(anonymous).await;
+    let server = &callers.server;
+    let token = |who: Who| callers.token(who);
     let routes: Vec<(&str, &str, Access)> = vec![
         ("POST", "/api/v1/ingest", Access::Ingest),
         ("PUT", "/api/v1/breakers/svc/db/config", Access::Admin),

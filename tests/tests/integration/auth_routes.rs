@@ -9,32 +9,11 @@
 //! be refused for what it asks (an unknown id is 404, a missing body 4xx). Callers who may not
 //! get exactly 401 (no or unknown credentials) or 403 (known, without the right).
 
-use backend::auth::Role;
 use backend::routes::Access;
 use backend::time::now_ms;
 use serde_json::{Value, json};
-use tests::TestServer;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Who {
-    Nobody,
-    Unknown,
-    Ingest,
-    OtherServiceIngest,
-    Viewer,
-    Admin,
-    Revoked,
-}
-
-const EVERYONE: [Who; 7] = [
-    Who::Nobody,
-    Who::Unknown,
-    Who::Ingest,
-    Who::OtherServiceIngest,
-    Who::Viewer,
-    Who::Admin,
-    Who::Revoked,
-];
+use crate::auth::{Callers, EVERYONE, Who};
 
 /// `Ok(())` when `who` may call a route of `access`, else the status they must get.
 fn verdict(access: Access, who: Who, anonymous: bool) -> Result<(), u16> {
@@ -95,33 +74,8 @@ fn concrete(path: &str) -> String {
 }
 
 async fn matrix(anonymous: bool) {
-    let server = TestServer::start_with(|o| {
-        o.anonymous_viewer = anonymous;
-        o.failed_auth_per_minute = 100_000;
-    })
-    .await
-    .unwrap();
-    let ingest = server.ingest_key("svc").await.unwrap();
-    let other = server.ingest_key("other").await.unwrap();
-    let viewer = server.user_token("vic", Role::Viewer).await.unwrap();
-    let admin = server.user_token("ada", Role::Admin).await.unwrap();
-    let revoked = server.user_token("rex", Role::Admin).await.unwrap();
-    assert!(
-        backend::auth::revoke_user(&server.server.state.store, "rex")
-            .await
-            .unwrap()
-    );
-    let token = |who: Who| -> Option<String> {
-        match who {
-            Who::Nobody => None,
-            Who::Unknown => Some("fbu_0123456789abcdef".into()),
-            Who::Ingest => Some(ingest.clone()),
-            Who::OtherServiceIngest => Some(other.clone()),
-            Who::Viewer => Some(viewer.clone()),
-            Who::Admin => Some(admin.clone()),
-            Who::Revoked => Some(revoked.clone()),
-        }
-    };
+    let callers = Callers::new(anonymous).await;
+    let server = &callers.server;
     let doc = backend::openapi::document();
     let paths = doc["paths"].as_object().expect("paths");
     let client = reqwest::Client::new();
@@ -152,7 +106,7 @@ async fn matrix(anonymous: bool) {
                 if let Some(body) = body(path, seq) {
                     request = request.json(&body);
                 }
-                if let Some(token) = token(who) {
+                if let Some(token) = callers.token(who) {
                     request = request.bearer_auth(token);
                 }
                 // Only the status is read: the live stream's body never ends.

@@ -4,7 +4,7 @@
 use protocol::{Recommendation, RecommendationStatus};
 
 use crate::query::rollup::{Bucket, MINUTE_MS};
-use crate::query::store::{BucketRow, TimedBucketRow};
+use crate::query::store::BucketRow;
 use crate::store::{Store, StoreError, parse_json};
 
 /// A breaker's stored counts over `[from_ms, to_ms)`, per instance and interval: (start,
@@ -24,39 +24,25 @@ pub async fn history_rows(
          ORDER BY start_ms"
     } else {
         "SELECT start_ms, success, failure, timeout, rejected, slow, ignored, latency,
-                failure_rate_threshold
+                failure_rate_threshold, resolution_ms AS interval_ms
          FROM rollups WHERE breaker_id = ?1 AND resolution_ms = ?2 AND start_ms >= ?3 AND start_ms < ?4
          ORDER BY start_ms"
     };
     let step_ms = if per_second { 1_000 } else { MINUTE_MS };
-    if per_second {
-        let rows: Vec<AggregateRow> = sqlx::query_as(sql)
-            .bind(breaker_id)
-            .bind(step_ms)
-            .bind(from_ms)
-            .bind(to_ms)
-            .fetch_all(&store.pool)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| (row.start_ms, row.bucket.into(), row.interval_ms))
-            .collect())
-    } else {
-        let rows: Vec<TimedBucketRow> = sqlx::query_as(sql)
-            .bind(breaker_id)
-            .bind(step_ms)
-            .bind(from_ms)
-            .bind(to_ms)
-            .fetch_all(&store.pool)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| (row.start_ms, row.bucket.into(), MINUTE_MS))
-            .collect())
-    }
+    let rows: Vec<AggregateRow> = sqlx::query_as(sql)
+        .bind(breaker_id)
+        .bind(step_ms)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&store.pool)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| (row.start_ms, row.bucket.into(), row.interval_ms))
+        .collect())
 }
 
-/// A raw aggregate with its interval's length.
+/// Stored counts with the length of the interval they cover.
 #[derive(sqlx::FromRow)]
 struct AggregateRow {
     start_ms: i64,
