@@ -129,11 +129,7 @@ impl Store {
         service: &str,
         breaker: &str,
     ) -> Result<Option<i64>, sqlx::Error> {
-        sqlx::query_scalar("SELECT id FROM breakers WHERE service = ? AND name = ?")
-            .bind(service)
-            .bind(breaker)
-            .fetch_optional(&mut **tx)
-            .await
+        find_breaker(&mut **tx, service, breaker).await
     }
 
     /// The id of a known breaker; `None` when no report named it yet.
@@ -142,12 +138,20 @@ impl Store {
         service: &str,
         breaker: &str,
     ) -> Result<Option<i64>, sqlx::Error> {
-        sqlx::query_scalar("SELECT id FROM breakers WHERE service = ? AND name = ?")
-            .bind(service)
-            .bind(breaker)
-            .fetch_optional(&self.pool)
-            .await
+        find_breaker(&self.pool, service, breaker).await
     }
+}
+
+async fn find_breaker<'e>(
+    executor: impl sqlx::Executor<'e, Database = Sqlite>,
+    service: &str,
+    breaker: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM breakers WHERE service = ? AND name = ?")
+        .bind(service)
+        .bind(breaker)
+        .fetch_optional(executor)
+        .await
 }
 
 /// A count as stored: counts are int64 columns, and sums saturate at `i64::MAX` rather than
