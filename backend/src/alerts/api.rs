@@ -12,7 +12,8 @@ use protocol::{
 };
 use serde::Deserialize;
 
-use crate::alerts::{model, rules};
+use crate::alerts::model::{AlertStatus, EventKind};
+use crate::alerts::{rules, store};
 use crate::auth::{Admin, Principal, Role, Viewer};
 use crate::error::AppError;
 use crate::extract::{JsonBody, Path, Query};
@@ -49,43 +50,24 @@ pub async fn list(
             detail: format!("limit must be between 1 and 500, not {limit}"),
         });
     }
-    if let Some(status) = &query.status
-        && !matches!(status.as_str(), "firing" | "resolved")
-    {
-        return Err(AppError::BadQuery {
-            detail: format!("status is `firing` or `resolved`, not {status:?}"),
-        });
-    }
-    // One read transaction: a consistent snapshot while the engine keeps committing.
-    let mut conn = app.store.pool().begin().await?;
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM alerts WHERE (?1 IS NULL OR status = ?1) AND id < ?2
-         ORDER BY id DESC LIMIT ?3",
-    )
-    .bind(query.status)
-    .bind(query.before_id.unwrap_or(i64::MAX))
-    .bind(limit)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        out.push(model::full(&mut conn, id).await?);
-    }
-    Ok(Json(out))
+    let status = match &query.status {
+        None => None,
+        Some(text) => Some(AlertStatus::parse(text).ok_or_else(|| AppError::BadQuery {
+            detail: format!("status is `firing` or `resolved`, not {text:?}"),
+        })?),
+    };
+    let before_id = query.before_id.unwrap_or(i64::MAX);
+    Ok(Json(
+        store::alerts::list(&app.store, status, before_id, limit).await?,
+    ))
 }
 
 async fn one(app: &AppState, id: i64) -> Result<Alert, AppError> {
-    let mut conn = app.store.pool().begin().await?;
-    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM alerts WHERE id = ?")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    if exists.is_none() {
-        return Err(AppError::NotFound {
+    store::alerts::find(&app.store, id)
+        .await?
+        .ok_or_else(|| AppError::NotFound {
             detail: format!("no alert {id}"),
-        });
-    }
-    Ok(model::full(&mut conn, id).await?)
+        })
 }
 
 #[utoipa::path(get, path = "/api/v1/alerts/{id}", tag = "alerts",
@@ -104,18 +86,10 @@ pub async fn get(
 }
 
 /// Records a history entry that notifies no channel (acknowledged, silenced) and streams it.
-async fn note(app: &AppState, id: i64, kind: &str, detail: String) -> Result<Alert, AppError> {
-    let mut conn = app.store.pool().acquire().await?;
-    sqlx::query("INSERT INTO alert_events (alert_id, kind, at_ms, detail) VALUES (?, ?, ?, ?)")
-        .bind(id)
-        .bind(kind)
-        .bind(now_ms())
-        .bind(detail)
-        .execute(&mut *conn)
-        .await?;
-    let alert = model::full(&mut conn, id).await?;
+async fn note(app: &AppState, id: i64, kind: EventKind, detail: String) -> Result<Alert, AppError> {
+    let alert = store::alerts::add_note(&app.store, id, kind, detail, now_ms()).await?;
     app.alerts.committed(vec![AlertNotice {
-        event: kind.to_string(),
+        event: kind.as_str().to_string(),
         alert: Alert {
             events: Vec::new(),
             deliveries: Vec::new(),
@@ -139,15 +113,9 @@ pub async fn acknowledge(
     Path(id): Path<i64>,
 ) -> Result<Json<Alert>, AppError> {
     one(&app, id).await?;
-    sqlx::query("UPDATE alerts SET acknowledged_by = ?, acknowledged_ms = ? WHERE id = ?")
-        .bind(&admin.name)
-        .bind(now_ms())
-        .bind(id)
-        .execute(app.store.pool())
-        .await?;
-    Ok(Json(
-        note(&app, id, "acknowledged", format!("by {}", admin.name)).await?,
-    ))
+    store::alerts::acknowledge(&app.store, id, &admin.name, now_ms()).await?;
+    let detail = format!("by {}", admin.name);
+    Ok(Json(note(&app, id, EventKind::Acknowledged, detail).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/alerts/{id}/silence", tag = "alerts",
@@ -174,44 +142,16 @@ pub async fn silence(
     }
     one(&app, id).await?;
     let until = now_ms() + request.for_ms;
-    sqlx::query("UPDATE alerts SET silenced_until_ms = ? WHERE id = ?")
-        .bind((request.for_ms > 0).then_some(until))
-        .bind(id)
-        .execute(app.store.pool())
-        .await?;
+    store::alerts::set_silence(&app.store, id, (request.for_ms > 0).then_some(until)).await?;
     // Notifications already queued for it are held back too.
     if request.for_ms > 0 {
-        sqlx::query(
-            "UPDATE alert_outbox SET delivered_ms = ?, last_error = 'silenced'
-             WHERE delivered_ms IS NULL AND event_id IN
-               (SELECT id FROM alert_events WHERE alert_id = ? AND kind != 'resolved')",
-        )
-        .bind(now_ms())
-        .bind(id)
-        .execute(app.store.pool())
-        .await?;
+        store::alerts::hold_back_queued(&app.store, id, now_ms()).await?;
     }
     let detail = format!("by {} for {} s", admin.name, request.for_ms / 1_000);
-    Ok(Json(note(&app, id, "silenced", detail).await?))
+    Ok(Json(note(&app, id, EventKind::Silenced, detail).await?))
 }
 
 // === rules ===
-
-async fn audit(app: &AppState, actor: &str, action: &str, detail: String) -> Result<(), AppError> {
-    let mut conn = app.store.pool().acquire().await?;
-    crate::configs::write_audit(
-        &mut conn,
-        crate::configs::Audit {
-            actor,
-            action,
-            service: None,
-            breaker: None,
-            detail,
-        },
-    )
-    .await?;
-    Ok(())
-}
 
 #[utoipa::path(get, path = "/api/v1/alerts/rules", tag = "alerts",
     responses((status = 200, body = Vec<AlertRuleView>),
@@ -223,7 +163,7 @@ pub async fn list_rules(
     _: Viewer,
 ) -> Result<Json<Vec<AlertRuleView>>, AppError> {
     Ok(Json(
-        rules::load_rules(&app.store)
+        store::rules::load_rules(&app.store)
             .await?
             .into_iter()
             .map(|(rule, source)| AlertRuleView { rule, source })
@@ -253,9 +193,9 @@ pub async fn put_rule(
         });
     }
     rules::check_rule(&rule)?;
-    rules::upsert_rule(&app.store, &rule, "api").await?;
+    store::rules::upsert_rule(&app.store, &rule, "api", now_ms()).await?;
     let text = serde_json::to_string(&rule).map_err(anyhow::Error::from)?;
-    audit(&app, &admin.name, "alert_rule_put", text).await?;
+    store::rules::audit(&app.store, &admin.name, "alert_rule_put", text).await?;
     Ok(Json(AlertRuleView {
         rule,
         source: "api".into(),
@@ -274,16 +214,12 @@ pub async fn delete_rule(
     admin: Admin,
     Path(name): Path<String>,
 ) -> Result<StatusCode, AppError> {
-    let res = sqlx::query("DELETE FROM alert_rules WHERE name = ?")
-        .bind(&name)
-        .execute(app.store.pool())
-        .await?;
-    if res.rows_affected() == 0 {
+    if !store::rules::delete_rule(&app.store, &name).await? {
         return Err(AppError::NotFound {
             detail: format!("no alert rule {name:?}"),
         });
     }
-    audit(&app, &admin.name, "alert_rule_delete", name).await?;
+    store::rules::audit(&app.store, &admin.name, "alert_rule_delete", name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -334,7 +270,7 @@ pub async fn list_channels(
         }
     );
     Ok(Json(
-        rules::load_channels(&app.store)
+        store::rules::load_channels(&app.store)
             .await?
             .into_iter()
             .map(|row| view(row, admin))
@@ -365,19 +301,15 @@ pub async fn put_channel(
     }
     rules::check_channel(&channel)?;
     if channel.secret.is_none() {
-        channel.secret = sqlx::query_scalar("SELECT secret FROM alert_channels WHERE name = ?")
-            .bind(&name)
-            .fetch_optional(app.store.pool())
-            .await?
-            .flatten();
+        channel.secret = store::rules::channel_secret(&app.store, &name).await?;
     }
-    rules::upsert_channel(&app.store, &channel, "api").await?;
+    store::rules::upsert_channel(&app.store, &channel, "api", now_ms()).await?;
     let detail = format!(
         "{name}: {} {}",
         rules::kind_str(channel.kind),
         redact(&channel.url)
     );
-    audit(&app, &admin.name, "alert_channel_put", detail).await?;
+    store::rules::audit(&app.store, &admin.name, "alert_channel_put", detail).await?;
     Ok(Json(view(
         rules::ChannelRow {
             id: 0,
@@ -400,16 +332,12 @@ pub async fn delete_channel(
     admin: Admin,
     Path(name): Path<String>,
 ) -> Result<StatusCode, AppError> {
-    let res = sqlx::query("DELETE FROM alert_channels WHERE name = ?")
-        .bind(&name)
-        .execute(app.store.pool())
-        .await?;
-    if res.rows_affected() == 0 {
+    if !store::rules::delete_channel(&app.store, &name).await? {
         return Err(AppError::NotFound {
             detail: format!("no alert channel {name:?}"),
         });
     }
-    audit(&app, &admin.name, "alert_channel_delete", name).await?;
+    store::rules::audit(&app.store, &admin.name, "alert_channel_delete", name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

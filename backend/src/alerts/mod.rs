@@ -2,12 +2,15 @@
 //! delivered at least once from a persistent outbox.
 //!
 //! Brief overview:
-//! - [`rules`]: rule and channel validation, globs, and their tables (settings file, command
-//!   line and admin API).
+//! - [`rules`]: rule and channel validation and globs, and the settings' rules and channels
+//!   written at start (the admin API writes others).
 //! - [`engine::Engine`]: reads transitions by id after a persisted cursor (woken by the hub,
 //!   correct without it) and opens, extends and resolves alerts in the same transaction that
 //!   queues their notifications and moves the cursor.
-//! - [`model`]: alerts as [`protocol::Alert`]s, their history, new events and outbox rows.
+//! - [`model`]: [`model::AlertStatus`], [`model::EventKind`], and recording an event with the
+//!   notifications it queues.
+//! - [`store`]: every query of alerting (rules and channels, alerts, the engine's state, the
+//!   outbox).
 //! - [`outbox::Delivery`]: sends with retries and backoff, each channel behind a breaker.
 //! - [`channels`]: the webhook (HMAC-signed), Slack and Alertmanager payloads.
 //! - [`selfreport`]: the channels' breakers, shown on the dashboard as the service `fusebox`.
@@ -20,6 +23,7 @@ pub mod model;
 pub mod outbox;
 pub mod rules;
 pub mod selfreport;
+pub mod store;
 
 use std::sync::Arc;
 

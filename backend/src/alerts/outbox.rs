@@ -8,14 +8,14 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use protocol::{Alert, AlertChannel};
-use sqlx::Row;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::alerts::Alerts;
 use crate::alerts::channels::{self, Notification};
-use crate::store::Store;
+use crate::alerts::store;
+use crate::alerts::store::outbox::Due;
+use crate::store::{Store, StoreError};
 use crate::time::now_ms;
 
 /// Rows taken per look at the outbox.
@@ -34,16 +34,6 @@ pub struct Delivery {
     pub store: Store,
     pub alerts: Alerts,
     pub client: reqwest::Client,
-}
-
-/// One due notification.
-struct Due {
-    id: i64,
-    key: String,
-    attempts: i64,
-    event: String,
-    alert: Alert,
-    channel: AlertChannel,
 }
 
 /// The config of every channel's breaker: open after half of at least 4 of the last 10
@@ -114,54 +104,16 @@ impl Delivery {
         }
     }
 
-    async fn due(&self) -> anyhow::Result<Vec<Due>> {
-        let rows = sqlx::query(
-            "SELECT o.id, o.idempotency_key, o.attempts, e.kind, e.snapshot,
-                    c.name, c.kind, c.url, c.secret, c.rules
-             FROM alert_outbox o JOIN alert_events e ON e.id = o.event_id
-             JOIN alert_channels c ON c.id = o.channel_id
-             WHERE o.delivered_ms IS NULL AND o.next_attempt_ms <= ?
-             ORDER BY o.id LIMIT ?",
-        )
-        .bind(now_ms())
-        .bind(BATCH)
-        .fetch_all(self.store.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let snapshot: String = row.get(4);
-                let kind: String = row.get(6);
-                let rules: String = row.get(9);
-                Ok(Due {
-                    id: row.get(0),
-                    key: row.get(1),
-                    attempts: row.get(2),
-                    event: row.get(3),
-                    alert: serde_json::from_str(&snapshot)?,
-                    channel: AlertChannel {
-                        name: row.get(5),
-                        kind: serde_json::from_value(serde_json::Value::String(kind))?,
-                        url: row.get(7),
-                        secret: row.get(8),
-                        rules: serde_json::from_str(&rules)?,
-                    },
-                })
-            })
-            .collect()
+    async fn due(&self) -> Result<Vec<Due>, StoreError> {
+        store::outbox::due(&self.store, now_ms(), BATCH).await
     }
 
-    async fn next_due_ms(&self, in_flight: &HashSet<i64>) -> anyhow::Result<Option<i64>> {
-        let rows = sqlx::query(
-            "SELECT id, next_attempt_ms FROM alert_outbox WHERE delivered_ms IS NULL
-             ORDER BY next_attempt_ms LIMIT ?",
-        )
-        .bind(in_flight.len() as i64 + 1)
-        .fetch_all(self.store.pool())
-        .await?;
-        Ok(rows
+    async fn next_due_ms(&self, in_flight: &HashSet<i64>) -> Result<Option<i64>, StoreError> {
+        let pending = store::outbox::next_pending(&self.store, in_flight.len() as i64 + 1).await?;
+        Ok(pending
             .iter()
-            .find(|row| !in_flight.contains(&row.get::<i64, _>(0)))
-            .map(|row| row.get(1)))
+            .find(|row| !in_flight.contains(&row.id))
+            .map(|row| row.next_attempt_ms))
     }
 }
 
@@ -174,15 +126,13 @@ async fn deliver(store: Store, alerts: Alerts, client: reqwest::Client, due: Due
     let now = now_ms();
     let res = match breaker.try_acquire_owned() {
         Err(_) => {
-            let res = sqlx::query(
-                "UPDATE alert_outbox SET next_attempt_ms = ?, last_error = ? WHERE id = ?",
+            store::outbox::postpone(
+                &store,
+                due.id,
+                now + REJECTED_RETRY_MS,
+                "not sent: the channel's breaker is open",
             )
-            .bind(now + REJECTED_RETRY_MS)
-            .bind("not sent: the channel's breaker is open")
-            .bind(due.id)
-            .execute(store.pool())
-            .await;
-            res.map(|_| ())
+            .await
         }
         Ok(permit) => {
             let notification = Notification {
@@ -200,27 +150,16 @@ async fn deliver(store: Store, alerts: Alerts, client: reqwest::Client, due: Due
             };
             permit.record(outcome, started.elapsed());
             match sent {
-                Ok(()) => sqlx::query(
-                    "UPDATE alert_outbox SET delivered_ms = ?, attempts = attempts + 1,
-                         last_error = NULL WHERE id = ?",
-                )
-                .bind(now_ms())
-                .bind(due.id)
-                .execute(store.pool())
-                .await
-                .map(|_| ()),
+                Ok(()) => store::outbox::mark_delivered(&store, due.id, now_ms()).await,
                 Err(reason) => {
                     tracing::info!(channel = %due.channel.name, key = %due.key, %reason, "alert delivery failed; will retry");
-                    sqlx::query(
-                        "UPDATE alert_outbox SET attempts = attempts + 1, next_attempt_ms = ?,
-                             last_error = ? WHERE id = ?",
+                    store::outbox::mark_failed(
+                        &store,
+                        due.id,
+                        now_ms() + backoff_ms(due.attempts),
+                        &reason,
                     )
-                    .bind(now_ms() + backoff_ms(due.attempts))
-                    .bind(reason)
-                    .bind(due.id)
-                    .execute(store.pool())
                     .await
-                    .map(|_| ())
                 }
             }
         }

@@ -1,11 +1,12 @@
-//! Rules: validation, scope (service and breaker globs), and the rule and channel tables.
+//! Rules: validation, scope (service and breaker globs), and writing the settings' rules and
+//! channels at start (their tables are read and written in `store::rules`).
 //!
 //! Rules and channels come from three places: the migration's default rule, the settings file
 //! and command line (`source = 'config'`, rewritten at every start), and the admin API.
 
 use protocol::{AlertChannel, AlertChannelKind, AlertRule, AlertRuleKind};
-use sqlx::Row;
 
+use crate::alerts::store;
 use crate::error::AppError;
 use crate::store::Store;
 use crate::time::now_ms;
@@ -122,109 +123,6 @@ pub fn rule_kind_str(kind: AlertRuleKind) -> &'static str {
     }
 }
 
-fn parse_kind(text: &str) -> anyhow::Result<AlertChannelKind> {
-    Ok(match text {
-        "webhook" => AlertChannelKind::Webhook,
-        "slack" => AlertChannelKind::Slack,
-        "alertmanager" => AlertChannelKind::Alertmanager,
-        other => anyhow::bail!("unknown channel kind {other:?}"),
-    })
-}
-
-// === the tables ===
-
-/// Every rule with its source, by name.
-pub async fn load_rules(store: &Store) -> anyhow::Result<Vec<(AlertRule, String)>> {
-    let mut conn = store.pool().acquire().await?;
-    load_rules_on(&mut conn).await
-}
-
-/// [`load_rules`] on a connection (inside a transaction).
-pub async fn load_rules_on(
-    conn: &mut sqlx::SqliteConnection,
-) -> anyhow::Result<Vec<(AlertRule, String)>> {
-    let rows = sqlx::query("SELECT spec, source FROM alert_rules ORDER BY name")
-        .fetch_all(&mut *conn)
-        .await?;
-    rows.iter()
-        .map(|row| {
-            let spec: String = row.get(0);
-            Ok((serde_json::from_str(&spec)?, row.get(1)))
-        })
-        .collect()
-}
-
-pub async fn load_channels(store: &Store) -> anyhow::Result<Vec<ChannelRow>> {
-    let mut conn = store.pool().acquire().await?;
-    load_channels_on(&mut conn).await
-}
-
-/// [`load_channels`] on a connection (inside a transaction).
-pub async fn load_channels_on(
-    conn: &mut sqlx::SqliteConnection,
-) -> anyhow::Result<Vec<ChannelRow>> {
-    let rows = sqlx::query(
-        "SELECT id, name, kind, url, secret, rules, source FROM alert_channels ORDER BY name",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter().map(channel_row).collect()
-}
-
-pub fn channel_row(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<ChannelRow> {
-    let rules: String = row.get(5);
-    Ok(ChannelRow {
-        id: row.get(0),
-        spec: AlertChannel {
-            name: row.get(1),
-            kind: parse_kind(&row.get::<String, _>(2))?,
-            url: row.get(3),
-            secret: row.get(4),
-            rules: serde_json::from_str(&rules)?,
-        },
-        source: row.get(6),
-    })
-}
-
-pub async fn upsert_rule(store: &Store, rule: &AlertRule, source: &str) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO alert_rules (name, spec, source, updated_ms) VALUES (?, ?, ?, ?)
-         ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, source = excluded.source,
-           updated_ms = excluded.updated_ms",
-    )
-    .bind(&rule.name)
-    .bind(serde_json::to_string(rule)?)
-    .bind(source)
-    .bind(now_ms())
-    .execute(store.pool())
-    .await?;
-    Ok(())
-}
-
-pub async fn upsert_channel(
-    store: &Store,
-    channel: &AlertChannel,
-    source: &str,
-) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO alert_channels (name, kind, url, secret, rules, source, updated_ms)
-         VALUES (?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, url = excluded.url,
-           secret = excluded.secret, rules = excluded.rules, source = excluded.source,
-           updated_ms = excluded.updated_ms",
-    )
-    .bind(&channel.name)
-    .bind(kind_str(channel.kind))
-    .bind(&channel.url)
-    .bind(&channel.secret)
-    .bind(serde_json::to_string(&channel.rules)?)
-    .bind(source)
-    .bind(now_ms())
-    .execute(store.pool())
-    .await?;
-    Ok(())
-}
-
 /// Writes the settings' rules and channels, and removes those an earlier start's settings had
 /// that these no longer have. Rules and channels set through the API are kept.
 pub async fn sync_config(
@@ -234,28 +132,16 @@ pub async fn sync_config(
 ) -> anyhow::Result<()> {
     for rule in rules {
         check_rule(rule).map_err(|err| anyhow::anyhow!("alert rule {:?}: {err}", rule.name))?;
-        upsert_rule(store, rule, "config").await?;
+        store::rules::upsert_rule(store, rule, "config", now_ms()).await?;
     }
     for channel in channels {
         check_channel(channel)
             .map_err(|err| anyhow::anyhow!("alert channel {:?}: {err}", channel.name))?;
-        upsert_channel(store, channel, "config").await?;
+        store::rules::upsert_channel(store, channel, "config", now_ms()).await?;
     }
-    let names = |list: Vec<&String>| serde_json::to_string(&list).expect("strings serialize");
-    sqlx::query(
-        "DELETE FROM alert_rules WHERE source = 'config'
-         AND name NOT IN (SELECT value FROM json_each(?))",
-    )
-    .bind(names(rules.iter().map(|r| &r.name).collect()))
-    .execute(store.pool())
-    .await?;
-    sqlx::query(
-        "DELETE FROM alert_channels WHERE source = 'config'
-         AND name NOT IN (SELECT value FROM json_each(?))",
-    )
-    .bind(names(channels.iter().map(|c| &c.name).collect()))
-    .execute(store.pool())
-    .await?;
+    let rule_names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
+    let channel_names: Vec<&str> = channels.iter().map(|c| c.name.as_str()).collect();
+    store::rules::remove_config_except(store, &rule_names, &channel_names).await?;
     Ok(())
 }
 

@@ -12,9 +12,11 @@
 //! ([`throttle`]); the dashboard signs in through [`session`], which sets the cookie HttpOnly;
 //! cookie-authenticated writes must come from the dashboard's own origin ([`origin`]); long-lived
 //! answers (the live stream, the config long poll) re-check their credential ([`revoked`]).
+//! Keys and users are read and written in [`store`].
 
 pub mod origin;
 pub mod session;
+pub mod store;
 pub mod throttle;
 
 use std::collections::HashMap;
@@ -23,7 +25,6 @@ use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
 use crate::error::AppError;
 use crate::state::AppState;
@@ -128,127 +129,46 @@ pub fn hash_secret(secret: &str) -> String {
 pub async fn create_api_key(store: &Store, service: &str) -> anyhow::Result<Created> {
     protocol::validate_name(service).map_err(|d| anyhow::anyhow!("service name {d}"))?;
     let secret = new_secret("fbk_")?;
-    let id = sqlx::query_scalar(
-        "INSERT INTO api_keys (service, secret_hash, created_ms) VALUES (?, ?, ?) RETURNING id",
-    )
-    .bind(service)
-    .bind(hash_secret(&secret))
-    .bind(now_ms())
-    .fetch_one(store.pool())
-    .await?;
+    let id = store::insert_api_key(store, service, &hash_secret(&secret), now_ms()).await?;
     Ok(Created { id, secret })
 }
 
 pub async fn add_user(store: &Store, name: &str, role: Role) -> anyhow::Result<Created> {
     protocol::validate_name(name).map_err(|d| anyhow::anyhow!("user name {d}"))?;
     let secret = new_secret("fbu_")?;
-    let id = sqlx::query_scalar(
-        "INSERT INTO users (name, role, token_hash, created_ms) VALUES (?, ?, ?, ?) RETURNING id",
-    )
-    .bind(name)
-    .bind(role.as_str())
-    .bind(hash_secret(&secret))
-    .bind(now_ms())
-    .fetch_one(store.pool())
-    .await
-    .map_err(|err| match &err {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            anyhow::anyhow!("a user named {name:?} exists already")
-        }
-        _ => err.into(),
-    })?;
+    let id = store::insert_user(store, name, role, &hash_secret(&secret), now_ms()).await?;
     Ok(Created { id, secret })
 }
 
 /// Revokes an ingest key; false when no active key has that id.
 pub async fn revoke_api_key(store: &Store, id: i64) -> anyhow::Result<bool> {
-    let res = sqlx::query("UPDATE api_keys SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL")
-        .bind(now_ms())
-        .bind(id)
-        .execute(store.pool())
-        .await?;
-    Ok(res.rows_affected() == 1)
+    Ok(store::revoke_api_key(store, id, now_ms()).await?)
 }
 
 /// Revokes a user's token; false when no active user has that name.
 pub async fn revoke_user(store: &Store, name: &str) -> anyhow::Result<bool> {
-    let res = sqlx::query("UPDATE users SET revoked_ms = ? WHERE name = ? AND revoked_ms IS NULL")
-        .bind(now_ms())
-        .bind(name)
-        .execute(store.pool())
-        .await?;
-    Ok(res.rows_affected() == 1)
+    Ok(store::revoke_user(store, name, now_ms()).await?)
 }
 
 pub async fn list_api_keys(store: &Store) -> anyhow::Result<Vec<Listed>> {
-    let rows = sqlx::query("SELECT id, service, created_ms, revoked_ms FROM api_keys ORDER BY id")
-        .fetch_all(store.pool())
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| Listed {
-            id: row.get(0),
-            name: row.get(1),
-            role: "ingest".into(),
-            created_ms: row.get(2),
-            revoked_ms: row.get(3),
-        })
-        .collect())
+    Ok(store::api_keys(store).await?)
 }
 
 pub async fn list_users(store: &Store) -> anyhow::Result<Vec<Listed>> {
-    let rows = sqlx::query("SELECT id, name, role, created_ms, revoked_ms FROM users ORDER BY id")
-        .fetch_all(store.pool())
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| Listed {
-            id: row.get(0),
-            name: row.get(1),
-            role: row.get(2),
-            created_ms: row.get(3),
-            revoked_ms: row.get(4),
-        })
-        .collect())
+    Ok(store::users(store).await?)
 }
 
 pub async fn has_admin(store: &Store) -> anyhow::Result<bool> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM users WHERE role = 'admin' AND revoked_ms IS NULL",
-    )
-    .fetch_one(store.pool())
-    .await?;
-    Ok(n > 0)
+    Ok(store::count_active_admins(store).await? > 0)
 }
 
 /// The principal a secret belongs to, if it is active.
 pub async fn authenticate(store: &Store, secret: &str) -> anyhow::Result<Option<Principal>> {
     let hash = hash_secret(secret);
     if secret.starts_with("fbk_") {
-        let row = sqlx::query(
-            "SELECT id, service FROM api_keys WHERE secret_hash = ? AND revoked_ms IS NULL",
-        )
-        .bind(&hash)
-        .fetch_optional(store.pool())
-        .await?;
-        return Ok(row.map(|row| Principal::Ingest {
-            key_id: row.get(0),
-            service: row.get(1),
-        }));
+        return Ok(store::ingest_key(store, &hash).await?);
     }
-    let row =
-        sqlx::query("SELECT name, role FROM users WHERE token_hash = ? AND revoked_ms IS NULL")
-            .bind(&hash)
-            .fetch_optional(store.pool())
-            .await?;
-    Ok(row.map(|row| Principal::User {
-        name: row.get(0),
-        role: if row.get::<String, _>(1) == "admin" {
-            Role::Admin
-        } else {
-            Role::Viewer
-        },
-    }))
+    Ok(store::user(store, &hash).await?)
 }
 
 /// The secret a request presents: a bearer token, else the dashboard's cookie.

@@ -1,0 +1,177 @@
+//! The outbox: notifications queued with their alert's event, what is due, and the outcome of
+//! each attempt.
+
+use protocol::{Alert, AlertChannel};
+use sqlx::SqliteConnection;
+
+use super::parse_channel_kind;
+use crate::store::{Store, StoreError, parse_json};
+
+/// One due notification, with the alert as notified and its channel.
+pub struct Due {
+    pub id: i64,
+    pub key: String,
+    pub attempts: i64,
+    pub event: String,
+    pub alert: Alert,
+    pub channel: AlertChannel,
+}
+
+#[derive(sqlx::FromRow)]
+struct DueRecord {
+    id: i64,
+    idempotency_key: String,
+    attempts: i64,
+    event: String,
+    snapshot: String,
+    channel_name: String,
+    channel_kind: String,
+    url: String,
+    secret: Option<String>,
+    rules: String,
+}
+
+impl DueRecord {
+    fn into_due(self) -> Result<Due, StoreError> {
+        Ok(Due {
+            id: self.id,
+            key: self.idempotency_key,
+            attempts: self.attempts,
+            event: self.event,
+            alert: parse_json("a notified alert", &self.snapshot)?,
+            channel: AlertChannel {
+                name: self.channel_name,
+                kind: parse_channel_kind(&self.channel_kind)?,
+                url: self.url,
+                secret: self.secret,
+                rules: parse_json("a channel's rules", &self.rules)?,
+            },
+        })
+    }
+}
+
+/// An undelivered notification and when it is next tried.
+#[derive(sqlx::FromRow)]
+pub struct Pending {
+    pub id: i64,
+    pub next_attempt_ms: i64,
+}
+
+/// Queues the notification of an event to a channel, due at once.
+pub async fn queue(
+    conn: &mut SqliteConnection,
+    event_id: i64,
+    channel_id: i64,
+    idempotency_key: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO alert_outbox (event_id, channel_id, idempotency_key, created_ms, next_attempt_ms)
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(event_id)
+    .bind(channel_id)
+    .bind(idempotency_key)
+    .bind(now)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Queues each firing alert older than a minute again, as its latest event, for the
+/// Alertmanager channels that were told of it, once per alert, channel and minute of `now`
+/// (the idempotency key names the minute). Returns how many it queued.
+pub async fn queue_alertmanager_refresh(store: &Store, now: i64) -> Result<u64, StoreError> {
+    let res = sqlx::query(
+        "INSERT OR IGNORE INTO alert_outbox (event_id, channel_id, idempotency_key, created_ms, next_attempt_ms)
+         SELECT MAX(o.event_id), o.channel_id,
+                'fusebox-alert-' || a.id || '-refresh-' || ?1 || '-' || o.channel_id, ?2, ?2
+         FROM alerts a
+         JOIN alert_events e ON e.alert_id = a.id
+         JOIN alert_outbox o ON o.event_id = e.id
+         JOIN alert_channels c ON c.id = o.channel_id
+         WHERE a.status = 'firing' AND c.kind = 'alertmanager' AND a.started_ms <= ?2 - 60000
+         GROUP BY a.id, o.channel_id",
+    )
+    .bind(now / 60_000)
+    .bind(now)
+    .execute(&store.pool)
+    .await?;
+    Ok(res.rows_affected())
+}
+
+/// Up to `limit` undelivered notifications due at `now`, oldest first.
+pub async fn due(store: &Store, now: i64, limit: i64) -> Result<Vec<Due>, StoreError> {
+    let rows: Vec<DueRecord> = sqlx::query_as(
+        "SELECT o.id, o.idempotency_key, o.attempts, e.kind AS event, e.snapshot,
+                c.name AS channel_name, c.kind AS channel_kind, c.url, c.secret, c.rules
+         FROM alert_outbox o JOIN alert_events e ON e.id = o.event_id
+         JOIN alert_channels c ON c.id = o.channel_id
+         WHERE o.delivered_ms IS NULL AND o.next_attempt_ms <= ?
+         ORDER BY o.id LIMIT ?",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&store.pool)
+    .await?;
+    rows.into_iter().map(DueRecord::into_due).collect()
+}
+
+/// The `limit` undelivered notifications tried next, soonest first.
+pub async fn next_pending(store: &Store, limit: i64) -> Result<Vec<Pending>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, next_attempt_ms FROM alert_outbox WHERE delivered_ms IS NULL
+         ORDER BY next_attempt_ms LIMIT ?",
+    )
+    .bind(limit)
+    .fetch_all(&store.pool)
+    .await?)
+}
+
+/// Puts a notification off without counting an attempt (it was not sent).
+pub async fn postpone(
+    store: &Store,
+    id: i64,
+    next_attempt_ms: i64,
+    reason: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE alert_outbox SET next_attempt_ms = ?, last_error = ? WHERE id = ?")
+        .bind(next_attempt_ms)
+        .bind(reason)
+        .bind(id)
+        .execute(&store.pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn mark_delivered(store: &Store, id: i64, now: i64) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE alert_outbox SET delivered_ms = ?, attempts = attempts + 1,
+             last_error = NULL WHERE id = ?",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&store.pool)
+    .await?;
+    Ok(())
+}
+
+/// Counts a failed attempt and schedules the next.
+pub async fn mark_failed(
+    store: &Store,
+    id: i64,
+    next_attempt_ms: i64,
+    reason: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE alert_outbox SET attempts = attempts + 1, next_attempt_ms = ?,
+             last_error = ? WHERE id = ?",
+    )
+    .bind(next_attempt_ms)
+    .bind(reason)
+    .bind(id)
+    .execute(&store.pool)
+    .await?;
+    Ok(())
+}
