@@ -173,8 +173,14 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
-    let (alerts, alert_tasks) =
-        alerts::start(&store, &hub, &ingest, &options.alerts, public_url).await?;
+    let (alerts, alert_tasks) = alerts::start(
+        &store,
+        &hub,
+        &ingest,
+        &options.alerts,
+        (public_url, options.clock.clone()),
+    )
+    .await?;
     let state = AppState {
         store,
         fleet,

@@ -18,7 +18,6 @@ use crate::auth::{Admin, Principal, Role, Viewer};
 use crate::error::AppError;
 use crate::extract::{JsonBody, Path, Query};
 use crate::state::AppState;
-use crate::time::now_ms;
 
 #[derive(Deserialize)]
 pub struct AlertsQuery {
@@ -87,7 +86,7 @@ pub async fn get(
 
 /// Records a history entry that notifies no channel (acknowledged, silenced) and streams it.
 async fn note(app: &AppState, id: i64, kind: EventKind, detail: String) -> Result<Alert, AppError> {
-    let alert = store::alerts::add_note(&app.store, id, kind, detail, now_ms()).await?;
+    let alert = store::alerts::add_note(&app.store, id, kind, detail, app.clock.now_ms()).await?;
     app.alerts.committed(vec![AlertNotice {
         event: kind.as_str().to_string(),
         alert: Alert {
@@ -113,7 +112,7 @@ pub async fn acknowledge(
     Path(id): Path<i64>,
 ) -> Result<Json<Alert>, AppError> {
     one(&app, id).await?;
-    store::alerts::acknowledge(&app.store, id, &admin.name, now_ms()).await?;
+    store::alerts::acknowledge(&app.store, id, &admin.name, app.clock.now_ms()).await?;
     let detail = format!("by {}", admin.name);
     Ok(Json(note(&app, id, EventKind::Acknowledged, detail).await?))
 }
@@ -141,11 +140,11 @@ pub async fn silence(
         });
     }
     one(&app, id).await?;
-    let until = now_ms() + request.for_ms;
+    let until = app.clock.now_ms() + request.for_ms;
     store::alerts::set_silence(&app.store, id, (request.for_ms > 0).then_some(until)).await?;
     // Notifications already queued for it are held back too.
     if request.for_ms > 0 {
-        store::alerts::hold_back_queued(&app.store, id, now_ms()).await?;
+        store::alerts::hold_back_queued(&app.store, id, app.clock.now_ms()).await?;
     }
     let detail = format!("by {} for {} s", admin.name, request.for_ms / 1_000);
     Ok(Json(note(&app, id, EventKind::Silenced, detail).await?))
@@ -193,9 +192,15 @@ pub async fn put_rule(
         });
     }
     rules::check_rule(&rule)?;
-    store::rules::upsert_rule(&app.store, &rule, "api", now_ms()).await?;
+    store::rules::upsert_rule(&app.store, &rule, "api", app.clock.now_ms()).await?;
     let text = serde_json::to_string(&rule).map_err(anyhow::Error::from)?;
-    store::rules::audit(&app.store, &admin.name, "alert_rule_put", text).await?;
+    store::rules::audit(
+        &app.store,
+        (&admin.name, app.clock.now_ms()),
+        "alert_rule_put",
+        text,
+    )
+    .await?;
     Ok(Json(AlertRuleView {
         rule,
         source: "api".into(),
@@ -219,7 +224,13 @@ pub async fn delete_rule(
             detail: format!("no alert rule {name:?}"),
         });
     }
-    store::rules::audit(&app.store, &admin.name, "alert_rule_delete", name).await?;
+    store::rules::audit(
+        &app.store,
+        (&admin.name, app.clock.now_ms()),
+        "alert_rule_delete",
+        name,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -303,13 +314,19 @@ pub async fn put_channel(
     if channel.secret.is_none() {
         channel.secret = store::rules::channel_secret(&app.store, &name).await?;
     }
-    store::rules::upsert_channel(&app.store, &channel, "api", now_ms()).await?;
+    store::rules::upsert_channel(&app.store, &channel, "api", app.clock.now_ms()).await?;
     let detail = format!(
         "{name}: {} {}",
         rules::kind_str(channel.kind),
         redact(&channel.url)
     );
-    store::rules::audit(&app.store, &admin.name, "alert_channel_put", detail).await?;
+    store::rules::audit(
+        &app.store,
+        (&admin.name, app.clock.now_ms()),
+        "alert_channel_put",
+        detail,
+    )
+    .await?;
     Ok(Json(view(
         rules::ChannelRow {
             id: 0,
@@ -337,7 +354,13 @@ pub async fn delete_channel(
             detail: format!("no alert channel {name:?}"),
         });
     }
-    store::rules::audit(&app.store, &admin.name, "alert_channel_delete", name).await?;
+    store::rules::audit(
+        &app.store,
+        (&admin.name, app.clock.now_ms()),
+        "alert_channel_delete",
+        name,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -362,7 +385,7 @@ pub async fn chart(
     Path((service, breaker)): Path<(String, String)>,
     Query(query): Query<crate::query::http::RangeQuery>,
 ) -> Result<impl IntoResponse, AppError> {
-    let (from_ms, to_ms) = query.resolve()?;
+    let (from_ms, to_ms) = query.resolve(app.clock.now_ms())?;
     let step_ms = crate::query::http::auto_step_ms(to_ms - from_ms);
     let from_ms = from_ms.div_euclid(step_ms) * step_ms;
     let series = app

@@ -21,7 +21,6 @@ use crate::alerts::store;
 use crate::alerts::store::engine::{NewAlert, Transition};
 use crate::ingest::hub::Published;
 use crate::store::{Store, StoreError};
-use crate::time::now_ms;
 
 /// Transitions evaluated per transaction.
 const PAGE: i64 = 200;
@@ -96,7 +95,8 @@ impl Engine {
         let mut outcome = Outcome::default();
         let mut last = cursor;
         for transition in transitions {
-            apply(&mut tx, &rules, &channels, &transition, &mut outcome).await?;
+            let now = self.alerts.now_ms();
+            apply(&mut tx, (&rules, &channels), &transition, now, &mut outcome).await?;
             last = transition.id;
         }
         store::engine::set_cursor(&mut tx, last).await?;
@@ -116,7 +116,7 @@ impl Engine {
 
     /// Time-based rules: open longer than D, and the end of flapping; Alertmanager refreshes.
     async fn tick(&self) -> anyhow::Result<()> {
-        let now = now_ms();
+        let now = self.alerts.now_ms();
         self.refresh_alertmanager(now).await?;
         let rules = active_rules(&self.store).await?;
         let longest_wanted = rules
@@ -275,12 +275,11 @@ async fn trip_title(conn: &mut SqliteConnection, alert_id: i64) -> Result<String
 /// Evaluates one transition.
 async fn apply(
     conn: &mut SqliteConnection,
-    rules: &[AlertRule],
-    channels: &[ChannelRow],
+    (rules, channels): (&[AlertRule], &[ChannelRow]),
     t: &Transition,
+    now: i64,
     outcome: &mut Outcome,
 ) -> Result<(), StoreError> {
-    let now = now_ms();
     let was_closed = store::engine::closed_everywhere(conn, t.breaker_id).await?;
     store::engine::set_instance_state(conn, t.breaker_id, &t.instance, t.to, t.at_ms).await?;
     let is_closed = store::engine::closed_everywhere(conn, t.breaker_id).await?;
@@ -466,8 +465,8 @@ async fn apply(
 pub async fn auto_tune_notice(
     conn: &mut SqliteConnection,
     breaker: (i64, &str, &str),
-    title: &str,
-    trigger: (&str, f64, f64),
+    (title, trigger): (&str, (&str, f64, f64)),
+    now: i64,
 ) -> anyhow::Result<Vec<AlertNotice>> {
     let (breaker_id, service, name) = breaker;
     let rules: Vec<AlertRule> = store::rules::load_rules_on(conn)
@@ -477,7 +476,6 @@ pub async fn auto_tune_notice(
         .filter(|rule| rule.enabled)
         .collect();
     let channels = store::rules::load_channels_on(conn).await?;
-    let now = now_ms();
     let mut notices = Vec::new();
     for rule in rules
         .iter()

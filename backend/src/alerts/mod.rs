@@ -34,6 +34,7 @@ use tokio::task::JoinHandle;
 use crate::ingest::IngestQueue;
 use crate::ingest::hub::Hub;
 use crate::store::Store;
+use crate::time::Clock;
 
 /// Alert notices buffered per live-stream subscriber.
 const NOTICE_CAPACITY: usize = 256;
@@ -56,6 +57,7 @@ struct Inner {
     deliver: Notify,
     registry: breaker::Registry,
     public_url: String,
+    clock: Clock,
 }
 
 /// The alerting tasks; dropping this stops them.
@@ -77,6 +79,11 @@ impl Alerts {
     /// Alert news for the live stream.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<AlertNotice>> {
         self.inner.notices.subscribe()
+    }
+
+    /// The time, from the server's clock.
+    pub fn now_ms(&self) -> i64 {
+        self.inner.clock.now_ms()
     }
 
     /// The server's base URL that notifications link to.
@@ -103,15 +110,16 @@ pub async fn start(
     hub: &Hub,
     ingest: &IngestQueue,
     settings: &AlertSettings,
-    public_url: String,
+    (public_url, clock): (String, Clock),
 ) -> anyhow::Result<(Alerts, AlertTasks)> {
-    rules::sync_config(store, &settings.rules, &settings.channels).await?;
+    rules::sync_config(store, &settings.rules, &settings.channels, clock.now_ms()).await?;
     let alerts = Alerts {
         inner: Arc::new(Inner {
             notices: broadcast::channel(NOTICE_CAPACITY).0,
             deliver: Notify::new(),
             registry: breaker::Registry::new(),
             public_url: public_url.trim_end_matches('/').to_string(),
+            clock: clock.clone(),
         }),
     };
     let client = reqwest::Client::builder()
@@ -132,7 +140,7 @@ pub async fn start(
     let tasks = vec![
         tokio::spawn(engine.run(hub.subscribe())),
         tokio::spawn(delivery.run()),
-        selfreport::spawn(alerts.inner.registry.clone(), ingest.clone()),
+        selfreport::spawn(alerts.inner.registry.clone(), ingest.clone(), clock),
     ];
     Ok((alerts, AlertTasks { tasks }))
 }

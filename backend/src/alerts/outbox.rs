@@ -16,7 +16,6 @@ use crate::alerts::channels::{self, Notification};
 use crate::alerts::store;
 use crate::alerts::store::outbox::Due;
 use crate::store::{Store, StoreError};
-use crate::time::now_ms;
 
 /// Rows taken per look at the outbox.
 const BATCH: i64 = 100;
@@ -81,7 +80,9 @@ impl Delivery {
                 Err(err) => tracing::warn!(error = format!("{err:#}"), "reading the outbox failed"),
             }
             let wait = match self.next_due_ms(&in_flight).await {
-                Ok(Some(at)) => Duration::from_millis((at - now_ms()).clamp(0, 1_000) as u64),
+                Ok(Some(at)) => {
+                    Duration::from_millis((at - self.alerts.now_ms()).clamp(0, 1_000) as u64)
+                }
                 _ => IDLE,
             };
             tokio::select! {
@@ -105,7 +106,7 @@ impl Delivery {
     }
 
     async fn due(&self) -> Result<Vec<Due>, StoreError> {
-        store::outbox::due(&self.store, now_ms(), BATCH).await
+        store::outbox::due(&self.store, self.alerts.now_ms(), BATCH).await
     }
 
     async fn next_due_ms(&self, in_flight: &HashSet<i64>) -> Result<Option<i64>, StoreError> {
@@ -123,7 +124,7 @@ async fn deliver(store: Store, alerts: Alerts, client: reqwest::Client, due: Due
         .inner
         .registry
         .get_or_create(&due.channel.name, channel_breaker_config());
-    let now = now_ms();
+    let now = alerts.now_ms();
     let res = match breaker.try_acquire_owned() {
         Err(_) => {
             store::outbox::postpone(
@@ -150,13 +151,13 @@ async fn deliver(store: Store, alerts: Alerts, client: reqwest::Client, due: Due
             };
             permit.record(outcome, started.elapsed());
             match sent {
-                Ok(()) => store::outbox::mark_delivered(&store, due.id, now_ms()).await,
+                Ok(()) => store::outbox::mark_delivered(&store, due.id, alerts.now_ms()).await,
                 Err(reason) => {
                     tracing::info!(channel = %due.channel.name, key = %due.key, %reason, "alert delivery failed; will retry");
                     store::outbox::mark_failed(
                         &store,
                         due.id,
-                        now_ms() + backoff_ms(due.attempts),
+                        alerts.now_ms() + backoff_ms(due.attempts),
                         &reason,
                     )
                     .await

@@ -9,7 +9,6 @@ use protocol::{AlertChannel, AlertChannelKind, AlertRule, AlertRuleKind};
 use crate::alerts::store;
 use crate::error::AppError;
 use crate::store::Store;
-use crate::time::now_ms;
 
 /// A channel as the delivery task uses it.
 #[derive(Clone, Debug)]
@@ -129,15 +128,16 @@ pub async fn sync_config(
     store: &Store,
     rules: &[AlertRule],
     channels: &[AlertChannel],
+    now_ms: i64,
 ) -> anyhow::Result<()> {
     for rule in rules {
         check_rule(rule).map_err(|err| anyhow::anyhow!("alert rule {:?}: {err}", rule.name))?;
-        store::rules::upsert_rule(store, rule, "config", now_ms()).await?;
+        store::rules::upsert_rule(store, rule, "config", now_ms).await?;
     }
     for channel in channels {
         check_channel(channel)
             .map_err(|err| anyhow::anyhow!("alert channel {:?}: {err}", channel.name))?;
-        store::rules::upsert_channel(store, channel, "config", now_ms()).await?;
+        store::rules::upsert_channel(store, channel, "config", now_ms).await?;
     }
     let rule_names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
     let channel_names: Vec<&str> = channels.iter().map(|c| c.name.as_str()).collect();

@@ -11,7 +11,7 @@ use breaker::{Counters, Event, EventKind, Interests, Listener, Registry};
 use tokio::sync::Notify;
 
 use crate::ingest::IngestQueue;
-use crate::time::now_ms;
+use crate::time::Clock;
 
 /// The service the server's own breakers report as.
 pub const SERVICE: &str = "fusebox";
@@ -45,13 +45,13 @@ impl Listener for Capture {
 }
 
 /// Starts reporting `registry`'s breakers into `ingest`.
-pub fn spawn(registry: Registry, ingest: IngestQueue) -> tokio::task::JoinHandle<()> {
+pub fn spawn(registry: Registry, ingest: IngestQueue, clock: Clock) -> tokio::task::JoinHandle<()> {
     let capture = Arc::new(Capture::default());
     registry.add_listener(capture.clone());
     tokio::spawn(async move {
-        let mut seq = now_ms().max(1) as u64;
+        let mut seq = clock.now_ms().max(1) as u64;
         let mut previous: HashMap<String, Counters> = HashMap::new();
-        let mut interval_start = now_ms();
+        let mut interval_start = clock.now_ms();
         let mut tick = tokio::time::interval(INTERVAL);
         loop {
             let aggregates_due = tokio::select! {
@@ -66,7 +66,7 @@ pub fn spawn(registry: Registry, ingest: IngestQueue) -> tokio::task::JoinHandle
             );
             let mut aggregates = Vec::new();
             if aggregates_due {
-                let now = now_ms();
+                let now = clock.now_ms();
                 for breaker in registry.breakers() {
                     let counters = breaker.counters();
                     let before = previous
@@ -108,7 +108,7 @@ pub fn spawn(registry: Registry, ingest: IngestQueue) -> tokio::task::JoinHandle
                 service: SERVICE.to_string(),
                 instance: INSTANCE.to_string(),
                 seq,
-                sent_at_ms: now_ms(),
+                sent_at_ms: clock.now_ms(),
                 aggregates,
                 transitions,
                 dropped: protocol::DropCounters::default(),

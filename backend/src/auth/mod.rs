@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::Store;
-use crate::time::now_ms;
+use crate::time::Clock;
 
 pub const COOKIE_NAME: &str = "fusebox_token";
 
@@ -126,28 +126,34 @@ pub fn hash_secret(secret: &str) -> String {
         .collect()
 }
 
+/// When a key or user was created or revoked. Keys and users are managed from the command line
+/// (`fusebox keys`, `fusebox users`) and by tests, outside any server: at the wall clock.
+fn managed_at() -> i64 {
+    Clock::system().now_ms()
+}
+
 pub async fn create_api_key(store: &Store, service: &str) -> anyhow::Result<Created> {
     protocol::validate_name(service).map_err(|d| anyhow::anyhow!("service name {d}"))?;
     let secret = new_secret("fbk_")?;
-    let id = store::insert_api_key(store, service, &hash_secret(&secret), now_ms()).await?;
+    let id = store::insert_api_key(store, service, &hash_secret(&secret), managed_at()).await?;
     Ok(Created { id, secret })
 }
 
 pub async fn add_user(store: &Store, name: &str, role: Role) -> anyhow::Result<Created> {
     protocol::validate_name(name).map_err(|d| anyhow::anyhow!("user name {d}"))?;
     let secret = new_secret("fbu_")?;
-    let id = store::insert_user(store, name, role, &hash_secret(&secret), now_ms()).await?;
+    let id = store::insert_user(store, name, role, &hash_secret(&secret), managed_at()).await?;
     Ok(Created { id, secret })
 }
 
 /// Revokes an ingest key; false when no active key has that id.
 pub async fn revoke_api_key(store: &Store, id: i64) -> anyhow::Result<bool> {
-    Ok(store::revoke_api_key(store, id, now_ms()).await?)
+    Ok(store::revoke_api_key(store, id, managed_at()).await?)
 }
 
 /// Revokes a user's token; false when no active user has that name.
 pub async fn revoke_user(store: &Store, name: &str) -> anyhow::Result<bool> {
-    Ok(store::revoke_user(store, name, now_ms()).await?)
+    Ok(store::revoke_user(store, name, managed_at()).await?)
 }
 
 pub async fn list_api_keys(store: &Store) -> anyhow::Result<Vec<Listed>> {

@@ -6,7 +6,6 @@ use sqlx::{Sqlite, Transaction};
 
 use super::{AutoEnd, NewVersion};
 use crate::store::{Store, StoreError, parse_json};
-use crate::time::now_ms;
 
 fn no_longer_canary(change_id: i64) -> StoreError {
     StoreError::Conflict(format!(
@@ -128,6 +127,7 @@ pub async fn insert_version(
     write_audit(
         tx,
         Audit {
+            at_ms: now,
             actor: change.actor,
             action: change.action,
             service: Some(change.service),
@@ -166,6 +166,7 @@ pub async fn next_version(
 
 /// One audit log entry; `service` and `breaker` when it is about a breaker.
 pub struct Audit<'a> {
+    pub at_ms: i64,
     pub actor: &'a str,
     pub action: &'a str,
     pub service: Option<&'a str>,
@@ -181,7 +182,7 @@ pub async fn write_audit(
     sqlx::query(
         "INSERT INTO audit_log (at_ms, actor, action, service, breaker, detail) VALUES (?, ?, ?, ?, ?, ?)",
     )
-    .bind(now_ms())
+    .bind(entry.at_ms)
     .bind(entry.actor)
     .bind(entry.action)
     .bind(entry.service)

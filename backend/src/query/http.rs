@@ -16,7 +16,6 @@ use crate::error::AppError;
 use crate::extract::{Path, Query};
 use crate::query::store::TransitionFilter;
 use crate::state::AppState;
-use crate::time::now_ms;
 
 /// The default range of a series: the last 15 minutes.
 const DEFAULT_RANGE_MS: i64 = 15 * 60 * 1_000;
@@ -215,13 +214,13 @@ pub struct RangeQuery {
 }
 
 impl RangeQuery {
-    /// The range asked for, the last 15 minutes by default. A range longer than 31 days is cut
+    /// The range asked for, the last 15 minutes before `now_ms` by default. A range longer than 31 days is cut
     /// to the 31 days that end at `to_ms`, and one that starts at or after its end is empty
     /// (`from_ms == to_ms`); the answer states the range it covers.
-    pub fn resolve(&self) -> Result<(i64, i64), AppError> {
+    pub fn resolve(&self, now_ms: i64) -> Result<(i64, i64), AppError> {
         let to_ms = match self.to_ms {
             Some(to_ms) => crate::time::checked_ms("to_ms", to_ms)?,
-            None => now_ms().clamp(0, crate::time::MAX_MS),
+            None => now_ms.clamp(0, crate::time::MAX_MS),
         };
         let from_ms = match self.from_ms {
             Some(from_ms) => crate::time::checked_ms("from_ms", from_ms)?,
@@ -251,7 +250,7 @@ pub async fn timeline(
     Path((service, breaker)): Path<(String, String)>,
     Query(query): Query<RangeQuery>,
 ) -> Result<Json<Timeline>, AppError> {
-    let (from_ms, to_ms) = query.resolve()?;
+    let (from_ms, to_ms) = query.resolve(app.clock.now_ms())?;
     app.store
         .timeline(&service, &breaker, from_ms, to_ms)
         .await?
@@ -309,7 +308,7 @@ pub async fn series(
     Path((service, breaker)): Path<(String, String)>,
     Query(query): Query<RangeQuery>,
 ) -> Result<Json<Series>, AppError> {
-    let (from_ms, to_ms) = query.resolve()?;
+    let (from_ms, to_ms) = query.resolve(app.clock.now_ms())?;
     let step_ms = auto_step_ms(to_ms - from_ms);
     // Align to the step so that consecutive requests share step boundaries.
     let from_ms = from_ms.div_euclid(step_ms) * step_ms;

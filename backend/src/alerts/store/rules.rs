@@ -178,7 +178,7 @@ pub async fn remove_config_except(
 /// Audits an admin's change of a rule or channel.
 pub async fn audit(
     store: &Store,
-    actor: &str,
+    (actor, at_ms): (&str, i64),
     action: &str,
     detail: String,
 ) -> Result<(), StoreError> {
@@ -186,6 +186,7 @@ pub async fn audit(
     crate::configs::write_audit(
         &mut conn,
         crate::configs::Audit {
+            at_ms,
             actor,
             action,
             service: None,

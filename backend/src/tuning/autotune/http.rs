@@ -65,6 +65,7 @@ pub async fn put(
     configs::write_audit(
         &mut tx,
         configs::Audit {
+            at_ms: now,
             actor: &admin.name,
             action: "auto-mode",
             service: Some(&service),

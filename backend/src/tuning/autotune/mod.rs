@@ -122,9 +122,13 @@ async fn end_change(
     )
     .await?;
     store::set_outcome(&mut tx, ending.change.id, &ending.outcome).await?;
-    let notices =
-        crate::alerts::engine::auto_tune_notice(&mut tx, breaker, &ending.title, ending.trigger)
-            .await?;
+    let notices = crate::alerts::engine::auto_tune_notice(
+        &mut tx,
+        breaker,
+        (&ending.title, ending.trigger),
+        app.clock.now_ms(),
+    )
+    .await?;
     tx.commit().await?;
     app.configs.notify(id, stored.config.version);
     app.alerts.committed(notices);
@@ -422,6 +426,7 @@ async fn start_change(
     configs::write_audit(
         &mut tx,
         configs::Audit {
+            at_ms: now,
             actor: ACTOR,
             action: "auto-canary",
             service: Some(service),
@@ -467,9 +472,13 @@ async fn start_change(
             )
         }
     };
-    let notices =
-        crate::alerts::engine::auto_tune_notice(&mut tx, (id, service, breaker), &title, trigger)
-            .await?;
+    let notices = crate::alerts::engine::auto_tune_notice(
+        &mut tx,
+        (id, service, breaker),
+        (&title, trigger),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     app.configs.notify(id, version);
     app.alerts.committed(notices);
