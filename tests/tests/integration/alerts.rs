@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use axum::extract::State as AxumState;
 use axum::http::{HeaderMap, StatusCode};
 use backend::auth::Role;
-use backend::time::now_ms;
+use backend::time::{Clock, now_ms};
 use hmac::{Hmac, Mac};
 use protocol::{
     Alert, AlertChannel, AlertChannelKind, AlertChannelView, AlertRule, AlertRuleKind, State,
@@ -193,6 +193,8 @@ struct Client {
     admin: String,
     keys: std::collections::HashMap<String, String>,
     seq: AtomicU64,
+    /// The server's clock: transitions happen at its time.
+    clock: Clock,
 }
 
 impl Client {
@@ -210,12 +212,14 @@ impl Client {
             admin: server.user_token("admin", Role::Admin).await.unwrap(),
             keys,
             seq: AtomicU64::new(now_ms() as u64),
+            clock: server.server.state.clock.clone(),
         }
     }
 
     /// Points this client at a restarted server (same database, so the same credentials).
     fn at(mut self, server: &TestServer) -> Client {
         self.url = server.url();
+        self.clock = server.server.state.clock.clone();
         self
     }
 
@@ -229,9 +233,9 @@ impl Client {
     ) {
         let batch = json!({
             "service": service, "instance": instance,
-            "seq": self.seq.fetch_add(1, Ordering::SeqCst), "sent_at_ms": now_ms(),
+            "seq": self.seq.fetch_add(1, Ordering::SeqCst), "sent_at_ms": self.clock.now_ms(),
             "transitions": [{
-                "breaker": breaker, "at_ms": now_ms(), "from": from, "to": to,
+                "breaker": breaker, "at_ms": self.clock.now_ms(), "from": from, "to": to,
                 "trigger": {"kind": "failure_rate", "value": 0.6, "threshold": 0.5},
                 "config_version": 1,
             }],
@@ -485,11 +489,14 @@ async fn callers_of_one_dependency_share_one_alert() {
 async fn a_flapping_breaker_alerts_once_and_settles() {
     let receiver = Receiver::start(true).await;
     let url = receiver.url.clone();
+    // On a manual clock: the flaps happen within a minute, and the quiet minute after them
+    // passes when the test says so.
     let server = TestServer::start_with(move |options| {
+        options.clock = Clock::manual(now_ms());
         options.alerts.channels = vec![webhook(&url, &["flaps"])];
         options.alerts.rules = vec![AlertRule {
             openings: Some(3),
-            within_ms: Some(2_000),
+            within_ms: Some(60_000),
             breaker: "pay*".into(),
             ..rule("flaps", AlertRuleKind::Flapping)
         }];
@@ -506,6 +513,7 @@ async fn a_flapping_breaker_alerts_once_and_settles() {
             client
                 .transition("checkout", "checkout-1", "payments-api", from, to)
                 .await;
+            server.server.state.clock.advance(Duration::from_secs(1));
         }
         // Out of the rule's scope: never flapping.
         client
@@ -532,7 +540,9 @@ async fn a_flapping_breaker_alerts_once_and_settles() {
     assert_eq!(alert.trigger_kind, "openings");
     receiver.wait_event("firing", alert.id).await;
 
-    // Quiet for the rule's window and Closed everywhere: resolved by the timer.
+    // Quiet for the rule's window and Closed everywhere: resolved by the timer (the engine
+    // looks every second) once the server's clock has passed the window.
+    server.server.state.clock.advance(Duration::from_secs(60));
     let resolved = client.wait_alert("flaps", |a| a.status == "resolved").await;
     assert_eq!(resolved.id, alert.id);
     let flapping: Vec<Alert> = client
@@ -602,7 +612,10 @@ async fn an_alert_survives_a_restart_and_is_delivered_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admins_set_rules_and_channels_and_secrets_stay_hidden() {
-    let server = TestServer::start().await.unwrap();
+    // On a manual clock: "open longer than" fires when the test moves the server's time on.
+    let server = TestServer::start_with(|options| options.clock = Clock::manual(now_ms()))
+        .await
+        .unwrap();
     let client = Client::new(&server, &["checkout"]).await;
     let viewer = server.user_token("viewer", Role::Viewer).await.unwrap();
     let channel = webhook("http://127.0.0.1:9/secret-path", &[]);
@@ -676,6 +689,11 @@ async fn admins_set_rules_and_channels_and_secrets_stay_hidden() {
             State::Open,
         )
         .await;
+    server
+        .server
+        .state
+        .clock
+        .advance(Duration::from_millis(300));
     let stuck = client.wait_alert("stuck", |_| true).await;
     assert_eq!(stuck.threshold, 300.0);
     assert!(stuck.trigger_value >= 300.0);
