@@ -85,9 +85,9 @@ fn AlertCard(
         .resolved_ms
         .map(|at_ms| format!("resolved {}", format::timestamp(at_ms)));
     view! {
-        <article class="alert-card" data-id=id data-status=alert.status.clone() data-severity=alert.severity.clone()>
+        <article class="alert-card" data-id=id data-status=alert.status.as_str() data-severity=alert.severity.clone()>
             <header class="alert-head">
-                <span class="alert-status">{alert.status.clone()}</span>
+                <span class="alert-status">{alert.status.as_str()}</span>
                 <span class="alert-severity">{alert.severity.clone()}</span>
                 <h3 class="alert-title">{alert.title.clone()}</h3>
             </header>

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::AlertStatus;
+
 /// What a rule watches for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -165,8 +167,7 @@ pub struct Alert {
     pub rule: String,
     pub kind: AlertRuleKind,
     pub severity: String,
-    /// `firing` or `resolved`.
-    pub status: String,
+    pub status: AlertStatus,
     pub title: String,
     pub started_ms: i64,
     pub resolved_ms: Option<i64>,

@@ -43,7 +43,7 @@ pub use control::{
 pub use histogram::{LATENCY_BOUNDS_MS, LatencyHistogram};
 pub use int64::MAX as MAX_INT64;
 pub use recommend::{AnomalyPeriod, BacktestSummary, LintFinding, Recommendation, ReplayTrace};
-pub use status::{ChangeStatus, RecommendationStatus, StepAction};
+pub use status::{AlertStatus, ChangeStatus, RecommendationStatus, StepAction};
 pub use validate::{
     BatchLimits, MAX_NAME_LEN, TRIGGER_KINDS, ValidationError, validate_batch, validate_batch_with,
     validate_name,

@@ -103,6 +103,14 @@ status_enum! {
     }
 }
 
+status_enum! {
+    /// Where an alert stands: firing from its opening until it resolves.
+    AlertStatus {
+        Firing => "firing",
+        Resolved => "resolved",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +131,13 @@ mod tests {
         }
         for &status in RecommendationStatus::ALL {
             assert_eq!(RecommendationStatus::parse(status.as_str()), Some(status));
+            assert_eq!(
+                serde_json::to_string(&status).unwrap(),
+                format!("\"{status}\"")
+            );
+        }
+        for &status in AlertStatus::ALL {
+            assert_eq!(AlertStatus::parse(status.as_str()), Some(status));
             assert_eq!(
                 serde_json::to_string(&status).unwrap(),
                 format!("\"{status}\"")

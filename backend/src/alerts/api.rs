@@ -12,12 +12,13 @@ use protocol::{
 };
 use serde::Deserialize;
 
-use crate::alerts::model::{AlertStatus, EventKind};
+use crate::alerts::model::EventKind;
 use crate::alerts::{rules, store};
 use crate::auth::{Admin, Principal, Role, Viewer};
 use crate::error::AppError;
 use crate::extract::{JsonBody, Path, Query};
 use crate::state::AppState;
+use protocol::AlertStatus;
 
 #[derive(Deserialize)]
 pub struct AlertsQuery {

@@ -9,14 +9,6 @@ use crate::alerts::rules::{self, ChannelRow};
 use crate::alerts::store;
 use crate::store::StoreError;
 
-/// An alert's status: firing from its opening until it resolves. The wire and the database
-/// carry it as `firing` or `resolved`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AlertStatus {
-    Firing,
-    Resolved,
-}
-
 /// A step of an alert's history (`alert_events.kind`, and `AlertNotice::event` on the stream).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventKind {
@@ -29,25 +21,6 @@ pub enum EventKind {
     Acknowledged,
     /// An admin silenced it or lifted its silence (notifies no channel).
     Silenced,
-}
-
-// === impl AlertStatus ===
-
-impl AlertStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertStatus::Firing => "firing",
-            AlertStatus::Resolved => "resolved",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<AlertStatus> {
-        match text {
-            "firing" => Some(AlertStatus::Firing),
-            "resolved" => Some(AlertStatus::Resolved),
-            _ => None,
-        }
-    }
 }
 
 // === impl EventKind ===
@@ -125,7 +98,8 @@ pub async fn add_event(
 
 #[cfg(test)]
 mod tests {
-    use super::{AlertStatus, EventKind};
+    use super::EventKind;
+    use protocol::AlertStatus;
 
     /// The names are the wire's and the database's: they must not change.
     #[test]

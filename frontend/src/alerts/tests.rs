@@ -11,7 +11,7 @@ fn alert(id: i64) -> Alert {
         rule: "breaker-opened".into(),
         kind: AlertRuleKind::Trip,
         severity: "critical".into(),
-        status: "firing".into(),
+        status: protocol::AlertStatus::Firing,
         title: "Breaker payments-api opened in checkout".into(),
         started_ms: 1_000,
         resolved_ms: None,

@@ -5,8 +5,9 @@ use protocol::{Alert, AlertBreaker, AlertDelivery, AlertEventRecord};
 use sqlx::SqliteConnection;
 
 use super::parse_rule_kind;
-use crate::alerts::model::{AlertStatus, EventKind};
+use crate::alerts::model::EventKind;
 use crate::store::{Store, StoreError};
+use protocol::AlertStatus;
 
 /// A row of `alerts`, as read.
 #[derive(sqlx::FromRow)]
@@ -92,7 +93,10 @@ pub async fn snapshot(conn: &mut SqliteConnection, alert_id: i64) -> Result<Aler
         rule: row.rule,
         kind: parse_rule_kind(&row.kind)?,
         severity: row.severity,
-        status: row.status,
+        status: AlertStatus::parse(&row.status).ok_or_else(|| StoreError::Corrupt {
+            what: "an alert's status",
+            detail: format!("unknown status {:?}", row.status),
+        })?,
         title: row.title,
         started_ms: row.started_ms,
         resolved_ms: row.resolved_ms,

@@ -6,9 +6,9 @@
 use protocol::{AlertRule, State};
 use sqlx::SqliteConnection;
 
-use crate::alerts::model::AlertStatus;
 use crate::alerts::rules::rule_kind_str;
 use crate::store::{Store, StoreError};
+use protocol::AlertStatus;
 
 /// One stored transition, with its breaker.
 pub struct Transition {
