@@ -40,6 +40,9 @@ pub struct AppState {
     pub clock: Clock,
 }
 
+/// The in-memory fleet, shared by the ingest writer (which writes it) and the read routes.
+pub type SharedFleet = Arc<RwLock<Fleet>>;
+
 macro_rules! sub_state {
     ($($field:ident: $ty:ty),* $(,)?) => {
         $(impl FromRef<AppState> for $ty {
@@ -52,7 +55,7 @@ macro_rules! sub_state {
 
 sub_state! {
     store: Store,
-    fleet: Arc<RwLock<Fleet>>,
+    fleet: SharedFleet,
     hub: Hub,
     ingest: IngestQueue,
     metrics: Arc<Metrics>,

@@ -7,7 +7,28 @@ use protocol::{CallBatch, ErrorBody, IngestAck, IngestBatch};
 use crate::auth::Ingester;
 use crate::error::AppError;
 use crate::extract::JsonBody;
+use crate::ingest::IngestQueue;
+use crate::ingest::limits::Limits;
 use crate::state::AppState;
+use crate::time::Clock;
+
+/// What accepting a batch needs: the writer's queue, the limits and the clock.
+#[derive(Clone)]
+pub struct Accept {
+    ingest: IngestQueue,
+    limits: Limits,
+    clock: Clock,
+}
+
+impl axum::extract::FromRef<AppState> for Accept {
+    fn from_ref(app: &AppState) -> Accept {
+        Accept {
+            ingest: app.ingest.clone(),
+            limits: app.limits,
+            clock: app.clock.clone(),
+        }
+    }
+}
 
 #[utoipa::path(post, path = "/api/v1/ingest", tag = "ingest",
     request_body = IngestBatch,
@@ -23,7 +44,7 @@ use crate::state::AppState;
     ),
     security(("bearer" = [])))]
 pub async fn ingest(
-    State(app): State<AppState>,
+    State(app): State<Accept>,
     ingester: Ingester,
     JsonBody(batch): JsonBody<IngestBatch>,
 ) -> Result<Json<IngestAck>, AppError> {
@@ -42,7 +63,7 @@ pub async fn ingest(
     ),
     security(("bearer" = [])))]
 pub async fn ingest_calls(
-    State(app): State<AppState>,
+    State(app): State<Accept>,
     ingester: Ingester,
     JsonBody(calls): JsonBody<CallBatch>,
 ) -> Result<Json<IngestAck>, AppError> {
@@ -66,7 +87,7 @@ pub async fn ingest_calls(
 
 /// Validates a batch, checks the key's service, and waits for the commit.
 async fn accept(
-    app: &AppState,
+    app: &Accept,
     ingester: Ingester,
     batch: IngestBatch,
 ) -> Result<Json<IngestAck>, AppError> {

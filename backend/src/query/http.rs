@@ -1,6 +1,8 @@
 //! The read routes: services, breakers, sparklines, series, timeline, transitions, `/metrics`,
 //! and the answers for unknown routes and methods.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
@@ -14,8 +16,12 @@ use serde::Deserialize;
 use crate::auth::Viewer;
 use crate::error::AppError;
 use crate::extract::{Path, Query};
+use crate::ingest::IngestQueue;
+use crate::metrics::Metrics;
 use crate::query::store::TransitionFilter;
-use crate::state::AppState;
+use crate::state::SharedFleet;
+use crate::store::Store;
+use crate::time::Clock;
 
 /// The default range of a series: the last 15 minutes.
 const DEFAULT_RANGE_MS: i64 = 15 * 60 * 1_000;
@@ -113,7 +119,7 @@ fn breaker_cursor_text(service: &str, breaker: &str) -> String {
     ),
     security(("bearer" = [])))]
 pub async fn breakers(
-    State(app): State<AppState>,
+    State(fleet): State<SharedFleet>,
     _: Viewer,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, AppError> {
@@ -121,7 +127,7 @@ pub async fn breakers(
     crate::extract::name_param("service", query.service.as_deref())?;
     let after = query.breaker_cursor();
     let summaries = {
-        let fleet = app.fleet.read().expect("fleet lock poisoned");
+        let fleet = fleet.read().expect("fleet lock poisoned");
         fleet.summaries_page(
             query.service.as_deref(),
             after.as_ref().map(|(s, b)| (s.as_str(), b.as_str())),
@@ -147,7 +153,7 @@ pub async fn breakers(
     ),
     security(("bearer" = [])))]
 pub async fn sparklines(
-    State(app): State<AppState>,
+    State(fleet): State<SharedFleet>,
     _: Viewer,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, AppError> {
@@ -155,7 +161,7 @@ pub async fn sparklines(
     crate::extract::name_param("service", query.service.as_deref())?;
     let after = query.breaker_cursor();
     let lines = {
-        let fleet = app.fleet.read().expect("fleet lock poisoned");
+        let fleet = fleet.read().expect("fleet lock poisoned");
         fleet.sparklines_page(
             query.service.as_deref(),
             after.as_ref().map(|(s, b)| (s.as_str(), b.as_str())),
@@ -188,7 +194,7 @@ pub struct ServicesQuery {
     ),
     security(("bearer" = [])))]
 pub async fn services(
-    State(app): State<AppState>,
+    State(fleet): State<SharedFleet>,
     _: Viewer,
     Query(query): Query<ServicesQuery>,
 ) -> Result<Response, AppError> {
@@ -199,7 +205,7 @@ pub async fn services(
     };
     let limit = list.limit()?;
     let services = {
-        let fleet = app.fleet.read().expect("fleet lock poisoned");
+        let fleet = fleet.read().expect("fleet lock poisoned");
         fleet.services_page(query.after.as_deref(), limit + 1)
     };
     Ok(page(services, limit, |last: &ServiceSummary| {
@@ -245,13 +251,14 @@ impl RangeQuery {
     ),
     security(("bearer" = [])))]
 pub async fn timeline(
-    State(app): State<AppState>,
+    State(store): State<Store>,
+    State(clock): State<Clock>,
     _: Viewer,
     Path((service, breaker)): Path<(String, String)>,
     Query(query): Query<RangeQuery>,
 ) -> Result<Json<Timeline>, AppError> {
-    let (from_ms, to_ms) = query.resolve(app.clock.now_ms())?;
-    app.store
+    let (from_ms, to_ms) = query.resolve(clock.now_ms())?;
+    store
         .timeline(&service, &breaker, from_ms, to_ms)
         .await?
         .map(Json)
@@ -272,9 +279,14 @@ fn no_breaker(service: &str, breaker: &str) -> AppError {
         (status = 403, description = "Credentials without the right", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn metrics(State(app): State<AppState>, _: Viewer) -> impl IntoResponse {
-    let server = app.metrics.render_server(app.ingest.depth());
-    let body = Body::from_stream(crate::metrics::exposition(server, app.fleet.clone()));
+pub async fn metrics(
+    State(metrics): State<Arc<Metrics>>,
+    State(ingest): State<IngestQueue>,
+    State(fleet): State<SharedFleet>,
+    _: Viewer,
+) -> impl IntoResponse {
+    let server = metrics.render_server(ingest.depth());
+    let body = Body::from_stream(crate::metrics::exposition(server, fleet));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
@@ -303,16 +315,17 @@ pub fn auto_step_ms(range_ms: i64) -> i64 {
     ),
     security(("bearer" = [])))]
 pub async fn series(
-    State(app): State<AppState>,
+    State(store): State<Store>,
+    State(clock): State<Clock>,
     _: Viewer,
     Path((service, breaker)): Path<(String, String)>,
     Query(query): Query<RangeQuery>,
 ) -> Result<Json<Series>, AppError> {
-    let (from_ms, to_ms) = query.resolve(app.clock.now_ms())?;
+    let (from_ms, to_ms) = query.resolve(clock.now_ms())?;
     let step_ms = auto_step_ms(to_ms - from_ms);
     // Align to the step so that consecutive requests share step boundaries.
     let from_ms = from_ms.div_euclid(step_ms) * step_ms;
-    app.store
+    store
         .series(&service, &breaker, from_ms, to_ms, step_ms)
         .await?
         .map(Json)
@@ -349,7 +362,7 @@ pub struct TransitionsQuery {
     ),
     security(("bearer" = [])))]
 pub async fn transitions(
-    State(app): State<AppState>,
+    State(store): State<Store>,
     _: Viewer,
     Path((service, breaker)): Path<(String, String)>,
     Query(query): Query<TransitionsQuery>,
@@ -377,7 +390,7 @@ pub async fn transitions(
         from_ms: check("from_ms", query.from_ms)?,
         to_ms: check("to_ms", query.to_ms)?,
     };
-    app.store
+    store
         .breaker_transitions(&service, &breaker, &filter, limit)
         .await?
         .map(Json)
