@@ -338,18 +338,16 @@ async fn auto_mode_canaries_rolls_back_and_promotes() {
     // Not promoted before the canary says it runs the change.
     assert!(step.detail.contains("waiting for"), "{}", step.detail);
     s.report(&canary, 6).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let step = loop {
-        let step = s.run().await;
-        if step.action != "canary_running" {
-            break step;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the canary never ended"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let step = tests::wait::wait_for_every(
+        "the canary to end",
+        Duration::from_secs(20),
+        Duration::from_millis(200),
+        async || {
+            let step = s.run().await;
+            (step.action != "canary_running").then_some(step)
+        },
+    )
+    .await;
     assert_eq!(step.action, "promoted", "{}", step.detail);
     assert_eq!(s.current_version().await, 6);
     assert_eq!(s.poll(peer, 5).await, Some(change.config.clone()));
