@@ -1,4 +1,5 @@
-//! Support for fusebox's end-to-end and browser tests.
+//! Support for fusebox's end-to-end and browser tests, shared by the `integration` test binary
+//! and the `browser_load` bench.
 //!
 //! Brief overview:
 //! - [`TestServer`]: a real server on an ephemeral port with a temporary SQLite file.
@@ -6,7 +7,11 @@
 //! - [`post_batch`], [`tight_config`], [`wire_config`]: an acknowledged ingest batch, a breaker
 //!   config that trips after five failures, a config as the config API takes it.
 //! - [`wait`]: polling with a deadline; no test waits without one.
+//! - [`skip`]: a test that cannot run here says so loudly and on record, or fails when required.
+//! - [`browser`]: chromedriver, headless Chromium and the dashboard's page.
 
+pub mod browser;
+pub mod skip;
 pub mod wait;
 
 use std::net::SocketAddr;
