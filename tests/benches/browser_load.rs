@@ -25,8 +25,8 @@ use backend::time::now_ms;
 use fantoccini::Client;
 use serde_json::json;
 use tests::browser::{
-    BrowserSetup, PAGE_READY_DEADLINE, applied_batches, count, fleet_batch, save_screenshot,
-    seen_ms, transition_batch, wait_for_element, wait_until,
+    BrowserSetup, PAGE_READY_DEADLINE, applied_batches, fleet_batch, save_screenshot, seen_ms,
+    transition_batch, wait_for_element, wait_for_tiles,
 };
 use tests::post_batch;
 
@@ -109,14 +109,7 @@ async fn figures(setup: &BrowserSetup) {
             }
         }
     });
-    let n_tiles = SERVICES * BREAKERS_PER_SERVICE;
-    wait_until(
-        &client,
-        PAGE_READY_DEADLINE,
-        "500 tiles",
-        |client| async move { count(&client, ".tile").await == n_tiles },
-    )
-    .await;
+    wait_for_tiles(&client, SERVICES * BREAKERS_PER_SERVICE).await;
     // Batches from here on update existing tiles only (the steady state).
     let steady_from = n_batches(&client).await;
     let busy_from = (main_thread_busy(&client).await, Instant::now());

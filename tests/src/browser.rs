@@ -225,6 +225,17 @@ pub async fn wait_for_element(client: &Client, css: &str, what: &str) {
     .await;
 }
 
+/// Polls until the page shows exactly `n` tiles, failing after [`PAGE_READY_DEADLINE`].
+pub async fn wait_for_tiles(client: &Client, n: usize) {
+    wait_until(
+        client,
+        PAGE_READY_DEADLINE,
+        &format!("{n} tiles"),
+        |client| async move { count(&client, ".tile").await == n },
+    )
+    .await;
+}
+
 /// Polls the tile until its `data-state` is `want`; returns the state and the visible state text.
 pub async fn wait_for_tile_state(
     client: &Client,

@@ -17,8 +17,9 @@ use breaker::{CallError, Registry};
 use fantoccini::Locator;
 use serde_json::json;
 use tests::browser::{
-    BROWSER_LOCK, BrowserSetup, PAGE_READY_DEADLINE, applied_batches, count, fleet_batch,
-    save_screenshot, seen_ms, transition_batch, wait_for_element, wait_for_tile_state, wait_until,
+    BROWSER_LOCK, BrowserSetup, PAGE_READY_DEADLINE, applied_batches, click, fleet_batch,
+    save_screenshot, seen_ms, transition_batch, wait_for_element, wait_for_tile_state,
+    wait_for_tiles, wait_until,
 };
 use tests::{post_batch, tight_config};
 
@@ -83,13 +84,7 @@ async fn tile_turns_open_live_without_reload() {
     assert_eq!(mark, json!(42), "the page was reloaded");
 
     // Following the tile opens its detail page with its charts.
-    client
-        .find(Locator::Css(tile_css))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, tile_css).await;
     wait_until(
         &client,
         PAGE_READY_DEADLINE,
@@ -137,14 +132,7 @@ async fn five_hundred_breakers_get_their_tiles_and_the_page_records_its_updates(
         let batch = fleet_batch(&service, &instance, 1, now_ms(), BREAKERS_PER_SERVICE);
         post_batch(&server.url(), &key, &batch).await;
     }
-    let n_tiles = SERVICES * BREAKERS_PER_SERVICE;
-    wait_until(
-        &client,
-        PAGE_READY_DEADLINE,
-        "500 tiles",
-        |client| async move { count(&client, ".tile").await == n_tiles },
-    )
-    .await;
+    wait_for_tiles(&client, SERVICES * BREAKERS_PER_SERVICE).await;
     assert!(
         !applied_batches(&client).await.is_empty(),
         "the page recorded no update batch"
