@@ -1,7 +1,8 @@
 //! Transition ingested → webhook delivered, on loopback: a real server with a temporary SQLite
 //! file and a webhook channel, a receiver in the same process, one breaker tripping at a time.
 //!
-//! `cargo bench -p backend --bench alerts` prints p50, p99 and max (goal: p99 ≤ 1 s).
+//! `cargo xtask bench --only alerts` (that is, `cargo bench -p backend --bench alerts`) prints
+//! p50, p99 and max (goal: p99 ≤ 1 s).
 //! `FUSEBOX_BENCH_ALERTS=N` sets the number of trips (default 300).
 
 use std::net::SocketAddr;

@@ -1,6 +1,7 @@
 //! Server benchmarks; prints figures, asserts nothing. Run with
-//! `cargo bench -p backend --bench server` (add `-- quick` for a shorter run; name parts, e.g.
-//! `-- quick ingest`, to run only those: `ingest`, `detail`, `memory`).
+//! `cargo xtask bench --only server` (that is, `cargo bench -p backend --bench server`; add
+//! `-- quick` for a shorter run; name parts, e.g. `-- quick ingest`, to run only those:
+//! `ingest`, `detail`, `memory`).
 //!
 //! 1. Ingest throughput over HTTP with realistic batches vs raw multi-row SQLite inserts of
 //!    the same rows, in the same run (goal: HTTP ≥ 0.5× raw), for 40 reporting instances and

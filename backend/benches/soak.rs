@@ -1,5 +1,6 @@
 //! Crash soak; prints figures, asserts nothing. Run with
-//! `cargo bench -p backend --bench soak` (`-- --rounds N` for another number of kills).
+//! `cargo xtask bench --only soak` (that is, `cargo bench -p backend --bench soak`;
+//! `-- --rounds N` for another number of kills).
 //!
 //! A real `fusebox serve` process on one SQLite file is killed with SIGKILL 20 times while
 //! instances push breaker events at a paced 10,000 events/s (an event: one per-second aggregate

@@ -8,8 +8,17 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fusebox");
+/// `fusebox serve` prints its URL this soon after it starts.
+const START_DEADLINE: Duration = Duration::from_secs(30);
+/// The senders get this many batches acknowledged before the kill…
+const ACKED_BEFORE_KILL: usize = 200;
+/// …within this long.
+const LOAD_DEADLINE: Duration = Duration::from_secs(60);
+/// The senders stop this soon after the server is killed.
+const STOP_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Runs a CLI command and returns its stdout.
 fn cli(args: &[&str]) -> String {
@@ -32,15 +41,25 @@ fn serve(database: &str) -> (Child, String) {
         .spawn()
         .expect("fusebox serve starts");
     let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let url = loop {
-        let line = lines.next().expect("fusebox printed its URL").unwrap();
-        if let Some(idx) = line.find("http://") {
-            break line[idx..].trim().to_string();
+    // A thread reads stdout, so waiting for the URL can have a deadline; it keeps draining
+    // after the URL so the child never blocks on a full pipe.
+    let (url_tx, url_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(idx) = line.find("http://") {
+                let _ = url_tx.send(line[idx..].trim().to_string());
+            }
+        }
+    });
+    let url = match url_rx.recv_timeout(START_DEADLINE) {
+        Ok(url) => url,
+        Err(err) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("fusebox serve printed no URL within {START_DEADLINE:?} ({err})");
         }
     };
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
     (child, url)
 }
 
@@ -100,20 +119,40 @@ async fn a_killed_server_loses_no_acknowledged_batch() {
         }));
     }
     // Kill it mid-load, once a good number of batches have been acknowledged.
+    let load_started = tokio::time::Instant::now();
     loop {
-        tokio::task::yield_now().await;
-        if acked.lock().unwrap().len() >= 200 {
+        let n_acked = acked.lock().unwrap().len();
+        if n_acked >= ACKED_BEFORE_KILL {
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        if load_started.elapsed() >= LOAD_DEADLINE
+            || senders.iter().all(|sender| sender.is_finished())
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "only {n_acked} batches acknowledged before the kill ({:?} of load; \
+                 senders still sending: {})",
+                load_started.elapsed(),
+                senders
+                    .iter()
+                    .filter(|sender| !sender.is_finished())
+                    .count()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    for sender in senders {
-        sender.await.unwrap();
-    }
+    tokio::time::timeout(STOP_DEADLINE, async {
+        for sender in senders {
+            sender.await.unwrap();
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the senders still sent {STOP_DEADLINE:?} after the kill"));
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() >= 200);
+    assert!(acked.len() >= ACKED_BEFORE_KILL);
 
     // Restart on the same file: every acknowledged batch is there, with its rows.
     let (mut child, url) = serve(&database);

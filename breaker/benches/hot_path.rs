@@ -6,7 +6,7 @@
 //! measurements, a summary table (the best of 15 interleaved timed loops per contender) and
 //! the allocations per call, counted by a counting global allocator, are printed.
 //!
-//! `cargo bench -p breaker --bench hot_path`
+//! `cargo xtask bench --only hot_path` (that is, `cargo bench -p breaker --bench hot_path`)
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;

@@ -3,8 +3,8 @@
 //! (`TuneOptions::fleet`), on every core. Prints the wall time of each round and the median.
 //!
 //! ```text
-//! cargo bench -p engine --bench fleet
-//! FUSEBOX_BENCH_BREAKERS=200 FUSEBOX_BENCH_ROUNDS=5 cargo bench -p engine --bench fleet
+//! cargo xtask bench --only fleet        # that is, cargo bench -p engine --bench fleet
+//! FUSEBOX_BENCH_BREAKERS=200 FUSEBOX_BENCH_ROUNDS=5 cargo xtask bench --only fleet
 //! ```
 
 use std::time::{Duration, Instant};

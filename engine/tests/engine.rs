@@ -4,7 +4,7 @@
 //! shapes, written by `python3 shared/tuning/gen_scenarios.py DIR --hours 2 --seed 3
 //! --incidents 1` (one incident per half: six need more room than two hours leave);
 //! `tests/data/steady-outage-30m.jsonl` is a 30-minute one (`--hours 0.5 --seed 5`). The fleet
-//! benchmark is `cargo bench -p engine --bench fleet`.
+//! benchmark is `cargo xtask bench --only fleet` (`engine/benches/fleet.rs`).
 
 use std::path::{Path, PathBuf};
 

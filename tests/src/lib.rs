@@ -1,5 +1,18 @@
-//! Support for fusebox's end-to-end and browser tests: a real server on an ephemeral port
-//! with a temporary SQLite file, and a reader of its live stream.
+//! Support for fusebox's end-to-end and browser tests, shared by the `integration` test binary
+//! and the `browser_load` bench.
+//!
+//! Brief overview:
+//! - [`TestServer`]: a real server on an ephemeral port with a temporary SQLite file.
+//! - [`SseReader`]: a reader of its live stream, each read with a deadline.
+//! - [`post_batch`], [`tight_config`], [`wire_config`]: an acknowledged ingest batch, a breaker
+//!   config that trips after five failures, a config as the config API takes it.
+//! - [`wait`]: polling with a deadline; no test waits without one.
+//! - [`skip`]: a test that cannot run here says so loudly and on record, or fails when required.
+//! - [`browser`]: chromedriver, headless Chromium and the dashboard's page.
+
+pub mod browser;
+pub mod skip;
+pub mod wait;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -117,6 +130,45 @@ impl TestServer {
                 .secret,
         )
     }
+}
+
+/// POSTs `batch` to `/api/v1/ingest` of the server at `base_url` with the ingest key `key`;
+/// the batch must be acknowledged (a 2xx, whose body the failure message shows otherwise).
+pub async fn post_batch(
+    base_url: &str,
+    key: &str,
+    batch: &impl serde::Serialize,
+) -> protocol::IngestAck {
+    let request = reqwest::Client::new()
+        .post(format!("{base_url}/api/v1/ingest"))
+        .bearer_auth(key)
+        .json(batch);
+    answer(request).await
+}
+
+/// A breaker that trips after five failures in a row (failure rate 0.5 over a count window of
+/// ten, at least five calls), stays Open for a minute, and closes after one good probe.
+pub fn tight_config() -> breaker::Config {
+    breaker::Config::builder()
+        .failure_rate_threshold(0.5)
+        .window(breaker::Window::Count(10))
+        .minimum_calls(5)
+        .wait_duration(Duration::from_secs(60))
+        .half_open_probes(1)
+        .half_open_successes(1)
+        .build()
+        .unwrap()
+}
+
+/// A breaker config as `PUT …/config` takes it (inside `{"config": …}`), with `threshold` as
+/// its failure-rate threshold.
+pub fn wire_config(threshold: f64) -> serde_json::Value {
+    serde_json::json!({
+        "version": 0, "failure_rate_threshold": threshold,
+        "window": {"kind": "count", "calls": 20}, "minimum_calls": 10,
+        "wait": {"kind": "fixed", "ms": 5000},
+        "half_open_probes": 3, "half_open_successes": 3
+    })
 }
 
 /// Sends `request` and parses its answer, which must be a 2xx with a JSON body.

@@ -4,7 +4,10 @@
 //! - `build-ui [--release]`: builds the wasm dashboard into `frontend/dist/` ([`build_ui`]),
 //!   choosing how to get a wasm32 standard library ([`route`]).
 //! - `demo [-- ARGS]`: builds the dashboard (release) and runs `fusebox demo` with it.
-//! - `test`: the whole test suite on a fresh machine, browser test included ([`test_suite`]).
+//! - `test`: the whole test suite on a fresh machine, browser tests included; fails when any
+//!   test skipped ([`test_suite`]).
+//! - `bench [--only NAME [-- ARGS]] [--list]`: every benchmark, or one, printing its figures
+//!   ([`bench`]).
 //! - `fuzz [--seconds N]`: each cargo-fuzz target for N seconds on nightly ([`fuzz`]).
 //! - `schemathesis`: schemathesis against a served API document ([`schemathesis`]); also the
 //!   last step of `test`.
@@ -13,6 +16,7 @@
 //! that calls cargo, so a plain `cargo build` never triggers a hidden nested wasm build.
 
 mod apt;
+mod bench;
 mod build_ui;
 mod fuzz;
 mod route;
@@ -30,7 +34,11 @@ usage: cargo xtask <command>
 commands:
   build-ui [--release]   build the wasm dashboard into frontend/dist/
   demo [-- ARGS]         build the dashboard (release) and run `fusebox demo --anonymous-viewer ARGS`
-  test                   install the browser if missing, build the dashboard, run every test
+  test                   install the browser if missing, build the dashboard, run every test;
+                         fails if any test skipped
+  bench [--only NAME [-- ARGS]]
+                         run every benchmark (or NAME, passing it ARGS) and print its figures;
+                         `bench --list` names them
   fuzz [--seconds N]     run each fuzz target in fuzz/ for N seconds (30) on nightly
   schemathesis           run schemathesis (pinned) against a served API, as admin and as an ingest key
 
@@ -38,6 +46,8 @@ environment:
   FUSEBOX_SCHEMATHESIS_EXAMPLES=N   cases per operation and phase (default 50)
   FUSEBOX_SCHEMATHESIS_SEED=S       the generation seed (default fixed, for reproducible runs)
   FUSEBOX_WASM_ROUTE=rustup|debian   force how the wasm32 standard library is obtained
+  FUSEBOX_BENCH_BREAKERS=N, FUSEBOX_BENCH_ROUNDS=N, FUSEBOX_BENCH_ALERTS=N
+                                     the fleet and alerts benches' sizes (see `bench --list`)
 ";
 
 fn main() -> ExitCode {
@@ -79,6 +89,7 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
             }
             test_suite::run()
         }
+        "bench" => bench::run(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())
@@ -115,6 +126,13 @@ pub fn workspace_root() -> PathBuf {
         .parent()
         .expect("xtask has a parent folder")
         .to_path_buf()
+}
+
+/// The workspace's target folder (`CARGO_TARGET_DIR` when set).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
 }
 
 /// The cargo that runs us (from rustup), for nested host builds.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::{cargo, describe, run_command, step, workspace_root};
+use crate::{cargo, describe, run_command, step, target_dir, workspace_root};
 
 /// The schemathesis release the suite is pinned to.
 const VERSION: &str = "4.32.5";
@@ -144,12 +144,6 @@ fn install() -> anyhow::Result<PathBuf> {
             .arg(format!("schemathesis=={VERSION}")),
     )?;
     Ok(program)
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
 }
 
 /// Runs a `fusebox` command that prints a secret on its last line, and returns the secret.

@@ -1,29 +1,34 @@
-//! `cargo xtask test`: every test of the workspace on a fresh machine, the browser test included,
+//! `cargo xtask test`: every test of the workspace on a fresh machine, the browser tests included,
 //! then schemathesis against the served API document.
+//!
+//! A test that cannot run skips loudly and appends a line to the file named by
+//! `FUSEBOX_SKIP_LOG` (`tests::skip`). This command points that at a fresh file and fails at the
+//! end, listing them, when any test skipped: a skipped test is not a passed one. (The browser and
+//! Alertmanager tests fail outright here, since `FUSEBOX_REQUIRE_BROWSER` and
+//! `FUSEBOX_REQUIRE_ALERTMANAGER` are set too; the log catches any other skip.)
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{apt, build_ui, cargo, run_command, step, workspace_root};
+use anyhow::{Context, bail};
 
-/// Debian's browser and its WebDriver, which the browser test drives headless.
+use crate::{apt, build_ui, cargo, run_command, step, target_dir, workspace_root};
+
+/// Debian's browser and its WebDriver, which the browser tests (and the browser bench) drive
+/// headless.
 const BROWSER_PACKAGES: [&str; 2] = ["chromium", "chromium-driver"];
 /// Debian 12's Alertmanager, which the alerting test starts on loopback.
 const ALERTMANAGER_PACKAGES: [&str; 1] = ["prometheus-alertmanager"];
 
 pub fn run() -> anyhow::Result<()> {
-    step("checking for chromium and chromedriver (the browser test drives them)");
-    if Path::new("/usr/bin/chromedriver").exists() && Path::new("/usr/bin/chromium").exists() {
-        eprintln!("    chromium and chromedriver are installed");
-    } else {
-        apt::ensure_installed(&BROWSER_PACKAGES, "the browser test needs them")?;
-    }
+    ensure_browser()?;
     step("checking for Alertmanager (the alerting test delivers to a real one)");
     apt::ensure_installed(&ALERTMANAGER_PACKAGES, "the Alertmanager test needs it")?;
 
-    step("building the dashboard bundle the browser test loads");
+    step("building the dashboard bundle the browser tests load");
     let dist = build_ui::build_ui(&build_ui::Options { release: true })?;
 
+    let skip_log = fresh_skip_log()?;
     step("running every test of the workspace (browser and Alertmanager tests required)");
     let mut command = Command::new(cargo());
     command
@@ -32,14 +37,85 @@ pub fn run() -> anyhow::Result<()> {
         .args(["test", "--workspace", "--no-fail-fast"])
         .env("FUSEBOX_REQUIRE_BROWSER", "1")
         .env("FUSEBOX_REQUIRE_ALERTMANAGER", "1")
-        .env("FUSEBOX_DIST", &dist);
+        .env("FUSEBOX_DIST", &dist)
+        .env("FUSEBOX_SKIP_LOG", &skip_log);
     eprintln!(
-        "    with FUSEBOX_REQUIRE_BROWSER=1 FUSEBOX_REQUIRE_ALERTMANAGER=1 FUSEBOX_DIST={}",
-        dist.display()
+        "    with FUSEBOX_REQUIRE_BROWSER=1 FUSEBOX_REQUIRE_ALERTMANAGER=1 FUSEBOX_DIST={} FUSEBOX_SKIP_LOG={}",
+        dist.display(),
+        skip_log.display()
     );
-    run_command(&mut command)?;
+    let tests = run_command(&mut command);
+    let skipped = read_skips(&skip_log)?;
+    report_skips(&skipped);
+    tests?;
 
     crate::schemathesis::run(&crate::schemathesis::Options::from_env()?)?;
-    step("all tests passed");
+    if !skipped.is_empty() {
+        bail!(
+            "{} test(s) skipped (listed above): a skipped test is not a passed one",
+            skipped.len()
+        );
+    }
+    step("all tests passed, none skipped");
     Ok(())
+}
+
+/// Installs Chromium and chromedriver from Debian when either is missing.
+pub fn ensure_browser() -> anyhow::Result<()> {
+    step("checking for chromium and chromedriver (the browser tests drive them)");
+    if Path::new("/usr/bin/chromedriver").exists() && Path::new("/usr/bin/chromium").exists() {
+        eprintln!("    chromium and chromedriver are installed");
+        Ok(())
+    } else {
+        apt::ensure_installed(&BROWSER_PACKAGES, "the browser tests need them")
+    }
+}
+
+/// An empty skip log under the target folder, for this run only.
+fn fresh_skip_log() -> anyhow::Result<PathBuf> {
+    let dir = target_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let log = dir.join("fusebox-skipped-tests.log");
+    std::fs::write(&log, "").with_context(|| format!("cannot create {}", log.display()))?;
+    Ok(log)
+}
+
+/// The skips the tests recorded, one `<test>: <reason>` a line.
+fn read_skips(log: &Path) -> anyhow::Result<Vec<String>> {
+    let text =
+        std::fs::read_to_string(log).with_context(|| format!("cannot read {}", log.display()))?;
+    Ok(parse_skips(&text))
+}
+
+fn parse_skips(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn report_skips(skipped: &[String]) {
+    if skipped.is_empty() {
+        step("no test skipped");
+        return;
+    }
+    step(&format!("{} test(s) SKIPPED:", skipped.len()));
+    for line in skipped {
+        eprintln!("    SKIPPED {line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_line_of_the_log_is_one_skip() {
+        assert_eq!(parse_skips(""), Vec::<String>::new());
+        assert_eq!(
+            parse_skips("browser::a: missing: x\n\nalerts::b: missing: y\n"),
+            ["browser::a: missing: x", "alerts::b: missing: y"]
+        );
+    }
 }

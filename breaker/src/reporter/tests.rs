@@ -107,9 +107,12 @@ fn reporter_config(endpoint: String) -> ReporterConfig {
     }
 }
 
+/// How long a test waits for anything: a batch, a count, a loop of batches.
+const DEADLINE: Duration = Duration::from_secs(20);
+
 async fn next(received: &mut Received) -> (Option<String>, protocol::IngestBatch) {
     // A bound so a broken reporter fails the test instead of hanging it.
-    tokio::time::timeout(Duration::from_secs(20), received.recv())
+    tokio::time::timeout(DEADLINE, received.recv())
         .await
         .expect("no batch arrived")
         .expect("server gone")
@@ -239,14 +242,22 @@ async fn a_server_that_is_down_keeps_memory_bounded_and_reports_drops_later() {
         }
     }
     // 60 transitions against a cap of 8.
-    let stats = loop {
-        let stats = reporter.stats();
-        if stats.drops.transitions_dropped >= 52 {
-            break stats;
+    let stats = tokio::time::timeout(DEADLINE, async {
+        loop {
+            let stats = reporter.stats();
+            if stats.drops.transitions_dropped >= 52 {
+                break stats;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    };
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "fewer than 52 of 60 transitions dropped within {DEADLINE:?}: {:?}",
+            reporter.stats()
+        )
+    });
     assert!(stats.pending_items <= 8 + 8, "{stats:?}");
     drop(reporter);
 }
@@ -267,14 +278,18 @@ async fn drops_during_an_outage_are_reported_once_the_server_is_back() {
         payments.set_mode(Mode::Automatic);
     }
     // Wait until the reporter has had to drop some of the 40 transitions.
-    while reporter.stats().drops.transitions_dropped == 0 {
-        let (_, batch) = next(&mut received).await;
-        assert!(
-            batch.transitions.len() <= 4 + 1,
-            "{}",
-            batch.transitions.len()
-        );
-    }
+    tokio::time::timeout(DEADLINE, async {
+        while reporter.stats().drops.transitions_dropped == 0 {
+            let (_, batch) = next(&mut received).await;
+            assert!(
+                batch.transitions.len() <= 4 + 1,
+                "{}",
+                batch.transitions.len()
+            );
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no transition dropped within {DEADLINE:?} of the outage"));
     down.store(false, Ordering::SeqCst);
     // Every transition is either delivered or counted as dropped; a batch sent several times
     // (same seq, same content) counts once.
@@ -285,13 +300,22 @@ async fn drops_during_an_outage_are_reported_once_the_server_is_back() {
             .map(|b| b.transitions.len() as u64 + b.dropped.transitions_dropped)
             .sum()
     };
-    while accounted(&batches) < 40 {
-        let (_, batch) = next(&mut received).await;
-        if let Some(earlier) = batches.get(&batch.seq) {
-            assert_eq!(earlier, &batch, "a retried batch keeps its content");
+    tokio::time::timeout(DEADLINE, async {
+        while accounted(&batches) < 40 {
+            let (_, batch) = next(&mut received).await;
+            if let Some(earlier) = batches.get(&batch.seq) {
+                assert_eq!(earlier, &batch, "a retried batch keeps its content");
+            }
+            batches.insert(batch.seq, batch);
         }
-        batches.insert(batch.seq, batch);
-    }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "only {} of 40 transitions delivered or counted as dropped within {DEADLINE:?}",
+            accounted(&batches)
+        )
+    });
     assert_eq!(accounted(&batches), 40);
     assert!(batches.values().any(|b| b.dropped.transitions_dropped > 0));
     reporter.shutdown().await;

@@ -71,23 +71,27 @@ impl Server {
         &self,
         wanted: impl Fn(&protocol::ConfigStatus) -> bool,
     ) -> protocol::ConfigStatus {
-        loop {
-            let reported = self.reported.notified();
-            let found = self
-                .reports
-                .lock()
-                .unwrap()
-                .iter()
-                .flat_map(|report| report.breakers.iter())
-                .find(|status| wanted(status))
-                .cloned();
-            if let Some(status) = found {
-                return status;
+        // One deadline for the whole wait: reports that keep arriving without the wanted
+        // status must not extend it.
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                let reported = self.reported.notified();
+                let found = self
+                    .reports
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|report| report.breakers.iter())
+                    .find(|status| wanted(status))
+                    .cloned();
+                if let Some(status) = found {
+                    return status;
+                }
+                reported.await;
             }
-            tokio::time::timeout(Duration::from_secs(20), reported)
-                .await
-                .expect("no such status was reported");
-        }
+        })
+        .await
+        .expect("no such status was reported")
     }
 
     fn set_down(&self, down: bool) {

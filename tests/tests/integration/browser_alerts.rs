@@ -4,17 +4,18 @@
 //! asks for notification permission by itself, only offers a button.
 
 use backend::auth::Role;
-use fantoccini::{Client, Locator};
+use backend::time::now_ms;
+use fantoccini::Locator;
 use serde_json::json;
-
-use crate::browser::{
-    BROWSER_LOCK, BrowserSetup, PAGE_READY_DEADLINE, save_screenshot, wait_until,
+use tests::browser::{
+    BROWSER_LOCK, BrowserSetup, PAGE_READY_DEADLINE, count, save_screenshot, set_token, text,
+    wait_for_element, wait_until,
 };
-use crate::browser_dashboard::{count, post_batch, wait_for, wall_ms};
+use tests::post_batch;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trip_shows_a_toast_and_an_admin_acknowledges_it() {
-    let Some(setup) = BrowserSetup::find() else {
+    let Some(setup) = BrowserSetup::for_test() else {
         return;
     };
     let _browser = BROWSER_LOCK.lock().await;
@@ -32,9 +33,9 @@ async fn trip_shows_a_toast_and_an_admin_acknowledges_it() {
         .goto(&format!("{}/alerts", server.url()))
         .await
         .unwrap();
-    wait_for(&client, ".who[data-role=\"admin\"]", "the admin's role").await;
-    wait_for(&client, ".pill.live", "the live stream").await;
-    wait_for(
+    wait_for_element(&client, ".who[data-role=\"admin\"]", "the admin's role").await;
+    wait_for_element(&client, ".pill.live", "the live stream").await;
+    wait_for_element(
         &client,
         "[data-page=\"alerts\"] .empty",
         "an empty alert list",
@@ -52,7 +53,7 @@ async fn trip_shows_a_toast_and_an_admin_acknowledges_it() {
         assert_eq!(count(&client, "button.notify-ask").await, 1);
     }
 
-    let now_ms = wall_ms();
+    let now_ms = now_ms();
     let batch = json!({
         "service": "checkout", "instance": "checkout-1", "seq": 1, "sent_at_ms": now_ms,
         "transitions": [{
@@ -63,7 +64,7 @@ async fn trip_shows_a_toast_and_an_admin_acknowledges_it() {
     post_batch(&server.url(), &key, &batch).await;
 
     // The toast, from the stream's `event: alert`.
-    wait_for(&client, ".toast[data-event=\"firing\"]", "a firing toast").await;
+    wait_for_element(&client, ".toast[data-event=\"firing\"]", "a firing toast").await;
     let toast = text(&client, ".toast[data-event=\"firing\"]").await;
     assert!(toast.contains("payments-api"), "toast says {toast:?}");
     assert!(
@@ -73,7 +74,7 @@ async fn trip_shows_a_toast_and_an_admin_acknowledges_it() {
 
     // The list, reloaded on the same news.
     let card = ".alert-card[data-status=\"firing\"]";
-    wait_for(&client, card, "the firing alert in the list").await;
+    wait_for_element(&client, card, "the firing alert in the list").await;
     let listed = text(&client, card).await;
     assert!(
         listed.contains("Breaker payments-api opened in checkout"),
@@ -118,7 +119,7 @@ async fn trip_shows_a_toast_and_an_admin_acknowledges_it() {
         .click()
         .await
         .unwrap();
-    wait_for(&client, ".alert-card .silenced", "the silence on the page").await;
+    wait_for_element(&client, ".alert-card .silenced", "the silence on the page").await;
     assert!(
         text(&client, ".alert-card .silenced")
             .await
@@ -133,8 +134,8 @@ async fn trip_shows_a_toast_and_an_admin_acknowledges_it() {
         .goto(&format!("{}/alerts", server.url()))
         .await
         .unwrap();
-    wait_for(&client, ".who[data-role=\"viewer\"]", "the viewer's role").await;
-    wait_for(&client, ".alert-card .acked", "the acknowledged alert").await;
+    wait_for_element(&client, ".who[data-role=\"viewer\"]", "the viewer's role").await;
+    wait_for_element(&client, ".alert-card .acked", "the acknowledged alert").await;
     assert!(
         text(&client, ".alert-card .acked")
             .await
@@ -143,24 +144,4 @@ async fn trip_shows_a_toast_and_an_admin_acknowledges_it() {
     assert_eq!(count(&client, ".alert-card button").await, 0);
 
     client.close().await.unwrap();
-}
-
-pub(crate) async fn set_token(client: &Client, token: &str) {
-    client
-        .execute(
-            &format!("document.cookie = 'fusebox_token={token}; path=/; SameSite=Strict';"),
-            vec![],
-        )
-        .await
-        .unwrap();
-}
-
-pub(crate) async fn text(client: &Client, css: &str) -> String {
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
 }

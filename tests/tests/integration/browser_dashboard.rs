@@ -3,16 +3,17 @@
 //! breaker open from it, and a viewer who signs in, sees no controls, and sees a hostile name as
 //! text. Screenshots go to `target/screenshots/`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use backend::auth::Role;
+use backend::time::now_ms;
 use fantoccini::{Client, Locator};
-use serde_json::{Value, json};
-
-use crate::browser::{
-    BROWSER_LOCK, BrowserSetup, PAGE_READY_DEADLINE, click, save_screenshot, wait_for_tile_state,
-    wait_until,
+use serde_json::json;
+use tests::browser::{
+    BROWSER_LOCK, BrowserSetup, PAGE_READY_DEADLINE, click, count, save_screenshot, set_token,
+    wait_for_element, wait_for_tile_state, wait_until,
 };
+use tests::post_batch;
 
 /// A demo instance follows a pushed config within its long poll; the tile then turns Open.
 const CONTROL_DEADLINE: Duration = Duration::from_secs(20);
@@ -20,7 +21,7 @@ const HOSTILE: &str = "<img src=x onerror=alert(1)>";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn detail_page_lanes_charts_ranges_and_admin_force_open() {
-    let Some(setup) = BrowserSetup::find() else {
+    let Some(setup) = BrowserSetup::for_test() else {
         return;
     };
     let _browser = BROWSER_LOCK.lock().await;
@@ -32,13 +33,7 @@ async fn detail_page_lanes_charts_ranges_and_admin_force_open() {
     let (_driver, client) = setup.browser().await;
 
     client.goto(&server.url()).await.unwrap();
-    client
-        .execute(
-            &format!("document.cookie = 'fusebox_token={admin}; path=/; SameSite=Strict';"),
-            vec![],
-        )
-        .await
-        .unwrap();
+    set_token(&client, &admin).await;
     client
         .goto(&format!(
             "{}/breaker?service=checkout&breaker=inventory-db",
@@ -46,10 +41,10 @@ async fn detail_page_lanes_charts_ranges_and_admin_force_open() {
         ))
         .await
         .unwrap();
-    wait_for(&client, ".who[data-role=\"admin\"]", "the admin's role").await;
+    wait_for_element(&client, ".who[data-role=\"admin\"]", "the admin's role").await;
 
     // One lane per instance (checkout runs two), and the four charts.
-    wait_for(
+    wait_for_element(
         &client,
         ".timeline-wrap[data-lanes=\"2\"]",
         "a two-lane timeline",
@@ -127,7 +122,7 @@ async fn detail_page_lanes_charts_ranges_and_admin_force_open() {
         .click()
         .await
         .unwrap();
-    wait_for(&client, ".confirm", "the confirmation").await;
+    wait_for_element(&client, ".confirm", "the confirmation").await;
     client
         .find(Locator::Css(".confirm [data-confirm=\"yes\"]"))
         .await
@@ -135,7 +130,7 @@ async fn detail_page_lanes_charts_ranges_and_admin_force_open() {
         .click()
         .await
         .unwrap();
-    wait_for(
+    wait_for_element(
         &client,
         "[data-outcome=\"ok\"]",
         "the control to be accepted",
@@ -159,14 +154,14 @@ async fn detail_page_lanes_charts_ranges_and_admin_force_open() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewer_signs_in_sees_no_controls_and_hostile_names_are_text() {
-    let Some(setup) = BrowserSetup::find() else {
+    let Some(setup) = BrowserSetup::for_test() else {
         return;
     };
     let _browser = BROWSER_LOCK.lock().await;
     let server = setup.server(|_| {}).await;
     let viewer = server.user_token("watcher", Role::Viewer).await.unwrap();
     let key = server.ingest_key(HOSTILE).await.unwrap();
-    let now_ms = wall_ms();
+    let now_ms = now_ms();
     let batch = json!({
         "service": HOSTILE, "instance": HOSTILE, "seq": 1, "sent_at_ms": now_ms,
         "aggregates": [{
@@ -185,7 +180,7 @@ async fn viewer_signs_in_sees_no_controls_and_hostile_names_are_text() {
     client.goto(&server.url()).await.unwrap();
 
     // No anonymous reading here: the page asks for a token.
-    wait_for(
+    wait_for_element(
         &client,
         "form.signin input[name=\"token\"]",
         "the sign-in form",
@@ -206,7 +201,7 @@ async fn viewer_signs_in_sees_no_controls_and_hostile_names_are_text() {
         .click()
         .await
         .unwrap();
-    wait_for(&client, ".who[data-role=\"viewer\"]", "the viewer's role").await;
+    wait_for_element(&client, ".who[data-role=\"viewer\"]", "the viewer's role").await;
 
     // The hostile name is a tile's text, not an element.
     let tile = format!(".tile[data-service=\"{HOSTILE}\"][data-breaker=\"{HOSTILE}\"]");
@@ -248,7 +243,7 @@ async fn viewer_signs_in_sees_no_controls_and_hostile_names_are_text() {
         .await
         .unwrap();
     assert_eq!(title, format!("{HOSTILE} / {HOSTILE}"));
-    wait_for(&client, ".config", "the config panel").await;
+    wait_for_element(&client, ".config", "the config panel").await;
     assert_eq!(
         count(&client, "[data-controls]").await,
         0,
@@ -256,7 +251,7 @@ async fn viewer_signs_in_sees_no_controls_and_hostile_names_are_text() {
     );
     assert_eq!(count(&client, "button[data-mode]").await, 0);
     // Auto mode: a viewer sees whether it is on, and no switch.
-    wait_for(
+    wait_for_element(
         &client,
         ".auto-state[data-enabled=\"false\"]",
         "auto mode's state",
@@ -276,7 +271,7 @@ async fn viewer_signs_in_sees_no_controls_and_hostile_names_are_text() {
 
     // Signing out forgets the token: the page asks for one again.
     click(&client, "button.sign-out").await;
-    wait_for(
+    wait_for_element(
         &client,
         "form.signin input[name=\"token\"]",
         "the sign-in form after signing out",
@@ -284,47 +279,4 @@ async fn viewer_signs_in_sees_no_controls_and_hostile_names_are_text() {
     .await;
 
     client.close().await.unwrap();
-}
-
-/// Posts one ingest batch and checks it was acknowledged.
-pub(crate) async fn post_batch(url: &str, key: &str, batch: &Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{url}/api/v1/ingest"))
-        .bearer_auth(key)
-        .json(batch)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "ingest answered {}: {}",
-        response.status(),
-        response.text().await.unwrap_or_default()
-    );
-}
-
-pub(crate) fn wall_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-/// How many elements match `css`.
-pub(crate) async fn count(client: &Client, css: &str) -> usize {
-    client
-        .find_all(Locator::Css(css))
-        .await
-        .map(|found| found.len())
-        .unwrap_or(0)
-}
-
-/// Polls until an element matches `css`.
-pub(crate) async fn wait_for(client: &Client, css: &str, what: &str) {
-    let css = css.to_string();
-    wait_until(client, PAGE_READY_DEADLINE, what, move |client| {
-        let css = css.clone();
-        async move { client.find(Locator::Css(&css)).await.is_ok() }
-    })
-    .await;
 }

@@ -5,15 +5,16 @@
 //! breaker's page, an admin's "Suggest thresholds" makes another and links to it.
 
 use backend::auth::Role;
+use backend::time::now_ms;
 use fantoccini::Locator;
 use protocol::Recommendation;
 use serde_json::json;
-
-use crate::browser::{
-    BROWSER_LOCK, BrowserSetup, PAGE_READY_DEADLINE, click, save_screenshot, wait_until,
+use tests::browser::{
+    BROWSER_LOCK, BrowserSetup, PAGE_READY_DEADLINE, click, count, save_screenshot, set_token,
+    text, wait_for_element, wait_until,
 };
-use crate::browser_alerts::{set_token, text};
-use crate::browser_dashboard::{count, post_batch, wait_for, wall_ms};
+use tests::post_batch;
+
 use crate::recommend::history;
 
 const MINUTE: i64 = 60_000;
@@ -34,7 +35,7 @@ async fn recommend(base: &str, admin: &str, breaker: &str) -> Recommendation {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_accepts_a_recommendation_in_the_page() {
-    let Some(setup) = BrowserSetup::find() else {
+    let Some(setup) = BrowserSetup::for_test() else {
         return;
     };
     let _browser = BROWSER_LOCK.lock().await;
@@ -43,11 +44,11 @@ async fn an_admin_accepts_a_recommendation_in_the_page() {
         .await;
     let admin = server.user_token("ada", Role::Admin).await.unwrap();
     let key = server.ingest_key("shop").await.unwrap();
-    let start = (wall_ms() - 181 * MINUTE).div_euclid(MINUTE) * MINUTE;
+    let start = (now_ms() - 181 * MINUTE).div_euclid(MINUTE) * MINUTE;
     post_batch(
         &server.url(),
         &key,
-        &json!({"service": "shop", "instance": "shop-1", "seq": 1, "sent_at_ms": wall_ms(),
+        &json!({"service": "shop", "instance": "shop-1", "seq": 1, "sent_at_ms": now_ms(),
                 "aggregates": history(start)}),
     )
     .await;
@@ -64,7 +65,7 @@ async fn an_admin_accepts_a_recommendation_in_the_page() {
     post_batch(
         &server.url(),
         &key,
-        &json!({"service": "shop", "instance": "shop-1", "seq": 2, "sent_at_ms": wall_ms(),
+        &json!({"service": "shop", "instance": "shop-1", "seq": 2, "sent_at_ms": now_ms(),
                 "aggregates": quiet}),
     )
     .await;
@@ -78,9 +79,9 @@ async fn an_admin_accepts_a_recommendation_in_the_page() {
         .goto(&format!("{}/recommendations", server.url()))
         .await
         .unwrap();
-    wait_for(&client, ".who[data-role=\"admin\"]", "the admin's role").await;
+    wait_for_element(&client, ".who[data-role=\"admin\"]", "the admin's role").await;
     let card = format!(".rec-card[data-id=\"{}\"]", rec.id);
-    wait_for(&client, &card, "the recommendation in the list").await;
+    wait_for_element(&client, &card, "the recommendation in the list").await;
     assert_eq!(
         text(&client, &format!("{card} .rec-status"))
             .await
@@ -109,7 +110,7 @@ async fn an_admin_accepts_a_recommendation_in_the_page() {
     );
     // The doubted one is marked, with its reasons.
     let doubted_card = format!(".rec-card[data-id=\"{}\"]", doubted.id);
-    wait_for(&client, &doubted_card, "the doubted recommendation").await;
+    wait_for_element(&client, &doubted_card, "the doubted recommendation").await;
     assert_eq!(
         text(&client, &format!("{doubted_card} .rec-low"))
             .await
@@ -123,7 +124,7 @@ async fn an_admin_accepts_a_recommendation_in_the_page() {
 
     // The evidence, on expanding it: every config field, the two back-tests, the outage.
     click(&client, &format!("{card} .rec-detail summary")).await;
-    wait_for(
+    wait_for_element(
         &client,
         &format!("{card} button.accept"),
         "the Accept button",
@@ -151,7 +152,7 @@ async fn an_admin_accepts_a_recommendation_in_the_page() {
         differing
     );
     // The before/after chart of the replay: the history and what each config refused.
-    wait_for(
+    wait_for_element(
         &client,
         &format!("{card} .rec-replay svg"),
         "the replay chart",
@@ -188,7 +189,7 @@ async fn an_admin_accepts_a_recommendation_in_the_page() {
         ".rec-card[data-id=\"{}\"][data-status=\"accepted\"]",
         rec.id
     );
-    wait_for(&client, &accepted, "the accepted recommendation").await;
+    wait_for_element(&client, &accepted, "the accepted recommendation").await;
     assert_eq!(
         text(&client, &format!("{accepted} .rec-status"))
             .await
@@ -215,8 +216,8 @@ async fn an_admin_accepts_a_recommendation_in_the_page() {
         ))
         .await
         .unwrap();
-    wait_for(&client, "[data-config-version=\"1\"]", "config version 1").await;
-    wait_for(&client, ".lint, .lint-none", "the lint findings").await;
+    wait_for_element(&client, "[data-config-version=\"1\"]", "config version 1").await;
+    wait_for_element(&client, ".lint, .lint-none", "the lint findings").await;
     click(&client, "button.suggest").await;
     wait_until(
         &client,
@@ -245,7 +246,7 @@ async fn an_admin_accepts_a_recommendation_in_the_page() {
     );
 
     // Auto mode: off by default; an admin switches it on after a confirmation and runs a step.
-    wait_for(
+    wait_for_element(
         &client,
         ".auto-state[data-enabled=\"false\"]",
         "auto mode off",
@@ -253,14 +254,14 @@ async fn an_admin_accepts_a_recommendation_in_the_page() {
     .await;
     click(&client, "button[data-auto=\"on\"]").await;
     click(&client, ".auto-mode button[data-confirm=\"yes\"]").await;
-    wait_for(
+    wait_for_element(
         &client,
         ".auto-state[data-enabled=\"true\"]",
         "auto mode on",
     )
     .await;
     click(&client, "button[data-auto=\"run\"]").await;
-    wait_for(
+    wait_for_element(
         &client,
         ".auto-mode [data-kind=\"step\"]",
         "the step's outcome",

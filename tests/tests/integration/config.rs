@@ -8,18 +8,10 @@ use breaker::subscriber::{ConfigSubscriber, SubscriberConfig};
 use breaker::{CallError, Config, Registry};
 use protocol::{BreakerMode, ConfigView, StoredConfig};
 use serde_json::{Value, json};
-use tests::TestServer;
+use tests::wait::wait_for;
+use tests::{TestServer, wire_config};
 
 const DEADLINE: Duration = Duration::from_secs(10);
-
-fn wire_config(threshold: f64) -> Value {
-    json!({
-        "version": 0, "failure_rate_threshold": threshold,
-        "window": {"kind": "count", "calls": 20}, "minimum_calls": 10,
-        "wait": {"kind": "fixed", "ms": 5000},
-        "half_open_probes": 3, "half_open_successes": 3
-    })
-}
 
 struct Api {
     client: reqwest::Client,
@@ -141,20 +133,18 @@ async fn configs_reach_instances_and_are_audited() {
         serde_json::from_value(body).unwrap()
     };
     // The status report may trail the apply by a moment: wait for it, with a deadline.
-    let synced = tokio::time::timeout(DEADLINE, async {
-        loop {
+    let synced = wait_for(
+        "the instance to report the version it runs",
+        DEADLINE,
+        async || {
             let v = view().await;
-            if v.instances
+            v.instances
                 .iter()
                 .any(|i| i.instance == "shop-1" && i.in_sync)
-            {
-                return v;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the instance reports the version it runs");
+                .then_some(v)
+        },
+    )
+    .await;
     assert_eq!(synced.current.unwrap().config.version, 1);
 
     // Force open from the API: the instance rejects calls without trying them.

@@ -6,7 +6,6 @@ mod bad_input;
 mod browser;
 mod browser_alerts;
 mod browser_dashboard;
-mod browser_load;
 mod browser_recommend;
 mod config;
 mod e2e;

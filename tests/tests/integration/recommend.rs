@@ -247,16 +247,18 @@ async fn metrics_text(base: &str, token: &str) -> String {
         .unwrap()
 }
 
-/// Polls `/metrics` (at most 600 times, 100 ms apart) until `name` reaches `value`.
+/// Polls `/metrics` (every 100 ms, for at most a minute) until `name` reaches `value`.
 async fn wait_for_metric(base: &str, token: &str, name: &str, value: f64) -> String {
-    for _ in 0..600 {
-        let text = metrics_text(base, token).await;
-        if metric(&text, name) >= value {
-            return text;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{name} never reached {value}");
+    tests::wait::wait_for_every(
+        &format!("{name} to reach {value}"),
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        async || {
+            let text = metrics_text(base, token).await;
+            (metric(&text, name) >= value).then_some(text)
+        },
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

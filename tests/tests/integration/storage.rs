@@ -7,7 +7,7 @@ use backend::query::rollup::{self, Retention};
 use backend::time::now_ms;
 use protocol::{IngestBatch, Series, State, Timeline};
 use serde_json::json;
-use tests::TestServer;
+use tests::{TestServer, post_batch};
 
 const MINUTE: i64 = 60_000;
 
@@ -61,17 +61,8 @@ async fn rollups_are_exact_and_count_late_data() {
     .unwrap();
     let key = server.ingest_key("svc").await.unwrap();
     let base = (now_ms() - 30 * MINUTE).div_euclid(MINUTE) * MINUTE;
-    let client = reqwest::Client::new();
     for batch in batches(base) {
-        client
-            .post(format!("{}/api/v1/ingest", server.url()))
-            .bearer_auth(&key)
-            .json(&batch)
-            .send()
-            .await
-            .unwrap()
-            .error_for_status()
-            .unwrap();
+        post_batch(&server.url(), &key, &batch).await;
     }
     let store = &server.server.state.store;
     // Before any rollup, a 6-hour series (2-minute steps, minute rollups) still sees everything.
@@ -144,15 +135,7 @@ async fn rollups_are_exact_and_count_late_data() {
     let late = json!({"service": "svc", "instance": "a", "seq": 2, "sent_at_ms": now_ms(),
         "aggregates": [{"breaker": "db", "start_ms": base + 5_000, "interval_ms": 1000,
                         "counts": {"success": 100}, "state": "closed"}]});
-    client
-        .post(format!("{}/api/v1/ingest", server.url()))
-        .bearer_auth(&key)
-        .json(&late)
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap();
+    post_batch(&server.url(), &key, &late).await;
     assert_eq!(rollup::roll_up_once(store).await.unwrap(), 1);
     let with_late = (expected.0 + 100, expected.1, expected.2);
     assert_eq!(

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use backend::auth::Role;
 use serde_json::{Value, json};
-use tests::{SseReader, TestServer};
+use tests::{SseReader, TestServer, wire_config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -17,21 +17,12 @@ fn control_body() -> Value {
     json!({"mode": "forced_open"})
 }
 
-fn wire_config() -> Value {
-    json!({"config": {
-        "version": 0, "failure_rate_threshold": 0.5,
-        "window": {"kind": "count", "calls": 20}, "minimum_calls": 10,
-        "wait": {"kind": "fixed", "ms": 5000},
-        "half_open_probes": 3, "half_open_successes": 3
-    }})
-}
-
 /// Saves a first config for shop/db with a bearer token.
 async fn save_config(server: &TestServer, admin: &str) {
     let put = reqwest::Client::new()
         .put(format!("{}/api/v1/breakers/shop/db/config", server.url()))
         .bearer_auth(admin)
-        .json(&wire_config())
+        .json(&json!({"config": wire_config(0.5)}))
         .send()
         .await
         .unwrap();

@@ -1,35 +1,65 @@
-//! Figures measured in headless Chromium, printed by the test: the time the page takes to apply
-//! one batch of live updates with 500 breakers reporting every second (and whether the page
-//! stays responsive meanwhile), the wasm bundle's size raw and gzipped, and how long a
-//! transition pushed to the server takes to become visible in the page (p50 / p99, loopback).
+//! The dashboard under load in headless Chromium; prints figures, asserts only that the page
+//! worked at all. Run with `cargo xtask bench --only browser_load`, which installs Chromium and
+//! builds the release bundle first (`cargo bench -p tests --bench browser_load` runs it with
+//! whatever `FUSEBOX_DIST`, else `frontend/dist`, holds).
+//!
+//! Printed: the time the page takes to apply one batch of live updates with 500 breakers
+//! reporting every second (and whether the page stays responsive meanwhile), the wasm bundle's
+//! size raw and gzipped, and how long a transition pushed to the server takes to become visible
+//! in the page (p50 / p99, loopback).
 //!
 //! Load: 10 services × 5 instances, each instance posting one batch a second with its service's
 //! 50 breakers, for [`LOAD_SECONDS`]. The page's own `performance.now()` timings are read from
 //! `window.__fusebox_batches`; visibility times from `window.__fusebox_seen` (`Date.now()` after
-//! the DOM update, the same wall clock as the test's). Because batch sizes differ between
+//! the DOM update, the same wall clock as the bench's). Because batch sizes differ between
 //! designs, the page's whole main-thread time in the steady state is printed too, from
 //! Chromium's own accounting (DevTools `Performance.getMetrics`).
+//!
+//! What the page must do regardless of timing (every breaker gets a tile, updates are applied
+//! and recorded, a transition shows) is checked by the browser tests in the suite.
 
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use backend::time::now_ms;
 use fantoccini::Client;
-use serde_json::{Value, json};
-
-use crate::browser::{BROWSER_LOCK, BrowserSetup, PAGE_READY_DEADLINE, wait_until};
-use crate::browser_dashboard::{count, post_batch, wait_for, wall_ms};
+use serde_json::json;
+use tests::browser::{
+    BrowserSetup, PAGE_READY_DEADLINE, applied_batches, fleet_batch, save_screenshot, seen_ms,
+    transition_batch, wait_for_element, wait_for_tiles,
+};
+use tests::post_batch;
 
 const SERVICES: usize = 10;
 const INSTANCES_PER_SERVICE: usize = 5;
 const BREAKERS_PER_SERVICE: usize = 50;
 const LOAD_SECONDS: u64 = 12;
 const TRANSITION_SAMPLES: usize = 40;
+/// No new update batch for this long: the page has worked off what the load left queued.
+const QUIET: Duration = Duration::from_millis(500);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn figures_500_breakers_bundle_size_and_transition_latency() {
-    let Some(setup) = BrowserSetup::find() else {
-        return;
+fn main() -> ExitCode {
+    // A bench has no skip: without a browser there are no figures, and that is a failure.
+    let setup = match BrowserSetup::locate() {
+        Ok(setup) => setup,
+        Err(reason) => {
+            eprintln!(
+                "browser_load: cannot run: {reason}; `cargo xtask bench --only browser_load` \
+                 installs and builds what it needs"
+            );
+            return ExitCode::FAILURE;
+        }
     };
-    let _browser = BROWSER_LOCK.lock().await;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(figures(&setup));
+    ExitCode::SUCCESS
+}
+
+async fn figures(setup: &BrowserSetup) {
     let server = setup
         .server(|options| {
             options.anonymous_viewer = true;
@@ -46,7 +76,7 @@ async fn figures_500_breakers_bundle_size_and_transition_latency() {
 
     let (_driver, client) = setup.browser().await;
     client.goto(&server.url()).await.unwrap();
-    wait_for(&client, ".pill.live", "the live stream").await;
+    wait_for_element(&client, ".pill.live", "the live stream").await;
 
     // 500 breakers, every instance reporting every second.
     let url = server.url();
@@ -57,15 +87,21 @@ async fn figures_500_breakers_bundle_size_and_transition_latency() {
         while started.elapsed() < Duration::from_secs(LOAD_SECONDS) {
             tick.tick().await;
             seq += 1;
-            let now_ms = wall_ms();
+            let now_ms = now_ms();
             let mut posts = Vec::new();
             for (service_idx, key) in keys.iter().enumerate() {
                 for instance_idx in 0..INSTANCES_PER_SERVICE {
-                    let batch = load_batch(service_idx, instance_idx, seq, now_ms);
+                    let batch = fleet_batch(
+                        &service(service_idx),
+                        &format!("{}-{instance_idx}", service(service_idx)),
+                        seq,
+                        now_ms,
+                        BREAKERS_PER_SERVICE,
+                    );
                     let (url, key) = (url.clone(), key.clone());
-                    posts.push(tokio::spawn(
-                        async move { post_batch(&url, &key, &batch).await },
-                    ));
+                    posts.push(tokio::spawn(async move {
+                        post_batch(&url, &key, &batch).await;
+                    }));
                 }
             }
             for post in posts {
@@ -73,14 +109,7 @@ async fn figures_500_breakers_bundle_size_and_transition_latency() {
             }
         }
     });
-    let n_tiles = SERVICES * BREAKERS_PER_SERVICE;
-    wait_until(
-        &client,
-        PAGE_READY_DEADLINE,
-        "500 tiles",
-        |client| async move { count(&client, ".tile").await == n_tiles },
-    )
-    .await;
+    wait_for_tiles(&client, SERVICES * BREAKERS_PER_SERVICE).await;
     // Batches from here on update existing tiles only (the steady state).
     let steady_from = n_batches(&client).await;
     let busy_from = (main_thread_busy(&client).await, Instant::now());
@@ -93,18 +122,9 @@ async fn figures_500_breakers_bundle_size_and_transition_latency() {
     load.await.unwrap();
     let busy = main_thread_busy(&client).await.since(&busy_from.0);
     let busy_seconds = busy_from.1.elapsed().as_secs_f64();
-    crate::browser::save_screenshot(&client, "500-breakers").await;
+    save_screenshot(&client, "500-breakers").await;
 
-    let batches = client
-        .execute("return window.__fusebox_batches || [];", vec![])
-        .await
-        .unwrap();
-    let batches: Vec<(f64, f64)> = batches
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|entry| (entry[0].as_f64().unwrap(), entry[1].as_f64().unwrap()))
-        .collect();
+    let batches = applied_batches(&client).await;
     let mut apply_ms: Vec<f64> = batches.iter().map(|(ms, _)| *ms).collect();
     let mut steady_ms: Vec<f64> = apply_ms.iter().skip(steady_from).copied().collect();
     let steady_events: f64 = batches
@@ -151,12 +171,18 @@ async fn figures_500_breakers_bundle_size_and_transition_latency() {
         busy.layout_s * 1000.0 / busy_seconds,
     );
     // Figures, not verdicts: timings are printed beside their goals, never asserted (a loaded
-    // machine would fail them at random); what must hold is that updates were applied at all.
-    assert!(!batches.is_empty());
+    // machine would fail them at random); the figures mean nothing unless updates were applied.
+    assert!(!batches.is_empty(), "the page applied no update batch");
 
-    // The page first works off what the load left queued: no new batch for 500 ms.
+    // The page first works off what the load left queued: no new batch for `QUIET`, waited
+    // for at most `PAGE_READY_DEADLINE`.
     let mut last = (n_batches(&client).await, Instant::now());
-    while last.1.elapsed() < Duration::from_millis(500) {
+    let quiet_since = Instant::now();
+    while last.1.elapsed() < QUIET {
+        assert!(
+            quiet_since.elapsed() < PAGE_READY_DEADLINE,
+            "the page was still applying updates {PAGE_READY_DEADLINE:?} after the load ended"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
         let now = n_batches(&client).await;
         if now != last.0 {
@@ -168,30 +194,15 @@ async fn figures_500_breakers_bundle_size_and_transition_latency() {
     let mut latencies = Vec::new();
     for sample in 0..TRANSITION_SAMPLES {
         let breaker = format!("latency-{sample}");
-        let sent_ms = wall_ms();
-        let batch = json!({
-            "service": "latency", "instance": "latency-1", "seq": sample + 1, "sent_at_ms": sent_ms,
-            "transitions": [{
-                "breaker": breaker, "at_ms": sent_ms, "from": "closed", "to": "open",
-                "trigger": {"kind": "failure_rate", "value": 0.9, "threshold": 0.5}, "config_version": 1
-            }]
-        });
+        let sent_ms = now_ms();
+        let batch = transition_batch("latency", "latency-1", sample as u64 + 1, sent_ms, &breaker);
         post_batch(&server.url(), &latency_key, &batch).await;
-        let script = format!(
-            "return (window.__fusebox_seen || {{}})[{}] || null;",
-            json!(breaker)
-        );
-        let started = Instant::now();
-        let seen_ms = loop {
-            if let Some(seen) = client.execute(&script, vec![]).await.unwrap().as_f64() {
-                break seen;
-            }
-            assert!(
-                started.elapsed() < PAGE_READY_DEADLINE,
-                "{breaker} never showed"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let seen_ms = tests::wait::wait_for(
+            &format!("{breaker} to show"),
+            PAGE_READY_DEADLINE,
+            async || seen_ms(&client, &breaker).await,
+        )
+        .await;
         latencies.push(seen_ms - sent_ms as f64);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -280,6 +291,7 @@ impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
     }
 }
 
+/// How many update batches the page applied (cheaper than reading them all).
 async fn n_batches(client: &Client) -> usize {
     client
         .execute("return (window.__fusebox_batches || []).length;", vec![])
@@ -291,28 +303,6 @@ async fn n_batches(client: &Client) -> usize {
 
 fn service(idx: usize) -> String {
     format!("svc-{idx:02}")
-}
-
-/// One instance's batch: every breaker of its service, one second of calls.
-fn load_batch(service_idx: usize, instance_idx: usize, seq: u64, now_ms: i64) -> Value {
-    let aggregates: Vec<Value> = (0..BREAKERS_PER_SERVICE)
-        .map(|breaker_idx| {
-            let failures = (seq as usize + breaker_idx) % 7;
-            json!({
-                "breaker": format!("dep-{breaker_idx:03}"),
-                "start_ms": now_ms - 1000, "interval_ms": 1000,
-                "counts": {"success": 40 + breaker_idx, "failure": failures, "slow": 1},
-                "latency": {"counts": [0, 0, 4, 20, 10, 3, 2, 1, 0, 0, 0, 0, 0, 0, 0]},
-                "state": "closed", "failure_rate": failures as f64 / 50.0,
-                "failure_rate_threshold": 0.5, "config_version": 1
-            })
-        })
-        .collect();
-    json!({
-        "service": service(service_idx),
-        "instance": format!("{}-{instance_idx}", service(service_idx)),
-        "seq": seq, "sent_at_ms": now_ms, "aggregates": aggregates,
-    })
 }
 
 /// How late a zero-delay timeout fires in the page, in ms (`performance.now()`).

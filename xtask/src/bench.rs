@@ -1,0 +1,261 @@
+//! `cargo xtask bench [--only NAME [-- ARGS]] [--list]`: every benchmark of the workspace, one
+//! after another, each printing its own figures (the ones README.md and docs/ quote).
+//!
+//! Benchmarks are figures, not verdicts, so none of them is in the test suite: each is a
+//! `harness = false` bench binary run with `cargo bench -p PACKAGE --bench NAME` (optimised, with
+//! inherited output). The browser bench needs Chromium and the release dashboard bundle, which
+//! this command installs and builds first, as `cargo xtask test` does. A bench that fails does
+//! not stop the others; the command fails at the end, naming it.
+
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::bail;
+
+use crate::{build_ui, cargo, describe, step, test_suite, workspace_root};
+
+/// One bench binary.
+struct Bench {
+    name: &'static str,
+    package: &'static str,
+    /// What it prints, and the knobs it takes.
+    what: &'static str,
+    /// Needs Chromium and the dashboard bundle.
+    browser: bool,
+}
+
+/// Every bench of the workspace, in the order a full run takes them.
+const BENCHES: [Bench; 6] = [
+    Bench {
+        name: "hot_path",
+        package: "breaker",
+        what: "the breaker's closed hot path and Open rejections against recloser and failsafe, \
+               allocations per call (criterion, then a summary table)",
+        browser: false,
+    },
+    Bench {
+        name: "alerts",
+        package: "backend",
+        what: "transition ingested → webhook delivered, p50/p99/max \
+               (FUSEBOX_BENCH_ALERTS=N trips, default 300)",
+        browser: false,
+    },
+    Bench {
+        name: "browser_load",
+        package: "tests",
+        what: "the dashboard with 500 live breakers in headless Chromium, the bundle's size, \
+               transition → visible in the page",
+        browser: true,
+    },
+    Bench {
+        name: "fleet",
+        package: "engine",
+        what: "engine suggestions for 1,000 breakers × 7 days of minute rollups, median of rounds \
+               (FUSEBOX_BENCH_BREAKERS, FUSEBOX_BENCH_ROUNDS)",
+        browser: false,
+    },
+    Bench {
+        name: "server",
+        package: "backend",
+        what: "ingest over HTTP against raw inserts, breaker detail over 10 M outcomes, RSS per \
+               live breaker (`-- quick`; `-- ingest|detail|memory` for one part)",
+        browser: false,
+    },
+    Bench {
+        name: "soak",
+        package: "backend",
+        what: "fusebox serve killed with SIGKILL 20 times under 10,000 events/s: lost, duplicated, \
+               partial (`-- --rounds N`)",
+        browser: false,
+    },
+];
+
+/// What to run.
+#[derive(Debug, PartialEq)]
+enum Plan {
+    List,
+    /// Every bench, or the one named with the arguments for it.
+    Run {
+        only: Option<&'static str>,
+        args: Vec<String>,
+    },
+}
+
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let (only, bench_args) = match parse(args)? {
+        Plan::List => {
+            for bench in &BENCHES {
+                println!(
+                    "{:<13} cargo bench -p {} --bench {}\n              {}",
+                    bench.name, bench.package, bench.name, bench.what
+                );
+            }
+            return Ok(());
+        }
+        Plan::Run { only, args } => (only, args),
+    };
+    let selected: Vec<&Bench> = BENCHES
+        .iter()
+        .filter(|bench| only.is_none_or(|name| bench.name == name))
+        .collect();
+
+    // The browser bench loads the release bundle, built (and Chromium installed) once up front.
+    let mut dist = None;
+    if selected.iter().any(|bench| bench.browser) {
+        test_suite::ensure_browser()?;
+        step("building the dashboard bundle the browser bench loads");
+        dist = Some(build_ui::build_ui(&build_ui::Options { release: true })?);
+    }
+
+    let mut report = Vec::new();
+    let mut failed = Vec::new();
+    for bench in selected {
+        step(&format!(
+            "bench `{}` ({}): {}",
+            bench.name, bench.package, bench.what
+        ));
+        let mut command = Command::new(cargo());
+        command.current_dir(workspace_root()).args([
+            "bench",
+            "-p",
+            bench.package,
+            "--bench",
+            bench.name,
+        ]);
+        if !bench_args.is_empty() {
+            command.arg("--").args(&bench_args);
+        }
+        if let (true, Some(dist)) = (bench.browser, &dist) {
+            command.env("FUSEBOX_DIST", dist);
+            eprintln!("    with FUSEBOX_DIST={}", dist.display());
+        }
+        eprintln!("    $ {}", describe(&command));
+        let started = Instant::now();
+        let ok = command.status().is_ok_and(|status| status.success());
+        let seconds = started.elapsed().as_secs_f64();
+        if ok {
+            report.push(format!("{}: done in {seconds:.0} s", bench.name));
+        } else {
+            report.push(format!("{}: FAILED after {seconds:.0} s", bench.name));
+            failed.push(bench.name);
+        }
+    }
+    step("benches (their figures are printed above)");
+    for line in &report {
+        eprintln!("    {line}");
+    }
+    if !failed.is_empty() {
+        bail!("bench(es) failed: {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+fn parse(args: &[String]) -> anyhow::Result<Plan> {
+    match args {
+        [] => Ok(Plan::Run {
+            only: None,
+            args: vec![],
+        }),
+        [flag] if flag == "--list" => Ok(Plan::List),
+        [flag, name, rest @ ..] if flag == "--only" => {
+            let Some(bench) = BENCHES.iter().find(|bench| bench.name == name) else {
+                bail!("no bench named `{name}`; there are: {}", names());
+            };
+            // `cargo xtask bench --only server -- quick`: a `--` may reach us or not,
+            // depending on how cargo was called; the arguments after it go to the bench.
+            let rest = match rest.split_first() {
+                Some((first, after)) if first == "--" => after,
+                _ => rest,
+            };
+            Ok(Plan::Run {
+                only: Some(bench.name),
+                args: rest.to_vec(),
+            })
+        }
+        _ => bail!(
+            "bench takes `--only NAME [-- ARGS]` or `--list`, got {args:?} (benches: {})",
+            names()
+        ),
+    }
+}
+
+fn names() -> String {
+    BENCHES
+        .iter()
+        .map(|bench| bench.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|arg| arg.to_string()).collect()
+    }
+
+    #[test]
+    fn arguments_pick_the_benches() {
+        let check = |args: &[&str], want: Plan| assert_eq!(parse(&strings(args)).unwrap(), want);
+        check(
+            &[],
+            Plan::Run {
+                only: None,
+                args: vec![],
+            },
+        );
+        check(&["--list"], Plan::List);
+        check(
+            &["--only", "fleet"],
+            Plan::Run {
+                only: Some("fleet"),
+                args: vec![],
+            },
+        );
+        check(
+            &["--only", "server", "--", "quick", "ingest"],
+            Plan::Run {
+                only: Some("server"),
+                args: strings(&["quick", "ingest"]),
+            },
+        );
+        check(
+            &["--only", "soak", "--rounds", "3"],
+            Plan::Run {
+                only: Some("soak"),
+                args: strings(&["--rounds", "3"]),
+            },
+        );
+        assert!(parse(&strings(&["--only", "nope"])).is_err());
+        assert!(parse(&strings(&["--only"])).is_err());
+        assert!(parse(&strings(&["quick"])).is_err());
+    }
+
+    #[test]
+    fn every_bench_binary_is_listed_once() {
+        // Each top-level folder is one crate, named as its package is.
+        let mut on_disk = Vec::new();
+        for folder in std::fs::read_dir(workspace_root()).unwrap() {
+            let folder = folder.unwrap().path();
+            let Ok(benches) = std::fs::read_dir(folder.join("benches")) else {
+                continue;
+            };
+            let package = folder.file_name().unwrap().to_string_lossy().into_owned();
+            for entry in benches {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|ext| ext == "rs") {
+                    let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+                    on_disk.push(format!("{package}/{name}"));
+                }
+            }
+        }
+        on_disk.sort();
+        let mut listed: Vec<String> = BENCHES
+            .iter()
+            .map(|bench| format!("{}/{}", bench.package, bench.name))
+            .collect();
+        listed.sort();
+        assert_eq!(listed, on_disk);
+    }
+}
