@@ -7,51 +7,51 @@ use leptos::task::spawn_local;
 use protocol::Alert;
 
 use crate::alerts::{self, SILENCES};
-use crate::api;
+use crate::api::{self, ApiError};
 use crate::app::Session;
 use crate::format;
 use crate::live::Live;
+use crate::loading::Loading;
+
+type List = LocalResource<Result<Vec<Alert>, ApiError>>;
 
 #[component]
 pub fn Alerts() -> impl IntoView {
     let live = expect_context::<Live>();
-    let alerts = RwSignal::new(None::<Result<Vec<Alert>, String>>);
-    let problem = RwSignal::new(None::<String>);
     // Loads on mount and again on every alert news from the stream.
-    Effect::new(move |_| {
+    let alerts: List = LocalResource::new(move || {
         live.alert_notice.track();
-        spawn_local(async move {
-            alerts.set(Some(api::alerts().await.map_err(|err| err.to_string())));
-        });
+        api::alerts()
     });
+    let problem = RwSignal::new(None::<String>);
     view! {
         <section class="page alerts" data-page="alerts">
             <h2>"Alerts"</h2>
             {move || problem.get().map(|problem| view! { <p class="error" role="alert">{problem}</p> })}
-            {move || match alerts.get() {
-                None => view! { <p class="hint">"Loading…"</p> }.into_any(),
-                Some(Err(err)) => view! { <p class="error">{err}</p> }.into_any(),
-                Some(Ok(list)) if list.is_empty() => view! { <p class="empty">"No alerts."</p> }.into_any(),
-                Some(Ok(list)) => view! {
-                    <div class="alert-list">
-                        {list
-                            .into_iter()
-                            .map(|alert| view! { <AlertCard alert=alert alerts=alerts problem=problem /> })
-                            .collect_view()}
-                    </div>
-                }
-                .into_any(),
-            }}
+            <Loading what="the alerts">
+                {move || alerts.get().map(|loaded| loaded.map(|list| alert_list(list, alerts, problem)))}
+            </Loading>
         </section>
     }
 }
 
+fn alert_list(list: Vec<Alert>, alerts: List, problem: RwSignal<Option<String>>) -> AnyView {
+    if list.is_empty() {
+        return view! { <p class="empty">"No alerts."</p> }.into_any();
+    }
+    view! {
+        <div class="alert-list">
+            {list
+                .into_iter()
+                .map(|alert| view! { <AlertCard alert=alert alerts=alerts problem=problem /> })
+                .collect_view()}
+        </div>
+    }
+    .into_any()
+}
+
 #[component]
-fn AlertCard(
-    alert: Alert,
-    alerts: RwSignal<Option<Result<Vec<Alert>, String>>>,
-    problem: RwSignal<Option<String>>,
-) -> impl IntoView {
+fn AlertCard(alert: Alert, alerts: List, problem: RwSignal<Option<String>>) -> impl IntoView {
     let live = expect_context::<Live>();
     let session = expect_context::<Session>();
     let id = alert.id;

@@ -43,6 +43,9 @@ impl fmt::Display for ApiError {
     }
 }
 
+/// So that a panel's `Err` reaches its `ErrorBoundary` (see [`crate::loading`]).
+impl std::error::Error for ApiError {}
+
 /// `POST /api/v1/session`: signs in with a viewer or admin token. The server keeps the token
 /// in an HttpOnly cookie (which the live stream's `EventSource` sends too); no page script ever
 /// stores or reads it.

@@ -9,6 +9,8 @@ use protocol::{AutoTuneSettings, AutoTuneView};
 use crate::api;
 use crate::app::Session;
 use crate::confirm::Confirm;
+use crate::detail::Target;
+use crate::loading::Loading;
 use crate::tuning;
 
 /// The form's fields, as the admin types them.
@@ -52,9 +54,13 @@ impl Form {
 }
 
 #[component]
-pub fn AutoMode(target: Memo<Option<(String, String)>>) -> impl IntoView {
+pub fn AutoMode(target: Target) -> impl IntoView {
     let session = expect_context::<Session>();
-    let view_state = RwSignal::new(None::<Result<AutoTuneView, String>>);
+    let target = StoredValue::new(target);
+    let view_state = LocalResource::new(move || {
+        let target = target.get_value();
+        async move { api::auto_mode(&target.service, &target.breaker).await }
+    });
     // What the last action said, and which action (`settings` or `step`).
     let outcome = RwSignal::new(None::<(&'static str, Result<String, String>)>);
     let asked = RwSignal::new(None::<bool>);
@@ -65,43 +71,22 @@ pub fn AutoMode(target: Memo<Option<(String, String)>>) -> impl IntoView {
         cooldown_h: RwSignal::new(String::new()),
         max_false_trips: RwSignal::new(String::new()),
     };
-    let load = move || {
-        let Some((service, breaker)) = target.get_untracked() else {
-            return;
-        };
-        spawn_local(async move {
-            let answer = api::auto_mode(&service, &breaker).await;
-            // The page may show another breaker by now.
-            if target.get_untracked().as_ref() != Some(&(service, breaker)) {
-                return;
-            }
-            if let Ok(view) = &answer {
+    // The form shows the settings as last loaded or saved.
+    Effect::new(move |_| {
+        view_state.with(|view| {
+            if let Some(Ok(view)) = view {
                 form.fill(&view.settings);
             }
-            view_state.set(Some(answer.map_err(|err| err.to_string())));
         });
-    };
-    Effect::new(move |_| {
-        target.track();
-        view_state.set(None);
-        outcome.set(None);
-        asked.set(None);
-        load();
     });
-    // The stored settings, as loaded for the breaker shown; nothing is saved without them.
+    // The stored settings; nothing is saved before they have loaded.
     let stored = move || {
-        view_state
-            .get_untracked()
-            .and_then(Result::ok)
-            .filter(|view| {
-                target.get_untracked() == Some((view.service.clone(), view.breaker.clone()))
-            })
-            .map(|view| view.settings)
+        view_state.with_untracked(|view| match view {
+            Some(Ok(view)) => Some(view.settings.clone()),
+            _ => None,
+        })
     };
     let save = move |enabled: bool| {
-        let Some((service, breaker)) = target.get_untracked() else {
-            return;
-        };
         let Some(stored) = stored() else {
             outcome.set(Some((
                 "settings",
@@ -125,9 +110,10 @@ pub fn AutoMode(target: Memo<Option<(String, String)>>) -> impl IntoView {
                 return;
             }
         };
+        let target = target.get_value();
         busy.set(true);
         spawn_local(async move {
-            let answer = api::set_auto_mode(&service, &breaker, &settings).await;
+            let answer = api::set_auto_mode(&target.service, &target.breaker, &settings).await;
             busy.set(false);
             match answer {
                 Ok(view) => {
@@ -138,7 +124,7 @@ pub fn AutoMode(target: Memo<Option<(String, String)>>) -> impl IntoView {
                             if view.settings.enabled { "on" } else { "off" }
                         )),
                     )));
-                    form.fill(&view.settings);
+                    // The server's answer is the new state: no need to load it again.
                     view_state.set(Some(Ok(view)));
                 }
                 Err(err) => outcome.set(Some(("settings", Err(err.to_string())))),
@@ -152,13 +138,11 @@ pub fn AutoMode(target: Memo<Option<(String, String)>>) -> impl IntoView {
         }
     };
     let run = move |_| {
-        let Some((service, breaker)) = target.get_untracked() else {
-            return;
-        };
+        let target = target.get_value();
         busy.set(true);
         outcome.set(None);
         spawn_local(async move {
-            let answer = api::auto_step(&service, &breaker).await;
+            let answer = api::auto_step(&target.service, &target.breaker).await;
             busy.set(false);
             outcome.set(Some((
                 "step",
@@ -172,7 +156,7 @@ pub fn AutoMode(target: Memo<Option<(String, String)>>) -> impl IntoView {
                     })
                     .map_err(|err| err.to_string()),
             )));
-            load();
+            view_state.refetch();
         });
     };
     let field = move |label: &'static str, name: &'static str, signal: RwSignal<String>| {
@@ -188,33 +172,9 @@ pub fn AutoMode(target: Memo<Option<(String, String)>>) -> impl IntoView {
     view! {
         <section class="auto-mode" aria-label="auto mode">
             <h3>"Auto mode"</h3>
-            {move || match view_state.get() {
-                None => view! { <p class="hint">"Loading…"</p> }.into_any(),
-                Some(Err(err)) => view! { <p class="error">{err}</p> }.into_any(),
-                Some(Ok(view)) => {
-                    let now = js_sys::Date::now() as i64;
-                    let enabled = view.settings.enabled;
-                    view! {
-                        <p class="auto-state" data-enabled=enabled.to_string()>
-                            {if enabled { "On: " } else { "Off. When on: " }}
-                            {tuning::auto_settings_line(&view.settings)}
-                        </p>
-                        {view.canary.as_ref().map(|change| view! {
-                            <p class="auto-canary" data-version=change.version
-                                data-instance=change.canary_instance.clone().unwrap_or_default()>
-                                {tuning::auto_change_line(change, now)}
-                            </p>
-                        })}
-                        {(!view.changes.is_empty()).then(|| view! {
-                            <ul class="auto-changes">
-                                {view.changes.iter().map(|change| view! {
-                                    <li data-status=change.status.as_str()>{tuning::auto_change_line(change, now)}</li>
-                                }).collect_view()}
-                            </ul>
-                        })}
-                    }.into_any()
-                }
-            }}
+            <Loading what="auto mode">
+                {move || view_state.get().map(|view| view.map(state))}
+            </Loading>
             <Show when=move || session.is_admin()>
                 <div class="auto-form">
                     {field("maximum step (%)", "max_step", form.max_step_pct)}
@@ -224,7 +184,9 @@ pub fn AutoMode(target: Memo<Option<(String, String)>>) -> impl IntoView {
                 </div>
                 <div class="buttons">
                     {move || {
-                        let enabled = view_state.get().and_then(Result::ok).is_some_and(|v| v.settings.enabled);
+                        let enabled = view_state.with(|view| {
+                            matches!(view, Some(Ok(view)) if view.settings.enabled)
+                        });
                         view! {
                             <button type="button" data-auto=if enabled { "off" } else { "on" }
                                 disabled=move || busy.get() on:click=move |_| asked.set(Some(!enabled))>
@@ -256,5 +218,30 @@ pub fn AutoMode(target: Memo<Option<(String, String)>>) -> impl IntoView {
                 Err(err) => view! { <p class="error" data-outcome="error" data-kind=kind>{err}</p> }.into_any(),
             })}
         </section>
+    }
+}
+
+/// Whether auto mode is on, with its guardrails, the change on its canary and the latest changes.
+fn state(view: AutoTuneView) -> impl IntoView {
+    let now = js_sys::Date::now() as i64;
+    let enabled = view.settings.enabled;
+    view! {
+        <p class="auto-state" data-enabled=enabled.to_string()>
+            {if enabled { "On: " } else { "Off. When on: " }}
+            {tuning::auto_settings_line(&view.settings)}
+        </p>
+        {view.canary.as_ref().map(|change| view! {
+            <p class="auto-canary" data-version=change.version
+                data-instance=change.canary_instance.clone().unwrap_or_default()>
+                {tuning::auto_change_line(change, now)}
+            </p>
+        })}
+        {(!view.changes.is_empty()).then(|| view! {
+            <ul class="auto-changes">
+                {view.changes.iter().map(|change| view! {
+                    <li data-status=change.status.as_str()>{tuning::auto_change_line(change, now)}</li>
+                }).collect_view()}
+            </ul>
+        })}
     }
 }

@@ -16,6 +16,8 @@
 //! - `api`, `stream`, `live`, `notify`, `app`, `overview`, `detail`, `alerts_page`, `toasts`,
 //!   `pages` (recommendations) (wasm32 only): HTTP calls, the Server-Sent Events stream, per-frame live updates,
 //!   browser notifications, and components.
+//! - `loading` (wasm32 only): how every panel shows what it loads (`LocalResource`s read inside
+//!   one `Transition` plus `ErrorBoundary`), so loading and errors look the same everywhere.
 //!
 //! The pure modules are tested on the host (`cargo test -p frontend`); the rest needs a
 //! browser and builds only for wasm32 (`cargo xtask build-ui`).
@@ -42,6 +44,8 @@ pub mod confirm;
 pub mod detail;
 #[cfg(target_arch = "wasm32")]
 pub mod live;
+#[cfg(target_arch = "wasm32")]
+pub mod loading;
 #[cfg(target_arch = "wasm32")]
 pub mod notify;
 #[cfg(target_arch = "wasm32")]

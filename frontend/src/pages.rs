@@ -9,26 +9,22 @@ use leptos::task::spawn_local;
 use leptos_router::hooks::use_query_map;
 use protocol::Recommendation;
 
-use crate::api;
+use crate::api::{self, ApiError};
 use crate::app::Session;
 use crate::confirm::Confirm;
 use crate::format;
+use crate::loading::Loading;
 use crate::tuning;
 
-type List = RwSignal<Option<Result<Vec<Recommendation>, String>>>;
+type List = LocalResource<Result<Vec<Recommendation>, ApiError>>;
 
 #[component]
 pub fn Recommendations() -> impl IntoView {
     let query = use_query_map();
     let selected =
         Memo::new(move |_| query.with(|query| tuning::parse_id(query.get("id").as_deref())));
-    let list: List = RwSignal::new(None);
+    let list: List = LocalResource::new(api::recommendations);
     let problem = RwSignal::new(None::<String>);
-    spawn_local(async move {
-        list.set(Some(
-            api::recommendations().await.map_err(|err| err.to_string()),
-        ));
-    });
     view! {
         <section class="page recommendations" data-page="recommendations">
             <h2>"Recommendations"</h2>
@@ -37,25 +33,35 @@ pub fn Recommendations() -> impl IntoView {
                 "Admins make one from a breaker's page (Suggest thresholds)."
             </p>
             {move || problem.get().map(|problem| view! { <p class="error" role="alert">{problem}</p> })}
-            {move || match list.get() {
-                None => view! { <p class="hint">"Loading…"</p> }.into_any(),
-                Some(Err(err)) => view! { <p class="error">{err}</p> }.into_any(),
-                Some(Ok(recs)) if recs.is_empty() => view! { <p class="empty">"No recommendations yet."</p> }.into_any(),
-                Some(Ok(recs)) => view! {
-                    <div class="rec-list">
-                        {recs
-                            .into_iter()
-                            .map(|rec| {
-                                let open = selected.get_untracked() == Some(rec.id);
-                                view! { <RecCard rec=rec open=open list=list problem=problem /> }
-                            })
-                            .collect_view()}
-                    </div>
-                }
-                .into_any(),
-            }}
+            <Loading what="the recommendations">
+                {move || list.get().map(|loaded| loaded.map(|recs| rec_list(recs, selected, list, problem)))}
+            </Loading>
         </section>
     }
+}
+
+/// The cards, the one the link names (`?id=N`) open.
+fn rec_list(
+    recs: Vec<Recommendation>,
+    selected: Memo<Option<i64>>,
+    list: List,
+    problem: RwSignal<Option<String>>,
+) -> AnyView {
+    if recs.is_empty() {
+        return view! { <p class="empty">"No recommendations yet."</p> }.into_any();
+    }
+    view! {
+        <div class="rec-list">
+            {recs
+                .into_iter()
+                .map(|rec| {
+                    let open = selected.get_untracked() == Some(rec.id);
+                    view! { <RecCard rec=rec open=open list=list problem=problem /> }
+                })
+                .collect_view()}
+        </div>
+    }
+    .into_any()
 }
 
 #[component]
