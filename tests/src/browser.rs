@@ -88,11 +88,12 @@ impl BrowserSetup {
         })
     }
 
-    /// For a test: everything present, or `None` after [`skip::skip`] said why (a panic instead
-    /// when `FUSEBOX_REQUIRE_BROWSER=1`).
-    pub fn for_test() -> Option<BrowserSetup> {
+    /// For a test: everything present, with the browser to itself (tests take
+    /// [`BROWSER_LOCK`] in turn); or `None` after [`skip::skip`] said why (a panic instead when
+    /// `FUSEBOX_REQUIRE_BROWSER=1`).
+    pub async fn for_test() -> Option<(BrowserSetup, tokio::sync::MutexGuard<'static, ()>)> {
         match BrowserSetup::locate() {
-            Ok(setup) => Some(setup),
+            Ok(setup) => Some((setup, BROWSER_LOCK.lock().await)),
             Err(reason) => {
                 skip::skip(
                     &skip::current_test(),

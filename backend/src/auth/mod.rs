@@ -97,7 +97,7 @@ pub struct Created {
 }
 
 /// A listed credential, without its secret.
-#[derive(Debug)]
+#[derive(Debug, sqlx::FromRow)]
 pub struct Listed {
     pub id: i64,
     /// The service of a key, the name of a user.

@@ -5,23 +5,6 @@ use super::{Listed, Principal, Role};
 use crate::store::{Store, StoreError};
 
 #[derive(sqlx::FromRow)]
-struct KeyRow {
-    id: i64,
-    service: String,
-    created_ms: i64,
-    revoked_ms: Option<i64>,
-}
-
-#[derive(sqlx::FromRow)]
-struct UserRow {
-    id: i64,
-    name: String,
-    role: String,
-    created_ms: i64,
-    revoked_ms: Option<i64>,
-}
-
-#[derive(sqlx::FromRow)]
 struct ActiveKeyRow {
     id: i64,
     service: String,
@@ -97,38 +80,21 @@ pub async fn revoke_user(store: &Store, name: &str, now: i64) -> Result<bool, St
 
 /// Every ingest key, revoked ones included, by id.
 pub async fn api_keys(store: &Store) -> Result<Vec<Listed>, StoreError> {
-    let rows: Vec<KeyRow> =
-        sqlx::query_as("SELECT id, service, created_ms, revoked_ms FROM api_keys ORDER BY id")
-            .fetch_all(&store.pool)
-            .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| Listed {
-            id: row.id,
-            name: row.service,
-            role: "ingest".into(),
-            created_ms: row.created_ms,
-            revoked_ms: row.revoked_ms,
-        })
-        .collect())
+    Ok(sqlx::query_as(
+        "SELECT id, service AS name, 'ingest' AS role, created_ms, revoked_ms
+         FROM api_keys ORDER BY id",
+    )
+    .fetch_all(&store.pool)
+    .await?)
 }
 
 /// Every user, revoked ones included, by id.
 pub async fn users(store: &Store) -> Result<Vec<Listed>, StoreError> {
-    let rows: Vec<UserRow> =
+    Ok(
         sqlx::query_as("SELECT id, name, role, created_ms, revoked_ms FROM users ORDER BY id")
             .fetch_all(&store.pool)
-            .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| Listed {
-            id: row.id,
-            name: row.name,
-            role: row.role,
-            created_ms: row.created_ms,
-            revoked_ms: row.revoked_ms,
-        })
-        .collect())
+            .await?,
+    )
 }
 
 /// How many admins have a token that is not revoked.

@@ -17,9 +17,8 @@ use breaker::{CallError, Registry};
 use fantoccini::Locator;
 use serde_json::json;
 use tests::browser::{
-    BROWSER_LOCK, BrowserSetup, PAGE_READY_DEADLINE, applied_batches, click, fleet_batch,
-    save_screenshot, seen_ms, transition_batch, wait_for_element, wait_for_tile_state,
-    wait_for_tiles, wait_until,
+    BrowserSetup, PAGE_READY_DEADLINE, applied_batches, click, fleet_batch, save_screenshot,
+    seen_ms, transition_batch, wait_for_element, wait_for_tile_state, wait_for_tiles, wait_until,
 };
 use tests::{post_batch, tight_config};
 
@@ -28,10 +27,9 @@ const LIVE_DEADLINE: Duration = Duration::from_secs(2);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tile_turns_open_live_without_reload() {
-    let Some(setup) = BrowserSetup::for_test() else {
+    let Some((setup, _browser)) = BrowserSetup::for_test().await else {
         return;
     };
-    let _browser = BROWSER_LOCK.lock().await;
     let server = setup
         .server(|options| options.anonymous_viewer = true)
         .await;
@@ -114,10 +112,9 @@ async fn tile_turns_open_live_without_reload() {
 async fn five_hundred_breakers_get_their_tiles_and_the_page_records_its_updates() {
     const SERVICES: usize = 10;
     const BREAKERS_PER_SERVICE: usize = 50;
-    let Some(setup) = BrowserSetup::for_test() else {
+    let Some((setup, _browser)) = BrowserSetup::for_test().await else {
         return;
     };
-    let _browser = BROWSER_LOCK.lock().await;
     let server = setup
         .server(|options| options.anonymous_viewer = true)
         .await;

@@ -8,17 +8,16 @@ use backend::time::now_ms;
 use fantoccini::Locator;
 use serde_json::json;
 use tests::browser::{
-    BROWSER_LOCK, BrowserSetup, PAGE_READY_DEADLINE, count, save_screenshot, set_token, text,
-    wait_for_element, wait_until,
+    BrowserSetup, PAGE_READY_DEADLINE, count, save_screenshot, set_token, text, wait_for_element,
+    wait_until,
 };
 use tests::post_batch;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trip_shows_a_toast_and_an_admin_acknowledges_it() {
-    let Some(setup) = BrowserSetup::for_test() else {
+    let Some((setup, _browser)) = BrowserSetup::for_test().await else {
         return;
     };
-    let _browser = BROWSER_LOCK.lock().await;
     let server = setup
         .server(|options| options.anonymous_viewer = true)
         .await;

@@ -10,8 +10,8 @@ use backend::time::now_ms;
 use fantoccini::{Client, Locator};
 use serde_json::json;
 use tests::browser::{
-    BROWSER_LOCK, BrowserSetup, PAGE_READY_DEADLINE, click, count, save_screenshot, set_token,
-    wait_for_element, wait_for_tile_state, wait_until,
+    BrowserSetup, PAGE_READY_DEADLINE, click, count, save_screenshot, set_token, wait_for_element,
+    wait_for_tile_state, wait_until,
 };
 use tests::post_batch;
 
@@ -21,10 +21,9 @@ const HOSTILE: &str = "<img src=x onerror=alert(1)>";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn detail_page_lanes_charts_ranges_and_admin_force_open() {
-    let Some(setup) = BrowserSetup::for_test() else {
+    let Some((setup, _browser)) = BrowserSetup::for_test().await else {
         return;
     };
-    let _browser = BROWSER_LOCK.lock().await;
     let server = setup
         .server(|options| options.anonymous_viewer = true)
         .await;
@@ -154,10 +153,9 @@ async fn detail_page_lanes_charts_ranges_and_admin_force_open() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewer_signs_in_sees_no_controls_and_hostile_names_are_text() {
-    let Some(setup) = BrowserSetup::for_test() else {
+    let Some((setup, _browser)) = BrowserSetup::for_test().await else {
         return;
     };
-    let _browser = BROWSER_LOCK.lock().await;
     let server = setup.server(|_| {}).await;
     let viewer = server.user_token("watcher", Role::Viewer).await.unwrap();
     let key = server.ingest_key(HOSTILE).await.unwrap();

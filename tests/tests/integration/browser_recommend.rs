@@ -10,8 +10,8 @@ use fantoccini::Locator;
 use protocol::Recommendation;
 use serde_json::json;
 use tests::browser::{
-    BROWSER_LOCK, BrowserSetup, PAGE_READY_DEADLINE, click, count, save_screenshot, set_token,
-    text, wait_for_element, wait_until,
+    BrowserSetup, PAGE_READY_DEADLINE, click, count, save_screenshot, set_token, text,
+    wait_for_element, wait_until,
 };
 use tests::post_batch;
 
@@ -35,10 +35,9 @@ async fn recommend(base: &str, admin: &str, breaker: &str) -> Recommendation {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_accepts_a_recommendation_in_the_page() {
-    let Some(setup) = BrowserSetup::for_test() else {
+    let Some((setup, _browser)) = BrowserSetup::for_test().await else {
         return;
     };
-    let _browser = BROWSER_LOCK.lock().await;
     let server = setup
         .server(|options| options.anonymous_viewer = true)
         .await;

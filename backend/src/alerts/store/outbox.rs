@@ -136,12 +136,27 @@ pub async fn postpone(
     next_attempt_ms: i64,
     reason: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE alert_outbox SET next_attempt_ms = ?, last_error = ? WHERE id = ?")
-        .bind(next_attempt_ms)
-        .bind(reason)
-        .bind(id)
-        .execute(&store.pool)
-        .await?;
+    reschedule(store, id, (next_attempt_ms, reason), 0).await
+}
+
+/// Schedules a notification's next attempt at `next_attempt_ms` with why the last one did not
+/// deliver it, counting `attempts` more attempts.
+async fn reschedule(
+    store: &Store,
+    id: i64,
+    (next_attempt_ms, reason): (i64, &str),
+    attempts: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE alert_outbox SET attempts = attempts + ?, next_attempt_ms = ?, last_error = ?
+         WHERE id = ?",
+    )
+    .bind(attempts)
+    .bind(next_attempt_ms)
+    .bind(reason)
+    .bind(id)
+    .execute(&store.pool)
+    .await?;
     Ok(())
 }
 
@@ -164,14 +179,5 @@ pub async fn mark_failed(
     next_attempt_ms: i64,
     reason: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE alert_outbox SET attempts = attempts + 1, next_attempt_ms = ?,
-             last_error = ? WHERE id = ?",
-    )
-    .bind(next_attempt_ms)
-    .bind(reason)
-    .bind(id)
-    .execute(&store.pool)
-    .await?;
-    Ok(())
+    reschedule(store, id, (next_attempt_ms, reason), 1).await
 }
