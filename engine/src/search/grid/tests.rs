@@ -109,17 +109,8 @@ fn the_slow_call_policy_is_off_or_each_duration_at_three_rates() {
 fn the_descent_visits_the_params_in_this_order() {
     // The order decides which of two improvements is found first, and so the result.
     assert_eq!(
-        Param::ALL,
-        [
-            Param::FailureRate,
-            Param::Window,
-            Param::MinimumCalls,
-            Param::ConsecutiveFailures,
-            Param::SlowCall,
-            Param::SlowCallRate,
-            Param::Wait,
-            Param::HalfOpen,
-        ]
+        format!("{:?}", Param::ALL),
+        "[FailureRate, Window, MinimumCalls, ConsecutiveFailures, SlowCall, SlowCallRate, Wait, HalfOpen]"
     );
 }
 
