@@ -11,6 +11,7 @@
 //! - [`browser`]: chromedriver, headless Chromium and the dashboard's page.
 
 pub mod browser;
+pub mod postgres;
 pub mod skip;
 pub mod wait;
 

@@ -3,7 +3,8 @@
 //! A test that returns early passes in libtest's eyes, so a plain `cargo test` would be green
 //! while testing nothing. [`skip`] therefore does three things instead of a quiet `return`:
 //! - it fails the test when the environment variable that requires it is `1`
-//!   (`FUSEBOX_REQUIRE_BROWSER`, `FUSEBOX_REQUIRE_ALERTMANAGER`; `cargo xtask test` sets both);
+//!   (`FUSEBOX_REQUIRE_BROWSER`, `FUSEBOX_REQUIRE_ALERTMANAGER`, `FUSEBOX_REQUIRE_POSTGRES`;
+//!   `cargo xtask test` sets them all);
 //! - it writes `SKIPPED <test>: <reason>` straight to the process's stderr, past libtest's
 //!   output capture (which would hide `eprintln!` of a passing test);
 //! - it appends `<test>: <reason>` to the file named by [`SKIP_LOG_VAR`] when that is set, so

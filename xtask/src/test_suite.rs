@@ -3,9 +3,10 @@
 //!
 //! A test that cannot run skips loudly and appends a line to the file named by
 //! `FUSEBOX_SKIP_LOG` (`tests::skip`). This command points that at a fresh file and fails at the
-//! end, listing them, when any test skipped: a skipped test is not a passed one. (The browser and
-//! Alertmanager tests fail outright here, since `FUSEBOX_REQUIRE_BROWSER` and
-//! `FUSEBOX_REQUIRE_ALERTMANAGER` are set too; the log catches any other skip.)
+//! end, listing them, when any test skipped: a skipped test is not a passed one. (The browser,
+//! Alertmanager and PostgreSQL tests fail outright here, since `FUSEBOX_REQUIRE_BROWSER`,
+//! `FUSEBOX_REQUIRE_ALERTMANAGER` and `FUSEBOX_REQUIRE_POSTGRES` are set too; the log catches any
+//! other skip.)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,6 +25,7 @@ pub fn run() -> anyhow::Result<()> {
     ensure_browser()?;
     step("checking for Alertmanager (the alerting test delivers to a real one)");
     apt::ensure_installed(&ALERTMANAGER_PACKAGES, "the Alertmanager test needs it")?;
+    ensure_postgres()?;
 
     step("building the dashboard bundle the browser tests load");
     let dist = build_ui::build_ui(&build_ui::Options { release: true })?;
@@ -37,10 +39,11 @@ pub fn run() -> anyhow::Result<()> {
         .args(["test", "--workspace", "--no-fail-fast"])
         .env("FUSEBOX_REQUIRE_BROWSER", "1")
         .env("FUSEBOX_REQUIRE_ALERTMANAGER", "1")
+        .env("FUSEBOX_REQUIRE_POSTGRES", "1")
         .env("FUSEBOX_DIST", &dist)
         .env("FUSEBOX_SKIP_LOG", &skip_log);
     eprintln!(
-        "    with FUSEBOX_REQUIRE_BROWSER=1 FUSEBOX_REQUIRE_ALERTMANAGER=1 FUSEBOX_DIST={} FUSEBOX_SKIP_LOG={}",
+        "    with FUSEBOX_REQUIRE_BROWSER=1 FUSEBOX_REQUIRE_ALERTMANAGER=1 FUSEBOX_REQUIRE_POSTGRES=1 FUSEBOX_DIST={} FUSEBOX_SKIP_LOG={}",
         dist.display(),
         skip_log.display()
     );
@@ -58,6 +61,25 @@ pub fn run() -> anyhow::Result<()> {
     }
     step("all tests passed, none skipped");
     Ok(())
+}
+
+/// Installs Debian's PostgreSQL when its binaries are missing. The tests start throwaway
+/// clusters of their own from these binaries (`tests::postgres`); no service is used.
+pub fn ensure_postgres() -> anyhow::Result<()> {
+    step("checking for PostgreSQL (the schema tests start throwaway clusters from its binaries)");
+    let installed = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|versions| {
+            versions
+                .filter_map(Result::ok)
+                .any(|v| v.path().join("bin/initdb").exists())
+        })
+        .unwrap_or(false);
+    if installed {
+        eprintln!("    PostgreSQL binaries are installed under /usr/lib/postgresql");
+        Ok(())
+    } else {
+        apt::ensure_installed(&["postgresql"], "the PostgreSQL tests need its binaries")
+    }
 }
 
 /// Installs Chromium and chromedriver from Debian when either is missing.

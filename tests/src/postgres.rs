@@ -1,0 +1,190 @@
+//! A throwaway PostgreSQL cluster for a test, from Debian's binaries: `initdb` into a temporary
+//! folder, `postgres` on a free loopback port, stopped and removed when dropped. Nothing assumes
+//! a pre-installed or running service; `cargo xtask test` installs the `postgresql` package when
+//! the binaries are missing (and sets `FUSEBOX_REQUIRE_POSTGRES=1`, so a missing one fails).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+use crate::skip;
+
+/// The variable that turns a missing PostgreSQL into a failure instead of a skip.
+pub const REQUIRE_VAR: &str = "FUSEBOX_REQUIRE_POSTGRES";
+
+/// A running cluster; dropping it stops the server and deletes its files.
+pub struct PgCluster {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl PgCluster {
+    /// Debian's newest PostgreSQL binaries (`/usr/lib/postgresql/<version>/bin`), if installed.
+    pub fn bin_dir() -> Option<PathBuf> {
+        let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|entry| {
+                let entry = entry.ok()?;
+                let version = entry.file_name().to_str()?.parse().ok()?;
+                let bin = entry.path().join("bin");
+                bin.join("initdb").exists().then_some((version, bin))
+            })
+            .collect();
+        versions.sort();
+        versions.pop().map(|(_, bin)| bin)
+    }
+
+    /// For a test: a started cluster, or `None` after [`skip::skip`] said why.
+    pub fn for_test() -> Option<PgCluster> {
+        let Some(bin) = PgCluster::bin_dir() else {
+            skip::skip(
+                &skip::current_test(),
+                REQUIRE_VAR,
+                "PostgreSQL is not installed (/usr/lib/postgresql/*/bin/initdb); \
+                 `cargo xtask test` installs Debian's postgresql package",
+            );
+            return None;
+        };
+        Some(PgCluster::start(&bin).expect("a throwaway PostgreSQL cluster starts"))
+    }
+
+    /// Initialises a cluster in a temporary folder and starts it on a free loopback port.
+    pub fn start(bin: &Path) -> anyhow::Result<PgCluster> {
+        let dir = tempfile::Builder::new().prefix("fusebox-pg-").tempdir()?;
+        // initdb refuses to run as root: the cluster belongs to the postgres user then.
+        let as_root = is_root();
+        if as_root {
+            run(Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(dir.path()))?;
+        }
+        let data = dir.path().join("data");
+        let port = free_port()?;
+        let cluster = PgCluster {
+            bin: bin.to_path_buf(),
+            dir,
+            port,
+        };
+        cluster.run_tool(
+            "initdb",
+            &[
+                "-D",
+                path_str(&data)?,
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+        )?;
+        // Loopback TCP only; the socket folder is the temporary one; durability is not what a
+        // throwaway cluster is for.
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
+             -c synchronous_commit=off -c full_page_writes=off",
+            path_str(cluster.dir.path())?
+        );
+        let log = cluster.dir.path().join("server.log");
+        cluster.run_tool(
+            "pg_ctl",
+            &[
+                "-D",
+                path_str(&data)?,
+                "-o",
+                &options,
+                "-l",
+                path_str(&log)?,
+                "-w",
+                "start",
+            ],
+        )?;
+        Ok(cluster)
+    }
+
+    /// The URL of database `name` (the cluster's own `postgres` database exists from the start).
+    pub fn url(&self, name: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Creates database `name` and returns its URL.
+    pub fn create_database(&self, name: &str) -> anyhow::Result<String> {
+        self.run_tool(
+            "createdb",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                name,
+            ],
+        )?;
+        Ok(self.url(name))
+    }
+
+    /// Runs one of the cluster's binaries, as the postgres user when this process is root.
+    fn run_tool(&self, tool: &str, args: &[&str]) -> anyhow::Result<()> {
+        let program = self.bin.join(tool);
+        let mut command = if is_root() {
+            let mut su = Command::new("runuser");
+            su.args(["-u", "postgres", "--"]).arg(&program);
+            su
+        } else {
+            Command::new(&program)
+        };
+        command.args(args).current_dir(self.dir.path());
+        run(&mut command).with_context(|| format!("{tool} failed"))
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        if let Ok(data) = path_str(&data) {
+            let _ = self.run_tool("pg_ctl", &["-D", data, "-m", "immediate", "-w", "stop"]);
+        }
+    }
+}
+
+fn is_root() -> bool {
+    // The effective user id, as `id -u` prints it.
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn path_str(path: &Path) -> anyhow::Result<&str> {
+    path.to_str()
+        .with_context(|| format!("{} is not UTF-8", path.display()))
+}
+
+fn run(command: &mut Command) -> anyhow::Result<()> {
+    let output = command
+        .output()
+        .with_context(|| format!("cannot run {command:?}"))?;
+    if !output.status.success() {
+        bail!(
+            "{command:?} exited with {}: {}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
+}
