@@ -81,6 +81,8 @@ impl Store {
         Ok(Store { pool, ingest })
     }
 
+    /// The pool, for tests and benchmarks that read what was stored. The server's own code
+    /// runs SQL only in the features' stores (`tests/tests/layout.rs` checks it).
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
