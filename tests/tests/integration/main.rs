@@ -8,6 +8,7 @@ mod browser_alerts;
 mod browser_dashboard;
 mod browser_recommend;
 mod config;
+mod demo;
 mod e2e;
 mod limits;
 mod overload;
