@@ -6,6 +6,7 @@ mod bad_input;
 mod browser;
 mod browser_alerts;
 mod browser_dashboard;
+mod browser_demo;
 mod browser_recommend;
 mod config;
 mod demo;
