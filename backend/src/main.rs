@@ -326,6 +326,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let url = running.url();
             let demo = backend::demo::start(&running).await?;
             println!("fusebox demo: open {url} in a browser (Ctrl-C to stop)");
+            println!(
+                "fusebox demo: to review and accept tuned thresholds, sign in as the demo's admin \
+                 with this one-time link:\n  {}",
+                demo.admin_link
+            );
             let (stop_demo, demo_stopped) = tokio::sync::oneshot::channel::<()>();
             let signal = async move {
                 shutdown_signal().await;

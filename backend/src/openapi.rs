@@ -218,6 +218,11 @@ fn complete(doc: &mut serde_json::Value) {
                 ),
             ]);
         }
+        // Exactly one of `token` and `code` (`auth::session::sign_in`).
+        if let Some(sign_in) = schemas.get_mut("SignInRequest") {
+            sign_in["minProperties"] = json!(1);
+            sign_in["maxProperties"] = json!(1);
+        }
         if let Some(kind) = schemas
             .get_mut("Trigger")
             .and_then(|trigger| trigger["properties"].get_mut("kind"))
@@ -358,11 +363,6 @@ fn field_bounds() -> Vec<(&'static str, &'static str, serde_json::Value)> {
             json!({"minimum": 0, "maximum": 30 * DAY_MS}),
         ),
         (
-            "SignInRequest",
-            "token",
-            json!({"pattern": "^[A-Za-z0-9_]+$"}),
-        ),
-        (
             "AlertRule",
             "severity",
             json!({"minLength": 1, "maxLength": 50}),
@@ -371,6 +371,13 @@ fn field_bounds() -> Vec<(&'static str, &'static str, serde_json::Value)> {
     ];
     for schema in ["AlertRule", "AlertChannel"] {
         bounds.push((schema, "name", name_schema()));
+    }
+    for field in ["token", "code"] {
+        bounds.push((
+            "SignInRequest",
+            field,
+            json!({"pattern": "^[A-Za-z0-9_]+$"}),
+        ));
     }
     bounds
 }

@@ -195,6 +195,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
             options.public_url.as_deref(),
             options.failed_auth_per_minute,
         )),
+        sign_in_codes: Arc::default(),
         engine: EngineRuns::new(options.engine_budget, Some(metrics.clone())),
         limits: options.limits,
         clock: options.clock.clone(),

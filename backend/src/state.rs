@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 use axum::extract::FromRef;
 
 use crate::alerts::Alerts;
+use crate::auth::code::SignInCodes;
 use crate::auth::{CredentialCache, WebGuard};
 use crate::configs::ConfigWatch;
 use crate::ingest::IngestQueue;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub alerts: Alerts,
     pub credentials: Arc<CredentialCache>,
     pub web: Arc<WebGuard>,
+    /// One-time sign-in codes not exchanged yet: none unless the demo issued one.
+    pub sign_in_codes: Arc<SignInCodes>,
     /// Engine runs: their budget, and the flag that stops them all when the server stops.
     pub engine: EngineRuns,
     /// The limits: the writer enforces the cardinality ones at ingest; validation reads
@@ -63,6 +66,7 @@ sub_state! {
     alerts: Alerts,
     credentials: Arc<CredentialCache>,
     web: Arc<WebGuard>,
+    sign_in_codes: Arc<SignInCodes>,
     engine: EngineRuns,
     limits: Limits,
     clock: Clock,

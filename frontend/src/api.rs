@@ -57,7 +57,19 @@ pub async fn sign_in(token: &str) -> Result<Me, ApiError> {
         ));
     }
     let body = serde_json::to_string(&protocol::SignInRequest {
-        token: token.to_string(),
+        token: Some(token.to_string()),
+        code: None,
+    })
+    .map_err(|err| ApiError::new(err.to_string()))?;
+    post_json("/api/v1/session", Some(&body)).await
+}
+
+/// `POST /api/v1/session` with a one-time sign-in code (from a `#signin=` link): the server
+/// exchanges it, once, for the token it stands for and sets the same cookie.
+pub async fn sign_in_with_code(code: &str) -> Result<Me, ApiError> {
+    let body = serde_json::to_string(&protocol::SignInRequest {
+        token: None,
+        code: Some(code.to_string()),
     })
     .map_err(|err| ApiError::new(err.to_string()))?;
     post_json("/api/v1/session", Some(&body)).await

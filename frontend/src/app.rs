@@ -25,6 +25,8 @@ use crate::toasts::{NotifyButton, ToastStack};
 #[derive(Clone, Copy)]
 pub struct Session {
     pub me: RwSignal<Option<Me>>,
+    /// Why a one-time sign-in link (`#signin=…`) did not sign in, if it did not.
+    pub link_problem: RwSignal<Option<String>>,
 }
 
 impl Session {
@@ -56,11 +58,25 @@ pub fn App() -> impl IntoView {
     let live = Live::new();
     let session = Session {
         me: RwSignal::new(None),
+        link_problem: RwSignal::new(None),
     };
     provide_context(live);
     provide_context(session);
-    session.refresh(live);
-    live.connect();
+    match take_sign_in_code() {
+        // A one-time sign-in link (`fusebox demo` prints one for its admin): exchange the code
+        // for the session cookie, then ask who we are, as a token sign-in does.
+        Some(code) => spawn_local(async move {
+            if let Err(err) = api::sign_in_with_code(&code).await {
+                session.link_problem.set(Some(err.to_string()));
+            }
+            session.refresh(live);
+            live.connect();
+        }),
+        None => {
+            session.refresh(live);
+            live.connect();
+        }
+    }
     on_cleanup(move || live.disconnect());
     let clock = set_interval_with_handle(
         move || live.now_ms.set(js_sys::Date::now() as i64),
@@ -91,6 +107,21 @@ pub fn App() -> impl IntoView {
             </main>
         </Router>
     }
+}
+
+/// The code of a one-time sign-in link (`/#signin=CODE`), taken out of the address bar and
+/// the history first, so that neither a reload nor the back button offers it again.
+fn take_sign_in_code() -> Option<String> {
+    let window = web_sys::window()?;
+    let location = window.location();
+    let code = location.hash().ok()?.strip_prefix("#signin=")?.to_string();
+    let without_fragment = format!("{}{}", location.pathname().ok()?, location.search().ok()?);
+    let _ = window.history().ok()?.replace_state_with_url(
+        &wasm_bindgen::JsValue::NULL,
+        "",
+        Some(&without_fragment),
+    );
+    (!code.is_empty()).then_some(code)
 }
 
 #[component]
@@ -173,12 +204,18 @@ fn role_text(role: AccessRole) -> &'static str {
 #[component]
 fn StreamBanner() -> impl IntoView {
     let live = expect_context::<Live>();
+    let session = expect_context::<Session>();
     view! {
         <Show when=move || live.connection.get() == Connection::Down>
             <div class="banner stream-down" role="alert">
                 "Live updates are disconnected; reconnecting… States shown may be out of date."
             </div>
         </Show>
+        {move || {
+            session.link_problem
+                .get()
+                .map(|err| view! { <div class="banner link-problem" role="alert">"The sign-in link did not sign you in: " {err}</div> })
+        }}
         {move || {
             live.load_error
                 .get()

@@ -106,11 +106,18 @@ pub enum AccessRole {
     Admin,
 }
 
-/// `POST /api/v1/session`: the dashboard signs in with a viewer or admin token; the server
+/// `POST /api/v1/session`: the dashboard signs in with exactly one of a viewer or admin
+/// `token`, or a one-time sign-in `code` (such as the one `fusebox demo` prints in its admin
+/// link), which the server exchanges for the token it stands for and forgets. The server
 /// answers with [`Me`] and keeps the token in an HttpOnly cookie that page scripts cannot read.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SignInRequest {
-    pub token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
+    pub token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
+    pub code: Option<String>,
 }

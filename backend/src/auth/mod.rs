@@ -12,8 +12,10 @@
 //! ([`throttle`]); the dashboard signs in through [`session`], which sets the cookie HttpOnly;
 //! cookie-authenticated writes must come from the dashboard's own origin ([`origin`]); long-lived
 //! answers (the live stream, the config long poll) re-check their credential ([`revoked`]).
-//! Keys and users are read and written in [`store`].
+//! Keys and users are read and written in [`store`]; one-time sign-in codes, which only the
+//! demo issues, are kept in memory by [`code`].
 
+pub mod code;
 pub mod origin;
 pub mod session;
 pub mod store;
@@ -198,11 +200,13 @@ pub fn presented_secret_in(headers: &axum::http::HeaderMap) -> Option<&str> {
 }
 
 /// What kind of secret this looks like, for logs that must not show the secret itself.
-fn secret_kind(secret: &str) -> &'static str {
+pub fn secret_kind(secret: &str) -> &'static str {
     if secret.starts_with("fbk_") {
         "ingest key"
     } else if secret.starts_with("fbu_") {
         "user token"
+    } else if secret.starts_with(code::CODE_PREFIX) {
+        "sign-in code"
     } else {
         "unrecognised secret"
     }
@@ -233,35 +237,62 @@ pub async fn check_secret(
     if let Some(principal) = app.credentials.get(&hash) {
         return Ok(Some(principal));
     }
-    let ip = peer.map(|peer| peer.ip());
-    if let Some(wait) = ip.and_then(|ip| app.web.failed_auth.blocked(ip)) {
-        app.metrics.record_auth_failure(true);
-        return Err(throttled(wait));
-    }
+    check_not_throttled(app, peer)?;
     match authenticate(&app.store, secret).await? {
         Some(principal) => {
             app.credentials.put(hash, principal.clone());
             Ok(Some(principal))
         }
-        None => {
-            // The hash's first bytes tell repeated attempts with one secret apart without
-            // revealing it.
-            tracing::warn!(
-                peer = ?peer,
-                kind = secret_kind(secret),
-                fingerprint = &hash[..8],
-                path,
-                "authentication failed: unknown or revoked credential"
-            );
-            let blocked = ip.and_then(|ip| app.web.failed_auth.failed(ip));
-            app.metrics.record_auth_failure(blocked.is_some());
-            match blocked {
-                Some(wait) => Err(throttled(wait)),
-                None => Err(AppError::Unauthorized {
-                    detail: "the presented key or token is unknown or revoked".into(),
-                }),
-            }
+        None => Err(failed(
+            app,
+            peer,
+            (secret_kind(secret), &hash),
+            path,
+            "the presented key or token is unknown or revoked",
+        )),
+    }
+}
+
+/// 429 when `peer` failed to authenticate too often lately, checked before a secret is looked
+/// at (and counted as a failure, as a refused secret would be).
+pub fn check_not_throttled(
+    app: &AppState,
+    peer: Option<std::net::SocketAddr>,
+) -> Result<(), AppError> {
+    match peer.and_then(|peer| app.web.failed_auth.blocked(peer.ip())) {
+        Some(wait) => {
+            app.metrics.record_auth_failure(true);
+            Err(throttled(wait))
         }
+        None => Ok(()),
+    }
+}
+
+/// A failed authentication with a secret of `kind` whose hash is `hash`: logged (without the
+/// secret) and counted against `peer`; 401 with `detail`, or 429 once `peer` failed too often.
+pub fn failed(
+    app: &AppState,
+    peer: Option<std::net::SocketAddr>,
+    (kind, hash): (&str, &str),
+    path: &str,
+    detail: &str,
+) -> AppError {
+    // The hash's first bytes tell repeated attempts with one secret apart without
+    // revealing it.
+    tracing::warn!(
+        peer = ?peer,
+        kind,
+        fingerprint = &hash[..8],
+        path,
+        "authentication failed: unknown or revoked credential"
+    );
+    let blocked = peer.and_then(|peer| app.web.failed_auth.failed(peer.ip()));
+    app.metrics.record_auth_failure(blocked.is_some());
+    match blocked {
+        Some(wait) => throttled(wait),
+        None => AppError::Unauthorized {
+            detail: detail.into(),
+        },
     }
 }
 

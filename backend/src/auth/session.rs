@@ -1,6 +1,7 @@
-//! The dashboard's session: `POST /api/v1/session` exchanges a viewer or admin token for an
-//! HttpOnly, SameSite=Strict cookie (Secure when the public URL is https or a proxy says the
-//! request came over https), so no page script can read the token; `DELETE` ends it.
+//! The dashboard's session: `POST /api/v1/session` exchanges a viewer or admin token (or a
+//! one-time sign-in code that stands for one, see [`super::code`]) for an HttpOnly,
+//! SameSite=Strict cookie (Secure when the public URL is https or a proxy says the request came
+//! over https), so no page script can read the token; `DELETE` ends it.
 
 use axum::Json;
 use axum::extract::State;
@@ -16,16 +17,23 @@ use crate::state::AppState;
 const SESSION_MAX_AGE_S: u32 = 30 * 24 * 60 * 60;
 
 #[utoipa::path(post, path = "/api/v1/session", tag = "read",
+    description = "Signs the dashboard in with exactly one of `token` (a viewer or admin token) \
+        or `code` (a one-time sign-in code, such as the one in the admin link `fusebox demo` \
+        prints: exchanged once for the token it stands for, then unknown). Either sets the same \
+        HttpOnly session cookie. A body with both fields or neither is refused (422).",
     request_body = protocol::SignInRequest,
     responses(
         (status = 200, description = "Signed in; the token is now in the HttpOnly cookie \
             `fusebox_token`", body = protocol::Me),
         (status = 400, description = "Malformed JSON", body = protocol::ErrorBody),
-        (status = 401, description = "Unknown or revoked token", body = protocol::ErrorBody),
+        (status = 401, description = "Unknown or revoked token, or a code that is unknown or \
+            used already", body = protocol::ErrorBody),
         (status = 403, description = "An ingest key, or a request from another origin",
             body = protocol::ErrorBody),
         (status = 415, description = "Not JSON", body = protocol::ErrorBody),
-        (status = 422, description = "Invalid body", body = protocol::ErrorBody),
+        (status = 422, description = "Invalid body: an unknown field, both `token` and `code` \
+            or neither, or a field that is not letters, digits and `_`",
+            body = protocol::ErrorBody),
         (status = 429, description = "Too many failed sign-ins from this address",
             body = protocol::ErrorBody),
     ))]
@@ -35,18 +43,44 @@ pub async fn sign_in(
     headers: HeaderMap,
     JsonBody(request): JsonBody<protocol::SignInRequest>,
 ) -> Result<Response, AppError> {
-    let token = request.token.as_str();
-    if token.is_empty()
-        || !token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    {
-        return Err(AppError::Invalid {
-            detail: "a token is letters, digits and `_` only (`fbu_…`)".into(),
-            path: "$.token".into(),
-        });
-    }
-    let me = match super::check_secret(&app, token, peer, "/api/v1/session").await? {
+    const PATH: &str = "/api/v1/session";
+    let token = match (request.token, request.code) {
+        (Some(token), None) => {
+            check_text(
+                &token,
+                "$.token",
+                "a token is letters, digits and `_` only (`fbu_…`)",
+            )?;
+            token
+        }
+        (None, Some(code)) => {
+            check_text(
+                &code,
+                "$.code",
+                "a sign-in code is letters, digits and `_` only (`fbc_…`)",
+            )?;
+            super::check_not_throttled(&app, peer)?;
+            match app.sign_in_codes.redeem(&code) {
+                Some(token) => token,
+                None => {
+                    return Err(super::failed(
+                        &app,
+                        peer,
+                        (super::secret_kind(&code), &super::hash_secret(&code)),
+                        PATH,
+                        "the sign-in code is unknown or was used already",
+                    ));
+                }
+            }
+        }
+        (Some(_), Some(_)) | (None, None) => {
+            return Err(AppError::Invalid {
+                detail: "sign in with exactly one of `token` and `code`".into(),
+                path: "$".into(),
+            });
+        }
+    };
+    let me = match super::check_secret(&app, &token, peer, PATH).await? {
         Some(Principal::User { name, role }) => super::me_of(name, role),
         _ => {
             return Err(AppError::Forbidden {
@@ -84,6 +118,17 @@ pub async fn sign_out(State(app): State<AppState>, headers: HeaderMap) -> Respon
         HeaderValue::from_str(&cookie).expect("a fixed cookie is a valid header"),
     );
     response
+}
+
+/// 422 at `path` unless `text` is a non-empty run of letters, digits and `_`, as every secret is.
+fn check_text(text: &str, path: &str, detail: &str) -> Result<(), AppError> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(AppError::Invalid {
+            detail: detail.into(),
+            path: path.into(),
+        });
+    }
+    Ok(())
 }
 
 /// A proxy in front says the browser reached it over https.

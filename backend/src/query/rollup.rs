@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use protocol::{LatencyHistogram, OutcomeCounts};
 
-pub use super::store::rollup::{ROLLUP_BATCH, prune_once, roll_up_once};
+pub use super::store::rollup::{ROLLUP_BATCH, insert_rollups, prune_once, roll_up_once};
 use crate::store::Store;
 use crate::time::Clock;
 

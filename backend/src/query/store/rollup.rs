@@ -98,6 +98,41 @@ pub async fn roll_up_once(store: &Store) -> anyhow::Result<usize> {
     Ok(n_rows)
 }
 
+/// Writes rollups as they are, replacing any of the same breaker, resolution and start, with
+/// multi-row statements in one transaction: for history that was never reported as aggregates
+/// (the demo's past). Rows are `(breaker_id, resolution_ms, start_ms, bucket)`.
+pub async fn insert_rollups(store: &Store, rows: &[(i64, i64, i64, Bucket)]) -> anyhow::Result<()> {
+    // 11 values per row × 500 rows stays well under SQLite's 32 766 parameters.
+    const ROWS_PER_INSERT: usize = 500;
+    let mut tx = store.begin().await?;
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT OR REPLACE INTO rollups (breaker_id, resolution_ms, start_ms, success, failure,
+                 timeout, rejected, slow, ignored, latency, failure_rate_threshold) ",
+        );
+        insert.push_values(
+            chunk,
+            |mut row, (breaker_id, resolution, start_ms, bucket)| {
+                let c = &bucket.counts;
+                row.push_bind(*breaker_id)
+                    .push_bind(*resolution)
+                    .push_bind(*start_ms)
+                    .push_bind(count_to_db(c.success))
+                    .push_bind(count_to_db(c.failure))
+                    .push_bind(count_to_db(c.timeout))
+                    .push_bind(count_to_db(c.rejected))
+                    .push_bind(count_to_db(c.slow))
+                    .push_bind(count_to_db(c.ignored))
+                    .push_bind(encode_histogram(&bucket.latency))
+                    .push_bind(bucket.failure_rate_threshold);
+            },
+        );
+        insert.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Deletes what is past retention, `PRUNE_BATCH` rows per statement; returns rows deleted.
 /// Raw aggregates are only deleted once rolled up.
 pub async fn prune_once(store: &Store, retention: &Retention, now_ms: i64) -> anyhow::Result<u64> {

@@ -1,0 +1,90 @@
+//! Browser test of a newcomer's walk through the demo: open the admin link `fusebox demo`
+//! prints, see the admin controls (the code gone from the address bar), find the demo's
+//! recommendation for its wrong breaker with its evidence and replay chart, and accept it. The
+//! link works once: opened again, the page says it did not sign in.
+
+use std::time::Duration;
+
+use fantoccini::Locator;
+use protocol::Recommendation;
+use tests::browser::{BrowserSetup, click, save_screenshot, text, wait_for_element};
+use tests::wait::wait_for_every;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_signs_in_with_the_demo_link_and_accepts_the_recommendation() {
+    let Some((setup, _browser)) = BrowserSetup::for_test().await else {
+        return;
+    };
+    // As `cargo xtask demo` runs it: anyone may read.
+    let server = setup
+        .server(|options| options.anonymous_viewer = true)
+        .await;
+    let demo = backend::demo::start(&server.server).await.unwrap();
+    let (service, breaker) = backend::demo::WRONG_BREAKER;
+    let list = format!("{}/api/v1/recommendations", server.url());
+    let rec: Recommendation = wait_for_every(
+        "the demo's recommendation",
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        async || {
+            let recs: Vec<Recommendation> = reqwest::get(&list).await.ok()?.json().await.ok()?;
+            recs.into_iter()
+                .find(|rec| (rec.service.as_str(), rec.breaker.as_str()) == (service, breaker))
+        },
+    )
+    .await;
+
+    let (_driver, client) = setup.browser().await;
+    client.goto(&demo.admin_link).await.unwrap();
+    wait_for_element(&client, ".who[data-role=\"admin\"]", "the admin's role").await;
+    let url = client.current_url().await.unwrap();
+    assert!(
+        url.fragment().is_none() && !url.as_str().contains("signin"),
+        "the code left the address bar: {url}"
+    );
+    assert!(
+        text(&client, ".who")
+            .await
+            .starts_with(backend::demo::ADMIN_NAME),
+        "signed in as the demo's admin"
+    );
+    click(&client, "nav a[href=\"/recommendations\"]").await;
+    let card = format!(".rec-card[data-id=\"{}\"]", rec.id);
+    wait_for_element(&client, &card, "the demo's recommendation in the list").await;
+    assert_eq!(
+        text(&client, &format!("{card} .rec-breaker")).await,
+        format!("{service} / {breaker}")
+    );
+    click(&client, &format!("{card} .rec-detail summary")).await;
+    wait_for_element(
+        &client,
+        &format!("{card} .rec-replay svg"),
+        "the replay chart",
+    )
+    .await;
+    assert!(
+        client
+            .find(Locator::Css(&format!("{card} .rec-diff tr.differs")))
+            .await
+            .is_ok(),
+        "the suggestion differs from the current config"
+    );
+    save_screenshot(&client, "demo-recommendation").await;
+    click(&client, &format!("{card} button.accept")).await;
+    click(&client, &format!("{card} button[data-confirm=\"yes\"]")).await;
+    let accepted = format!(
+        ".rec-card[data-id=\"{}\"][data-status=\"accepted\"]",
+        rec.id
+    );
+    wait_for_element(&client, &accepted, "the accepted recommendation").await;
+    let decision = text(&client, &format!("{accepted} .rec-decision")).await;
+    assert!(
+        decision.starts_with(&format!("accepted by {}", backend::demo::ADMIN_NAME)),
+        "the page says {decision:?}"
+    );
+
+    // The link was for one use.
+    client.goto(&demo.admin_link).await.unwrap();
+    wait_for_element(&client, ".banner.link-problem", "the used link's problem").await;
+    demo.shutdown().await;
+}

@@ -1,0 +1,139 @@
+//! The demo's first ten minutes: the one-time admin sign-in link (exchanged once, never on a
+//! plain server), and a week of history that gives the engine a better config for the demo's
+//! wrong breaker, ready on the Recommendations page without anyone asking.
+
+use std::time::Duration;
+
+use backend::auth::Role;
+use protocol::Recommendation;
+use serde_json::{Value, json};
+use tests::TestServer;
+use tests::wait::wait_for_every;
+
+/// `POST /api/v1/session` with `body`: the status and the JSON answer.
+async fn sign_in(server: &TestServer, body: Value) -> (u16, Value, Option<String>) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/session", server.url()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .map(|value| value.to_str().unwrap().to_string());
+    (status, response.json().await.unwrap_or(Value::Null), cookie)
+}
+
+#[tokio::test]
+async fn a_sign_in_code_signs_in_exactly_once() {
+    let server = TestServer::start().await.unwrap();
+    // A server that is not the demo has no code at all.
+    assert!(server.server.state.sign_in_codes.is_empty());
+    let admin = server.user_token("ada", Role::Admin).await.unwrap();
+    let code = server.server.state.sign_in_codes.issue(&admin).unwrap();
+
+    let (status, me, cookie) = sign_in(&server, json!({"code": code})).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me, json!({"name": "ada", "role": "admin"}));
+    let cookie = cookie.expect("a session cookie");
+    assert!(
+        cookie.starts_with(&format!("fusebox_token={admin};")),
+        "{cookie}"
+    );
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+
+    // Used once, it is unknown; the token it stood for still signs in.
+    let (status, body, cookie) = sign_in(&server, json!({"code": code})).await;
+    assert_eq!((status, cookie), (401, None), "{body}");
+    let (status, me, _) = sign_in(&server, json!({"token": admin})).await;
+    assert_eq!((status, me["role"].as_str()), (200, Some("admin")));
+
+    // Exactly one of the two, each letters, digits and `_`, nothing else.
+    for (body, path) in [
+        (json!({}), "$"),
+        (json!({"token": admin, "code": "fbc_0"}), "$"),
+        (json!({"code": null}), "$"),
+        (json!({"code": "fbc 0"}), "$.code"),
+        (json!({"code": ""}), "$.code"),
+        (json!({"code": 7}), "$.code"),
+        (json!({"code": "fbc_0", "remember": true}), "$"),
+    ] {
+        let (status, answer, _) = sign_in(&server, body.clone()).await;
+        assert_eq!(status, 422, "{body}: {answer}");
+        assert!(
+            answer["path"].as_str().is_some_and(|p| p.starts_with(path)),
+            "{body}: {answer}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_history_gives_the_wrong_breaker_a_better_config() {
+    let server = TestServer::start().await.unwrap();
+    let demo = backend::demo::start(&server.server).await.unwrap();
+    let (service, breaker) = backend::demo::WRONG_BREAKER;
+
+    // The printed link holds a one-time code for an admin.
+    let code = demo
+        .admin_link
+        .strip_prefix(&format!("{}/#signin=", server.url()))
+        .unwrap_or_else(|| panic!("{}", demo.admin_link))
+        .to_string();
+    let (status, me, _) = sign_in(&server, json!({"code": code})).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["role"], "admin");
+    assert!(
+        me["name"]
+            .as_str()
+            .unwrap()
+            .starts_with(backend::demo::ADMIN_NAME)
+    );
+
+    // Within the first minute, without anyone asking, a recommendation for the wrong breaker.
+    let viewer = server.user_token("vic", Role::Viewer).await.unwrap();
+    let client = reqwest::Client::new();
+    let list = format!("{}/api/v1/recommendations", server.url());
+    let rec: Recommendation = wait_for_every(
+        "the demo's recommendation",
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        async || {
+            let response = client.get(&list).bearer_auth(&viewer).send().await.ok()?;
+            let recs: Vec<Recommendation> = response.json().await.ok()?;
+            recs.into_iter()
+                .find(|rec| (rec.service.as_str(), rec.breaker.as_str()) == (service, breaker))
+        },
+    )
+    .await;
+    let wrong = breaker::subscriber::config_to_wire(
+        &backend::demo::slow_to_open_config(),
+        breaker::Mode::Automatic,
+    );
+    assert_eq!(
+        rec.current.failure_rate_threshold,
+        wrong.failure_rate_threshold
+    );
+    let mut suggested = rec.suggested.clone();
+    suggested.version = rec.current.version;
+    assert_ne!(suggested, rec.current, "the suggestion changes the config");
+    // The current config missed the outages in the history; the suggestion catches them.
+    assert!(
+        rec.current_backtest.anomalies > 0,
+        "{:?}",
+        rec.current_backtest
+    );
+    assert_eq!(
+        rec.current_backtest.detected, 0,
+        "{:?}",
+        rec.current_backtest
+    );
+    assert!(
+        rec.suggested_backtest.detected > 0,
+        "{:?}",
+        rec.suggested_backtest
+    );
+    assert!(rec.replay.is_some(), "the replay chart's data");
+    demo.shutdown().await;
+}
