@@ -68,7 +68,7 @@ pub fn tile_view(entry: &Entry) -> TileView {
     };
     let trigger = match (&entry.last_trigger, summary.state) {
         (Some(trigger), State::Open | State::HalfOpen) => {
-            Some(charts::timeline::trigger_text(trigger))
+            Some(charts::words::trigger_text(trigger))
         }
         _ => None,
     };

@@ -461,11 +461,18 @@ pub struct StateInterval {
 }
 
 /// One instance's states over a time range.
+///
+/// The intervals cover only time the instance reported: before its first report (and wherever
+/// no interval covers the range) nothing is known, and the dashboard draws "no data".
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TimelineLane {
     pub instance: String,
     pub intervals: Vec<StateInterval>,
+    /// When the instance first reported this breaker, ms since the epoch; absent when the
+    /// server does not know (older servers drew every lane from the range's start).
+    #[serde(default)]
+    pub first_report_ms: Option<i64>,
 }
 
 /// A breaker's state timeline: one lane per instance.

@@ -236,6 +236,7 @@ impl Store {
                 TimelineLane {
                     instance,
                     intervals,
+                    first_report_ms: None,
                 }
             })
             .collect();
