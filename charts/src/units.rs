@@ -16,6 +16,17 @@ pub fn clock_utc(t_ms: i64) -> String {
     format!("{:02}:{:02}", second_of_day / 3600, second_of_day / 60 % 60)
 }
 
+/// A UTC clock time with seconds: `13:05:09`.
+pub fn clock_seconds_utc(t_ms: i64) -> String {
+    let second_of_day = t_ms.div_euclid(1000).rem_euclid(86_400);
+    format!(
+        "{:02}:{:02}:{:02}",
+        second_of_day / 3600,
+        second_of_day / 60 % 60,
+        second_of_day % 60
+    )
+}
+
 /// A UTC date: `Nov 22`.
 pub fn date_utc(t_ms: i64) -> String {
     let (_, month, day) = civil_from_days(day_of(t_ms));
@@ -137,6 +148,7 @@ mod tests {
         // 2026-11-22T13:05:09Z
         let t_ms = 1_795_352_709_000;
         assert_eq!(clock_utc(t_ms), "13:05");
+        assert_eq!(clock_seconds_utc(t_ms), "13:05:09");
         assert_eq!(date_utc(t_ms), "Nov 22");
         assert_eq!(timestamp_utc(t_ms), "2026-11-22 13:05:09");
         assert_eq!(civil_from_days(0), (1970, 1, 1));

@@ -311,6 +311,21 @@ pub struct BreakerSummary {
     pub p99_ms: Option<f64>,
     /// The end of the last interval reported, ms since the epoch.
     pub updated_ms: i64,
+    /// What tripped the breaker and when: the newest Closed → Open transition among the
+    /// instances not Closed now. No calls are judged while Open, so this is the failure rate
+    /// (or other trigger) a tile can show. `None` while Closed everywhere, or when unknown.
+    #[serde(default)]
+    pub last_trip: Option<Trip>,
+}
+
+/// A Closed → Open transition of one instance: when, and the value that crossed the threshold.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Trip {
+    pub instance: String,
+    /// ms since the epoch.
+    pub at_ms: i64,
+    pub trigger: Trigger,
 }
 
 /// A transition as the server stores and streams it: with the service and instance it came from.

@@ -14,7 +14,7 @@ use std::ops::Bound;
 
 use protocol::{
     Aggregate, BreakerSummary, InstanceState, LatencyHistogram, OutcomeCounts, ServiceSummary,
-    Sparkline, State, Transition,
+    Sparkline, State, Transition, Trigger, Trip,
 };
 
 /// An instance stops counting towards a breaker's current rates when its newest interval ended
@@ -28,6 +28,11 @@ pub struct InstanceLive {
     pub config_version: u64,
     /// Time of the newest event applied (a transition's time or an interval's end).
     pub updated_ms: i64,
+    /// Time of the oldest event applied (a transition's time or an interval's start): when the
+    /// instance first reported the breaker. Timelines show no data before it.
+    pub first_ms: i64,
+    /// The newest Closed → Open transition with a trigger: its time and trigger.
+    pub last_trip: Option<(i64, Trigger)>,
     pub last_interval: Option<IntervalLive>,
 }
 
@@ -51,6 +56,14 @@ impl InstanceEvent<'_> {
         match self {
             InstanceEvent::Transition(t) => t.at_ms,
             InstanceEvent::Interval(a) => a.start_ms + i64::from(a.interval_ms),
+        }
+    }
+
+    /// When what the event reports began: a transition's time, an interval's start.
+    pub fn start_ms(&self) -> i64 {
+        match self {
+            InstanceEvent::Transition(t) => t.at_ms,
+            InstanceEvent::Interval(a) => a.start_ms,
         }
     }
 }
@@ -150,9 +163,14 @@ pub struct Fleet {
 
 impl InstanceLive {
     /// The fields kept in `instance_states` that matter at restart: state, since, config
-    /// version.
-    pub fn stored_state(&self) -> (State, i64, u64) {
-        (self.state, self.since_ms, self.config_version)
+    /// version, first report.
+    pub fn stored_state(&self) -> (State, i64, u64, i64) {
+        (
+            self.state,
+            self.since_ms,
+            self.config_version,
+            self.first_ms,
+        )
     }
 
     /// Applies one event; events older than what is already known are ignored for the state
@@ -173,10 +191,21 @@ impl InstanceLive {
             since_ms: time_ms,
             config_version: 0,
             updated_ms: i64::MIN,
+            first_ms: event.start_ms(),
+            last_trip: None,
             last_interval: None,
         });
+        next.first_ms = next.first_ms.min(event.start_ms());
         match event {
             InstanceEvent::Transition(t) => {
+                if let (State::Closed, State::Open, Some(trigger)) = (t.from, t.to, &t.trigger)
+                    && next
+                        .last_trip
+                        .as_ref()
+                        .is_none_or(|(at_ms, _)| t.at_ms >= *at_ms)
+                {
+                    next.last_trip = Some((t.at_ms, trigger.clone()));
+                }
                 if time_ms >= next.updated_ms {
                     if next.state != t.to || first {
                         next.since_ms = t.at_ms;
@@ -575,6 +604,16 @@ fn summarize(
         slow_call_rate,
         p99_ms: latency.quantile_ms(0.99),
         updated_ms: newest_end,
+        last_trip: instances
+            .iter()
+            .filter(|(_, live)| live.state != State::Closed)
+            .filter_map(|(name, live)| Some((name, live.last_trip.as_ref()?)))
+            .max_by_key(|(_, (at_ms, _))| *at_ms)
+            .map(|(name, (at_ms, trigger))| Trip {
+                instance: name.clone(),
+                at_ms: *at_ms,
+                trigger: trigger.clone(),
+            }),
     }
 }
 
