@@ -9,19 +9,25 @@
 //! - [`replay`]: a recommendation's before/after chart (the history, and what the current and
 //!   the suggested config would have refused).
 //! - [`geometry`]: where the plot area sits, so a page can turn a brushed pixel span into times.
-//! - [`units`]: UTC clock labels, percentages and round time ticks.
+//! - [`fonts`]: text sizes, at least 12 CSS px where the page shows a chart ([`Options::shown_width`]).
+//! - [`units`]: UTC clock and date labels, percentages and round time ticks.
+//! - [`words`]: state names, durations and trigger sentences (`failure rate: 62 % ≥ 50 %`) that
+//!   the page and the server's alert messages share.
 //!
 //! Everything is pure and tested on the host. Every text plotters writes, the untrusted service,
 //! breaker and instance names included, goes through the SVG backend's escaping of `<`, `>`, `&`,
 //! `"` and `'`; tests check it. Colours come from the Okabe–Ito palette, which stays distinct
 //! under the common colour-vision deficiencies, and every line is named in a legend.
 
+mod axis;
+pub mod fonts;
 pub mod geometry;
 mod palette;
 pub mod replay;
 mod series_chart;
 pub mod timeline;
 pub mod units;
+pub mod words;
 
 pub use series_chart::render;
 
@@ -32,6 +38,7 @@ use plotters::prelude::*;
 /// (`"{what} could not be drawn: …"`) and `T` is its default.
 pub(crate) fn svg_document<T: Default>(
     size: (u32, u32),
+    fonts: fonts::Fonts,
     what: &str,
     draw: impl for<'a> FnOnce(
         &DrawingArea<SVGBackend<'a>, Shift>,
@@ -50,7 +57,7 @@ pub(crate) fn svg_document<T: Default>(
                 let _ = root.draw(&Text::new(
                     format!("{what} could not be drawn: {err}"),
                     (20, 20),
-                    ("sans-serif", 14).into_font().color(&palette::TEXT),
+                    fonts.style(fonts::LABEL_PX, &palette::TEXT),
                 ));
                 let _ = root.present();
             }
@@ -75,8 +82,12 @@ pub enum Kind {
 /// How to draw a series chart.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Options {
+    /// The SVG's size, in its own pixels.
     pub width: u32,
     pub height: u32,
+    /// How wide the page shows the SVG, in CSS pixels, when it scales it (`None`: at its own
+    /// size). Text grows so that it still reads at least [`fonts::MIN_TEXT_PX`] there.
+    pub shown_width: Option<f64>,
     /// The slow-call-rate threshold (0–1), drawn on [`Kind::SlowCallRate`]; `Series` does not
     /// carry it, the breaker's config does.
     pub slow_call_rate_threshold: Option<f64>,
@@ -124,6 +135,7 @@ impl Default for Options {
         Options {
             width: geometry::WIDTH,
             height: geometry::HEIGHT,
+            shown_width: None,
             slow_call_rate_threshold: None,
         }
     }

@@ -7,17 +7,20 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use protocol::ReplayTrace;
 
+use crate::axis::TimeAxis;
+use crate::fonts::{Fonts, LABEL_PX};
 use crate::geometry::{MARGIN, X_LABEL_AREA, Y_LABEL_AREA};
 use crate::palette;
-use crate::units;
 
 /// Height of each of the three panels, in SVG pixels.
 pub const PANEL_HEIGHT: u32 = 120;
 
-/// The chart as an SVG document `width` wide.
-pub fn render(trace: &ReplayTrace, width: u32) -> String {
-    let size = (width, 3 * PANEL_HEIGHT + X_LABEL_AREA);
-    crate::svg_document(size, "chart", |root| draw(root, trace)).0
+/// The chart as an SVG document `width` wide, shown `shown_width` CSS pixels wide (`None`: at
+/// its own size).
+pub fn render(trace: &ReplayTrace, width: u32, shown_width: Option<f64>) -> String {
+    let fonts = Fonts::new(width, shown_width);
+    let size = (width, 3 * fonts.px(PANEL_HEIGHT) + fonts.px(X_LABEL_AREA));
+    crate::svg_document(size, fonts, "chart", |root| draw(root, trace, fonts)).0
 }
 
 /// `[start, end)` point indices of the runs of anomalous points.
@@ -43,6 +46,7 @@ pub fn anomalous_runs(anomalous: &[bool]) -> Vec<(usize, usize)> {
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     trace: &ReplayTrace,
+    fonts: Fonts,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     root.fill(&palette::BACKGROUND)?;
     let step = trace.step_ms.max(1);
@@ -54,52 +58,62 @@ fn draw<DB: DrawingBackend>(
         .max(from_ms + 1);
     // Point `i` spans `[at(i), at(i) + step)`; `at(len)` is the end of the last.
     let at = |i: usize| trace.t_ms.get(i).copied().unwrap_or(to_ms);
-    let with_date = units::needs_date(from_ms, to_ms);
-    let text = |size| ("sans-serif", size).into_font().color(&palette::TEXT);
-    let (top, rest) = root.split_vertically(PANEL_HEIGHT);
-    let (middle, bottom) = rest.split_vertically(PANEL_HEIGHT);
+    let text = |css_px| fonts.style(css_px, &palette::TEXT);
+    let plot_width = f64::from(root.dim_in_pixel().0) - f64::from(2 * MARGIN + Y_LABEL_AREA);
+    let axis = TimeAxis::new(from_ms, to_ms, plot_width, fonts);
+    let (top, rest) = root.split_vertically(fonts.px(PANEL_HEIGHT));
+    let (middle, bottom) = rest.split_vertically(fonts.px(PANEL_HEIGHT));
     let panels = [top, middle, bottom];
     let refused = |values: &[f32]| -> Vec<f64> { values.iter().map(|&v| f64::from(v)).collect() };
-    let rows: [(&str, Option<Vec<f64>>, RGBColor); 3] = [
-        ("history: failure rate", None, palette::BLUE),
+    let rows: [(&str, &str, Option<Vec<f64>>, RGBColor); 3] = [
+        ("history: failure rate", "failed (%)", None, palette::BLUE),
         (
             "current config: calls refused",
+            "refused (%)",
             Some(refused(&trace.current_refused)),
             palette::PURPLE,
         ),
         (
             "suggested config: calls refused",
+            "refused (%)",
             Some(refused(&trace.suggested_refused)),
             palette::GREEN,
         ),
     ];
-    for (idx, (panel, (title, bars, color))) in panels.iter().zip(rows).enumerate() {
+    for (idx, (panel, (title, y_desc, bars, color))) in panels.iter().zip(rows).enumerate() {
         let last = idx == 2;
         let mut chart = ChartBuilder::on(panel)
             .margin_left(MARGIN)
             .margin_right(MARGIN)
-            .margin_top(4)
-            .x_label_area_size(if last { X_LABEL_AREA } else { 0 })
+            .margin_top(fonts.px(10))
+            .x_label_area_size(if last { fonts.px(X_LABEL_AREA) } else { 0 })
             .y_label_area_size(Y_LABEL_AREA)
             .build_cartesian_2d(
-                (from_ms..to_ms).with_key_points(units::time_ticks(from_ms, to_ms, 8)),
+                (from_ms..to_ms).with_key_points(axis.ticks.clone()),
                 0.0..1.0f64,
             )?;
-        let x_label_formatter = |t_ms: &i64| units::clock_utc(*t_ms, with_date);
-        let y_label_formatter = |v: &f64| format!("{:.0}%", v * 100.0);
-        chart
-            .configure_mesh()
-            .x_labels(8)
+        let x_label_formatter = |t_ms: &i64| axis.label(t_ms);
+        let y_label_formatter = |v: &f64| format!("{:.0} %", v * 100.0);
+        let mut mesh = chart.configure_mesh();
+        mesh.x_labels(axis.ticks.len().max(2))
             .y_labels(3)
             .x_label_formatter(&x_label_formatter)
             .y_label_formatter(&y_label_formatter)
-            .label_style(text(11))
-            .axis_desc_style(text(11))
+            .y_desc(y_desc)
+            .label_style(text(LABEL_PX))
+            .axis_desc_style(text(LABEL_PX))
             .axis_style(palette::AXIS)
             .bold_line_style(palette::GRID)
-            .light_line_style(palette::BACKGROUND)
-            .draw()?;
-        chart.draw_series(std::iter::once(Text::new(title, (from_ms, 0.97), text(12))))?;
+            .light_line_style(palette::BACKGROUND);
+        if last {
+            mesh.x_desc("time (UTC)");
+        }
+        mesh.draw()?;
+        chart.draw_series(std::iter::once(Text::new(
+            title,
+            (from_ms, 0.97),
+            text(LABEL_PX),
+        )))?;
         // Anomalous periods, shaded in every panel.
         chart.draw_series(anomalous_runs(&trace.anomalous).into_iter().map(|(s, e)| {
             Rectangle::new(
@@ -166,7 +180,7 @@ mod tests {
 
     #[test]
     fn the_chart_names_its_three_panels_and_draws_each_refusal() {
-        let svg = render(&trace(), 880);
+        let svg = render(&trace(), 880, None);
         assert!(svg.starts_with("<svg"));
         for title in [
             "history: failure rate",
@@ -185,6 +199,7 @@ mod tests {
                 ..trace()
             },
             880,
+            None,
         );
         assert_eq!(n_rects - empty.matches("<rect").count(), 3 + 4);
     }
@@ -201,6 +216,7 @@ mod tests {
                 anomalous: vec![],
             },
             600,
+            None,
         );
         assert!(svg.contains("history: failure rate"));
         assert!(!svg.contains("could not be drawn"));

@@ -8,6 +8,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use protocol::{Series, SeriesPoint};
 
+use crate::axis::TimeAxis;
+use crate::fonts::{Fonts, LABEL_PX, TITLE_PX};
 use crate::geometry::{MARGIN, X_LABEL_AREA, Y_LABEL_AREA};
 use crate::palette;
 use crate::units;
@@ -46,8 +48,9 @@ pub struct Line {
 /// The chart of `kind` over `series` as an SVG document.
 pub fn render(kind: Kind, series: &Series, options: &Options) -> String {
     let plot = plot(kind, series, options);
-    crate::svg_document((options.width, options.height), "chart", |root| {
-        draw(root, series, &plot)
+    let fonts = Fonts::new(options.width, options.shown_width);
+    crate::svg_document((options.width, options.height), fonts, "chart", |root| {
+        draw(root, series, &plot, fonts)
     })
     .0
 }
@@ -69,7 +72,7 @@ pub fn plot(kind: Kind, series: &Series, options: &Options) -> Plot {
     match kind {
         Kind::FailureRate => Plot {
             caption,
-            y_desc: "failure rate",
+            y_desc: "failure rate (%)",
             y_max: 1.0,
             y_unit: Unit::Rate,
             lines: vec![line("failure rate", palette::BLUE, &|point| {
@@ -82,7 +85,7 @@ pub fn plot(kind: Kind, series: &Series, options: &Options) -> Plot {
         },
         Kind::SlowCallRate => Plot {
             caption,
-            y_desc: "slow-call rate",
+            y_desc: "slow-call rate (%)",
             y_max: 1.0,
             y_unit: Unit::Rate,
             lines: vec![line("slow-call rate", palette::BLUE, &|point| {
@@ -192,7 +195,7 @@ pub(crate) fn shorten(name: &str, max_chars: usize) -> String {
 
 fn y_label(unit: Unit, value: f64) -> String {
     match unit {
-        Unit::Rate => format!("{:.0}%", value * 100.0),
+        Unit::Rate => format!("{:.0} %", value * 100.0),
         Unit::PerSecond if value >= 1000.0 => format!("{:.1}k/s", value / 1000.0),
         Unit::PerSecond => format!("{value:.0}/s"),
         Unit::Milliseconds if value >= 1000.0 => format!("{:.1} s", value / 1000.0),
@@ -204,34 +207,37 @@ fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     series: &Series,
     plot: &Plot,
+    fonts: Fonts,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     root.fill(&palette::BACKGROUND)?;
     let from_ms = series.from_ms;
     let to_ms = series.to_ms.max(from_ms + 1);
-    let with_date = units::needs_date(from_ms, to_ms);
-    let text = |size| ("sans-serif", size).into_font().color(&palette::TEXT);
+    let (width, height) = root.dim_in_pixel();
+    let plot_width = f64::from(width) - f64::from(2 * MARGIN + Y_LABEL_AREA);
+    let axis = TimeAxis::new(from_ms, to_ms, plot_width, fonts);
+    let text = |css_px| fonts.style(css_px, &palette::TEXT);
 
     let mut chart = ChartBuilder::on(root)
-        .caption(&plot.caption, text(15))
+        .caption(&plot.caption, text(TITLE_PX))
         .margin(MARGIN)
-        .x_label_area_size(X_LABEL_AREA)
+        .x_label_area_size(fonts.px(X_LABEL_AREA))
         .y_label_area_size(Y_LABEL_AREA)
         .build_cartesian_2d(
-            (from_ms..to_ms).with_key_points(units::time_ticks(from_ms, to_ms, 8)),
+            (from_ms..to_ms).with_key_points(axis.ticks.clone()),
             0.0..plot.y_max,
         )?;
-    let x_label_formatter = |t_ms: &i64| units::clock_utc(*t_ms, with_date);
+    let x_label_formatter = |t_ms: &i64| axis.label(t_ms);
     let y_label_formatter = |value: &f64| y_label(plot.y_unit, *value);
     chart
         .configure_mesh()
-        .x_labels(8)
+        .x_labels(axis.ticks.len().max(2))
         .y_labels(5)
         .x_label_formatter(&x_label_formatter)
         .y_label_formatter(&y_label_formatter)
         .x_desc("time (UTC)")
         .y_desc(plot.y_desc)
-        .label_style(text(12))
-        .axis_desc_style(text(12))
+        .label_style(text(LABEL_PX))
+        .axis_desc_style(text(LABEL_PX))
         .axis_style(palette::AXIS)
         .bold_line_style(palette::GRID)
         .light_line_style(palette::BACKGROUND)
@@ -254,8 +260,9 @@ fn draw<DB: DrawingBackend>(
             if !labelled {
                 labelled = true;
                 let color = line.color;
+                let swatch = fonts.coord(16);
                 annotated.label(line.name).legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2))
+                    PathElement::new([(x, y), (x + swatch, y)], color.stroke_width(2))
                 });
             }
         }
@@ -271,8 +278,11 @@ fn draw<DB: DrawingBackend>(
                 palette::VERMILLION.stroke_width(2),
             ))?
             .label(label.as_str())
-            .legend(|(x, y)| {
-                PathElement::new([(x, y), (x + 16, y)], palette::VERMILLION.stroke_width(2))
+            .legend(move |(x, y)| {
+                PathElement::new(
+                    [(x, y), (x + fonts.coord(16), y)],
+                    palette::VERMILLION.stroke_width(2),
+                )
             });
     }
     if legend {
@@ -281,15 +291,18 @@ fn draw<DB: DrawingBackend>(
             .position(SeriesLabelPosition::UpperRight)
             .background_style(palette::BACKGROUND.mix(0.85))
             .border_style(palette::AXIS)
-            .label_font(text(12))
+            .label_font(text(LABEL_PX))
             .draw()?;
     }
     if !any_point {
-        let (width, height) = root.dim_in_pixel();
+        let centre = plotters::style::text_anchor::Pos::new(
+            plotters::style::text_anchor::HPos::Center,
+            plotters::style::text_anchor::VPos::Center,
+        );
         root.draw(&Text::new(
             plot.empty_note,
-            ((width / 2) as i32 - 80, (height / 2) as i32),
-            ("sans-serif", 14).into_font().color(&palette::AXIS),
+            ((width / 2) as i32, (height / 2) as i32),
+            fonts.style(LABEL_PX, &palette::AXIS).pos(centre),
         ))?;
     }
     root.present()?;

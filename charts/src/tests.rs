@@ -4,6 +4,7 @@
 use proptest::prelude::*;
 use protocol::{OutcomeCounts, Series, SeriesPoint};
 
+use crate::fonts::MIN_TEXT_PX;
 use crate::series_chart::{Unit, plot, runs};
 use crate::{Kind, Options, render};
 
@@ -63,7 +64,8 @@ fn failure_rate_has_line_threshold_legend_and_time_axis() {
             "time (UTC)",
             "\n13:06\n",
             "\n13:20\n",
-            "50%",
+            "50 %",
+            "failure rate (%)",
             "#56B4E9",
         ],
     );
@@ -154,6 +156,97 @@ fn gaps_split_the_line() {
         .map(|run| run.iter().map(|point| point.1).collect())
         .collect();
     assert_eq!(rates, vec![vec![0.1], vec![0.3, 1.5]]);
+}
+
+/// Every `font-size` in `svg`, in SVG pixels.
+fn font_sizes(svg: &str) -> Vec<f64> {
+    svg.split("font-size=\"")
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').unwrap()].parse().unwrap())
+        .collect()
+}
+
+/// Every text of `svg`, drawn `svg_width` wide and shown `shown_width` CSS px wide, reads at
+/// least 12 CSS px.
+#[track_caller]
+fn check_readable(svg: &str, svg_width: u32, shown_width: Option<f64>) {
+    let sizes = font_sizes(svg);
+    assert!(sizes.len() > 5, "{svg}");
+    let css_per_svg_px = shown_width.map_or(1.0, |shown| shown / f64::from(svg_width));
+    for size in sizes {
+        assert!(
+            size * css_per_svg_px >= MIN_TEXT_PX - 1e-6,
+            "{size} SVG px shown at {css_per_svg_px} reads {} CSS px",
+            size * css_per_svg_px
+        );
+    }
+}
+
+#[test]
+fn every_text_reads_at_least_12_css_px_where_it_is_shown() {
+    let rates = series("payments", "card-db", &[Some(0.1), Some(0.2), Some(0.7)]);
+    let timeline = protocol::Timeline {
+        service: "payments".into(),
+        breaker: "card-db".into(),
+        from_ms: FROM_MS,
+        to_ms: FROM_MS + 15 * STEP_MS,
+        lanes: vec![protocol::TimelineLane {
+            instance: "payments-1".into(),
+            intervals: vec![],
+            first_report_ms: None,
+        }],
+    };
+    let trace = protocol::ReplayTrace {
+        t_ms: (0..5).map(|idx| FROM_MS + idx * STEP_MS).collect(),
+        step_ms: STEP_MS,
+        failure_rate: vec![Some(0.1); 5],
+        current_refused: vec![0.0; 5],
+        suggested_refused: vec![0.5; 5],
+        anomalous: vec![false; 5],
+    };
+    // Drawn as wide as shown (the dashboard), at its own size (chart.svg), and scaled down
+    // (880 SVG px in a 674 CSS px column, as a 1400 px wide page used to show them).
+    for (width, shown_width) in [
+        (674, Some(674.0)),
+        (880, None),
+        (880, Some(674.0)),
+        (1200, Some(500.0)),
+    ] {
+        for kind in Kind::ALL {
+            let options = Options {
+                width,
+                shown_width,
+                ..Options::default()
+            };
+            check_readable(&render(kind, &rates, &options), width, shown_width);
+        }
+        let rendered = crate::timeline::render(&timeline, width, shown_width);
+        check_readable(&rendered.svg, width, shown_width);
+        check_readable(
+            &crate::replay::render(&trace, width, shown_width),
+            width,
+            shown_width,
+        );
+    }
+    // The empty chart's note too.
+    let empty = render(
+        Kind::Latency,
+        &series("s", "b", &[None]),
+        &Options::default(),
+    );
+    assert!(empty.contains("no latencies in this range"));
+    check_readable(&empty, 880, None);
+}
+
+#[test]
+fn time_ticks_say_the_date_when_the_range_spans_days() {
+    let mut two_days = series("s", "b", &[Some(0.1)]);
+    two_days.to_ms = FROM_MS + 2 * 86_400_000;
+    let svg = render(Kind::FailureRate, &two_days, &Options::default());
+    assert!(svg.contains("\nNov 23"), "{svg}");
+    assert!(svg.contains("\nNov 24"), "{svg}");
+    let one_hour = series("s", "b", &[Some(0.1)]);
+    assert!(!render(Kind::FailureRate, &one_hour, &Options::default()).contains("Nov"));
 }
 
 #[test]

@@ -38,7 +38,7 @@ pub struct Toast {
     pub heading: &'static str,
     /// The alert's title, e.g. `Breaker payments-api opened in checkout`.
     pub title: String,
-    /// E.g. `[critical] failure_rate = 0.55 (threshold 0.5)`.
+    /// E.g. `[critical] failure rate: 55 % ≥ 50 %`.
     pub detail: String,
     pub expires_ms: i64,
 }
@@ -130,14 +130,10 @@ pub fn notification(notice: &AlertNotice) -> Option<(String, String)> {
     ))
 }
 
-/// E.g. `failure_rate = 0.55 (threshold 0.5)`.
+/// The value against its threshold as tiles and the timeline say it, and as the server's alert
+/// messages do: `failure rate: 55 % ≥ 50 %`, `openings: 3 ≥ 3`, `not Closed for: 6m 40s ≥ 5m`.
 pub fn trigger_text(alert: &Alert) -> String {
-    format!(
-        "{} = {} (threshold {})",
-        alert.trigger_kind,
-        number(alert.trigger_value),
-        number(alert.threshold)
-    )
+    charts::words::trigger(&alert.trigger_kind, alert.trigger_value, alert.threshold)
 }
 
 /// E.g. `checkout/payments-api on checkout-1, checkout-2`, one line per breaker.
@@ -218,16 +214,6 @@ pub fn delivery_line(delivery: &AlertDelivery) -> String {
             }
             line
         }
-    }
-}
-
-/// Trigger values are rates, counts or durations: integers print without decimals.
-fn number(value: f64) -> String {
-    if value.fract() == 0.0 && value.abs() < 1e15 {
-        format!("{value:.0}")
-    } else {
-        let text = format!("{value:.3}");
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
     }
 }
 

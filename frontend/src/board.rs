@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use protocol::{
-    BreakerSummary, InstanceState, Sparkline, State, StreamEvent, TransitionRecord, Trigger,
+    BreakerSummary, InstanceState, Sparkline, State, StreamEvent, TransitionRecord, Trip,
 };
 
 use crate::filter::{Filter, SortBy};
@@ -26,8 +26,10 @@ pub struct Board {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Entry {
     pub summary: BreakerSummary,
-    /// What last tripped it, from the latest transition to Open seen on the stream.
-    pub last_trigger: Option<Trigger>,
+    /// What last tripped it and when: the newest Closed → Open transition, from the server's
+    /// summaries (`last_trip`) or seen on the stream, whichever is newer. A Half-Open → Open
+    /// transition (a failed probe) does not replace it.
+    pub last_trip: Option<Trip>,
     /// Calls/s per second, oldest first: seeded from `/api/v1/sparklines`, then one value per
     /// second from the summaries.
     pub spark: Spark,
@@ -103,6 +105,7 @@ impl Board {
                     entry.seen_ms = summary.updated_ms;
                     let before = entry.comparable();
                     entry.summary = summary;
+                    entry.adopt_trip();
                     applied.note_comparable(key, Some(before), entry);
                 }
                 None => {
@@ -143,6 +146,7 @@ impl Board {
                 let before = Some(entry.comparable());
                 entry.seen_ms = entry.seen_ms.max(summary.updated_ms);
                 entry.summary = summary;
+                entry.adopt_trip();
                 (before, entry)
             }
             None => (
@@ -198,6 +202,7 @@ impl Board {
                     slow_call_rate: None,
                     p99_ms: None,
                     updated_ms: transition.at_ms,
+                    last_trip: None,
                 })
             });
         let summary = &mut entry.summary;
@@ -219,17 +224,23 @@ impl Board {
                 known.config_version = transition.config_version;
             }
             None => summary.instances.push(InstanceState {
-                instance,
+                instance: instance.clone(),
                 state: transition.to,
                 since_ms: transition.at_ms,
                 config_version: transition.config_version,
             }),
         }
-        if transition.to == State::Open {
-            entry.last_trigger = transition.trigger;
+        if let (State::Closed, State::Open, Some(trigger)) =
+            (transition.from, transition.to, transition.trigger)
+        {
+            entry.note_trip(Trip {
+                instance,
+                at_ms: transition.at_ms,
+                trigger,
+            });
         }
         entry.seen_ms = entry.seen_ms.max(transition.at_ms);
-        recompute_worst(summary);
+        recompute_worst(&mut entry.summary);
         applied.note_comparable(key, before, entry);
     }
 
@@ -370,13 +381,14 @@ impl Entry {
             known.state.as_str().hash(&mut hasher);
             known.since_ms.hash(&mut hasher);
         }
-        self.last_trigger
+        self.last_trip
             .as_ref()
-            .map(|trigger| {
+            .map(|trip| {
                 (
-                    &trigger.kind,
-                    trigger.value.to_bits(),
-                    trigger.threshold.to_bits(),
+                    trip.at_ms,
+                    &trip.trigger.kind,
+                    trip.trigger.value.to_bits(),
+                    trip.trigger.threshold.to_bits(),
                 )
             })
             .hash(&mut hasher);
@@ -391,11 +403,30 @@ impl Entry {
     }
 
     fn new(summary: BreakerSummary) -> Entry {
-        Entry {
+        let mut entry = Entry {
             seen_ms: summary.updated_ms,
             summary,
-            last_trigger: None,
+            last_trip: None,
             spark: Spark::default(),
+        };
+        entry.adopt_trip();
+        entry
+    }
+
+    /// Takes the summary's trip when it is at least as new as the one known.
+    fn adopt_trip(&mut self) {
+        if let Some(trip) = &self.summary.last_trip {
+            self.note_trip(trip.clone());
+        }
+    }
+
+    fn note_trip(&mut self, trip: Trip) {
+        if self
+            .last_trip
+            .as_ref()
+            .is_none_or(|known| trip.at_ms >= known.at_ms)
+        {
+            self.last_trip = Some(trip);
         }
     }
 }

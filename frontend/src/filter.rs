@@ -196,6 +196,7 @@ mod tests {
             slow_call_rate: None,
             p99_ms: None,
             updated_ms: 0,
+            last_trip: None,
         }
     }
 

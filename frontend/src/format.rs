@@ -25,16 +25,28 @@ pub struct TileView {
     pub state_text: &'static str,
     /// A shape per state (✓ Closed, ◐ Half-Open, ✕ Open), so state never rests on colour alone.
     pub state_icon: &'static str,
-    /// E.g. `12.5 %` or `–` without calls.
+    /// E.g. `12.5 %`. Without calls (no call is judged while Open) the rate that tripped the
+    /// breaker, when that was its failure rate; else `–`.
     pub failure_rate: String,
-    /// E.g. `50 %`, or `–` when the breaker reports no threshold.
+    /// `failure rate`, or `failure rate at trip` when [`TileView::failure_rate`] is the
+    /// tripping value.
+    pub failure_rate_label: &'static str,
+    /// Whether [`TileView::failure_rate`] is the value that tripped the breaker.
+    pub failure_rate_at_trip: bool,
+    /// E.g. `50 %` (the threshold the tripping value crossed, when that is shown), or `–` when
+    /// the breaker reports no threshold.
     pub threshold: String,
     /// Whether the failure rate is at or above the threshold.
     pub over_threshold: bool,
     /// E.g. `1.2k/s`.
     pub calls_per_s: String,
-    /// E.g. `3 %`, or `–` without calls.
+    /// E.g. `3 %`; without calls, the slow-call rate that tripped the breaker, when it was
+    /// that; else `–`.
     pub slow_call_rate: String,
+    /// `slow`, or `slow at trip`.
+    pub slow_label: &'static str,
+    /// Whether [`TileView::slow_call_rate`] is the value that tripped the breaker.
+    pub slow_call_rate_at_trip: bool,
     /// E.g. `200 ms`, or `–` without calls.
     pub p99: String,
     /// The sparkline's `points` attribute.
@@ -44,7 +56,8 @@ pub struct TileView {
     pub since_ms: i64,
     /// E.g. `2 of 3 instances open` or `3 instances`.
     pub instances: String,
-    /// Why it tripped, when known and the breaker is not closed.
+    /// What tripped it and when, while it is not Closed: `tripped on failure rate: 62 % ≥ 50 %
+    /// at 13:05:09 UTC`, with the instance when there are several.
     pub trigger: Option<String>,
 }
 
@@ -66,30 +79,67 @@ pub fn tile_view(entry: &Entry) -> TileView {
     } else {
         format!("{n_instances} instances")
     };
-    let trigger = match (&entry.last_trigger, summary.state) {
-        (Some(trigger), State::Open | State::HalfOpen) => {
-            Some(charts::timeline::trigger_text(trigger))
+    // While not Closed, the last Closed → Open transition says what tripped it.
+    let trip = entry
+        .last_trip
+        .as_ref()
+        .filter(|_| summary.state != State::Closed);
+    let trigger = trip.map(|trip| {
+        let mut text = format!(
+            "{} at {} UTC",
+            charts::words::trigger_text(&trip.trigger),
+            units::clock_seconds_utc(trip.at_ms)
+        );
+        if n_instances > 1 {
+            text.push_str(&format!(" ({})", trip.instance));
         }
-        _ => None,
+        text
+    });
+    // No call is judged while Open: without a current rate, the one that tripped it.
+    let tripped_on = |kind: &str| trip.filter(|trip| trip.trigger.kind == kind);
+    let failure_at_trip = tripped_on("failure_rate").filter(|_| summary.failure_rate.is_none());
+    let slow_at_trip = tripped_on("slow_call_rate").filter(|_| summary.slow_call_rate.is_none());
+    let (failure_rate, threshold, failure_rate_label) = match failure_at_trip {
+        Some(trip) => (
+            percent(trip.trigger.value),
+            percent(trip.trigger.threshold),
+            "failure rate at trip",
+        ),
+        None => (
+            summary
+                .failure_rate
+                .map(percent)
+                .unwrap_or_else(|| "–".into()),
+            summary
+                .failure_rate_threshold
+                .map(percent)
+                .unwrap_or_else(|| "–".into()),
+            "failure rate",
+        ),
+    };
+    let (slow_call_rate, slow_label) = match slow_at_trip {
+        Some(trip) => (percent(trip.trigger.value), "slow at trip"),
+        None => (
+            summary
+                .slow_call_rate
+                .map(percent)
+                .unwrap_or_else(|| "–".into()),
+            "slow",
+        ),
     };
     TileView {
         state_key: summary.state.as_str(),
         state_text: state_text(summary.state),
         state_icon: state_icon(summary.state),
-        failure_rate: summary
-            .failure_rate
-            .map(percent)
-            .unwrap_or_else(|| "–".into()),
-        threshold: summary
-            .failure_rate_threshold
-            .map(percent)
-            .unwrap_or_else(|| "–".into()),
-        over_threshold,
+        failure_rate,
+        failure_rate_label,
+        failure_rate_at_trip: failure_at_trip.is_some(),
+        threshold,
+        over_threshold: over_threshold || failure_at_trip.is_some(),
         calls_per_s: calls_per_s(summary.calls_per_s),
-        slow_call_rate: summary
-            .slow_call_rate
-            .map(percent)
-            .unwrap_or_else(|| "–".into()),
+        slow_call_rate,
+        slow_label,
+        slow_call_rate_at_trip: slow_at_trip.is_some(),
         p99: summary.p99_ms.map(millis).unwrap_or_else(|| "–".into()),
         spark_points: spark_points(entry.spark.values.iter().copied()),
         state: summary.state,
@@ -128,19 +178,10 @@ pub fn calls_per_s(rate: f64) -> String {
     }
 }
 
-/// A duration in ms as its two largest units: `45s`, `3m 12s`, `2h 5m`, `3d 4h`.
+/// A duration in ms as its two largest units, as alert messages write it too: `45s`, `3m 12s`,
+/// `5m`, `2h 5m`, `3d 4h`.
 pub fn age(duration_ms: i64) -> String {
-    let seconds = duration_ms.max(0) / 1000;
-    let (days, hours, minutes) = (seconds / 86_400, seconds / 3600 % 24, seconds / 60 % 60);
-    if days > 0 {
-        format!("{days}d {hours}h")
-    } else if hours > 0 {
-        format!("{hours}h {minutes}m")
-    } else if minutes > 0 {
-        format!("{minutes}m {}s", seconds % 60)
-    } else {
-        format!("{seconds}s")
-    }
+    charts::words::duration(duration_ms)
 }
 
 /// A state's icon: a shape for each, so state never rests on colour alone.

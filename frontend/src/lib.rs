@@ -16,6 +16,8 @@
 //! - `api`, `stream`, `live`, `notify`, `app`, `overview`, `detail`, `alerts_page`, `toasts`,
 //!   `pages` (recommendations) (wasm32 only): HTTP calls, the Server-Sent Events stream, per-frame live updates,
 //!   browser notifications, and components.
+//! - `shown` (wasm32 only): how wide the page shows an element, so charts are drawn at that
+//!   width and their text reads at the size it was set.
 //! - `loading` (wasm32 only): how every panel shows what it loads (`LocalResource`s read inside
 //!   one `Transition` plus `ErrorBoundary`), so loading and errors look the same everywhere.
 //!
@@ -52,6 +54,8 @@ pub mod notify;
 pub mod overview;
 #[cfg(target_arch = "wasm32")]
 pub mod pages;
+#[cfg(target_arch = "wasm32")]
+pub mod shown;
 #[cfg(target_arch = "wasm32")]
 pub mod stream;
 #[cfg(target_arch = "wasm32")]

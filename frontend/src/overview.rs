@@ -179,6 +179,14 @@ fn Tile(key: Key) -> impl IntoView {
     let field = move |read: fn(&format::TileView) -> String| {
         move || tile.with(|tile| tile.as_ref().map(read).unwrap_or_default())
     };
+    let label = move |read: fn(&format::TileView) -> &'static str, otherwise: &'static str| {
+        move || tile.with(|tile| tile.as_ref().map_or(otherwise, read))
+    };
+    // Whether a metric shows the value that tripped the breaker: the `data-at-trip` hook.
+    let at_trip = move |read: fn(&format::TileView) -> bool| {
+        tile.with(|tile| tile.as_ref().is_some_and(read))
+            .to_string()
+    };
     let state_key = move || tile.with(|tile| tile.as_ref().map_or("closed", |tile| tile.state_key));
     let (service, breaker) = key.clone();
     let href = format::detail_href(&service, &breaker);
@@ -201,13 +209,13 @@ fn Tile(key: Key) -> impl IntoView {
             </span>
             <span class="metrics">
                 <span class="metric">
-                    <span class="label">"failure rate"</span>
-                    <span class="value rate" data-metric="failure_rate">{field(|tile| tile.failure_rate.clone())}</span>
+                    <span class="label">{label(|tile| tile.failure_rate_label, "failure rate")}</span>
+                    <span class="value rate" data-metric="failure_rate" data-at-trip=move || at_trip(|tile| tile.failure_rate_at_trip)>{field(|tile| tile.failure_rate.clone())}</span>
                     <span class="of">" / " {field(|tile| tile.threshold.clone())}</span>
                 </span>
                 <span class="metric">
-                    <span class="label">"slow"</span>
-                    <span class="value" data-metric="slow_call_rate">{field(|tile| tile.slow_call_rate.clone())}</span>
+                    <span class="label">{label(|tile| tile.slow_label, "slow")}</span>
+                    <span class="value" data-metric="slow_call_rate" data-at-trip=move || at_trip(|tile| tile.slow_call_rate_at_trip)>{field(|tile| tile.slow_call_rate.clone())}</span>
                 </span>
                 <span class="metric">
                     <span class="label">"p99"</span>

@@ -117,7 +117,7 @@ fn RecCard(
             .then(|| view! {
                 <h4>"Replay over the history"</h4>
                 <p class="hint">"Shaded: the anomalous periods found. Refusals inside them cut an outage short; outside them they lose good calls."</p>
-                <div class="svg rec-replay" inner_html=charts::replay::render(trace, 880)></div>
+                <ReplayChart trace=trace.clone() />
             })
     };
     let history = format!(
@@ -228,4 +228,18 @@ fn RecCard(
             </details>
         </article>
     }
+}
+
+/// The before/after replay chart, drawn as wide as it is shown.
+#[component]
+fn ReplayChart(trace: protocol::ReplayTrace) -> impl IntoView {
+    let element = NodeRef::<leptos::html::Div>::new();
+    let width = crate::shown::shown_width(element);
+    let svg = move || {
+        width
+            .get()
+            .map(|width| charts::replay::render(&trace, width.svg_px, Some(width.css_px)))
+            .unwrap_or_default()
+    };
+    view! { <div class="svg rec-replay" node_ref=element inner_html=svg></div> }
 }

@@ -311,6 +311,21 @@ pub struct BreakerSummary {
     pub p99_ms: Option<f64>,
     /// The end of the last interval reported, ms since the epoch.
     pub updated_ms: i64,
+    /// What tripped the breaker and when: the newest Closed → Open transition among the
+    /// instances not Closed now. No calls are judged while Open, so this is the failure rate
+    /// (or other trigger) a tile can show. `None` while Closed everywhere, or when unknown.
+    #[serde(default)]
+    pub last_trip: Option<Trip>,
+}
+
+/// A Closed → Open transition of one instance: when, and the value that crossed the threshold.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Trip {
+    pub instance: String,
+    /// ms since the epoch.
+    pub at_ms: i64,
+    pub trigger: Trigger,
 }
 
 /// A transition as the server stores and streams it: with the service and instance it came from.
@@ -461,11 +476,18 @@ pub struct StateInterval {
 }
 
 /// One instance's states over a time range.
+///
+/// The intervals cover only time the instance reported: before its first report (and wherever
+/// no interval covers the range) nothing is known, and the dashboard draws "no data".
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TimelineLane {
     pub instance: String,
     pub intervals: Vec<StateInterval>,
+    /// When the instance first reported this breaker, ms since the epoch; absent when the
+    /// server does not know (older servers drew every lane from the range's start).
+    #[serde(default)]
+    pub first_report_ms: Option<i64>,
 }
 
 /// A breaker's state timeline: one lane per instance.

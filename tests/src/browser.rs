@@ -383,6 +383,32 @@ pub async fn applied_batches(client: &Client) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// Every SVG `text` under `css`, with the size it is shown at in CSS pixels: its computed
+/// `font-size` times the scale from the SVG's units to the screen (an SVG scaled to its
+/// container shrinks its text with it), as `(text, px)`.
+pub async fn svg_text_sizes(client: &Client, css: &str) -> Vec<(String, f64)> {
+    let script = format!(
+        "return Array.from(document.querySelectorAll({} + ' svg text')).map(text => {{
+             const ctm = text.getScreenCTM();
+             const scale = ctm ? Math.hypot(ctm.a, ctm.b) : 1;
+             return [text.textContent.trim(), parseFloat(getComputedStyle(text).fontSize) * scale];
+         }});",
+        json!(css)
+    );
+    let sizes = client.execute(&script, vec![]).await.unwrap();
+    sizes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pair| {
+            (
+                pair[0].as_str().unwrap_or_default().to_string(),
+                pair[1].as_f64().unwrap_or(0.0),
+            )
+        })
+        .collect()
+}
+
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

@@ -1,6 +1,9 @@
 //! What each kind of channel receives: the generic webhook's signed JSON, a Slack-compatible
 //! message, and Alertmanager API v2 alerts. Pure functions from an alert to a request body;
 //! [`send`] makes the one HTTP request.
+//!
+//! Human-readable text says values as the dashboard does (`failure rate: 55 % ≥ 50 %`,
+//! durations as `6m 40s`: [`charts::words`]); the webhook's machine fields keep the numbers.
 
 use hmac::{Hmac, Mac};
 use protocol::{Alert, AlertChannel, AlertChannelKind};
@@ -57,6 +60,12 @@ pub fn chart_url(public_url: &str, service: &str, breaker: &str, around_ms: i64)
     )
 }
 
+/// The alert's value against its threshold, as the dashboard says it:
+/// `failure rate: 55 % ≥ 50 %`, `not Closed for: 6m 40s ≥ 5m`.
+pub fn trigger_text(alert: &Alert) -> String {
+    charts::words::trigger(&alert.trigger_kind, alert.trigger_value, alert.threshold)
+}
+
 /// The generic webhook's body (see `docs/alerts.md`).
 pub fn webhook_body(n: &Notification<'_>, sent_ms: i64) -> Value {
     let alert = n.alert;
@@ -91,6 +100,7 @@ pub fn webhook_body(n: &Notification<'_>, sent_ms: i64) -> Value {
                 "kind": alert.trigger_kind,
                 "value": alert.trigger_value,
                 "threshold": alert.threshold,
+                "text": trigger_text(alert),
             },
             "breakers": breakers,
         },
@@ -108,10 +118,7 @@ pub fn slack_body(n: &Notification<'_>) -> Value {
         "resolved" => format!("{icon} Resolved: {}", alert.title),
         _ => format!("{icon} [{}] {}", alert.severity, alert.title),
     };
-    let mut lines = vec![format!(
-        "*{}*: {} = {} (threshold {})",
-        alert.rule, alert.trigger_kind, alert.trigger_value, alert.threshold
-    )];
+    let mut lines = vec![format!("*{}*: {}", alert.rule, trigger_text(alert))];
     for b in &alert.breakers {
         lines.push(format!(
             "• <{}|{}/{}> on {} — <{}|chart>",
@@ -178,8 +185,8 @@ pub fn alertmanager_body(n: &Notification<'_>) -> Value {
                 "annotations": {
                     "summary": alert.title,
                     "description": format!(
-                        "{} = {} (threshold {}); instances: {}",
-                        alert.trigger_kind, alert.trigger_value, alert.threshold,
+                        "{}; instances: {}",
+                        trigger_text(alert),
                         b.instances.join(", ")
                     ),
                     "breaker_url": breaker_url(n.public_url, &b.service, &b.breaker),
@@ -269,6 +276,49 @@ mod tests {
         assert!(sig.starts_with("sha256=") && sig.len() == 71, "{sig}");
         assert_eq!(sig, sign("Jefe", 0, b"what do ya want for nothing?"));
         assert_ne!(sig, sign("Jefe", 1, b"what do ya want for nothing?"));
+    }
+
+    fn alert(kind: &str, value: f64, threshold: f64) -> Alert {
+        serde_json::from_value(serde_json::json!({
+            "id": 12, "rule": "breaker-opened", "kind": "trip", "severity": "critical",
+            "status": "firing", "title": "Breaker payments-api opened in checkout",
+            "started_ms": 1_795_666_756_547_i64, "resolved_ms": null,
+            "trigger_kind": kind, "trigger_value": value, "threshold": threshold,
+            "breakers": [{"service": "checkout", "breaker": "payments-api",
+                          "instances": ["checkout-1"]}],
+            "events": [], "deliveries": []
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn messages_say_rates_as_percentages_and_webhooks_keep_the_numbers() {
+        let tripped = alert("failure_rate", 0.55, 0.5);
+        let n = Notification {
+            idempotency_key: "k",
+            event: "firing",
+            alert: &tripped,
+            public_url: "http://h",
+        };
+        let webhook = webhook_body(&n, 0);
+        let trigger = &webhook["alert"]["trigger"];
+        assert_eq!(trigger["kind"], "failure_rate");
+        assert_eq!(trigger["value"], 0.55);
+        assert_eq!(trigger["threshold"], 0.5);
+        assert_eq!(trigger["text"], "failure rate: 55 % ≥ 50 %");
+        let slack = slack_body(&n);
+        let lines = slack["blocks"][1]["text"]["text"].as_str().unwrap();
+        assert!(
+            lines.starts_with("*breaker-opened*: failure rate: 55 % ≥ 50 %\n"),
+            "{lines}"
+        );
+        let alertmanager = alertmanager_body(&n);
+        assert_eq!(
+            alertmanager[0]["annotations"]["description"],
+            "failure rate: 55 % ≥ 50 %; instances: checkout-1"
+        );
+        let longer = alert("open_for_ms", 400_000.0, 300_000.0);
+        assert_eq!(trigger_text(&longer), "not Closed for: 6m 40s ≥ 5m");
     }
 
     #[test]

@@ -156,8 +156,8 @@ impl Engine {
                     continue;
                 }
                 let title = format!(
-                    "{service}/{breaker} has not been Closed for {} s",
-                    (now - started_ms) / 1_000
+                    "{service}/{breaker} has not been Closed for {}",
+                    charts::words::duration(now - started_ms)
                 );
                 let alert_id = store::engine::open_alert(
                     &mut tx,
@@ -373,10 +373,10 @@ async fn apply(
                     continue;
                 }
                 let title = format!(
-                    "{}/{} is flapping: {n} openings within {} s",
+                    "{}/{} is flapping: {n} openings within {}",
                     t.service,
                     t.breaker,
-                    within_ms / 1_000
+                    charts::words::duration(within_ms)
                 );
                 let alert_id = store::engine::open_alert(
                     conn,

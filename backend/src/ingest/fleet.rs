@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
 
 use protocol::{
-    Aggregate, BreakerSummary, InstanceState, LatencyHistogram, OutcomeCounts, ServiceSummary,
-    Sparkline, State, Transition,
+    Aggregate, BreakerSummary, LatencyHistogram, OutcomeCounts, ServiceSummary, Sparkline, State,
+    Transition, Trigger,
 };
 
 /// An instance stops counting towards a breaker's current rates when its newest interval ended
@@ -28,6 +28,11 @@ pub struct InstanceLive {
     pub config_version: u64,
     /// Time of the newest event applied (a transition's time or an interval's end).
     pub updated_ms: i64,
+    /// Time of the oldest event applied (a transition's time or an interval's start): when the
+    /// instance first reported the breaker. Timelines show no data before it.
+    pub first_ms: i64,
+    /// The newest Closed → Open transition with a trigger: its time and trigger.
+    pub last_trip: Option<(i64, Trigger)>,
     pub last_interval: Option<IntervalLive>,
 }
 
@@ -51,6 +56,14 @@ impl InstanceEvent<'_> {
         match self {
             InstanceEvent::Transition(t) => t.at_ms,
             InstanceEvent::Interval(a) => a.start_ms + i64::from(a.interval_ms),
+        }
+    }
+
+    /// When what the event reports began: a transition's time, an interval's start.
+    pub fn start_ms(&self) -> i64 {
+        match self {
+            InstanceEvent::Transition(t) => t.at_ms,
+            InstanceEvent::Interval(a) => a.start_ms,
         }
     }
 }
@@ -150,9 +163,14 @@ pub struct Fleet {
 
 impl InstanceLive {
     /// The fields kept in `instance_states` that matter at restart: state, since, config
-    /// version.
-    pub fn stored_state(&self) -> (State, i64, u64) {
-        (self.state, self.since_ms, self.config_version)
+    /// version, first report.
+    pub fn stored_state(&self) -> (State, i64, u64, i64) {
+        (
+            self.state,
+            self.since_ms,
+            self.config_version,
+            self.first_ms,
+        )
     }
 
     /// Applies one event; events older than what is already known are ignored for the state
@@ -173,10 +191,21 @@ impl InstanceLive {
             since_ms: time_ms,
             config_version: 0,
             updated_ms: i64::MIN,
+            first_ms: event.start_ms(),
+            last_trip: None,
             last_interval: None,
         });
+        next.first_ms = next.first_ms.min(event.start_ms());
         match event {
             InstanceEvent::Transition(t) => {
+                if let (State::Closed, State::Open, Some(trigger)) = (t.from, t.to, &t.trigger)
+                    && next
+                        .last_trip
+                        .as_ref()
+                        .is_none_or(|(at_ms, _)| t.at_ms >= *at_ms)
+                {
+                    next.last_trip = Some((t.at_ms, trigger.clone()));
+                }
                 if time_ms >= next.updated_ms {
                     if next.state != t.to || first {
                         next.since_ms = t.at_ms;
@@ -397,7 +426,7 @@ impl Fleet {
         self.breakers
             .get(service)?
             .get(breaker)
-            .map(|instances| summarize(service, breaker, instances))
+            .map(|instances| summary::summarize(service, breaker, instances))
     }
 
     /// The summaries of at most `limit` breakers after `after` (of `service` only, when
@@ -410,7 +439,7 @@ impl Fleet {
     ) -> Vec<BreakerSummary> {
         self.breakers_after(service, after)
             .take(limit)
-            .map(|(service, breaker, instances)| summarize(service, breaker, instances))
+            .map(|(service, breaker, instances)| summary::summarize(service, breaker, instances))
             .collect()
     }
 
@@ -479,7 +508,7 @@ fn ordered_after<'a, T>(
 }
 
 /// A breaker's state (the worst of its instances'), its open instances, instances and
-/// failure rate over the fresh intervals, as [`summarize`] computes them.
+/// failure rate over the fresh intervals, as [`summary::summarize`] computes them.
 pub fn breaker_gauges(instances: &BTreeMap<String, InstanceLive>) -> BreakerGauges {
     let state = instances
         .values()
@@ -511,72 +540,6 @@ pub fn breaker_gauges(instances: &BTreeMap<String, InstanceLive>) -> BreakerGaug
     }
 }
 
-fn summarize(
-    service: &str,
-    breaker: &str,
-    instances: &BTreeMap<String, InstanceLive>,
-) -> BreakerSummary {
-    let state = instances
-        .values()
-        .map(|i| i.state)
-        .max_by_key(|s| s.severity())
-        .unwrap_or(State::Closed);
-    let since_ms = instances
-        .values()
-        .filter(|i| i.state == state)
-        .map(|i| i.since_ms)
-        .min()
-        .unwrap_or(0);
-    let newest_end = instances
-        .values()
-        .filter_map(|i| i.last_interval.as_ref().map(|l| l.end_ms))
-        .max()
-        .unwrap_or(0);
-    let mut counts = OutcomeCounts::default();
-    let mut latency = LatencyHistogram::default();
-    let mut calls_per_s = 0.0;
-    let mut threshold = None;
-    for interval in instances
-        .values()
-        .filter_map(|i| i.last_interval.as_ref())
-        .filter(|l| l.end_ms >= newest_end - STALE_AFTER_MS)
-    {
-        counts.merge(&interval.counts);
-        latency.merge(&interval.latency);
-        let c = &interval.counts;
-        let calls = c.judged() as f64 + c.rejected as f64 + c.ignored as f64;
-        calls_per_s += calls * 1_000.0 / f64::from(interval.interval_ms.max(1));
-        threshold = threshold.or(interval.failure_rate_threshold);
-    }
-    let judged = counts.judged();
-    let failure_rate = (judged > 0).then(|| counts.failed() as f64 / judged as f64);
-    let slow_call_rate = (judged > 0).then(|| counts.slow as f64 / judged as f64);
-    BreakerSummary {
-        service: service.to_string(),
-        breaker: breaker.to_string(),
-        state,
-        since_ms,
-        instances: instances
-            .iter()
-            .map(|(name, live)| InstanceState {
-                instance: name.clone(),
-                state: live.state,
-                since_ms: live.since_ms,
-                config_version: live.config_version,
-            })
-            .collect(),
-        open_instances: instances
-            .values()
-            .filter(|i| i.state == State::Open)
-            .count() as u32,
-        failure_rate,
-        failure_rate_threshold: threshold,
-        calls_per_s,
-        slow_call_rate,
-        p99_ms: latency.quantile_ms(0.99),
-        updated_ms: newest_end,
-    }
-}
-
+mod summary;
 #[cfg(test)]
 mod tests;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Context;
-use protocol::{Aggregate, IngestBatch, State, Transition, TransitionRecord};
+use protocol::{Aggregate, IngestBatch, State, Transition, TransitionRecord, Trigger};
 use sqlx::Arguments;
 use sqlx::sqlite::SqliteArguments;
 use sqlx::{QueryBuilder, Sqlite, Transaction};
@@ -162,15 +162,15 @@ impl Store {
         Ok(())
     }
 
-    /// Writes instances' stored state (state, since, config version), with multi-row
-    /// statements; one row per (breaker, instance).
+    /// Writes instances' stored state (state, since, config version, first report), with
+    /// multi-row statements; one row per (breaker, instance).
     pub async fn upsert_instance_states(
         tx: &mut Transaction<'static, Sqlite>,
         states: &[(i64, &str, &InstanceLive)],
     ) -> anyhow::Result<()> {
         for chunk in states.chunks(ROWS_PER_INSERT) {
             let mut upsert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO instance_states (breaker_id, instance, state, since_ms, config_version, updated_ms) ",
+                "INSERT INTO instance_states (breaker_id, instance, state, since_ms, config_version, updated_ms, first_report_ms) ",
             );
             upsert.push_values(chunk, |mut row, &(breaker_id, instance, live)| {
                 row.push_bind(breaker_id)
@@ -178,12 +178,17 @@ impl Store {
                     .push_bind(live.state.as_str())
                     .push_bind(live.since_ms)
                     .push_bind(live.config_version as i64)
-                    .push_bind(live.updated_ms);
+                    .push_bind(live.updated_ms)
+                    .push_bind(live.first_ms);
             });
+            // The first report only moves earlier (a late batch may hold older events).
             upsert.push(
                 " ON CONFLICT (breaker_id, instance) DO UPDATE SET
                    state = excluded.state, since_ms = excluded.since_ms,
-                   config_version = excluded.config_version, updated_ms = excluded.updated_ms",
+                   config_version = excluded.config_version, updated_ms = excluded.updated_ms,
+                   first_report_ms = MIN(COALESCE(instance_states.first_report_ms,
+                                                  excluded.first_report_ms),
+                                         excluded.first_report_ms)",
             );
             upsert.build().execute(&mut **tx).await?;
         }
@@ -205,13 +210,43 @@ impl Store {
                 .map(|(id, service, name)| ((service, name), id))
                 .collect();
         let rows: Vec<InstanceStateRow> = sqlx::query_as(
-            "SELECT b.service, b.name, s.instance, s.state, s.since_ms, s.config_version, s.updated_ms
+            "SELECT b.service, b.name, s.instance, s.state, s.since_ms, s.config_version, s.updated_ms,
+                    COALESCE(s.first_report_ms, s.since_ms) AS first_report_ms
              FROM instance_states s JOIN breakers b ON b.id = s.breaker_id",
         )
         .fetch_all(&self.pool)
         .await?;
+        // What last tripped each instance that is not Closed: few rows, each found from the
+        // newest of its breaker's transitions backwards.
+        let trips: Vec<TripRow> = sqlx::query_as(
+            "SELECT b.service, b.name, s.instance, t.at_ms, t.trigger_kind, t.trigger_value,
+                    t.trigger_threshold
+             FROM instance_states s
+             JOIN breakers b ON b.id = s.breaker_id
+             JOIN transitions t ON t.id = (
+                 SELECT id FROM transitions
+                 WHERE breaker_id = s.breaker_id AND instance = s.instance
+                   AND from_state = 'closed' AND to_state = 'open' AND trigger_kind IS NOT NULL
+                 ORDER BY at_ms DESC, id DESC LIMIT 1)
+             WHERE s.state <> 'closed'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut trips: HashMap<(String, String, String), (i64, Trigger)> = trips
+            .into_iter()
+            .map(|row| {
+                let trigger = Trigger {
+                    kind: row.trigger_kind,
+                    value: row.trigger_value.unwrap_or(0.0),
+                    threshold: row.trigger_threshold.unwrap_or(0.0),
+                };
+                ((row.service, row.name, row.instance), (row.at_ms, trigger))
+            })
+            .collect();
         let mut instances = Vec::with_capacity(rows.len());
         for row in rows {
+            let last_trip =
+                trips.remove(&(row.service.clone(), row.name.clone(), row.instance.clone()));
             instances.push((
                 (row.service, row.name),
                 row.instance,
@@ -220,6 +255,8 @@ impl Store {
                     since_ms: row.since_ms,
                     config_version: row.config_version as u64,
                     updated_ms: row.updated_ms,
+                    first_ms: row.first_report_ms,
+                    last_trip,
                     last_interval: None,
                 },
             ));
@@ -238,4 +275,17 @@ struct InstanceStateRow {
     since_ms: i64,
     config_version: i64,
     updated_ms: i64,
+    first_report_ms: i64,
+}
+
+/// The newest Closed → Open transition of an instance that is not Closed.
+#[derive(sqlx::FromRow)]
+struct TripRow {
+    service: String,
+    name: String,
+    instance: String,
+    at_ms: i64,
+    trigger_kind: String,
+    trigger_value: Option<f64>,
+    trigger_threshold: Option<f64>,
 }

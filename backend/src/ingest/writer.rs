@@ -184,8 +184,8 @@ struct Pending<'b> {
 struct Staged<'b> {
     service: &'b str,
     breaker: &'b str,
-    /// The stored fields (state, since, config version) before the group, if known.
-    stored: Option<(protocol::State, i64, u64)>,
+    /// The stored fields (state, since, config version, first report) before the group, if known.
+    stored: Option<(protocol::State, i64, u64, i64)>,
     live: Option<InstanceLive>,
 }
 

@@ -83,4 +83,27 @@ mod tests {
         }
         assert!(render(&series).contains("polyline"));
     }
+
+    #[test]
+    fn text_reads_at_least_12_px_at_the_svg_s_own_size() {
+        let series = Series {
+            service: "shop".into(),
+            breaker: "payments".into(),
+            from_ms: 0,
+            to_ms: 2 * 86_400_000,
+            step_ms: 3_600_000,
+            failure_rate_threshold: Some(0.5),
+            points: Vec::new(),
+        };
+        let svg = render(&series);
+        let sizes: Vec<f64> = svg
+            .split("font-size=\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next()?.parse().ok())
+            .collect();
+        assert!(!sizes.is_empty());
+        assert!(sizes.iter().all(|&size| size >= 12.0), "{sizes:?}");
+        // Two days: the ticks say the date.
+        assert!(svg.contains("Jan 2"), "{svg}");
+    }
 }

@@ -45,10 +45,7 @@ fn only_firing_and_resolved_make_toasts_and_they_expire() {
     assert_eq!(toast.kind, ToastKind::Firing);
     assert_eq!(toast.heading, "Alert firing");
     assert_eq!(toast.title, "Breaker payments-api opened in checkout");
-    assert_eq!(
-        toast.detail,
-        "[critical] failure_rate = 0.55 (threshold 0.5)"
-    );
+    assert_eq!(toast.detail, "[critical] failure rate: 55 % ≥ 50 %");
     assert!(toasts.push(&notice("acknowledged", 7), 0).is_none());
     assert!(toasts.push(&notice("updated", 7), 0).is_none());
     assert_eq!(
@@ -77,7 +74,7 @@ fn notification_text() {
     assert_eq!(title, "fusebox: alert firing");
     assert_eq!(
         body,
-        "Breaker payments-api opened in checkout\n[critical] failure_rate = 0.55 (threshold 0.5)"
+        "Breaker payments-api opened in checkout\n[critical] failure rate: 55 % ≥ 50 %"
     );
     assert!(notification(&notice("silenced", 1)).is_none());
 }
@@ -88,7 +85,11 @@ fn page_lines() {
     alert.trigger_kind = "openings".into();
     alert.trigger_value = 3.0;
     alert.threshold = 3.0;
-    assert_eq!(trigger_text(&alert), "openings = 3 (threshold 3)");
+    assert_eq!(trigger_text(&alert), "openings: 3 ≥ 3");
+    alert.trigger_kind = "open_for_ms".into();
+    alert.trigger_value = 400_000.0;
+    alert.threshold = 300_000.0;
+    assert_eq!(trigger_text(&alert), "not Closed for: 6m 40s ≥ 5m");
     assert_eq!(
         breaker_lines(&alert),
         ["checkout/payments-api on checkout-1, checkout-2"]

@@ -1,5 +1,5 @@
 use protocol::{
-    BreakerSummary, InstanceState, State, StreamEvent, Transition, TransitionRecord, Trigger,
+    BreakerSummary, InstanceState, State, StreamEvent, Transition, TransitionRecord, Trigger, Trip,
 };
 
 use super::{Board, SPARK_SECONDS, Spark, StateCounts};
@@ -24,6 +24,7 @@ fn summary(service: &str, breaker: &str, state: State, updated_ms: i64) -> Break
         slow_call_rate: None,
         p99_ms: None,
         updated_ms,
+        last_trip: None,
     }
 }
 
@@ -76,7 +77,8 @@ fn transition_changes_state_at_once_and_keeps_rates() {
     assert_eq!(entry.summary.since_ms, 2_000);
     assert_eq!(entry.summary.open_instances, 1);
     assert_eq!(entry.summary.failure_rate, Some(0.1));
-    assert_eq!(entry.last_trigger.as_ref().unwrap().value, 0.8);
+    let trip = entry.last_trip.as_ref().unwrap();
+    assert_eq!((trip.at_ms, trip.trigger.value), (2_000, 0.8));
 }
 
 #[test]
@@ -342,4 +344,173 @@ fn coalesced_sparkline_values_are_recorded_in_order() {
         &mut later,
     );
     assert!(later.touched.is_empty(), "nothing new to show");
+}
+
+/// What an Open tile says, as the overview binds it.
+#[track_caller]
+fn check_tile(board: &Board, breaker: &str, expected: (&str, &str, &str, Option<&str>)) {
+    let tile = crate::format::tile_view(board.entry(&key("pay", breaker)).unwrap());
+    let (label, rate, threshold, trigger) = expected;
+    assert_eq!(
+        (
+            tile.failure_rate_label,
+            tile.failure_rate.as_str(),
+            tile.threshold.as_str(),
+            tile.trigger.as_deref()
+        ),
+        (label, rate, threshold, trigger)
+    );
+}
+
+// 2026-11-22T13:05:09Z
+const TRIPPED_MS: i64 = 1_795_352_709_000;
+
+fn open_without_calls(breaker: &str, last_trip: Option<Trip>) -> BreakerSummary {
+    BreakerSummary {
+        failure_rate: None,
+        slow_call_rate: None,
+        since_ms: TRIPPED_MS,
+        last_trip,
+        ..summary("pay", breaker, State::Open, TRIPPED_MS + 5_000)
+    }
+}
+
+fn trip(kind: &str, value: f64, threshold: f64) -> Trip {
+    Trip {
+        instance: "i-1".into(),
+        at_ms: TRIPPED_MS,
+        trigger: Trigger {
+            kind: kind.into(),
+            value,
+            threshold,
+        },
+    }
+}
+
+#[test]
+fn an_open_tile_shows_the_rate_that_tripped_it_and_when() {
+    let mut board = Board::default();
+    board.apply_snapshot(vec![
+        open_without_calls("db", Some(trip("failure_rate", 0.62, 0.5))),
+        open_without_calls("cache", Some(trip("slow_call_rate", 0.125, 0.1))),
+        open_without_calls("queue", Some(trip("manual", 0.0, 0.0))),
+        open_without_calls("unknown", None),
+    ]);
+    // From the list endpoint: no stream news needed.
+    check_tile(
+        &board,
+        "db",
+        (
+            "failure rate at trip",
+            "62 %",
+            "50 %",
+            Some("tripped on failure rate: 62 % ≥ 50 % at 13:05:09 UTC"),
+        ),
+    );
+    let db = crate::format::tile_view(board.entry(&key("pay", "db")).unwrap());
+    assert!(db.over_threshold && db.failure_rate_at_trip && !db.slow_call_rate_at_trip);
+    // Tripped on slow calls: the slow metric shows the tripping value; no failure rate known.
+    let cache = crate::format::tile_view(board.entry(&key("pay", "cache")).unwrap());
+    assert_eq!(
+        (cache.slow_label, cache.slow_call_rate.as_str()),
+        ("slow at trip", "12.5 %")
+    );
+    check_tile(
+        &board,
+        "cache",
+        (
+            "failure rate",
+            "–",
+            "50 %",
+            Some("tripped on slow-call rate: 12.5 % ≥ 10 % at 13:05:09 UTC"),
+        ),
+    );
+    check_tile(
+        &board,
+        "queue",
+        ("failure rate", "–", "50 %", Some("manual at 13:05:09 UTC")),
+    );
+    check_tile(&board, "unknown", ("failure rate", "–", "50 %", None));
+}
+
+#[test]
+fn a_current_rate_wins_over_the_tripping_one_and_closed_tiles_say_nothing() {
+    let mut board = Board::default();
+    let mut partly_open = open_without_calls("db", Some(trip("failure_rate", 0.62, 0.5)));
+    // Another instance still passes calls: its rate is what is happening now.
+    partly_open.failure_rate = Some(0.2);
+    partly_open.instances.push(InstanceState {
+        instance: "i-2".into(),
+        state: State::Closed,
+        since_ms: 0,
+        config_version: 1,
+    });
+    board.apply_snapshot(vec![partly_open, summary("pay", "cache", State::Closed, 1)]);
+    check_tile(
+        &board,
+        "db",
+        (
+            "failure rate",
+            "20 %",
+            "50 %",
+            Some("tripped on failure rate: 62 % ≥ 50 % at 13:05:09 UTC (i-1)"),
+        ),
+    );
+    check_tile(&board, "cache", ("failure rate", "10 %", "50 %", None));
+}
+
+#[test]
+fn the_trip_comes_from_the_last_closed_to_open_transition() {
+    let mut board = Board::default();
+    board.apply_snapshot(vec![open_without_calls("db", None)]);
+    board.apply(transition(
+        "pay",
+        "db",
+        "i-1",
+        TRIPPED_MS + 10_000,
+        State::Closed,
+        State::Open,
+    ));
+    // A failed probe (Half-Open → Open) does not replace what tripped it.
+    let mut probe = transition(
+        "pay",
+        "db",
+        "i-1",
+        TRIPPED_MS + 40_000,
+        State::HalfOpen,
+        State::Open,
+    );
+    if let StreamEvent::Transition(record) = &mut probe {
+        record.transition.trigger = Some(Trigger {
+            kind: "probe_failed".into(),
+            value: 0.0,
+            threshold: 0.0,
+        });
+    }
+    board.apply(probe);
+    check_tile(
+        &board,
+        "db",
+        (
+            "failure rate at trip",
+            "80 %",
+            "50 %",
+            Some("tripped on failure rate: 80 % ≥ 50 % at 13:05:19 UTC"),
+        ),
+    );
+    // A summary computed before that transition does not take it back.
+    board.apply_snapshot(vec![open_without_calls(
+        "db",
+        Some(trip("failure_rate", 0.62, 0.5)),
+    )]);
+    check_tile(
+        &board,
+        "db",
+        (
+            "failure rate at trip",
+            "80 %",
+            "50 %",
+            Some("tripped on failure rate: 80 % ≥ 50 % at 13:05:19 UTC"),
+        ),
+    );
 }

@@ -2,7 +2,8 @@
 //! SVG so each has its own tooltip) and the four series charts, any of which can be brushed to
 //! zoom into the range under the drag.
 //!
-//! Charts come from the shared `charts` crate as SVG strings (plotters escapes every text).
+//! Charts come from the shared `charts` crate as SVG strings (plotters escapes every text), drawn
+//! as wide as the page shows them ([`crate::shown`]), so their text reads at the size it was set.
 
 use charts::{Kind, geometry};
 use leptos::prelude::*;
@@ -14,24 +15,29 @@ use super::DetailPage;
 use super::range_bar::go_to_range;
 use crate::loading::Loading;
 use crate::range::TimeRange;
+use crate::shown::{ShownWidth, shown_width};
 
 /// Which chart is being brushed, and the SVG x where the drag started and is now.
 type Brush = RwSignal<Option<(Kind, f64, f64)>>;
 
 #[component]
 pub(super) fn TimelineView(page: DetailPage) -> impl IntoView {
+    let section = NodeRef::<leptos::html::Section>::new();
+    let width = shown_width(section);
     view! {
-        <section class="timeline" aria-label="state timeline">
+        <section class="timeline" aria-label="state timeline" node_ref=section>
             <Loading what="the timeline">
-                {move || page.timeline.get().map(|timeline| timeline.map(|timeline| lanes(&timeline)))}
+                {move || page.timeline.get().map(|timeline| timeline.map(|timeline| {
+                    width.get().map(|width| lanes(&timeline, width))
+                }))}
             </Loading>
         </section>
     }
 }
 
 /// The timeline's SVG with a positioned element per lane and per segment over it.
-fn lanes(timeline: &Timeline) -> impl IntoView + use<> {
-    let svg = charts::timeline::render(timeline, geometry::WIDTH);
+fn lanes(timeline: &Timeline, width: ShownWidth) -> impl IntoView + use<> {
+    let svg = charts::timeline::render(timeline, width.svg_px, Some(width.css_px));
     let lanes = charts::timeline::layout(timeline);
     let width = f64::from(svg.width);
     let height = f64::from(svg.height);
@@ -50,7 +56,7 @@ fn lanes(timeline: &Timeline) -> impl IntoView + use<> {
                     lane_height / height * 100.0
                 );
                 view! {
-                    <div class="lane" data-instance=lane.instance.clone() style=lane_style>
+                    <div class="lane" data-instance=lane.instance.clone() title=lane.instance.clone() style=lane_style>
                         {lane.segments.into_iter().map(|segment| {
                             let style = format!(
                                 "left:{:.3}%;width:{:.3}%",
@@ -58,7 +64,7 @@ fn lanes(timeline: &Timeline) -> impl IntoView + use<> {
                                 (segment.to_fraction - segment.from_fraction) * 100.0
                             );
                             view! {
-                                <div class="segment" data-state=segment.state.as_str() title=segment.tooltip style=style></div>
+                                <div class="segment" data-state=segment.key() title=segment.tooltip style=style></div>
                             }
                         }).collect_view()}
                     </div>
@@ -96,15 +102,21 @@ pub(super) fn ChartsView(page: DetailPage) -> impl IntoView {
         >
             <Loading what="the series">
                 {move || page.series.get().map(|series| series.map(|series| {
-                    let options = charts::Options {
-                        slow_call_rate_threshold: slow_threshold.get(),
-                        ..charts::Options::default()
-                    };
+                    let series = StoredValue::new(series);
                     Kind::ALL
                         .iter()
                         .map(|&kind| {
-                            let svg = charts::render(kind, &series, &options);
-                            view! { <Chart page=page kind=kind svg=svg bounds=bounds brush=brush /> }
+                            // Drawn for the width the chart is shown at, once known.
+                            let draw = move |width: ShownWidth| {
+                                let options = charts::Options {
+                                    width: width.svg_px,
+                                    shown_width: Some(width.css_px),
+                                    slow_call_rate_threshold: slow_threshold.get(),
+                                    ..charts::Options::default()
+                                };
+                                series.with_value(|series| charts::render(kind, series, &options))
+                            };
+                            view! { <Chart page=page kind=kind draw=draw bounds=bounds brush=brush /> }
                         })
                         .collect_view()
                 }))}
@@ -113,22 +125,28 @@ pub(super) fn ChartsView(page: DetailPage) -> impl IntoView {
     }
 }
 
-/// One chart; a drag across it goes to the range under the drag.
+/// One chart, drawn by `draw` for the width it is shown at; a drag across it goes to the range
+/// under the drag.
 #[component]
 fn Chart(
     page: DetailPage,
     kind: Kind,
-    svg: String,
+    draw: impl Fn(ShownWidth) -> String + Send + Sync + 'static,
     bounds: Memo<(i64, i64)>,
     brush: Brush,
 ) -> impl IntoView {
     let navigate = use_navigate();
+    let chart = NodeRef::<leptos::html::Div>::new();
+    let shown = shown_width(chart);
+    // The width the SVG is drawn at, in its own pixels: what brushed x coordinates are in.
+    let drawn_width = move || shown.get().map_or(geometry::WIDTH, |width| width.svg_px);
+    let svg = move || shown.get().map(&draw).unwrap_or_default();
     let overlay = move || {
         brush
             .get()
             .filter(|(on, _, _)| *on == kind)
             .map(|(_, a, b)| {
-                let width = f64::from(geometry::WIDTH);
+                let width = f64::from(drawn_width());
                 format!(
                     "left:{:.3}%;width:{:.3}%",
                     a.min(b) / width * 100.0,
@@ -141,14 +159,15 @@ fn Chart(
             class="chart"
             id=format!("chart-{}", kind.as_str())
             data-kind=kind.as_str()
+            node_ref=chart
             on:mousedown=move |event| {
                 event.prevent_default();
-                let x = svg_x(&event);
+                let x = svg_x(&event, untrack(drawn_width));
                 brush.set(Some((kind, x, x)));
             }
             on:mousemove=move |event| {
                 if brush.with_untracked(|brush| brush.is_some_and(|(on, _, _)| on == kind)) {
-                    let x = svg_x(&event);
+                    let x = svg_x(&event, untrack(drawn_width));
                     brush.update(|brush| if let Some(brush) = brush { brush.2 = x });
                 }
             }
@@ -157,7 +176,8 @@ fn Chart(
                 let Some((_, a, b)) = brush.get_untracked() else { return };
                 brush.set(None);
                 let (from_ms, to_ms) = bounds.get_untracked();
-                let at = |x| geometry::time_at(x, geometry::WIDTH, from_ms, to_ms);
+                let width = untrack(drawn_width);
+                let at = |x| geometry::time_at(x, width, from_ms, to_ms);
                 if let Some(range) = TimeRange::brushed(at(a), at(b)) {
                     go_to_range(page, &navigate, range);
                 }
@@ -169,8 +189,9 @@ fn Chart(
     }
 }
 
-/// The pointer's x in the chart's SVG coordinates (the SVG is scaled to the element's width).
-fn svg_x(event: &leptos::ev::MouseEvent) -> f64 {
+/// The pointer's x in the chart's SVG coordinates, for an SVG drawn `drawn_width` wide and
+/// scaled to the element's width.
+fn svg_x(event: &leptos::ev::MouseEvent, drawn_width: u32) -> f64 {
     let Some(element) = event
         .current_target()
         .and_then(|target| target.dyn_into::<web_sys::Element>().ok())
@@ -181,5 +202,5 @@ fn svg_x(event: &leptos::ev::MouseEvent) -> f64 {
     if rect.width() <= 0.0 {
         return 0.0;
     }
-    (f64::from(event.client_x()) - rect.left()) / rect.width() * f64::from(geometry::WIDTH)
+    (f64::from(event.client_x()) - rect.left()) / rect.width() * f64::from(drawn_width)
 }

@@ -33,15 +33,15 @@ fn table(list: Vec<TransitionRecord>) -> AnyView {
                 {list.into_iter().map(|record| {
                     let transition = record.transition;
                     let trigger = transition.trigger.as_ref()
-                        .map(charts::timeline::trigger_text)
+                        .map(charts::words::trigger_text)
                         .unwrap_or_else(|| "–".into());
                     view! {
                         <tr data-id=record.id data-to=transition.to.as_str()>
                             <td>{format::timestamp(transition.at_ms)}</td>
                             <td>{record.instance}</td>
                             <td>
-                                {charts::timeline::state_label(transition.from)} " → "
-                                {charts::timeline::state_label(transition.to)}
+                                {charts::words::state_label(transition.from)} " → "
+                                {charts::words::state_label(transition.to)}
                             </td>
                             <td>{trigger}</td>
                             <td>"v" {transition.config_version}</td>

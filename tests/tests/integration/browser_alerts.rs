@@ -67,7 +67,7 @@ async fn trip_shows_a_toast_and_an_admin_acknowledges_it() {
     let toast = text(&client, ".toast[data-event=\"firing\"]").await;
     assert!(toast.contains("payments-api"), "toast says {toast:?}");
     assert!(
-        toast.contains("failure_rate = 0.55"),
+        toast.contains("failure rate: 55 % ≥ 50 %"),
         "toast says {toast:?}"
     );
 

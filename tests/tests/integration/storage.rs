@@ -233,3 +233,82 @@ async fn rollups_are_exact_and_count_late_data() {
         assert_eq!(lane.intervals[0].state, State::HalfOpen);
     }
 }
+
+/// Issue 16: a lane says nothing before its instance's first report, and a breaker's summary
+/// says what tripped it; both survive a restart.
+#[tokio::test]
+async fn r16_lanes_start_at_the_first_report_and_summaries_keep_the_trip() {
+    let server = TestServer::start_with(|o| o.anonymous_viewer = true)
+        .await
+        .unwrap();
+    let key = server.ingest_key("svc").await.unwrap();
+    let base = (now_ms() - 30 * MINUTE).div_euclid(MINUTE) * MINUTE;
+    let batch = |instance: &str, seq: u64, start_ms: i64, transitions: serde_json::Value| {
+        json!({
+            "service": "svc", "instance": instance, "seq": seq, "sent_at_ms": now_ms(),
+            "aggregates": [{"breaker": "db", "start_ms": start_ms, "interval_ms": 1000,
+                            "counts": {"success": 5}, "state": "closed"}],
+            "transitions": transitions
+        })
+    };
+    // `a` reports from the start; `b` joins 2 minutes later, and trips 3 minutes in.
+    post_batch(&server.url(), &key, &batch("a", 1, base, json!([]))).await;
+    let trip = json!([{"breaker": "db", "at_ms": base + 3 * MINUTE, "from": "closed", "to": "open",
+        "trigger": {"kind": "failure_rate", "value": 0.7, "threshold": 0.5}, "config_version": 1}]);
+    post_batch(&server.url(), &key, &batch("b", 1, base + 2 * MINUTE, trip)).await;
+
+    let range = format!(
+        "/api/v1/breakers/svc/db/timeline?from_ms={}&to_ms={}",
+        base - 5 * MINUTE,
+        base + 10 * MINUTE
+    );
+    let check = |timeline: &Timeline, b_first_ms: i64| {
+        let starts: Vec<(Option<i64>, i64, State)> = timeline
+            .lanes
+            .iter()
+            .map(|lane| {
+                (
+                    lane.first_report_ms,
+                    lane.intervals[0].start_ms,
+                    lane.intervals[0].state,
+                )
+            })
+            .collect();
+        assert_eq!(
+            starts,
+            [
+                (Some(base), base, State::Closed),
+                (Some(b_first_ms), b_first_ms, State::Closed)
+            ],
+            "{timeline:?}"
+        );
+        assert_eq!(timeline.lanes[1].intervals[1].state, State::Open);
+    };
+    check(&server.get_json(&range, None).await, base + 2 * MINUTE);
+
+    // The breaker is Open on `b`: its summary says what tripped it and when.
+    let summaries: Vec<protocol::BreakerSummary> = server.get_json("/api/v1/breakers", None).await;
+    let trip = summaries[0].last_trip.as_ref().expect("a trip");
+    assert_eq!(
+        (trip.instance.as_str(), trip.at_ms, trip.trigger.value),
+        ("b", base + 3 * MINUTE, 0.7)
+    );
+
+    // A late batch of older data moves `b`'s first report earlier.
+    post_batch(
+        &server.url(),
+        &key,
+        &batch("b", 2, base + MINUTE, json!([])),
+    )
+    .await;
+    check(&server.get_json(&range, None).await, base + MINUTE);
+
+    let server = server.restart().await.unwrap();
+    check(&server.get_json(&range, None).await, base + MINUTE);
+    let summaries: Vec<protocol::BreakerSummary> = server.get_json("/api/v1/breakers", None).await;
+    assert_eq!(
+        summaries[0].last_trip.as_ref().map(|trip| trip.at_ms),
+        Some(base + 3 * MINUTE),
+        "the trip is read back from the transitions at start"
+    );
+}

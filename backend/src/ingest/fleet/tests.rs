@@ -150,3 +150,57 @@ fn summary_takes_the_worst_state_and_sums_rates() {
     assert_eq!(summary.calls_per_s, 20.0);
     assert_eq!(summary.failure_rate_threshold, Some(0.5));
 }
+
+#[test]
+fn first_report_and_last_trip() {
+    let mut live = None;
+    let trip = |at_ms, from, kind: &str| Transition {
+        trigger: Some(protocol::Trigger {
+            kind: kind.into(),
+            value: 0.7,
+            threshold: 0.5,
+        }),
+        ..transition(at_ms, from, State::Open)
+    };
+    for event in [
+        InstanceEvent::Interval(&aggregate(5_000, State::Closed, 10, 0)),
+        InstanceEvent::Transition(&trip(6_000, State::Closed, "failure_rate")),
+        // A failed probe opens it again: not what tripped it.
+        InstanceEvent::Transition(&trip(20_000, State::HalfOpen, "probe_failed")),
+        // Late, older data moves the first report earlier.
+        InstanceEvent::Interval(&aggregate(2_000, State::Closed, 10, 0)),
+    ] {
+        InstanceLive::update(&mut live, &event);
+    }
+    let live = live.unwrap();
+    assert_eq!(live.first_ms, 2_000);
+    assert_eq!(
+        live.last_trip
+            .as_ref()
+            .map(|(at_ms, t)| (*at_ms, t.kind.as_str())),
+        Some((6_000, "failure_rate"))
+    );
+
+    // The summary names the newest trip among the instances that are not Closed.
+    let mut fleet = Fleet::default();
+    let key = ("svc".to_string(), "b".to_string());
+    let closed_again = InstanceLive {
+        state: State::Closed,
+        last_trip: Some((9_000, live.last_trip.clone().unwrap().1)),
+        ..live.clone()
+    };
+    fleet.insert(key.clone(), "a".into(), live);
+    fleet.insert(key.clone(), "c".into(), closed_again);
+    let summary = fleet.summary(&key).unwrap();
+    let trip = summary.last_trip.unwrap();
+    assert_eq!((trip.instance.as_str(), trip.at_ms), ("a", 6_000));
+    fleet.insert(
+        key.clone(),
+        "a".into(),
+        InstanceLive {
+            state: State::Closed,
+            ..fleet.instance(&key, "a").unwrap().clone()
+        },
+    );
+    assert_eq!(fleet.summary(&key).unwrap().last_trip, None);
+}

@@ -148,7 +148,7 @@ impl Store {
     }
 
     /// A breaker's state timeline over `[from_ms, to_ms)`: per instance, the state it was in at
-    /// `from_ms` and every transition up to `to_ms`.
+    /// `from_ms` (or from its first report, when later) and every transition up to `to_ms`.
     pub async fn timeline(
         &self,
         service: &str,
@@ -181,14 +181,26 @@ impl Store {
         .bind(to_ms)
         .fetch_all(&self.pool)
         .await?;
-        // Instances that reported without ever changing state are Closed throughout.
-        let quiet: Vec<String> =
-            sqlx::query_scalar("SELECT instance FROM instance_states WHERE breaker_id = ?")
-                .bind(breaker_id)
-                .fetch_all(&self.pool)
-                .await?;
+        // Every instance that reported, with its first report: instances that never changed
+        // state are Closed from it on, and no lane says a state before it.
+        let reported: Vec<(String, Option<i64>)> = sqlx::query_as(
+            "SELECT instance, first_report_ms FROM instance_states WHERE breaker_id = ?",
+        )
+        .bind(breaker_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let first_reports: std::collections::HashMap<String, i64> = reported
+            .iter()
+            .filter_map(|(instance, first_ms)| Some((instance.clone(), (*first_ms)?)))
+            .collect();
+        // Where an instance's lane starts: the range's start, or its first report when later.
+        let lane_start = |instance: &str| {
+            first_reports
+                .get(instance)
+                .map_or(from_ms, |&first_ms| first_ms.max(from_ms))
+        };
         let mut lanes: std::collections::BTreeMap<String, Vec<StateInterval>> = Default::default();
-        for instance in quiet {
+        for (instance, _) in reported {
             lanes.entry(instance).or_default();
         }
         for (instance, state, _at_ms, config_version) in before {
@@ -202,16 +214,18 @@ impl Store {
         }
         for row in within {
             let at_ms = row.at_ms;
+            let start_ms = lane_start(&row.instance).min(at_ms);
             let lane = lanes.entry(row.instance).or_default();
             match lane.last_mut() {
                 Some(last) => last.end_ms = Some(at_ms),
-                None => lane.push(StateInterval {
+                None if start_ms < at_ms => lane.push(StateInterval {
                     state: parse_state(&row.from_state)?,
-                    start_ms: from_ms,
+                    start_ms,
                     end_ms: Some(at_ms),
                     trigger: None,
                     config_version: row.config_version as u64,
                 }),
+                None => {}
             }
             lane.push(StateInterval {
                 state: parse_state(&row.to_state)?,
@@ -224,16 +238,19 @@ impl Store {
         let lanes = lanes
             .into_iter()
             .map(|(instance, mut intervals)| {
-                if intervals.is_empty() {
+                let start_ms = lane_start(&instance);
+                // Closed from its first report, unless that came after the range.
+                if intervals.is_empty() && start_ms < to_ms {
                     intervals.push(StateInterval {
                         state: State::Closed,
-                        start_ms: from_ms,
+                        start_ms,
                         end_ms: None,
                         trigger: None,
                         config_version: 0,
                     });
                 }
                 TimelineLane {
+                    first_report_ms: first_reports.get(&instance).copied(),
                     instance,
                     intervals,
                 }
