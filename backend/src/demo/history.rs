@@ -7,16 +7,20 @@
 //!   per-second path and the 1 h range have data.
 //! - Before that, 1-minute and 1-hour rollups summed over instances.
 //! - Past incidents: `past_incidents_per_day` a day per dependency at seeded times, each a few
-//!   minutes long. While one lasts, and throughout the per-second hours, a small model of each
-//!   instance's breaker (its config's failure rate over a window of calls, the wait, then
-//!   probes) decides which calls were rejected and which transitions happened, with their
-//!   trigger values. So the demo's wrong breaker, whose threshold is above what its outages
-//!   fail, stays Closed through them.
+//!   minutes long. While one lasts, and throughout the per-second hours, each instance's
+//!   breaker — the real state machine, `breaker::Machine`, running its config in virtual time —
+//!   decides which calls were rejected and which transitions happened, with their trigger
+//!   values. So the demo's wrong breaker, whose threshold is above what its outages fail,
+//!   stays Closed through them.
 //!
 //! Everything here is computed, nothing is written: [`super::start`] writes it through the
 //! stores. A seeded generator makes the same history for the same `now_ms`.
 
-use protocol::{Aggregate, LatencyHistogram, OutcomeCounts, State, Transition, Trigger};
+use std::time::Duration;
+
+use breaker::reporter::{wire_state, wire_transition};
+use breaker::{Admission, Config, Machine, Outcome};
+use protocol::{Aggregate, LatencyHistogram, OutcomeCounts, Transition};
 
 use super::{Dependency, XorShift};
 use crate::query::rollup::{Bucket, HOUR_MS, MINUTE_MS};
@@ -26,9 +30,6 @@ pub const DAYS: i64 = 7;
 /// The most recent part, kept per second per instance.
 pub const PER_SECOND_MS: i64 = 2 * HOUR_MS;
 const DAY_MS: i64 = 24 * HOUR_MS;
-/// The breakers' wait in Open and their probes (the demo's configs share them).
-const WAIT_MS: i64 = 5_000;
-const PROBES: u64 = 3;
 /// How much of its calls an incident fails, and how much slower they are.
 const INCIDENT_SLOWDOWN: f64 = 4.0;
 /// No past incident ends closer to now than this: the live one comes soon enough.
@@ -39,19 +40,10 @@ pub(super) struct Series<'a> {
     pub service: &'static str,
     pub instances: &'static [&'static str],
     pub dependency: &'a Dependency,
-    /// The breaker's failure-rate threshold, count window and minimum calls.
-    pub rule: Rule,
+    /// The config the breaker ran.
+    pub config: Config,
     /// The config version the breaker ran.
     pub config_version: u64,
-}
-
-/// What the model of a breaker judges: the failure rate over the last `window` calls, once
-/// there are `minimum_calls` of them.
-#[derive(Clone, Copy, Debug)]
-pub struct Rule {
-    pub threshold: f64,
-    pub window: usize,
-    pub minimum_calls: usize,
 }
 
 /// What [`generate`] made, ready for the stores.
@@ -92,7 +84,7 @@ pub(super) fn generate(series: &[Series<'_>], now_ms: i64) -> DemoHistory {
                 .iter()
                 .any(|&(start, end)| minute_ms < end + MINUTE_MS && minute_ms + MINUTE_MS > start);
             let mut bucket = Bucket {
-                failure_rate_threshold: Some(series.rule.threshold),
+                failure_rate_threshold: series.config.failure_rate_threshold(),
                 ..Bucket::default()
             };
             for (instance_idx, instance) in series.instances.iter().enumerate() {
@@ -203,20 +195,15 @@ fn quiet_minute(series: &Series<'_>, minute_ms: i64, rng: &mut XorShift) -> Buck
             ..OutcomeCounts::default()
         },
         latency,
-        failure_rate_threshold: Some(series.rule.threshold),
+        failure_rate_threshold: series.config.failure_rate_threshold(),
     }
 }
 
-/// A model of one instance's breaker, a second at a time.
+/// One instance's breaker through the history: the real state machine (`breaker::Machine`),
+/// driven a second at a time in virtual time, as the engine replays histories.
 struct Sim {
-    state: State,
-    /// While Open: when the wait ends.
-    open_until_ms: i64,
-    /// While Closed: the last calls' outcomes (true: failed), at most the rule's window.
-    window: std::collections::VecDeque<bool>,
-    /// While Half-Open: probes made and failed so far.
-    n_probes: u64,
-    n_probe_failures: u64,
+    /// Created at the first second it sees, so its windows start there.
+    machine: Option<Machine>,
     /// Calls not yet made (fractions of a call carry over to the next second).
     carry: f64,
 }
@@ -224,11 +211,7 @@ struct Sim {
 impl Default for Sim {
     fn default() -> Sim {
         Sim {
-            state: State::Closed,
-            open_until_ms: 0,
-            window: Default::default(),
-            n_probes: 0,
-            n_probe_failures: 0,
+            machine: None,
             carry: 0.0,
         }
     }
@@ -244,8 +227,10 @@ impl Sim {
         rng: &mut XorShift,
     ) -> (Aggregate, Vec<Transition>) {
         let dependency = series.dependency;
-        let (rule, config_version) = (series.rule, series.config_version);
-        let threshold = rule.threshold;
+        let at = |ms: i64| Duration::from_millis(ms.max(0) as u64);
+        let machine = self.machine.get_or_insert_with(|| {
+            Machine::new(series.config.clone(), at(second_ms), second_ms as u64)
+        });
         let failing = incidents
             .iter()
             .any(|&(start, end)| (start..end).contains(&second_ms));
@@ -260,137 +245,46 @@ impl Sim {
         let mut counts = OutcomeCounts::default();
         let mut latency = LatencyHistogram::default();
         let mut transitions = Vec::new();
-        let mut judged_rate = None;
-        let transition =
-            |at_ms: i64, from: State, to: State, trigger: (&str, f64, f64)| Transition {
-                breaker: dependency.breaker.to_string(),
-                at_ms,
-                from,
-                to,
-                trigger: Some(Trigger {
-                    kind: trigger.0.to_string(),
-                    value: trigger.1,
-                    threshold: trigger.2,
-                }),
-                config_version,
+        let mut wire = |at_ms: i64, transition: Option<breaker::Transition>| {
+            if let Some(transition) = transition {
+                let mut wire = wire_transition(dependency.breaker, at_ms, &transition);
+                wire.config_version = series.config_version;
+                transitions.push(wire);
+            }
+        };
+        // A wait that ends within a quiet second still moves the breaker on.
+        wire(second_ms, machine.poll(at(second_ms)));
+        for call in 0..n_calls {
+            // Calls spread evenly over the second.
+            let at_ms = second_ms + (call * 1_000 / n_calls.max(1)) as i64;
+            let (admission, moved) = machine.acquire(at(at_ms));
+            wire(at_ms, moved);
+            let Admission::Granted(granted) = admission else {
+                counts.rejected += 1;
+                continue;
             };
-        let mut call = |counts: &mut OutcomeCounts, rng: &mut XorShift| -> bool {
             let micros = dependency.latency_ms * (0.5 + rng.next_f64()) * slowdown * 1_000.0;
             latency.record_micros(micros as u64);
-            let failed = rng.next_f64() < failure_p;
-            if failed {
+            let outcome = if rng.next_f64() < failure_p {
                 counts.failure += 1;
+                Outcome::Failure
             } else {
                 counts.success += 1;
-            }
-            failed
-        };
-        let mut left = n_calls;
-        let mut half_open_at = second_ms;
-        if self.state == State::Open {
-            if self.open_until_ms >= second_ms + 1_000 {
-                counts.rejected = left;
-                left = 0;
-            } else {
-                // The wait ends within this second: rejected until then, then the probes.
-                let before =
-                    (left as f64 * (self.open_until_ms - second_ms).max(0) as f64 / 1_000.0) as u64;
-                counts.rejected = before;
-                left -= before;
-                half_open_at = self.open_until_ms.max(second_ms);
-                transitions.push(transition(
-                    half_open_at,
-                    State::Open,
-                    State::HalfOpen,
-                    (
-                        "wait_elapsed",
-                        WAIT_MS as f64 / 1_000.0,
-                        WAIT_MS as f64 / 1_000.0,
-                    ),
-                ));
-                self.state = State::HalfOpen;
-                self.n_probes = 0;
-                self.n_probe_failures = 0;
-            }
-        }
-        if self.state == State::HalfOpen {
-            // Probes may take more than one second when calls are few.
-            while self.n_probes < PROBES && left > 0 {
-                self.n_probes += 1;
-                left -= 1;
-                if call(&mut counts, rng) {
-                    self.n_probe_failures += 1;
-                }
-            }
-            if self.n_probes == PROBES {
-                let rate = self.n_probe_failures as f64 / PROBES as f64;
-                let decided_at = (half_open_at + 200).min(second_ms + 999);
-                if rate >= threshold {
-                    transitions.push(transition(
-                        decided_at,
-                        State::HalfOpen,
-                        State::Open,
-                        ("probe_failed", rate, threshold),
-                    ));
-                    self.state = State::Open;
-                    self.open_until_ms = decided_at + WAIT_MS;
-                    counts.rejected += left;
-                    left = 0;
-                } else {
-                    transitions.push(transition(
-                        decided_at,
-                        State::HalfOpen,
-                        State::Closed,
-                        ("probe_succeeded", rate, threshold),
-                    ));
-                    self.state = State::Closed;
-                }
-            } else {
-                counts.rejected += left;
-                left = 0;
-            }
-        }
-        if self.state == State::Closed {
-            let mut made = 0;
-            while made < left {
-                made += 1;
-                let failed = call(&mut counts, rng);
-                if self.window.len() == rule.window {
-                    self.window.pop_front();
-                }
-                self.window.push_back(failed);
-                if self.window.len() < rule.minimum_calls {
-                    continue;
-                }
-                let n_failed = self.window.iter().filter(|&&failed| failed).count();
-                let rate = n_failed as f64 / self.window.len() as f64;
-                judged_rate = Some(rate);
-                if rate >= threshold {
-                    let at_ms = second_ms + (made * 1_000 / left) as i64 - 1;
-                    transitions.push(transition(
-                        at_ms,
-                        State::Closed,
-                        State::Open,
-                        ("failure_rate", rate, threshold),
-                    ));
-                    self.state = State::Open;
-                    self.open_until_ms = at_ms + WAIT_MS;
-                    self.window.clear();
-                    counts.rejected += left - made;
-                    break;
-                }
-            }
+                Outcome::Success
+            };
+            let took = Duration::from_micros(micros as u64);
+            wire(at_ms, machine.record(at(at_ms), granted, outcome, took));
         }
         let aggregate = Aggregate {
             breaker: dependency.breaker.to_string(),
             start_ms: second_ms,
             interval_ms: 1_000,
+            failure_rate: machine.failure_rate(at(second_ms + 999)),
+            failure_rate_threshold: series.config.failure_rate_threshold(),
+            state: wire_state(machine.state()),
             counts,
             latency,
-            state: self.state,
-            failure_rate: judged_rate,
-            failure_rate_threshold: Some(threshold),
-            config_version,
+            config_version: series.config_version,
         };
         (aggregate, transitions)
     }

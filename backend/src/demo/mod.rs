@@ -371,7 +371,7 @@ async fn write_history(
                     service: service.name,
                     instances: service.instances,
                     dependency,
-                    rule: rule_of(&config_for(service.name, dependency.breaker)),
+                    config: config_for(service.name, dependency.breaker),
                     config_version: versions.get(&key).copied().unwrap_or(1),
                 }
             })
@@ -418,19 +418,6 @@ async fn write_history(
         "wrote the demo's history"
     );
     Ok(())
-}
-
-/// What the history's model of a breaker judges, from its config.
-pub(crate) fn rule_of(config: &Config) -> history::Rule {
-    history::Rule {
-        threshold: config.failure_rate_threshold().unwrap_or(1.0),
-        window: match config.window() {
-            Window::Count(n) => n as usize,
-            // The demo's configs count calls; a time window is taken as 20 calls.
-            Window::Time(_) => 20,
-        },
-        minimum_calls: config.minimum_calls() as usize,
-    }
 }
 
 /// Adds the demo's admin and registers a one-time code for their token; returns the link

@@ -1,5 +1,6 @@
 use super::*;
-use crate::demo::{SERVICES, WRONG_BREAKER, config_for, rule_of};
+use crate::demo::{SERVICES, WRONG_BREAKER, config_for};
+use protocol::State;
 
 const NOW_MS: i64 = 1_790_000_123_456;
 
@@ -11,7 +12,7 @@ fn demo_history() -> DemoHistory {
                 service: service.name,
                 instances: service.instances,
                 dependency,
-                rule: rule_of(&config_for(service.name, dependency.breaker)),
+                config: config_for(service.name, dependency.breaker),
                 config_version: 1,
             })
         })
