@@ -116,6 +116,11 @@ impl BrowserSetup {
         .expect("the test server starts")
     }
 
+    /// A test server that serves the bundle and lets anyone read, as `cargo xtask demo` runs.
+    pub async fn anonymous_server(&self) -> TestServer {
+        self.server(|options| options.anonymous_viewer = true).await
+    }
+
     /// Chromedriver and a fresh browser session on it; keep the driver for the session's life.
     pub async fn browser(&self) -> (Chromedriver, Client) {
         let driver = Chromedriver::start(&self.chromedriver);

@@ -292,3 +292,27 @@ impl SseReader {
         }
     }
 }
+
+/// Waits (at most a minute) for the recommendation the demo makes for its wrong breaker, read
+/// as `token` (or anonymously) from the server at `base_url`.
+pub async fn demo_recommendation(base_url: &str, token: Option<&str>) -> protocol::Recommendation {
+    let (service, breaker) = backend::demo::WRONG_BREAKER;
+    let list = format!("{base_url}/api/v1/recommendations");
+    let client = reqwest::Client::new();
+    wait::wait_for_every(
+        "the demo's recommendation",
+        std::time::Duration::from_secs(60),
+        std::time::Duration::from_millis(500),
+        async || {
+            let mut request = client.get(&list);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let recs: Vec<protocol::Recommendation> =
+                request.send().await.ok()?.json().await.ok()?;
+            recs.into_iter()
+                .find(|rec| (rec.service.as_str(), rec.breaker.as_str()) == (service, breaker))
+        },
+    )
+    .await
+}

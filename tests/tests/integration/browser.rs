@@ -30,9 +30,7 @@ async fn tile_turns_open_live_without_reload() {
     let Some((setup, _browser)) = BrowserSetup::for_test().await else {
         return;
     };
-    let server = setup
-        .server(|options| options.anonymous_viewer = true)
-        .await;
+    let server = setup.anonymous_server().await;
     let key = server.ingest_key("checkout").await.unwrap();
 
     let (_driver, client) = setup.browser().await;
@@ -115,9 +113,7 @@ async fn five_hundred_breakers_get_their_tiles_and_the_page_records_its_updates(
     let Some((setup, _browser)) = BrowserSetup::for_test().await else {
         return;
     };
-    let server = setup
-        .server(|options| options.anonymous_viewer = true)
-        .await;
+    let server = setup.anonymous_server().await;
     let (_driver, client) = setup.browser().await;
     client.goto(&server.url()).await.unwrap();
     wait_for_element(&client, ".pill.live", "the live stream").await;

@@ -18,9 +18,7 @@ async fn trip_shows_a_toast_and_an_admin_acknowledges_it() {
     let Some((setup, _browser)) = BrowserSetup::for_test().await else {
         return;
     };
-    let server = setup
-        .server(|options| options.anonymous_viewer = true)
-        .await;
+    let server = setup.anonymous_server().await;
     let admin = server.user_token("ops", Role::Admin).await.unwrap();
     let viewer = server.user_token("watcher", Role::Viewer).await.unwrap();
     let key = server.ingest_key("checkout").await.unwrap();

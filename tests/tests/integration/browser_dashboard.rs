@@ -1,7 +1,7 @@
 //! Browser tests of the dashboard's pages in headless Chromium: the detail page (one timeline
 //! lane per instance, the four charts, switching the range refetches), an admin forcing a demo
 //! breaker open from it, a viewer who signs in, sees no controls, and sees a hostile name as
-//! text, and (issue 16) readable chart text, no-data stretches before a first report and the
+//! text, and readable chart text, no-data stretches before a first report and the
 //! rate that tripped an Open tile. Screenshots go to `target/screenshots/`.
 
 use std::time::Duration;
@@ -25,9 +25,7 @@ async fn detail_page_lanes_charts_ranges_and_admin_force_open() {
     let Some((setup, _browser)) = BrowserSetup::for_test().await else {
         return;
     };
-    let server = setup
-        .server(|options| options.anonymous_viewer = true)
-        .await;
+    let server = setup.anonymous_server().await;
     let admin = server.user_token("ops", Role::Admin).await.unwrap();
     let demo = backend::demo::start(&server.server).await.unwrap();
     let (_driver, client) = setup.browser().await;
@@ -283,17 +281,15 @@ async fn viewer_signs_in_sees_no_controls_and_hostile_names_are_text() {
 /// The smallest chart text the page may show, in CSS pixels.
 const MIN_TEXT_PX: f64 = 12.0;
 
-/// Issue 16 at 1400 × 900: every text in the breaker page's charts is shown at least 12 px
+/// At 1400 × 900: every text in the breaker page's charts is shown at least 12 px
 /// high; a lane has no data before its instance's first report; an Open tile without calls
 /// shows the failure rate that tripped it, and when.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn r16_readable_charts_lanes_with_no_data_and_the_rate_that_tripped() {
+async fn charts_are_readable_lanes_show_no_data_and_open_tiles_what_tripped() {
     let Some((setup, _browser)) = BrowserSetup::for_test().await else {
         return;
     };
-    let server = setup
-        .server(|options| options.anonymous_viewer = true)
-        .await;
+    let server = setup.anonymous_server().await;
     let key = server.ingest_key("svc").await.unwrap();
     let now_ms = now_ms();
     let minute = 60_000;
@@ -371,7 +367,7 @@ async fn r16_readable_charts_lanes_with_no_data_and_the_rate_that_tripped() {
         px.first().copied().unwrap_or(0.0),
         px.get(px.len() / 2).copied().unwrap_or(0.0)
     );
-    save_screenshot(&client, "r16-breaker-page").await;
+    save_screenshot(&client, "readable-breaker-page").await;
     assert!(px.len() > 40, "too few chart texts: {sizes:?}");
     let small: Vec<&(String, f64)> = sizes
         .iter()
@@ -428,7 +424,7 @@ async fn r16_readable_charts_lanes_with_no_data_and_the_rate_that_tripped() {
             && trigger.ends_with(" UTC"),
         "the tile says {trigger:?}"
     );
-    save_screenshot(&client, "r16-open-tile").await;
+    save_screenshot(&client, "open-tile-at-trip").await;
 
     client.close().await.unwrap();
 }

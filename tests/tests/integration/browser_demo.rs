@@ -3,12 +3,8 @@
 //! recommendation for its wrong breaker with its evidence and replay chart, and accept it. The
 //! link works once: opened again, the page says it did not sign in.
 
-use std::time::Duration;
-
 use fantoccini::Locator;
-use protocol::Recommendation;
 use tests::browser::{BrowserSetup, click, save_screenshot, text, wait_for_element};
-use tests::wait::wait_for_every;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newcomer_signs_in_with_the_demo_link_and_accepts_the_recommendation() {
@@ -16,23 +12,10 @@ async fn a_newcomer_signs_in_with_the_demo_link_and_accepts_the_recommendation()
         return;
     };
     // As `cargo xtask demo` runs it: anyone may read.
-    let server = setup
-        .server(|options| options.anonymous_viewer = true)
-        .await;
+    let server = setup.anonymous_server().await;
     let demo = backend::demo::start(&server.server).await.unwrap();
     let (service, breaker) = backend::demo::WRONG_BREAKER;
-    let list = format!("{}/api/v1/recommendations", server.url());
-    let rec: Recommendation = wait_for_every(
-        "the demo's recommendation",
-        Duration::from_secs(60),
-        Duration::from_millis(500),
-        async || {
-            let recs: Vec<Recommendation> = reqwest::get(&list).await.ok()?.json().await.ok()?;
-            recs.into_iter()
-                .find(|rec| (rec.service.as_str(), rec.breaker.as_str()) == (service, breaker))
-        },
-    )
-    .await;
+    let rec = tests::demo_recommendation(&server.url(), None).await;
 
     let (_driver, client) = setup.browser().await;
     client.goto(&demo.admin_link).await.unwrap();

@@ -38,9 +38,7 @@ async fn an_admin_accepts_a_recommendation_in_the_page() {
     let Some((setup, _browser)) = BrowserSetup::for_test().await else {
         return;
     };
-    let server = setup
-        .server(|options| options.anonymous_viewer = true)
-        .await;
+    let server = setup.anonymous_server().await;
     let admin = server.user_token("ada", Role::Admin).await.unwrap();
     let key = server.ingest_key("shop").await.unwrap();
     let start = (now_ms() - 181 * MINUTE).div_euclid(MINUTE) * MINUTE;

@@ -2,13 +2,9 @@
 //! plain server), and a week of history that gives the engine a better config for the demo's
 //! wrong breaker, ready on the Recommendations page without anyone asking.
 
-use std::time::Duration;
-
 use backend::auth::Role;
-use protocol::Recommendation;
 use serde_json::{Value, json};
 use tests::TestServer;
-use tests::wait::wait_for_every;
 
 /// `POST /api/v1/session` with `body`: the status and the JSON answer.
 async fn sign_in(server: &TestServer, body: Value) -> (u16, Value, Option<String>) {
@@ -73,7 +69,6 @@ async fn a_sign_in_code_signs_in_exactly_once() {
 async fn the_demo_history_gives_the_wrong_breaker_a_better_config() {
     let server = TestServer::start().await.unwrap();
     let demo = backend::demo::start(&server.server).await.unwrap();
-    let (service, breaker) = backend::demo::WRONG_BREAKER;
 
     // The printed link holds a one-time code for an admin.
     let code = demo
@@ -93,20 +88,7 @@ async fn the_demo_history_gives_the_wrong_breaker_a_better_config() {
 
     // Within the first minute, without anyone asking, a recommendation for the wrong breaker.
     let viewer = server.user_token("vic", Role::Viewer).await.unwrap();
-    let client = reqwest::Client::new();
-    let list = format!("{}/api/v1/recommendations", server.url());
-    let rec: Recommendation = wait_for_every(
-        "the demo's recommendation",
-        Duration::from_secs(60),
-        Duration::from_millis(500),
-        async || {
-            let response = client.get(&list).bearer_auth(&viewer).send().await.ok()?;
-            let recs: Vec<Recommendation> = response.json().await.ok()?;
-            recs.into_iter()
-                .find(|rec| (rec.service.as_str(), rec.breaker.as_str()) == (service, breaker))
-        },
-    )
-    .await;
+    let rec = tests::demo_recommendation(&server.url(), Some(&viewer)).await;
     let wrong = breaker::subscriber::config_to_wire(
         &backend::demo::slow_to_open_config(),
         breaker::Mode::Automatic,

@@ -234,10 +234,10 @@ async fn rollups_are_exact_and_count_late_data() {
     }
 }
 
-/// Issue 16: a lane says nothing before its instance's first report, and a breaker's summary
+/// A lane says nothing before its instance's first report, and a breaker's summary
 /// says what tripped it; both survive a restart.
 #[tokio::test]
-async fn r16_lanes_start_at_the_first_report_and_summaries_keep_the_trip() {
+async fn lanes_start_at_the_first_report_and_summaries_keep_the_trip() {
     let server = TestServer::start_with(|o| o.anonymous_viewer = true)
         .await
         .unwrap();

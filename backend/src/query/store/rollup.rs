@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use sqlx::{Sqlite, Transaction};
+
 use super::BucketRow;
 use crate::query::rollup::{Bucket, HOUR_MS, MINUTE_MS, Retention};
 use crate::store::{Store, count_to_db, encode_histogram};
@@ -55,7 +57,8 @@ pub async fn roll_up_once(store: &Store) -> anyhow::Result<usize> {
             buckets.entry(key).or_default().merge(&bucket);
         }
     }
-    for ((breaker_id, resolution, start_ms), mut bucket) in buckets {
+    let mut merged = Vec::with_capacity(buckets.len());
+    for ((breaker_id, resolution, start_ms), bucket) in buckets {
         let existing: Option<BucketRow> = sqlx::query_as(
             "SELECT success, failure, timeout, rejected, slow, ignored, latency, failure_rate_threshold
              FROM rollups WHERE breaker_id = ? AND resolution_ms = ? AND start_ms = ?",
@@ -65,31 +68,17 @@ pub async fn roll_up_once(store: &Store) -> anyhow::Result<usize> {
         .bind(start_ms)
         .fetch_optional(&mut *tx)
         .await?;
-        if let Some(row) = existing {
-            let mut merged = Bucket::from(row);
-            merged.merge(&bucket);
-            bucket = merged;
-        }
-        let c = &bucket.counts;
-        sqlx::query(
-            "INSERT OR REPLACE INTO rollups (breaker_id, resolution_ms, start_ms, success, failure,
-                 timeout, rejected, slow, ignored, latency, failure_rate_threshold)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(breaker_id)
-        .bind(resolution)
-        .bind(start_ms)
-        .bind(count_to_db(c.success))
-        .bind(count_to_db(c.failure))
-        .bind(count_to_db(c.timeout))
-        .bind(count_to_db(c.rejected))
-        .bind(count_to_db(c.slow))
-        .bind(count_to_db(c.ignored))
-        .bind(encode_histogram(&bucket.latency))
-        .bind(bucket.failure_rate_threshold)
-        .execute(&mut *tx)
-        .await?;
+        let bucket = match existing {
+            Some(row) => {
+                let mut sum = Bucket::from(row);
+                sum.merge(&bucket);
+                sum
+            }
+            None => bucket,
+        };
+        merged.push((breaker_id, resolution, start_ms, bucket));
     }
+    write_rollups(&mut tx, &merged).await?;
     sqlx::query("UPDATE rollup_progress SET last_aggregate_id = ? WHERE id = 1")
         .bind(new_last_id)
         .execute(&mut *tx)
@@ -98,15 +87,25 @@ pub async fn roll_up_once(store: &Store) -> anyhow::Result<usize> {
     Ok(n_rows)
 }
 
-/// Writes rollups as they are, replacing any of the same breaker, resolution and start, with
-/// multi-row statements in one transaction: for history that was never reported as aggregates
-/// (the demo's past). Rows are `(breaker_id, resolution_ms, start_ms, bucket)`.
+/// Writes rollups as they are, replacing any of the same breaker, resolution and start, in one
+/// transaction: for history that was never reported as aggregates (the demo's past). Rows are
+/// `(breaker_id, resolution_ms, start_ms, bucket)`.
 pub async fn insert_rollups(store: &Store, rows: &[(i64, i64, i64, Bucket)]) -> anyhow::Result<()> {
+    let mut tx = store.begin().await?;
+    write_rollups(&mut tx, rows).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// [`insert_rollups`] inside the caller's transaction, with multi-row statements.
+async fn write_rollups(
+    tx: &mut Transaction<'static, Sqlite>,
+    rows: &[(i64, i64, i64, Bucket)],
+) -> anyhow::Result<()> {
     // 11 values per row × 500 rows stays well under SQLite's 32 766 parameters.
     const ROWS_PER_INSERT: usize = 500;
-    let mut tx = store.begin().await?;
     for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
             "INSERT OR REPLACE INTO rollups (breaker_id, resolution_ms, start_ms, success, failure,
                  timeout, rejected, slow, ignored, latency, failure_rate_threshold) ",
         );
@@ -127,9 +126,8 @@ pub async fn insert_rollups(store: &Store, rows: &[(i64, i64, i64, Bucket)]) -> 
                     .push_bind(bucket.failure_rate_threshold);
             },
         );
-        insert.build().execute(&mut *tx).await?;
+        insert.build().execute(&mut **tx).await?;
     }
-    tx.commit().await?;
     Ok(())
 }
 
