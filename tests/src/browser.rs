@@ -420,3 +420,25 @@ fn workspace_root() -> PathBuf {
         .unwrap()
         .to_path_buf()
 }
+
+/// Accepts recommendation `id` on the Recommendations page (the button, then the
+/// confirmation) and waits for its card to say accepted; returns that card's selector.
+pub async fn accept_recommendation(client: &Client, id: i64) -> String {
+    let card = format!(".rec-card[data-id=\"{id}\"]");
+    click(client, &format!("{card} button.accept")).await;
+    click(client, &format!("{card} button[data-confirm=\"yes\"]")).await;
+    let accepted = format!(".rec-card[data-id=\"{id}\"][data-status=\"accepted\"]");
+    wait_for_element(client, &accepted, "the accepted recommendation").await;
+    accepted
+}
+
+/// Waits until the breaker page shows its four series charts.
+pub async fn wait_for_charts(client: &Client) {
+    wait_until(
+        client,
+        PAGE_READY_DEADLINE,
+        "four charts",
+        |client| async move { count(&client, ".charts .chart svg").await == 4 },
+    )
+    .await;
+}

@@ -488,29 +488,17 @@ fn the_trip_comes_from_the_last_closed_to_open_transition() {
         });
     }
     board.apply(probe);
-    check_tile(
-        &board,
-        "db",
-        (
-            "failure rate at trip",
-            "80 %",
-            "50 %",
-            Some("tripped on failure rate: 80 % ≥ 50 % at 13:05:19 UTC"),
-        ),
+    let at_trip = (
+        "failure rate at trip",
+        "80 %",
+        "50 %",
+        Some("tripped on failure rate: 80 % ≥ 50 % at 13:05:19 UTC"),
     );
+    check_tile(&board, "db", at_trip);
     // A summary computed before that transition does not take it back.
     board.apply_snapshot(vec![open_without_calls(
         "db",
         Some(trip("failure_rate", 0.62, 0.5)),
     )]);
-    check_tile(
-        &board,
-        "db",
-        (
-            "failure rate at trip",
-            "80 %",
-            "50 %",
-            Some("tripped on failure rate: 80 % ≥ 50 % at 13:05:19 UTC"),
-        ),
-    );
+    check_tile(&board, "db", at_trip);
 }

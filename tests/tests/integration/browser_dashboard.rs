@@ -12,7 +12,7 @@ use fantoccini::{Client, Locator};
 use serde_json::json;
 use tests::browser::{
     BrowserSetup, PAGE_READY_DEADLINE, click, count, save_screenshot, set_token, svg_text_sizes,
-    text, wait_for_element, wait_for_tile_state, wait_until,
+    text, wait_for_charts, wait_for_element, wait_for_tile_state, wait_until,
 };
 use tests::post_batch;
 
@@ -49,13 +49,7 @@ async fn detail_page_lanes_charts_ranges_and_admin_force_open() {
     )
     .await;
     assert_eq!(count(&client, ".timeline .lane").await, 2);
-    wait_until(
-        &client,
-        PAGE_READY_DEADLINE,
-        "four charts",
-        |client| async move { count(&client, ".charts .chart svg").await == 4 },
-    )
-    .await;
+    wait_for_charts(&client).await;
     for kind in ["failure_rate", "slow_call_rate", "volume", "latency"] {
         let chart = client
             .find(Locator::Css(&format!("#chart-{kind} svg")))
@@ -348,13 +342,7 @@ async fn charts_are_readable_lanes_show_no_data_and_open_tiles_what_tripped() {
         "a two-lane timeline",
     )
     .await;
-    wait_until(
-        &client,
-        PAGE_READY_DEADLINE,
-        "four charts",
-        |client| async move { count(&client, ".charts .chart svg").await == 4 },
-    )
-    .await;
+    wait_for_charts(&client).await;
 
     // Every text of the timeline and the charts, at the size it is shown.
     let mut sizes = svg_text_sizes(&client, ".timeline").await;

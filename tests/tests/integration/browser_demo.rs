@@ -4,7 +4,9 @@
 //! link works once: opened again, the page says it did not sign in.
 
 use fantoccini::Locator;
-use tests::browser::{BrowserSetup, click, save_screenshot, text, wait_for_element};
+use tests::browser::{
+    BrowserSetup, accept_recommendation, click, save_screenshot, text, wait_for_element,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newcomer_signs_in_with_the_demo_link_and_accepts_the_recommendation() {
@@ -53,13 +55,7 @@ async fn a_newcomer_signs_in_with_the_demo_link_and_accepts_the_recommendation()
         "the suggestion differs from the current config"
     );
     save_screenshot(&client, "demo-recommendation").await;
-    click(&client, &format!("{card} button.accept")).await;
-    click(&client, &format!("{card} button[data-confirm=\"yes\"]")).await;
-    let accepted = format!(
-        ".rec-card[data-id=\"{}\"][data-status=\"accepted\"]",
-        rec.id
-    );
-    wait_for_element(&client, &accepted, "the accepted recommendation").await;
+    let accepted = accept_recommendation(&client, rec.id).await;
     let decision = text(&client, &format!("{accepted} .rec-decision")).await;
     assert!(
         decision.starts_with(&format!("accepted by {}", backend::demo::ADMIN_NAME)),

@@ -10,8 +10,8 @@ use fantoccini::Locator;
 use protocol::Recommendation;
 use serde_json::json;
 use tests::browser::{
-    BrowserSetup, PAGE_READY_DEADLINE, click, count, save_screenshot, set_token, text,
-    wait_for_element, wait_until,
+    BrowserSetup, PAGE_READY_DEADLINE, accept_recommendation, click, count, save_screenshot,
+    set_token, text, wait_for_element, wait_until,
 };
 use tests::post_batch;
 
@@ -180,13 +180,7 @@ async fn an_admin_accepts_a_recommendation_in_the_page() {
     save_screenshot(&client, "recommendation-replay").await;
 
     // Accepting asks first, then shows the decision and the config version it created.
-    click(&client, &format!("{card} button.accept")).await;
-    click(&client, &format!("{card} button[data-confirm=\"yes\"]")).await;
-    let accepted = format!(
-        ".rec-card[data-id=\"{}\"][data-status=\"accepted\"]",
-        rec.id
-    );
-    wait_for_element(&client, &accepted, "the accepted recommendation").await;
+    let accepted = accept_recommendation(&client, rec.id).await;
     assert_eq!(
         text(&client, &format!("{accepted} .rec-status"))
             .await
