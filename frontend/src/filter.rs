@@ -1,5 +1,5 @@
-//! The overview's sort, state filter and search, read from and written to the URL query
-//! (`?sort=failure_rate&state=open&q=pay`), so a filtered view is a link.
+//! The overview's sort, state filter, search and view (tiles or matrix), read from and written to
+//! the URL query (`?sort=failure_rate&state=open&q=pay&view=matrix`), so a filtered view is a link.
 //!
 //! Pure and host-tested.
 
@@ -31,6 +31,16 @@ pub enum StateFilter {
     Only(State),
 }
 
+/// How the overview shows the breakers it admits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    /// One tile per breaker with its figures and sparkline.
+    Tiles,
+    /// One row per service of small cells, one per breaker, coloured by state: a large fleet at
+    /// a glance.
+    Matrix,
+}
+
 /// The overview's view settings.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Filter {
@@ -38,6 +48,8 @@ pub struct Filter {
     pub state: StateFilter,
     /// Case-insensitive substring of the breaker or service name.
     pub search: String,
+    /// The view the URL asks for; without one, [`View::for_fleet`] chooses by the fleet's size.
+    pub view: Option<View>,
 }
 
 // === impl SortBy ===
@@ -136,10 +148,47 @@ impl StateFilter {
     }
 }
 
+// === impl View ===
+
+impl View {
+    pub const ALL: [View; 2] = [View::Tiles, View::Matrix];
+
+    /// Above this many breakers, the overview shows the matrix unless the URL asks for tiles: a
+    /// wall of hundreds of tiles is slow to scan and to keep live.
+    pub const MATRIX_ABOVE: usize = 200;
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            View::Tiles => "tiles",
+            View::Matrix => "matrix",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            View::Tiles => "Tiles",
+            View::Matrix => "Matrix",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<View> {
+        View::ALL.into_iter().find(|view| view.as_str() == text)
+    }
+
+    /// The view for a fleet of `n_breakers` when the URL names none.
+    pub fn for_fleet(n_breakers: usize) -> View {
+        if n_breakers > View::MATRIX_ABOVE {
+            View::Matrix
+        } else {
+            View::Tiles
+        }
+    }
+}
+
 // === impl Filter ===
 
 impl Filter {
-    /// Reads `sort`, `state` and `q` from a query; anything unknown means the default.
+    /// Reads `sort`, `state`, `q` and `view` from a query; anything unknown means the default.
     pub fn from_query(get: impl Fn(&str) -> Option<String>) -> Filter {
         Filter {
             sort: get("sort")
@@ -149,6 +198,7 @@ impl Filter {
                 .and_then(|text| StateFilter::parse(&text))
                 .unwrap_or_default(),
             search: get("q").unwrap_or_default(),
+            view: get("view").and_then(|text| View::parse(&text)),
         }
     }
 
@@ -164,7 +214,15 @@ impl Filter {
         if !self.search.trim().is_empty() {
             pairs.push(("q", self.search.trim().to_string()));
         }
+        if let Some(view) = self.view {
+            pairs.push(("view", view.as_str().to_string()));
+        }
         pairs
+    }
+
+    /// The view shown: the URL's, or the one [`View::for_fleet`] chooses for `n_breakers`.
+    pub fn view_for(&self, n_breakers: usize) -> View {
+        self.view.unwrap_or_else(|| View::for_fleet(n_breakers))
     }
 
     pub fn matches(&self, summary: &BreakerSummary) -> bool {
@@ -206,6 +264,7 @@ mod tests {
             sort: SortBy::Volume,
             state: StateFilter::Only(State::HalfOpen),
             search: " pay ".into(),
+            view: Some(View::Matrix),
         };
         let pairs = filter.query_pairs();
         let read = Filter::from_query(|key| {
@@ -217,11 +276,28 @@ mod tests {
         assert_eq!(read.sort, SortBy::Volume);
         assert_eq!(read.state, StateFilter::Only(State::HalfOpen));
         assert_eq!(read.search, "pay");
+        assert_eq!(read.view, Some(View::Matrix));
         assert!(Filter::default().query_pairs().is_empty());
         assert_eq!(
             Filter::from_query(|_| Some("bogus".into())).sort,
             SortBy::State
         );
+    }
+
+    #[test]
+    fn the_url_chooses_the_view_and_a_large_fleet_defaults_to_the_matrix() {
+        let unset = Filter::default();
+        assert_eq!(unset.view_for(0), View::Tiles);
+        assert_eq!(unset.view_for(View::MATRIX_ABOVE), View::Tiles);
+        assert_eq!(unset.view_for(View::MATRIX_ABOVE + 1), View::Matrix);
+        assert_eq!(unset.view_for(2000), View::Matrix);
+        let tiles = Filter::from_query(|key| (key == "view").then(|| "tiles".to_string()));
+        assert_eq!(tiles.view_for(2000), View::Tiles);
+        let matrix = Filter::from_query(|key| (key == "view").then(|| "matrix".to_string()));
+        assert_eq!(matrix.view_for(3), View::Matrix);
+        assert_eq!(matrix.query_pairs(), [("view", "matrix".to_string())]);
+        let bogus = Filter::from_query(|key| (key == "view").then(|| "wall".to_string()));
+        assert_eq!(bogus.view, None);
     }
 
     #[test]
@@ -249,6 +325,7 @@ mod tests {
             sort: SortBy::State,
             state,
             search: search.into(),
+            view: None,
         };
         assert!(filter(StateFilter::NotClosed, "").matches(&open));
         assert!(!filter(StateFilter::NotClosed, "").matches(&closed));

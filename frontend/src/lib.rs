@@ -4,7 +4,8 @@
 //!
 //! Brief overview:
 //! - [`board`]: the page's model of every breaker, fed by the list endpoint and the live stream.
-//! - [`filter`]: the overview's sort, state filter and search (kept in the URL).
+//! - [`filter`]: the overview's sort, state filter, search and view (kept in the URL).
+//! - [`matrix`]: the overview's matrix for large fleets (a row of state cells per service).
 //! - [`range`]: the detail page's time range (kept in the URL).
 //! - [`format`]: what tiles and tables say, as strings.
 //! - [`coalesce`]: live summaries waiting for the next animation frame, newest per breaker.
@@ -29,6 +30,7 @@ pub mod board;
 pub mod coalesce;
 pub mod filter;
 pub mod format;
+pub mod matrix;
 pub mod range;
 pub mod tuning;
 

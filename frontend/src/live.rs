@@ -114,6 +114,13 @@ impl Live {
         self.with_board(Board::is_empty)
     }
 
+    /// How many breakers are known (tracked, as is every state change: a matrix row's counts
+    /// read it).
+    pub fn len(self) -> usize {
+        self.members.track();
+        self.with_board(Board::len)
+    }
+
     /// The trigger notified whenever `key`'s entry changes.
     pub fn tile_trigger(self, key: &Key) -> ArcTrigger {
         if let Some(trigger) = self.tiles.with_value(|tiles| tiles.get(key).cloned()) {

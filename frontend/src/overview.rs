@@ -1,19 +1,24 @@
-//! The overview: a toolbar (search, state filter, sort; all in the URL) and one live tile per
-//! breaker, grouped by service. The logic is in [`crate::board`], [`crate::filter`] and
-//! [`crate::format`]; components bind it to elements.
+//! The overview: a toolbar (search, state filter, sort, view; all in the URL) and either one live
+//! tile per breaker, grouped by service, or the matrix (a row of small state cells per service),
+//! which a fleet of more than [`View::MATRIX_ABOVE`] breakers gets unless the URL asks for tiles.
+//! The logic is in [`crate::board`], [`crate::filter`], [`crate::matrix`] and [`crate::format`];
+//! components bind it to elements.
 //!
-//! Updates are fine-grained: each tile re-renders only when its own breaker changed (its trigger
-//! in [`Live`]), and the grouping and order are recomputed only when a breaker appeared or a key
-//! the current sort or filter reads changed. Keyed `<For>`s then move or add only what moved.
+//! Updates are fine-grained: each tile or cell re-renders only when its own breaker changed (its
+//! trigger in [`Live`]), and the grouping and order are recomputed only when a breaker appeared or
+//! a key the current sort or filter reads changed. Keyed `<For>`s then move or add only what moved.
 
 use leptos::prelude::*;
 use leptos_router::NavigateOptions;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
+use protocol::State;
+
 use crate::board::{Key, ServiceGroup};
-use crate::filter::{Filter, SortBy, StateFilter};
+use crate::filter::{Filter, SortBy, StateFilter, View};
 use crate::format;
 use crate::live::Live;
+use crate::matrix::{self, MatrixCell, MatrixRow};
 
 #[component]
 pub fn Overview() -> impl IntoView {
@@ -26,14 +31,26 @@ pub fn Overview() -> impl IntoView {
         live.with_board(|board| board.groups(&filter))
     });
     let is_empty = Memo::new(move |_| live.is_empty());
+    // The fleet's size is read only while the URL names no view.
+    let view = Memo::new(move |_| {
+        filter
+            .with(|filter| filter.view)
+            .unwrap_or_else(|| View::for_fleet(live.len()))
+    });
     view! {
-        <Toolbar filter=filter />
-        <section class="board" aria-label="breakers">
-            <For
-                each=move || groups.get()
-                key=|group| group.service.clone()
-                children=move |group| view! { <ServiceSection service=group.service groups=groups /> }
-            />
+        <Toolbar filter=filter view=view />
+        <section class="board" aria-label="breakers" data-view=move || view.get().as_str()>
+            {move || match view.get() {
+                View::Tiles => view! {
+                    <For
+                        each=move || groups.get()
+                        key=|group| group.service.clone()
+                        children=move |group| view! { <ServiceSection service=group.service groups=groups /> }
+                    />
+                }
+                .into_any(),
+                View::Matrix => view! { <Matrix groups=groups /> }.into_any(),
+            }}
             <Show when=move || is_empty.get()>
                 <p class="empty">
                     "No breaker has reported yet. Point a breaker's reporter at this server and its tile appears here."
@@ -47,7 +64,7 @@ pub fn Overview() -> impl IntoView {
 }
 
 #[component]
-fn Toolbar(filter: Memo<Filter>) -> impl IntoView {
+fn Toolbar(filter: Memo<Filter>, view: Memo<View>) -> impl IntoView {
     let navigate = use_navigate();
     let set = move |change: &dyn Fn(&mut Filter)| {
         let mut next = filter.get_untracked();
@@ -64,6 +81,7 @@ fn Toolbar(filter: Memo<Filter>) -> impl IntoView {
     };
     let set_search = set.clone();
     let set_state = set.clone();
+    let set_view = set.clone();
     view! {
         <div class="toolbar" role="search">
             <input
@@ -126,7 +144,131 @@ fn Toolbar(filter: Memo<Filter>) -> impl IntoView {
                         .collect_view()}
                 </select>
             </label>
+            <div class="view-switch" role="group" aria-label="view">
+                {View::ALL
+                    .into_iter()
+                    .map(|option| {
+                        let set_view = set_view.clone();
+                        view! {
+                            <button
+                                type="button"
+                                data-view=option.as_str()
+                                aria-pressed=move || (view.get() == option).to_string()
+                                on:click=move |_| set_view(&move |filter| filter.view = Some(option))
+                            >
+                                {option.label()}
+                            </button>
+                        }
+                    })
+                    .collect_view()}
+            </div>
         </div>
+    }
+}
+
+/// The matrix: a row of cells per service, in the order and under the filter the tiles use.
+#[component]
+fn Matrix(groups: Memo<Vec<ServiceGroup>>) -> impl IntoView {
+    let live = expect_context::<Live>();
+    let rows = Memo::new(move |_| {
+        // A state change that leaves the order alone still changes a row's counts.
+        live.len();
+        groups.with(|groups| live.with_board(|board| matrix::rows(board, groups)))
+    });
+    let services = Memo::new(move |_| {
+        rows.with(|rows| {
+            rows.iter()
+                .map(|row| row.service.clone())
+                .collect::<Vec<_>>()
+        })
+    });
+    view! {
+        <div class="matrix">
+            <For
+                each=move || services.get()
+                key=|service| service.clone()
+                children=move |service| view! { <MatrixLine service=service rows=rows /> }
+            />
+        </div>
+    }
+}
+
+#[component]
+fn MatrixLine(service: String, rows: Memo<Vec<MatrixRow>>) -> impl IntoView {
+    let name = service.clone();
+    let row =
+        Memo::new(move |_| rows.with(|rows| rows.iter().find(|row| row.service == name).cloned()));
+    // A memo: a count changing elsewhere in the row leaves its `<For>` alone.
+    let cells = Memo::new(move |_| {
+        row.with(|row| {
+            row.as_ref()
+                .map(|row| row.cells.clone())
+                .unwrap_or_default()
+        })
+    });
+    let summary = move || {
+        row.with(|row| {
+            row.as_ref()
+                .map(|row| matrix::row_summary(row.counts))
+                .unwrap_or_default()
+        })
+    };
+    let data_service = service.clone();
+    let heading = service.clone();
+    view! {
+        <section class="matrix-row" data-service=data_service>
+            <h2>
+                <span class="matrix-service">{heading}</span>
+                <span class="matrix-counts">{summary}</span>
+            </h2>
+            <div class="cells">
+                <For
+                    each=move || cells.get()
+                    key=|cell| cell.breaker.clone()
+                    children=move |cell| view! { <Cell service=service.clone() cell=cell /> }
+                />
+            </div>
+        </section>
+    }
+}
+
+/// One breaker's cell: its state as colour, as a shape for Open and Half-Open, and as text in
+/// its title and label; a link to its page, as its tile is.
+#[component]
+fn Cell(service: String, cell: MatrixCell) -> impl IntoView {
+    let live = expect_context::<Live>();
+    let MatrixCell { breaker, href } = cell;
+    let key = (service.clone(), breaker.clone());
+    let trigger = live.tile_trigger(&key);
+    // The trigger fires on every summary; the memo passes on only a change of state.
+    let state = Memo::new(move |_| {
+        trigger.track();
+        live.with_board(|board| {
+            board
+                .entry(&key)
+                .map_or(State::Closed, |entry| entry.summary.state)
+        })
+    });
+    let label = {
+        let (service, breaker) = (service.clone(), breaker.clone());
+        move || matrix::cell_label(&service, &breaker, state.get())
+    };
+    let icon = move || match state.get() {
+        State::Closed => "",
+        state => format::state_icon(state),
+    };
+    view! {
+        <a
+            class="cell"
+            href=href
+            data-service=service
+            data-breaker=breaker
+            data-state=move || state.get().as_str()
+            title=label.clone()
+            aria-label=label
+        >
+            <span aria-hidden="true">{icon}</span>
+        </a>
     }
 }
 

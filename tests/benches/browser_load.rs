@@ -75,7 +75,11 @@ async fn figures(setup: &BrowserSetup) {
     bundle_figures(&setup.dist);
 
     let (_driver, client) = setup.browser().await;
-    client.goto(&server.url()).await.unwrap();
+    // Tiles, as the URL asks: a fleet this large would get the matrix by default.
+    client
+        .goto(&format!("{}/?view=tiles", server.url()))
+        .await
+        .unwrap();
     wait_for_element(&client, ".pill.live", "the live stream").await;
 
     // 500 breakers, every instance reporting every second.

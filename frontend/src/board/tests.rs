@@ -246,6 +246,7 @@ fn filters_hide_breakers_and_empty_services() {
         sort: SortBy::Name,
         state: StateFilter::NotClosed,
         search: String::new(),
+        view: None,
     };
     let groups = board.groups(&filter);
     assert_eq!(groups.len(), 1);

@@ -115,7 +115,11 @@ async fn five_hundred_breakers_get_their_tiles_and_the_page_records_its_updates(
     };
     let server = setup.anonymous_server().await;
     let (_driver, client) = setup.browser().await;
-    client.goto(&server.url()).await.unwrap();
+    // Tiles, as the URL asks: a fleet this large would get the matrix by default.
+    client
+        .goto(&format!("{}/?view=tiles", server.url()))
+        .await
+        .unwrap();
     wait_for_element(&client, ".pill.live", "the live stream").await;
 
     for service_idx in 0..SERVICES {

@@ -7,6 +7,7 @@ mod browser;
 mod browser_alerts;
 mod browser_dashboard;
 mod browser_demo;
+mod browser_matrix;
 mod browser_recommend;
 mod config;
 mod demo;

@@ -1,0 +1,107 @@
+//! Browser test of the overview's matrix for a large fleet: 2,000 breakers (20 services × 100)
+//! get the matrix without asking, one cell each, a pushed Closed → Open transition turns its
+//! cell Open live (colour hook and text alternative), and a cell leads to its breaker's page.
+
+use backend::time::now_ms;
+use fantoccini::Locator;
+use tests::browser::{
+    BrowserSetup, PAGE_READY_DEADLINE, click, count, fleet_batch, save_screenshot,
+    transition_batch, wait_for_element, wait_until,
+};
+use tests::post_batch;
+
+const SERVICES: usize = 20;
+const BREAKERS_PER_SERVICE: usize = 100;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_breakers_get_the_matrix_a_cell_turns_open_live_and_leads_to_its_page() {
+    let Some((setup, _browser)) = BrowserSetup::for_test().await else {
+        return;
+    };
+    let server = setup.anonymous_server().await;
+    let (_driver, client) = setup.browser().await;
+    client.goto(&server.url()).await.unwrap();
+    wait_for_element(&client, ".pill.live", "the live stream").await;
+
+    for service_idx in 0..SERVICES {
+        let service = format!("svc-{service_idx:02}");
+        let key = server.ingest_key(&service).await.unwrap();
+        let instance = format!("{service}-0");
+        let batch = fleet_batch(&service, &instance, 1, now_ms(), BREAKERS_PER_SERVICE);
+        post_batch(&server.url(), &key, &batch).await;
+    }
+    let n_cells = SERVICES * BREAKERS_PER_SERVICE;
+    wait_until(
+        &client,
+        PAGE_READY_DEADLINE,
+        &format!("{n_cells} matrix cells"),
+        |client| async move { count(&client, ".matrix .cell").await == n_cells },
+    )
+    .await;
+    // The URL named no view: a fleet this large gets the matrix, and no tile.
+    assert_eq!(count(&client, ".tile").await, 0);
+    assert_eq!(count(&client, ".matrix-row").await, SERVICES);
+    let pressed = client
+        .find(Locator::Css(r#".view-switch button[data-view="matrix"]"#))
+        .await
+        .unwrap()
+        .attr("aria-pressed")
+        .await
+        .unwrap();
+    assert_eq!(pressed.as_deref(), Some("true"));
+
+    let cell_css = r#".cell[data-service="svc-07"][data-breaker="dep-042"]"#;
+    let label = |client: fantoccini::Client| async move {
+        let cell = client.find(Locator::Css(cell_css)).await.unwrap();
+        let state = cell.attr("data-state").await.unwrap().unwrap_or_default();
+        let label = cell.attr("aria-label").await.unwrap().unwrap_or_default();
+        let title = cell.attr("title").await.unwrap().unwrap_or_default();
+        (state, label, title)
+    };
+    let (state, text, title) = label(client.clone()).await;
+    assert_eq!(state, "closed");
+    assert_eq!(text, "svc-07/dep-042: Closed");
+    assert_eq!(title, text);
+
+    let key = server.ingest_key("svc-07").await.unwrap();
+    let batch = transition_batch("svc-07", "svc-07-0", 2, now_ms(), "dep-042");
+    post_batch(&server.url(), &key, &batch).await;
+    wait_until(
+        &client,
+        PAGE_READY_DEADLINE,
+        "the cell of svc-07/dep-042 to turn Open",
+        |client| async move {
+            client
+                .find(Locator::Css(&format!(r#"{cell_css}[data-state="open"]"#)))
+                .await
+                .is_ok()
+        },
+    )
+    .await;
+    let (_, text, title) = label(client.clone()).await;
+    assert_eq!(text, "svc-07/dep-042: Open");
+    assert_eq!(title, text);
+    assert_eq!(count(&client, r#".cell[data-state="open"]"#).await, 1);
+    assert_eq!(count(&client, ".matrix .cell").await, n_cells);
+    save_screenshot(&client, "matrix-2000").await;
+
+    // A cell is a link to its breaker's page, as a tile is.
+    click(&client, cell_css).await;
+    wait_until(
+        &client,
+        PAGE_READY_DEADLINE,
+        "the breaker page of svc-07/dep-042",
+        |client| async move {
+            match client.find(Locator::Css(".detail-head h2")).await {
+                Ok(heading) => heading
+                    .text()
+                    .await
+                    .is_ok_and(|text| text == "svc-07 / dep-042"),
+                Err(_) => false,
+            }
+        },
+    )
+    .await;
+
+    client.close().await.unwrap();
+}
