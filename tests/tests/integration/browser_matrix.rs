@@ -1,12 +1,13 @@
 //! Browser test of the overview's matrix for a large fleet: 2,000 breakers (20 services × 100)
 //! get the matrix without asking, one cell each, a pushed Closed → Open transition turns its
-//! cell Open live (colour hook and text alternative), and a cell leads to its breaker's page.
+//! cell Open live (colour hook and text alternative), a cell leads to its breaker's page, and
+//! the view switch shows tiles instead, keeping the choice in the URL beside the search.
 
 use backend::time::now_ms;
 use fantoccini::Locator;
 use tests::browser::{
     BrowserSetup, PAGE_READY_DEADLINE, click, count, fleet_batch, save_screenshot,
-    transition_batch, wait_for_element, wait_until,
+    transition_batch, wait_for_element, wait_for_tiles, wait_until,
 };
 use tests::post_batch;
 
@@ -102,6 +103,31 @@ async fn two_thousand_breakers_get_the_matrix_a_cell_turns_open_live_and_leads_t
         },
     )
     .await;
+
+    // Searching keeps the matrix (the fleet is large); the switch then asks for tiles.
+    client
+        .goto(&format!("{}/?q=svc-07", server.url()))
+        .await
+        .unwrap();
+    wait_until(
+        &client,
+        PAGE_READY_DEADLINE,
+        "the matrix row of svc-07 alone",
+        |client| async move {
+            count(&client, ".matrix .cell").await == BREAKERS_PER_SERVICE
+                && count(&client, ".matrix-row").await == 1
+        },
+    )
+    .await;
+    click(&client, r#".view-switch button[data-view="tiles"]"#).await;
+    wait_for_tiles(&client, BREAKERS_PER_SERVICE).await;
+    assert_eq!(count(&client, ".matrix .cell").await, 0);
+    let url = client.current_url().await.unwrap();
+    let query = url.query().unwrap_or_default();
+    assert!(
+        query.contains("view=tiles") && query.contains("q=svc-07"),
+        "the URL keeps the view and the search: {url}"
+    );
 
     client.close().await.unwrap();
 }
