@@ -60,7 +60,7 @@ pub async fn sign_in(
                 "a sign-in code is letters, digits and `_` only (`fbc_…`)",
             )?;
             super::check_not_throttled(&app, peer)?;
-            match app.sign_in_codes.redeem(&code) {
+            match app.sign_in_codes.redeem(&code, app.clock.now_ms()) {
                 Some(token) => token,
                 None => {
                     return Err(super::failed(
@@ -68,7 +68,7 @@ pub async fn sign_in(
                         peer,
                         (super::secret_kind(&code), &super::hash_secret(&code)),
                         PATH,
-                        "the sign-in code is unknown or was used already",
+                        "the sign-in code is unknown, used already or expired",
                     ));
                 }
             }

@@ -436,7 +436,10 @@ async fn admin_link(server: &RunningServer) -> anyhow::Result<String> {
             Err(err) => return Err(err),
         }
     };
-    let code = server.state.sign_in_codes.issue(&created.secret)?;
+    let code = server
+        .state
+        .sign_in_codes
+        .issue(&created.secret, server.state.clock.now_ms())?;
     Ok(format!("{}/#signin={code}", server.url()))
 }
 

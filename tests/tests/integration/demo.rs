@@ -3,6 +3,7 @@
 //! wrong breaker, ready on the Recommendations page without anyone asking.
 
 use backend::auth::Role;
+use backend::time::{Clock, now_ms};
 use serde_json::{Value, json};
 use tests::TestServer;
 
@@ -28,7 +29,13 @@ async fn a_sign_in_code_signs_in_exactly_once() {
     // A server that is not the demo has no code at all.
     assert!(server.server.state.sign_in_codes.is_empty());
     let admin = server.user_token("ada", Role::Admin).await.unwrap();
-    let code = server.server.state.sign_in_codes.issue(&admin).unwrap();
+    let clock = &server.server.state.clock;
+    let code = server
+        .server
+        .state
+        .sign_in_codes
+        .issue(&admin, clock.now_ms())
+        .unwrap();
 
     let (status, me, cookie) = sign_in(&server, json!({"code": code})).await;
     assert_eq!(status, 200, "{me}");
@@ -118,4 +125,24 @@ async fn the_demo_history_gives_the_wrong_breaker_a_better_config() {
     );
     assert!(rec.replay.is_some(), "the replay chart's data");
     demo.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_sign_in_code_expires_an_hour_after_its_issue() {
+    let server = TestServer::start_with(|options| options.clock = Clock::manual(now_ms()))
+        .await
+        .unwrap();
+    let clock = &server.server.state.clock;
+    let admin = server.user_token("ada", Role::Admin).await.unwrap();
+    let codes = &server.server.state.sign_in_codes;
+    let late = codes.issue(&admin, clock.now_ms()).unwrap();
+    let on_time = codes.issue(&admin, clock.now_ms()).unwrap();
+    clock.advance(std::time::Duration::from_millis(
+        backend::auth::code::CODE_LIFETIME_MS as u64 - 1,
+    ));
+    let (status, me, _) = sign_in(&server, json!({"code": on_time})).await;
+    assert_eq!(status, 200, "{me}");
+    clock.advance(std::time::Duration::from_millis(1));
+    let (status, body, cookie) = sign_in(&server, json!({"code": late})).await;
+    assert_eq!((status, cookie), (401, None), "{body}");
 }
