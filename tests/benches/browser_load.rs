@@ -25,8 +25,8 @@ use backend::time::now_ms;
 use fantoccini::Client;
 use serde_json::json;
 use tests::browser::{
-    BrowserSetup, PAGE_READY_DEADLINE, applied_batches, fleet_batch, save_screenshot, seen_ms,
-    transition_batch, wait_for_element, wait_for_tiles,
+    BrowserSetup, PAGE_READY_DEADLINE, applied_batches, fleet_batch, open_live, save_screenshot,
+    seen_ms, transition_batch, wait_for_tiles,
 };
 use tests::post_batch;
 
@@ -76,11 +76,7 @@ async fn figures(setup: &BrowserSetup) {
 
     let (_driver, client) = setup.browser().await;
     // Tiles, as the URL asks: a fleet this large would get the matrix by default.
-    client
-        .goto(&format!("{}/?view=tiles", server.url()))
-        .await
-        .unwrap();
-    wait_for_element(&client, ".pill.live", "the live stream").await;
+    open_live(&client, &format!("{}/?view=tiles", server.url())).await;
 
     // 500 breakers, every instance reporting every second.
     let url = server.url();

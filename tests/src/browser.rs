@@ -442,3 +442,22 @@ pub async fn wait_for_charts(client: &Client) {
     )
     .await;
 }
+
+/// Opens `url` and waits until the page says its live stream is connected.
+pub async fn open_live(client: &Client, url: &str) {
+    client.goto(url).await.expect("the page opens");
+    wait_for_element(client, ".pill.live", "the live stream").await;
+}
+
+/// Reports a fleet of `n_services` services (`svc-00`, …) with `breakers_per_service`
+/// breakers each, one instance per service (`svc-00-0`, …), one batch each.
+pub async fn post_fleet(server: &TestServer, n_services: usize, breakers_per_service: usize) {
+    for service_idx in 0..n_services {
+        let service = format!("svc-{service_idx:02}");
+        let key = server.ingest_key(&service).await.expect("an ingest key");
+        let instance = format!("{service}-0");
+        let now_ms = backend::time::now_ms();
+        let batch = fleet_batch(&service, &instance, 1, now_ms, breakers_per_service);
+        crate::post_batch(&server.url(), &key, &batch).await;
+    }
+}

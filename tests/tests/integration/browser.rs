@@ -17,8 +17,8 @@ use breaker::{CallError, Registry};
 use fantoccini::Locator;
 use serde_json::json;
 use tests::browser::{
-    BrowserSetup, PAGE_READY_DEADLINE, applied_batches, click, fleet_batch, save_screenshot,
-    seen_ms, transition_batch, wait_for_element, wait_for_tile_state, wait_for_tiles, wait_until,
+    BrowserSetup, PAGE_READY_DEADLINE, applied_batches, click, open_live, post_fleet,
+    save_screenshot, seen_ms, transition_batch, wait_for_tile_state, wait_for_tiles, wait_until,
 };
 use tests::{post_batch, tight_config};
 
@@ -116,19 +116,9 @@ async fn five_hundred_breakers_get_their_tiles_and_the_page_records_its_updates(
     let server = setup.anonymous_server().await;
     let (_driver, client) = setup.browser().await;
     // Tiles, as the URL asks: a fleet this large would get the matrix by default.
-    client
-        .goto(&format!("{}/?view=tiles", server.url()))
-        .await
-        .unwrap();
-    wait_for_element(&client, ".pill.live", "the live stream").await;
+    open_live(&client, &format!("{}/?view=tiles", server.url())).await;
 
-    for service_idx in 0..SERVICES {
-        let service = format!("svc-{service_idx:02}");
-        let key = server.ingest_key(&service).await.unwrap();
-        let instance = format!("{service}-0");
-        let batch = fleet_batch(&service, &instance, 1, now_ms(), BREAKERS_PER_SERVICE);
-        post_batch(&server.url(), &key, &batch).await;
-    }
+    post_fleet(&server, SERVICES, BREAKERS_PER_SERVICE).await;
     wait_for_tiles(&client, SERVICES * BREAKERS_PER_SERVICE).await;
     assert!(
         !applied_batches(&client).await.is_empty(),

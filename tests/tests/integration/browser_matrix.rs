@@ -6,8 +6,8 @@
 use backend::time::now_ms;
 use fantoccini::Locator;
 use tests::browser::{
-    BrowserSetup, PAGE_READY_DEADLINE, click, count, fleet_batch, save_screenshot,
-    transition_batch, wait_for_element, wait_for_tiles, wait_until,
+    BrowserSetup, PAGE_READY_DEADLINE, click, count, open_live, post_fleet, save_screenshot,
+    transition_batch, wait_for_tiles, wait_until,
 };
 use tests::post_batch;
 
@@ -21,16 +21,9 @@ async fn two_thousand_breakers_get_the_matrix_a_cell_turns_open_live_and_leads_t
     };
     let server = setup.anonymous_server().await;
     let (_driver, client) = setup.browser().await;
-    client.goto(&server.url()).await.unwrap();
-    wait_for_element(&client, ".pill.live", "the live stream").await;
+    open_live(&client, &server.url()).await;
 
-    for service_idx in 0..SERVICES {
-        let service = format!("svc-{service_idx:02}");
-        let key = server.ingest_key(&service).await.unwrap();
-        let instance = format!("{service}-0");
-        let batch = fleet_batch(&service, &instance, 1, now_ms(), BREAKERS_PER_SERVICE);
-        post_batch(&server.url(), &key, &batch).await;
-    }
+    post_fleet(&server, SERVICES, BREAKERS_PER_SERVICE).await;
     let n_cells = SERVICES * BREAKERS_PER_SERVICE;
     wait_until(
         &client,
