@@ -1,19 +1,21 @@
 //! The fusebox server: ingest of breaker reports, the SQLite store, the live stream, the
 //! dashboard's hosting, and the demo.
 //!
-//! Brief overview:
+//! Brief overview (one folder per feature, each with its `store` and `http`):
 //! - [`server::start`] binds and serves with [`server::ServerOptions`]; tests and the CLI share it.
-//! - [`ingest`]: the single writer task that commits batches and feeds [`fleet`] and [`hub`].
-//! - [`store::Store`]: the only code that touches SQLite; `migrations/` is the schema's truth.
-//! - [`stream`]: Server-Sent Events with lossless reconnection.
-//! - [`alerts`]: rules, one alert per incident, a persistent outbox, webhook/Slack/Alertmanager.
+//! - [`routes`]: every API route with who may call it; the router and the OpenAPI document.
+//! - [`state`]: what handlers share, part by part; [`time::Clock`]: the server's time.
+//! - [`ingest`]: the ingest routes and the single writer that commits batches and feeds
+//!   [`ingest::fleet`] and [`ingest::hub`].
+//! - [`query`]: the read routes, the live stream ([`query::stream`]), rollups and retention.
+//! - [`configs`], [`tuning`] (recommendations, auto mode), [`alerts`], [`auth`].
+//! - [`store::Store`]: the database handle; SQL runs only in the features' stores.
 //! - [`demo`]: simulated services that embed the `breaker` crate and report over HTTP.
 
 pub mod alerts;
 pub mod auth;
 pub mod configs;
 pub mod demo;
-
 pub mod error;
 pub mod extract;
 pub mod fuzz;

@@ -101,7 +101,7 @@ impl Metrics {
         });
     }
 
-    /// An engine run started (see [`crate::engine_run`]).
+    /// An engine run started (see [`crate::tuning::engine_run`]).
     pub fn engine_run_started(&self) {
         with_local_recorder(&self.recorder, || {
             metrics::gauge!("fusebox_engine_runs_in_progress").increment(1.0);

@@ -7,7 +7,7 @@
 //! - [`engine::Engine`]: reads transitions by id after a persisted cursor (woken by the hub,
 //!   correct without it) and opens, extends and resolves alerts in the same transaction that
 //!   queues their notifications and moves the cursor.
-//! - [`model`]: [`model::AlertStatus`], [`model::EventKind`], and recording an event with the
+//! - [`model`]: [`protocol::AlertStatus`], [`model::EventKind`], and recording an event with the
 //!   notifications it queues.
 //! - [`store`]: every query of alerting (rules and channels, alerts, the engine's state, the
 //!   outbox).

@@ -7,7 +7,7 @@
 //!
 //! `fusebox tune --breaker NAME [--service S] [--days N] [--budget-ms MS]` runs the engine
 //! over that breaker's stored history within a time budget (20 s by default) and stores the
-//! suggestion for review (see [`crate::recommend`]). `eval` has no budget (it takes minutes
+//! suggestion for review (see [`crate::tuning::recommend`]). `eval` has no budget (it takes minutes
 //! by design); Ctrl-C ends either.
 
 use std::path::PathBuf;
