@@ -23,7 +23,7 @@ use crate::tuning::engine_run::EngineRuns;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
-    pub fleet: Arc<RwLock<Fleet>>,
+    pub fleet: SharedFleet,
     pub hub: Hub,
     pub ingest: IngestQueue,
     pub metrics: Arc<Metrics>,

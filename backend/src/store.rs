@@ -3,7 +3,7 @@
 //!
 //! This file opens the database, applies `migrations/` and holds what every feature shares
 //! (transactions, the breaker lookup, count and histogram encodings). Each feature's SQL lives
-//! in its own `store.rs` (`ingest/store.rs`, `query/store.rs`, …) as methods of [`Store`].
+//! in its own `store.rs` (`ingest/store.rs`, `query/store/`, …) as methods of [`Store`].
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -51,8 +51,21 @@ impl PgCluster {
         Some(PgCluster::start(&bin).expect("a throwaway PostgreSQL cluster starts"))
     }
 
-    /// Initialises a cluster in a temporary folder and starts it on a free loopback port.
+    /// Initialises a cluster in a temporary folder and starts it on a free loopback port. A
+    /// port found free may be taken by another test before the server binds it: then it tries
+    /// again on another.
     pub fn start(bin: &Path) -> anyhow::Result<PgCluster> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match PgCluster::start_once(bin) {
+                Err(err) if attempt < 3 => eprintln!("PostgreSQL did not start ({err:#}); again"),
+                result => return result,
+            }
+        }
+    }
+
+    fn start_once(bin: &Path) -> anyhow::Result<PgCluster> {
         let dir = tempfile::Builder::new().prefix("fusebox-pg-").tempdir()?;
         // initdb refuses to run as root: the cluster belongs to the postgres user then.
         let as_root = is_root();
@@ -113,6 +126,11 @@ impl PgCluster {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The cluster's data folder.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
     }
 
     /// Creates database `name` and returns its URL.

@@ -37,8 +37,7 @@ pub struct AlertsQuery {
         (status = 400, description = "Bad query", body = ErrorBody),
         (status = 401, description = "No or unknown credentials", body = ErrorBody),
         (status = 403, description = "Credentials without the right", body = ErrorBody),
-    ),
-    security(("bearer" = [])))]
+    ))]
 pub async fn list(
     State(app): State<AppState>,
     _: Viewer,
@@ -75,8 +74,7 @@ async fn one(app: &AppState, id: i64) -> Result<Alert, AppError> {
     responses((status = 200, body = Alert),
         (status = 401, description = "No or unknown credentials", body = ErrorBody),
         (status = 404, description = "No such alert", body = ErrorBody),
-    ),
-    security(("bearer" = [])))]
+    ))]
 pub async fn get(
     State(app): State<AppState>,
     _: Viewer,
@@ -105,8 +103,7 @@ async fn note(app: &AppState, id: i64, kind: EventKind, detail: String) -> Resul
         (status = 401, description = "No or unknown credentials", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 404, description = "No such alert", body = ErrorBody),
-    ),
-    security(("bearer" = [])))]
+    ))]
 pub async fn acknowledge(
     State(app): State<AppState>,
     admin: Admin,
@@ -126,8 +123,7 @@ pub async fn acknowledge(
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 404, description = "No such alert", body = ErrorBody),
         (status = 422, description = "for_ms out of range", body = ErrorBody),
-    ),
-    security(("bearer" = [])))]
+    ))]
 pub async fn silence(
     State(app): State<AppState>,
     admin: Admin,
@@ -156,8 +152,7 @@ pub async fn silence(
 #[utoipa::path(get, path = "/api/v1/alerts/rules", tag = "alerts",
     responses((status = 200, body = Vec<AlertRuleView>),
         (status = 401, description = "No or unknown credentials", body = ErrorBody),
-    ),
-    security(("bearer" = [])))]
+    ))]
 pub async fn list_rules(
     State(app): State<AppState>,
     _: Viewer,
@@ -178,8 +173,7 @@ pub async fn list_rules(
         (status = 401, description = "No or unknown credentials", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 422, description = "A field is invalid; `path` says which", body = ErrorBody),
-    ),
-    security(("bearer" = [])))]
+    ))]
 pub async fn put_rule(
     State(app): State<AppState>,
     admin: Admin,
@@ -213,8 +207,7 @@ pub async fn put_rule(
     responses((status = 204, description = "Deleted"),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 404, description = "No such rule", body = ErrorBody),
-    ),
-    security(("bearer" = [])))]
+    ))]
 pub async fn delete_rule(
     State(app): State<AppState>,
     admin: Admin,
@@ -268,8 +261,7 @@ fn view(row: rules::ChannelRow, admin: bool) -> AlertChannelView {
 #[utoipa::path(get, path = "/api/v1/alerts/channels", tag = "alerts",
     responses((status = 200, description = "Never with secrets; URLs in full for admins only", body = Vec<AlertChannelView>),
         (status = 401, description = "No or unknown credentials", body = ErrorBody),
-    ),
-    security(("bearer" = [])))]
+    ))]
 pub async fn list_channels(
     State(app): State<AppState>,
     viewer: Viewer,
@@ -297,8 +289,7 @@ pub async fn list_channels(
         (status = 401, description = "No or unknown credentials", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 422, description = "A field is invalid; `path` says which", body = ErrorBody),
-    ),
-    security(("bearer" = [])))]
+    ))]
 pub async fn put_channel(
     State(app): State<AppState>,
     admin: Admin,
@@ -343,8 +334,7 @@ pub async fn put_channel(
     responses((status = 204, description = "Deleted, with its undelivered notifications"),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 404, description = "No such channel", body = ErrorBody),
-    ),
-    security(("bearer" = [])))]
+    ))]
 pub async fn delete_channel(
     State(app): State<AppState>,
     admin: Admin,
@@ -378,8 +368,7 @@ pub async fn delete_channel(
         (status = 400, description = "Bad range", body = ErrorBody),
         (status = 401, description = "No or unknown credentials", body = ErrorBody),
         (status = 404, description = "Unknown breaker", body = ErrorBody),
-    ),
-    security(("bearer" = [])))]
+    ))]
 pub async fn chart(
     State(app): State<AppState>,
     _: Viewer,

@@ -482,8 +482,7 @@ mod tests {
     responses((status = 200, body = protocol::Me),
         (status = 401, description = "No or unknown credentials", body = protocol::ErrorBody),
         (status = 403, description = "An ingest key", body = protocol::ErrorBody),
-    ),
-    security(("bearer" = [])))]
+    ))]
 pub async fn me(
     axum::extract::State(app): axum::extract::State<AppState>,
     Caller(principal): Caller,

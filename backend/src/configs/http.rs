@@ -56,8 +56,7 @@ fn may_read_config(caller: &Caller, service: &str, anonymous_viewer: bool) -> Re
         (status = 200, description = "A config with a version above the one asked for", body = BreakerConfig),
         (status = 204, description = "No newer version before the timeout"),
         (status = 404, description = "The server holds no config for this breaker", body = ErrorBody),
-    ),
-    security(("bearer" = [])))]
+    ))]
 pub async fn poll(
     State(app): State<AppState>,
     caller: Caller,
@@ -119,8 +118,7 @@ pub async fn poll(
         (status = 204, description = "Recorded"),
         (status = 403, description = "Another service's key", body = ErrorBody),
         (status = 422, description = "Invalid report", body = ErrorBody),
-    ),
-    security(("bearer" = [])))]
+    ))]
 pub async fn report_status(
     State(app): State<AppState>,
     caller: Caller,
@@ -198,8 +196,7 @@ pub async fn report_status(
 
 #[utoipa::path(get, path = "/api/v1/breakers/{service}/{breaker}/config", tag = "config",
     params(("service" = String, Path), ("breaker" = String, Path)),
-    responses((status = 200, body = ConfigView), (status = 404, body = ErrorBody)),
-    security(("bearer" = [])))]
+    responses((status = 200, body = ConfigView), (status = 404, body = ErrorBody)))]
 pub async fn view(
     State(app): State<AppState>,
     _: Viewer,
@@ -267,8 +264,7 @@ pub async fn view(
     responses(
         (status = 200, description = "Saved as the next version and pushed", body = StoredConfig),
         (status = 422, description = "The config breaks a rule; `path` names the field", body = ErrorBody),
-    ),
-    security(("bearer" = [])))]
+    ))]
 pub async fn put(
     State(app): State<AppState>,
     admin: Admin,
@@ -324,8 +320,7 @@ async fn require_current(
     responses(
         (status = 200, description = "The current config with the new mode, saved as the next version", body = StoredConfig),
         (status = 409, description = "No config is stored for this breaker yet", body = ErrorBody),
-    ),
-    security(("bearer" = [])))]
+    ))]
 pub async fn control(
     State(app): State<AppState>,
     admin: Admin,
@@ -364,8 +359,7 @@ pub async fn control(
     responses(
         (status = 200, description = "The earlier version, saved again as the next version", body = StoredConfig),
         (status = 404, description = "No such version", body = ErrorBody),
-    ),
-    security(("bearer" = [])))]
+    ))]
 pub async fn restore(
     State(app): State<AppState>,
     admin: Admin,
@@ -415,8 +409,7 @@ pub struct AuditQuery {
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "1 to 1000, default 100"),
         ("before_id" = Option<i64>, Query, description = "Paging: entries older than this id"),
     ),
-    responses((status = 200, description = "Newest first", body = Vec<AuditEntry>)),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "Newest first", body = Vec<AuditEntry>)))]
 pub async fn audit(
     State(app): State<AppState>,
     _: Viewer,

@@ -22,7 +22,7 @@ use breaker::reporter::{wire_state, wire_transition};
 use breaker::{Admission, Config, Machine, Outcome};
 use protocol::{Aggregate, LatencyHistogram, OutcomeCounts, Transition};
 
-use super::{Dependency, XorShift};
+use super::{Dependency, INCIDENT_SLOWDOWN, XorShift};
 use crate::query::rollup::{Bucket, HOUR_MS, MINUTE_MS};
 
 /// How far back the history goes.
@@ -30,8 +30,6 @@ pub const DAYS: i64 = 7;
 /// The most recent part, kept per second per instance.
 pub const PER_SECOND_MS: i64 = 2 * HOUR_MS;
 const DAY_MS: i64 = 24 * HOUR_MS;
-/// How much of its calls an incident fails, and how much slower they are.
-const INCIDENT_SLOWDOWN: f64 = 4.0;
 /// No past incident ends closer to now than this: the live one comes soon enough.
 const QUIET_BEFORE_NOW_MS: i64 = 15 * MINUTE_MS;
 
@@ -201,20 +199,12 @@ fn quiet_minute(series: &Series<'_>, minute_ms: i64, rng: &mut XorShift) -> Buck
 
 /// One instance's breaker through the history: the real state machine (`breaker::Machine`),
 /// driven a second at a time in virtual time, as the engine replays histories.
+#[derive(Default)]
 struct Sim {
     /// Created at the first second it sees, so its windows start there.
     machine: Option<Machine>,
     /// Calls not yet made (fractions of a call carry over to the next second).
     carry: f64,
-}
-
-impl Default for Sim {
-    fn default() -> Sim {
-        Sim {
-            machine: None,
-            carry: 0.0,
-        }
-    }
 }
 
 impl Sim {

@@ -33,6 +33,8 @@ use crate::store::Store;
 const FIRST_INCIDENT_AT: Duration = Duration::from_secs(10);
 const INCIDENT_LENGTH: Duration = Duration::from_secs(25);
 const INCIDENT_EVERY: Duration = Duration::from_secs(150);
+/// How much slower an incident's calls are, live and in the history.
+const INCIDENT_SLOWDOWN: f64 = 4.0;
 /// Calls are made in ticks of this length.
 const TICK: Duration = Duration::from_millis(50);
 
@@ -282,7 +284,7 @@ pub async fn start(server: &RunningServer) -> anyhow::Result<DemoHandle> {
                             };
                             let latency_ms = dependency.latency_ms
                                 * (0.5 + rng.next_f64())
-                                * if failing { 4.0 } else { 1.0 };
+                                * if failing { INCIDENT_SLOWDOWN } else { 1.0 };
                             let outcome = if rng.next_f64() < failure_p {
                                 Outcome::Failure
                             } else {

@@ -41,8 +41,7 @@ impl axum::extract::FromRef<AppState> for Accept {
         (status = 415, description = "Not declared as JSON", body = ErrorBody),
         (status = 422, description = "A field is invalid (`invalid`), or the batch would create a service, breaker or instance beyond a limit (`limit_exceeded`: nothing of it is stored); `path` says which", body = ErrorBody),
         (status = 503, description = "Ingest queue full; retry after `Retry-After`", body = ErrorBody),
-    ),
-    security(("bearer" = [])))]
+    ))]
 pub async fn ingest(
     State(app): State<Accept>,
     ingester: Ingester,
@@ -60,8 +59,7 @@ pub async fn ingest(
         (status = 403, description = "Credentials without the right", body = ErrorBody),
         (status = 422, description = "A field is invalid (`invalid`), or the batch would create a service, breaker or instance beyond a limit (`limit_exceeded`: nothing of it is stored); `path` says which", body = ErrorBody),
         (status = 503, description = "Ingest queue full; retry after `Retry-After`", body = ErrorBody),
-    ),
-    security(("bearer" = [])))]
+    ))]
 pub async fn ingest_calls(
     State(app): State<Accept>,
     ingester: Ingester,

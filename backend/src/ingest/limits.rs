@@ -2,7 +2,7 @@
 //! server takes in, so that its memory (the [`crate::ingest::fleet::Fleet`], the writer's ids) and every
 //! answer that lists the fleet stay bounded.
 //!
-//! The ingest writer enforces them (see `ingest.rs`): it is the one task that creates breakers,
+//! The ingest writer enforces them (see [`crate::ingest::writer`]): it is the one task that creates breakers,
 //! so it knows every name without a query, and checking there cannot race another batch. A
 //! batch that would create a name beyond a limit is refused whole, nothing of it stored; names
 //! that already exist are always accepted.

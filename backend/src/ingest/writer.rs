@@ -12,18 +12,19 @@
 //! each batch before committing, without a query, and no two batches can race past a limit.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use protocol::{IngestAck, IngestBatch, StreamEvent, TransitionRecord};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::AppError;
-use crate::ingest::fleet::{BreakerKey, FastMap, FastSet, Fleet, InstanceEvent, InstanceLive};
+use crate::ingest::fleet::{BreakerKey, FastMap, FastSet, InstanceEvent, InstanceLive};
 use crate::ingest::hub::Hub;
 use crate::ingest::limits::{Limit, LimitExceeded, Limits};
 use crate::ingest::store::Committed;
 use crate::metrics::Metrics;
+use crate::state::SharedFleet;
 use crate::store::Store;
 use crate::time::Clock;
 
@@ -72,7 +73,7 @@ impl IngestQueue {
 /// it stores.
 pub fn spawn_writer(
     store: Store,
-    fleet: Arc<RwLock<Fleet>>,
+    fleet: SharedFleet,
     breaker_ids: HashMap<BreakerKey, i64>,
     hub: Hub,
     metrics: Arc<Metrics>,
@@ -116,11 +117,7 @@ pub const SUMMARY_PERIOD: Duration = Duration::from_millis(500);
 
 /// Streams the summaries of the breakers marked dirty, once per `SUMMARY_PERIOD`; stops when
 /// the writer is gone.
-async fn flush_summaries(
-    fleet: Arc<RwLock<Fleet>>,
-    hub: Hub,
-    dirty: Arc<Mutex<HashSet<BreakerKey>>>,
-) {
+async fn flush_summaries(fleet: SharedFleet, hub: Hub, dirty: Arc<Mutex<HashSet<BreakerKey>>>) {
     let mut ticker = tokio::time::interval(SUMMARY_PERIOD);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -151,7 +148,7 @@ fn lookup(ids: &BreakerIds, service: &str, name: &str) -> Option<i64> {
 
 struct Writer {
     store: Store,
-    fleet: Arc<RwLock<Fleet>>,
+    fleet: SharedFleet,
     breaker_ids: BreakerIds,
     /// Per service, the instances that reported an aggregate or a transition.
     instances: FastMap<String, FastSet<String>>,

@@ -116,8 +116,7 @@ fn breaker_cursor_text(service: &str, breaker: &str) -> String {
         (status = 400, description = "Malformed JSON or query", body = ErrorBody),
         (status = 401, description = "No or unknown credentials", body = ErrorBody),
         (status = 403, description = "Credentials without the right", body = ErrorBody),
-    ),
-    security(("bearer" = [])))]
+    ))]
 pub async fn breakers(
     State(fleet): State<SharedFleet>,
     _: Viewer,
@@ -150,8 +149,7 @@ pub async fn breakers(
             headers(("Link" = String, description = "The next page, when there is one"))),
         (status = 400, description = "Malformed JSON or query", body = ErrorBody),
         (status = 401, description = "No or unknown credentials", body = ErrorBody),
-    ),
-    security(("bearer" = [])))]
+    ))]
 pub async fn sparklines(
     State(fleet): State<SharedFleet>,
     _: Viewer,
@@ -191,8 +189,7 @@ pub struct ServicesQuery {
         (status = 400, description = "Malformed JSON or query", body = ErrorBody),
         (status = 401, description = "No or unknown credentials", body = ErrorBody),
         (status = 403, description = "Credentials without the right", body = ErrorBody),
-    ),
-    security(("bearer" = [])))]
+    ))]
 pub async fn services(
     State(fleet): State<SharedFleet>,
     _: Viewer,
@@ -248,8 +245,7 @@ impl RangeQuery {
         (status = 401, description = "No or unknown credentials", body = ErrorBody),
         (status = 403, description = "Credentials without the right", body = ErrorBody),
         (status = 404, description = "Unknown breaker", body = ErrorBody),
-    ),
-    security(("bearer" = [])))]
+    ))]
 pub async fn timeline(
     State(store): State<Store>,
     State(clock): State<Clock>,
@@ -277,8 +273,7 @@ fn no_breaker(service: &str, breaker: &str) -> AppError {
         (status = 400, description = "Malformed JSON or query", body = ErrorBody),
         (status = 401, description = "No or unknown credentials", body = ErrorBody),
         (status = 403, description = "Credentials without the right", body = ErrorBody),
-    ),
-    security(("bearer" = [])))]
+    ))]
 pub async fn metrics(
     State(metrics): State<Arc<Metrics>>,
     State(ingest): State<IngestQueue>,
@@ -312,8 +307,7 @@ pub fn auto_step_ms(range_ms: i64) -> i64 {
         (status = 401, description = "No or unknown credentials", body = ErrorBody),
         (status = 403, description = "Credentials without the right", body = ErrorBody),
         (status = 404, description = "Unknown breaker", body = ErrorBody),
-    ),
-    security(("bearer" = [])))]
+    ))]
 pub async fn series(
     State(store): State<Store>,
     State(clock): State<Clock>,
@@ -359,8 +353,7 @@ pub struct TransitionsQuery {
         (status = 401, description = "No or unknown credentials", body = ErrorBody),
         (status = 403, description = "Credentials without the right", body = ErrorBody),
         (status = 404, description = "Unknown breaker", body = ErrorBody),
-    ),
-    security(("bearer" = [])))]
+    ))]
 pub async fn transitions(
     State(store): State<Store>,
     _: Viewer,

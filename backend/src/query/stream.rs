@@ -47,8 +47,7 @@ pub struct StreamQuery {
             heartbeat comments every 15 s", content_type = "text/event-stream", body = StreamEvent),
         (status = 400, description = "Bad Last-Event-ID", body = protocol::ErrorBody),
         (status = 401, description = "No or unknown credentials", body = protocol::ErrorBody),
-    ),
-    security(("bearer" = [])))]
+    ))]
 pub async fn stream(
     State(app): State<AppState>,
     _: Viewer,
@@ -72,7 +71,7 @@ pub async fn stream(
     let live = app.hub.subscribe();
     let start_after = match last_event_id {
         Some(id) => id,
-        None => newest_transition_id(&app).await?,
+        None => app.store.newest_transition_id().await?,
     };
     let alerts = app.alerts.subscribe();
     let (tx, rx) = mpsc::channel(256);
@@ -94,10 +93,6 @@ pub async fn stream(
             .interval(Duration::from_secs(15))
             .text("heartbeat"),
     ))
-}
-
-async fn newest_transition_id(app: &AppState) -> Result<i64, AppError> {
-    Ok(app.store.newest_transition_id().await?)
 }
 
 async fn feed(

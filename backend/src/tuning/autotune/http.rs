@@ -32,8 +32,7 @@ async fn view(app: &AppState, service: String, breaker: String) -> Result<AutoTu
 #[utoipa::path(get, path = "/api/v1/breakers/{service}/{breaker}/auto", tag = "engine",
     params(("service" = String, Path), ("breaker" = String, Path)),
     responses((status = 200, description = "Auto-mode settings, the canary and the latest automatic changes", body = AutoTuneView),
-        (status = 404, body = ErrorBody)),
-    security(("bearer" = [])))]
+        (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(app): State<AppState>,
     _: Viewer,
@@ -47,8 +46,7 @@ pub async fn get(
     request_body = AutoTuneSettings,
     responses((status = 200, description = "Saved (and audited); switching off rolls a canary back", body = AutoTuneView),
         (status = 404, body = ErrorBody),
-        (status = 422, description = "A setting out of range; `path` names it", body = ErrorBody)),
-    security(("bearer" = [])))]
+        (status = 422, description = "A setting out of range; `path` names it", body = ErrorBody)))]
 pub async fn put(
     State(app): State<AppState>,
     admin: Admin,
@@ -104,8 +102,7 @@ pub async fn put(
     responses((status = 200, description = "What the step did", body = AutoTuneStep),
         (status = 404, body = ErrorBody),
         (status = 503, description = "The engine ran out of its time budget (`engine_budget_exceeded`, \
-            with Retry-After) or the server is stopping", body = ErrorBody)),
-    security(("bearer" = [])))]
+            with Retry-After) or the server is stopping", body = ErrorBody)))]
 pub async fn run(
     State(app): State<AppState>,
     _: Admin,

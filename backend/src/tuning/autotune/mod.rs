@@ -28,7 +28,7 @@ use crate::error::AppError;
 use crate::state::AppState;
 
 use self::canary::{Decision, RollBack};
-pub use self::guardrails::clamp;
+use self::guardrails::clamp;
 use self::guardrails::same_thresholds;
 
 pub mod canary;

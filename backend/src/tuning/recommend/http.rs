@@ -23,8 +23,7 @@ pub struct RecommendQuery {
     responses((status = 200, description = "A new suggestion with its evidence", body = Recommendation),
         (status = 404, body = ErrorBody),
         (status = 503, description = "The engine ran out of its time budget (`engine_budget_exceeded`, \
-            with Retry-After) or the server is stopping", body = ErrorBody)),
-    security(("bearer" = [])))]
+            with Retry-After) or the server is stopping", body = ErrorBody)))]
 pub async fn create(
     State(app): State<AppState>,
     _: Admin,
@@ -58,8 +57,7 @@ pub struct ListQuery {
 
 #[utoipa::path(get, path = "/api/v1/recommendations", tag = "engine",
     params(("status" = Option<String>, Query, description = "open, accepted, rejected or superseded")),
-    responses((status = 200, description = "Newest first", body = Vec<Recommendation>)),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "Newest first", body = Vec<Recommendation>)))]
 pub async fn list(
     State(app): State<AppState>,
     _: Viewer,
@@ -81,8 +79,7 @@ pub async fn list(
 
 #[utoipa::path(get, path = "/api/v1/recommendations/{id}", tag = "engine",
     params(("id" = i64, Path)),
-    responses((status = 200, body = Recommendation), (status = 404, body = ErrorBody)),
-    security(("bearer" = [])))]
+    responses((status = 200, body = Recommendation), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(app): State<AppState>,
     _: Viewer,
@@ -143,8 +140,7 @@ async fn decide(
 #[utoipa::path(post, path = "/api/v1/recommendations/{id}/accept", tag = "engine",
     params(("id" = i64, Path)),
     responses((status = 200, description = "Accepted: the suggested config is the breaker's next version, pushed to its instances", body = Recommendation),
-        (status = 409, description = "Not open", body = ErrorBody)),
-    security(("bearer" = [])))]
+        (status = 409, description = "Not open", body = ErrorBody)))]
 pub async fn accept(
     State(app): State<AppState>,
     admin: Admin,
@@ -155,8 +151,7 @@ pub async fn accept(
 
 #[utoipa::path(post, path = "/api/v1/recommendations/{id}/reject", tag = "engine",
     params(("id" = i64, Path)),
-    responses((status = 200, body = Recommendation), (status = 409, description = "Not open", body = ErrorBody)),
-    security(("bearer" = [])))]
+    responses((status = 200, body = Recommendation), (status = 409, description = "Not open", body = ErrorBody)))]
 pub async fn reject(
     State(app): State<AppState>,
     admin: Admin,
@@ -170,8 +165,7 @@ pub async fn reject(
     responses((status = 200, description = "Findings about the current config against the last 7 days", body = Vec<LintFinding>),
         (status = 404, body = ErrorBody),
         (status = 503, description = "Reading the history took longer than the engine's time \
-            budget (`engine_budget_exceeded`, with Retry-After)", body = ErrorBody)),
-    security(("bearer" = [])))]
+            budget (`engine_budget_exceeded`, with Retry-After)", body = ErrorBody)))]
 pub async fn lint_handler(
     State(app): State<AppState>,
     _: Viewer,
