@@ -42,11 +42,13 @@ pub fn Overview() -> impl IntoView {
         <section class="board" aria-label="breakers" data-view=move || view.get().as_str()>
             {move || match view.get() {
                 View::Tiles => view! {
-                    <For
-                        each=move || groups.get()
-                        key=|group| group.service.clone()
-                        children=move |group| view! { <ServiceSection service=group.service groups=groups /> }
-                    />
+                    <div class="services">
+                        <For
+                            each=move || groups.get()
+                            key=|group| group.service.clone()
+                            children=move |group| view! { <ServiceSection service=group.service groups=groups /> }
+                        />
+                    </div>
                 }
                 .into_any(),
                 View::Matrix => view! { <Matrix groups=groups /> }.into_any(),
@@ -272,6 +274,9 @@ fn Cell(service: String, cell: MatrixCell) -> impl IntoView {
     }
 }
 
+/// A service with more tiles than this takes the overview's whole width.
+const WIDE_FROM_TILES: usize = 4;
+
 #[component]
 fn ServiceSection(service: String, groups: Memo<Vec<ServiceGroup>>) -> impl IntoView {
     let name = service.clone();
@@ -285,10 +290,19 @@ fn ServiceSection(service: String, groups: Memo<Vec<ServiceGroup>>) -> impl Into
                 .unwrap_or_default()
         })
     });
+    let n_tiles = Memo::new(move |_| breakers.with(Vec::len));
+    let wide = Memo::new(move |_| n_tiles.get() > WIDE_FROM_TILES);
     let heading = service.clone();
     let data_service = service.clone();
+    // Small services sit side by side, each as wide as its tiles; a service with more tiles
+    // than fit beside another takes the whole width (see `.service` in style.css).
     view! {
-        <section class="service" data-service=data_service>
+        <section
+            class="service"
+            class:wide=wide
+            data-service=data_service
+            style=move || format!("--tiles: {}", n_tiles.get().clamp(1, WIDE_FROM_TILES))
+        >
             <h2>{heading}</h2>
             <div class="tiles">
                 <For

@@ -414,7 +414,8 @@ pub async fn svg_text_sizes(client: &Client, css: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
-fn workspace_root() -> PathBuf {
+/// The workspace's root folder.
+pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()

@@ -21,6 +21,7 @@ mod build_ui;
 mod fuzz;
 mod route;
 mod schemathesis;
+mod screenshots;
 mod test_suite;
 
 use std::path::{Path, PathBuf};
@@ -39,6 +40,7 @@ commands:
   bench [--only NAME [-- ARGS]]
                          run every benchmark (or NAME, passing it ARGS) and print its figures;
                          `bench --list` names them
+  screenshots            take the README's screenshots from the demo into docs/screenshots/
   fuzz [--seconds N]     run each fuzz target in fuzz/ for N seconds (30) on nightly
   schemathesis           run schemathesis (pinned) against a served API, as admin and as an ingest key
 
@@ -90,6 +92,12 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
             test_suite::run()
         }
         "bench" => bench::run(rest),
+        "screenshots" => {
+            if !rest.is_empty() {
+                bail!("screenshots takes no arguments, got {rest:?}");
+            }
+            screenshots::run()
+        }
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

@@ -1,7 +1,8 @@
 //! Browser test of the overview's matrix for a large fleet: 2,000 breakers (20 services × 100)
 //! get the matrix without asking, one cell each, a pushed Closed → Open transition turns its
 //! cell Open live (colour hook and text alternative), a cell leads to its breaker's page, and
-//! the view switch shows tiles instead, keeping the choice in the URL beside the search.
+//! the view switch shows tiles instead, keeping the choice in the URL beside the search. And
+//! the tiles' layout on a 1,400 px screen: small services side by side, a large one across.
 
 use backend::time::now_ms;
 use fantoccini::Locator;
@@ -123,4 +124,89 @@ async fn two_thousand_breakers_get_the_matrix_a_cell_turns_open_live_and_leads_t
     );
 
     client.close().await.unwrap();
+}
+
+/// Where each service's section lies in the page: `(service, left, top, width)` in CSS px.
+async fn section_boxes(client: &fantoccini::Client) -> Vec<(String, f64, f64, f64)> {
+    let found = client
+        .execute(
+            "return [...document.querySelectorAll('.board .service')].map(s => { \
+               const r = s.getBoundingClientRect(); \
+               return [s.dataset.service, r.left, r.top, r.width]; });",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(found).unwrap()
+}
+
+/// The board's width in CSS px.
+async fn measure_board(client: &fantoccini::Client) -> f64 {
+    let found = client
+        .execute(
+            "return document.querySelector('.board').getBoundingClientRect().width;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(found).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_services_sit_side_by_side_and_a_large_one_takes_the_width() {
+    let Some((setup, _browser)) = BrowserSetup::for_test().await else {
+        return;
+    };
+    let server = setup.anonymous_server().await;
+    let (_driver, client) = setup.browser().await;
+    open_live(&client, &format!("{}/?view=tiles", server.url())).await;
+
+    // Three services of two breakers each, on a 1,400 px wide window.
+    post_fleet(&server, 3, 2).await;
+    wait_for_tiles(&client, 6).await;
+    let boxes = section_boxes(&client).await;
+    assert_eq!(boxes.len(), 3, "{boxes:?}");
+    let board_width = measure_board(&client).await;
+    // Not one column of services: the first two share a row, side by side.
+    let (first, second) = (&boxes[0], &boxes[1]);
+    assert_eq!(
+        first.2, second.2,
+        "the first two services share a row: {boxes:?}"
+    );
+    assert!(second.1 >= first.1 + first.3, "side by side: {boxes:?}");
+    assert!(
+        boxes.iter().all(|b| b.3 < board_width / 2.0),
+        "each small service is as wide as its two tiles, not the page ({board_width} px): {boxes:?}"
+    );
+    save_screenshot(&client, "small-services").await;
+
+    // A service with many breakers takes the whole width, four tiles or more to a row.
+    let key = server.ingest_key("wide").await.unwrap();
+    let batch = tests::browser::fleet_batch("wide", "wide-0", 1, now_ms(), 12);
+    post_batch(&server.url(), &key, &batch).await;
+    wait_for_tiles(&client, 18).await;
+    let boxes = section_boxes(&client).await;
+    // (Measured again: the taller page has a scroll bar now.)
+    let board_width = measure_board(&client).await;
+    let wide = boxes.iter().find(|b| b.0 == "wide").unwrap();
+    assert!(
+        (wide.3 - board_width).abs() <= 1.0,
+        "the large service spans the board ({board_width} px): {boxes:?}"
+    );
+    let tops: Vec<f64> = serde_json::from_value(
+        client
+            .execute(
+                "return [...document.querySelectorAll('.service[data-service=\"wide\"] .tile')] \
+                   .map(t => t.getBoundingClientRect().top);",
+                vec![],
+            )
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let first_row = tops.iter().filter(|&&top| top == tops[0]).count();
+    assert!(
+        first_row >= 4,
+        "{first_row} tiles in the first row: {tops:?}"
+    );
 }
