@@ -3,13 +3,15 @@
 //! builds the release bundle first (`cargo bench -p tests --bench browser_load` runs it with
 //! whatever `FUSEBOX_DIST`, else `frontend/dist`, holds).
 //!
-//! Printed: the time the page takes to apply one batch of live updates with 500 breakers
-//! reporting every second (and whether the page stays responsive meanwhile), the wasm bundle's
-//! size raw and gzipped, and how long a transition pushed to the server takes to become visible
-//! in the page (p50 / p99, loopback).
+//! Printed, for two fleets: the time the page takes to apply one batch of live updates with
+//! every breaker reporting every second (and whether the page stays responsive meanwhile), and
+//! how long a transition pushed to the server takes to become visible in the page (p50 / p99,
+//! loopback); and once, the wasm bundle's size raw and gzipped.
 //!
-//! Load: 10 services × 5 instances, each instance posting one batch a second with its service's
-//! 50 breakers, for [`LOAD_SECONDS`]. The page's own `performance.now()` timings are read from
+//! Fleets ([`FLEETS`]): 500 breakers as tiles (10 services × 5 instances, each instance posting
+//! one batch a second with its service's 50 breakers), and 2,000 breakers in the matrix the
+//! overview picks for a fleet that large (40 services × 50 breakers, one instance each), each
+//! for [`LOAD_SECONDS`]; for the second, also how long the page takes to lay out every cell. The page's own `performance.now()` timings are read from
 //! `window.__fusebox_batches`; visibility times from `window.__fusebox_seen` (`Date.now()` after
 //! the DOM update, the same wall clock as the bench's). Because batch sizes differ between
 //! designs, the page's whole main-thread time in the steady state is printed too, from
@@ -25,14 +27,41 @@ use backend::time::now_ms;
 use fantoccini::Client;
 use serde_json::json;
 use tests::browser::{
-    BrowserSetup, PAGE_READY_DEADLINE, applied_batches, fleet_batch, open_live, save_screenshot,
-    seen_ms, transition_batch, wait_for_tiles,
+    BrowserSetup, PAGE_READY_DEADLINE, applied_batches, count, fleet_batch, open_live,
+    save_screenshot, seen_ms, transition_batch, wait_until,
 };
 use tests::post_batch;
 
-const SERVICES: usize = 10;
-const INSTANCES_PER_SERVICE: usize = 5;
-const BREAKERS_PER_SERVICE: usize = 50;
+/// A fleet the page is loaded with, and how the page shows it.
+struct Fleet {
+    name: &'static str,
+    services: usize,
+    instances_per_service: usize,
+    breakers_per_service: usize,
+    /// The overview's query: tiles asked for, or the view the fleet's size picks.
+    query: &'static str,
+    /// One element per breaker in that view.
+    element: &'static str,
+}
+
+const FLEETS: [Fleet; 2] = [
+    Fleet {
+        name: "500 breakers (tiles)",
+        services: 10,
+        instances_per_service: 5,
+        breakers_per_service: 50,
+        query: "?view=tiles",
+        element: ".tile",
+    },
+    Fleet {
+        name: "2,000 breakers (matrix)",
+        services: 40,
+        instances_per_service: 1,
+        breakers_per_service: 50,
+        query: "",
+        element: ".matrix .cell",
+    },
+];
 const LOAD_SECONDS: u64 = 12;
 const TRANSITION_SAMPLES: usize = 40;
 /// No new update batch for this long: the page has worked off what the load left queued.
@@ -60,6 +89,21 @@ fn main() -> ExitCode {
 }
 
 async fn figures(setup: &BrowserSetup) {
+    bundle_figures(&setup.dist);
+    for fleet in &FLEETS {
+        fleet_figures(setup, fleet).await;
+    }
+}
+
+async fn fleet_figures(setup: &BrowserSetup, fleet: &Fleet) {
+    let Fleet {
+        name,
+        services,
+        instances_per_service,
+        breakers_per_service,
+        ..
+    } = *fleet;
+    let n_breakers = services * breakers_per_service;
     let server = setup
         .server(|options| {
             options.anonymous_viewer = true;
@@ -67,19 +111,17 @@ async fn figures(setup: &BrowserSetup) {
         })
         .await;
     let mut keys = Vec::new();
-    for service_idx in 0..SERVICES {
+    for service_idx in 0..services {
         keys.push(server.ingest_key(&service(service_idx)).await.unwrap());
     }
     let latency_key = server.ingest_key("latency").await.unwrap();
 
-    bundle_figures(&setup.dist);
-
     let (_driver, client) = setup.browser().await;
-    // Tiles, as the URL asks: a fleet this large would get the matrix by default.
-    open_live(&client, &format!("{}/?view=tiles", server.url())).await;
+    open_live(&client, &format!("{}/{}", server.url(), fleet.query)).await;
 
-    // 500 breakers, every instance reporting every second.
+    // Every instance reporting every second.
     let url = server.url();
+    let load_started = Instant::now();
     let load = tokio::spawn(async move {
         let started = Instant::now();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -90,13 +132,13 @@ async fn figures(setup: &BrowserSetup) {
             let now_ms = now_ms();
             let mut posts = Vec::new();
             for (service_idx, key) in keys.iter().enumerate() {
-                for instance_idx in 0..INSTANCES_PER_SERVICE {
+                for instance_idx in 0..instances_per_service {
                     let batch = fleet_batch(
                         &service(service_idx),
                         &format!("{}-{instance_idx}", service(service_idx)),
                         seq,
                         now_ms,
-                        BREAKERS_PER_SERVICE,
+                        breakers_per_service,
                     );
                     let (url, key) = (url.clone(), key.clone());
                     posts.push(tokio::spawn(async move {
@@ -109,8 +151,20 @@ async fn figures(setup: &BrowserSetup) {
             }
         }
     });
-    wait_for_tiles(&client, SERVICES * BREAKERS_PER_SERVICE).await;
-    // Batches from here on update existing tiles only (the steady state).
+    let element = fleet.element;
+    wait_until(
+        &client,
+        PAGE_READY_DEADLINE,
+        &format!("{n_breakers} of `{element}`"),
+        |client| async move { count(&client, element).await == n_breakers },
+    )
+    .await;
+    eprintln!(
+        "FIGURE {name}: every breaker shown {:.1} s after the first batches were sent \
+         (polled every 100 ms through chromedriver)",
+        load_started.elapsed().as_secs_f64()
+    );
+    // Batches from here on update existing breakers only (the steady state).
     let steady_from = n_batches(&client).await;
     let busy_from = (main_thread_busy(&client).await, Instant::now());
     // Responsiveness under load: how late a zero timeout fires, sampled through the load.
@@ -122,7 +176,7 @@ async fn figures(setup: &BrowserSetup) {
     load.await.unwrap();
     let busy = main_thread_busy(&client).await.since(&busy_from.0);
     let busy_seconds = busy_from.1.elapsed().as_secs_f64();
-    save_screenshot(&client, "500-breakers").await;
+    save_screenshot(&client, &format!("{n_breakers}-breakers")).await;
 
     let batches = applied_batches(&client).await;
     let mut apply_ms: Vec<f64> = batches.iter().map(|(ms, _)| *ms).collect();
@@ -137,9 +191,9 @@ async fn figures(setup: &BrowserSetup) {
     let steady_total_ms: f64 = steady_ms.iter().sum();
     stalls.sort_by(f64::total_cmp);
     eprintln!(
-        "FIGURE 500 breakers ({SERVICES} services × {INSTANCES_PER_SERVICE} instances, 1 batch/instance/s, {LOAD_SECONDS} s): \
+        "FIGURE {name} ({services} services × {instances_per_service} instances, 1 batch/instance/s, {LOAD_SECONDS} s): \
          {} update batches, {:.0} events, {:.1} events/batch; apply+render per batch p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms; \
-         steady state (all 500 tiles shown): {} batches, {:.1} events/batch, p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms, \
+         steady state (every breaker shown): {} batches, {:.1} events/batch, p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms, \
          total {:.0} ms for {:.0} events = {:.3} ms/event; \
          event-loop delay (setTimeout 0) p50 {:.1} ms, max {:.1} ms over {} samples",
         batches.len(),
@@ -161,7 +215,7 @@ async fn figures(setup: &BrowserSetup) {
         stalls.len(),
     );
     eprintln!(
-        "FIGURE 500 breakers, the page's main thread in the steady state (Chromium's own task \
+        "FIGURE {name}, the page's main thread in the steady state (Chromium's own task \
          accounting, whatever the page measures): busy {:.0} ms/s ({:.1} %): script {:.0} ms/s, \
          style {:.0} ms/s, layout {:.0} ms/s, over {busy_seconds:.1} s",
         busy.task_s * 1000.0 / busy_seconds,
@@ -207,7 +261,7 @@ async fn figures(setup: &BrowserSetup) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     eprintln!(
-        "FIGURE transition pushed → visible in the page ({TRANSITION_SAMPLES} samples, loopback): p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (goal p99 ≤ 100 ms)",
+        "FIGURE {name}: transition pushed → visible in the page ({TRANSITION_SAMPLES} samples, loopback): p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (goal p99 ≤ 100 ms)",
         percentile(&mut latencies, 0.50),
         percentile(&mut latencies, 0.99),
         percentile(&mut latencies, 1.0),
