@@ -2,7 +2,7 @@
 //! over real HTTP with their own ingest keys, with a scripted incident that repeats; a week of
 //! history written before they start; and a way in as admin.
 //!
-//! Three services, four instances, six breakers. Every `INCIDENT_EVERY` the dependency
+//! Three services, five instances, six breakers. Every `INCIDENT_EVERY` the dependency
 //! `payments-api` of the `checkout` service fails most calls for `INCIDENT_LENGTH`, so both
 //! checkout instances' breakers go Closed → Open → Half-Open (→ Open while it lasts) → Closed;
 //! the first incident starts `FIRST_INCIDENT_AT` after start. The other breakers stay healthy;
@@ -87,7 +87,7 @@ const SERVICES: &[Service] = &[
     },
     Service {
         name: "search",
-        instances: &["search-1"],
+        instances: &["search-1", "search-2"],
         dependencies: &[
             Dependency {
                 breaker: "catalog-index",

@@ -51,7 +51,7 @@ fn config_view(page: DetailPage, view: ConfigView) -> impl IntoView {
                     }).unwrap_or_else(|| "–".into());
                     let instance = sync.instance.clone();
                     view! {
-                        <tr data-instance=instance data-in-sync=sync.in_sync.to_string()>
+                        <tr data-instance=instance data-in-sync=sync.in_sync.to_string() data-running=sync.running_version>
                             <td>{sync.instance}</td>
                             <td>"v" {sync.running_version}</td>
                             <td>{if sync.in_sync { "✓ yes" } else { "✕ no" }}</td>
