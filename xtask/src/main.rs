@@ -11,10 +11,13 @@
 //! - `fuzz [--seconds N]`: each cargo-fuzz target for N seconds on nightly ([`fuzz`]).
 //! - `schemathesis`: schemathesis against a served API document ([`schemathesis`]); also the
 //!   last step of `test`.
+//! - `adapters`: the opossum and pybreaker adapters' suites against the real server
+//!   ([`adapters`]); also a step of `test`.
 //!
 //! Everything shells out with `std::process::Command` and says what it runs; there is no build.rs
 //! that calls cargo, so a plain `cargo build` never triggers a hidden nested wasm build.
 
+mod adapters;
 mod apt;
 mod bench;
 mod build_ui;
@@ -41,6 +44,8 @@ commands:
                          `bench --list` names them
   fuzz [--seconds N]     run each fuzz target in fuzz/ for N seconds (30) on nightly
   schemathesis           run schemathesis (pinned) against a served API, as admin and as an ingest key
+  adapters               run the opossum (node --test) and pybreaker (pytest) adapter suites against
+                         the real server, installing Node.js, opossum, pybreaker and pytest if missing
 
 environment:
   FUSEBOX_SCHEMATHESIS_EXAMPLES=N   cases per operation and phase (default 50)
@@ -90,6 +95,12 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
             test_suite::run()
         }
         "bench" => bench::run(rest),
+        "adapters" => {
+            if !rest.is_empty() {
+                bail!("adapters takes no arguments, got {rest:?}");
+            }
+            adapters::run_tests()
+        }
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

@@ -1,5 +1,6 @@
 //! `cargo xtask test`: every test of the workspace on a fresh machine, the browser tests included,
-//! then schemathesis against the served API document.
+//! then the adapters' suites (`node --test`, `pytest`) and schemathesis against the served API
+//! document.
 //!
 //! A test that cannot run skips loudly and appends a line to the file named by
 //! `FUSEBOX_SKIP_LOG` (`tests::skip`). This command points that at a fresh file and fails at the
@@ -51,6 +52,8 @@ pub fn run() -> anyhow::Result<()> {
     let skipped = read_skips(&skip_log)?;
     report_skips(&skipped);
     tests?;
+
+    crate::adapters::run_tests()?;
 
     crate::schemathesis::run(&crate::schemathesis::Options::from_env()?)?;
     if !skipped.is_empty() {

@@ -346,9 +346,7 @@ async fn per_call_events_without_a_version_keep_the_instance_version() {
     let calls = json!({"service": "mixed", "instance": "node-1", "seq": 2, "sent_at_ms": now,
         "calls": [{"breaker": "db", "at_ms": second + 100, "outcome": "success", "latency_ms": 1.0}],
         "transitions": [{"breaker": "db", "at_ms": second + 200, "from": "closed", "to": "open"}]});
-    let _: IngestAck = server
-        .post_json("/api/v1/ingest/calls", &key, &calls)
-        .await;
+    let _: IngestAck = server.post_json("/api/v1/ingest/calls", &key, &calls).await;
     assert_eq!(version(&server).await.0, 3);
     let transitions: Vec<TransitionRecord> = server
         .get_json("/api/v1/breakers/mixed/db/transitions", None)
@@ -359,8 +357,6 @@ async fn per_call_events_without_a_version_keep_the_instance_version() {
         "calls": [{"breaker": "db", "at_ms": second + 1_100, "outcome": "failure", "latency_ms": 1.0,
                    "state": "open", "config_version": 4, "failure_rate": 0.75,
                    "failure_rate_threshold": 0.5}]});
-    let _: IngestAck = server
-        .post_json("/api/v1/ingest/calls", &key, &calls)
-        .await;
+    let _: IngestAck = server.post_json("/api/v1/ingest/calls", &key, &calls).await;
     assert_eq!(version(&server).await, (4, Some(0.5)));
 }

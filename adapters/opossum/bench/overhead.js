@@ -1,0 +1,49 @@
+'use strict';
+// Per-call overhead of fusebox-opossum: the same call through a bare opossum breaker and through
+// one attached to a reporter, alternating, several rounds; prints each round and the medians.
+// Run: node bench/overhead.js [calls per round] [rounds]   (cargo xtask bench --only opossum)
+
+const CircuitBreaker = require('opossum');
+const fusebox = require('..');
+
+const CALLS = Number(process.argv[2] || 200000);
+const ROUNDS = Number(process.argv[3] || 7);
+
+const action = async x => x;
+const bare = new CircuitBreaker(action, { name: 'bare' });
+const attached = new CircuitBreaker(action, { name: 'attached' });
+// The reporter sends to a closed port: its retries run beside the calls, as with a server down.
+const reporter = fusebox.attach(attached, {
+  url: 'http://127.0.0.1:9', key: 'fbk_bench', service: 'bench', instance: 'bench-1', followConfigs: false, onWarning: () => {}
+});
+
+async function nsPerCall (breaker) {
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < CALLS; i++) await breaker.fire(i);
+  return Number(process.hrtime.bigint() - start) / CALLS;
+}
+
+function median (values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+(async () => {
+  await nsPerCall(bare);
+  await nsPerCall(attached);
+  const bareNs = [];
+  const attachedNs = [];
+  const addedNs = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    const b = await nsPerCall(bare);
+    const a = await nsPerCall(attached);
+    bareNs.push(b);
+    attachedNs.push(a);
+    addedNs.push(a - b);
+    console.log(`round ${round}: bare ${b.toFixed(0)} ns/call, attached ${a.toFixed(0)} ns/call, added ${(a - b).toFixed(0)} ns`);
+  }
+  console.log(`opossum ${require('opossum/package.json').version}, node ${process.version}, ${CALLS} calls × ${ROUNDS} rounds`);
+  console.log(`median: bare ${median(bareNs).toFixed(0)} ns/call, attached ${median(attachedNs).toFixed(0)} ns/call, ` +
+    `added ${median(addedNs).toFixed(0)} ns/call (goal ≤ 1000 ns)`);
+  await reporter.close();
+})();
