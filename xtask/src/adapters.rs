@@ -27,10 +27,41 @@ pub fn pybreaker_dir() -> PathBuf {
     workspace_root().join("adapters").join("pybreaker")
 }
 
+/// Installs what the adapters' suites (and the browser test of their services) need; returns
+/// the virtual environment's python.
+pub fn ensure_all() -> anyhow::Result<PathBuf> {
+    ensure_opossum()?;
+    ensure_python_env()
+}
+
+/// For `cargo xtask demo`: opossum and pybreaker when Node.js and Python are there, without
+/// installing either; the python for `FUSEBOX_DEMO_PYTHON` when it worked. The demo says what
+/// it leaves out.
+pub fn prepare_demo() -> Option<PathBuf> {
+    step(
+        "preparing the demo's Node.js and Python services (left out when their runtime is missing)",
+    );
+    if has_program("node") && has_program("npm") {
+        if let Err(err) = ensure_opossum() {
+            eprintln!("    could not install opossum: {err:#}");
+        }
+    } else {
+        eprintln!("    no node and npm: the demo leaves its Node.js service out");
+    }
+    if has_program("python3") {
+        match ensure_python_env() {
+            Ok(python) => return Some(python),
+            Err(err) => eprintln!("    could not install pybreaker: {err:#}"),
+        }
+    } else {
+        eprintln!("    no python3: the demo leaves its Python service out");
+    }
+    None
+}
+
 /// Runs both suites; both run even when the first fails.
 pub fn run_tests() -> anyhow::Result<()> {
-    ensure_opossum()?;
-    let python = ensure_python_env()?;
+    let python = ensure_all()?;
     step("building the server the adapter suites start");
     run_command(
         Command::new(cargo())

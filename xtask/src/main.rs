@@ -121,6 +121,7 @@ fn demo(extra_args: &[String]) -> anyhow::Result<()> {
         _ => extra_args,
     };
     let dist = build_ui::build_ui(&build_ui::Options { release: true })?;
+    let python = adapters::prepare_demo();
     step("starting the demo server (`fusebox demo`); it prints the dashboard URL");
     let mut command = Command::new(cargo());
     command
@@ -128,6 +129,9 @@ fn demo(extra_args: &[String]) -> anyhow::Result<()> {
         .args(["run", "-p", "backend", "--", "demo", "--anonymous-viewer"])
         .args(extra_args)
         .env("FUSEBOX_DIST", &dist);
+    if let Some(python) = python {
+        command.env("FUSEBOX_DEMO_PYTHON", python);
+    }
     run_command(&mut command)
 }
 
