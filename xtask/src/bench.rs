@@ -88,7 +88,8 @@ const BENCHES: [Bench; 8] = [
         name: "opossum",
         package: "adapters/opossum",
         what: "fusebox-opossum's added time per call against bare opossum in the same run, median of \
-               rounds (`-- CALLS ROUNDS`, default 200000 7)",
+               rounds (`-- CALLS ROUNDS`, default 200000 7; `-- memory MINUTES`: memory at 1,000 calls/s with \
+               the server down)",
         browser: false,
         script: Some(Script::Opossum),
     },
@@ -96,7 +97,8 @@ const BENCHES: [Bench; 8] = [
         name: "pybreaker",
         package: "adapters/pybreaker",
         what: "fusebox-pybreaker's added time per call against bare pybreaker in the same run, \
-               median of rounds (`-- CALLS ROUNDS`, default 200000 7)",
+               median of rounds (`-- CALLS ROUNDS`, default 200000 7; `-- memory MINUTES`: memory at 1,000 \
+               calls/s with the server down)",
         browser: false,
         script: Some(Script::Pybreaker),
     },

@@ -2,12 +2,17 @@
 // Per-call overhead of fusebox-opossum: the same call through a bare opossum breaker and through
 // one attached to a reporter, alternating, several rounds; prints each round and the medians.
 // Run: node bench/overhead.js [calls per round] [rounds]   (cargo xtask bench --only opossum)
+// `node bench/overhead.js memory [minutes]` (`cargo xtask bench --only opossum -- memory 10`)
+// instead makes 1,000 calls/s with the server down for that long (10 minutes by default) and
+// prints the process's memory and what the reporter holds, once a minute.
 
 const CircuitBreaker = require('opossum');
 const fusebox = require('..');
 
-const CALLS = Number(process.argv[2] || 200000);
+const MEMORY = process.argv[2] === 'memory';
+const CALLS = MEMORY ? 0 : Number(process.argv[2] || 200000);
 const ROUNDS = Number(process.argv[3] || 7);
+const MINUTES = MEMORY ? Number(process.argv[3] || 10) : 0;
 
 const action = async x => x;
 const bare = new CircuitBreaker(action, { name: 'bare' });
@@ -28,7 +33,36 @@ function median (values) {
   return sorted[Math.floor(sorted.length / 2)];
 }
 
+async function memoryWithServerDown () {
+  const mb = bytes => (bytes / 1048576).toFixed(1);
+  const report = minute => {
+    global.gc?.();
+    const { rss, heapUsed } = process.memoryUsage();
+    const s = reporter.snapshot();
+    console.log(`minute ${minute}: rss ${mb(rss)} MB, heap ${mb(heapUsed)} MB, reporter holds ${s.pendingItems} items, ` +
+      `coalesced ${s.drops.aggregates_coalesced}, dropped ${s.drops.aggregates_dropped + s.drops.transitions_dropped}, failed sends ${s.failedAttempts}`);
+  };
+  report(0);
+  let calls = 0;
+  const started = Date.now();
+  const ticker = setInterval(() => {
+    // As many calls as 1,000 a second makes by now, whatever the timer's granularity.
+    while (calls < Date.now() - started) attached.fire(calls++).catch(() => {});
+  }, 10);
+  for (let minute = 1; minute <= Math.ceil(MINUTES); minute++) {
+    await new Promise(resolve => setTimeout(resolve, 60000 * Math.min(1, MINUTES - minute + 1)));
+    report(Math.min(minute, MINUTES));
+  }
+  clearInterval(ticker);
+  console.log(`${calls} calls in ${MINUTES} min with the server down (opossum ${require('opossum/package.json').version}, node ${process.version})`);
+}
+
 (async () => {
+  if (MEMORY) {
+    await memoryWithServerDown();
+    await reporter.close();
+    return;
+  }
   await nsPerCall(bare);
   await nsPerCall(attached);
   const bareNs = [];

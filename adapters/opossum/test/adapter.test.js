@@ -274,3 +274,41 @@ test('with the server down calls never wait, memory stays bounded, and everythin
     await down.close();
   }
 });
+
+test('a 503 with Retry-After holds the next attempt back that long, then the same batch is sent', async () => {
+  const http = require('node:http');
+  const attempts = [];
+  const busy = http.createServer((request, response) => {
+    let body = '';
+    request.on('data', chunk => { body += chunk; });
+    request.on('end', () => {
+      if (request.url !== '/api/v1/ingest') {
+        response.writeHead(404).end();
+        return;
+      }
+      const batch = JSON.parse(body);
+      attempts.push({ atMs: Date.now(), seq: batch.seq });
+      if (attempts.length === 1) {
+        response.writeHead(503, { 'retry-after': '1', 'content-type': 'application/json' });
+        response.end('{"error":"overloaded","detail":"queue full"}');
+      } else {
+        response.writeHead(200, { 'content-type': 'application/json' });
+        response.end(JSON.stringify({ seq: batch.seq, duplicate: false }));
+      }
+    });
+  });
+  await new Promise(resolve => busy.listen(0, '127.0.0.1', resolve));
+  const { breaker } = breakerFor('busy');
+  const reporter = fusebox.attach(breaker, {
+    url: `http://127.0.0.1:${busy.address().port}`, key: 'fbk_test', service: SERVICE, instance: 'node-1',
+    intervalMs: 50, followConfigs: false, onWarning: () => {}
+  });
+  try {
+    await waitFor('the batch acknowledged after the refusal', 10000, () => reporter.snapshot().batchesAcked > 0);
+    assert.equal(attempts[1].seq, attempts[0].seq);
+    assert.ok(attempts[1].atMs - attempts[0].atMs >= 1000, `retried after ${attempts[1].atMs - attempts[0].atMs} ms`);
+  } finally {
+    await reporter.close();
+    busy.close();
+  }
+});

@@ -265,3 +265,45 @@ def test_a_call_never_waits_for_a_hanging_server(server):
             # What it could not send to the hanging server is expected here.
             warnings.simplefilter("ignore")
             reporter.close()
+
+
+def test_a_503_with_retry_after_holds_the_next_attempt_back_then_the_same_batch_is_sent():
+    import http.server
+
+    attempts = []
+
+    class Busy(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            batch = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if self.path != "/api/v1/ingest":
+                self.send_response(404)
+                self.end_headers()
+                return
+            attempts.append((time.monotonic(), batch["seq"]))
+            if len(attempts) == 1:
+                body, status, headers = b'{"error":"overloaded","detail":"queue full"}', 503, {"Retry-After": "1"}
+            else:
+                body, status, headers = json.dumps({"seq": batch["seq"], "duplicate": False}).encode(), 200, {}
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    busy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+    threading.Thread(target=busy.serve_forever, daemon=True).start()
+    breaker = pybreaker.CircuitBreaker(name="busy")
+    reporter = fusebox_pybreaker.attach(breaker, url=f"http://127.0.0.1:{busy.server_address[1]}", key="fbk_test",
+                                        service=SERVICE, instance="py-1", interval_s=0.05, follow_configs=False)
+    try:
+        wait_for("the batch acknowledged after the refusal", 10, lambda: reporter.snapshot()["batches_acked"] > 0)
+        assert attempts[1][1] == attempts[0][1]
+        assert attempts[1][0] - attempts[0][0] >= 1.0, f"retried after {attempts[1][0] - attempts[0][0]:.3f} s"
+    finally:
+        reporter.close()
+        busy.shutdown()
