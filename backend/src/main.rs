@@ -325,6 +325,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let running = server::start(args.options()?).await?;
             let url = running.url();
             let demo = backend::demo::start(&running).await?;
+            let runtimes = backend::demo::adapters::locate();
+            let (node_service, _) = backend::demo::adapters::NODE_SERVICE;
+            let (python_service, _) = backend::demo::adapters::PYTHON_SERVICE;
+            if let Err(reason) = &runtimes.node {
+                println!("fusebox demo: leaving out the Node.js service {node_service}: {reason}");
+            }
+            if let Err(reason) = &runtimes.python {
+                println!("fusebox demo: leaving out the Python service {python_service}: {reason}");
+            }
+            let adapters = backend::demo::adapters::start(&running, &runtimes).await?;
             println!("fusebox demo: open {url} in a browser (Ctrl-C to stop)");
             println!(
                 "fusebox demo: to review and accept tuned thresholds, sign in as the demo's admin \
@@ -335,7 +345,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let signal = async move {
                 shutdown_signal().await;
                 // Flush the simulated services' reporters while the server still listens.
-                if tokio::time::timeout(SHUTDOWN_GRACE, demo.shutdown())
+                let services = async {
+                    tokio::join!(demo.shutdown(), adapters.shutdown());
+                };
+                if tokio::time::timeout(SHUTDOWN_GRACE, services)
                     .await
                     .is_err()
                 {

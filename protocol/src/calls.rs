@@ -1,11 +1,16 @@
-//! Per-call events, for adapters of breaker libraries that only expose those (opossum,
-//! pybreaker). The server folds them into the same per-second aggregates a reporter sends.
+//! Per-call events, for adapters of breaker libraries that would rather send each call than
+//! count them. The server folds them into the same per-second aggregates a reporter sends.
+//!
+//! A call or transition that carries no `config_version` takes the version the server last
+//! heard from that instance for that breaker (the caller of [`CallBatch::into_ingest_batch`]
+//! says which), so an event without one never moves the fleet's view of an instance back to
+//! version 0.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Aggregate, IngestBatch, LatencyHistogram, OutcomeCounts, State, Transition};
+use crate::{Aggregate, IngestBatch, LatencyHistogram, OutcomeCounts, State, Transition, Trigger};
 use crate::{ValidationError, validate_name};
 
 /// How one call ended.
@@ -37,6 +42,32 @@ pub struct CallEvent {
     /// The breaker's state when the call ended.
     #[serde(default = "closed")]
     pub state: State,
+    /// The config version the breaker ran when the call ended; absent: the version the
+    /// instance last reported for this breaker.
+    #[serde(default, deserialize_with = "crate::int64::option")]
+    pub config_version: Option<u64>,
+    /// The failure rate (0–1) the breaker judged over its window when the call ended.
+    #[serde(default)]
+    pub failure_rate: Option<f64>,
+    /// The failure-rate threshold (0–1) it trips at.
+    #[serde(default)]
+    pub failure_rate_threshold: Option<f64>,
+}
+
+/// A state transition sent with per-call events: a [`Transition`] whose `config_version` may be
+/// absent (then the version the instance last reported for this breaker).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CallTransition {
+    pub breaker: String,
+    pub at_ms: i64,
+    pub from: State,
+    pub to: State,
+    #[serde(default)]
+    pub trigger: Option<Trigger>,
+    #[serde(default, deserialize_with = "crate::int64::option")]
+    pub config_version: Option<u64>,
 }
 
 fn closed() -> State {
@@ -57,7 +88,7 @@ pub struct CallBatch {
     #[serde(default)]
     pub calls: Vec<CallEvent>,
     #[serde(default)]
-    pub transitions: Vec<Transition>,
+    pub transitions: Vec<CallTransition>,
 }
 
 impl CallBatch {
@@ -77,14 +108,32 @@ impl CallBatch {
                     detail: format!("{ms} is not a duration in ms"),
                 });
             }
+            for (field, rate) in [
+                ("failure_rate", call.failure_rate),
+                ("failure_rate_threshold", call.failure_rate_threshold),
+            ] {
+                if let Some(rate) = rate
+                    && !(0.0..=1.0).contains(&rate)
+                {
+                    return Err(ValidationError {
+                        path: at(field),
+                        detail: format!("{rate} is not a rate between 0 and 1"),
+                    });
+                }
+            }
         }
         Ok(())
     }
 
     /// Folds the calls into one aggregate per breaker per second (ascending), with the state
-    /// at the end of each second (the last call's, or a later transition's).
-    pub fn into_ingest_batch(self) -> IngestBatch {
+    /// at the end of each second (the last call's, or a later transition's) and the last call's
+    /// config version and failure rate. `known_version` gives, per breaker, the version the
+    /// instance last reported: a second whose calls carry none, and a transition without one,
+    /// take it.
+    pub fn into_ingest_batch(self, known_version: impl Fn(&str) -> u64) -> IngestBatch {
         let mut seconds: BTreeMap<(String, i64), (Aggregate, i64)> = BTreeMap::new();
+        // The newest version a call carried, per aggregate, with its call's time.
+        let mut versions: BTreeMap<(String, i64), (i64, u64)> = BTreeMap::new();
         for call in self.calls {
             // Saturating: a time near i64::MIN folds without overflow; validation refuses it.
             let start_ms = call.at_ms.div_euclid(1_000).saturating_mul(1_000);
@@ -128,13 +177,31 @@ impl CallBatch {
             if call.at_ms >= *last_at {
                 aggregate.state = call.state;
                 *last_at = call.at_ms;
+                if call.failure_rate.is_some() {
+                    aggregate.failure_rate = call.failure_rate;
+                }
+                if call.failure_rate_threshold.is_some() {
+                    aggregate.failure_rate_threshold = call.failure_rate_threshold;
+                }
+            }
+            if let Some(version) = call.config_version {
+                let newest = versions
+                    .entry((call.breaker.clone(), start_ms))
+                    .or_insert((call.at_ms, version));
+                if call.at_ms >= newest.0 {
+                    *newest = (call.at_ms, version);
+                }
             }
         }
         // An aggregate's state is the state at the end of its second: a transition after the
         // second's last call moves it.
         let aggregates = seconds
-            .into_values()
-            .map(|(mut aggregate, last_call_ms)| {
+            .into_iter()
+            .map(|(key, (mut aggregate, last_call_ms))| {
+                aggregate.config_version = match versions.get(&key) {
+                    Some(&(_, version)) => version,
+                    None => known_version(&aggregate.breaker),
+                };
                 let end_ms = aggregate.start_ms.saturating_add(1_000);
                 if let Some(latest) = self
                     .transitions
@@ -154,7 +221,20 @@ impl CallBatch {
             seq: self.seq,
             sent_at_ms: self.sent_at_ms,
             aggregates,
-            transitions: self.transitions,
+            transitions: self
+                .transitions
+                .into_iter()
+                .map(|t| Transition {
+                    config_version: t
+                        .config_version
+                        .unwrap_or_else(|| known_version(&t.breaker)),
+                    breaker: t.breaker,
+                    at_ms: t.at_ms,
+                    from: t.from,
+                    to: t.to,
+                    trigger: t.trigger,
+                })
+                .collect(),
             dropped: Default::default(),
         }
     }

@@ -31,7 +31,7 @@ pub use alerts::{
     AlertEventRecord, AlertNotice, AlertRule, AlertRuleKind, AlertRuleView, SilenceRequest,
 };
 pub use auto::{AutoTuneBounds, AutoTuneChange, AutoTuneSettings, AutoTuneStep, AutoTuneView};
-pub use calls::{CallBatch, CallEvent, CallOutcome};
+pub use calls::{CallBatch, CallEvent, CallOutcome, CallTransition};
 pub use config::{
     BreakerConfig, BreakerMode, ConfigRefusal, ConfigStatus, ConfigStatusReport, HalfOpenRule,
     WaitConfig, WindowConfig,

@@ -158,6 +158,9 @@ fn calls_fold_into_per_second_aggregates() {
                 latency_ms,
                 slow: latency_ms.is_some_and(|ms| ms > 1_000.0),
                 state,
+                config_version: None,
+                failure_rate: None,
+                failure_rate_threshold: None,
             }
         };
     let batch = CallBatch {
@@ -181,7 +184,7 @@ fn calls_fold_into_per_second_aggregates() {
         transitions: vec![],
     };
     assert_eq!(batch.validate_calls(), Ok(()));
-    let folded = batch.into_ingest_batch();
+    let folded = batch.into_ingest_batch(|_| 0);
     assert_eq!(folded.seq, 3);
     let summary: Vec<(&str, i64, u64, u64, u64, u64, State)> = folded
         .aggregates
@@ -212,6 +215,79 @@ fn calls_fold_into_per_second_aggregates() {
 }
 
 #[test]
+fn folded_calls_keep_the_instance_version_unless_they_carry_one() {
+    let call = |breaker: &str, at_ms: i64, config_version: Option<u64>| CallEvent {
+        breaker: breaker.into(),
+        at_ms,
+        outcome: CallOutcome::Failure,
+        latency_ms: Some(2.0),
+        slow: false,
+        state: State::Closed,
+        config_version,
+        failure_rate: config_version.map(|_| 0.25),
+        failure_rate_threshold: config_version.map(|_| 0.5),
+    };
+    let transition = |breaker: &str, config_version: Option<u64>| CallTransition {
+        breaker: breaker.into(),
+        at_ms: 5_100,
+        from: State::Closed,
+        to: State::Open,
+        trigger: None,
+        config_version,
+    };
+    let batch = CallBatch {
+        service: "s".into(),
+        instance: "i".into(),
+        seq: 1,
+        sent_at_ms: 10_000,
+        calls: vec![
+            call("a", 5_100, Some(3)),
+            call("a", 5_050, Some(2)),
+            call("a", 5_200, None),
+            call("b", 5_100, None),
+        ],
+        transitions: vec![transition("a", Some(4)), transition("b", None)],
+    };
+    // The server last heard version 7 for "b" and 6 for "a" from this instance.
+    let folded = batch.into_ingest_batch(|breaker| if breaker == "b" { 7 } else { 6 });
+    let versions: Vec<(&str, u64, Option<f64>, Option<f64>)> = folded
+        .aggregates
+        .iter()
+        .map(|a| {
+            (
+                a.breaker.as_str(),
+                a.config_version,
+                a.failure_rate,
+                a.failure_rate_threshold,
+            )
+        })
+        .collect();
+    assert_eq!(
+        versions,
+        vec![("a", 3, Some(0.25), Some(0.5)), ("b", 7, None, None)]
+    );
+    let transitions: Vec<(&str, u64)> = folded
+        .transitions
+        .iter()
+        .map(|t| (t.breaker.as_str(), t.config_version))
+        .collect();
+    assert_eq!(transitions, vec![("a", 4), ("b", 7)]);
+}
+
+#[test]
+fn a_rate_out_of_range_is_named() {
+    let batch: CallBatch = serde_json::from_str(
+        r#"{"service":"s","instance":"i","seq":1,"sent_at_ms":0,
+            "calls":[{"breaker":"a","at_ms":0,"outcome":"success","failure_rate":1.5}]}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        batch.validate_calls().unwrap_err().path,
+        "$.calls[0].failure_rate"
+    );
+}
+
+#[test]
 fn a_negative_latency_is_named() {
     let batch = CallBatch {
         service: "s".into(),
@@ -225,6 +301,9 @@ fn a_negative_latency_is_named() {
             latency_ms: Some(-1.0),
             slow: false,
             state: State::Closed,
+            config_version: None,
+            failure_rate: None,
+            failure_rate_threshold: None,
         }],
         transitions: vec![],
     };
@@ -511,10 +590,13 @@ fn folded_calls_never_count_rejected_calls_as_slow_or_timed() {
             latency_ms: Some(5_000.0),
             slow: true,
             state: State::Open,
+            config_version: None,
+            failure_rate: None,
+            failure_rate_threshold: None,
         }],
         transitions: vec![],
     };
-    let folded = batch.into_ingest_batch();
+    let folded = batch.into_ingest_batch(|_| 0);
     assert_eq!(folded.aggregates[0].counts.rejected, 1);
     assert_eq!(folded.aggregates[0].counts.slow, 0);
     assert_eq!(folded.aggregates[0].latency.total(), 0);
@@ -540,10 +622,13 @@ fn extreme_timestamps_are_refused_without_overflow() {
                 latency_ms: Some(1e300),
                 slow: false,
                 state: State::Closed,
+                config_version: None,
+                failure_rate: None,
+                failure_rate_threshold: None,
             }],
             transitions: vec![],
         };
-        let folded = batch.into_ingest_batch();
+        let folded = batch.into_ingest_batch(|_| 0);
         assert_eq!(
             validate_batch(&folded, 0).unwrap_err().path,
             "$.aggregates[0].start_ms"

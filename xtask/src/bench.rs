@@ -4,17 +4,19 @@
 //! Benchmarks are figures, not verdicts, so none of them is in the test suite: each is a
 //! `harness = false` bench binary run with `cargo bench -p PACKAGE --bench NAME` (optimised, with
 //! inherited output). The browser bench needs Chromium and the release dashboard bundle, which
-//! this command installs and builds first, as `cargo xtask test` does. A bench that fails does
-//! not stop the others; the command fails at the end, naming it.
+//! this command installs and builds first, as `cargo xtask test` does. The adapters' benches are
+//! scripts (`adapters/opossum/bench/overhead.js` under Node.js, `adapters/pybreaker/bench/overhead.py`
+//! in the adapters' virtual environment), with their libraries installed first when missing. A
+//! bench that fails does not stop the others; the command fails at the end, naming it.
 
 use std::process::Command;
 use std::time::Instant;
 
 use anyhow::bail;
 
-use crate::{build_ui, cargo, describe, step, test_suite, workspace_root};
+use crate::{adapters, build_ui, cargo, describe, step, test_suite, workspace_root};
 
-/// One bench binary.
+/// One bench binary, or an adapter's bench script.
 struct Bench {
     name: &'static str,
     package: &'static str,
@@ -22,16 +24,25 @@ struct Bench {
     what: &'static str,
     /// Needs Chromium and the dashboard bundle.
     browser: bool,
+    /// An adapter's script instead of a cargo bench.
+    script: Option<Script>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Script {
+    Opossum,
+    Pybreaker,
 }
 
 /// Every bench of the workspace, in the order a full run takes them.
-const BENCHES: [Bench; 6] = [
+const BENCHES: [Bench; 8] = [
     Bench {
         name: "hot_path",
         package: "breaker",
         what: "the breaker's closed hot path and Open rejections against recloser and failsafe, \
                allocations per call (criterion, then a summary table)",
         browser: false,
+        script: None,
     },
     Bench {
         name: "alerts",
@@ -39,6 +50,7 @@ const BENCHES: [Bench; 6] = [
         what: "transition ingested → webhook delivered, p50/p99/max \
                (FUSEBOX_BENCH_ALERTS=N trips, default 300)",
         browser: false,
+        script: None,
     },
     Bench {
         name: "browser_load",
@@ -46,6 +58,7 @@ const BENCHES: [Bench; 6] = [
         what: "the dashboard with 500 live breakers as tiles and 2,000 in the matrix in headless \
                Chromium, the bundle's size, transition → visible in the page",
         browser: true,
+        script: None,
     },
     Bench {
         name: "fleet",
@@ -53,6 +66,7 @@ const BENCHES: [Bench; 6] = [
         what: "engine suggestions for 1,000 breakers × 7 days of minute rollups, median of rounds \
                (FUSEBOX_BENCH_BREAKERS, FUSEBOX_BENCH_ROUNDS)",
         browser: false,
+        script: None,
     },
     Bench {
         name: "server",
@@ -60,6 +74,7 @@ const BENCHES: [Bench; 6] = [
         what: "ingest over HTTP against raw inserts, breaker detail over 10 M outcomes, RSS per \
                live breaker (`-- quick`; `-- ingest|detail|memory` for one part)",
         browser: false,
+        script: None,
     },
     Bench {
         name: "soak",
@@ -67,6 +82,25 @@ const BENCHES: [Bench; 6] = [
         what: "fusebox serve killed with SIGKILL 20 times under 10,000 events/s: lost, duplicated, \
                partial (`-- --rounds N`)",
         browser: false,
+        script: None,
+    },
+    Bench {
+        name: "opossum",
+        package: "adapters/opossum",
+        what: "fusebox-opossum's added time per call against bare opossum in the same run, median of \
+               rounds (`-- CALLS ROUNDS`, default 200000 7; `-- memory MINUTES`: memory at 1,000 calls/s with \
+               the server down)",
+        browser: false,
+        script: Some(Script::Opossum),
+    },
+    Bench {
+        name: "pybreaker",
+        package: "adapters/pybreaker",
+        what: "fusebox-pybreaker's added time per call against bare pybreaker in the same run, \
+               median of rounds (`-- CALLS ROUNDS`, default 200000 7; `-- memory MINUTES`: memory at 1,000 \
+               calls/s with the server down)",
+        browser: false,
+        script: Some(Script::Pybreaker),
     },
 ];
 
@@ -85,10 +119,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let (only, bench_args) = match parse(args)? {
         Plan::List => {
             for bench in &BENCHES {
-                println!(
-                    "{:<13} cargo bench -p {} --bench {}\n              {}",
-                    bench.name, bench.package, bench.name, bench.what
-                );
+                let how = match bench.script {
+                    None => format!("cargo bench -p {} --bench {}", bench.package, bench.name),
+                    Some(Script::Opossum) => "node adapters/opossum/bench/overhead.js".to_string(),
+                    Some(Script::Pybreaker) => {
+                        "python adapters/pybreaker/bench/overhead.py".to_string()
+                    }
+                };
+                println!("{:<13} {how}\n              {}", bench.name, bench.what);
             }
             return Ok(());
         }
@@ -114,17 +152,39 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             "bench `{}` ({}): {}",
             bench.name, bench.package, bench.what
         ));
-        let mut command = Command::new(cargo());
-        command.current_dir(workspace_root()).args([
-            "bench",
-            "-p",
-            bench.package,
-            "--bench",
-            bench.name,
-        ]);
-        if !bench_args.is_empty() {
-            command.arg("--").args(&bench_args);
-        }
+        let mut command = match bench.script {
+            None => {
+                let mut command = Command::new(cargo());
+                command.current_dir(workspace_root()).args([
+                    "bench",
+                    "-p",
+                    bench.package,
+                    "--bench",
+                    bench.name,
+                ]);
+                if !bench_args.is_empty() {
+                    command.arg("--");
+                }
+                command
+            }
+            Some(Script::Opossum) => {
+                adapters::ensure_opossum()?;
+                let mut command = Command::new("node");
+                command
+                    .current_dir(adapters::opossum_dir())
+                    .arg("bench/overhead.js");
+                command
+            }
+            Some(Script::Pybreaker) => {
+                let python = adapters::ensure_python_env()?;
+                let mut command = Command::new(python);
+                command
+                    .current_dir(adapters::pybreaker_dir())
+                    .arg("bench/overhead.py");
+                command
+            }
+        };
+        command.args(&bench_args);
         if let (true, Some(dist)) = (bench.browser, &dist) {
             command.env("FUSEBOX_DIST", dist);
             eprintln!("    with FUSEBOX_DIST={}", dist.display());
@@ -253,9 +313,17 @@ mod tests {
         on_disk.sort();
         let mut listed: Vec<String> = BENCHES
             .iter()
+            .filter(|bench| bench.script.is_none())
             .map(|bench| format!("{}/{}", bench.package, bench.name))
             .collect();
         listed.sort();
         assert_eq!(listed, on_disk);
+        for (script, path) in [
+            (Script::Opossum, "adapters/opossum/bench/overhead.js"),
+            (Script::Pybreaker, "adapters/pybreaker/bench/overhead.py"),
+        ] {
+            assert!(BENCHES.iter().any(|bench| bench.script == Some(script)));
+            assert!(workspace_root().join(path).exists(), "{path} is missing");
+        }
     }
 }

@@ -11,10 +11,15 @@
 //! - `fuzz [--seconds N]`: each cargo-fuzz target for N seconds on nightly ([`fuzz`]).
 //! - `schemathesis`: schemathesis against a served API document ([`schemathesis`]); also the
 //!   last step of `test`.
+//! - `adapters`: the opossum and pybreaker adapters' suites against the real server
+//!   ([`adapters`]); also a step of `test`.
+//! - `screenshots`: the README's screenshots, taken from the demo in headless Chromium
+//!   ([`screenshots`]).
 //!
 //! Everything shells out with `std::process::Command` and says what it runs; there is no build.rs
 //! that calls cargo, so a plain `cargo build` never triggers a hidden nested wasm build.
 
+mod adapters;
 mod apt;
 mod bench;
 mod build_ui;
@@ -43,6 +48,8 @@ commands:
   screenshots            take the README's screenshots from the demo into docs/screenshots/
   fuzz [--seconds N]     run each fuzz target in fuzz/ for N seconds (30) on nightly
   schemathesis           run schemathesis (pinned) against a served API, as admin and as an ingest key
+  adapters               run the opossum (node --test) and pybreaker (pytest) adapter suites against
+                         the real server, installing Node.js, opossum, pybreaker and pytest if missing
 
 environment:
   FUSEBOX_SCHEMATHESIS_EXAMPLES=N   cases per operation and phase (default 50)
@@ -98,6 +105,12 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
             }
             screenshots::run()
         }
+        "adapters" => {
+            if !rest.is_empty() {
+                bail!("adapters takes no arguments, got {rest:?}");
+            }
+            adapters::run_tests()
+        }
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())
@@ -118,6 +131,7 @@ fn demo(extra_args: &[String]) -> anyhow::Result<()> {
         _ => extra_args,
     };
     let dist = build_ui::build_ui(&build_ui::Options { release: true })?;
+    let python = adapters::prepare_demo();
     step("starting the demo server (`fusebox demo`); it prints the dashboard URL");
     let mut command = Command::new(cargo());
     command
@@ -125,6 +139,9 @@ fn demo(extra_args: &[String]) -> anyhow::Result<()> {
         .args(["run", "-p", "backend", "--", "demo", "--anonymous-viewer"])
         .args(extra_args)
         .env("FUSEBOX_DIST", &dist);
+    if let Some(python) = python {
+        command.env("FUSEBOX_DEMO_PYTHON", python);
+    }
     run_command(&mut command)
 }
 

@@ -1,12 +1,14 @@
 //! `cargo xtask test`: every test of the workspace on a fresh machine, the browser tests included,
-//! then schemathesis against the served API document.
+//! then the adapters' suites (`node --test`, `pytest`) and schemathesis against the served API
+//! document.
 //!
 //! A test that cannot run skips loudly and appends a line to the file named by
 //! `FUSEBOX_SKIP_LOG` (`tests::skip`). This command points that at a fresh file and fails at the
 //! end, listing them, when any test skipped: a skipped test is not a passed one. (The browser,
 //! Alertmanager and PostgreSQL tests fail outright here, since `FUSEBOX_REQUIRE_BROWSER`,
 //! `FUSEBOX_REQUIRE_ALERTMANAGER` and `FUSEBOX_REQUIRE_POSTGRES` are set too; the log catches any
-//! other skip.)
+//! other skip. `FUSEBOX_REQUIRE_ADAPTERS` likewise for the browser test of the adapters' services,
+//! whose Node.js, opossum and pybreaker are installed first.)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,8 +32,11 @@ pub fn run() -> anyhow::Result<()> {
     step("building the dashboard bundle the browser tests load");
     let dist = build_ui::build_ui(&build_ui::Options { release: true })?;
 
+    // The browser test runs the adapters' demo services: Node.js with opossum, pybreaker.
+    let adapters_python = crate::adapters::ensure_all()?;
+
     let skip_log = fresh_skip_log()?;
-    step("running every test of the workspace (browser and Alertmanager tests required)");
+    step("running every test of the workspace (browser, Alertmanager and adapter tests required)");
     let mut command = Command::new(cargo());
     command
         .current_dir(workspace_root())
@@ -40,10 +45,13 @@ pub fn run() -> anyhow::Result<()> {
         .env("FUSEBOX_REQUIRE_BROWSER", "1")
         .env("FUSEBOX_REQUIRE_ALERTMANAGER", "1")
         .env("FUSEBOX_REQUIRE_POSTGRES", "1")
+        .env("FUSEBOX_REQUIRE_ADAPTERS", "1")
+        .env("FUSEBOX_DEMO_PYTHON", &adapters_python)
         .env("FUSEBOX_DIST", &dist)
         .env("FUSEBOX_SKIP_LOG", &skip_log);
     eprintln!(
-        "    with FUSEBOX_REQUIRE_BROWSER=1 FUSEBOX_REQUIRE_ALERTMANAGER=1 FUSEBOX_REQUIRE_POSTGRES=1 FUSEBOX_DIST={} FUSEBOX_SKIP_LOG={}",
+        "    with FUSEBOX_REQUIRE_BROWSER=1 FUSEBOX_REQUIRE_ALERTMANAGER=1 FUSEBOX_REQUIRE_POSTGRES=1 FUSEBOX_REQUIRE_ADAPTERS=1 FUSEBOX_DEMO_PYTHON={} FUSEBOX_DIST={} FUSEBOX_SKIP_LOG={}",
+        adapters_python.display(),
         dist.display(),
         skip_log.display()
     );
@@ -51,6 +59,8 @@ pub fn run() -> anyhow::Result<()> {
     let skipped = read_skips(&skip_log)?;
     report_skips(&skipped);
     tests?;
+
+    crate::adapters::run_tests()?;
 
     crate::schemathesis::run(&crate::schemathesis::Options::from_env()?)?;
     if !skipped.is_empty() {

@@ -13,6 +13,7 @@
 //! adds an admin whose one-time sign-in link (`#signin=CODE`, see `auth::code`) `fusebox demo`
 //! prints.
 
+pub mod adapters;
 pub mod history;
 
 use std::collections::HashMap;

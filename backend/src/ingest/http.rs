@@ -9,15 +9,17 @@ use crate::error::AppError;
 use crate::extract::JsonBody;
 use crate::ingest::IngestQueue;
 use crate::ingest::limits::Limits;
-use crate::state::AppState;
+use crate::state::{AppState, SharedFleet};
 use crate::time::Clock;
 
-/// What accepting a batch needs: the writer's queue, the limits and the clock.
+/// What accepting a batch needs: the writer's queue, the limits and the clock; and the fleet,
+/// for the config versions that per-call events leave out.
 #[derive(Clone)]
 pub struct Accept {
     ingest: IngestQueue,
     limits: Limits,
     clock: Clock,
+    fleet: SharedFleet,
 }
 
 impl axum::extract::FromRef<AppState> for Accept {
@@ -26,6 +28,7 @@ impl axum::extract::FromRef<AppState> for Accept {
             ingest: app.ingest.clone(),
             limits: app.limits,
             clock: app.clock.clone(),
+            fleet: app.fleet.clone(),
         }
     }
 }
@@ -72,7 +75,18 @@ pub async fn ingest_calls(
     // The calls are folded into aggregates: a path into the folded batch is turned back into
     // one into the body sent, the first call of the breaker named.
     let call_breakers: Vec<String> = calls.calls.iter().map(|c| c.breaker.clone()).collect();
-    match accept(&app, ingester, calls.into_ingest_batch()).await {
+    // An event without a config version keeps the one the instance last reported, so an
+    // adapter that does not know it never shows the instance as running version 0.
+    let batch = {
+        let fleet = app.fleet.read().expect("fleet lock poisoned");
+        let (service, instance) = (calls.service.clone(), calls.instance.clone());
+        calls.into_ingest_batch(|breaker| {
+            fleet
+                .instance_of(&service, breaker, &instance)
+                .map_or(0, |live| live.config_version)
+        })
+    };
+    match accept(&app, ingester, batch).await {
         Err(AppError::LimitExceeded(mut err)) if err.path.starts_with("$.aggregates[") => {
             if let Some(idx) = call_breakers.iter().position(|b| *b == err.name) {
                 err.path = format!("$.calls[{idx}].breaker");

@@ -318,3 +318,45 @@ async fn per_call_events_are_folded_into_aggregates() {
         .unwrap();
     assert_eq!(breakers[0].state, State::Open);
 }
+
+#[tokio::test]
+async fn per_call_events_without_a_version_keep_the_instance_version() {
+    let server = TestServer::start_with(|o| o.anonymous_viewer = true)
+        .await
+        .unwrap();
+    let key = server.ingest_key("mixed").await.unwrap();
+    let now = now_ms();
+    let second = now.div_euclid(1000) * 1000 - 5_000;
+    // The instance first reports version 3 through aggregates, as the Rust reporter does.
+    let aggregate = json!({"service": "mixed", "instance": "node-1", "seq": 1, "sent_at_ms": now,
+        "aggregates": [{"breaker": "db", "start_ms": second - 1_000, "interval_ms": 1_000,
+                        "counts": {"success": 1}, "state": "closed", "config_version": 3}]});
+    post_batch(&server.url(), &key, &aggregate).await;
+    let version = async |server: &TestServer| -> (u64, Option<f64>) {
+        let breakers: Vec<protocol::BreakerSummary> = server
+            .get_json("/api/v1/breakers?service=mixed", None)
+            .await;
+        (
+            breakers[0].instances[0].config_version,
+            breakers[0].failure_rate_threshold,
+        )
+    };
+    assert_eq!(version(&server).await.0, 3);
+    // Calls and a transition without a version, later: the instance still runs version 3.
+    let calls = json!({"service": "mixed", "instance": "node-1", "seq": 2, "sent_at_ms": now,
+        "calls": [{"breaker": "db", "at_ms": second + 100, "outcome": "success", "latency_ms": 1.0}],
+        "transitions": [{"breaker": "db", "at_ms": second + 200, "from": "closed", "to": "open"}]});
+    let _: IngestAck = server.post_json("/api/v1/ingest/calls", &key, &calls).await;
+    assert_eq!(version(&server).await.0, 3);
+    let transitions: Vec<TransitionRecord> = server
+        .get_json("/api/v1/breakers/mixed/db/transitions", None)
+        .await;
+    assert_eq!(transitions[0].transition.config_version, 3);
+    // A call that carries its version and failure-rate threshold moves both.
+    let calls = json!({"service": "mixed", "instance": "node-1", "seq": 3, "sent_at_ms": now,
+        "calls": [{"breaker": "db", "at_ms": second + 1_100, "outcome": "failure", "latency_ms": 1.0,
+                   "state": "open", "config_version": 4, "failure_rate": 0.75,
+                   "failure_rate_threshold": 0.5}]});
+    let _: IngestAck = server.post_json("/api/v1/ingest/calls", &key, &calls).await;
+    assert_eq!(version(&server).await, (4, Some(0.5)));
+}

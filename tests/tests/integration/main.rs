@@ -4,6 +4,7 @@ mod auth_routes;
 mod auto;
 mod bad_input;
 mod browser;
+mod browser_adapters;
 mod browser_alerts;
 mod browser_dashboard;
 mod browser_demo;
