@@ -433,6 +433,21 @@ pub async fn accept_recommendation(client: &Client, id: i64) -> String {
     accepted
 }
 
+/// Waits for recommendation `id`'s card on the Recommendations page, opens its evidence and
+/// waits for the replay chart; returns the card's selector.
+pub async fn open_recommendation(client: &Client, id: i64) -> String {
+    let card = format!(".rec-card[data-id=\"{id}\"]");
+    wait_for_element(client, &card, "the recommendation in the list").await;
+    click(client, &format!("{card} .rec-detail summary")).await;
+    wait_for_element(
+        client,
+        &format!("{card} .rec-replay svg"),
+        "the replay chart",
+    )
+    .await;
+    card
+}
+
 /// Waits until the breaker page shows its four series charts.
 pub async fn wait_for_charts(client: &Client) {
     wait_until(

@@ -12,7 +12,7 @@ use std::process::Command;
 
 use anyhow::bail;
 
-use crate::{apt, cargo, run_command, step, target_dir, workspace_root};
+use crate::{apt, build_fusebox, run_command, step, target_dir, workspace_root};
 
 /// The pybreaker release the Python adapter is tested against.
 pub const PYBREAKER: &str = "pybreaker==1.4.1";
@@ -62,13 +62,7 @@ pub fn prepare_demo() -> Option<PathBuf> {
 /// Runs both suites; both run even when the first fails.
 pub fn run_tests() -> anyhow::Result<()> {
     let python = ensure_all()?;
-    step("building the server the adapter suites start");
-    run_command(
-        Command::new(cargo())
-            .current_dir(workspace_root())
-            .args(["build", "-p", "backend", "--bin", "fusebox"]),
-    )?;
-    let fusebox = target_dir().join("debug").join("fusebox");
+    let fusebox = build_fusebox("the server the adapter suites start")?;
 
     let mut failed = Vec::new();
     step("fusebox-opossum: node --test against a real fusebox serve and real opossum breakers");

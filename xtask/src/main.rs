@@ -185,6 +185,17 @@ pub fn run_command(command: &mut Command) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Builds the `fusebox` binary (debug) for `purpose`, saying so; returns its path.
+pub fn build_fusebox(purpose: &str) -> anyhow::Result<PathBuf> {
+    step(&format!("building {purpose}"));
+    run_command(
+        Command::new(cargo())
+            .current_dir(workspace_root())
+            .args(["build", "-p", "backend", "--bin", "fusebox"]),
+    )?;
+    Ok(target_dir().join("debug").join("fusebox"))
+}
+
 /// A command as a shell-like line (program and arguments; environment changes are not shown).
 pub fn describe(command: &Command) -> String {
     std::iter::once(command.get_program())

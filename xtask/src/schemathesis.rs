@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::{cargo, describe, run_command, step, target_dir, workspace_root};
+use crate::{build_fusebox, describe, run_command, step, target_dir, workspace_root};
 
 /// The schemathesis release the suite is pinned to.
 const VERSION: &str = "4.32.5";
@@ -44,13 +44,7 @@ impl Options {
 
 pub fn run(options: &Options) -> anyhow::Result<()> {
     let schemathesis = install()?;
-    step("building the server for the schemathesis run");
-    run_command(
-        Command::new(cargo())
-            .current_dir(workspace_root())
-            .args(["build", "-p", "backend", "--bin", "fusebox"]),
-    )?;
-    let fusebox = target_dir().join("debug").join("fusebox");
+    let fusebox = build_fusebox("the server for the schemathesis run")?;
     let work = target_dir().join("schemathesis-run");
     if work.exists() {
         std::fs::remove_dir_all(&work)

@@ -17,7 +17,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use fantoccini::Client;
-use tests::browser::{BrowserSetup, click, wait_for_charts, wait_for_element, wait_for_tile_state};
+use tests::browser::{
+    BrowserSetup, open_recommendation, wait_for_charts, wait_for_element, wait_for_tile_state,
+};
 
 /// The scripted incident starts 10 s after the demo and lasts 25 s: well within this.
 const INCIDENT_DEADLINE: Duration = Duration::from_secs(90);
@@ -75,15 +77,7 @@ async fn take(setup: &BrowserSetup, out: &std::path::Path) {
         .goto(&format!("{}/recommendations", server.url()))
         .await
         .expect("the recommendations page opens");
-    let card = format!(".rec-card[data-id=\"{}\"]", rec.id);
-    wait_for_element(&client, &card, "the demo's recommendation").await;
-    click(&client, &format!("{card} .rec-detail summary")).await;
-    wait_for_element(
-        &client,
-        &format!("{card} .rec-replay svg"),
-        "the replay chart",
-    )
-    .await;
+    open_recommendation(&client, rec.id).await;
     save(&client, out, "recommendation").await;
 
     demo.shutdown().await;

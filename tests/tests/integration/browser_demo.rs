@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use fantoccini::Locator;
 use tests::browser::{
-    BrowserSetup, accept_recommendation, click, count, save_screenshot, text, wait_for_element,
-    wait_until,
+    BrowserSetup, accept_recommendation, click, count, open_recommendation, save_screenshot, text,
+    wait_for_element, wait_until,
 };
 
 /// A demo instance follows a pushed config within its long poll.
@@ -40,19 +40,11 @@ async fn a_newcomer_signs_in_with_the_demo_link_and_accepts_the_recommendation()
         "signed in as the demo's admin"
     );
     click(&client, "nav a[href=\"/recommendations\"]").await;
-    let card = format!(".rec-card[data-id=\"{}\"]", rec.id);
-    wait_for_element(&client, &card, "the demo's recommendation in the list").await;
+    let card = open_recommendation(&client, rec.id).await;
     assert_eq!(
         text(&client, &format!("{card} .rec-breaker")).await,
         format!("{service} / {breaker}")
     );
-    click(&client, &format!("{card} .rec-detail summary")).await;
-    wait_for_element(
-        &client,
-        &format!("{card} .rec-replay svg"),
-        "the replay chart",
-    )
-    .await;
     assert!(
         client
             .find(Locator::Css(&format!("{card} .rec-diff tr.differs")))
