@@ -17,7 +17,7 @@ class OpossumReporter extends Reporter {
   constructor (options) {
     super(options);
     this.byBreaker = new Map();
-    this.onBeforeExit = () => { this.close(); };
+    this.onBeforeExit = () => { this.close().catch(() => {}); };
     process.once('beforeExit', this.onBeforeExit);
   }
 
@@ -25,7 +25,13 @@ class OpossumReporter extends Reporter {
   add (breaker, name) {
     if (this.byBreaker.has(breaker)) return this.byBreaker.get(breaker);
     const binding = new OpossumBinding(breaker, this, name);
-    super.add(binding);
+    try {
+      super.add(binding);
+    } catch (error) {
+      // Refused (a name already reported, the reporter closed): the breaker keeps no listener.
+      binding.detach();
+      throw error;
+    }
     this.byBreaker.set(breaker, binding);
     return binding;
   }

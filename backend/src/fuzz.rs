@@ -25,7 +25,7 @@ pub fn ingest(data: &[u8]) {
     match extract::parse::<CallBatch>(data) {
         Ok(calls) => {
             if calls.validate_calls().is_ok() {
-                check_validated(&calls.into_ingest_batch(|_| 0), &limits);
+                check_validated(&calls.into_ingest_batch(|_| None), &limits);
             }
         }
         Err(err) => expect_body_error(&err),
@@ -107,7 +107,7 @@ mod tests {
                 Ok(batch) => batch,
                 Err(_) => crate::extract::parse::<protocol::CallBatch>(&data)
                     .unwrap()
-                    .into_ingest_batch(|_| 0),
+                    .into_ingest_batch(|_| None),
             };
             assert_eq!(
                 protocol::validate_batch(&batch, super::NOW_MS),

@@ -1,10 +1,12 @@
 //! Per-call events, for adapters of breaker libraries that would rather send each call than
 //! count them. The server folds them into the same per-second aggregates a reporter sends.
 //!
-//! A call or transition that carries no `config_version` takes the version the server last
-//! heard from that instance for that breaker (the caller of [`CallBatch::into_ingest_batch`]
-//! says which), so an event without one never moves the fleet's view of an instance back to
-//! version 0.
+//! A call or transition that carries no `config_version` takes, for its breaker: the version of
+//! the latest earlier event of the same batch that carries one; else the version the server
+//! knows the instance runs (the caller of [`CallBatch::into_ingest_batch`] says which); else
+//! the first version a later event of the batch carries; else 0, the protocol's version of a
+//! breaker that runs no pushed config. So an event without a version never moves the fleet's
+//! view of an instance back to an older version, or to 0 while a version is known.
 
 use std::collections::BTreeMap;
 
@@ -128,9 +130,19 @@ impl CallBatch {
     /// Folds the calls into one aggregate per breaker per second (ascending), with the state
     /// at the end of each second (the last call's, or a later transition's) and the last call's
     /// config version and failure rate. `known_version` gives, per breaker, the version the
-    /// instance last reported: a second whose calls carry none, and a transition without one,
-    /// take it.
-    pub fn into_ingest_batch(self, known_version: impl Fn(&str) -> u64) -> IngestBatch {
+    /// server knows the instance runs, if any. A second whose calls carry no version, and a
+    /// transition without one, take the version of the breaker's latest earlier event in the
+    /// batch that carries one, else `known_version`, else the first version a later event of
+    /// the batch carries, else 0 (see the module's documentation).
+    pub fn into_ingest_batch(self, known_version: impl Fn(&str) -> Option<u64>) -> IngestBatch {
+        let carried = CarriedVersions::new(&self.calls, &self.transitions);
+        let version_at = |breaker: &str, at_ms: i64| {
+            carried
+                .latest_before(breaker, at_ms)
+                .or_else(|| known_version(breaker))
+                .or_else(|| carried.first(breaker))
+                .unwrap_or(0)
+        };
         let mut seconds: BTreeMap<(String, i64), (Aggregate, i64)> = BTreeMap::new();
         // The newest version a call carried, per aggregate, with its call's time.
         let mut versions: BTreeMap<(String, i64), (i64, u64)> = BTreeMap::new();
@@ -200,7 +212,8 @@ impl CallBatch {
             .map(|(key, (mut aggregate, last_call_ms))| {
                 aggregate.config_version = match versions.get(&key) {
                     Some(&(_, version)) => version,
-                    None => known_version(&aggregate.breaker),
+                    // Before the second ends: an event earlier in this second or before it.
+                    None => version_at(&aggregate.breaker, aggregate.start_ms.saturating_add(999)),
                 };
                 let end_ms = aggregate.start_ms.saturating_add(1_000);
                 if let Some(latest) = self
@@ -227,7 +240,7 @@ impl CallBatch {
                 .map(|t| Transition {
                     config_version: t
                         .config_version
-                        .unwrap_or_else(|| known_version(&t.breaker)),
+                        .unwrap_or_else(|| version_at(&t.breaker, t.at_ms)),
                     breaker: t.breaker,
                     at_ms: t.at_ms,
                     from: t.from,
@@ -237,5 +250,50 @@ impl CallBatch {
                 .collect(),
             dropped: Default::default(),
         }
+    }
+}
+
+/// The versions the events of one batch carry, per breaker, in time order.
+struct CarriedVersions {
+    by_breaker: BTreeMap<String, Vec<(i64, u64)>>,
+}
+
+// === impl CarriedVersions ===
+
+impl CarriedVersions {
+    fn new(calls: &[CallEvent], transitions: &[CallTransition]) -> CarriedVersions {
+        let mut by_breaker: BTreeMap<String, Vec<(i64, u64)>> = BTreeMap::new();
+        let calls = calls
+            .iter()
+            .filter_map(|c| Some((&c.breaker, c.at_ms, c.config_version?)));
+        let transitions = transitions
+            .iter()
+            .filter_map(|t| Some((&t.breaker, t.at_ms, t.config_version?)));
+        for (breaker, at_ms, version) in calls.chain(transitions) {
+            by_breaker
+                .entry(breaker.clone())
+                .or_default()
+                .push((at_ms, version));
+        }
+        for versions in by_breaker.values_mut() {
+            // Stable: of events at the same time, the one sent last counts as the later.
+            versions.sort_by_key(|&(at_ms, _)| at_ms);
+        }
+        CarriedVersions { by_breaker }
+    }
+
+    /// The version of the latest event of `breaker` at or before `at_ms`.
+    fn latest_before(&self, breaker: &str, at_ms: i64) -> Option<u64> {
+        let versions = self.by_breaker.get(breaker)?;
+        let n_before = versions.partition_point(|&(event_ms, _)| event_ms <= at_ms);
+        n_before.checked_sub(1).map(|idx| versions[idx].1)
+    }
+
+    /// The version of the earliest event of `breaker` that carries one.
+    fn first(&self, breaker: &str) -> Option<u64> {
+        self.by_breaker
+            .get(breaker)?
+            .first()
+            .map(|&(_, version)| version)
     }
 }

@@ -184,7 +184,7 @@ fn calls_fold_into_per_second_aggregates() {
         transitions: vec![],
     };
     assert_eq!(batch.validate_calls(), Ok(()));
-    let folded = batch.into_ingest_batch(|_| 0);
+    let folded = batch.into_ingest_batch(|_| None);
     assert_eq!(folded.seq, 3);
     let summary: Vec<(&str, i64, u64, u64, u64, u64, State)> = folded
         .aggregates
@@ -249,7 +249,7 @@ fn folded_calls_keep_the_instance_version_unless_they_carry_one() {
         transitions: vec![transition("a", Some(4)), transition("b", None)],
     };
     // The server last heard version 7 for "b" and 6 for "a" from this instance.
-    let folded = batch.into_ingest_batch(|breaker| if breaker == "b" { 7 } else { 6 });
+    let folded = batch.into_ingest_batch(|breaker| Some(if breaker == "b" { 7 } else { 6 }));
     let versions: Vec<(&str, u64, Option<f64>, Option<f64>)> = folded
         .aggregates
         .iter()
@@ -272,6 +272,77 @@ fn folded_calls_keep_the_instance_version_unless_they_carry_one() {
         .map(|t| (t.breaker.as_str(), t.config_version))
         .collect();
     assert_eq!(transitions, vec![("a", 4), ("b", 7)]);
+}
+
+#[test]
+fn folded_events_without_a_version_carry_the_batch_newest_earlier_version_forward() {
+    let call = |at_ms: i64, config_version: Option<u64>| CallEvent {
+        breaker: "a".into(),
+        at_ms,
+        outcome: CallOutcome::Success,
+        latency_ms: Some(1.0),
+        slow: false,
+        state: State::Closed,
+        config_version,
+        failure_rate: None,
+        failure_rate_threshold: None,
+    };
+    let transition = |at_ms: i64, config_version: Option<u64>| CallTransition {
+        breaker: "a".into(),
+        at_ms,
+        from: State::Closed,
+        to: State::Open,
+        trigger: None,
+        config_version,
+    };
+    let batch = |known: Option<u64>| {
+        CallBatch {
+            service: "s".into(),
+            instance: "i".into(),
+            seq: 1,
+            sent_at_ms: 10_000,
+            // Version 5 arrives in second 5; the calls of seconds 3 and 6 carry none, and a
+            // transition late in second 6 carries version 6 (the second ends on it).
+            calls: vec![call(3_100, None), call(5_100, Some(5)), call(6_100, None)],
+            transitions: vec![
+                transition(4_000, None),
+                transition(5_500, None),
+                transition(6_500, Some(6)),
+                transition(7_000, None),
+            ],
+        }
+        .into_ingest_batch(|_| known)
+    };
+    let versions = |folded: IngestBatch| {
+        let aggregates: Vec<(i64, u64)> = folded
+            .aggregates
+            .iter()
+            .map(|a| (a.start_ms, a.config_version))
+            .collect();
+        let transitions: Vec<(i64, u64)> = folded
+            .transitions
+            .iter()
+            .map(|t| (t.at_ms, t.config_version))
+            .collect();
+        (aggregates, transitions)
+    };
+    // The server knows version 4: events before any version of the batch take it, later ones
+    // take the newest version carried before them, never the server's older one.
+    assert_eq!(
+        versions(batch(Some(4))),
+        (
+            vec![(3_000, 4), (5_000, 5), (6_000, 6)],
+            vec![(4_000, 4), (5_500, 5), (6_500, 6), (7_000, 6)]
+        )
+    );
+    // The server knows nothing (a first batch): the first version of the batch, never 0.
+    assert_eq!(
+        versions(batch(None)),
+        (
+            vec![(3_000, 5), (5_000, 5), (6_000, 6)],
+            vec![(4_000, 5), (5_500, 5), (6_500, 6), (7_000, 6)]
+        )
+    );
 }
 
 #[test]
@@ -596,7 +667,7 @@ fn folded_calls_never_count_rejected_calls_as_slow_or_timed() {
         }],
         transitions: vec![],
     };
-    let folded = batch.into_ingest_batch(|_| 0);
+    let folded = batch.into_ingest_batch(|_| None);
     assert_eq!(folded.aggregates[0].counts.rejected, 1);
     assert_eq!(folded.aggregates[0].counts.slow, 0);
     assert_eq!(folded.aggregates[0].latency.total(), 0);
@@ -628,7 +699,7 @@ fn extreme_timestamps_are_refused_without_overflow() {
             }],
             transitions: vec![],
         };
-        let folded = batch.into_ingest_batch(|_| 0);
+        let folded = batch.into_ingest_batch(|_| None);
         assert_eq!(
             validate_batch(&folded, 0).unwrap_err().path,
             "$.aggregates[0].start_ms"

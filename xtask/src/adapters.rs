@@ -3,8 +3,9 @@
 //! `fusebox` binary (which they start on a temporary database, with keys made by its CLI).
 //!
 //! What they need is installed when missing, and said: Node.js and npm from Debian, opossum with
-//! npm into `adapters/opossum/node_modules` (the package's dev dependency), pybreaker and pytest
-//! from PyPI into a virtual environment under the target folder. The benches of the adapters
+//! npm into `adapters/opossum/node_modules` (the package's dev dependency, at exactly
+//! `OPOSSUM_VERSION`), pybreaker and pytest from PyPI into a virtual environment under the
+//! target folder. The benches of the adapters
 //! (`cargo xtask bench --only opossum|pybreaker`) use the same installs.
 
 use std::path::PathBuf;
@@ -16,6 +17,8 @@ use crate::{apt, build_fusebox, run_command, step, target_dir, workspace_root};
 
 /// The pybreaker release the Python adapter is tested against.
 pub const PYBREAKER: &str = "pybreaker==1.4.1";
+/// The opossum release the Node.js adapter is tested against (docs/adapters.md measured it).
+pub const OPOSSUM_VERSION: &str = "9.0.0";
 /// pytest, for the Python adapter's suite.
 const PYTEST: &str = "pytest>=8,<9";
 
@@ -101,15 +104,19 @@ pub fn ensure_opossum() -> anyhow::Result<()> {
         apt::ensure_installed(&["nodejs", "npm"], "the opossum adapter needs them")?;
     }
     let dir = opossum_dir();
-    if dir.join("node_modules/opossum/package.json").exists() {
+    let installed = installed_opossum(&dir);
+    if installed.as_deref() == Some(OPOSSUM_VERSION) {
         eprintln!(
-            "    opossum is installed in {}",
+            "    opossum {OPOSSUM_VERSION} is installed in {}",
             dir.join("node_modules").display()
         );
         return Ok(());
     }
+    if let Some(other) = installed {
+        eprintln!("    opossum {other} is installed; the suites run on {OPOSSUM_VERSION}");
+    }
     step(&format!(
-        "installing opossum with npm into {} (the adapter's dev dependency)",
+        "installing opossum {OPOSSUM_VERSION} with npm into {} (the adapter's dev dependency, pinned)",
         dir.join("node_modules").display()
     ));
     run_command(Command::new("npm").current_dir(&dir).args([
@@ -117,7 +124,22 @@ pub fn ensure_opossum() -> anyhow::Result<()> {
         "--no-audit",
         "--no-fund",
         "--no-package-lock",
+        "--no-save",
+        &format!("opossum@{OPOSSUM_VERSION}"),
     ]))
+}
+
+/// The version of opossum in the adapter's `node_modules`, if any.
+fn installed_opossum(dir: &std::path::Path) -> Option<String> {
+    let manifest = std::fs::read_to_string(dir.join("node_modules/opossum/package.json")).ok()?;
+    // The first `"version": "…"` of the manifest, without a JSON parser in xtask.
+    let after = &manifest[manifest.find("\"version\"")? + "\"version\"".len()..];
+    let value = after
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start()
+        .strip_prefix('"')?;
+    Some(value[..value.find('"')?].to_owned())
 }
 
 /// A virtual environment under the target folder with pybreaker and pytest; its python.

@@ -45,6 +45,9 @@ class Counts {
   }
 }
 
+// The same warning at most once in this many ms (a server down for an hour says so once a minute).
+const WARNING_EVERY_MS = 60000;
+
 const DEFAULTS = {
   intervalMs: 1000,
   maxBuffered: 10000,
@@ -89,6 +92,7 @@ class Reporter {
     this.intervalStartMs = Date.now();
     this.closed = false;
     this.stats = { batchesAcked: 0, failedAttempts: 0, drops: zeroDrops() };
+    this.warnedAtMs = new Map();
     this.ticker = setInterval(() => this.collect(), Math.max(1, this.options.intervalMs));
     this.ticker.unref();
   }
@@ -100,7 +104,10 @@ class Reporter {
       throw new Error(`fusebox: a breaker named ${JSON.stringify(binding.name)} is already reported`);
     }
     this.bindings.set(binding.name, binding);
-    if (this.options.followConfigs) this.follow(binding);
+    if (this.options.followConfigs) {
+      // follow() catches what each poll throws; this is for anything that escapes it.
+      this.follow(binding).catch(error => this.warn(`stopped following the config of ${binding.name}: ${error}`));
+    }
   }
 
   /** Stops reporting `binding`. */
@@ -140,30 +147,41 @@ class Reporter {
     const startMs = this.intervalStartMs;
     const intervalMs = Math.max(1, nowMs - startMs);
     for (const binding of this.bindings.values()) {
-      const counts = binding.takeCounts();
-      const rate = binding.failureRate();
-      this.pendingAggregates.push({
-        breaker: binding.name,
-        start_ms: startMs,
-        interval_ms: intervalMs,
-        counts: {
-          success: counts.success,
-          failure: counts.failure,
-          timeout: counts.timeout,
-          rejected: counts.rejected,
-          slow: counts.slow,
-          ignored: counts.ignored
-        },
-        latency: { counts: counts.latency },
-        state: binding.state,
-        failure_rate: rate.value,
-        failure_rate_threshold: rate.threshold,
-        config_version: binding.configVersion
-      });
+      // A timer's callback that throws ends the process; one breaker that cannot be read
+      // must not take the others, or the service, with it.
+      try {
+        this.collectOne(binding, startMs, intervalMs);
+      } catch (error) {
+        this.warn(`could not read breaker ${binding.name}: ${error}`, `collect-${binding.name}`);
+      }
     }
     this.intervalStartMs = nowMs;
     this.enforceCap();
     this.pump();
+  }
+
+  /** Adds the aggregate of `binding` for the interval that starts at `startMs`. */
+  collectOne (binding, startMs, intervalMs) {
+    const counts = binding.takeCounts();
+    const rate = binding.failureRate();
+    this.pendingAggregates.push({
+      breaker: binding.name,
+      start_ms: startMs,
+      interval_ms: intervalMs,
+      counts: {
+        success: counts.success,
+        failure: counts.failure,
+        timeout: counts.timeout,
+        rejected: counts.rejected,
+        slow: counts.slow,
+        ignored: counts.ignored
+      },
+      latency: { counts: counts.latency },
+      state: binding.state,
+      failure_rate: rate.value,
+      failure_rate_threshold: rate.threshold,
+      config_version: binding.configVersion
+    });
   }
 
   /** Keeps pending items within `maxBuffered`, as the Rust reporter does. */
@@ -224,7 +242,12 @@ class Reporter {
     if (this.sending || this.retryTimer) return;
     if (!this.readyBatch()) return;
     this.sending = true;
-    this.sendInFlight().then(ok => {
+    this.sendInFlight().then(ok => ok, error => {
+      // sendInFlight should not throw; should it, the batch is retried like a failed attempt
+      // instead of the reporter stopping for good with `sending` left set.
+      this.warn(`reporting failed unexpectedly (${error}); retrying`, 'unexpected');
+      return false;
+    }).then(ok => {
       this.sending = false;
       if (ok) {
         this.pump();
@@ -236,6 +259,9 @@ class Reporter {
         }, waitMs);
         this.retryTimer.unref();
       }
+    }).catch(error => {
+      this.sending = false;
+      this.warn(`reporting failed unexpectedly (${error})`, 'unexpected');
     });
   }
 
@@ -297,7 +323,11 @@ class Reporter {
           resolve(answer);
         }
       };
-      const request = this.transport.request(this.base + path, { method, headers, agent: this.agent, timeout: timeoutMs }, response => {
+      let request;
+      try {
+        // Throws at once for what Node will not send: a key with a newline (ERR_INVALID_CHAR),
+        // a path it cannot encode.
+        request = this.transport.request(this.base + path, { method, headers, agent: this.agent, timeout: timeoutMs }, response => {
         const chunks = [];
         response.on('data', chunk => chunks.push(chunk));
         response.on('end', () => finish({
@@ -306,11 +336,15 @@ class Reporter {
           retryAfterMs: retryAfterMs(response.headers['retry-after'])
         }));
         response.on('error', error => finish({ status: 0, error: error.message, body: '' }));
-      });
-      request.on('socket', socket => { if (!this.flushing) socket.unref(); });
-      request.on('timeout', () => request.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-      request.on('error', error => finish({ status: 0, error: error.message, body: '' }));
-      request.end(payload);
+        });
+        request.on('socket', socket => { if (!this.flushing) socket.unref(); });
+        request.on('timeout', () => request.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+        request.on('error', error => finish({ status: 0, error: error.message, body: '' }));
+        request.end(payload);
+      } catch (error) {
+        if (request) request.destroy();
+        finish({ status: 0, error: error.message, body: '' });
+      }
     });
   }
 
@@ -319,35 +353,49 @@ class Reporter {
     await this.reportStatus(binding);
     let backoffMs = this.options.minBackoffMs;
     while (!this.closed && this.bindings.get(binding.name) === binding) {
-      const query = new URLSearchParams({
-        wait_for_version_above: String(binding.knownVersion),
-        timeout_ms: String(this.options.pollTimeoutMs),
-        instance: this.options.instance
-      });
-      const path = `/api/v1/config/${encodeURIComponent(this.options.service)}/${encodeURIComponent(binding.name)}?${query}`;
-      const answer = await this.request('GET', path, undefined, this.options.pollTimeoutMs + 10000);
-      if (this.closed) return;
-      if (answer.status === 200) {
-        backoffMs = this.options.minBackoffMs;
-        let config = null;
-        try { config = JSON.parse(answer.body); } catch (_) {}
-        if (!config || !(config.version > binding.knownVersion)) {
-          await sleep(this.options.minBackoffMs);
-          continue;
-        }
-        binding.knownVersion = config.version;
-        const refusal = binding.applyConfig(config);
-        binding.refused = refusal ? { version: config.version, ...refusal } : null;
-        await this.reportStatus(binding);
-      } else if (answer.status === 204) {
-        backoffMs = this.options.minBackoffMs;
-      } else if (answer.status === 404) {
-        await sleep(this.options.noConfigRetryMs);
-      } else {
-        await sleep(Math.max(backoffMs, answer.retryAfterMs || 0));
+      try {
+        backoffMs = await this.followOnce(binding, backoffMs);
+      } catch (error) {
+        // A config the binding choked on, a listener of the breaker that threw: the breaker
+        // keeps following, or it would never see another push.
+        this.warn(`following the config of ${binding.name} failed (${error}); carrying on`, `config-${binding.name}`);
+        await sleep(backoffMs);
         backoffMs = Math.min(backoffMs * 2, this.options.maxBackoffMs);
       }
     }
+  }
+
+  /** One long poll of `binding`'s config and what follows from its answer; resolves with the next backoff. */
+  async followOnce (binding, backoffMs) {
+    const query = new URLSearchParams({
+      wait_for_version_above: String(binding.knownVersion),
+      timeout_ms: String(this.options.pollTimeoutMs),
+      instance: this.options.instance
+    });
+    const path = `/api/v1/config/${encodeURIComponent(this.options.service)}/${encodeURIComponent(binding.name)}?${query}`;
+    const answer = await this.request('GET', path, undefined, this.options.pollTimeoutMs + 10000);
+    if (this.closed) return backoffMs;
+    if (answer.status === 200) {
+      let config = null;
+      try { config = JSON.parse(answer.body); } catch (_) {}
+      if (!config || !(config.version > binding.knownVersion)) {
+        await sleep(this.options.minBackoffMs);
+        return this.options.minBackoffMs;
+      }
+      // Known only once applied (or refused): a config that threw is asked for again.
+      const refusal = binding.applyConfig(config);
+      binding.knownVersion = config.version;
+      binding.refused = refusal ? { version: config.version, ...refusal } : null;
+      await this.reportStatus(binding);
+      return this.options.minBackoffMs;
+    }
+    if (answer.status === 204) return this.options.minBackoffMs;
+    if (answer.status === 404) {
+      await sleep(this.options.noConfigRetryMs);
+      return backoffMs;
+    }
+    await sleep(Math.max(backoffMs, answer.retryAfterMs || 0));
+    return Math.min(backoffMs * 2, this.options.maxBackoffMs);
   }
 
   /** Tells the server which version `binding` runs and why it refused the last push (best effort). */
@@ -398,9 +446,21 @@ class Reporter {
     return left;
   }
 
-  warn (message) {
-    if (this.options.onWarning) this.options.onWarning(message);
-    else process.emitWarning(`fusebox: ${message}`);
+  /**
+   * Says `message` through `onWarning` (or a process warning); with `what`, at most once a
+   * minute for the same `what`. A throwing `onWarning` is ignored: reporting goes on.
+   */
+  warn (message, what) {
+    if (what !== undefined) {
+      const nowMs = Date.now();
+      const lastMs = this.warnedAtMs.get(what);
+      if (lastMs !== undefined && nowMs - lastMs < WARNING_EVERY_MS) return;
+      this.warnedAtMs.set(what, nowMs);
+    }
+    try {
+      if (this.options.onWarning) this.options.onWarning(message);
+      else process.emitWarning(`fusebox: ${message}`);
+    } catch (_) {}
   }
 }
 

@@ -311,6 +311,26 @@ struct StatusRow {
     refused_rule: Option<String>,
 }
 
+/// The version `instance` last reported running for a breaker named by service and name, if it
+/// reported one (`POST /api/v1/config-status`).
+pub async fn reported_running_version(
+    store: &Store,
+    service: &str,
+    breaker: &str,
+    instance: &str,
+) -> Result<Option<u64>, StoreError> {
+    let version: Option<i64> = sqlx::query_scalar(
+        "SELECT s.running_version FROM config_status s JOIN breakers b ON b.id = s.breaker_id
+         WHERE b.service = ? AND b.name = ? AND s.instance = ?",
+    )
+    .bind(service)
+    .bind(breaker)
+    .bind(instance)
+    .fetch_optional(&store.pool)
+    .await?;
+    Ok(version.map(|v| v as u64))
+}
+
 /// Every instance's last status report for a breaker.
 pub async fn statuses(store: &Store, breaker_id: i64) -> Result<Vec<InstanceStatus>, StoreError> {
     let rows: Vec<StatusRow> = sqlx::query_as(

@@ -23,8 +23,13 @@ pub const NODE_SERVICE: (&str, [&str; 2]) = ("node-shop", ["stripe", "ledger"]);
 /// The Python service and its breakers.
 pub const PYTHON_SERVICE: (&str, [&str; 2]) = ("py-shop", ["mailer", "inventory"]);
 
-/// How long a service may take to flush and exit once asked to stop.
-const STOP_GRACE: Duration = Duration::from_secs(2);
+/// How long the adapters' reporters flush on close at most (`shutdownTimeoutMs` of
+/// fusebox-opossum, `shutdown_timeout_s` of fusebox-pybreaker).
+const ADAPTER_FLUSH: Duration = Duration::from_secs(5);
+
+/// How long a service may take to flush and exit once asked to stop: the adapters' flush, and
+/// a second to exit after it.
+const STOP_GRACE: Duration = ADAPTER_FLUSH.saturating_add(Duration::from_secs(1));
 
 /// What the demo can run besides its Rust services.
 pub struct Runtimes {
@@ -104,7 +109,7 @@ pub async fn start(server: &RunningServer, runtimes: &Runtimes) -> anyhow::Resul
 
 impl AdapterServices {
     /// Closes each service's standard input (it flushes and exits), and kills one that has not
-    /// exited within a few seconds.
+    /// exited within [`STOP_GRACE`].
     pub async fn shutdown(mut self) {
         for (_, stdin) in &mut self.children {
             drop(stdin.take());

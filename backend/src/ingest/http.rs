@@ -1,5 +1,7 @@
 //! The ingest routes: aggregates and per-call events from the services' reporters.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::State;
 use protocol::{CallBatch, ErrorBody, IngestAck, IngestBatch};
@@ -10,16 +12,18 @@ use crate::extract::JsonBody;
 use crate::ingest::IngestQueue;
 use crate::ingest::limits::Limits;
 use crate::state::{AppState, SharedFleet};
+use crate::store::Store;
 use crate::time::Clock;
 
-/// What accepting a batch needs: the writer's queue, the limits and the clock; and the fleet,
-/// for the config versions that per-call events leave out.
+/// What accepting a batch needs: the writer's queue, the limits and the clock; and the fleet
+/// and the store, for the config versions that per-call events leave out.
 #[derive(Clone)]
 pub struct Accept {
     ingest: IngestQueue,
     limits: Limits,
     clock: Clock,
     fleet: SharedFleet,
+    store: Store,
 }
 
 impl axum::extract::FromRef<AppState> for Accept {
@@ -29,6 +33,7 @@ impl axum::extract::FromRef<AppState> for Accept {
             limits: app.limits,
             clock: app.clock.clone(),
             fleet: app.fleet.clone(),
+            store: app.store.clone(),
         }
     }
 }
@@ -75,17 +80,11 @@ pub async fn ingest_calls(
     // The calls are folded into aggregates: a path into the folded batch is turned back into
     // one into the body sent, the first call of the breaker named.
     let call_breakers: Vec<String> = calls.calls.iter().map(|c| c.breaker.clone()).collect();
-    // An event without a config version keeps the one the instance last reported, so an
-    // adapter that does not know it never shows the instance as running version 0.
-    let batch = {
-        let fleet = app.fleet.read().expect("fleet lock poisoned");
-        let (service, instance) = (calls.service.clone(), calls.instance.clone());
-        calls.into_ingest_batch(|breaker| {
-            fleet
-                .instance_of(&service, breaker, &instance)
-                .map_or(0, |live| live.config_version)
-        })
-    };
+    // An event without a config version keeps the one the instance runs (see
+    // `CallBatch::into_ingest_batch`), so an adapter that does not know it never shows the
+    // instance as running version 0 or an older version.
+    let known = known_versions(&app, &calls).await?;
+    let batch = calls.into_ingest_batch(|breaker| known.get(breaker).copied().flatten());
     match accept(&app, ingester, batch).await {
         Err(AppError::LimitExceeded(mut err)) if err.path.starts_with("$.aggregates[") => {
             if let Some(idx) = call_breakers.iter().position(|b| *b == err.name) {
@@ -95,6 +94,50 @@ pub async fn ingest_calls(
         }
         answer => answer,
     }
+}
+
+/// Per breaker of `calls` with an event that carries no version: the version the server knows
+/// the instance runs. The fleet's (its last report), else the version it last reported running
+/// through `POST /api/v1/config-status` (an instance whose first call batch this is), else
+/// none.
+async fn known_versions(
+    app: &Accept,
+    calls: &CallBatch,
+) -> Result<BTreeMap<String, Option<u64>>, AppError> {
+    let unversioned = calls
+        .calls
+        .iter()
+        .filter(|c| c.config_version.is_none())
+        .map(|c| c.breaker.as_str())
+        .chain(
+            calls
+                .transitions
+                .iter()
+                .filter(|t| t.config_version.is_none())
+                .map(|t| t.breaker.as_str()),
+        );
+    let mut known: BTreeMap<String, Option<u64>> = unversioned
+        .map(|breaker| (breaker.to_owned(), None))
+        .collect();
+    {
+        // Held for the lookups only.
+        let fleet = app.fleet.read().expect("fleet lock poisoned");
+        for (breaker, version) in known.iter_mut() {
+            *version = fleet
+                .instance_of(&calls.service, breaker, &calls.instance)
+                .map(|live| live.config_version);
+        }
+    }
+    for (breaker, version) in known.iter_mut().filter(|(_, v)| v.is_none()) {
+        *version = crate::configs::store::reported_running_version(
+            &app.store,
+            &calls.service,
+            breaker,
+            &calls.instance,
+        )
+        .await?;
+    }
+    Ok(known)
 }
 
 /// Validates a batch, checks the key's service, and waits for the commit.

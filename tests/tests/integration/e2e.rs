@@ -360,3 +360,45 @@ async fn per_call_events_without_a_version_keep_the_instance_version() {
     let _: IngestAck = server.post_json("/api/v1/ingest/calls", &key, &calls).await;
     assert_eq!(version(&server).await, (4, Some(0.5)));
 }
+
+#[tokio::test]
+async fn a_first_call_batch_without_a_version_takes_the_reported_running_version() {
+    let server = TestServer::start_with(|o| o.anonymous_viewer = true)
+        .await
+        .unwrap();
+    let key = server.ingest_key("fresh").await.unwrap();
+    let now = now_ms();
+    let second = now.div_euclid(1000) * 1000 - 5_000;
+    // Another instance made the breaker known (a status report never creates one).
+    let aggregate = json!({"service": "fresh", "instance": "py-0", "seq": 1, "sent_at_ms": now,
+        "aggregates": [{"breaker": "db", "start_ms": second - 1_000, "interval_ms": 1_000,
+                        "counts": {"success": 1}, "state": "closed", "config_version": 1}]});
+    post_batch(&server.url(), &key, &aggregate).await;
+    // This instance is known only through its config status, as an adapter reports it at start.
+    let status = reqwest::Client::new()
+        .post(format!("{}/api/v1/config-status", server.url()))
+        .bearer_auth(&key)
+        .json(
+            &json!({"service": "fresh", "instance": "py-1", "at_ms": now,
+            "breakers": [{"breaker": "db", "running_version": 2, "refused": null}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(status.status().is_success(), "{}", status.status());
+    // Its first call batch carries no version: the reported one, not 0.
+    let calls = json!({"service": "fresh", "instance": "py-1", "seq": 1, "sent_at_ms": now,
+        "calls": [{"breaker": "db", "at_ms": second + 100, "outcome": "failure", "latency_ms": 1.0}],
+        "transitions": [{"breaker": "db", "at_ms": second + 200, "from": "closed", "to": "open"}]});
+    let _: IngestAck = server.post_json("/api/v1/ingest/calls", &key, &calls).await;
+    let breakers: Vec<protocol::BreakerSummary> = server
+        .get_json("/api/v1/breakers?service=fresh", None)
+        .await;
+    let instance = breakers[0].instances.iter().find(|i| i.instance == "py-1");
+    assert_eq!(instance.map(|i| i.config_version), Some(2));
+    let transitions: Vec<TransitionRecord> = server
+        .get_json("/api/v1/breakers/fresh/db/transitions", None)
+        .await;
+    assert_eq!(transitions[0].instance, "py-1");
+    assert_eq!(transitions[0].transition.config_version, 2);
+}

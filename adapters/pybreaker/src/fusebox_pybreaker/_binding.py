@@ -8,13 +8,24 @@ So the binding replaces the instance's ``call`` (which ``@breaker`` and ``callin
 with a wrapper that takes the same lock, times the call and classifies it: the function ran
 (``before_call`` was heard) or it was rejected. pybreaker moves from Open to Half-Open on the
 first call after ``reset_timeout``; that call is the probe.
+
+A generator function, and the block of ``with breaker.calling():`` (pybreaker runs it as a
+generator), returns from ``call`` before it has run: pybreaker judges it when the generator
+finishes. So the wrapper hands back a generator of its own that drives pybreaker's, and records
+the outcome and the latency when it finishes.
+
+Whether a call is running is per thread: other threads wait for the breaker's lock, and only
+the thread holding it may be re-entering ``call`` (pybreaker does, moving from Open to
+Half-Open).
 """
 
 from __future__ import annotations
 
 import math
 import random
+import threading
 import time
+import types
 from bisect import bisect_left
 
 import pybreaker
@@ -31,7 +42,7 @@ class _Listener(pybreaker.CircuitBreakerListener):
         self.binding = binding
 
     def before_call(self, cb, func, *args, **kwargs) -> None:
-        self.binding.ran = True
+        self.binding._local.ran = True
 
     def state_change(self, cb, old_state, new_state) -> None:
         self.binding.on_state_change(old_state, new_state)
@@ -45,9 +56,10 @@ class PybreakerBinding:
         self.breaker = breaker
         self.reporter = reporter
         self.name = name
-        # Cumulative counts, written under the breaker's lock in the order outcome, slow,
-        # latency, and read in the reverse order, so a read never sees a latency or slow mark
-        # without its outcome.
+        # Cumulative counts, written and read under their own lock, so a read never sees a
+        # latency or slow mark without its outcome. It is not the breaker's lock: pybreaker
+        # holds that one for the whole of a call, and the reporter must not wait for a call.
+        self._counts_lock = threading.Lock()
         self.counts = [0] * 6
         self.latency = [0] * N_BUCKETS
         self._reported_counts = [0] * 6
@@ -61,8 +73,9 @@ class PybreakerBinding:
         self.exponential_wait = None
         self.opens_in_a_row = 0
         self.opened_at = time.monotonic()
-        self.ran = False
-        self.in_call = False
+        # Per thread: `in_call` while this thread runs a call through the wrapper, `ran` once
+        # pybreaker told it the function is about to run.
+        self._local = threading.local()
         self.changing_mode = False
         self._listener = _Listener(self)
         breaker.add_listener(self._listener)
@@ -79,6 +92,11 @@ class PybreakerBinding:
 
     # --- the call path ---
 
+    @property
+    def in_call(self) -> bool:
+        """Whether the current thread is inside a call through the wrapper."""
+        return getattr(self._local, "in_call", False)
+
     def _call(self, func, *args, **kwargs):
         if self.in_call:
             # pybreaker calls `call` again when it moves from Open to Half-Open.
@@ -86,76 +104,123 @@ class PybreakerBinding:
         if self.mode != "automatic":
             return self._call_in_mode(func, args, kwargs)
         breaker = self.breaker
+        local = self._local
         with breaker._lock:
-            self.in_call = True
-            self.ran = False
+            local.in_call = True
+            local.ran = False
             start = time.perf_counter()
             try:
                 result = self._original_call(func, *args, **kwargs)
             except pybreaker.CircuitBreakerError:
-                if self.ran:
+                if local.ran:
                     # It ran, failed, and tripped the breaker, which raised instead.
                     self._record(_FAILURE, start)
                 else:
-                    self.counts[_REJECTED] += 1
+                    self._count(_REJECTED)
                 raise
             except BaseException as error:
                 self._record(_FAILURE if breaker.is_system_error(error) else _SUCCESS, start)
                 raise
             finally:
-                self.in_call = False
+                local.in_call = False
+            if isinstance(result, types.GeneratorType):
+                return self._finish_later(result, start)
             self._record(_SUCCESS, start)
             return result
 
+    def _finish_later(self, generator, start: float):
+        """Drives ``generator`` (pybreaker's, or the function's own) on behalf of the caller and
+        records the call when it finishes: exhausted is a success, an error is judged as
+        pybreaker judges it (a ``CircuitBreakerError`` then is the trip, so a failure). Each
+        step runs under the breaker's lock and as a call, so a transition it causes keeps its
+        trigger."""
+        breaker = self.breaker
+        local = self._local
+        to_send = None
+        to_throw = None
+        while True:
+            with breaker._lock:
+                local.in_call = True
+                try:
+                    if to_throw is not None:
+                        item = generator.throw(to_throw)
+                    else:
+                        item = generator.send(to_send)
+                except StopIteration as stop:
+                    self._record(_SUCCESS, start)
+                    return stop.value
+                except pybreaker.CircuitBreakerError:
+                    self._record(_FAILURE, start)
+                    raise
+                except BaseException as error:
+                    self._record(_FAILURE if breaker.is_system_error(error) else _SUCCESS, start)
+                    raise
+                finally:
+                    local.in_call = False
+                    to_throw = None
+            try:
+                to_send = yield item
+            except BaseException as error:
+                to_throw = error
+
     def _record(self, outcome: int, start: float) -> None:
         ms = (time.perf_counter() - start) * 1000.0
-        self.counts[outcome] += 1
-        if ms >= self.slow_ms:
-            self.counts[_SLOW] += 1
-        self.latency[bisect_left(LATENCY_BOUNDS_MS, ms)] += 1
+        bucket = bisect_left(LATENCY_BOUNDS_MS, ms)
+        with self._counts_lock:
+            self.counts[outcome] += 1
+            if ms >= self.slow_ms:
+                self.counts[_SLOW] += 1
+            self.latency[bucket] += 1
+
+    def _count(self, outcome: int) -> None:
+        with self._counts_lock:
+            self.counts[outcome] += 1
 
     def _call_in_mode(self, func, args, kwargs):
         breaker = self.breaker
         mode = self.mode
         if mode == "forced_open":
-            with breaker._lock:
-                self.counts[_REJECTED] += 1
+            self._count(_REJECTED)
             raise pybreaker.CircuitBreakerError("circuit breaker forced open by fusebox")
         if mode == "metrics_only":
+            local = self._local
             with breaker._lock:
-                self.in_call = True
-                self.ran = False
+                local.in_call = True
+                local.ran = False
                 start = time.perf_counter()
                 try:
                     result = self._original_call(func, *args, **kwargs)
                 except pybreaker.CircuitBreakerError:
-                    if self.ran:
+                    if local.ran:
                         self._record(_FAILURE, start)
                         raise
                     # Open: the call goes through anyway, judged by us, unseen by pybreaker.
                 else:
+                    if isinstance(result, types.GeneratorType):
+                        return self._finish_later(result, start)
                     self._record(_SUCCESS, start)
                     return result
                 finally:
-                    self.in_call = False
+                    local.in_call = False
         # Disabled, or metrics only while Open: the function runs, its outcome is only reported.
         start = time.perf_counter()
         try:
             result = func(*args, **kwargs)
         except BaseException as error:
-            with breaker._lock:
-                self._record(_FAILURE if breaker.is_system_error(error) else _SUCCESS, start)
+            self._record(_FAILURE if breaker.is_system_error(error) else _SUCCESS, start)
             raise
-        with breaker._lock:
-            self._record(_SUCCESS, start)
+        if isinstance(result, types.GeneratorType):
+            return self._finish_later(result, start)
+        self._record(_SUCCESS, start)
         return result
 
     # --- what the reporter reads ---
 
     def take_counts(self) -> tuple[list[int], list[int]]:
         """This interval's counts and latency histogram (since the last take)."""
-        latency = list(self.latency)
-        counts = list(self.counts)
+        with self._counts_lock:
+            latency = list(self.latency)
+            counts = list(self.counts)
         interval_counts = [now - before for now, before in zip(counts, self._reported_counts)]
         interval_latency = [now - before for now, before in zip(latency, self._reported_latency)]
         self._reported_counts = counts
@@ -220,14 +285,16 @@ class PybreakerBinding:
 
     def _set_mode(self, mode: str) -> None:
         """Forced open rejects every call and holds Open; disabled lets every call through
-        unjudged in Closed; metrics only judges and reports but never rejects. Leaving forced open
-        or disabled closes the breaker (the Rust breaker's modes)."""
+        unjudged in Closed; metrics only judges and reports but never rejects. As the Rust
+        breaker's modes: leaving forced open or disabled for automatic closes the breaker, and
+        metrics only keeps the state it finds (forced open then stays Open until the wait
+        elapses)."""
         if mode == self.mode:
             return
         breaker = self.breaker
         self.changing_mode = True
         try:
-            self._leave_mode()
+            self._leave_mode(mode)
             self.mode = mode
             if mode == "forced_open" and self.state != "open":
                 breaker.open()
@@ -236,10 +303,11 @@ class PybreakerBinding:
         finally:
             self.changing_mode = False
 
-    def _leave_mode(self) -> None:
+    def _leave_mode(self, next_mode: str = "automatic") -> None:
         previous = self.mode
         self.mode = "automatic"
-        if previous in ("forced_open", "disabled") and self.state != "closed":
+        closes = previous in ("forced_open", "disabled") and next_mode != "metrics_only"
+        if closes and self.state != "closed":
             self.breaker.close()
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import email.utils
+import http.client
 import json
 import threading
 import time
@@ -31,6 +32,22 @@ OUTCOMES = ("success", "failure", "timeout", "rejected", "slow", "ignored")
 
 # 4xx answers worth retrying: the batch is fine, the moment or the key is not.
 _RETRYABLE_4XX = {401, 403, 404, 408, 425, 429}
+
+# The same warning at most once in this many seconds (a server down for an hour says so once a
+# minute, not once a retry).
+_WARNING_EVERY_S = 60.0
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Answers a redirect with its own 3xx instead of following it: following would send the
+    ingest key to whatever host the Location names, and turn a POST into a GET. The reporter
+    treats the 3xx as a failed attempt and retries."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 def now_ms() -> int:
@@ -89,6 +106,9 @@ class Reporter:
         self._next_seq = now_ms()
         self._interval_start_ms = now_ms()
         self._backoff_s = min_backoff_s
+        self._retry_after_s = 0.0
+        self._flush_timeout_s = shutdown_timeout_s
+        self._warned_at: dict[str, float] = {}
         self.batches_acked = 0
         self.failed_attempts = 0
         self.drops = _zero_drops()
@@ -116,7 +136,9 @@ class Reporter:
                 del self._bindings[binding.name]
 
     def transition(self, binding, from_state: str, to_state: str, trigger: dict) -> None:
-        """Queues a transition (called under the breaker's lock: it only appends and wakes)."""
+        """Queues a transition and wakes the reporter's thread. Called under the breaker's lock,
+        so it does no I/O: it appends under the reporter's lock, keeps the buffer within
+        ``max_buffered`` (coalescing pending aggregates when it is full) and notifies."""
         if from_state == to_state:
             return
         record = {
@@ -146,15 +168,19 @@ class Reporter:
             }
 
     def close(self, timeout_s: float | None = None) -> dict:
-        """Sends a last aggregate and everything pending (for at most ``shutdown_timeout_s``)
-        and stops. Returns the final snapshot. Also runs at interpreter exit."""
+        """Sends a last aggregate and everything pending (for at most ``timeout_s``, by default
+        ``shutdown_timeout_s``) and stops. Returns the final snapshot. Also runs at interpreter
+        exit."""
+        timeout_s = self.shutdown_timeout_s if timeout_s is None else max(0.0, timeout_s)
         with self._wake:
             already = self._closing
+            if not already:
+                self._flush_timeout_s = timeout_s
             self._closing = True
             self._wake.notify()
         if not already:
             atexit.unregister(self.close)
-        self._thread.join((timeout_s or self.shutdown_timeout_s) + 1.0)
+        self._thread.join(timeout_s + 1.0)
         left = self.snapshot()
         if left["pending_items"]:
             warnings.warn(f"fusebox: stopped with {left['pending_items']} items not acknowledged", stacklevel=2)
@@ -166,44 +192,60 @@ class Reporter:
         next_tick = time.monotonic() + self.interval_s
         retry_at = None
         while True:
-            with self._wake:
-                while True:
-                    now = time.monotonic()
-                    if self._closing:
-                        break
-                    if now >= next_tick:
-                        break
-                    ready = self._in_flight is not None or self._pending_transitions
-                    if ready and (retry_at is None or now >= retry_at):
-                        break
-                    wait = next_tick - now
-                    if retry_at is not None:
-                        wait = min(wait, max(0.0, retry_at - now))
-                    self._wake.wait(wait)
+            try:
+                closing, next_tick, retry_at = self._step(next_tick, retry_at)
+            except Exception as error:
+                # Whatever went wrong, the thread goes on: a dead reporter loses everything after.
+                self._warn("reporter", f"reporting failed unexpectedly ({error!r}); carrying on")
                 closing = self._closing
+                retry_at = time.monotonic() + self._next_backoff()
             if closing:
                 break
-            if time.monotonic() >= next_tick:
-                next_tick += self.interval_s
-                if next_tick < time.monotonic():
-                    next_tick = time.monotonic() + self.interval_s
-                self._collect()
-            if retry_at is not None and time.monotonic() < retry_at:
-                continue
-            retry_at = None
-            while self._ready_batch():
-                if not self._send_in_flight():
-                    retry_at = time.monotonic() + self._next_backoff()
+        try:
+            self._flush()
+        finally:
+            self._closed.set()
+
+    def _step(self, next_tick: float, retry_at: float | None) -> tuple[bool, float, float | None]:
+        """One turn of the reporter's thread: waits for the tick, a transition or the retry
+        time; collects and sends. Returns (closing, next tick, retry time)."""
+        with self._wake:
+            while True:
+                now = time.monotonic()
+                if self._closing:
                     break
-        self._flush()
+                if now >= next_tick:
+                    break
+                ready = self._in_flight is not None or self._pending_transitions
+                if ready and (retry_at is None or now >= retry_at):
+                    break
+                wait = next_tick - now
+                if retry_at is not None:
+                    wait = min(wait, max(0.0, retry_at - now))
+                self._wake.wait(wait)
+            closing = self._closing
+        if closing:
+            return True, next_tick, retry_at
+        if time.monotonic() >= next_tick:
+            next_tick += self.interval_s
+            if next_tick < time.monotonic():
+                next_tick = time.monotonic() + self.interval_s
+            self._collect()
+        if retry_at is not None and time.monotonic() < retry_at:
+            return False, next_tick, retry_at
+        retry_at = None
+        while self._ready_batch():
+            if not self._send_in_flight():
+                retry_at = time.monotonic() + self._next_backoff()
+                break
+        return False, next_tick, retry_at
 
     def _flush(self) -> None:
-        deadline = time.monotonic() + self.shutdown_timeout_s
+        deadline = time.monotonic() + self._flush_timeout_s
         self._collect()
         while self._ready_batch() and time.monotonic() < deadline:
             if not self._send_in_flight():
                 time.sleep(max(0.0, min(self._next_backoff(), deadline - time.monotonic())))
-        self._closed.set()
 
     def _collect(self) -> None:
         """One aggregate per breaker for the interval that ends now."""
@@ -305,12 +347,16 @@ class Reporter:
                 self._in_flight = None
             return True
         with self._lock:
+            first = self.failed_attempts == 0
             self.failed_attempts += 1
+        if first:
+            # As the Rust reporter: the first failure is said at once, later ones are counted.
+            self._warn("sending", f"reporting failed ({status or body}); retrying")
         self._retry_after_s = retry_after_s
         return False
 
     def _next_backoff(self) -> float:
-        wait = max(self._backoff_s, getattr(self, "_retry_after_s", 0.0))
+        wait = max(self._backoff_s, self._retry_after_s)
         self._backoff_s = min(self._backoff_s * 2, self.max_backoff_s)
         return wait
 
@@ -325,13 +371,28 @@ class Reporter:
         if self.key:
             request.add_header("Authorization", f"Bearer {self.key}")
         try:
-            with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            with _OPENER.open(request, timeout=timeout_s) as response:
                 return response.status, response.read().decode("utf-8", "replace"), 0.0
         except urllib.error.HTTPError as error:
-            text = error.read().decode("utf-8", "replace") if error.fp else ""
+            try:
+                text = error.read().decode("utf-8", "replace") if error.fp else ""
+            except Exception:
+                text = ""
             return error.code, text, _retry_after_s(error.headers.get("Retry-After"))
-        except (OSError, ValueError) as error:
-            return 0, str(error), 0.0
+        except Exception as error:
+            # No usable answer: refused, reset, cut short (http.client.IncompleteRead), garbled
+            # (BadStatusLine, LineTooLong), or a URL or key urllib will not send.
+            return 0, f"{type(error).__name__}: {error}", 0.0
+
+    def _warn(self, what: str, message: str) -> None:
+        """Warns, at most once a minute for the same ``what``."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._warned_at.get(what)
+            if last is not None and now - last < _WARNING_EVERY_S:
+                return
+            self._warned_at[what] = now
+        warnings.warn(f"fusebox: {message}", stacklevel=2)
 
     # --- the config long poll, one daemon thread per breaker ---
 
@@ -339,37 +400,51 @@ class Reporter:
         self._report_status(binding)
         backoff_s = self.min_backoff_s
         while not self._closing and self._bindings.get(binding.name) is binding:
-            query = urllib.parse.urlencode({
-                "wait_for_version_above": binding.known_version,
-                "timeout_ms": int(self.poll_timeout_s * 1000),
-                "instance": self.instance,
-            })
-            path = "/api/v1/config/{}/{}?{}".format(
-                urllib.parse.quote(self.service, safe=""), urllib.parse.quote(binding.name, safe=""), query
-            )
-            status, body, retry_after_s = self._request("GET", path, None, self.poll_timeout_s + 10)
-            if self._closing:
-                return
-            if status == 200:
-                backoff_s = self.min_backoff_s
-                try:
-                    config = json.loads(body)
-                except ValueError:
-                    config = None
-                if not isinstance(config, dict) or not config.get("version", 0) > binding.known_version:
-                    time.sleep(self.min_backoff_s)
-                    continue
-                binding.known_version = config["version"]
-                refusal = binding.apply_config(config)
-                binding.refused = None if refusal is None else {"version": config["version"], **refusal}
-                self._report_status(binding)
-            elif status == 204:
-                backoff_s = self.min_backoff_s
-            elif status == 404:
-                time.sleep(self.no_config_retry_s)
-            else:
-                time.sleep(max(backoff_s, retry_after_s))
+            try:
+                backoff_s = self._follow_once(binding, backoff_s)
+            except Exception as error:
+                # A config the binding choked on, a listener that raised: the breaker keeps
+                # following, or it would never see another push.
+                self._warn(f"config-{binding.name}", f"following the config of {binding.name!r} failed ({error!r}); carrying on")
+                time.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, self.max_backoff_s)
+
+    def _follow_once(self, binding, backoff_s: float) -> float:
+        """One long poll of ``binding``'s config and what follows from its answer; returns the
+        next backoff."""
+        query = urllib.parse.urlencode({
+            "wait_for_version_above": binding.known_version,
+            "timeout_ms": int(self.poll_timeout_s * 1000),
+            "instance": self.instance,
+        })
+        path = "/api/v1/config/{}/{}?{}".format(
+            urllib.parse.quote(self.service, safe=""), urllib.parse.quote(binding.name, safe=""), query
+        )
+        status, body, retry_after_s = self._request("GET", path, None, self.poll_timeout_s + 10)
+        if self._closing:
+            return backoff_s
+        if status == 200:
+            try:
+                config = json.loads(body)
+            except ValueError:
+                config = None
+            if not isinstance(config, dict) or not isinstance(config.get("version"), int) \
+                    or not config["version"] > binding.known_version:
+                time.sleep(self.min_backoff_s)
+                return self.min_backoff_s
+            # Known only once applied (or refused): a config that raised is asked for again.
+            refusal = binding.apply_config(config)
+            binding.known_version = config["version"]
+            binding.refused = None if refusal is None else {"version": config["version"], **refusal}
+            self._report_status(binding)
+            return self.min_backoff_s
+        if status == 204:
+            return self.min_backoff_s
+        if status == 404:
+            time.sleep(self.no_config_retry_s)
+            return backoff_s
+        time.sleep(max(backoff_s, retry_after_s))
+        return min(backoff_s * 2, self.max_backoff_s)
 
     def _report_status(self, binding) -> None:
         """Tells the server which version the breaker runs and why it refused the last push
