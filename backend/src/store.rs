@@ -367,3 +367,36 @@ pub fn decode_histogram(text: &str) -> LatencyHistogram {
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_is_a_sqlite_path_or_a_url_of_either_kind() {
+        assert_eq!(database_url("fusebox.db"), "sqlite://fusebox.db");
+        assert_eq!(database_url("/var/lib/f.db"), "sqlite:///var/lib/f.db");
+        assert_eq!(database_url("sqlite://x.db"), "sqlite://x.db");
+        for url in [
+            "postgres://u@h/db",
+            "postgresql://u:p@h:5433/db?sslmode=disable",
+        ] {
+            assert_eq!(database_url(url), url);
+            assert!(is_postgres_url(url));
+        }
+        assert!(!is_postgres_url("sqlite://postgres.db"));
+    }
+
+    #[test]
+    fn a_shown_url_has_no_password() {
+        assert_eq!(
+            redact("postgres://fusebox:s3cret@db:5432/fusebox"),
+            "postgres://fusebox:***@db:5432/fusebox"
+        );
+        assert_eq!(
+            redact("postgres://fusebox@db/fusebox"),
+            "postgres://fusebox@db/fusebox"
+        );
+        assert_eq!(redact("sqlite://fusebox.db"), "sqlite://fusebox.db");
+    }
+}
