@@ -66,8 +66,9 @@ pub fn run() -> anyhow::Result<()> {
         .current_dir(workspace_root())
         .args([
             "test",
-            "-p",
-            "tests",
+            // `--workspace`, as above, so that features resolve the same and the binary built
+            // there runs again without a rebuild (`breaker`'s small `integration` test too).
+            "--workspace",
             "--test",
             "integration",
             "--no-fail-fast",
