@@ -7,7 +7,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use protocol::{Aggregate, IngestBatch, State, Transition, TransitionRecord, Trigger};
 use sqlx::Arguments;
-use sqlx::QueryBuilder;
+use sqlx::sqlite::SqliteArguments;
+use sqlx::{QueryBuilder, Sqlite};
 
 use super::fleet::{BreakerKey, InstanceLive};
 use crate::store::{Store, Tx, count_to_db, encode_histogram, on_db, on_tx};
@@ -108,11 +109,16 @@ impl Store {
         Ok(id)
     }
 
-    /// Inserts aggregates with multi-row statements.
+    /// Inserts aggregates: on SQLite with multi-row statements, on PostgreSQL in one
+    /// statement of arrays ([`insert_aggregates_unnest`]).
     pub async fn insert_aggregates(
         tx: &mut Tx,
         rows: &[(i64, &str, &Aggregate)],
     ) -> anyhow::Result<()> {
+        let tx = match tx {
+            Tx::Postgres(tx) => return Ok(insert_aggregates_unnest(tx, rows).await?),
+            Tx::Sqlite(tx) => tx,
+        };
         // Text arguments are shared, not copied per row: rows come in runs of one instance,
         // and a state is one of three words.
         let mut instance: Option<(&str, Arc<str>)> = None;
@@ -124,10 +130,9 @@ impl Store {
             State::HalfOpen => states[2].clone(),
         };
         for chunk in rows.chunks(ROWS_PER_INSERT) {
-            on_tx!(&mut *tx, c => {
-            let mut arguments = <Dialect as sqlx::Database>::Arguments::default();
+            let mut arguments = SqliteArguments::default();
             arguments.reserve(chunk.len() * AGGREGATE_COLUMNS, 0);
-            let mut insert = QueryBuilder::<Dialect>::with_arguments(
+            let mut insert = QueryBuilder::<Sqlite>::with_arguments(
                 "INSERT INTO aggregates (breaker_id, instance, start_ms, interval_ms, success, failure,
                  timeout, rejected, slow, ignored, latency, state, failure_rate,
                  failure_rate_threshold, config_version) ",
@@ -159,8 +164,7 @@ impl Store {
                     .push_bind(aggregate.failure_rate_threshold)
                     .push_bind(aggregate.config_version as i64);
             });
-            insert.build().execute(c).await.map(|_| ())
-            })?;
+            insert.build().execute(&mut **tx).await?;
         }
         Ok(())
     }
@@ -293,4 +297,68 @@ struct TripRow {
     trigger_kind: String,
     trigger_value: Option<f64>,
     trigger_threshold: Option<f64>,
+}
+
+/// [`Store::insert_aggregates`] on PostgreSQL: the whole group in one statement, each column
+/// bound as one array and expanded by `UNNEST`, so the statement's text and its 15
+/// parameters are the same whatever the group's size (prepared once per connection).
+async fn insert_aggregates_unnest(
+    conn: &mut sqlx::PgConnection,
+    rows: &[(i64, &str, &Aggregate)],
+) -> Result<(), sqlx::Error> {
+    let n = rows.len();
+    let mut breaker_id = Vec::with_capacity(n);
+    let mut instance = Vec::with_capacity(n);
+    let mut start_ms = Vec::with_capacity(n);
+    let mut interval_ms = Vec::with_capacity(n);
+    let mut counts: [Vec<i64>; 6] = std::array::from_fn(|_| Vec::with_capacity(n));
+    let mut latency = Vec::with_capacity(n);
+    let mut state = Vec::with_capacity(n);
+    let mut failure_rate = Vec::with_capacity(n);
+    let mut threshold = Vec::with_capacity(n);
+    let mut config_version = Vec::with_capacity(n);
+    for &(id, name, aggregate) in rows {
+        let c = &aggregate.counts;
+        breaker_id.push(id);
+        instance.push(name);
+        start_ms.push(aggregate.start_ms);
+        interval_ms.push(i64::from(aggregate.interval_ms));
+        for (column, n) in counts.iter_mut().zip([
+            c.success, c.failure, c.timeout, c.rejected, c.slow, c.ignored,
+        ]) {
+            column.push(count_to_db(n));
+        }
+        latency.push(encode_histogram(&aggregate.latency));
+        state.push(aggregate.state.as_str());
+        failure_rate.push(aggregate.failure_rate);
+        threshold.push(aggregate.failure_rate_threshold);
+        config_version.push(aggregate.config_version as i64);
+    }
+    let [success, failure, timeout, rejected, slow, ignored] = counts;
+    sqlx::query(
+        "INSERT INTO aggregates (breaker_id, instance, start_ms, interval_ms, success, failure,
+             timeout, rejected, slow, ignored, latency, state, failure_rate,
+             failure_rate_threshold, config_version)
+         SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[],
+             $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[],
+             $11::text[], $12::text[], $13::float8[], $14::float8[], $15::bigint[])",
+    )
+    .bind(breaker_id)
+    .bind(instance)
+    .bind(start_ms)
+    .bind(interval_ms)
+    .bind(success)
+    .bind(failure)
+    .bind(timeout)
+    .bind(rejected)
+    .bind(slow)
+    .bind(ignored)
+    .bind(latency)
+    .bind(state)
+    .bind(failure_rate)
+    .bind(threshold)
+    .bind(config_version)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
