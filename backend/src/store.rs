@@ -192,8 +192,15 @@ impl Store {
     }
 
     async fn open_postgres(url: &str) -> anyhow::Result<Store> {
+        // A write waits at most 5 s for a lock, as SQLite's busy timeout has it. Every
+        // statement is planned for its values: a generic plan cannot tell that `id > $4`
+        // leaves few rows and scans a breaker's whole day in the time index instead.
         let options = PgConnectOptions::from_str(url)
-            .with_context(|| format!("invalid database URL {:?}", redact(url)))?;
+            .with_context(|| format!("invalid database URL {:?}", redact(url)))?
+            .options([
+                ("lock_timeout", "5s"),
+                ("plan_cache_mode", "force_custom_plan"),
+            ]);
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))

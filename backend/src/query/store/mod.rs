@@ -7,7 +7,7 @@ use protocol::{
 };
 
 use super::rollup::{Bucket, HOUR_MS, MINUTE_MS};
-use crate::store::{Store, count_from_db, decode_histogram, on_db};
+use crate::store::{Db, Store, count_from_db, decode_histogram, on_db};
 
 pub mod rollup;
 
@@ -107,19 +107,29 @@ impl Store {
             }
         };
         // Raw rows: by breaker and time for short steps; for long steps only the few rows the
-        // rollup job has not reached, found by id (NOT INDEXED keeps SQLite on the id range
-        // instead of scanning the breaker's whole day in the time index; PostgreSQL's planner
-        // needs no such hint).
-        let raw_sql = if resolution.is_some() && !self.is_postgres() {
-            "SELECT start_ms, success, failure, timeout, rejected, slow, ignored, latency,
-                    failure_rate_threshold
-             FROM aggregates NOT INDEXED
-             WHERE id > $4 AND breaker_id = $1 AND start_ms >= $2 AND start_ms < $3"
-        } else {
-            "SELECT start_ms, success, failure, timeout, rejected, slow, ignored, latency,
-                    failure_rate_threshold
-             FROM aggregates
-             WHERE breaker_id = $1 AND start_ms >= $2 AND start_ms < $3 AND id > $4"
+        // rollup job has not reached, found by id, kept off the time index (which would scan
+        // the breaker's whole day) by `NOT INDEXED` on SQLite and by `+ 0` on PostgreSQL,
+        // whose planner may otherwise trust statistics taken before the day was written.
+        let raw_sql = match (resolution, &self.db) {
+            (Some(_), Db::Sqlite(_)) => {
+                "SELECT start_ms, success, failure, timeout, rejected, slow, ignored, latency,
+                        failure_rate_threshold
+                 FROM aggregates NOT INDEXED
+                 WHERE id > $4 AND breaker_id = $1 AND start_ms >= $2 AND start_ms < $3"
+            }
+            (Some(_), Db::Postgres(_)) => {
+                "SELECT start_ms, success, failure, timeout, rejected, slow, ignored, latency,
+                        failure_rate_threshold
+                 FROM aggregates
+                 WHERE id > $4 AND breaker_id + 0 = $1 AND start_ms + 0 >= $2
+                   AND start_ms + 0 < $3"
+            }
+            (None, _) => {
+                "SELECT start_ms, success, failure, timeout, rejected, slow, ignored, latency,
+                        failure_rate_threshold
+                 FROM aggregates
+                 WHERE breaker_id = $1 AND start_ms >= $2 AND start_ms < $3 AND id > $4"
+            }
         };
         let rows: Vec<TimedBucketRow> = on_db!(&self.db, pool => sqlx::query_as(raw_sql)
             .bind(breaker_id)
