@@ -10,6 +10,10 @@
 //! 3. Server RSS with 1,000 live breakers reporting every second (goal ≤ 150 MB), and with
 //!    10,000 breakers (10 services × 10 instances × 100 breakers) before and after one full
 //!    read of every paginated list and `/metrics`: bytes per live breaker.
+//!
+//! With `FUSEBOX_BENCH_POSTGRES=postgres://user@host:port` (a PostgreSQL server the bench may
+//! create databases on), parts 1 and 2 run on PostgreSQL instead, a fresh database for each
+//! server they start.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -57,8 +61,36 @@ fn batch(instance: usize, seq: u64, n_breakers: usize, start_ms: i64) -> IngestB
     }
 }
 
+/// The variable naming a PostgreSQL server to run the ingest and detail parts on.
+const POSTGRES_VAR: &str = "FUSEBOX_BENCH_POSTGRES";
+
+/// A fresh database for a server: a SQLite file in `dir`, or a new database on the
+/// PostgreSQL server named by [`POSTGRES_VAR`].
+async fn database(dir: &tempfile::TempDir, name: &str) -> String {
+    let Ok(base) = std::env::var(POSTGRES_VAR) else {
+        return format!("sqlite://{}", dir.path().join(name).display());
+    };
+    use sqlx::Connection;
+    let base = base.trim_end_matches('/');
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let db = format!(
+        "bench_{}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        name.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+    );
+    let mut conn = sqlx::PgConnection::connect(&format!("{base}/postgres"))
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    format!("{base}/{db}")
+}
+
 async fn start(dir: &tempfile::TempDir, name: &str) -> server::RunningServer {
-    let url = format!("sqlite://{}", dir.path().join(name).display());
+    let url = database(dir, name).await;
     let mut options = ServerOptions::new(SocketAddr::from(([127, 0, 0, 1], 0)), url);
     options.anonymous_viewer = true;
     options.rollup_period = Duration::from_secs(3_600);

@@ -1,4 +1,4 @@
-//! The fusebox server: ingest of breaker reports, the SQLite store, the live stream, the
+//! The fusebox server: ingest of breaker reports, the store (SQLite or PostgreSQL), the live stream, the
 //! dashboard's hosting, and the demo.
 //!
 //! Brief overview (one folder per feature, each with its `store` and `http`):

@@ -24,7 +24,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server: ingest, SQLite store, live stream and dashboard.
+    /// Run the server: ingest, store (SQLite or PostgreSQL), live stream and dashboard.
     Serve(ServeArgs),
     /// Run the server plus simulated services whose breakers trip and recover.
     Demo(ServeArgs),
@@ -36,6 +36,12 @@ enum Command {
     Users(UsersCommand),
     /// Tune breaker thresholds: evaluate the adaptive engine on labelled scenarios.
     Tune(backend::tuning::tune::TuneCommand),
+    /// Create the database when missing and apply its pending migrations, then exit (the
+    /// server also applies them as it starts).
+    Migrate {
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
 }
 
 #[derive(Subcommand)]
@@ -85,7 +91,8 @@ enum UsersCommand {
 
 #[derive(Args)]
 struct DatabaseArg {
-    /// SQLite database: a URL like sqlite://fusebox.db or a file path.
+    /// The database: a SQLite file's path or URL (sqlite://fusebox.db), or a PostgreSQL URL
+    /// (postgres://user@host/fusebox).
     #[arg(
         long = "database",
         default_value = "sqlite://fusebox.db",
@@ -101,11 +108,7 @@ impl DatabaseArg {
 }
 
 fn database_url(text: &str) -> String {
-    if text.starts_with("sqlite:") {
-        text.to_string()
-    } else {
-        format!("sqlite://{text}")
-    }
+    backend::store::database_url(text)
 }
 
 /// A setting that must be at least 1 when given (a count, a period, a budget).
@@ -124,7 +127,8 @@ struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:7878].
     #[arg(long, env = "FUSEBOX_BIND")]
     bind: Option<SocketAddr>,
-    /// SQLite database: a URL like sqlite://fusebox.db or a file path [default: sqlite://fusebox.db].
+    /// The database: a SQLite file's path or URL, or a PostgreSQL URL
+    /// (postgres://user@host/fusebox) [default: sqlite://fusebox.db].
     #[arg(long = "database", env = "DATABASE_URL")]
     database: Option<String>,
     /// Folder holding the dashboard bundle (index.html, wasm, JS).
@@ -404,6 +408,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Tune(cmd) => backend::tuning::tune::run(cmd).await,
+        Command::Migrate { db } => {
+            db.open().await?;
+            println!(
+                "the database {} is up to date",
+                backend::store::redact(&database_url(&db.database))
+            );
+            Ok(())
+        }
     }
 }
 

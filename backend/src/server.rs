@@ -38,7 +38,8 @@ use crate::ui;
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
     pub bind: SocketAddr,
-    /// An sqlx SQLite URL, e.g. `sqlite://fusebox.db`.
+    /// An sqlx SQLite URL, e.g. `sqlite://fusebox.db`, or a PostgreSQL one
+    /// (`postgres://user@host/fusebox`).
     pub database_url: String,
     pub dist_dir: PathBuf,
     /// Largest accepted request body, in bytes.
@@ -216,7 +217,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         drop(alert_tasks);
         res
     });
-    tracing::info!(%addr, database = %options.database_url, "fusebox is serving");
+    tracing::info!(%addr, database = %crate::store::redact(&options.database_url), "fusebox is serving");
     Ok(RunningServer {
         addr,
         state,

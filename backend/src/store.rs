@@ -1,7 +1,7 @@
-//! `Store`: the database handle. SQLite through sqlx, in WAL mode with `synchronous=NORMAL`, so a
-//! killed process loses no committed transaction.
+//! `Store`: the database handle, on SQLite (the embedded default, in WAL mode with
+//! `synchronous=NORMAL`, so a killed process loses no committed transaction) or PostgreSQL.
 //!
-//! This file opens the database, applies `migrations/` and holds what every feature shares
+//! This file opens the database, applies `migrations/` (or `migrations/postgres/`) and holds what every feature shares
 //! (transactions, the breaker lookup, count and histogram encodings). Each feature's SQL lives
 //! in its own `store.rs` (`ingest/store.rs`, `query/store/`, …) as methods of [`Store`].
 
@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use protocol::LatencyHistogram;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
 /// What a feature's store returns when it cannot do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -43,19 +44,125 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+static MIGRATOR_POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// The key of the transaction-scoped advisory lock every write transaction takes on
+/// PostgreSQL (see [`Store::begin`]).
+pub const WRITE_LOCK: i64 = 0x0066_7573_6562_6f78; // "fusebox" in ASCII
+
+/// A pool on either database. Most SQL is written once, with `$1…$n` placeholders and
+/// constructs both dialects share, and run on whichever pool this is through [`on_db!`].
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A write transaction on either database; [`on_tx!`] runs SQL in it.
+pub enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit().await,
+            Tx::Postgres(tx) => tx.commit().await,
+        }
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(tx) => tx.rollback().await,
+            Tx::Postgres(tx) => tx.rollback().await,
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Tx::Postgres(_))
+    }
+}
+
+/// Runs `$body` with `$pool` bound to the pool of a [`Db`] (`&SqlitePool` or `&PgPool`): the
+/// body is compiled once per database, so one query text with one list of binds serves both.
+/// The body's value must have the same type on both (map `execute`'s result to
+/// `rows_affected()`); inside it, `Dialect` names the database (`sqlx::Sqlite` or
+/// `sqlx::Postgres`), for a `QueryBuilder::<Dialect>`.
+macro_rules! on_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite($pool) => {
+                #[allow(dead_code)]
+                type Dialect = sqlx::Sqlite;
+                $body
+            }
+            $crate::store::Db::Postgres($pool) => {
+                #[allow(dead_code)]
+                type Dialect = sqlx::Postgres;
+                $body
+            }
+        }
+    };
+}
+
+/// [`on_db!`] for a [`Tx`]: `$conn` is the transaction's connection (`&mut SqliteConnection`
+/// or `&mut PgConnection`; reborrow it with `&mut *$conn` to run more than one statement).
+macro_rules! on_tx {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        match $tx {
+            $crate::store::Tx::Sqlite(tx) => {
+                #[allow(dead_code)]
+                type Dialect = sqlx::Sqlite;
+                let $conn = &mut **tx;
+                $body
+            }
+            $crate::store::Tx::Postgres(tx) => {
+                #[allow(dead_code)]
+                type Dialect = sqlx::Postgres;
+                let $conn = &mut **tx;
+                $body
+            }
+        }
+    };
+}
+
+pub(crate) use {on_db, on_tx};
+
+/// The database URL for what a user typed: a `sqlite:`, `postgres://` or `postgresql://` URL
+/// as it is, anything else as the path of a SQLite file.
+pub fn database_url(text: &str) -> String {
+    if text.starts_with("sqlite:") || is_postgres_url(text) {
+        text.to_string()
+    } else {
+        format!("sqlite://{text}")
+    }
+}
+
+/// Which database a URL names: `postgres://` and `postgresql://` are PostgreSQL, anything else
+/// SQLite.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
 
 #[derive(Clone)]
 pub struct Store {
-    pub(crate) pool: SqlitePool,
-    /// One connection kept for the ingest writer (see [`Store::begin_ingest`]).
-    pub(crate) ingest: SqlitePool,
+    pub(crate) db: Db,
+    /// One connection kept for the ingest writer (see [`Store::begin_ingest`]); the same pool
+    /// as `db` on PostgreSQL.
+    pub(crate) ingest: Db,
 }
 
 // === impl Store ===
 
 impl Store {
-    /// Opens (creating when missing) the database at `url` and applies pending migrations.
+    /// Opens the database at `url` (a SQLite file, created when missing, or a PostgreSQL
+    /// database) and applies its pending migrations: `migrations/` on SQLite,
+    /// `migrations/postgres/` on PostgreSQL.
     pub async fn open(url: &str) -> anyhow::Result<Store> {
+        if is_postgres_url(url) {
+            return Store::open_postgres(url).await;
+        }
         let options = SqliteConnectOptions::from_str(url)
             .with_context(|| format!("invalid database URL {url:?}"))?
             .create_if_missing(true)
@@ -78,29 +185,89 @@ impl Store {
             .connect_with(options)
             .await
             .with_context(|| format!("cannot open the database {url}"))?;
-        Ok(Store { pool, ingest })
+        Ok(Store {
+            db: Db::Sqlite(pool),
+            ingest: Db::Sqlite(ingest),
+        })
     }
 
-    /// The pool, for tests and benchmarks that read what was stored. The server's own code
-    /// runs SQL only in the features' stores (`tests/tests/layout.rs` checks it).
+    async fn open_postgres(url: &str) -> anyhow::Result<Store> {
+        // A write waits at most 5 s for a lock, as SQLite's busy timeout has it. Every
+        // statement is planned for its values: a generic plan cannot tell that `id > $4`
+        // leaves few rows and scans a breaker's whole day in the time index instead.
+        let options = PgConnectOptions::from_str(url)
+            .with_context(|| format!("invalid database URL {:?}", redact(url)))?
+            .options([
+                ("lock_timeout", "5s"),
+                ("plan_cache_mode", "force_custom_plan"),
+            ]);
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .with_context(|| format!("cannot open the database {}", redact(url)))?;
+        MIGRATOR_POSTGRES
+            .run(&pool)
+            .await
+            .context("cannot apply the migrations")?;
+        Ok(Store {
+            db: Db::Postgres(pool.clone()),
+            ingest: Db::Postgres(pool),
+        })
+    }
+
+    /// The pool on either database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.db, Db::Postgres(_))
+    }
+
+    /// The SQLite pool, for tests and benchmarks that read what was stored in a SQLite file.
+    /// The server's own code runs SQL only in the features' stores (`tests/tests/layout.rs`
+    /// checks it).
+    ///
+    /// # Panics
+    /// On PostgreSQL.
     pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+        match &self.db {
+            Db::Sqlite(pool) => pool,
+            Db::Postgres(_) => panic!("Store::pool is SQLite's; this store is on PostgreSQL"),
+        }
     }
 
-    /// A write transaction. `BEGIN IMMEDIATE` takes the write lock up front (waiting up to the
-    /// busy timeout), so a transaction that reads before it writes never fails with "database
-    /// is locked" when another writer committed in between.
-    pub async fn begin(&self) -> anyhow::Result<Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    /// A write transaction. On SQLite, `BEGIN IMMEDIATE` takes the write lock up front (waiting
+    /// up to the busy timeout), so a transaction that reads before it writes never fails with
+    /// "database is locked" when another writer committed in between. On PostgreSQL, every
+    /// write transaction takes the same transaction-scoped advisory lock first, so write
+    /// transactions run one at a time there too and a read-then-write (the next config
+    /// version, an alert's incident) sees what the previous one committed.
+    pub async fn begin(&self) -> anyhow::Result<Tx> {
+        Ok(begin(&self.db).await?)
     }
 
-    /// A write transaction like [`Store::begin`], always on the same connection, which the
-    /// ingest writer uses. SQLite drops a connection's page cache whenever another
+    /// A write transaction like [`Store::begin`], on SQLite always on the same connection,
+    /// which the ingest writer uses. SQLite drops a connection's page cache whenever another
     /// connection changed the database; on a connection of its own, the pages the writer
     /// touches (index leaves, table tails) stay cached from one commit to the next instead of
     /// being read again for each one.
-    pub async fn begin_ingest(&self) -> anyhow::Result<Transaction<'static, Sqlite>> {
-        Ok(self.ingest.begin_with("BEGIN IMMEDIATE").await?)
+    pub async fn begin_ingest(&self) -> anyhow::Result<Tx> {
+        Ok(begin(&self.ingest).await?)
+    }
+
+    /// A read transaction: one consistent snapshot for several reads while writers keep
+    /// committing (a deferred transaction on SQLite, `REPEATABLE READ` on PostgreSQL).
+    pub async fn begin_read(&self) -> anyhow::Result<Tx> {
+        Ok(match &self.db {
+            Db::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Db::Postgres(pool) => Tx::Postgres(
+                pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?,
+            ),
+        })
     }
 
     /// The id of a known breaker, or [`StoreError::NotFound`].
@@ -116,22 +283,22 @@ impl Store {
         breaker: &str,
         service: Option<&str>,
     ) -> Result<Vec<String>, sqlx::Error> {
-        sqlx::query_scalar(
-            "SELECT service FROM breakers WHERE name = ? AND (?2 IS NULL OR service = ?2) ORDER BY service",
+        on_db!(&self.db, pool => sqlx::query_scalar(
+            "SELECT service FROM breakers WHERE name = $1 AND ($2 IS NULL OR service = $2) ORDER BY service",
         )
         .bind(breaker)
         .bind(service)
-        .fetch_all(&self.pool)
-        .await
+        .fetch_all(pool)
+        .await)
     }
 
     /// [`Store::find_breaker`] inside a transaction.
     pub async fn find_breaker_in(
-        tx: &mut Transaction<'static, Sqlite>,
+        tx: &mut Tx,
         service: &str,
         breaker: &str,
     ) -> Result<Option<i64>, sqlx::Error> {
-        find_breaker(&mut **tx, service, breaker).await
+        on_tx!(tx, conn => sqlx::query_scalar(FIND_BREAKER).bind(service).bind(breaker).fetch_optional(conn).await)
     }
 
     /// The id of a known breaker; `None` when no report named it yet.
@@ -140,21 +307,39 @@ impl Store {
         service: &str,
         breaker: &str,
     ) -> Result<Option<i64>, sqlx::Error> {
-        find_breaker(&self.pool, service, breaker).await
+        on_db!(&self.db, pool => sqlx::query_scalar(FIND_BREAKER).bind(service).bind(breaker).fetch_optional(pool).await)
     }
 }
 
-async fn find_breaker<'e>(
-    executor: impl sqlx::Executor<'e, Database = Sqlite>,
-    service: &str,
-    breaker: &str,
-) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT id FROM breakers WHERE service = ? AND name = ?")
-        .bind(service)
-        .bind(breaker)
-        .fetch_optional(executor)
-        .await
+async fn begin(db: &Db) -> Result<Tx, sqlx::Error> {
+    match db {
+        Db::Sqlite(pool) => Ok(Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?)),
+        Db::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(WRITE_LOCK)
+                .execute(&mut *tx)
+                .await?;
+            Ok(Tx::Postgres(tx))
+        }
+    }
 }
+
+/// A URL as it may be shown: without its password.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+const FIND_BREAKER: &str = "SELECT id FROM breakers WHERE service = $1 AND name = $2";
 
 /// A count as stored: counts are int64 columns, and sums saturate at `i64::MAX` rather than
 /// wrapping to a negative number.
@@ -187,5 +372,38 @@ pub fn decode_histogram(text: &str) -> LatencyHistogram {
             .filter(|part| !part.is_empty())
             .map(|part| part.parse().unwrap_or(0))
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_is_a_sqlite_path_or_a_url_of_either_kind() {
+        assert_eq!(database_url("fusebox.db"), "sqlite://fusebox.db");
+        assert_eq!(database_url("/var/lib/f.db"), "sqlite:///var/lib/f.db");
+        assert_eq!(database_url("sqlite://x.db"), "sqlite://x.db");
+        for url in [
+            "postgres://u@h/db",
+            "postgresql://u:p@h:5433/db?sslmode=disable",
+        ] {
+            assert_eq!(database_url(url), url);
+            assert!(is_postgres_url(url));
+        }
+        assert!(!is_postgres_url("sqlite://postgres.db"));
+    }
+
+    #[test]
+    fn a_shown_url_has_no_password() {
+        assert_eq!(
+            redact("postgres://fusebox:s3cret@db:5432/fusebox"),
+            "postgres://fusebox:***@db:5432/fusebox"
+        );
+        assert_eq!(
+            redact("postgres://fusebox@db/fusebox"),
+            "postgres://fusebox@db/fusebox"
+        );
+        assert_eq!(redact("sqlite://fusebox.db"), "sqlite://fusebox.db");
     }
 }

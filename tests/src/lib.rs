@@ -2,7 +2,8 @@
 //! and the `browser_load` bench.
 //!
 //! Brief overview:
-//! - [`TestServer`]: a real server on an ephemeral port with a temporary SQLite file.
+//! - [`TestServer`]: a real server on an ephemeral port with a temporary SQLite file, or with a
+//!   fresh database of a throwaway PostgreSQL cluster when `FUSEBOX_TEST_DATABASE=postgres`.
 //! - [`SseReader`]: a reader of its live stream, each read with a deadline.
 //! - [`post_batch`], [`tight_config`], [`wire_config`]: an acknowledged ingest batch, a breaker
 //!   config that trips after five failures, a config as the config API takes it.
@@ -23,7 +24,21 @@ use anyhow::Context;
 use backend::server::{self, RunningServer, ServerOptions};
 use futures_util::StreamExt;
 
-/// A server on 127.0.0.1:0 with its own temporary database file.
+/// The variable that runs every [`TestServer`] on PostgreSQL: `postgres` gives each server a
+/// fresh database in one throwaway cluster per test process ([`postgres::shared_database`]);
+/// unset (or `sqlite`), each server has its own temporary SQLite file.
+pub const DATABASE_VAR: &str = "FUSEBOX_TEST_DATABASE";
+
+/// Whether [`TestServer`]s run on PostgreSQL in this process (see [`DATABASE_VAR`]).
+pub fn on_postgres() -> bool {
+    match std::env::var(DATABASE_VAR).as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Ok("") | Err(_) => false,
+        Ok(other) => panic!("{DATABASE_VAR}={other:?}: expected sqlite or postgres"),
+    }
+}
+
+/// A server on 127.0.0.1:0 with its own temporary database (see [`DATABASE_VAR`]).
 pub struct TestServer {
     pub server: RunningServer,
     pub database_path: PathBuf,
@@ -40,7 +55,11 @@ impl TestServer {
     pub async fn start_with(adjust: impl FnOnce(&mut ServerOptions)) -> anyhow::Result<TestServer> {
         let dir = tempfile::tempdir()?;
         let database_path = dir.path().join("fusebox.db");
-        let url = format!("sqlite://{}", database_path.display());
+        let url = if on_postgres() {
+            postgres::shared_database()?
+        } else {
+            format!("sqlite://{}", database_path.display())
+        };
         let mut options = ServerOptions::new(SocketAddr::from(([127, 0, 0, 1], 0)), url);
         adjust(&mut options);
         let server = server::start(options.clone()).await?;
@@ -79,8 +98,28 @@ impl TestServer {
         self.server.addr
     }
 
+    /// The SQLite file (unused on PostgreSQL).
     pub fn database_path(&self) -> &Path {
         &self.database_path
+    }
+
+    /// The number `sql` (one row, one bigint column) reads from the server's database, on
+    /// either kind.
+    pub async fn scalar(&self, sql: &'static str) -> i64 {
+        match self.server.state.store.db() {
+            backend::store::Db::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+            backend::store::Db::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+        }
+        .unwrap_or_else(|err| panic!("{sql}: {err}"))
+    }
+
+    /// Runs `sql` (written for both databases) on the server's database.
+    pub async fn execute(&self, sql: &'static str) {
+        match self.server.state.store.db() {
+            backend::store::Db::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+            backend::store::Db::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+        }
+        .unwrap_or_else(|err| panic!("{sql}: {err}"))
     }
 
     /// A new ingest key for `service`.

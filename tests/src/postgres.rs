@@ -6,6 +6,8 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::{Context, bail};
 
@@ -99,7 +101,7 @@ impl PgCluster {
         // throwaway cluster is for.
         let options = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
-             -c synchronous_commit=off -c full_page_writes=off",
+             -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
             path_str(cluster.dir.path())?
         );
         let log = cluster.dir.path().join("server.log");
@@ -163,6 +165,47 @@ impl PgCluster {
         command.args(args).current_dir(self.dir.path());
         run(&mut command).with_context(|| format!("{tool} failed"))
     }
+}
+
+/// The cluster a test process's [`crate::TestServer`]s share on PostgreSQL, started by the
+/// first of them and stopped when the process exits.
+static SHARED: Mutex<Option<PgCluster>> = Mutex::new(None);
+
+/// A fresh, empty database in the process's shared cluster (started on first use); its URL.
+///
+/// Each server gets its own database, so tests stay as independent as with a SQLite file
+/// each, while the cluster's start (about 2 s) is paid once per test process. Without
+/// PostgreSQL's binaries this fails: a run that asks for PostgreSQL must have it.
+pub fn shared_database() -> anyhow::Result<String> {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let mut shared = SHARED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if shared.is_none() {
+        let bin = PgCluster::bin_dir().context(
+            "FUSEBOX_TEST_DATABASE=postgres but PostgreSQL is not installed \
+             (/usr/lib/postgresql/*/bin/initdb); `cargo xtask test` installs it",
+        )?;
+        *shared = Some(PgCluster::start(&bin)?);
+        // libtest ends the process with `exit`, which runs no destructor of a static: stop
+        // the cluster from an exit handler instead.
+        extern "C" fn stop_shared() {
+            let cluster = SHARED
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take();
+            drop(cluster);
+        }
+        // SAFETY: registers a plain function without arguments, as `atexit` expects.
+        unsafe { libc::atexit(stop_shared) };
+    }
+    let cluster = shared.as_ref().expect("started above");
+    let name = format!(
+        "fusebox_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    cluster.create_database(&name)
 }
 
 impl Drop for PgCluster {

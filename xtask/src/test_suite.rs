@@ -1,6 +1,7 @@
 //! `cargo xtask test`: every test of the workspace on a fresh machine, the browser tests included,
-//! then the adapters' suites (`node --test`, `pytest`) and schemathesis against the served API
-//! document.
+//! then the integration suite's HTTP tests again with every server on PostgreSQL
+//! (`FUSEBOX_TEST_DATABASE=postgres`), then the adapters' suites (`node --test`, `pytest`) and
+//! schemathesis against the served API document.
 //!
 //! A test that cannot run skips loudly and appends a line to the file named by
 //! `FUSEBOX_SKIP_LOG` (`tests::skip`). This command points that at a fresh file and fails at the
@@ -56,9 +57,40 @@ pub fn run() -> anyhow::Result<()> {
         skip_log.display()
     );
     let tests = run_command(&mut command);
+
+    step(
+        "running the integration suite again on PostgreSQL (a throwaway cluster, a database per server)",
+    );
+    let mut command = Command::new(cargo());
+    command
+        .current_dir(workspace_root())
+        .args([
+            "test",
+            // `--workspace`, as above, so that features resolve the same and the binary built
+            // there runs again without a rebuild (`breaker`'s small `integration` test too).
+            "--workspace",
+            "--test",
+            "integration",
+            "--no-fail-fast",
+            "--",
+        ])
+        // The dashboard's tests drive the same routes as the HTTP tests that run here; they
+        // pass on PostgreSQL too (`FUSEBOX_TEST_DATABASE=postgres cargo test -p tests --test
+        // integration browser`) but would add a minute and a half to every run.
+        .args(["--skip", "browser"])
+        .env("FUSEBOX_TEST_DATABASE", "postgres")
+        .env("FUSEBOX_REQUIRE_ALERTMANAGER", "1")
+        .env("FUSEBOX_REQUIRE_POSTGRES", "1")
+        .env("FUSEBOX_SKIP_LOG", &skip_log);
+    eprintln!(
+        "    with FUSEBOX_TEST_DATABASE=postgres FUSEBOX_REQUIRE_ALERTMANAGER=1 FUSEBOX_REQUIRE_POSTGRES=1 FUSEBOX_SKIP_LOG={}",
+        skip_log.display()
+    );
+    let postgres_tests = run_command(&mut command);
     let skipped = read_skips(&skip_log)?;
     report_skips(&skipped);
     tests?;
+    postgres_tests?;
 
     crate::adapters::run_tests()?;
 
@@ -76,7 +108,9 @@ pub fn run() -> anyhow::Result<()> {
 /// Installs Debian's PostgreSQL when its binaries are missing. The tests start throwaway
 /// clusters of their own from these binaries (`tests::postgres`); no service is used.
 pub fn ensure_postgres() -> anyhow::Result<()> {
-    step("checking for PostgreSQL (the schema tests start throwaway clusters from its binaries)");
+    step(
+        "checking for PostgreSQL (the schema tests and the suite's PostgreSQL run start throwaway clusters from its binaries)",
+    );
     let installed = std::fs::read_dir("/usr/lib/postgresql")
         .map(|versions| {
             versions

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use protocol::{AlertNotice, AlertRule, AlertRuleKind, State, StreamEvent};
-use sqlx::SqliteConnection;
 use tokio::sync::broadcast;
 
 use crate::alerts::Alerts;
@@ -20,7 +19,7 @@ use crate::alerts::rules::{self, ChannelRow};
 use crate::alerts::store;
 use crate::alerts::store::engine::{NewAlert, Transition};
 use crate::ingest::hub::Published;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Tx};
 
 /// Transitions evaluated per transaction.
 const PAGE: i64 = 200;
@@ -237,7 +236,7 @@ fn breaker_key(service: &str, breaker: &str) -> String {
 }
 
 async fn resolve(
-    conn: &mut SqliteConnection,
+    conn: &mut Tx,
     alert_id: i64,
     now: i64,
     channels: &[ChannelRow],
@@ -257,7 +256,7 @@ async fn resolve(
 }
 
 /// The title of a trip alert: the dependency and every service whose breaker of it opened.
-async fn trip_title(conn: &mut SqliteConnection, alert_id: i64) -> Result<String, StoreError> {
+async fn trip_title(conn: &mut Tx, alert_id: i64) -> Result<String, StoreError> {
     let members = store::engine::member_names(conn, alert_id).await?;
     let mut names: Vec<&str> = members.iter().map(|(_, name)| name.as_str()).collect();
     names.dedup();
@@ -274,7 +273,7 @@ async fn trip_title(conn: &mut SqliteConnection, alert_id: i64) -> Result<String
 
 /// Evaluates one transition.
 async fn apply(
-    conn: &mut SqliteConnection,
+    conn: &mut Tx,
     (rules, channels): (&[AlertRule], &[ChannelRow]),
     t: &Transition,
     now: i64,
@@ -463,7 +462,7 @@ async fn apply(
 /// notifications queued in the same transaction as the change. Returns the notices for
 /// [`Alerts::committed`], to be called once the transaction commits.
 pub async fn auto_tune_notice(
-    conn: &mut SqliteConnection,
+    conn: &mut Tx,
     breaker: (i64, &str, &str),
     (title, trigger): (&str, (&str, f64, f64)),
     now: i64,

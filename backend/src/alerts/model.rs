@@ -3,11 +3,10 @@
 //! can do it inside its transaction).
 
 use protocol::{Alert, AlertChannelKind, AlertRule, AlertRuleKind};
-use sqlx::SqliteConnection;
 
 use crate::alerts::rules::{self, ChannelRow};
 use crate::alerts::store;
-use crate::store::StoreError;
+use crate::store::{StoreError, Tx};
 
 /// A step of an alert's history (`alert_events.kind`, and `AlertNotice::event` on the stream).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,7 +70,7 @@ fn wants(
 
 /// Records an event of an alert and queues its notifications; returns the alert as notified.
 pub async fn add_event(
-    conn: &mut SqliteConnection,
+    conn: &mut Tx,
     alert_id: i64,
     kind: EventKind,
     detail: Option<&str>,

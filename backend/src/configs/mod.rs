@@ -15,11 +15,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use protocol::{BreakerConfig, StoredConfig};
-use sqlx::{Sqlite, Transaction};
 use tokio::sync::watch;
 
 use crate::error::AppError;
-use crate::store::Store;
+use crate::store::{Store, Tx};
 
 pub use store::{Audit, current, next_version, write_audit};
 
@@ -100,7 +99,7 @@ pub async fn save_version(
 /// the breaker's id with the stored version. The caller commits, then wakes the long polls
 /// with [`ConfigWatch::notify`].
 pub async fn save_version_in(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Tx,
     change: NewVersion<'_>,
     now_ms: i64,
 ) -> Result<(i64, StoredConfig), AppError> {

@@ -2,10 +2,9 @@
 //! auto mode serves (`auto_tune_changes` is read here where a config version depends on it).
 
 use protocol::{AuditEntry, BreakerConfig, ConfigRefusal, ConfigStatusReport, StoredConfig};
-use sqlx::{Sqlite, Transaction};
 
 use super::{AutoEnd, NewVersion};
-use crate::store::{Store, StoreError, parse_json};
+use crate::store::{Store, StoreError, Tx, on_db, on_tx, parse_json};
 
 fn no_longer_canary(change_id: i64) -> StoreError {
     StoreError::Conflict(format!(
@@ -38,14 +37,14 @@ pub async fn history(
     breaker_id: i64,
     limit: i64,
 ) -> Result<Vec<StoredConfig>, StoreError> {
-    let rows: Vec<ConfigRow> = sqlx::query_as(
+    let rows: Vec<ConfigRow> = on_db!(&store.db, pool => sqlx::query_as(
         "SELECT config, created_ms, created_by, reason FROM breaker_configs
-         WHERE breaker_id = ? ORDER BY version DESC LIMIT ?",
+         WHERE breaker_id = $1 ORDER BY version DESC LIMIT $2",
     )
     .bind(breaker_id)
     .bind(limit)
-    .fetch_all(&store.pool)
-    .await?;
+    .fetch_all(pool)
+    .await)?;
     rows.into_iter().map(ConfigRow::into_stored).collect()
 }
 
@@ -60,14 +59,14 @@ pub async fn version(
     breaker_id: i64,
     version: u64,
 ) -> Result<Option<StoredConfig>, StoreError> {
-    let row: Option<ConfigRow> = sqlx::query_as(
+    let row: Option<ConfigRow> = on_db!(&store.db, pool => sqlx::query_as(
         "SELECT config, created_ms, created_by, reason FROM breaker_configs
-         WHERE breaker_id = ? AND version = ?",
+         WHERE breaker_id = $1 AND version = $2",
     )
     .bind(breaker_id)
     .bind(version as i64)
-    .fetch_optional(&store.pool)
-    .await?;
+    .fetch_optional(pool)
+    .await)?;
     row.map(ConfigRow::into_stored).transpose()
 }
 
@@ -75,7 +74,7 @@ pub async fn version(
 /// transaction, creating the breaker when new, ending or cancelling its canary, and auditing;
 /// returns the breaker's id with the stored version.
 pub async fn insert_version(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Tx,
     change: NewVersion<'_>,
     now: i64,
 ) -> Result<(i64, StoredConfig), StoreError> {
@@ -84,12 +83,12 @@ pub async fn insert_version(
     config.version = next_version(tx, breaker_id).await?;
     match change.ends_auto_change {
         Some((change_id, AutoEnd::Promoted)) => {
-            config.version = sqlx::query_scalar::<_, i64>(
-                "SELECT version FROM auto_tune_changes WHERE id = ? AND status = 'canary'",
+            config.version = on_tx!(tx, c => sqlx::query_scalar::<_, i64>(
+                "SELECT version FROM auto_tune_changes WHERE id = $1 AND status = 'canary'",
             )
             .bind(change_id)
-            .fetch_optional(&mut **tx)
-            .await?
+            .fetch_optional(c)
+            .await)?
             .ok_or_else(|| no_longer_canary(change_id))? as u64;
             end_auto_change(tx, change_id, "promoted", now).await?;
         }
@@ -97,9 +96,9 @@ pub async fn insert_version(
             end_auto_change(tx, change_id, "rolled_back", now).await?;
         }
         None => {
-            sqlx::query(
-                "UPDATE auto_tune_changes SET status = 'cancelled', ended_ms = ?, outcome = ?
-                 WHERE breaker_id = ? AND status = 'canary'",
+            on_tx!(tx, c => sqlx::query(
+                "UPDATE auto_tune_changes SET status = 'cancelled', ended_ms = $1, outcome = $2
+                 WHERE breaker_id = $3 AND status = 'canary'",
             )
             .bind(now)
             .bind(format!(
@@ -107,14 +106,14 @@ pub async fn insert_version(
                 change.actor, config.version, change.action
             ))
             .bind(breaker_id)
-            .execute(&mut **tx)
-            .await?;
+            .execute(c)
+            .await.map(|r| r.rows_affected()))?;
         }
     }
     let text = serde_json::to_string(&config).expect("a config serializes");
-    sqlx::query(
+    on_tx!(tx, c => sqlx::query(
         "INSERT INTO breaker_configs (breaker_id, version, config, created_ms, created_by, reason)
-         VALUES (?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(breaker_id)
     .bind(config.version as i64)
@@ -122,8 +121,8 @@ pub async fn insert_version(
     .bind(now)
     .bind(change.actor)
     .bind(&change.reason)
-    .execute(&mut **tx)
-    .await?;
+    .execute(c)
+    .await.map(|r| r.rows_affected()))?;
     write_audit(
         tx,
         Audit {
@@ -149,18 +148,15 @@ pub async fn insert_version(
 
 /// The number a breaker's next config version gets. Canary versions are numbered with the
 /// rest: a version an instance ran as a canary is never reused for another config.
-pub async fn next_version(
-    tx: &mut Transaction<'static, Sqlite>,
-    breaker_id: i64,
-) -> Result<u64, StoreError> {
-    let latest: i64 = sqlx::query_scalar(
+pub async fn next_version(tx: &mut Tx, breaker_id: i64) -> Result<u64, StoreError> {
+    let latest: i64 = on_tx!(tx, c => sqlx::query_scalar(
         "SELECT COALESCE(MAX(v), 0) FROM (
-             SELECT MAX(version) AS v FROM breaker_configs WHERE breaker_id = ?1
-             UNION ALL SELECT MAX(version) FROM auto_tune_changes WHERE breaker_id = ?1)",
+             SELECT MAX(version) AS v FROM breaker_configs WHERE breaker_id = $1
+             UNION ALL SELECT MAX(version) FROM auto_tune_changes WHERE breaker_id = $1) AS versions",
     )
     .bind(breaker_id)
-    .fetch_one(&mut **tx)
-    .await?;
+    .fetch_one(c)
+    .await)?;
     Ok(latest as u64 + 1)
 }
 
@@ -175,12 +171,9 @@ pub struct Audit<'a> {
 }
 
 /// Writes `entry` to the audit log (in the caller's transaction, when it has one).
-pub async fn write_audit(
-    conn: &mut sqlx::SqliteConnection,
-    entry: Audit<'_>,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO audit_log (at_ms, actor, action, service, breaker, detail) VALUES (?, ?, ?, ?, ?, ?)",
+pub async fn write_audit(conn: &mut Tx, entry: Audit<'_>) -> Result<(), StoreError> {
+    on_tx!(conn, c => sqlx::query(
+        "INSERT INTO audit_log (at_ms, actor, action, service, breaker, detail) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(entry.at_ms)
     .bind(entry.actor)
@@ -188,26 +181,26 @@ pub async fn write_audit(
     .bind(entry.service)
     .bind(entry.breaker)
     .bind(entry.detail)
-    .execute(&mut *conn)
-    .await?;
+    .execute(c)
+    .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 pub async fn end_auto_change(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Tx,
     change_id: i64,
     status: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    let res = sqlx::query(
-        "UPDATE auto_tune_changes SET status = ?, ended_ms = ? WHERE id = ? AND status = 'canary'",
+    let res = on_tx!(tx, c => sqlx::query(
+        "UPDATE auto_tune_changes SET status = $1, ended_ms = $2 WHERE id = $3 AND status = 'canary'",
     )
     .bind(status)
     .bind(now)
     .bind(change_id)
-    .execute(&mut **tx)
-    .await?;
-    if res.rows_affected() == 0 {
+    .execute(c)
+    .await.map(|r| r.rows_affected()))?;
+    if res == 0 {
         return Err(no_longer_canary(change_id));
     }
     Ok(())
@@ -219,52 +212,49 @@ pub async fn canary_for(
     breaker_id: i64,
     instance: &str,
 ) -> Result<Option<BreakerConfig>, StoreError> {
-    let text: Option<String> = sqlx::query_scalar(
+    let text: Option<String> = on_db!(&store.db, pool => sqlx::query_scalar(
         "SELECT config FROM auto_tune_changes
-         WHERE breaker_id = ? AND status = 'canary' AND canary_instance = ?",
+         WHERE breaker_id = $1 AND status = 'canary' AND canary_instance = $2",
     )
     .bind(breaker_id)
     .bind(instance)
-    .fetch_optional(&store.pool)
-    .await?;
+    .fetch_optional(pool)
+    .await)?;
     text.map(|text| parse_json("a stored canary config", &text))
         .transpose()
 }
 
 /// Whether an instance of `service` reported its config status before.
 pub async fn reported_before(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Tx,
     service: &str,
     instance: &str,
 ) -> Result<bool, StoreError> {
-    Ok(sqlx::query_scalar(
+    Ok(on_tx!(tx, c => sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM config_status s JOIN breakers b ON b.id = s.breaker_id
-                        WHERE b.service = ? AND s.instance = ?)",
+                        WHERE b.service = $1 AND s.instance = $2)",
     )
     .bind(service)
     .bind(instance)
-    .fetch_one(&mut **tx)
-    .await?)
+    .fetch_one(c)
+    .await)?)
 }
 
 /// The instances of `service` that reported their config status.
-pub async fn reporting_instances(
-    tx: &mut Transaction<'static, Sqlite>,
-    service: &str,
-) -> Result<Vec<String>, StoreError> {
-    Ok(sqlx::query_scalar(
+pub async fn reporting_instances(tx: &mut Tx, service: &str) -> Result<Vec<String>, StoreError> {
+    Ok(on_tx!(tx, c => sqlx::query_scalar(
         "SELECT DISTINCT s.instance FROM config_status s JOIN breakers b ON b.id = s.breaker_id
-         WHERE b.service = ?",
+         WHERE b.service = $1",
     )
     .bind(service)
-    .fetch_all(&mut **tx)
-    .await?)
+    .fetch_all(c)
+    .await)?)
 }
 
 /// Stores what an instance runs, per breaker the server knows (a report never creates one:
 /// ingest does, within its limits).
 pub async fn save_status(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Tx,
     report: &ConfigStatusReport,
     now: i64,
 ) -> Result<(), StoreError> {
@@ -273,10 +263,10 @@ pub async fn save_status(
             continue;
         };
         let refused = status.refused.as_ref();
-        sqlx::query(
+        on_tx!(tx, c => sqlx::query(
             "INSERT INTO config_status (breaker_id, instance, running_version, refused_version,
                                         refused_field, refused_rule, reported_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (breaker_id, instance) DO UPDATE SET
                running_version = excluded.running_version, refused_version = excluded.refused_version,
                refused_field = excluded.refused_field, refused_rule = excluded.refused_rule,
@@ -289,8 +279,8 @@ pub async fn save_status(
         .bind(refused.map(|r| r.field.as_str()))
         .bind(refused.map(|r| r.rule.as_str()))
         .bind(now)
-        .execute(&mut **tx)
-        .await?;
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?;
     }
     Ok(())
 }
@@ -319,27 +309,27 @@ pub async fn reported_running_version(
     breaker: &str,
     instance: &str,
 ) -> Result<Option<u64>, StoreError> {
-    let version: Option<i64> = sqlx::query_scalar(
+    let version: Option<i64> = on_db!(&store.db, pool => sqlx::query_scalar(
         "SELECT s.running_version FROM config_status s JOIN breakers b ON b.id = s.breaker_id
-         WHERE b.service = ? AND b.name = ? AND s.instance = ?",
+         WHERE b.service = $1 AND b.name = $2 AND s.instance = $3",
     )
     .bind(service)
     .bind(breaker)
     .bind(instance)
-    .fetch_optional(&store.pool)
-    .await?;
+    .fetch_optional(pool)
+    .await)?;
     Ok(version.map(|v| v as u64))
 }
 
 /// Every instance's last status report for a breaker.
 pub async fn statuses(store: &Store, breaker_id: i64) -> Result<Vec<InstanceStatus>, StoreError> {
-    let rows: Vec<StatusRow> = sqlx::query_as(
+    let rows: Vec<StatusRow> = on_db!(&store.db, pool => sqlx::query_as(
         "SELECT instance, running_version, refused_version, refused_field, refused_rule
-         FROM config_status WHERE breaker_id = ?",
+         FROM config_status WHERE breaker_id = $1",
     )
     .bind(breaker_id)
-    .fetch_all(&store.pool)
-    .await?;
+    .fetch_all(pool)
+    .await)?;
     Ok(rows
         .into_iter()
         .map(|row| InstanceStatus {
@@ -359,13 +349,13 @@ pub async fn canary_instance(
     store: &Store,
     breaker_id: i64,
 ) -> Result<Option<(String, u64)>, StoreError> {
-    let row: Option<(String, i64)> = sqlx::query_as(
+    let row: Option<(String, i64)> = on_db!(&store.db, pool => sqlx::query_as(
         "SELECT canary_instance, version FROM auto_tune_changes
-         WHERE breaker_id = ? AND status = 'canary' AND canary_instance IS NOT NULL",
+         WHERE breaker_id = $1 AND status = 'canary' AND canary_instance IS NOT NULL",
     )
     .bind(breaker_id)
-    .fetch_optional(&store.pool)
-    .await?;
+    .fetch_optional(pool)
+    .await)?;
     Ok(row.map(|(instance, version)| (instance, version as u64)))
 }
 
@@ -386,14 +376,14 @@ pub async fn audit_page(
     before_id: i64,
     limit: i64,
 ) -> Result<Vec<AuditEntry>, StoreError> {
-    let rows: Vec<AuditRow> = sqlx::query_as(
+    let rows: Vec<AuditRow> = on_db!(&store.db, pool => sqlx::query_as(
         "SELECT id, at_ms, actor, action, service, breaker, detail FROM audit_log
-         WHERE id < ? ORDER BY id DESC LIMIT ?",
+         WHERE id < $1 ORDER BY id DESC LIMIT $2",
     )
     .bind(before_id)
     .bind(limit)
-    .fetch_all(&store.pool)
-    .await?;
+    .fetch_all(pool)
+    .await)?;
     Ok(rows
         .into_iter()
         .map(|row| AuditEntry {

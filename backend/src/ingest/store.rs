@@ -8,12 +8,13 @@ use anyhow::Context;
 use protocol::{Aggregate, IngestBatch, State, Transition, TransitionRecord, Trigger};
 use sqlx::Arguments;
 use sqlx::sqlite::SqliteArguments;
-use sqlx::{QueryBuilder, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Sqlite};
 
 use super::fleet::{BreakerKey, InstanceLive};
-use crate::store::{Store, count_to_db, encode_histogram};
+use crate::store::{Store, Tx, count_to_db, encode_histogram, on_db, on_tx};
 
-/// Rows per multi-row INSERT: 16 columns × 200 rows stays well under SQLite's 32 766 parameters.
+/// Rows per multi-row INSERT: 16 columns × 200 rows stays well under SQLite's 32 766
+/// parameters (and PostgreSQL's 65 535).
 const ROWS_PER_INSERT: usize = 200;
 /// Values bound per row of `aggregates`.
 const AGGREGATE_COLUMNS: usize = 15;
@@ -29,48 +30,49 @@ pub struct Committed {
 impl Store {
     /// The id of a breaker, creating its row when it is new.
     pub async fn breaker_id(
-        tx: &mut Transaction<'static, Sqlite>,
+        tx: &mut Tx,
         service: &str,
         name: &str,
         now_ms: i64,
     ) -> anyhow::Result<i64> {
-        sqlx::query("INSERT OR IGNORE INTO breakers (service, name, created_ms) VALUES (?, ?, ?)")
+        on_tx!(tx, c => sqlx::query("INSERT INTO breakers (service, name, created_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
             .bind(service)
             .bind(name)
             .bind(now_ms)
-            .execute(&mut **tx)
-            .await?;
-        let id = sqlx::query_scalar("SELECT id FROM breakers WHERE service = ? AND name = ?")
+            .execute(c)
+            .await.map(|r| r.rows_affected()))?;
+        let id = on_tx!(tx, c => sqlx::query_scalar("SELECT id FROM breakers WHERE service = $1 AND name = $2")
             .bind(service)
             .bind(name)
-            .fetch_one(&mut **tx)
-            .await?;
+            .fetch_one(c)
+            .await)?;
         Ok(id)
     }
 
     /// Records the batches as seen, in one statement per 500; for each batch, false when it
     /// had been stored before (or appears earlier in `batches`).
     pub async fn claim_batches(
-        tx: &mut Transaction<'static, Sqlite>,
+        tx: &mut Tx,
         batches: &[&IngestBatch],
         now_ms: i64,
     ) -> anyhow::Result<Vec<bool>> {
         let mut claimed: std::collections::HashSet<(String, String, i64)> = Default::default();
         for chunk in batches.chunks(500) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT OR IGNORE INTO batches (service, instance, seq, received_ms, n_aggregates, n_transitions) ",
-            );
-            insert.push_values(chunk, |mut row, batch| {
-                row.push_bind(batch.service.clone())
-                    .push_bind(batch.instance.clone())
-                    .push_bind(batch.seq as i64)
-                    .push_bind(now_ms)
-                    .push_bind(batch.aggregates.len() as i64)
-                    .push_bind(batch.transitions.len() as i64);
-            });
-            insert.push(" RETURNING service, instance, seq");
-            let rows: Vec<(String, String, i64)> =
-                insert.build_query_as().fetch_all(&mut **tx).await?;
+            let rows: Vec<(String, String, i64)> = on_tx!(tx, c => {
+                let mut insert = QueryBuilder::<Dialect>::new(
+                    "INSERT INTO batches (service, instance, seq, received_ms, n_aggregates, n_transitions) ",
+                );
+                insert.push_values(chunk, |mut row, batch| {
+                    row.push_bind(batch.service.clone())
+                        .push_bind(batch.instance.clone())
+                        .push_bind(batch.seq as i64)
+                        .push_bind(now_ms)
+                        .push_bind(batch.aggregates.len() as i64)
+                        .push_bind(batch.transitions.len() as i64);
+                });
+                insert.push(" ON CONFLICT DO NOTHING RETURNING service, instance, seq");
+                insert.build_query_as().fetch_all(c).await
+            })?;
             claimed.extend(rows);
         }
         Ok(batches
@@ -80,17 +82,17 @@ impl Store {
     }
 
     pub async fn insert_transition(
-        tx: &mut Transaction<'static, Sqlite>,
+        tx: &mut Tx,
         breaker_id: i64,
         instance: &str,
         transition: &Transition,
         now_ms: i64,
     ) -> anyhow::Result<i64> {
         let trigger = transition.trigger.as_ref();
-        let id = sqlx::query_scalar(
+        let id = on_tx!(tx, c => sqlx::query_scalar(
             "INSERT INTO transitions (breaker_id, instance, at_ms, from_state, to_state, trigger_kind,
                                       trigger_value, trigger_threshold, config_version, received_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
         )
         .bind(breaker_id)
         .bind(instance)
@@ -102,16 +104,21 @@ impl Store {
         .bind(trigger.map(|t| t.threshold))
         .bind(transition.config_version as i64)
         .bind(now_ms)
-        .fetch_one(&mut **tx)
-        .await?;
+        .fetch_one(c)
+        .await)?;
         Ok(id)
     }
 
-    /// Inserts aggregates with multi-row statements.
+    /// Inserts aggregates: on SQLite with multi-row statements, on PostgreSQL in one
+    /// statement of arrays ([`insert_aggregates_unnest`]).
     pub async fn insert_aggregates(
-        tx: &mut Transaction<'static, Sqlite>,
+        tx: &mut Tx,
         rows: &[(i64, &str, &Aggregate)],
     ) -> anyhow::Result<()> {
+        let tx = match tx {
+            Tx::Postgres(tx) => return Ok(insert_aggregates_unnest(tx, rows).await?),
+            Tx::Sqlite(tx) => tx,
+        };
         // Text arguments are shared, not copied per row: rows come in runs of one instance,
         // and a state is one of three words.
         let mut instance: Option<(&str, Arc<str>)> = None;
@@ -165,11 +172,12 @@ impl Store {
     /// Writes instances' stored state (state, since, config version, first report), with
     /// multi-row statements; one row per (breaker, instance).
     pub async fn upsert_instance_states(
-        tx: &mut Transaction<'static, Sqlite>,
+        tx: &mut Tx,
         states: &[(i64, &str, &InstanceLive)],
     ) -> anyhow::Result<()> {
         for chunk in states.chunks(ROWS_PER_INSERT) {
-            let mut upsert = QueryBuilder::<Sqlite>::new(
+            on_tx!(&mut *tx, c => {
+            let mut upsert = QueryBuilder::<Dialect>::new(
                 "INSERT INTO instance_states (breaker_id, instance, state, since_ms, config_version, updated_ms, first_report_ms) ",
             );
             upsert.push_values(chunk, |mut row, &(breaker_id, instance, live)| {
@@ -186,11 +194,12 @@ impl Store {
                 " ON CONFLICT (breaker_id, instance) DO UPDATE SET
                    state = excluded.state, since_ms = excluded.since_ms,
                    config_version = excluded.config_version, updated_ms = excluded.updated_ms,
-                   first_report_ms = MIN(COALESCE(instance_states.first_report_ms,
-                                                  excluded.first_report_ms),
-                                         excluded.first_report_ms)",
+                   first_report_ms = CASE
+                     WHEN instance_states.first_report_ms < excluded.first_report_ms
+                     THEN instance_states.first_report_ms ELSE excluded.first_report_ms END",
             );
-            upsert.build().execute(&mut **tx).await?;
+            upsert.build().execute(c).await.map(|_| ())
+            })?;
         }
         Ok(())
     }
@@ -203,22 +212,22 @@ impl Store {
         Vec<(BreakerKey, String, InstanceLive)>,
     )> {
         let ids =
-            sqlx::query_as::<_, (i64, String, String)>("SELECT id, service, name FROM breakers")
-                .fetch_all(&self.pool)
-                .await?
+            on_db!(&self.db, pool => sqlx::query_as::<_, (i64, String, String)>("SELECT id, service, name FROM breakers")
+                .fetch_all(pool)
+                .await)?
                 .into_iter()
                 .map(|(id, service, name)| ((service, name), id))
                 .collect();
-        let rows: Vec<InstanceStateRow> = sqlx::query_as(
+        let rows: Vec<InstanceStateRow> = on_db!(&self.db, pool => sqlx::query_as(
             "SELECT b.service, b.name, s.instance, s.state, s.since_ms, s.config_version, s.updated_ms,
                     COALESCE(s.first_report_ms, s.since_ms) AS first_report_ms
              FROM instance_states s JOIN breakers b ON b.id = s.breaker_id",
         )
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(pool)
+        .await)?;
         // What last tripped each instance that is not Closed: few rows, each found from the
         // newest of its breaker's transitions backwards.
-        let trips: Vec<TripRow> = sqlx::query_as(
+        let trips: Vec<TripRow> = on_db!(&self.db, pool => sqlx::query_as(
             "SELECT b.service, b.name, s.instance, t.at_ms, t.trigger_kind, t.trigger_value,
                     t.trigger_threshold
              FROM instance_states s
@@ -230,8 +239,8 @@ impl Store {
                  ORDER BY at_ms DESC, id DESC LIMIT 1)
              WHERE s.state <> 'closed'",
         )
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(pool)
+        .await)?;
         let mut trips: HashMap<(String, String, String), (i64, Trigger)> = trips
             .into_iter()
             .map(|row| {
@@ -288,4 +297,68 @@ struct TripRow {
     trigger_kind: String,
     trigger_value: Option<f64>,
     trigger_threshold: Option<f64>,
+}
+
+/// [`Store::insert_aggregates`] on PostgreSQL: the whole group in one statement, each column
+/// bound as one array and expanded by `UNNEST`, so the statement's text and its 15
+/// parameters are the same whatever the group's size (prepared once per connection).
+async fn insert_aggregates_unnest(
+    conn: &mut sqlx::PgConnection,
+    rows: &[(i64, &str, &Aggregate)],
+) -> Result<(), sqlx::Error> {
+    let n = rows.len();
+    let mut breaker_id = Vec::with_capacity(n);
+    let mut instance = Vec::with_capacity(n);
+    let mut start_ms = Vec::with_capacity(n);
+    let mut interval_ms = Vec::with_capacity(n);
+    let mut counts: [Vec<i64>; 6] = std::array::from_fn(|_| Vec::with_capacity(n));
+    let mut latency = Vec::with_capacity(n);
+    let mut state = Vec::with_capacity(n);
+    let mut failure_rate = Vec::with_capacity(n);
+    let mut threshold = Vec::with_capacity(n);
+    let mut config_version = Vec::with_capacity(n);
+    for &(id, name, aggregate) in rows {
+        let c = &aggregate.counts;
+        breaker_id.push(id);
+        instance.push(name);
+        start_ms.push(aggregate.start_ms);
+        interval_ms.push(i64::from(aggregate.interval_ms));
+        for (column, n) in counts.iter_mut().zip([
+            c.success, c.failure, c.timeout, c.rejected, c.slow, c.ignored,
+        ]) {
+            column.push(count_to_db(n));
+        }
+        latency.push(encode_histogram(&aggregate.latency));
+        state.push(aggregate.state.as_str());
+        failure_rate.push(aggregate.failure_rate);
+        threshold.push(aggregate.failure_rate_threshold);
+        config_version.push(aggregate.config_version as i64);
+    }
+    let [success, failure, timeout, rejected, slow, ignored] = counts;
+    sqlx::query(
+        "INSERT INTO aggregates (breaker_id, instance, start_ms, interval_ms, success, failure,
+             timeout, rejected, slow, ignored, latency, state, failure_rate,
+             failure_rate_threshold, config_version)
+         SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[],
+             $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[],
+             $11::text[], $12::text[], $13::float8[], $14::float8[], $15::bigint[])",
+    )
+    .bind(breaker_id)
+    .bind(instance)
+    .bind(start_ms)
+    .bind(interval_ms)
+    .bind(success)
+    .bind(failure)
+    .bind(timeout)
+    .bind(rejected)
+    .bind(slow)
+    .bind(ignored)
+    .bind(latency)
+    .bind(state)
+    .bind(failure_rate)
+    .bind(threshold)
+    .bind(config_version)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -35,7 +35,8 @@ pub struct TuneCommand {
     /// The engine's time budget, in milliseconds.
     #[arg(long, default_value_t = crate::tuning::engine_run::DEFAULT_BUDGET.as_millis() as u64)]
     pub budget_ms: u64,
-    /// SQLite database: a URL like sqlite://fusebox.db or a file path.
+    /// The database: a SQLite file's path or URL (sqlite://fusebox.db), or a PostgreSQL URL
+    /// (postgres://user@host/fusebox).
     #[arg(
         long = "database",
         default_value = "sqlite://fusebox.db",
@@ -97,12 +98,7 @@ async fn live(
     budget: Duration,
 ) -> anyhow::Result<()> {
     anyhow::ensure!((1..=30).contains(&days), "--days must be between 1 and 30");
-    let url = if database.starts_with("sqlite:") {
-        database.to_string()
-    } else {
-        format!("sqlite://{database}")
-    };
-    let store = crate::store::Store::open(&url).await?;
+    let store = crate::store::Store::open(&crate::store::database_url(database)).await?;
     let services = store.services_with_breaker(breaker, service).await?;
     let service = match services.as_slice() {
         [] => anyhow::bail!(

@@ -895,10 +895,9 @@ async fn firing_alerts_are_resent_to_alertmanager_every_minute() {
         0
     );
     // Two minutes later (the alert backdated rather than the clock moved): sent again, once.
-    sqlx::query("UPDATE alerts SET started_ms = started_ms - 120000")
-        .execute(store.pool())
-        .await
-        .unwrap();
+    server
+        .execute("UPDATE alerts SET started_ms = started_ms - 120000")
+        .await;
     let now = now_ms();
     assert_eq!(
         backend::alerts::engine::refresh_alertmanager(store, now)

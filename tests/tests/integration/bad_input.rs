@@ -273,21 +273,12 @@ async fn malformed_requests_get_a_json_4xx_and_change_nothing() {
         .await
         .unwrap();
     assert_eq!(ok.status().as_u16(), 200, "{}", ok.text().await.unwrap());
-    let pool = server.server.state.store.pool();
     let snapshot = || async {
-        let a: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM batches")
-            .fetch_one(pool)
-            .await
-            .unwrap();
-        let b: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM aggregates")
-            .fetch_one(pool)
-            .await
-            .unwrap();
-        let c: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM transitions")
-            .fetch_one(pool)
-            .await
-            .unwrap();
-        (a, b, c)
+        (
+            server.scalar("SELECT COUNT(*) FROM batches").await,
+            server.scalar("SELECT COUNT(*) FROM aggregates").await,
+            server.scalar("SELECT COUNT(*) FROM transitions").await,
+        )
     };
     let before = snapshot().await;
     assert_eq!(before, (1, 1, 1));
@@ -340,7 +331,6 @@ async fn malformed_requests_get_a_json_4xx_and_change_nothing() {
 
 /// Row counts of the tables a request could write, to show that refused input changed nothing.
 async fn stored(server: &TestServer) -> Vec<(&'static str, i64)> {
-    let pool = server.server.state.store.pool();
     let mut counts = Vec::new();
     for (table, query) in [
         ("batches", "SELECT COUNT(*) FROM batches"),
@@ -352,8 +342,7 @@ async fn stored(server: &TestServer) -> Vec<(&'static str, i64)> {
         ("config_status", "SELECT COUNT(*) FROM config_status"),
         ("audit_log", "SELECT COUNT(*) FROM audit_log"),
     ] {
-        let n: i64 = sqlx::query_scalar(query).fetch_one(pool).await.unwrap();
-        counts.push((table, n));
+        counts.push((table, server.scalar(query).await));
     }
     counts
 }

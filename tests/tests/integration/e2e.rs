@@ -151,15 +151,8 @@ async fn a_retried_batch_is_stored_once() {
             duplicate: true
         }
     );
-    let pool = server.server.state.store.pool();
-    let n_transitions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM transitions")
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    let n_aggregates: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM aggregates")
-        .fetch_one(pool)
-        .await
-        .unwrap();
+    let n_transitions = server.scalar("SELECT COUNT(*) FROM transitions").await;
+    let n_aggregates = server.scalar("SELECT COUNT(*) FROM aggregates").await;
     assert_eq!((n_transitions, n_aggregates), (1, 1));
 }
 
@@ -187,10 +180,7 @@ async fn ingest_needs_the_services_own_key() {
         let body: protocol::ErrorBody = response.json().await.unwrap();
         assert!(!body.detail.is_empty());
     }
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM batches")
-        .fetch_one(server.server.state.store.pool())
-        .await
-        .unwrap();
+    let n = server.scalar("SELECT COUNT(*) FROM batches").await;
     assert_eq!(n, 0, "nothing was stored");
 }
 

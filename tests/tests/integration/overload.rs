@@ -13,13 +13,9 @@ async fn a_full_queue_answers_503_and_keeps_what_it_took() {
         .await
         .unwrap();
     let key = server.ingest_key("svc").await.unwrap();
-    // Another connection holds SQLite's write lock, so the writer cannot commit and its queue fills.
-    let url = format!("sqlite://{}", server.database_path().display());
-    let mut blocker = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut blocker)
-        .await
-        .unwrap();
+    // Another connection holds the write lock (SQLite's, or on PostgreSQL the advisory lock
+    // every write transaction takes), so the writer cannot commit and its queue fills.
+    let blocker = Blocker::hold(&server).await;
 
     let n = 20;
     let client = reqwest::Client::new();
@@ -60,7 +56,7 @@ async fn a_full_queue_answers_503_and_keeps_what_it_took() {
         assert_eq!(body["error"], "overloaded");
         refused += 1;
     }
-    sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+    blocker.release().await;
     while let Some((status, _, body)) = pending.next().await {
         match status {
             200 => accepted += 1,
@@ -70,12 +66,55 @@ async fn a_full_queue_answers_503_and_keeps_what_it_took() {
     }
     assert!(accepted >= 1, "the batches the writer held were committed");
     assert_eq!(accepted + refused, n);
-    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM batches")
-        .fetch_one(server.server.state.store.pool())
-        .await
-        .unwrap();
+    let stored = server.scalar("SELECT COUNT(*) FROM batches").await;
     assert_eq!(
         stored, accepted as i64,
         "every acknowledged batch is stored, no refused one is"
     );
+}
+
+/// A connection of its own holding the database's write lock until released.
+enum Blocker {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl Blocker {
+    async fn hold(server: &TestServer) -> Blocker {
+        match server.server.state.store.db() {
+            backend::store::Db::Sqlite(_) => {
+                let url = format!("sqlite://{}", server.database_path().display());
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::query("BEGIN IMMEDIATE")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                Blocker::Sqlite(conn)
+            }
+            backend::store::Db::Postgres(pool) => {
+                let mut conn = pool.acquire().await.unwrap().detach();
+                sqlx::query("SELECT pg_advisory_lock($1)")
+                    .bind(backend::store::WRITE_LOCK)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                Blocker::Postgres(conn)
+            }
+        }
+    }
+
+    async fn release(self) {
+        match self {
+            Blocker::Sqlite(mut conn) => {
+                sqlx::query("COMMIT").execute(&mut conn).await.unwrap();
+            }
+            Blocker::Postgres(mut conn) => {
+                sqlx::query("SELECT pg_advisory_unlock($1)")
+                    .bind(backend::store::WRITE_LOCK)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
 }

@@ -2,11 +2,10 @@
 //! deliveries for the API), and what admins do to them (acknowledge, silence, note).
 
 use protocol::{Alert, AlertBreaker, AlertDelivery, AlertEventRecord};
-use sqlx::SqliteConnection;
 
 use super::parse_rule_kind;
 use crate::alerts::model::EventKind;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Tx, on_db, on_tx};
 use protocol::AlertStatus;
 
 /// A row of `alerts`, as read.
@@ -56,32 +55,32 @@ struct DeliveryRecord {
 }
 
 /// An alert without its history: what notifications and the stream carry.
-pub async fn snapshot(conn: &mut SqliteConnection, alert_id: i64) -> Result<Alert, StoreError> {
-    let row: AlertRecord = sqlx::query_as(
+pub async fn snapshot(conn: &mut Tx, alert_id: i64) -> Result<Alert, StoreError> {
+    let row: AlertRecord = on_tx!(conn, c => sqlx::query_as(
         "SELECT id, rule, kind, severity, status, title, started_ms, resolved_ms, trigger_kind,
                 trigger_value, threshold, acknowledged_by, acknowledged_ms, silenced_until_ms
-         FROM alerts WHERE id = ?",
+         FROM alerts WHERE id = $1",
     )
     .bind(alert_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    let members: Vec<MemberRecord> = sqlx::query_as(
+    .fetch_one(c)
+    .await)?;
+    let members: Vec<MemberRecord> = on_tx!(conn, c => sqlx::query_as(
         "SELECT b.id AS breaker_id, b.service, b.name
          FROM alert_members m JOIN breakers b ON b.id = m.breaker_id
-         WHERE m.alert_id = ? ORDER BY b.service, b.name",
+         WHERE m.alert_id = $1 ORDER BY b.service, b.name",
     )
     .bind(alert_id)
-    .fetch_all(&mut *conn)
-    .await?;
+    .fetch_all(c)
+    .await)?;
     let mut breakers = Vec::with_capacity(members.len());
     for member in members {
-        let instances: Vec<String> = sqlx::query_scalar(
-            "SELECT instance FROM alert_instances WHERE breaker_id = ? AND state != 'closed'
+        let instances: Vec<String> = on_tx!(conn, c => sqlx::query_scalar(
+            "SELECT instance FROM alert_instances WHERE breaker_id = $1 AND state != 'closed'
              ORDER BY instance",
         )
         .bind(member.breaker_id)
-        .fetch_all(&mut *conn)
-        .await?;
+        .fetch_all(c)
+        .await)?;
         breakers.push(AlertBreaker {
             service: member.service,
             breaker: member.name,
@@ -113,14 +112,14 @@ pub async fn snapshot(conn: &mut SqliteConnection, alert_id: i64) -> Result<Aler
 }
 
 /// An alert with its history and deliveries, for the API.
-pub async fn full(conn: &mut SqliteConnection, alert_id: i64) -> Result<Alert, StoreError> {
+pub async fn full(conn: &mut Tx, alert_id: i64) -> Result<Alert, StoreError> {
     let mut alert = snapshot(conn, alert_id).await?;
-    let events: Vec<EventRecord> = sqlx::query_as(
-        "SELECT id, kind, at_ms, detail FROM alert_events WHERE alert_id = ? ORDER BY id",
+    let events: Vec<EventRecord> = on_tx!(conn, c => sqlx::query_as(
+        "SELECT id, kind, at_ms, detail FROM alert_events WHERE alert_id = $1 ORDER BY id",
     )
     .bind(alert_id)
-    .fetch_all(&mut *conn)
-    .await?;
+    .fetch_all(c)
+    .await)?;
     alert.events = events
         .into_iter()
         .map(|row| AlertEventRecord {
@@ -130,16 +129,16 @@ pub async fn full(conn: &mut SqliteConnection, alert_id: i64) -> Result<Alert, S
             detail: row.detail,
         })
         .collect();
-    let deliveries: Vec<DeliveryRecord> = sqlx::query_as(
+    let deliveries: Vec<DeliveryRecord> = on_tx!(conn, c => sqlx::query_as(
         "SELECT c.name AS channel, o.event_id, o.idempotency_key, o.attempts, o.delivered_ms,
                 o.next_attempt_ms, o.last_error
          FROM alert_outbox o JOIN alert_events e ON e.id = o.event_id
          JOIN alert_channels c ON c.id = o.channel_id
-         WHERE e.alert_id = ? ORDER BY o.id",
+         WHERE e.alert_id = $1 ORDER BY o.id",
     )
     .bind(alert_id)
-    .fetch_all(&mut *conn)
-    .await?;
+    .fetch_all(c)
+    .await)?;
     alert.deliveries = deliveries
         .into_iter()
         .map(|row| AlertDelivery {
@@ -163,16 +162,16 @@ pub async fn list(
     limit: i64,
 ) -> Result<Vec<Alert>, StoreError> {
     // One read transaction: a consistent snapshot while the engine keeps committing.
-    let mut tx = store.pool.begin().await?;
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM alerts WHERE (?1 IS NULL OR status = ?1) AND id < ?2
-         ORDER BY id DESC LIMIT ?3",
+    let mut tx = store.begin_read().await?;
+    let ids: Vec<i64> = on_tx!(&mut tx, c => sqlx::query_scalar(
+        "SELECT id FROM alerts WHERE ($1 IS NULL OR status = $1) AND id < $2
+         ORDER BY id DESC LIMIT $3",
     )
     .bind(status.map(AlertStatus::as_str))
     .bind(before_id)
     .bind(limit)
-    .fetch_all(&mut *tx)
-    .await?;
+    .fetch_all(c)
+    .await)?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         out.push(full(&mut tx, id).await?);
@@ -182,11 +181,11 @@ pub async fn list(
 
 /// One alert in full, if it exists.
 pub async fn find(store: &Store, id: i64) -> Result<Option<Alert>, StoreError> {
-    let mut tx = store.pool.begin().await?;
-    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM alerts WHERE id = ?")
+    let mut tx = store.begin_read().await?;
+    let exists: Option<i64> = on_tx!(&mut tx, c => sqlx::query_scalar("SELECT id FROM alerts WHERE id = $1")
         .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        .fetch_optional(c)
+        .await)?;
     match exists {
         None => Ok(None),
         Some(_) => Ok(Some(full(&mut tx, id).await?)),
@@ -196,15 +195,15 @@ pub async fn find(store: &Store, id: i64) -> Result<Option<Alert>, StoreError> {
 /// Records an event of an alert, with the alert as notified when it notifies anyone; returns
 /// the event's id.
 pub async fn insert_event(
-    conn: &mut SqliteConnection,
+    conn: &mut Tx,
     alert_id: i64,
     kind: EventKind,
     at_ms: i64,
     detail: Option<&str>,
     notified: Option<&Alert>,
 ) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO alert_events (alert_id, kind, at_ms, detail, snapshot) VALUES (?, ?, ?, ?, ?)
+    Ok(on_tx!(conn, c => sqlx::query_scalar(
+        "INSERT INTO alert_events (alert_id, kind, at_ms, detail, snapshot) VALUES ($1, $2, $3, $4, $5)
          RETURNING id",
     )
     .bind(alert_id)
@@ -212,8 +211,8 @@ pub async fn insert_event(
     .bind(at_ms)
     .bind(detail)
     .bind(notified.map(|alert| serde_json::to_string(alert).expect("an alert serializes")))
-    .fetch_one(&mut *conn)
-    .await?)
+    .fetch_one(c)
+    .await)?)
 }
 
 /// Records a history entry that notifies no channel (acknowledged, silenced); returns the
@@ -225,9 +224,11 @@ pub async fn add_note(
     detail: String,
     now: i64,
 ) -> Result<Alert, StoreError> {
-    let mut conn = store.pool.acquire().await?;
-    insert_event(&mut conn, alert_id, kind, now, Some(&detail), None).await?;
-    full(&mut conn, alert_id).await
+    let mut tx = store.begin().await?;
+    insert_event(&mut tx, alert_id, kind, now, Some(&detail), None).await?;
+    let alert = full(&mut tx, alert_id).await?;
+    tx.commit().await?;
+    Ok(alert)
 }
 
 pub async fn acknowledge(
@@ -236,12 +237,12 @@ pub async fn acknowledge(
     by: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE alerts SET acknowledged_by = ?, acknowledged_ms = ? WHERE id = ?")
+    on_db!(&store.db, pool => sqlx::query("UPDATE alerts SET acknowledged_by = $1, acknowledged_ms = $2 WHERE id = $3")
         .bind(by)
         .bind(now)
         .bind(alert_id)
-        .execute(&store.pool)
-        .await?;
+        .execute(pool)
+        .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -251,25 +252,25 @@ pub async fn set_silence(
     alert_id: i64,
     until_ms: Option<i64>,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE alerts SET silenced_until_ms = ? WHERE id = ?")
+    on_db!(&store.db, pool => sqlx::query("UPDATE alerts SET silenced_until_ms = $1 WHERE id = $2")
         .bind(until_ms)
         .bind(alert_id)
-        .execute(&store.pool)
-        .await?;
+        .execute(pool)
+        .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 /// Holds back the notifications of an alert still queued (all but its recovery), marking them
 /// delivered as `silenced`.
 pub async fn hold_back_queued(store: &Store, alert_id: i64, now: i64) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE alert_outbox SET delivered_ms = ?, last_error = 'silenced'
+    on_db!(&store.db, pool => sqlx::query(
+        "UPDATE alert_outbox SET delivered_ms = $1, last_error = 'silenced'
          WHERE delivered_ms IS NULL AND event_id IN
-           (SELECT id FROM alert_events WHERE alert_id = ? AND kind != 'resolved')",
+           (SELECT id FROM alert_events WHERE alert_id = $2 AND kind != 'resolved')",
     )
     .bind(now)
     .bind(alert_id)
-    .execute(&store.pool)
-    .await?;
+    .execute(pool)
+    .await.map(|r| r.rows_affected()))?;
     Ok(())
 }

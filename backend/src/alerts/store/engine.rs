@@ -4,10 +4,9 @@
 //! engine's transaction.
 
 use protocol::{AlertRule, State};
-use sqlx::SqliteConnection;
 
 use crate::alerts::rules::rule_kind_str;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Tx, on_db, on_tx};
 use protocol::AlertStatus;
 
 /// One stored transition, with its breaker.
@@ -92,48 +91,48 @@ pub struct NewAlert<'a> {
 // === the cursor and the transitions ===
 
 /// The id of the last transition the engine evaluated.
-pub async fn cursor(conn: &mut SqliteConnection) -> Result<i64, StoreError> {
+pub async fn cursor(conn: &mut Tx) -> Result<i64, StoreError> {
     Ok(
-        sqlx::query_scalar("SELECT last_transition_id FROM alert_cursor WHERE id = 1")
-            .fetch_one(&mut *conn)
-            .await?,
+        on_tx!(conn, c => sqlx::query_scalar("SELECT last_transition_id FROM alert_cursor WHERE id = 1")
+            .fetch_one(c)
+            .await)?,
     )
 }
 
-pub async fn set_cursor(conn: &mut SqliteConnection, last: i64) -> Result<(), StoreError> {
-    sqlx::query("UPDATE alert_cursor SET last_transition_id = ? WHERE id = 1")
+pub async fn set_cursor(conn: &mut Tx, last: i64) -> Result<(), StoreError> {
+    on_tx!(conn, c => sqlx::query("UPDATE alert_cursor SET last_transition_id = $1 WHERE id = 1")
         .bind(last)
-        .execute(&mut *conn)
-        .await?;
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 /// Whether transitions were stored after the cursor.
 pub async fn behind(store: &Store) -> Result<bool, StoreError> {
-    let mut conn = store.pool.acquire().await?;
-    let cursor = cursor(&mut conn).await?;
-    let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM transitions")
-        .fetch_one(&mut *conn)
-        .await?;
+    let mut tx = store.begin_read().await?;
+    let cursor = cursor(&mut tx).await?;
+    let newest: Option<i64> = on_tx!(&mut tx, c => sqlx::query_scalar("SELECT MAX(id) FROM transitions")
+        .fetch_one(c)
+        .await)?;
     Ok(newest.unwrap_or(0) > cursor)
 }
 
 /// Up to `limit` transitions after `cursor`, in order.
 pub async fn transitions_after(
-    conn: &mut SqliteConnection,
+    conn: &mut Tx,
     cursor: i64,
     limit: i64,
 ) -> Result<Vec<Transition>, StoreError> {
-    let rows: Vec<TransitionRecord> = sqlx::query_as(
+    let rows: Vec<TransitionRecord> = on_tx!(conn, c => sqlx::query_as(
         "SELECT t.id, t.breaker_id, b.service, b.name, t.instance, t.at_ms, t.from_state,
                 t.to_state, t.trigger_kind, t.trigger_value, t.trigger_threshold
          FROM transitions t JOIN breakers b ON b.id = t.breaker_id
-         WHERE t.id > ? ORDER BY t.id LIMIT ?",
+         WHERE t.id > $1 ORDER BY t.id LIMIT $2",
     )
     .bind(cursor)
     .bind(limit)
-    .fetch_all(&mut *conn)
-    .await?;
+    .fetch_all(c)
+    .await)?;
     Ok(rows
         .into_iter()
         .map(TransitionRecord::into_transition)
@@ -142,49 +141,46 @@ pub async fn transitions_after(
 
 /// Closed → Open transitions of a breaker in `(after_ms, until_ms]` with an id up to `max_id`.
 pub async fn count_openings(
-    conn: &mut SqliteConnection,
+    conn: &mut Tx,
     breaker_id: i64,
     (after_ms, until_ms): (i64, i64),
     max_id: i64,
 ) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(
+    Ok(on_tx!(conn, c => sqlx::query_scalar(
         "SELECT COUNT(*) FROM transitions
-         WHERE breaker_id = ? AND from_state = 'closed' AND to_state = 'open'
-           AND at_ms > ? AND at_ms <= ? AND id <= ?",
+         WHERE breaker_id = $1 AND from_state = 'closed' AND to_state = 'open'
+           AND at_ms > $2 AND at_ms <= $3 AND id <= $4",
     )
     .bind(breaker_id)
     .bind(after_ms)
     .bind(until_ms)
     .bind(max_id)
-    .fetch_one(&mut *conn)
-    .await?)
+    .fetch_one(c)
+    .await)?)
 }
 
 /// When a breaker last went Closed → Open, if ever.
-pub async fn last_opening(
-    conn: &mut SqliteConnection,
-    breaker_id: i64,
-) -> Result<Option<i64>, StoreError> {
-    Ok(sqlx::query_scalar(
+pub async fn last_opening(conn: &mut Tx, breaker_id: i64) -> Result<Option<i64>, StoreError> {
+    Ok(on_tx!(conn, c => sqlx::query_scalar(
         "SELECT MAX(at_ms) FROM transitions
-         WHERE breaker_id = ? AND from_state = 'closed' AND to_state = 'open'",
+         WHERE breaker_id = $1 AND from_state = 'closed' AND to_state = 'open'",
     )
     .bind(breaker_id)
-    .fetch_one(&mut *conn)
-    .await?)
+    .fetch_one(c)
+    .await)?)
 }
 
 // === instances and incidents ===
 
 pub async fn set_instance_state(
-    conn: &mut SqliteConnection,
+    conn: &mut Tx,
     breaker_id: i64,
     instance: &str,
     state: State,
     since_ms: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO alert_instances (breaker_id, instance, state, since_ms) VALUES (?, ?, ?, ?)
+    on_tx!(conn, c => sqlx::query(
+        "INSERT INTO alert_instances (breaker_id, instance, state, since_ms) VALUES ($1, $2, $3, $4)
          ON CONFLICT (breaker_id, instance) DO UPDATE SET state = excluded.state,
            since_ms = excluded.since_ms",
     )
@@ -192,122 +188,112 @@ pub async fn set_instance_state(
     .bind(instance)
     .bind(state.as_str())
     .bind(since_ms)
-    .execute(&mut *conn)
-    .await?;
+    .execute(c)
+    .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 /// Whether every instance of a breaker is Closed (as the engine saw them).
-pub async fn closed_everywhere(
-    conn: &mut SqliteConnection,
-    breaker_id: i64,
-) -> Result<bool, StoreError> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM alert_instances WHERE breaker_id = ? AND state != 'closed'",
+pub async fn closed_everywhere(conn: &mut Tx, breaker_id: i64) -> Result<bool, StoreError> {
+    let n: i64 = on_tx!(conn, c => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM alert_instances WHERE breaker_id = $1 AND state != 'closed'",
     )
     .bind(breaker_id)
-    .fetch_one(&mut *conn)
-    .await?;
+    .fetch_one(c)
+    .await)?;
     Ok(n == 0)
 }
 
 /// How many instances of a breaker are Open.
-pub async fn count_open_instances(
-    conn: &mut SqliteConnection,
-    breaker_id: i64,
-) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT COUNT(*) FROM alert_instances WHERE breaker_id = ? AND state = 'open'",
+pub async fn count_open_instances(conn: &mut Tx, breaker_id: i64) -> Result<i64, StoreError> {
+    Ok(on_tx!(conn, c => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM alert_instances WHERE breaker_id = $1 AND state = 'open'",
     )
     .bind(breaker_id)
-    .fetch_one(&mut *conn)
-    .await?)
+    .fetch_one(c)
+    .await)?)
 }
 
 pub async fn start_incident(
-    conn: &mut SqliteConnection,
+    conn: &mut Tx,
     breaker_id: i64,
     started_ms: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT OR REPLACE INTO alert_incidents (breaker_id, started_ms) VALUES (?, ?)")
+    on_tx!(conn, c => sqlx::query(
+            "INSERT INTO alert_incidents (breaker_id, started_ms) VALUES ($1, $2)
+             ON CONFLICT (breaker_id) DO UPDATE SET started_ms = excluded.started_ms",
+        )
         .bind(breaker_id)
         .bind(started_ms)
-        .execute(&mut *conn)
-        .await?;
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
-pub async fn end_incident(conn: &mut SqliteConnection, breaker_id: i64) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM alert_incidents WHERE breaker_id = ?")
+pub async fn end_incident(conn: &mut Tx, breaker_id: i64) -> Result<(), StoreError> {
+    on_tx!(conn, c => sqlx::query("DELETE FROM alert_incidents WHERE breaker_id = $1")
         .bind(breaker_id)
-        .execute(&mut *conn)
-        .await?;
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 /// How many incidents started at or before `started_ms`.
 pub async fn count_incidents_since(store: &Store, started_ms: i64) -> Result<i64, StoreError> {
     Ok(
-        sqlx::query_scalar("SELECT COUNT(*) FROM alert_incidents WHERE started_ms <= ?")
+        on_db!(&store.db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM alert_incidents WHERE started_ms <= $1")
             .bind(started_ms)
-            .fetch_one(&store.pool)
-            .await?,
+            .fetch_one(pool)
+            .await)?,
     )
 }
 
-pub async fn incidents(conn: &mut SqliteConnection) -> Result<Vec<Incident>, StoreError> {
-    Ok(sqlx::query_as(
+pub async fn incidents(conn: &mut Tx) -> Result<Vec<Incident>, StoreError> {
+    Ok(on_tx!(conn, c => sqlx::query_as(
         "SELECT i.breaker_id, i.started_ms, b.service, b.name
          FROM alert_incidents i JOIN breakers b ON b.id = i.breaker_id",
     )
-    .fetch_all(&mut *conn)
-    .await?)
+    .fetch_all(c)
+    .await)?)
 }
 
 // === alerts ===
 
 /// The firing alert of a rule and group, if any.
-pub async fn firing(
-    conn: &mut SqliteConnection,
-    rule: &str,
-    group_key: &str,
-) -> Result<Option<i64>, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT id FROM alerts WHERE rule = ? AND group_key = ? AND status = 'firing'",
+pub async fn firing(conn: &mut Tx, rule: &str, group_key: &str) -> Result<Option<i64>, StoreError> {
+    Ok(on_tx!(conn, c => sqlx::query_scalar(
+        "SELECT id FROM alerts WHERE rule = $1 AND group_key = $2 AND status = 'firing'",
     )
     .bind(rule)
     .bind(group_key)
-    .fetch_optional(&mut *conn)
-    .await?)
+    .fetch_optional(c)
+    .await)?)
 }
 
 /// How many alerts of a rule and group started at or after `started_ms`.
 pub async fn count_alerts_since(
-    conn: &mut SqliteConnection,
+    conn: &mut Tx,
     rule: &str,
     group_key: &str,
     started_ms: i64,
 ) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT COUNT(*) FROM alerts WHERE rule = ? AND group_key = ? AND started_ms >= ?",
+    Ok(on_tx!(conn, c => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM alerts WHERE rule = $1 AND group_key = $2 AND started_ms >= $3",
     )
     .bind(rule)
     .bind(group_key)
     .bind(started_ms)
-    .fetch_one(&mut *conn)
-    .await?)
+    .fetch_one(c)
+    .await)?)
 }
 
 /// Opens a firing alert with its first breaker; returns its id.
-pub async fn open_alert(
-    conn: &mut SqliteConnection,
-    alert: NewAlert<'_>,
-) -> Result<i64, StoreError> {
+pub async fn open_alert(conn: &mut Tx, alert: NewAlert<'_>) -> Result<i64, StoreError> {
     let (trigger_kind, value, threshold) = alert.trigger;
-    let id: i64 = sqlx::query_scalar(
+    let id: i64 = on_tx!(conn, c => sqlx::query_scalar(
         "INSERT INTO alerts (rule, kind, severity, group_key, status, title, started_ms,
                              trigger_kind, trigger_value, threshold)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
     )
     .bind(&alert.rule.name)
     .bind(rule_kind_str(alert.rule.kind))
@@ -319,120 +305,101 @@ pub async fn open_alert(
     .bind(trigger_kind)
     .bind(value)
     .bind(threshold)
-    .fetch_one(&mut *conn)
-    .await?;
-    sqlx::query("INSERT INTO alert_members (alert_id, breaker_id) VALUES (?, ?)")
+    .fetch_one(c)
+    .await)?;
+    on_tx!(conn, c => sqlx::query("INSERT INTO alert_members (alert_id, breaker_id) VALUES ($1, $2)")
         .bind(id)
         .bind(alert.breaker_id)
-        .execute(&mut *conn)
-        .await?;
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?;
     Ok(id)
 }
 
 /// Adds a breaker to an alert; false when the alert named it already.
-pub async fn add_member(
-    conn: &mut SqliteConnection,
-    alert_id: i64,
-    breaker_id: i64,
-) -> Result<bool, StoreError> {
-    let res =
-        sqlx::query("INSERT OR IGNORE INTO alert_members (alert_id, breaker_id) VALUES (?, ?)")
+pub async fn add_member(conn: &mut Tx, alert_id: i64, breaker_id: i64) -> Result<bool, StoreError> {
+    let res = on_tx!(conn, c => sqlx::query(
+            "INSERT INTO alert_members (alert_id, breaker_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
             .bind(alert_id)
             .bind(breaker_id)
-            .execute(&mut *conn)
-            .await?;
-    Ok(res.rows_affected() == 1)
+            .execute(c)
+            .await.map(|r| r.rows_affected()))?;
+    Ok(res == 1)
 }
 
 /// The (service, breaker) names an alert is about, ordered by service and breaker.
 pub async fn member_names(
-    conn: &mut SqliteConnection,
+    conn: &mut Tx,
     alert_id: i64,
 ) -> Result<Vec<(String, String)>, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(on_tx!(conn, c => sqlx::query_as(
         "SELECT b.service, b.name FROM alert_members m JOIN breakers b ON b.id = m.breaker_id
-         WHERE m.alert_id = ? ORDER BY b.service, b.name",
+         WHERE m.alert_id = $1 ORDER BY b.service, b.name",
     )
     .bind(alert_id)
-    .fetch_all(&mut *conn)
-    .await?)
+    .fetch_all(c)
+    .await)?)
 }
 
-pub async fn set_title(
-    conn: &mut SqliteConnection,
-    alert_id: i64,
-    title: &str,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE alerts SET title = ? WHERE id = ?")
+pub async fn set_title(conn: &mut Tx, alert_id: i64, title: &str) -> Result<(), StoreError> {
+    on_tx!(conn, c => sqlx::query("UPDATE alerts SET title = $1 WHERE id = $2")
         .bind(title)
         .bind(alert_id)
-        .execute(&mut *conn)
-        .await?;
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 /// The firing alerts naming a breaker that resolve with their breakers (all but flapping ones,
 /// which wait for their window).
-pub async fn firing_resolvable(
-    conn: &mut SqliteConnection,
-    breaker_id: i64,
-) -> Result<Vec<i64>, StoreError> {
-    Ok(sqlx::query_scalar(
+pub async fn firing_resolvable(conn: &mut Tx, breaker_id: i64) -> Result<Vec<i64>, StoreError> {
+    Ok(on_tx!(conn, c => sqlx::query_scalar(
         "SELECT a.id FROM alerts a JOIN alert_members m ON m.alert_id = a.id
-         WHERE m.breaker_id = ? AND a.status = 'firing' AND a.kind != 'flapping'",
+         WHERE m.breaker_id = $1 AND a.status = 'firing' AND a.kind != 'flapping'",
     )
     .bind(breaker_id)
-    .fetch_all(&mut *conn)
-    .await?)
+    .fetch_all(c)
+    .await)?)
 }
 
 /// How many instances of an alert's breakers are not Closed.
-pub async fn count_open_members(
-    conn: &mut SqliteConnection,
-    alert_id: i64,
-) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(
+pub async fn count_open_members(conn: &mut Tx, alert_id: i64) -> Result<i64, StoreError> {
+    Ok(on_tx!(conn, c => sqlx::query_scalar(
         "SELECT COUNT(*) FROM alert_members m JOIN alert_instances i
            ON i.breaker_id = m.breaker_id
-         WHERE m.alert_id = ? AND i.state != 'closed'",
+         WHERE m.alert_id = $1 AND i.state != 'closed'",
     )
     .bind(alert_id)
-    .fetch_one(&mut *conn)
-    .await?)
+    .fetch_one(c)
+    .await)?)
 }
 
 /// How many flapping alerts are firing.
 pub async fn count_firing_flapping(store: &Store) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(
+    Ok(on_db!(&store.db, pool => sqlx::query_scalar(
         "SELECT COUNT(*) FROM alerts WHERE status = 'firing' AND kind = 'flapping'",
     )
-    .fetch_one(&store.pool)
-    .await?)
+    .fetch_one(pool)
+    .await)?)
 }
 
 /// The breakers of every firing flapping alert.
-pub async fn firing_flapping(
-    conn: &mut SqliteConnection,
-) -> Result<Vec<FlappingMember>, StoreError> {
-    Ok(sqlx::query_as(
+pub async fn firing_flapping(conn: &mut Tx) -> Result<Vec<FlappingMember>, StoreError> {
+    Ok(on_tx!(conn, c => sqlx::query_as(
         "SELECT a.id AS alert_id, a.rule, m.breaker_id
          FROM alerts a JOIN alert_members m ON m.alert_id = a.id
          WHERE a.status = 'firing' AND a.kind = 'flapping'",
     )
-    .fetch_all(&mut *conn)
-    .await?)
+    .fetch_all(c)
+    .await)?)
 }
 
-pub async fn mark_resolved(
-    conn: &mut SqliteConnection,
-    alert_id: i64,
-    now: i64,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE alerts SET status = ?, resolved_ms = ? WHERE id = ?")
+pub async fn mark_resolved(conn: &mut Tx, alert_id: i64, now: i64) -> Result<(), StoreError> {
+    on_tx!(conn, c => sqlx::query("UPDATE alerts SET status = $1, resolved_ms = $2 WHERE id = $3")
         .bind(AlertStatus::Resolved.as_str())
         .bind(now)
         .bind(alert_id)
-        .execute(&mut *conn)
-        .await?;
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?;
     Ok(())
 }

@@ -6,8 +6,8 @@
 //!   transitions after it, each instance's state, incidents, and opening and resolving alerts.
 //! - [`outbox`]: queued notifications, what is due, and each attempt's outcome.
 //!
-//! Functions that run inside the engine's transaction take a `&mut SqliteConnection` (a
-//! transaction derefs to one); the others take the [`crate::store::Store`].
+//! Functions that run inside the engine's transaction take its `&mut store::Tx`; the others
+//! take the [`crate::store::Store`].
 
 pub mod alerts;
 pub mod engine;

@@ -2,10 +2,9 @@
 //! each attempt.
 
 use protocol::{Alert, AlertChannel};
-use sqlx::SqliteConnection;
 
 use super::parse_channel_kind;
-use crate::store::{Store, StoreError, parse_json};
+use crate::store::{Store, StoreError, Tx, on_db, on_tx, parse_json};
 
 /// One due notification, with the alert as notified and its channel.
 pub struct Due {
@@ -59,23 +58,23 @@ pub struct Pending {
 
 /// Queues the notification of an event to a channel, due at once.
 pub async fn queue(
-    conn: &mut SqliteConnection,
+    conn: &mut Tx,
     event_id: i64,
     channel_id: i64,
     idempotency_key: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    on_tx!(conn, c => sqlx::query(
         "INSERT INTO alert_outbox (event_id, channel_id, idempotency_key, created_ms, next_attempt_ms)
-         VALUES (?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(event_id)
     .bind(channel_id)
     .bind(idempotency_key)
     .bind(now)
     .bind(now)
-    .execute(&mut *conn)
-    .await?;
+    .execute(c)
+    .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -83,50 +82,51 @@ pub async fn queue(
 /// Alertmanager channels that were told of it, once per alert, channel and minute of `now`
 /// (the idempotency key names the minute). Returns how many it queued.
 pub async fn queue_alertmanager_refresh(store: &Store, now: i64) -> Result<u64, StoreError> {
-    let res = sqlx::query(
-        "INSERT OR IGNORE INTO alert_outbox (event_id, channel_id, idempotency_key, created_ms, next_attempt_ms)
+    let res = on_db!(&store.db, pool => sqlx::query(
+        "INSERT INTO alert_outbox (event_id, channel_id, idempotency_key, created_ms, next_attempt_ms)
          SELECT MAX(o.event_id), o.channel_id,
-                'fusebox-alert-' || a.id || '-refresh-' || ?1 || '-' || o.channel_id, ?2, ?2
+                'fusebox-alert-' || a.id || '-refresh-' || $1 || '-' || o.channel_id, $2, $2
          FROM alerts a
          JOIN alert_events e ON e.alert_id = a.id
          JOIN alert_outbox o ON o.event_id = e.id
          JOIN alert_channels c ON c.id = o.channel_id
-         WHERE a.status = 'firing' AND c.kind = 'alertmanager' AND a.started_ms <= ?2 - 60000
-         GROUP BY a.id, o.channel_id",
+         WHERE a.status = 'firing' AND c.kind = 'alertmanager' AND a.started_ms <= $2 - 60000
+         GROUP BY a.id, o.channel_id
+         ON CONFLICT DO NOTHING",
     )
     .bind(now / 60_000)
     .bind(now)
-    .execute(&store.pool)
-    .await?;
-    Ok(res.rows_affected())
+    .execute(pool)
+    .await.map(|r| r.rows_affected()))?;
+    Ok(res)
 }
 
 /// Up to `limit` undelivered notifications due at `now`, oldest first.
 pub async fn due(store: &Store, now: i64, limit: i64) -> Result<Vec<Due>, StoreError> {
-    let rows: Vec<DueRecord> = sqlx::query_as(
+    let rows: Vec<DueRecord> = on_db!(&store.db, pool => sqlx::query_as(
         "SELECT o.id, o.idempotency_key, o.attempts, e.kind AS event, e.snapshot,
                 c.name AS channel_name, c.kind AS channel_kind, c.url, c.secret, c.rules
          FROM alert_outbox o JOIN alert_events e ON e.id = o.event_id
          JOIN alert_channels c ON c.id = o.channel_id
-         WHERE o.delivered_ms IS NULL AND o.next_attempt_ms <= ?
-         ORDER BY o.id LIMIT ?",
+         WHERE o.delivered_ms IS NULL AND o.next_attempt_ms <= $1
+         ORDER BY o.id LIMIT $2",
     )
     .bind(now)
     .bind(limit)
-    .fetch_all(&store.pool)
-    .await?;
+    .fetch_all(pool)
+    .await)?;
     rows.into_iter().map(DueRecord::into_due).collect()
 }
 
 /// The `limit` undelivered notifications tried next, soonest first.
 pub async fn next_pending(store: &Store, limit: i64) -> Result<Vec<Pending>, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(on_db!(&store.db, pool => sqlx::query_as(
         "SELECT id, next_attempt_ms FROM alert_outbox WHERE delivered_ms IS NULL
-         ORDER BY next_attempt_ms LIMIT ?",
+         ORDER BY next_attempt_ms LIMIT $1",
     )
     .bind(limit)
-    .fetch_all(&store.pool)
-    .await?)
+    .fetch_all(pool)
+    .await)?)
 }
 
 /// Puts a notification off without counting an attempt (it was not sent).
@@ -147,28 +147,28 @@ async fn reschedule(
     (next_attempt_ms, reason): (i64, &str),
     attempts: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE alert_outbox SET attempts = attempts + ?, next_attempt_ms = ?, last_error = ?
-         WHERE id = ?",
+    on_db!(&store.db, pool => sqlx::query(
+        "UPDATE alert_outbox SET attempts = attempts + $1, next_attempt_ms = $2, last_error = $3
+         WHERE id = $4",
     )
     .bind(attempts)
     .bind(next_attempt_ms)
     .bind(reason)
     .bind(id)
-    .execute(&store.pool)
-    .await?;
+    .execute(pool)
+    .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 pub async fn mark_delivered(store: &Store, id: i64, now: i64) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE alert_outbox SET delivered_ms = ?, attempts = attempts + 1,
-             last_error = NULL WHERE id = ?",
+    on_db!(&store.db, pool => sqlx::query(
+        "UPDATE alert_outbox SET delivered_ms = $1, attempts = attempts + 1,
+             last_error = NULL WHERE id = $2",
     )
     .bind(now)
     .bind(id)
-    .execute(&store.pool)
-    .await?;
+    .execute(pool)
+    .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 

@@ -1,11 +1,10 @@
 //! The rule and channel tables, and the audit log entries of admins' changes to them.
 
 use protocol::{AlertChannel, AlertRule};
-use sqlx::SqliteConnection;
 
 use super::parse_channel_kind;
 use crate::alerts::rules::{ChannelRow, kind_str};
-use crate::store::{Store, StoreError, parse_json};
+use crate::store::{Db, Store, StoreError, Tx, on_db, on_tx, parse_json};
 
 #[derive(sqlx::FromRow)]
 struct RuleRecord {
@@ -43,18 +42,15 @@ impl ChannelRecord {
 
 /// Every rule with its source, by name.
 pub async fn load_rules(store: &Store) -> Result<Vec<(AlertRule, String)>, StoreError> {
-    let mut conn = store.pool.acquire().await?;
-    load_rules_on(&mut conn).await
+    let mut tx = store.begin_read().await?;
+    load_rules_on(&mut tx).await
 }
 
 /// [`load_rules`] on a connection (inside a transaction).
-pub async fn load_rules_on(
-    conn: &mut SqliteConnection,
-) -> Result<Vec<(AlertRule, String)>, StoreError> {
-    let rows: Vec<RuleRecord> =
-        sqlx::query_as("SELECT spec, source FROM alert_rules ORDER BY name")
-            .fetch_all(&mut *conn)
-            .await?;
+pub async fn load_rules_on(conn: &mut Tx) -> Result<Vec<(AlertRule, String)>, StoreError> {
+    let rows: Vec<RuleRecord> = on_tx!(conn, c => sqlx::query_as("SELECT spec, source FROM alert_rules ORDER BY name")
+            .fetch_all(c)
+            .await)?;
     rows.into_iter()
         .map(|row| Ok((parse_json("a stored alert rule", &row.spec)?, row.source)))
         .collect()
@@ -62,17 +58,17 @@ pub async fn load_rules_on(
 
 /// Every channel, by name.
 pub async fn load_channels(store: &Store) -> Result<Vec<ChannelRow>, StoreError> {
-    let mut conn = store.pool.acquire().await?;
-    load_channels_on(&mut conn).await
+    let mut tx = store.begin_read().await?;
+    load_channels_on(&mut tx).await
 }
 
 /// [`load_channels`] on a connection (inside a transaction).
-pub async fn load_channels_on(conn: &mut SqliteConnection) -> Result<Vec<ChannelRow>, StoreError> {
-    let rows: Vec<ChannelRecord> = sqlx::query_as(
+pub async fn load_channels_on(conn: &mut Tx) -> Result<Vec<ChannelRow>, StoreError> {
+    let rows: Vec<ChannelRecord> = on_tx!(conn, c => sqlx::query_as(
         "SELECT id, name, kind, url, secret, rules, source FROM alert_channels ORDER BY name",
     )
-    .fetch_all(&mut *conn)
-    .await?;
+    .fetch_all(c)
+    .await)?;
     rows.into_iter().map(ChannelRecord::into_channel).collect()
 }
 
@@ -82,8 +78,8 @@ pub async fn upsert_rule(
     source: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO alert_rules (name, spec, source, updated_ms) VALUES (?, ?, ?, ?)
+    on_db!(&store.db, pool => sqlx::query(
+        "INSERT INTO alert_rules (name, spec, source, updated_ms) VALUES ($1, $2, $3, $4)
          ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, source = excluded.source,
            updated_ms = excluded.updated_ms",
     )
@@ -91,18 +87,18 @@ pub async fn upsert_rule(
     .bind(serde_json::to_string(rule).expect("a rule serializes"))
     .bind(source)
     .bind(now)
-    .execute(&store.pool)
-    .await?;
+    .execute(pool)
+    .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 /// Deletes a rule; false when there is none of that name.
 pub async fn delete_rule(store: &Store, name: &str) -> Result<bool, StoreError> {
-    let res = sqlx::query("DELETE FROM alert_rules WHERE name = ?")
+    let res = on_db!(&store.db, pool => sqlx::query("DELETE FROM alert_rules WHERE name = $1")
         .bind(name)
-        .execute(&store.pool)
-        .await?;
-    Ok(res.rows_affected() > 0)
+        .execute(pool)
+        .await.map(|r| r.rows_affected()))?;
+    Ok(res > 0)
 }
 
 pub async fn upsert_channel(
@@ -111,9 +107,9 @@ pub async fn upsert_channel(
     source: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    on_db!(&store.db, pool => sqlx::query(
         "INSERT INTO alert_channels (name, kind, url, secret, rules, source, updated_ms)
-         VALUES (?, ?, ?, ?, ?, ?, ?)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, url = excluded.url,
            secret = excluded.secret, rules = excluded.rules, source = excluded.source,
            updated_ms = excluded.updated_ms",
@@ -125,29 +121,28 @@ pub async fn upsert_channel(
     .bind(serde_json::to_string(&channel.rules).expect("names serialize"))
     .bind(source)
     .bind(now)
-    .execute(&store.pool)
-    .await?;
+    .execute(pool)
+    .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 /// The secret of a channel, if the channel exists and has one.
 pub async fn channel_secret(store: &Store, name: &str) -> Result<Option<String>, StoreError> {
-    let secret: Option<Option<String>> =
-        sqlx::query_scalar("SELECT secret FROM alert_channels WHERE name = ?")
+    let secret: Option<Option<String>> = on_db!(&store.db, pool => sqlx::query_scalar("SELECT secret FROM alert_channels WHERE name = $1")
             .bind(name)
-            .fetch_optional(&store.pool)
-            .await?;
+            .fetch_optional(pool)
+            .await)?;
     Ok(secret.flatten())
 }
 
 /// Deletes a channel (its undelivered notifications go with it); false when there is none of
 /// that name.
 pub async fn delete_channel(store: &Store, name: &str) -> Result<bool, StoreError> {
-    let res = sqlx::query("DELETE FROM alert_channels WHERE name = ?")
+    let res = on_db!(&store.db, pool => sqlx::query("DELETE FROM alert_channels WHERE name = $1")
         .bind(name)
-        .execute(&store.pool)
-        .await?;
-    Ok(res.rows_affected() > 0)
+        .execute(pool)
+        .await.map(|r| r.rows_affected()))?;
+    Ok(res > 0)
 }
 
 /// Removes the rules and channels from the settings (`source = 'config'`) that are not named
@@ -158,20 +153,24 @@ pub async fn remove_config_except(
     channel_names: &[&str],
 ) -> Result<(), StoreError> {
     let names = |list: &[&str]| serde_json::to_string(list).expect("strings serialize");
-    sqlx::query(
-        "DELETE FROM alert_rules WHERE source = 'config'
-         AND name NOT IN (SELECT value FROM json_each(?))",
-    )
+    on_db!(&store.db, pool => sqlx::query(match store.db {
+        Db::Sqlite(_) => "DELETE FROM alert_rules WHERE source = 'config'
+         AND name NOT IN (SELECT value FROM json_each($1))",
+        Db::Postgres(_) => "DELETE FROM alert_rules WHERE source = 'config'
+         AND name NOT IN (SELECT json_array_elements_text(CAST($1 AS json)))",
+    })
     .bind(names(rule_names))
-    .execute(&store.pool)
-    .await?;
-    sqlx::query(
-        "DELETE FROM alert_channels WHERE source = 'config'
-         AND name NOT IN (SELECT value FROM json_each(?))",
-    )
+    .execute(pool)
+    .await.map(|r| r.rows_affected()))?;
+    on_db!(&store.db, pool => sqlx::query(match store.db {
+        Db::Sqlite(_) => "DELETE FROM alert_channels WHERE source = 'config'
+         AND name NOT IN (SELECT value FROM json_each($1))",
+        Db::Postgres(_) => "DELETE FROM alert_channels WHERE source = 'config'
+         AND name NOT IN (SELECT json_array_elements_text(CAST($1 AS json)))",
+    })
     .bind(names(channel_names))
-    .execute(&store.pool)
-    .await?;
+    .execute(pool)
+    .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -182,9 +181,9 @@ pub async fn audit(
     action: &str,
     detail: String,
 ) -> Result<(), StoreError> {
-    let mut conn = store.pool.acquire().await?;
+    let mut tx = store.begin().await?;
     crate::configs::write_audit(
-        &mut conn,
+        &mut tx,
         crate::configs::Audit {
             at_ms,
             actor,
@@ -194,5 +193,7 @@ pub async fn audit(
             detail,
         },
     )
-    .await
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }

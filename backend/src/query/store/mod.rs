@@ -7,7 +7,7 @@ use protocol::{
 };
 
 use super::rollup::{Bucket, HOUR_MS, MINUTE_MS};
-use crate::store::{Store, count_from_db, decode_histogram};
+use crate::store::{Db, Store, count_from_db, decode_histogram, on_db};
 
 pub mod rollup;
 
@@ -84,49 +84,60 @@ impl Store {
             None
         };
         let raw_after_id = match resolution {
-            None => 0,
+            None => 0_i64,
             Some(resolution) => {
-                let rows: Vec<TimedBucketRow> = sqlx::query_as(
+                let rows: Vec<TimedBucketRow> = on_db!(&self.db, pool => sqlx::query_as(
                     "SELECT start_ms, success, failure, timeout, rejected, slow, ignored, latency,
                             failure_rate_threshold
                      FROM rollups
-                     WHERE breaker_id = ? AND resolution_ms = ? AND start_ms >= ? AND start_ms < ?",
+                     WHERE breaker_id = $1 AND resolution_ms = $2 AND start_ms >= $3 AND start_ms < $4",
                 )
                 .bind(breaker_id)
                 .bind(resolution)
                 .bind(from_ms)
                 .bind(to_ms)
-                .fetch_all(&self.pool)
-                .await?;
+                .fetch_all(pool)
+                .await)?;
                 for row in rows {
                     add(row.start_ms, &row.bucket.into());
                 }
-                sqlx::query_scalar("SELECT last_aggregate_id FROM rollup_progress WHERE id = 1")
-                    .fetch_one(&self.pool)
-                    .await?
+                on_db!(&self.db, pool => sqlx::query_scalar("SELECT last_aggregate_id FROM rollup_progress WHERE id = 1")
+                    .fetch_one(pool)
+                    .await)?
             }
         };
         // Raw rows: by breaker and time for short steps; for long steps only the few rows the
-        // rollup job has not reached, found by id (NOT INDEXED keeps SQLite on the id range
-        // instead of scanning the breaker's whole day in the time index).
-        let raw_sql = if resolution.is_some() {
-            "SELECT start_ms, success, failure, timeout, rejected, slow, ignored, latency,
-                    failure_rate_threshold
-             FROM aggregates NOT INDEXED
-             WHERE id > ?4 AND breaker_id = ?1 AND start_ms >= ?2 AND start_ms < ?3"
-        } else {
-            "SELECT start_ms, success, failure, timeout, rejected, slow, ignored, latency,
-                    failure_rate_threshold
-             FROM aggregates
-             WHERE breaker_id = ?1 AND start_ms >= ?2 AND start_ms < ?3 AND id > ?4"
+        // rollup job has not reached, found by id, kept off the time index (which would scan
+        // the breaker's whole day) by `NOT INDEXED` on SQLite and by `+ 0` on PostgreSQL,
+        // whose planner may otherwise trust statistics taken before the day was written.
+        let raw_sql = match (resolution, &self.db) {
+            (Some(_), Db::Sqlite(_)) => {
+                "SELECT start_ms, success, failure, timeout, rejected, slow, ignored, latency,
+                        failure_rate_threshold
+                 FROM aggregates NOT INDEXED
+                 WHERE id > $4 AND breaker_id = $1 AND start_ms >= $2 AND start_ms < $3"
+            }
+            (Some(_), Db::Postgres(_)) => {
+                "SELECT start_ms, success, failure, timeout, rejected, slow, ignored, latency,
+                        failure_rate_threshold
+                 FROM aggregates
+                 WHERE id > $4 AND breaker_id + 0 = $1 AND start_ms + 0 >= $2
+                   AND start_ms + 0 < $3"
+            }
+            (None, _) => {
+                "SELECT start_ms, success, failure, timeout, rejected, slow, ignored, latency,
+                        failure_rate_threshold
+                 FROM aggregates
+                 WHERE breaker_id = $1 AND start_ms >= $2 AND start_ms < $3 AND id > $4"
+            }
         };
-        let rows: Vec<TimedBucketRow> = sqlx::query_as(raw_sql)
+        let rows: Vec<TimedBucketRow> = on_db!(&self.db, pool => sqlx::query_as(raw_sql)
             .bind(breaker_id)
             .bind(from_ms)
             .bind(to_ms)
             .bind(raw_after_id)
-            .fetch_all(&self.pool)
-            .await?;
+            .fetch_all(pool)
+            .await)?;
         for row in rows {
             add(row.start_ms, &row.bucket.into());
         }
@@ -160,35 +171,35 @@ impl Store {
             return Ok(None);
         };
         // The last transition before the range, per instance, gives the state at its start.
-        let before: Vec<(String, String, i64, i64)> = sqlx::query_as(
+        let before: Vec<(String, String, i64, i64)> = on_db!(&self.db, pool => sqlx::query_as(
             "SELECT t.instance, t.to_state, t.at_ms, t.config_version
              FROM transitions t
              JOIN (SELECT instance, MAX(id) AS id FROM transitions
-                   WHERE breaker_id = ?1 AND at_ms < ?2 GROUP BY instance) last ON last.id = t.id",
+                   WHERE breaker_id = $1 AND at_ms < $2 GROUP BY instance) last ON last.id = t.id",
         )
         .bind(breaker_id)
         .bind(from_ms)
-        .fetch_all(&self.pool)
-        .await?;
-        let within: Vec<TimelineRow> = sqlx::query_as(
+        .fetch_all(pool)
+        .await)?;
+        let within: Vec<TimelineRow> = on_db!(&self.db, pool => sqlx::query_as(
             "SELECT instance, at_ms, from_state, to_state, trigger_kind, trigger_value,
                     trigger_threshold, config_version
-             FROM transitions WHERE breaker_id = ?1 AND at_ms >= ?2 AND at_ms < ?3
+             FROM transitions WHERE breaker_id = $1 AND at_ms >= $2 AND at_ms < $3
              ORDER BY at_ms, id",
         )
         .bind(breaker_id)
         .bind(from_ms)
         .bind(to_ms)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(pool)
+        .await)?;
         // Every instance that reported, with its first report: instances that never changed
         // state are Closed from it on, and no lane says a state before it.
-        let reported: Vec<(String, Option<i64>)> = sqlx::query_as(
-            "SELECT instance, first_report_ms FROM instance_states WHERE breaker_id = ?",
+        let reported: Vec<(String, Option<i64>)> = on_db!(&self.db, pool => sqlx::query_as(
+            "SELECT instance, first_report_ms FROM instance_states WHERE breaker_id = $1",
         )
         .bind(breaker_id)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(pool)
+        .await)?;
         let first_reports: std::collections::HashMap<String, i64> = reported
             .iter()
             .filter_map(|(instance, first_ms)| Some((instance.clone(), (*first_ms)?)))
@@ -267,9 +278,9 @@ impl Store {
 
     /// The id of the newest stored transition (0 when none is).
     pub async fn newest_transition_id(&self) -> Result<i64, sqlx::Error> {
-        let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM transitions")
-            .fetch_one(&self.pool)
-            .await?;
+        let id: Option<i64> = on_db!(&self.db, pool => sqlx::query_scalar("SELECT MAX(id) FROM transitions")
+            .fetch_one(pool)
+            .await)?;
         Ok(id.unwrap_or(0))
     }
 
@@ -280,18 +291,18 @@ impl Store {
         service: Option<&str>,
         limit: i64,
     ) -> anyhow::Result<Vec<TransitionRecord>> {
-        let rows: Vec<TransitionRow> = sqlx::query_as(
+        let rows: Vec<TransitionRow> = on_db!(&self.db, pool => sqlx::query_as(
             "SELECT t.id, b.service, t.instance, b.name, t.at_ms, t.from_state, t.to_state,
                     t.trigger_kind, t.trigger_value, t.trigger_threshold, t.config_version
              FROM transitions t JOIN breakers b ON b.id = t.breaker_id
-             WHERE t.id > ?1 AND (?2 IS NULL OR b.service = ?2)
-             ORDER BY t.id LIMIT ?3",
+             WHERE t.id > $1 AND ($2 IS NULL OR b.service = $2)
+             ORDER BY t.id LIMIT $3",
         )
         .bind(after_id)
         .bind(service)
         .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(pool)
+        .await)?;
         rows.into_iter().map(TransitionRow::into_record).collect()
     }
 
@@ -306,14 +317,14 @@ impl Store {
         let Some(breaker_id) = self.find_breaker(service, breaker).await? else {
             return Ok(None);
         };
-        let rows: Vec<TransitionRow> = sqlx::query_as(
+        let rows: Vec<TransitionRow> = on_db!(&self.db, pool => sqlx::query_as(
             "SELECT t.id, b.service, t.instance, b.name, t.at_ms, t.from_state, t.to_state,
                     t.trigger_kind, t.trigger_value, t.trigger_threshold, t.config_version
              FROM transitions t JOIN breakers b ON b.id = t.breaker_id
-             WHERE t.breaker_id = ?1 AND t.id < ?2
-               AND (?4 IS NULL OR t.instance = ?4) AND (?5 IS NULL OR t.to_state = ?5)
-               AND (?6 IS NULL OR t.at_ms >= ?6) AND (?7 IS NULL OR t.at_ms < ?7)
-             ORDER BY t.id DESC LIMIT ?3",
+             WHERE t.breaker_id = $1 AND t.id < $2
+               AND ($4 IS NULL OR t.instance = $4) AND ($5 IS NULL OR t.to_state = $5)
+               AND ($6 IS NULL OR t.at_ms >= $6) AND ($7 IS NULL OR t.at_ms < $7)
+             ORDER BY t.id DESC LIMIT $3",
         )
         .bind(breaker_id)
         .bind(filter.before_id.unwrap_or(i64::MAX))
@@ -322,8 +333,8 @@ impl Store {
         .bind(filter.to_state.map(State::as_str))
         .bind(filter.from_ms)
         .bind(filter.to_ms)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(pool)
+        .await)?;
         rows.into_iter()
             .map(TransitionRow::into_record)
             .collect::<anyhow::Result<Vec<_>>>()

@@ -3,11 +3,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use sqlx::{Sqlite, Transaction};
-
 use super::BucketRow;
 use crate::query::rollup::{Bucket, HOUR_MS, MINUTE_MS, Retention};
-use crate::store::{Store, count_to_db, encode_histogram};
+use crate::store::{Store, Tx, count_to_db, encode_histogram, on_db, on_tx};
 
 /// Aggregates read per rollup transaction.
 pub const ROLLUP_BATCH: i64 = 20_000;
@@ -27,19 +25,20 @@ struct AggregateRow {
 /// Rolls up to `ROLLUP_BATCH` new aggregates; returns how many it read.
 pub async fn roll_up_once(store: &Store) -> anyhow::Result<usize> {
     let mut tx = store.begin().await?;
-    let last_id: i64 =
-        sqlx::query_scalar("SELECT last_aggregate_id FROM rollup_progress WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await?;
-    let rows: Vec<AggregateRow> = sqlx::query_as(
+    let last_id: i64 = on_tx!(&mut tx, c => sqlx::query_scalar(
+        "SELECT last_aggregate_id FROM rollup_progress WHERE id = 1",
+    )
+    .fetch_one(c)
+    .await)?;
+    let rows: Vec<AggregateRow> = on_tx!(&mut tx, c => sqlx::query_as(
         "SELECT id, breaker_id, start_ms, success, failure, timeout, rejected, slow, ignored,
                 latency, failure_rate_threshold
-         FROM aggregates WHERE id > ? ORDER BY id LIMIT ?",
+         FROM aggregates WHERE id > $1 ORDER BY id LIMIT $2",
     )
     .bind(last_id)
     .bind(ROLLUP_BATCH)
-    .fetch_all(&mut *tx)
-    .await?;
+    .fetch_all(c)
+    .await)?;
     let Some(new_last_id) = rows.last().map(|row| row.id) else {
         return Ok(0);
     };
@@ -59,15 +58,15 @@ pub async fn roll_up_once(store: &Store) -> anyhow::Result<usize> {
     }
     let mut merged = Vec::with_capacity(buckets.len());
     for ((breaker_id, resolution, start_ms), bucket) in buckets {
-        let existing: Option<BucketRow> = sqlx::query_as(
+        let existing: Option<BucketRow> = on_tx!(&mut tx, c => sqlx::query_as(
             "SELECT success, failure, timeout, rejected, slow, ignored, latency, failure_rate_threshold
-             FROM rollups WHERE breaker_id = ? AND resolution_ms = ? AND start_ms = ?",
+             FROM rollups WHERE breaker_id = $1 AND resolution_ms = $2 AND start_ms = $3",
         )
         .bind(breaker_id)
         .bind(resolution)
         .bind(start_ms)
-        .fetch_optional(&mut *tx)
-        .await?;
+        .fetch_optional(c)
+        .await)?;
         let bucket = match existing {
             Some(row) => {
                 let mut sum = Bucket::from(row);
@@ -79,10 +78,11 @@ pub async fn roll_up_once(store: &Store) -> anyhow::Result<usize> {
         merged.push((breaker_id, resolution, start_ms, bucket));
     }
     write_rollups(&mut tx, &merged).await?;
-    sqlx::query("UPDATE rollup_progress SET last_aggregate_id = ? WHERE id = 1")
+    on_tx!(&mut tx, c => sqlx::query("UPDATE rollup_progress SET last_aggregate_id = $1 WHERE id = 1")
         .bind(new_last_id)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c)
+        .await
+        .map(|_| ()))?;
     tx.commit().await?;
     Ok(n_rows)
 }
@@ -98,15 +98,13 @@ pub async fn insert_rollups(store: &Store, rows: &[(i64, i64, i64, Bucket)]) -> 
 }
 
 /// [`insert_rollups`] inside the caller's transaction, with multi-row statements.
-async fn write_rollups(
-    tx: &mut Transaction<'static, Sqlite>,
-    rows: &[(i64, i64, i64, Bucket)],
-) -> anyhow::Result<()> {
+async fn write_rollups(tx: &mut Tx, rows: &[(i64, i64, i64, Bucket)]) -> anyhow::Result<()> {
     // 11 values per row × 500 rows stays well under SQLite's 32 766 parameters.
     const ROWS_PER_INSERT: usize = 500;
     for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
-            "INSERT OR REPLACE INTO rollups (breaker_id, resolution_ms, start_ms, success, failure,
+        on_tx!(tx, c => {
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT INTO rollups (breaker_id, resolution_ms, start_ms, success, failure,
                  timeout, rejected, slow, ignored, latency, failure_rate_threshold) ",
         );
         insert.push_values(
@@ -126,7 +124,15 @@ async fn write_rollups(
                     .push_bind(bucket.failure_rate_threshold);
             },
         );
-        insert.build().execute(&mut **tx).await?;
+        insert.push(
+            " ON CONFLICT (breaker_id, resolution_ms, start_ms) DO UPDATE SET
+               success = excluded.success, failure = excluded.failure,
+               timeout = excluded.timeout, rejected = excluded.rejected, slow = excluded.slow,
+               ignored = excluded.ignored, latency = excluded.latency,
+               failure_rate_threshold = excluded.failure_rate_threshold",
+        );
+        insert.build().execute(c).await.map(|_| ())
+        })?;
     }
     Ok(())
 }
@@ -135,30 +141,28 @@ async fn write_rollups(
 /// Raw aggregates are only deleted once rolled up.
 pub async fn prune_once(store: &Store, retention: &Retention, now_ms: i64) -> anyhow::Result<u64> {
     let cutoff = |keep: Duration| now_ms - keep.as_millis() as i64;
-    let raw = sqlx::query(
+    let raw = on_db!(&store.db, pool => sqlx::query(
         "DELETE FROM aggregates WHERE id IN (
              SELECT id FROM aggregates
-             WHERE start_ms < ? AND id <= (SELECT last_aggregate_id FROM rollup_progress WHERE id = 1)
-             LIMIT ?)",
+             WHERE start_ms < $1 AND id <= (SELECT last_aggregate_id FROM rollup_progress WHERE id = 1)
+             LIMIT $2)",
     )
     .bind(cutoff(retention.raw))
     .bind(PRUNE_BATCH)
-    .execute(&store.pool)
-    .await?
-    .rows_affected();
+    .execute(pool)
+    .await.map(|r| r.rows_affected()))?;
     let mut rollups = 0;
     for (resolution, keep) in [(MINUTE_MS, retention.minute), (HOUR_MS, retention.hour)] {
-        rollups += sqlx::query(
+        rollups += on_db!(&store.db, pool => sqlx::query(
             "DELETE FROM rollups WHERE (breaker_id, resolution_ms, start_ms) IN (
                  SELECT breaker_id, resolution_ms, start_ms FROM rollups
-                 WHERE resolution_ms = ? AND start_ms < ? LIMIT ?)",
+                 WHERE resolution_ms = $1 AND start_ms < $2 LIMIT $3)",
         )
         .bind(resolution)
         .bind(cutoff(keep))
         .bind(PRUNE_BATCH)
-        .execute(&store.pool)
-        .await?
-        .rows_affected();
+        .execute(pool)
+        .await.map(|r| r.rows_affected()))?;
     }
     Ok(raw + rollups)
 }

@@ -2,18 +2,17 @@
 //! judged on (openings, the instances' reported versions).
 
 use protocol::{AutoTuneChange, AutoTuneSettings, ChangeStatus};
-use sqlx::{Sqlite, Transaction};
 
-use crate::store::{Store, StoreError, parse_json};
+use crate::store::{Db, Store, StoreError, Tx, on_db, on_tx, parse_json};
 
 /// The breakers in auto mode, ordered by service and name.
 pub async fn enabled_breakers(store: &Store) -> Result<Vec<(String, String)>, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(on_db!(&store.db, pool => sqlx::query_as(
         "SELECT b.service, b.name FROM auto_tune a JOIN breakers b ON b.id = a.breaker_id
-         WHERE a.enabled = 1 ORDER BY b.service, b.name",
+         WHERE a.enabled ORDER BY b.service, b.name",
     )
-    .fetch_all(&store.pool)
-    .await?)
+    .fetch_all(pool)
+    .await)?)
 }
 
 /// A breaker's auto-mode row: settings, who set them and when, and the last engine run.
@@ -34,12 +33,12 @@ struct SettingsRow {
 
 /// A breaker's settings; the defaults (off) when an admin never set any.
 pub async fn settings(store: &Store, breaker_id: i64) -> Result<Settings, StoreError> {
-    let row: Option<SettingsRow> = sqlx::query_as(
-        "SELECT settings, updated_by, updated_ms, last_run_ms FROM auto_tune WHERE breaker_id = ?",
+    let row: Option<SettingsRow> = on_db!(&store.db, pool => sqlx::query_as(
+        "SELECT settings, updated_by, updated_ms, last_run_ms FROM auto_tune WHERE breaker_id = $1",
     )
     .bind(breaker_id)
-    .fetch_optional(&store.pool)
-    .await?;
+    .fetch_optional(pool)
+    .await)?;
     Ok(match row {
         None => Settings {
             settings: AutoTuneSettings::default(),
@@ -58,16 +57,16 @@ pub async fn settings(store: &Store, breaker_id: i64) -> Result<Settings, StoreE
 
 /// Saves a breaker's settings (inside the caller's transaction, which audits them).
 pub async fn save_settings(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Tx,
     breaker_id: i64,
     settings: &AutoTuneSettings,
     by: &str,
     now: i64,
 ) -> Result<(), StoreError> {
     let text = serde_json::to_string(settings).expect("settings serialize");
-    sqlx::query(
+    on_tx!(tx, c => sqlx::query(
         "INSERT INTO auto_tune (breaker_id, settings, enabled, updated_by, updated_ms)
-         VALUES (?, ?, ?, ?, ?)
+         VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (breaker_id) DO UPDATE SET settings = excluded.settings,
              enabled = excluded.enabled, updated_by = excluded.updated_by,
              updated_ms = excluded.updated_ms",
@@ -77,18 +76,18 @@ pub async fn save_settings(
     .bind(settings.enabled)
     .bind(by)
     .bind(now)
-    .execute(&mut **tx)
-    .await?;
+    .execute(c)
+    .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 /// Notes the time of an engine run (the cooldown counts from it).
 pub async fn set_last_run(store: &Store, breaker_id: i64, now: i64) -> Result<(), StoreError> {
-    sqlx::query("UPDATE auto_tune SET last_run_ms = ? WHERE breaker_id = ?")
+    on_db!(&store.db, pool => sqlx::query("UPDATE auto_tune SET last_run_ms = $1 WHERE breaker_id = $2")
         .bind(now)
         .bind(breaker_id)
-        .execute(&store.pool)
-        .await?;
+        .execute(pool)
+        .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -143,18 +142,18 @@ pub async fn changes(
     change_id: Option<i64>,
     limit: i64,
 ) -> Result<Vec<AutoTuneChange>, StoreError> {
-    let rows: Vec<ChangeRow> = sqlx::query_as(
+    let rows: Vec<ChangeRow> = on_db!(&store.db, pool => sqlx::query_as(
         "SELECT id, recommendation_id, status, canary_instance, peers, version, base_version,
                 config, clamped, started_ms, canary_ends_ms, canary_openings, false_trips,
                 ended_ms, outcome
-         FROM auto_tune_changes WHERE breaker_id = ?1 AND (?2 IS NULL OR id = ?2)
-         ORDER BY id DESC LIMIT ?3",
+         FROM auto_tune_changes WHERE breaker_id = $1 AND ($2 IS NULL OR id = $2)
+         ORDER BY id DESC LIMIT $3",
     )
     .bind(breaker_id)
     .bind(change_id)
     .bind(limit)
-    .fetch_all(&store.pool)
-    .await?;
+    .fetch_all(pool)
+    .await)?;
     rows.into_iter().map(ChangeRow::into_change).collect()
 }
 
@@ -186,14 +185,11 @@ pub struct NewChange<'a> {
 }
 
 /// Inserts a change on its canary; returns its id.
-pub async fn insert_change(
-    tx: &mut Transaction<'static, Sqlite>,
-    change: NewChange<'_>,
-) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(
+pub async fn insert_change(tx: &mut Tx, change: NewChange<'_>) -> Result<i64, StoreError> {
+    Ok(on_tx!(tx, c => sqlx::query_scalar(
         "INSERT INTO auto_tune_changes (breaker_id, recommendation_id, status, canary_instance,
              peers, version, base_version, config, clamped, started_ms, canary_ends_ms)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
     )
     .bind(change.breaker_id)
     .bind(change.recommendation_id)
@@ -206,21 +202,17 @@ pub async fn insert_change(
     .bind(serde_json::to_string(change.clamped).expect("notes serialize"))
     .bind(change.started_ms)
     .bind(change.canary_ends_ms)
-    .fetch_one(&mut **tx)
-    .await?)
+    .fetch_one(c)
+    .await)?)
 }
 
 /// Why a change ended as it did.
-pub async fn set_outcome(
-    tx: &mut Transaction<'static, Sqlite>,
-    change_id: i64,
-    outcome: &str,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE auto_tune_changes SET outcome = ? WHERE id = ?")
+pub async fn set_outcome(tx: &mut Tx, change_id: i64, outcome: &str) -> Result<(), StoreError> {
+    on_tx!(tx, c => sqlx::query("UPDATE auto_tune_changes SET outcome = $1 WHERE id = $2")
         .bind(outcome)
         .bind(change_id)
-        .execute(&mut **tx)
-        .await?;
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -231,33 +223,33 @@ pub async fn set_canary_counts(
     openings: u32,
     false_trips: u32,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE auto_tune_changes SET canary_openings = ?, false_trips = ? WHERE id = ?")
+    on_db!(&store.db, pool => sqlx::query("UPDATE auto_tune_changes SET canary_openings = $1, false_trips = $2 WHERE id = $3")
         .bind(i64::from(openings))
         .bind(i64::from(false_trips))
         .bind(change_id)
-        .execute(&store.pool)
-        .await?;
+        .execute(pool)
+        .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 /// The recommendation a change applies, marked accepted by auto mode.
 pub async fn accept_recommendation(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Tx,
     recommendation_id: i64,
     actor: &str,
     now: i64,
     version: u64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE recommendations SET status = 'accepted', decided_by = ?, decided_ms = ?, applied_version = ?
-         WHERE id = ?",
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE recommendations SET status = 'accepted', decided_by = $1, decided_ms = $2, applied_version = $3
+         WHERE id = $4",
     )
     .bind(actor)
     .bind(now)
     .bind(version as i64)
     .bind(recommendation_id)
-    .execute(&mut **tx)
-    .await?;
+    .execute(c)
+    .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -266,12 +258,12 @@ pub async fn subscribed_instances(
     store: &Store,
     breaker_id: i64,
 ) -> Result<Vec<String>, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT instance FROM config_status WHERE breaker_id = ? ORDER BY reported_ms DESC, instance",
+    Ok(on_db!(&store.db, pool => sqlx::query_scalar(
+        "SELECT instance FROM config_status WHERE breaker_id = $1 ORDER BY reported_ms DESC, instance",
     )
     .bind(breaker_id)
-    .fetch_all(&store.pool)
-    .await?)
+    .fetch_all(pool)
+    .await)?)
 }
 
 /// The version an instance last reported running.
@@ -280,13 +272,13 @@ pub async fn running_version(
     breaker_id: i64,
     instance: &str,
 ) -> Result<Option<u64>, StoreError> {
-    let version: Option<i64> = sqlx::query_scalar(
-        "SELECT running_version FROM config_status WHERE breaker_id = ? AND instance = ?",
+    let version: Option<i64> = on_db!(&store.db, pool => sqlx::query_scalar(
+        "SELECT running_version FROM config_status WHERE breaker_id = $1 AND instance = $2",
     )
     .bind(breaker_id)
     .bind(instance)
-    .fetch_optional(&store.pool)
-    .await?;
+    .fetch_optional(pool)
+    .await)?;
     Ok(version.map(|v| v as u64))
 }
 
@@ -299,17 +291,24 @@ pub async fn openings(
     version: Option<u64>,
     (from_ms, to_ms): (i64, i64),
 ) -> Result<Vec<i64>, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT at_ms FROM transitions
-         WHERE breaker_id = ?1 AND instance IN (SELECT value FROM json_each(?2))
+    Ok(
+        on_db!(&store.db, pool => sqlx::query_scalar(match store.db {
+        Db::Sqlite(_) => "SELECT at_ms FROM transitions
+         WHERE breaker_id = $1 AND instance IN (SELECT value FROM json_each($2))
            AND from_state = 'closed' AND to_state = 'open'
-           AND (?5 IS NULL OR config_version = ?5) AND at_ms >= ?3 AND at_ms < ?4 ORDER BY at_ms",
-    )
+           AND ($5 IS NULL OR config_version = $5) AND at_ms >= $3 AND at_ms < $4 ORDER BY at_ms",
+        Db::Postgres(_) => "SELECT at_ms FROM transitions
+         WHERE breaker_id = $1
+           AND instance IN (SELECT json_array_elements_text(CAST($2 AS json)))
+           AND from_state = 'closed' AND to_state = 'open'
+           AND ($5 IS NULL OR config_version = $5) AND at_ms >= $3 AND at_ms < $4 ORDER BY at_ms",
+    })
     .bind(breaker_id)
     .bind(serde_json::to_string(instances).expect("names serialize"))
     .bind(from_ms)
     .bind(to_ms)
     .bind(version.map(|v| v as i64))
-    .fetch_all(&store.pool)
-    .await?)
+    .fetch_all(pool)
+    .await)?,
+    )
 }

@@ -5,7 +5,7 @@ use protocol::{Recommendation, RecommendationStatus};
 
 use crate::query::rollup::{Bucket, MINUTE_MS};
 use crate::query::store::BucketRow;
-use crate::store::{Store, StoreError, parse_json};
+use crate::store::{Store, StoreError, on_db, on_tx, parse_json};
 
 /// A breaker's stored counts over `[from_ms, to_ms)`, per instance and interval: (start,
 /// counts, interval length). From the raw aggregates when `per_second`, else the minute
@@ -20,22 +20,22 @@ pub async fn history_rows(
     let sql = if per_second {
         "SELECT start_ms, success, failure, timeout, rejected, slow, ignored, latency,
                 failure_rate_threshold, interval_ms
-         FROM aggregates WHERE breaker_id = ?1 AND start_ms >= ?3 AND start_ms < ?4 AND ?2 > 0
+         FROM aggregates WHERE breaker_id = $1 AND start_ms >= $3 AND start_ms < $4 AND $2 > 0
          ORDER BY start_ms"
     } else {
         "SELECT start_ms, success, failure, timeout, rejected, slow, ignored, latency,
                 failure_rate_threshold, resolution_ms AS interval_ms
-         FROM rollups WHERE breaker_id = ?1 AND resolution_ms = ?2 AND start_ms >= ?3 AND start_ms < ?4
+         FROM rollups WHERE breaker_id = $1 AND resolution_ms = $2 AND start_ms >= $3 AND start_ms < $4
          ORDER BY start_ms"
     };
     let step_ms = if per_second { 1_000 } else { MINUTE_MS };
-    let rows: Vec<AggregateRow> = sqlx::query_as(sql)
+    let rows: Vec<AggregateRow> = on_db!(&store.db, pool => sqlx::query_as(sql)
         .bind(breaker_id)
         .bind(step_ms)
         .bind(from_ms)
         .bind(to_ms)
-        .fetch_all(&store.pool)
-        .await?;
+        .fetch_all(pool)
+        .await)?;
     Ok(rows
         .into_iter()
         .map(|row| (row.start_ms, row.bucket.into(), row.interval_ms))
@@ -84,33 +84,33 @@ pub async fn insert(
     rec: &Recommendation,
 ) -> Result<i64, StoreError> {
     let mut tx = store.begin().await?;
-    sqlx::query(
-        "UPDATE recommendations SET status = 'superseded' WHERE breaker_id = ? AND status = 'open'",
+    on_tx!(&mut tx, c => sqlx::query(
+        "UPDATE recommendations SET status = 'superseded' WHERE breaker_id = $1 AND status = 'open'",
     )
     .bind(breaker_id)
-    .execute(&mut *tx)
-    .await?;
-    let id = sqlx::query_scalar(
-        "INSERT INTO recommendations (breaker_id, made_ms, status, detail) VALUES (?, ?, 'open', ?)
+    .execute(c)
+    .await.map(|r| r.rows_affected()))?;
+    let id = on_tx!(&mut tx, c => sqlx::query_scalar(
+        "INSERT INTO recommendations (breaker_id, made_ms, status, detail) VALUES ($1, $2, 'open', $3)
          RETURNING id",
     )
     .bind(breaker_id)
     .bind(rec.made_ms)
     .bind(serde_json::to_string(rec).expect("a recommendation serializes"))
-    .fetch_one(&mut *tx)
-    .await?;
+    .fetch_one(c)
+    .await)?;
     tx.commit().await?;
     Ok(id)
 }
 
 /// One recommendation.
 pub async fn load(store: &Store, id: i64) -> Result<Recommendation, StoreError> {
-    let row: Option<RecommendationRow> = sqlx::query_as(
-        "SELECT id, detail, status, decided_by, decided_ms, applied_version FROM recommendations WHERE id = ?",
+    let row: Option<RecommendationRow> = on_db!(&store.db, pool => sqlx::query_as(
+        "SELECT id, detail, status, decided_by, decided_ms, applied_version FROM recommendations WHERE id = $1",
     )
     .bind(id)
-    .fetch_optional(&store.pool)
-    .await?;
+    .fetch_optional(pool)
+    .await)?;
     row.ok_or_else(|| StoreError::NotFound(format!("no recommendation {id}")))?
         .into_recommendation()
 }
@@ -120,13 +120,13 @@ pub async fn list(
     store: &Store,
     status: Option<RecommendationStatus>,
 ) -> Result<Vec<Recommendation>, StoreError> {
-    let rows: Vec<RecommendationRow> = sqlx::query_as(
+    let rows: Vec<RecommendationRow> = on_db!(&store.db, pool => sqlx::query_as(
         "SELECT id, detail, status, decided_by, decided_ms, applied_version FROM recommendations
-         WHERE ?1 IS NULL OR status = ?1 ORDER BY id DESC LIMIT 200",
+         WHERE $1 IS NULL OR status = $1 ORDER BY id DESC LIMIT 200",
     )
     .bind(status.map(RecommendationStatus::as_str))
-    .fetch_all(&store.pool)
-    .await?;
+    .fetch_all(pool)
+    .await)?;
     rows.into_iter()
         .map(RecommendationRow::into_recommendation)
         .collect()
@@ -141,16 +141,16 @@ pub async fn decide(
     now: i64,
     applied_version: Option<u64>,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE recommendations SET status = ?, decided_by = ?, decided_ms = ?, applied_version = ?
-         WHERE id = ?",
+    on_db!(&store.db, pool => sqlx::query(
+        "UPDATE recommendations SET status = $1, decided_by = $2, decided_ms = $3, applied_version = $4
+         WHERE id = $5",
     )
     .bind(status.as_str())
     .bind(by)
     .bind(now)
     .bind(applied_version.map(|v| v as i64))
     .bind(id)
-    .execute(&store.pool)
-    .await?;
+    .execute(pool)
+    .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
