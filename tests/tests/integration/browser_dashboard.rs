@@ -51,11 +51,18 @@ async fn detail_page_lanes_charts_ranges_and_admin_force_open() {
     assert_eq!(count(&client, ".timeline .lane").await, 2);
     wait_for_charts(&client).await;
     for kind in ["failure_rate", "slow_call_rate", "volume", "latency"] {
-        let chart = client
-            .find(Locator::Css(&format!("#chart-{kind} svg")))
-            .await
-            .unwrap();
-        assert!(chart.html(false).await.unwrap().contains("inventory-db"));
+        // A chart drawn again between finding it and reading it is read again.
+        let selector = format!("#chart-{kind} svg");
+        let html = tests::wait::wait_for(
+            &format!("{selector} to be read"),
+            CONTROL_DEADLINE,
+            || async {
+                let chart = client.find(Locator::Css(&selector)).await.ok()?;
+                chart.html(false).await.ok()
+            },
+        )
+        .await;
+        assert!(html.contains("inventory-db"), "{kind}: {html}");
     }
     let span = |client: Client| async move {
         let charts = client.find(Locator::Css(".charts")).await.unwrap();
