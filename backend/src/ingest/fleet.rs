@@ -507,14 +507,19 @@ fn ordered_after<'a, T>(
     })
 }
 
-/// A breaker's state (the worst of its instances'), its open instances, instances and
-/// failure rate over the fresh intervals, as [`summary::summarize`] computes them.
-pub fn breaker_gauges(instances: &BTreeMap<String, InstanceLive>) -> BreakerGauges {
-    let state = instances
+/// The worst state among a breaker's instances (Closed when it has none).
+fn worst_state(instances: &BTreeMap<String, InstanceLive>) -> State {
+    instances
         .values()
         .map(|i| i.state)
         .max_by_key(|s| s.severity())
-        .unwrap_or(State::Closed);
+        .unwrap_or(State::Closed)
+}
+
+/// A breaker's state (the worst of its instances'), its open instances, instances and
+/// failure rate over the fresh intervals, as [`summary::summarize`] computes them.
+pub fn breaker_gauges(instances: &BTreeMap<String, InstanceLive>) -> BreakerGauges {
+    let state = worst_state(instances);
     let newest_end = instances
         .values()
         .filter_map(|i| i.last_interval.as_ref().map(|l| l.end_ms))

@@ -1,6 +1,6 @@
 //! The ingest routes: aggregates and per-call events from the services' reporters.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
 use axum::extract::State;
@@ -78,8 +78,13 @@ pub async fn ingest_calls(
         path: err.path,
     })?;
     // The calls are folded into aggregates: a path into the folded batch is turned back into
-    // one into the body sent, the first call of the breaker named.
-    let call_breakers: Vec<String> = calls.calls.iter().map(|c| c.breaker.clone()).collect();
+    // one into the body sent, the first call of the breaker named (one name per breaker kept).
+    let mut first_call: HashMap<String, usize> = HashMap::new();
+    for (idx, call) in calls.calls.iter().enumerate() {
+        if !first_call.contains_key(&call.breaker) {
+            first_call.insert(call.breaker.clone(), idx);
+        }
+    }
     // An event without a config version keeps the one the instance runs (see
     // `CallBatch::into_ingest_batch`), so an adapter that does not know it never shows the
     // instance as running version 0 or an older version.
@@ -87,7 +92,7 @@ pub async fn ingest_calls(
     let batch = calls.into_ingest_batch(|breaker| known.get(breaker).copied().flatten());
     match accept(&app, ingester, batch).await {
         Err(AppError::LimitExceeded(mut err)) if err.path.starts_with("$.aggregates[") => {
-            if let Some(idx) = call_breakers.iter().position(|b| *b == err.name) {
+            if let Some(idx) = first_call.get(&err.name) {
                 err.path = format!("$.calls[{idx}].breaker");
             }
             Err(AppError::LimitExceeded(err))

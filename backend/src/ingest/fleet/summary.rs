@@ -13,11 +13,7 @@ pub(super) fn summarize(
     breaker: &str,
     instances: &BTreeMap<String, InstanceLive>,
 ) -> BreakerSummary {
-    let state = instances
-        .values()
-        .map(|i| i.state)
-        .max_by_key(|s| s.severity())
-        .unwrap_or(State::Closed);
+    let state = super::worst_state(instances);
     let since_ms = instances
         .values()
         .filter(|i| i.state == state)
