@@ -1,17 +1,21 @@
-//! The closed hot path (and rejections while Open): this crate against recloser 1.4 and
-//! failsafe 1.3, in one run.
+//! The closed hot path (and rejections while Open): this crate against recloser 1.4 (and
+//! failsafe 1.3), in one run.
 //!
 //! Each contender wraps a trivial call that succeeds. "2 threads" runs the same loop on two
 //! threads sharing one breaker and reports time per call per thread. After criterion's own
-//! measurements, a summary table (the best of 15 interleaved timed loops per contender) and
-//! the allocations per call, counted by a counting global allocator, are printed.
+//! measurements, one table is printed: for each path, on 1 and 2 threads, ns per call for the
+//! breaker and for recloser, and the ratio of the two as the median (min–max) over the rounds.
+//! Every round times each contender in turn (the best of a few short loops, so a preemption
+//! by another process spoils one loop, not the round), and ratios are taken within a round, so
+//! load from elsewhere on the machine moves both sides of a ratio alike. Allocations per call
+//! are counted by a counting global allocator.
 //!
-//! `cargo xtask bench --only hot_path` (that is, `cargo bench -p breaker --bench hot_path`)
+//! `cargo xtask bench --only hot_path` (that is, `cargo bench -p breaker --bench hot_path`);
+//! `-- table` prints the table without running criterion first.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::Barrier;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
@@ -77,8 +81,16 @@ fn contenders() -> Vec<Contender> {
             .build()
             .unwrap(),
     );
-    // A reporter asks for every call's latency: two clock reads per call.
-    let fusebox_timed = breaker::CircuitBreaker::new("bench", breaker::Config::default());
+    // What services run: a slow-call rule, and a reporter asking for every call's latency.
+    // The latency is measured (two clock readings per call) and judged against the rule.
+    let fusebox_timed = breaker::CircuitBreaker::new(
+        "bench",
+        breaker::Config::builder()
+            .slow_call_rate_threshold(0.5)
+            .slow_call_duration(Duration::from_secs(1))
+            .build()
+            .unwrap(),
+    );
     fusebox_timed.add_listener(std::sync::Arc::new(LatencyListener));
     let recloser = recloser::Recloser::default();
     // Open breakers, rejecting every call.
@@ -121,7 +133,7 @@ fn contenders() -> Vec<Contender> {
             }),
         },
         Contender {
-            name: "fusebox breaker (count window, latency measured as for a reporter)",
+            name: "fusebox breaker (count window, latency measured: slow-call rule and reporter)",
             call: Box::new(move || {
                 let _ = black_box(fusebox_timed.call(trivial));
             }),
@@ -166,35 +178,92 @@ fn contenders() -> Vec<Contender> {
 }
 
 /// Runs `n_calls` calls on each of `n_threads` threads at once; returns the slowest
-/// thread's time.
-fn run_threads(contender: &Contender, n_threads: usize, n_calls: u64) -> Duration {
+/// thread's time and the share of it during which all the threads were running (1 for one
+/// thread): a thread started late, finished early or preempted does not contend meanwhile.
+fn run_threads(contender: &Contender, n_threads: usize, n_calls: u64) -> (Duration, f64) {
     if n_threads == 1 {
         let start = Instant::now();
         for _ in 0..n_calls {
             (contender.call)();
         }
-        return start.elapsed();
+        return (start.elapsed(), 1.0);
     }
-    let barrier = Barrier::new(n_threads);
-    std::thread::scope(|scope| {
+    // A spinning start line: a thread woken from a blocking barrier starts tens of µs late.
+    let n_ready = AtomicUsize::new(0);
+    let spans: Vec<(Instant, Instant, Duration)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..n_threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    barrier.wait();
-                    let start = Instant::now();
+            .map(|i_thread| {
+                let n_ready = &n_ready;
+                scope.spawn(move || {
+                    pin_to_cpu(i_thread);
+                    n_ready.fetch_add(1, Ordering::AcqRel);
+                    while n_ready.load(Ordering::Acquire) < n_threads {
+                        std::hint::spin_loop();
+                    }
+                    let (start, cpu_start) = (Instant::now(), thread_cpu_time());
                     for _ in 0..n_calls {
                         (contender.call)();
                     }
-                    start.elapsed()
+                    (start, Instant::now(), thread_cpu_time() - cpu_start)
                 })
             })
             .collect();
         handles
             .into_iter()
             .map(|handle| handle.join().unwrap())
-            .max()
-            .unwrap()
-    })
+            .collect()
+    });
+    let slowest = spans
+        .iter()
+        .map(|(start, end, _)| *end - *start)
+        .max()
+        .unwrap();
+    let last_start = spans.iter().map(|span| span.0).max().unwrap();
+    let first_end = spans.iter().map(|span| span.1).min().unwrap();
+    // Time off the CPU (preempted) is time the others ran alone.
+    let off_cpu = spans
+        .iter()
+        .map(|(start, end, cpu)| (*end - *start).saturating_sub(*cpu))
+        .sum::<Duration>();
+    let together = first_end
+        .saturating_duration_since(last_start)
+        .saturating_sub(off_cpu);
+    (slowest, together.as_secs_f64() / slowest.as_secs_f64())
+}
+
+/// Keeps the calling thread on CPU `i` (modulo the CPUs there are), so that two threads of a
+/// loop are not queued on one CPU while the other runs something else.
+#[cfg(target_os = "linux")]
+fn pin_to_cpu(i: usize) {
+    let n_cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // SAFETY: a zeroed cpu_set_t is an empty set; the calls only write inside it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(i % n_cpus, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn pin_to_cpu(_i: usize) {}
+
+/// CPU time of the calling thread.
+#[cfg(target_os = "linux")]
+fn thread_cpu_time() -> Duration {
+    let mut time = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `time` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut time) };
+    Duration::new(time.tv_sec as u64, time.tv_nsec as u32)
+}
+
+/// Elsewhere preemption goes unseen: wall time stands in, as if always on the CPU.
+#[cfg(not(target_os = "linux"))]
+fn thread_cpu_time() -> Duration {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    ORIGIN.get_or_init(Instant::now).elapsed()
 }
 
 fn bench(c: &mut Criterion, contenders: &[Contender]) {
@@ -202,26 +271,72 @@ fn bench(c: &mut Criterion, contenders: &[Contender]) {
         let mut group = c.benchmark_group(format!("{n_threads}_thread"));
         for contender in contenders {
             group.bench_function(contender.name, |b| {
-                b.iter_custom(|iters| run_threads(contender, n_threads, iters))
+                b.iter_custom(|iters| run_threads(contender, n_threads, iters).0)
             });
         }
         group.finish();
     }
 }
 
-/// ns per call for every contender on `n_threads` threads: the best of several rounds, the
-/// contenders taking turns within each round, so load from elsewhere on the machine hits
-/// them all alike and the minimum filters it out.
-fn best_ns(contenders: &[Contender], n_threads: usize) -> Vec<f64> {
-    let n_calls = 500_000;
-    let mut best = vec![f64::INFINITY; contenders.len()];
-    for _round in 0..15 {
-        for (contender, best) in contenders.iter().zip(best.iter_mut()) {
-            let ns = run_threads(contender, n_threads, n_calls).as_nanos() as f64 / n_calls as f64;
-            *best = best.min(ns);
-        }
-    }
-    best
+/// Rounds of the table; every ratio is reported as the median and range over them.
+const N_ROUNDS: usize = 9;
+/// Timed loops per contender in a round; the best one counts.
+const N_LOOPS: usize = 5;
+/// Calls per thread in one timed loop: a millisecond or so, shorter than a scheduler slice.
+const N_CALLS: u64 = 100_000;
+/// Calls per thread in one two-thread loop: shorter still, so that both threads stay on their
+/// CPUs through it more often on a loaded machine.
+const N_CALLS_TOGETHER: u64 = 20_000;
+
+/// Two-thread loops count only when both threads ran together for this share of the time.
+const MIN_TOGETHER: f64 = 0.9;
+
+/// ns per call for every contender on `n_threads` threads, one entry per round; how many
+/// loops were discarded because the threads did not run together, and how many times a
+/// contender had no loop left in a round (its best discarded loop stood in). Within a round the
+/// contenders take turns, loop by loop, so load from elsewhere hits them alike.
+fn rounds_ns(contenders: &[Contender], n_threads: usize) -> (Vec<Vec<f64>>, usize, usize) {
+    let (mut n_discarded, mut n_fallbacks) = (0, 0);
+    let rounds = (0..N_ROUNDS)
+        .map(|_| {
+            let mut best = vec![f64::INFINITY; contenders.len()];
+            // Should every loop of a contender be discarded, its best loop all the same.
+            let mut best_discarded = vec![f64::INFINITY; contenders.len()];
+            let mut n_kept = vec![0; contenders.len()];
+            let n_calls = if n_threads == 1 {
+                N_CALLS
+            } else {
+                N_CALLS_TOGETHER
+            };
+            for _ in 0..N_LOOPS * 20 {
+                if n_kept.iter().all(|&n| n >= N_LOOPS) {
+                    break;
+                }
+                for (i, contender) in contenders.iter().enumerate() {
+                    if n_kept[i] >= N_LOOPS {
+                        continue;
+                    }
+                    let (elapsed, together) = run_threads(contender, n_threads, n_calls);
+                    let ns = elapsed.as_nanos() as f64 / n_calls as f64;
+                    if together < MIN_TOGETHER {
+                        n_discarded += 1;
+                        best_discarded[i] = best_discarded[i].min(ns);
+                        continue;
+                    }
+                    n_kept[i] += 1;
+                    best[i] = best[i].min(ns);
+                }
+            }
+            for (best, discarded) in best.iter_mut().zip(best_discarded) {
+                if best.is_infinite() {
+                    n_fallbacks += 1;
+                    *best = discarded;
+                }
+            }
+            best
+        })
+        .collect();
+    (rounds, n_discarded, n_fallbacks)
 }
 
 fn allocations_per_call(contender: &Contender) -> f64 {
@@ -237,53 +352,136 @@ fn allocations_per_call(contender: &Contender) -> f64 {
     (N_ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / n_calls as f64
 }
 
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 1 {
+        sorted[mid]
+    } else {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    }
+}
+
+/// One row of the table: a path of this crate against its recloser baseline.
+struct Row {
+    path: &'static str,
+    contender: &'static str,
+    baseline: &'static str,
+    /// The goal for the ratio on 1 and on 2 threads, if one is set.
+    goal: [Option<f64>; 2],
+}
+
+const ROWS: [Row; 7] = [
+    Row {
+        path: "closed, count window",
+        contender: "fusebox breaker (count window)",
+        baseline: "recloser 1.4",
+        goal: [Some(0.5), Some(0.3)],
+    },
+    Row {
+        path: "closed, time window",
+        contender: "fusebox breaker (time window)",
+        baseline: "recloser 1.4",
+        goal: [Some(0.5), Some(0.3)],
+    },
+    Row {
+        path: "closed, latency measured (slow-call rule and reporter)",
+        contender: "fusebox breaker (count window, latency measured: slow-call rule and reporter)",
+        baseline: "recloser 1.4",
+        goal: [Some(1.0), Some(1.0)],
+    },
+    Row {
+        path: "open, rejecting (waiting)",
+        contender: "fusebox breaker (open, waiting)",
+        baseline: "recloser 1.4 (open)",
+        goal: [None, None],
+    },
+    Row {
+        path: "open, rejecting (forced)",
+        contender: "fusebox breaker (open, forced)",
+        baseline: "recloser 1.4 (open)",
+        goal: [None, None],
+    },
+    Row {
+        path: "failsafe 1.3 (default), closed",
+        contender: "failsafe 1.3 (default)",
+        baseline: "recloser 1.4",
+        goal: [None, None],
+    },
+    Row {
+        path: "failsafe 1.3 (consecutive failures), closed",
+        contender: "failsafe 1.3 (consecutive failures)",
+        baseline: "recloser 1.4",
+        goal: [None, None],
+    },
+];
+
 fn main() {
     let contenders = contenders();
-    let mut criterion = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .configure_from_args();
-    bench(&mut criterion, &contenders);
-    criterion.final_summary();
+    if !std::env::args().any(|arg| arg == "table") {
+        let mut criterion = Criterion::default()
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(3))
+            .configure_from_args();
+        bench(&mut criterion, &contenders);
+        criterion.final_summary();
+    }
 
-    // Closed rows compare with recloser closed, open rows with recloser open.
     let position = |name: &str| {
         contenders
             .iter()
             .position(|contender| contender.name == name)
-            .unwrap()
+            .unwrap_or_else(|| panic!("no contender {name}"))
     };
-    let (recloser_closed, recloser_open) =
-        (position("recloser 1.4"), position("recloser 1.4 (open)"));
-    let one_thread = best_ns(&contenders, 1);
-    let two_threads = best_ns(&contenders, 2);
-    let rows: Vec<(f64, f64, f64)> = contenders
-        .iter()
-        .enumerate()
-        .map(|(i, contender)| {
-            (
-                one_thread[i],
-                two_threads[i],
-                allocations_per_call(contender),
-            )
-        })
-        .collect();
+    let (one_thread, _, _) = rounds_ns(&contenders, 1);
+    let (two_threads, n_discarded, n_fallbacks) = rounds_ns(&contenders, 2);
+    let rounds = [one_thread, two_threads];
     println!();
     println!(
-        "| breaker (trivial call) | 1 thread ns/call | × recloser | 2 threads ns/call | × recloser | allocations/call |"
+        "Trivial call; {N_ROUNDS} rounds, each the best of {N_LOOPS} loops of {N_CALLS} calls \
+         ({N_CALLS_TOGETHER} per thread on 2 threads) per contender; ns/call are medians over the rounds, × recloser is the median (min–max) \
+         of the ratios taken within each round. 2 threads: two threads calling one breaker at once, \
+         time per call per thread; a two-thread loop counts only when both threads ran together \
+         for {:.0}% of it ({n_discarded} loops were discarded; {n_fallbacks} times a contender \
+         had none left in a round and its best discarded loop stood in).",
+        MIN_TOGETHER * 100.0
     );
-    println!("|---|---:|---:|---:|---:|---:|");
-    for (contender, &(one, two, allocations)) in contenders.iter().zip(&rows) {
-        let baseline = if contender.name.contains("(open") {
-            recloser_open
-        } else {
-            recloser_closed
-        };
-        println!(
-            "| {} | {one:.1} | {:.2} | {two:.1} | {:.2} | {allocations} |",
-            contender.name,
-            one / rows[baseline].0,
-            two / rows[baseline].1,
-        );
+    println!();
+    println!(
+        "| path | threads | breaker ns/call | recloser ns/call | × recloser, median (min–max) | goal | met | allocations/call |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|:---:|---:|");
+    for row in &ROWS {
+        let (contender, baseline) = (position(row.contender), position(row.baseline));
+        let allocations = allocations_per_call(&contenders[contender]);
+        for (i_threads, rounds) in rounds.iter().enumerate() {
+            let ns: Vec<f64> = rounds.iter().map(|round| round[contender]).collect();
+            let base: Vec<f64> = rounds.iter().map(|round| round[baseline]).collect();
+            let ratios: Vec<f64> = rounds
+                .iter()
+                .map(|round| round[contender] / round[baseline])
+                .collect();
+            let ratio = median(&ratios);
+            let (low, high) = ratios
+                .iter()
+                .fold((f64::INFINITY, 0.0f64), |(low, high), &r| {
+                    (low.min(r), high.max(r))
+                });
+            let (goal, met) = match row.goal[i_threads] {
+                Some(goal) => (
+                    format!("≤ {goal:.2}"),
+                    if ratio <= goal { "yes" } else { "no" },
+                ),
+                None => ("—".to_owned(), ""),
+            };
+            println!(
+                "| {} | {} | {:.1} | {:.1} | {ratio:.2} ({low:.2}–{high:.2}) | {goal} | {met} | {allocations} |",
+                row.path,
+                i_threads + 1,
+                median(&ns),
+                median(&base),
+            );
+        }
     }
 }
