@@ -96,6 +96,9 @@ struct Inner {
     stripes: Stripes,
     core: Mutex<Core>,
     clock: Arc<dyn Clock>,
+    /// `clock` when it is the system clock: the fast path reads it inline, without going
+    /// through the `dyn Clock` vtable.
+    system: Option<SystemClock>,
     listeners: Arc<Listeners>,
     name: Box<str>,
 }
@@ -114,6 +117,11 @@ struct Hot {
     fast_second: AtomicU64,
     /// The per-call timeout for async calls in nanoseconds, or 0.
     call_timeout_nanos: AtomicU64,
+    /// While latencies are measured: a stopwatch difference below this is a plain latency,
+    /// neither slow nor beyond the first histogram bucket, which the fast path tells apart
+    /// without converting it to a `Duration`. 0 turns that off (clocks other than the
+    /// system clock).
+    plain_ticks: AtomicU64,
 }
 
 struct Core {
@@ -121,6 +129,8 @@ struct Core {
     /// Successes in the stripes that the machine has seen (fast ones absorbed, slow ones
     /// recorded under this lock).
     n_successes_seen: u64,
+    /// The latency bound (ns) `Hot::plain_ticks` was last worked out for, and the result.
+    plain: (u64, u64),
 }
 
 const STATE_MASK: u64 = 0b11;
@@ -176,12 +186,15 @@ impl CircuitBreaker {
                     slow_nanos: AtomicU64::new(u64::MAX),
                     fast_second: AtomicU64::new(0),
                     call_timeout_nanos: AtomicU64::new(0),
+                    plain_ticks: AtomicU64::new(0),
                 },
                 stripes: Stripes::new(),
                 core: Mutex::new(Core {
                     machine,
                     n_successes_seen: 0,
+                    plain: (0, 0),
                 }),
+                system: clock.as_system_clock(),
                 clock,
                 listeners,
                 name: name.into_boxed_str(),
@@ -409,22 +422,30 @@ impl Inner {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    #[inline]
+    /// Admitting a call while Closed, inlined into the caller; the rest out of line.
+    #[inline(always)]
     fn acquire(&self) -> Result<(Granted, Option<u64>), Rejected> {
         let word = self.hot.word.load(Ordering::Acquire);
         if word & (STATE_MASK | WORD_CALL_EVENTS) == STATE_CLOSED {
-            let started = (word & WORD_TIMING != 0).then(|| self.clock.stopwatch());
+            let started = (word & WORD_TIMING != 0).then(|| self.stopwatch());
             let granted = Granted {
                 kind: PermitKind::Normal,
                 generation: word >> WORD_GENERATION_SHIFT,
             };
             return Ok((granted, started));
         }
+        self.acquire_not_closed(word)
+    }
+
+    /// Rejecting while Open (or Half-Open with every probe out) without the lock, or going
+    /// to the machine.
+    #[inline(never)]
+    fn acquire_not_closed(&self, word: u64) -> Result<(Granted, Option<u64>), Rejected> {
         let rejecting = word & (STATE_MASK | WORD_CALL_EVENTS | WORD_PASS | WORD_PROBES_FULL);
         if rejecting == STATE_OPEN || rejecting == STATE_HALF_OPEN | WORD_PROBES_FULL {
             // The coarse clock lags by a kernel tick at most: a call at the very end of the
             // wait may be rejected a few ms late, and the next one goes to the machine.
-            let now = self.clock.now_coarse();
+            let now = self.now_coarse();
             let open_until = self.hot.open_until_nanos.load(Ordering::Acquire);
             let now_nanos = nanos(now);
             if now_nanos < open_until {
@@ -462,7 +483,7 @@ impl Inner {
         self.emit_transition(transition);
         match admission {
             Admission::Granted(granted) => {
-                let started = (word & WORD_TIMING != 0).then(|| self.clock.stopwatch());
+                let started = (word & WORD_TIMING != 0).then(|| self.stopwatch());
                 Ok((granted, started))
             }
             Admission::Rejected { retry_after } => {
@@ -474,18 +495,72 @@ impl Inner {
         }
     }
 
+    /// The clock's stopwatch, read inline for the system clock.
+    #[inline(always)]
+    fn stopwatch(&self) -> u64 {
+        match &self.system {
+            Some(system) => system.stopwatch(),
+            None => self.clock.stopwatch(),
+        }
+    }
+
     #[inline]
+    fn now_coarse(&self) -> Duration {
+        match &self.system {
+            Some(system) => system.now_coarse(),
+            None => self.clock.now_coarse(),
+        }
+    }
+
+    /// Whether a success admitted by `granted` may be counted on the fast path, as far as
+    /// `word` and the time tell (its latency aside).
+    #[inline(always)]
+    fn fast_success(&self, word: u64, granted: Granted) -> bool {
+        granted.kind == PermitKind::Normal
+            && word & WORD_FAST != 0
+            && word >> WORD_GENERATION_SHIFT == granted.generation
+            && (word & WORD_TIME_WINDOW == 0
+                || self.now_coarse().as_secs() == self.hot.fast_second.load(Ordering::Relaxed))
+    }
+
+    /// Records a call that ends now, `started` being the stopwatch reading when it was
+    /// granted, if latencies were measured then.
+    #[inline(always)]
+    fn finish(&self, granted: Granted, outcome: Outcome, started: Option<u64>) {
+        let Some(started) = started else {
+            return self.record(granted, outcome, Duration::ZERO);
+        };
+        let end = self.stopwatch();
+        let ticks = end.saturating_sub(started);
+        if outcome == Outcome::Success {
+            // The word first: `plain_ticks` is stored before it changes.
+            let word = self.hot.word.load(Ordering::Acquire);
+            // Not slow, and in the first latency bucket: no conversion to a `Duration`.
+            if ticks < self.hot.plain_ticks.load(Ordering::Relaxed)
+                && self.fast_success(word, granted)
+            {
+                let stripe = self.stripes.local();
+                stripe.add(shard::SUCCESS, 1);
+                if word & WORD_TIMING != 0 {
+                    stripe.add_latency_bucket(0);
+                }
+                return;
+            }
+        }
+        let latency = match &self.system {
+            Some(system) => system.stopwatch_elapsed(started, end),
+            None => self.clock.stopwatch_elapsed(started, end),
+        };
+        self.record(granted, outcome, latency);
+    }
+
+    #[inline(always)]
     fn record(&self, granted: Granted, outcome: Outcome, latency: Duration) {
         let word = self.hot.word.load(Ordering::Acquire);
         if outcome == Outcome::Success
-            && granted.kind == PermitKind::Normal
-            && word & WORD_FAST != 0
-            && word >> WORD_GENERATION_SHIFT == granted.generation
             && (word & WORD_SLOW_POLICY == 0
                 || nanos(latency) < self.hot.slow_nanos.load(Ordering::Relaxed))
-            && (word & WORD_TIME_WINDOW == 0
-                || self.clock.now_coarse().as_secs()
-                    == self.hot.fast_second.load(Ordering::Relaxed))
+            && self.fast_success(word, granted)
         {
             let stripe = self.stripes.local();
             stripe.add(shard::SUCCESS, 1);
@@ -580,6 +655,18 @@ impl Inner {
         }
         if slow_policy || interests & events::WANTS_LATENCY != 0 {
             word |= WORD_TIMING;
+            // Plain: in the first histogram bucket (≤ its bound in whole µs) and not slow.
+            let mut bound = (shard::LATENCY_BOUNDS_US[0] + 1) * 1_000;
+            if slow_policy {
+                bound = bound.min(nanos(config.slow_call_duration()));
+            }
+            if core.plain.0 != bound {
+                core.plain = (
+                    bound,
+                    self.system.map_or(0, |system| plain_ticks(&system, bound)),
+                );
+            }
+            store_if_changed(&self.hot.plain_ticks, core.plain.1);
         }
         if interests & events::WANTS_CALLS != 0 {
             word |= WORD_CALL_EVENTS;
@@ -657,16 +744,17 @@ impl Permit<'_> {
     #[inline]
     pub fn finish(self, outcome: Outcome) {
         let this = std::mem::ManuallyDrop::new(self);
-        let latency = elapsed_since(this.breaker, this.started);
-        this.breaker.record(this.granted, outcome, latency);
+        this.breaker
+            .inner
+            .finish(this.granted, outcome, this.started);
     }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        let latency = elapsed_since(self.breaker, self.started);
         self.breaker
-            .record(self.granted, dropped_outcome(), latency);
+            .inner
+            .finish(self.granted, dropped_outcome(), self.started);
     }
 }
 
@@ -688,8 +776,9 @@ impl OwnedPermit {
 
     pub fn finish(mut self, outcome: Outcome) {
         self.recorded = true;
-        let latency = elapsed_since(&self.breaker, self.started);
-        self.breaker.record(self.granted, outcome, latency);
+        self.breaker
+            .inner
+            .finish(self.granted, outcome, self.started);
     }
 }
 
@@ -698,9 +787,9 @@ impl Drop for OwnedPermit {
         if self.recorded {
             return;
         }
-        let latency = elapsed_since(&self.breaker, self.started);
         self.breaker
-            .record(self.granted, dropped_outcome(), latency);
+            .inner
+            .finish(self.granted, dropped_outcome(), self.started);
     }
 }
 
@@ -720,16 +809,20 @@ fn dropped_outcome() -> Outcome {
     }
 }
 
-/// The latency since the stopwatch reading `started`, or zero when none was taken.
-#[inline]
-fn elapsed_since(breaker: &CircuitBreaker, started: Option<u64>) -> Duration {
-    match started {
-        Some(started) => {
-            let clock = &breaker.inner.clock;
-            clock.stopwatch_elapsed(started, clock.stopwatch())
+/// The smallest stopwatch difference that `clock` converts to `bound_nanos` or more: every
+/// difference below it is a latency below the bound. The conversion grows with the
+/// difference, so a binary search finds it.
+fn plain_ticks(clock: &SystemClock, bound_nanos: u64) -> u64 {
+    let (mut low, mut high) = (0u64, u64::MAX);
+    while low < high {
+        let mid = low + (high - low) / 2;
+        if nanos(clock.stopwatch_elapsed(0, mid)) >= bound_nanos {
+            high = mid;
+        } else {
+            low = mid + 1;
         }
-        None => Duration::ZERO,
     }
+    low
 }
 
 #[inline]

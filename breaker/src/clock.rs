@@ -31,6 +31,12 @@ pub trait Clock: Send + Sync + 'static {
     }
     /// Wall-clock time, milliseconds since the Unix epoch.
     fn wall_ms(&self) -> i64;
+    /// The clock itself when it is a [`SystemClock`], so that a breaker's hot path can read
+    /// it without dynamic dispatch. Other clocks keep the default.
+    #[doc(hidden)]
+    fn as_system_clock(&self) -> Option<SystemClock> {
+        None
+    }
 }
 
 /// The operating system's clocks: `std::time::Instant` (`CLOCK_MONOTONIC` on Linux, whose
@@ -42,6 +48,9 @@ pub struct SystemClock {
     origin: Instant,
     #[cfg(target_os = "linux")]
     origin_coarse_base: Duration,
+    /// Whether the stopwatch reads the TSC: checked once, not at every reading.
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    tsc: bool,
 }
 
 /// A clock that only moves when told to. Clones share the same time.
@@ -63,9 +72,9 @@ struct ManualInner {
 
 impl SystemClock {
     pub fn new() -> SystemClock {
-        #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-        tsc::nanos_per_tick();
         SystemClock {
+            #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+            tsc: tsc::nanos_per_tick().is_some(),
             origin: Instant::now(),
             // `Instant` reads CLOCK_MONOTONIC, so the coarse clock shares its base.
             #[cfg(target_os = "linux")]
@@ -86,6 +95,7 @@ impl Clock for SystemClock {
     }
 
     #[cfg(target_os = "linux")]
+    #[inline]
     fn now_coarse(&self) -> Duration {
         monotonic(libc::CLOCK_MONOTONIC_COARSE).saturating_sub(self.origin_coarse_base)
     }
@@ -93,7 +103,7 @@ impl Clock for SystemClock {
     #[inline]
     fn stopwatch(&self) -> u64 {
         #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-        if tsc::nanos_per_tick().is_some() {
+        if self.tsc {
             // SAFETY: RDTSC exists on every x86-64 CPU and has no preconditions.
             return unsafe { std::arch::x86_64::_rdtsc() };
         }
@@ -103,7 +113,9 @@ impl Clock for SystemClock {
     #[inline]
     fn stopwatch_elapsed(&self, start: u64, end: u64) -> Duration {
         #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-        if let Some(nanos_per_tick) = tsc::nanos_per_tick() {
+        if self.tsc
+            && let Some(nanos_per_tick) = tsc::nanos_per_tick()
+        {
             return Duration::from_nanos(
                 (end.saturating_sub(start) as f64 * nanos_per_tick) as u64,
             );
@@ -117,9 +129,14 @@ impl Clock for SystemClock {
             .map(|since| since.as_millis() as i64)
             .unwrap_or(0)
     }
+
+    fn as_system_clock(&self) -> Option<SystemClock> {
+        Some(*self)
+    }
 }
 
 #[cfg(target_os = "linux")]
+#[inline]
 fn monotonic(clock_id: libc::clockid_t) -> Duration {
     let mut time = libc::timespec {
         tv_sec: 0,

@@ -168,7 +168,12 @@ impl LocalStripe<'_> {
 
     #[inline]
     pub(crate) fn add_latency(&self, latency: Duration) {
-        bump(&self.stripe.latency[latency_bucket(latency)], 1, self.owned);
+        self.add_latency_bucket(latency_bucket(latency));
+    }
+
+    #[inline]
+    pub(crate) fn add_latency_bucket(&self, bucket: usize) {
+        bump(&self.stripe.latency[bucket], 1, self.owned);
     }
 }
 

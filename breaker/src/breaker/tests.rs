@@ -323,3 +323,56 @@ fn handles_are_send_and_sync() {
     send_sync::<OwnedPermit>();
     send_sync::<Permit<'static>>();
 }
+
+#[test]
+fn plain_ticks_is_the_first_stopwatch_difference_at_the_bound() {
+    let clock = SystemClock::new();
+    for bound in [1, 999, 1_001_000, 250_000_000, 60_000_000_000] {
+        let ticks = plain_ticks(&clock, bound);
+        assert!(ticks > 0);
+        assert!(nanos(clock.stopwatch_elapsed(0, ticks - 1)) < bound);
+        assert!(nanos(clock.stopwatch_elapsed(0, ticks)) >= bound);
+    }
+}
+
+#[test]
+fn measured_latencies_on_the_system_clock_are_judged_and_bucketed_exactly() {
+    let config = Config::builder()
+        .slow_call_rate_threshold(0.5)
+        .slow_call_duration(Duration::from_millis(20))
+        .window(WindowShape::Count(10))
+        .minimum_calls(4)
+        .build()
+        .unwrap();
+    let breaker = CircuitBreaker::new("search", config);
+    // Quick calls take the fast path: counted as successes in the first latency bucket.
+    for _ in 0..100 {
+        ok(&breaker).unwrap();
+    }
+    let counters = breaker.counters();
+    assert_eq!(counters.success, 100);
+    assert_eq!(counters.latency[0], 100);
+    assert_eq!(counters.slow, 0);
+    // A call of 3 ms or so is neither plain nor slow: counted beyond the first bucket.
+    breaker
+        .call(|| {
+            std::thread::sleep(Duration::from_millis(3));
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+    let counters = breaker.counters();
+    assert_eq!((counters.success, counters.slow), (101, 0));
+    assert_eq!(counters.latency[0], 100);
+    assert_eq!(counters.latency.iter().sum::<u64>(), 101);
+    // Slow calls are judged: 5 of the last 10 trip the slow-call rule.
+    for _ in 0..5 {
+        breaker
+            .call(|| {
+                std::thread::sleep(Duration::from_millis(21));
+                Ok::<_, ()>(())
+            })
+            .unwrap();
+    }
+    assert_eq!(breaker.counters().slow, 5);
+    assert_eq!(breaker.state(), State::Open);
+}
