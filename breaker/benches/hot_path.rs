@@ -291,24 +291,22 @@ const N_CALLS_TOGETHER: u64 = 20_000;
 /// Two-thread loops count only when both threads ran together for this share of the time.
 const MIN_TOGETHER: f64 = 0.9;
 
-/// ns per call for every contender on `n_threads` threads, one entry per round; how many
-/// loops were discarded because the threads did not run together, and how many times a
-/// contender had no loop left in a round (its best discarded loop stood in). Within a round the
-/// contenders take turns, loop by loop, so load from elsewhere hits them alike.
-fn rounds_ns(contenders: &[Contender], n_threads: usize) -> (Vec<Vec<f64>>, usize, usize) {
-    let (mut n_discarded, mut n_fallbacks) = (0, 0);
+/// ns per call for every contender on `n_threads` threads, one entry per round (`None` when
+/// every loop of the contender was discarded in that round), and how many loops were
+/// discarded because the threads did not run together. Within a round the contenders take
+/// turns, loop by loop, so load from elsewhere hits them alike.
+fn rounds_ns(contenders: &[Contender], n_threads: usize) -> (Vec<Vec<Option<f64>>>, usize) {
+    let mut n_discarded = 0;
+    let n_calls = if n_threads == 1 {
+        N_CALLS
+    } else {
+        N_CALLS_TOGETHER
+    };
     let rounds = (0..N_ROUNDS)
         .map(|_| {
-            let mut best = vec![f64::INFINITY; contenders.len()];
-            // Should every loop of a contender be discarded, its best loop all the same.
-            let mut best_discarded = vec![f64::INFINITY; contenders.len()];
+            let mut best: Vec<Option<f64>> = vec![None; contenders.len()];
             let mut n_kept = vec![0; contenders.len()];
-            let n_calls = if n_threads == 1 {
-                N_CALLS
-            } else {
-                N_CALLS_TOGETHER
-            };
-            for _ in 0..N_LOOPS * 20 {
+            for _ in 0..N_LOOPS * 40 {
                 if n_kept.iter().all(|&n| n >= N_LOOPS) {
                     break;
                 }
@@ -317,26 +315,19 @@ fn rounds_ns(contenders: &[Contender], n_threads: usize) -> (Vec<Vec<f64>>, usiz
                         continue;
                     }
                     let (elapsed, together) = run_threads(contender, n_threads, n_calls);
-                    let ns = elapsed.as_nanos() as f64 / n_calls as f64;
                     if together < MIN_TOGETHER {
                         n_discarded += 1;
-                        best_discarded[i] = best_discarded[i].min(ns);
                         continue;
                     }
+                    let ns = elapsed.as_nanos() as f64 / n_calls as f64;
                     n_kept[i] += 1;
-                    best[i] = best[i].min(ns);
-                }
-            }
-            for (best, discarded) in best.iter_mut().zip(best_discarded) {
-                if best.is_infinite() {
-                    n_fallbacks += 1;
-                    *best = discarded;
+                    best[i] = Some(best[i].map_or(ns, |best| best.min(ns)));
                 }
             }
             best
         })
         .collect();
-    (rounds, n_discarded, n_fallbacks)
+    (rounds, n_discarded)
 }
 
 fn allocations_per_call(contender: &Contender) -> f64 {
@@ -434,53 +425,63 @@ fn main() {
             .position(|contender| contender.name == name)
             .unwrap_or_else(|| panic!("no contender {name}"))
     };
-    let (one_thread, _, _) = rounds_ns(&contenders, 1);
-    let (two_threads, n_discarded, n_fallbacks) = rounds_ns(&contenders, 2);
+    let (one_thread, _) = rounds_ns(&contenders, 1);
+    let (two_threads, n_discarded) = rounds_ns(&contenders, 2);
     let rounds = [one_thread, two_threads];
     println!();
     println!(
         "Trivial call; {N_ROUNDS} rounds, each the best of {N_LOOPS} loops of {N_CALLS} calls \
-         ({N_CALLS_TOGETHER} per thread on 2 threads) per contender; ns/call are medians over the rounds, × recloser is the median (min–max) \
-         of the ratios taken within each round. 2 threads: two threads calling one breaker at once, \
-         time per call per thread; a two-thread loop counts only when both threads ran together \
-         for {:.0}% of it ({n_discarded} loops were discarded; {n_fallbacks} times a contender \
-         had none left in a round and its best discarded loop stood in).",
+         ({N_CALLS_TOGETHER} per thread on 2 threads) per contender; ns/call are medians over \
+         the rounds, × recloser is the median (min–max) of the ratios taken within each round. \
+         2 threads: two threads calling one breaker at once, time per call per thread; a \
+         two-thread loop counts only when both threads ran together for {:.0}% of it \
+         ({n_discarded} loops were discarded), and a round only when both sides of the ratio \
+         kept a loop in it.",
         MIN_TOGETHER * 100.0
     );
     println!();
     println!(
-        "| path | threads | breaker ns/call | recloser ns/call | × recloser, median (min–max) | goal | met | allocations/call |"
+        "| path | threads | breaker ns/call | recloser ns/call | × recloser, median (min–max) | rounds | goal | met | allocations/call |"
     );
-    println!("|---|---:|---:|---:|---:|---:|:---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|:---:|---:|");
     for row in &ROWS {
         let (contender, baseline) = (position(row.contender), position(row.baseline));
         let allocations = allocations_per_call(&contenders[contender]);
         for (i_threads, rounds) in rounds.iter().enumerate() {
-            let ns: Vec<f64> = rounds.iter().map(|round| round[contender]).collect();
-            let base: Vec<f64> = rounds.iter().map(|round| round[baseline]).collect();
-            let ratios: Vec<f64> = rounds
+            let pairs: Vec<(f64, f64)> = rounds
                 .iter()
-                .map(|round| round[contender] / round[baseline])
+                .filter_map(|round| Some((round[contender]?, round[baseline]?)))
                 .collect();
+            let goal = row.goal[i_threads].map_or("—".to_owned(), |goal| format!("≤ {goal:.2}"));
+            if pairs.is_empty() {
+                println!(
+                    "| {} | {} | n/a | n/a | n/a | 0/{N_ROUNDS} | {goal} | | {allocations} |",
+                    row.path,
+                    i_threads + 1,
+                );
+                continue;
+            }
+            let ns: Vec<f64> = pairs.iter().map(|pair| pair.0).collect();
+            let base: Vec<f64> = pairs.iter().map(|pair| pair.1).collect();
+            let ratios: Vec<f64> = pairs.iter().map(|(ns, base)| ns / base).collect();
             let ratio = median(&ratios);
             let (low, high) = ratios
                 .iter()
                 .fold((f64::INFINITY, 0.0f64), |(low, high), &r| {
                     (low.min(r), high.max(r))
                 });
-            let (goal, met) = match row.goal[i_threads] {
-                Some(goal) => (
-                    format!("≤ {goal:.2}"),
-                    if ratio <= goal { "yes" } else { "no" },
-                ),
-                None => ("—".to_owned(), ""),
+            let met = match row.goal[i_threads] {
+                Some(goal) if ratio <= goal => "yes",
+                Some(_) => "no",
+                None => "",
             };
             println!(
-                "| {} | {} | {:.1} | {:.1} | {ratio:.2} ({low:.2}–{high:.2}) | {goal} | {met} | {allocations} |",
+                "| {} | {} | {:.1} | {:.1} | {ratio:.2} ({low:.2}–{high:.2}) | {}/{N_ROUNDS} | {goal} | {met} | {allocations} |",
                 row.path,
                 i_threads + 1,
                 median(&ns),
                 median(&base),
+                pairs.len(),
             );
         }
     }

@@ -115,6 +115,9 @@ struct Hot {
     slow_nanos: AtomicU64,
     /// For time-based windows: the second during which fast successes are allowed.
     fast_second: AtomicU64,
+    /// For time-based windows: the coarse clock's reading (`Inner::coarse_nanos`) at which
+    /// `fast_second` ends.
+    fast_until_coarse: AtomicU64,
     /// The per-call timeout for async calls in nanoseconds, or 0.
     call_timeout_nanos: AtomicU64,
     /// While latencies are measured: a stopwatch difference below this is a plain latency,
@@ -185,6 +188,7 @@ impl CircuitBreaker {
                     open_until_nanos: AtomicU64::new(0),
                     slow_nanos: AtomicU64::new(u64::MAX),
                     fast_second: AtomicU64::new(0),
+                    fast_until_coarse: AtomicU64::new(0),
                     call_timeout_nanos: AtomicU64::new(0),
                     plain_ticks: AtomicU64::new(0),
                 },
@@ -504,6 +508,16 @@ impl Inner {
         }
     }
 
+    /// The coarse clock in nanoseconds on its own base: for the system clock, the raw reading
+    /// without converting it to a `Duration` since the clock's origin.
+    #[inline(always)]
+    fn coarse_nanos(&self) -> u64 {
+        match &self.system {
+            Some(system) => system.coarse_nanos(),
+            None => nanos(self.clock.now_coarse()),
+        }
+    }
+
     #[inline]
     fn now_coarse(&self) -> Duration {
         match &self.system {
@@ -520,7 +534,7 @@ impl Inner {
             && word & WORD_FAST != 0
             && word >> WORD_GENERATION_SHIFT == granted.generation
             && (word & WORD_TIME_WINDOW == 0
-                || self.now_coarse().as_secs() == self.hot.fast_second.load(Ordering::Relaxed))
+                || self.coarse_nanos() < self.hot.fast_until_coarse.load(Ordering::Relaxed))
     }
 
     /// Records a call that ends now, `started` being the stopwatch reading when it was
@@ -675,6 +689,14 @@ impl Inner {
             if let Window::Time(_) = config.window() {
                 word |= WORD_TIME_WINDOW;
                 store_if_changed(&self.hot.fast_second, second);
+                // The coarse reading may lag by a tick: a success read as still in the
+                // second before is still one in `fast_second` (the machine saw it begin).
+                let until = Duration::from_secs(second + 1);
+                let until = match &self.system {
+                    Some(system) => system.coarse_nanos_at(until),
+                    None => nanos(until),
+                };
+                store_if_changed(&self.hot.fast_until_coarse, until);
             }
         }
         let open_until = match (machine.mode(), machine.open_until()) {

@@ -81,6 +81,36 @@ impl SystemClock {
             origin_coarse_base: monotonic(libc::CLOCK_MONOTONIC),
         }
     }
+
+    /// The coarse clock as a plain count of nanoseconds on its own base: cheaper to compare
+    /// than [`Clock::now_coarse`]. [`SystemClock::coarse_nanos_at`] gives the count at a
+    /// time of [`Clock::now`].
+    #[inline]
+    pub(crate) fn coarse_nanos(&self) -> u64 {
+        #[cfg(target_os = "linux")]
+        {
+            let mut time = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: `time` is a valid, writable timespec; the clock id exists on every Linux.
+            unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut time) };
+            (time.tv_sec as u64)
+                .wrapping_mul(1_000_000_000)
+                .wrapping_add(time.tv_nsec as u64)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            self.now().as_nanos() as u64
+        }
+    }
+
+    /// [`SystemClock::coarse_nanos`] when [`Clock::now_coarse`] reads `at`.
+    pub(crate) fn coarse_nanos_at(&self, at: Duration) -> u64 {
+        #[cfg(target_os = "linux")]
+        let at = at.saturating_add(self.origin_coarse_base);
+        at.as_nanos().min(u128::from(u64::MAX)) as u64
+    }
 }
 
 impl Default for SystemClock {
