@@ -538,21 +538,22 @@ impl Inner {
     }
 
     /// Records a call that ends now, `started` being the stopwatch reading when it was
-    /// granted, if latencies were measured then.
+    /// granted, if latencies were measured then (else its latency is zero). Only a plain
+    /// success (not slow, in the first latency bucket) counted on the fast path is inlined.
     #[inline(always)]
     fn finish(&self, granted: Granted, outcome: Outcome, started: Option<u64>) {
-        let Some(started) = started else {
-            return self.record(granted, outcome, Duration::ZERO);
-        };
-        let end = self.stopwatch();
-        let ticks = end.saturating_sub(started);
+        let end = started.map(|_| self.stopwatch());
         if outcome == Outcome::Success {
             // The word first: `plain_ticks` is stored before it changes.
             let word = self.hot.word.load(Ordering::Acquire);
-            // Not slow, and in the first latency bucket: no conversion to a `Duration`.
-            if ticks < self.hot.plain_ticks.load(Ordering::Relaxed)
-                && self.fast_success(word, granted)
-            {
+            // A zero latency is plain too: slow-call durations are never zero.
+            let plain = match (started, end) {
+                (Some(started), Some(end)) => {
+                    end.saturating_sub(started) < self.hot.plain_ticks.load(Ordering::Relaxed)
+                }
+                _ => true,
+            };
+            if plain && self.fast_success(word, granted) {
                 let stripe = self.stripes.local();
                 stripe.add(shard::SUCCESS, 1);
                 if word & WORD_TIMING != 0 {
@@ -561,9 +562,22 @@ impl Inner {
                 return;
             }
         }
-        let latency = match &self.system {
-            Some(system) => system.stopwatch_elapsed(started, end),
-            None => self.clock.stopwatch_elapsed(started, end),
+        self.finish_measured(granted, outcome, started, end);
+    }
+
+    /// The rest of [`Inner::finish`]: the latency as a `Duration`, then recorded.
+    #[inline(never)]
+    fn finish_measured(
+        &self,
+        granted: Granted,
+        outcome: Outcome,
+        started: Option<u64>,
+        end: Option<u64>,
+    ) {
+        let latency = match (started, end, &self.system) {
+            (Some(started), Some(end), Some(system)) => system.stopwatch_elapsed(started, end),
+            (Some(started), Some(end), None) => self.clock.stopwatch_elapsed(started, end),
+            _ => Duration::ZERO,
         };
         self.record(granted, outcome, latency);
     }
