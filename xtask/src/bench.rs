@@ -40,7 +40,8 @@ const BENCHES: [Bench; 8] = [
         name: "hot_path",
         package: "breaker",
         what: "the breaker's closed hot path and Open rejections against recloser and failsafe, \
-               allocations per call (criterion, then a summary table)",
+               allocations per call (criterion, then a table of ratios to recloser, median and \
+               range over rounds, beside the goals; `-- table` for the table alone)",
         browser: false,
         script: None,
     },
