@@ -107,6 +107,16 @@ fn contenders() -> Vec<Contender> {
             .unwrap(),
     );
     fusebox_timed.add_listener(std::sync::Arc::new(LatencyListener));
+    let fusebox_time_timed = breaker::CircuitBreaker::new(
+        "bench",
+        breaker::Config::builder()
+            .slow_call_rate_threshold(0.5)
+            .slow_call_duration(Duration::from_secs(1))
+            .window(breaker::Window::Time(60))
+            .build()
+            .unwrap(),
+    );
+    fusebox_time_timed.add_listener(std::sync::Arc::new(LatencyListener));
     let recloser = recloser::Recloser::default();
     // Open breakers, rejecting every call.
     let fusebox_open = breaker::CircuitBreaker::new("bench", breaker::Config::default());
@@ -161,6 +171,12 @@ fn contenders() -> Vec<Contender> {
             name: "fusebox breaker (count window, latency measured: slow-call rule and reporter)",
             call: Box::new(move || {
                 let _ = black_box(fusebox_timed.call(trivial));
+            }),
+        },
+        Contender {
+            name: "fusebox breaker (time window, latency measured: slow-call rule and reporter)",
+            call: Box::new(move || {
+                let _ = black_box(fusebox_time_timed.call(trivial));
             }),
         },
         Contender {
@@ -396,7 +412,7 @@ struct Row {
     goal: [Option<f64>; 2],
 }
 
-const ROWS: [Row; 8] = [
+const ROWS: [Row; 9] = [
     Row {
         path: "closed, count window",
         contender: "fusebox breaker (count window)",
@@ -412,6 +428,12 @@ const ROWS: [Row; 8] = [
     Row {
         path: "closed, latency measured (slow-call rule and reporter)",
         contender: "fusebox breaker (count window, latency measured: slow-call rule and reporter)",
+        baseline: "recloser 1.4",
+        goal: [Some(1.0), Some(1.0)],
+    },
+    Row {
+        path: "closed, time window, latency measured (slow-call rule and reporter)",
+        contender: "fusebox breaker (time window, latency measured: slow-call rule and reporter)",
         baseline: "recloser 1.4",
         goal: [Some(1.0), Some(1.0)],
     },

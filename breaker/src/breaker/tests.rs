@@ -376,3 +376,39 @@ fn measured_latencies_on_the_system_clock_are_judged_and_bucketed_exactly() {
     assert_eq!(breaker.counters().slow, 5);
     assert_eq!(breaker.state(), State::Open);
 }
+
+#[test]
+fn stopwatch_before_comes_a_little_early() {
+    let clock = SystemClock::new();
+    let at = clock.now() + Duration::from_millis(100);
+    let deadline = stopwatch_before(&clock, at);
+    let (reading, left) = (clock.stopwatch(), at.saturating_sub(clock.now()));
+    let until_deadline = clock.stopwatch_elapsed(reading, deadline);
+    assert!(until_deadline <= left, "{until_deadline:?} > {left:?}");
+    assert!(
+        until_deadline + left / 8 >= left,
+        "{until_deadline:?} ≪ {left:?}"
+    );
+    assert_eq!(
+        stopwatch_before(&clock, clock.now() - Duration::from_nanos(1)),
+        0
+    );
+}
+
+#[test]
+fn time_window_successes_with_latency_measured_count_in_the_window() {
+    let config = Config::builder()
+        .slow_call_rate_threshold(0.5)
+        .slow_call_duration(Duration::from_secs(1))
+        .window(WindowShape::Time(60))
+        .minimum_calls(4)
+        .build()
+        .unwrap();
+    let breaker = CircuitBreaker::new("search", config);
+    for _ in 0..1_000 {
+        ok(&breaker).unwrap();
+    }
+    assert_eq!(breaker.counters().success, 1_000);
+    assert_eq!(breaker.counters().latency[0], 1_000);
+    assert_eq!(breaker.snapshot().window.n_calls, 1_000);
+}
