@@ -51,6 +51,9 @@ pub struct SystemClock {
     /// Whether the stopwatch reads the TSC: checked once, not at every reading.
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     tsc: bool,
+    /// `clock_gettime` for the coarse clock: the vDSO's own when found.
+    #[cfg(target_os = "linux")]
+    coarse_gettime: ClockGettime,
 }
 
 /// A clock that only moves when told to. Clones share the same time.
@@ -75,6 +78,8 @@ impl SystemClock {
         SystemClock {
             #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
             tsc: tsc::nanos_per_tick().is_some(),
+            #[cfg(target_os = "linux")]
+            coarse_gettime: vdso_clock_gettime(),
             origin: Instant::now(),
             // `Instant` reads CLOCK_MONOTONIC, so the coarse clock shares its base.
             #[cfg(target_os = "linux")]
@@ -93,8 +98,9 @@ impl SystemClock {
                 tv_sec: 0,
                 tv_nsec: 0,
             };
-            // SAFETY: `time` is a valid, writable timespec; the clock id exists on every Linux.
-            unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut time) };
+            // SAFETY: `time` is a valid, writable timespec; the clock id exists on every Linux;
+            // the function is `clock_gettime`, the C library's or the vDSO's.
+            unsafe { (self.coarse_gettime)(libc::CLOCK_MONOTONIC_COARSE, &mut time) };
             (time.tv_sec as u64)
                 .wrapping_mul(1_000_000_000)
                 .wrapping_add(time.tv_nsec as u64)
@@ -127,7 +133,9 @@ impl Clock for SystemClock {
     #[cfg(target_os = "linux")]
     #[inline]
     fn now_coarse(&self) -> Duration {
-        monotonic(libc::CLOCK_MONOTONIC_COARSE).saturating_sub(self.origin_coarse_base)
+        let nanos = self.coarse_nanos();
+        Duration::new(nanos / 1_000_000_000, (nanos % 1_000_000_000) as u32)
+            .saturating_sub(self.origin_coarse_base)
     }
 
     #[inline]
@@ -163,6 +171,37 @@ impl Clock for SystemClock {
     fn as_system_clock(&self) -> Option<SystemClock> {
         Some(*self)
     }
+}
+
+#[cfg(target_os = "linux")]
+type ClockGettime = unsafe extern "C" fn(libc::clockid_t, *mut libc::timespec) -> libc::c_int;
+
+/// The vDSO's own `clock_gettime`, looked up once; the C library's when it cannot be found.
+/// Calling it directly skips the C library's wrapper, a good part of a coarse reading's cost.
+#[cfg(target_os = "linux")]
+fn vdso_clock_gettime() -> ClockGettime {
+    static FOUND: std::sync::OnceLock<ClockGettime> = std::sync::OnceLock::new();
+    *FOUND.get_or_init(|| {
+        // SAFETY: RTLD_NOLOAD only looks up the vDSO the loader already mapped (no code
+        // runs); the symbols looked up are the kernel's `clock_gettime`, with the C
+        // library's signature, on every architecture that exports them.
+        unsafe {
+            let vdso = libc::dlopen(
+                c"linux-vdso.so.1".as_ptr(),
+                libc::RTLD_NOW | libc::RTLD_NOLOAD,
+            );
+            if vdso.is_null() {
+                return libc::clock_gettime as ClockGettime;
+            }
+            for name in [c"__vdso_clock_gettime", c"__kernel_clock_gettime"] {
+                let symbol = libc::dlsym(vdso, name.as_ptr());
+                if !symbol.is_null() {
+                    return std::mem::transmute::<*mut libc::c_void, ClockGettime>(symbol);
+                }
+            }
+            libc::clock_gettime as ClockGettime
+        }
+    })
 }
 
 #[cfg(target_os = "linux")]

@@ -412,3 +412,22 @@ fn time_window_successes_with_latency_measured_count_in_the_window() {
     assert_eq!(breaker.counters().latency[0], 1_000);
     assert_eq!(breaker.snapshot().window.n_calls, 1_000);
 }
+
+#[test]
+fn the_system_clocks_coarse_reading_trails_its_precise_one() {
+    let clock = SystemClock::new();
+    for _ in 0..1_000 {
+        let coarse = clock.now_coarse();
+        let now = clock.now();
+        assert!(coarse <= now, "{coarse:?} after {now:?}");
+        // A kernel tick is 10 ms at most; preemption between the two readings adds to it.
+        assert!(
+            now - coarse < Duration::from_millis(100),
+            "{coarse:?} ≪ {now:?}"
+        );
+    }
+    // The raw reading, against the time of `now` on the same base.
+    let raw = clock.coarse_nanos();
+    let now = clock.coarse_nanos_at(clock.now());
+    assert!(raw <= now && now - raw < 100_000_000, "{raw} against {now}");
+}
