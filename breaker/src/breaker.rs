@@ -122,8 +122,9 @@ struct Hot {
     /// `fast_second` ends.
     fast_until_coarse: AtomicU64,
     /// For time-based windows while latencies are measured on the system clock: a stopwatch
-    /// reading (a little, 1/16 of the time left, early) before which `fast_second` has surely not
-    /// ended, so that a call whose end was read needs no coarse reading as well; 0 if none.
+    /// reading (early by 1/16 of the time that was left) before which `fast_second` has
+    /// surely not ended, so that a call whose end was read needs no coarse reading as well;
+    /// 0 if none.
     fast_until_ticks: AtomicU64,
     /// The per-call timeout for async calls in nanoseconds, or 0.
     call_timeout_nanos: AtomicU64,
