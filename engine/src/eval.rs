@@ -13,6 +13,13 @@
 //! found by coordinate descent with the truth on the scored half, started from the best three
 //! of the library defaults and the tuned config. It sees the future; the tuner cannot.
 //!
+//! With [`EvalOptions::hindsight`], one more yardstick: the same search with the truth on the
+//! *training* half, scored on the second half like every other config. It is what a tuner
+//! that labelled its history perfectly and searched the whole grid would reach; the oracle
+//! differs from it only by knowing which incidents the scored half holds. Hindsight over
+//! oracle says how much of the tuned/oracle ratio no tuner of static thresholds can close,
+//! and tuned over hindsight how much is the tuner's own.
+//!
 //! The results, [`Report`], and the table and JSON they are written out as are in `report`.
 
 mod report;
@@ -40,6 +47,9 @@ pub struct EvalOptions {
     /// (see [`lengthened`]), and report mean costs over them: a single incident scores a
     /// configuration's wait by where its last probe happens to land.
     pub length_variants: usize,
+    /// Also search the best static config with the truth on the training half (see the
+    /// module's docs): as slow again as the oracle.
+    pub hindsight: bool,
 }
 
 impl Default for EvalOptions {
@@ -48,9 +58,13 @@ impl Default for EvalOptions {
             tune: TuneOptions::default(),
             oracle: true,
             length_variants: 0,
+            hindsight: false,
         }
     }
 }
+
+/// The name of the best static config chosen with the truth on the training half.
+pub const HINDSIGHT: &str = "hindsight";
 
 /// The name of the adaptive-throttling baseline (see [`crate::throttle`]).
 pub const ADAPTIVE_THROTTLING: &str = "adaptive-throttling";
@@ -139,7 +153,7 @@ fn evaluate_scenario(
         })
         .collect();
 
-    let results = score_all(scenario, half, tuned, opts.oracle);
+    let mut results = score_all(scenario, half, tuned, opts.oracle);
     let mut mean_costs = Vec::new();
     let mut variant_extra_s = Vec::new();
     if opts.length_variants > 0 {
@@ -163,6 +177,24 @@ fn evaluate_scenario(
             .into_iter()
             .map(|(name, total)| (name, total / n))
             .collect();
+    }
+    // After the variants' means, which do not search it again.
+    if opts.hindsight {
+        let hindsight = hindsight(scenario, half, tuned);
+        let mut res = replay::replay(history, 0..n_steps, &hindsight);
+        res.admitted.drain(..half);
+        res.rejected.drain(..half);
+        res.range = half..n_steps;
+        results.push(ConfigResult {
+            config_name: HINDSIGHT,
+            score: replay::score(
+                history,
+                &res,
+                &scenario.truth.healthy,
+                &scenario.truth.incidents,
+            ),
+            config: Some(hindsight),
+        });
     }
     (
         ScenarioReport {
@@ -288,6 +320,25 @@ pub fn lengthened(scenario: &Scenario, half: usize, extra: usize) -> Scenario {
 /// How much of the training half the oracle's search replays before the scored half.
 const ORACLE_WARM_UP: std::time::Duration = std::time::Duration::from_secs(1_800);
 
+/// The best static config of the grid, chosen with the truth on the training half.
+fn hindsight(scenario: &Scenario, half: usize, tuned: &Config) -> Config {
+    let history = &scenario.history;
+    let end_ms = half as u64 * history.step.as_millis() as u64;
+    let set = EvalSet {
+        name: "training",
+        history: history.slice(0..half),
+        healthy: scenario.truth.healthy[..half].to_vec(),
+        incidents: scenario
+            .truth
+            .incidents
+            .iter()
+            .filter(|span| span.start_ms < end_ms)
+            .cloned()
+            .collect(),
+    };
+    best_static(set, 0, tuned)
+}
+
 /// The best static config of the grid, chosen with the truth on the scored half.
 fn oracle(scenario: &Scenario, half: usize, tuned: &Config) -> Config {
     let history = &scenario.history;
@@ -307,8 +358,13 @@ fn oracle(scenario: &Scenario, half: usize, tuned: &Config) -> Config {
             .to_vec(),
         incidents: scenario.truth.incidents.clone(),
     };
-    let scored_history = history.slice(half..history.len());
-    let grid = Grid::for_history(&scored_history);
+    best_static(set, half - from, tuned)
+}
+
+/// The best config of the grid for `set` (its steps from `score_from` on scored), by the
+/// widest search: coordinate descent from every library default and `tuned`.
+fn best_static(set: EvalSet, score_from: usize, tuned: &Config) -> Config {
+    let grid = Grid::for_history(&set.history.slice(score_from..set.history.len()));
     let mut seeds: Vec<Candidate> = defaults::library_defaults()
         .iter()
         .map(|(_, config)| Candidate::from_config(config))
@@ -324,7 +380,7 @@ fn oracle(scenario: &Scenario, half: usize, tuned: &Config) -> Config {
             ..SearchOptions::default()
         },
     );
-    search.score_from_step(half - from);
+    search.score_from_step(score_from);
     search
         .run(&grid, &seeds)
         .map_or_else(|| tuned.clone(), |found| found.config)

@@ -64,6 +64,11 @@ pub struct EvalArgs {
     /// probe happens to land. Tables only; the oracle is searched again per variant.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub length_variants: usize,
+    /// Also search the best static config with the truth on the training half and score it
+    /// ("hindsight"): what perfect labels would reach, so hindsight/oracle is the part of
+    /// tuned/oracle no tuner of static thresholds closes. As slow again as the oracle.
+    #[arg(long)]
+    pub hindsight: bool,
 }
 
 /// Runs a `fusebox tune` command.
@@ -164,6 +169,7 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
     }
     let options = engine::eval::EvalOptions {
         length_variants: args.length_variants,
+        hindsight: args.hindsight,
         ..engine::eval::EvalOptions::default()
     };
     let (report, warnings) = engine::eval::evaluate(&files, &options);

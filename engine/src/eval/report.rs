@@ -23,7 +23,8 @@ pub struct ScenarioReport {
     pub scenario: String,
     pub train_steps: usize,
     pub scored_steps: usize,
-    /// The five library defaults, then `tuned`, then `oracle`.
+    /// The five library defaults, adaptive throttling, `tuned`, then `oracle` and
+    /// `hindsight` when they were searched.
     pub results: Vec<ConfigResult>,
     /// With [`EvalOptions::length_variants`](super::EvalOptions::length_variants): each config's mean cost over the scenario and its
     /// variants (the tuned config stays the one learnt from the unchanged first half; the
@@ -54,6 +55,12 @@ pub struct Summary {
     pub best_default_false_trips: u32,
     /// `None` when the oracle was not searched.
     pub oracle_false_trips: Option<u32>,
+    /// The best config chosen with the truth on the training half, over the oracle: the
+    /// part of the tuned/oracle ratio no tuner of static thresholds closes. `None` unless
+    /// both were searched.
+    pub hindsight_over_oracle: Option<f64>,
+    /// Tuned over that best config: the part that is the tuner's own.
+    pub tuned_over_hindsight: Option<f64>,
 }
 
 // === impl Report ===
@@ -74,6 +81,8 @@ impl Report {
                         "tuned_false_trips": s.tuned_false_trips,
                         "oracle_false_trips": s.oracle_false_trips,
                         "best_default_false_trips": s.best_default_false_trips,
+                        "hindsight_over_oracle": s.hindsight_over_oracle,
+                        "tuned_over_hindsight": s.tuned_over_hindsight,
                     })
                 });
                 json!({
@@ -182,6 +191,15 @@ impl Report {
                         .map_or_else(|| "-".to_owned(), |n| n.to_string()),
                     summary.best_default_false_trips,
                 );
+                if let Some(tuned_over_hindsight) = summary.tuned_over_hindsight {
+                    let _ = writeln!(
+                        out,
+                        "  hindsight/oracle {}  tuned/hindsight {tuned_over_hindsight:.2}",
+                        summary
+                            .hindsight_over_oracle
+                            .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
+                    );
+                }
             }
             out.push('\n');
         }
@@ -200,6 +218,7 @@ impl ScenarioReport {
     pub fn summary(&self) -> Option<Summary> {
         let tuned = self.result("tuned")?;
         let oracle = self.result("oracle");
+        let hindsight = self.result(super::HINDSIGHT);
         let best_default = self
             .results
             .iter()
@@ -222,6 +241,10 @@ impl ScenarioReport {
             tuned_false_trips: tuned.score.false_trips,
             best_default_false_trips: best_default.score.false_trips,
             oracle_false_trips: oracle.map(|oracle| oracle.score.false_trips),
+            hindsight_over_oracle: hindsight
+                .zip(oracle)
+                .map(|(h, o)| ratio(h.score.cost, o.score.cost)),
+            tuned_over_hindsight: hindsight.map(|h| ratio(tuned.score.cost, h.score.cost)),
         })
     }
 }

@@ -64,3 +64,95 @@ fn a_lengthened_scenario_repeats_the_incidents_last_step_in_the_scored_half_only
     let times: Vec<u64> = longer.history.steps.iter().map(|s| s.t_ms).collect();
     assert_eq!(times, (0..22).map(|i| i * 1_000).collect::<Vec<u64>>());
 }
+
+/// Two hours of one-second steps at 50 calls/s with full outages at the given step ranges.
+fn outages(ranges: &[std::ops::Range<usize>]) -> Scenario {
+    let n = 7_200;
+    let healthy: Vec<bool> = (0..n)
+        .map(|i| !ranges.iter().any(|r| r.contains(&i)))
+        .collect();
+    Scenario {
+        name: "outages".into(),
+        description: String::new(),
+        history: History {
+            step: Duration::from_secs(1),
+            latency_buckets_ms: vec![10, 100],
+            steps: (0..n)
+                .map(|i| Step {
+                    t_ms: i as u64 * 1_000,
+                    n_calls: 50,
+                    // 1 % failures while healthy, all while down.
+                    n_failures: if healthy[i] {
+                        u32::from(i % 2 == 0)
+                    } else {
+                        50
+                    },
+                    n_rejected: 0,
+                    latency_counts: vec![50, 0],
+                })
+                .collect(),
+        },
+        truth: Truth {
+            healthy,
+            incidents: ranges
+                .iter()
+                .map(|r| Span {
+                    start_ms: r.start as u64 * 1_000,
+                    end_ms: r.end as u64 * 1_000,
+                })
+                .collect(),
+        },
+    }
+}
+
+#[test]
+fn hindsight_is_the_best_static_config_on_the_training_half_and_scored_on_the_second() {
+    // Short outages to learn from, one long one to be scored on.
+    let scenario = outages(&[600..660, 1_800..1_830, 3_000..3_090, 5_000..5_900]);
+    let half = scenario.history.len() / 2;
+    let tuned = crate::defaults::library_defaults()
+        .into_iter()
+        .find(|(name, _)| *name == "resilience4j")
+        .map(|(_, config)| config)
+        .unwrap();
+    let hindsight = super::hindsight(&scenario, half, &tuned);
+    // On the training half, with the truth, it is at least as good as every config it
+    // started from (the library defaults and the one passed as tuned).
+    let train_cost = |config: &breaker::Config| {
+        let res = crate::replay::replay(&scenario.history, 0..half, config);
+        crate::replay::score(
+            &scenario.history,
+            &res,
+            &scenario.truth.healthy,
+            &scenario.truth.incidents[..3],
+        )
+        .cost
+    };
+    let best = train_cost(&hindsight);
+    for (name, config) in crate::defaults::library_defaults() {
+        assert!(
+            best <= train_cost(&config),
+            "{name} beats hindsight on the training half"
+        );
+    }
+    // The report scores it on the second half beside the oracle, with both ratios.
+    let (report, _) = super::evaluate_scenario(
+        &scenario,
+        &tuned,
+        &[],
+        &super::EvalOptions {
+            hindsight: true,
+            ..super::EvalOptions::default()
+        },
+    );
+    let cost = |name: &str| report.result(name).unwrap().score.cost;
+    let summary = report.summary().unwrap();
+    assert!(
+        (summary.hindsight_over_oracle.unwrap() - cost("hindsight") / cost("oracle")).abs() < 1e-9
+    );
+    assert!(
+        (summary.tuned_over_hindsight.unwrap() - cost("tuned") / cost("hindsight")).abs() < 1e-9
+    );
+    // The oracle sees the scored half's long outage; hindsight only the short ones.
+    assert!(cost("oracle") <= cost("hindsight"));
+}
