@@ -18,7 +18,11 @@
 //! incident (see `ProbeRisk`), which a deterministic replay leaves to luck.
 //!
 //! The search is coordinate descent over [`Grid`]: one parameter at a time takes every value
-//! in its list and keeps the best, until a round changes nothing. A change is only taken when
+//! in its list and keeps the best, until a round changes nothing. Where it settles, pairs
+//! that only pay together are tried jointly (the wait with the half-open probes, the window
+//! with the minimum of calls), and when one helps the rounds go on: one parameter at a time
+//! stops where a shorter wait looks worse without more probes and more probes worse without
+//! a shorter wait. A change is only taken when
 //! it lowers the cost by more than a small margin, and ties go to the simpler value, so the
 //! result does not chase noise. Long histories are screened on a thinned copy (one call in
 //! `k`, count-based parameters divided by `k`), and the best few are replayed in full.

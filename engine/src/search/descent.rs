@@ -17,36 +17,67 @@ impl Search {
         mut best_cost: f64,
         mut best: Candidate,
     ) -> (f64, Candidate) {
-        for _round in 0..self.opts.max_rounds {
+        // Rounds over every parameter until one changes nothing (or the rounds run out);
+        // then the joint moves, and when one of them helps, more rounds (at most two more).
+        // The joint moves only ever lower the cost of where the plain descent settled.
+        let mut rounds = 0;
+        loop {
             let mut changed = false;
             for param in Param::ALL {
-                for mut variant in grid.variants(&best, param) {
-                    if self.should_stop() {
-                        return (best_cost, best);
-                    }
-                    // A lower threshold brings a higher minimum of calls with it.
-                    if self.opts.min_failures_to_trip > 0.0 {
-                        variant.require_failures(self.opts.min_failures_to_trip);
-                        if let Some(risk) = &self.probe_risk {
-                            risk.require_noise_margin(&mut variant);
-                        }
-                    }
-                    if variant == best {
-                        continue;
-                    }
-                    let cost = self.screen_cost(&variant, best_cost + 1e-9);
-                    if better(cost, &variant, best_cost, &best) {
-                        best_cost = cost;
-                        best = variant;
-                        changed = true;
-                    }
+                changed |= self.try_variants(grid, param, &mut best_cost, &mut best);
+                if self.should_stop() {
+                    return (best_cost, best);
                 }
             }
-            if !changed {
+            rounds += 1;
+            if changed && rounds < self.opts.max_rounds {
+                continue;
+            }
+            if rounds >= self.opts.max_rounds + 2 {
+                break;
+            }
+            let mut joint = false;
+            for param in [Param::WaitAndProbes, Param::WindowAndMinimum] {
+                joint |= self.try_variants(grid, param, &mut best_cost, &mut best);
+            }
+            if !joint {
                 break;
             }
         }
         (best_cost, best)
+    }
+
+    /// Every variant of `best` along `param`, keeping each that beats it; whether one did.
+    fn try_variants(
+        &mut self,
+        grid: &Grid,
+        param: Param,
+        best_cost: &mut f64,
+        best: &mut Candidate,
+    ) -> bool {
+        let mut changed = false;
+        for mut variant in grid.variants(best, param) {
+            if self.should_stop() {
+                return changed;
+            }
+            // A lower threshold brings a higher minimum of calls with it.
+            if self.opts.min_failures_to_trip > 0.0 {
+                variant.require_failures(self.opts.min_failures_to_trip);
+                if let Some(risk) = &self.probe_risk {
+                    risk.require_noise_margin(&mut variant);
+                }
+            }
+            if variant == *best {
+                continue;
+            }
+            let cost = self.screen_cost(&variant, *best_cost + 1e-9);
+            if better(cost, &variant, *best_cost, best) {
+                *best_cost = cost;
+                *best = variant;
+                changed = true;
+            }
+        }
+        changed
     }
 }
 

@@ -42,6 +42,13 @@ pub(super) enum Param {
     Wait,
     /// [`Candidate::half_open`].
     HalfOpen,
+    /// The wait and the half-open probes together: each alone can make the other's better
+    /// value look worse (a shorter wait pays off only with more probes, which a long wait
+    /// makes dearer), so the descent tries them jointly once it has settled.
+    WaitAndProbes,
+    /// The window and the minimum of calls together (a longer window with a higher minimum
+    /// judges the same number of calls sooner or later).
+    WindowAndMinimum,
 }
 
 // === impl Param ===
@@ -216,6 +223,28 @@ impl Grid {
                 .half_open
                 .iter()
                 .map(|&v| with(&|c| c.half_open = v))
+                .collect(),
+            Param::WaitAndProbes => self
+                .waits
+                .iter()
+                .flat_map(|&wait| self.half_open.iter().map(move |&probes| (wait, probes)))
+                .map(|(wait, probes)| {
+                    with(&|c| {
+                        c.wait = wait;
+                        c.half_open = probes;
+                    })
+                })
+                .collect(),
+            Param::WindowAndMinimum => self
+                .windows
+                .iter()
+                .flat_map(|&window| self.minimum_calls.iter().map(move |&min| (window, min)))
+                .map(|(window, min)| {
+                    with(&|c| {
+                        c.window = window;
+                        c.minimum_calls = min;
+                    })
+                })
                 .collect(),
         }
     }
