@@ -14,6 +14,7 @@
 
 pub mod alerts;
 pub mod auth;
+pub mod cluster;
 pub mod configs;
 pub mod demo;
 pub mod error;

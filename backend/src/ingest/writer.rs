@@ -4,7 +4,8 @@
 //! what is queued, commits it in one transaction on a connection of its own (one multi-row
 //! insert per 200 aggregates of the whole group, one for changed instance states), and only
 //! then updates the [`Fleet`], answers each handler and publishes to the live [`Hub`]:
-//! transitions at once, breaker summaries at most once per [`SUMMARY_PERIOD`]. A full queue
+//! transitions at once (on PostgreSQL through the cluster's listener, see [`crate::cluster`]),
+//! breaker summaries at most once per [`SUMMARY_PERIOD`]. A full queue
 //! is answered with 503 and `Retry-After` rather than growing without bound.
 //!
 //! The writer also enforces the cardinality [`Limits`]: it is the only task that creates
@@ -18,6 +19,7 @@ use std::time::Duration;
 use protocol::{IngestAck, IngestBatch, StreamEvent, TransitionRecord};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::cluster::{self, StateNews};
 use crate::error::AppError;
 use crate::ingest::fleet::{BreakerKey, FastMap, FastSet, InstanceEvent, InstanceLive};
 use crate::ingest::hub::Hub;
@@ -455,6 +457,29 @@ impl Writer {
             .collect();
         Store::upsert_instance_states(&mut tx, &changed).await?;
         Store::insert_aggregates(&mut tx, &rows).await?;
+        let n_transitions: usize = committed.iter().map(|c| c.transitions.len()).sum();
+        if tx.is_postgres() && (n_transitions > 0 || !changed.is_empty()) {
+            // The other replicas learn of the commit when (and only if) it commits, in
+            // commit order (see `crate::cluster`).
+            let states = instances
+                .iter()
+                .filter_map(|(&(_, instance), staged)| {
+                    let live = staged.live.as_ref()?;
+                    (staged.stored != Some(live.stored_state())).then(|| StateNews {
+                        service: staged.service.to_string(),
+                        breaker: staged.breaker.to_string(),
+                        instance: instance.to_string(),
+                        state: live.state,
+                        since_ms: live.since_ms,
+                        config_version: live.config_version,
+                        updated_ms: live.updated_ms,
+                        first_ms: live.first_ms,
+                    })
+                })
+                .collect();
+            let payload = cluster::ingest_payload(self.store.replica(), states);
+            cluster::store::notify_in(&mut tx, cluster::store::INGEST_CHANNEL, &payload).await?;
+        }
         tx.commit().await?;
         Ok(Pending {
             committed,
@@ -526,11 +551,16 @@ impl Writer {
         }
         // A breaker that changed state gets its summary at once, right after its transitions;
         // the others are streamed by the next flush.
+        // On PostgreSQL the replica's listener publishes every replica's transitions, its
+        // own included, in the order of their ids (see `crate::cluster`).
+        let on_postgres = self.store.is_postgres();
         let mut changed: HashSet<BreakerKey> = HashSet::new();
         for committed in pending.committed {
             for record in committed.transitions {
                 changed.insert((record.service.clone(), record.transition.breaker.clone()));
-                self.hub.publish(StreamEvent::Transition(record));
+                if !on_postgres {
+                    self.hub.publish(StreamEvent::Transition(record));
+                }
             }
         }
         let mut dirty = self.dirty.lock().expect("dirty set lock poisoned");
