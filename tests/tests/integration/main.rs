@@ -16,5 +16,6 @@ mod e2e;
 mod limits;
 mod overload;
 mod recommend;
+mod replicas;
 mod storage;
 mod web_security;
