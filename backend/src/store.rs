@@ -205,8 +205,9 @@ impl Store {
                 ("lock_timeout", "5s"),
                 ("plan_cache_mode", "force_custom_plan"),
             ]);
+        // Eight for the server's work, one for the cluster's listener, which keeps its own.
         let pool = PgPoolOptions::new()
-            .max_connections(8)
+            .max_connections(9)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await

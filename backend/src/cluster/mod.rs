@@ -34,6 +34,9 @@ use crate::store::Store;
 /// How often a replica without the leader's lock tries to take it, the leader checks that its
 /// session still answers, and each replica reads transitions it was not notified of.
 pub const RETRY: Duration = Duration::from_secs(1);
+/// How long the leader's session may take to answer before the leader gives the jobs up (its
+/// lock may be gone by then: PostgreSQL ends a session whose client it lost).
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
 /// PostgreSQL takes payloads below 8000 bytes; a larger one is replaced by "reload".
 const MAX_PAYLOAD: usize = 7_900;
 /// Transitions read per query when publishing.
@@ -176,9 +179,16 @@ async fn elect(
         // may hold the lock already, so the jobs stop here.
         loop {
             tokio::time::sleep(RETRY).await;
-            if let Err(err) = store::ping(&mut conn).await {
-                tracing::warn!(error = %err, "the leader's session broke; singleton jobs stop");
-                break;
+            match tokio::time::timeout(PING_TIMEOUT, store::ping(&mut conn)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %err, "the leader's session broke; singleton jobs stop");
+                    break;
+                }
+                Err(_) => {
+                    tracing::warn!("the leader's session stopped answering; singleton jobs stop");
+                    break;
+                }
             }
         }
         drop(jobs);
