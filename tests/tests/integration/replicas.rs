@@ -492,6 +492,7 @@ async fn singleton_jobs_run_once_and_move_when_their_replica_is_killed() {
     // A trip ingested on a replica that does not run the alert engine: one alert, notified
     // once, by the leader.
     let elsewhere = &replicas[(leader + 1) % 3];
+    let mut stream_elsewhere = cluster.stream(elsewhere, None).await;
     tests::post_batch(
         &elsewhere.url,
         &cluster.key,
@@ -499,6 +500,13 @@ async fn singleton_jobs_run_once_and_move_when_their_replica_is_killed() {
     )
     .await;
     alerted_once(&cluster, &hook, "payments").await;
+    // The leader's alert notice reaches the live stream of the replica that ingested the trip.
+    let notice = stream_elsewhere
+        .next_matching(DEADLINE, |m| m.event == "alert")
+        .await
+        .unwrap();
+    let notice: Value = serde_json::from_str(&notice.data).unwrap();
+    assert_eq!(notice["alert"]["breakers"][0]["breaker"], "payments");
 
     // The leader dies without a goodbye: another replica takes the jobs over.
     replicas[leader].kill();
