@@ -650,3 +650,69 @@ async fn a_reporter_that_moves_to_another_replica_loses_and_duplicates_nothing()
     );
     drop(second);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbox_row_is_claimed_by_one_deliverer_at_a_time() {
+    use backend::alerts::store::outbox::{CLAIM_MS, claim_due};
+    let Some(cluster) = Cluster::new().await else {
+        return;
+    };
+    // A receiver that refuses everything: the notification stays in the outbox.
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(|| async { StatusCode::SERVICE_UNAVAILABLE }),
+    );
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut replica = Replica::start(&cluster.database, Some(&url));
+    tests::post_batch(
+        &replica.url,
+        &cluster.key,
+        &transition("shop-1", 1, "payments", "closed", "open"),
+    )
+    .await;
+    wait_for("a notification tried and refused", DEADLINE, || async {
+        let tried = cluster
+            .scalar("SELECT COUNT(*) FROM alert_outbox WHERE delivered_ms IS NULL AND attempts > 0")
+            .await;
+        (tried > 0).then_some(())
+    })
+    .await;
+    replica.kill();
+    let pending = cluster
+        .scalar("SELECT COUNT(*) FROM alert_outbox WHERE delivered_ms IS NULL")
+        .await;
+
+    // Two deliverers look at once: each row goes to one of them.
+    let later = now_ms() + 3_600_000;
+    let claims: Vec<_> = (0..2)
+        .map(|_| {
+            let store = cluster.store.clone();
+            tokio::spawn(async move { claim_due(&store, later, 100).await.unwrap() })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for claim in claims {
+        ids.extend(claim.await.unwrap().into_iter().map(|due| due.id));
+    }
+    ids.sort_unstable();
+    let n_claimed = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), n_claimed, "no row claimed twice");
+    assert_eq!(n_claimed as i64, pending, "every due row claimed");
+
+    // Claimed rows are nobody else's until the claim runs out (a deliverer that died).
+    assert!(
+        claim_due(&cluster.store, later, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = claim_due(&cluster.store, later + CLAIM_MS, 100)
+        .await
+        .unwrap();
+    assert_eq!(again.len() as i64, pending);
+}
