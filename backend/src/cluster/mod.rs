@@ -28,8 +28,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::ingest::fleet::{BreakerKey, InstanceEvent, InstanceLive};
+use crate::ingest::writer::SUMMARY_PERIOD;
 use crate::state::AppState;
-use crate::store::Store;
+use crate::store::{Store, Tx};
 
 /// How often a replica without the leader's lock tries to take it, the leader checks that its
 /// session still answers, and each replica reads transitions it was not notified of.
@@ -42,12 +43,15 @@ const MAX_PAYLOAD: usize = 7_900;
 /// Transitions read per query when publishing.
 const PAGE: i64 = 500;
 
-/// What an ingest commit tells the other replicas: which replica committed it and the
-/// instance states it changed (`None`: too many for one notification, reload them all).
+/// What an ingest commit tells the other replicas: which replica committed it, the instance
+/// states it changed (`None`: too many for one notification, reload them all) and the ids of
+/// the aggregates it added (after the first, up to the second), which they read from the table.
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
 pub struct IngestNews {
     pub from: String,
     pub states: Option<Vec<StateNews>>,
+    #[serde(default)]
+    pub aggregates: (i64, i64),
 }
 
 /// An instance's state as stored after a commit.
@@ -63,6 +67,33 @@ pub struct StateNews {
     pub first_ms: i64,
 }
 
+impl StateNews {
+    pub fn new(service: &str, breaker: &str, instance: &str, live: &InstanceLive) -> StateNews {
+        StateNews {
+            service: service.to_string(),
+            breaker: breaker.to_string(),
+            instance: instance.to_string(),
+            state: live.state,
+            since_ms: live.since_ms,
+            config_version: live.config_version,
+            updated_ms: live.updated_ms,
+            first_ms: live.first_ms,
+        }
+    }
+}
+
+/// Tells the other replicas what an ingest commit changed, when (and only if) `tx` commits,
+/// so in commit order (the writer calls it last in its transaction).
+pub async fn announce(
+    tx: &mut Tx,
+    replica: &str,
+    states: Vec<StateNews>,
+    aggregates: (i64, i64),
+) -> Result<(), sqlx::Error> {
+    let payload = ingest_payload(replica, states, aggregates);
+    store::notify_in(tx, store::INGEST_CHANNEL, &payload).await
+}
+
 /// An alert notice, with the replica whose engine made it (which told its own streams).
 #[derive(Serialize, Deserialize)]
 pub struct AlertNews {
@@ -71,10 +102,11 @@ pub struct AlertNews {
 }
 
 /// The payload of an ingest notification, within PostgreSQL's size limit.
-pub fn ingest_payload(from: &str, states: Vec<StateNews>) -> String {
+pub fn ingest_payload(from: &str, states: Vec<StateNews>, aggregates: (i64, i64)) -> String {
     let news = IngestNews {
         from: from.to_string(),
         states: Some(states),
+        aggregates,
     };
     let json = serde_json::to_string(&news).expect("news serialize");
     if json.len() <= MAX_PAYLOAD {
@@ -83,6 +115,7 @@ pub fn ingest_payload(from: &str, states: Vec<StateNews>) -> String {
     serde_json::to_string(&IngestNews {
         from: from.to_string(),
         states: None,
+        aggregates,
     })
     .expect("news serialize")
 }
@@ -204,16 +237,21 @@ pub fn spawn_listener(app: AppState, published: i64) -> JoinHandle<()> {
         let (tx, mut rx) = mpsc::channel(1_024);
         let receiver = tokio::spawn(receive(app.store.clone(), tx));
         let mut published = published;
-        let mut timer = tokio::time::interval(RETRY);
+        // Breakers whose summary other replicas' aggregates changed: streamed at most once per
+        // `SUMMARY_PERIOD`, as the writer does with its own.
+        let mut dirty: HashSet<BreakerKey> = HashSet::new();
+        let mut timer = tokio::time::interval(SUMMARY_PERIOD);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 news = rx.recv() => match news {
                     Some(News::Reconnected) => app.configs.wake_all(),
-                    Some(News::Notified(channel, payload)) => handle(&app, &channel, &payload).await,
+                    Some(News::Notified(channel, payload)) => {
+                        handle(&app, &channel, &payload, &mut dirty).await
+                    }
                     None => break,
                 },
-                _ = timer.tick() => {}
+                _ = timer.tick() => flush_summaries(&app, &mut dirty),
             }
             if let Err(err) = publish_transitions(&app, &mut published).await {
                 tracing::warn!(error = format!("{err:#}"), "reading new transitions failed");
@@ -267,7 +305,7 @@ async fn receive(store: Store, tx: mpsc::Sender<News>) {
     }
 }
 
-async fn handle(app: &AppState, channel: &str, payload: &str) {
+async fn handle(app: &AppState, channel: &str, payload: &str, dirty: &mut HashSet<BreakerKey>) {
     match channel {
         store::INGEST_CHANNEL => {
             let Ok(news) = serde_json::from_str::<IngestNews>(payload) else {
@@ -288,6 +326,15 @@ async fn handle(app: &AppState, channel: &str, payload: &str) {
                 },
             };
             apply_states(app, &states);
+            let (after, up_to) = news.aggregates;
+            if up_to > after {
+                match store::aggregates_between(&app.store, after, up_to).await {
+                    Ok(rows) => apply_aggregates(app, &rows, dirty),
+                    Err(err) => {
+                        tracing::warn!(error = format!("{err:#}"), "reading new aggregates failed")
+                    }
+                }
+            }
         }
         store::CONFIG_CHANNEL => {
             let parsed = payload
@@ -307,20 +354,50 @@ async fn handle(app: &AppState, channel: &str, payload: &str) {
     }
 }
 
+/// Another replica's aggregates into this one's fleet: the breakers' current rates, calls
+/// and sparklines are then those of every replica's reports.
+fn apply_aggregates(
+    app: &AppState,
+    rows: &[(String, String, protocol::Aggregate)],
+    dirty: &mut HashSet<BreakerKey>,
+) {
+    let mut fleet = app.fleet.write().expect("fleet lock poisoned");
+    for (service, instance, aggregate) in rows {
+        fleet.count(service, aggregate);
+        let mut live = fleet
+            .instance_of(service, &aggregate.breaker, instance)
+            .cloned();
+        InstanceLive::update(&mut live, &InstanceEvent::Interval(aggregate));
+        if let Some(live) = live {
+            fleet.set(service, &aggregate.breaker, instance, live);
+        }
+        dirty.insert((service.clone(), aggregate.breaker.clone()));
+    }
+}
+
+fn flush_summaries(app: &AppState, dirty: &mut HashSet<BreakerKey>) {
+    if dirty.is_empty() {
+        return;
+    }
+    let keys = std::mem::take(dirty);
+    if !app.hub.has_subscribers() {
+        return;
+    }
+    let fleet = app.fleet.read().expect("fleet lock poisoned");
+    for key in keys {
+        if let Some(summary) = fleet.summary(&key) {
+            app.hub.publish(StreamEvent::Summary(summary));
+        }
+    }
+}
+
 /// Every stored instance state, for a notification that had too many to carry.
 async fn reload_states(store: &Store) -> anyhow::Result<Vec<StateNews>> {
     let (_, instances) = store.load_fleet().await?;
     Ok(instances
         .into_iter()
-        .map(|((service, breaker), instance, live)| StateNews {
-            service,
-            breaker,
-            instance,
-            state: live.state,
-            since_ms: live.since_ms,
-            config_version: live.config_version,
-            updated_ms: live.updated_ms,
-            first_ms: live.first_ms,
+        .map(|((service, breaker), instance, live)| {
+            StateNews::new(&service, &breaker, &instance, &live)
         })
         .collect())
 }
@@ -418,14 +495,16 @@ mod tests {
 
     #[test]
     fn an_ingest_payload_carries_the_states_or_says_reload() {
-        let small = ingest_payload("r1", vec![state("a")]);
+        let small = ingest_payload("r1", vec![state("a")], (4, 9));
         let news: IngestNews = serde_json::from_str(&small).unwrap();
         assert_eq!(news.states, Some(vec![state("a")]));
+        assert_eq!(news.aggregates, (4, 9));
         let many = (0..500).map(|i| state(&format!("instance-{i}"))).collect();
-        let large = ingest_payload("r1", many);
+        let large = ingest_payload("r1", many, (4, 9));
         assert!(large.len() <= MAX_PAYLOAD);
         let news: IngestNews = serde_json::from_str(&large).unwrap();
         assert_eq!(news.from, "r1");
         assert_eq!(news.states, None);
+        assert_eq!(news.aggregates, (4, 9));
     }
 }

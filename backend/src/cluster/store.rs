@@ -1,9 +1,10 @@
 //! The SQL of running several servers on one PostgreSQL database: the leader's session lock,
 //! the notifications between replicas, and the stored instance states a replica reloads.
 
+use protocol::{Aggregate, OutcomeCounts, State};
 use sqlx::postgres::{PgConnection, PgListener};
 
-use crate::store::{Db, Store, Tx};
+use crate::store::{Db, Store, StoreError, Tx, count_from_db, decode_histogram, on_db, on_tx};
 
 /// The key of the session-level advisory lock the replica that runs the singleton jobs holds
 /// (see [`crate::cluster`]); one above [`crate::store::WRITE_LOCK`].
@@ -76,4 +77,80 @@ pub async fn notify(store: &Store, channel: &str, payload: &str) -> Result<(), s
             .await?;
     }
     Ok(())
+}
+
+/// The newest aggregate's id (0 for none), inside a write transaction: no other writer
+/// inserts meanwhile, so the ids a commit adds are those after it.
+pub async fn newest_aggregate_id(tx: &mut Tx) -> Result<i64, sqlx::Error> {
+    let id: Option<i64> = on_tx!(tx, c => sqlx::query_scalar("SELECT MAX(id) FROM aggregates")
+        .fetch_one(c)
+        .await)?;
+    Ok(id.unwrap_or(0))
+}
+
+/// An aggregate as stored, with its breaker's service and its instance.
+#[derive(sqlx::FromRow)]
+struct AggregateRow {
+    service: String,
+    breaker: String,
+    instance: String,
+    start_ms: i64,
+    interval_ms: i64,
+    success: i64,
+    failure: i64,
+    timeout: i64,
+    rejected: i64,
+    slow: i64,
+    ignored: i64,
+    latency: String,
+    state: String,
+    failure_rate: Option<f64>,
+    failure_rate_threshold: Option<f64>,
+    config_version: i64,
+}
+
+/// The aggregates with ids in `(after, up_to]`, in id order: (service, instance, aggregate).
+pub async fn aggregates_between(
+    store: &Store,
+    after: i64,
+    up_to: i64,
+) -> Result<Vec<(String, String, Aggregate)>, StoreError> {
+    let rows: Vec<AggregateRow> = on_db!(&store.db, pool => sqlx::query_as(
+        "SELECT b.service, b.name AS breaker, a.instance, a.start_ms, a.interval_ms, a.success,
+                a.failure, a.timeout, a.rejected, a.slow, a.ignored, a.latency, a.state,
+                a.failure_rate, a.failure_rate_threshold, a.config_version
+         FROM aggregates a JOIN breakers b ON b.id = a.breaker_id
+         WHERE a.id > $1 AND a.id <= $2 ORDER BY a.id",
+    )
+    .bind(after)
+    .bind(up_to)
+    .fetch_all(pool)
+    .await)?;
+    rows.into_iter()
+        .map(|row| {
+            let state = State::parse(&row.state).ok_or_else(|| StoreError::Corrupt {
+                what: "an aggregate's state",
+                detail: row.state.clone(),
+            })?;
+            let aggregate = Aggregate {
+                breaker: row.breaker,
+                start_ms: row.start_ms,
+                interval_ms: u32::try_from(row.interval_ms).unwrap_or(u32::MAX),
+                counts: OutcomeCounts {
+                    success: count_from_db(row.success),
+                    failure: count_from_db(row.failure),
+                    timeout: count_from_db(row.timeout),
+                    rejected: count_from_db(row.rejected),
+                    slow: count_from_db(row.slow),
+                    ignored: count_from_db(row.ignored),
+                },
+                latency: decode_histogram(&row.latency),
+                state,
+                failure_rate: row.failure_rate,
+                failure_rate_threshold: row.failure_rate_threshold,
+                config_version: count_from_db(row.config_version),
+            };
+            Ok((row.service, row.instance, aggregate))
+        })
+        .collect()
 }

@@ -456,29 +456,20 @@ impl Writer {
             })
             .collect();
         Store::upsert_instance_states(&mut tx, &changed).await?;
+        let before = match tx.is_postgres() {
+            true => Some(cluster::store::newest_aggregate_id(&mut tx).await?),
+            false => None,
+        };
         Store::insert_aggregates(&mut tx, &rows).await?;
-        let n_transitions: usize = committed.iter().map(|c| c.transitions.len()).sum();
-        if tx.is_postgres() && (n_transitions > 0 || !changed.is_empty()) {
-            // The other replicas learn of the commit when (and only if) it commits, in
-            // commit order (see `crate::cluster`).
-            let states = instances
-                .iter()
-                .filter_map(|(&(_, instance), staged)| {
-                    let live = staged.live.as_ref()?;
-                    (staged.stored != Some(live.stored_state())).then(|| StateNews {
-                        service: staged.service.to_string(),
-                        breaker: staged.breaker.to_string(),
-                        instance: instance.to_string(),
-                        state: live.state,
-                        since_ms: live.since_ms,
-                        config_version: live.config_version,
-                        updated_ms: live.updated_ms,
-                        first_ms: live.first_ms,
-                    })
-                })
-                .collect();
-            let payload = cluster::ingest_payload(self.store.replica(), states);
-            cluster::store::notify_in(&mut tx, cluster::store::INGEST_CHANNEL, &payload).await?;
+        if let Some(before) = before {
+            // The other replicas learn of the commit when it commits (see `crate::cluster`).
+            let states = instances.iter().filter_map(|(&(_, instance), staged)| {
+                let live = staged.live.as_ref()?;
+                (staged.stored != Some(live.stored_state()))
+                    .then(|| StateNews::new(staged.service, staged.breaker, instance, live))
+            });
+            let added = (before, cluster::store::newest_aggregate_id(&mut tx).await?);
+            cluster::announce(&mut tx, self.store.replica(), states.collect(), added).await?;
         }
         tx.commit().await?;
         Ok(Pending {

@@ -336,6 +336,26 @@ async fn news_from_one_replica_reaches_the_others() {
         .await;
     }
 
+    // Aggregates ingested on A count in the current rates C shows.
+    tests::post_batch(
+        &a.url,
+        &cluster.key,
+        &report("shop-3", 1, "search", (now_ms() / 1000) * 1000, None),
+    )
+    .await;
+    wait_for("A's aggregate in C's rates", DEADLINE, || async {
+        let list: Vec<Value> = cluster
+            .get(&format!("{}/api/v1/breakers?service=shop", c.url))
+            .await?
+            .json()
+            .await
+            .ok()?;
+        let summary = list.iter().find(|s| s["breaker"] == "search")?;
+        let rate = summary["failure_rate"].as_f64()?;
+        ((rate - 1.0 / 11.0).abs() < 1e-9 && summary["calls_per_s"] == 11.0).then_some(())
+    })
+    .await;
+
     // A config saved on A wakes the long poll held on C for the next version (which would
     // otherwise answer 204 only after its 20 s).
     // The poll is sent on a connection of its own, and the config is saved once C counts that
