@@ -9,11 +9,13 @@
 //!   SQLite (one process) the jobs simply run.
 //! - [`spawn_listener`]: each replica LISTENs on the cluster's channels. An ingest commit
 //!   notifies [`store::INGEST_CHANNEL`] in its own transaction (so in commit order) with the
-//!   instance states it changed; every replica (the committing one too) then reads the new
+//!   instance states it changed and the ids of the aggregates it added, which the other
+//!   replicas apply to their fleets; every replica (the committing one too) reads the new
 //!   transitions from the table after the last id it published and publishes them to its
 //!   local hub, so the live stream's ids are the table's ids on every replica and a client
 //!   moving between replicas resumes with `Last-Event-ID` from the table. A timer reads the
-//!   table too, so a notification lost to a broken connection delays news, never loses it.
+//!   transitions too, so a notification lost to a broken connection delays them, never loses
+//!   them.
 //! - Config versions ([`store::CONFIG_CHANNEL`]) wake the long polls held on every replica;
 //!   alert notices ([`store::ALERT_CHANNEL`]) reach the live streams of every replica.
 
