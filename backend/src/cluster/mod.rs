@@ -54,6 +54,9 @@ pub struct IngestNews {
     pub states: Option<Vec<StateNews>>,
     #[serde(default)]
     pub aggregates: (i64, i64),
+    /// Whether it added transitions (each replica then reads them from the table at once).
+    #[serde(default)]
+    pub transitions: bool,
 }
 
 /// An instance's state as stored after a commit.
@@ -90,9 +93,9 @@ pub async fn announce(
     tx: &mut Tx,
     replica: &str,
     states: Vec<StateNews>,
-    aggregates: (i64, i64),
+    (aggregates, transitions): ((i64, i64), bool),
 ) -> Result<(), sqlx::Error> {
-    let payload = ingest_payload(replica, states, aggregates);
+    let payload = ingest_payload(replica, states, (aggregates, transitions));
     store::notify_in(tx, store::INGEST_CHANNEL, &payload).await
 }
 
@@ -104,11 +107,16 @@ pub struct AlertNews {
 }
 
 /// The payload of an ingest notification, within PostgreSQL's size limit.
-pub fn ingest_payload(from: &str, states: Vec<StateNews>, aggregates: (i64, i64)) -> String {
+pub fn ingest_payload(
+    from: &str,
+    states: Vec<StateNews>,
+    (aggregates, transitions): ((i64, i64), bool),
+) -> String {
     let news = IngestNews {
         from: from.to_string(),
         states: Some(states),
         aggregates,
+        transitions,
     };
     let json = serde_json::to_string(&news).expect("news serialize");
     if json.len() <= MAX_PAYLOAD {
@@ -118,6 +126,7 @@ pub fn ingest_payload(from: &str, states: Vec<StateNews>, aggregates: (i64, i64)
         from: from.to_string(),
         states: None,
         aggregates,
+        transitions,
     })
     .expect("news serialize")
 }
@@ -237,7 +246,8 @@ async fn elect(
 pub fn spawn_listener(app: AppState, published: i64) -> JoinHandle<()> {
     tokio::spawn(async move {
         let (tx, mut rx) = mpsc::channel(1_024);
-        let receiver = tokio::spawn(receive(app.store.clone(), tx));
+        // Aborted with this task (when the server stops), not left holding its connection.
+        let _receiver = Running(vec![tokio::spawn(receive(app.store.clone(), tx))]);
         let mut published = published;
         // Breakers whose summary other replicas' aggregates changed: streamed at most once per
         // `SUMMARY_PERIOD`, as the writer does with its own.
@@ -245,21 +255,26 @@ pub fn spawn_listener(app: AppState, published: i64) -> JoinHandle<()> {
         let mut timer = tokio::time::interval(SUMMARY_PERIOD);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
+            let read_transitions = tokio::select! {
                 news = rx.recv() => match news {
-                    Some(News::Reconnected) => app.configs.wake_all(),
+                    Some(News::Reconnected) => {
+                        app.configs.wake_all();
+                        true
+                    }
                     Some(News::Notified(channel, payload)) => {
                         handle(&app, &channel, &payload, &mut dirty).await
                     }
                     None => break,
                 },
-                _ = timer.tick() => flush_summaries(&app, &mut dirty),
-            }
-            if let Err(err) = publish_transitions(&app, &mut published).await {
+                _ = timer.tick() => {
+                    flush_summaries(&app, &mut dirty);
+                    true
+                }
+            };
+            if read_transitions && let Err(err) = publish_transitions(&app, &mut published).await {
                 tracing::warn!(error = format!("{err:#}"), "reading new transitions failed");
             }
         }
-        receiver.abort();
     })
 }
 
@@ -307,15 +322,21 @@ async fn receive(store: Store, tx: mpsc::Sender<News>) {
     }
 }
 
-async fn handle(app: &AppState, channel: &str, payload: &str, dirty: &mut HashSet<BreakerKey>) {
+/// Handles one notification; whether new transitions are to be read now.
+async fn handle(
+    app: &AppState,
+    channel: &str,
+    payload: &str,
+    dirty: &mut HashSet<BreakerKey>,
+) -> bool {
     match channel {
         store::INGEST_CHANNEL => {
             let Ok(news) = serde_json::from_str::<IngestNews>(payload) else {
                 tracing::warn!(payload, "an ingest notification does not parse");
-                return;
+                return true;
             };
             if news.from == app.store.replica() {
-                return;
+                return news.transitions;
             }
             let states = match news.states {
                 Some(states) => states,
@@ -323,7 +344,7 @@ async fn handle(app: &AppState, channel: &str, payload: &str, dirty: &mut HashSe
                     Ok(states) => states,
                     Err(err) => {
                         tracing::warn!(error = format!("{err:#}"), "reloading states failed");
-                        return;
+                        return true;
                     }
                 },
             };
@@ -337,6 +358,7 @@ async fn handle(app: &AppState, channel: &str, payload: &str, dirty: &mut HashSe
                     }
                 }
             }
+            news.transitions
         }
         store::CONFIG_CHANNEL => {
             let parsed = payload
@@ -346,13 +368,20 @@ async fn handle(app: &AppState, channel: &str, payload: &str, dirty: &mut HashSe
                 Some((breaker_id, version)) => app.configs.wake(breaker_id, version),
                 None => tracing::warn!(payload, "a config notification does not parse"),
             }
+            false
         }
         store::ALERT_CHANNEL => match serde_json::from_str::<AlertNews>(payload) {
-            Ok(news) if news.from != app.store.replica() => app.alerts.tell(news.notice),
-            Ok(_) => {}
-            Err(_) => tracing::warn!(payload, "an alert notification does not parse"),
+            Ok(news) if news.from != app.store.replica() => {
+                app.alerts.tell(news.notice);
+                false
+            }
+            Ok(_) => false,
+            Err(_) => {
+                tracing::warn!(payload, "an alert notification does not parse");
+                false
+            }
         },
-        _ => {}
+        _ => false,
     }
 }
 
@@ -497,12 +526,12 @@ mod tests {
 
     #[test]
     fn an_ingest_payload_carries_the_states_or_says_reload() {
-        let small = ingest_payload("r1", vec![state("a")], (4, 9));
+        let small = ingest_payload("r1", vec![state("a")], ((4, 9), true));
         let news: IngestNews = serde_json::from_str(&small).unwrap();
         assert_eq!(news.states, Some(vec![state("a")]));
         assert_eq!(news.aggregates, (4, 9));
         let many = (0..500).map(|i| state(&format!("instance-{i}"))).collect();
-        let large = ingest_payload("r1", many, (4, 9));
+        let large = ingest_payload("r1", many, ((4, 9), false));
         assert!(large.len() <= MAX_PAYLOAD);
         let news: IngestNews = serde_json::from_str(&large).unwrap();
         assert_eq!(news.from, "r1");

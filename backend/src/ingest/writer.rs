@@ -469,7 +469,9 @@ impl Writer {
                     .then(|| StateNews::new(staged.service, staged.breaker, instance, live))
             });
             let added = (before, cluster::store::newest_aggregate_id(&mut tx).await?);
-            cluster::announce(&mut tx, self.store.replica(), states.collect(), added).await?;
+            let transitions = committed.iter().any(|c| !c.transitions.is_empty());
+            let news = (added, transitions);
+            cluster::announce(&mut tx, self.store.replica(), states.collect(), news).await?;
         }
         tx.commit().await?;
         Ok(Pending {
