@@ -59,16 +59,24 @@ pub struct IngestNews {
     pub transitions: bool,
 }
 
-/// An instance's state as stored after a commit.
+/// An instance's state as stored after a commit (short keys: more fit in one payload).
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
 pub struct StateNews {
+    #[serde(rename = "s")]
     pub service: String,
+    #[serde(rename = "b")]
     pub breaker: String,
+    #[serde(rename = "i")]
     pub instance: String,
+    #[serde(rename = "st")]
     pub state: State,
+    #[serde(rename = "t")]
     pub since_ms: i64,
+    #[serde(rename = "v")]
     pub config_version: u64,
+    #[serde(rename = "u")]
     pub updated_ms: i64,
+    #[serde(rename = "f")]
     pub first_ms: i64,
 }
 
@@ -252,6 +260,9 @@ pub fn spawn_listener(app: AppState, published: i64) -> JoinHandle<()> {
         // Breakers whose summary other replicas' aggregates changed: streamed at most once per
         // `SUMMARY_PERIOD`, as the writer does with its own.
         let mut dirty: HashSet<BreakerKey> = HashSet::new();
+        // A commit whose states did not fit its notification: every state is read again, once
+        // per tick however many such commits came.
+        let mut reload = false;
         let mut timer = tokio::time::interval(SUMMARY_PERIOD);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -262,11 +273,20 @@ pub fn spawn_listener(app: AppState, published: i64) -> JoinHandle<()> {
                         true
                     }
                     Some(News::Notified(channel, payload)) => {
-                        handle(&app, &channel, &payload, &mut dirty).await
+                        handle(&app, &channel, &payload, (&mut dirty, &mut reload)).await
                     }
                     None => break,
                 },
                 _ = timer.tick() => {
+                    if std::mem::take(&mut reload) {
+                        match reload_states(&app.store).await {
+                            Ok(states) => apply_states(&app, &states),
+                            Err(err) => {
+                                tracing::warn!(error = format!("{err:#}"), "reloading states failed");
+                                reload = true;
+                            }
+                        }
+                    }
                     flush_summaries(&app, &mut dirty);
                     true
                 }
@@ -327,7 +347,7 @@ async fn handle(
     app: &AppState,
     channel: &str,
     payload: &str,
-    dirty: &mut HashSet<BreakerKey>,
+    (dirty, reload): (&mut HashSet<BreakerKey>, &mut bool),
 ) -> bool {
     match channel {
         store::INGEST_CHANNEL => {
@@ -338,17 +358,10 @@ async fn handle(
             if news.from == app.store.replica() {
                 return news.transitions;
             }
-            let states = match news.states {
-                Some(states) => states,
-                None => match reload_states(&app.store).await {
-                    Ok(states) => states,
-                    Err(err) => {
-                        tracing::warn!(error = format!("{err:#}"), "reloading states failed");
-                        return true;
-                    }
-                },
-            };
-            apply_states(app, &states);
+            match news.states {
+                Some(states) => apply_states(app, &states),
+                None => *reload = true,
+            }
             let (after, up_to) = news.aggregates;
             if up_to > after {
                 match store::aggregates_between(&app.store, after, up_to).await {
