@@ -64,6 +64,8 @@ pub struct IngestNews {
 pub struct StateNews {
     #[serde(rename = "s")]
     pub service: String,
+    #[serde(rename = "id")]
+    pub breaker_id: i64,
     #[serde(rename = "b")]
     pub breaker: String,
     #[serde(rename = "i")]
@@ -81,9 +83,14 @@ pub struct StateNews {
 }
 
 impl StateNews {
-    pub fn new(service: &str, breaker: &str, instance: &str, live: &InstanceLive) -> StateNews {
+    pub fn new(
+        (service, breaker, breaker_id): (&str, &str, i64),
+        instance: &str,
+        live: &InstanceLive,
+    ) -> StateNews {
         StateNews {
             service: service.to_string(),
+            breaker_id,
             breaker: breaker.to_string(),
             instance: instance.to_string(),
             state: live.state,
@@ -402,15 +409,19 @@ async fn handle(
 /// and sparklines are then those of every replica's reports.
 fn apply_aggregates(
     app: &AppState,
-    rows: &[(String, String, protocol::Aggregate)],
+    rows: &[(String, i64, String, protocol::Aggregate)],
     dirty: &mut HashSet<BreakerKey>,
 ) {
     let mut fleet = app.fleet.write().expect("fleet lock poisoned");
-    for (service, instance, aggregate) in rows {
+    for (service, breaker_id, instance, aggregate) in rows {
         fleet.count(service, aggregate);
         let mut live = fleet
             .instance_of(service, &aggregate.breaker, instance)
             .cloned();
+        if live.is_none() {
+            let learned = &app.ingest.learned;
+            learned.add(service, &aggregate.breaker, *breaker_id, instance);
+        }
         InstanceLive::update(&mut live, &InstanceEvent::Interval(aggregate));
         if let Some(live) = live {
             fleet.set(service, &aggregate.breaker, instance, live);
@@ -437,11 +448,12 @@ fn flush_summaries(app: &AppState, dirty: &mut HashSet<BreakerKey>) {
 
 /// Every stored instance state, for a notification that had too many to carry.
 async fn reload_states(store: &Store) -> anyhow::Result<Vec<StateNews>> {
-    let (_, instances) = store.load_fleet().await?;
+    let (ids, instances) = store.load_fleet().await?;
     Ok(instances
         .into_iter()
-        .map(|((service, breaker), instance, live)| {
-            StateNews::new(&service, &breaker, &instance, &live)
+        .filter_map(|(key, instance, live)| {
+            let id = *ids.get(&key)?;
+            Some(StateNews::new((&key.0, &key.1, id), &instance, &live))
         })
         .collect())
 }
@@ -453,6 +465,15 @@ fn apply_states(app: &AppState, states: &[StateNews]) {
     let mut fleet = app.fleet.write().expect("fleet lock poisoned");
     for news in states {
         let known = fleet.instance_of(&news.service, &news.breaker, &news.instance);
+        if known.is_none() {
+            let learned = &app.ingest.learned;
+            learned.add(
+                &news.service,
+                &news.breaker,
+                news.breaker_id,
+                &news.instance,
+            );
+        }
         let mut live = known.cloned().unwrap_or(InstanceLive {
             state: news.state,
             since_ms: news.since_ms,
@@ -527,6 +548,7 @@ mod tests {
     fn state(instance: &str) -> StateNews {
         StateNews {
             service: "checkout".into(),
+            breaker_id: 7,
             breaker: "payments-api".into(),
             instance: instance.into(),
             state: State::Open,

@@ -92,6 +92,7 @@ pub async fn newest_aggregate_id(tx: &mut Tx) -> Result<i64, sqlx::Error> {
 #[derive(sqlx::FromRow)]
 struct AggregateRow {
     service: String,
+    breaker_id: i64,
     breaker: String,
     instance: String,
     start_ms: i64,
@@ -109,14 +110,15 @@ struct AggregateRow {
     config_version: i64,
 }
 
-/// The aggregates with ids in `(after, up_to]`, in id order: (service, instance, aggregate).
+/// The aggregates with ids in `(after, up_to]`, in id order: (service, breaker id, instance,
+/// aggregate).
 pub async fn aggregates_between(
     store: &Store,
     after: i64,
     up_to: i64,
-) -> Result<Vec<(String, String, Aggregate)>, StoreError> {
+) -> Result<Vec<(String, i64, String, Aggregate)>, StoreError> {
     let rows: Vec<AggregateRow> = on_db!(&store.db, pool => sqlx::query_as(
-        "SELECT b.service, b.name AS breaker, a.instance, a.start_ms, a.interval_ms, a.success,
+        "SELECT b.service, a.breaker_id, b.name AS breaker, a.instance, a.start_ms, a.interval_ms, a.success,
                 a.failure, a.timeout, a.rejected, a.slow, a.ignored, a.latency, a.state,
                 a.failure_rate, a.failure_rate_threshold, a.config_version
          FROM aggregates a JOIN breakers b ON b.id = a.breaker_id
@@ -150,7 +152,7 @@ pub async fn aggregates_between(
                 failure_rate_threshold: row.failure_rate_threshold,
                 config_version: count_from_db(row.config_version),
             };
-            Ok((row.service, row.instance, aggregate))
+            Ok((row.service, row.breaker_id, row.instance, aggregate))
         })
         .collect()
 }

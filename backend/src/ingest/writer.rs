@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::cluster::{self, StateNews};
 use crate::error::AppError;
+use crate::ingest::LearnedNames;
 use crate::ingest::fleet::{BreakerKey, FastMap, FastSet, InstanceEvent, InstanceLive};
 use crate::ingest::hub::Hub;
 use crate::ingest::limits::{Limit, LimitExceeded, Limits};
@@ -42,6 +43,8 @@ struct Job {
 #[derive(Clone)]
 pub struct IngestQueue {
     tx: mpsc::Sender<Job>,
+    /// Names other replicas created, for the limits (see [`LearnedNames`]).
+    pub learned: LearnedNames,
 }
 
 impl IngestQueue {
@@ -96,7 +99,9 @@ pub fn spawn_writer(
             .insert(instance.to_string());
     }
     metrics.set_limits(&limits);
+    let learned = LearnedNames::default();
     let writer = Writer {
+        learned: learned.clone(),
         store,
         fleet,
         breaker_ids: ids,
@@ -109,7 +114,7 @@ pub fn spawn_writer(
     };
     writer.export_cardinality();
     tokio::spawn(writer.run(rx));
-    IngestQueue { tx }
+    IngestQueue { tx, learned }
 }
 
 /// How often the summaries of breakers with new aggregates are streamed. Every instance of a
@@ -149,6 +154,7 @@ fn lookup(ids: &BreakerIds, service: &str, name: &str) -> Option<i64> {
 }
 
 struct Writer {
+    learned: LearnedNames,
     store: Store,
     fleet: SharedFleet,
     breaker_ids: BreakerIds,
@@ -194,6 +200,9 @@ impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         let mut jobs = Vec::with_capacity(MAX_BATCHES_PER_COMMIT);
         while rx.recv_many(&mut jobs, MAX_BATCHES_PER_COMMIT).await > 0 {
+            if (self.learned).take_into(&mut self.breaker_ids, &mut self.instances) {
+                self.export_cardinality();
+            }
             let mut replies = Vec::with_capacity(jobs.len());
             let mut owned: Vec<IngestBatch> = Vec::with_capacity(jobs.len());
             let mut group = GroupNames::default();
@@ -463,10 +472,11 @@ impl Writer {
         Store::insert_aggregates(&mut tx, &rows).await?;
         if let Some(before) = before {
             // The other replicas learn of the commit when it commits (see `crate::cluster`).
-            let states = instances.iter().filter_map(|(&(_, instance), staged)| {
+            let states = instances.iter().filter_map(|(&(id, instance), staged)| {
                 let live = staged.live.as_ref()?;
+                let names = (staged.service, staged.breaker, id);
                 (staged.stored != Some(live.stored_state()))
-                    .then(|| StateNews::new(staged.service, staged.breaker, instance, live))
+                    .then(|| StateNews::new(names, instance, live))
             });
             let added = (before, cluster::store::newest_aggregate_id(&mut tx).await?);
             let transitions = committed.iter().any(|c| !c.transitions.is_empty());

@@ -32,6 +32,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 /// The variables that make [`replica_process`] a replica (unset: it returns at once).
 const DATABASE_VAR: &str = "FUSEBOX_REPLICA_DATABASE";
 const WEBHOOK_VAR: &str = "FUSEBOX_REPLICA_WEBHOOK";
+const MAX_BREAKERS_VAR: &str = "FUSEBOX_REPLICA_MAX_BREAKERS";
 /// What a replica prints before its URL.
 const URL_LINE: &str = "replica serving at ";
 
@@ -51,6 +52,9 @@ fn replica_process() {
     runtime.block_on(async {
         let mut options = ServerOptions::new(SocketAddr::from(([127, 0, 0, 1], 0)), database);
         options.rollup_period = Duration::from_millis(500);
+        if let Ok(max) = std::env::var(MAX_BREAKERS_VAR) {
+            options.limits.max_breakers_per_service = max.parse().unwrap();
+        }
         if let Ok(url) = std::env::var(WEBHOOK_VAR) {
             options.alerts.channels = vec![AlertChannel {
                 name: "hook".into(),
@@ -73,18 +77,18 @@ struct Replica {
 }
 
 impl Replica {
-    fn start(database: &str, webhook: Option<&str>) -> Replica {
+    /// A replica on `database`, with `settings` (variables of [`replica_process`]).
+    fn start(database: &str, settings: &[(&str, &str)]) -> Replica {
         let mut command = Command::new(std::env::current_exe().unwrap());
         command
             .args(["--ignored", "--exact", "replicas::replica_process"])
             .args(["--nocapture", "--test-threads", "1"])
             .env(DATABASE_VAR, database)
             .env_remove(WEBHOOK_VAR)
+            .env_remove(MAX_BREAKERS_VAR)
+            .envs(settings.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        if let Some(url) = webhook {
-            command.env(WEBHOOK_VAR, url);
-        }
         let mut child = command.spawn().expect("the replica starts");
         let stdout = child.stdout.take().unwrap();
         // A thread reads stdout, so waiting for the URL has a deadline, and keeps draining it.
@@ -259,7 +263,7 @@ async fn news_from_one_replica_reaches_the_others() {
         return;
     };
     let replicas: Vec<Replica> = (0..3)
-        .map(|_| Replica::start(&cluster.database, None))
+        .map(|_| Replica::start(&cluster.database, &[]))
         .collect();
     let (a, b, c) = (&replicas[0], &replicas[1], &replicas[2]);
     let mut on_b = cluster.stream(b, None).await;
@@ -505,7 +509,7 @@ async fn singleton_jobs_run_once_and_move_when_their_replica_is_killed() {
     };
     let (hook, hook_url) = Hook::start().await;
     let mut replicas: Vec<Replica> = (0..3)
-        .map(|_| Replica::start(&cluster.database, Some(&hook_url)))
+        .map(|_| Replica::start(&cluster.database, &[(WEBHOOK_VAR, &hook_url)]))
         .collect();
     let leader = cluster.leader(&replicas.iter().collect::<Vec<_>>()).await;
 
@@ -581,8 +585,8 @@ async fn a_reporter_that_moves_to_another_replica_loses_and_duplicates_nothing()
     let Some(cluster) = Cluster::new().await else {
         return;
     };
-    let mut first = Replica::start(&cluster.database, None);
-    let second = Replica::start(&cluster.database, None);
+    let mut first = Replica::start(&cluster.database, &[]);
+    let second = Replica::start(&cluster.database, &[]);
     let acked_on_first = Arc::new(AtomicU64::new(0));
     let acked_on_second = Arc::new(AtomicU64::new(0));
     let base = (now_ms() / 1000 - 3_600) * 1000;
@@ -687,7 +691,7 @@ async fn an_outbox_row_is_claimed_by_one_deliverer_at_a_time() {
         .unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let mut replica = Replica::start(&cluster.database, Some(&url));
+    let mut replica = Replica::start(&cluster.database, &[(WEBHOOK_VAR, &url)]);
     tests::post_batch(
         &replica.url,
         &cluster.key,
@@ -735,4 +739,48 @@ async fn an_outbox_row_is_claimed_by_one_deliverer_at_a_time() {
         .await
         .unwrap();
     assert_eq!(again.len() as i64, pending);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_limits_count_the_names_every_replica_created() {
+    let Some(cluster) = Cluster::new().await else {
+        return;
+    };
+    let settings = [(MAX_BREAKERS_VAR, "2")];
+    let a = Replica::start(&cluster.database, &settings);
+    let b = Replica::start(&cluster.database, &settings);
+    let now = (now_ms() / 1000) * 1000;
+    let mut batch = report("shop-1", 1, "x1", now, None);
+    let mut second = batch["aggregates"][0].clone();
+    second["breaker"] = json!("x2");
+    batch["aggregates"].as_array_mut().unwrap().push(second);
+    tests::post_batch(&a.url, &cluster.key, &batch).await;
+    wait_for("B showing the breakers A created", DEADLINE, || async {
+        let list: Vec<Value> = cluster
+            .get(&format!("{}/api/v1/breakers?service=shop", b.url))
+            .await?
+            .json()
+            .await
+            .ok()?;
+        (list.len() == 2).then_some(())
+    })
+    .await;
+
+    // A third breaker is one too many on B too; the known ones are never refused.
+    let post = async |batch: &Value| {
+        cluster
+            .http
+            .post(format!("{}/api/v1/ingest", b.url))
+            .bearer_auth(&cluster.key)
+            .json(batch)
+            .send()
+            .await
+            .unwrap()
+    };
+    let refused = post(&report("shop-2", 1, "x3", now, None)).await;
+    assert_eq!(refused.status(), 422);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["path"], "$.aggregates[0].breaker", "{body}");
+    let known = post(&report("shop-2", 2, "x2", now, None)).await;
+    assert!(known.status().is_success(), "{}", known.status());
 }
