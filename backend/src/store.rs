@@ -46,6 +46,11 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 static MIGRATOR_POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
+/// The SQLite migrations (`migrations/`), for checking that a file is up to date.
+pub(crate) fn sqlite_migrator() -> &'static sqlx::migrate::Migrator {
+    &MIGRATOR
+}
+
 /// The key of the transaction-scoped advisory lock every write transaction takes on
 /// PostgreSQL (see [`Store::begin`]).
 pub const WRITE_LOCK: i64 = 0x0066_7573_6562_6f78; // "fusebox" in ASCII

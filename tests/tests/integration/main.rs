@@ -14,6 +14,7 @@ mod config;
 mod demo;
 mod e2e;
 mod limits;
+mod migrate_data;
 mod overload;
 mod recommend;
 mod replicas;
