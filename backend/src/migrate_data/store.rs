@@ -269,8 +269,11 @@ pub async fn copy(
     }
     src.rollback().await?;
     tx.commit().await.context("cannot commit the copy")?;
-    // Fresh planner statistics for the copied tables.
-    sqlx::query("ANALYZE").execute(postgres(target)?).await?;
+    // Fresh planner statistics for the copied tables (autovacuum would gather them too, so
+    // a failure here does not undo a committed copy).
+    if let Err(err) = sqlx::query("ANALYZE").execute(postgres(target)?).await {
+        tracing::warn!("the copy is committed, but ANALYZE failed: {err}");
+    }
     Ok(Report {
         tables,
         next_ids,

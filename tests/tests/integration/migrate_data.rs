@@ -1,7 +1,7 @@
 //! `fusebox migrate-data`: a SQLite server's history, filled through the HTTP API, copied into
-//! PostgreSQL; a server started there shows the same breakers, history, alerts and configs,
-//! takes the old credentials, and gives new rows ids after the copied ones. A target that
-//! holds data is refused unless the copy is asked to replace it.
+//! PostgreSQL; a server started there shows the same breakers, history, alerts, configs and
+//! auto-mode settings, takes the old credentials, and gives new rows ids after the copied ones.
+//! A target that holds data is refused unless the copy is asked to replace it.
 //!
 //! The PostgreSQL side is a fresh database in the test process's throwaway cluster (in the
 //! SQLite run of the suite too).
@@ -84,6 +84,7 @@ async fn shown(base_url: &str, admin: &str, base: i64) -> Vec<(String, Value)> {
         "/api/v1/alerts".to_string(),
         "/api/v1/audit".to_string(),
         "/api/v1/alerts/rules".to_string(),
+        "/api/v1/breakers/shop/search/auto".to_string(),
         format!(
             "/api/v1/breakers/shop/payments/series?from_ms={base}&to_ms={}",
             base + 3 * MINUTE
@@ -145,6 +146,15 @@ async fn a_sqlite_history_moves_to_postgres() {
     let base = (now_ms() - 30 * MINUTE).div_euclid(MINUTE) * MINUTE;
     tests::post_batch(&url, &key.secret, &history(base)).await;
     let saved = put_config(&url, &admin, 0.4).await;
+    // Auto-mode settings (kept off), for a boolean column.
+    let response = reqwest::Client::new()
+        .put(format!("{url}/api/v1/breakers/shop/search/auto"))
+        .bearer_auth(&admin)
+        .json(&json!({"enabled": false, "max_step": 0.3}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
     let alerts = wait_for("the trip's alert", DEADLINE, || async {
         let alerts = get(&format!("{url}/api/v1/alerts"), &admin).await;
         let firing = (alerts.as_array()?.iter())
@@ -183,6 +193,7 @@ async fn a_sqlite_history_moves_to_postgres() {
     assert_eq!(rows("users"), 1);
     assert_eq!(rows("alerts"), 1);
     assert_eq!(rows("breaker_configs"), 1);
+    assert_eq!(rows("auto_tune"), 1);
     assert!(!report.replaced);
     let order: Vec<&str> = report.tables.iter().map(|t| t.table.as_str()).collect();
     let at = |table: &str| order.iter().position(|t| *t == table).unwrap();
