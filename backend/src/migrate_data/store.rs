@@ -7,7 +7,7 @@ use std::str::FromStr;
 use anyhow::{Context, bail};
 use futures_util::TryStreamExt;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
-use sqlx::{AssertSqlSafe, PgPool, Postgres, QueryBuilder, Row};
+use sqlx::{AssertSqlSafe, ConnectOptions, PgPool, Postgres, QueryBuilder, Row};
 
 use super::{Column, Kind, Report, TableCount, TablePlan, batch_rows, dependency_order};
 use crate::store::{Db, Store, Tx};
@@ -25,7 +25,10 @@ impl Source {
         let options = SqliteConnectOptions::from_str(url)
             .with_context(|| format!("invalid SQLite URL {url:?}"))?
             .read_only(true)
-            .create_if_missing(false);
+            .create_if_missing(false)
+            // Each table is read by one statement that stays open while its rows are written:
+            // not a slow statement worth a warning.
+            .disable_statement_logging();
         let path = options.get_filename().to_path_buf();
         if !path.is_file() {
             bail!("there is no SQLite file at {}", path.display());
