@@ -1,7 +1,7 @@
 //! Server benchmarks; prints figures, asserts nothing. Run with
 //! `cargo xtask bench --only server` (that is, `cargo bench -p backend --bench server`; add
 //! `-- quick` for a shorter run; name parts, e.g. `-- quick ingest`, to run only those:
-//! `ingest`, `detail`, `memory`).
+//! `ingest`, `detail`, `memory`, `replicas`).
 //!
 //! 1. Ingest throughput over HTTP with realistic batches vs raw multi-row SQLite inserts of
 //!    the same rows, in the same run (goal: HTTP ≥ 0.5× raw), for 40 reporting instances and
@@ -13,7 +13,10 @@
 //!
 //! With `FUSEBOX_BENCH_POSTGRES=postgres://user@host:port` (a PostgreSQL server the bench may
 //! create databases on), parts 1 and 2 run on PostgreSQL instead, a fresh database for each
-//! server they start.
+//! server they start, and part 4 runs (it is PostgreSQL's only):
+//! 4. Replicas (see `server/replicas.rs`): a transition posted to one replica until a live
+//!    stream client of another receives it, p50/p99 with 2 replicas (goal p99 ≤ 100 ms); ingest
+//!    throughput with 1, 2 and 3 replicas on one database under the same load generator.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -22,6 +25,9 @@ use backend::server::{self, ServerOptions};
 use backend::store::Store;
 use backend::time::now_ms;
 use protocol::{Aggregate, IngestBatch, LatencyHistogram, OutcomeCounts, State};
+
+#[path = "server/replicas.rs"]
+mod replicas;
 
 fn aggregate(breaker: usize, start_ms: i64, calls: u64) -> Aggregate {
     let mut latency = LatencyHistogram::default();
@@ -752,7 +758,7 @@ async fn memory_per_breaker(quick: bool) {
 fn main() {
     // `cargo bench` passes `--bench`; `quick` shortens every part.
     let quick = std::env::args().any(|a| a == "quick");
-    let parts = ["ingest", "detail", "memory"];
+    let parts = ["ingest", "detail", "memory", "replicas"];
     let named: Vec<String> = std::env::args()
         .filter(|a| parts.contains(&a.as_str()))
         .collect();
@@ -774,6 +780,9 @@ fn main() {
         if run("memory") {
             memory(quick).await;
             memory_per_breaker(quick).await;
+        }
+        if run("replicas") {
+            replicas::replicas(quick).await;
         }
     });
 }

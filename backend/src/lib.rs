@@ -10,10 +10,12 @@
 //! - [`query`]: the read routes, the live stream ([`query::stream`]), rollups and retention.
 //! - [`configs`], [`tuning`] (recommendations, auto mode), [`alerts`], [`auth`].
 //! - [`store::Store`]: the database handle; SQL runs only in the features' stores.
+//! - [`migrate_data`]: a SQLite database's history copied into PostgreSQL.
 //! - [`demo`]: simulated services that embed the `breaker` crate and report over HTTP.
 
 pub mod alerts;
 pub mod auth;
+pub mod cluster;
 pub mod configs;
 pub mod demo;
 pub mod error;
@@ -22,6 +24,7 @@ pub mod fuzz;
 pub mod ingest;
 pub mod listen;
 pub mod metrics;
+pub mod migrate_data;
 pub mod openapi;
 pub mod query;
 pub mod routes;

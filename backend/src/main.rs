@@ -42,6 +42,21 @@ enum Command {
         #[command(flatten)]
         db: DatabaseArg,
     },
+    /// Copy a SQLite database's whole history into a PostgreSQL database: its schema is
+    /// migrated, every table copied with its ids, its id sequences continued after them.
+    MigrateData {
+        /// The SQLite database: a file's path or a sqlite:// URL (opened read-only; stop the
+        /// server using it first, or what it writes meanwhile is not copied).
+        #[arg(long, value_name = "SQLITE")]
+        from: String,
+        /// The PostgreSQL database (postgres://user@host/fusebox); it must be empty.
+        #[arg(long, value_name = "POSTGRES_URL")]
+        to: String,
+        /// Delete everything the target already holds, then copy (without it, a target that
+        /// holds data is refused and left as it is).
+        #[arg(long, alias = "force")]
+        replace: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -416,7 +431,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::MigrateData { from, to, replace } => {
+            let what = backend::migrate_data::MigrateData { from, to, replace };
+            let report = backend::migrate_data::run(&what).await?;
+            print_copied(&what, &report);
+            Ok(())
+        }
     }
+}
+
+/// What `migrate-data` copied, table by table (counts only: never a row's content).
+fn print_copied(what: &backend::migrate_data::MigrateData, report: &backend::migrate_data::Report) {
+    let to = backend::store::redact(&what.to);
+    if report.replaced {
+        println!("deleted what {to} held before (--replace)");
+    }
+    println!("copied {} into {to}:", database_url(&what.from));
+    for table in &report.tables {
+        println!("  {:<20} {:>12} rows", table.table, table.rows);
+    }
+    println!("  {:<20} {:>12} rows", "total", report.total_rows());
+    let next: Vec<String> = (report.next_ids.iter())
+        .map(|(table, id)| format!("{table} {id}"))
+        .collect();
+    println!("the next new ids: {}", next.join(", "));
 }
 
 /// How long a stopping server waits for open requests and the demo's reporters.

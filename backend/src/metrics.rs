@@ -119,6 +119,14 @@ impl Metrics {
         });
     }
 
+    /// Whether this replica runs the singleton jobs (rollups, alerts, auto mode): always 1 on
+    /// SQLite; on PostgreSQL 1 on exactly one replica of a database.
+    pub fn set_leading(&self, leading: bool) {
+        with_local_recorder(&self.recorder, || {
+            metrics::gauge!("fusebox_singleton_jobs").set(if leading { 1.0 } else { 0.0 });
+        });
+    }
+
     /// The server-wide part of the exposition (a few dozen lines whatever the fleet's size).
     pub fn render_server(&self, queue_depth: usize) -> String {
         with_local_recorder(&self.recorder, || {

@@ -21,6 +21,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::alerts::{self, AlertSettings};
 use crate::auth::WebGuard;
+use crate::cluster;
+use crate::configs::ConfigWatch;
 use crate::ingest;
 use crate::ingest::fleet::Fleet;
 use crate::ingest::hub::Hub;
@@ -160,12 +162,8 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         metrics.clone(),
         (options.ingest_queue, options.limits, options.clock.clone()),
     );
-    let rollups = rollup::spawn(
-        store.clone(),
-        options.retention,
-        options.rollup_period,
-        options.clock.clone(),
-    );
+    // On PostgreSQL the cluster's listener publishes transitions from here on.
+    let published = store.newest_transition_id().await?;
     let listener = TcpListener::bind(options.bind)
         .await
         .with_context(|| format!("cannot listen on {}", options.bind))?;
@@ -176,19 +174,19 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         .unwrap_or_else(|| format!("http://{addr}"));
     let (alerts, alert_tasks) = alerts::start(
         &store,
-        &hub,
         &ingest,
         &options.alerts,
         (public_url, options.clock.clone()),
     )
     .await?;
+    let configs = Arc::new(ConfigWatch::new(&store));
     let state = AppState {
         store,
         fleet,
         hub,
         ingest,
         metrics: metrics.clone(),
-        configs: Arc::default(),
+        configs,
         anonymous_viewer: options.anonymous_viewer,
         alerts,
         credentials: Arc::default(),
@@ -201,7 +199,43 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         limits: options.limits,
         clock: options.clock.clone(),
     };
-    let auto_tune = crate::tuning::autotune::spawn(state.clone(), options.auto_tune_period);
+    // Rollups and retention, the alert engine and delivery, auto mode: on one replica at a
+    // time (always this one on SQLite).
+    let singletons = {
+        let app = state.clone();
+        let (retention, rollup_period) = (options.retention, options.rollup_period);
+        let auto_tune_period = options.auto_tune_period;
+        cluster::run_singletons(state.store.clone(), move || {
+            let mut jobs = vec![rollup::spawn(
+                app.store.clone(),
+                retention,
+                rollup_period,
+                app.clock.clone(),
+            )];
+            jobs.extend(app.alerts.spawn_singletons(&app.store, &app.hub));
+            jobs.push(crate::tuning::autotune::spawn(
+                app.clone(),
+                auto_tune_period,
+            ));
+            jobs
+        })
+    };
+    let leader_gauge = {
+        let (mut leading, metrics) = (singletons.leading(), state.metrics.clone());
+        tokio::spawn(async move {
+            loop {
+                let now = *leading.borrow_and_update();
+                metrics.set_leading(now);
+                if leading.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let cluster_listener = state
+        .store
+        .is_postgres()
+        .then(|| cluster::spawn_listener(state.clone(), published));
     let app = router(state.clone(), &options);
     let (stop, stopped) = oneshot::channel::<()>();
     let connections = options.connections;
@@ -211,8 +245,11 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
             let _ = stopped.await;
         })
         .await;
-        rollups.abort();
-        auto_tune.abort();
+        drop(singletons);
+        leader_gauge.abort();
+        if let Some(listener) = cluster_listener {
+            listener.abort();
+        }
         // A stopped server delivers nothing more; what is left waits in the outbox.
         drop(alert_tasks);
         res

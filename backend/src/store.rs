@@ -46,6 +46,11 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 static MIGRATOR_POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
+/// The SQLite migrations (`migrations/`), for checking that a file is up to date.
+pub(crate) fn sqlite_migrator() -> &'static sqlx::migrate::Migrator {
+    &MIGRATOR
+}
+
 /// The key of the transaction-scoped advisory lock every write transaction takes on
 /// PostgreSQL (see [`Store::begin`]).
 pub const WRITE_LOCK: i64 = 0x0066_7573_6562_6f78; // "fusebox" in ASCII
@@ -151,6 +156,9 @@ pub struct Store {
     /// One connection kept for the ingest writer (see [`Store::begin_ingest`]); the same pool
     /// as `db` on PostgreSQL.
     pub(crate) ingest: Db,
+    /// This server's name among the replicas on one database (random, per start): what it
+    /// signs its notifications with (see [`crate::cluster`]).
+    replica: std::sync::Arc<str>,
 }
 
 // === impl Store ===
@@ -188,6 +196,7 @@ impl Store {
         Ok(Store {
             db: Db::Sqlite(pool),
             ingest: Db::Sqlite(ingest),
+            replica: replica_name()?,
         })
     }
 
@@ -201,8 +210,9 @@ impl Store {
                 ("lock_timeout", "5s"),
                 ("plan_cache_mode", "force_custom_plan"),
             ]);
+        // Eight for the server's work, one for the cluster's listener, which keeps its own.
         let pool = PgPoolOptions::new()
-            .max_connections(8)
+            .max_connections(9)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await
@@ -214,6 +224,7 @@ impl Store {
         Ok(Store {
             db: Db::Postgres(pool.clone()),
             ingest: Db::Postgres(pool),
+            replica: replica_name()?,
         })
     }
 
@@ -224,6 +235,11 @@ impl Store {
 
     pub fn is_postgres(&self) -> bool {
         matches!(self.db, Db::Postgres(_))
+    }
+
+    /// This server's name among the replicas on the same database.
+    pub fn replica(&self) -> &str {
+        &self.replica
     }
 
     /// The SQLite pool, for tests and benchmarks that read what was stored in a SQLite file.
@@ -309,6 +325,17 @@ impl Store {
     ) -> Result<Option<i64>, sqlx::Error> {
         on_db!(&self.db, pool => sqlx::query_scalar(FIND_BREAKER).bind(service).bind(breaker).fetch_optional(pool).await)
     }
+}
+
+/// A random name for a server's replica, 16 hex digits.
+fn replica_name() -> anyhow::Result<std::sync::Arc<str>> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|err| anyhow::anyhow!("no system randomness: {err}"))?;
+    Ok(bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+        .into())
 }
 
 async fn begin(db: &Db) -> Result<Tx, sqlx::Error> {

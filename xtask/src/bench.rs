@@ -73,7 +73,8 @@ const BENCHES: [Bench; 8] = [
         name: "server",
         package: "backend",
         what: "ingest over HTTP against raw inserts, breaker detail over 10 M outcomes, RSS per \
-               live breaker (`-- quick`; `-- ingest|detail|memory` for one part)",
+               live breaker; with FUSEBOX_BENCH_POSTGRES, replicas: cross-replica stream latency and \
+               ingest with 1-3 replicas (`-- quick`; `-- ingest|detail|memory|replicas` for one part)",
         browser: false,
         script: None,
     },

@@ -58,6 +58,9 @@ struct Inner {
     registry: breaker::Registry,
     public_url: String,
     clock: Clock,
+    /// The database the other replicas listen on; `None` on SQLite (one process).
+    cluster: Option<Store>,
+    client: reqwest::Client,
 }
 
 /// The alerting tasks; dropping this stops them.
@@ -91,28 +94,72 @@ impl Alerts {
         &self.inner.public_url
     }
 
-    /// Tells the stream what a committed transaction did, and wakes the delivery task.
+    /// Tells the stream what a committed transaction did (here and, on PostgreSQL, on the
+    /// other replicas), and wakes the delivery task.
     pub fn committed(&self, notices: Vec<AlertNotice>) {
         if notices.is_empty() {
             return;
         }
+        if let Some(store) = self.inner.cluster.clone() {
+            let payloads: Vec<String> = notices
+                .iter()
+                .filter_map(|notice| crate::cluster::alert_payload(store.replica(), notice))
+                .collect();
+            tokio::spawn(async move {
+                for payload in payloads {
+                    let channel = crate::cluster::store::ALERT_CHANNEL;
+                    if let Err(err) = crate::cluster::store::notify(&store, channel, &payload).await
+                    {
+                        tracing::warn!(error = %err, "telling the other replicas of an alert failed");
+                    }
+                }
+            });
+        }
         for notice in notices {
-            let _ = self.inner.notices.send(Arc::new(notice));
+            self.tell(notice);
         }
         self.inner.deliver.notify_one();
     }
+
+    /// Tells this replica's streams of an alert notice.
+    pub fn tell(&self, notice: AlertNotice) {
+        let _ = self.inner.notices.send(Arc::new(notice));
+    }
+
+    /// The alert engine and the outbox's delivery: jobs for one replica at a time (see
+    /// [`crate::cluster::Singletons`]).
+    pub fn spawn_singletons(&self, store: &Store, hub: &Hub) -> Vec<JoinHandle<()>> {
+        let engine = engine::Engine {
+            store: store.clone(),
+            alerts: self.clone(),
+            refreshed_minute: Default::default(),
+        };
+        let delivery = outbox::Delivery {
+            store: store.clone(),
+            alerts: self.clone(),
+            client: self.inner.client.clone(),
+        };
+        vec![
+            tokio::spawn(engine.run(hub.subscribe())),
+            tokio::spawn(delivery.run()),
+        ]
+    }
 }
 
-/// Writes the settings' rules and channels, then starts the engine, the delivery task and the
-/// report of the channels' breakers.
+/// Writes the settings' rules and channels, then starts the report of the channels' breakers;
+/// the engine and the delivery task start with [`Alerts::spawn_singletons`].
 pub async fn start(
     store: &Store,
-    hub: &Hub,
     ingest: &IngestQueue,
     settings: &AlertSettings,
     (public_url, clock): (String, Clock),
 ) -> anyhow::Result<(Alerts, AlertTasks)> {
     rules::sync_config(store, &settings.rules, &settings.channels, clock.now_ms()).await?;
+    let client = reqwest::Client::builder()
+        .timeout(outbox::REQUEST_TIMEOUT)
+        // Receivers are set by admins; a redirect could lead anywhere.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
     let alerts = Alerts {
         inner: Arc::new(Inner {
             notices: broadcast::channel(NOTICE_CAPACITY).0,
@@ -120,27 +167,14 @@ pub async fn start(
             registry: breaker::Registry::new(),
             public_url: public_url.trim_end_matches('/').to_string(),
             clock: clock.clone(),
+            cluster: store.is_postgres().then(|| store.clone()),
+            client,
         }),
     };
-    let client = reqwest::Client::builder()
-        .timeout(outbox::REQUEST_TIMEOUT)
-        // Receivers are set by admins; a redirect could lead anywhere.
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let engine = engine::Engine {
-        store: store.clone(),
-        alerts: alerts.clone(),
-        refreshed_minute: Default::default(),
-    };
-    let delivery = outbox::Delivery {
-        store: store.clone(),
-        alerts: alerts.clone(),
-        client,
-    };
-    let tasks = vec![
-        tokio::spawn(engine.run(hub.subscribe())),
-        tokio::spawn(delivery.run()),
-        selfreport::spawn(alerts.inner.registry.clone(), ingest.clone(), clock),
-    ];
+    let tasks = vec![selfreport::spawn(
+        alerts.inner.registry.clone(),
+        ingest.clone(),
+        clock,
+    )];
     Ok((alerts, AlertTasks { tasks }))
 }

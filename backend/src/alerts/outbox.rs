@@ -3,7 +3,9 @@
 //!
 //! Sends run as their own tasks, so a slow or dead receiver delays nothing but its own
 //! notifications; a channel whose breaker is Open is not called at all until it lets a probe
-//! through. The rows stay in the database until delivered, so a restart resumes them.
+//! through. The rows stay in the database until delivered, so a restart resumes them. Rows are
+//! claimed in a write transaction before they are sent ([`store::outbox::claim_due`]), so a
+//! replica taking over the delivery never sends one that another is sending.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -106,7 +108,7 @@ impl Delivery {
     }
 
     async fn due(&self) -> Result<Vec<Due>, StoreError> {
-        store::outbox::due(&self.store, self.alerts.now_ms(), BATCH).await
+        store::outbox::claim_due(&self.store, self.alerts.now_ms(), BATCH).await
     }
 
     async fn next_due_ms(&self, in_flight: &HashSet<i64>) -> Result<Option<i64>, StoreError> {

@@ -22,13 +22,24 @@ use crate::store::{Store, Tx};
 
 pub use store::{Audit, current, next_version, write_audit};
 
-/// Wakes long polls when a breaker gets a new config version.
+/// Wakes long polls when a breaker gets a new config version, on every replica: on
+/// PostgreSQL each new version is also notified to the others (see [`crate::cluster`]).
 #[derive(Default)]
 pub struct ConfigWatch {
     versions: Mutex<HashMap<i64, watch::Sender<u64>>>,
+    /// The database the other replicas listen on; `None` on SQLite (one process).
+    cluster: Option<Store>,
 }
 
 impl ConfigWatch {
+    /// A watch that also tells the other replicas on `store`'s database, if any.
+    pub fn new(store: &Store) -> ConfigWatch {
+        ConfigWatch {
+            versions: Mutex::default(),
+            cluster: store.is_postgres().then(|| store.clone()),
+        }
+    }
+
     pub(crate) fn subscribe(&self, breaker_id: i64) -> watch::Receiver<u64> {
         let mut versions = self.versions.lock().expect("config watch lock poisoned");
         versions
@@ -37,13 +48,42 @@ impl ConfigWatch {
             .subscribe()
     }
 
-    /// Wakes the long polls of a breaker after a commit that gave it `version`.
+    /// Wakes the long polls of a breaker after a commit that gave it `version`, here and on
+    /// the other replicas.
     pub fn notify(&self, breaker_id: i64, version: u64) {
+        self.wake(breaker_id, version);
+        if let Some(store) = self.cluster.clone() {
+            tokio::spawn(async move {
+                let payload = format!("{breaker_id}:{version}");
+                if let Err(err) = crate::cluster::store::notify(
+                    &store,
+                    crate::cluster::store::CONFIG_CHANNEL,
+                    &payload,
+                )
+                .await
+                {
+                    tracing::warn!(error = %err, "telling the other replicas of a config failed");
+                }
+            });
+        }
+    }
+
+    /// Wakes this replica's long polls of a breaker (a version saved here or on another one).
+    pub fn wake(&self, breaker_id: i64, version: u64) {
         let mut versions = self.versions.lock().expect("config watch lock poisoned");
         versions
             .entry(breaker_id)
             .or_insert_with(|| watch::channel(0).0)
             .send_replace(version);
+    }
+
+    /// Wakes every long poll, to read its config again (after notifications may have been
+    /// missed).
+    pub fn wake_all(&self) {
+        let versions = self.versions.lock().expect("config watch lock poisoned");
+        for sender in versions.values() {
+            sender.send_modify(|_| {});
+        }
     }
 }
 

@@ -4,7 +4,8 @@
 //! what is queued, commits it in one transaction on a connection of its own (one multi-row
 //! insert per 200 aggregates of the whole group, one for changed instance states), and only
 //! then updates the [`Fleet`], answers each handler and publishes to the live [`Hub`]:
-//! transitions at once, breaker summaries at most once per [`SUMMARY_PERIOD`]. A full queue
+//! transitions at once (on PostgreSQL through the cluster's listener, see [`crate::cluster`]),
+//! breaker summaries at most once per [`SUMMARY_PERIOD`]. A full queue
 //! is answered with 503 and `Retry-After` rather than growing without bound.
 //!
 //! The writer also enforces the cardinality [`Limits`]: it is the only task that creates
@@ -18,7 +19,9 @@ use std::time::Duration;
 use protocol::{IngestAck, IngestBatch, StreamEvent, TransitionRecord};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::cluster::{self, StateNews};
 use crate::error::AppError;
+use crate::ingest::LearnedNames;
 use crate::ingest::fleet::{BreakerKey, FastMap, FastSet, InstanceEvent, InstanceLive};
 use crate::ingest::hub::Hub;
 use crate::ingest::limits::{Limit, LimitExceeded, Limits};
@@ -40,6 +43,8 @@ struct Job {
 #[derive(Clone)]
 pub struct IngestQueue {
     tx: mpsc::Sender<Job>,
+    /// Names other replicas created, for the limits (see [`LearnedNames`]).
+    pub learned: LearnedNames,
 }
 
 impl IngestQueue {
@@ -94,7 +99,9 @@ pub fn spawn_writer(
             .insert(instance.to_string());
     }
     metrics.set_limits(&limits);
+    let learned = LearnedNames::default();
     let writer = Writer {
+        learned: learned.clone(),
         store,
         fleet,
         breaker_ids: ids,
@@ -107,7 +114,7 @@ pub fn spawn_writer(
     };
     writer.export_cardinality();
     tokio::spawn(writer.run(rx));
-    IngestQueue { tx }
+    IngestQueue { tx, learned }
 }
 
 /// How often the summaries of breakers with new aggregates are streamed. Every instance of a
@@ -147,6 +154,7 @@ fn lookup(ids: &BreakerIds, service: &str, name: &str) -> Option<i64> {
 }
 
 struct Writer {
+    learned: LearnedNames,
     store: Store,
     fleet: SharedFleet,
     breaker_ids: BreakerIds,
@@ -192,6 +200,9 @@ impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         let mut jobs = Vec::with_capacity(MAX_BATCHES_PER_COMMIT);
         while rx.recv_many(&mut jobs, MAX_BATCHES_PER_COMMIT).await > 0 {
+            if (self.learned).take_into(&mut self.breaker_ids, &mut self.instances) {
+                self.export_cardinality();
+            }
             let mut replies = Vec::with_capacity(jobs.len());
             let mut owned: Vec<IngestBatch> = Vec::with_capacity(jobs.len());
             let mut group = GroupNames::default();
@@ -454,7 +465,24 @@ impl Writer {
             })
             .collect();
         Store::upsert_instance_states(&mut tx, &changed).await?;
+        let before = match tx.is_postgres() {
+            true => Some(cluster::store::newest_aggregate_id(&mut tx).await?),
+            false => None,
+        };
         Store::insert_aggregates(&mut tx, &rows).await?;
+        if let Some(before) = before {
+            // The other replicas learn of the commit when it commits (see `crate::cluster`).
+            let states = instances.iter().filter_map(|(&(id, instance), staged)| {
+                let live = staged.live.as_ref()?;
+                let names = (staged.service, staged.breaker, id);
+                (staged.stored != Some(live.stored_state()))
+                    .then(|| StateNews::new(names, instance, live))
+            });
+            let added = (before, cluster::store::newest_aggregate_id(&mut tx).await?);
+            let transitions = committed.iter().any(|c| !c.transitions.is_empty());
+            let news = (added, transitions);
+            cluster::announce(&mut tx, self.store.replica(), states.collect(), news).await?;
+        }
         tx.commit().await?;
         Ok(Pending {
             committed,
@@ -526,11 +554,16 @@ impl Writer {
         }
         // A breaker that changed state gets its summary at once, right after its transitions;
         // the others are streamed by the next flush.
+        // On PostgreSQL the replica's listener publishes every replica's transitions, its
+        // own included, in the order of their ids (see `crate::cluster`).
+        let on_postgres = self.store.is_postgres();
         let mut changed: HashSet<BreakerKey> = HashSet::new();
         for committed in pending.committed {
             for record in committed.transitions {
                 changed.insert((record.service.clone(), record.transition.breaker.clone()));
-                self.hub.publish(StreamEvent::Transition(record));
+                if !on_postgres {
+                    self.hub.publish(StreamEvent::Transition(record));
+                }
             }
         }
         let mut dirty = self.dirty.lock().expect("dirty set lock poisoned");

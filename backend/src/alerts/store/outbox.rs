@@ -101,9 +101,26 @@ pub async fn queue_alertmanager_refresh(store: &Store, now: i64) -> Result<u64, 
     Ok(res)
 }
 
-/// Up to `limit` undelivered notifications due at `now`, oldest first.
-pub async fn due(store: &Store, now: i64, limit: i64) -> Result<Vec<Due>, StoreError> {
-    let rows: Vec<DueRecord> = on_db!(&store.db, pool => sqlx::query_as(
+/// How long a claimed notification is left to the replica that claimed it: far longer than
+/// one request may take ([`crate::alerts::outbox::REQUEST_TIMEOUT`]); only a deliverer that
+/// died between claiming and recording leaves a claim to run out.
+pub const CLAIM_MS: i64 = 30_000;
+
+/// Claims up to `limit` undelivered notifications due at `now`, oldest first: in one write
+/// transaction (one at a time across replicas), each is put off by [`CLAIM_MS`], so no other
+/// deliverer takes it while this one sends it and records the outcome.
+pub async fn claim_due(store: &Store, now: i64, limit: i64) -> Result<Vec<Due>, StoreError> {
+    let mut tx = store.begin().await?;
+    let rows = due_in(&mut tx, now, limit).await?;
+    for row in &rows {
+        claim(&mut tx, row.id, now + CLAIM_MS).await?;
+    }
+    tx.commit().await?;
+    rows.into_iter().map(DueRecord::into_due).collect()
+}
+
+async fn due_in(tx: &mut Tx, now: i64, limit: i64) -> Result<Vec<DueRecord>, sqlx::Error> {
+    on_tx!(tx, c => sqlx::query_as(
         "SELECT o.id, o.idempotency_key, o.attempts, e.kind AS event, e.snapshot,
                 c.name AS channel_name, c.kind AS channel_kind, c.url, c.secret, c.rules
          FROM alert_outbox o JOIN alert_events e ON e.id = o.event_id
@@ -113,9 +130,20 @@ pub async fn due(store: &Store, now: i64, limit: i64) -> Result<Vec<Due>, StoreE
     )
     .bind(now)
     .bind(limit)
-    .fetch_all(pool)
-    .await)?;
-    rows.into_iter().map(DueRecord::into_due).collect()
+    .fetch_all(c)
+    .await)
+}
+
+async fn claim(tx: &mut Tx, id: i64, until_ms: i64) -> Result<(), sqlx::Error> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE alert_outbox SET next_attempt_ms = $1 WHERE id = $2 AND delivered_ms IS NULL",
+    )
+    .bind(until_ms)
+    .bind(id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
 }
 
 /// The `limit` undelivered notifications tried next, soonest first.
