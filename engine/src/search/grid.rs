@@ -224,8 +224,7 @@ impl Grid {
                 .iter()
                 .map(|&v| with(&|c| c.half_open = v))
                 .collect(),
-            Param::WaitAndProbes => self
-                .waits
+            Param::WaitAndProbes => near(&self.waits, &cand.wait, JOINT_RADIUS)
                 .iter()
                 .flat_map(|&wait| self.half_open.iter().map(move |&probes| (wait, probes)))
                 .map(|(wait, probes)| {
@@ -235,10 +234,13 @@ impl Grid {
                     })
                 })
                 .collect(),
-            Param::WindowAndMinimum => self
-                .windows
+            Param::WindowAndMinimum => near(&self.windows, &cand.window, JOINT_RADIUS)
                 .iter()
-                .flat_map(|&window| self.minimum_calls.iter().map(move |&min| (window, min)))
+                .flat_map(|&window| {
+                    near(&self.minimum_calls, &cand.minimum_calls, JOINT_RADIUS)
+                        .iter()
+                        .map(move |&min| (window, min))
+                })
                 .map(|(window, min)| {
                     with(&|c| {
                         c.window = window;
@@ -247,6 +249,20 @@ impl Grid {
                 })
                 .collect(),
         }
+    }
+}
+
+/// How many values on either side of the current one a joint move tries, per parameter: the
+/// joint moves leave a corner the single moves cannot, which is near where they settled, and a
+/// whole grid of pairs would cost as many replays as the rest of the descent.
+const JOINT_RADIUS: usize = 3;
+
+/// The values of `values` within `radius` places of `current`; all of them when `current` is
+/// not one of them.
+fn near<'a, T: PartialEq>(values: &'a [T], current: &T, radius: usize) -> &'a [T] {
+    match values.iter().position(|value| value == current) {
+        Some(at) => &values[at.saturating_sub(radius)..(at + radius + 1).min(values.len())],
+        None => values,
     }
 }
 

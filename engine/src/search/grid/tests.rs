@@ -149,3 +149,47 @@ fn the_safety_bounds_drop_judging_on_few_calls_and_needing_many_probes() {
     assert_eq!(grid.consecutive_failures, [None, Some(3)]);
     assert_eq!(grid.half_open, [(1, 1), (3, 3), (3, 1)]);
 }
+
+#[test]
+fn joint_moves_pair_the_values_near_the_current_ones() {
+    let waits: Vec<Wait> = (1..=9).map(|s| Wait::Fixed(secs(s))).collect();
+    let grid = Grid {
+        waits: waits.clone(),
+        windows: (1..=9).map(Window::Time).collect(),
+        minimum_calls: vec![1, 2, 3, 5, 10, 20, 50, 100, 200],
+        ..small_grid()
+    };
+    let cand = Candidate {
+        wait: Wait::Fixed(secs(2)),
+        window: Window::Time(9),
+        minimum_calls: 10,
+        ..rate_only()
+    };
+    // Waits within three places of 2 s (1–5 s), each with every probe setting.
+    let pairs: Vec<(Wait, (u32, u32))> = grid
+        .variants(&cand, Param::WaitAndProbes)
+        .into_iter()
+        .map(|c| (c.wait, c.half_open))
+        .collect();
+    let expected: Vec<(Wait, (u32, u32))> = waits[..5]
+        .iter()
+        .flat_map(|&w| [(w, (1, 1)), (w, (3, 1))])
+        .collect();
+    assert_eq!(pairs, expected);
+    // Windows 6–9 s (9 s is the last of the list) with minimums 2–100.
+    let pairs: Vec<(Window, u32)> = grid
+        .variants(&cand, Param::WindowAndMinimum)
+        .into_iter()
+        .map(|c| (c.window, c.minimum_calls))
+        .collect();
+    let expected: Vec<(Window, u32)> = (6..=9)
+        .flat_map(|s| [2, 3, 5, 10, 20, 50, 100].map(|m| (Window::Time(s), m)))
+        .collect();
+    assert_eq!(pairs, expected);
+    // A value off the grid pairs with every value of the list.
+    let off_grid = Candidate {
+        wait: Wait::Fixed(secs(30)),
+        ..cand
+    };
+    assert_eq!(grid.variants(&off_grid, Param::WaitAndProbes).len(), 9 * 2);
+}
