@@ -20,7 +20,8 @@
 //! The search is coordinate descent over [`Grid`]: one parameter at a time takes every value
 //! in its list and keeps the best, until a round changes nothing. Where it settles, pairs
 //! that only pay together are tried jointly (the wait with the half-open probes, the window
-//! with the minimum of calls), and when one helps the rounds go on: one parameter at a time
+//! with the minimum of calls; under a deadline only while twice the time the search has taken
+//! is left), and when one helps the rounds go on: one parameter at a time
 //! stops where a shorter wait looks worse without more probes and more probes worse without
 //! a shorter wait. A change is only taken when
 //! it lowers the cost by more than a small margin, and ties go to the simpler value, so the
@@ -119,6 +120,8 @@ pub struct Search {
     /// Why the search gave up, once its stop fired.
     stopped: Option<StopReason>,
     probe_risk: Option<ProbeRisk>,
+    /// When [`Search::run`] began.
+    started: std::time::Instant,
 }
 
 /// The outcome of a search.
@@ -199,6 +202,7 @@ impl Search {
             replayed_calls: 0,
             stopped: None,
             probe_risk: None,
+            started: std::time::Instant::now(),
         }
     }
 
@@ -340,6 +344,7 @@ impl Search {
 
     /// Coordinate descent from the best of `seeds`; returns the best candidate found.
     pub fn run(&mut self, grid: &Grid, seeds: &[Candidate]) -> Option<Found> {
+        self.started = std::time::Instant::now();
         let mut scored: Vec<(f64, Candidate)> = seeds
             .iter()
             .map(|seed| (self.screen_cost(seed, f64::INFINITY), seed.clone()))

@@ -74,6 +74,12 @@ impl Stop {
         self
     }
 
+    /// The time until the deadline; `None` without one.
+    pub fn time_left(&self) -> Option<std::time::Duration> {
+        self.deadline
+            .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+    }
+
     /// Sets every flag that stands for [`StopReason::Cancelled`].
     pub fn cancel(&self) {
         for (flag, reason) in &self.flags {

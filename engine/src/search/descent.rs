@@ -33,7 +33,7 @@ impl Search {
             if changed && rounds < self.opts.max_rounds {
                 continue;
             }
-            if rounds >= self.opts.max_rounds + 2 {
+            if rounds >= self.opts.max_rounds + 2 || !self.time_for_joint_moves() {
                 break;
             }
             let mut joint = false;
@@ -45,6 +45,17 @@ impl Search {
             }
         }
         (best_cost, best)
+    }
+
+    /// Whether the joint moves (and the rounds they may bring) fit: always without a deadline
+    /// (so an evaluation stays deterministic); with one, while twice the time the search has
+    /// taken so far is left (they may cost as much again, with the rounds they bring). A run under a tight budget then ends where the plain
+    /// descent settled instead of running out of time with no result.
+    fn time_for_joint_moves(&self) -> bool {
+        self.opts
+            .stop
+            .time_left()
+            .is_none_or(|left| left >= 2 * self.started.elapsed())
     }
 
     /// Every variant of `best` along `param`, keeping each that beats it; whether one did.
