@@ -641,6 +641,11 @@ async fn read_all<T: serde::de::DeserializeOwned>(
 
 /// Starts `fusebox serve` on `database`; the child and its URL.
 fn serve(database: &str) -> (std::process::Child, String) {
+    serve_with(database, &[])
+}
+
+/// [`serve`] with more environment variables.
+fn serve_with(database: &str, env: &[(&str, &str)]) -> (std::process::Child, String) {
     use std::io::BufRead;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fusebox"))
         .args([
@@ -652,6 +657,7 @@ fn serve(database: &str) -> (std::process::Child, String) {
             "--anonymous-viewer",
         ])
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -684,7 +690,9 @@ async fn memory_fleet(quick: bool) {
         .unwrap()
         .trim()
         .to_string();
-    let (mut child, url) = serve(&database);
+    // Every instance posts from this one address, over a connection of its own: more than the
+    // 512 connections per address a server allows by default.
+    let (mut child, url) = serve_with(&database, &[("FUSEBOX_MAX_CONNECTIONS_PER_IP", "2048")]);
     let pid = child.id();
     let client = reqwest::Client::new();
     let (n_services, n_instances, n_breakers) = (10, 100, 10);
