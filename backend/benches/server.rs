@@ -7,9 +7,11 @@
 //!    the same rows, in the same run (goal: HTTP ≥ 0.5× raw), for 40 reporting instances and
 //!    for 8 (see `ingest_vs_raw`).
 //! 2. Breaker detail (24 h series + timeline) with 10 M call outcomes stored (goal p95 ≤ 20 ms).
-//! 3. Server RSS with 1,000 live breakers reporting every second (goal ≤ 150 MB), and with
-//!    10,000 breakers (10 services × 10 instances × 100 breakers) before and after one full
-//!    read of every paginated list and `/metrics`: bytes per live breaker.
+//! 3. Server RSS with 1,000 live breakers reporting every second (goal ≤ 150 MB); with 10,000
+//!    live breakers (1,000 instances × 10 breakers, in 10 services) reporting every second
+//!    (goal ≤ 300 MB, and ingest keeping up: every batch acknowledged, none refused with 503);
+//!    and with 10,000 breakers (10 services × 10 instances × 100 breakers) before and after one
+//!    full read of every paginated list and `/metrics`: bytes per live breaker.
 //!
 //! With `FUSEBOX_BENCH_POSTGRES=postgres://user@host:port` (a PostgreSQL server the bench may
 //! create databases on), parts 1 and 2 run on PostgreSQL instead, a fresh database for each
@@ -639,6 +641,11 @@ async fn read_all<T: serde::de::DeserializeOwned>(
 
 /// Starts `fusebox serve` on `database`; the child and its URL.
 fn serve(database: &str) -> (std::process::Child, String) {
+    serve_with(database, &[])
+}
+
+/// [`serve`] with more environment variables.
+fn serve_with(database: &str, env: &[(&str, &str)]) -> (std::process::Child, String) {
     use std::io::BufRead;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fusebox"))
         .args([
@@ -650,6 +657,7 @@ fn serve(database: &str) -> (std::process::Child, String) {
             "--anonymous-viewer",
         ])
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -662,6 +670,100 @@ fn serve(database: &str) -> (std::process::Child, String) {
     };
     std::thread::spawn(move || for _ in lines {});
     (child, url)
+}
+
+/// 10,000 live breakers: 1,000 instances (10 services × 100) × 10 breakers, each instance
+/// posting its batch every second: RSS, and whether ingest keeps up (every batch
+/// acknowledged, none refused with 503, and how long the acknowledgements took).
+async fn memory_fleet(quick: bool) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("fleet.db").display().to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fusebox"))
+        .args(["users", "add", "bench", "--admin", "--database", &database])
+        .output()
+        .unwrap();
+    let token = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string();
+    // Every instance posts from this one address, over a connection of its own: more than the
+    // 512 connections per address a server allows by default.
+    let (mut child, url) = serve_with(&database, &[("FUSEBOX_MAX_CONNECTIONS_PER_IP", "2048")]);
+    let pid = child.id();
+    let client = reqwest::Client::new();
+    let (n_services, n_instances, n_breakers) = (10, 100, 10);
+    let seconds = if quick { 10 } else { 30 };
+    let overloaded = std::sync::Arc::new(AtomicU64::new(0));
+    let failed = std::sync::Arc::new(AtomicU64::new(0));
+    let started = now_ms();
+    let mut tasks = Vec::new();
+    for service in 0..n_services {
+        for instance in 0..n_instances {
+            let (client, url, token) = (client.clone(), url.clone(), token.clone());
+            let (overloaded, failed) = (overloaded.clone(), failed.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut ticker = tokio::time::interval(Duration::from_secs(1));
+                let mut times = Vec::with_capacity(seconds);
+                for seq in 1..=seconds as u64 {
+                    ticker.tick().await;
+                    let mut b = batch(instance, seq, n_breakers, started + seq as i64 * 1000);
+                    b.service = format!("service-{service:02}");
+                    for (idx, a) in b.aggregates.iter_mut().enumerate() {
+                        a.breaker = format!("dependency-{:04}", instance * n_breakers + idx);
+                    }
+                    let sent = Instant::now();
+                    let response = client
+                        .post(format!("{url}/api/v1/ingest"))
+                        .bearer_auth(&token)
+                        .json(&b)
+                        .send()
+                        .await
+                        .unwrap();
+                    times.push(sent.elapsed());
+                    if response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+                        overloaded.fetch_add(1, Ordering::Relaxed);
+                    } else if !response.status().is_success() {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                times
+            }));
+        }
+    }
+    let mut times = Vec::new();
+    for task in tasks {
+        times.extend(task.await.unwrap());
+    }
+    times.sort();
+    let pct = |q: f64| times[((times.len() as f64 * q).ceil() as usize).saturating_sub(1)];
+    let live_kb = status_kb(pid, "VmRSS:");
+    let peak_kb = status_kb(pid, "VmHWM:");
+    let breakers: Vec<protocol::BreakerSummary> = read_all(&client, &url, "/api/v1/breakers").await;
+    println!(
+        "memory, large fleet: {} live breakers, {} instances x {n_breakers} breakers reporting every second for {seconds} s",
+        breakers.len(),
+        n_services * n_instances
+    );
+    println!(
+        "  RSS {:>6.1} MB   peak {:>6.1} MB   (goal <= 300 MB)",
+        live_kb as f64 / 1024.0,
+        peak_kb as f64 / 1024.0
+    );
+    println!(
+        "  {} batches posted: {} refused with 503, {} failed otherwise; acknowledged in {:.1} ms p50, {:.1} ms p99, {:.1} ms at most",
+        times.len(),
+        overloaded.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+        pct(0.50).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3,
+        pct(1.0).as_secs_f64() * 1e3
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
 
 /// 10,000 breakers: RSS before and after they report, and after one read of every page of
@@ -779,6 +881,7 @@ fn main() {
         }
         if run("memory") {
             memory(quick).await;
+            memory_fleet(quick).await;
             memory_per_breaker(quick).await;
         }
         if run("replicas") {

@@ -101,10 +101,14 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_time(path: String, at_ms: i64, now_ms: i64) -> Result<(), ValidationError> {
+fn check_time(
+    path: impl FnOnce() -> String,
+    at_ms: i64,
+    now_ms: i64,
+) -> Result<(), ValidationError> {
     if at_ms.abs_diff(now_ms) > MAX_CLOCK_SKEW_MS.unsigned_abs() {
         return Err(invalid(
-            path,
+            path(),
             format!("timestamp {at_ms} is more than a day away from the server's clock ({now_ms})"),
         ));
     }
@@ -198,7 +202,7 @@ pub fn validate_batch_with(
 ) -> Result<(), ValidationError> {
     validate_name(&batch.service).map_err(|d| invalid("$.service".into(), d))?;
     validate_name(&batch.instance).map_err(|d| invalid("$.instance".into(), d))?;
-    check_time("$.sent_at_ms".into(), batch.sent_at_ms, now_ms)?;
+    check_time(|| "$.sent_at_ms".into(), batch.sent_at_ms, now_ms)?;
     check_int64(|| "$.seq".into(), batch.seq)?;
     let dropped = &batch.dropped;
     for (field, value) in [
@@ -211,7 +215,7 @@ pub fn validate_batch_with(
     for (i, aggregate) in batch.aggregates.iter().enumerate() {
         let at = |field: &str| format!("$.aggregates[{i}].{field}");
         validate_name(&aggregate.breaker).map_err(|d| invalid(at("breaker"), d))?;
-        check_time(at("start_ms"), aggregate.start_ms, now_ms)?;
+        check_time(|| at("start_ms"), aggregate.start_ms, now_ms)?;
         if aggregate.interval_ms == 0 || aggregate.interval_ms > MAX_INTERVAL_MS {
             return Err(invalid(
                 at("interval_ms"),
@@ -262,7 +266,7 @@ pub fn validate_batch_with(
     for (i, transition) in batch.transitions.iter().enumerate() {
         let at = |field: &str| format!("$.transitions[{i}].{field}");
         validate_name(&transition.breaker).map_err(|d| invalid(at("breaker"), d))?;
-        check_time(at("at_ms"), transition.at_ms, now_ms)?;
+        check_time(|| at("at_ms"), transition.at_ms, now_ms)?;
         check_int64(|| at("config_version"), transition.config_version)?;
         if transition.from == transition.to {
             return Err(invalid(

@@ -3,7 +3,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use protocol::{CallBatch, ErrorBody, IngestAck, IngestBatch};
 
 use crate::auth::Ingester;
@@ -11,6 +12,7 @@ use crate::error::AppError;
 use crate::extract::JsonBody;
 use crate::ingest::IngestQueue;
 use crate::ingest::limits::Limits;
+use crate::ingest::writer::Arriving;
 use crate::state::{AppState, SharedFleet};
 use crate::store::Store;
 use crate::time::Clock;
@@ -53,9 +55,25 @@ impl axum::extract::FromRef<AppState> for Accept {
 pub async fn ingest(
     State(app): State<Accept>,
     ingester: Ingester,
+    Arrival(arriving): Arrival,
     JsonBody(batch): JsonBody<IngestBatch>,
 ) -> Result<Json<IngestAck>, AppError> {
-    accept(&app, ingester, batch).await
+    accept(&app, ingester, batch, Some(arriving)).await
+}
+
+/// Counts the request as on its way to the writer from before its body is read (see
+/// [`Arriving`]).
+pub struct Arrival(Arriving);
+
+impl FromRequestParts<AppState> for Arrival {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        _parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Arrival, Self::Rejection> {
+        Ok(Arrival(app.ingest.arriving()))
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/ingest/calls", tag = "ingest",
@@ -90,7 +108,7 @@ pub async fn ingest_calls(
     // instance as running version 0 or an older version.
     let known = known_versions(&app, &calls).await?;
     let batch = calls.into_ingest_batch(|breaker| known.get(breaker).copied().flatten());
-    match accept(&app, ingester, batch).await {
+    match accept(&app, ingester, batch, None).await {
         Err(AppError::LimitExceeded(mut err)) if err.path.starts_with("$.aggregates[") => {
             if let Some(idx) = first_call.get(&err.name) {
                 err.path = format!("$.calls[{idx}].breaker");
@@ -150,6 +168,7 @@ async fn accept(
     app: &Accept,
     ingester: Ingester,
     batch: IngestBatch,
+    arriving: Option<Arriving>,
 ) -> Result<Json<IngestAck>, AppError> {
     protocol::validate_batch_with(
         &batch,
@@ -172,5 +191,5 @@ async fn accept(
             ),
         });
     }
-    Ok(Json(app.ingest.submit(batch).await?))
+    Ok(Json(app.ingest.submit_arrived(batch, arriving).await?))
 }

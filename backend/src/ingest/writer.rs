@@ -13,6 +13,7 @@
 //! each batch before committing, without a query, and no two batches can race past a limit.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,6 +35,10 @@ use crate::time::Clock;
 /// Batches committed together in one transaction at most.
 const MAX_BATCHES_PER_COMMIT: usize = 64;
 
+/// How long the writer waits at most, once it has a batch, for more to join the same commit
+/// (see [`Writer::gather`]).
+const GATHER_WAIT: Duration = Duration::from_millis(2);
+
 struct Job {
     batch: IngestBatch,
     reply: oneshot::Sender<Result<IngestAck, AppError>>,
@@ -45,23 +50,56 @@ pub struct IngestQueue {
     tx: mpsc::Sender<Job>,
     /// Names other replicas created, for the limits (see [`LearnedNames`]).
     pub learned: LearnedNames,
+    /// Ingest requests on their way to the queue (see [`Arriving`]).
+    arriving: Arc<AtomicUsize>,
+}
+
+/// An ingest request on its way to the writer's queue, counted from when its headers are read
+/// until its batch is queued or refused: a writer that has a batch waits a moment for it (see
+/// [`Writer::gather`]).
+pub struct Arriving {
+    count: Arc<AtomicUsize>,
+}
+
+impl Drop for Arriving {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::Release);
+    }
 }
 
 impl IngestQueue {
+    /// Counts an ingest request on its way until the guard is dropped.
+    pub fn arriving(&self) -> Arriving {
+        self.arriving.fetch_add(1, Ordering::AcqRel);
+        Arriving {
+            count: self.arriving.clone(),
+        }
+    }
+
     /// Queues a validated batch and waits until it is committed.
     pub async fn submit(&self, batch: IngestBatch) -> Result<IngestAck, AppError> {
+        self.submit_arrived(batch, None).await
+    }
+
+    /// [`IngestQueue::submit`] for a request counted by `arriving`, which stops counting once
+    /// the batch is queued (or refused).
+    pub async fn submit_arrived(
+        &self,
+        batch: IngestBatch,
+        arriving: Option<Arriving>,
+    ) -> Result<IngestAck, AppError> {
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .try_send(Job { batch, reply })
-            .map_err(|err| match err {
-                mpsc::error::TrySendError::Full(_) => AppError::Overloaded {
-                    detail: "the ingest queue is full; retry later".into(),
-                    retry_after_s: 1,
-                },
-                mpsc::error::TrySendError::Closed(_) => {
-                    AppError::Internal(anyhow::anyhow!("the ingest writer has stopped"))
-                }
-            })?;
+        let queued = self.tx.try_send(Job { batch, reply });
+        drop(arriving);
+        queued.map_err(|err| match err {
+            mpsc::error::TrySendError::Full(_) => AppError::Overloaded {
+                detail: "the ingest queue is full; retry later".into(),
+                retry_after_s: 1,
+            },
+            mpsc::error::TrySendError::Closed(_) => {
+                AppError::Internal(anyhow::anyhow!("the ingest writer has stopped"))
+            }
+        })?;
         let ack = answer.await.map_err(|_| {
             AppError::Internal(anyhow::anyhow!("the ingest writer dropped a batch"))
         })??;
@@ -100,7 +138,11 @@ pub fn spawn_writer(
     }
     metrics.set_limits(&limits);
     let learned = LearnedNames::default();
+    let arriving = Arc::new(AtomicUsize::new(0));
     let writer = Writer {
+        arriving: arriving.clone(),
+        last_answered: Vec::new(),
+        recent_reporters: 0,
         learned: learned.clone(),
         store,
         fleet,
@@ -114,7 +156,11 @@ pub fn spawn_writer(
     };
     writer.export_cardinality();
     tokio::spawn(writer.run(rx));
-    IngestQueue { tx, learned }
+    IngestQueue {
+        tx,
+        learned,
+        arriving,
+    }
 }
 
 /// How often the summaries of breakers with new aggregates are streamed. Every instance of a
@@ -154,6 +200,11 @@ fn lookup(ids: &BreakerIds, service: &str, name: &str) -> Option<i64> {
 }
 
 struct Writer {
+    arriving: Arc<AtomicUsize>,
+    /// The reporters (hashes of service and instance) answered by the last commit, and how
+    /// many distinct ones the last two commits answered (see [`Writer::gather`]).
+    last_answered: Vec<u64>,
+    recent_reporters: usize,
     learned: LearnedNames,
     store: Store,
     fleet: SharedFleet,
@@ -200,6 +251,7 @@ impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         let mut jobs = Vec::with_capacity(MAX_BATCHES_PER_COMMIT);
         while rx.recv_many(&mut jobs, MAX_BATCHES_PER_COMMIT).await > 0 {
+            self.gather(&mut rx, &mut jobs).await;
             if (self.learned).take_into(&mut self.breaker_ids, &mut self.instances) {
                 self.export_cardinality();
             }
@@ -222,6 +274,7 @@ impl Writer {
                 continue;
             }
             let batches: Vec<&IngestBatch> = owned.iter().collect();
+            self.count_reporters(&batches);
             let started = std::time::Instant::now();
             match self.commit(&batches).await {
                 Ok(pending) => {
@@ -247,6 +300,42 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Adds to `jobs` the batches queued meanwhile, for at most [`GATHER_WAIT`], while a
+    /// request is on its way (see [`Arriving`]) or the group holds fewer batches than the
+    /// reporters the last two commits answered. Every commit costs the same whatever its
+    /// size (on SQLite, one write of each index page it touches), and reporters posting back
+    /// to back (catching up after an outage, say) split into cohorts that alternate, each
+    /// posting while the other's commit runs, unless a commit waits for the cohort just
+    /// answered: one commit then does what two did, and the others' writes no longer share
+    /// the cores with commits of their own.
+    async fn gather(&self, rx: &mut mpsc::Receiver<Job>, jobs: &mut Vec<Job>) {
+        let deadline = tokio::time::Instant::now() + GATHER_WAIT;
+        while jobs.len() < MAX_BATCHES_PER_COMMIT
+            && (self.arriving.load(Ordering::Acquire) > 0 || jobs.len() < self.recent_reporters)
+        {
+            let room = MAX_BATCHES_PER_COMMIT - jobs.len();
+            match tokio::time::timeout_at(deadline, rx.recv_many(jobs, room)).await {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
+    }
+
+    /// Remembers the reporters of a group, for [`Writer::gather`].
+    fn count_reporters(&mut self, batches: &[&IngestBatch]) {
+        use std::hash::BuildHasher;
+        let hasher = foldhash::fast::FixedState::default();
+        let group: Vec<u64> = batches
+            .iter()
+            .map(|b| hasher.hash_one((&b.service, &b.instance)))
+            .collect();
+        let mut both: Vec<u64> = group.iter().chain(&self.last_answered).copied().collect();
+        both.sort_unstable();
+        both.dedup();
+        self.recent_reporters = both.len().min(MAX_BATCHES_PER_COMMIT);
+        self.last_answered = group;
     }
 
     /// Checks that `batch` creates no name beyond a limit, counting the names already known
