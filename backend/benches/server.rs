@@ -151,6 +151,54 @@ fn reporter_batch(instance: usize, second: usize, n_breakers: usize, base_ms: i6
     b
 }
 
+/// A keep-alive HTTP/1 connection to `addr`, as a reporter holds one.
+async fn reporter_connection(
+    addr: &str,
+) -> hyper::client::conn::http1::SendRequest<http_body_util::Full<hyper::body::Bytes>> {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    sender
+}
+
+/// Posts every instance's ingest bodies in order on its own connection (to the host named
+/// beside it), all instances at once, and checks each answer.
+async fn post_all(
+    bodies: Vec<Vec<Vec<u8>>>,
+    senders: Vec<(
+        hyper::client::conn::http1::SendRequest<http_body_util::Full<hyper::body::Bytes>>,
+        String,
+    )>,
+    authorization: &str,
+) {
+    let mut tasks = Vec::new();
+    for (instance_bodies, (mut sender, host)) in bodies.into_iter().zip(senders) {
+        let authorization = authorization.to_owned();
+        tasks.push(tokio::spawn(async move {
+            for body in instance_bodies {
+                let request = hyper::Request::post("/api/v1/ingest")
+                    .header("host", &host)
+                    .header("authorization", &authorization)
+                    .header("content-type", "application/json")
+                    .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
+                    .unwrap();
+                let response = sender.send_request(request).await.unwrap();
+                assert!(response.status().is_success(), "{}", response.status());
+                http_body_util::BodyExt::collect(response.into_body())
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
 /// Ingest throughput: the same rows over HTTP, acknowledged after commit, and through the
 /// store's multi-row insert directly ("raw"), in the same run.
 ///
@@ -308,43 +356,15 @@ async fn http_run(
     // Each instance on its own keep-alive connection, like a reporter. The client is plain
     // hyper rather than reqwest: reporters run on other hosts, and a leaner load generator
     // leaves more of these cores to the server it measures.
+    let host = server.addr.to_string();
     let mut senders = Vec::new();
     for _ in 0..bodies.len() {
-        let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-        stream.set_nodelay(true).unwrap();
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .unwrap();
-        tokio::spawn(connection);
-        senders.push(sender);
+        senders.push((reporter_connection(&host).await, host.clone()));
     }
-    let host = server.addr.to_string();
     let authorization = format!("Bearer {key}");
     let cpu = cpu_by_thread();
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for (instance_bodies, mut sender) in bodies.into_iter().zip(senders) {
-        let (host, authorization) = (host.clone(), authorization.clone());
-        tasks.push(tokio::spawn(async move {
-            for body in instance_bodies {
-                let request = hyper::Request::post("/api/v1/ingest")
-                    .header("host", &host)
-                    .header("authorization", &authorization)
-                    .header("content-type", "application/json")
-                    .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
-                    .unwrap();
-                let response = sender.send_request(request).await.unwrap();
-                assert!(response.status().is_success(), "{}", response.status());
-                http_body_util::BodyExt::collect(response.into_body())
-                    .await
-                    .unwrap();
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
+    post_all(bodies, senders, &authorization).await;
     let secs = started.elapsed().as_secs_f64();
     let cpu = cpu_since(&cpu);
     let metrics = reqwest::Client::new()

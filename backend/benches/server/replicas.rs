@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use backend::time::now_ms;
 
-use super::{POSTGRES_VAR, database, reporter_batch, serve};
+use super::{POSTGRES_VAR, database, post_all, reporter_batch, reporter_connection, serve};
 
 const ROUNDS: usize = 3;
 
@@ -176,40 +176,12 @@ async fn throughput_round(
     for i in 0..bodies.len() {
         let url = &replicas.urls[i % n_replicas];
         let addr = url.trim_start_matches("http://").to_string();
-        let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        stream.set_nodelay(true).unwrap();
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .unwrap();
-        tokio::spawn(connection);
-        senders.push((sender, addr));
+        senders.push((reporter_connection(&addr).await, addr));
     }
     let authorization = format!("Bearer {}", replicas.key);
     let cpu_before = replicas.cpu().await;
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for (instance_bodies, (mut sender, host)) in bodies.iter().cloned().zip(senders) {
-        let authorization = authorization.clone();
-        tasks.push(tokio::spawn(async move {
-            for body in instance_bodies {
-                let request = hyper::Request::post("/api/v1/ingest")
-                    .header("host", &host)
-                    .header("authorization", &authorization)
-                    .header("content-type", "application/json")
-                    .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
-                    .unwrap();
-                let response = sender.send_request(request).await.unwrap();
-                assert!(response.status().is_success(), "{}", response.status());
-                http_body_util::BodyExt::collect(response.into_body())
-                    .await
-                    .unwrap();
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
+    post_all(bodies.to_vec(), senders, &authorization).await;
     let secs = started.elapsed().as_secs_f64();
     let cpu = replicas.cpu().await.since(&cpu_before);
     let mut commits = (0.0, 0.0);
