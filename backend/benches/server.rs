@@ -375,12 +375,7 @@ async fn http_run(
         .text()
         .await
         .unwrap();
-    let metric = |name: &str| {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
+    let metric = |name: &str| metric_value(&metrics, name);
     let n = metric("fusebox_ingest_batches_per_commit_count");
     let commits = format!(
         "group commits in the last round: {n:.0}, {:.1} batches and {:.2} ms each on average",
@@ -692,6 +687,29 @@ fn serve_with(database: &str, env: &[(&str, &str)]) -> (std::process::Child, Str
     (child, url)
 }
 
+/// The token of a new admin of the database at `database`, made by `fusebox users add`.
+fn admin_token(database: &str) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fusebox"))
+        .args(["users", "add", "bench", "--admin", "--database", database])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// The value of the sample `name` (with its labels, if any) in a `/metrics` text; 0 when absent.
+fn metric_value(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
 /// 10,000 live breakers: 1,000 instances (10 services × 100) × 10 breakers, each instance
 /// posting its batch every second: RSS, and whether ingest keeps up (every batch
 /// acknowledged, none refused with 503, and how long the acknowledgements took).
@@ -699,17 +717,7 @@ async fn memory_fleet(quick: bool) {
     use std::sync::atomic::{AtomicU64, Ordering};
     let dir = tempfile::tempdir().unwrap();
     let database = dir.path().join("fleet.db").display().to_string();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fusebox"))
-        .args(["users", "add", "bench", "--admin", "--database", &database])
-        .output()
-        .unwrap();
-    let token = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_string();
+    let token = admin_token(&database);
     // Every instance posts from this one address, over a connection of its own: more than the
     // 512 connections per address a server allows by default.
     let (mut child, url) = serve_with(&database, &[("FUSEBOX_MAX_CONNECTIONS_PER_IP", "2048")]);
@@ -791,17 +799,7 @@ async fn memory_fleet(quick: bool) {
 async fn memory_per_breaker(quick: bool) {
     let dir = tempfile::tempdir().unwrap();
     let database = dir.path().join("large.db").display().to_string();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fusebox"))
-        .args(["users", "add", "bench", "--admin", "--database", &database])
-        .output()
-        .unwrap();
-    let token = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_string();
+    let token = admin_token(&database);
     let (mut child, url) = serve(&database);
     let pid = child.id();
     let mb = |kb: u64| kb as f64 / 1024.0;

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use backend::time::now_ms;
 
-use super::{POSTGRES_VAR, database, post_all, reporter_batch, reporter_connection, serve};
+use super::{
+    POSTGRES_VAR, database, metric_value, post_all, reporter_batch, reporter_connection, serve,
+};
 
 const ROUNDS: usize = 3;
 
@@ -192,12 +194,7 @@ async fn throughput_round(
             .text()
             .await
             .unwrap();
-        let metric = |name: &str| {
-            metrics
-                .lines()
-                .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
+        let metric = |name: &str| metric_value(&metrics, name);
         commits.0 += metric("fusebox_ingest_batches_per_commit_count");
         commits.1 += metric("fusebox_ingest_batches_per_commit_sum");
     }
