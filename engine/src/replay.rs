@@ -75,6 +75,19 @@ pub const FALSE_TRIP_GRACE: Duration = Duration::from_secs(30);
 
 /// Replays the steps `range` of `history` through a fresh Closed machine running `config`.
 pub fn replay(history: &History, range: Range<usize>, config: &Config) -> Replay {
+    replay_while(history, range, config, |_, _, _| true)
+}
+
+/// [`replay`], asking `keep_going(offset, admitted, rejected)` after each step (`offset` from
+/// the start of `range`); once it answers `false` the replay stops there, and the returned
+/// [`Replay`] covers the steps replayed so far (its `range` ends after that step). A search
+/// uses it to give up on a configuration as soon as its cost is known to be too high.
+pub fn replay_while(
+    history: &History,
+    range: Range<usize>,
+    config: &Config,
+    mut keep_going: impl FnMut(usize, u32, u32) -> bool,
+) -> Replay {
     let n_steps = range.len();
     let mut out = Replay {
         range: range.clone(),
@@ -107,6 +120,9 @@ pub fn replay(history: &History, range: Range<usize>, config: &Config) -> Replay
         if n == 0 || t0_ns + step_ns <= open_until_ns {
             out.admitted.push(0);
             out.rejected.push(n);
+            if !keep_going(out.admitted.len() - 1, 0, n) {
+                break;
+            }
             continue;
         }
         // The calls replayed: all of them, or an even sample with the same shares.
@@ -187,7 +203,11 @@ pub fn replay(history: &History, range: Range<usize>, config: &Config) -> Replay
         }
         out.admitted.push(n_admitted);
         out.rejected.push(n_rejected);
+        if !keep_going(out.admitted.len() - 1, n_admitted, n_rejected) {
+            break;
+        }
     }
+    out.range.end = out.range.start + out.admitted.len();
     out
 }
 

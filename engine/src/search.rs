@@ -74,8 +74,18 @@ pub struct SearchOptions {
     pub max_rounds: usize,
     /// Descents run from this many of the best seeds.
     pub n_starts: usize,
+    /// The joint moves (see [`Grid::variants`] with the joint parameters) run from this many
+    /// of the best end points of the plain descents; `usize::MAX` runs them in every descent.
+    /// The joint moves cost as much again as a descent, so a search from many seeds (the
+    /// oracle's) gives them only to its most promising end points.
+    pub joint_starts: usize,
     /// How many of the best screened candidates are replayed in full.
     pub n_finalists: usize,
+    /// A replay in screening stops once its cost passes this multiple of the best cost so
+    /// far (the candidate cannot win; its cost is then kept as a lower bound). 1 gives up as
+    /// early as is safe; more keeps near misses exact, for the runner-up a suggestion's
+    /// confidence is judged by; infinity replays everything.
+    pub give_up_factor: f64,
     /// Whether to add injected incidents and the stressed stretch.
     pub inject: bool,
     /// Each injected kind is written into this many places (1 or 2).
@@ -145,7 +155,9 @@ impl Default for SearchOptions {
             replay_budget_calls: 12_000_000,
             max_rounds: 3,
             n_starts: 1,
+            joint_starts: usize::MAX,
             n_finalists: 5,
+            give_up_factor: 2.0,
             inject: true,
             n_injected_copies: 2,
             min_failures_to_trip: 0.0,
@@ -277,6 +289,7 @@ impl Search {
                 self.score_from,
                 self.opts.false_trip_penalty_s,
                 &mut self.replayed_calls,
+                f64::INFINITY,
             );
         }
         replayed + self.probe_risk.as_ref().map_or(0.0, |risk| risk.cost(cand))
@@ -332,6 +345,7 @@ impl Search {
                 self.score_from,
                 self.opts.false_trip_penalty_s,
                 &mut self.replayed_calls,
+                self.opts.give_up_factor * bound - cost,
             );
             if cost > bound {
                 exact = false;
@@ -356,8 +370,24 @@ impl Search {
         }
         // Descend from the best few seeds; keep the best end point.
         let (mut best_cost, mut best) = scored.first().cloned()?;
-        for (start_cost, start) in scored.into_iter().take(self.opts.n_starts.max(1)) {
-            let (cost, cand) = self.descend(grid, start_cost, start);
+        let starts: Vec<(f64, Candidate)> =
+            scored.into_iter().take(self.opts.n_starts.max(1)).collect();
+        let joint_everywhere = self.opts.joint_starts >= starts.len();
+        let mut ends: Vec<(f64, Candidate)> = Vec::new();
+        for (start_cost, start) in starts {
+            ends.push(self.descend(grid, start_cost, start, joint_everywhere));
+        }
+        if !joint_everywhere {
+            // The joint moves from the best few distinct end points of the plain descents.
+            ends.sort_by(|a, b| a.0.total_cmp(&b.0));
+            ends.dedup_by(|a, b| a.1 == b.1);
+            let best_ends: Vec<(f64, Candidate)> =
+                ends.iter().take(self.opts.joint_starts).cloned().collect();
+            for (cost, end) in best_ends {
+                ends.push(self.descend(grid, cost, end, true));
+            }
+        }
+        for (cost, cand) in ends {
             if better(cost, &cand, best_cost, &best) || cand == best {
                 best_cost = cost;
                 best = cand;

@@ -53,7 +53,9 @@ impl TuneOptions {
                 replay_budget_calls: 15_000,
                 max_rounds: 1,
                 n_starts: 1,
+                joint_starts: usize::MAX,
                 n_finalists: 0,
+                give_up_factor: 2.0,
                 inject: true,
                 n_injected_copies: 1,
                 min_failures_to_trip: 0.0,
@@ -234,6 +236,21 @@ pub fn tune(
     }
     let features = features::features(history, &opts.features);
     let labels = anomaly::detect(history, &features, &opts.anomaly);
+    tune_labelled(history, features, labels, current, opts)
+}
+
+/// [`tune`] with the labels given instead of detected: what the search makes of `history`
+/// when its anomalous stretches are `labels` (e.g. the truth of a scenario, to tell how much
+/// of a tuned config's cost comes from the labels and how much from the search).
+pub fn tune_labelled(
+    history: &History,
+    features: Features,
+    labels: Labels,
+    current: Option<&Config>,
+    opts: &TuneOptions,
+) -> (Tuned, Vec<Warning>) {
+    let mut warnings = Vec::new();
+    let fallback = current.cloned().unwrap_or_default();
     if history.is_empty() || history.n_calls() == 0 {
         warnings.push(Warning::EmptyHistory);
         return (

@@ -10,12 +10,14 @@ use crate::replay;
 // === impl Search ===
 
 impl Search {
-    /// Coordinate descent from one starting point.
+    /// Coordinate descent from one starting point, with the joint moves where it settles
+    /// when `joint`.
     pub(super) fn descend(
         &mut self,
         grid: &Grid,
         mut best_cost: f64,
         mut best: Candidate,
+        joint: bool,
     ) -> (f64, Candidate) {
         // Rounds over every parameter until one changes nothing (or the rounds run out);
         // then the joint moves, and when one of them helps, more rounds (at most two more).
@@ -33,7 +35,7 @@ impl Search {
             if changed && rounds < self.opts.max_rounds {
                 continue;
             }
-            if rounds >= self.opts.max_rounds + 2 || !self.time_for_joint_moves() {
+            if !joint || rounds >= self.opts.max_rounds + 2 || !self.time_for_joint_moves() {
                 break;
             }
             let mut joint = false;
@@ -104,7 +106,9 @@ pub(super) fn better(cost: f64, cand: &Candidate, best_cost: f64, best: &Candida
 /// The cost of `config` on `set`, counted from step `score_from` on, with the false-trip
 /// penalty (see [`super::SearchOptions::false_trip_penalty_s`]), times `weight` (the thinning
 /// factor when `set` is a thinned copy); adds the calls it drove through the machine to
-/// `replayed_calls`.
+/// `replayed_calls`. The replay stops as soon as the calls lost and wasted so far cost more
+/// than `give_up_above`: the result is then that partial cost, a lower bound above it (the
+/// cost only grows step by step, and the penalty only adds).
 pub(super) fn cost_on(
     set: &EvalSet,
     config: &Config,
@@ -112,9 +116,32 @@ pub(super) fn cost_on(
     score_from: usize,
     false_trip_penalty_s: f64,
     replayed_calls: &mut u64,
+    give_up_above: f64,
 ) -> f64 {
-    let mut res = replay::replay(&set.history, 0..set.history.len(), config);
+    let (mut lost_good, mut wasted) = (0u64, 0u64);
+    // Summed as `replay::score` sums, so a complete replay's cost is the same number.
+    let partial = |lost_good: u64, wasted: u64| {
+        (lost_good as f64 + replay::WASTED_WEIGHT * wasted as f64) * f64::from(weight)
+    };
+    let mut res = replay::replay_while(
+        &set.history,
+        0..set.history.len(),
+        config,
+        |step, admitted, rejected| {
+            if step >= score_from {
+                if set.healthy.get(step).copied().unwrap_or(true) {
+                    lost_good += u64::from(rejected);
+                } else {
+                    wasted += u64::from(admitted);
+                }
+            }
+            partial(lost_good, wasted) <= give_up_above
+        },
+    );
     *replayed_calls += res.replayed_calls;
+    if res.range.len() < set.history.len() {
+        return partial(lost_good, wasted);
+    }
     let skip = score_from.min(set.history.len());
     if skip > 0 {
         res.admitted.drain(..skip);

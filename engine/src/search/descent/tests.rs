@@ -84,7 +84,7 @@ fn the_descent_takes_the_cheaper_wait() {
         Vec::new(),
     );
     let start_cost = search.screen_cost(&start, f64::INFINITY);
-    let (cost, best) = search.descend(&grid, start_cost, start.clone());
+    let (cost, best) = search.descend(&grid, start_cost, start.clone(), true);
     // After the outage a 60 s wait refuses up to a minute of good calls; 1 s, about one.
     assert_eq!(
         best,
@@ -112,7 +112,7 @@ fn at_equal_cost_the_descent_drops_a_policy_that_never_fires() {
         ..start.clone()
     };
     assert_eq!(search.screen_cost(&off, f64::INFINITY), start_cost);
-    let (cost, best) = search.descend(&grid, start_cost, start);
+    let (cost, best) = search.descend(&grid, start_cost, start, true);
     assert_eq!(best, off);
     assert_eq!(cost, start_cost);
 }
@@ -155,8 +155,8 @@ fn a_false_trip_costs_the_penalty_on_top_of_the_calls_it_refused() {
         .build()
         .unwrap();
     let mut calls = 0;
-    let plain = cost_on(&set, &touchy, 1, 0, 0.0, &mut calls);
-    let priced = cost_on(&set, &touchy, 1, 0, 60.0, &mut calls);
+    let plain = cost_on(&set, &touchy, 1, 0, 0.0, &mut calls, f64::INFINITY);
+    let priced = cost_on(&set, &touchy, 1, 0, 60.0, &mut calls, f64::INFINITY);
     let res = replay::replay(&set.history, 0..set.history.len(), &touchy);
     let trips = replay::score(&set.history, &res, &set.healthy, &set.incidents).false_trips;
     assert!(trips > 0, "the burst trips this config");
@@ -170,7 +170,105 @@ fn a_false_trip_costs_the_penalty_on_top_of_the_calls_it_refused() {
         .build()
         .unwrap();
     assert_eq!(
-        cost_on(&set, &calm, 1, 0, 60.0, &mut calls),
-        cost_on(&set, &calm, 1, 0, 0.0, &mut calls)
+        cost_on(&set, &calm, 1, 0, 60.0, &mut calls, f64::INFINITY),
+        cost_on(&set, &calm, 1, 0, 0.0, &mut calls, f64::INFINITY)
     );
+}
+
+#[test]
+fn a_replay_gives_up_once_its_cost_passes_the_bound_and_reports_a_lower_bound() {
+    let set = outage_set();
+    let slow_to_close = Candidate {
+        wait: Wait::Fixed(secs(60)),
+        ..rate_only()
+    }
+    .to_config()
+    .unwrap();
+    let (mut all_calls, mut some_calls) = (0, 0);
+    let exact = cost_on(
+        &set,
+        &slow_to_close,
+        1,
+        0,
+        0.0,
+        &mut all_calls,
+        f64::INFINITY,
+    );
+    assert!(exact > 100.0, "{exact}");
+    let bound = exact / 2.0;
+    let given_up = cost_on(&set, &slow_to_close, 1, 0, 0.0, &mut some_calls, bound);
+    assert!(
+        given_up > bound && given_up < exact,
+        "{given_up} of {exact}"
+    );
+    assert!(
+        some_calls < all_calls,
+        "{some_calls} of {all_calls} calls replayed"
+    );
+    // A bound the whole cost stays under changes nothing.
+    let mut calls = 0;
+    assert_eq!(
+        cost_on(&set, &slow_to_close, 1, 0, 0.0, &mut calls, exact),
+        exact
+    );
+    assert_eq!(calls, all_calls);
+}
+
+#[test]
+fn giving_replays_up_and_joint_moves_from_fewer_end_points_choose_the_same_config_here() {
+    let grid = Grid {
+        failure_rate_thresholds: vec![Some(0.2), Some(0.5), Some(0.8)],
+        windows: vec![Window::Time(5), Window::Time(10), Window::Count(50)],
+        minimum_calls: vec![5, 10, 20],
+        consecutive_failures: vec![None, Some(5)],
+        slow_call_durations_ms: Vec::new(),
+        slow_call_rates: vec![0.5],
+        waits: vec![
+            Wait::Fixed(secs(1)),
+            Wait::Fixed(secs(5)),
+            Wait::Fixed(secs(60)),
+        ],
+        half_open: vec![(1, 1), (3, 3)],
+    };
+    let seeds = [
+        Candidate {
+            wait: Wait::Fixed(secs(60)),
+            ..rate_only()
+        },
+        Candidate {
+            failure_rate_threshold: Some(0.8),
+            half_open: (3, 3),
+            ..rate_only()
+        },
+        Candidate {
+            consecutive_failures: Some(5),
+            ..rate_only()
+        },
+    ];
+    let run = |give_up_factor: f64, joint_starts: usize| {
+        let mut search = Search::from_sets(
+            vec![outage_set(), noisy_set()],
+            SearchOptions {
+                inject: false,
+                max_rounds: 6,
+                n_starts: usize::MAX,
+                give_up_factor,
+                joint_starts,
+                ..SearchOptions::default()
+            },
+        );
+        let found = search.run(&grid, &seeds).unwrap();
+        (found.candidate, found.cost, found.replayed_calls)
+    };
+    let (widest, widest_cost, widest_calls) = run(f64::INFINITY, usize::MAX);
+    let (given_up, given_up_cost, given_up_calls) = run(1.0, usize::MAX);
+    assert_eq!(given_up, widest);
+    assert_eq!(given_up_cost, widest_cost);
+    assert!(
+        given_up_calls < widest_calls,
+        "{given_up_calls} of {widest_calls}"
+    );
+    let (fewer, fewer_cost, fewer_calls) = run(1.0, 1);
+    assert_eq!((fewer, fewer_cost), (widest, widest_cost));
+    assert!(fewer_calls <= given_up_calls);
 }
