@@ -9,7 +9,9 @@
 //! 2. Breaker detail (24 h series + timeline) with 10 M call outcomes stored (goal p95 ≤ 20 ms).
 //! 3. Server RSS with 1,000 live breakers reporting every second (goal ≤ 150 MB); with 10,000
 //!    live breakers (1,000 instances × 10 breakers, in 10 services) reporting every second
-//!    (goal ≤ 300 MB, and ingest keeping up: every batch acknowledged, none refused with 503);
+//!    (goal ≤ 300 MB, and ingest keeping up: every batch acknowledged, none refused with 503),
+//!    with 50 live-stream clients and a transition posted every 250 ms timed to its event at
+//!    each client (goal p99 ≤ 50 ms; see `server/fleet_stream.rs`);
 //!    and with 10,000 breakers (10 services × 10 instances × 100 breakers) before and after one
 //!    full read of every paginated list and `/metrics`: bytes per live breaker.
 //!
@@ -31,6 +33,8 @@ use backend::store::Store;
 use backend::time::now_ms;
 use protocol::{Aggregate, IngestBatch, LatencyHistogram, OutcomeCounts, State};
 
+#[path = "server/fleet_stream.rs"]
+mod fleet_stream;
 #[path = "server/replicas.rs"]
 mod replicas;
 #[path = "../../xtask/src/bench/row.rs"]
@@ -776,7 +780,8 @@ fn metric_value(metrics: &str, name: &str) -> f64 {
 
 /// 10,000 live breakers: 1,000 instances (10 services × 100) × 10 breakers, each instance
 /// posting its batch every second: RSS, and whether ingest keeps up (every batch
-/// acknowledged, none refused with 503, and how long the acknowledgements took).
+/// acknowledged, none refused with 503, and how long the acknowledgements took); meanwhile 50
+/// live-stream clients and a transition posted to them every 250 ms ([`fleet_stream`]).
 async fn memory_fleet(quick: bool) {
     use std::sync::atomic::{AtomicU64, Ordering};
     let dir = tempfile::tempdir().unwrap();
@@ -791,6 +796,7 @@ async fn memory_fleet(quick: bool) {
     let seconds = if quick { 10 } else { 30 };
     let overloaded = std::sync::Arc::new(AtomicU64::new(0));
     let failed = std::sync::Arc::new(AtomicU64::new(0));
+    let probe = fleet_stream::start(&url, &token).await;
     let started = now_ms();
     let mut tasks = Vec::new();
     for service in 0..n_services {
@@ -834,7 +840,19 @@ async fn memory_fleet(quick: bool) {
     let pct = |q: f64| times[((times.len() as f64 * q).ceil() as usize).saturating_sub(1)];
     let live_kb = status_kb(pid, "VmRSS:");
     let peak_kb = status_kb(pid, "VmHWM:");
+    probe
+        .finish(&format!(
+            "{} live breakers ({} instances × {n_breakers})",
+            n_services * n_instances * n_breakers,
+            n_services * n_instances
+        ))
+        .await;
     let breakers: Vec<protocol::BreakerSummary> = read_all(&client, &url, "/api/v1/breakers").await;
+    // The probe's breakers are not the fleet's.
+    let breakers: Vec<_> = breakers
+        .into_iter()
+        .filter(|b| b.service != "probe")
+        .collect();
     println!(
         "memory, large fleet: {} live breakers, {} instances x {n_breakers} breakers reporting every second for {seconds} s",
         breakers.len(),

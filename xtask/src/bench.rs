@@ -128,8 +128,8 @@ const BENCHES: [Bench; 9] = [
         name: "tune_eval",
         package: "backend",
         what: "wall time of the release `fusebox tune eval` over the development scenarios \
-               (../shared/tuning/dev/*.jsonl), one run (`-- ARGS` replaces the files: \
-               `-- FILE… [--hindsight]`)",
+               (../shared/tuning/dev/*.jsonl), one run (`-- FILE…` instead of those; other \
+               arguments are `tune eval` options, e.g. `-- --hindsight`)",
         browser: false,
         script: Some(Script::TuneEval),
     },
@@ -318,18 +318,17 @@ fn tune_eval(
     summary_file: &std::path::Path,
     reproduce: &str,
 ) -> anyhow::Result<bool> {
-    let eval_args: Vec<std::ffi::OsString> = if args.is_empty() {
-        dev_scenarios()?
-            .into_iter()
-            .map(PathBuf::into_os_string)
-            .collect()
-    } else {
-        args.iter().map(Into::into).collect()
-    };
-    let n_files = eval_args
+    // Arguments naming files replace the development scenarios; the others are options
+    // (`--hindsight`, `--length-variants N`).
+    let (files, options): (Vec<&String>, Vec<&String>) = args
         .iter()
-        .filter(|arg| !arg.to_string_lossy().starts_with('-'))
-        .count();
+        .partition(|arg| std::path::Path::new(arg).is_file());
+    let files: Vec<PathBuf> = if files.is_empty() {
+        dev_scenarios()?
+    } else {
+        files.into_iter().map(PathBuf::from).collect()
+    };
+    let n_files = files.len();
     step("building the release `fusebox`");
     run_command(Command::new(cargo()).current_dir(workspace_root()).args([
         "build",
@@ -343,7 +342,8 @@ fn tune_eval(
     command
         .current_dir(workspace_root())
         .args(["tune", "eval"])
-        .args(&eval_args);
+        .args(&files)
+        .args(options);
     eprintln!("    $ {}", describe(&command));
     let started = Instant::now();
     let ok = command.status().is_ok_and(|status| status.success());
