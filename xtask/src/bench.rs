@@ -329,10 +329,14 @@ fn tune_eval(
         files.into_iter().map(PathBuf::from).collect()
     };
     let n_files = files.len();
-    step("building the release `fusebox`");
+    // The bench profile is the release profile under another name (the workspace sets neither):
+    // built with it, the binary shares the build `cargo bench -p backend` makes for the server
+    // benches instead of rebuilding the backend once per profile.
+    step("building the release `fusebox` (bench profile)");
     run_command(Command::new(cargo()).current_dir(workspace_root()).args([
         "build",
-        "--release",
+        "--profile",
+        "bench",
         "-p",
         "backend",
         "--bin",
