@@ -109,9 +109,10 @@ impl Row {
     /// The range over `rounds` rounds, in the figure's unit.
     pub fn spread(mut self, low: f64, high: f64, decimals: usize, rounds: usize) -> Row {
         self.spread = Some(format!(
-            "{}–{} over {rounds} rounds",
+            "{}–{} over {rounds} round{}",
             format(low, "", decimals),
-            format(high, &self.unit, decimals)
+            format(high, &self.unit, decimals),
+            if rounds == 1 { "" } else { "s" }
         ));
         self
     }
