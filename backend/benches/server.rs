@@ -40,11 +40,15 @@ mod replicas;
 #[path = "../../xtask/src/bench/row.rs"]
 mod summary;
 
-/// The command that reproduces a part's figures (`quick` kept when this run is quick).
+/// The command that reproduces a part's figures (`quick` and the PostgreSQL server kept when
+/// this run has them).
 fn part_command(part: &str) -> String {
     let quick = std::env::args().any(|a| a == "quick");
+    let postgres = std::env::var(POSTGRES_VAR)
+        .map(|url| format!("{POSTGRES_VAR}={url} "))
+        .unwrap_or_default();
     format!(
-        "cargo xtask bench --only server -- {}{part}",
+        "{postgres}cargo xtask bench --only server -- {}{part}",
         if quick { "quick " } else { "" }
     )
 }

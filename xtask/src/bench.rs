@@ -192,15 +192,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             "bench `{}` ({}): {}",
             bench.name, bench.package, bench.what
         ));
-        let reproduce = if bench_args.is_empty() {
-            format!("cargo xtask bench --only {}", bench.name)
-        } else {
-            format!(
-                "cargo xtask bench --only {} -- {}",
-                bench.name,
-                bench_args.join(" ")
-            )
-        };
+        let reproduce = reproduce(bench.name, &bench_args, std::env::vars());
         let n_rows_before = summary::read(&summary_file).len();
         let started = Instant::now();
         let ok = match run_one(bench, &bench_args, dist.as_ref(), &summary_file, &reproduce) {
@@ -236,6 +228,24 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         bail!("bench(es) failed: {}", failed.join(", "));
     }
     Ok(())
+}
+
+/// The command that runs `name` again as now: with the `FUSEBOX_BENCH_*` settings in `env`
+/// (sizes, rounds, the PostgreSQL server) and the same arguments.
+fn reproduce(name: &str, args: &[String], env: impl Iterator<Item = (String, String)>) -> String {
+    let mut settings: Vec<String> = env
+        .filter(|(key, _)| {
+            key.starts_with("FUSEBOX_BENCH_") && key != row::SUMMARY_VAR && key != row::COMMAND_VAR
+        })
+        .map(|(key, value)| format!("{key}={value} "))
+        .collect();
+    settings.sort();
+    let mut command = format!("{}cargo xtask bench --only {name}", settings.concat());
+    if !args.is_empty() {
+        command.push_str(" -- ");
+        command.push_str(&args.join(" "));
+    }
+    command
 }
 
 /// Runs one bench with inherited output; whether it succeeded.
@@ -449,6 +459,33 @@ mod tests {
         assert!(parse(&strings(&["--only", "nope"])).is_err());
         assert!(parse(&strings(&["--only"])).is_err());
         assert!(parse(&strings(&["quick"])).is_err());
+    }
+
+    #[test]
+    fn the_command_reproduces_the_settings_and_arguments() {
+        let env = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect::<Vec<_>>()
+                .into_iter()
+        };
+        assert_eq!(
+            reproduce("fleet", &[], env(&[("PATH", "/bin")])),
+            "cargo xtask bench --only fleet"
+        );
+        assert_eq!(
+            reproduce(
+                "fleet",
+                &strings(&["quick", "ingest"]),
+                env(&[
+                    ("FUSEBOX_BENCH_ROUNDS", "1"),
+                    ("FUSEBOX_BENCH_BREAKERS", "20"),
+                    (row::SUMMARY_VAR, "x"),
+                ])
+            ),
+            "FUSEBOX_BENCH_BREAKERS=20 FUSEBOX_BENCH_ROUNDS=1 cargo xtask bench --only fleet -- quick ingest"
+        );
     }
 
     #[test]
