@@ -9,7 +9,9 @@
 //! 2. Breaker detail (24 h series + timeline) with 10 M call outcomes stored (goal p95 ≤ 20 ms).
 //! 3. Server RSS with 1,000 live breakers reporting every second (goal ≤ 150 MB); with 10,000
 //!    live breakers (1,000 instances × 10 breakers, in 10 services) reporting every second
-//!    (goal ≤ 300 MB, and ingest keeping up: every batch acknowledged, none refused with 503);
+//!    (goal ≤ 300 MB, and ingest keeping up: every batch acknowledged, none refused with 503),
+//!    with 50 live-stream clients and a transition posted every 250 ms timed to its event at
+//!    each client (goal p99 ≤ 50 ms; see `server/fleet_stream.rs`);
 //!    and with 10,000 breakers (10 services × 10 instances × 100 breakers) before and after one
 //!    full read of every paginated list and `/metrics`: bytes per live breaker.
 //!
@@ -19,6 +21,9 @@
 //! 4. Replicas (see `server/replicas.rs`): a transition posted to one replica until a live
 //!    stream client of another receives it, p50/p99 with 2 replicas (goal p99 ≤ 100 ms); ingest
 //!    throughput with 1, 2 and 3 replicas on one database under the same load generator.
+//!
+//! Under `cargo xtask bench` each figure with a goal is also a row of the run's goal/figure
+//! summary (`summary`), with the command for its part.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -28,8 +33,36 @@ use backend::store::Store;
 use backend::time::now_ms;
 use protocol::{Aggregate, IngestBatch, LatencyHistogram, OutcomeCounts, State};
 
+#[path = "server/fleet_stream.rs"]
+mod fleet_stream;
 #[path = "server/replicas.rs"]
 mod replicas;
+#[path = "../../xtask/src/bench/row.rs"]
+mod summary;
+
+/// The command that reproduces a part's figures (`quick` and the PostgreSQL server kept when
+/// this run has them).
+fn part_command(part: &str) -> String {
+    let quick = std::env::args().any(|a| a == "quick");
+    let postgres = std::env::var(POSTGRES_VAR)
+        .map(|url| format!("{POSTGRES_VAR}={url} "))
+        .unwrap_or_default();
+    format!(
+        "{postgres}cargo xtask bench --only server -- {}{part}",
+        if quick { "quick " } else { "" }
+    )
+}
+
+/// A figure of this bench, for the part `part`.
+fn figure(
+    part: &str,
+    what: impl Into<String>,
+    value: f64,
+    unit: &str,
+    decimals: usize,
+) -> summary::Row {
+    summary::Row::new("server", what, value, unit, decimals).command(part_command(part))
+}
 
 fn aggregate(breaker: usize, start_ms: i64, calls: u64) -> Aggregate {
     let mut latency = LatencyHistogram::default();
@@ -273,6 +306,21 @@ async fn ingest_vs_raw(n_instances: usize, seconds: usize) {
         http_rate / raw_rate
     );
     println!("  {commits}");
+    let ratios: Vec<f64> = raw_secs
+        .iter()
+        .zip(&http_secs)
+        .map(|(raw, http)| raw / http)
+        .collect();
+    figure(
+        "ingest",
+        format!("ingest, {n_instances} instances × {n_breakers} breakers: HTTP / raw insert ({:.0} rows/s)", http_rate),
+        http_rate / raw_rate,
+        "×",
+        2,
+    )
+    .at_least(0.5, 2)
+    .spread_of(&ratios, 2)
+    .record();
     println!("  CPU s by thread in the last round, raw:  {raw_cpu}");
     println!("  CPU s by thread in the last round, HTTP: {http_cpu}");
 }
@@ -483,6 +531,18 @@ async fn detail_query(quick: bool) {
         pct(0.50).as_secs_f64() * 1e3,
         pct(0.95).as_secs_f64() * 1e3
     );
+    figure(
+        "detail",
+        format!(
+            "breaker detail (24 h series + timeline), {:.1} M outcomes stored: p95 of {n}",
+            outcomes as f64 / 1e6
+        ),
+        pct(0.95).as_secs_f64() * 1e3,
+        "ms",
+        1,
+    )
+    .at_most(20.0, 0)
+    .record();
     server.shutdown().await.unwrap();
 }
 
@@ -620,11 +680,23 @@ async fn memory(quick: bool) {
         "memory: {} live breakers, {n_instances} instances reporting every second for {seconds} s, 10 live streams",
         breakers.len()
     );
-    println!(
-        "  RSS {:>6.1} MB   peak {:>6.1} MB   (goal <= 150 MB)",
+    let (rss_mb, peak_mb) = (
         status_kb(pid, "VmRSS:") as f64 / 1024.0,
-        status_kb(pid, "VmHWM:") as f64 / 1024.0
+        status_kb(pid, "VmHWM:") as f64 / 1024.0,
     );
+    println!("  RSS {rss_mb:>6.1} MB   peak {peak_mb:>6.1} MB   (goal <= 150 MB)");
+    figure(
+        "memory",
+        format!(
+            "RSS, {} live breakers reporting every second, 10 live streams (peak {peak_mb:.0} MB)",
+            breakers.len()
+        ),
+        rss_mb,
+        "MB",
+        0,
+    )
+    .at_most(150.0, 0)
+    .record();
     child.kill().unwrap();
     child.wait().unwrap();
     for stream in streams {
@@ -712,7 +784,8 @@ fn metric_value(metrics: &str, name: &str) -> f64 {
 
 /// 10,000 live breakers: 1,000 instances (10 services × 100) × 10 breakers, each instance
 /// posting its batch every second: RSS, and whether ingest keeps up (every batch
-/// acknowledged, none refused with 503, and how long the acknowledgements took).
+/// acknowledged, none refused with 503, and how long the acknowledgements took); meanwhile 50
+/// live-stream clients and a transition posted to them every 250 ms ([`fleet_stream`]).
 async fn memory_fleet(quick: bool) {
     use std::sync::atomic::{AtomicU64, Ordering};
     let dir = tempfile::tempdir().unwrap();
@@ -727,6 +800,7 @@ async fn memory_fleet(quick: bool) {
     let seconds = if quick { 10 } else { 30 };
     let overloaded = std::sync::Arc::new(AtomicU64::new(0));
     let failed = std::sync::Arc::new(AtomicU64::new(0));
+    let probe = fleet_stream::start(&url, &token).await;
     let started = now_ms();
     let mut tasks = Vec::new();
     for service in 0..n_services {
@@ -770,7 +844,19 @@ async fn memory_fleet(quick: bool) {
     let pct = |q: f64| times[((times.len() as f64 * q).ceil() as usize).saturating_sub(1)];
     let live_kb = status_kb(pid, "VmRSS:");
     let peak_kb = status_kb(pid, "VmHWM:");
+    probe
+        .finish(&format!(
+            "{} live breakers ({} instances × {n_breakers})",
+            n_services * n_instances * n_breakers,
+            n_services * n_instances
+        ))
+        .await;
     let breakers: Vec<protocol::BreakerSummary> = read_all(&client, &url, "/api/v1/breakers").await;
+    // The probe's breakers are not the fleet's.
+    let breakers: Vec<_> = breakers
+        .into_iter()
+        .filter(|b| b.service != "probe")
+        .collect();
     println!(
         "memory, large fleet: {} live breakers, {} instances x {n_breakers} breakers reporting every second for {seconds} s",
         breakers.len(),
@@ -790,6 +876,54 @@ async fn memory_fleet(quick: bool) {
         pct(0.99).as_secs_f64() * 1e3,
         pct(1.0).as_secs_f64() * 1e3
     );
+    let fleet = format!(
+        "{} live breakers ({} instances × {n_breakers})",
+        breakers.len(),
+        n_services * n_instances
+    );
+    figure(
+        "memory",
+        format!(
+            "RSS, {fleet} reporting every second (peak {:.0} MB)",
+            peak_kb as f64 / 1024.0
+        ),
+        live_kb as f64 / 1024.0,
+        "MB",
+        0,
+    )
+    .at_most(300.0, 0)
+    .record();
+    let (n_overloaded, n_failed) = (
+        overloaded.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+    );
+    figure(
+        "memory",
+        format!(
+            "{fleet}: batches refused with 503 (of {}; {n_failed} failed otherwise)",
+            times.len()
+        ),
+        n_overloaded as f64,
+        "",
+        0,
+    )
+    .goal(
+        "0, every batch acknowledged",
+        n_overloaded == 0 && n_failed == 0,
+    )
+    .record();
+    figure(
+        "memory",
+        format!("{fleet}: batch acknowledged, p99"),
+        pct(0.99).as_secs_f64() * 1e3,
+        "ms",
+        1,
+    )
+    .note(format!(
+        "— (keeping up: each instance posts every 1 s; max {:.0} ms)",
+        pct(1.0).as_secs_f64() * 1e3
+    ))
+    .record();
     child.kill().unwrap();
     child.wait().unwrap();
 }
@@ -871,6 +1005,19 @@ async fn memory_per_breaker(quick: bool) {
         metrics.len() as f64 / 1e6,
         metrics.len() as f64 / n as f64
     );
+    figure(
+        "memory",
+        format!(
+            "RSS per live breaker, {n} breakers ({:.1} MB idle, {:.1} MB live)",
+            mb(baseline_kb),
+            mb(live_kb)
+        ),
+        (live_kb.saturating_sub(baseline_kb) * 1024) as f64 / n as f64 / 1024.0,
+        "KB",
+        1,
+    )
+    .note("— (docs/protocol.md's budget: about 18 KB)")
+    .record();
     child.kill().unwrap();
     child.wait().unwrap();
 }

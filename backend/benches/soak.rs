@@ -12,7 +12,8 @@
 //! - partial: a stored batch with fewer events than it carried.
 //!
 //! Printed: the events acknowledged, the rate reached per round (median), the restart time
-//! (median, from spawn to the first accepted connection), and the three counts above.
+//! (median, from spawn to the first accepted connection), and the three counts above; under
+//! `cargo xtask bench` also as rows of the run's goal/figure summary.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -21,6 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use backend::time::now_ms;
+
+#[path = "../../xtask/src/bench/row.rs"]
+mod summary;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fusebox");
 /// Reporting instances, each a task sending batches at its share of the rate.
@@ -269,6 +273,29 @@ async fn soak(rounds: usize) {
         "soak: lost {lost}, duplicated {duplicated}, partial {partial} (of {} stored batches)",
         stored.len()
     );
+    summary::Row::new(
+        "soak",
+        format!(
+            "{rounds} SIGKILLs under {EVENTS_PER_S} events/s: batches lost + duplicated + partial \
+             ({lost} + {duplicated} + {partial} of {} stored)",
+            stored.len()
+        ),
+        (lost + duplicated + partial) as f64,
+        "",
+        0,
+    )
+    .goal("0", lost + duplicated + partial == 0)
+    .record();
+    summary::Row::new(
+        "soak",
+        format!("{rounds} SIGKILLs: events/s acknowledged per round, median"),
+        median(&mut rates.clone()),
+        "events/s",
+        0,
+    )
+    .note(format!("— (offered {EVENTS_PER_S})"))
+    .spread_of(&rates, 0)
+    .record();
 }
 
 fn median(values: &mut [f64]) -> f64 {

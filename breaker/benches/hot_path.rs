@@ -11,7 +11,8 @@
 //! are counted by a counting global allocator.
 //!
 //! `cargo xtask bench --only hot_path` (that is, `cargo bench -p breaker --bench hot_path`);
-//! `-- table` prints the table without running criterion first.
+//! `-- table` prints the table without running criterion first. Under `cargo xtask bench`
+//! every line of the table is also a row of the run's goal/figure summary (`summary`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -20,6 +21,9 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use failsafe::CircuitBreaker as _;
+
+#[path = "../../xtask/src/bench/row.rs"]
+mod summary;
 
 struct CountingAllocator;
 
@@ -515,7 +519,21 @@ fn main() {
                 .filter_map(|round| Some((round[contender]?, round[baseline]?)))
                 .collect();
             let goal = row.goal[i_threads].map_or("—".to_owned(), |goal| format!("≤ {goal:.2}"));
+            let what = format!(
+                "{}, {} thread{}: × {}",
+                row.path,
+                i_threads + 1,
+                if i_threads == 0 { "" } else { "s" },
+                row.baseline
+            );
             if pairs.is_empty() {
+                let mut figure = summary::Row::new("hot_path", what, f64::NAN, "×", 2);
+                figure.figure = format!("n/a (0/{N_ROUNDS} rounds kept)");
+                if let Some(goal) = row.goal[i_threads] {
+                    figure = figure.at_most(goal, 2);
+                    figure.met = None;
+                }
+                figure.record();
                 println!(
                     "| {} | {} | n/a | n/a | n/a | 0/{N_ROUNDS} | {goal} | | {allocations} |",
                     row.path,
@@ -537,6 +555,21 @@ fn main() {
                 Some(_) => "no",
                 None => "",
             };
+            let figure = summary::Row::new("hot_path", what, ratio, "×", 2).spread(
+                low,
+                high,
+                2,
+                pairs.len(),
+            );
+            match row.goal[i_threads] {
+                Some(goal) => figure.at_most(goal, 2),
+                None => figure.note(format!(
+                    "— ({:.1} against {:.1} ns/call)",
+                    median(&ns),
+                    median(&base)
+                )),
+            }
+            .record();
             println!(
                 "| {} | {} | {:.1} | {:.1} | {ratio:.2} ({low:.2}–{high:.2}) | {}/{N_ROUNDS} | {goal} | {met} | {allocations} |",
                 row.path,
@@ -545,6 +578,18 @@ fn main() {
                 median(&base),
                 pairs.len(),
             );
+        }
+        if row.contender.starts_with("fusebox") {
+            let mut figure = summary::Row::new(
+                "hot_path",
+                format!("{}: allocations per call", row.path),
+                allocations,
+                "",
+                0,
+            )
+            .goal("0", allocations == 0.0);
+            figure.figure = format!("{allocations}");
+            figure.record();
         }
     }
 }

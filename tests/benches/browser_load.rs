@@ -19,6 +19,10 @@
 //!
 //! What the page must do regardless of timing (every breaker gets a tile, updates are applied
 //! and recorded, a transition shows) is checked by the browser tests in the suite.
+//!
+//! Under `cargo xtask bench` the figures with goals are also rows of the run's goal/figure
+//! summary: per fleet, a steady-state batch applied in ≤ 16 ms (p95) and transition → visible
+//! in ≤ 100 ms (p99); the bundle's size.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -31,6 +35,14 @@ use tests::browser::{
     save_screenshot, seen_ms, transition_batch, wait_until,
 };
 use tests::post_batch;
+
+#[path = "../../xtask/src/bench/row.rs"]
+mod summary;
+
+/// The overview applies a batch of live updates within a frame (p95, steady state).
+const APPLY_GOAL_MS: f64 = 16.0;
+/// A pushed transition is visible in the page (p99, loopback).
+const VISIBLE_GOAL_MS: f64 = 100.0;
 
 /// A fleet the page is loaded with, and how the page shows it.
 struct Fleet {
@@ -190,6 +202,19 @@ async fn fleet_figures(setup: &BrowserSetup, fleet: &Fleet) {
     // The whole cost, whatever the batching: batches of different sizes compare fairly here.
     let steady_total_ms: f64 = steady_ms.iter().sum();
     stalls.sort_by(f64::total_cmp);
+    summary::Row::new(
+        "browser_load",
+        format!(
+            "{name}: update batch applied+rendered, steady state, p95 of {} batches ({:.1} events each)",
+            steady_ms.len(),
+            steady_events / steady_ms.len().max(1) as f64
+        ),
+        percentile(&mut steady_ms.clone(), 0.95),
+        "ms",
+        1,
+    )
+    .at_most(APPLY_GOAL_MS, 0)
+    .record();
     eprintln!(
         "FIGURE {name} ({services} services × {instances_per_service} instances, 1 batch/instance/s, {LOAD_SECONDS} s): \
          {} update batches, {:.0} events, {:.1} events/batch; apply+render per batch p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms; \
@@ -266,6 +291,15 @@ async fn fleet_figures(setup: &BrowserSetup, fleet: &Fleet) {
         percentile(&mut latencies, 0.99),
         percentile(&mut latencies, 1.0),
     );
+    summary::Row::new(
+        "browser_load",
+        format!("{name}: transition pushed → visible in the page, p99 of {TRANSITION_SAMPLES} (loopback)"),
+        percentile(&mut latencies, 0.99),
+        "ms",
+        0,
+    )
+    .at_most(VISIBLE_GOAL_MS, 0)
+    .record();
 
     client.close().await.unwrap();
 }
@@ -393,6 +427,24 @@ fn bundle_figures(dist: &std::path::Path) {
         raw as f64 / 1024.0,
         gzip as f64 / 1024.0
     );
+    summary::Row::new(
+        "browser_load",
+        "wasm bundle, raw",
+        raw as f64 / 1024.0,
+        "KiB",
+        0,
+    )
+    .at_most(2048.0, 0)
+    .record();
+    summary::Row::new(
+        "browser_load",
+        "wasm bundle, gzip",
+        gzip as f64 / 1024.0,
+        "KiB",
+        0,
+    )
+    .at_most(600.0, 0)
+    .record();
 }
 
 /// The `fraction` percentile (nearest rank) of `values`, sorting them.

@@ -1,20 +1,35 @@
 //! `cargo xtask bench [--only NAME [-- ARGS]] [--list]`: every benchmark of the workspace, one
-//! after another, each printing its own figures (the ones README.md and docs/ quote).
+//! after another, each printing its own figures (the ones README.md and docs/ quote), then one
+//! table of every goal beside its figure.
 //!
 //! Benchmarks are figures, not verdicts, so none of them is in the test suite: each is a
 //! `harness = false` bench binary run with `cargo bench -p PACKAGE --bench NAME` (optimised, with
 //! inherited output). The browser bench needs Chromium and the release dashboard bundle, which
 //! this command installs and builds first, as `cargo xtask test` does. The adapters' benches are
 //! scripts (`adapters/opossum/bench/overhead.js` under Node.js, `adapters/pybreaker/bench/overhead.py`
-//! in the adapters' virtual environment), with their libraries installed first when missing. A
-//! bench that fails does not stop the others; the command fails at the end, naming it.
+//! in the adapters' virtual environment), with their libraries installed first when missing.
+//! `tune_eval` times the release `fusebox tune eval` over the shared development scenarios
+//! (`../shared/tuning/dev/*.jsonl`, beside the repository). A bench that fails does not stop the
+//! others; the command fails at the end, naming it.
+//!
+//! The summary: every bench appends a row per goal it measures to the file named in
+//! `FUSEBOX_BENCH_SUMMARY` ([`row`], the format; `target/bench-summary.jsonl`), and at the end
+//! the rows are printed as one table (bench | what | figure | goal | met), a failed bench as a
+//! `FAILED` row, and written as markdown to `target/bench-summary.md` ([`summary`]).
 
+#[path = "bench/row.rs"]
+pub mod row;
+mod summary;
+
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 
-use crate::{adapters, build_ui, cargo, describe, step, test_suite, workspace_root};
+use crate::{
+    adapters, build_ui, cargo, describe, run_command, step, target_dir, test_suite, workspace_root,
+};
 
 /// One bench binary, or an adapter's bench script.
 struct Bench {
@@ -32,10 +47,15 @@ struct Bench {
 enum Script {
     Opossum,
     Pybreaker,
+    /// The release `fusebox tune eval`, timed by xtask.
+    TuneEval,
 }
 
+/// The goal for `fusebox tune eval` over the development scenarios, in seconds (2 cores).
+const TUNE_EVAL_GOAL_S: f64 = 180.0;
+
 /// Every bench of the workspace, in the order a full run takes them.
-const BENCHES: [Bench; 8] = [
+const BENCHES: [Bench; 9] = [
     Bench {
         name: "hot_path",
         package: "breaker",
@@ -72,8 +92,9 @@ const BENCHES: [Bench; 8] = [
     Bench {
         name: "server",
         package: "backend",
-        what: "ingest over HTTP against raw inserts, breaker detail over 10 M outcomes, RSS per \
-               live breaker; with FUSEBOX_BENCH_POSTGRES, replicas: cross-replica stream latency and \
+        what: "ingest over HTTP against raw inserts, breaker detail over 10 M outcomes, RSS with \
+               1,000 and 10,000 live breakers (503s, acknowledgement p99, transition → 50 \
+               live-stream clients) and per live breaker; with FUSEBOX_BENCH_POSTGRES, replicas: cross-replica stream latency and \
                ingest with 1-3 replicas (`-- quick`; `-- ingest|detail|memory|replicas` for one part)",
         browser: false,
         script: None,
@@ -104,6 +125,15 @@ const BENCHES: [Bench; 8] = [
         browser: false,
         script: Some(Script::Pybreaker),
     },
+    Bench {
+        name: "tune_eval",
+        package: "backend",
+        what: "wall time of the release `fusebox tune eval` over the development scenarios \
+               (../shared/tuning/dev/*.jsonl), one run (`-- FILE…` instead of those; other \
+               arguments are `tune eval` options, e.g. `-- --hindsight`)",
+        browser: false,
+        script: Some(Script::TuneEval),
+    },
 ];
 
 /// What to run.
@@ -127,6 +157,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                     Some(Script::Pybreaker) => {
                         "python adapters/pybreaker/bench/overhead.py".to_string()
                     }
+                    Some(Script::TuneEval) => {
+                        "target/release/fusebox tune eval ../shared/tuning/dev/*.jsonl".to_string()
+                    }
                 };
                 println!("{:<13} {how}\n              {}", bench.name, bench.what);
             }
@@ -147,6 +180,12 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         dist = Some(build_ui::build_ui(&build_ui::Options { release: true })?);
     }
 
+    // A fresh summary file for this run; every bench appends its rows to it.
+    std::fs::create_dir_all(target_dir())?;
+    let summary_file = target_dir().join("bench-summary.jsonl");
+    std::fs::write(&summary_file, "")
+        .with_context(|| format!("cannot write {}", summary_file.display()))?;
+
     let mut report = Vec::new();
     let mut failed = Vec::new();
     for bench in selected {
@@ -154,62 +193,191 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             "bench `{}` ({}): {}",
             bench.name, bench.package, bench.what
         ));
-        let mut command = match bench.script {
-            None => {
-                let mut command = Command::new(cargo());
-                command.current_dir(workspace_root()).args([
-                    "bench",
-                    "-p",
-                    bench.package,
-                    "--bench",
-                    bench.name,
-                ]);
-                if !bench_args.is_empty() {
-                    command.arg("--");
-                }
-                command
-            }
-            Some(Script::Opossum) => {
-                adapters::ensure_opossum()?;
-                let mut command = Command::new("node");
-                command
-                    .current_dir(adapters::opossum_dir())
-                    .arg("bench/overhead.js");
-                command
-            }
-            Some(Script::Pybreaker) => {
-                let python = adapters::ensure_python_env()?;
-                let mut command = Command::new(python);
-                command
-                    .current_dir(adapters::pybreaker_dir())
-                    .arg("bench/overhead.py");
-                command
+        let reproduce = reproduce(bench.name, &bench_args, std::env::vars());
+        let n_rows_before = summary::read(&summary_file).len();
+        let started = Instant::now();
+        let ok = match run_one(bench, &bench_args, dist.as_ref(), &summary_file, &reproduce) {
+            Ok(ok) => ok,
+            Err(err) => {
+                eprintln!("    {}: {err:#}", bench.name);
+                false
             }
         };
-        command.args(&bench_args);
-        if let (true, Some(dist)) = (bench.browser, &dist) {
-            command.env("FUSEBOX_DIST", dist);
-            eprintln!("    with FUSEBOX_DIST={}", dist.display());
-        }
-        eprintln!("    $ {}", describe(&command));
-        let started = Instant::now();
-        let ok = command.status().is_ok_and(|status| status.success());
         let seconds = started.elapsed().as_secs_f64();
         if ok {
             report.push(format!("{}: done in {seconds:.0} s", bench.name));
+            if summary::read(&summary_file).len() == n_rows_before {
+                summary::silent(bench.name, seconds, &reproduce).record_to(&summary_file);
+            }
         } else {
             report.push(format!("{}: FAILED after {seconds:.0} s", bench.name));
+            summary::failed(bench.name, seconds, &reproduce).record_to(&summary_file);
             failed.push(bench.name);
         }
     }
-    step("benches (their figures are printed above)");
+    let rows = summary::read(&summary_file);
+    step("goals and figures (each bench's own output is above)");
+    eprint!("{}", summary::table(&rows));
     for line in &report {
         eprintln!("    {line}");
     }
+    let markdown_file = target_dir().join("bench-summary.md");
+    std::fs::write(&markdown_file, summary::markdown(&rows, &report))
+        .with_context(|| format!("cannot write {}", markdown_file.display()))?;
+    eprintln!("    (as markdown in {})", markdown_file.display());
     if !failed.is_empty() {
         bail!("bench(es) failed: {}", failed.join(", "));
     }
     Ok(())
+}
+
+/// The command that runs `name` again as now: with the `FUSEBOX_BENCH_*` settings in `env`
+/// (sizes, rounds, the PostgreSQL server) and the same arguments.
+fn reproduce(name: &str, args: &[String], env: impl Iterator<Item = (String, String)>) -> String {
+    let mut settings: Vec<String> = env
+        .filter(|(key, _)| {
+            key.starts_with("FUSEBOX_BENCH_") && key != row::SUMMARY_VAR && key != row::COMMAND_VAR
+        })
+        .map(|(key, value)| format!("{key}={value} "))
+        .collect();
+    settings.sort();
+    let mut command = format!("{}cargo xtask bench --only {name}", settings.concat());
+    if !args.is_empty() {
+        command.push_str(" -- ");
+        command.push_str(&args.join(" "));
+    }
+    command
+}
+
+/// Runs one bench with inherited output; whether it succeeded.
+fn run_one(
+    bench: &Bench,
+    bench_args: &[String],
+    dist: Option<&PathBuf>,
+    summary_file: &std::path::Path,
+    reproduce: &str,
+) -> anyhow::Result<bool> {
+    let mut command = match bench.script {
+        None => {
+            let mut command = Command::new(cargo());
+            command.current_dir(workspace_root()).args([
+                "bench",
+                "-p",
+                bench.package,
+                "--bench",
+                bench.name,
+            ]);
+            if !bench_args.is_empty() {
+                command.arg("--");
+            }
+            command.args(bench_args);
+            command
+        }
+        Some(Script::Opossum) => {
+            adapters::ensure_opossum()?;
+            let mut command = Command::new("node");
+            command
+                .current_dir(adapters::opossum_dir())
+                .arg("bench/overhead.js")
+                .args(bench_args);
+            command
+        }
+        Some(Script::Pybreaker) => {
+            let python = adapters::ensure_python_env()?;
+            let mut command = Command::new(python);
+            command
+                .current_dir(adapters::pybreaker_dir())
+                .arg("bench/overhead.py")
+                .args(bench_args);
+            command
+        }
+        Some(Script::TuneEval) => return tune_eval(bench_args, summary_file, reproduce),
+    };
+    command
+        .env(row::SUMMARY_VAR, summary_file)
+        .env(row::COMMAND_VAR, reproduce);
+    if let (true, Some(dist)) = (bench.browser, dist) {
+        command.env("FUSEBOX_DIST", dist);
+        eprintln!("    with FUSEBOX_DIST={}", dist.display());
+    }
+    eprintln!("    $ {}", describe(&command));
+    Ok(command.status().is_ok_and(|status| status.success()))
+}
+
+/// The shared development scenarios, beside the repository: `../shared/tuning/dev/*.jsonl`.
+fn dev_scenarios() -> anyhow::Result<Vec<PathBuf>> {
+    let dir = workspace_root()
+        .parent()
+        .context("the repository has a parent folder")?
+        .join("shared/tuning/dev");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("no scenarios at {}", dir.display()))?
+        .filter_map(|entry| Some(entry.ok()?.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "jsonl"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!("no *.jsonl scenario in {}", dir.display());
+    }
+    Ok(files)
+}
+
+/// `tune_eval`: the release binary built first (not timed), then one timed run of
+/// `fusebox tune eval` over the development scenarios (or `args`), its wall time as the row.
+fn tune_eval(
+    args: &[String],
+    summary_file: &std::path::Path,
+    reproduce: &str,
+) -> anyhow::Result<bool> {
+    // Arguments naming files replace the development scenarios; the others are options
+    // (`--hindsight`, `--length-variants N`).
+    let (files, options): (Vec<&String>, Vec<&String>) = args
+        .iter()
+        .partition(|arg| std::path::Path::new(arg).is_file());
+    let files: Vec<PathBuf> = if files.is_empty() {
+        dev_scenarios()?
+    } else {
+        files.into_iter().map(PathBuf::from).collect()
+    };
+    let n_files = files.len();
+    // The bench profile is the release profile under another name (the workspace sets neither):
+    // built with it, the binary shares the build `cargo bench -p backend` makes for the server
+    // benches instead of rebuilding the backend once per profile.
+    step("building the release `fusebox` (bench profile)");
+    run_command(Command::new(cargo()).current_dir(workspace_root()).args([
+        "build",
+        "--profile",
+        "bench",
+        "-p",
+        "backend",
+        "--bin",
+        "fusebox",
+    ]))?;
+    let mut command = Command::new(target_dir().join("release").join("fusebox"));
+    command
+        .current_dir(workspace_root())
+        .args(["tune", "eval"])
+        .args(&files)
+        .args(options);
+    eprintln!("    $ {}", describe(&command));
+    let started = Instant::now();
+    let ok = command.status().is_ok_and(|status| status.success());
+    let seconds = started.elapsed().as_secs_f64();
+    if ok {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        row::Row::new(
+            "tune_eval",
+            format!("`fusebox tune eval`, {n_files} scenario files, wall time on {cores} cores"),
+            seconds,
+            "s",
+            0,
+        )
+        .at_most(TUNE_EVAL_GOAL_S, 0)
+        .spread_text("1 run")
+        .command(reproduce)
+        .record_to(summary_file);
+    }
+    Ok(ok)
 }
 
 fn parse(args: &[String]) -> anyhow::Result<Plan> {
@@ -295,6 +463,33 @@ mod tests {
     }
 
     #[test]
+    fn the_command_reproduces_the_settings_and_arguments() {
+        let env = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect::<Vec<_>>()
+                .into_iter()
+        };
+        assert_eq!(
+            reproduce("fleet", &[], env(&[("PATH", "/bin")])),
+            "cargo xtask bench --only fleet"
+        );
+        assert_eq!(
+            reproduce(
+                "fleet",
+                &strings(&["quick", "ingest"]),
+                env(&[
+                    ("FUSEBOX_BENCH_ROUNDS", "1"),
+                    ("FUSEBOX_BENCH_BREAKERS", "20"),
+                    (row::SUMMARY_VAR, "x"),
+                ])
+            ),
+            "FUSEBOX_BENCH_BREAKERS=20 FUSEBOX_BENCH_ROUNDS=1 cargo xtask bench --only fleet -- quick ingest"
+        );
+    }
+
+    #[test]
     fn every_bench_binary_is_listed_once() {
         // Each top-level folder is one crate, named as its package is.
         let mut on_disk = Vec::new();
@@ -320,6 +515,11 @@ mod tests {
             .collect();
         listed.sort();
         assert_eq!(listed, on_disk);
+        assert!(
+            BENCHES
+                .iter()
+                .any(|bench| bench.script == Some(Script::TuneEval))
+        );
         for (script, path) in [
             (Script::Opossum, "adapters/opossum/bench/overhead.js"),
             (Script::Pybreaker, "adapters/pybreaker/bench/overhead.py"),

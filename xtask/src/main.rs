@@ -6,8 +6,8 @@
 //! - `demo [-- ARGS]`: builds the dashboard (release) and runs `fusebox demo` with it.
 //! - `test`: the whole test suite on a fresh machine, browser tests included; fails when any
 //!   test skipped ([`test_suite`]).
-//! - `bench [--only NAME [-- ARGS]] [--list]`: every benchmark, or one, printing its figures
-//!   ([`bench`]).
+//! - `bench [--only NAME [-- ARGS]] [--list]`: every benchmark, or one, printing its figures,
+//!   then one table of every goal beside its figure ([`bench`]).
 //! - `fuzz [--seconds N]`: each cargo-fuzz target for N seconds on nightly ([`fuzz`]).
 //! - `schemathesis`: schemathesis against a served API document ([`schemathesis`]); also the
 //!   last step of `test`.
@@ -43,7 +43,8 @@ commands:
   test                   install the browser if missing, build the dashboard, run every test;
                          fails if any test skipped
   bench [--only NAME [-- ARGS]]
-                         run every benchmark (or NAME, passing it ARGS) and print its figures;
+                         run every benchmark (or NAME, passing it ARGS) and print its figures,
+                         then one table of goals and figures (also target/bench-summary.md);
                          `bench --list` names them
   screenshots            take the README's screenshots from the demo into docs/screenshots/
   fuzz [--seconds N]     run each fuzz target in fuzz/ for N seconds (30) on nightly

@@ -5,7 +5,10 @@
 // `node bench/overhead.js memory [minutes]` (`cargo xtask bench --only opossum -- memory 10`)
 // instead makes 1,000 calls/s with the server down for that long (10 minutes by default) and
 // prints the process's memory and what the reporter holds, once a minute.
+// Under `cargo xtask bench` (FUSEBOX_BENCH_SUMMARY names a file) the median added time is also
+// appended there as a row of the run's goal/figure summary (the format of xtask/src/bench/row.rs).
 
+const fs = require('fs');
 const CircuitBreaker = require('opossum');
 const fusebox = require('..');
 
@@ -26,6 +29,14 @@ async function nsPerCall (breaker) {
   const start = process.hrtime.bigint();
   for (let i = 0; i < CALLS; i++) await breaker.fire(i);
   return Number(process.hrtime.bigint() - start) / CALLS;
+}
+
+// One row of `cargo xtask bench`'s summary, when it asked for them.
+function summaryRow (row) {
+  const file = process.env.FUSEBOX_BENCH_SUMMARY;
+  if (!file) return;
+  const command = row.command || process.env.FUSEBOX_BENCH_COMMAND || '';
+  fs.appendFileSync(file, JSON.stringify({ ...row, command }) + '\n');
 }
 
 function median (values) {
@@ -79,5 +90,17 @@ async function memoryWithServerDown () {
   console.log(`opossum ${require('opossum/package.json').version}, node ${process.version}, ${CALLS} calls × ${ROUNDS} rounds`);
   console.log(`median: bare ${median(bareNs).toFixed(0)} ns/call, attached ${median(attachedNs).toFixed(0)} ns/call, ` +
     `added ${median(addedNs).toFixed(0)} ns/call (goal ≤ 1000 ns)`);
+  const added = median(addedNs);
+  summaryRow({
+    bench: 'opossum',
+    what: `fusebox-opossum: time added per call against bare opossum ${require('opossum/package.json').version} ` +
+      `(node ${process.version}, ${CALLS} calls), median of rounds`,
+    figure: `${added.toFixed(0)} ns`,
+    value: added,
+    unit: 'ns',
+    goal: '≤ 1000 ns',
+    met: added <= 1000,
+    spread: `${Math.min(...addedNs).toFixed(0)}–${Math.max(...addedNs).toFixed(0)} ns over ${ROUNDS} rounds`
+  });
   await reporter.close();
 })();

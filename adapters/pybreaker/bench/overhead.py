@@ -4,9 +4,12 @@ medians. Run: python bench/overhead.py [calls per round] [rounds]   (cargo xtask
 `python bench/overhead.py memory [minutes]` (`cargo xtask bench --only pybreaker -- memory 10`)
 instead makes 1,000 calls/s with the server down for that long (10 minutes by default) and prints
 the process's memory and what the reporter holds, once a minute.
+Under `cargo xtask bench` (FUSEBOX_BENCH_SUMMARY names a file) the median added time is also
+appended there as a row of the run's goal/figure summary (the format of xtask/src/bench/row.rs).
 """
 
 import importlib.metadata
+import json
 import os
 import statistics
 import sys
@@ -43,6 +46,16 @@ def ns_per_call(breaker) -> float:
     for i in range(CALLS):
         call(action, i)
     return (time.perf_counter_ns() - start) / CALLS
+
+
+def summary_row(row: dict) -> None:
+    """One row of `cargo xtask bench`'s summary, when it asked for them."""
+    path = os.environ.get("FUSEBOX_BENCH_SUMMARY")
+    if not path:
+        return
+    row = {**row, "command": row.get("command") or os.environ.get("FUSEBOX_BENCH_COMMAND", "")}
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def rss_mb() -> float:
@@ -100,6 +113,18 @@ print(f"pybreaker {importlib.metadata.version('pybreaker')}, "
       f"python {sys.version.split()[0]}, {CALLS} calls × {ROUNDS} rounds")
 print(f"median: bare {statistics.median(bare_ns):.0f} ns/call, attached {statistics.median(attached_ns):.0f} ns/call, "
       f"added {statistics.median(added_ns):.0f} ns/call (goal ≤ 2000 ns)")
+added = statistics.median(added_ns)
+summary_row({
+    "bench": "pybreaker",
+    "what": f"fusebox-pybreaker: time added per call against bare pybreaker {importlib.metadata.version('pybreaker')} "
+            f"(python {sys.version.split()[0]}, {CALLS} calls), median of rounds",
+    "figure": f"{added:.0f} ns",
+    "value": added,
+    "unit": "ns",
+    "goal": "≤ 2000 ns",
+    "met": added <= 2000,
+    "spread": f"{min(added_ns):.0f}–{max(added_ns):.0f} ns over {ROUNDS} rounds",
+})
 # What it could not send to the closed port is no news here.
 warnings.simplefilter("ignore")
 reporter.close()

@@ -314,10 +314,20 @@ pub async fn replicas(quick: bool) {
     );
     println!(
         "    p50 {:>6.1} ms   p99 {:>6.1} ms   (median of rounds' p50/p99 {}; goal p99 <= 100 ms)",
-        median(p50s),
-        median(p99s),
+        median(p50s.clone()),
+        median(p99s.clone()),
         shown.join(" ")
     );
+    super::figure(
+        "replicas",
+        format!("transition posted to replica A → stream client of replica B, p99 of {n}, median of rounds"),
+        median(p99s.clone()),
+        "ms",
+        1,
+    )
+    .at_most(100.0, 0)
+    .spread_of(&p99s, 1)
+    .record();
 
     let (instances, seconds) = if quick { (12, 10) } else { (24, 60) };
     let base = now_ms() - 3_600_000;
@@ -356,5 +366,15 @@ pub async fn replicas(quick: bool) {
             each.join(" ")
         );
         println!("      last round: {}", details[at]);
+        super::figure(
+            "replicas",
+            format!("ingest with {n_replicas} replica(s) on PostgreSQL, aggregates/s acked"),
+            rate,
+            "aggregates/s",
+            0,
+        )
+        .note(format!("— (×{:.2} of 1 replica)", rate / one))
+        .spread_of(&rates[at], 0)
+        .record();
     }
 }

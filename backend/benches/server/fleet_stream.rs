@@ -1,0 +1,172 @@
+//! Part of the 10,000-breaker fleet (`memory_fleet`): 50 live-stream clients on
+//! `/api/v1/stream` while the fleet posts, and a probe posting one transition at a time, each
+//! on a breaker of its own (`probe-NNNN`, service `probe`). Measured: from just before the
+//! transition's POST until its `transition` event reaches each client, over loopback, with the
+//! load generator, the server and the clients on the same cores. The clients are plain HTTP
+//! readers of the event stream, not browsers: the page's own time to show an event is
+//! `browser_load`'s figure.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Live-stream clients, as dashboards hold them.
+pub const N_CLIENTS: usize = 50;
+/// Between two probes.
+const PROBE_EVERY: Duration = Duration::from_millis(250);
+/// The fleet's first seconds register its breakers; probes start after them.
+const PROBE_AFTER: Duration = Duration::from_secs(3);
+
+/// When each probe was posted, and every arrival measured.
+#[derive(Default)]
+struct Shared {
+    sent: HashMap<String, Instant>,
+    arrivals: Vec<Duration>,
+}
+
+pub struct Probe {
+    shared: Arc<Mutex<Shared>>,
+    clients: Vec<tokio::task::JoinHandle<()>>,
+    prober: tokio::task::JoinHandle<usize>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Connects the clients, then probes every [`PROBE_EVERY`] until [`Probe::finish`].
+pub async fn start(url: &str, token: &str) -> Probe {
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let client = reqwest::Client::new();
+    let mut clients = Vec::new();
+    for _ in 0..N_CLIENTS {
+        let response = client
+            .get(format!("{url}/api/v1/stream"))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+        clients.push(tokio::spawn(read_stream(response, shared.clone())));
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let prober = tokio::spawn(probe(
+        client,
+        url.to_owned(),
+        token.to_owned(),
+        shared.clone(),
+        stop.clone(),
+    ));
+    Probe {
+        shared,
+        clients,
+        prober,
+        stop,
+    }
+}
+
+/// Reads one client's stream, timing each probe's `transition` event.
+async fn read_stream(mut response: reqwest::Response, shared: Arc<Mutex<Shared>>) {
+    let mut pending = String::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let at = Instant::now();
+        pending.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = pending.find("\n\n") {
+            let message: String = pending.drain(..end + 2).collect();
+            if !message.lines().any(|line| line == "event: transition") {
+                continue;
+            }
+            let Some(start) = message.find("\"probe-") else {
+                continue;
+            };
+            let name = &message[start + 1..];
+            let name = &name[..name.find('"').unwrap_or(name.len())];
+            let mut shared = shared.lock().unwrap();
+            if let Some(sent) = shared.sent.get(name).copied() {
+                shared.arrivals.push(at - sent);
+            }
+        }
+    }
+}
+
+/// Posts one probe transition at a time; returns how many it posted.
+async fn probe(
+    client: reqwest::Client,
+    url: String,
+    token: String,
+    shared: Arc<Mutex<Shared>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> usize {
+    tokio::time::sleep(PROBE_AFTER).await;
+    let mut ticker = tokio::time::interval(PROBE_EVERY);
+    let mut seq = 0;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        ticker.tick().await;
+        seq += 1;
+        let breaker = format!("probe-{seq:04}");
+        let now_ms = backend::time::now_ms();
+        let batch = serde_json::json!({
+            "service": "probe", "instance": "prober", "seq": seq, "sent_at_ms": now_ms,
+            "transitions": [{
+                "breaker": breaker, "at_ms": now_ms, "from": "closed", "to": "open",
+                "trigger": {"kind": "failure_rate", "value": 0.9, "threshold": 0.5},
+                "config_version": 1
+            }]
+        });
+        shared.lock().unwrap().sent.insert(breaker, Instant::now());
+        let response = client
+            .post(format!("{url}/api/v1/ingest"))
+            .bearer_auth(&token)
+            .json(&batch)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+    }
+    seq as usize
+}
+
+impl Probe {
+    /// Stops probing, lets the last events arrive, prints the figures and records the row.
+    pub async fn finish(self, fleet: &str) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let n_probes = self.prober.await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        for client in &self.clients {
+            client.abort();
+        }
+        let mut arrivals = std::mem::take(&mut self.shared.lock().unwrap().arrivals);
+        arrivals.sort();
+        let expected = n_probes * N_CLIENTS;
+        let missed = expected.saturating_sub(arrivals.len());
+        if arrivals.is_empty() {
+            println!("  stream: no probe reached a client ({n_probes} probes)");
+            return;
+        }
+        let pct = |q: f64| {
+            arrivals[((arrivals.len() as f64 * q).ceil() as usize).saturating_sub(1)].as_secs_f64()
+                * 1e3
+        };
+        let (p50, p99, max) = (pct(0.50), pct(0.99), pct(1.0));
+        println!(
+            "  stream: transition posted -> event at each of {N_CLIENTS} live-stream clients, \
+             {n_probes} probes: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms, {missed} of \
+             {expected} never arrived (goal p99 <= 50 ms)"
+        );
+        let mut row = super::figure(
+            "memory",
+            format!(
+                "{fleet}: transition posted → event at each of {N_CLIENTS} SSE clients (not \
+                 browsers), p99 of {} arrivals",
+                arrivals.len()
+            ),
+            p99,
+            "ms",
+            1,
+        )
+        .at_most(50.0, 0);
+        if missed > 0 {
+            row = row.goal(
+                format!("≤ 50 ms, every event arriving ({missed} missed)"),
+                false,
+            );
+        }
+        row.record();
+    }
+}
