@@ -12,7 +12,7 @@ use anyhow::Context;
 use protocol::LatencyHistogram;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{AssertSqlSafe, PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
 /// What a feature's store returns when it cannot do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -366,17 +366,21 @@ fn replica_name() -> anyhow::Result<std::sync::Arc<str>> {
         .into())
 }
 
-/// A write transaction: `BEGIN IMMEDIATE` on SQLite; on PostgreSQL, begun and holding the
-/// advisory lock `lock` after one round trip (two statements in one simple query).
+/// A write transaction: `BEGIN IMMEDIATE` on SQLite; on PostgreSQL, holding the advisory lock
+/// `lock`. (Not begun and locked in one simple query of two statements: when the lock timed
+/// out, sqlx would not know the transaction had begun, and the connection would go back to
+/// the pool inside the failed transaction.)
 async fn begin(db: &Db, lock: i64) -> Result<Tx, sqlx::Error> {
     match db {
         Db::Sqlite(pool) => Ok(Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?)),
-        Db::Postgres(pool) => Ok(Tx::Postgres(
-            pool.begin_with(AssertSqlSafe(format!(
-                "BEGIN; SELECT pg_advisory_xact_lock({lock})"
-            )))
-            .await?,
-        )),
+        Db::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(lock)
+                .execute(&mut *tx)
+                .await?;
+            Ok(Tx::Postgres(tx))
+        }
     }
 }
 
