@@ -132,8 +132,8 @@ impl Store {
     }
 
     /// Inserts transitions in order; their ids, in the same order. On PostgreSQL in one
-    /// statement of column arrays: its rows are inserted in their order (`ORDER BY` before the
-    /// identity's `nextval`, which PostgreSQL evaluates after sorting), so the ids it returns,
+    /// statement of column arrays: the `SELECT` feeds the rows to the insert sorted by their
+    /// position, and the identity's `nextval` runs as each is inserted, so the ids it returns,
     /// sorted, are theirs in order.
     pub async fn insert_transitions(
         tx: &mut Tx,
