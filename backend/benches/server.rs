@@ -3,8 +3,8 @@
 //! `-- quick` for a shorter run; name parts, e.g. `-- quick ingest`, to run only those:
 //! `ingest`, `detail`, `memory`, `replicas`).
 //!
-//! 1. Ingest throughput over HTTP with realistic batches vs raw multi-row SQLite inserts of
-//!    the same rows, in the same run (goal: HTTP ≥ 0.5× raw), for 40 reporting instances and
+//! 1. Ingest throughput over HTTP with realistic batches vs the store's raw multi-row inserts
+//!    of the same rows (SQLite, or PostgreSQL as below), in the same run (goal: HTTP ≥ 0.5× raw), for 40 reporting instances and
 //!    for 8 (see `ingest_vs_raw`).
 //! 2. Breaker detail (24 h series + timeline) with 10 M call outcomes stored (goal p95 ≤ 20 ms).
 //! 3. Server RSS with 1,000 live breakers reporting every second (goal ≤ 150 MB); with 10,000

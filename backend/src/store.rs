@@ -51,9 +51,14 @@ pub(crate) fn sqlite_migrator() -> &'static sqlx::migrate::Migrator {
     &MIGRATOR
 }
 
-/// The key of the transaction-scoped advisory lock every write transaction takes on
-/// PostgreSQL (see [`Store::begin`]).
+/// The key of the transaction-scoped advisory lock every write transaction but the ingest
+/// writer's takes on PostgreSQL (see [`Store::begin`]).
 pub const WRITE_LOCK: i64 = 0x0066_7573_6562_6f78; // "fusebox" in ASCII
+
+/// The key of the transaction-scoped advisory lock the ingest writers' transactions take on
+/// PostgreSQL instead of [`WRITE_LOCK`] (see [`Store::begin_ingest`]); two above it
+/// (`cluster::store::LEADER_LOCK` is one above).
+pub const INGEST_LOCK: i64 = WRITE_LOCK + 2;
 
 /// A pool on either database. Most SQL is written once, with `$1…$n` placeholders and
 /// constructs both dialects share, and run on whichever pool this is through [`on_db!`].
@@ -153,8 +158,7 @@ pub fn is_postgres_url(url: &str) -> bool {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) db: Db,
-    /// One connection kept for the ingest writer (see [`Store::begin_ingest`]); the same pool
-    /// as `db` on PostgreSQL.
+    /// One connection kept for the ingest writer (see [`Store::begin_ingest`]).
     pub(crate) ingest: Db,
     /// This server's name among the replicas on one database (random, per start): what it
     /// signs its notifications with (see [`crate::cluster`]).
@@ -210,24 +214,36 @@ impl Store {
         // leaves few rows and scans a breaker's whole day in the time index instead.
         let options = PgConnectOptions::from_str(url)
             .with_context(|| format!("invalid database URL {:?}", redact(url)))?
-            .options([
-                ("lock_timeout", "5s"),
-                ("plan_cache_mode", "force_custom_plan"),
-            ]);
+            .options([("lock_timeout", "5s")]);
+        let ingest_options = options.clone();
+        let options = options.options([("plan_cache_mode", "force_custom_plan")]);
         // Eight for the server's work, one for the cluster's listener, which keeps its own.
         let pool = PgPoolOptions::new()
             .max_connections(9)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .with_context(|| format!("cannot open the database {}", redact(url)))?;
         MIGRATOR_POSTGRES
             .run(&pool)
             .await
             .context("cannot apply the migrations")?;
+        // The ingest writer's connection, taken without a test query: a group commit is a few
+        // round trips, and a ping before each was one more. The pool still pings it when it
+        // comes back (after the commit, while the writer answers and gathers the next group)
+        // and replaces it when that fails. Its statements (inserts) keep PostgreSQL's default
+        // plan caching: planning anew for every row the foreign key check of every inserted
+        // aggregate (which `force_custom_plan` does) nearly doubled the cost of an insert.
+        let ingest = PgPoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(ingest_options)
+            .await
+            .with_context(|| format!("cannot open the database {}", redact(url)))?;
         Ok(Store {
-            db: Db::Postgres(pool.clone()),
-            ingest: Db::Postgres(pool),
+            db: Db::Postgres(pool),
+            ingest: Db::Postgres(ingest),
             replica: replica_name()?,
         })
     }
@@ -266,16 +282,24 @@ impl Store {
     /// transactions run one at a time there too and a read-then-write (the next config
     /// version, an alert's incident) sees what the previous one committed.
     pub async fn begin(&self) -> anyhow::Result<Tx> {
-        Ok(begin(&self.db).await?)
+        Ok(begin(&self.db, WRITE_LOCK).await?)
     }
 
     /// A write transaction like [`Store::begin`], on SQLite always on the same connection,
     /// which the ingest writer uses. SQLite drops a connection's page cache whenever another
     /// connection changed the database; on a connection of its own, the pages the writer
     /// touches (index leaves, table tails) stay cached from one commit to the next instead of
-    /// being read again for each one.
+    /// being read again for each one. On PostgreSQL on a connection of its own too, taken
+    /// without the test query the shared pool sends first, and holding [`INGEST_LOCK`], not
+    /// [`WRITE_LOCK`]: the ingest writers (one per replica) run one at a time, but neither
+    /// wait for nor hold up the other writes (alerts, their delivery, configs, rollups).
+    /// Nothing else writes the rows they write (batches, transitions, aggregates, instance
+    /// states; a config may create a breaker row, which `INSERT … ON CONFLICT DO NOTHING`
+    /// makes safe), and what reads transitions or aggregates after an id still reads them in
+    /// commit order: a transaction holding `INGEST_LOCK` takes its ids only after the previous
+    /// one's are visible (PostgreSQL releases a transaction's locks after its commit shows).
     pub async fn begin_ingest(&self) -> anyhow::Result<Tx> {
-        Ok(begin(&self.ingest).await?)
+        Ok(begin(&self.ingest, INGEST_LOCK).await?)
     }
 
     /// A read transaction: one consistent snapshot for several reads while writers keep
@@ -342,13 +366,17 @@ fn replica_name() -> anyhow::Result<std::sync::Arc<str>> {
         .into())
 }
 
-async fn begin(db: &Db) -> Result<Tx, sqlx::Error> {
+/// A write transaction: `BEGIN IMMEDIATE` on SQLite; on PostgreSQL, holding the advisory lock
+/// `lock`. (Not begun and locked in one simple query of two statements: when the lock timed
+/// out, sqlx would not know the transaction had begun, and the connection would go back to
+/// the pool inside the failed transaction.)
+async fn begin(db: &Db, lock: i64) -> Result<Tx, sqlx::Error> {
     match db {
         Db::Sqlite(pool) => Ok(Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?)),
         Db::Postgres(pool) => {
             let mut tx = pool.begin().await?;
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(WRITE_LOCK)
+                .bind(lock)
                 .execute(&mut *tx)
                 .await?;
             Ok(Tx::Postgres(tx))

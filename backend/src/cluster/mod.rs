@@ -32,7 +32,7 @@ use tokio::task::JoinHandle;
 use crate::ingest::fleet::{BreakerKey, InstanceEvent, InstanceLive};
 use crate::ingest::writer::SUMMARY_PERIOD;
 use crate::state::AppState;
-use crate::store::{Store, Tx};
+use crate::store::Store;
 
 /// How often a replica without the leader's lock tries to take it, the leader checks that its
 /// session still answers, and each replica reads transitions it was not notified of.
@@ -102,48 +102,45 @@ impl StateNews {
     }
 }
 
-/// Tells the other replicas what an ingest commit changed, when (and only if) `tx` commits,
-/// so in commit order (the writer calls it last in its transaction).
-pub async fn announce(
-    tx: &mut Tx,
-    replica: &str,
-    states: Vec<StateNews>,
-    (aggregates, transitions): ((i64, i64), bool),
-) -> Result<(), sqlx::Error> {
-    let payload = ingest_payload(replica, states, (aggregates, transitions));
-    store::notify_in(tx, store::INGEST_CHANNEL, &payload).await
+/// What an ingest commit tells the other replicas ([`IngestNews`]), up to the ids of the
+/// aggregates it adds: the JSON object without its last field's value, which the statement
+/// inserting them completes with `[after,up_to]}` (`Store::insert_aggregates_announcing`), so
+/// that one statement both inserts the group's aggregates and notifies, when (and only if)
+/// the transaction commits, so in commit order. Within PostgreSQL's size limit once completed:
+/// too many states for one notification are replaced by "reload them all".
+pub fn ingest_news_head(from: &str, states: &[StateNews], transitions: bool) -> String {
+    #[derive(Serialize)]
+    struct Head<'a> {
+        from: &'a str,
+        states: Option<&'a [StateNews]>,
+        transitions: bool,
+    }
+    let head = |states| {
+        let mut json = serde_json::to_string(&Head {
+            from,
+            states,
+            transitions,
+        })
+        .expect("news serialize");
+        json.pop(); // the closing brace
+        json.push_str(",\"aggregates\":");
+        json
+    };
+    let json = head(Some(states));
+    if json.len() + MAX_IDS_TAIL <= MAX_PAYLOAD {
+        return json;
+    }
+    head(None)
 }
+
+/// The longest completion of an [`ingest_news_head`]: `[`, two `i64`s, `,`, `]}`.
+const MAX_IDS_TAIL: usize = 1 + 20 + 1 + 20 + 2;
 
 /// An alert notice, with the replica whose engine made it (which told its own streams).
 #[derive(Serialize, Deserialize)]
 pub struct AlertNews {
     pub from: String,
     pub notice: AlertNotice,
-}
-
-/// The payload of an ingest notification, within PostgreSQL's size limit.
-pub fn ingest_payload(
-    from: &str,
-    states: Vec<StateNews>,
-    (aggregates, transitions): ((i64, i64), bool),
-) -> String {
-    let news = IngestNews {
-        from: from.to_string(),
-        states: Some(states),
-        aggregates,
-        transitions,
-    };
-    let json = serde_json::to_string(&news).expect("news serialize");
-    if json.len() <= MAX_PAYLOAD {
-        return json;
-    }
-    serde_json::to_string(&IngestNews {
-        from: from.to_string(),
-        states: None,
-        aggregates,
-        transitions,
-    })
-    .expect("news serialize")
 }
 
 /// The payload of an alert notification, or `None` when it would be too large (the notice
@@ -559,6 +556,18 @@ mod tests {
         }
     }
 
+    /// An ingest notification's payload as the aggregates' insert completes it.
+    fn ingest_payload(
+        from: &str,
+        states: Vec<StateNews>,
+        ((after, up_to), transitions): ((i64, i64), bool),
+    ) -> String {
+        format!(
+            "{}[{after},{up_to}]}}",
+            ingest_news_head(from, &states, transitions)
+        )
+    }
+
     #[test]
     fn an_ingest_payload_carries_the_states_or_says_reload() {
         let small = ingest_payload("r1", vec![state("a")], ((4, 9), true));
@@ -572,5 +581,11 @@ mod tests {
         assert_eq!(news.from, "r1");
         assert_eq!(news.states, None);
         assert_eq!(news.aggregates, (4, 9));
+        let widest = ingest_payload("r1", vec![], ((i64::MIN, i64::MAX), true));
+        let news: IngestNews = serde_json::from_str(&widest).unwrap();
+        assert_eq!(
+            (news.aggregates, news.transitions),
+            ((i64::MIN, i64::MAX), true)
+        );
     }
 }

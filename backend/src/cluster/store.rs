@@ -4,7 +4,7 @@
 use protocol::{Aggregate, OutcomeCounts, State};
 use sqlx::postgres::{PgConnection, PgListener};
 
-use crate::store::{Db, Store, StoreError, Tx, count_from_db, decode_histogram, on_db, on_tx};
+use crate::store::{Db, Store, StoreError, count_from_db, decode_histogram, on_db};
 
 /// The key of the session-level advisory lock the replica that runs the singleton jobs holds
 /// (see [`crate::cluster`]); one above [`crate::store::WRITE_LOCK`].
@@ -55,18 +55,6 @@ pub async fn listen(store: &Store) -> Result<PgListener, sqlx::Error> {
     Ok(listener)
 }
 
-/// Notifies `channel` when (and only if) `tx` commits; nothing on SQLite.
-pub async fn notify_in(tx: &mut Tx, channel: &str, payload: &str) -> Result<(), sqlx::Error> {
-    if let Tx::Postgres(tx) = tx {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(channel)
-            .bind(payload)
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
-}
-
 /// Notifies `channel` at once; nothing on SQLite.
 pub async fn notify(store: &Store, channel: &str, payload: &str) -> Result<(), sqlx::Error> {
     if let Db::Postgres(pool) = &store.db {
@@ -77,15 +65,6 @@ pub async fn notify(store: &Store, channel: &str, payload: &str) -> Result<(), s
             .await?;
     }
     Ok(())
-}
-
-/// The newest aggregate's id (0 for none), inside a write transaction: no other writer
-/// inserts meanwhile, so the ids a commit adds are those after it.
-pub async fn newest_aggregate_id(tx: &mut Tx) -> Result<i64, sqlx::Error> {
-    let id: Option<i64> = on_tx!(tx, c => sqlx::query_scalar("SELECT MAX(id) FROM aggregates")
-        .fetch_one(c)
-        .await)?;
-    Ok(id.unwrap_or(0))
 }
 
 /// An aggregate as stored, with its breaker's service and its instance.

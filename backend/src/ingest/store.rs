@@ -11,6 +11,7 @@ use sqlx::sqlite::SqliteArguments;
 use sqlx::{AssertSqlSafe, QueryBuilder};
 
 use super::fleet::{BreakerKey, InstanceLive};
+use crate::cluster::store::INGEST_CHANNEL;
 use crate::store::{Store, Tx, count_to_db, encode_histogram, on_db, on_tx};
 
 /// Rows per multi-row INSERT: 16 columns × 200 rows stays well under SQLite's 32 766
@@ -130,6 +131,56 @@ impl Store {
         Ok(id)
     }
 
+    /// Inserts transitions in order; their ids, in the same order. On PostgreSQL in one
+    /// statement of column arrays: the `SELECT` feeds the rows to the insert sorted by their
+    /// position, and the identity's `nextval` runs as each is inserted, so the ids it returns,
+    /// sorted, are theirs in order.
+    pub async fn insert_transitions(
+        tx: &mut Tx,
+        rows: &[(i64, &str, &Transition)],
+        now_ms: i64,
+    ) -> anyhow::Result<Vec<i64>> {
+        let conn = match tx {
+            Tx::Postgres(conn) if rows.len() > 1 => conn,
+            _ => {
+                let mut ids = Vec::with_capacity(rows.len());
+                for &(breaker_id, instance, transition) in rows {
+                    ids.push(
+                        Store::insert_transition(tx, breaker_id, instance, transition, now_ms)
+                            .await?,
+                    );
+                }
+                return Ok(ids);
+            }
+        };
+        let mut ids: Vec<i64> = sqlx::query_scalar(
+            "INSERT INTO transitions (breaker_id, instance, at_ms, from_state, to_state, trigger_kind,
+                                      trigger_value, trigger_threshold, config_version, received_ms)
+             SELECT breaker_id, instance, at_ms, from_state, to_state, trigger_kind, trigger_value,
+                    trigger_threshold, config_version, $10
+             FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[],
+                         $6::text[], $7::float8[], $8::float8[], $9::bigint[]) WITH ORDINALITY
+                  AS t (breaker_id, instance, at_ms, from_state, to_state, trigger_kind,
+                        trigger_value, trigger_threshold, config_version, n)
+             ORDER BY n
+             RETURNING id",
+        )
+        .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.2.at_ms).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.2.from.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.2.to.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.2.trigger.as_ref().map(|t| t.kind.as_str())).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.2.trigger.as_ref().map(|t| t.value)).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.2.trigger.as_ref().map(|t| t.threshold)).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.2.config_version as i64).collect::<Vec<_>>())
+        .bind(now_ms)
+        .fetch_all(&mut **conn)
+        .await?;
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
     /// Inserts aggregates: on SQLite with multi-row statements, on PostgreSQL in one
     /// statement of arrays ([`insert_aggregates_unnest`]).
     pub async fn insert_aggregates(
@@ -137,7 +188,7 @@ impl Store {
         rows: &[(i64, &str, &Aggregate)],
     ) -> anyhow::Result<()> {
         let tx = match tx {
-            Tx::Postgres(tx) => return Ok(insert_aggregates_unnest(tx, rows).await?),
+            Tx::Postgres(tx) => return Ok(insert_aggregates_unnest(tx, rows, None).await?),
             Tx::Sqlite(tx) => tx,
         };
         // Text arguments are shared, not copied per row: rows come in runs of one instance,
@@ -185,6 +236,23 @@ impl Store {
                 .await?;
         }
         Ok(())
+    }
+
+    /// [`Store::insert_aggregates`] on PostgreSQL, notifying the other replicas in the same
+    /// statement: `news_head` is an ingest notification's payload up to the ids of the
+    /// aggregates added, which the statement appends (see
+    /// [`crate::cluster::ingest_news_head`]); PostgreSQL sends it when (and only if) the
+    /// transaction commits. One round trip where inserting, reading the ids and notifying
+    /// took three (four with the newest id read before the insert).
+    pub async fn insert_aggregates_announcing(
+        tx: &mut Tx,
+        rows: &[(i64, &str, &Aggregate)],
+        news_head: &str,
+    ) -> anyhow::Result<()> {
+        match tx {
+            Tx::Postgres(tx) => Ok(insert_aggregates_unnest(tx, rows, Some(news_head)).await?),
+            Tx::Sqlite(_) => anyhow::bail!("notifications are PostgreSQL's"),
+        }
     }
 
     /// Writes instances' stored state (state, since, config version, first report), with
@@ -317,12 +385,40 @@ struct TripRow {
     trigger_threshold: Option<f64>,
 }
 
-/// [`Store::insert_aggregates`] on PostgreSQL: the whole group in one statement, each column
-/// bound as one array and expanded by `UNNEST`, so the statement's text and its 15
-/// parameters are the same whatever the group's size (prepared once per connection).
+/// The PostgreSQL insert of a group's aggregates: each column bound as one array and expanded
+/// by `UNNEST`, so the statement's text and its parameters are the same whatever the group's
+/// size (prepared once per connection).
+macro_rules! insert_unnest {
+    () => {
+        "INSERT INTO aggregates (breaker_id, instance, start_ms, interval_ms, success, failure,
+             timeout, rejected, slow, ignored, latency, state, failure_rate,
+             failure_rate_threshold, config_version)
+         SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[],
+             $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[],
+             $11::text[], $12::text[], $13::float8[], $14::float8[], $15::bigint[])"
+    };
+}
+
+/// [`insert_unnest!`] that also notifies channel `$16` with the text `$17` completed by the
+/// ids added, `[after,up_to]}` (`[0,0]}` for none): no other transaction inserts aggregates
+/// meanwhile (ingest transactions hold `INGEST_LOCK`), so the ids in `(MIN - 1, MAX]` are this
+/// statement's.
+const INSERT_ANNOUNCING: &str = concat!(
+    "WITH added AS (",
+    insert_unnest!(),
+    " RETURNING id)
+     SELECT pg_notify($16, $17::text || '[' || COALESCE(MIN(id) - 1, 0) || ','
+                           || COALESCE(MAX(id), 0) || ']}')
+     FROM added"
+);
+
+/// [`Store::insert_aggregates`] on PostgreSQL: the whole group in one statement
+/// ([`insert_unnest!`]); with `news_head`, notifying the other replicas too
+/// ([`INSERT_ANNOUNCING`]).
 async fn insert_aggregates_unnest(
     conn: &mut sqlx::PgConnection,
     rows: &[(i64, &str, &Aggregate)],
+    news_head: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     let n = rows.len();
     let mut breaker_id = Vec::with_capacity(n);
@@ -353,30 +449,30 @@ async fn insert_aggregates_unnest(
         config_version.push(aggregate.config_version as i64);
     }
     let [success, failure, timeout, rejected, slow, ignored] = counts;
-    sqlx::query(
-        "INSERT INTO aggregates (breaker_id, instance, start_ms, interval_ms, success, failure,
-             timeout, rejected, slow, ignored, latency, state, failure_rate,
-             failure_rate_threshold, config_version)
-         SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[],
-             $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[],
-             $11::text[], $12::text[], $13::float8[], $14::float8[], $15::bigint[])",
-    )
-    .bind(breaker_id)
-    .bind(instance)
-    .bind(start_ms)
-    .bind(interval_ms)
-    .bind(success)
-    .bind(failure)
-    .bind(timeout)
-    .bind(rejected)
-    .bind(slow)
-    .bind(ignored)
-    .bind(latency)
-    .bind(state)
-    .bind(failure_rate)
-    .bind(threshold)
-    .bind(config_version)
-    .execute(conn)
-    .await?;
+    let query = match news_head {
+        None => sqlx::query(insert_unnest!()),
+        Some(_) => sqlx::query(INSERT_ANNOUNCING),
+    };
+    let query = query
+        .bind(breaker_id)
+        .bind(instance)
+        .bind(start_ms)
+        .bind(interval_ms)
+        .bind(success)
+        .bind(failure)
+        .bind(timeout)
+        .bind(rejected)
+        .bind(slow)
+        .bind(ignored)
+        .bind(latency)
+        .bind(state)
+        .bind(failure_rate)
+        .bind(threshold)
+        .bind(config_version);
+    let query = match news_head {
+        None => query,
+        Some(head) => query.bind(INGEST_CHANNEL).bind(head),
+    };
+    query.execute(conn).await?;
     Ok(())
 }

@@ -1,8 +1,10 @@
 //! The ingest writer: one task that owns every write of ingested data.
 //!
 //! Handlers validate a batch and hand it over through a bounded queue; the writer drains
-//! what is queued, commits it in one transaction on a connection of its own (one multi-row
-//! insert per 200 aggregates of the whole group, one for changed instance states), and only
+//! what is queued, commits it in one transaction on a connection of its own (on SQLite one
+//! multi-row insert per 200 aggregates of the whole group; on PostgreSQL one statement of
+//! column arrays for them that also notifies the other replicas, and one for its transitions;
+//! one for changed instance states), and only
 //! then updates the [`Fleet`], answers each handler and publishes to the live [`Hub`]:
 //! transitions at once (on PostgreSQL through the cluster's listener, see [`crate::cluster`]),
 //! breaker summaries at most once per [`SUMMARY_PERIOD`]. A full queue
@@ -435,7 +437,7 @@ impl Writer {
             }
         }
 
-        // Transitions one by one, in batch order, for their ids.
+        // Transitions in batch order, with their ids.
         let mut committed: Vec<Committed> = claimed
             .iter()
             .map(|new| Committed {
@@ -443,10 +445,12 @@ impl Writer {
                 transitions: Vec::new(),
             })
             .collect();
-        for (index, id, transition) in transitions {
+        let stored: Vec<_> = (transitions.iter())
+            .map(|&(index, id, t)| (id, batches[index].instance.as_str(), t))
+            .collect();
+        let ids = Store::insert_transitions(&mut tx, &stored, now).await?;
+        for ((index, _, transition), stored) in transitions.into_iter().zip(ids) {
             let batch = batches[index];
-            let stored =
-                Store::insert_transition(&mut tx, id, &batch.instance, transition, now).await?;
             committed[index].transitions.push(TransitionRecord {
                 id: stored,
                 service: batch.service.clone(),
@@ -464,23 +468,23 @@ impl Writer {
             })
             .collect();
         Store::upsert_instance_states(&mut tx, &changed).await?;
-        let before = match tx.is_postgres() {
-            true => Some(cluster::store::newest_aggregate_id(&mut tx).await?),
-            false => None,
-        };
-        Store::insert_aggregates(&mut tx, &rows).await?;
-        if let Some(before) = before {
-            // The other replicas learn of the commit when it commits (see `crate::cluster`).
-            let states = instances.iter().filter_map(|(&(id, instance), staged)| {
-                let live = staged.live.as_ref()?;
-                let names = (staged.service, staged.breaker, id);
-                (staged.stored != Some(live.stored_state()))
-                    .then(|| StateNews::new(names, instance, live))
-            });
-            let added = (before, cluster::store::newest_aggregate_id(&mut tx).await?);
+        if tx.is_postgres() {
+            // The other replicas learn of the commit when it commits, from the statement that
+            // inserts the aggregates (see `crate::cluster`).
+            let states: Vec<StateNews> = instances
+                .iter()
+                .filter_map(|(&(id, instance), staged)| {
+                    let live = staged.live.as_ref()?;
+                    let names = (staged.service, staged.breaker, id);
+                    (staged.stored != Some(live.stored_state()))
+                        .then(|| StateNews::new(names, instance, live))
+                })
+                .collect();
             let transitions = committed.iter().any(|c| !c.transitions.is_empty());
-            let news = (added, transitions);
-            cluster::announce(&mut tx, self.store.replica(), states.collect(), news).await?;
+            let head = cluster::ingest_news_head(self.store.replica(), &states, transitions);
+            Store::insert_aggregates_announcing(&mut tx, &rows, &head).await?;
+        } else {
+            Store::insert_aggregates(&mut tx, &rows).await?;
         }
         tx.commit().await?;
         Ok(Pending {

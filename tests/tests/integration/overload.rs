@@ -14,7 +14,7 @@ async fn a_full_queue_answers_503_and_keeps_what_it_took() {
         .unwrap();
     let key = server.ingest_key("svc").await.unwrap();
     // Another connection holds the write lock (SQLite's, or on PostgreSQL the advisory lock
-    // every write transaction takes), so the writer cannot commit and its queue fills.
+    // the ingest writer's transactions take), so the writer cannot commit and its queue fills.
     let blocker = Blocker::hold(&server).await;
 
     let n = 20;
@@ -73,7 +73,7 @@ async fn a_full_queue_answers_503_and_keeps_what_it_took() {
     );
 }
 
-/// A connection of its own holding the database's write lock until released.
+/// A connection of its own holding the ingest writer's lock until released.
 enum Blocker {
     Sqlite(sqlx::SqliteConnection),
     Postgres(sqlx::PgConnection),
@@ -94,7 +94,7 @@ impl Blocker {
             backend::store::Db::Postgres(pool) => {
                 let mut conn = pool.acquire().await.unwrap().detach();
                 sqlx::query("SELECT pg_advisory_lock($1)")
-                    .bind(backend::store::WRITE_LOCK)
+                    .bind(backend::store::INGEST_LOCK)
                     .execute(&mut conn)
                     .await
                     .unwrap();
@@ -110,7 +110,7 @@ impl Blocker {
             }
             Blocker::Postgres(mut conn) => {
                 sqlx::query("SELECT pg_advisory_unlock($1)")
-                    .bind(backend::store::WRITE_LOCK)
+                    .bind(backend::store::INGEST_LOCK)
                     .execute(&mut conn)
                     .await
                     .unwrap();

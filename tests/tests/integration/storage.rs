@@ -206,6 +206,18 @@ async fn rollups_are_exact_and_count_late_data() {
         .get_json("/api/v1/breakers/svc/db/transitions", None)
         .await;
     assert_eq!(all.len(), 4);
+    // A batch's transitions are stored in its order (on PostgreSQL by one statement).
+    for instance in ["a", "b"] {
+        let id_of = |to: State| {
+            let of =
+                |r: &&protocol::TransitionRecord| r.instance == instance && r.transition.to == to;
+            all.iter().find(of).map(|r| r.id).unwrap()
+        };
+        assert!(
+            id_of(State::Open) < id_of(State::HalfOpen),
+            "{instance}: {all:?}"
+        );
+    }
     let page: Vec<protocol::TransitionRecord> = server
         .get_json(
             &format!(
