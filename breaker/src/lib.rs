@@ -27,7 +27,8 @@ pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::config::{Config, ConfigBuilder, ConfigError, HalfOpenRule, Rule, Wait, Window};
 pub use crate::events::{Event, EventKind, Interests, Listener};
 pub use crate::machine::{
-    Admission, Granted, Machine, Mode, Outcome, PermitKind, State, Transition, Trigger, TriggerKind,
+    Admission, Batch, Granted, Machine, Mode, Outcome, PermitKind, State, Transition, Trigger,
+    TriggerKind,
 };
 pub use crate::registry::Registry;
 pub use crate::shard::Counters;

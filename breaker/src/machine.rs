@@ -14,6 +14,10 @@ use std::time::Duration;
 use crate::config::{Config, HalfOpenRule, Wait};
 use crate::window::{self, Totals, Window};
 
+mod batch;
+
+pub use batch::Batch;
+
 /// The state of a circuit breaker.
 ///
 /// - `Closed`: calls flow and their outcomes are judged.

@@ -176,6 +176,28 @@ impl Window {
         }
     }
 
+    /// Records calls judged during `second` all at once: their totals for a time-based
+    /// window, whose buckets do not keep the order of one second's calls; `None` for a
+    /// count-based window, which does (push each outcome instead).
+    pub(crate) fn push_second(&mut self, second: u64, add: Totals) -> Option<()> {
+        match self {
+            Window::Count(_) => None,
+            Window::Time(window) => {
+                window.advance(second);
+                window.add(second, add);
+                Some(())
+            }
+        }
+    }
+
+    /// The most calls the window holds (`None` for a time-based window: no such bound).
+    pub(crate) fn capacity(&self) -> Option<u64> {
+        match self {
+            Window::Count(window) => Some(window.slots.len() as u64),
+            Window::Time(_) => None,
+        }
+    }
+
     /// Totals at `now`: time-based windows first let old seconds expire.
     pub(crate) fn totals(&mut self, now: Duration) -> Totals {
         match self {

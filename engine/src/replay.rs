@@ -20,7 +20,7 @@
 use std::ops::Range;
 use std::time::Duration;
 
-use breaker::{Admission, Config, Machine, Outcome, State, Transition};
+use breaker::{Admission, Batch, Config, Machine, Outcome, State, Transition};
 
 use crate::history::History;
 use crate::scenario::Span;
@@ -39,6 +39,9 @@ pub struct Replay {
     /// Calls driven through the machine (or counted as rejected one by one): at most
     /// [`MAX_CALLS_PER_STEP`] per step.
     pub replayed_calls: u64,
+    /// Steps whose calls were recorded at once, none of them able to trip the breaker (see
+    /// [`Machine::try_record_quiet`]); their calls count in `replayed_calls` all the same.
+    pub quiet_steps: usize,
 }
 
 /// The most calls of one step a replay drives through the machine. Well above the public
@@ -86,7 +89,20 @@ pub fn replay_while(
     history: &History,
     range: Range<usize>,
     config: &Config,
+    keep_going: impl FnMut(usize, u32, u32) -> bool,
+) -> Replay {
+    replay_steps(history, range, config, keep_going, true)
+}
+
+/// [`replay_while`]; with `in_batches`, a step whose calls cannot trip the Closed machine
+/// whatever their order is recorded at once ([`Machine::try_record_quiet`]), which ends in
+/// the same state as recording them one by one (tests compare both ways).
+fn replay_steps(
+    history: &History,
+    range: Range<usize>,
+    config: &Config,
     mut keep_going: impl FnMut(usize, u32, u32) -> bool,
+    in_batches: bool,
 ) -> Replay {
     let n_steps = range.len();
     let mut out = Replay {
@@ -95,6 +111,7 @@ pub fn replay_while(
         rejected: Vec::with_capacity(n_steps),
         transitions: Vec::new(),
         replayed_calls: 0,
+        quiet_steps: 0,
     };
     let Some(first) = history.steps.get(range.start) else {
         return out;
@@ -153,8 +170,44 @@ pub fn replay_while(
         }
         out.replayed_calls += u64::from(n);
         let n_failures = sampled(u64::from(step.n_failures)).min(u64::from(n));
+        let failed_at = |i: u32| {
+            let i = u64::from(i);
+            ((i + 1) * n_failures) / u64::from(n) > (i * n_failures) / u64::from(n)
+        };
+        let latency_of = |i: u32| {
+            if needs_latency {
+                latency_at(
+                    &layout,
+                    ((u64::from(i) * u64::from(stride)) % u64::from(n)) as u32,
+                )
+            } else {
+                Duration::ZERO
+            }
+        };
         let (mut n_admitted, mut n_rejected) = (0u32, 0u32);
-        for i in 0..n {
+        let first_ns = t0_ns + step_ns / (2 * u64::from(n));
+        let last_ns = t0_ns + ((2 * u64::from(n) - 1) * step_ns) / (2 * u64::from(n));
+        let quiet = in_batches
+            && first_ns >= open_until_ns
+            && first_ns / 1_000_000_000 == last_ns / 1_000_000_000
+            && timeout.is_none_or(|timeout| {
+                Duration::ZERO < timeout && layout.iter().all(|&(_, latency)| latency < timeout)
+            })
+            && machine.try_record_quiet(
+                Batch {
+                    now: Duration::from_nanos(first_ns),
+                    n,
+                    n_failed: n_failures,
+                    n_slow: n_slow_in(&layout, n, config),
+                },
+                |i| (failed_at(i), config.is_slow(latency_of(i))),
+            );
+        if quiet {
+            n_admitted = n;
+            out.quiet_steps += 1;
+        }
+        let n_one_by_one = if quiet { 0 } else { n };
+        for i in 0..n_one_by_one {
             let at_ns = t0_ns + ((2 * u64::from(i) + 1) * step_ns) / (2 * u64::from(n));
             if at_ns < open_until_ns {
                 n_rejected += 1;
@@ -174,15 +227,8 @@ pub fn replay_while(
                 Admission::Granted(granted) => granted,
             };
             n_admitted += 1;
-            let i64_ = u64::from(i);
-            let failed =
-                ((i64_ + 1) * n_failures) / u64::from(n) > (i64_ * n_failures) / u64::from(n);
-            let latency = if needs_latency {
-                let position = ((i64_ * u64::from(stride)) % u64::from(n)) as u32;
-                latency_at(&layout, position)
-            } else {
-                Duration::ZERO
-            };
+            let failed = failed_at(i);
+            let latency = latency_of(i);
             let (outcome, latency) = match timeout {
                 Some(timeout) if latency >= timeout => (Outcome::Timeout, timeout),
                 _ if failed => (Outcome::Failure, latency),
@@ -301,6 +347,28 @@ fn open_until_nanos(machine: &Machine) -> u64 {
     machine
         .open_until()
         .map_or(0, |until| until.as_nanos() as u64)
+}
+
+/// How many of a step's `n` calls are slow for `config`: the positions `0..n` that
+/// [`latency_at`] places in a slow bucket (the last bucket also holds those past its end).
+fn n_slow_in(layout: &[(u32, Duration)], n: u32, config: &Config) -> u64 {
+    if layout.is_empty() {
+        return if config.is_slow(Duration::ZERO) {
+            u64::from(n)
+        } else {
+            0
+        };
+    }
+    let mut start = 0;
+    let mut n_slow = 0;
+    for (k, &(end, latency)) in layout.iter().enumerate() {
+        let end = if k + 1 == layout.len() { n } else { end.min(n) };
+        if config.is_slow(latency) {
+            n_slow += u64::from(end.saturating_sub(start));
+        }
+        start = end.max(start);
+    }
+    n_slow
 }
 
 fn latency_at(layout: &[(u32, Duration)], position: u32) -> Duration {

@@ -220,3 +220,98 @@ fn a_sample_keeps_the_failure_share_of_an_uneven_step() {
     }
     assert!(res.rejected[0] > 0);
 }
+
+/// Configs of every kind the search tries: rates over count and time windows of several
+/// sizes, slow-call rules, runs of failures, call timeouts, both half-open rules, fixed and
+/// exponential waits.
+fn varied_configs() -> Vec<Config> {
+    let mut configs: Vec<Config> = crate::defaults::library_defaults()
+        .into_iter()
+        .map(|(_, config)| config)
+        .collect();
+    let windows = [
+        Window::Count(5),
+        Window::Count(100),
+        Window::Count(1000),
+        Window::Time(1),
+        Window::Time(10),
+        Window::Time(300),
+    ];
+    for (k, window) in windows.into_iter().enumerate() {
+        for (j, threshold) in [Some(0.05), Some(0.25), Some(0.6), None]
+            .into_iter()
+            .enumerate()
+        {
+            let slow = [None, Some(0.2), Some(0.5)][(k + j) % 3];
+            let mut builder = Config::builder()
+                .failure_rate_threshold(threshold)
+                .slow_call_rate_threshold(slow)
+                .slow_call_duration(Duration::from_millis([100, 500, 2000][(k * 2 + j) % 3]))
+                .consecutive_failures([None, Some(3), Some(20)][(k + 2 * j) % 3])
+                .window(window)
+                .minimum_calls([1, 20, 200][(j + k) % 3])
+                .half_open_probes(3)
+                .half_open_successes(if j % 2 == 0 { 3 } else { 1 })
+                .call_timeout([None, Some(Duration::from_millis(1000))][(k + j) % 2]);
+            builder = if (k + j) % 2 == 0 {
+                builder.wait(Wait::Fixed(Duration::from_secs(5)))
+            } else {
+                builder.wait(Wait::Exponential {
+                    initial: Duration::from_secs(2),
+                    multiplier: 2.0,
+                    max: Duration::from_secs(120),
+                    jitter: 0.1,
+                })
+            };
+            if j == 3 {
+                builder = builder.half_open_rule(breaker::HalfOpenRule::Rates);
+            }
+            if let Ok(config) = builder.build() {
+                configs.push(config);
+            }
+        }
+    }
+    configs
+}
+
+#[test]
+fn batching_quiet_steps_replays_exactly_as_one_call_at_a_time() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v2-2h-seed3");
+    let configs = varied_configs();
+    assert!(configs.len() > 20, "{} configs", configs.len());
+    let (mut n_compared, mut n_transitions, mut n_quiet, mut n_steps) = (0, 0, 0, 0);
+    for name in [
+        "brownout",
+        "diurnal",
+        "low-volume",
+        "noisy-healthy",
+        "steady-outage",
+    ] {
+        let text = std::fs::read_to_string(dir.join(format!("{name}.jsonl"))).unwrap();
+        let history = crate::scenario::parse(&text).unwrap().history;
+        for config in &configs {
+            let range = 0..history.len();
+            let batched =
+                super::replay_steps(&history, range.clone(), config, |_, _, _| true, true);
+            let single = super::replay_steps(&history, range, config, |_, _, _| true, false);
+            assert_eq!(
+                batched.transitions, single.transitions,
+                "{name}: {config:?}"
+            );
+            assert_eq!(batched.admitted, single.admitted, "{name}: {config:?}");
+            assert_eq!(batched.rejected, single.rejected, "{name}: {config:?}");
+            assert_eq!(single.quiet_steps, 0);
+            n_compared += 1;
+            n_transitions += single.transitions.len();
+            n_quiet += batched.quiet_steps;
+            n_steps += history.len();
+        }
+    }
+    // The configs trip, wait and recover: the comparison covers every state.
+    assert!(
+        n_transitions > 100,
+        "{n_transitions} transitions over {n_compared} replays"
+    );
+    // And most steps were recorded at once.
+    assert!(n_quiet * 2 > n_steps, "{n_quiet} of {n_steps} steps quiet");
+}
