@@ -447,28 +447,46 @@ async fn admin_link(server: &RunningServer) -> anyhow::Result<String> {
 }
 
 /// Asks the engine about [`WRONG_BREAKER`] over the history, as an admin's `POST
-/// …/recommendations` would, so that the Recommendations page holds a suggestion at once.
+/// …/recommendations` would, so that the Recommendations page holds a suggestion at once. A
+/// run cut short by the engine's time budget (a machine busy with other work) is tried again,
+/// up to [`RECOMMEND_ATTEMPTS`] runs in all.
 async fn recommend_wrong_breaker(
     state: crate::state::AppState,
     mut stopped: watch::Receiver<bool>,
 ) {
     let (service, breaker) = WRONG_BREAKER;
-    let (job, _cancel_on_drop) = state.engine.job();
-    let run = crate::tuning::recommend::recommend(
-        &state.store,
-        service,
-        breaker,
-        (RECOMMEND_DAYS, state.clock.now_ms()),
-        &job,
-    );
-    tokio::select! {
-        res = run => match res {
-            Ok(rec) => tracing::info!(id = rec.id, service, breaker, "the demo's recommendation is ready"),
-            Err(err) => tracing::warn!(error = %err, service, breaker, "the demo could not make its recommendation"),
-        },
-        _ = stopped.changed() => {}
+    for attempt in 1..=RECOMMEND_ATTEMPTS {
+        let (job, _cancel_on_drop) = state.engine.job();
+        let run = crate::tuning::recommend::recommend(
+            &state.store,
+            service,
+            breaker,
+            (RECOMMEND_DAYS, state.clock.now_ms()),
+            &job,
+        );
+        tokio::select! {
+            res = run => match res {
+                Ok(rec) => {
+                    tracing::info!(id = rec.id, service, breaker, "the demo's recommendation is ready");
+                    return;
+                }
+                Err(err @ crate::error::AppError::EngineBudget { .. })
+                    if attempt < RECOMMEND_ATTEMPTS =>
+                {
+                    tracing::warn!(error = %err, service, breaker, attempt, "the demo's recommendation ran out of time; trying again");
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, service, breaker, "the demo could not make its recommendation");
+                    return;
+                }
+            },
+            _ = stopped.changed() => return,
+        }
     }
 }
+
+/// How many engine runs the demo tries for its recommendation.
+const RECOMMEND_ATTEMPTS: u32 = 3;
 
 /// Whether the scripted incident is on, `elapsed` after the demo started.
 pub fn in_incident(elapsed: Duration) -> bool {
