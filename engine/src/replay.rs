@@ -9,7 +9,10 @@
 //!
 //! The machine is `breaker::Machine`, the same code every breaker runs; while it is Open the
 //! replay counts calls before `open_until` as rejected without asking it, which is what it
-//! would answer.
+//! would answer. While it is Closed, a step whose calls all fall within one second, none
+//! reaching the call timeout, is handed to `Machine::try_record_quiet` whole: when no order
+//! of its calls could trip the breaker they are recorded at once, ending where one call at a
+//! time would; otherwise they go one by one.
 //!
 //! A step with more than [`MAX_CALLS_PER_STEP`] calls is replayed as an evenly thinned sample
 //! of that many calls with the same failure share and latency histogram (each scaled with
