@@ -195,6 +195,7 @@ impl Machine {
         }
     }
 
+    #[inline]
     pub fn state(&self) -> State {
         self.state
     }
@@ -218,6 +219,7 @@ impl Machine {
     }
 
     /// While Open, when probes will be let through.
+    #[inline]
     pub fn open_until(&self) -> Option<Duration> {
         (self.state == State::Open && self.mode != Mode::ForcedOpen).then_some(self.open_until)
     }

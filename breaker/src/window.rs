@@ -1,9 +1,12 @@
 //! The sliding windows that failure and slow-call rates are judged over.
 //!
 //! A count-based window keeps the last N outcomes in a ring; a time-based window keeps one
-//! bucket per second for the last N seconds. Both keep running totals, so judging is O(1);
-//! expiring old seconds is O(seconds elapsed), at most O(N).
+//! bucket per second that held calls within the last N seconds, oldest first. Both keep
+//! running totals, so judging is O(1); expiring old seconds costs one step per second that
+//! held calls, however long the gap since the last call (sparse traffic through a long
+//! window stays cheap).
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::config;
@@ -36,13 +39,17 @@ pub(crate) struct CountWindow {
 
 #[derive(Clone, Debug)]
 pub(crate) struct TimeWindow {
-    buckets: Box<[Bucket]>,
-    /// The latest second seen; buckets of seconds at or before `latest - n` are empty.
+    /// How many seconds the window spans.
+    n_seconds: u64,
+    /// The seconds that held calls, oldest first, each with its totals: all after
+    /// `latest_second - n_seconds`.
+    live: VecDeque<Bucket>,
+    /// The latest second seen.
     latest_second: u64,
     totals: Totals,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 struct Bucket {
     second: u64,
     totals: Totals,
@@ -64,7 +71,8 @@ impl Window {
                 totals: Totals::default(),
             }),
             config::Window::Time(n_seconds) => Window::Time(TimeWindow {
-                buckets: vec![Bucket::default(); n_seconds as usize].into_boxed_slice(),
+                n_seconds: u64::from(n_seconds),
+                live: VecDeque::new(),
                 latest_second: 0,
                 totals: Totals::default(),
             }),
@@ -82,16 +90,9 @@ impl Window {
                 }
             }
             (Window::Time(old), Window::Time(new)) => {
-                let mut kept: Vec<Bucket> = old
-                    .buckets
-                    .iter()
-                    .filter(|bucket| {
-                        bucket.totals.n_calls > 0
-                            && bucket.second + old.buckets.len() as u64 > old.latest_second
-                    })
-                    .copied()
-                    .collect();
-                kept.sort_by_key(|bucket| bucket.second);
+                let kept = old.live.iter().filter(|bucket| {
+                    bucket.totals.n_calls > 0 && bucket.second + old.n_seconds > old.latest_second
+                });
                 for bucket in kept {
                     new.advance(bucket.second);
                     new.add(bucket.second, bucket.totals);
@@ -112,13 +113,14 @@ impl Window {
                 window.totals = Totals::default();
             }
             Window::Time(window) => {
-                window.buckets.fill(Bucket::default());
+                window.live.clear();
                 window.totals = Totals::default();
             }
         }
     }
 
     /// Records one call's outcome at `now`.
+    #[inline]
     pub(crate) fn push(&mut self, now: Duration, outcome_flags: u8) {
         match self {
             Window::Count(window) => window.push(outcome_flags),
@@ -160,7 +162,7 @@ impl Window {
                 }
             }
             Window::Time(window) => {
-                if second + (window.buckets.len() as u64) <= window.latest_second {
+                if second + window.n_seconds <= window.latest_second {
                     return;
                 }
                 window.advance(second);
@@ -179,6 +181,7 @@ impl Window {
     /// Records calls judged during `second` all at once: their totals for a time-based
     /// window, whose buckets do not keep the order of one second's calls; `None` for a
     /// count-based window, which does (push each outcome instead).
+    #[inline]
     pub(crate) fn push_second(&mut self, second: u64, add: Totals) -> Option<()> {
         match self {
             Window::Count(_) => None,
@@ -191,6 +194,7 @@ impl Window {
     }
 
     /// The most calls the window holds (`None` for a time-based window: no such bound).
+    #[inline]
     pub(crate) fn capacity(&self) -> Option<u64> {
         match self {
             Window::Count(window) => Some(window.slots.len() as u64),
@@ -199,6 +203,7 @@ impl Window {
     }
 
     /// Totals at `now`: time-based windows first let old seconds expire.
+    #[inline]
     pub(crate) fn totals(&mut self, now: Duration) -> Totals {
         match self {
             Window::Count(window) => window.totals,
@@ -213,6 +218,7 @@ impl Window {
 // === impl CountWindow ===
 
 impl CountWindow {
+    #[inline]
     fn push(&mut self, outcome_flags: u8) {
         let n_slots = self.slots.len();
         if self.len == n_slots {
@@ -234,44 +240,55 @@ impl CountWindow {
 // === impl TimeWindow ===
 
 impl TimeWindow {
-    /// Moves the window's end to `second`, emptying the buckets that fall out.
+    /// Moves the window's end to `second`, dropping the seconds that fall out.
+    #[inline]
     fn advance(&mut self, second: u64) {
         if second <= self.latest_second {
             return;
         }
-        let n_buckets = self.buckets.len() as u64;
-        if second - self.latest_second >= n_buckets {
-            self.buckets.fill(Bucket::default());
-            self.totals = Totals::default();
-        } else {
-            for expired in self.latest_second + 1..=second {
-                let bucket = &mut self.buckets[(expired % n_buckets) as usize];
-                self.totals.n_calls -= bucket.totals.n_calls;
-                self.totals.n_failures -= bucket.totals.n_failures;
-                self.totals.n_slow -= bucket.totals.n_slow;
-                *bucket = Bucket {
-                    second: expired,
-                    totals: Totals::default(),
-                };
-            }
+        while let Some(oldest) = self.live.front()
+            && oldest.second + self.n_seconds <= second
+        {
+            self.totals.n_calls -= oldest.totals.n_calls;
+            self.totals.n_failures -= oldest.totals.n_failures;
+            self.totals.n_slow -= oldest.totals.n_slow;
+            self.live.pop_front();
         }
         self.latest_second = second;
     }
 
-    /// Adds to the bucket of `second`, which must lie within the window.
+    /// Adds to the totals of `second`, which must lie within the window.
+    #[inline]
     fn add(&mut self, second: u64, add: Totals) {
-        let n_buckets = self.buckets.len() as u64;
-        let bucket = &mut self.buckets[(second % n_buckets) as usize];
-        if bucket.second != second {
-            // A bucket not touched since it last expired.
-            self.totals.n_calls -= bucket.totals.n_calls;
-            self.totals.n_failures -= bucket.totals.n_failures;
-            self.totals.n_slow -= bucket.totals.n_slow;
-            *bucket = Bucket {
-                second,
-                totals: Totals::default(),
-            };
-        }
+        let bucket = match self.live.back_mut() {
+            Some(last) if last.second == second => last,
+            Some(last) if last.second > second => {
+                // Seconds mostly come in order; an earlier one still within the window is
+                // found (or placed) among the others.
+                let at = self.live.partition_point(|bucket| bucket.second < second);
+                if self
+                    .live
+                    .get(at)
+                    .is_none_or(|bucket| bucket.second != second)
+                {
+                    self.live.insert(
+                        at,
+                        Bucket {
+                            second,
+                            totals: Totals::default(),
+                        },
+                    );
+                }
+                &mut self.live[at]
+            }
+            _ => {
+                self.live.push_back(Bucket {
+                    second,
+                    totals: Totals::default(),
+                });
+                self.live.back_mut().expect("just pushed")
+            }
+        };
         bucket.totals.n_calls += add.n_calls;
         bucket.totals.n_failures += add.n_failures;
         bucket.totals.n_slow += add.n_slow;
@@ -280,3 +297,6 @@ impl TimeWindow {
         self.totals.n_slow += add.n_slow;
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -147,7 +147,7 @@ fn main() {
         .unwrap();
     let opts = TuneOptions::fleet();
     let mut seconds = Vec::new();
-    let mut results: Vec<(u64, f64, u64)> = Vec::new();
+    let mut results: Vec<(u64, f64, u64, usize, u64)> = Vec::new();
     for round in 0..rounds {
         let started = Instant::now();
         results = std::thread::scope(|scope| {
@@ -164,6 +164,8 @@ fn main() {
                                 history.n_calls(),
                                 suggestion.confidence,
                                 suggestion.anomalies.len() as u64,
+                                suggestion.n_replays,
+                                suggestion.replayed_calls,
                             ));
                         }
                         out
@@ -182,14 +184,19 @@ fn main() {
     let median = seconds[seconds.len() / 2];
     let n_calls: u64 = results.iter().map(|r| r.0).sum();
     let n_anomalies: u64 = results.iter().map(|r| r.2).sum();
+    let n_replays: usize = results.iter().map(|r| r.3).sum();
+    let replayed_calls: u64 = results.iter().map(|r| r.4).sum();
     assert_eq!(results.len() as u64, n_breakers);
     println!(
         "fleet: {n_breakers} breakers × 7 days of 1-minute windows ({} windows, {:.2e} calls) \
          on {n_threads} threads: median of {rounds} rounds {median:.1} s \
-         ({:.1} suggestions/s); {n_anomalies} anomalous periods found",
+         ({:.1} suggestions/s); {n_anomalies} anomalous periods found; {:.0} replays and \
+         {:.2e} replayed calls per suggestion",
         n_breakers * 7 * 24 * 60,
         n_calls as f64,
-        n_breakers as f64 / median
+        n_breakers as f64 / median,
+        n_replays as f64 / n_breakers as f64,
+        replayed_calls as f64 / n_breakers as f64,
     );
     let row = summary::Row::new(
         "fleet",

@@ -9,10 +9,11 @@
 //!
 //! The machine is `breaker::Machine`, the same code every breaker runs; while it is Open the
 //! replay counts calls before `open_until` as rejected without asking it, which is what it
-//! would answer. While it is Closed, a step whose calls all fall within one second, none
-//! reaching the call timeout, is handed to `Machine::try_record_quiet` whole: when no order
-//! of its calls could trip the breaker they are recorded at once, ending where one call at a
-//! time would; otherwise they go one by one.
+//! would answer. While it is Closed, a step's calls go a second at a time: the calls that
+//! arrive within one second, none reaching the call timeout, are handed to
+//! `Machine::try_record_quiet` together, and when no order of them could trip the breaker
+//! they are recorded at once, ending where one call at a time would; otherwise they go one
+//! by one. (A one-second step is one such batch; a one-minute rollup is up to sixty.)
 //!
 //! A step with more than [`MAX_CALLS_PER_STEP`] calls is replayed as an evenly thinned sample
 //! of that many calls with the same failure share and latency histogram (each scaled with
@@ -42,9 +43,9 @@ pub struct Replay {
     /// Calls driven through the machine (or counted as rejected one by one): at most
     /// [`MAX_CALLS_PER_STEP`] per step.
     pub replayed_calls: u64,
-    /// Steps whose calls were recorded at once, none of them able to trip the breaker (see
-    /// [`Machine::try_record_quiet`]); their calls count in `replayed_calls` all the same.
-    pub quiet_steps: usize,
+    /// Calls recorded a second's worth at a time, no order of them able to trip the breaker
+    /// (see [`Machine::try_record_quiet`]); they count in `replayed_calls` all the same.
+    pub quiet_calls: u64,
 }
 
 /// The most calls of one step a replay drives through the machine. Well above the public
@@ -97,9 +98,9 @@ pub fn replay_while(
     replay_steps(history, range, config, keep_going, true)
 }
 
-/// [`replay_while`]; with `in_batches`, a step whose calls cannot trip the Closed machine
-/// whatever their order is recorded at once ([`Machine::try_record_quiet`]), which ends in
-/// the same state as recording them one by one (tests compare both ways).
+/// [`replay_while`]; with `in_batches`, the calls of one second that cannot trip the Closed
+/// machine whatever their order are recorded at once ([`Machine::try_record_quiet`]), which
+/// ends in the same state as recording them one by one (tests compare both ways).
 fn replay_steps(
     history: &History,
     range: Range<usize>,
@@ -114,7 +115,7 @@ fn replay_steps(
         rejected: Vec::with_capacity(n_steps),
         transitions: Vec::new(),
         replayed_calls: 0,
-        quiet_steps: 0,
+        quiet_calls: 0,
     };
     let Some(first) = history.steps.get(range.start) else {
         return out;
@@ -169,13 +170,13 @@ fn replay_steps(
                     }
                 }
             }
-            stride = interleave_stride(n);
+            stride = stride_of(n);
         }
         out.replayed_calls += u64::from(n);
         let n_failures = sampled(u64::from(step.n_failures)).min(u64::from(n));
         let failed_at = |i: u32| {
-            let i = u64::from(i);
-            ((i + 1) * n_failures) / u64::from(n) > (i * n_failures) / u64::from(n)
+            n_failures != 0
+                && failures_before(i + 1, n_failures, n) > failures_before(i, n_failures, n)
         };
         let latency_of = |i: u32| {
             if needs_latency {
@@ -188,60 +189,82 @@ fn replay_steps(
             }
         };
         let (mut n_admitted, mut n_rejected) = (0u32, 0u32);
-        let first_ns = t0_ns + step_ns / (2 * u64::from(n));
-        let last_ns = t0_ns + ((2 * u64::from(n) - 1) * step_ns) / (2 * u64::from(n));
-        let quiet = in_batches
-            && first_ns >= open_until_ns
-            && first_ns / 1_000_000_000 == last_ns / 1_000_000_000
-            && timeout.is_none_or(|timeout| {
-                Duration::ZERO < timeout && layout.iter().all(|&(_, latency)| latency < timeout)
-            })
-            && machine.try_record_quiet(
-                Batch {
-                    now: Duration::from_nanos(first_ns),
-                    n,
-                    n_failed: n_failures,
-                    n_slow: n_slow_in(&layout, n, config),
-                },
-                |i| (failed_at(i), config.is_slow(latency_of(i))),
-            );
-        if quiet {
-            n_admitted = n;
-            out.quiet_steps += 1;
-        }
-        let n_one_by_one = if quiet { 0 } else { n };
-        for i in 0..n_one_by_one {
-            let at_ns = t0_ns + ((2 * u64::from(i) + 1) * step_ns) / (2 * u64::from(n));
-            if at_ns < open_until_ns {
-                n_rejected += 1;
+        let at_ns = |i: u32| t0_ns + ((2 * u64::from(i) + 1) * step_ns) / (2 * u64::from(n));
+        // Positions from which latencies are slow, and from which calls time out.
+        let slow_from = first_position(&layout, n, |latency| config.is_slow(latency));
+        let timeout_from = first_position(&layout, n, |latency| {
+            timeout.is_some_and(|timeout| latency >= timeout)
+        });
+        // The step's calls go second by second: each second's calls at once when none of
+        // them times out and no order of them could trip the breaker, otherwise one by one.
+        let mut i = 0;
+        while i < n {
+            let at_first = at_ns(i);
+            let next_second_ns = ((at_first / SECOND_NS) + 1) * SECOND_NS;
+            let end = if !in_batches {
+                n
+            } else if n == 1 || at_ns(n - 1) < next_second_ns {
+                // The rest of the step's calls arrive within this second.
+                n
+            } else {
+                calls_before(n, step_ns, next_second_ns - t0_ns).clamp(i + 1, n)
+            };
+            let quiet =
+                in_batches && at_first >= open_until_ns && machine.state() == State::Closed && {
+                    let (n_slow, n_timeouts) =
+                        count_from(i..end, stride, n, [slow_from, timeout_from]);
+                    n_timeouts == 0
+                        && machine.try_record_quiet(
+                            Batch {
+                                now: Duration::from_nanos(at_first),
+                                n: end - i,
+                                n_failed: failures_before(end, n_failures, n)
+                                    - failures_before(i, n_failures, n),
+                                n_slow,
+                            },
+                            |j| (failed_at(i + j), config.is_slow(latency_of(i + j))),
+                        )
+                };
+            if quiet {
+                n_admitted += end - i;
+                out.quiet_calls += u64::from(end - i);
+                i = end;
                 continue;
             }
-            let now = Duration::from_nanos(at_ns);
-            let (admission, transition) = machine.acquire(now);
-            if let Some(transition) = transition {
-                out.transitions.push(transition);
-            }
-            let granted = match admission {
-                Admission::Rejected { .. } => {
+            for i in i..end {
+                let at_ns = at_ns(i);
+                if at_ns < open_until_ns {
                     n_rejected += 1;
-                    open_until_ns = open_until_nanos(&machine);
                     continue;
                 }
-                Admission::Granted(granted) => granted,
-            };
-            n_admitted += 1;
-            let failed = failed_at(i);
-            let latency = latency_of(i);
-            let (outcome, latency) = match timeout {
-                Some(timeout) if latency >= timeout => (Outcome::Timeout, timeout),
-                _ if failed => (Outcome::Failure, latency),
-                _ => (Outcome::Success, latency),
-            };
-            // The machine judges slowness itself, from the latency and its config.
-            if let Some(transition) = machine.record(now, granted, outcome, latency) {
-                out.transitions.push(transition);
-                open_until_ns = open_until_nanos(&machine);
+                let now = Duration::from_nanos(at_ns);
+                let (admission, transition) = machine.acquire(now);
+                if let Some(transition) = transition {
+                    out.transitions.push(transition);
+                }
+                let granted = match admission {
+                    Admission::Rejected { .. } => {
+                        n_rejected += 1;
+                        open_until_ns = open_until_nanos(&machine);
+                        continue;
+                    }
+                    Admission::Granted(granted) => granted,
+                };
+                n_admitted += 1;
+                let failed = failed_at(i);
+                let latency = latency_of(i);
+                let (outcome, latency) = match timeout {
+                    Some(timeout) if latency >= timeout => (Outcome::Timeout, timeout),
+                    _ if failed => (Outcome::Failure, latency),
+                    _ => (Outcome::Success, latency),
+                };
+                // The machine judges slowness itself, from the latency and its config.
+                if let Some(transition) = machine.record(now, granted, outcome, latency) {
+                    out.transitions.push(transition);
+                    open_until_ns = open_until_nanos(&machine);
+                }
             }
+            i = end;
         }
         if n < n_all {
             // Back to the step's calls, so costs stay comparable with unsampled steps.
@@ -352,26 +375,67 @@ fn open_until_nanos(machine: &Machine) -> u64 {
         .map_or(0, |until| until.as_nanos() as u64)
 }
 
-/// How many of a step's `n` calls are slow for `config`: the positions `0..n` that
-/// [`latency_at`] places in a slow bucket (the last bucket also holds those past its end).
-fn n_slow_in(layout: &[(u32, Duration)], n: u32, config: &Config) -> u64 {
+const SECOND_NS: u64 = 1_000_000_000;
+
+/// How many of a step's `n` calls, evenly spaced over `step_ns`, arrive less than `d_ns`
+/// after its start: call `i` arrives at `⌊(2i + 1) · step / 2n⌋`, before `d` exactly when
+/// `2i + 1 < 2n · d / step`.
+fn calls_before(n: u32, step_ns: u64, d_ns: u64) -> u32 {
+    let step_ns = step_ns.max(1);
+    let c = match (2 * u64::from(n)).checked_mul(d_ns) {
+        Some(twice) => u128::from(twice.div_ceil(step_ns)),
+        None => (2 * u128::from(n) * u128::from(d_ns)).div_ceil(u128::from(step_ns)),
+    };
+    (c / 2).min(u128::from(n)) as u32
+}
+
+/// How many of the first `i` calls of a step with `n_failures` of `n` failing fail.
+fn failures_before(i: u32, n_failures: u64, n: u32) -> u64 {
+    if n_failures == 0 || i == 0 {
+        0
+    } else if n_failures == u64::from(n) {
+        u64::from(i)
+    } else {
+        (u64::from(i) * n_failures) / u64::from(n)
+    }
+}
+
+/// The first position `0..n` that [`latency_at`] places in a bucket whose latency is
+/// `marked` (latencies ascend, so every later position is marked too); `n` when none is.
+fn first_position(layout: &[(u32, Duration)], n: u32, marked: impl Fn(Duration) -> bool) -> u32 {
     if layout.is_empty() {
-        return if config.is_slow(Duration::ZERO) {
-            u64::from(n)
-        } else {
-            0
-        };
+        return if marked(Duration::ZERO) { 0 } else { n };
     }
     let mut start = 0;
-    let mut n_slow = 0;
     for (k, &(end, latency)) in layout.iter().enumerate() {
-        let end = if k + 1 == layout.len() { n } else { end.min(n) };
-        if config.is_slow(latency) {
-            n_slow += u64::from(end.saturating_sub(start));
+        if marked(latency) {
+            return start.min(n);
         }
-        start = end.max(start);
+        if k + 1 < layout.len() {
+            start = end.max(start);
+        }
     }
-    n_slow
+    n
+}
+
+/// How many of calls `range`, whose latency positions are `i · stride mod n`, sit at or past
+/// each of `from`.
+fn count_from(range: Range<u32>, stride: u32, n: u32, from: [u32; 2]) -> (u64, u64) {
+    if from.iter().all(|&from| from >= n) {
+        return (0, 0);
+    }
+    let (n, stride) = (u64::from(n), u64::from(stride));
+    let mut position = (u64::from(range.start) * stride) % n;
+    let (mut a, mut b) = (0, 0);
+    for _ in range {
+        a += u64::from(position >= u64::from(from[0]));
+        b += u64::from(position >= u64::from(from[1]));
+        position += stride;
+        if position >= n {
+            position -= n;
+        }
+    }
+    (a, b)
 }
 
 fn latency_at(layout: &[(u32, Duration)], position: u32) -> Duration {
@@ -380,6 +444,12 @@ fn latency_at(layout: &[(u32, Duration)], position: u32) -> Duration {
         .find(|(end, _)| position < *end)
         .or(layout.last())
         .map_or(Duration::ZERO, |&(_, latency)| latency)
+}
+
+/// [`interleave_stride`] of `n`, from a table for the call counts a replayed step can have.
+fn stride_of(n: u32) -> u32 {
+    static STRIDES: std::sync::OnceLock<Box<[u32]>> = std::sync::OnceLock::new();
+    STRIDES.get_or_init(|| (0..=MAX_CALLS_PER_STEP).map(interleave_stride).collect())[n as usize]
 }
 
 /// A stride coprime to `n`, near `0.618 n`, so `i · stride mod n` visits every position once

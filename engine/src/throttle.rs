@@ -37,7 +37,7 @@ pub fn replay(history: &History, range: Range<usize>, k: f64) -> Replay {
         rejected: Vec::with_capacity(range.len()),
         transitions: Vec::new(),
         replayed_calls: 0,
-        quiet_steps: 0,
+        quiet_calls: 0,
     };
     // Per step of the window: (requests, accepts), and their sums.
     let mut ring: std::collections::VecDeque<(f64, f64)> = std::collections::VecDeque::new();

@@ -30,6 +30,7 @@ impl Machine {
     /// batch's, over the fewest calls the window will hold when a rate is judged (the
     /// minimum of calls at least), stay below it (or the window never holds the minimum). Within one second no call
     /// of a time-based window expires; a count-based window only loses calls by holding more.
+    #[inline]
     pub fn try_record_quiet(
         &mut self,
         batch: Batch,
@@ -59,7 +60,9 @@ impl Machine {
         let most = (totals.n_calls + n).min(capacity);
         if most >= minimum {
             let below = |count: u64, threshold: Option<f64>| {
-                threshold.is_none_or(|threshold| (count as f64 / fewest as f64) < threshold)
+                threshold.is_none_or(|threshold| {
+                    (count == 0 && threshold > 0.0) || (count as f64 / fewest as f64) < threshold
+                })
             };
             if !below(
                 totals.n_failures + batch.n_failed,
@@ -83,7 +86,11 @@ impl Machine {
         if pushed.is_some() {
             // The run of failures the batch ends with (continuing the one before it when
             // every call failed).
-            let trailing = (0..batch.n).rev().take_while(|&i| outcome(i).0).count() as u32;
+            let trailing = if batch.n_failed == 0 {
+                0
+            } else {
+                (0..batch.n).rev().take_while(|&i| outcome(i).0).count() as u32
+            };
             self.n_consecutive_failures = if trailing == batch.n {
                 self.n_consecutive_failures + trailing
             } else {

@@ -274,44 +274,81 @@ fn varied_configs() -> Vec<Config> {
     configs
 }
 
+/// `history` with every `k` steps summed into one, as the server's rollups are.
+fn rolled_up(history: &History, k: usize) -> History {
+    let steps = history
+        .steps
+        .chunks(k)
+        .map(|chunk| {
+            let mut sum = chunk[0].clone();
+            for step in &chunk[1..] {
+                sum.n_calls += step.n_calls;
+                sum.n_failures += step.n_failures;
+                sum.n_rejected += step.n_rejected;
+                for (total, count) in sum.latency_counts.iter_mut().zip(&step.latency_counts) {
+                    *total += count;
+                }
+            }
+            sum
+        })
+        .collect();
+    History {
+        step: history.step * k as u32,
+        latency_buckets_ms: history.latency_buckets_ms.clone(),
+        steps,
+    }
+}
+
 #[test]
-fn batching_quiet_steps_replays_exactly_as_one_call_at_a_time() {
+fn batching_quiet_seconds_replays_exactly_as_one_call_at_a_time() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v2-2h-seed3");
     let configs = varied_configs();
     assert!(configs.len() > 20, "{} configs", configs.len());
-    let (mut n_compared, mut n_transitions, mut n_quiet, mut n_steps) = (0, 0, 0, 0);
-    for name in [
-        "brownout",
-        "diurnal",
-        "low-volume",
-        "noisy-healthy",
-        "steady-outage",
-    ] {
-        let text = std::fs::read_to_string(dir.join(format!("{name}.jsonl"))).unwrap();
-        let history = crate::scenario::parse(&text).unwrap().history;
-        for config in &configs {
-            let range = 0..history.len();
-            let batched =
-                super::replay_steps(&history, range.clone(), config, |_, _, _| true, true);
-            let single = super::replay_steps(&history, range, config, |_, _, _| true, false);
-            assert_eq!(
-                batched.transitions, single.transitions,
-                "{name}: {config:?}"
-            );
-            assert_eq!(batched.admitted, single.admitted, "{name}: {config:?}");
-            assert_eq!(batched.rejected, single.rejected, "{name}: {config:?}");
-            assert_eq!(single.quiet_steps, 0);
-            n_compared += 1;
-            n_transitions += single.transitions.len();
-            n_quiet += batched.quiet_steps;
-            n_steps += history.len();
+    for k in [1, 7, 60] {
+        let (mut n_compared, mut n_transitions, mut n_quiet, mut n_calls) = (0, 0, 0, 0);
+        for name in [
+            "brownout",
+            "diurnal",
+            "low-volume",
+            "noisy-healthy",
+            "steady-outage",
+        ] {
+            let text = std::fs::read_to_string(dir.join(format!("{name}.jsonl"))).unwrap();
+            let history = rolled_up(&crate::scenario::parse(&text).unwrap().history, k);
+            for config in &configs {
+                let range = 0..history.len();
+                let batched =
+                    super::replay_steps(&history, range.clone(), config, |_, _, _| true, true);
+                let single = super::replay_steps(&history, range, config, |_, _, _| true, false);
+                assert_eq!(
+                    batched.transitions, single.transitions,
+                    "{name} in {k} s steps: {config:?}"
+                );
+                assert_eq!(
+                    batched.admitted, single.admitted,
+                    "{name}, {k} s: {config:?}"
+                );
+                assert_eq!(
+                    batched.rejected, single.rejected,
+                    "{name}, {k} s: {config:?}"
+                );
+                assert_eq!(batched.replayed_calls, single.replayed_calls);
+                assert_eq!(single.quiet_calls, 0);
+                n_compared += 1;
+                n_transitions += single.transitions.len();
+                n_quiet += batched.quiet_calls;
+                n_calls += single.replayed_calls;
+            }
         }
+        // The configs trip, wait and recover: the comparison covers every state.
+        assert!(
+            n_transitions > 100,
+            "{k} s steps: {n_transitions} transitions over {n_compared} replays"
+        );
+        // And most calls were recorded a second at a time.
+        assert!(
+            n_quiet * 2 > n_calls,
+            "{k} s steps: {n_quiet} of {n_calls} calls quiet"
+        );
     }
-    // The configs trip, wait and recover: the comparison covers every state.
-    assert!(
-        n_transitions > 100,
-        "{n_transitions} transitions over {n_compared} replays"
-    );
-    // And most steps were recorded at once.
-    assert!(n_quiet * 2 > n_steps, "{n_quiet} of {n_steps} steps quiet");
 }

@@ -128,13 +128,25 @@ pub(super) fn cost_on(
         0..set.history.len(),
         config,
         |step, admitted, rejected| {
-            if step >= score_from {
-                if set.healthy.get(step).copied().unwrap_or(true) {
-                    lost_good += u64::from(rejected);
-                } else {
-                    wasted += u64::from(admitted);
-                }
+            if give_up_above.is_nan() || give_up_above < 0.0 {
+                // Not even a cost of nothing is within the bound.
+                return false;
             }
+            if step < score_from {
+                return true;
+            }
+            if set.healthy.get(step).copied().unwrap_or(true) {
+                if rejected == 0 {
+                    return true;
+                }
+                lost_good += u64::from(rejected);
+            } else {
+                if admitted == 0 {
+                    return true;
+                }
+                wasted += u64::from(admitted);
+            }
+            // Judged again only when the cost grew (it was within the bound before).
             partial(lost_good, wasted) <= give_up_above
         },
     );

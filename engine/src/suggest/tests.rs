@@ -97,7 +97,7 @@ fn a_long_history_is_merged_into_at_most_max_points() {
             .collect(),
         transitions: vec![],
         replayed_calls: 0,
-        quiet_steps: 0,
+        quiet_calls: 0,
     };
     let mut anomalous = vec![false; n];
     anomalous[4] = true;
