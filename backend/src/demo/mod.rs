@@ -414,6 +414,16 @@ async fn write_history(
         })
         .collect();
     crate::query::rollup::insert_rollups(store, &rollups).await?;
+    // The per-second hours are rolled up now, as the rollup job would within its period: the
+    // engine's first run reads minutes, and the job's catch-up would otherwise hold the write
+    // lock batch after batch while the services start. Should the job have started on them
+    // first, it finishes them.
+    if let Err(err) = crate::query::rollup::catch_up(store).await {
+        tracing::warn!(
+            error = format!("{err:#}"),
+            "the demo's history is left to the rollup job"
+        );
+    }
     tracing::info!(
         aggregates = rows.len(),
         transitions = past.transitions.len(),

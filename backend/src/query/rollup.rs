@@ -52,6 +52,19 @@ impl Bucket {
 }
 
 /// Runs rollup and prune every `period` until the runtime shuts down.
+/// Rolls up every aggregate not rolled up yet, [`ROLLUP_BATCH`] per transaction; returns how
+/// many it rolled up.
+pub async fn catch_up(store: &Store) -> anyhow::Result<usize> {
+    let mut total = 0;
+    loop {
+        let n = roll_up_once(store).await?;
+        total += n;
+        if (n as i64) < ROLLUP_BATCH {
+            return Ok(total);
+        }
+    }
+}
+
 pub fn spawn(
     store: Store,
     retention: Retention,
@@ -65,15 +78,8 @@ pub fn spawn(
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            loop {
-                match roll_up_once(&store).await {
-                    Ok(n) if n as i64 == ROLLUP_BATCH => continue,
-                    Ok(_) => break,
-                    Err(err) => {
-                        tracing::warn!(error = format!("{err:#}"), "rollup failed; retrying later");
-                        break;
-                    }
-                }
+            if let Err(err) = catch_up(&store).await {
+                tracing::warn!(error = format!("{err:#}"), "rollup failed; retrying later");
             }
             if let Err(err) = prune_once(&store, &retention, clock.now_ms()).await {
                 tracing::warn!(error = format!("{err:#}"), "pruning failed; retrying later");

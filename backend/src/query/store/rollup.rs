@@ -25,11 +25,23 @@ struct AggregateRow {
 /// Rolls up to `ROLLUP_BATCH` new aggregates; returns how many it read.
 pub async fn roll_up_once(store: &Store) -> anyhow::Result<usize> {
     let mut tx = store.begin().await?;
-    let last_id: i64 = on_tx!(&mut tx, c => sqlx::query_scalar(
-        "SELECT last_aggregate_id FROM rollup_progress WHERE id = 1",
-    )
-    .fetch_one(c)
-    .await)?;
+    // Two runs at once (the job and the demo's catch-up) never roll the same aggregates up:
+    // on PostgreSQL the second waits for the first's mark; on SQLite the second cannot write
+    // over the snapshot it read and fails.
+    let last_id: i64 = match &mut tx {
+        Tx::Sqlite(tx) => {
+            sqlx::query_scalar("SELECT last_aggregate_id FROM rollup_progress WHERE id = 1")
+                .fetch_one(&mut **tx)
+                .await?
+        }
+        Tx::Postgres(tx) => {
+            sqlx::query_scalar(
+                "SELECT last_aggregate_id FROM rollup_progress WHERE id = 1 FOR UPDATE",
+            )
+            .fetch_one(&mut **tx)
+            .await?
+        }
+    };
     let rows: Vec<AggregateRow> = on_tx!(&mut tx, c => sqlx::query_as(
         "SELECT id, breaker_id, start_ms, success, failure, timeout, rejected, slow, ignored,
                 latency, failure_rate_threshold
