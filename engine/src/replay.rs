@@ -20,6 +20,9 @@
 //! rounding), spread over the step in the same way; its admitted and rejected counts are
 //! scaled back up to the step's calls. So a replay's work is bounded by its steps, whatever
 //! the call counts (an aggregate can claim billions of calls a second).
+//!
+//! None of this layout depends on the config: a search lays a history's steps out once
+//! ([`Steps`]) and replays them under every candidate ([`replay_laid_out_while`]).
 
 use std::ops::Range;
 use std::time::Duration;
@@ -95,7 +98,93 @@ pub fn replay_while(
     config: &Config,
     keep_going: impl FnMut(usize, u32, u32) -> bool,
 ) -> Replay {
-    replay_steps(history, range, config, keep_going, true)
+    replay_steps(
+        history,
+        &Steps::new(history),
+        range,
+        config,
+        keep_going,
+        true,
+    )
+}
+
+/// [`replay_while`] over steps laid out beforehand (`steps` must be `Steps::new(history)`):
+/// a search replays one history under hundreds of configs, and the layout does not depend
+/// on the config.
+pub fn replay_laid_out_while(
+    history: &History,
+    steps: &Steps,
+    range: Range<usize>,
+    config: &Config,
+    keep_going: impl FnMut(usize, u32, u32) -> bool,
+) -> Replay {
+    replay_steps(history, steps, range, config, keep_going, true)
+}
+
+/// How a replay lays out each step of one history, whatever the config: the calls it drives
+/// (all of them, or an even sample of at most [`MAX_CALLS_PER_STEP`]), how many of them
+/// fail, the positions of each latency bucket and the stride that interleaves them.
+#[derive(Clone, Debug, Default)]
+pub struct Steps {
+    steps: Vec<StepLayout>,
+    /// (end position, latency) of each step's non-empty buckets, one step after another.
+    buckets: Vec<(u32, Duration)>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct StepLayout {
+    /// The calls replayed (the step's, or its sample's).
+    n: u32,
+    /// Of those, how many fail.
+    n_failures: u64,
+    stride: u32,
+    /// The step's buckets in [`Steps::buckets`].
+    buckets: (u32, u32),
+}
+
+impl Steps {
+    pub fn new(history: &History) -> Steps {
+        let bounds: Vec<Duration> = history
+            .latency_buckets_ms
+            .iter()
+            .map(|&ms| Duration::from_millis(u64::from(ms)))
+            .collect();
+        let mut buckets = Vec::new();
+        let steps = history
+            .steps
+            .iter()
+            .map(|step| {
+                let n_all = step.n_calls;
+                let n = n_all.min(MAX_CALLS_PER_STEP);
+                let sampled = |count: u64| {
+                    if n == n_all {
+                        count
+                    } else {
+                        (count * u64::from(n) + u64::from(n_all) / 2) / u64::from(n_all)
+                    }
+                };
+                let start = buckets.len() as u32;
+                let mut end = 0u64;
+                for (&count, &bound) in step.latency_counts.iter().zip(&bounds) {
+                    if count > 0 {
+                        let before = sampled(end);
+                        end += u64::from(count);
+                        // A bucket too small to hold one sampled call is left out.
+                        if sampled(end) > before {
+                            buckets.push((sampled(end).min(u64::from(u32::MAX)) as u32, bound));
+                        }
+                    }
+                }
+                StepLayout {
+                    n,
+                    n_failures: sampled(u64::from(step.n_failures)).min(u64::from(n)),
+                    stride: stride_of(n),
+                    buckets: (start, buckets.len() as u32),
+                }
+            })
+            .collect();
+        Steps { steps, buckets }
+    }
 }
 
 /// [`replay_while`]; with `in_batches`, the calls of one second that cannot trip the Closed
@@ -103,6 +192,7 @@ pub fn replay_while(
 /// ends in the same state as recording them one by one (tests compare both ways).
 fn replay_steps(
     history: &History,
+    layouts: &Steps,
     range: Range<usize>,
     config: &Config,
     mut keep_going: impl FnMut(usize, u32, u32) -> bool,
@@ -126,16 +216,17 @@ fn replay_steps(
     // Latencies matter only to a slow-call policy or a call timeout; without either, the
     // histogram is not even read.
     let needs_latency = config.slow_call_rate_threshold().is_some() || timeout.is_some();
-    let bounds: Vec<Duration> = history
-        .latency_buckets_ms
-        .iter()
-        .map(|&ms| Duration::from_millis(u64::from(ms)))
-        .collect();
+    assert_eq!(
+        layouts.steps.len(),
+        history.len(),
+        "steps laid out for another history"
+    );
     // Nanoseconds before which an Open machine rejects every call.
     let mut open_until_ns: u64 = 0;
-    // (end position, latency) of each non-empty bucket of the current step.
-    let mut layout: Vec<(u32, Duration)> = Vec::with_capacity(bounds.len());
-    for step in &history.steps[range] {
+    for (step, laid_out) in history.steps[range.clone()]
+        .iter()
+        .zip(&layouts.steps[range])
+    {
         let n = step.n_calls;
         let t0_ns = step.t_ms * 1_000_000;
         if n == 0 || t0_ns + step_ns <= open_until_ns {
@@ -148,32 +239,19 @@ fn replay_steps(
         }
         // The calls replayed: all of them, or an even sample with the same shares.
         let n_all = n;
-        let n = n_all.min(MAX_CALLS_PER_STEP);
-        let sampled = |count: u64| {
-            if n == n_all {
-                count
-            } else {
-                (count * u64::from(n) + u64::from(n_all) / 2) / u64::from(n_all)
-            }
+        let n = laid_out.n;
+        // Latencies matter only with a slow-call rule or a call timeout.
+        let (layout, stride) = if needs_latency {
+            let (start, end) = laid_out.buckets;
+            (
+                &layouts.buckets[start as usize..end as usize],
+                laid_out.stride,
+            )
+        } else {
+            (&[][..], 1)
         };
-        layout.clear();
-        let mut stride = 1;
-        if needs_latency {
-            let mut end = 0u64;
-            for (&count, &bound) in step.latency_counts.iter().zip(&bounds) {
-                if count > 0 {
-                    let before = sampled(end);
-                    end += u64::from(count);
-                    // A bucket too small to hold one sampled call is left out.
-                    if sampled(end) > before {
-                        layout.push((sampled(end).min(u64::from(u32::MAX)) as u32, bound));
-                    }
-                }
-            }
-            stride = stride_of(n);
-        }
         out.replayed_calls += u64::from(n);
-        let n_failures = sampled(u64::from(step.n_failures)).min(u64::from(n));
+        let n_failures = laid_out.n_failures;
         let failed_at = |i: u32| {
             n_failures != 0
                 && failures_before(i + 1, n_failures, n) > failures_before(i, n_failures, n)
@@ -181,7 +259,7 @@ fn replay_steps(
         let latency_of = |i: u32| {
             if needs_latency {
                 latency_at(
-                    &layout,
+                    layout,
                     ((u64::from(i) * u64::from(stride)) % u64::from(n)) as u32,
                 )
             } else {
@@ -191,8 +269,8 @@ fn replay_steps(
         let (mut n_admitted, mut n_rejected) = (0u32, 0u32);
         let at_ns = |i: u32| t0_ns + ((2 * u64::from(i) + 1) * step_ns) / (2 * u64::from(n));
         // Positions from which latencies are slow, and from which calls time out.
-        let slow_from = first_position(&layout, n, |latency| config.is_slow(latency));
-        let timeout_from = first_position(&layout, n, |latency| {
+        let slow_from = first_position(layout, n, |latency| config.is_slow(latency));
+        let timeout_from = first_position(layout, n, |latency| {
             timeout.is_some_and(|timeout| latency >= timeout)
         });
         // The step's calls go second by second: each second's calls at once when none of
@@ -211,8 +289,12 @@ fn replay_steps(
             };
             let quiet =
                 in_batches && at_first >= open_until_ns && machine.state() == State::Closed && {
-                    let (n_slow, n_timeouts) =
-                        count_from(i..end, stride, n, [slow_from, timeout_from]);
+                    let (n_slow, n_timeouts) = if i == 0 && end == n {
+                        // The whole step: its positions are all of 0..n.
+                        (u64::from(n - slow_from), u64::from(n - timeout_from))
+                    } else {
+                        count_from(i..end, stride, n, [slow_from, timeout_from])
+                    };
                     n_timeouts == 0
                         && machine.try_record_quiet(
                             Batch {

@@ -118,6 +118,9 @@ pub struct EvalSet {
 pub struct Search {
     full: Vec<EvalSet>,
     screen: Vec<EvalSet>,
+    /// How every replay lays out the steps of each set of `full` and `screen`.
+    full_steps: Vec<replay::Steps>,
+    screen_steps: Vec<replay::Steps>,
     thin: u32,
     /// Steps before this are replayed (to warm the breaker up) but not scored.
     score_from: usize,
@@ -204,6 +207,14 @@ impl Search {
             Vec::new()
         };
         Search {
+            full_steps: full
+                .iter()
+                .map(|set| replay::Steps::new(&set.history))
+                .collect(),
+            screen_steps: screen
+                .iter()
+                .map(|set| replay::Steps::new(&set.history))
+                .collect(),
             full,
             screen,
             thin,
@@ -276,14 +287,14 @@ impl Search {
             return f64::INFINITY;
         }
         let mut replayed = 0.0;
-        for set in &self.full {
+        for (set, steps) in self.full.iter().zip(&self.full_steps) {
             if let Some(reason) = self.opts.stop.check() {
                 self.stopped = Some(reason);
                 return f64::INFINITY;
             }
             self.n_replays += 1;
             replayed += cost_on(
-                set,
+                (set, steps),
                 &config,
                 1,
                 self.score_from,
@@ -318,10 +329,15 @@ impl Search {
         {
             return cost;
         }
-        let (sets, factor, config) = if self.thin > 1 {
-            (&self.screen, self.thin, cand.thinned(self.thin).to_config())
+        let (sets, steps, factor, config) = if self.thin > 1 {
+            (
+                &self.screen,
+                &self.screen_steps,
+                self.thin,
+                cand.thinned(self.thin).to_config(),
+            )
         } else {
-            (&self.full, 1, cand.to_config())
+            (&self.full, &self.full_steps, 1, cand.to_config())
         };
         let Some(config) = config.filter(|_| cand.needs_failures(self.opts.min_failures_to_trip))
         else {
@@ -331,7 +347,7 @@ impl Search {
         // The history is the last set: the cheap injected sets rule most candidates out first.
         let mut cost = self.probe_risk.as_ref().map_or(0.0, |risk| risk.cost(cand));
         let mut exact = true;
-        for set in sets.iter().rev() {
+        for (set, steps) in sets.iter().zip(steps).rev() {
             if let Some(reason) = self.opts.stop.check() {
                 // Not cached: a stopped search never asks again.
                 self.stopped = Some(reason);
@@ -339,7 +355,7 @@ impl Search {
             }
             self.n_replays += 1;
             cost += cost_on(
-                set,
+                (set, steps),
                 &config,
                 factor,
                 self.score_from,

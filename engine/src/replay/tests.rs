@@ -317,9 +317,17 @@ fn batching_quiet_seconds_replays_exactly_as_one_call_at_a_time() {
             let history = rolled_up(&crate::scenario::parse(&text).unwrap().history, k);
             for config in &configs {
                 let range = 0..history.len();
-                let batched =
-                    super::replay_steps(&history, range.clone(), config, |_, _, _| true, true);
-                let single = super::replay_steps(&history, range, config, |_, _, _| true, false);
+                let steps = super::Steps::new(&history);
+                let batched = super::replay_steps(
+                    &history,
+                    &steps,
+                    range.clone(),
+                    config,
+                    |_, _, _| true,
+                    true,
+                );
+                let single =
+                    super::replay_steps(&history, &steps, range, config, |_, _, _| true, false);
                 assert_eq!(
                     batched.transitions, single.transitions,
                     "{name} in {k} s steps: {config:?}"

@@ -110,7 +110,7 @@ pub(super) fn better(cost: f64, cand: &Candidate, best_cost: f64, best: &Candida
 /// than `give_up_above`: the result is then that partial cost, a lower bound above it (the
 /// cost only grows step by step, and the penalty only adds).
 pub(super) fn cost_on(
-    set: &EvalSet,
+    (set, steps): (&EvalSet, &replay::Steps),
     config: &Config,
     weight: u32,
     score_from: usize,
@@ -123,8 +123,9 @@ pub(super) fn cost_on(
     let partial = |lost_good: u64, wasted: u64| {
         (lost_good as f64 + replay::WASTED_WEIGHT * wasted as f64) * f64::from(weight)
     };
-    let mut res = replay::replay_while(
+    let mut res = replay::replay_laid_out_while(
         &set.history,
+        steps,
         0..set.history.len(),
         config,
         |step, admitted, rejected| {

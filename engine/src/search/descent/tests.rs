@@ -8,6 +8,7 @@ use breaker::{Config, Wait, Window};
 use super::{better, cost_on};
 use crate::history::{History, Step};
 use crate::replay;
+use crate::replay::Steps;
 use crate::scenario::Span;
 use crate::search::tests::{rate_only, secs, steady_history};
 use crate::search::{Candidate, EvalSet, Grid, Search, SearchOptions};
@@ -69,6 +70,19 @@ fn grid_around(start: &Candidate, waits: Vec<Wait>, slow_call_durations_ms: Vec<
         waits,
         half_open: vec![start.half_open],
     }
+}
+
+/// [`cost_on`] over the whole set, scored from its start, without thinning.
+fn cost(set: &EvalSet, config: &Config, penalty_s: f64, calls: &mut u64, bound: f64) -> f64 {
+    cost_on(
+        (set, &Steps::new(&set.history)),
+        config,
+        1,
+        0,
+        penalty_s,
+        calls,
+        bound,
+    )
 }
 
 #[test]
@@ -155,8 +169,8 @@ fn a_false_trip_costs_the_penalty_on_top_of_the_calls_it_refused() {
         .build()
         .unwrap();
     let mut calls = 0;
-    let plain = cost_on(&set, &touchy, 1, 0, 0.0, &mut calls, f64::INFINITY);
-    let priced = cost_on(&set, &touchy, 1, 0, 60.0, &mut calls, f64::INFINITY);
+    let plain = cost(&set, &touchy, 0.0, &mut calls, f64::INFINITY);
+    let priced = cost(&set, &touchy, 60.0, &mut calls, f64::INFINITY);
     let res = replay::replay(&set.history, 0..set.history.len(), &touchy);
     let trips = replay::score(&set.history, &res, &set.healthy, &set.incidents).false_trips;
     assert!(trips > 0, "the burst trips this config");
@@ -170,8 +184,8 @@ fn a_false_trip_costs_the_penalty_on_top_of_the_calls_it_refused() {
         .build()
         .unwrap();
     assert_eq!(
-        cost_on(&set, &calm, 1, 0, 60.0, &mut calls, f64::INFINITY),
-        cost_on(&set, &calm, 1, 0, 0.0, &mut calls, f64::INFINITY)
+        cost(&set, &calm, 60.0, &mut calls, f64::INFINITY),
+        cost(&set, &calm, 0.0, &mut calls, f64::INFINITY)
     );
 }
 
@@ -185,18 +199,10 @@ fn a_replay_gives_up_once_its_cost_passes_the_bound_and_reports_a_lower_bound() 
     .to_config()
     .unwrap();
     let (mut all_calls, mut some_calls) = (0, 0);
-    let exact = cost_on(
-        &set,
-        &slow_to_close,
-        1,
-        0,
-        0.0,
-        &mut all_calls,
-        f64::INFINITY,
-    );
+    let exact = cost(&set, &slow_to_close, 0.0, &mut all_calls, f64::INFINITY);
     assert!(exact > 100.0, "{exact}");
     let bound = exact / 2.0;
-    let given_up = cost_on(&set, &slow_to_close, 1, 0, 0.0, &mut some_calls, bound);
+    let given_up = cost(&set, &slow_to_close, 0.0, &mut some_calls, bound);
     assert!(
         given_up > bound && given_up < exact,
         "{given_up} of {exact}"
@@ -207,10 +213,7 @@ fn a_replay_gives_up_once_its_cost_passes_the_bound_and_reports_a_lower_bound() 
     );
     // A bound the whole cost stays under changes nothing.
     let mut calls = 0;
-    assert_eq!(
-        cost_on(&set, &slow_to_close, 1, 0, 0.0, &mut calls, exact),
-        exact
-    );
+    assert_eq!(cost(&set, &slow_to_close, 0.0, &mut calls, exact), exact);
     assert_eq!(calls, all_calls);
 }
 
