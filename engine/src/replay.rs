@@ -85,32 +85,22 @@ pub const FALSE_TRIP_GRACE: Duration = Duration::from_secs(30);
 
 /// Replays the steps `range` of `history` through a fresh Closed machine running `config`.
 pub fn replay(history: &History, range: Range<usize>, config: &Config) -> Replay {
-    replay_while(history, range, config, |_, _, _| true)
-}
-
-/// [`replay`], asking `keep_going(offset, admitted, rejected)` after each step (`offset` from
-/// the start of `range`); once it answers `false` the replay stops there, and the returned
-/// [`Replay`] covers the steps replayed so far (its `range` ends after that step). A search
-/// uses it to give up on a configuration as soon as its cost is known to be too high.
-pub fn replay_while(
-    history: &History,
-    range: Range<usize>,
-    config: &Config,
-    keep_going: impl FnMut(usize, u32, u32) -> bool,
-) -> Replay {
     replay_steps(
         history,
         &Steps::new(history),
         range,
         config,
-        keep_going,
+        |_, _, _| true,
         true,
     )
 }
 
-/// [`replay_while`] over steps laid out beforehand (`steps` must be `Steps::new(history)`):
-/// a search replays one history under hundreds of configs, and the layout does not depend
-/// on the config.
+/// [`replay`] over steps laid out beforehand (`steps` must be `Steps::new(history)`: a search
+/// replays one history under hundreds of configs, and the layout does not depend on the
+/// config), asking `keep_going(offset, admitted, rejected)` after each step (`offset` from
+/// the start of `range`); once it answers `false` the replay stops there, and the returned
+/// [`Replay`] covers the steps replayed so far (its `range` ends after that step). A search
+/// uses it to give up on a configuration as soon as its cost is known to be too high.
 pub fn replay_laid_out_while(
     history: &History,
     steps: &Steps,
@@ -187,7 +177,7 @@ impl Steps {
     }
 }
 
-/// [`replay_while`]; with `in_batches`, the calls of one second that cannot trip the Closed
+/// [`replay_laid_out_while`]; with `in_batches`, the calls of one second that cannot trip the Closed
 /// machine whatever their order are recorded at once ([`Machine::try_record_quiet`]), which
 /// ends in the same state as recording them one by one (tests compare both ways).
 fn replay_steps(

@@ -51,7 +51,6 @@ impl Bucket {
     }
 }
 
-/// Runs rollup and prune every `period` until the runtime shuts down.
 /// Rolls up every aggregate not rolled up yet, [`ROLLUP_BATCH`] per transaction; returns how
 /// many it rolled up.
 pub async fn catch_up(store: &Store) -> anyhow::Result<usize> {
@@ -65,6 +64,7 @@ pub async fn catch_up(store: &Store) -> anyhow::Result<usize> {
     }
 }
 
+/// Runs rollup and prune every `period` until the runtime shuts down.
 pub fn spawn(
     store: Store,
     retention: Retention,
