@@ -67,8 +67,11 @@ async fn read_stream(mut response: reqwest::Response, shared: Arc<Mutex<Shared>>
     while let Ok(Some(chunk)) = response.chunk().await {
         let at = Instant::now();
         pending.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = pending.find("\n\n") {
-            let message: String = pending.drain(..end + 2).collect();
+        // Every whole message of the buffer, then the rest kept for the next chunk.
+        let mut consumed = 0;
+        while let Some(end) = pending[consumed..].find("\n\n") {
+            let message = &pending[consumed..consumed + end];
+            consumed += end + 2;
             if !message.lines().any(|line| line == "event: transition") {
                 continue;
             }
@@ -82,6 +85,7 @@ async fn read_stream(mut response: reqwest::Response, shared: Arc<Mutex<Shared>>
                 shared.arrivals.push(at - sent);
             }
         }
+        pending.drain(..consumed);
     }
 }
 

@@ -6,7 +6,6 @@
 //! the engine (it may drop news when lagging); a one-second timer wakes it too, and evaluates
 //! the rules that depend on time (open longer than D, the end of flapping).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
@@ -18,7 +17,7 @@ use crate::alerts::model::{self, EventKind};
 use crate::alerts::rules::{self, ChannelRow};
 use crate::alerts::store;
 use crate::alerts::store::engine::{NewAlert, Transition};
-use crate::ingest::hub::Published;
+use crate::ingest::hub::News;
 use crate::store::{Store, StoreError, Tx};
 
 /// Transitions evaluated per transaction.
@@ -42,7 +41,7 @@ struct Outcome {
 // === impl Engine ===
 
 impl Engine {
-    pub async fn run(self, mut live: broadcast::Receiver<Arc<Published>>) {
+    pub async fn run(self, mut live: broadcast::Receiver<News>) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -56,7 +55,13 @@ impl Engine {
             }
             tokio::select! {
                 event = live.recv() => match event {
-                    Ok(event) if !matches!(event.event, StreamEvent::Transition(_)) => continue,
+                    Ok(news)
+                        if !news
+                            .iter()
+                            .any(|p| matches!(p.event, StreamEvent::Transition(_))) =>
+                    {
+                        continue;
+                    }
                     Err(broadcast::error::RecvError::Closed) => return,
                     _ => {}
                 },

@@ -436,11 +436,12 @@ fn flush_summaries(app: &AppState, dirty: &mut HashSet<BreakerKey>) {
         return;
     }
     let fleet = app.fleet.read().expect("fleet lock poisoned");
-    for key in keys {
-        if let Some(summary) = fleet.summary(&key) {
-            app.hub.publish(StreamEvent::Summary(summary));
-        }
-    }
+    app.hub.publish_all(
+        keys.iter()
+            .filter_map(|key| fleet.summary(key))
+            .map(StreamEvent::Summary)
+            .collect(),
+    );
 }
 
 /// Every stored instance state, for a notification that had too many to carry.
@@ -491,11 +492,13 @@ fn apply_states(app: &AppState, states: &[StateNews]) {
         fleet.set(&news.service, &news.breaker, &news.instance, live);
         touched.insert((news.service.clone(), news.breaker.clone()));
     }
-    for key in touched {
-        if let Some(summary) = fleet.summary(&key) {
-            app.hub.publish(StreamEvent::Summary(summary));
-        }
-    }
+    app.hub.publish_all(
+        touched
+            .iter()
+            .filter_map(|key| fleet.summary(key))
+            .map(StreamEvent::Summary)
+            .collect(),
+    );
 }
 
 /// Publishes the transitions committed after `published` (by any replica), in id order, and
@@ -520,18 +523,21 @@ async fn publish_transitions(app: &AppState, published: &mut i64) -> anyhow::Res
                 touched.insert((record.service.clone(), transition.breaker.clone()));
             }
         }
+        let mut news = Vec::with_capacity(n + touched.len());
         for record in records {
             *published = record.id;
-            app.hub.publish(StreamEvent::Transition(record));
+            news.push(StreamEvent::Transition(record));
         }
         if !touched.is_empty() {
             let fleet = app.fleet.read().expect("fleet lock poisoned");
-            for key in touched {
-                if let Some(summary) = fleet.summary(&key) {
-                    app.hub.publish(StreamEvent::Summary(summary));
-                }
-            }
+            news.extend(
+                touched
+                    .iter()
+                    .filter_map(|key| fleet.summary(key))
+                    .map(StreamEvent::Summary),
+            );
         }
+        app.hub.publish_all(news);
         if n < PAGE as usize {
             return Ok(());
         }

@@ -190,9 +190,7 @@ async fn flush_summaries(fleet: SharedFleet, hub: Hub, dirty: Arc<Mutex<HashSet<
             let fleet = fleet.read().expect("fleet lock poisoned");
             keys.iter().filter_map(|key| fleet.summary(key)).collect()
         };
-        for summary in summaries {
-            hub.publish(StreamEvent::Summary(summary));
-        }
+        hub.publish_all(summaries.into_iter().map(StreamEvent::Summary).collect());
     }
 }
 
@@ -561,11 +559,12 @@ impl Writer {
         // own included, in the order of their ids (see `crate::cluster`).
         let on_postgres = self.store.is_postgres();
         let mut changed: HashSet<BreakerKey> = HashSet::new();
+        let mut news = Vec::new();
         for committed in pending.committed {
             for record in committed.transitions {
                 changed.insert((record.service.clone(), record.transition.breaker.clone()));
                 if !on_postgres {
-                    self.hub.publish(StreamEvent::Transition(record));
+                    news.push(StreamEvent::Transition(record));
                 }
             }
         }
@@ -573,9 +572,10 @@ impl Writer {
         for key in &changed {
             dirty.remove(key);
             if let Some(summary) = fleet.summary(key) {
-                self.hub.publish(StreamEvent::Summary(summary));
+                news.push(StreamEvent::Summary(summary));
             }
         }
+        self.hub.publish_all(news);
         touched.sort_unstable();
         touched.dedup();
         for (service, breaker) in touched {

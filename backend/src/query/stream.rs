@@ -12,23 +12,31 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::Stream;
+use axum::http::header;
+use axum::response::Response;
+use bytes::Bytes;
 use protocol::StreamEvent;
 use serde::Deserialize;
-use tokio::sync::{broadcast, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::broadcast;
 
 use crate::auth::Viewer;
 use crate::error::AppError;
 use crate::extract::Query;
-use crate::ingest::hub::Published;
+use crate::ingest::hub::{News, Published};
 use crate::state::AppState;
+
+mod outbox;
+
+use outbox::{Feeder, Gone, message};
 
 /// Transitions read from the store per query while catching up.
 const CATCH_UP_PAGE: i64 = 500;
+
+/// A comment goes out after this long without a message, so proxies keep the stream open.
+const HEARTBEAT: Duration = Duration::from_secs(15);
 
 #[derive(Deserialize)]
 pub struct StreamQuery {
@@ -53,7 +61,7 @@ pub async fn stream(
     _: Viewer,
     Query(query): Query<StreamQuery>,
     headers: HeaderMap,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
+) -> Result<Response, AppError> {
     let last_event_id = match headers.get("last-event-id") {
         None => None,
         Some(value) => Some(
@@ -74,7 +82,7 @@ pub async fn stream(
         None => app.store.newest_transition_id().await?,
     };
     let alerts = app.alerts.subscribe();
-    let (tx, rx) = mpsc::channel(256);
+    let (feeder, reader) = outbox::outbox();
     let revoked = crate::auth::revoked(
         app.clone(),
         crate::auth::presented_secret_in(&headers).map(str::to_string),
@@ -85,75 +93,88 @@ pub async fn stream(
         start_after,
         live,
         alerts,
-        tx,
+        feeder,
         revoked,
     ));
-    Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(
-        KeepAlive::new()
-            .interval(Duration::from_secs(15))
-            .text("heartbeat"),
-    ))
+    // Chunks of messages as they come; a heartbeat comment after `HEARTBEAT` without any.
+    let chunks = futures_util::stream::unfold(reader, |reader| async move {
+        let chunk = match tokio::time::timeout(HEARTBEAT, reader.next_chunk()).await {
+            Ok(chunk) => chunk?,
+            Err(_) => Bytes::from_static(b":heartbeat\n\n"),
+        };
+        Some((Ok::<_, Infallible>(chunk), reader))
+    });
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(chunks))
+        .expect("a valid response"))
 }
 
+/// Feeds one stream's outbox: `ready`, the transitions it missed, then the live news (see
+/// [`outbox`] for the order a slow client reads them in).
 async fn feed(
     app: AppState,
     service: Option<String>,
     start_after: i64,
-    mut live: broadcast::Receiver<Arc<Published>>,
+    mut live: broadcast::Receiver<News>,
     mut alerts: broadcast::Receiver<Arc<protocol::AlertNotice>>,
-    tx: mpsc::Sender<Result<Event, Infallible>>,
+    out: Feeder,
     revoked: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(revoked);
-    let ready = Event::default()
-        .event("ready")
-        .id(start_after.to_string())
-        .data(format!("{{\"last_id\":{start_after}}}"));
-    if tx.send(Ok(ready)).await.is_err() {
+    let ready = message(
+        "ready",
+        Some(&start_after.to_string()),
+        &format!("{{\"last_id\":{start_after}}}"),
+    );
+    if out.send(ready).await.is_err() {
         return;
     }
     let mut last_sent = start_after;
-    if catch_up(&app, service.as_deref(), &mut last_sent, &tx)
+    if catch_up(&app, service.as_deref(), &mut last_sent, &out)
         .await
         .is_err()
     {
         return;
     }
     loop {
-        let event = tokio::select! {
-            _ = tx.closed() => return,
+        let news = tokio::select! {
+            () = out.reader_gone() => return,
             () = &mut revoked => {
                 // The last message says why the stream ends; the browser's reconnect then
                 // meets a 401 and the dashboard asks for a token again.
-                let ended = Event::default()
-                    .event("revoked")
-                    .data("{\"detail\":\"the credential of this stream was revoked\"}");
-                let _ = tx.send(Ok(ended)).await;
+                let ended = message(
+                    "revoked",
+                    None,
+                    "{\"detail\":\"the credential of this stream was revoked\"}",
+                );
+                let _ = out.send(ended).await;
                 return;
             }
-            event = live.recv() => event,
+            news = live.recv() => news,
             notice = alerts.recv() => {
                 // Alert news is a notice, not a record: a lagging client reads the alerts API.
                 if let Ok(notice) = notice
                     && let Some(message) = alert_message(&notice, service.as_deref())
-                    && tx.send(Ok(message)).await.is_err()
+                    && out.send(message).await.is_err()
                 {
                     return;
                 }
                 continue;
             }
         };
-        match event {
-            Ok(event) => {
-                let Some(message) = to_message(&event, service.as_deref(), &mut last_sent) else {
-                    continue;
-                };
-                if tx.send(Ok(message)).await.is_err() {
+        match news {
+            Ok(news) => {
+                if offer(&out, &news, service.as_deref(), &mut last_sent)
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
             Err(broadcast::error::RecvError::Lagged(_)) => {
-                if catch_up(&app, service.as_deref(), &mut last_sent, &tx)
+                if catch_up(&app, service.as_deref(), &mut last_sent, &out)
                     .await
                     .is_err()
                 {
@@ -165,13 +186,44 @@ async fn feed(
     }
 }
 
+/// Queues what the client wants of `news`.
+async fn offer(
+    out: &Feeder,
+    news: &News,
+    service: Option<&str>,
+    last_sent: &mut i64,
+) -> Result<(), Gone> {
+    // Summaries in runs, one lock each; a transition goes after the summaries before it.
+    let mut summaries = Vec::new();
+    for (index, published) in news.iter().enumerate() {
+        match &published.event {
+            StreamEvent::Transition(record) => {
+                if let Some(message) =
+                    transition_message(record, &published.json, service, last_sent)
+                {
+                    out.summaries(news, &summaries);
+                    summaries.clear();
+                    out.send_transition(message, published.breaker).await?;
+                }
+            }
+            StreamEvent::Summary(summary) => {
+                if service.is_none_or(|s| s == summary.service) {
+                    summaries.push(index);
+                }
+            }
+        }
+    }
+    out.summaries(news, &summaries);
+    Ok(())
+}
+
 /// Sends every stored transition after `last_sent`; Err when the client went away.
 async fn catch_up(
     app: &AppState,
     service: Option<&str>,
     last_sent: &mut i64,
-    tx: &mpsc::Sender<Result<Event, Infallible>>,
-) -> Result<(), ()> {
+    out: &Feeder,
+) -> Result<(), Gone> {
     loop {
         let records = match app
             .store
@@ -181,53 +233,43 @@ async fn catch_up(
             Ok(records) => records,
             Err(err) => {
                 tracing::warn!(error = format!("{err:#}"), "stream catch-up failed");
-                return Err(());
+                return Err(Gone);
             }
         };
         let n = records.len();
-        for record in records {
-            let event = Published::new(StreamEvent::Transition(record));
-            if let Some(message) = to_message(&event, service, last_sent) {
-                tx.send(Ok(message)).await.map_err(|_| ())?;
-            }
-        }
+        let news: News = records
+            .into_iter()
+            .map(|record| Published::new(StreamEvent::Transition(record)))
+            .collect();
+        offer(out, &news, service, last_sent).await?;
         if n < CATCH_UP_PAGE as usize {
             return Ok(());
         }
     }
 }
 
-/// The SSE message for an event, or `None` when the client does not want it or had it already.
-fn to_message(published: &Published, service: Option<&str>, last_sent: &mut i64) -> Option<Event> {
-    match &published.event {
-        StreamEvent::Transition(record) => {
-            if service.is_some_and(|s| s != record.service) || record.id <= *last_sent {
-                return None;
-            }
-            *last_sent = record.id;
-            Some(
-                Event::default()
-                    .event("transition")
-                    .id(record.id.to_string())
-                    .data(&published.json),
-            )
-        }
-        StreamEvent::Summary(summary) => {
-            if service.is_some_and(|s| s != summary.service) {
-                return None;
-            }
-            Some(Event::default().event("summary").data(&published.json))
-        }
+/// The SSE message for a transition, or `None` when the client does not want it or had it
+/// already.
+fn transition_message(
+    record: &protocol::TransitionRecord,
+    json: &str,
+    service: Option<&str>,
+    last_sent: &mut i64,
+) -> Option<Bytes> {
+    if service.is_some_and(|s| s != record.service) || record.id <= *last_sent {
+        return None;
     }
+    *last_sent = record.id;
+    Some(message("transition", Some(&record.id.to_string()), json))
 }
 
 /// The SSE message `event: alert` for an alert notice, when the client's filter admits it.
-fn alert_message(notice: &protocol::AlertNotice, service: Option<&str>) -> Option<Event> {
+fn alert_message(notice: &protocol::AlertNotice, service: Option<&str>) -> Option<Bytes> {
     if let Some(service) = service
         && !notice.alert.breakers.iter().any(|b| b.service == service)
     {
         return None;
     }
     let data = serde_json::to_string(notice).expect("alert notices serialize");
-    Some(Event::default().event("alert").data(data))
+    Some(message("alert", None, &data))
 }

@@ -1,0 +1,217 @@
+//! A live stream's outbox: what its feed has for the client and the client has not read yet.
+//!
+//! Transitions, alerts and the stream's own messages go out in order, and before any breaker
+//! summary. Summaries are conflated: a newer summary of a breaker replaces the pending one
+//! (which keeps its place), and a transition of a breaker drops its pending summary, which is
+//! older than the transition (the summary published with the transition follows it). A client
+//! that reads slowly — a dashboard on a busy laptop, 10,000 breakers summarised twice a
+//! second — so gets every transition as soon as it can read one, and each breaker's newest
+//! summary, instead of a backlog of stale ones in front of the news. The client's end reads
+//! what is pending as one chunk of messages (up to [`CHUNK_BYTES`]), one lock and one write
+//! for many messages.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::Notify;
+
+use crate::ingest::hub::News;
+
+/// Ordered messages held before the feed waits for the client to read.
+const URGENT_CAPACITY: usize = 256;
+
+/// A chunk of messages stops growing past this size.
+pub const CHUNK_BYTES: usize = 64 * 1024;
+
+/// One Server-Sent Events message: its type, optional id and one line of data (JSON, which
+/// holds no raw line break).
+pub fn message(event: &str, id: Option<&str>, data: &str) -> Bytes {
+    let mut out = BytesMut::with_capacity(event.len() + data.len() + 32);
+    write_message(&mut out, event, id, data);
+    out.freeze()
+}
+
+fn write_message(out: &mut BytesMut, event: &str, id: Option<&str>, data: &str) {
+    debug_assert!(!data.contains(['\n', '\r']), "one line of data");
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(event.as_bytes());
+    if let Some(id) = id {
+        out.extend_from_slice(b"\nid: ");
+        out.extend_from_slice(id.as_bytes());
+    }
+    out.extend_from_slice(b"\ndata: ");
+    out.extend_from_slice(data.as_bytes());
+    out.extend_from_slice(b"\n\n");
+}
+
+/// Makes an outbox: the feed's end and the client's end.
+pub fn outbox() -> (Feeder, Reader) {
+    let shared = Arc::new(Shared::default());
+    (Feeder(shared.clone()), Reader(shared))
+}
+
+/// The client went away.
+#[derive(Debug)]
+pub struct Gone;
+
+#[derive(Default)]
+struct Shared {
+    inner: Mutex<Inner>,
+    /// Something to read, or the feed ended.
+    readable: Notify,
+    /// Room in the urgent queue, or the client went away.
+    writable: Notify,
+}
+
+#[derive(Default)]
+struct Inner {
+    urgent: VecDeque<Bytes>,
+    /// Breakers with a pending summary, oldest first; a breaker may appear twice once its
+    /// summary was dropped and a newer one came (the first place then sends the newer one).
+    order: VecDeque<u64>,
+    /// The newest pending summary of each breaker: the news it came in, and its index there.
+    summaries: HashMap<u64, (News, usize)>,
+    feed_ended: bool,
+    reader_gone: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().expect("outbox lock poisoned")
+    }
+}
+
+/// The feed's end of an outbox; dropping it ends the client's stream once it has read the rest.
+pub struct Feeder(Arc<Shared>);
+
+impl Feeder {
+    /// Queues a message that must go out in order (waits while the client is far behind).
+    pub async fn send(&self, event: Bytes) -> Result<(), Gone> {
+        self.send_urgent(event, None).await
+    }
+
+    /// Queues the transition of `breaker` (see [`crate::ingest::hub::Published::breaker`]),
+    /// dropping that breaker's pending summary.
+    pub async fn send_transition(&self, event: Bytes, breaker: u64) -> Result<(), Gone> {
+        self.send_urgent(event, Some(breaker)).await
+    }
+
+    async fn send_urgent(&self, event: Bytes, breaker: Option<u64>) -> Result<(), Gone> {
+        loop {
+            {
+                let mut inner = self.0.lock();
+                if inner.reader_gone {
+                    return Err(Gone);
+                }
+                if inner.urgent.len() < URGENT_CAPACITY {
+                    if let Some(breaker) = breaker {
+                        inner.summaries.remove(&breaker);
+                    }
+                    inner.urgent.push_back(event);
+                    drop(inner);
+                    self.0.readable.notify_one();
+                    return Ok(());
+                }
+            }
+            self.0.writable.notified().await;
+        }
+    }
+
+    /// Queues the summaries `news[index]` for each of `indices`, each replacing the pending
+    /// one of its breaker.
+    pub fn summaries(&self, news: &News, indices: &[usize]) {
+        if indices.is_empty() {
+            return;
+        }
+        let mut inner = self.0.lock();
+        for &index in indices {
+            let breaker = news[index].breaker;
+            if inner
+                .summaries
+                .insert(breaker, (news.clone(), index))
+                .is_none()
+            {
+                inner.order.push_back(breaker);
+            }
+        }
+        drop(inner);
+        self.0.readable.notify_one();
+    }
+
+    /// Resolves once the client has gone away.
+    pub async fn reader_gone(&self) {
+        loop {
+            if self.0.lock().reader_gone {
+                return;
+            }
+            self.0.writable.notified().await;
+        }
+    }
+}
+
+impl Drop for Feeder {
+    fn drop(&mut self) {
+        self.0.lock().feed_ended = true;
+        self.0.readable.notify_one();
+    }
+}
+
+/// The client's end of an outbox.
+pub struct Reader(Arc<Shared>);
+
+impl Reader {
+    /// The messages pending, as one chunk: ordered ones first, then the oldest pending
+    /// summaries, up to about [`CHUNK_BYTES`]; waits while there are none; `None` once the
+    /// feed ended and everything was read.
+    pub async fn next_chunk(&self) -> Option<Bytes> {
+        loop {
+            {
+                let mut inner = self.0.lock();
+                let mut out = BytesMut::new();
+                let mut took_urgent = false;
+                while out.len() < CHUNK_BYTES
+                    && let Some(message) = inner.urgent.pop_front()
+                {
+                    out.extend_from_slice(&message);
+                    took_urgent = true;
+                }
+                while out.len() < CHUNK_BYTES
+                    && let Some(breaker) = inner.order.pop_front()
+                {
+                    if let Some((news, index)) = inner.summaries.remove(&breaker) {
+                        write_message(&mut out, "summary", None, &news[index].json);
+                    }
+                }
+                let ended = inner.feed_ended;
+                drop(inner);
+                if took_urgent {
+                    self.0.writable.notify_one();
+                }
+                if !out.is_empty() {
+                    return Some(out.freeze());
+                }
+                if ended {
+                    return None;
+                }
+            }
+            self.0.readable.notified().await;
+        }
+    }
+
+    /// How many summaries are pending (for tests).
+    #[cfg(test)]
+    fn n_summaries(&self) -> usize {
+        self.0.lock().summaries.len()
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.0.lock().reader_gone = true;
+        self.0.writable.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,201 @@
+//! The outbox's order: transitions before summaries, one pending summary per breaker, no
+//! summary older than its breaker's transition, and the feed held back by a client far behind.
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use protocol::{BreakerSummary, State, StreamEvent};
+
+use super::{CHUNK_BYTES, Gone, URGENT_CAPACITY, message, outbox};
+use crate::ingest::hub::{News, Published, breaker_hash};
+
+fn summary(breaker: &str, updated_ms: i64) -> News {
+    summary_of(breaker, updated_ms)
+}
+
+fn summary_of(breaker: &str, updated_ms: i64) -> News {
+    let summary = BreakerSummary {
+        service: "pay".into(),
+        breaker: breaker.into(),
+        state: State::Closed,
+        since_ms: 0,
+        instances: vec![],
+        open_instances: 0,
+        failure_rate: Some(0.1),
+        failure_rate_threshold: Some(0.5),
+        calls_per_s: 10.0,
+        slow_call_rate: None,
+        p99_ms: None,
+        updated_ms,
+        last_trip: None,
+    };
+    vec![Published::new(StreamEvent::Summary(summary))].into()
+}
+
+fn transition(breaker: &str) -> Bytes {
+    message(
+        "transition",
+        Some("1"),
+        &format!("{{\"breaker\":\"{breaker}\"}}"),
+    )
+}
+
+/// What the reader has now, each message as `kind breaker updated_ms` (transitions without a
+/// time), until it would wait.
+fn drain(reader: &super::Reader) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(Some(chunk)) = reader.next_chunk().now_or_never() {
+        let text = String::from_utf8(chunk.to_vec()).unwrap();
+        assert!(text.ends_with("\n\n"), "whole messages: {text:?}");
+        for message in text.trim_end().split("\n\n") {
+            let line = |prefix: &str| {
+                message
+                    .lines()
+                    .find_map(|line| line.strip_prefix(prefix))
+                    .unwrap_or_else(|| panic!("no {prefix:?} in {message:?}"))
+            };
+            let kind = line("event: ");
+            let data: serde_json::Value = serde_json::from_str(line("data: ")).unwrap();
+            let breaker = data["breaker"].as_str().unwrap();
+            out.push(match data.get("updated_ms") {
+                Some(updated) => format!("{kind} {breaker} {updated}"),
+                None => format!("{kind} {breaker}"),
+            });
+        }
+    }
+    out
+}
+
+#[test]
+fn transitions_go_out_before_pending_summaries() {
+    let (feeder, reader) = outbox();
+    let (db, cache) = (summary("db", 1), summary("cache", 1));
+    feeder.summaries(&db, &[0]);
+    feeder.summaries(&cache, &[0]);
+    assert!(
+        feeder
+            .send_transition(transition("queue"), breaker_hash("pay", "queue"))
+            .now_or_never()
+            .unwrap()
+            .is_ok()
+    );
+    assert_eq!(
+        drain(&reader),
+        ["transition queue", "summary db 1", "summary cache 1"]
+    );
+}
+
+#[test]
+fn a_newer_summary_replaces_the_pending_one_in_its_place() {
+    let (feeder, reader) = outbox();
+    feeder.summaries(&summary("db", 1), &[0]);
+    feeder.summaries(&summary("cache", 1), &[0]);
+    feeder.summaries(&summary("db", 2), &[0]);
+    assert_eq!(reader.n_summaries(), 2);
+    assert_eq!(drain(&reader), ["summary db 2", "summary cache 1"]);
+    // Read: the next one of the same breaker is queued again.
+    feeder.summaries(&summary("db", 3), &[0]);
+    assert_eq!(drain(&reader), ["summary db 3"]);
+}
+
+#[test]
+fn a_transition_drops_its_breakers_older_summary() {
+    let (feeder, reader) = outbox();
+    feeder.summaries(&summary("db", 1), &[0]);
+    feeder.summaries(&summary("cache", 1), &[0]);
+    let sent = feeder.send_transition(transition("db"), breaker_hash("pay", "db"));
+    assert!(sent.now_or_never().unwrap().is_ok());
+    assert_eq!(drain(&reader), ["transition db", "summary cache 1"]);
+
+    // The summary published after the transition still goes out, once.
+    feeder.summaries(&summary("db", 1), &[0]);
+    feeder.summaries(&summary("cache", 2), &[0]);
+    let sent = feeder.send_transition(transition("db"), breaker_hash("pay", "db"));
+    assert!(sent.now_or_never().unwrap().is_ok());
+    feeder.summaries(&summary("db", 2), &[0]);
+    assert_eq!(
+        drain(&reader),
+        ["transition db", "summary db 2", "summary cache 2"]
+    );
+    assert_eq!(reader.n_summaries(), 0);
+}
+
+#[test]
+fn ordered_messages_keep_their_order_and_the_stream_ends_after_them() {
+    let (feeder, reader) = outbox();
+    for name in ["db", "cache", "queue"] {
+        assert!(
+            feeder
+                .send(transition(name))
+                .now_or_never()
+                .unwrap()
+                .is_ok()
+        );
+    }
+    feeder.summaries(&summary("db", 1), &[0]);
+    drop(feeder);
+    assert_eq!(
+        drain(&reader),
+        [
+            "transition db",
+            "transition cache",
+            "transition queue",
+            "summary db 1"
+        ]
+    );
+    assert!(
+        reader.next_chunk().now_or_never().unwrap().is_none(),
+        "the stream ends"
+    );
+}
+
+#[test]
+fn the_feed_waits_for_a_client_far_behind_and_stops_when_it_leaves() {
+    let (feeder, reader) = outbox();
+    for _ in 0..URGENT_CAPACITY {
+        assert!(
+            feeder
+                .send(transition("db"))
+                .now_or_never()
+                .unwrap()
+                .is_ok()
+        );
+    }
+    // Summaries never wait: they replace each other.
+    for updated in 0..1_000 {
+        feeder.summaries(&summary("cache", updated), &[0]);
+    }
+    let mut blocked = Box::pin(feeder.send(transition("queue")));
+    assert!(
+        (&mut blocked).now_or_never().is_none(),
+        "full: the feed waits"
+    );
+    assert!(reader.next_chunk().now_or_never().flatten().is_some());
+    assert!(matches!((&mut blocked).now_or_never(), Some(Ok(()))));
+    assert!(feeder.reader_gone().now_or_never().is_none());
+    drop(reader);
+    assert!(feeder.reader_gone().now_or_never().is_some());
+    assert!(matches!(
+        feeder.send(transition("db")).now_or_never(),
+        Some(Err(Gone))
+    ));
+}
+
+#[test]
+fn a_chunk_holds_many_messages_and_stops_near_its_size() {
+    let (feeder, reader) = outbox();
+    let many: Vec<News> = (0..2_000)
+        .map(|i| summary_of(&format!("b{i}"), i))
+        .collect();
+    for news in &many {
+        feeder.summaries(news, &[0]);
+    }
+    let first = reader.next_chunk().now_or_never().flatten().unwrap();
+    let n = first.windows(2).filter(|w| w == b"\n\n").count();
+    assert!(n > 100, "{n} messages in one chunk");
+    assert!(first.len() >= CHUNK_BYTES && first.len() < CHUNK_BYTES + 1_000);
+    let mut total = n;
+    while let Some(Some(chunk)) = reader.next_chunk().now_or_never() {
+        total += chunk.windows(2).filter(|w| w == b"\n\n").count();
+    }
+    assert_eq!(total, 2_000);
+}
