@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use protocol::{IngestAck, IngestBatch, StreamEvent, TransitionRecord};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::cluster::{self, StateNews};
 use crate::error::AppError;
@@ -35,6 +35,10 @@ use crate::store::Store;
 use crate::time::Clock;
 
 mod admit;
+mod queue;
+
+pub use queue::{Arriving, IngestQueue};
+use queue::{Job, Lanes};
 
 /// Batches committed together in one transaction at most.
 const MAX_BATCHES_PER_COMMIT: usize = 64;
@@ -42,78 +46,6 @@ const MAX_BATCHES_PER_COMMIT: usize = 64;
 /// How long the writer waits at most, once it has a batch, for more to join the same commit
 /// (see [`Writer::gather`]).
 const GATHER_WAIT: Duration = Duration::from_millis(2);
-
-struct Job {
-    batch: IngestBatch,
-    reply: oneshot::Sender<Result<IngestAck, AppError>>,
-}
-
-/// The handlers' end of the writer's queue.
-#[derive(Clone)]
-pub struct IngestQueue {
-    tx: mpsc::Sender<Job>,
-    /// Names other replicas created, for the limits (see [`LearnedNames`]).
-    pub learned: LearnedNames,
-    /// Ingest requests on their way to the queue (see [`Arriving`]).
-    arriving: Arc<AtomicUsize>,
-}
-
-/// An ingest request on its way to the writer's queue, counted from when its headers are read
-/// until its batch is queued or refused: a writer that has a batch waits a moment for it (see
-/// [`Writer::gather`]).
-pub struct Arriving {
-    count: Arc<AtomicUsize>,
-}
-
-impl Drop for Arriving {
-    fn drop(&mut self) {
-        self.count.fetch_sub(1, Ordering::Release);
-    }
-}
-
-impl IngestQueue {
-    /// Counts an ingest request on its way until the guard is dropped.
-    pub fn arriving(&self) -> Arriving {
-        self.arriving.fetch_add(1, Ordering::AcqRel);
-        Arriving {
-            count: self.arriving.clone(),
-        }
-    }
-
-    /// Queues a validated batch and waits until it is committed.
-    pub async fn submit(&self, batch: IngestBatch) -> Result<IngestAck, AppError> {
-        self.submit_arrived(batch, None).await
-    }
-
-    /// [`IngestQueue::submit`] for a request counted by `arriving`, which stops counting once
-    /// the batch is queued (or refused).
-    pub async fn submit_arrived(
-        &self,
-        batch: IngestBatch,
-        arriving: Option<Arriving>,
-    ) -> Result<IngestAck, AppError> {
-        let (reply, answer) = oneshot::channel();
-        let queued = self.tx.try_send(Job { batch, reply });
-        drop(arriving);
-        queued.map_err(|err| match err {
-            mpsc::error::TrySendError::Full(_) => AppError::Overloaded {
-                detail: "the ingest queue is full; retry later".into(),
-                retry_after_s: 1,
-            },
-            mpsc::error::TrySendError::Closed(_) => {
-                AppError::Internal(anyhow::anyhow!("the ingest writer has stopped"))
-            }
-        })?;
-        let ack = answer.await.map_err(|_| {
-            AppError::Internal(anyhow::anyhow!("the ingest writer dropped a batch"))
-        })??;
-        Ok(ack)
-    }
-
-    pub fn depth(&self) -> usize {
-        self.tx.max_capacity() - self.tx.capacity()
-    }
-}
 
 /// Starts the writer task with a queue of `capacity` batches. `fleet` holds the instances
 /// known so far (they count towards `limits`), `breaker_ids` every breaker; `clock` stamps what
@@ -126,7 +58,7 @@ pub fn spawn_writer(
     metrics: Arc<Metrics>,
     (capacity, limits, clock): (usize, Limits, Clock),
 ) -> IngestQueue {
-    let (tx, rx) = mpsc::channel(capacity);
+    let (lanes, senders) = queue::lanes(capacity);
     let dirty: Arc<Mutex<HashSet<BreakerKey>>> = Arc::default();
     tokio::spawn(flush_summaries(fleet.clone(), hub.clone(), dirty.clone()));
     let mut ids = BreakerIds::default();
@@ -159,12 +91,8 @@ pub fn spawn_writer(
         clock,
     };
     writer.export_cardinality();
-    tokio::spawn(writer.run(rx));
-    IngestQueue {
-        tx,
-        learned,
-        arriving,
-    }
+    tokio::spawn(writer.run(lanes));
+    IngestQueue::new(senders, learned, arriving)
 }
 
 /// How often the summaries of breakers with new aggregates are streamed. Every instance of a
@@ -250,10 +178,10 @@ struct Staged<'b> {
 // === impl Writer ===
 
 impl Writer {
-    async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+    async fn run(mut self, mut lanes: Lanes) {
         let mut jobs = Vec::with_capacity(MAX_BATCHES_PER_COMMIT);
-        while rx.recv_many(&mut jobs, MAX_BATCHES_PER_COMMIT).await > 0 {
-            self.gather(&mut rx, &mut jobs).await;
+        while lanes.recv_many(&mut jobs, MAX_BATCHES_PER_COMMIT).await > 0 {
+            self.gather(&mut lanes, &mut jobs).await;
             if (self.learned).take_into(&mut self.breaker_ids, &mut self.instances) {
                 self.export_cardinality();
             }
@@ -312,13 +240,13 @@ impl Writer {
     /// posting while the other's commit runs, unless a commit waits for the cohort just
     /// answered: one commit then does what two did, and the others' writes no longer share
     /// the cores with commits of their own.
-    async fn gather(&self, rx: &mut mpsc::Receiver<Job>, jobs: &mut Vec<Job>) {
+    async fn gather(&self, lanes: &mut Lanes, jobs: &mut Vec<Job>) {
         let deadline = tokio::time::Instant::now() + GATHER_WAIT;
         while jobs.len() < MAX_BATCHES_PER_COMMIT
             && (self.arriving.load(Ordering::Acquire) > 0 || jobs.len() < self.recent_reporters)
         {
             let room = MAX_BATCHES_PER_COMMIT - jobs.len();
-            match tokio::time::timeout_at(deadline, rx.recv_many(jobs, room)).await {
+            match tokio::time::timeout_at(deadline, lanes.recv_many(jobs, room)).await {
                 Ok(n) if n > 0 => {}
                 _ => break,
             }

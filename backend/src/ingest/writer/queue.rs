@@ -1,0 +1,169 @@
+//! The writer's queue: two lanes, one for batches that carry transitions and one for the rest.
+//!
+//! A transition is what a dashboard and an on-call engineer wait for; aggregates are what
+//! every instance posts each second. Each second of a large fleet brings a burst of batches,
+//! and a transition queued behind that burst would wait for every commit before its own. So
+//! the writer takes batches with transitions first (in the order they came, so transitions keep
+//! their order), then the rest (in order). A reporter has one batch in flight at a time, so
+//! no reporter's batches are reordered; and an instance's live state only ever moves to a
+//! newer event (see `InstanceLive::update`), whatever order batches commit in.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use protocol::{IngestAck, IngestBatch};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::AppError;
+use crate::ingest::LearnedNames;
+
+pub(super) struct Job {
+    pub(super) batch: IngestBatch,
+    pub(super) reply: oneshot::Sender<Result<IngestAck, AppError>>,
+}
+
+/// The handlers' end of the writer's queue.
+#[derive(Clone)]
+pub struct IngestQueue {
+    senders: Senders,
+    /// Names other replicas created, for the limits (see [`LearnedNames`]).
+    pub learned: LearnedNames,
+    /// Ingest requests on their way to the queue (see [`Arriving`]).
+    arriving: Arc<AtomicUsize>,
+}
+
+/// The two lanes' senders.
+#[derive(Clone)]
+pub(super) struct Senders {
+    transitions: mpsc::Sender<Job>,
+    rest: mpsc::Sender<Job>,
+}
+
+/// The writer's end: both lanes.
+pub(super) struct Lanes {
+    transitions: mpsc::Receiver<Job>,
+    rest: mpsc::Receiver<Job>,
+}
+
+/// Two lanes of `capacity` batches each.
+pub(super) fn lanes(capacity: usize) -> (Lanes, Senders) {
+    let (transitions_tx, transitions) = mpsc::channel(capacity);
+    let (rest_tx, rest) = mpsc::channel(capacity);
+    (
+        Lanes { transitions, rest },
+        Senders {
+            transitions: transitions_tx,
+            rest: rest_tx,
+        },
+    )
+}
+
+impl Lanes {
+    /// Waits for a batch, then adds to `jobs` up to `limit` of those queued: batches with
+    /// transitions first. 0 once both lanes are closed and empty.
+    pub(super) async fn recv_many(&mut self, jobs: &mut Vec<Job>, limit: usize) -> usize {
+        let first = tokio::select! {
+            biased;
+            job = self.transitions.recv() => job,
+            job = self.rest.recv() => job,
+        };
+        let Some(first) = first else {
+            // One lane is closed (the queue's senders are dropped together): drain the other.
+            return match self.rest.recv_many(jobs, limit).await {
+                0 => self.transitions.recv_many(jobs, limit).await,
+                n => n,
+            };
+        };
+        let before = jobs.len();
+        jobs.push(first);
+        for lane in [&mut self.transitions, &mut self.rest] {
+            while jobs.len() - before < limit
+                && let Ok(job) = lane.try_recv()
+            {
+                jobs.push(job);
+            }
+        }
+        jobs.len() - before
+    }
+}
+
+/// An ingest request on its way to the writer's queue, counted from when its headers are read
+/// until its batch is queued or refused: a writer that has a batch waits a moment for it (see
+/// `Writer::gather`).
+pub struct Arriving {
+    count: Arc<AtomicUsize>,
+}
+
+impl Drop for Arriving {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::Release);
+    }
+}
+
+impl IngestQueue {
+    pub(super) fn new(
+        senders: Senders,
+        learned: LearnedNames,
+        arriving: Arc<AtomicUsize>,
+    ) -> IngestQueue {
+        IngestQueue {
+            senders,
+            learned,
+            arriving,
+        }
+    }
+
+    /// Counts an ingest request on its way until the guard is dropped.
+    pub fn arriving(&self) -> Arriving {
+        self.arriving.fetch_add(1, Ordering::AcqRel);
+        Arriving {
+            count: self.arriving.clone(),
+        }
+    }
+
+    /// Queues a validated batch and waits until it is committed.
+    pub async fn submit(&self, batch: IngestBatch) -> Result<IngestAck, AppError> {
+        self.submit_arrived(batch, None).await
+    }
+
+    /// [`IngestQueue::submit`] for a request counted by `arriving`, which stops counting once
+    /// the batch is queued (or refused).
+    pub async fn submit_arrived(
+        &self,
+        batch: IngestBatch,
+        arriving: Option<Arriving>,
+    ) -> Result<IngestAck, AppError> {
+        let (reply, answer) = oneshot::channel();
+        let lane = if batch.transitions.is_empty() {
+            &self.senders.rest
+        } else {
+            &self.senders.transitions
+        };
+        let queued = lane.try_send(Job { batch, reply });
+        drop(arriving);
+        queued.map_err(|err| match err {
+            mpsc::error::TrySendError::Full(_) => AppError::Overloaded {
+                detail: "the ingest queue is full; retry later".into(),
+                retry_after_s: 1,
+            },
+            mpsc::error::TrySendError::Closed(_) => {
+                AppError::Internal(anyhow::anyhow!("the ingest writer has stopped"))
+            }
+        })?;
+        let ack = answer.await.map_err(|_| {
+            AppError::Internal(anyhow::anyhow!("the ingest writer dropped a batch"))
+        })??;
+        Ok(ack)
+    }
+
+    /// Batches queued, in both lanes.
+    pub fn depth(&self) -> usize {
+        [&self.senders.transitions, &self.senders.rest]
+            .iter()
+            .map(|lane| lane.max_capacity() - lane.capacity())
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests;

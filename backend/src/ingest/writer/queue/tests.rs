@@ -1,0 +1,113 @@
+//! The writer takes batches with transitions first, each lane in order, and drains both lanes
+//! when the queue closes.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+
+use futures_util::FutureExt;
+use protocol::IngestBatch;
+use tokio::sync::oneshot;
+
+use super::{IngestQueue, Job, Lanes, lanes};
+use crate::ingest::LearnedNames;
+
+fn batch(seq: u64, with_transition: bool) -> IngestBatch {
+    let transitions = if with_transition {
+        serde_json::json!([{
+            "breaker": "db", "at_ms": 1_000, "from": "closed", "to": "open",
+            "trigger": {"kind": "failure_rate", "value": 0.9, "threshold": 0.5},
+            "config_version": 1
+        }])
+    } else {
+        serde_json::json!([])
+    };
+    serde_json::from_value(serde_json::json!({
+        "service": "pay", "instance": "i-1", "seq": seq, "sent_at_ms": 1_000,
+        "transitions": transitions,
+    }))
+    .unwrap()
+}
+
+/// Queues `batches` through the handlers' end, as the HTTP handler does; returns the queue
+/// (which holds the senders) and the writer's end.
+fn queued(batches: &[(u64, bool)]) -> (IngestQueue, Lanes) {
+    let (lanes, senders) = lanes(16);
+    let queue = IngestQueue::new(
+        senders,
+        LearnedNames::default(),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    for &(seq, with_transition) in batches {
+        let (reply, _answer) = oneshot::channel();
+        let lane = if with_transition {
+            &queue.senders.transitions
+        } else {
+            &queue.senders.rest
+        };
+        lane.try_send(Job {
+            batch: batch(seq, with_transition),
+            reply,
+        })
+        .ok()
+        .unwrap();
+    }
+    (queue, lanes)
+}
+
+fn seqs(jobs: &[Job]) -> Vec<u64> {
+    jobs.iter().map(|job| job.batch.seq).collect()
+}
+
+#[test]
+fn batches_with_transitions_go_first_each_lane_in_order() {
+    let (queue, mut lanes) = queued(&[(1, false), (2, false), (3, true), (4, false), (5, true)]);
+    assert_eq!(queue.depth(), 5);
+    let mut jobs = Vec::new();
+    assert_eq!(lanes.recv_many(&mut jobs, 3).now_or_never(), Some(3));
+    assert_eq!(seqs(&jobs), [3, 5, 1]);
+    assert_eq!(queue.depth(), 2);
+    jobs.clear();
+    assert_eq!(lanes.recv_many(&mut jobs, 64).now_or_never(), Some(2));
+    assert_eq!(seqs(&jobs), [2, 4]);
+    // Nothing queued: the writer waits.
+    assert!(lanes.recv_many(&mut jobs, 64).now_or_never().is_none());
+}
+
+#[test]
+fn a_closed_queue_is_drained_before_the_writer_stops() {
+    let (queue, mut lanes) = queued(&[(1, false), (2, true), (3, false)]);
+    drop(queue);
+    let mut jobs = Vec::new();
+    while lanes.recv_many(&mut jobs, 1).now_or_never().unwrap() > 0 {}
+    assert_eq!(seqs(&jobs), [2, 1, 3]);
+}
+
+#[tokio::test]
+async fn a_handler_routes_a_batch_by_its_transitions() {
+    let (queue, mut lanes) = queued(&[(6, false)]);
+    let submitting = {
+        let queue = queue.clone();
+        tokio::spawn(async move { queue.submit(batch(7, true)).await })
+    };
+    while queue.depth() < 2 {
+        tokio::task::yield_now().await;
+    }
+    let mut jobs = Vec::new();
+    assert_eq!(lanes.recv_many(&mut jobs, 1).await, 1);
+    assert_eq!(
+        seqs(&jobs),
+        [7],
+        "the later batch, with a transition, first"
+    );
+    assert!(lanes.transitions.is_empty() && !lanes.rest.is_empty());
+    let job = jobs.pop().unwrap();
+    assert!(!job.batch.transitions.is_empty());
+    job.reply
+        .send(Ok(protocol::IngestAck {
+            seq: 7,
+            duplicate: false,
+        }))
+        .ok()
+        .unwrap();
+    assert_eq!(submitting.await.unwrap().unwrap().seq, 7);
+}
