@@ -20,6 +20,11 @@
 //! oracle says how much of the tuned/oracle ratio no tuner of static thresholds can close,
 //! and tuned over hindsight how much is the tuner's own.
 //!
+//! With [`EvalOptions::labelled`], the tuner itself (its search, safety bounds and margins)
+//! run with the truth of the training half as its labels, in place of its anomaly
+//! detector's: tuned over labelled is the part of tuned/hindsight that the labels cost, and
+//! labelled over hindsight the part that the tuner's margins and narrower search cost.
+//!
 //! The results, [`Report`], and the table and JSON they are written out as are in `report`.
 
 mod report;
@@ -27,6 +32,7 @@ mod report;
 use breaker::Config;
 
 use crate::Warning;
+use crate::anomaly::{AnomalyKind, Labels, Period};
 use crate::defaults;
 use crate::history::History;
 use crate::replay;
@@ -50,6 +56,9 @@ pub struct EvalOptions {
     /// Also search the best static config with the truth on the training half (see the
     /// module's docs): as slow again as the oracle.
     pub hindsight: bool,
+    /// Also run the tuner with the truth on the training half as its labels (see the
+    /// module's docs): as slow again as the tuner.
+    pub labelled: bool,
 }
 
 impl Default for EvalOptions {
@@ -59,12 +68,16 @@ impl Default for EvalOptions {
             oracle: true,
             length_variants: 0,
             hindsight: false,
+            labelled: false,
         }
     }
 }
 
 /// The name of the best static config chosen with the truth on the training half.
 pub const HINDSIGHT: &str = "hindsight";
+
+/// The name of the tuner's config chosen with the truth on the training half as its labels.
+pub const LABELLED: &str = "labelled";
 
 /// The name of the adaptive-throttling baseline (see [`crate::throttle`]).
 pub const ADAPTIVE_THROTTLING: &str = "adaptive-throttling";
@@ -202,19 +215,18 @@ fn evaluate_scenario(
     // After the variants' means, which do not search it again.
     if opts.hindsight {
         let hindsight = hindsight(scenario, half, tuned);
-        let mut res = replay::replay(history, 0..n_steps, &hindsight);
-        res.admitted.drain(..half);
-        res.rejected.drain(..half);
-        res.range = half..n_steps;
         results.push(ConfigResult {
             config_name: HINDSIGHT,
-            score: replay::score(
-                history,
-                &res,
-                &scenario.truth.healthy,
-                &scenario.truth.incidents,
-            ),
+            score: scored_from(scenario, half, &hindsight),
             config: Some(hindsight),
+        });
+    }
+    if opts.labelled {
+        let labelled = labelled(scenario, half, &opts.tune);
+        results.push(ConfigResult {
+            config_name: LABELLED,
+            score: scored_from(scenario, half, &labelled),
+            config: Some(labelled),
         });
     }
     (
@@ -340,6 +352,85 @@ pub fn lengthened(scenario: &Scenario, half: usize, extra: usize) -> Scenario {
 
 /// How much of the training half the oracle's search replays before the scored half.
 const ORACLE_WARM_UP: std::time::Duration = std::time::Duration::from_secs(1_800);
+
+/// `config` replayed over the whole history and scored on the steps from `half` on.
+fn scored_from(scenario: &Scenario, half: usize, config: &Config) -> replay::Score {
+    let history = &scenario.history;
+    let n_steps = history.len();
+    let mut res = replay::replay(history, 0..n_steps, config);
+    res.admitted.drain(..half);
+    res.rejected.drain(..half);
+    res.range = half..n_steps;
+    replay::score(
+        history,
+        &res,
+        &scenario.truth.healthy,
+        &scenario.truth.incidents,
+    )
+}
+
+/// The tuner's config with the truth on the training half as its labels.
+fn labelled(scenario: &Scenario, half: usize, opts: &TuneOptions) -> Config {
+    let train = scenario.history.slice(0..half);
+    let features = crate::features::features(&train, &opts.features);
+    let detected = crate::anomaly::detect(&train, &features, &opts.anomaly);
+    let labels = truth_labels(scenario, half, detected);
+    suggest::tune_labelled(&train, features, labels, None, opts)
+        .0
+        .config
+}
+
+/// The truth of the first `half` steps as labels: every unhealthy step anomalous, one period
+/// per run of them. The detector's transients outside those runs are kept: the search centres
+/// its stressed stretches on the worst noise, which the truth does not label.
+fn truth_labels(scenario: &Scenario, half: usize, detected: Labels) -> Labels {
+    let step_ms = scenario.history.step.as_millis() as u64;
+    let anomalous: Vec<bool> = scenario.truth.healthy[..half]
+        .iter()
+        .map(|healthy| !healthy)
+        .collect();
+    let mut periods = Vec::new();
+    let mut start = None;
+    for (i, &bad) in anomalous.iter().chain([&false]).enumerate() {
+        match (bad, start) {
+            (true, None) => start = Some(i),
+            (false, Some(from)) => {
+                periods.push(Period {
+                    start_step: from,
+                    end_step: i,
+                    span: Span {
+                        start_ms: from as u64 * step_ms,
+                        end_ms: i as u64 * step_ms,
+                    },
+                    peak_score: TRUTH_SCORE,
+                    kind: AnomalyKind::Failures,
+                });
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    let transients = detected
+        .transients
+        .into_iter()
+        .filter(|t| !anomalous[t.start_step..t.end_step].iter().any(|&bad| bad))
+        .collect();
+    Labels {
+        score: anomalous
+            .iter()
+            .map(|&bad| if bad { TRUTH_SCORE } else { 0.0 })
+            .collect(),
+        cluster: vec![0; half],
+        in_small_cluster: anomalous.clone(),
+        anomalous,
+        periods,
+        transients,
+    }
+}
+
+/// The score [`truth_labels`] gives an unhealthy step: the detector's threshold for an
+/// anomalous step, `AnomalyOptions::z_high`.
+const TRUTH_SCORE: f64 = 8.0;
 
 /// The best static config of the grid, chosen with the truth on the training half.
 fn hindsight(scenario: &Scenario, half: usize, tuned: &Config) -> Config {

@@ -69,6 +69,11 @@ pub struct EvalArgs {
     /// tuned/oracle no tuner of static thresholds closes. As slow again as the oracle.
     #[arg(long)]
     pub hindsight: bool,
+    /// Also run the tuner with the truth on the training half as its labels ("labelled"):
+    /// tuned/labelled is the part of the tuner's cost its anomaly detection makes, labelled
+    /// against hindsight the part its margins make. As slow again as the tuner.
+    #[arg(long)]
+    pub labelled: bool,
 }
 
 /// Runs a `fusebox tune` command.
@@ -170,6 +175,7 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let options = engine::eval::EvalOptions {
         length_variants: args.length_variants,
         hindsight: args.hindsight,
+        labelled: args.labelled,
         ..engine::eval::EvalOptions::default()
     };
     let (report, warnings) = engine::eval::evaluate(&files, &options);

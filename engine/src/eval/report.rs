@@ -61,6 +61,9 @@ pub struct Summary {
     pub hindsight_over_oracle: Option<f64>,
     /// Tuned over that best config: the part that is the tuner's own.
     pub tuned_over_hindsight: Option<f64>,
+    /// Tuned over the tuner with the truth as its labels: the part the labels cost. `None`
+    /// unless that was run.
+    pub tuned_over_labelled: Option<f64>,
 }
 
 // === impl Report ===
@@ -83,6 +86,7 @@ impl Report {
                         "best_default_false_trips": s.best_default_false_trips,
                         "hindsight_over_oracle": s.hindsight_over_oracle,
                         "tuned_over_hindsight": s.tuned_over_hindsight,
+                        "tuned_over_labelled": s.tuned_over_labelled,
                     })
                 });
                 json!({
@@ -191,6 +195,9 @@ impl Report {
                         .map_or_else(|| "-".to_owned(), |n| n.to_string()),
                     summary.best_default_false_trips,
                 );
+                if let Some(tuned_over_labelled) = summary.tuned_over_labelled {
+                    let _ = writeln!(out, "  tuned/labelled {tuned_over_labelled:.2}");
+                }
                 if let Some(tuned_over_hindsight) = summary.tuned_over_hindsight {
                     let _ = writeln!(
                         out,
@@ -219,6 +226,7 @@ impl ScenarioReport {
         let tuned = self.result("tuned")?;
         let oracle = self.result("oracle");
         let hindsight = self.result(super::HINDSIGHT);
+        let labelled = self.result(super::LABELLED);
         let best_default = self
             .results
             .iter()
@@ -245,6 +253,7 @@ impl ScenarioReport {
                 .zip(oracle)
                 .map(|(h, o)| ratio(h.score.cost, o.score.cost)),
             tuned_over_hindsight: hindsight.map(|h| ratio(tuned.score.cost, h.score.cost)),
+            tuned_over_labelled: labelled.map(|l| ratio(tuned.score.cost, l.score.cost)),
         })
     }
 }

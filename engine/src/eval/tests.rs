@@ -156,3 +156,65 @@ fn hindsight_is_the_best_static_config_on_the_training_half_and_scored_on_the_se
     // The oracle sees the scored half's long outage; hindsight only the short ones.
     assert!(cost("oracle") <= cost("hindsight"));
 }
+
+#[test]
+fn labelled_is_the_tuner_run_on_the_truth_of_the_training_half() {
+    // Two outages to learn from (one ending at the boundary of the half), one to be scored on.
+    let scenario = outages(&[600..660, 3_000..3_600, 5_000..5_300]);
+    let half = scenario.history.len() / 2;
+    let train = scenario.history.slice(0..half);
+    let opts = crate::suggest::TuneOptions::default();
+    let features = crate::features::features(&train, &opts.features);
+    let detected = crate::anomaly::detect(&train, &features, &opts.anomaly);
+    let labels = super::truth_labels(&scenario, half, detected.clone());
+    let truth: Vec<bool> = scenario.truth.healthy[..half].iter().map(|h| !h).collect();
+    assert_eq!(labels.anomalous, truth);
+    let spans: Vec<(usize, usize, u64, u64)> = labels
+        .periods
+        .iter()
+        .map(|p| (p.start_step, p.end_step, p.span.start_ms, p.span.end_ms))
+        .collect();
+    assert_eq!(
+        spans,
+        [
+            (600, 660, 600_000, 660_000),
+            (3_000, 3_600, 3_000_000, 3_600_000)
+        ]
+    );
+    assert!(
+        labels
+            .transients
+            .iter()
+            .all(|t| !truth[t.start_step..t.end_step].contains(&true))
+    );
+    assert_eq!(
+        labels.transients.len(),
+        detected
+            .transients
+            .iter()
+            .filter(|t| !truth[t.start_step..t.end_step].contains(&true))
+            .count()
+    );
+
+    // The report scores it on the second half, and the summary says what the labels cost.
+    let tuned = crate::suggest::tune(&train, None, &opts).0.config;
+    let (report, _) = super::evaluate_scenario(
+        &scenario,
+        &tuned,
+        &[],
+        &super::EvalOptions {
+            oracle: false,
+            labelled: true,
+            ..super::EvalOptions::default()
+        },
+    );
+    let labelled = report.result(super::LABELLED).unwrap();
+    let expected = crate::suggest::tune_labelled(&train, features, labels, None, &opts)
+        .0
+        .config;
+    assert_eq!(labelled.config.as_ref(), Some(&expected));
+    let cost = |name: &str| report.result(name).unwrap().score.cost;
+    let summary = report.summary().unwrap();
+    assert!((summary.tuned_over_labelled.unwrap() - cost("tuned") / cost("labelled")).abs() < 1e-9);
+    assert!(summary.tuned_over_hindsight.is_none());
+}
