@@ -252,19 +252,7 @@ fn score_all(
 ) -> Vec<ConfigResult> {
     let history = &scenario.history;
     let n_steps = history.len();
-    let score_replay = |mut res: replay::Replay| {
-        // Score only the second half: the replay runs over the first half too, so that every
-        // config enters the scored half warmed up, as it would in production.
-        res.admitted.drain(..half);
-        res.rejected.drain(..half);
-        res.range = half..n_steps;
-        replay::score(
-            history,
-            &res,
-            &scenario.truth.healthy,
-            &scenario.truth.incidents,
-        )
-    };
+    let score_replay = |res: replay::Replay| second_half_score(scenario, half, res);
     let score = |config: &Config| score_replay(replay::replay(history, 0..n_steps, config));
     let mut results: Vec<ConfigResult> = defaults::library_defaults()
         .into_iter()
@@ -356,13 +344,22 @@ const ORACLE_WARM_UP: std::time::Duration = std::time::Duration::from_secs(1_800
 /// `config` replayed over the whole history and scored on the steps from `half` on.
 fn scored_from(scenario: &Scenario, half: usize, config: &Config) -> replay::Score {
     let history = &scenario.history;
-    let n_steps = history.len();
-    let mut res = replay::replay(history, 0..n_steps, config);
+    second_half_score(
+        scenario,
+        half,
+        replay::replay(history, 0..history.len(), config),
+    )
+}
+
+/// A replay of the whole history scored on the steps from `half` on only: the replay runs over
+/// the first half too, so that every config enters the scored half warmed up, as it would in
+/// production.
+fn second_half_score(scenario: &Scenario, half: usize, mut res: replay::Replay) -> replay::Score {
     res.admitted.drain(..half);
     res.rejected.drain(..half);
-    res.range = half..n_steps;
+    res.range = half..scenario.history.len();
     replay::score(
-        history,
+        &scenario.history,
         &res,
         &scenario.truth.healthy,
         &scenario.truth.incidents,
