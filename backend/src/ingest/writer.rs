@@ -1,7 +1,7 @@
 //! The ingest writer: one task that owns every write of ingested data.
 //!
-//! Handlers validate a batch and hand it over through a bounded queue; the writer drains
-//! what is queued, commits it in one transaction on a connection of its own (on SQLite one
+//! Handlers validate a batch and hand it over through a bounded queue of two lanes (batches
+//! with transitions first, see `queue`); the writer drains what is queued, commits it in one transaction on a connection of its own (on SQLite one
 //! multi-row insert per 200 aggregates of the whole group; on PostgreSQL one statement of
 //! column arrays for them that also notifies the other replicas, and one for its transitions;
 //! one for changed instance states), and only
@@ -47,7 +47,7 @@ const MAX_BATCHES_PER_COMMIT: usize = 64;
 /// (see [`Writer::gather`]).
 const GATHER_WAIT: Duration = Duration::from_millis(2);
 
-/// Starts the writer task with a queue of `capacity` batches. `fleet` holds the instances
+/// Starts the writer task with a queue of two lanes of `capacity` batches each. `fleet` holds the instances
 /// known so far (they count towards `limits`), `breaker_ids` every breaker; `clock` stamps what
 /// it stores.
 pub fn spawn_writer(
