@@ -31,7 +31,8 @@
 //! The parts, one file each:
 //! - `grid`: [`Grid`], the values each parameter may take, and `Param`, the parameters in
 //!   the order the descent visits them;
-//! - `candidate`: [`Candidate`], one configuration as the search varies it, its conversion
+//! - `candidate`: [`Candidate`], one configuration as the search varies it ([`Probes`], its
+//!   half-open rule), its conversion
 //!   to and from [`breaker::Config`], and the key it is cached under;
 //! - `descent`: the coordinate descent, the rule that decides when one candidate beats
 //!   another, and a candidate's cost on one set;
@@ -54,7 +55,7 @@ use crate::replay::{self, Score};
 use crate::scenario::Span;
 use crate::stop::{Stop, StopReason};
 
-pub use candidate::Candidate;
+pub use candidate::{Candidate, Probes};
 pub use grid::Grid;
 pub(crate) use probe_risk::{ProbeRisk, binomial_tail};
 

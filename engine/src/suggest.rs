@@ -16,7 +16,7 @@ use crate::explain::{self, Doubt, Evidence, Rule, RuleEffect};
 use crate::features::{self, FeatureOptions, Features, col};
 use crate::history::History;
 use crate::replay::{self, Replay, Score};
-use crate::search::{Candidate, Found, Grid, Search, SearchOptions};
+use crate::search::{Candidate, Found, Grid, Probes, Search, SearchOptions};
 use crate::stop::Stop;
 
 /// What the tuner charges for a false trip in its evaluation sets, in seconds of traffic at
@@ -296,7 +296,7 @@ pub fn tune_labelled(
         if let Window::Time(secs) = seed.window {
             seed.window = Window::Time(secs.max(5));
         }
-        seed.half_open.1 = seed.half_open.1.min(3);
+        seed.half_open = seed.half_open.within_safety_bounds();
         seed.require_failures(Grid::SAFE_MIN_FAILURES_TO_TRIP);
     }
     let search_opts = SearchOptions {
@@ -475,7 +475,7 @@ fn prior(history: &History, features: &Features, labels: &Labels) -> Candidate {
         consecutive_failures: None,
         slow: None,
         wait: Wait::Fixed(Duration::from_secs(5)),
-        half_open: (1, 1),
+        half_open: Probes::Successes(1, 1),
         call_timeout: None,
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use breaker::{Config, Wait, Window};
+use breaker::{Config, HalfOpenRule, Wait, Window};
 
 /// The configurable parameters of a breaker, as the search varies them.
 #[derive(Clone, Debug, PartialEq)]
@@ -15,8 +15,23 @@ pub struct Candidate {
     /// (duration in ms, rate threshold)
     pub slow: Option<(u32, f64)>,
     pub wait: Wait,
-    pub half_open: (u32, u32),
+    pub half_open: Probes,
     pub call_timeout: Option<Duration>,
+}
+
+/// How the breaker decides in Half-Open, as the search varies it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Probes {
+    /// `Successes(probes, successes)`: lets `probes` calls through and closes once
+    /// `successes` of them succeeded; the first failed or slow one opens it again
+    /// ([`HalfOpenRule::Successes`]).
+    Successes(u32, u32),
+    /// `Rates(probes)`: lets `probes` calls through and closes when their failure and
+    /// slow-call rates are below the trip thresholds ([`HalfOpenRule::Rates`], resilience4j's
+    /// rule). One of the dependency's usual failures among them does not decide, so many
+    /// probes stay safe on noisy traffic, and a partial failure (one shard of several) keeps
+    /// the breaker open far more often than a few successes in a row would.
+    Rates(u32),
 }
 
 /// What identifies a candidate in the search's cache: every field, each `f64` by its bits.
@@ -30,7 +45,7 @@ pub(super) struct CandidateKey {
     consecutive_failures: Option<u32>,
     slow: Option<(u32, u64)>,
     wait: WaitKey,
-    half_open: (u32, u32),
+    half_open: Probes,
     call_timeout: Option<Duration>,
 }
 
@@ -53,6 +68,24 @@ enum WaitKey {
     },
 }
 
+// === impl Probes ===
+
+impl Probes {
+    /// Within the safety bounds: at most [`Grid::SAFE_MAX_PROBE_SUCCESSES`] successes in a
+    /// row (and as many probes at least); probes judged by their rates as they are.
+    ///
+    /// [`Grid::SAFE_MAX_PROBE_SUCCESSES`]: super::Grid::SAFE_MAX_PROBE_SUCCESSES
+    pub fn within_safety_bounds(self) -> Probes {
+        match self {
+            Probes::Successes(probes, successes) => {
+                let successes = successes.min(super::Grid::SAFE_MAX_PROBE_SUCCESSES);
+                Probes::Successes(probes.max(successes), successes)
+            }
+            Probes::Rates(_) => self,
+        }
+    }
+}
+
 // === impl Candidate ===
 
 impl Candidate {
@@ -66,7 +99,12 @@ impl Candidate {
                 .slow_call_rate_threshold()
                 .map(|rate| (config.slow_call_duration().as_millis() as u32, rate)),
             wait: config.wait(),
-            half_open: (config.half_open_probes(), config.half_open_successes()),
+            half_open: match config.half_open_rule() {
+                HalfOpenRule::Successes => {
+                    Probes::Successes(config.half_open_probes(), config.half_open_successes())
+                }
+                HalfOpenRule::Rates => Probes::Rates(config.half_open_probes()),
+            },
             call_timeout: config.call_timeout(),
         }
     }
@@ -86,9 +124,18 @@ impl Candidate {
             .minimum_calls(self.minimum_calls)
             .consecutive_failures(self.consecutive_failures)
             .wait(self.wait)
-            .half_open_probes(self.half_open.0)
-            .half_open_successes(self.half_open.1)
             .call_timeout(self.call_timeout);
+        let builder = match self.half_open {
+            Probes::Successes(probes, successes) => builder
+                .half_open_probes(probes)
+                .half_open_successes(successes)
+                .half_open_rule(HalfOpenRule::Successes),
+            // Every probe is judged, so each must return before the breaker decides.
+            Probes::Rates(probes) => builder
+                .half_open_probes(probes)
+                .half_open_successes(probes)
+                .half_open_rule(HalfOpenRule::Rates),
+        };
         let builder = match self.slow {
             Some((ms, rate)) => builder
                 .slow_call_rate_threshold(rate)
@@ -144,8 +191,13 @@ impl Candidate {
             + u32::from(self.consecutive_failures.is_some())
             + u32::from(self.slow.is_some())
             + u32::from(matches!(self.wait, Wait::Exponential { .. }))
-            + u32::from(self.half_open.0 > 1)
-            + u32::from(self.half_open.1 > 1)
+            + match self.half_open {
+                Probes::Successes(probes, successes) => {
+                    u32::from(probes > 1) + u32::from(successes > 1)
+                }
+                // Many probes and a rule of their own.
+                Probes::Rates(probes) => u32::from(probes > 1) + 1,
+            }
     }
 
     /// The key the search caches this candidate's cost under.

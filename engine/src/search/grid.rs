@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use breaker::{Wait, Window};
 
-use super::Candidate;
+use super::{Candidate, Probes};
 use crate::history::History;
 
 /// The values each parameter may take. Also the oracle's grid in [`crate::eval`].
@@ -19,8 +19,8 @@ pub struct Grid {
     pub slow_call_durations_ms: Vec<u32>,
     pub slow_call_rates: Vec<f64>,
     pub waits: Vec<Wait>,
-    /// (probes let through, successes needed to close).
-    pub half_open: Vec<(u32, u32)>,
+    /// How Half-Open decides: by a few successes in a row, or by the rates over its probes.
+    pub half_open: Vec<Probes>,
 }
 
 /// A parameter the search varies: one coordinate of the descent.
@@ -126,13 +126,18 @@ impl Grid {
                 },
             ])
             .collect(),
-            half_open: vec![(1, 1), (2, 2), (3, 3), (5, 5), (10, 10), (3, 1)],
+            half_open: [(1, 1), (2, 2), (3, 3), (5, 5), (10, 10), (3, 1)]
+                .map(|(probes, successes)| Probes::Successes(probes, successes))
+                .into_iter()
+                .chain([5, 10].map(Probes::Rates))
+                .collect(),
         }
     }
 
     /// The grid without values outside the safety bounds a suggestion must keep: rates are
     /// judged over at least 5 calls and windows of at least 5 s (or 10 calls), and at most 3
-    /// probe successes are needed to close (see also [`Grid::SAFE_MIN_FAILURES_TO_TRIP`]). A replay spreads failures perfectly evenly, so it
+    /// probe successes in a row are needed to close (judging probes by their rates has no such
+    /// bound: one usual failure among them does not decide) (see also [`Grid::SAFE_MIN_FAILURES_TO_TRIP`]). A replay spreads failures perfectly evenly, so it
     /// would find nothing wrong with judging one call in a one-second window; real traffic is
     /// not that kind, and the suggestion must hold on real traffic.
     pub fn within_safety_bounds(mut self) -> Grid {
@@ -143,12 +148,17 @@ impl Grid {
         });
         self.consecutive_failures
             .retain(|n| n.is_none_or(|n| n >= 3));
-        self.half_open.retain(|&(_, successes)| successes <= 3);
+        self.half_open
+            .retain(|&probes| probes.within_safety_bounds() == probes);
         self
     }
 
     /// The fewest failures a rate policy must need to trip, within the safety bounds.
     pub const SAFE_MIN_FAILURES_TO_TRIP: f64 = 3.0;
+
+    /// The most probe successes in a row a suggestion may need to close, within the safety
+    /// bounds: each is one more chance for a usual failure to open the breaker again.
+    pub const SAFE_MAX_PROBE_SUCCESSES: u32 = 3;
 
     /// Every other value of each list (the first and last kept): half the replays, for fleets.
     pub fn coarse(mut self) -> Grid {

@@ -3,7 +3,7 @@
 
 use breaker::{Wait, Window};
 
-use super::Candidate;
+use super::{Candidate, Probes};
 use crate::anomaly::Labels;
 use crate::history::History;
 
@@ -141,9 +141,24 @@ impl ProbeRisk {
 
     /// What `cand` is expected to lose to unlucky probes, over all the incidents.
     pub(super) fn cost(&self, cand: &Candidate) -> f64 {
-        let p_bad = (self.usual_failure_rate + self.slow_share(cand)).min(1.0);
-        let n_successes = cand.half_open.1.max(1) as i32;
-        let p_probe_fails = 1.0 - (1.0 - p_bad).powi(n_successes);
+        let p_probe_fails = match cand.half_open {
+            Probes::Successes(_, successes) => {
+                let p_bad = (self.usual_failure_rate + self.slow_share(cand)).min(1.0);
+                1.0 - (1.0 - p_bad).powi(successes.max(1) as i32)
+            }
+            // The probes open it again when their failure rate or their slow-call rate
+            // reaches its threshold.
+            Probes::Rates(probes) => {
+                let reaches = |threshold: Option<f64>, usual: f64| {
+                    threshold.map_or(0.0, |t| {
+                        binomial_tail(probes, fewest_at_rate(probes, t), usual)
+                    })
+                };
+                let failures = reaches(cand.failure_rate_threshold, self.usual_failure_rate);
+                let slow = reaches(cand.slow.map(|(_, t)| t), self.slow_share(cand));
+                1.0 - (1.0 - failures) * (1.0 - slow)
+            }
+        };
         let next_wait = match cand.wait {
             Wait::Fixed(wait) => wait.as_secs_f64(),
             Wait::Exponential {
@@ -155,6 +170,14 @@ impl ProbeRisk {
         };
         self.n_incidents * p_probe_fails * self.calls_per_second * next_wait
     }
+}
+
+/// The fewest of `n` calls whose share reaches `threshold`, as the breaker judges it
+/// (`k / n ≥ threshold`, in floating point).
+fn fewest_at_rate(n: u32, threshold: f64) -> u32 {
+    (0..=n)
+        .find(|&k| f64::from(k) / f64::from(n) >= threshold)
+        .unwrap_or(n + 1)
 }
 
 /// `P(X ≥ k)` for `X ~ Binomial(n, p)`, summed in log space.

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use breaker::{Wait, Window};
 
-use super::Candidate;
+use super::{Candidate, Probes};
 use crate::anomaly::Labels;
 use crate::history::{History, Step};
 
@@ -22,7 +22,7 @@ pub(super) fn rate_only() -> Candidate {
         consecutive_failures: None,
         slow: None,
         wait: Wait::Fixed(secs(30)),
-        half_open: (1, 1),
+        half_open: Probes::Successes(1, 1),
         call_timeout: None,
     }
 }

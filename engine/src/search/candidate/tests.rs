@@ -4,9 +4,9 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use breaker::{Config, Wait, Window};
+use breaker::{Config, HalfOpenRule, Wait, Window};
 
-use super::Candidate;
+use super::{Candidate, Probes};
 use crate::search::tests::{rate_only, secs};
 
 #[test]
@@ -87,11 +87,15 @@ fn equal_candidates_share_a_key_and_each_changed_field_makes_another() {
             }
         }),
         Candidate {
-            half_open: (3, 1),
+            half_open: Probes::Successes(3, 1),
             ..rate_only()
         },
         Candidate {
-            half_open: (1, 3),
+            half_open: Probes::Successes(1, 3),
+            ..rate_only()
+        },
+        Candidate {
+            half_open: Probes::Rates(1),
             ..rate_only()
         },
         Candidate {
@@ -148,6 +152,14 @@ fn a_config_survives_the_round_trip_through_a_candidate() {
             .wait_duration(Duration::from_millis(1_500))
             .build()
             .unwrap(),
+        // resilience4j's half-open rule: every probe is judged by its rates.
+        Config::builder()
+            .failure_rate_threshold(0.2)
+            .half_open_probes(10)
+            .half_open_successes(10)
+            .half_open_rule(HalfOpenRule::Rates)
+            .build()
+            .unwrap(),
     ];
     for config in configs {
         let cand = Candidate::from_config(&config);
@@ -161,6 +173,21 @@ fn a_config_survives_the_round_trip_through_a_candidate() {
     let config = slow.to_config().unwrap();
     assert_eq!(config.slow_call_rate_threshold(), Some(0.3));
     assert_eq!(config.slow_call_duration(), Duration::from_millis(750));
+    let by_rate = Candidate {
+        half_open: Probes::Rates(5),
+        ..rate_only()
+    };
+    let config = by_rate.to_config().unwrap();
+    assert_eq!(config.half_open_rule(), HalfOpenRule::Rates);
+    assert_eq!(config.half_open_probes(), 5);
+    assert_eq!(config.half_open_successes(), 5);
+    // The rule needs a rate to judge by: a run of failures alone cannot have it.
+    let runs_only = Candidate {
+        failure_rate_threshold: None,
+        consecutive_failures: Some(5),
+        ..by_rate
+    };
+    assert_eq!(runs_only.to_config(), None);
 }
 
 #[test]

@@ -11,7 +11,7 @@ use crate::replay;
 use crate::replay::Steps;
 use crate::scenario::Span;
 use crate::search::tests::{rate_only, secs, steady_history};
-use crate::search::{Candidate, EvalSet, Grid, Search, SearchOptions};
+use crate::search::{Candidate, EvalSet, Grid, Probes, Search, SearchOptions};
 
 #[test]
 fn a_candidate_is_better_by_a_margin_or_at_equal_cost_with_fewer_moving_parts() {
@@ -231,7 +231,7 @@ fn giving_replays_up_and_joint_moves_from_fewer_end_points_choose_the_same_confi
             Wait::Fixed(secs(5)),
             Wait::Fixed(secs(60)),
         ],
-        half_open: vec![(1, 1), (3, 3)],
+        half_open: vec![Probes::Successes(1, 1), Probes::Successes(3, 3)],
     };
     let seeds = [
         Candidate {
@@ -240,7 +240,7 @@ fn giving_replays_up_and_joint_moves_from_fewer_end_points_choose_the_same_confi
         },
         Candidate {
             failure_rate_threshold: Some(0.8),
-            half_open: (3, 3),
+            half_open: Probes::Successes(3, 3),
             ..rate_only()
         },
         Candidate {

@@ -4,8 +4,8 @@
 use breaker::{Wait, Window};
 
 use super::{Grid, Param};
-use crate::search::Candidate;
 use crate::search::tests::{rate_only, secs};
+use crate::search::{Candidate, Probes};
 
 fn small_grid() -> Grid {
     Grid {
@@ -16,7 +16,7 @@ fn small_grid() -> Grid {
         slow_call_durations_ms: vec![200, 500],
         slow_call_rates: vec![0.1, 0.3],
         waits: vec![Wait::Fixed(secs(1)), Wait::Fixed(secs(60))],
-        half_open: vec![(1, 1), (3, 1)],
+        half_open: vec![Probes::Successes(1, 1), Probes::Successes(3, 1)],
     }
 }
 
@@ -62,7 +62,7 @@ fn each_param_varies_its_own_field_in_the_grids_order() {
     );
     assert_eq!(
         variants(Param::HalfOpen),
-        [(1, 1), (3, 1)].map(|v| Candidate {
+        [Probes::Successes(1, 1), Probes::Successes(3, 1)].map(|v| Candidate {
             half_open: v,
             ..cand.clone()
         })
@@ -126,7 +126,10 @@ fn a_coarse_grid_keeps_every_other_value_and_the_last() {
     assert_eq!(grid.windows, [Window::Time(1), Window::Time(5)]);
     assert_eq!(grid.failure_rate_thresholds, [None, Some(0.5)]);
     // The half-open settings are few and all kept.
-    assert_eq!(grid.half_open, [(1, 1), (3, 1)]);
+    assert_eq!(
+        grid.half_open,
+        [Probes::Successes(1, 1), Probes::Successes(3, 1)]
+    );
 }
 
 #[test]
@@ -140,14 +143,29 @@ fn the_safety_bounds_drop_judging_on_few_calls_and_needing_many_probes() {
         ],
         minimum_calls: vec![1, 3, 5, 20],
         consecutive_failures: vec![None, Some(1), Some(3)],
-        half_open: vec![(1, 1), (3, 3), (5, 5), (3, 1)],
+        half_open: vec![
+            Probes::Successes(1, 1),
+            Probes::Successes(3, 3),
+            Probes::Successes(5, 5),
+            Probes::Successes(3, 1),
+            Probes::Rates(10),
+        ],
         ..small_grid()
     }
     .within_safety_bounds();
     assert_eq!(grid.windows, [Window::Time(5), Window::Count(10)]);
     assert_eq!(grid.minimum_calls, [5, 20]);
     assert_eq!(grid.consecutive_failures, [None, Some(3)]);
-    assert_eq!(grid.half_open, [(1, 1), (3, 3), (3, 1)]);
+    // Probes judged by their rates need no successes in a row, so any number stays.
+    assert_eq!(
+        grid.half_open,
+        [
+            Probes::Successes(1, 1),
+            Probes::Successes(3, 3),
+            Probes::Successes(3, 1),
+            Probes::Rates(10)
+        ]
+    );
 }
 
 #[test]
@@ -166,14 +184,14 @@ fn joint_moves_pair_the_values_near_the_current_ones() {
         ..rate_only()
     };
     // Waits within three places of 2 s (1–5 s), each with every probe setting.
-    let pairs: Vec<(Wait, (u32, u32))> = grid
+    let pairs: Vec<(Wait, Probes)> = grid
         .variants(&cand, Param::WaitAndProbes)
         .into_iter()
         .map(|c| (c.wait, c.half_open))
         .collect();
-    let expected: Vec<(Wait, (u32, u32))> = waits[..5]
+    let expected: Vec<(Wait, Probes)> = waits[..5]
         .iter()
-        .flat_map(|&w| [(w, (1, 1)), (w, (3, 1))])
+        .flat_map(|&w| [(w, Probes::Successes(1, 1)), (w, Probes::Successes(3, 1))])
         .collect();
     assert_eq!(pairs, expected);
     // Windows 6–9 s (9 s is the last of the list) with minimums 2–100.

@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
-use breaker::{Wait, Window};
+use breaker::{Admission, Config, HalfOpenRule, Machine, Outcome, State, Wait, Window};
 
-use super::{ProbeRisk, binomial_tail};
+use super::{ProbeRisk, binomial_tail, fewest_at_rate};
 use crate::anomaly::Labels;
 use crate::history::{History, Step};
-use crate::search::Candidate;
 use crate::search::tests::{rate_only, secs, steady_history};
+use crate::search::{Candidate, Probes};
 
 #[test]
 fn the_binomial_tail_is_the_sum_of_the_exact_terms() {
@@ -80,14 +80,14 @@ fn an_unlucky_probe_costs_a_further_wait_of_calls_per_incident() {
     // Two incidents × P(one of two probes fails: 1 − 0.9²) × 10 calls/s × 5 s.
     let two_probes = Candidate {
         wait: Wait::Fixed(secs(5)),
-        half_open: (2, 2),
+        half_open: Probes::Successes(2, 2),
         ..rate_only()
     };
     assert!(close(risk.cost(&two_probes), 2.0 * 0.19 * 10.0 * 5.0));
     // A slow-call policy at 100 ms makes 2 in 10 more probes bad.
     let slow = Candidate {
         slow: Some((100, 0.5)),
-        half_open: (1, 1),
+        half_open: Probes::Successes(1, 1),
         ..two_probes.clone()
     };
     assert!(close(risk.cost(&slow), 2.0 * 0.3 * 10.0 * 5.0));
@@ -106,6 +106,102 @@ fn an_unlucky_probe_costs_a_further_wait_of_calls_per_incident() {
         2.0 * 0.3 * 10.0 * 2.0
     ));
     assert!(close(risk.cost(&exponential(5, 8)), 2.0 * 0.3 * 10.0 * 8.0));
+}
+
+#[test]
+fn probes_judged_by_rate_reopen_only_when_the_usual_failures_reach_the_threshold() {
+    let (history, labels) = usual_traffic();
+    let risk = ProbeRisk::new(&history, &labels, 2.0);
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+    // P(at least k of 10 probes fail) at the usual 10 %, term by term.
+    let at_least = |k: u32| -> f64 {
+        (k..=10)
+            .map(|x| {
+                let choose = (0..x).fold(1.0, |c, i| c * f64::from(10 - i) / f64::from(i + 1));
+                choose * 0.1f64.powi(x as i32) * 0.9f64.powi(10 - x as i32)
+            })
+            .sum()
+    };
+    let by_rate = |threshold: f64| Candidate {
+        failure_rate_threshold: Some(threshold),
+        wait: Wait::Fixed(secs(5)),
+        half_open: Probes::Rates(10),
+        ..rate_only()
+    };
+    // Two incidents × P(≥ 5 of 10 fail) × 10 calls/s × 5 s.
+    assert!(close(
+        risk.cost(&by_rate(0.5)),
+        2.0 * at_least(5) * 10.0 * 5.0
+    ));
+    // 3 of 10 is a rate of 0.3 exactly: it reopens.
+    assert!(close(
+        risk.cost(&by_rate(0.3)),
+        2.0 * at_least(3) * 10.0 * 5.0
+    ));
+    // Ten probes judged by rate are far safer on this noise than three successes in a row.
+    let three_in_a_row = Candidate {
+        half_open: Probes::Successes(3, 3),
+        ..by_rate(0.5)
+    };
+    assert!(risk.cost(&by_rate(0.5)) < risk.cost(&three_in_a_row) / 100.0);
+    // A slow-call rate judges the probes too: at 100 ms, 2 in 10 usual calls are slow.
+    let slow = Candidate {
+        slow: Some((100, 0.5)),
+        ..by_rate(0.5)
+    };
+    let slow_reaches = binomial_tail(10, 5, 0.2);
+    assert!(close(
+        risk.cost(&slow),
+        2.0 * (1.0 - (1.0 - at_least(5)) * (1.0 - slow_reaches)) * 10.0 * 5.0
+    ));
+}
+
+#[test]
+fn the_fewest_probes_at_a_rate_are_where_the_breaker_opens_again() {
+    // Drives a breaker through Half-Open with k of its 10 probes failing, at thresholds whose
+    // products with 10 are and are not whole in floating point.
+    for threshold in [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.6, 0.7, 0.9] {
+        let fewest = fewest_at_rate(10, threshold);
+        for k in 0..=10 {
+            let config = Config::builder()
+                .failure_rate_threshold(threshold)
+                .window(Window::Count(10))
+                .minimum_calls(10)
+                .wait_duration(secs(1))
+                .half_open_probes(10)
+                .half_open_successes(10)
+                .half_open_rule(HalfOpenRule::Rates)
+                .build()
+                .unwrap();
+            let mut machine = Machine::new(config, Duration::ZERO, 1);
+            let mut now = Duration::ZERO;
+            let call = |machine: &mut Machine, now: Duration, outcome: Outcome| {
+                let (Admission::Granted(granted), _) = machine.acquire(now) else {
+                    panic!("refused at {now:?} in {:?}", machine.state());
+                };
+                machine.record(now, granted, outcome, Duration::from_millis(1));
+            };
+            while machine.state() == State::Closed {
+                now += Duration::from_millis(10);
+                call(&mut machine, now, Outcome::Failure);
+            }
+            now += secs(2);
+            for i in 0..10 {
+                let outcome = if i < k {
+                    Outcome::Failure
+                } else {
+                    Outcome::Success
+                };
+                call(&mut machine, now, outcome);
+            }
+            let expected = if k >= fewest {
+                State::Open
+            } else {
+                State::Closed
+            };
+            assert_eq!(machine.state(), expected, "{k} of 10 failed at {threshold}");
+        }
+    }
 }
 
 #[test]
@@ -172,7 +268,7 @@ fn a_time_window_is_widened_until_it_usually_holds_the_minimum_of_calls() {
         consecutive_failures: None,
         slow: None,
         wait: Wait::Fixed(Duration::from_secs(5)),
-        half_open: (1, 1),
+        half_open: Probes::Successes(1, 1),
         call_timeout: None,
     };
     risk.require_noise_margin(&mut cand);
