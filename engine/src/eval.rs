@@ -25,6 +25,12 @@
 //! detector's: tuned over labelled is the part of tuned/hindsight that the labels cost, and
 //! labelled over hindsight the part that the tuner's margins and narrower search cost.
 //!
+//! With [`EvalOptions::bounded`], the oracle's search kept within the tuner's safety bounds
+//! (rates judged over at least 5 calls, at least 3 failures to trip, the noise margin, at
+//! most 3 probe successes in a row; no call timeout): bounded over oracle is what the bounds
+//! cost a config that knows the future, tuned over bounded what the tuner's labels, margins
+//! and narrower search cost within them.
+//!
 //! The results, [`Report`], and the table and JSON they are written out as are in `report`.
 
 mod report;
@@ -59,6 +65,9 @@ pub struct EvalOptions {
     /// Also run the tuner with the truth on the training half as its labels (see the
     /// module's docs): as slow again as the tuner.
     pub labelled: bool,
+    /// Also search the best static config within the tuner's safety bounds with the truth
+    /// on the scored half (see the module's docs): as slow again as the oracle.
+    pub bounded: bool,
 }
 
 impl Default for EvalOptions {
@@ -69,6 +78,7 @@ impl Default for EvalOptions {
             length_variants: 0,
             hindsight: false,
             labelled: false,
+            bounded: false,
         }
     }
 }
@@ -78,6 +88,10 @@ pub const HINDSIGHT: &str = "hindsight";
 
 /// The name of the tuner's config chosen with the truth on the training half as its labels.
 pub const LABELLED: &str = "labelled";
+
+/// The name of the best static config within the tuner's safety bounds, chosen with the
+/// truth on the scored half.
+pub const BOUNDED: &str = "bounded";
 
 /// The name of the adaptive-throttling baseline (see [`crate::throttle`]).
 pub const ADAPTIVE_THROTTLING: &str = "adaptive-throttling";
@@ -219,6 +233,14 @@ fn evaluate_scenario(
             config_name: HINDSIGHT,
             score: scored_from(scenario, half, &hindsight),
             config: Some(hindsight),
+        });
+    }
+    if opts.bounded {
+        let bounded = bounded(scenario, half, tuned);
+        results.push(ConfigResult {
+            config_name: BOUNDED,
+            score: scored_from(scenario, half, &bounded),
+            config: Some(bounded),
         });
     }
     if opts.labelled {
@@ -445,15 +467,30 @@ fn hindsight(scenario: &Scenario, half: usize, tuned: &Config) -> Config {
             .cloned()
             .collect(),
     };
-    best_static(set, 0, tuned)
+    best_static(set, 0, tuned, false)
 }
 
 /// The best static config of the grid, chosen with the truth on the scored half.
 fn oracle(scenario: &Scenario, half: usize, tuned: &Config) -> Config {
+    let (set, score_from) = scored_set(scenario, half);
+    best_static(set, score_from, tuned, false)
+}
+
+/// The best static config of the grid within the tuner's safety bounds (the bounded grid,
+/// at least [`Grid::SAFE_MIN_FAILURES_TO_TRIP`] failures to trip and the noise margin on the
+/// scored half's usual traffic), chosen with the truth on the scored half: what the bounds
+/// leave of the oracle.
+fn bounded(scenario: &Scenario, half: usize, tuned: &Config) -> Config {
+    let (set, score_from) = scored_set(scenario, half);
+    best_static(set, score_from, tuned, true)
+}
+
+/// The scored half with the truth, from half an hour before it (the first step scored is
+/// the second number): as long as the grid's longest window, and enough for every wait in it
+/// to reach the state a replay of the whole history would, at a fraction of the work. A
+/// config chosen on it is then scored like every other, from the start.
+fn scored_set(scenario: &Scenario, half: usize) -> (EvalSet, usize) {
     let history = &scenario.history;
-    // The search replays from half an hour before the scored half: as long as the grid's
-    // longest window, and enough for every wait in it to reach the state a replay of the
-    // whole history would, at a fraction of the work. The chosen config is then scored like every other, from the start.
     let warm_up = (ORACLE_WARM_UP.as_millis() / history.step.as_millis().max(1)) as usize;
     let from = half.saturating_sub(warm_up);
     let set = EvalSet {
@@ -467,18 +504,32 @@ fn oracle(scenario: &Scenario, half: usize, tuned: &Config) -> Config {
             .to_vec(),
         incidents: scenario.truth.incidents.clone(),
     };
-    best_static(set, half - from, tuned)
+    (set, half - from)
 }
 
 /// The best config of the grid for `set` (its steps from `score_from` on scored), by the
-/// widest search: coordinate descent from every library default and `tuned`.
-fn best_static(set: EvalSet, score_from: usize, tuned: &Config) -> Config {
-    let grid = Grid::for_history(&set.history.slice(score_from..set.history.len()));
+/// widest search: coordinate descent from every library default and `tuned`. With
+/// `within_bounds`, the grid, the seeds and every candidate are kept within the tuner's
+/// safety bounds.
+fn best_static(set: EvalSet, score_from: usize, tuned: &Config, within_bounds: bool) -> Config {
+    let mut grid = Grid::for_history(&set.history.slice(score_from..set.history.len()));
     let mut seeds: Vec<Candidate> = defaults::library_defaults()
         .iter()
         .map(|(_, config)| Candidate::from_config(config))
         .collect();
     seeds.push(Candidate::from_config(tuned));
+    let usual = within_bounds.then(|| {
+        let anomalous: Vec<bool> = set.healthy.iter().map(|healthy| !healthy).collect();
+        let labels = Labels {
+            score: vec![0.0; anomalous.len()],
+            cluster: vec![0; anomalous.len()],
+            in_small_cluster: anomalous.clone(),
+            anomalous,
+            periods: Vec::new(),
+            transients: Vec::new(),
+        };
+        (set.history.clone(), labels)
+    });
     let mut search = Search::from_sets(
         vec![set],
         SearchOptions {
@@ -490,9 +541,24 @@ fn best_static(set: EvalSet, score_from: usize, tuned: &Config) -> Config {
             joint_starts: 3,
             // The runner-up's cost means nothing here, so a replay gives up as early as is safe.
             give_up_factor: 1.0,
+            min_failures_to_trip: if within_bounds {
+                Grid::SAFE_MIN_FAILURES_TO_TRIP
+            } else {
+                0.0
+            },
             ..SearchOptions::default()
         },
     );
+    if let Some((history, labels)) = usual {
+        grid = grid.within_safety_bounds();
+        for seed in &mut seeds {
+            // Like the tuner's: no call timeout (opossum's default has one).
+            seed.call_timeout = None;
+            suggest::within_safety_bounds(seed);
+        }
+        search = search.with_noise_margin(&history, &labels);
+        search.apply_safety_bounds(&mut seeds);
+    }
     search.score_from_step(score_from);
     search
         .run(&grid, &seeds)

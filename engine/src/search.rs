@@ -244,6 +244,14 @@ impl Search {
         }
     }
 
+    /// Takes the noise margin (see [`Search::apply_safety_bounds`]) from the usual traffic
+    /// of `history`, its steps that `labels` does not mark anomalous, as [`Search::new`]
+    /// does; no probe risk is added to the costs.
+    pub fn with_noise_margin(mut self, history: &History, labels: &Labels) -> Search {
+        self.probe_risk = Some(ProbeRisk::new(history, labels, 0.0));
+        self
+    }
+
     /// Scores only the steps from `step` on; earlier ones just warm the breaker up.
     pub fn score_from_step(&mut self, step: usize) {
         self.score_from = step;

@@ -289,15 +289,7 @@ pub fn tune_labelled(
     // Seeds are brought within the safety bounds too.
     for seed in &mut seeds {
         seed.call_timeout = current.and_then(|c| c.call_timeout());
-        seed.minimum_calls = seed.minimum_calls.max(5);
-        if let Window::Count(n) = seed.window {
-            seed.window = Window::Count(n.max(seed.minimum_calls).max(10));
-        }
-        if let Window::Time(secs) = seed.window {
-            seed.window = Window::Time(secs.max(5));
-        }
-        seed.half_open = seed.half_open.within_safety_bounds();
-        seed.require_failures(Grid::SAFE_MIN_FAILURES_TO_TRIP);
+        within_safety_bounds(seed);
     }
     let search_opts = SearchOptions {
         min_failures_to_trip: Grid::SAFE_MIN_FAILURES_TO_TRIP,
@@ -325,6 +317,20 @@ pub fn tune_labelled(
         },
         warnings,
     )
+}
+
+/// Brings `seed` within the grid's safety bounds (see [`Grid::within_safety_bounds`] and
+/// [`Grid::SAFE_MIN_FAILURES_TO_TRIP`]); the search adds its noise margin.
+pub(crate) fn within_safety_bounds(seed: &mut Candidate) {
+    seed.minimum_calls = seed.minimum_calls.max(5);
+    if let Window::Count(n) = seed.window {
+        seed.window = Window::Count(n.max(seed.minimum_calls).max(10));
+    }
+    if let Window::Time(secs) = seed.window {
+        seed.window = Window::Time(secs.max(5));
+    }
+    seed.half_open = seed.half_open.within_safety_bounds();
+    seed.require_failures(Grid::SAFE_MIN_FAILURES_TO_TRIP);
 }
 
 /// Tunes on `history` and back-tests `current` and the suggestion against the labels.

@@ -74,6 +74,12 @@ pub struct EvalArgs {
     /// against hindsight the part its margins make. As slow again as the tuner.
     #[arg(long)]
     pub labelled: bool,
+    /// Also search the best static config within the tuner's safety bounds with the truth
+    /// on the scored half ("bounded"): bounded/oracle is what the bounds cost, tuned/bounded
+    /// what the tuner's labels, margins and search cost within them. As slow again as the
+    /// oracle.
+    #[arg(long)]
+    pub bounded: bool,
 }
 
 /// Runs a `fusebox tune` command.
@@ -176,6 +182,7 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
         length_variants: args.length_variants,
         hindsight: args.hindsight,
         labelled: args.labelled,
+        bounded: args.bounded,
         ..engine::eval::EvalOptions::default()
     };
     let (report, warnings) = engine::eval::evaluate(&files, &options);

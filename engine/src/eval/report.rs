@@ -64,6 +64,12 @@ pub struct Summary {
     /// Tuned over the tuner with the truth as its labels: the part the labels cost. `None`
     /// unless that was run.
     pub tuned_over_labelled: Option<f64>,
+    /// The best config within the tuner's safety bounds over the oracle: what the bounds
+    /// cost. `None` unless both were searched.
+    pub bounded_over_oracle: Option<f64>,
+    /// Tuned over that config: what the tuner's labels, margins and search cost within the
+    /// bounds.
+    pub tuned_over_bounded: Option<f64>,
 }
 
 // === impl Report ===
@@ -87,6 +93,8 @@ impl Report {
                         "hindsight_over_oracle": s.hindsight_over_oracle,
                         "tuned_over_hindsight": s.tuned_over_hindsight,
                         "tuned_over_labelled": s.tuned_over_labelled,
+                        "bounded_over_oracle": s.bounded_over_oracle,
+                        "tuned_over_bounded": s.tuned_over_bounded,
                     })
                 });
                 json!({
@@ -195,6 +203,15 @@ impl Report {
                         .map_or_else(|| "-".to_owned(), |n| n.to_string()),
                     summary.best_default_false_trips,
                 );
+                if let Some(tuned_over_bounded) = summary.tuned_over_bounded {
+                    let _ = writeln!(
+                        out,
+                        "  bounded/oracle {}  tuned/bounded {tuned_over_bounded:.2}",
+                        summary
+                            .bounded_over_oracle
+                            .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
+                    );
+                }
                 if let Some(tuned_over_labelled) = summary.tuned_over_labelled {
                     let _ = writeln!(out, "  tuned/labelled {tuned_over_labelled:.2}");
                 }
@@ -227,6 +244,7 @@ impl ScenarioReport {
         let oracle = self.result("oracle");
         let hindsight = self.result(super::HINDSIGHT);
         let labelled = self.result(super::LABELLED);
+        let bounded = self.result(super::BOUNDED);
         let best_default = self
             .results
             .iter()
@@ -254,6 +272,10 @@ impl ScenarioReport {
                 .map(|(h, o)| ratio(h.score.cost, o.score.cost)),
             tuned_over_hindsight: hindsight.map(|h| ratio(tuned.score.cost, h.score.cost)),
             tuned_over_labelled: labelled.map(|l| ratio(tuned.score.cost, l.score.cost)),
+            bounded_over_oracle: bounded
+                .zip(oracle)
+                .map(|(b, o)| ratio(b.score.cost, o.score.cost)),
+            tuned_over_bounded: bounded.map(|b| ratio(tuned.score.cost, b.score.cost)),
         })
     }
 }

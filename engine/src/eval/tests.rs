@@ -5,6 +5,7 @@ use std::time::Duration;
 use super::lengthened;
 use crate::history::{History, Step};
 use crate::scenario::{Scenario, Span, Truth};
+use crate::search::Grid;
 
 #[test]
 fn a_lengthened_scenario_repeats_the_incidents_last_step_in_the_scored_half_only() {
@@ -217,4 +218,77 @@ fn labelled_is_the_tuner_run_on_the_truth_of_the_training_half() {
     let summary = report.summary().unwrap();
     assert!((summary.tuned_over_labelled.unwrap() - cost("tuned") / cost("labelled")).abs() < 1e-9);
     assert!(summary.tuned_over_hindsight.is_none());
+}
+
+#[test]
+fn bounded_is_the_best_static_config_within_the_tuners_safety_bounds() {
+    let scenario = outages(&[
+        600..660,
+        1_800..1_830,
+        3_000..3_090,
+        5_000..5_040,
+        6_000..6_300,
+    ]);
+    let half = scenario.history.len() / 2;
+    let tuned = crate::defaults::library_defaults()
+        .into_iter()
+        .find(|(name, _)| *name == "opossum")
+        .map(|(_, config)| config)
+        .unwrap();
+    let (report, _) = super::evaluate_scenario(
+        &scenario,
+        &tuned,
+        &[],
+        &super::EvalOptions {
+            bounded: true,
+            ..super::EvalOptions::default()
+        },
+    );
+    let config = |name: &str| report.result(name).unwrap().config.clone().unwrap();
+    let cost = |name: &str| report.result(name).unwrap().score.cost;
+    // Left free, the oracle judges fewer calls than the bounds allow (or keeps opossum's
+    // call timeout): the bounds bind here.
+    let oracle = crate::search::Candidate::from_config(&config("oracle"));
+    let mut oracle_bounded = oracle.clone();
+    oracle_bounded.call_timeout = None;
+    crate::suggest::within_safety_bounds(&mut oracle_bounded);
+    assert_ne!(oracle, oracle_bounded);
+    // The bounded config is within them: nothing to raise, no call timeout, and the noise
+    // margin of the scored half's usual traffic already taken.
+    let (set, _) = super::scored_set(&scenario, half);
+    let usual = crate::anomaly::Labels {
+        anomalous: set.healthy.iter().map(|healthy| !healthy).collect(),
+        ..crate::anomaly::Labels::default()
+    };
+    let search = crate::search::Search::from_sets(
+        vec![set.clone()],
+        crate::search::SearchOptions {
+            min_failures_to_trip: Grid::SAFE_MIN_FAILURES_TO_TRIP,
+            ..crate::search::SearchOptions::default()
+        },
+    )
+    .with_noise_margin(&set.history, &usual);
+    let bounded = crate::search::Candidate::from_config(&config("bounded"));
+    let mut again = [bounded.clone()];
+    crate::suggest::within_safety_bounds(&mut again[0]);
+    search.apply_safety_bounds(&mut again);
+    assert_eq!(again[0], bounded);
+    assert_eq!(bounded.call_timeout, None);
+    assert!(bounded.minimum_calls >= 5);
+    // It is at least as good on the scored half as every library default brought within
+    // the bounds (the search starts from them).
+    for (name, default) in crate::defaults::library_defaults() {
+        let mut seed = [crate::search::Candidate::from_config(&default)];
+        seed[0].call_timeout = None;
+        crate::suggest::within_safety_bounds(&mut seed[0]);
+        search.apply_safety_bounds(&mut seed);
+        let seed_cost = super::scored_from(&scenario, half, &seed[0].to_config().unwrap()).cost;
+        assert!(
+            cost("bounded") <= seed_cost,
+            "{name}: {seed_cost} beats bounded"
+        );
+    }
+    let summary = report.summary().unwrap();
+    assert!((summary.bounded_over_oracle.unwrap() - cost("bounded") / cost("oracle")).abs() < 1e-9);
+    assert!((summary.tuned_over_bounded.unwrap() - cost("tuned") / cost("bounded")).abs() < 1e-9);
 }
