@@ -226,30 +226,25 @@ fn evaluate_scenario(
             .map(|(name, total)| (name, total / n))
             .collect();
     }
-    // After the variants' means, which do not search it again.
-    if opts.hindsight {
-        let hindsight = hindsight(scenario, half, tuned);
-        results.push(ConfigResult {
-            config_name: HINDSIGHT,
-            score: scored_from(scenario, half, &hindsight),
-            config: Some(hindsight),
-        });
-    }
-    if opts.bounded {
-        let bounded = bounded(scenario, half, tuned);
-        results.push(ConfigResult {
-            config_name: BOUNDED,
-            score: scored_from(scenario, half, &bounded),
-            config: Some(bounded),
-        });
-    }
-    if opts.labelled {
-        let labelled = labelled(scenario, half, &opts.tune);
-        results.push(ConfigResult {
-            config_name: LABELLED,
-            score: scored_from(scenario, half, &labelled),
-            config: Some(labelled),
-        });
+    // After the variants' means, which do not search them again.
+    let extra_rows: [(bool, &'static str, &dyn Fn() -> Config); 3] = [
+        (opts.hindsight, HINDSIGHT, &|| {
+            hindsight(scenario, half, tuned)
+        }),
+        (opts.bounded, BOUNDED, &|| bounded(scenario, half, tuned)),
+        (opts.labelled, LABELLED, &|| {
+            labelled(scenario, half, &opts.tune)
+        }),
+    ];
+    for (asked, config_name, config) in extra_rows {
+        if asked {
+            let config = config();
+            results.push(ConfigResult {
+                config_name,
+                score: scored_from(scenario, half, &config),
+                config: Some(config),
+            });
+        }
     }
     (
         ScenarioReport {
