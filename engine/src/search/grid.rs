@@ -179,6 +179,7 @@ impl Grid {
         every_other(&mut self.slow_call_durations_ms);
         every_other(&mut self.slow_call_rates);
         every_other(&mut self.waits);
+        every_other(&mut self.half_open);
         self
     }
 

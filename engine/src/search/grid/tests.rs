@@ -119,16 +119,28 @@ fn a_coarse_grid_keeps_every_other_value_and_the_last() {
     let grid = Grid {
         minimum_calls: vec![1, 2, 3, 5],
         windows: vec![Window::Time(1), Window::Time(2), Window::Time(5)],
+        half_open: vec![
+            Probes::Successes(1, 1),
+            Probes::Successes(2, 2),
+            Probes::Successes(3, 3),
+            Probes::Successes(3, 1),
+            Probes::Rates(5),
+            Probes::Rates(10),
+        ],
         ..small_grid()
     }
     .coarse();
     assert_eq!(grid.minimum_calls, [1, 3, 5]);
     assert_eq!(grid.windows, [Window::Time(1), Window::Time(5)]);
     assert_eq!(grid.failure_rate_thresholds, [None, Some(0.5)]);
-    // The half-open settings are few and all kept.
     assert_eq!(
         grid.half_open,
-        [Probes::Successes(1, 1), Probes::Successes(3, 1)]
+        [
+            Probes::Successes(1, 1),
+            Probes::Successes(3, 3),
+            Probes::Rates(5),
+            Probes::Rates(10)
+        ]
     );
 }
 
