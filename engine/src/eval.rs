@@ -9,7 +9,7 @@
 //! on the scored half: failure-rate thresholds 5–90 % or off, time windows 1 s–30 min and
 //! count windows 5–1000 calls, minimum calls 1–200, consecutive failures 3–100 or off,
 //! slow-call durations of the seven buckets above the median latency at rates 5–90 % or off,
-//! fixed waits 0.5 s–2 min or two exponential backoffs, and six half-open probe settings),
+//! fixed waits 0.5 s–2 min or two exponential backoffs, and eight half-open settings: six of successes in a row, two judging 5 or 10 probes by rate),
 //! found by coordinate descent with the truth on the scored half, started from the best three
 //! of the library defaults and the tuned config. It sees the future; the tuner cannot.
 //!
@@ -514,14 +514,10 @@ fn best_static(set: EvalSet, score_from: usize, tuned: &Config, within_bounds: b
         .collect();
     seeds.push(Candidate::from_config(tuned));
     let usual = within_bounds.then(|| {
-        let anomalous: Vec<bool> = set.healthy.iter().map(|healthy| !healthy).collect();
+        // The noise margin reads only which steps are usual.
         let labels = Labels {
-            score: vec![0.0; anomalous.len()],
-            cluster: vec![0; anomalous.len()],
-            in_small_cluster: anomalous.clone(),
-            anomalous,
-            periods: Vec::new(),
-            transients: Vec::new(),
+            anomalous: set.healthy.iter().map(|healthy| !healthy).collect(),
+            ..Labels::default()
         };
         (set.history.clone(), labels)
     });

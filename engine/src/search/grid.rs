@@ -136,8 +136,9 @@ impl Grid {
 
     /// The grid without values outside the safety bounds a suggestion must keep: rates are
     /// judged over at least 5 calls and windows of at least 5 s (or 10 calls), and at most 3
-    /// probe successes in a row are needed to close (judging probes by their rates has no such
-    /// bound: one usual failure among them does not decide) (see also [`Grid::SAFE_MIN_FAILURES_TO_TRIP`]). A replay spreads failures perfectly evenly, so it
+    /// probe successes in a row are needed to close; probes judged by their rates have no such
+    /// bound, since one usual failure among them does not decide (see also
+    /// [`Grid::SAFE_MIN_FAILURES_TO_TRIP`]). A replay spreads failures perfectly evenly, so it
     /// would find nothing wrong with judging one call in a one-second window; real traffic is
     /// not that kind, and the suggestion must hold on real traffic.
     pub fn within_safety_bounds(mut self) -> Grid {
