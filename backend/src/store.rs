@@ -181,9 +181,17 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // A read hands its rows from the connection's worker thread to the request's task
+            // through a channel; with SQLite's 50 the worker stops every 50 rows of a day's
+            // 1,440 minute rollups until the task has caught up.
+            .row_buffer_size(2048);
+        // Reads take a connection without a test query first (a round trip to the worker
+        // thread each, eight per breaker detail): a SQLite connection cannot break while
+        // idle, and the pool still tests each one when it comes back.
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await
             .with_context(|| format!("cannot open the database {url}"))?;
@@ -218,8 +226,13 @@ impl Store {
         let ingest_options = options.clone();
         let options = options.options([("plan_cache_mode", "force_custom_plan")]);
         // Eight for the server's work, one for the cluster's listener, which keeps its own.
+        // Taken without a test query, like the ingest writer's below: a breaker detail is
+        // eight short queries, and a ping before each doubled its round trips. A connection is still tested when it comes back to the pool and
+        // replaced when that fails; one the server dropped while it sat idle fails the one
+        // read that finds it.
         let pool = PgPoolOptions::new()
             .max_connections(9)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.clone())
             .await
