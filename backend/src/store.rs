@@ -183,8 +183,8 @@ impl Store {
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true)
             // A read hands its rows from the connection's worker thread to the request's task
-            // through a channel; with SQLite's 50 the worker stops every 50 rows of a day's
-            // 1,440 minute rollups until the task has caught up.
+            // through a channel; with sqlx's default of 50 the worker waits for the task every
+            // 50 rows of a day's 1,440 minute rollups.
             .row_buffer_size(2048);
         // Reads take a connection without a test query first (a round trip to the worker
         // thread each, eight per breaker detail): a SQLite connection cannot break while
@@ -227,9 +227,9 @@ impl Store {
         let options = options.options([("plan_cache_mode", "force_custom_plan")]);
         // Eight for the server's work, one for the cluster's listener, which keeps its own.
         // Taken without a test query, like the ingest writer's below: a breaker detail is
-        // eight short queries, and a ping before each doubled its round trips. A connection is still tested when it comes back to the pool and
-        // replaced when that fails; one the server dropped while it sat idle fails the one
-        // read that finds it.
+        // eight short queries, and a ping before each doubled its round trips. A connection
+        // is still tested when it comes back to the pool and replaced when that fails; one
+        // the server dropped while it sat idle fails the one read that finds it.
         let pool = PgPoolOptions::new()
             .max_connections(9)
             .test_before_acquire(false)

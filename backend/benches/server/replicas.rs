@@ -15,6 +15,8 @@
 //! alternate the replica counts, so a burst of other work on the machine skews one sample
 //! rather than one count; the medians of 3 rounds are printed.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use backend::time::now_ms;
@@ -123,11 +125,8 @@ fn steady_load(
     urls: &[String],
     key: &str,
     n_instances: usize,
-) -> (
-    std::sync::Arc<std::sync::atomic::AtomicBool>,
-    tokio::task::JoinHandle<()>,
-) {
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+) -> (Arc<AtomicBool>, tokio::task::JoinHandle<()>) {
+    let stop = Arc::new(AtomicBool::new(false));
     let (urls, key, flag) = (urls.to_vec(), key.to_string(), stop.clone());
     let task = tokio::spawn(async move {
         let client = reqwest::Client::new();
@@ -138,7 +137,7 @@ fn steady_load(
         let mut tick = tokio::time::interval(Duration::from_millis(1000 / SLOTS as u64));
         let mut slot = 0;
         let mut in_flight = tokio::task::JoinSet::new();
-        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+        while !flag.load(Ordering::Relaxed) {
             tick.tick().await;
             while let Some(done) = in_flight.try_join_next() {
                 done.unwrap();
@@ -223,7 +222,7 @@ async fn latency_round(round: usize, n: usize, load_instances: usize) -> Vec<f64
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     if let Some((stop, task)) = load {
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        stop.store(true, Ordering::Relaxed);
         task.await.unwrap();
     }
     times
@@ -375,12 +374,20 @@ pub async fn replicas(quick: bool) {
             p50s.push(p50);
             p99s.push(p99);
         }
-        let beside = if load == 0 {
-            "nothing else ingesting".to_string()
+        let (beside, what) = if load == 0 {
+            (
+                "nothing else ingesting".to_string(),
+                format!(
+                    "transition posted to replica A → stream client of replica B, p99 of {n}, median of rounds"
+                ),
+            )
         } else {
-            format!(
-                "{load} instances x {BREAKERS} breakers reporting each second to both ({} aggregates/s)",
-                load * BREAKERS
+            let rate = load * BREAKERS;
+            (
+                format!(
+                    "{load} instances x {BREAKERS} breakers reporting each second to both ({rate} aggregates/s)"
+                ),
+                format!("the same with {rate} aggregates/s reported to both replicas, p99"),
             )
         };
         println!(
@@ -392,16 +399,6 @@ pub async fn replicas(quick: bool) {
             median(p99s.clone()),
             shown.join(" ")
         );
-        let what = if load == 0 {
-            format!(
-                "transition posted to replica A → stream client of replica B, p99 of {n}, median of rounds"
-            )
-        } else {
-            format!(
-                "the same with {} aggregates/s reported to both replicas, p99",
-                load * BREAKERS
-            )
-        };
         super::figure("replicas", what, median(p99s.clone()), "ms", 1)
             .at_most(100.0, 0)
             .spread_of(&p99s, 1)
