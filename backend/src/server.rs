@@ -199,6 +199,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         limits: options.limits,
         clock: options.clock.clone(),
     };
+    rollup::maintain_partitions(&state.store, &options.retention, options.clock.now_ms()).await;
     // Rollups and retention, the alert engine and delivery, auto mode: on one replica at a
     // time (always this one on SQLite).
     let singletons = {

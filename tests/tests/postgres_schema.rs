@@ -59,7 +59,9 @@ async fn postgres_catalogue(url: &str) -> Catalogue {
         .expect("the PostgreSQL migrations apply");
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT table_name::text FROM information_schema.tables
-         WHERE table_schema = 'public' AND table_name NOT LIKE '_sqlx_%' ORDER BY 1",
+         WHERE table_schema = 'public' AND table_name NOT LIKE '_sqlx_%'
+           AND table_name::text NOT IN (SELECT relname::text FROM pg_class WHERE relispartition)
+         ORDER BY 1",
     )
     .fetch_all(&pool)
     .await

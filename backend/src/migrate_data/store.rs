@@ -73,7 +73,8 @@ pub async fn plan(target: &Store) -> anyhow::Result<Vec<TablePlan>> {
     let names: Vec<String> = sqlx::query_scalar(
         "SELECT table_name::text FROM information_schema.tables
          WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'
-           AND table_name::text NOT LIKE '\\_sqlx%'",
+           AND table_name::text NOT LIKE '\\_sqlx%'
+           AND table_name::text NOT IN (SELECT relname::text FROM pg_class WHERE relispartition)",
     )
     .fetch_all(pool)
     .await?;
@@ -89,7 +90,8 @@ pub async fn plan(target: &Store) -> anyhow::Result<Vec<TablePlan>> {
     let mut tables = Vec::with_capacity(names.len());
     for name in names {
         let rows: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT column_name::text, data_type::text, is_identity::text
+            "SELECT column_name::text, data_type::text,
+                    (pg_get_serial_sequence(format('%I', table_name), column_name) IS NOT NULL)::text
              FROM information_schema.columns
              WHERE table_schema = current_schema() AND table_name = $1
              ORDER BY ordinal_position",
@@ -98,14 +100,14 @@ pub async fn plan(target: &Store) -> anyhow::Result<Vec<TablePlan>> {
         .fetch_all(pool)
         .await?;
         let mut columns = Vec::with_capacity(rows.len());
-        for (column, data_type, identity) in rows {
+        for (column, data_type, numbered) in rows {
             let Some(kind) = Kind::of(&data_type) else {
                 bail!("{name}.{column} has the type {data_type}, which migrate-data cannot copy");
             };
             columns.push(Column {
                 name: column,
                 kind,
-                identity: identity == "YES",
+                numbered: numbered == "true",
             });
         }
         let mut depends_on: Vec<String> = keys
@@ -234,7 +236,7 @@ pub async fn copy(
         });
     }
 
-    // Each identity continues after the largest id the table has or SQLite ever handed out.
+    // Each sequence continues after the largest id the table has or SQLite ever handed out.
     let has_counters: bool = sqlx::query_scalar(
         "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_sequence'",
     )
@@ -242,7 +244,7 @@ pub async fn copy(
     .await?;
     let mut next_ids = Vec::new();
     for table in plan {
-        for column in table.columns.iter().filter(|c| c.identity) {
+        for column in table.columns.iter().filter(|c| c.numbered) {
             let sql = format!(
                 "SELECT COALESCE(MAX({}), 0) FROM {}",
                 quote(&column.name),

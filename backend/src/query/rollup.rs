@@ -4,12 +4,15 @@
 //! 1-hour buckets per breaker (histograms merged bucket by bucket) and moves its mark, all in
 //! one transaction, so a crash neither loses nor double-counts. Reading by id rather than by
 //! time counts late aggregates too. The prune job deletes raw aggregates, minute and hour
-//! rollups past their retention, a bounded number of rows at a time.
+//! rollups past their retention, a bounded number of rows at a time; on PostgreSQL it first
+//! makes the aggregates' day partitions ahead and drops those past retention whole
+//! ([`partitions`]).
 
 use std::time::Duration;
 
 use protocol::{LatencyHistogram, OutcomeCounts};
 
+pub use super::store::partitions;
 pub use super::store::rollup::{ROLLUP_BATCH, insert_rollups, prune_once, roll_up_once};
 use crate::store::Store;
 use crate::time::Clock;
@@ -64,7 +67,8 @@ pub async fn catch_up(store: &Store) -> anyhow::Result<usize> {
     }
 }
 
-/// Runs rollup and prune every `period` until the runtime shuts down.
+/// Runs rollup and prune every `period` until the runtime shuts down (the server makes the
+/// aggregates' partitions once before it starts it: [`maintain_partitions`]).
 pub fn spawn(
     store: Store,
     retention: Retention,
@@ -81,9 +85,25 @@ pub fn spawn(
             if let Err(err) = catch_up(&store).await {
                 tracing::warn!(error = format!("{err:#}"), "rollup failed; retrying later");
             }
-            if let Err(err) = prune_once(&store, &retention, clock.now_ms()).await {
+            let now_ms = clock.now_ms();
+            maintain_partitions(&store, &retention, now_ms).await;
+            if let Err(err) = prune_once(&store, &retention, now_ms).await {
                 tracing::warn!(error = format!("{err:#}"), "pruning failed; retrying later");
             }
         }
     })
+}
+
+/// [`partitions::maintain`] for `retention`'s raw aggregates, its failure logged (a partition
+/// not made yet only means rows wait in the default partition). Every server runs it as it
+/// starts, before it takes reports, so that they land in their day's partition; then the
+/// replica that runs the jobs, each period.
+pub async fn maintain_partitions(store: &Store, retention: &Retention, now_ms: i64) {
+    let keep_from_ms = now_ms - retention.raw.as_millis() as i64;
+    if let Err(err) = partitions::maintain(store, keep_from_ms, now_ms).await {
+        tracing::warn!(
+            error = format!("{err:#}"),
+            "changing the aggregates' partitions failed; retrying later"
+        );
+    }
 }

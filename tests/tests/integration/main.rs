@@ -16,6 +16,7 @@ mod e2e;
 mod limits;
 mod migrate_data;
 mod overload;
+mod partitions;
 mod recommend;
 mod replicas;
 mod storage;

@@ -1,6 +1,7 @@
 //! `fusebox migrate-data`: a SQLite server's history, filled through the HTTP API, copied into
 //! PostgreSQL; a server started there shows the same breakers, history, alerts, configs and
-//! auto-mode settings, takes the old credentials, and gives new rows ids after the copied ones.
+//! auto-mode settings, takes the old credentials, and gives new rows ids after the copied ones;
+//! it has moved the copied aggregates into their day's partition.
 //! A target that holds data is refused unless the copy is asked to replace it.
 //!
 //! The PostgreSQL side is a fresh database in the test process's throwaway cluster (in the
@@ -219,8 +220,24 @@ async fn a_sqlite_history_moves_to_postgres() {
     assert!(replaced.replaced);
     assert_eq!(replaced.tables, report.tables);
 
+    // The copied aggregates wait in the default partition; a server started on PostgreSQL
+    // moves them into their day's partition before it takes reports.
+    let read = |sql: &'static str| {
+        let url = target.clone();
+        async move {
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+            pool.close().await;
+            n
+        }
+    };
+    let in_default = || read("SELECT COUNT(*) FROM aggregates_default");
+    let last_aggregate = || read("SELECT MAX(id) FROM aggregates");
+    assert_eq!(in_default().await, 6);
+    let copied_last_aggregate = last_aggregate().await;
     // A server on PostgreSQL shows the same history to the same admin token.
     let postgres = start(target.clone()).await;
+    assert_eq!(in_default().await, 0);
     let url = postgres.url();
     let after = shown(&url, &admin, base).await;
     for ((path, old), (_, new)) in before.iter().zip(&after) {
@@ -231,6 +248,8 @@ async fn a_sqlite_history_moves_to_postgres() {
     // and config version come after the copied ones.
     let next = json!({
         "service": "shop", "instance": "shop-1", "seq": 2, "sent_at_ms": now_ms(),
+        "aggregates": [{"breaker": "payments", "start_ms": now_ms() - 3_000, "interval_ms": 1000,
+                        "counts": {"success": 1}, "state": "closed"}],
         "transitions": [
             {"breaker": "payments", "at_ms": now_ms() - 2_000, "from": "open", "to": "closed",
              "config_version": 2},
@@ -273,6 +292,7 @@ async fn a_sqlite_history_moves_to_postgres() {
         saved["config"]["version"].as_i64().unwrap() + 1,
         "{config}"
     );
+    assert_eq!(last_aggregate().await, copied_last_aggregate + 1);
     let fresh = backend::auth::create_api_key(&postgres.state.store, "shop")
         .await
         .unwrap();

@@ -9,6 +9,7 @@ use protocol::{
 use super::rollup::{Bucket, HOUR_MS, MINUTE_MS};
 use crate::store::{Db, Store, count_from_db, decode_histogram, on_db};
 
+pub mod partitions;
 pub mod rollup;
 
 /// The counts, histogram and threshold columns shared by `aggregates` and `rollups`.
