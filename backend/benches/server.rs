@@ -1,7 +1,7 @@
 //! Server benchmarks; prints figures, asserts nothing. Run with
 //! `cargo xtask bench --only server` (that is, `cargo bench -p backend --bench server`; add
 //! `-- quick` for a shorter run; name parts, e.g. `-- quick ingest`, to run only those:
-//! `ingest`, `detail`, `memory`, `replicas`).
+//! `ingest`, `detail`, `memory`, `replicas`, `retention`).
 //!
 //! 1. Ingest throughput over HTTP with realistic batches vs the store's raw multi-row inserts
 //!    of the same rows (SQLite, or PostgreSQL as below), in the same run (goal: HTTP ≥ 0.5× raw), for 40 reporting instances and
@@ -17,11 +17,13 @@
 //!
 //! With `FUSEBOX_BENCH_POSTGRES=postgres://user@host:port` (a PostgreSQL server the bench may
 //! create databases on), parts 1 and 2 run on PostgreSQL instead, a fresh database for each
-//! server they start, and part 4 runs (it is PostgreSQL's only):
+//! server they start, and parts 4 and 5 run (they are PostgreSQL's only):
 //! 4. Replicas (see `server/replicas.rs`): a transition posted to one replica until a live
 //!    stream client of another receives it, p50/p99 with 2 replicas (goal p99 ≤ 100 ms), with
 //!    nothing else ingesting and with 10,000 aggregates/s reported to both; ingest
 //!    throughput with 1, 2 and 3 replicas on one database under the same load generator.
+//! 5. Retention (see `server/retention.rs`): a day of raw aggregates past retention, its
+//!    partition dropped against the same rows deleted and vacuumed.
 //!
 //! Under `cargo xtask bench` each figure with a goal is also a row of the run's goal/figure
 //! summary (`summary`), with the command for its part.
@@ -38,6 +40,8 @@ use protocol::{Aggregate, IngestBatch, LatencyHistogram, OutcomeCounts, State};
 mod fleet_stream;
 #[path = "server/replicas.rs"]
 mod replicas;
+#[path = "server/retention.rs"]
+mod retention;
 #[path = "../../xtask/src/bench/row.rs"]
 mod summary;
 
@@ -1026,7 +1030,7 @@ async fn memory_per_breaker(quick: bool) {
 fn main() {
     // `cargo bench` passes `--bench`; `quick` shortens every part.
     let quick = std::env::args().any(|a| a == "quick");
-    let parts = ["ingest", "detail", "memory", "replicas"];
+    let parts = ["ingest", "detail", "memory", "replicas", "retention"];
     let named: Vec<String> = std::env::args()
         .filter(|a| parts.contains(&a.as_str()))
         .collect();
@@ -1052,6 +1056,9 @@ fn main() {
         }
         if run("replicas") {
             replicas::replicas(quick).await;
+        }
+        if run("retention") {
+            retention::retention(quick).await;
         }
     });
 }

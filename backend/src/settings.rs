@@ -40,6 +40,7 @@
 //! failed_auth_per_minute = 10
 //!
 //! [retention]
+//! # On PostgreSQL raw aggregates go a day at a time, once the whole (UTC) day is older.
 //! raw_hours = 48
 //! minute_days = 30
 //! hour_days = 400
