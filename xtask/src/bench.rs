@@ -95,7 +95,8 @@ const BENCHES: [Bench; 9] = [
         what: "ingest over HTTP against raw inserts, breaker detail over 10 M outcomes, RSS with \
                1,000 and 10,000 live breakers (503s, acknowledgement p99, transition → 50 \
                live-stream clients) and per live breaker; with FUSEBOX_BENCH_POSTGRES, replicas: cross-replica stream latency and \
-               ingest with 1-3 replicas (`-- quick`; `-- ingest|detail|memory|replicas` for one part)",
+               ingest with 1-3 replicas, and retention: a day's partition dropped against its rows deleted \
+               (`-- quick`; `-- ingest|detail|memory|replicas|retention` for one part)",
         browser: false,
         script: None,
     },
