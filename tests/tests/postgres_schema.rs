@@ -150,3 +150,95 @@ async fn a_throwaway_cluster_answers_and_is_gone_when_dropped() {
     // Stopped and removed: its folder is gone.
     assert!(!dir.exists(), "{} is left behind", dir.display());
 }
+
+/// Migration 0009 partitions an existing `aggregates` table: every row is kept, in its day's
+/// partition (the default one when older than the 60 days it makes partitions of), and new
+/// rows' ids continue after the largest id the old table ever handed out, even one pruned.
+#[tokio::test]
+async fn partitioning_keeps_the_aggregates_and_continues_their_ids() {
+    let Some(cluster) = PgCluster::for_test() else {
+        return;
+    };
+    let url = cluster.create_database("fusebox_upgrade").unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    // The schema as it was before 0009: the earlier migrations, the same files.
+    let before = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(migrations("migrations/postgres")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if name.ends_with(".sql") && name.as_str() < "0009" {
+            std::fs::copy(&path, before.path().join(&name)).unwrap();
+        }
+    }
+    sqlx::migrate::Migrator::new(before.path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    let breaker: i64 = sqlx::query_scalar(
+        "INSERT INTO breakers (service, name, created_ms) VALUES ('svc', 'db', 0) RETURNING id",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    const DAY: i64 = 86_400_000;
+    let now = backend::time::now_ms();
+    let times = [now, now - 10 * DAY, now - 100 * DAY, now];
+    for at in times {
+        sqlx::query(
+            "INSERT INTO aggregates (breaker_id, instance, start_ms, interval_ms, success, failure,
+                 timeout, rejected, slow, ignored, latency, state, config_version)
+             VALUES ($1, 'a', $2, 1000, 1, 0, 0, 0, 0, 0, '1', 'closed', 1)",
+        )
+        .bind(breaker)
+        .bind(at)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    // Pruning left the sequence ahead of the table.
+    sqlx::query("DELETE FROM aggregates WHERE id = 4")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    // 0009 and whatever follows, as a server applies them when it starts.
+    let store = backend::store::Store::open(&url).await.unwrap();
+    let rows: Vec<(i64, i64, String)> =
+        sqlx::query_as("SELECT id, start_ms, tableoid::regclass::text FROM aggregates ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    assert_eq!(ids, [1, 2, 3]);
+    let days = backend::query::rollup::partitions::day_partitions(&store)
+        .await
+        .unwrap();
+    let today = now.div_euclid(DAY);
+    assert_eq!(
+        days.iter().map(|p| p.from_ms / DAY).collect::<Vec<_>>(),
+        [today - 10, today, today + 1, today + 2],
+        "the days of the rows within 60 days, and today and two ahead"
+    );
+    for (id, at, partition) in &rows[..2] {
+        let day = days.iter().find(|p| &p.name == partition);
+        assert!(
+            day.is_some_and(|p| p.from_ms <= *at && *at < p.to_ms),
+            "row {id} at {at} is in {partition}: {days:?}"
+        );
+    }
+    assert_eq!(rows[2].2, "aggregates_default", "older than 60 days");
+    let next: i64 = sqlx::query_scalar(
+        "INSERT INTO aggregates (breaker_id, instance, start_ms, interval_ms, success, failure,
+             timeout, rejected, slow, ignored, latency, state, config_version)
+         VALUES ($1, 'a', $2, 1000, 1, 0, 0, 0, 0, 0, '1', 'closed', 1) RETURNING id",
+    )
+    .bind(breaker)
+    .bind(now)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(next, 5, "after the pruned 4");
+    pool.close().await;
+}

@@ -115,7 +115,10 @@ pub async fn maintain(
 
 /// The transaction of one change: [`Store::begin`]'s (so two changes, from two replicas or
 /// from the job and a test, run one after the other), waiting at most [`LOCK_TIMEOUT`] for
-/// table locks.
+/// table locks, and holding `breakers` against writes first. Attaching or dropping a
+/// partition adds or removes its foreign key's triggers on `breakers`, which locks it in that
+/// mode; the ingest writer writes `breakers` (a new breaker) before `aggregates`, so the
+/// change must lock them in the same order, or each could wait for the other.
 async fn begin(store: &Store) -> anyhow::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
     let Tx::Postgres(mut tx) = store.begin().await? else {
         anyhow::bail!("partitions are PostgreSQL's");
@@ -125,6 +128,10 @@ async fn begin(store: &Store) -> anyhow::Result<sqlx::Transaction<'static, sqlx:
     )))
     .execute(&mut *tx)
     .await?;
+    sqlx::query("LOCK TABLE breakers IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await
+        .context("locking breakers for a partition change")?;
     Ok(tx)
 }
 
@@ -141,12 +148,13 @@ async fn make(store: &Store, from_ms: i64, to_ms: i64) -> anyhow::Result<Option<
         return Ok(None);
     }
     let name = partition_name(from_ms);
-    // Made apart and attached, not `CREATE TABLE … PARTITION OF`, which locks the whole table
-    // against ingest; attaching locks it only against other schema changes. The default
-    // partition is locked first, so inserts of rows that belong in it wait until the day's
-    // rows have moved; nothing asked for on the table after that (a share lock to copy its
-    // shape, the lock against schema changes to attach) conflicts with what the ingest writer
-    // or a reader holds on it, so neither can be waiting for this while this waits for them.
+    // Made apart and attached, not `CREATE TABLE ... PARTITION OF`, which locks the whole
+    // table against ingest; attaching locks it only against other schema changes. After
+    // `breakers` ([`begin`]), the default partition is locked, so inserts of rows that belong
+    // in it wait until the day's rows have moved; nothing asked for on the table after that (a
+    // share lock to copy its shape, the lock against schema changes to attach) conflicts with
+    // what the ingest writer or a reader holds on it, so neither can be waiting for this while
+    // this waits for them.
     let statements = [
         format!("LOCK TABLE {DEFAULT_PARTITION} IN ACCESS EXCLUSIVE MODE"),
         format!("CREATE TABLE {name} (LIKE aggregates INCLUDING DEFAULTS)"),
