@@ -171,6 +171,20 @@ impl PgCluster {
 /// first of them and stopped when the process exits.
 static SHARED: Mutex<Option<PgCluster>> = Mutex::new(None);
 
+/// For a test that runs on PostgreSQL whichever database the suite runs on: a fresh
+/// database of [`shared_database`], or `None` after [`skip::skip`] said why (no binaries).
+pub fn database_for_test() -> Option<String> {
+    if PgCluster::bin_dir().is_none() {
+        skip::skip(
+            &skip::current_test(),
+            REQUIRE_VAR,
+            "PostgreSQL is not installed (/usr/lib/postgresql/*/bin/initdb)",
+        );
+        return None;
+    }
+    Some(shared_database().expect("a database in the throwaway PostgreSQL cluster"))
+}
+
 /// A fresh, empty database in the process's shared cluster (started on first use); its URL.
 ///
 /// Each server gets its own database, so tests stay as independent as with a SQLite file

@@ -121,14 +121,9 @@ fn max_id(values: &Value) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sqlite_history_moves_to_postgres() {
-    if tests::postgres::PgCluster::bin_dir().is_none() {
-        tests::skip::skip(
-            &tests::skip::current_test(),
-            tests::postgres::REQUIRE_VAR,
-            "PostgreSQL is not installed (/usr/lib/postgresql/*/bin/initdb)",
-        );
+    let Some(target) = tests::postgres::database_for_test() else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("fusebox.db");
 
@@ -174,7 +169,6 @@ async fn a_sqlite_history_moves_to_postgres() {
     sqlite.shutdown().await.unwrap();
 
     // The copy, into a fresh PostgreSQL database; the source given as a plain path.
-    let target = tests::postgres::shared_database().unwrap();
     let what = MigrateData {
         from: file.display().to_string(),
         to: target.clone(),

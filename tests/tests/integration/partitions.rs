@@ -51,15 +51,9 @@ fn report(seq: u64, start_ms: i64, success: u64, now_ms: i64) -> serde_json::Val
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aggregates_live_in_day_partitions_that_retention_drops_whole() {
-    if tests::postgres::PgCluster::bin_dir().is_none() {
-        tests::skip::skip(
-            &tests::skip::current_test(),
-            tests::postgres::REQUIRE_VAR,
-            "PostgreSQL is not installed (/usr/lib/postgresql/*/bin/initdb)",
-        );
+    let Some(database) = tests::postgres::database_for_test() else {
         return;
-    }
-    let database = tests::postgres::shared_database().unwrap();
+    };
     let mut options = ServerOptions::new(SocketAddr::from(([127, 0, 0, 1], 0)), database);
     // The test drives rollups and retention itself (the job still makes partitions at start).
     options.rollup_period = Duration::from_secs(3_600);

@@ -137,15 +137,7 @@ struct Cluster {
 
 impl Cluster {
     async fn new() -> Option<Cluster> {
-        if tests::postgres::PgCluster::bin_dir().is_none() {
-            tests::skip::skip(
-                &tests::skip::current_test(),
-                "FUSEBOX_REQUIRE_POSTGRES",
-                "PostgreSQL is not installed (/usr/lib/postgresql/*/bin/initdb)",
-            );
-            return None;
-        }
-        let database = tests::postgres::shared_database().unwrap();
+        let database = tests::postgres::database_for_test()?;
         // The schema is there before any replica starts.
         let store = Store::open(&database).await.unwrap();
         let admin = backend::auth::add_user(&store, "admin", Role::Admin)

@@ -155,34 +155,25 @@ async fn write_rollups(tx: &mut Tx, rows: &[(i64, i64, i64, Bucket)]) -> anyhow:
 /// ([`super::partitions::maintain`]), so raw rows stay up to a day longer there.
 pub async fn prune_once(store: &Store, retention: &Retention, now_ms: i64) -> anyhow::Result<u64> {
     let cutoff = |keep: Duration| now_ms - keep.as_millis() as i64;
-    let raw = match store.db() {
-        Db::Sqlite(pool) => {
-            sqlx::query(
-                "DELETE FROM aggregates WHERE id IN (
-                     SELECT id FROM aggregates
-                     WHERE start_ms < $1 AND id <= (SELECT last_aggregate_id FROM rollup_progress WHERE id = 1)
-                     LIMIT $2)",
-            )
-            .bind(cutoff(retention.raw))
-            .bind(PRUNE_BATCH)
-            .execute(pool)
-            .await?
-            .rows_affected()
+    let raw_sql = match store.db() {
+        Db::Sqlite(_) => {
+            "DELETE FROM aggregates WHERE id IN (
+                 SELECT id FROM aggregates
+                 WHERE start_ms < $1 AND id <= (SELECT last_aggregate_id FROM rollup_progress WHERE id = 1)
+                 LIMIT $2)"
         }
-        Db::Postgres(pool) => {
-            sqlx::query(
-                "DELETE FROM aggregates_default WHERE (id, start_ms) IN (
-                     SELECT id, start_ms FROM aggregates_default
-                     WHERE start_ms < $1 AND id <= (SELECT last_aggregate_id FROM rollup_progress WHERE id = 1)
-                     LIMIT $2)",
-            )
-            .bind(cutoff(retention.raw))
-            .bind(PRUNE_BATCH)
-            .execute(pool)
-            .await?
-            .rows_affected()
+        Db::Postgres(_) => {
+            "DELETE FROM aggregates_default WHERE id IN (
+                 SELECT id FROM aggregates_default
+                 WHERE start_ms < $1 AND id <= (SELECT last_aggregate_id FROM rollup_progress WHERE id = 1)
+                 LIMIT $2)"
         }
     };
+    let raw = on_db!(&store.db, pool => sqlx::query(raw_sql)
+        .bind(cutoff(retention.raw))
+        .bind(PRUNE_BATCH)
+        .execute(pool)
+        .await.map(|r| r.rows_affected()))?;
     let mut rollups = 0;
     for (resolution, keep) in [(MINUTE_MS, retention.minute), (HOUR_MS, retention.hour)] {
         rollups += on_db!(&store.db, pool => sqlx::query(
