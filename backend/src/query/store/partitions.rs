@@ -98,14 +98,20 @@ pub async fn maintain(
     }
     let first_day = keep_from_ms.div_euclid(DAY_MS);
     let last_day = now_ms.div_euclid(DAY_MS) + DAYS_AHEAD;
+    // Read without a lock first: on most runs every day is made already, and a change takes
+    // locks that hold up ingest (the change checks again under them).
+    let existing = day_partitions(store).await?;
     for day in first_day..=last_day {
         let (from_ms, to_ms) = (day * DAY_MS, (day + 1) * DAY_MS);
+        if overlaps(&existing, from_ms, to_ms) {
+            continue;
+        }
         if let Some(moved) = make(store, from_ms, to_ms).await? {
             changes.made.push(partition_name(from_ms));
             changes.moved += moved;
         }
     }
-    for partition in day_partitions(store).await? {
+    for partition in existing {
         if partition.to_ms <= keep_from_ms && drop_rolled_up(store, &partition).await? {
             changes.dropped.push(partition.name);
         }
@@ -135,15 +141,18 @@ async fn begin(store: &Store) -> anyhow::Result<sqlx::Transaction<'static, sqlx:
     Ok(tx)
 }
 
+/// Whether one of `partitions` covers part of `[from_ms, to_ms)`.
+fn overlaps(partitions: &[DayPartition], from_ms: i64, to_ms: i64) -> bool {
+    partitions
+        .iter()
+        .any(|p| p.from_ms < to_ms && from_ms < p.to_ms)
+}
+
 /// Makes the partition `[from_ms, to_ms)` unless a partition covers part of it already;
 /// returns the rows it moved out of the default partition, `None` when it made none.
 async fn make(store: &Store, from_ms: i64, to_ms: i64) -> anyhow::Result<Option<u64>> {
     let mut tx = begin(store).await?;
-    let overlaps = list(&mut tx)
-        .await?
-        .iter()
-        .any(|p| p.from_ms < to_ms && from_ms < p.to_ms);
-    if overlaps {
+    if overlaps(&list(&mut tx).await?, from_ms, to_ms) {
         tx.rollback().await?;
         return Ok(None);
     }
@@ -193,6 +202,15 @@ async fn drop_rolled_up(store: &Store, partition: &DayPartition) -> anyhow::Resu
         .execute(&mut *tx)
         .await
         .with_context(|| format!("locking aggregates to drop {name}"))?;
+    // Another server may have dropped it since the list was read.
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await?;
+    if !exists {
+        tx.rollback().await?;
+        return Ok(false);
+    }
     let not_rolled_up: bool = sqlx::query_scalar(AssertSqlSafe(format!(
         "SELECT EXISTS (SELECT 1 FROM {name}
              WHERE id > (SELECT last_aggregate_id FROM rollup_progress WHERE id = 1))"
