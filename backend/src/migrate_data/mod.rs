@@ -10,8 +10,9 @@
 //! which pruning leaves behind), so new rows get fresh ids and the jobs that read by id (the
 //! rollups, the alert engine) never skip one. Secrets are copied as stored (hashes of ingest
 //! keys and user tokens, channel secrets) and never shown. Aggregates are copied into the
-//! partitioned table, where they land in its default partition: the server moves the days
-//! that raw retention keeps into their day partitions when it starts (`query::rollup`).
+//! partitioned table: into their day's partition where the migrations made one (today's and
+//! the next two), else into its default partition, from which the server moves the days raw
+//! retention keeps into partitions of their own when it starts (`query::rollup`).
 //!
 //! The target must be empty (a fresh database, or one only migrated: the rows the migrations
 //! seed do not count) unless the caller asks to replace what it holds.

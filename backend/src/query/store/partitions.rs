@@ -14,7 +14,7 @@
 use anyhow::Context;
 use sqlx::{AssertSqlSafe, PgConnection};
 
-use crate::store::{Store, Tx};
+use crate::store::{Db, Store, Tx};
 
 /// One partition's width: a UTC day of `start_ms`.
 pub const DAY_MS: i64 = 86_400_000;
@@ -56,8 +56,8 @@ fn partition_name(from_ms: i64) -> String {
 /// The day partitions of `aggregates`, oldest first (none on SQLite).
 pub async fn day_partitions(store: &Store) -> anyhow::Result<Vec<DayPartition>> {
     match store.db() {
-        crate::store::Db::Sqlite(_) => Ok(Vec::new()),
-        crate::store::Db::Postgres(pool) => {
+        Db::Sqlite(_) => Ok(Vec::new()),
+        Db::Postgres(pool) => {
             let mut conn = pool.acquire().await?;
             list(&mut conn).await
         }
