@@ -787,11 +787,50 @@ fn metric_value(metrics: &str, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Where the ingest writer's time went, from a `/metrics` text: the commits, the batches per
+/// commit, and each stage's share of `seconds` of wall time with its mean.
+fn commit_stages(metrics: &str, seconds: f64) -> String {
+    let metric = |name: &str| metric_value(metrics, name);
+    let commits = metric("fusebox_ingest_write_seconds_count");
+    let batches = metric("fusebox_ingest_batches_per_commit_sum");
+    let mut line = format!(
+        "writer: {commits:.0} commits of {:.1} batches on average; busy {:.0} % of the wall time:",
+        batches / commits.max(1.0),
+        100.0 * metric("fusebox_ingest_write_seconds_sum") / seconds
+    );
+    for stage in [
+        "begin",
+        "claim",
+        "breakers",
+        "stage",
+        "transitions",
+        "states",
+        "aggregates",
+        "commit",
+        "publish",
+    ] {
+        let labels = format!("{{stage=\"{stage}\"}}");
+        let sum = metric(&format!("fusebox_ingest_commit_stage_seconds_sum{labels}"));
+        let count = metric(&format!(
+            "fusebox_ingest_commit_stage_seconds_count{labels}"
+        ));
+        line += &format!(
+            " {stage} {:.0} % ({:.2} ms)",
+            100.0 * sum / seconds,
+            1e3 * sum / count.max(1.0)
+        );
+    }
+    line
+}
+
 /// 10,000 live breakers: 1,000 instances (10 services × 100) × 10 breakers, each instance
 /// posting its batch every second: RSS, and whether ingest keeps up (every batch
 /// acknowledged, none refused with 503, and how long the acknowledgements took); meanwhile 50
 /// live-stream clients and a transition posted to them every 250 ms ([`fleet_stream`]).
-async fn memory_fleet(quick: bool) {
+/// `spread`: each instance posts at a phase of the second of its own, as reporters started at
+/// different moments do; otherwise all of them at the same instant each second (a burst of
+/// 1,000 requests, as after they all reconnected at once).
+async fn memory_fleet(quick: bool, spread: bool) {
     use std::sync::atomic::{AtomicU64, Ordering};
     let dir = tempfile::tempdir().unwrap();
     let database = dir.path().join("fleet.db").display().to_string();
@@ -808,11 +847,20 @@ async fn memory_fleet(quick: bool) {
     let probe = fleet_stream::start(&url, &token).await;
     let started = now_ms();
     let mut tasks = Vec::new();
+    let n_reporters = n_services * n_instances;
     for service in 0..n_services {
         for instance in 0..n_instances {
             let (client, url, token) = (client.clone(), url.clone(), token.clone());
             let (overloaded, failed) = (overloaded.clone(), failed.clone());
+            let phase = match spread {
+                true => {
+                    Duration::from_secs(1) * (instance * n_services + service) as u32
+                        / n_reporters as u32
+                }
+                false => Duration::ZERO,
+            };
             tasks.push(tokio::spawn(async move {
+                tokio::time::sleep(phase).await;
                 let mut ticker = tokio::time::interval(Duration::from_secs(1));
                 let mut times = Vec::with_capacity(seconds);
                 for seq in 1..=seconds as u64 {
@@ -849,9 +897,23 @@ async fn memory_fleet(quick: bool) {
     let pct = |q: f64| times[((times.len() as f64 * q).ceil() as usize).saturating_sub(1)];
     let live_kb = status_kb(pid, "VmRSS:");
     let peak_kb = status_kb(pid, "VmHWM:");
+    let metrics = client
+        .get(format!("{url}/metrics"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    println!("  {}", commit_stages(&metrics, seconds as f64));
+    let timing = match spread {
+        true => "phases spread over the second",
+        false => "all posting at the same instant",
+    };
     probe
         .finish(&format!(
-            "{} live breakers ({} instances × {n_breakers})",
+            "{} live breakers ({} instances × {n_breakers}, {timing})",
             n_services * n_instances * n_breakers,
             n_services * n_instances
         ))
@@ -863,7 +925,7 @@ async fn memory_fleet(quick: bool) {
         .filter(|b| b.service != "probe")
         .collect();
     println!(
-        "memory, large fleet: {} live breakers, {} instances x {n_breakers} breakers reporting every second for {seconds} s",
+        "memory, large fleet: {} live breakers, {} instances x {n_breakers} breakers reporting every second for {seconds} s, {timing}",
         breakers.len(),
         n_services * n_instances
     );
@@ -882,7 +944,7 @@ async fn memory_fleet(quick: bool) {
         pct(1.0).as_secs_f64() * 1e3
     );
     let fleet = format!(
-        "{} live breakers ({} instances × {n_breakers})",
+        "{} live breakers ({} instances × {n_breakers}, {timing})",
         breakers.len(),
         n_services * n_instances
     );
@@ -1051,7 +1113,8 @@ fn main() {
         }
         if run("memory") {
             memory(quick).await;
-            memory_fleet(quick).await;
+            memory_fleet(quick, true).await;
+            memory_fleet(quick, false).await;
             memory_per_breaker(quick).await;
         }
         if run("replicas") {

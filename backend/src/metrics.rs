@@ -101,6 +101,16 @@ impl Metrics {
         });
     }
 
+    /// The time each stage of a group commit took, in order (see the ingest writer).
+    pub fn record_commit_stages(&self, stages: &[(&'static str, Duration)]) {
+        with_local_recorder(&self.recorder, || {
+            for &(stage, elapsed) in stages {
+                metrics::histogram!("fusebox_ingest_commit_stage_seconds", "stage" => stage)
+                    .record(elapsed.as_secs_f64());
+            }
+        });
+    }
+
     /// An engine run started (see [`crate::tuning::engine_run`]).
     pub fn engine_run_started(&self) {
         with_local_recorder(&self.recorder, || {

@@ -22,9 +22,13 @@ const PROBE_AFTER: Duration = Duration::from_secs(3);
 struct Shared {
     sent: HashMap<String, Instant>,
     arrivals: Vec<Duration>,
+    /// Bytes and `summary` events every client read, in all.
+    bytes: usize,
+    summaries: usize,
 }
 
 pub struct Probe {
+    started: Instant,
     shared: Arc<Mutex<Shared>>,
     clients: Vec<tokio::task::JoinHandle<()>>,
     prober: tokio::task::JoinHandle<usize>,
@@ -54,6 +58,7 @@ pub async fn start(url: &str, token: &str) -> Probe {
         stop.clone(),
     ));
     Probe {
+        started: Instant::now(),
         shared,
         clients,
         prober,
@@ -66,6 +71,7 @@ async fn read_stream(mut response: reqwest::Response, shared: Arc<Mutex<Shared>>
     let mut pending = String::new();
     while let Ok(Some(chunk)) = response.chunk().await {
         let at = Instant::now();
+        shared.lock().unwrap().bytes += chunk.len();
         pending.push_str(&String::from_utf8_lossy(&chunk));
         // Every whole message of the buffer, then the rest kept for the next chunk.
         let mut consumed = 0;
@@ -73,6 +79,9 @@ async fn read_stream(mut response: reqwest::Response, shared: Arc<Mutex<Shared>>
             let message = &pending[consumed..consumed + end];
             consumed += end + 2;
             if !message.lines().any(|line| line == "event: transition") {
+                if message.lines().any(|line| line == "event: summary") {
+                    shared.lock().unwrap().summaries += 1;
+                }
                 continue;
             }
             let Some(start) = message.find("\"probe-") else {
@@ -135,7 +144,17 @@ impl Probe {
         for client in &self.clients {
             client.abort();
         }
-        let mut arrivals = std::mem::take(&mut self.shared.lock().unwrap().arrivals);
+        let (mut arrivals, bytes, summaries) = {
+            let mut shared = self.shared.lock().unwrap();
+            let arrivals = std::mem::take(&mut shared.arrivals);
+            (arrivals, shared.bytes, shared.summaries)
+        };
+        let per_client_s = (N_CLIENTS as f64 * self.started.elapsed().as_secs_f64()).max(1e-9);
+        println!(
+            "  stream: each client read {:.2} MB/s, {:.0} summaries/s",
+            bytes as f64 / 1e6 / per_client_s,
+            summaries as f64 / per_client_s
+        );
         arrivals.sort();
         let expected = n_probes * N_CLIENTS;
         let missed = expected.saturating_sub(arrivals.len());

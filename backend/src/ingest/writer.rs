@@ -91,7 +91,25 @@ pub fn spawn_writer(
         clock,
     };
     writer.export_cardinality();
-    tokio::spawn(writer.run(lanes));
+    if writer.store.is_postgres() {
+        // Its connection's socket belongs to the server's runtime, which wakes it.
+        tokio::spawn(writer.run(lanes));
+    } else {
+        // On SQLite every statement is a trip to the connection's own thread and back; on a
+        // thread of its own the writer is woken at once each time, where on the server's
+        // runtime it waited for its turn behind the requests being read and decoded (with
+        // 1,000 reporters, a few ms per statement, while holding the database's write lock).
+        std::thread::Builder::new()
+            .name("fusebox-writer".into())
+            .spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("the writer's runtime starts")
+                    .block_on(writer.run(lanes))
+            })
+            .expect("the writer's thread starts");
+    }
     IngestQueue::new(senders, learned, arriving)
 }
 
@@ -175,6 +193,28 @@ struct Staged<'b> {
     live: Option<InstanceLive>,
 }
 
+/// The time each stage of a group commit took (`fusebox_ingest_commit_stage_seconds`).
+struct Stages {
+    last: std::time::Instant,
+    times: Vec<(&'static str, Duration)>,
+}
+
+impl Stages {
+    fn start() -> Stages {
+        Stages {
+            last: std::time::Instant::now(),
+            times: Vec::with_capacity(8),
+        }
+    }
+
+    /// Ends the stage `name` now.
+    fn mark(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        self.times.push((name, now - self.last));
+        self.last = now;
+    }
+}
+
 // === impl Writer ===
 
 impl Writer {
@@ -209,7 +249,9 @@ impl Writer {
             match self.commit(&batches).await {
                 Ok(pending) => {
                     self.metrics.record_commit(started.elapsed(), batches.len());
+                    let publishing = std::time::Instant::now();
                     self.publish(&batches, pending, replies);
+                    (self.metrics).record_commit_stages(&[("publish", publishing.elapsed())]);
                 }
                 Err(err) => {
                     // One batch should not sink the others: commit them one by one.
@@ -270,8 +312,11 @@ impl Writer {
 
     async fn commit<'b>(&self, batches: &[&'b IngestBatch]) -> anyhow::Result<Pending<'b>> {
         let now = self.clock.now_ms();
+        let mut stages = Stages::start();
         let mut tx = self.store.begin_ingest().await?;
+        stages.mark("begin");
         let claimed = Store::claim_batches(&mut tx, batches, now).await?;
+        stages.mark("claim");
         // Breakers seen for the first time get their rows (and ids) first.
         let mut local_ids = BreakerIds::default();
         let mut new_ids = Vec::new();
@@ -295,6 +340,7 @@ impl Writer {
                 new_ids.push((batch.service.clone(), name.to_string(), id));
             }
         }
+        stages.mark("breakers");
         let id_of = |service: &str, name: &str| {
             lookup(&self.breaker_ids, service, name)
                 .or_else(|| lookup(&local_ids, service, name))
@@ -363,6 +409,7 @@ impl Writer {
             }
         }
 
+        stages.mark("stage");
         // Transitions in batch order, with their ids.
         let mut committed: Vec<Committed> = claimed
             .iter()
@@ -375,6 +422,7 @@ impl Writer {
             .map(|&(index, id, t)| (id, batches[index].instance.as_str(), t))
             .collect();
         let ids = Store::insert_transitions(&mut tx, &stored, now).await?;
+        stages.mark("transitions");
         for ((index, _, transition), stored) in transitions.into_iter().zip(ids) {
             let batch = batches[index];
             committed[index].transitions.push(TransitionRecord {
@@ -394,6 +442,7 @@ impl Writer {
             })
             .collect();
         Store::upsert_instance_states(&mut tx, &changed).await?;
+        stages.mark("states");
         if tx.is_postgres() {
             // The other replicas learn of the commit when it commits, from the statement that
             // inserts the aggregates (see `crate::cluster`).
@@ -412,7 +461,10 @@ impl Writer {
         } else {
             Store::insert_aggregates(&mut tx, &rows).await?;
         }
+        stages.mark("aggregates");
         tx.commit().await?;
+        stages.mark("commit");
+        self.metrics.record_commit_stages(&stages.times);
         Ok(Pending {
             committed,
             new_ids,

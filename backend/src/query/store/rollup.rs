@@ -22,81 +22,151 @@ struct AggregateRow {
     bucket: BucketRow,
 }
 
+/// A stored rollup with its key, as [`existing_rollups`] reads it.
+#[derive(sqlx::FromRow)]
+struct KeyedRollupRow {
+    breaker_id: i64,
+    resolution_ms: i64,
+    start_ms: i64,
+    #[sqlx(flatten)]
+    bucket: BucketRow,
+}
+
+/// A rollup's key: breaker id, resolution and start, ms.
+type RollupKey = (i64, i64, i64);
+
 /// Rolls up to `ROLLUP_BATCH` new aggregates; returns how many it read.
+///
+/// Everything is read and merged before the write transaction, which then only checks that
+/// the mark has not moved and writes: ingest waits for the write lock only while rows are
+/// written, not while thousands of buckets are read. Only rollup runs move the mark and write
+/// the rollups they merged into, so a mark found where it was read means the rollups read are
+/// still current; a run that finds it moved (another run committed meanwhile: the job and a
+/// tuning run's catch-up) reads again from the new mark.
 pub async fn roll_up_once(store: &Store) -> anyhow::Result<usize> {
-    let mut tx = store.begin().await?;
-    // Two runs at once (the job and the demo's catch-up) never roll the same aggregates up:
-    // on PostgreSQL the second waits for the first's mark; on SQLite the second cannot write
-    // over the snapshot it read and fails.
-    let last_id: i64 = match &mut tx {
-        Tx::Sqlite(tx) => {
-            sqlx::query_scalar("SELECT last_aggregate_id FROM rollup_progress WHERE id = 1")
+    loop {
+        let last_id: i64 = on_db!(&store.db, pool => sqlx::query_scalar(
+            "SELECT last_aggregate_id FROM rollup_progress WHERE id = 1",
+        )
+        .fetch_one(pool)
+        .await)?;
+        let rows: Vec<AggregateRow> = on_db!(&store.db, pool => sqlx::query_as(
+            "SELECT id, breaker_id, start_ms, success, failure, timeout, rejected, slow, ignored,
+                    latency, failure_rate_threshold
+             FROM aggregates WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(last_id)
+        .bind(ROLLUP_BATCH)
+        .fetch_all(pool)
+        .await)?;
+        let Some(new_last_id) = rows.last().map(|row| row.id) else {
+            return Ok(0);
+        };
+        let n_rows = rows.len();
+        let mut buckets: HashMap<RollupKey, Bucket> = HashMap::new();
+        for row in rows {
+            let (breaker_id, start_ms) = (row.breaker_id, row.start_ms);
+            let bucket = Bucket::from(row.bucket);
+            for resolution in [MINUTE_MS, HOUR_MS] {
+                let key = (
+                    breaker_id,
+                    resolution,
+                    start_ms.div_euclid(resolution) * resolution,
+                );
+                buckets.entry(key).or_default().merge(&bucket);
+            }
+        }
+        let keys: Vec<RollupKey> = buckets.keys().copied().collect();
+        for (key, stored) in existing_rollups(&store.db, &keys).await? {
+            if let Some(bucket) = buckets.get_mut(&key) {
+                let mut sum = stored;
+                sum.merge(bucket);
+                *bucket = sum;
+            }
+        }
+        let merged: Vec<_> = buckets
+            .into_iter()
+            .map(|((breaker_id, resolution, start_ms), bucket)| {
+                (breaker_id, resolution, start_ms, bucket)
+            })
+            .collect();
+
+        let mut tx = store.begin().await?;
+        // On PostgreSQL `FOR UPDATE` makes a second run wait here for the first's commit.
+        let mark: i64 = match &mut tx {
+            Tx::Sqlite(tx) => {
+                sqlx::query_scalar("SELECT last_aggregate_id FROM rollup_progress WHERE id = 1")
+                    .fetch_one(&mut **tx)
+                    .await?
+            }
+            Tx::Postgres(tx) => {
+                sqlx::query_scalar(
+                    "SELECT last_aggregate_id FROM rollup_progress WHERE id = 1 FOR UPDATE",
+                )
                 .fetch_one(&mut **tx)
                 .await?
-        }
-        Tx::Postgres(tx) => {
-            sqlx::query_scalar(
-                "SELECT last_aggregate_id FROM rollup_progress WHERE id = 1 FOR UPDATE",
-            )
-            .fetch_one(&mut **tx)
-            .await?
-        }
-    };
-    let rows: Vec<AggregateRow> = on_tx!(&mut tx, c => sqlx::query_as(
-        "SELECT id, breaker_id, start_ms, success, failure, timeout, rejected, slow, ignored,
-                latency, failure_rate_threshold
-         FROM aggregates WHERE id > $1 ORDER BY id LIMIT $2",
-    )
-    .bind(last_id)
-    .bind(ROLLUP_BATCH)
-    .fetch_all(c)
-    .await)?;
-    let Some(new_last_id) = rows.last().map(|row| row.id) else {
-        return Ok(0);
-    };
-    let n_rows = rows.len();
-    let mut buckets: HashMap<(i64, i64, i64), Bucket> = HashMap::new();
-    for row in rows {
-        let (breaker_id, start_ms) = (row.breaker_id, row.start_ms);
-        let bucket = Bucket::from(row.bucket);
-        for resolution in [MINUTE_MS, HOUR_MS] {
-            let key = (
-                breaker_id,
-                resolution,
-                start_ms.div_euclid(resolution) * resolution,
-            );
-            buckets.entry(key).or_default().merge(&bucket);
-        }
-    }
-    let mut merged = Vec::with_capacity(buckets.len());
-    for ((breaker_id, resolution, start_ms), bucket) in buckets {
-        let existing: Option<BucketRow> = on_tx!(&mut tx, c => sqlx::query_as(
-            "SELECT success, failure, timeout, rejected, slow, ignored, latency, failure_rate_threshold
-             FROM rollups WHERE breaker_id = $1 AND resolution_ms = $2 AND start_ms = $3",
-        )
-        .bind(breaker_id)
-        .bind(resolution)
-        .bind(start_ms)
-        .fetch_optional(c)
-        .await)?;
-        let bucket = match existing {
-            Some(row) => {
-                let mut sum = Bucket::from(row);
-                sum.merge(&bucket);
-                sum
             }
-            None => bucket,
         };
-        merged.push((breaker_id, resolution, start_ms, bucket));
+        if mark != last_id {
+            tx.rollback().await?;
+            continue;
+        }
+        write_rollups(&mut tx, &merged).await?;
+        on_tx!(&mut tx, c => sqlx::query("UPDATE rollup_progress SET last_aggregate_id = $1 WHERE id = 1")
+            .bind(new_last_id)
+            .execute(c)
+            .await
+            .map(|_| ()))?;
+        tx.commit().await?;
+        return Ok(n_rows);
     }
-    write_rollups(&mut tx, &merged).await?;
-    on_tx!(&mut tx, c => sqlx::query("UPDATE rollup_progress SET last_aggregate_id = $1 WHERE id = 1")
-        .bind(new_last_id)
-        .execute(c)
-        .await
-        .map(|_| ()))?;
-    tx.commit().await?;
-    Ok(n_rows)
+}
+
+/// The stored rollups of `keys` (those that exist), read in one statement per
+/// [`KEYS_PER_READ`] keys: the keys go as one JSON array of `[breaker, resolution, start]`
+/// on SQLite, as three arrays on PostgreSQL.
+async fn existing_rollups(db: &Db, keys: &[RollupKey]) -> anyhow::Result<Vec<(RollupKey, Bucket)>> {
+    const KEYS_PER_READ: usize = 5_000;
+    let mut found = Vec::new();
+    for chunk in keys.chunks(KEYS_PER_READ) {
+        let rows: Vec<KeyedRollupRow> = match db {
+            Db::Sqlite(pool) => {
+                let list = serde_json::to_string(chunk)?;
+                sqlx::query_as(
+                    "SELECT r.breaker_id, r.resolution_ms, r.start_ms, r.success, r.failure,
+                            r.timeout, r.rejected, r.slow, r.ignored, r.latency,
+                            r.failure_rate_threshold
+                     FROM json_each($1) AS k
+                     JOIN rollups AS r ON r.breaker_id = json_extract(k.value, '$[0]')
+                                      AND r.resolution_ms = json_extract(k.value, '$[1]')
+                                      AND r.start_ms = json_extract(k.value, '$[2]')",
+                )
+                .bind(list)
+                .fetch_all(pool)
+                .await?
+            }
+            Db::Postgres(pool) => {
+                sqlx::query_as(
+                    "SELECT r.breaker_id, r.resolution_ms, r.start_ms, r.success, r.failure,
+                            r.timeout, r.rejected, r.slow, r.ignored, r.latency,
+                            r.failure_rate_threshold
+                     FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[]) AS k (b, r, s)
+                     JOIN rollups AS r ON r.breaker_id = k.b AND r.resolution_ms = k.r
+                                      AND r.start_ms = k.s",
+                )
+                .bind(chunk.iter().map(|k| k.0).collect::<Vec<_>>())
+                .bind(chunk.iter().map(|k| k.1).collect::<Vec<_>>())
+                .bind(chunk.iter().map(|k| k.2).collect::<Vec<_>>())
+                .fetch_all(pool)
+                .await?
+            }
+        };
+        found.extend(rows.into_iter().map(|row| {
+            let key = (row.breaker_id, row.resolution_ms, row.start_ms);
+            (key, Bucket::from(row.bucket))
+        }));
+    }
+    Ok(found)
 }
 
 /// Writes rollups as they are, replacing any of the same breaker, resolution and start, in one
@@ -111,8 +181,9 @@ pub async fn insert_rollups(store: &Store, rows: &[(i64, i64, i64, Bucket)]) -> 
 
 /// [`insert_rollups`] inside the caller's transaction, with multi-row statements.
 async fn write_rollups(tx: &mut Tx, rows: &[(i64, i64, i64, Bucket)]) -> anyhow::Result<()> {
-    // 11 values per row × 500 rows stays well under SQLite's 32 766 parameters.
-    const ROWS_PER_INSERT: usize = 500;
+    // 11 values per row × 2,500 rows stays under SQLite's 32,766 parameters; a write
+    // transaction holds ingest up, and each statement is a round trip.
+    const ROWS_PER_INSERT: usize = 2_500;
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         on_tx!(tx, c => {
         let mut insert = sqlx::QueryBuilder::new(
