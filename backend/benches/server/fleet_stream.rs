@@ -66,35 +66,42 @@ pub async fn start(url: &str, token: &str) -> Probe {
     }
 }
 
-/// Reads one client's stream, timing each probe's `transition` event.
+/// Reads one client's stream, timing each probe's `transition` event. It looks only for
+/// those (a byte search per chunk), so the clients, which share the cores with the server,
+/// cost little beside it: dashboards run on other machines.
 async fn read_stream(mut response: reqwest::Response, shared: Arc<Mutex<Shared>>) {
-    let mut pending = String::new();
+    let transition = memchr::memmem::Finder::new(b"event: transition\n");
+    let summary = memchr::memmem::Finder::new(b"event: summary\n");
+    // What follows the last whole message, kept for the next chunk.
+    let mut pending: Vec<u8> = Vec::new();
     while let Ok(Some(chunk)) = response.chunk().await {
         let at = Instant::now();
-        shared.lock().unwrap().bytes += chunk.len();
-        pending.push_str(&String::from_utf8_lossy(&chunk));
-        // Every whole message of the buffer, then the rest kept for the next chunk.
-        let mut consumed = 0;
-        while let Some(end) = pending[consumed..].find("\n\n") {
-            let message = &pending[consumed..consumed + end];
-            consumed += end + 2;
-            if !message.lines().any(|line| line == "event: transition") {
-                if message.lines().any(|line| line == "event: summary") {
-                    shared.lock().unwrap().summaries += 1;
-                }
-                continue;
-            }
-            let Some(start) = message.find("\"probe-") else {
+        pending.extend_from_slice(&chunk);
+        let whole = memchr::memmem::rfind(&pending, b"\n\n").map_or(0, |end| end + 2);
+        let text = &pending[..whole];
+        let n_summaries = summary.find_iter(text).count();
+        let mut arrived = Vec::new();
+        for start in transition.find_iter(text) {
+            let rest = &text[start..];
+            let Some(name) = memchr::memmem::find(rest, b"\"probe-") else {
                 continue;
             };
-            let name = &message[start + 1..];
-            let name = &name[..name.find('"').unwrap_or(name.len())];
-            let mut shared = shared.lock().unwrap();
-            if let Some(sent) = shared.sent.get(name).copied() {
-                shared.arrivals.push(at - sent);
+            let name = &rest[name + 1..];
+            if let Some(end) = memchr::memchr(b'"', name) {
+                arrived.push(String::from_utf8_lossy(&name[..end]).into_owned());
             }
         }
-        pending.drain(..consumed);
+        {
+            let mut shared = shared.lock().unwrap();
+            shared.bytes += chunk.len();
+            shared.summaries += n_summaries;
+            for name in arrived {
+                if let Some(sent) = shared.sent.get(&name).copied() {
+                    shared.arrivals.push(at - sent);
+                }
+            }
+        }
+        pending.drain(..whole);
     }
 }
 

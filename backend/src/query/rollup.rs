@@ -13,7 +13,9 @@ use std::time::Duration;
 use protocol::{LatencyHistogram, OutcomeCounts};
 
 pub use super::store::partitions;
-pub use super::store::rollup::{ROLLUP_BATCH, insert_rollups, prune_once, roll_up_once};
+pub use super::store::rollup::{
+    ROLLUP_BATCH, WRITE_CHUNK, insert_rollups, prune_once, roll_up_in_chunks, roll_up_once,
+};
 use crate::store::Store;
 use crate::time::Clock;
 

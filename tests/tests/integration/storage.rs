@@ -263,6 +263,76 @@ async fn rollups_are_exact_and_count_late_data() {
 
 /// A lane says nothing before its instance's first report, and a breaker's summary
 /// says what tripped it; both survive a restart.
+/// A rollup run writes its buckets a chunk of breakers per transaction. One stopped after its
+/// first chunk (as a server stopping there would leave it): every series still reads each
+/// call once, the written breaker from its rollups and the other from its raw rows; the next
+/// run finishes it without counting the written breaker twice.
+#[tokio::test]
+async fn a_rollup_run_stopped_half_way_is_finished_once() {
+    let server = TestServer::start_with(|o| {
+        o.anonymous_viewer = true;
+        o.rollup_period = Duration::from_secs(3_600);
+    })
+    .await
+    .unwrap();
+    let key = server.ingest_key("svc").await.unwrap();
+    let base = (now_ms() - 30 * MINUTE).div_euclid(MINUTE) * MINUTE;
+    // "db" first (the lower breaker id), then "cache": 18 aggregates each.
+    for name in ["db", "cache"] {
+        for mut batch in batches(base) {
+            batch.seq += u64::from(name == "cache");
+            for aggregate in &mut batch.aggregates {
+                aggregate.breaker = name.to_string();
+            }
+            batch.transitions.clear();
+            post_batch(&server.url(), &key, &batch).await;
+        }
+    }
+    let wide = |name: &str| {
+        format!(
+            "/api/v1/breakers/svc/{name}/series?from_ms={}&to_ms={}",
+            base - 300 * MINUTE,
+            base + 60 * MINUTE
+        )
+    };
+    let expected = (2 * 9 * 8, 2 * 9 * 2, 2 * 9);
+    let store = &server.server.state.store;
+    // One breaker per transaction, stopped after the first.
+    assert_eq!(
+        rollup::roll_up_in_chunks(store, 1, Some(1)).await.unwrap(),
+        36
+    );
+    let rolled_up = "SELECT COUNT(DISTINCT breaker_id) FROM rollups";
+    assert_eq!(server.scalar(rolled_up).await, 1);
+    assert_eq!(
+        server
+            .scalar("SELECT last_aggregate_id FROM rollup_progress")
+            .await,
+        0,
+        "the mark moves with the last chunk"
+    );
+    for name in ["db", "cache"] {
+        let series: Series = server.get_json(&wide(name), None).await;
+        assert_eq!(totals(&series), expected, "{name} half way");
+    }
+    // The next run reads the same aggregates and writes only "cache".
+    assert_eq!(rollup::roll_up_once(store).await.unwrap(), 36);
+    assert_eq!(rollup::roll_up_once(store).await.unwrap(), 0);
+    assert_eq!(server.scalar(rolled_up).await, 2);
+    for extreme in [
+        "SELECT CAST(MIN(s) AS BIGINT) FROM (SELECT SUM(success) AS s FROM rollups
+         WHERE resolution_ms = 60000 GROUP BY breaker_id) AS t",
+        "SELECT CAST(MAX(s) AS BIGINT) FROM (SELECT SUM(success) AS s FROM rollups
+         WHERE resolution_ms = 60000 GROUP BY breaker_id) AS t",
+    ] {
+        assert_eq!(server.scalar(extreme).await, expected.0 as i64);
+    }
+    for name in ["db", "cache"] {
+        let series: Series = server.get_json(&wide(name), None).await;
+        assert_eq!(totals(&series), expected, "{name} after");
+    }
+}
+
 #[tokio::test]
 async fn lanes_start_at_the_first_report_and_summaries_keep_the_trip() {
     let server = TestServer::start_with(|o| o.anonymous_viewer = true)

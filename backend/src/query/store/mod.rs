@@ -102,9 +102,16 @@ impl Store {
                 for row in rows {
                     add(row.start_ms, &row.bucket.into());
                 }
-                on_db!(&self.db, pool => sqlx::query_scalar("SELECT last_aggregate_id FROM rollup_progress WHERE id = 1")
-                    .fetch_one(pool)
-                    .await)?
+                // While a rollup run is half written, the breakers it wrote already count the
+                // aggregates up to its end (see `rollup::roll_up_in_chunks`).
+                on_db!(&self.db, pool => sqlx::query_scalar(
+                    "SELECT CASE WHEN partial_breaker_id >= $1 THEN partial_through_id
+                                 ELSE last_aggregate_id END
+                     FROM rollup_progress WHERE id = 1",
+                )
+                .bind(breaker_id)
+                .fetch_one(pool)
+                .await)?
             }
         };
         // Raw rows: by breaker and time for short steps; for long steps only the few rows the

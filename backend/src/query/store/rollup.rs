@@ -7,8 +7,15 @@ use super::BucketRow;
 use crate::query::rollup::{Bucket, HOUR_MS, MINUTE_MS, Retention};
 use crate::store::{Db, Store, Tx, count_to_db, encode_histogram, on_db, on_tx};
 
-/// Aggregates read per rollup transaction.
-pub const ROLLUP_BATCH: i64 = 20_000;
+/// Aggregates merged per rollup run at most: a run writes each bucket it touched once, so
+/// the larger the run, the fewer writes per aggregate (with 10,000 breakers, a run of 20,000
+/// aggregates wrote 20,000 buckets).
+pub const ROLLUP_BATCH: i64 = 100_000;
+/// Aggregates read per statement of a run.
+const READ_PAGE: i64 = 20_000;
+/// Buckets written per transaction (a breaker's are never split): on SQLite ingest waits for
+/// the write lock while one runs.
+pub const WRITE_CHUNK: usize = 2_000;
 /// Rows deleted per prune statement.
 const PRUNE_BATCH: i64 = 20_000;
 
@@ -35,47 +42,83 @@ struct KeyedRollupRow {
 /// A rollup's key: breaker id, resolution and start, ms.
 type RollupKey = (i64, i64, i64);
 
-/// Rolls up to `ROLLUP_BATCH` new aggregates; returns how many it read.
-///
-/// Everything is read and merged before the write transaction, which then only checks that
-/// the mark has not moved and writes: ingest waits for the write lock only while rows are
-/// written, not while thousands of buckets are read. Only rollup runs move the mark and write
-/// the rollups they merged into, so a mark found where it was read means the rollups read are
-/// still current; a run that finds it moved (another run committed meanwhile: the job and a
-/// tuning run's catch-up) reads again from the new mark.
+/// Where the rollup job stands (`rollup_progress`, see `migrations/0010_rollup_partial.sql`).
+#[derive(Clone, Copy, Debug, PartialEq, sqlx::FromRow)]
+struct Progress {
+    last_aggregate_id: i64,
+    partial_through_id: Option<i64>,
+    partial_breaker_id: Option<i64>,
+}
+
+const PROGRESS: &str = "SELECT last_aggregate_id, partial_through_id, partial_breaker_id FROM rollup_progress WHERE id = 1";
+const PROGRESS_FOR_UPDATE: &str = "SELECT last_aggregate_id, partial_through_id, partial_breaker_id
+     FROM rollup_progress WHERE id = 1 FOR UPDATE";
+
+/// Rolls up to [`ROLLUP_BATCH`] new aggregates; returns how many it read.
 pub async fn roll_up_once(store: &Store) -> anyhow::Result<usize> {
-    loop {
-        let last_id: i64 = on_db!(&store.db, pool => sqlx::query_scalar(
-            "SELECT last_aggregate_id FROM rollup_progress WHERE id = 1",
-        )
-        .fetch_one(pool)
-        .await)?;
-        let rows: Vec<AggregateRow> = on_db!(&store.db, pool => sqlx::query_as(
-            "SELECT id, breaker_id, start_ms, success, failure, timeout, rejected, slow, ignored,
-                    latency, failure_rate_threshold
-             FROM aggregates WHERE id > $1 ORDER BY id LIMIT $2",
-        )
-        .bind(last_id)
-        .bind(ROLLUP_BATCH)
-        .fetch_all(pool)
-        .await)?;
-        let Some(new_last_id) = rows.last().map(|row| row.id) else {
-            return Ok(0);
-        };
-        let n_rows = rows.len();
+    roll_up_in_chunks(store, WRITE_CHUNK, None).await
+}
+
+/// [`roll_up_once`], writing about `chunk` buckets per transaction; with `stop_after`, it
+/// returns after that many transactions as if the server had stopped there (for tests).
+///
+/// A run reads its aggregates and the stored rollups they add to, and merges them, before any
+/// write transaction; then it writes the buckets in breaker order, a chunk per transaction,
+/// each checking that the progress is still what the run last left (only rollup runs write
+/// rollups and move it, so the rollups read are still current; a run that finds it changed,
+/// another run having committed meanwhile, starts again from what that one left) and saying
+/// how far the run got: the last one moves the mark. A run that stopped half way is finished by
+/// the next one, which reads the same aggregates and writes only the breakers not written yet.
+pub async fn roll_up_in_chunks(
+    store: &Store,
+    chunk: usize,
+    stop_after: Option<usize>,
+) -> anyhow::Result<usize> {
+    'run: loop {
+        let progress: Progress = on_db!(&store.db, pool => sqlx::query_as(PROGRESS)
+            .fetch_one(pool)
+            .await)?;
+        let end = progress.partial_through_id;
+        let written_up_to = progress.partial_breaker_id.unwrap_or(i64::MIN);
         let mut buckets: HashMap<RollupKey, Bucket> = HashMap::new();
-        for row in rows {
-            let (breaker_id, start_ms) = (row.breaker_id, row.start_ms);
-            let bucket = Bucket::from(row.bucket);
-            for resolution in [MINUTE_MS, HOUR_MS] {
-                let key = (
-                    breaker_id,
-                    resolution,
-                    start_ms.div_euclid(resolution) * resolution,
-                );
-                buckets.entry(key).or_default().merge(&bucket);
+        let (mut n_rows, mut through) = (0_usize, progress.last_aggregate_id);
+        loop {
+            let rows: Vec<AggregateRow> = on_db!(&store.db, pool => sqlx::query_as(
+                "SELECT id, breaker_id, start_ms, success, failure, timeout, rejected, slow,
+                        ignored, latency, failure_rate_threshold
+                 FROM aggregates WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3",
+            )
+            .bind(through)
+            .bind(end.unwrap_or(i64::MAX))
+            .bind(READ_PAGE)
+            .fetch_all(pool)
+            .await)?;
+            let page = rows.len();
+            n_rows += page;
+            through = rows.last().map_or(through, |row| row.id);
+            for row in rows
+                .into_iter()
+                .filter(|row| row.breaker_id > written_up_to)
+            {
+                let (breaker_id, start_ms) = (row.breaker_id, row.start_ms);
+                let bucket = Bucket::from(row.bucket);
+                for resolution in [MINUTE_MS, HOUR_MS] {
+                    let key = (
+                        breaker_id,
+                        resolution,
+                        start_ms.div_euclid(resolution) * resolution,
+                    );
+                    buckets.entry(key).or_default().merge(&bucket);
+                }
+            }
+            if (page as i64) < READ_PAGE || (end.is_none() && n_rows as i64 >= ROLLUP_BATCH) {
+                break;
             }
         }
+        if n_rows == 0 && end.is_none() {
+            return Ok(0);
+        }
+        let through = end.unwrap_or(through);
         let keys: Vec<RollupKey> = buckets.keys().copied().collect();
         for (key, stored) in existing_rollups(&store.db, &keys).await? {
             if let Some(bucket) = buckets.get_mut(&key) {
@@ -84,40 +127,74 @@ pub async fn roll_up_once(store: &Store) -> anyhow::Result<usize> {
                 *bucket = sum;
             }
         }
-        let merged: Vec<_> = buckets
+        let mut merged: Vec<_> = buckets
             .into_iter()
             .map(|((breaker_id, resolution, start_ms), bucket)| {
                 (breaker_id, resolution, start_ms, bucket)
             })
             .collect();
-
-        let mut tx = store.begin().await?;
-        // On PostgreSQL `FOR UPDATE` makes a second run wait here for the first's commit.
-        let mark: i64 = match &mut tx {
-            Tx::Sqlite(tx) => {
-                sqlx::query_scalar("SELECT last_aggregate_id FROM rollup_progress WHERE id = 1")
-                    .fetch_one(&mut **tx)
-                    .await?
+        merged.sort_unstable_by_key(|row| (row.0, row.1, row.2));
+        // Chunks of at least `chunk` buckets, ending where a breaker's end.
+        let mut chunks: Vec<&[(i64, i64, i64, Bucket)]> = Vec::new();
+        let mut rest = &merged[..];
+        while !rest.is_empty() {
+            let mut cut = chunk.clamp(1, rest.len());
+            while cut < rest.len() && rest[cut].0 == rest[cut - 1].0 {
+                cut += 1;
             }
-            Tx::Postgres(tx) => {
-                sqlx::query_scalar(
-                    "SELECT last_aggregate_id FROM rollup_progress WHERE id = 1 FOR UPDATE",
-                )
-                .fetch_one(&mut **tx)
-                .await?
-            }
-        };
-        if mark != last_id {
-            tx.rollback().await?;
-            continue;
+            let (head, tail) = rest.split_at(cut);
+            chunks.push(head);
+            rest = tail;
         }
-        write_rollups(&mut tx, &merged).await?;
-        on_tx!(&mut tx, c => sqlx::query("UPDATE rollup_progress SET last_aggregate_id = $1 WHERE id = 1")
-            .bind(new_last_id)
+        if chunks.is_empty() {
+            chunks.push(&[]);
+        }
+        let mut expected = progress;
+        let n_chunks = chunks.len();
+        for (index, rows) in chunks.into_iter().enumerate() {
+            let mut tx = store.begin().await?;
+            // On PostgreSQL `FOR UPDATE` makes a second run wait here for the first's commit.
+            let found: Progress = match &mut tx {
+                Tx::Sqlite(tx) => sqlx::query_as(PROGRESS).fetch_one(&mut **tx).await?,
+                Tx::Postgres(tx) => {
+                    sqlx::query_as(PROGRESS_FOR_UPDATE)
+                        .fetch_one(&mut **tx)
+                        .await?
+                }
+            };
+            if found != expected {
+                tx.rollback().await?;
+                continue 'run;
+            }
+            write_rollups(&mut tx, rows).await?;
+            expected = match (index + 1 == n_chunks, rows.last()) {
+                (false, Some(last)) => Progress {
+                    partial_through_id: Some(through),
+                    partial_breaker_id: Some(last.0),
+                    ..expected
+                },
+                _ => Progress {
+                    last_aggregate_id: through,
+                    partial_through_id: None,
+                    partial_breaker_id: None,
+                },
+            };
+            on_tx!(&mut tx, c => sqlx::query(
+                "UPDATE rollup_progress
+                 SET last_aggregate_id = $1, partial_through_id = $2, partial_breaker_id = $3
+                 WHERE id = 1",
+            )
+            .bind(expected.last_aggregate_id)
+            .bind(expected.partial_through_id)
+            .bind(expected.partial_breaker_id)
             .execute(c)
             .await
             .map(|_| ()))?;
-        tx.commit().await?;
+            tx.commit().await?;
+            if stop_after == Some(index + 1) {
+                break;
+            }
+        }
         return Ok(n_rows);
     }
 }
