@@ -1,9 +1,10 @@
 //! Rollups and retention: incremental background jobs.
 //!
 //! The rollup job reads aggregates by id from where it stopped, adds them into 1-minute and
-//! 1-hour buckets per breaker (histograms merged bucket by bucket) and moves its mark, all in
-//! one transaction, so a crash neither loses nor double-counts. Reading by id rather than by
-//! time counts late aggregates too. The prune job deletes raw aggregates, minute and hour
+//! 1-hour buckets per breaker (histograms merged bucket by bucket), writes the buckets a chunk
+//! of breakers per transaction and moves its mark with the last, each transaction saying how
+//! far the run got, so a crash neither loses nor double-counts ([`roll_up_in_chunks`]).
+//! Reading by id rather than by time counts late aggregates too. The prune job deletes raw aggregates, minute and hour
 //! rollups past their retention, a bounded number of rows at a time; on PostgreSQL it first
 //! makes the aggregates' day partitions ahead and drops those past retention whole
 //! ([`partitions`]).
@@ -56,7 +57,7 @@ impl Bucket {
     }
 }
 
-/// Rolls up every aggregate not rolled up yet, [`ROLLUP_BATCH`] per transaction; returns how
+/// Rolls up every aggregate not rolled up yet, [`ROLLUP_BATCH`] per run; returns how
 /// many it rolled up.
 pub async fn catch_up(store: &Store) -> anyhow::Result<usize> {
     let mut total = 0;
