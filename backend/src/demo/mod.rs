@@ -389,6 +389,19 @@ async fn write_history(
             ids.insert((service.name, dependency.breaker), id);
         }
     }
+    tx.commit().await?;
+    // The rollups before the aggregates: a rollup run that reads these aggregates then finds
+    // the rollups too and adds to them (the hour holding the split is in both), where one
+    // that read before `insert_rollups` replaced them would write over them.
+    let rollups: Vec<(i64, i64, i64, Bucket)> = past
+        .rollups
+        .into_iter()
+        .map(|(service, breaker, resolution, start_ms, bucket)| {
+            (ids[&(service, breaker)], resolution, start_ms, bucket)
+        })
+        .collect();
+    crate::query::rollup::insert_rollups(store, &rollups).await?;
+    let mut tx = store.begin_ingest().await?;
     let rows: Vec<(i64, &str, &protocol::Aggregate)> = past
         .aggregates
         .iter()
@@ -406,14 +419,6 @@ async fn write_history(
         Store::insert_transition(&mut tx, id, instance, transition, now_ms).await?;
     }
     tx.commit().await?;
-    let rollups: Vec<(i64, i64, i64, Bucket)> = past
-        .rollups
-        .into_iter()
-        .map(|(service, breaker, resolution, start_ms, bucket)| {
-            (ids[&(service, breaker)], resolution, start_ms, bucket)
-        })
-        .collect();
-    crate::query::rollup::insert_rollups(store, &rollups).await?;
     // The per-second hours are rolled up now, as the rollup job would within its period: the
     // engine's first run reads minutes, and the job's catch-up would otherwise hold the write
     // lock batch after batch while the services start. Should the job have started on them

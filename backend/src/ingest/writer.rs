@@ -1,4 +1,5 @@
-//! The ingest writer: one task that owns every write of ingested data.
+//! The ingest writer: one task that owns every write of ingested data (on SQLite on a thread
+//! of its own, see [`spawn_writer`]).
 //!
 //! Handlers validate a batch and hand it over through a bounded queue of two lanes (batches
 //! with transitions first, see `queue`); the writer drains what is queued, commits it in one transaction on a connection of its own (on SQLite one
@@ -47,7 +48,7 @@ const MAX_BATCHES_PER_COMMIT: usize = 64;
 /// (see [`Writer::gather`]).
 const GATHER_WAIT: Duration = Duration::from_millis(2);
 
-/// Starts the writer task with a queue of two lanes of `capacity` batches each. `fleet` holds the instances
+/// Starts the writer task (on SQLite on a thread of its own) with a queue of two lanes of `capacity` batches each. `fleet` holds the instances
 /// known so far (they count towards `limits`), `breaker_ids` every breaker; `clock` stamps what
 /// it stores.
 pub fn spawn_writer(

@@ -261,8 +261,6 @@ async fn rollups_are_exact_and_count_late_data() {
     }
 }
 
-/// A lane says nothing before its instance's first report, and a breaker's summary
-/// says what tripped it; both survive a restart.
 /// A rollup run writes its buckets a chunk of breakers per transaction. One stopped after its
 /// first chunk (as a server stopping there would leave it): every series still reads each
 /// call once, the written breaker from its rollups and the other from its raw rows; the next
@@ -333,6 +331,8 @@ async fn a_rollup_run_stopped_half_way_is_finished_once() {
     }
 }
 
+/// A lane says nothing before its instance's first report, and a breaker's summary
+/// says what tripped it; both survive a restart.
 #[tokio::test]
 async fn lanes_start_at_the_first_report_and_summaries_keep_the_trip() {
     let server = TestServer::start_with(|o| o.anonymous_viewer = true)

@@ -7,7 +7,7 @@ use protocol::{
 };
 
 use super::rollup::{Bucket, HOUR_MS, MINUTE_MS};
-use crate::store::{Db, Store, count_from_db, decode_histogram, on_db};
+use crate::store::{Db, Store, count_from_db, decode_histogram, on_db, on_tx};
 
 pub mod partitions;
 pub mod rollup;
@@ -84,10 +84,13 @@ impl Store {
         } else {
             None
         };
+        // Rollups, the mark and the raw rows after it in one snapshot: a rollup transaction
+        // committing between two of the reads would count some calls twice or not at all.
+        let mut tx = self.begin_read().await?;
         let raw_after_id = match resolution {
             None => 0_i64,
             Some(resolution) => {
-                let rows: Vec<TimedBucketRow> = on_db!(&self.db, pool => sqlx::query_as(
+                let rows: Vec<TimedBucketRow> = on_tx!(&mut tx, pool => sqlx::query_as(
                     "SELECT start_ms, success, failure, timeout, rejected, slow, ignored, latency,
                             failure_rate_threshold
                      FROM rollups
@@ -104,7 +107,7 @@ impl Store {
                 }
                 // While a rollup run is half written, the breakers it wrote already count the
                 // aggregates up to its end (see `rollup::roll_up_in_chunks`).
-                on_db!(&self.db, pool => sqlx::query_scalar(
+                on_tx!(&mut tx, pool => sqlx::query_scalar(
                     "SELECT CASE WHEN partial_breaker_id >= $1 THEN partial_through_id
                                  ELSE last_aggregate_id END
                      FROM rollup_progress WHERE id = 1",
@@ -143,7 +146,7 @@ impl Store {
                  WHERE breaker_id = $1 AND start_ms >= $2 AND start_ms < $3 AND id > $4"
             }
         };
-        let rows: Vec<TimedBucketRow> = on_db!(&self.db, pool => sqlx::query_as(raw_sql)
+        let rows: Vec<TimedBucketRow> = on_tx!(&mut tx, pool => sqlx::query_as(raw_sql)
             .bind(breaker_id)
             .bind(from_ms)
             .bind(to_ms)
@@ -153,6 +156,7 @@ impl Store {
         for row in rows {
             add(row.start_ms, &row.bucket.into());
         }
+        tx.rollback().await?;
         let threshold = buckets.iter().rev().find_map(|b| b.failure_rate_threshold);
         let points = buckets
             .into_iter()

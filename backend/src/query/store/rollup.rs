@@ -64,10 +64,11 @@ pub async fn roll_up_once(store: &Store) -> anyhow::Result<usize> {
 ///
 /// A run reads its aggregates and the stored rollups they add to, and merges them, before any
 /// write transaction; then it writes the buckets in breaker order, a chunk per transaction,
-/// each checking that the progress is still what the run last left (only rollup runs write
-/// rollups and move it, so the rollups read are still current; a run that finds it changed,
-/// another run having committed meanwhile, starts again from what that one left) and saying
-/// how far the run got: the last one moves the mark. A run that stopped half way is finished by
+/// each checking that the progress is still what the run last left and saying how far the
+/// run got; the last one moves the mark. Only rollup runs move the progress and add to
+/// rollups (the demo writes its past's rollups before their aggregates; prune deletes only
+/// expired ones), so an unchanged progress means the rollups read are still current; a run
+/// that finds it changed (another run committed meanwhile) starts again from there. A run that stopped half way is finished by
 /// the next one, which reads the same aggregates and writes only the breakers not written yet.
 pub async fn roll_up_in_chunks(
     store: &Store,
