@@ -420,14 +420,7 @@ async fn http_run(
     post_all(bodies, senders, &authorization).await;
     let secs = started.elapsed().as_secs_f64();
     let cpu = cpu_since(&cpu);
-    let metrics = reqwest::Client::new()
-        .get(format!("{}/metrics", server.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&server.url()).await;
     let metric = |name: &str| metric_value(&metrics, name);
     let n = metric("fusebox_ingest_batches_per_commit_count");
     let commits = format!(
@@ -779,6 +772,13 @@ fn admin_token(database: &str) -> String {
         .to_string()
 }
 
+/// The `/metrics` text of the server at `url` (its benches' servers let anonymous viewers read).
+async fn metrics_text(url: &str) -> String {
+    let response = reqwest::get(format!("{url}/metrics")).await.unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    response.text().await.unwrap()
+}
+
 /// The value of the sample `name` (with its labels, if any) in a `/metrics` text; 0 when absent.
 fn metric_value(metrics: &str, name: &str) -> f64 {
     metrics
@@ -897,16 +897,10 @@ async fn memory_fleet(quick: bool, spread: bool) {
     let pct = |q: f64| times[((times.len() as f64 * q).ceil() as usize).saturating_sub(1)];
     let live_kb = status_kb(pid, "VmRSS:");
     let peak_kb = status_kb(pid, "VmHWM:");
-    let metrics = client
-        .get(format!("{url}/metrics"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    println!("  {}", commit_stages(&metrics, seconds as f64));
+    println!(
+        "  {}",
+        commit_stages(&metrics_text(&url).await, seconds as f64)
+    );
     let timing = match spread {
         true => "phases spread over the second",
         false => "all posting at the same instant",
