@@ -2,7 +2,8 @@
 //! backoff, each channel behind a `breaker::CircuitBreaker` of its own.
 //!
 //! Sends run as their own tasks, so a slow or dead receiver delays nothing but its own
-//! notifications; a channel whose breaker is Open is not called at all until it lets a probe
+//! notifications (and, since one alert's notifications to one channel go in order, those
+//! behind them); a channel whose breaker is Open is not called at all until it lets a probe
 //! through. The rows stay in the database until delivered, so a restart resumes them. Rows are
 //! claimed in a write transaction before they are sent ([`store::outbox::claim_due`]), so a
 //! replica taking over the delivery never sends one that another is sending.

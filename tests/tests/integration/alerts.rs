@@ -37,6 +37,8 @@ struct Received {
 #[derive(Clone, Default)]
 struct ReceiverState {
     accepting: Arc<AtomicBool>,
+    /// Refuses "firing" notifications only (a receiver that fails on one payload).
+    refusing_firing: Arc<AtomicBool>,
     received: Arc<Mutex<Vec<Received>>>,
     refused: Arc<AtomicU64>,
     bad_signatures: Arc<AtomicU64>,
@@ -122,6 +124,10 @@ async fn receive(
         return StatusCode::UNAUTHORIZED;
     }
     let body: Value = serde_json::from_slice(&body).unwrap();
+    if state.refusing_firing.load(Ordering::SeqCst) && body["event"] == "firing" {
+        state.refused.fetch_add(1, Ordering::SeqCst);
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
     let key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
@@ -427,11 +433,10 @@ async fn callers_of_one_dependency_share_one_alert() {
     )
     .await;
     assert_eq!(receiver.events("firing", alert.id).len(), 1);
+    let received = receiver.received();
+    assert_eq!(received[0].event, "firing", "updates follow the firing one");
     assert!(
-        receiver
-            .received()
-            .iter()
-            .all(|r| r.body["alert"]["id"] == alert.id),
+        received.iter().all(|r| r.body["alert"]["id"] == alert.id),
         "every notification is about the one alert"
     );
     assert_eq!(client.alerts().await.len(), 1);
@@ -538,6 +543,65 @@ async fn a_flapping_breaker_alerts_once_and_settles() {
             .iter()
             .all(|r| r.body["alert"]["rule"] == "flaps")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolution_never_overtakes_the_firing_being_retried() {
+    let receiver = Receiver::start(true).await;
+    receiver.state.refusing_firing.store(true, Ordering::SeqCst);
+    let url = receiver.url.clone();
+    let server = TestServer::start_with(move |options| {
+        options.alerts.channels = vec![webhook(&url, &[])];
+        options.alerts.rules = vec![rule("recovered", AlertRuleKind::Recovery)];
+    })
+    .await
+    .unwrap();
+    let client = Client::new(&server, &["checkout"]).await;
+    client
+        .transition(
+            "checkout",
+            "checkout-1",
+            "payments-api",
+            State::Closed,
+            State::Open,
+        )
+        .await;
+    client
+        .wait_alert("breaker-opened", |a| {
+            a.deliveries.first().is_some_and(|d| d.attempts >= 1)
+        })
+        .await;
+    client
+        .transition(
+            "checkout",
+            "checkout-1",
+            "payments-api",
+            State::Open,
+            State::Closed,
+        )
+        .await;
+    let resolved = client
+        .wait_alert("breaker-opened", |a| a.status == "resolved")
+        .await;
+    let firing_attempts = resolved.deliveries[0].attempts;
+    // The firing notification fails once more after the resolution was queued: a deliverer
+    // free to send out of order has sent the resolution by then.
+    let alert = client
+        .wait_alert("breaker-opened", |a| {
+            a.deliveries[0].attempts > firing_attempts
+        })
+        .await;
+    assert_eq!(alert.deliveries.len(), 2);
+    assert!(alert.deliveries.iter().all(|d| d.delivered_ms.is_none()));
+    assert!(receiver.received().is_empty(), "{:?}", receiver.received());
+
+    receiver
+        .state
+        .refusing_firing
+        .store(false, Ordering::SeqCst);
+    receiver.wait_event("resolved", alert.id).await;
+    let events: Vec<String> = receiver.received().into_iter().map(|r| r.event).collect();
+    assert_eq!(events, ["firing", "resolved"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

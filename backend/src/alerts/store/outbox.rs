@@ -109,6 +109,10 @@ pub const CLAIM_MS: i64 = 30_000;
 /// Claims up to `limit` undelivered notifications due at `now`, oldest first: in one write
 /// transaction (one at a time across replicas), each is put off by [`CLAIM_MS`], so no other
 /// deliverer takes it while this one sends it and records the outcome.
+///
+/// A channel hears of one alert in order: a notification is claimed only once every earlier one
+/// of the same alert to the same channel is delivered, so "resolved" (or an update) never
+/// overtakes the "firing" it follows, even while that one is being retried.
 pub async fn claim_due(store: &Store, now: i64, limit: i64) -> Result<Vec<Due>, StoreError> {
     let mut tx = store.begin().await?;
     let rows = due_in(&mut tx, now, limit).await?;
@@ -125,7 +129,10 @@ async fn due_in(tx: &mut Tx, now: i64, limit: i64) -> Result<Vec<DueRecord>, sql
                 c.name AS channel_name, c.kind AS channel_kind, c.url, c.secret, c.rules
          FROM alert_outbox o JOIN alert_events e ON e.id = o.event_id
          JOIN alert_channels c ON c.id = o.channel_id
-         WHERE o.delivered_ms IS NULL AND o.next_attempt_ms <= $1
+         WHERE o.delivered_ms IS NULL AND o.next_attempt_ms <= $1 AND NOT EXISTS (
+             SELECT 1 FROM alert_outbox p JOIN alert_events pe ON pe.id = p.event_id
+             WHERE p.delivered_ms IS NULL AND p.channel_id = o.channel_id
+               AND pe.alert_id = e.alert_id AND p.id < o.id)
          ORDER BY o.id LIMIT $2",
     )
     .bind(now)
@@ -146,11 +153,16 @@ async fn claim(tx: &mut Tx, id: i64, until_ms: i64) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// The `limit` undelivered notifications tried next, soonest first.
+/// The `limit` undelivered notifications tried next, soonest first: only those first in line
+/// (see [`claim_due`]), since one behind another waits for it, not for its own time.
 pub async fn next_pending(store: &Store, limit: i64) -> Result<Vec<Pending>, StoreError> {
     Ok(on_db!(&store.db, pool => sqlx::query_as(
-        "SELECT id, next_attempt_ms FROM alert_outbox WHERE delivered_ms IS NULL
-         ORDER BY next_attempt_ms LIMIT $1",
+        "SELECT o.id, o.next_attempt_ms FROM alert_outbox o JOIN alert_events e ON e.id = o.event_id
+         WHERE o.delivered_ms IS NULL AND NOT EXISTS (
+             SELECT 1 FROM alert_outbox p JOIN alert_events pe ON pe.id = p.event_id
+             WHERE p.delivered_ms IS NULL AND p.channel_id = o.channel_id
+               AND pe.alert_id = e.alert_id AND p.id < o.id)
+         ORDER BY o.next_attempt_ms LIMIT $1",
     )
     .bind(limit)
     .fetch_all(pool)
