@@ -106,6 +106,17 @@ pub async fn queue_alertmanager_refresh(store: &Store, now: i64) -> Result<u64, 
 /// died between claiming and recording leaves a claim to run out.
 pub const CLAIM_MS: i64 = 30_000;
 
+/// The condition that an outbox row `o` of the event `e` is first in its line: no earlier
+/// notification of the same alert to the same channel is undelivered (see [`claim_due`]).
+macro_rules! first_in_line {
+    () => {
+        "NOT EXISTS (
+             SELECT 1 FROM alert_outbox p JOIN alert_events pe ON pe.id = p.event_id
+             WHERE p.delivered_ms IS NULL AND p.channel_id = o.channel_id
+               AND pe.alert_id = e.alert_id AND p.id < o.id)"
+    };
+}
+
 /// Claims up to `limit` undelivered notifications due at `now`, oldest first: in one write
 /// transaction (one at a time across replicas), each is put off by [`CLAIM_MS`], so no other
 /// deliverer takes it while this one sends it and records the outcome.
@@ -124,17 +135,15 @@ pub async fn claim_due(store: &Store, now: i64, limit: i64) -> Result<Vec<Due>, 
 }
 
 async fn due_in(tx: &mut Tx, now: i64, limit: i64) -> Result<Vec<DueRecord>, sqlx::Error> {
-    on_tx!(tx, c => sqlx::query_as(
+    on_tx!(tx, c => sqlx::query_as(concat!(
         "SELECT o.id, o.idempotency_key, o.attempts, e.kind AS event, e.snapshot,
                 c.name AS channel_name, c.kind AS channel_kind, c.url, c.secret, c.rules
          FROM alert_outbox o JOIN alert_events e ON e.id = o.event_id
          JOIN alert_channels c ON c.id = o.channel_id
-         WHERE o.delivered_ms IS NULL AND o.next_attempt_ms <= $1 AND NOT EXISTS (
-             SELECT 1 FROM alert_outbox p JOIN alert_events pe ON pe.id = p.event_id
-             WHERE p.delivered_ms IS NULL AND p.channel_id = o.channel_id
-               AND pe.alert_id = e.alert_id AND p.id < o.id)
-         ORDER BY o.id LIMIT $2",
-    )
+         WHERE o.delivered_ms IS NULL AND o.next_attempt_ms <= $1 AND ",
+        first_in_line!(),
+        " ORDER BY o.id LIMIT $2",
+    ))
     .bind(now)
     .bind(limit)
     .fetch_all(c)
@@ -156,14 +165,12 @@ async fn claim(tx: &mut Tx, id: i64, until_ms: i64) -> Result<(), sqlx::Error> {
 /// The `limit` undelivered notifications tried next, soonest first: only those first in line
 /// (see [`claim_due`]), since one behind another waits for it, not for its own time.
 pub async fn next_pending(store: &Store, limit: i64) -> Result<Vec<Pending>, StoreError> {
-    Ok(on_db!(&store.db, pool => sqlx::query_as(
+    Ok(on_db!(&store.db, pool => sqlx::query_as(concat!(
         "SELECT o.id, o.next_attempt_ms FROM alert_outbox o JOIN alert_events e ON e.id = o.event_id
-         WHERE o.delivered_ms IS NULL AND NOT EXISTS (
-             SELECT 1 FROM alert_outbox p JOIN alert_events pe ON pe.id = p.event_id
-             WHERE p.delivered_ms IS NULL AND p.channel_id = o.channel_id
-               AND pe.alert_id = e.alert_id AND p.id < o.id)
-         ORDER BY o.next_attempt_ms LIMIT $1",
-    )
+         WHERE o.delivered_ms IS NULL AND ",
+        first_in_line!(),
+        " ORDER BY o.next_attempt_ms LIMIT $1",
+    ))
     .bind(limit)
     .fetch_all(pool)
     .await)?)
