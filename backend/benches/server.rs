@@ -1086,7 +1086,14 @@ async fn memory_per_breaker(quick: bool) {
 fn main() {
     // `cargo bench` passes `--bench`; `quick` shortens every part.
     let quick = std::env::args().any(|a| a == "quick");
-    let parts = ["ingest", "detail", "memory", "replicas", "retention"];
+    let parts = [
+        "ingest",
+        "detail",
+        "memory",
+        "fleet",
+        "replicas",
+        "retention",
+    ];
     let named: Vec<String> = std::env::args()
         .filter(|a| parts.contains(&a.as_str()))
         .collect();
@@ -1107,8 +1114,12 @@ fn main() {
         }
         if run("memory") {
             memory(quick).await;
+        }
+        if run("memory") || run("fleet") {
             memory_fleet(quick, true).await;
             memory_fleet(quick, false).await;
+        }
+        if run("memory") {
             memory_per_breaker(quick).await;
         }
         if run("replicas") {

@@ -29,8 +29,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::ingest::dirty::{self, Dirty};
 use crate::ingest::fleet::{BreakerKey, InstanceEvent, InstanceLive};
-use crate::ingest::writer::SUMMARY_PERIOD;
 use crate::state::AppState;
 use crate::store::Store;
 
@@ -261,14 +261,15 @@ pub fn spawn_listener(app: AppState, published: i64) -> JoinHandle<()> {
         // Aborted with this task (when the server stops), not left holding its connection.
         let _receiver = Running(vec![tokio::spawn(receive(app.store.clone(), tx))]);
         let mut published = published;
-        // Breakers whose summary other replicas' aggregates changed: streamed at most once per
-        // `SUMMARY_PERIOD`, as the writer does with its own.
-        let mut dirty: HashSet<BreakerKey> = HashSet::new();
+        // Breakers whose summary other replicas' aggregates changed: streamed a slice per
+        // tick, as the writer does with its own.
+        let mut dirty = Dirty::default();
         // A commit whose states did not fit its notification: every state is read again, once
         // per tick however many such commits came.
         let mut reload = false;
-        let mut timer = tokio::time::interval(SUMMARY_PERIOD);
+        let mut timer = tokio::time::interval(dirty::SUMMARY_PERIOD);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut flush = dirty::ticker();
         loop {
             let read_transitions = tokio::select! {
                 news = rx.recv() => match news {
@@ -291,8 +292,11 @@ pub fn spawn_listener(app: AppState, published: i64) -> JoinHandle<()> {
                             }
                         }
                     }
-                    flush_summaries(&app, &mut dirty);
                     true
+                }
+                _ = flush.tick() => {
+                    dirty::publish(dirty.take_next(), &app.fleet, &app.hub);
+                    false
                 }
             };
             if read_transitions && let Err(err) = publish_transitions(&app, &mut published).await {
@@ -351,7 +355,7 @@ async fn handle(
     app: &AppState,
     channel: &str,
     payload: &str,
-    (dirty, reload): (&mut HashSet<BreakerKey>, &mut bool),
+    (dirty, reload): (&mut Dirty, &mut bool),
 ) -> bool {
     match channel {
         store::INGEST_CHANNEL => {
@@ -407,7 +411,7 @@ async fn handle(
 fn apply_aggregates(
     app: &AppState,
     rows: &[(String, i64, String, protocol::Aggregate)],
-    dirty: &mut HashSet<BreakerKey>,
+    dirty: &mut Dirty,
 ) {
     let mut fleet = app.fleet.write().expect("fleet lock poisoned");
     for (service, breaker_id, instance, aggregate) in rows {
@@ -425,23 +429,6 @@ fn apply_aggregates(
         }
         dirty.insert((service.clone(), aggregate.breaker.clone()));
     }
-}
-
-fn flush_summaries(app: &AppState, dirty: &mut HashSet<BreakerKey>) {
-    if dirty.is_empty() {
-        return;
-    }
-    let keys = std::mem::take(dirty);
-    if !app.hub.has_subscribers() {
-        return;
-    }
-    let fleet = app.fleet.read().expect("fleet lock poisoned");
-    app.hub.publish_all(
-        keys.iter()
-            .filter_map(|key| fleet.summary(key))
-            .map(StreamEvent::Summary)
-            .collect(),
-    );
 }
 
 /// Every stored instance state, for a notification that had too many to carry.

@@ -2,6 +2,7 @@
 //! the in-memory fleet it keeps current, the hub it publishes to, and the cardinality limits it
 //! enforces.
 
+pub mod dirty;
 pub mod fleet;
 pub mod http;
 pub mod hub;

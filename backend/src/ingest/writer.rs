@@ -8,7 +8,7 @@
 //! one for changed instance states), and only
 //! then updates the [`Fleet`], answers each handler and publishes to the live [`Hub`]:
 //! transitions at once (on PostgreSQL through the cluster's listener, see [`crate::cluster`]),
-//! breaker summaries at most once per [`SUMMARY_PERIOD`]. A full queue
+//! breaker summaries at most once per [`dirty::SUMMARY_PERIOD`]. A full queue
 //! is answered with 503 and `Retry-After` rather than growing without bound.
 //!
 //! The writer also enforces the cardinality [`Limits`]: it is the only task that creates
@@ -26,6 +26,7 @@ use tokio::sync::oneshot;
 use crate::cluster::{self, StateNews};
 use crate::error::AppError;
 use crate::ingest::LearnedNames;
+use crate::ingest::dirty::{self, Dirty};
 use crate::ingest::fleet::{BreakerKey, FastMap, FastSet, InstanceEvent, InstanceLive};
 use crate::ingest::hub::Hub;
 use crate::ingest::limits::Limits;
@@ -60,7 +61,7 @@ pub fn spawn_writer(
     (capacity, limits, clock): (usize, Limits, Clock),
 ) -> IngestQueue {
     let (lanes, senders) = queue::lanes(capacity);
-    let dirty: Arc<Mutex<HashSet<BreakerKey>>> = Arc::default();
+    let dirty: Arc<Mutex<Dirty>> = Arc::default();
     tokio::spawn(flush_summaries(fleet.clone(), hub.clone(), dirty.clone()));
     let mut ids = BreakerIds::default();
     for ((service, name), id) in breaker_ids {
@@ -114,30 +115,18 @@ pub fn spawn_writer(
     IngestQueue::new(senders, learned, arriving)
 }
 
-/// How often the summaries of breakers with new aggregates are streamed. Every instance of a
-/// breaker reports each second; one summary per breaker per period, whatever the number of
-/// instances, keeps the stream (and each open dashboard) from doing that work per instance.
-pub const SUMMARY_PERIOD: Duration = Duration::from_millis(500);
-
-/// Streams the summaries of the breakers marked dirty, once per `SUMMARY_PERIOD`; stops when
-/// the writer is gone.
-async fn flush_summaries(fleet: SharedFleet, hub: Hub, dirty: Arc<Mutex<HashSet<BreakerKey>>>) {
-    let mut ticker = tokio::time::interval(SUMMARY_PERIOD);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// Streams the summaries of the breakers marked dirty, a slice per [`dirty::FLUSH_EVERY`]
+/// (see [`dirty`]); stops when the writer is gone.
+async fn flush_summaries(fleet: SharedFleet, hub: Hub, dirty: Arc<Mutex<Dirty>>) {
+    let mut ticker = dirty::ticker();
     loop {
         ticker.tick().await;
         if Arc::strong_count(&dirty) == 1 {
             return;
         }
-        let keys = std::mem::take(&mut *dirty.lock().expect("dirty set lock poisoned"));
-        if keys.is_empty() || !hub.has_subscribers() {
-            continue;
-        }
-        let summaries: Vec<_> = {
-            let fleet = fleet.read().expect("fleet lock poisoned");
-            keys.iter().filter_map(|key| fleet.summary(key)).collect()
-        };
-        hub.publish_all(summaries.into_iter().map(StreamEvent::Summary).collect());
+        // Taken under the lock, summarised without it: the writer marks breakers meanwhile.
+        let keys = dirty.lock().expect("dirty set lock poisoned").take_next();
+        dirty::publish(keys, &fleet, &hub);
     }
 }
 
@@ -163,8 +152,8 @@ struct Writer {
     limits: Limits,
     hub: Hub,
     metrics: Arc<Metrics>,
-    /// Breakers whose summary changed since the last flush (see `flush_summaries`).
-    dirty: Arc<Mutex<HashSet<BreakerKey>>>,
+    /// Breakers whose summary changed since it was last streamed (see `flush_summaries`).
+    dirty: Arc<Mutex<Dirty>>,
     clock: Clock,
 }
 
