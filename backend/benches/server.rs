@@ -587,6 +587,20 @@ fn status_kb(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The CPU time a process has used so far (user and system), in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command's name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
+    // utime and stime, the 14th and 15th fields of the whole line, in clock ticks.
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    // SAFETY: sysconf only reads a configuration value.
+    let per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks / per_s
+}
+
 async fn memory(quick: bool) {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
@@ -893,6 +907,8 @@ async fn memory_fleet(quick: bool, spread: bool) {
     for task in tasks {
         times.extend(task.await.unwrap());
     }
+    let cpu_s = cpu_seconds(pid);
+    let load_s = (now_ms() - started) as f64 / 1e3;
     times.sort();
     let pct = |q: f64| times[((times.len() as f64 * q).ceil() as usize).saturating_sub(1)];
     let live_kb = status_kb(pid, "VmRSS:");
@@ -924,9 +940,10 @@ async fn memory_fleet(quick: bool, spread: bool) {
         n_services * n_instances
     );
     println!(
-        "  RSS {:>6.1} MB   peak {:>6.1} MB   (goal <= 300 MB)",
+        "  RSS {:>6.1} MB   peak {:>6.1} MB   (goal <= 300 MB); server CPU {:.2} s a second of load ({cpu_s:.1} s in all)",
         live_kb as f64 / 1024.0,
-        peak_kb as f64 / 1024.0
+        peak_kb as f64 / 1024.0,
+        cpu_s / load_s.max(1e-9)
     );
     println!(
         "  {} batches posted: {} refused with 503, {} failed otherwise; acknowledged in {:.1} ms p50, {:.1} ms p99, {:.1} ms at most",

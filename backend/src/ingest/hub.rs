@@ -5,10 +5,15 @@
 //! of the channel, so a flush of 10,000 summaries does not overrun its capacity.
 //! A slow subscriber that falls behind the channel's capacity skips ahead; its stream then
 //! refetches missed transitions from the store by id, so no transition is lost to it.
+//! A message of summaries only (a flush) also renders its Server-Sent Events once, on first
+//! use, as one buffer that every stream wanting all of them sends as it is
+//! ([`Batch::summaries_block`]).
 
 use std::hash::BuildHasher;
-use std::sync::Arc;
+use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
 
+use bytes::{Bytes, BytesMut};
 use protocol::StreamEvent;
 use tokio::sync::broadcast;
 
@@ -16,7 +21,61 @@ use tokio::sync::broadcast;
 const CAPACITY: usize = 4_096;
 
 /// Events published together, in order.
-pub type News = Arc<[Published]>;
+pub type News = Arc<Batch>;
+
+/// Events published together, in order (it derefs to them).
+pub struct Batch {
+    events: Box<[Published]>,
+    /// Whether every event is a summary.
+    summaries_only: bool,
+    /// The events' Server-Sent Events, made on first use.
+    block: OnceLock<Bytes>,
+}
+
+impl Deref for Batch {
+    type Target = [Published];
+
+    fn deref(&self) -> &[Published] {
+        &self.events
+    }
+}
+
+impl FromIterator<Published> for News {
+    fn from_iter<I: IntoIterator<Item = Published>>(events: I) -> News {
+        let events: Box<[Published]> = events.into_iter().collect();
+        let summaries_only = !events.is_empty()
+            && (events.iter()).all(|published| matches!(published.event, StreamEvent::Summary(_)));
+        Arc::new(Batch {
+            events,
+            summaries_only,
+            block: OnceLock::new(),
+        })
+    }
+}
+
+impl Batch {
+    /// Whether there are events and every one is a summary (a flush).
+    pub fn summaries_only(&self) -> bool {
+        self.summaries_only
+    }
+
+    /// Every event rendered by `render`, in order, as one buffer made on first use however
+    /// many streams send it (they all pass the same `render`, the stream's SSE message); `None`
+    /// unless every event is a summary.
+    pub fn summaries_block(&self, render: fn(&mut BytesMut, &Published)) -> Option<&Bytes> {
+        if !self.summaries_only {
+            return None;
+        }
+        Some(self.block.get_or_init(|| {
+            let size = self.events.iter().map(|p| p.json.len() + 32).sum();
+            let mut out = BytesMut::with_capacity(size);
+            for published in self.events.iter() {
+                render(&mut out, published);
+            }
+            out.freeze()
+        }))
+    }
+}
 
 #[derive(Clone)]
 pub struct Hub {

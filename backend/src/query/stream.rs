@@ -193,6 +193,11 @@ async fn offer(
     service: Option<&str>,
     last_sent: &mut i64,
 ) -> Result<(), Gone> {
+    // A flush the client wants whole goes as it is.
+    if service.is_none() && news.summaries_only() {
+        out.summary_block(news);
+        return Ok(());
+    }
     // Summaries in runs, one lock each; a transition goes after the summaries before it.
     let mut summaries = Vec::new();
     for (index, published) in news.iter().enumerate() {

@@ -9,6 +9,13 @@
 //! summary, instead of a backlog of stale ones in front of the news. The client's end reads
 //! what is pending as one chunk of messages (up to [`CHUNK_BYTES`]), one lock and one write
 //! for many messages.
+//!
+//! A client that keeps up costs less: a flush of summaries it wants whole, queued while no
+//! other summary is pending, waits as the flush itself and goes out as the flush's one shared
+//! buffer ([`crate::ingest::hub::Batch::summaries_block`]), rendered once for every stream
+//! and copied for none. Only when something must come out of it or be merged with it (a
+//! transition of one of its breakers, more summaries before the client read it) is it
+//! spread into the per-breaker queue above.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 
-use crate::ingest::hub::News;
+use crate::ingest::hub::{News, Published};
 
 /// Ordered messages held before the feed waits for the client to read.
 const URGENT_CAPACITY: usize = 256;
@@ -30,6 +37,12 @@ pub fn message(event: &str, id: Option<&str>, data: &str) -> Bytes {
     let mut out = BytesMut::with_capacity(event.len() + data.len() + 32);
     write_message(&mut out, event, id, data);
     out.freeze()
+}
+
+/// A published summary's SSE message (what [`crate::ingest::hub::Batch::summaries_block`]
+/// renders).
+fn write_summary(out: &mut BytesMut, published: &Published) {
+    write_message(out, "summary", None, &published.json);
 }
 
 fn write_message(out: &mut BytesMut, event: &str, id: Option<&str>, data: &str) {
@@ -72,6 +85,8 @@ struct Inner {
     order: VecDeque<u64>,
     /// The newest pending summary of each breaker: the news it came in, and its index there.
     summaries: HashMap<u64, (News, usize)>,
+    /// A flush of summaries, sent whole; only while `summaries` is empty.
+    block: Option<News>,
     feed_ended: bool,
     reader_gone: bool,
 }
@@ -79,6 +94,30 @@ struct Inner {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().expect("outbox lock poisoned")
+    }
+}
+
+impl Inner {
+    /// Queues the summaries `news[index]`, each replacing the pending one of its breaker.
+    fn queue(&mut self, news: &News, indices: impl IntoIterator<Item = usize>) {
+        for index in indices {
+            let breaker = news[index].breaker;
+            if self
+                .summaries
+                .insert(breaker, (news.clone(), index))
+                .is_none()
+            {
+                self.order.push_back(breaker);
+            }
+        }
+    }
+
+    /// Spreads the pending block into the per-breaker queue (it is older than anything
+    /// queued after this).
+    fn spread_block(&mut self) {
+        if let Some(news) = self.block.take() {
+            self.queue(&news, 0..news.len());
+        }
     }
 }
 
@@ -106,6 +145,11 @@ impl Feeder {
                 }
                 if inner.urgent.len() < URGENT_CAPACITY {
                     if let Some(breaker) = breaker {
+                        let in_block = (inner.block.as_ref())
+                            .is_some_and(|news| news.iter().any(|p| p.breaker == breaker));
+                        if in_block {
+                            inner.spread_block();
+                        }
                         inner.summaries.remove(&breaker);
                     }
                     inner.urgent.push_back(event);
@@ -125,15 +169,22 @@ impl Feeder {
             return;
         }
         let mut inner = self.0.lock();
-        for &index in indices {
-            let breaker = news[index].breaker;
-            if inner
-                .summaries
-                .insert(breaker, (news.clone(), index))
-                .is_none()
-            {
-                inner.order.push_back(breaker);
-            }
+        inner.spread_block();
+        inner.queue(news, indices.iter().copied());
+        drop(inner);
+        self.0.readable.notify_one();
+    }
+
+    /// Queues every summary of `news`, a message of summaries only: as the message itself
+    /// while no other summary is pending, else each replacing the pending one of its breaker.
+    pub fn summary_block(&self, news: &News) {
+        debug_assert!(news.summaries_only());
+        let mut inner = self.0.lock();
+        if inner.block.is_none() && inner.summaries.is_empty() {
+            inner.block = Some(news.clone());
+        } else {
+            inner.spread_block();
+            inner.queue(news, 0..news.len());
         }
         drop(inner);
         self.0.readable.notify_one();
@@ -161,9 +212,9 @@ impl Drop for Feeder {
 pub struct Reader(Arc<Shared>);
 
 impl Reader {
-    /// The messages pending, as one chunk: ordered ones first, then the oldest pending
-    /// summaries, up to about [`CHUNK_BYTES`]; waits while there are none; `None` once the
-    /// feed ended and everything was read.
+    /// The messages pending, as one chunk: ordered ones first, then the pending block (as a
+    /// chunk of its own) or the oldest pending summaries, up to about [`CHUNK_BYTES`]; waits
+    /// while there are none; `None` once the feed ended and everything was read.
     pub async fn next_chunk(&self) -> Option<Bytes> {
         loop {
             {
@@ -175,6 +226,13 @@ impl Reader {
                 {
                     out.extend_from_slice(&message);
                     took_urgent = true;
+                }
+                if out.is_empty()
+                    && let Some(news) = inner.block.take()
+                {
+                    drop(inner);
+                    let block = news.summaries_block(write_summary);
+                    return Some(block.expect("a block holds summaries only").clone());
                 }
                 while out.len() < CHUNK_BYTES
                     && let Some(breaker) = inner.order.pop_front()

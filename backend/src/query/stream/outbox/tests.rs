@@ -13,6 +13,12 @@ fn summary(breaker: &str, updated_ms: i64) -> News {
 }
 
 fn summary_of(breaker: &str, updated_ms: i64) -> News {
+    [published_summary(breaker, updated_ms)]
+        .into_iter()
+        .collect()
+}
+
+fn published_summary(breaker: &str, updated_ms: i64) -> Published {
     let summary = BreakerSummary {
         service: "pay".into(),
         breaker: breaker.into(),
@@ -28,7 +34,14 @@ fn summary_of(breaker: &str, updated_ms: i64) -> News {
         updated_ms,
         last_trip: None,
     };
-    vec![Published::new(StreamEvent::Summary(summary))].into()
+    Published::new(StreamEvent::Summary(summary))
+}
+
+/// A flush: one message of the summaries of `breakers`, all at `updated_ms`.
+fn flush(breakers: &[&str], updated_ms: i64) -> News {
+    (breakers.iter())
+        .map(|breaker| published_summary(breaker, updated_ms))
+        .collect()
 }
 
 fn transition(breaker: &str) -> Bytes {
@@ -198,4 +211,71 @@ fn a_chunk_holds_many_messages_and_stops_near_its_size() {
         total += chunk.windows(2).filter(|w| w == b"\n\n").count();
     }
     assert_eq!(total, 2_000);
+}
+
+#[test]
+fn a_flush_to_a_client_that_keeps_up_goes_out_as_one_shared_buffer() {
+    let news = flush(&["db", "cache", "queue"], 1);
+    let (feeder, reader) = outbox();
+    let (other_feeder, other_reader) = outbox();
+    feeder.summary_block(&news);
+    other_feeder.summary_block(&news);
+    let chunk = reader.next_chunk().now_or_never().flatten().unwrap();
+    let other = other_reader.next_chunk().now_or_never().flatten().unwrap();
+    // The same bytes, made once: neither stream copied them.
+    assert_eq!(chunk.as_ptr(), other.as_ptr());
+    assert_eq!(chunk, other);
+    assert_eq!(reader.n_summaries(), 0);
+    // And the messages a per-breaker queue would have sent, in order.
+    other_feeder.summary_block(&news);
+    assert_eq!(
+        drain(&other_reader),
+        ["summary db 1", "summary cache 1", "summary queue 1"]
+    );
+}
+
+#[test]
+fn a_transition_goes_before_a_pending_flush_and_takes_its_breaker_out_of_it() {
+    let (feeder, reader) = outbox();
+    feeder.summary_block(&flush(&["db", "cache", "queue"], 1));
+    // A transition of a breaker the flush does not hold leaves it whole.
+    let sent = feeder.send_transition(transition("mail"), breaker_hash("pay", "mail"));
+    assert!(sent.now_or_never().unwrap().is_ok());
+    assert_eq!(reader.n_summaries(), 0);
+    // One of its breakers' transitions takes that breaker's older summary out.
+    let sent = feeder.send_transition(transition("cache"), breaker_hash("pay", "cache"));
+    assert!(sent.now_or_never().unwrap().is_ok());
+    assert_eq!(
+        drain(&reader),
+        [
+            "transition mail",
+            "transition cache",
+            "summary db 1",
+            "summary queue 1"
+        ]
+    );
+}
+
+#[test]
+fn flushes_a_slow_client_has_not_read_are_merged_newest_first_in_place() {
+    let (feeder, reader) = outbox();
+    feeder.summary_block(&flush(&["db", "cache"], 1));
+    feeder.summary_block(&flush(&["queue", "db"], 2));
+    feeder.summaries(&summary("cache", 3), &[0]);
+    // While summaries are pending, a flush joins them rather than waiting whole behind them.
+    feeder.summary_block(&flush(&["mail"], 4));
+    assert_eq!(reader.n_summaries(), 4);
+    assert_eq!(
+        drain(&reader),
+        [
+            "summary db 2",
+            "summary cache 3",
+            "summary queue 2",
+            "summary mail 4"
+        ]
+    );
+    // Read: the next flush goes whole again.
+    feeder.summary_block(&flush(&["db"], 5));
+    assert_eq!(reader.n_summaries(), 0);
+    assert_eq!(drain(&reader), ["summary db 5"]);
 }
