@@ -144,5 +144,55 @@ impl PendingSummary {
     }
 }
 
+/// A frame's time for applying summaries: half of a 60 Hz frame, the rest left for the
+/// browser's own work.
+pub const FRAME_BUDGET_MS: f64 = 8.0;
+
+/// How many breakers a frame applies, adapted to what the last frame cost: a tile with its
+/// sparkline costs about twenty times a matrix cell, so a fixed number is either too many for
+/// tiles (frames over budget) or too few for a matrix of 10,000 breakers (each updated only
+/// every few seconds, and slow to appear at first).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FrameCap {
+    cap: usize,
+}
+
+impl Default for FrameCap {
+    fn default() -> FrameCap {
+        FrameCap { cap: 64 }
+    }
+}
+
+impl FrameCap {
+    pub const MIN: usize = 16;
+    pub const MAX: usize = 4_096;
+
+    /// Breakers the next frame applies at most.
+    pub fn get(self) -> usize {
+        self.cap
+    }
+
+    /// After a frame that applied `applied` breakers in `elapsed_ms` (rendering included):
+    /// the number that would have filled [`FRAME_BUDGET_MS`] at that frame's cost per breaker,
+    /// moving at most by half or double per frame; raised only when the cap held the frame
+    /// back (a frame of a few breakers says little about a full one), and not lowered by a
+    /// frame that `added` breakers (laying the view out again costs the same whatever their
+    /// number, so fewer per frame would only make a large fleet slower to appear).
+    pub fn record(&mut self, applied: usize, elapsed_ms: f64, added: bool) {
+        if applied == 0 || !elapsed_ms.is_finite() {
+            return;
+        }
+        let fits = FRAME_BUDGET_MS * applied as f64 / elapsed_ms.max(0.01);
+        let mut cap = fits.clamp((self.cap / 2) as f64, (self.cap * 2) as f64) as usize;
+        if applied < self.cap {
+            cap = cap.min(self.cap);
+        }
+        if added {
+            cap = cap.max(self.cap);
+        }
+        self.cap = cap.clamp(FrameCap::MIN, FrameCap::MAX);
+    }
+}
+
 #[cfg(test)]
 mod tests;

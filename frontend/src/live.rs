@@ -21,14 +21,10 @@ use wasm_bindgen::{JsCast, JsValue};
 
 use crate::api;
 use crate::board::{Applied, Board, Entry, Key, StateCounts};
-use crate::coalesce::Pending;
+use crate::coalesce::{FrameCap, Pending};
 use crate::filter::SortBy;
 use crate::stream::{LiveStream, StreamMessage};
 
-/// A frame applies the summaries of at most this many breakers (those waiting longest); the
-/// rest wait for the next frame and keep coalescing meanwhile. This bounds a frame's cost, so the
-/// page stays responsive while hundreds of breakers report at once.
-const MAX_TILES_PER_FRAME: usize = 64;
 /// After the browser gave up on the stream, a new one is opened this much later.
 const STREAM_RETRY: Duration = Duration::from_secs(3);
 
@@ -65,6 +61,10 @@ pub struct Live {
     pub alert_notice: RwSignal<Option<AlertNotice>, LocalStorage>,
     stream: StoredValue<Option<LiveStream>, LocalStorage>,
     pending: StoredValue<Pending, LocalStorage>,
+    /// A frame applies the summaries of at most this many breakers (those waiting longest);
+    /// the rest wait for the next frame and keep coalescing meanwhile. This bounds a frame's
+    /// cost, so the page stays responsive while thousands of breakers report at once.
+    frame_cap: StoredValue<FrameCap, LocalStorage>,
 }
 
 impl Live {
@@ -83,6 +83,7 @@ impl Live {
             alert_notice: RwSignal::new_local(None),
             stream: StoredValue::new_local(None),
             pending: StoredValue::new_local(Pending::default()),
+            frame_cap: StoredValue::new_local(FrameCap::default()),
         }
     }
 
@@ -190,9 +191,10 @@ impl Live {
     /// some are left.
     fn flush_frame(self) {
         let started = now();
+        let cap = self.frame_cap.with_value(|cap| cap.get());
         let drained = self
             .pending
-            .try_update_value(|pending| pending.drain(MAX_TILES_PER_FRAME))
+            .try_update_value(|pending| pending.drain(cap))
             .unwrap_or_default();
         for err in &drained.errors {
             leptos::logging::warn!("ignoring a stream event: {err}");
@@ -203,6 +205,7 @@ impl Live {
         if drained.summaries.is_empty() {
             return;
         }
+        let n_breakers = drained.summaries.len();
         let applied = self
             .board
             .try_update_value(|board| {
@@ -215,6 +218,12 @@ impl Live {
             .unwrap_or_default();
         self.notify(&applied);
         self.record_after_render(started, drained.n_events, None);
+        // The next frames' cap, from this one's cost once rendered.
+        let (frame_cap, added) = (self.frame_cap, applied.added);
+        set_timeout(
+            move || frame_cap.update_value(|cap| cap.record(n_breakers, now() - started, added)),
+            Duration::ZERO,
+        );
     }
 
     /// Applies a transition at once, after its breaker's pending summary (the stream's order).
