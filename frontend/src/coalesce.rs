@@ -148,10 +148,11 @@ impl PendingSummary {
 /// browser's own work.
 pub const FRAME_BUDGET_MS: f64 = 8.0;
 
-/// How many breakers a frame applies, adapted to what the last frame cost: a tile with its
-/// sparkline costs about twenty times a matrix cell, so a fixed number is either too many for
-/// tiles (frames over budget) or too few for a matrix of 10,000 breakers (each updated only
-/// every few seconds, and slow to appear at first).
+/// How many breakers a frame applies: at most [`FrameCap::MAX`], fewer when the last frame
+/// cost more than its budget. A tile with its sparkline costs about twenty times a matrix
+/// cell, so 64 tiles overrun a frame where 64 cells take a few milliseconds. (Letting a
+/// matrix of 10,000 breakers apply hundreds a frame made its frames and its transitions'
+/// way to the screen slower, `cargo xtask bench --only browser_load`; the matrix keeps 64.)
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FrameCap {
     cap: usize,
@@ -159,13 +160,13 @@ pub struct FrameCap {
 
 impl Default for FrameCap {
     fn default() -> FrameCap {
-        FrameCap { cap: 64 }
+        FrameCap { cap: FrameCap::MAX }
     }
 }
 
 impl FrameCap {
     pub const MIN: usize = 16;
-    pub const MAX: usize = 4_096;
+    pub const MAX: usize = 64;
 
     /// Breakers the next frame applies at most.
     pub fn get(self) -> usize {
