@@ -518,7 +518,7 @@ async fn detail_query(quick: bool) {
         assert_eq!(timeline.lanes.len(), n_instances);
     }
     times.sort();
-    let pct = |q: f64| times[((times.len() as f64 * q).ceil() as usize).saturating_sub(1)];
+    let pct = |q: f64| percentile(&times, q);
     println!(
         "breaker detail: 24 h series (288 points) + timeline, {:.1} M call outcomes stored",
         outcomes as f64 / 1e6
@@ -585,6 +585,11 @@ fn status_kb(pid: u32, field: &str) -> u64 {
         .and_then(|line| line.split_whitespace().nth(1))
         .and_then(|kb| kb.parse().ok())
         .unwrap_or(0)
+}
+
+/// The `q` quantile of sorted values (nearest rank).
+fn percentile<T: Copy>(sorted: &[T], q: f64) -> T {
+    sorted[((sorted.len() as f64 * q).ceil() as usize).saturating_sub(1)]
 }
 
 /// The CPU time a process has used so far (user and system), in seconds.
@@ -910,7 +915,7 @@ async fn memory_fleet(quick: bool, spread: bool) {
     let cpu_s = cpu_seconds(pid);
     let load_s = (now_ms() - started) as f64 / 1e3;
     times.sort();
-    let pct = |q: f64| times[((times.len() as f64 * q).ceil() as usize).saturating_sub(1)];
+    let pct = |q: f64| percentile(&times, q);
     let live_kb = status_kb(pid, "VmRSS:");
     let peak_kb = status_kb(pid, "VmHWM:");
     println!(

@@ -217,13 +217,8 @@ impl Live {
             })
             .unwrap_or_default();
         self.notify(&applied);
-        self.record_after_render(started, drained.n_events, None);
-        // The next frames' cap, from this one's cost once rendered.
-        let (frame_cap, added) = (self.frame_cap, applied.added);
-        set_timeout(
-            move || frame_cap.update_value(|cap| cap.record(n_breakers, now() - started, added)),
-            Duration::ZERO,
-        );
+        let frame = Some((n_breakers, applied.added));
+        self.record_after_render(started, drained.n_events, None, frame);
     }
 
     /// Applies a transition at once, after its breaker's pending summary (the stream's order).
@@ -252,16 +247,28 @@ impl Live {
             .unwrap_or_default();
         self.notify(&applied);
         self.transitions_seen.update(|seen| *seen += 1);
-        self.record_after_render(started, 1, Some(breaker));
+        self.record_after_render(started, 1, Some(breaker), None);
     }
 
     /// Records the batch's cost and, for a transition, when it became visible, once the DOM is
-    /// updated: effects run as microtasks, and a zero timeout runs after them.
-    fn record_after_render(self, started: f64, n_events: usize, seen: Option<String>) {
+    /// updated: effects run as microtasks, and a zero timeout runs after them. For a frame of
+    /// summaries (`frame`: the breakers it applied, and whether it added any), the cost also
+    /// sets the next frames' cap.
+    fn record_after_render(
+        self,
+        started: f64,
+        n_events: usize,
+        seen: Option<String>,
+        frame: Option<(usize, bool)>,
+    ) {
         set_timeout(
             move || {
-                record_batch(now() - started, n_events);
+                let elapsed = now() - started;
+                record_batch(elapsed, n_events);
                 record_seen(seen.as_deref());
+                if let Some((n_breakers, added)) = frame {
+                    (self.frame_cap).update_value(|cap| cap.record(n_breakers, elapsed, added));
+                }
             },
             Duration::ZERO,
         );

@@ -162,10 +162,9 @@ async fn probe(
     seq as usize
 }
 
-/// The `q` quantile of sorted durations, in milliseconds (0 when there are none).
+/// The `q` quantile of sorted durations, in milliseconds.
 fn percentile_ms(sorted: &[Duration], q: f64) -> f64 {
-    let at = ((sorted.len() as f64 * q).ceil() as usize).saturating_sub(1);
-    sorted.get(at).map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    super::percentile(sorted, q).as_secs_f64() * 1e3
 }
 
 impl Probe {

@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use backend::time::now_ms;
 
 use super::{
-    POSTGRES_VAR, database, metric_value, post_all, reporter_batch, reporter_connection, serve,
+    POSTGRES_VAR, database, metric_value, percentile, post_all, reporter_batch,
+    reporter_connection, serve,
 };
 
 const ROUNDS: usize = 3;
@@ -342,10 +343,6 @@ const BREAKERS: usize = 50;
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
-}
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    sorted[((sorted.len() as f64 * q).ceil() as usize).saturating_sub(1)]
 }
 
 pub async fn replicas(quick: bool) {
