@@ -16,13 +16,19 @@ use serde::Deserialize;
 
 use crate::board::Key;
 
-/// Summaries received and not applied yet: the newest per breaker, oldest breaker first.
+/// Summaries received and not applied yet: the newest per breaker, oldest breaker first, and
+/// breakers the page does not show yet apart, so the next frame adds every one of them.
 #[derive(Debug, Default)]
 pub struct Pending {
     summaries: HashMap<Key, PendingSummary>,
-    /// The breakers of `summaries` in the order they first became pending, so a frame that takes
-    /// only some of them takes those that waited longest.
+    /// The breakers of `summaries` the page already shows, in the order they first became
+    /// pending, so a frame that takes only some of them takes those that waited longest.
     order: VecDeque<Key>,
+    /// The breakers of `summaries` the page did not show when they became pending. A frame
+    /// takes all of them: laying the view out again for new breakers costs about the same
+    /// whatever their number, so adding them a capped few a frame made a fleet of 10,000
+    /// take hundreds of such frames to appear.
+    fresh: Vec<Key>,
     /// Stream messages received since the last frame, superseded ones included.
     n_events: usize,
 }
@@ -70,9 +76,21 @@ impl Pending {
         self.summaries.is_empty()
     }
 
-    /// Keeps the data of an `event: summary` message; a newer one for the same breaker replaces
-    /// it. Returns whether it is the first pending summary (the caller schedules a frame then).
+    /// Keeps the data of an `event: summary` message of a breaker the page shows; see
+    /// [`Pending::push_summary_of`].
     pub fn push_summary(&mut self, raw: String) -> Result<bool, String> {
+        self.push_summary_of(raw, |_| false)
+    }
+
+    /// Keeps the data of an `event: summary` message; a newer one for the same breaker replaces
+    /// it. `is_new` tells, when the breaker has no pending summary yet, whether the page does
+    /// not show it. Returns whether it is the first pending summary (the caller schedules a
+    /// frame then).
+    pub fn push_summary_of(
+        &mut self,
+        raw: String,
+        is_new: impl FnOnce(&Key) -> bool,
+    ) -> Result<bool, String> {
         let head: SummaryHead<'_> = serde_json::from_str(&raw)
             .map_err(|err| format!("a summary that does not parse: {err}"))?;
         let second = head.updated_ms.div_euclid(1000);
@@ -87,7 +105,11 @@ impl Pending {
             }
             pending.raw = raw;
         } else {
-            self.order.push_back(key.clone());
+            if is_new(&key) {
+                self.fresh.push(key.clone());
+            } else {
+                self.order.push_back(key.clone());
+            }
             self.summaries.insert(
                 key,
                 PendingSummary {
@@ -99,17 +121,19 @@ impl Pending {
         Ok(first)
     }
 
-    /// Takes the summaries of at most `max` breakers, those pending longest first, parsing each
-    /// breaker's newest summary once. The rest stay pending and keep coalescing.
+    /// Takes the summaries of every breaker new to the page and of at most `max` others,
+    /// those pending longest first, parsing each breaker's newest summary once. The rest stay
+    /// pending and keep coalescing.
     pub fn drain(&mut self, max: usize) -> Drained {
         let n_events = std::mem::take(&mut self.n_events);
         let n_taken = max.min(self.order.len());
+        let fresh = std::mem::take(&mut self.fresh);
         let mut drained = Drained {
-            summaries: Vec::with_capacity(n_taken),
+            summaries: Vec::with_capacity(fresh.len() + n_taken),
             n_events,
             errors: Vec::new(),
         };
-        for key in self.order.drain(..n_taken) {
+        for key in fresh.into_iter().chain(self.order.drain(..n_taken)) {
             if let Some(pending) = self.summaries.remove(&key) {
                 match pending.parse() {
                     Ok(coalesced) => drained.summaries.push(coalesced),
@@ -125,6 +149,7 @@ impl Pending {
     pub fn take(&mut self, key: &Key) -> Option<Result<Coalesced, String>> {
         let pending = self.summaries.remove(key)?;
         self.order.retain(|queued| queued != key);
+        self.fresh.retain(|queued| queued != key);
         Some(pending.parse())
     }
 }

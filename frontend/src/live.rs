@@ -3,7 +3,8 @@
 //!
 //! Transitions apply at once. Summaries, which arrive by the hundreds a second, wait for the next
 //! animation frame, coalesced per breaker by [`crate::coalesce`]: a frame applies each breaker's
-//! newest summary once. The overview's order is recomputed only when a breaker appears or a key it
+//! newest summary once, the summaries of every breaker the page does not show yet and of at most
+//! [`FrameCap`] others. The overview's order is recomputed only when a breaker appears or a key it
 //! sorts or filters by changed ([`crate::board::Applied`]).
 //!
 //! Each applied batch's cost (apply plus the DOM updates it causes, measured with
@@ -177,9 +178,10 @@ impl Live {
 
     /// Keeps a summary for the next animation frame.
     fn enqueue(self, raw: String) {
+        let is_new = |key: &Key| self.board.with_value(|board| board.entry(key).is_none());
         let first = self
             .pending
-            .try_update_value(|pending| pending.push_summary(raw));
+            .try_update_value(|pending| pending.push_summary_of(raw, is_new));
         match first {
             Some(Ok(true)) => request_animation_frame(move || self.flush_frame()),
             Some(Ok(false)) | None => {}

@@ -183,3 +183,47 @@ fn a_frame_that_added_breakers_does_not_lower_the_frame_cap() {
     cap.record(32, 1.0, true);
     assert_eq!(cap.get(), 64);
 }
+
+#[test]
+fn a_frame_takes_every_new_breaker_and_a_capped_few_known_ones() {
+    let mut pending = Pending::default();
+    // Two breakers the page shows, then three it does not, then one more it shows.
+    for breaker in ["a", "b"] {
+        pending
+            .push_summary_of(summary("pay", breaker, 1_000, 1.0), |_| false)
+            .unwrap();
+    }
+    for breaker in ["n1", "n2", "n3"] {
+        pending
+            .push_summary_of(summary("pay", breaker, 1_000, 1.0), |_| true)
+            .unwrap();
+    }
+    pending
+        .push_summary_of(summary("pay", "c", 1_000, 1.0), |_| false)
+        .unwrap();
+    // A newer summary of a new breaker keeps it new (`is_new` is asked only once).
+    pending
+        .push_summary_of(summary("pay", "n2", 2_000, 2.0), |_| {
+            unreachable!("asked again")
+        })
+        .unwrap();
+
+    let names = |drained: super::Drained| -> Vec<String> {
+        drained
+            .summaries
+            .into_iter()
+            .map(|coalesced| coalesced.summary.breaker)
+            .collect()
+    };
+    // Every new breaker, then the known one waiting longest.
+    assert_eq!(names(pending.drain(1)), ["n1", "n2", "n3", "a"]);
+    assert_eq!(names(pending.drain(1)), ["b"]);
+    // A transition takes a new breaker's summary out of the new ones too.
+    pending
+        .push_summary_of(summary("pay", "n4", 3_000, 1.0), |_| true)
+        .unwrap();
+    assert!(pending.take(&("pay".into(), "n4".into())).is_some());
+    assert_eq!(names(pending.drain(0)), Vec::<String>::new());
+    assert_eq!(names(pending.drain(5)), ["c"]);
+    assert!(pending.is_empty());
+}
