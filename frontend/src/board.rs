@@ -3,6 +3,7 @@
 //! Pure and host-tested: the components only read from a [`Board`] and hand it what arrives.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use protocol::{
     BreakerSummary, InstanceState, Sparkline, State, StreamEvent, TransitionRecord, Trip,
@@ -51,7 +52,10 @@ pub struct Spark {
 pub struct ServiceGroup {
     pub service: String,
     pub worst: State,
-    pub breakers: Vec<String>,
+    /// How many of `breakers` are in each state (a matrix row's heading shows them).
+    pub counts: StateCounts,
+    /// Shared, so the views that keep a service's list take it without copying the names.
+    pub breakers: Arc<[String]>,
 }
 
 /// What applying events changed, so the page updates only that: the tiles of `touched`, and the
@@ -78,6 +82,19 @@ pub struct StateCounts {
     pub closed: usize,
     pub half_open: usize,
     pub open: usize,
+}
+
+// === impl StateCounts ===
+
+impl StateCounts {
+    /// Counts one more breaker in `state`.
+    pub fn add(&mut self, state: State) {
+        match state {
+            State::Closed => self.closed += 1,
+            State::HalfOpen => self.half_open += 1,
+            State::Open => self.open += 1,
+        }
+    }
 }
 
 // === impl Board ===
@@ -263,10 +280,14 @@ impl Board {
                     ServiceGroup {
                         service: service.clone(),
                         worst: entry.summary.state,
-                        breakers: Vec::new(),
+                        counts: StateCounts::default(),
+                        breakers: Arc::from([]),
                     },
                     vec![&entry.summary],
                 )),
+            }
+            if let Some((group, _)) = groups.last_mut() {
+                group.counts.add(entry.summary.state);
             }
         }
         for (_, members) in &mut groups {
@@ -298,11 +319,7 @@ impl Board {
     pub fn counts(&self) -> StateCounts {
         let mut counts = StateCounts::default();
         for entry in self.entries.values() {
-            match entry.summary.state {
-                State::Closed => counts.closed += 1,
-                State::HalfOpen => counts.half_open += 1,
-                State::Open => counts.open += 1,
-            }
+            counts.add(entry.summary.state);
         }
         counts
     }

@@ -1,64 +1,14 @@
 //! The overview's matrix: one row per service, one small cell per breaker, coloured by state, for
 //! fleets too large for tiles.
 //!
-//! Pure and host-tested: [`rows`] lays the rows out from the board's groups (the same filter and
-//! order as the tiles); each cell's state is read live from the board by its own component, so a
-//! transition repaints one cell, not the matrix.
+//! Pure and host-tested: a row is a [`crate::board::ServiceGroup`] (the same filter and order as
+//! the tiles, with the row's counts); each cell's state is read live from the board by its own
+//! component, so a transition repaints one cell and the row headings, not the matrix. Here are the
+//! words a row and a cell are shown with.
 
 use protocol::State;
 
-use crate::board::{Board, ServiceGroup, StateCounts};
-use crate::format;
-
-/// One service's row.
-#[derive(Clone, Debug, PartialEq)]
-pub struct MatrixRow {
-    pub service: String,
-    pub worst: State,
-    /// How many of the row's breakers are in each state.
-    pub counts: StateCounts,
-    pub cells: Vec<MatrixCell>,
-}
-
-/// One breaker's cell: its name and the link to its page (the tile's link).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct MatrixCell {
-    pub breaker: String,
-    pub href: String,
-}
-
-/// The matrix's rows, in the order of `groups` (as [`Board::groups`] filtered and sorted them),
-/// each row's cells in its group's order.
-pub fn rows(board: &Board, groups: &[ServiceGroup]) -> Vec<MatrixRow> {
-    groups
-        .iter()
-        .map(|group| {
-            let mut counts = StateCounts::default();
-            let cells = group
-                .breakers
-                .iter()
-                .map(|breaker| {
-                    let key = (group.service.clone(), breaker.clone());
-                    match board.entry(&key).map(|entry| entry.summary.state) {
-                        Some(State::Open) => counts.open += 1,
-                        Some(State::HalfOpen) => counts.half_open += 1,
-                        Some(State::Closed) | None => counts.closed += 1,
-                    }
-                    MatrixCell {
-                        breaker: breaker.clone(),
-                        href: format::detail_href(&group.service, breaker),
-                    }
-                })
-                .collect();
-            MatrixRow {
-                service: group.service.clone(),
-                worst: group.worst,
-                counts,
-                cells,
-            }
-        })
-        .collect()
-}
+use crate::board::StateCounts;
 
 /// A cell's text alternative, so its state is not told by colour alone: `checkout/db: Open`.
 pub fn cell_label(service: &str, breaker: &str, state: State) -> String {
@@ -83,7 +33,9 @@ mod tests {
     use protocol::{BreakerSummary, State};
 
     use super::*;
+    use crate::board::Board;
     use crate::filter::{Filter, SortBy, StateFilter};
+    use crate::format;
 
     fn summary(service: &str, breaker: &str, state: State) -> BreakerSummary {
         BreakerSummary {
@@ -106,15 +58,15 @@ mod tests {
     /// Lays out `board` under `filter` as one line per row: `service [counts]: cell cell …`.
     #[track_caller]
     fn check(board: &Board, filter: &Filter, expected: &[&str]) {
-        let laid_out: Vec<String> = rows(board, &board.groups(filter))
+        let laid_out: Vec<String> = board
+            .groups(filter)
             .iter()
-            .map(|row| {
-                let cells: Vec<&str> = row.cells.iter().map(|cell| cell.breaker.as_str()).collect();
+            .map(|group| {
                 format!(
                     "{} [{}]: {}",
-                    row.service,
-                    row_summary(row.counts),
-                    cells.join(" ")
+                    group.service,
+                    row_summary(group.counts),
+                    group.breakers.join(" ")
                 )
             })
             .collect();
@@ -166,6 +118,20 @@ mod tests {
     }
 
     #[test]
+    fn a_row_counts_its_breakers_anew_after_a_transition() {
+        let mut board = fleet();
+        board.apply_snapshot(vec![summary("search", "index", State::Open)]);
+        check(
+            &board,
+            &Filter::default(),
+            &[
+                "search [2 breakers · 1 open]: index db",
+                "checkout [3 breakers · 1 open · 1 half-open]: payments cache db",
+            ],
+        );
+    }
+
+    #[test]
     fn a_large_fleet_gets_every_cell_once() {
         let mut board = Board::default();
         board.apply_snapshot(
@@ -181,24 +147,27 @@ mod tests {
                 })
                 .collect(),
         );
-        let laid_out = rows(&board, &board.groups(&Filter::default()));
-        assert_eq!(laid_out.len(), 20);
-        assert!(laid_out.iter().all(|row| row.cells.len() == 100));
-        let unique: std::collections::HashSet<_> = laid_out
+        let groups = board.groups(&Filter::default());
+        assert_eq!(groups.len(), 20);
+        assert!(
+            groups
+                .iter()
+                .all(|group| group.breakers.len() == 100 && group.counts.closed == 100)
+        );
+        let unique: std::collections::HashSet<_> = groups
             .iter()
-            .flat_map(|row| row.cells.iter().map(|cell| &cell.href))
+            .flat_map(|group| {
+                group
+                    .breakers
+                    .iter()
+                    .map(|breaker| format::detail_href(&group.service, breaker))
+            })
             .collect();
         assert_eq!(unique.len(), 2000);
     }
 
     #[test]
-    fn cells_link_to_the_breaker_page_and_name_their_state() {
-        let board = fleet();
-        let laid_out = rows(&board, &board.groups(&Filter::default()));
-        assert_eq!(
-            laid_out[0].cells[0].href,
-            "/breaker?service=checkout&breaker=payments"
-        );
+    fn cells_name_their_state() {
         assert_eq!(
             cell_label("checkout", "payments", State::Open),
             "checkout/payments: Open"

@@ -8,6 +8,8 @@
 //! trigger in [`Live`]), and the grouping and order are recomputed only when a breaker appeared or
 //! a key the current sort or filter reads changed. Keyed `<For>`s then move or add only what moved.
 
+use std::sync::Arc;
+
 use leptos::prelude::*;
 use leptos_router::NavigateOptions;
 use leptos_router::hooks::{use_navigate, use_query_map};
@@ -18,7 +20,7 @@ use crate::board::{Key, ServiceGroup};
 use crate::filter::{Filter, SortBy, StateFilter, View};
 use crate::format;
 use crate::live::Live;
-use crate::matrix::{self, MatrixCell, MatrixRow};
+use crate::matrix;
 
 #[component]
 pub fn Overview() -> impl IntoView {
@@ -171,16 +173,11 @@ fn Toolbar(filter: Memo<Filter>, view: Memo<View>) -> impl IntoView {
 /// The matrix: a row of cells per service, in the order and under the filter the tiles use.
 #[component]
 fn Matrix(groups: Memo<Vec<ServiceGroup>>) -> impl IntoView {
-    let live = expect_context::<Live>();
-    let rows = Memo::new(move |_| {
-        // A state change that leaves the order alone still changes a row's counts.
-        live.len();
-        groups.with(|groups| live.with_board(|board| matrix::rows(board, groups)))
-    });
     let services = Memo::new(move |_| {
-        rows.with(|rows| {
-            rows.iter()
-                .map(|row| row.service.clone())
+        groups.with(|groups| {
+            groups
+                .iter()
+                .map(|group| group.service.clone())
                 .collect::<Vec<_>>()
         })
     });
@@ -189,29 +186,35 @@ fn Matrix(groups: Memo<Vec<ServiceGroup>>) -> impl IntoView {
             <For
                 each=move || services.get()
                 key=|service| service.clone()
-                children=move |service| view! { <MatrixLine service=service rows=rows /> }
+                children=move |service| view! { <MatrixLine service=service groups=groups /> }
             />
         </div>
     }
 }
 
 #[component]
-fn MatrixLine(service: String, rows: Memo<Vec<MatrixRow>>) -> impl IntoView {
+fn MatrixLine(service: String, groups: Memo<Vec<ServiceGroup>>) -> impl IntoView {
     let name = service.clone();
-    let row =
-        Memo::new(move |_| rows.with(|rows| rows.iter().find(|row| row.service == name).cloned()));
+    // The row's counts and cells; the names are shared with the groups, not copied.
+    let row = Memo::new(move |_| {
+        groups.with(|groups| {
+            groups
+                .iter()
+                .find(|group| group.service == name)
+                .map(|group| (group.counts, group.breakers.clone()))
+        })
+    });
     // A memo: a count changing elsewhere in the row leaves its `<For>` alone.
     let cells = Memo::new(move |_| {
         row.with(|row| {
             row.as_ref()
-                .map(|row| row.cells.clone())
-                .unwrap_or_default()
+                .map_or_else(|| Arc::from([]), |(_, cells)| cells.clone())
         })
     });
     let summary = move || {
         row.with(|row| {
             row.as_ref()
-                .map(|row| matrix::row_summary(row.counts))
+                .map(|(counts, _)| matrix::row_summary(*counts))
                 .unwrap_or_default()
         })
     };
@@ -225,9 +228,9 @@ fn MatrixLine(service: String, rows: Memo<Vec<MatrixRow>>) -> impl IntoView {
             </h2>
             <div class="cells">
                 <For
-                    each=move || cells.get()
-                    key=|cell| cell.breaker.clone()
-                    children=move |cell| view! { <Cell service=service.clone() cell=cell /> }
+                    each=move || cells.get().to_vec()
+                    key=|breaker| breaker.clone()
+                    children=move |breaker| view! { <Cell service=service.clone() breaker=breaker /> }
                 />
             </div>
         </section>
@@ -237,9 +240,9 @@ fn MatrixLine(service: String, rows: Memo<Vec<MatrixRow>>) -> impl IntoView {
 /// One breaker's cell: its state as colour, as a shape for Open and Half-Open, and as text in
 /// its title and label; a link to its page, as its tile is.
 #[component]
-fn Cell(service: String, cell: MatrixCell) -> impl IntoView {
+fn Cell(service: String, breaker: String) -> impl IntoView {
     let live = expect_context::<Live>();
-    let MatrixCell { breaker, href } = cell;
+    let href = format::detail_href(&service, &breaker);
     let key = (service.clone(), breaker.clone());
     let trigger = live.tile_trigger(&key);
     // The trigger fires on every summary; the memo passes on only a change of state.
@@ -286,11 +289,10 @@ fn ServiceSection(service: String, groups: Memo<Vec<ServiceGroup>>) -> impl Into
             groups
                 .iter()
                 .find(|group| group.service == name)
-                .map(|group| group.breakers.clone())
-                .unwrap_or_default()
+                .map_or_else(|| Arc::from([]), |group| group.breakers.clone())
         })
     });
-    let n_tiles = Memo::new(move |_| breakers.with(Vec::len));
+    let n_tiles = Memo::new(move |_| breakers.with(|breakers| breakers.len()));
     let wide = Memo::new(move |_| n_tiles.get() > WIDE_FROM_TILES);
     let heading = service.clone();
     let data_service = service.clone();
@@ -306,7 +308,7 @@ fn ServiceSection(service: String, groups: Memo<Vec<ServiceGroup>>) -> impl Into
             <h2>{heading}</h2>
             <div class="tiles">
                 <For
-                    each=move || breakers.get()
+                    each=move || breakers.get().to_vec()
                     key=|breaker| breaker.clone()
                     children=move |breaker| view! { <Tile key=(service.clone(), breaker) /> }
                 />

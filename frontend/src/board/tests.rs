@@ -215,7 +215,7 @@ fn groups_put_trouble_first() {
     let order: Vec<(String, State, Vec<String>)> = board
         .groups(&Filter::default())
         .into_iter()
-        .map(|group| (group.service, group.worst, group.breakers))
+        .map(|group| (group.service, group.worst, group.breakers.to_vec()))
         .collect();
     assert_eq!(
         order,
@@ -250,7 +250,7 @@ fn filters_hide_breakers_and_empty_services() {
     };
     let groups = board.groups(&filter);
     assert_eq!(groups.len(), 1);
-    assert_eq!(groups[0].breakers, vec!["b".to_string()]);
+    assert_eq!(*groups[0].breakers, ["b".to_string()]);
 }
 
 #[test]
