@@ -178,14 +178,25 @@ pub const FRAME_BUDGET_MS: f64 = 8.0;
 /// cell, so 64 tiles overrun a frame where 64 cells take a few milliseconds. (Letting a
 /// matrix of 10,000 breakers apply hundreds a frame made its frames and its transitions'
 /// way to the screen slower, `cargo xtask bench --only browser_load`; the matrix keeps 64.)
+///
+/// The frame after a transition applies none of the shown breakers' summaries (but never two
+/// frames in a row), so the paint that shows the transition does not wait for them.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FrameCap {
     cap: usize,
+    /// A transition was applied since the last frame started.
+    transition: bool,
+    /// The last frame applied no summaries because of a transition.
+    held_back: bool,
 }
 
 impl Default for FrameCap {
     fn default() -> FrameCap {
-        FrameCap { cap: FrameCap::MAX }
+        FrameCap {
+            cap: FrameCap::MAX,
+            transition: false,
+            held_back: false,
+        }
     }
 }
 
@@ -196,6 +207,20 @@ impl FrameCap {
     /// Breakers the next frame applies at most.
     pub fn get(self) -> usize {
         self.cap
+    }
+
+    /// A transition was applied: the next frame holds the shown breakers' summaries back.
+    pub fn note_transition(&mut self) {
+        self.transition = true;
+    }
+
+    /// Breakers the frame that is starting applies at most: none when a transition came since
+    /// the last frame and that frame was not held back already, else [`FrameCap::get`].
+    pub fn for_frame(&mut self) -> usize {
+        let hold = self.transition && !self.held_back;
+        self.transition = false;
+        self.held_back = hold;
+        if hold { 0 } else { self.cap }
     }
 
     /// After a frame that applied `applied` breakers in `elapsed_ms` (rendering included):

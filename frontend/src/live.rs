@@ -8,7 +8,8 @@
 //! sorts or filters by changed ([`crate::board::Applied`]).
 //!
 //! Each applied batch's cost (apply plus the DOM updates it causes, measured with
-//! `performance.now()`) is appended to `window.__fusebox_batches` as `[ms, events]`, and the
+//! `performance.now()`) is appended to `window.__fusebox_batches` as `[ms, events]` for a frame
+//! of summaries and to `window.__fusebox_transition_batches` for a transition, and the
 //! wall-clock time each breaker's latest transition became visible to
 //! `window.__fusebox_seen[breaker]`, for the browser tests' figures.
 
@@ -193,7 +194,10 @@ impl Live {
     /// some are left.
     fn flush_frame(self) {
         let started = now();
-        let cap = self.frame_cap.with_value(|cap| cap.get());
+        let cap = self
+            .frame_cap
+            .try_update_value(|cap| cap.for_frame())
+            .unwrap_or(FrameCap::MAX);
         let drained = self
             .pending
             .try_update_value(|pending| pending.drain(cap))
@@ -248,6 +252,7 @@ impl Live {
             })
             .unwrap_or_default();
         self.notify(&applied);
+        self.frame_cap.update_value(FrameCap::note_transition);
         self.transitions_seen.update(|seen| *seen += 1);
         self.record_after_render(started, 1, Some(breaker), None);
     }
@@ -266,7 +271,14 @@ impl Live {
         set_timeout(
             move || {
                 let elapsed = now() - started;
-                record_batch(elapsed, n_events);
+                // A transition's cost apart from the frames of summaries, so each figure
+                // means one thing whatever the mix.
+                let list = if seen.is_some() {
+                    "__fusebox_transition_batches"
+                } else {
+                    "__fusebox_batches"
+                };
+                record_batch(list, elapsed, n_events);
                 record_seen(seen.as_deref());
                 if let Some((n_breakers, added)) = frame {
                     (self.frame_cap).update_value(|cap| cap.record(n_breakers, elapsed, added));
@@ -333,12 +345,12 @@ fn now() -> f64 {
         .map_or(0.0, |performance| performance.now())
 }
 
-/// Appends `[ms, events]` to `window.__fusebox_batches`.
-fn record_batch(elapsed_ms: f64, n_events: usize) {
+/// Appends `[ms, events]` to the array `window[list]`.
+fn record_batch(list: &str, elapsed_ms: f64, n_events: usize) {
     let Some(window) = web_sys::window() else {
         return;
     };
-    let key = JsValue::from_str("__fusebox_batches");
+    let key = JsValue::from_str(list);
     let batches = js_sys::Reflect::get(&window, &key)
         .ok()
         .filter(|value| value.is_object())

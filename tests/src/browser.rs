@@ -376,8 +376,14 @@ pub async fn seen_ms(client: &Client, breaker: &str) -> Option<f64> {
 
 /// The update batches the page applied, as `[ms, events]` pairs from `window.__fusebox_batches`.
 pub async fn applied_batches(client: &Client) -> Vec<(f64, f64)> {
+    recorded_batches(client, "__fusebox_batches").await
+}
+
+/// The `[ms, events]` pairs the page recorded in `window[list]`: `__fusebox_batches` for its
+/// frames of summaries, `__fusebox_transition_batches` for its transitions.
+pub async fn recorded_batches(client: &Client, list: &str) -> Vec<(f64, f64)> {
     let batches = client
-        .execute("return window.__fusebox_batches || [];", vec![])
+        .execute(&format!("return window[{}] || [];", json!(list)), vec![])
         .await
         .unwrap();
     batches

@@ -76,7 +76,7 @@ const BENCHES: [Bench; 9] = [
     Bench {
         name: "browser_load",
         package: "tests",
-        what: "the dashboard with 500 live breakers as tiles and 2,000 and 10,000 in the matrix in headless \
+        what: "the dashboard with 500 live breakers as tiles and 1,000 and 10,000 in the matrix in headless \
                Chromium, the bundle's size, transition → visible in the page",
         browser: true,
         script: None,

@@ -227,3 +227,21 @@ fn a_frame_takes_every_new_breaker_and_a_capped_few_known_ones() {
     assert_eq!(names(pending.drain(5)), ["c"]);
     assert!(pending.is_empty());
 }
+
+#[test]
+fn the_frame_after_a_transition_holds_summaries_back_but_never_two_in_a_row() {
+    let mut cap = FrameCap::default();
+    assert_eq!(cap.for_frame(), FrameCap::MAX);
+    cap.note_transition();
+    assert_eq!(cap.for_frame(), 0);
+    // Transitions in every frame: summaries still go out every other frame.
+    cap.note_transition();
+    assert_eq!(cap.for_frame(), FrameCap::MAX);
+    cap.note_transition();
+    assert_eq!(cap.for_frame(), 0);
+    assert_eq!(cap.for_frame(), FrameCap::MAX);
+    assert_eq!(cap.for_frame(), FrameCap::MAX);
+    // A held-back frame applies nothing, so it says nothing about the cap.
+    cap.record(0, 0.5, false);
+    assert_eq!(cap.get(), FrameCap::MAX);
+}
