@@ -229,7 +229,9 @@ async fn fleet_figures(setup: &BrowserSetup, fleet: &Fleet) {
                 transition_to_page(&client, &server.url(), &latency_key, "latency-2", sample).await,
             );
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // About three transitions a second: enough samples for a p99 in a run of a minute,
+        // few enough that the steady state's figures stay about its summaries.
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let transition_costs = recorded_batches(&client, "__fusebox_transition_batches").await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
