@@ -94,8 +94,8 @@ const FLEETS: [Fleet; 3] = [
         breakers_per_service: 100,
         query: "",
         element: ".matrix .cell",
-        // About 20 s on a 2-core machine (a figure this bench prints), past the deadline
-        // the smaller fleets are held to.
+        // 3–5 s on a 2-core machine (a figure this bench prints); the deadline is wider than
+        // the smaller fleets' so a slower machine still gets its figures.
         shown_within: Duration::from_secs(120),
     },
 ];
