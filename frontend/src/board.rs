@@ -9,7 +9,10 @@ use protocol::{
     BreakerSummary, InstanceState, Sparkline, State, StreamEvent, TransitionRecord, Trip,
 };
 
-use crate::filter::{Filter, SortBy};
+use crate::filter::SortBy;
+
+pub use group::Grouping;
+use group::{Changed, ServiceChanges};
 
 /// How many seconds of calls/s a tile's sparkline shows.
 pub const SPARK_SECONDS: usize = 120;
@@ -21,6 +24,9 @@ pub type Key = (String, String);
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Board {
     entries: BTreeMap<Key, Entry>,
+    /// When each service's breakers last appeared or changed a key the overview sorts or
+    /// filters by, so [`Board::regroup`] rebuilds only the services that changed.
+    changes: ServiceChanges,
 }
 
 /// One breaker as the page shows it.
@@ -123,11 +129,13 @@ impl Board {
                     let before = entry.comparable();
                     entry.summary = summary;
                     entry.adopt_trip();
-                    applied.note_comparable(key, Some(before), entry);
+                    let changed = applied.note_comparable(key, Some(before), entry);
+                    self.changes.note(&entry.summary.service, changed);
                 }
                 None => {
                     let entry = Entry::new(summary);
-                    applied.note_comparable(key.clone(), None, &entry);
+                    let changed = applied.note_comparable(key.clone(), None, &entry);
+                    self.changes.note(&entry.summary.service, changed);
                     self.entries.insert(key, entry);
                 }
             }
@@ -176,7 +184,8 @@ impl Board {
         for &(second, calls_per_s) in spark {
             entry.spark.record(second, calls_per_s);
         }
-        applied.note_comparable(key, before, entry);
+        let changed = applied.note_comparable(key, before, entry);
+        self.changes.note(&entry.summary.service, changed);
     }
 
     /// Seeds the sparklines of known breakers with the server's last minutes.
@@ -231,7 +240,8 @@ impl Board {
             // A transition older than the instance's current state is stale: ignore it.
             Some(known) if transition.at_ms < known.since_ms => {
                 if before.is_none() {
-                    applied.note_comparable(key, None, entry);
+                    let changed = applied.note_comparable(key, None, entry);
+                    self.changes.note(&entry.summary.service, changed);
                 }
                 return;
             }
@@ -258,57 +268,8 @@ impl Board {
         }
         entry.seen_ms = entry.seen_ms.max(transition.at_ms);
         recompute_worst(&mut entry.summary);
-        applied.note_comparable(key, before, entry);
-    }
-
-    /// The breakers `filter` admits, grouped by service and ordered by its sort: within a
-    /// service, and services by their first breaker.
-    pub fn groups(&self, filter: &Filter) -> Vec<ServiceGroup> {
-        let mut groups: Vec<(ServiceGroup, Vec<&BreakerSummary>)> = Vec::new();
-        for ((service, _), entry) in &self.entries {
-            if !filter.matches(&entry.summary) {
-                continue;
-            }
-            match groups.last_mut() {
-                Some((group, members)) if &group.service == service => {
-                    members.push(&entry.summary);
-                    if entry.summary.state.severity() > group.worst.severity() {
-                        group.worst = entry.summary.state;
-                    }
-                }
-                _ => groups.push((
-                    ServiceGroup {
-                        service: service.clone(),
-                        worst: entry.summary.state,
-                        counts: StateCounts::default(),
-                        breakers: Arc::from([]),
-                    },
-                    vec![&entry.summary],
-                )),
-            }
-            if let Some((group, _)) = groups.last_mut() {
-                group.counts.add(entry.summary.state);
-            }
-        }
-        for (_, members) in &mut groups {
-            members.sort_by(|a, b| filter.sort.compare(a, b));
-        }
-        groups.sort_by(|(a_group, a), (b_group, b)| match filter.sort {
-            SortBy::Name => a_group.service.cmp(&b_group.service),
-            sort => sort
-                .compare(a[0], b[0])
-                .then_with(|| a_group.service.cmp(&b_group.service)),
-        });
-        groups
-            .into_iter()
-            .map(|(mut group, members)| {
-                group.breakers = members
-                    .iter()
-                    .map(|summary| summary.breaker.clone())
-                    .collect();
-                group
-            })
-            .collect()
+        let changed = applied.note_comparable(key, before, entry);
+        self.changes.note(&entry.summary.service, changed);
     }
 
     /// How many breakers there are in all.
@@ -346,20 +307,33 @@ impl Applied {
         }
     }
 
-    fn note_comparable(&mut self, key: Key, before: Option<Comparable>, after: &Entry) {
+    /// Notes what changed between `before` and `after`, and returns which of the keys the
+    /// overview sorts or filters by did (all of them for a new breaker).
+    fn note_comparable(&mut self, key: Key, before: Option<Comparable>, after: &Entry) -> Changed {
         let after_view = after.comparable();
         match before {
             None => {
                 self.added = true;
                 self.states = true;
                 self.touch(key);
+                Changed {
+                    members: true,
+                    failure_rate: true,
+                    volume: true,
+                }
             }
-            Some(before) if before == after_view => {}
+            Some(before) if before == after_view => Changed::default(),
             Some(before) => {
-                self.states |= before.state != after_view.state;
-                self.failure_rates |= before.failure_rate != after_view.failure_rate;
-                self.volumes |= before.calls_per_s != after_view.calls_per_s;
+                let changed = Changed {
+                    members: before.state != after_view.state,
+                    failure_rate: before.failure_rate != after_view.failure_rate,
+                    volume: before.calls_per_s != after_view.calls_per_s,
+                };
+                self.states |= changed.members;
+                self.failure_rates |= changed.failure_rate;
+                self.volumes |= changed.volume;
                 self.touch(key);
+                changed
             }
         }
     }
@@ -506,5 +480,6 @@ fn recompute_worst(summary: &mut BreakerSummary) {
         .count() as u32;
 }
 
+mod group;
 #[cfg(test)]
 mod tests;

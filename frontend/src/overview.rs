@@ -16,7 +16,7 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 
 use protocol::State;
 
-use crate::board::{Key, ServiceGroup};
+use crate::board::{Grouping, Key};
 use crate::filter::{Filter, SortBy, StateFilter, View};
 use crate::format;
 use crate::live::Live;
@@ -27,10 +27,11 @@ pub fn Overview() -> impl IntoView {
     let live = expect_context::<Live>();
     let query = use_query_map();
     let filter = Memo::new(move |_| query.with(|query| Filter::from_query(|key| query.get(key))));
-    let groups = Memo::new(move |_| {
+    // Made from the last ones: only the services that changed are grouped again.
+    let groups = Memo::new_owning(move |previous: Option<Grouping>| {
         let filter = filter.get();
         live.track_order(filter.sort);
-        live.with_board(|board| board.groups(&filter))
+        live.with_board(|board| board.regroup(&filter, previous))
     });
     let is_empty = Memo::new(move |_| live.is_empty());
     // The fleet's size is read only while the URL names no view.
@@ -46,7 +47,7 @@ pub fn Overview() -> impl IntoView {
                 View::Tiles => view! {
                     <div class="services">
                         <For
-                            each=move || groups.get()
+                            each=move || groups.with(|grouping| grouping.groups.clone())
                             key=|group| group.service.clone()
                             children=move |group| view! { <ServiceSection service=group.service groups=groups /> }
                         />
@@ -60,7 +61,7 @@ pub fn Overview() -> impl IntoView {
                     "No breaker has reported yet. Point a breaker's reporter at this server and its tile appears here."
                 </p>
             </Show>
-            <Show when=move || !is_empty.get() && groups.with(Vec::is_empty)>
+            <Show when=move || !is_empty.get() && groups.with(|grouping| grouping.groups.is_empty())>
                 <p class="empty">"No breaker matches the filter."</p>
             </Show>
         </section>
@@ -172,10 +173,11 @@ fn Toolbar(filter: Memo<Filter>, view: Memo<View>) -> impl IntoView {
 
 /// The matrix: a row of cells per service, in the order and under the filter the tiles use.
 #[component]
-fn Matrix(groups: Memo<Vec<ServiceGroup>>) -> impl IntoView {
+fn Matrix(groups: Memo<Grouping>) -> impl IntoView {
     let services = Memo::new(move |_| {
-        groups.with(|groups| {
-            groups
+        groups.with(|grouping| {
+            grouping
+                .groups
                 .iter()
                 .map(|group| group.service.clone())
                 .collect::<Vec<_>>()
@@ -193,12 +195,13 @@ fn Matrix(groups: Memo<Vec<ServiceGroup>>) -> impl IntoView {
 }
 
 #[component]
-fn MatrixLine(service: String, groups: Memo<Vec<ServiceGroup>>) -> impl IntoView {
+fn MatrixLine(service: String, groups: Memo<Grouping>) -> impl IntoView {
     let name = service.clone();
     // The row's counts and cells; the names are shared with the groups, not copied.
     let row = Memo::new(move |_| {
-        groups.with(|groups| {
-            groups
+        groups.with(|grouping| {
+            grouping
+                .groups
                 .iter()
                 .find(|group| group.service == name)
                 .map(|group| (group.counts, group.breakers.clone()))
@@ -281,12 +284,13 @@ fn Cell(service: String, breaker: String) -> impl IntoView {
 const WIDE_FROM_TILES: usize = 4;
 
 #[component]
-fn ServiceSection(service: String, groups: Memo<Vec<ServiceGroup>>) -> impl IntoView {
+fn ServiceSection(service: String, groups: Memo<Grouping>) -> impl IntoView {
     let name = service.clone();
     // A memo: a reorder elsewhere leaves this service's list, and its `<For>`, alone.
     let breakers = Memo::new(move |_| {
-        groups.with(|groups| {
-            groups
+        groups.with(|grouping| {
+            grouping
+                .groups
                 .iter()
                 .find(|group| group.service == name)
                 .map_or_else(|| Arc::from([]), |group| group.breakers.clone())
