@@ -228,3 +228,6 @@ impl ServiceChanges {
             .map(|(service, _)| service.as_str())
     }
 }
+
+#[cfg(test)]
+mod tests;
