@@ -115,18 +115,7 @@ impl Board {
         }
         if any {
             // A changed first breaker can move its service though its group is the same.
-            let order: Vec<String> = if changed {
-                Vec::new()
-            } else {
-                grouping.groups.iter().map(|g| g.service.clone()).collect()
-            };
-            self.sort_groups(&mut grouping.groups, filter.sort);
-            changed = changed
-                || grouping
-                    .groups
-                    .iter()
-                    .map(|group| &group.service)
-                    .ne(order.iter());
+            changed |= self.sort_groups(&mut grouping.groups, filter.sort);
         }
         (grouping, changed)
     }
@@ -161,11 +150,15 @@ impl Board {
         Some(group)
     }
 
-    /// Orders services by their first breaker under `sort` (by name under [`SortBy::Name`]).
-    fn sort_groups(&self, groups: &mut Vec<ServiceGroup>, sort: SortBy) {
+    /// Orders services by their first breaker under `sort` (by name under [`SortBy::Name`]);
+    /// whether that moved any (the order is total: service names are unique).
+    fn sort_groups(&self, groups: &mut Vec<ServiceGroup>, sort: SortBy) -> bool {
         if sort == SortBy::Name {
+            if groups.is_sorted_by(|a, b| a.service <= b.service) {
+                return false;
+            }
             groups.sort_by(|a, b| a.service.cmp(&b.service));
-            return;
+            return true;
         }
         let mut keyed: Vec<(Option<&BreakerSummary>, ServiceGroup)> = groups
             .drain(..)
@@ -178,14 +171,20 @@ impl Board {
                 (first, group)
             })
             .collect();
-        keyed.sort_by(|(a_first, a), (b_first, b)| {
+        let order = |(a_first, a): &(Option<&BreakerSummary>, ServiceGroup),
+                     (b_first, b): &(Option<&BreakerSummary>, ServiceGroup)| {
             let by_first = match (a_first, b_first) {
                 (Some(a_first), Some(b_first)) => sort.compare(a_first, b_first),
                 _ => std::cmp::Ordering::Equal,
             };
             by_first.then_with(|| a.service.cmp(&b.service))
-        });
+        };
+        let moved = !keyed.is_sorted_by(|a, b| order(a, b).is_le());
+        if moved {
+            keyed.sort_by(order);
+        }
         groups.extend(keyed.into_iter().map(|(_, group)| group));
+        moved
     }
 }
 
