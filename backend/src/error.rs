@@ -43,7 +43,8 @@ pub enum AppError {
     /// The request conflicts with the current state (409).
     #[error("conflict: {detail}")]
     Conflict { detail: String },
-    /// The ingest queue is full; the client should retry after a moment (503).
+    /// The ingest queue is full, or a write waited too long for the database's lock; the
+    /// client should retry after a moment (503).
     #[error("overloaded: {detail}")]
     Overloaded { detail: String, retry_after_s: u32 },
     /// Too many failed attempts from this address; retry after a while (429).
@@ -54,7 +55,30 @@ pub enum AppError {
     EngineBudget { budget_ms: u64 },
     /// Anything else (500). The detail is logged, not shown.
     #[error(transparent)]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for AppError {
+    /// Internal (500), unless the database's lock stayed taken longer than a write waits for
+    /// it: a moment's contention, answered 503 so that the client retries.
+    fn from(err: anyhow::Error) -> AppError {
+        if crate::store::is_lock_timeout(&err) {
+            return AppError::database_locked();
+        }
+        AppError::Internal(err)
+    }
+}
+
+impl AppError {
+    /// A write gave up waiting for the database's lock (see [`crate::store::is_lock_timeout`]).
+    pub fn database_locked() -> AppError {
+        AppError::Overloaded {
+            detail: "the database stayed locked by another writer longer than the server waits \
+                     for it; retry later"
+                .into(),
+            retry_after_s: 1,
+        }
+    }
 }
 
 impl From<crate::store::StoreError> for AppError {
@@ -62,14 +86,14 @@ impl From<crate::store::StoreError> for AppError {
         match err {
             crate::store::StoreError::Conflict(detail) => AppError::Conflict { detail },
             crate::store::StoreError::NotFound(detail) => AppError::NotFound { detail },
-            other => AppError::Internal(other.into()),
+            other => anyhow::Error::from(other).into(),
         }
     }
 }
 
 impl From<sqlx::Error> for AppError {
     fn from(err: sqlx::Error) -> AppError {
-        AppError::Internal(err.into())
+        anyhow::Error::from(err).into()
     }
 }
 

@@ -48,6 +48,9 @@ pub struct ServerOptions {
     pub max_body_bytes: usize,
     /// Batches the ingest queue holds before answering 503.
     pub ingest_queue: usize,
+    /// How long a write waits for the database's lock (held by another process, a backup, say)
+    /// before the request is answered 503 with `Retry-After`.
+    pub lock_wait: Duration,
     /// Let anyone read without a token.
     pub anonymous_viewer: bool,
     pub retention: Retention,
@@ -79,6 +82,7 @@ impl ServerOptions {
             dist_dir: ui::default_dist_dir(),
             max_body_bytes: 1024 * 1024,
             ingest_queue: 1_024,
+            lock_wait: crate::store::DEFAULT_LOCK_WAIT,
             anonymous_viewer: false,
             retention: Retention::default(),
             rollup_period: Duration::from_secs(10),
@@ -145,7 +149,7 @@ impl RunningServer {
 
 /// Opens the store, rebuilds the in-memory fleet, starts the writer, binds and serves.
 pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
-    let store = Store::open(&options.database_url).await?;
+    let store = Store::open_with(&options.database_url, options.lock_wait).await?;
     let (breaker_ids, instances) = store.load_fleet().await?;
     let mut fleet = Fleet::default();
     for (key, instance, live) in instances {

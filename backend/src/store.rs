@@ -14,6 +14,39 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
+/// How long a write waits for a lock another connection holds, unless the server is told
+/// otherwise (see [`Store::open_with`]).
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// Whether `err` is a write that gave up waiting for a lock another connection held (SQLite's
+/// `SQLITE_BUSY` or `SQLITE_LOCKED` after the busy timeout, PostgreSQL's `lock_not_available`
+/// after `lock_timeout`): a moment's contention, not a fault, and worth retrying.
+pub fn is_lock_timeout(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        let sqlx_err = cause.downcast_ref::<sqlx::Error>().or_else(|| {
+            match cause.downcast_ref::<StoreError>() {
+                Some(StoreError::Database(inner)) => Some(inner),
+                _ => None,
+            }
+        });
+        let Some(sqlx::Error::Database(db)) = sqlx_err else {
+            return false;
+        };
+        let code = db.code();
+        if db
+            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .is_some()
+        {
+            // PostgreSQL's SQLSTATE.
+            code.as_deref() == Some("55P03")
+        } else {
+            // SQLite's extended result code; its low byte is the primary code.
+            code.and_then(|code| code.parse::<i32>().ok())
+                .is_some_and(|code| matches!(code & 0xff, 5 | 6))
+        }
+    })
+}
+
 /// What a feature's store returns when it cannot do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -170,17 +203,25 @@ pub struct Store {
 impl Store {
     /// Opens the database at `url` (a SQLite file, created when missing, or a PostgreSQL
     /// database) and applies its pending migrations: `migrations/` on SQLite,
-    /// `migrations/postgres/` on PostgreSQL.
+    /// `migrations/postgres/` on PostgreSQL. A write waits at most [`DEFAULT_LOCK_WAIT`] for
+    /// the database's lock.
     pub async fn open(url: &str) -> anyhow::Result<Store> {
+        Store::open_with(url, DEFAULT_LOCK_WAIT).await
+    }
+
+    /// [`Store::open`] with writes that wait at most `lock_wait` for a lock another connection
+    /// holds (SQLite's busy timeout, PostgreSQL's `lock_timeout`) before failing with an error
+    /// that [`is_lock_timeout`] recognises.
+    pub async fn open_with(url: &str, lock_wait: Duration) -> anyhow::Result<Store> {
         if is_postgres_url(url) {
-            return Store::open_postgres(url).await;
+            return Store::open_postgres(url, lock_wait).await;
         }
         let options = SqliteConnectOptions::from_str(url)
             .with_context(|| format!("invalid database URL {url:?}"))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
+            .busy_timeout(lock_wait)
             .foreign_keys(true)
             // A read hands its rows from the connection's worker thread to the request's task
             // through a channel; with sqlx's default of 50 the worker waits for the task every
@@ -216,13 +257,16 @@ impl Store {
         })
     }
 
-    async fn open_postgres(url: &str) -> anyhow::Result<Store> {
-        // A write waits at most 5 s for a lock, as SQLite's busy timeout has it. Every
+    async fn open_postgres(url: &str, lock_wait: Duration) -> anyhow::Result<Store> {
+        // A write waits at most `lock_wait` for a lock, as SQLite's busy timeout has it. Every
         // statement is planned for its values: a generic plan cannot tell that `id > $4`
         // leaves few rows and scans a breaker's whole day in the time index instead.
         let options = PgConnectOptions::from_str(url)
             .with_context(|| format!("invalid database URL {:?}", redact(url)))?
-            .options([("lock_timeout", "5s")]);
+            .options([(
+                "lock_timeout",
+                format!("{}ms", lock_wait.as_millis().max(1)),
+            )]);
         let ingest_options = options.clone();
         let options = options.options([("plan_cache_mode", "force_custom_plan")]);
         // Eight for the server's work, one for the cluster's listener, which keeps its own.

@@ -50,7 +50,7 @@ impl axum::extract::FromRef<AppState> for Accept {
         (status = 413, description = "Body over the limit", body = ErrorBody),
         (status = 415, description = "Not declared as JSON", body = ErrorBody),
         (status = 422, description = "A field is invalid (`invalid`), or the batch would create a service, breaker or instance beyond a limit (`limit_exceeded`: nothing of it is stored); `path` says which", body = ErrorBody),
-        (status = 503, description = "Ingest queue full; retry after `Retry-After`", body = ErrorBody),
+        (status = 503, description = "Ingest queue full, or the database locked by another writer for longer than the server waits; retry after `Retry-After`", body = ErrorBody),
     ))]
 pub async fn ingest(
     State(app): State<Accept>,
@@ -84,7 +84,7 @@ impl FromRequestParts<AppState> for Arrival {
         (status = 401, description = "No or unknown credentials", body = ErrorBody),
         (status = 403, description = "Credentials without the right", body = ErrorBody),
         (status = 422, description = "A field is invalid (`invalid`), or the batch would create a service, breaker or instance beyond a limit (`limit_exceeded`: nothing of it is stored); `path` says which", body = ErrorBody),
-        (status = 503, description = "Ingest queue full; retry after `Retry-After`", body = ErrorBody),
+        (status = 503, description = "Ingest queue full, or the database locked by another writer for longer than the server waits; retry after `Retry-After`", body = ErrorBody),
     ))]
 pub async fn ingest_calls(
     State(app): State<Accept>,

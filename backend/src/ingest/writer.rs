@@ -243,6 +243,19 @@ impl Writer {
                     self.publish(&batches, pending, replies);
                     (self.metrics).record_commit_stages(&[("publish", publishing.elapsed())]);
                 }
+                Err(err) if crate::store::is_lock_timeout(&err) => {
+                    // Another connection holds the database's lock (a backup, a shell): each
+                    // batch alone would wait as long again. Every batch is answered 503 and
+                    // sent again by its reporter; none of them was stored.
+                    tracing::warn!(
+                        error = format!("{err:#}"),
+                        batches = replies.len(),
+                        "the database stayed locked; the group is refused with 503"
+                    );
+                    for reply in replies.into_iter().flatten() {
+                        let _ = reply.send(Err(AppError::database_locked()));
+                    }
+                }
                 Err(err) => {
                     // One batch should not sink the others: commit them one by one.
                     tracing::warn!(
@@ -254,7 +267,7 @@ impl Writer {
                             Ok(pending) => self.publish(&[batch], pending, [reply.take()]),
                             Err(err) => {
                                 if let Some(reply) = reply.take() {
-                                    let _ = reply.send(Err(AppError::Internal(err)));
+                                    let _ = reply.send(Err(AppError::from(err)));
                                 }
                             }
                         }

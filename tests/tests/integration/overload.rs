@@ -1,5 +1,7 @@
 //! A full ingest queue answers 503 with `Retry-After` instead of growing, and loses nothing it
-//! accepted.
+//! accepted; so does a database whose lock another connection holds too long.
+
+use std::time::Duration;
 
 use backend::time::now_ms;
 use futures_util::StreamExt;
@@ -9,9 +11,14 @@ use tests::TestServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_answers_503_and_keeps_what_it_took() {
-    let server = TestServer::start_with(|o| o.ingest_queue = 2)
-        .await
-        .unwrap();
+    // The writer waits for the lock as long as this test holds it, however slow the machine:
+    // giving up on it is the next test's.
+    let server = TestServer::start_with(|o| {
+        o.ingest_queue = 2;
+        o.lock_wait = Duration::from_secs(600);
+    })
+    .await
+    .unwrap();
     let key = server.ingest_key("svc").await.unwrap();
     // Another connection holds the write lock (SQLite's, or on PostgreSQL the advisory lock
     // the ingest writer's transactions take), so the writer cannot commit and its queue fills.
@@ -71,6 +78,60 @@ async fn a_full_queue_answers_503_and_keeps_what_it_took() {
         stored, accepted as i64,
         "every acknowledged batch is stored, no refused one is"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_locked_too_long_answers_503_and_the_batch_sent_again_is_stored_once() {
+    let server = TestServer::start_with(|o| o.lock_wait = Duration::from_millis(200))
+        .await
+        .unwrap();
+    let key = server.ingest_key("svc").await.unwrap();
+    let batch = serde_json::json!({
+        "service": "svc", "instance": "i", "seq": 1, "sent_at_ms": now_ms(),
+        "aggregates": [{"breaker": "db", "start_ms": now_ms() - 1000, "interval_ms": 1000,
+                        "counts": {"success": 3}, "state": "closed"}],
+        "transitions": [{"breaker": "db", "from": "closed", "to": "open", "at_ms": now_ms() - 500,
+                         "trigger": {"kind": "failure_rate", "value": 0.6, "threshold": 0.5}}]
+    });
+    let client = reqwest::Client::new();
+    let post = || {
+        client
+            .post(format!("{}/api/v1/ingest", server.url()))
+            .bearer_auth(&key)
+            .json(&batch)
+            .send()
+    };
+
+    let blocker = Blocker::hold(&server).await;
+    // The lock is held until released below: the writer can only give up on it.
+    let response = post().await.unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap()),
+        Some("1")
+    );
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "overloaded", "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("locked"),
+        "the answer says why: {body}"
+    );
+    blocker.release().await;
+    assert_eq!(server.scalar("SELECT COUNT(*) FROM batches").await, 0);
+    assert_eq!(server.scalar("SELECT COUNT(*) FROM transitions").await, 0);
+
+    // The reporter sends it again: stored once, not a duplicate of anything.
+    let response = post().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let ack: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(ack["duplicate"], false, "{ack}");
+    let again: serde_json::Value = post().await.unwrap().json().await.unwrap();
+    assert_eq!(again["duplicate"], true, "{again}");
+    assert_eq!(server.scalar("SELECT COUNT(*) FROM batches").await, 1);
+    assert_eq!(server.scalar("SELECT COUNT(*) FROM transitions").await, 1);
 }
 
 /// A connection of its own holding the ingest writer's lock until released.
