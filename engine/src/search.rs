@@ -4,7 +4,14 @@
 //! summed over evaluation sets that each carry their own labels:
 //!
 //! - the history itself, labelled by [`crate::anomaly`] (the tuner never sees the truth);
-//! - *injected incidents*: copies of normal stretches of the same history with a hard outage
+//! - when the labels find at least two incidents, *transplanted incidents*: each (at most six
+//!   per copy asked for) written into a copy of a normal stretch elsewhere in the history,
+//!   with its own failure share and latency profile step by step, on that stretch's volume.
+//!   A breaker meets the incidents this dependency really has (a dependency that flaps, an
+//!   outage of an hour, one shard of four failing) again, on other traffic and at another
+//!   point of its waits, so that a config is not chosen for how one incident happened to
+//!   line up with its probes;
+//! - else *injected incidents*: copies of normal stretches of the same history with a hard outage
 //!   (about 2 and 10 minutes), a partial failure (half and a third of the way from the usual
 //!   failure rate to 100 %, about 5 minutes) and a slow-down (latencies five buckets higher,
 //!   about 5 minutes) written in, their lengths spread over a minute. A history that happens to hold no incident would otherwise
@@ -36,7 +43,7 @@
 //!   to and from [`breaker::Config`], and the key it is cached under;
 //! - `descent`: the coordinate descent, the rule that decides when one candidate beats
 //!   another, and a candidate's cost on one set;
-//! - `inject`: the injected incidents and stressed stretches;
+//! - `inject`: the transplanted and injected incidents and the stressed stretches;
 //! - `probe_risk`: the expected cost of an unlucky probe and the noise margin.
 
 mod candidate;
@@ -87,9 +94,10 @@ pub struct SearchOptions {
     /// early as is safe; more keeps near misses exact, for the runner-up a suggestion's
     /// confidence is judged by; infinity replays everything.
     pub give_up_factor: f64,
-    /// Whether to add injected incidents and the stressed stretch.
+    /// Whether to add transplanted or injected incidents and the stressed stretches.
     pub inject: bool,
-    /// Each injected kind is written into this many places (1 or 2).
+    /// Each injected kind is written into this many places (1 or 2), and at most six of the
+    /// history's own incidents are transplanted per copy.
     pub n_injected_copies: usize,
     /// A safety bound: a rate policy must need at least this many failures (or slow calls) to
     /// trip, `threshold × minimum_calls ≥ this`, so one unlucky call right after the breaker
@@ -183,7 +191,26 @@ impl Search {
             incidents: labels.spans(),
         }];
         if opts.inject {
-            full.extend(injected_sets(history, labels, opts.n_injected_copies));
+            let injected = injected_sets(history, labels, opts.n_injected_copies);
+            let own = inject::transplanted_sets(
+                history,
+                labels,
+                inject::MAX_TRANSPLANTS_PER_COPY * opts.n_injected_copies.max(1),
+            );
+            if own.len() >= inject::MIN_TRANSPLANTS {
+                // The history's own incidents stand for what its dependency does; the
+                // generic ones (solid outages, one partial rate, one slow-down) misprice what
+                // they do not resemble (a dependency that flaps, outages of an hour). The
+                // stressed stretches stay: they are the margin against noise.
+                full.extend(
+                    injected
+                        .into_iter()
+                        .filter(|set| set.name == inject::STRESS),
+                );
+                full.extend(own);
+            } else {
+                full.extend(injected);
+            }
         }
         let n_incidents = full.iter().map(|set| set.incidents.len()).sum::<usize>() as f64;
         let mut search = Search::from_sets(full, opts);

@@ -1,10 +1,24 @@
-//! Evaluation sets written from the history itself: injected incidents (outages, partial
-//! failures, a slow-down) and stressed stretches, each in a copy of a normal stretch.
+//! Evaluation sets written from the history itself, each in a copy of a normal stretch:
+//! generic injected incidents (outages, partial failures, a slow-down), stressed stretches,
+//! and the history's own incidents moved onto other traffic (transplanted).
 
 use super::EvalSet;
 use crate::anomaly::Labels;
 use crate::history::{History, Step};
 use crate::scenario::Span;
+
+/// The name of the stressed stretches' sets.
+pub(super) const STRESS: &str = "stress";
+
+/// The name of the transplanted incidents' sets.
+pub(super) const TRANSPLANT: &str = "transplant";
+
+/// The fewest incidents of its own a history needs for them to replace the generic ones.
+pub(super) const MIN_TRANSPLANTS: usize = 2;
+
+/// The most incidents transplanted per copy of the generic ones asked for (evenly chosen
+/// among the history's periods): as many as the generic incidents they replace.
+pub(super) const MAX_TRANSPLANTS_PER_COPY: usize = 6;
 
 /// What an injected stretch looks like.
 #[derive(Clone, Copy, Debug)]
@@ -32,13 +46,13 @@ pub(super) fn injected_sets(history: &History, labels: &Labels, n_copies: usize)
         ("partial-50", Injection::Failures { severity: 0.5 }, 319.0),
         ("partial-30", Injection::Failures { severity: 0.3 }, 329.0),
         ("slowdown", Injection::Slowdown { n_buckets: 5 }, 337.0),
-        ("stress", Injection::Stress { factor: 1.3 }, 900.0),
+        (STRESS, Injection::Stress { factor: 1.3 }, 900.0),
         ("outage-2m", Injection::Failures { severity: 1.0 }, 163.0),
         ("outage-10m", Injection::Failures { severity: 1.0 }, 643.0),
         ("partial-50", Injection::Failures { severity: 0.5 }, 353.0),
         ("partial-30", Injection::Failures { severity: 0.3 }, 311.0),
         ("slowdown", Injection::Slowdown { n_buckets: 5 }, 347.0),
-        ("stress", Injection::Stress { factor: 1.3 }, 900.0),
+        (STRESS, Injection::Stress { factor: 1.3 }, 900.0),
     ];
     // The stressed stretches are centred on the worst noise the history showed (its
     // highest-scoring transients), so the margin is taken where it matters.
@@ -170,6 +184,89 @@ fn clean_stretch(anomalous: &[bool], want: usize, len: usize) -> Option<usize> {
         .flatten()
         .find(|&s| ok(s))
     })
+}
+
+/// The history's own incidents (its labelled periods, at most `max` of them, evenly chosen),
+/// each written into a copy of a normal stretch elsewhere: per step the incident's failure
+/// share and latency profile, on the stretch's own volume, with 5 min before and 3 min after
+/// it. A breaker meets each incident again on other traffic and at another place in its
+/// waits, so a config is not chosen for how one incident happened to line up.
+pub(super) fn transplanted_sets(history: &History, labels: &Labels, max: usize) -> Vec<EvalSet> {
+    let step_s = history.step.as_secs_f64().max(1e-3);
+    let steps_of = |secs: f64| ((secs / step_s).round() as usize).max(1);
+    let (lead, tail) = (steps_of(300.0), steps_of(180.0));
+    let n_periods = labels.periods.len();
+    let n = n_periods.min(max);
+    let mut out = Vec::new();
+    for k in 0..n {
+        let period = &labels.periods[k * n_periods / n];
+        let len = period.end_step - period.start_step;
+        let total = lead + len + tail;
+        if len == 0 || history.len() < total {
+            continue;
+        }
+        // Half a slot on from the k-th of n evenly spread places, so that it lands on other
+        // traffic than its own.
+        let want = ((k as f64 + 1.0) / n as f64 * history.len() as f64) as usize % history.len();
+        let Some(start) = clean_stretch(&labels.anomalous, want.saturating_sub(total / 2), total)
+        else {
+            continue;
+        };
+        let mut steps: Vec<Step> = history.steps[start..start + total].to_vec();
+        let mut healthy = vec![true; total];
+        let mut carry = 0.0;
+        for i in 0..len {
+            let src = &history.steps[period.start_step + i];
+            let dst = &mut steps[lead + i];
+            healthy[lead + i] = false;
+            if src.n_calls == 0 {
+                continue;
+            }
+            let share = f64::from(src.n_failures) / f64::from(src.n_calls);
+            let exact = f64::from(dst.n_calls) * share + carry;
+            let failures = (exact.floor() as u32).min(dst.n_calls);
+            carry = exact - f64::from(failures);
+            dst.n_failures = failures;
+            let dst_total: u32 = dst.latency_counts.iter().sum();
+            if dst_total > 0
+                && let Some(moved) = rescaled(&src.latency_counts, dst_total)
+            {
+                dst.latency_counts = moved;
+            }
+        }
+        let step_ms = history.step.as_millis() as u64;
+        out.push(EvalSet {
+            name: TRANSPLANT,
+            incidents: vec![Span {
+                start_ms: steps[lead].t_ms,
+                end_ms: steps[lead + len - 1].t_ms + step_ms,
+            }],
+            history: History {
+                step: history.step,
+                latency_buckets_ms: history.latency_buckets_ms.clone(),
+                steps,
+            },
+            healthy,
+        });
+    }
+    out
+}
+
+/// The latency histogram `counts` rescaled to `total` calls (rounded down per bucket, what
+/// is left added to its largest bucket, the last of equals); `None` when it holds no call.
+fn rescaled(counts: &[u32], total: u32) -> Option<Vec<u32>> {
+    let src_total: u64 = counts.iter().map(|&c| u64::from(c)).sum();
+    if src_total == 0 {
+        return None;
+    }
+    let mut moved: Vec<u32> = counts
+        .iter()
+        .map(|&c| (u64::from(c) * u64::from(total) / src_total) as u32)
+        .collect();
+    let short = total - moved.iter().sum::<u32>();
+    let top = (0..counts.len()).max_by_key(|&b| counts[b])?;
+    moved[top] += short;
+    Some(moved)
 }
 
 #[cfg(test)]
