@@ -1,7 +1,9 @@
 //! `AppError`: every failure a handler can answer with, as an HTTP status and a JSON
 //! [`protocol::ErrorBody`] that says what is wrong and where.
 //!
-//! Conversions stay free of side effects; request logging happens in the tracing middleware.
+//! Conversions stay free of side effects, but for one: a write that gave up waiting for the
+//! database's lock is answered 503, not 500, so the 500 path's log would never show it; its
+//! conversion logs it as a warning. Request logging happens in the tracing middleware.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -63,6 +65,10 @@ impl From<anyhow::Error> for AppError {
     /// it: a moment's contention, answered 503 so that the client retries.
     fn from(err: anyhow::Error) -> AppError {
         if crate::store::is_lock_timeout(&err) {
+            tracing::warn!(
+                error = format!("{err:#}"),
+                "a write gave up waiting for the database's lock; answered 503"
+            );
             return AppError::database_locked();
         }
         AppError::Internal(err)

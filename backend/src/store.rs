@@ -18,9 +18,11 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 /// otherwise (see [`Store::open_with`]).
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(5);
 
-/// Whether `err` is a write that gave up waiting for a lock another connection held (SQLite's
-/// `SQLITE_BUSY` or `SQLITE_LOCKED` after the busy timeout, PostgreSQL's `lock_not_available`
-/// after `lock_timeout`): a moment's contention, not a fault, and worth retrying.
+/// Whether `err` is a write that gave up waiting for a lock another connection held:
+/// SQLite's `SQLITE_BUSY` in any of its extended codes (after the busy timeout, or at once
+/// for a snapshot that another writer made stale), PostgreSQL's `lock_not_available` (after
+/// `lock_timeout`). A moment's contention, not a fault, and worth retrying. SQLite's
+/// `SQLITE_LOCKED` is not one: without a shared cache it is a conflict within one connection.
 pub fn is_lock_timeout(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
         let sqlx_err = cause.downcast_ref::<sqlx::Error>().or_else(|| {
@@ -42,7 +44,7 @@ pub fn is_lock_timeout(err: &anyhow::Error) -> bool {
         } else {
             // SQLite's extended result code; its low byte is the primary code.
             code.and_then(|code| code.parse::<i32>().ok())
-                .is_some_and(|code| matches!(code & 0xff, 5 | 6))
+                .is_some_and(|code| code & 0xff == 5)
         }
     })
 }

@@ -4,7 +4,8 @@
 //! summed over evaluation sets that each carry their own labels:
 //!
 //! - the history itself, labelled by [`crate::anomaly`] (the tuner never sees the truth);
-//! - when the labels find at least two incidents, *transplanted incidents*: each (at most six
+//! - when the labels find at least two incidents (that find a place), *transplanted
+//!   incidents*: each (at most six
 //!   per copy asked for) written into a copy of a normal stretch elsewhere in the history,
 //!   with its own failure share and latency profile step by step, on that stretch's volume.
 //!   A breaker meets the incidents this dependency really has (a dependency that flaps, an

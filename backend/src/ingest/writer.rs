@@ -262,10 +262,19 @@ impl Writer {
                         error = format!("{err:#}"),
                         "group commit failed; retrying singly"
                     );
+                    let mut locked = false;
                     for (batch, reply) in batches.iter().zip(replies.iter_mut()) {
+                        if locked {
+                            // Each would wait for the lock in turn: refused at once.
+                            if let Some(reply) = reply.take() {
+                                let _ = reply.send(Err(AppError::database_locked()));
+                            }
+                            continue;
+                        }
                         match self.commit(&[batch]).await {
                             Ok(pending) => self.publish(&[batch], pending, [reply.take()]),
                             Err(err) => {
+                                locked = crate::store::is_lock_timeout(&err);
                                 if let Some(reply) = reply.take() {
                                     let _ = reply.send(Err(AppError::from(err)));
                                 }

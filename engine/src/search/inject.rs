@@ -205,8 +205,8 @@ pub(super) fn transplanted_sets(history: &History, labels: &Labels, max: usize) 
         if len == 0 || history.len() < total {
             continue;
         }
-        // Half a slot on from the k-th of n evenly spread places, so that it lands on other
-        // traffic than its own.
+        // The (k+1)-th of n evenly spread places (the last wraps to the start): the k-th
+        // incident of n, evenly chosen, lands a slot away from its own place, on other traffic.
         let want = ((k as f64 + 1.0) / n as f64 * history.len() as f64) as usize % history.len();
         let Some(start) = clean_stretch(&labels.anomalous, want.saturating_sub(total / 2), total)
         else {

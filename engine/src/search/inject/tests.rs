@@ -236,6 +236,10 @@ fn the_historys_own_incidents_are_moved_onto_other_traffic() {
     assert_eq!(transplanted_sets(&history, &labels, 4).len(), 4);
     let (short, labels) = {
         let (history, labels) = history_with_incidents(&[(100, 60)]);
+        let labels = Labels {
+            anomalous: labels.anomalous[..400].to_vec(),
+            ..labels
+        };
         (history.slice(0..400), labels)
     };
     assert_eq!(transplanted_sets(&short, &labels, 6).len(), 0);
