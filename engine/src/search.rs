@@ -192,25 +192,24 @@ impl Search {
             incidents: labels.spans(),
         }];
         if opts.inject {
-            let injected = injected_sets(history, labels, opts.n_injected_copies);
             let own = inject::transplanted_sets(
                 history,
                 labels,
                 inject::MAX_TRANSPLANTS_PER_COPY * opts.n_injected_copies.max(1),
             );
-            if own.len() >= inject::MIN_TRANSPLANTS {
-                // The history's own incidents stand for what its dependency does; the
-                // generic ones (solid outages, one partial rate, one slow-down) misprice what
-                // they do not resemble (a dependency that flaps, outages of an hour). The
-                // stressed stretches stay: they are the margin against noise.
-                full.extend(
-                    injected
-                        .into_iter()
-                        .filter(|set| set.name == inject::STRESS),
-                );
+            // The history's own incidents stand for what its dependency does; the generic
+            // ones (solid outages, one partial rate, one slow-down) misprice what they do not
+            // resemble (a dependency that flaps, outages of an hour). The stressed stretches
+            // stay either way: they are the margin against noise.
+            let generic = own.len() < inject::MIN_TRANSPLANTS;
+            full.extend(injected_sets(
+                history,
+                labels,
+                opts.n_injected_copies,
+                generic,
+            ));
+            if !generic {
                 full.extend(own);
-            } else {
-                full.extend(injected);
             }
         }
         let n_incidents = full.iter().map(|set| set.incidents.len()).sum::<usize>() as f64;

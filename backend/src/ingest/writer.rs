@@ -243,26 +243,22 @@ impl Writer {
                     self.publish(&batches, pending, replies);
                     (self.metrics).record_commit_stages(&[("publish", publishing.elapsed())]);
                 }
-                Err(err) if crate::store::is_lock_timeout(&err) => {
-                    // Another connection holds the database's lock (a backup, a shell): each
-                    // batch alone would wait as long again. Every batch is answered 503 and
-                    // sent again by its reporter; none of them was stored.
+                Err(err) => {
+                    // Another connection holding the database's lock (a backup, a shell):
+                    // each batch alone would wait as long again, so the group is refused
+                    // with 503, to be sent again by its reporters; none of it was stored.
+                    // Else one batch should not sink the others: commit them one by one.
+                    let mut locked = crate::store::is_lock_timeout(&err);
                     tracing::warn!(
                         error = format!("{err:#}"),
                         batches = replies.len(),
-                        "the database stayed locked; the group is refused with 503"
+                        "group commit failed; {}",
+                        if locked {
+                            "the database stayed locked: refused with 503"
+                        } else {
+                            "retrying singly"
+                        }
                     );
-                    for reply in replies.into_iter().flatten() {
-                        let _ = reply.send(Err(AppError::database_locked()));
-                    }
-                }
-                Err(err) => {
-                    // One batch should not sink the others: commit them one by one.
-                    tracing::warn!(
-                        error = format!("{err:#}"),
-                        "group commit failed; retrying singly"
-                    );
-                    let mut locked = false;
                     for (batch, reply) in batches.iter().zip(replies.iter_mut()) {
                         if locked {
                             // Each would wait for the lock in turn: refused at once.

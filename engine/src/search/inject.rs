@@ -7,9 +7,6 @@ use crate::anomaly::Labels;
 use crate::history::{History, Step};
 use crate::scenario::Span;
 
-/// The name of the stressed stretches' sets.
-pub(super) const STRESS: &str = "stress";
-
 /// The name of the transplanted incidents' sets.
 pub(super) const TRANSPLANT: &str = "transplant";
 
@@ -31,8 +28,14 @@ enum Injection {
     Stress { factor: f64 },
 }
 
-/// Incidents written into copies of normal stretches of `history`.
-pub(super) fn injected_sets(history: &History, labels: &Labels, n_copies: usize) -> Vec<EvalSet> {
+/// Incidents written into copies of normal stretches of `history`, and the stressed
+/// stretches; only the stressed stretches without `with_incidents`.
+pub(super) fn injected_sets(
+    history: &History,
+    labels: &Labels,
+    n_copies: usize,
+    with_incidents: bool,
+) -> Vec<EvalSet> {
     let step_s = history.step.as_secs_f64().max(1e-3);
     let steps_of = |secs: f64| ((secs / step_s).round() as usize).max(1);
     // Incidents twice, at different places, so that one lucky or unlucky probe does not
@@ -46,13 +49,13 @@ pub(super) fn injected_sets(history: &History, labels: &Labels, n_copies: usize)
         ("partial-50", Injection::Failures { severity: 0.5 }, 319.0),
         ("partial-30", Injection::Failures { severity: 0.3 }, 329.0),
         ("slowdown", Injection::Slowdown { n_buckets: 5 }, 337.0),
-        (STRESS, Injection::Stress { factor: 1.3 }, 900.0),
+        ("stress", Injection::Stress { factor: 1.3 }, 900.0),
         ("outage-2m", Injection::Failures { severity: 1.0 }, 163.0),
         ("outage-10m", Injection::Failures { severity: 1.0 }, 643.0),
         ("partial-50", Injection::Failures { severity: 0.5 }, 353.0),
         ("partial-30", Injection::Failures { severity: 0.3 }, 311.0),
         ("slowdown", Injection::Slowdown { n_buckets: 5 }, 347.0),
-        (STRESS, Injection::Stress { factor: 1.3 }, 900.0),
+        ("stress", Injection::Stress { factor: 1.3 }, 900.0),
     ];
     // The stressed stretches are centred on the worst noise the history showed (its
     // highest-scoring transients), so the margin is taken where it matters.
@@ -80,6 +83,9 @@ pub(super) fn injected_sets(history: &History, labels: &Labels, n_copies: usize)
     let mut out = Vec::new();
     let n_used = if n_copies >= 2 { n_specs } else { 6 };
     for (k, (name, injection, secs)) in specs.into_iter().enumerate().take(n_used) {
+        if !with_incidents && !matches!(injection, Injection::Stress { .. }) {
+            continue;
+        }
         let len_incident = steps_of(secs);
         let (lead, tail) = match injection {
             Injection::Stress { .. } => (0, 0),
@@ -106,9 +112,7 @@ pub(super) fn injected_sets(history: &History, labels: &Labels, n_copies: usize)
             match injection {
                 Injection::Failures { severity } => {
                     let rate = usual_failure_rate + severity * (1.0 - usual_failure_rate);
-                    let exact = f64::from(step.n_calls) * rate + carry;
-                    let n = (exact.floor() as u32).min(step.n_calls);
-                    carry = exact - f64::from(n);
+                    let n = carried(f64::from(step.n_calls) * rate, step.n_calls, &mut carry);
                     step.n_failures = step.n_failures.max(n);
                     healthy[offset] = false;
                 }
@@ -122,10 +126,11 @@ pub(super) fn injected_sets(history: &History, labels: &Labels, n_copies: usize)
                     healthy[offset] = false;
                 }
                 Injection::Stress { factor } => {
-                    let exact = f64::from(step.n_failures) * factor + carry;
-                    let n = (exact.floor() as u32).min(step.n_calls);
-                    carry = exact - f64::from(n);
-                    step.n_failures = n;
+                    step.n_failures = carried(
+                        f64::from(step.n_failures) * factor,
+                        step.n_calls,
+                        &mut carry,
+                    );
                     // Move a share of calls up one bucket: a slightly slower dependency.
                     let len = step.latency_counts.len();
                     if len > 1 {
@@ -138,26 +143,13 @@ pub(super) fn injected_sets(history: &History, labels: &Labels, n_copies: usize)
                 }
             }
         }
-        let step_ms = history.step.as_millis() as u64;
-        let incidents = if len_incident > 0 && healthy.iter().any(|h| !h) {
-            vec![Span {
-                start_ms: steps[lead].t_ms,
-                end_ms: steps[lead + len_incident - 1].t_ms + step_ms,
-            }]
-        } else {
-            Vec::new()
-        };
-        // Scores index `healthy` by step from the start of the set's history.
-        out.push(EvalSet {
+        out.push(eval_set(
             name,
-            history: History {
-                step: history.step,
-                latency_buckets_ms: history.latency_buckets_ms.clone(),
-                steps,
-            },
+            history,
+            steps,
             healthy,
-            incidents,
-        });
+            lead..lead + len_incident,
+        ));
     }
     out
 }
@@ -223,10 +215,7 @@ pub(super) fn transplanted_sets(history: &History, labels: &Labels, max: usize) 
                 continue;
             }
             let share = f64::from(src.n_failures) / f64::from(src.n_calls);
-            let exact = f64::from(dst.n_calls) * share + carry;
-            let failures = (exact.floor() as u32).min(dst.n_calls);
-            carry = exact - f64::from(failures);
-            dst.n_failures = failures;
+            dst.n_failures = carried(f64::from(dst.n_calls) * share, dst.n_calls, &mut carry);
             let dst_total: u32 = dst.latency_counts.iter().sum();
             if dst_total > 0
                 && let Some(moved) = rescaled(&src.latency_counts, dst_total)
@@ -234,22 +223,55 @@ pub(super) fn transplanted_sets(history: &History, labels: &Labels, max: usize) 
                 dst.latency_counts = moved;
             }
         }
-        let step_ms = history.step.as_millis() as u64;
-        out.push(EvalSet {
-            name: TRANSPLANT,
-            incidents: vec![Span {
-                start_ms: steps[lead].t_ms,
-                end_ms: steps[lead + len - 1].t_ms + step_ms,
-            }],
-            history: History {
-                step: history.step,
-                latency_buckets_ms: history.latency_buckets_ms.clone(),
-                steps,
-            },
+        out.push(eval_set(
+            TRANSPLANT,
+            history,
+            steps,
             healthy,
-        });
+            lead..lead + len,
+        ));
     }
     out
+}
+
+/// `amount` plus what earlier steps carried, as a whole count of at most `cap`; the fraction
+/// left is carried on, so that a rate applied step by step adds up over the steps.
+fn carried(amount: f64, cap: u32, carry: &mut f64) -> u32 {
+    let exact = amount + *carry;
+    let n = (exact.floor() as u32).min(cap);
+    *carry = exact - f64::from(n);
+    n
+}
+
+/// An evaluation set of `steps` copied from `history`, labelled by `healthy` (indexed by step
+/// from the set's start, as scores index it), whose incident is `incident` when it is not
+/// empty and holds an unhealthy step.
+fn eval_set(
+    name: &'static str,
+    history: &History,
+    steps: Vec<Step>,
+    healthy: Vec<bool>,
+    incident: std::ops::Range<usize>,
+) -> EvalSet {
+    let step_ms = history.step.as_millis() as u64;
+    let incidents = if !incident.is_empty() && healthy[incident.clone()].iter().any(|h| !h) {
+        vec![Span {
+            start_ms: steps[incident.start].t_ms,
+            end_ms: steps[incident.end - 1].t_ms + step_ms,
+        }]
+    } else {
+        Vec::new()
+    };
+    EvalSet {
+        name,
+        history: History {
+            step: history.step,
+            latency_buckets_ms: history.latency_buckets_ms.clone(),
+            steps,
+        },
+        healthy,
+        incidents,
+    }
 }
 
 /// The latency histogram `counts` rescaled to `total` calls (rounded down per bucket, what

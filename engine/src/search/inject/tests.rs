@@ -11,7 +11,7 @@ fn the_injected_sets_have_these_labels_and_lengths() {
     // Three hours of 100 calls a second, one failing; 90 fast calls and 10 slower.
     let bounds = [10, 20, 50, 100, 200, 500, 1_000, 2_000];
     let history = steady_history(10_800, 100, 1, &bounds, &[90, 10, 0, 0, 0, 0, 0, 0]);
-    let sets = injected_sets(&history, &unlabelled(&history), 2);
+    let sets = injected_sets(&history, &unlabelled(&history), 2, true);
     // (name, seconds of incident): 5 min before each incident and 3 min after it; the
     // stressed stretches are 15 min, all healthy.
     let expected = [
@@ -86,7 +86,7 @@ fn the_injected_sets_have_these_labels_and_lengths() {
         }
     }
     // One copy of each kind when asked for one.
-    let names: Vec<&str> = injected_sets(&history, &unlabelled(&history), 1)
+    let names: Vec<&str> = injected_sets(&history, &unlabelled(&history), 1, true)
         .iter()
         .map(|set| set.name)
         .collect();
@@ -113,7 +113,7 @@ fn the_injected_sets_are_copied_from_normal_stretches_only() {
             .collect(),
         ..Labels::default()
     };
-    let sets = injected_sets(&history, &labels, 2);
+    let sets = injected_sets(&history, &labels, 2, true);
     assert_eq!(sets.len(), 12);
     for set in &sets {
         let first = set.history.steps[0].t_ms / 1_000;
@@ -126,7 +126,7 @@ fn the_injected_sets_are_copied_from_normal_stretches_only() {
     }
     // Too short a history for any of them: none.
     let short = steady_history(600, 100, 1, &[10, 100], &[100, 0]);
-    assert_eq!(injected_sets(&short, &unlabelled(&short), 2).len(), 0);
+    assert_eq!(injected_sets(&short, &unlabelled(&short), 2, true).len(), 0);
 }
 
 #[test]
