@@ -22,6 +22,8 @@
 //! while the score just beyond them stays raised on average (above `z_edge`, and above what
 //! ordinary stretches reach): a slow degradation is labelled from where its rise began, not
 //! from where it crossed the bar, so the search does not count an early trip as a false one.
+//! Where low volume blurred the scores (a step judged over its neighbours), the end then
+//! moves back to where the raw counts change (`edges`).
 
 use std::time::Duration;
 
@@ -180,7 +182,8 @@ pub fn detect(history: &History, features: &Features, opts: &AnomalyOptions) -> 
     let mut prev_end = 0;
     for (k, &(start, end)) in runs.iter().enumerate() {
         let next_start = runs.get(k + 1).map_or(n_rows, |&(next, _)| next);
-        let (start, end) = if end - start >= min_steps {
+        let long = end - start >= min_steps;
+        let (start, end) = if long {
             let limits = (prev_end, next_start);
             let width = opts.edge_smoothing;
             widen(&prefix, (start, end), limits, width, max_shift, edge_bar)
@@ -190,6 +193,12 @@ pub fn detect(history: &History, features: &Features, opts: &AnomalyOptions) -> 
         let peak = (start..end)
             .max_by(|&a, &b| score[a].total_cmp(&score[b]))
             .unwrap_or(start);
+        let end = if long {
+            let kind = kinds[peak];
+            edges::sharpened_end(history, features, (start, end), kind, peak, min_steps)
+        } else {
+            end
+        };
         let period = Period {
             start_step: start,
             end_step: end,
@@ -428,6 +437,8 @@ fn small_clusters(
     let in_small = cluster.iter().map(|&k| small_bad[k]).collect();
     (cluster, in_small)
 }
+
+mod edges;
 
 #[cfg(test)]
 mod tests;

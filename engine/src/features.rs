@@ -39,6 +39,8 @@ pub struct Features {
     pub scaled: Vec<f64>,
     /// Per step: the calls its rates were judged over.
     pub context_calls: Vec<u64>,
+    /// Per step: the steps `[lo, hi)` its rates were judged over.
+    pub spans: Vec<(usize, usize)>,
     /// The latency cut-offs of the slow-rate columns, in milliseconds.
     pub slow_cutoffs_ms: Vec<u32>,
     /// Per column: median and robust scale used for scaling.
@@ -243,6 +245,7 @@ pub fn features(history: &History, opts: &FeatureOptions) -> Features {
         raw,
         scaled,
         context_calls,
+        spans,
         slow_cutoffs_ms,
         medians,
         scales,

@@ -52,6 +52,7 @@ mod descent;
 mod grid;
 mod inject;
 mod probe_risk;
+mod tail;
 
 use std::collections::HashMap;
 
@@ -68,7 +69,7 @@ pub use grid::Grid;
 pub(crate) use probe_risk::{ProbeRisk, binomial_tail};
 
 use candidate::CandidateKey;
-use descent::{better, cost_on};
+use descent::{Pricing, better, cost_on};
 use inject::injected_sets;
 
 /// Options for [`Search`].
@@ -110,6 +111,11 @@ pub struct SearchOptions {
     /// breaker that trips on healthy traffic is one its users stop trusting, so the tuner
     /// prices it; the oracle (0) is judged by the cost alone.
     pub false_trip_penalty_s: f64,
+    /// Whether the tail after each incident (the healthy calls refused until the next probe)
+    /// is counted at its expected length over where the incident could have ended within
+    /// the probe cycle, instead of the one the replay drew (see `tail`). The tuner's
+    /// objective does; the oracle's, the cost of the very steps scored, does not.
+    pub expected_tails: bool,
     /// Checked before every replay and every round; once it fires, [`Search::run`] gives up.
     pub stop: Stop,
 }
@@ -175,6 +181,7 @@ impl Default for SearchOptions {
             n_injected_copies: 2,
             min_failures_to_trip: 0.0,
             false_trip_penalty_s: 0.0,
+            expected_tails: false,
             stop: Stop::default(),
         }
     }
@@ -306,6 +313,14 @@ impl Search {
         self.stopped
     }
 
+    /// How [`cost_on`] prices a replay under these options.
+    fn pricing(&self) -> Pricing {
+        Pricing {
+            false_trip_penalty_s: self.opts.false_trip_penalty_s,
+            expected_tails: self.opts.expected_tails,
+        }
+    }
+
     /// Checks the stop; once it has fired the search stays stopped.
     fn should_stop(&mut self) -> bool {
         if self.stopped.is_none() {
@@ -323,6 +338,7 @@ impl Search {
             return f64::INFINITY;
         }
         let mut replayed = 0.0;
+        let pricing = self.pricing();
         for (set, steps) in self.full.iter().zip(&self.full_steps) {
             if let Some(reason) = self.opts.stop.check() {
                 self.stopped = Some(reason);
@@ -334,7 +350,7 @@ impl Search {
                 &config,
                 1,
                 self.score_from,
-                self.opts.false_trip_penalty_s,
+                pricing,
                 &mut self.replayed_calls,
                 f64::INFINITY,
             );
@@ -383,6 +399,7 @@ impl Search {
         // The history is the last set: the cheap injected sets rule most candidates out first.
         let mut cost = self.probe_risk.as_ref().map_or(0.0, |risk| risk.cost(cand));
         let mut exact = true;
+        let pricing = self.pricing();
         for (set, steps) in sets.iter().zip(steps).rev() {
             if let Some(reason) = self.opts.stop.check() {
                 // Not cached: a stopped search never asks again.
@@ -395,7 +412,7 @@ impl Search {
                 &config,
                 factor,
                 self.score_from,
-                self.opts.false_trip_penalty_s,
+                pricing,
                 &mut self.replayed_calls,
                 self.opts.give_up_factor * bound - cost,
             );

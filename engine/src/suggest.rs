@@ -60,6 +60,7 @@ impl TuneOptions {
                 n_injected_copies: 1,
                 min_failures_to_trip: 0.0,
                 false_trip_penalty_s: FALSE_TRIP_PENALTY_S,
+                expected_tails: true,
                 stop: Stop::default(),
             },
             backtest_budget_calls: Some(200_000),
@@ -294,6 +295,7 @@ pub fn tune_labelled(
     let search_opts = SearchOptions {
         min_failures_to_trip: Grid::SAFE_MIN_FAILURES_TO_TRIP,
         false_trip_penalty_s: FALSE_TRIP_PENALTY_S,
+        expected_tails: true,
         stop: opts.stop.clone(),
         ..opts.search.clone()
     };

@@ -196,3 +196,22 @@ fn a_flapping_dependency_is_one_incident_and_bursts_far_apart_stay_apart() {
         0,
     );
 }
+
+#[test]
+fn at_low_volume_an_outage_ends_where_its_failures_do() {
+    // Two calls a second, one failing every ten seconds (5 %): each step is judged over
+    // about twenty neighbours, which blurs the scores for seconds after the outage.
+    let mut steps: Vec<(u32, u32, u32)> =
+        (0..1_200).map(|i| (2, u32::from(i % 10 == 0), 0)).collect();
+    for step in &mut steps[600..800] {
+        *step = (2, 2, 0);
+    }
+    let history = history(&steps);
+    let f = features(&history, &FeatureOptions::default());
+    let labels = detect(&history, &f, &AnomalyOptions::default());
+    let ends: Vec<usize> = labels.periods.iter().map(|p| p.end_step).collect();
+    assert_eq!(ends.len(), 1, "{ends:?}");
+    assert!((800..=801).contains(&ends[0]), "ends at {}", ends[0]);
+    assert_eq!(labels.periods[0].span.end_ms, ends[0] as u64 * 1_000);
+    assert!(!labels.anomalous[ends[0]]);
+}

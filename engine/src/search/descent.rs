@@ -4,7 +4,7 @@
 use breaker::Config;
 
 use super::grid::{Grid, Param};
-use super::{Candidate, EvalSet, Search};
+use super::{Candidate, EvalSet, Search, tail};
 use crate::replay;
 
 // === impl Search ===
@@ -103,8 +103,17 @@ pub(super) fn better(cost: f64, cand: &Candidate, best_cost: f64, best: &Candida
     cost < best_cost - margin || (cost <= best_cost + 1e-9 && cand.complexity() < best.complexity())
 }
 
-/// The cost of `config` on `set`, counted from step `score_from` on, with the false-trip
-/// penalty (see [`super::SearchOptions::false_trip_penalty_s`]), times `weight` (the thinning
+/// How [`cost_on`] prices what a replay did beyond `lost_good + 0.2 · wasted`.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Pricing {
+    /// See [`super::SearchOptions::false_trip_penalty_s`].
+    pub false_trip_penalty_s: f64,
+    /// See [`super::SearchOptions::expected_tails`].
+    pub expected_tails: bool,
+}
+
+/// The cost of `config` on `set`, counted from step `score_from` on, priced by `pricing`
+/// (the false-trip penalty, the expected tails), times `weight` (the thinning
 /// factor when `set` is a thinned copy); adds the calls it drove through the machine to
 /// `replayed_calls`. The replay stops as soon as the calls lost and wasted so far cost more
 /// than `give_up_above`: the result is then that partial cost, a lower bound above it (the
@@ -114,7 +123,7 @@ pub(super) fn cost_on(
     config: &Config,
     weight: u32,
     score_from: usize,
-    false_trip_penalty_s: f64,
+    pricing: Pricing,
     replayed_calls: &mut u64,
     give_up_above: f64,
 ) -> f64 {
@@ -162,14 +171,20 @@ pub(super) fn cost_on(
         res.range = skip..set.history.len();
     }
     let score = replay::score(&set.history, &res, &set.healthy, &set.incidents);
-    let penalty = if false_trip_penalty_s > 0.0 && score.false_trips > 0 {
+    let penalty = if pricing.false_trip_penalty_s > 0.0 && score.false_trips > 0 {
         let seconds = set.history.len() as f64 * set.history.step.as_secs_f64();
         let rate = set.history.n_calls() as f64 / seconds.max(1.0);
-        f64::from(score.false_trips) * false_trip_penalty_s * rate
+        f64::from(score.false_trips) * pricing.false_trip_penalty_s * rate
     } else {
         0.0
     };
-    (score.cost + penalty) * f64::from(weight)
+    let tails = if pricing.expected_tails {
+        let from_ms = set.history.steps.get(skip).map_or(u64::MAX, |s| s.t_ms);
+        tail::expected_minus_replayed(&set.history, &res.transitions, &set.incidents, from_ms)
+    } else {
+        0.0
+    };
+    ((score.cost + tails).max(0.0) + penalty) * f64::from(weight)
 }
 
 #[cfg(test)]

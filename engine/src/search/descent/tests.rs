@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use breaker::{Config, Wait, Window};
 
-use super::{better, cost_on};
+use super::{Pricing, better, cost_on};
 use crate::history::{History, Step};
 use crate::replay;
 use crate::replay::Steps;
@@ -79,7 +79,10 @@ fn cost(set: &EvalSet, config: &Config, penalty_s: f64, calls: &mut u64, bound: 
         config,
         1,
         0,
-        penalty_s,
+        Pricing {
+            false_trip_penalty_s: penalty_s,
+            expected_tails: false,
+        },
         calls,
         bound,
     )
