@@ -23,7 +23,9 @@
 //!   noise a little worse than that.
 //!
 //! To the replayed cost the search adds the expected cost of an unlucky probe after each
-//! incident (see `ProbeRisk`), which a deterministic replay leaves to luck.
+//! incident (see `ProbeRisk`), which a deterministic replay leaves to luck; and, with
+//! [`SearchOptions::expected_tails`] (the tuner's), each incident's tail, the healthy calls
+//! refused until the next probe, counts at its expected length rather than the drawn one.
 //!
 //! The search is coordinate descent over [`Grid`]: one parameter at a time takes every value
 //! in its list and keeps the best, until a round changes nothing. Where it settles, pairs
@@ -45,7 +47,8 @@
 //! - `descent`: the coordinate descent, the rule that decides when one candidate beats
 //!   another, and a candidate's cost on one set;
 //! - `inject`: the transplanted and injected incidents and the stressed stretches;
-//! - `probe_risk`: the expected cost of an unlucky probe and the noise margin.
+//! - `probe_risk`: the expected cost of an unlucky probe and the noise margin;
+//! - `tail`: the expected tail after an incident.
 
 mod candidate;
 mod descent;

@@ -117,7 +117,9 @@ pub(super) struct Pricing {
 /// factor when `set` is a thinned copy); adds the calls it drove through the machine to
 /// `replayed_calls`. The replay stops as soon as the calls lost and wasted so far cost more
 /// than `give_up_above`: the result is then that partial cost, a lower bound above it (the
-/// cost only grows step by step, and the penalty only adds).
+/// cost only grows step by step, and the penalty only adds; the expected tails can take a
+/// complete replay's cost a little below its partial sums, which the search's give-up factor
+/// leaves room for).
 pub(super) fn cost_on(
     (set, steps): (&EvalSet, &replay::Steps),
     config: &Config,

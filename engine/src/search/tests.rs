@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use breaker::{Wait, Window};
 
-use super::{Candidate, Probes};
+use super::{Candidate, EvalSet, Probes};
 use crate::anomaly::Labels;
 use crate::history::{History, Step};
+use crate::scenario::Span;
 
 pub(super) fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
@@ -48,6 +49,23 @@ pub(super) fn steady_history(
                 latency_counts: latency_counts.to_vec(),
             })
             .collect(),
+    }
+}
+
+/// `history` with every call of the steps `outage` failing, labelled one incident.
+pub(super) fn with_outage(mut history: History, outage: std::ops::Range<usize>) -> EvalSet {
+    for step in &mut history.steps[outage.clone()] {
+        step.n_failures = step.n_calls;
+    }
+    let step_ms = history.step.as_millis() as u64;
+    EvalSet {
+        name: "outage",
+        healthy: (0..history.len()).map(|i| !outage.contains(&i)).collect(),
+        incidents: vec![Span {
+            start_ms: outage.start as u64 * step_ms,
+            end_ms: outage.end as u64 * step_ms,
+        }],
+        history,
     }
 }
 

@@ -9,8 +9,7 @@ use super::{Pricing, better, cost_on};
 use crate::history::{History, Step};
 use crate::replay;
 use crate::replay::Steps;
-use crate::scenario::Span;
-use crate::search::tests::{rate_only, secs, steady_history};
+use crate::search::tests::{rate_only, secs, steady_history, with_outage};
 use crate::search::{Candidate, EvalSet, Grid, Probes, Search, SearchOptions};
 
 #[test]
@@ -42,20 +41,10 @@ fn a_candidate_is_better_by_a_margin_or_at_equal_cost_with_fewer_moving_parts() 
 /// Twenty minutes of 100 calls a second, none failing, with a two-minute outage (every call
 /// failing, labelled an incident) from 600 s.
 fn outage_set() -> EvalSet {
-    let mut history = steady_history(1_200, 100, 0, &[10, 100], &[100, 0]);
-    let outage = 600..720;
-    for step in &mut history.steps[outage.clone()] {
-        step.n_failures = step.n_calls;
-    }
-    EvalSet {
-        name: "outage",
-        healthy: (0..history.len()).map(|i| !outage.contains(&i)).collect(),
-        incidents: vec![Span {
-            start_ms: 600_000,
-            end_ms: 720_000,
-        }],
-        history,
-    }
+    with_outage(
+        steady_history(1_200, 100, 0, &[10, 100], &[100, 0]),
+        600..720,
+    )
 }
 
 /// A grid holding only `start`'s values, but for the given waits and slow-call durations.

@@ -5,28 +5,17 @@ use breaker::{Config, Wait};
 
 use super::expected_minus_replayed;
 use crate::replay::{self, Steps};
-use crate::scenario::Span;
 use crate::search::descent::{Pricing, cost_on};
-use crate::search::tests::{rate_only, secs, steady_history};
+use crate::search::tests::{rate_only, secs, steady_history, with_outage};
 use crate::search::{Candidate, EvalSet};
 
 /// Ten minutes of 100 calls a second, none failing, but for an outage (every call failing,
 /// labelled an incident) of `seconds` from 120 s.
 fn outage(seconds: usize) -> EvalSet {
-    let mut history = steady_history(600, 100, 0, &[10], &[100]);
-    let steps = 120..120 + seconds;
-    for step in &mut history.steps[steps.clone()] {
-        step.n_failures = step.n_calls;
-    }
-    EvalSet {
-        name: "outage",
-        healthy: (0..history.len()).map(|i| !steps.contains(&i)).collect(),
-        incidents: vec![Span {
-            start_ms: 120_000,
-            end_ms: (120 + seconds as u64) * 1_000,
-        }],
-        history,
-    }
+    with_outage(
+        steady_history(600, 100, 0, &[10], &[100]),
+        120..120 + seconds,
+    )
 }
 
 fn waiting(seconds: u64) -> Config {
