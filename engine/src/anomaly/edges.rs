@@ -9,8 +9,9 @@
 //! So where the judging window spanned more than the step, the end moves back to the most
 //! likely change point of the period's own kind of bad calls (failures, or slow calls at the
 //! cut-off that rose most): the bad share of the period before it, the usual share after it,
-//! each step's count binomial. Only as far back as the blur reaches, and only when the counts
-//! say so: at equal likelihood the end stays.
+//! each step's count binomial. At most twice the judging window's half-width back (the blur,
+//! and the widening that may have followed it), and only when the counts say so: at equal
+//! likelihood the end stays.
 
 use crate::features::{Features, col};
 use crate::history::History;
@@ -18,8 +19,8 @@ use crate::history::History;
 use super::AnomalyKind;
 
 /// The period `start..end` of `kind` (its end as detected, after widening) with its end
-/// moved back to the change point, at most as far as the judging window at its last step
-/// reached beyond the step, and never so far that the period has fewer than `min_steps`.
+/// moved back to the change point, at most twice as far as the judging window at its last
+/// step reached before it, and never so far that the period has fewer than `min_steps`.
 pub(super) fn sharpened_end(
     history: &History,
     features: &Features,
