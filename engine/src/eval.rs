@@ -238,12 +238,7 @@ fn evaluate_scenario(
     ];
     for (asked, config_name, config) in extra_rows {
         if asked {
-            let config = config();
-            results.push(ConfigResult {
-                config_name,
-                score: scored_from(scenario, half, &config),
-                config: Some(config),
-            });
+            results.push(result_of(scenario, half, config_name, config()));
         }
     }
     (
@@ -268,34 +263,21 @@ fn score_all(
     with_oracle: bool,
 ) -> Vec<ConfigResult> {
     let history = &scenario.history;
-    let n_steps = history.len();
-    let score_replay = |res: replay::Replay| second_half_score(scenario, half, res);
-    let score = |config: &Config| score_replay(replay::replay(history, 0..n_steps, config));
     let mut results: Vec<ConfigResult> = defaults::library_defaults()
         .into_iter()
-        .map(|(name, config)| ConfigResult {
-            config_name: name,
-            score: score(&config),
-            config: Some(config),
-        })
+        .map(|(name, config)| result_of(scenario, half, name, config))
         .collect();
+    let throttled = throttle::replay(history, 0..history.len(), throttle::K);
     results.push(ConfigResult {
         config_name: ADAPTIVE_THROTTLING,
-        score: score_replay(throttle::replay(history, 0..n_steps, throttle::K)),
+        score: second_half_score(scenario, half, throttled),
+        random_order_false_trips: None,
         config: None,
     });
-    results.push(ConfigResult {
-        config_name: "tuned",
-        score: score(tuned),
-        config: Some(tuned.clone()),
-    });
+    results.push(result_of(scenario, half, "tuned", tuned.clone()));
     if with_oracle {
         let oracle = oracle(scenario, half, tuned);
-        results.push(ConfigResult {
-            config_name: "oracle",
-            score: score(&oracle),
-            config: Some(oracle),
-        });
+        results.push(result_of(scenario, half, "oracle", oracle));
     }
     results
 }
@@ -359,6 +341,28 @@ pub fn lengthened(scenario: &Scenario, half: usize, extra: usize) -> Scenario {
 const ORACLE_WARM_UP: std::time::Duration = std::time::Duration::from_secs(1_800);
 
 /// `config` replayed over the whole history and scored on the steps from `half` on.
+/// `config`'s result on the scored half: its score, and its false trips with each step's
+/// calls in a random order.
+fn result_of(
+    scenario: &Scenario,
+    half: usize,
+    config_name: &'static str,
+    config: Config,
+) -> ConfigResult {
+    let history = &scenario.history;
+    let shuffled =
+        replay::replay_in_random_order(history, 0..history.len(), &config, RANDOM_ORDER_SEED);
+    ConfigResult {
+        config_name,
+        score: scored_from(scenario, half, &config),
+        random_order_false_trips: Some(second_half_score(scenario, half, shuffled).false_trips),
+        config: Some(config),
+    }
+}
+
+/// The seed of the random order [`ConfigResult::random_order_false_trips`] are counted in.
+const RANDOM_ORDER_SEED: u64 = 0x0dd_0de5;
+
 fn scored_from(scenario: &Scenario, half: usize, config: &Config) -> replay::Score {
     let history = &scenario.history;
     second_half_score(

@@ -28,6 +28,8 @@ use std::ops::Range;
 use std::time::Duration;
 
 use breaker::{Admission, Batch, Config, Machine, Outcome, State, Transition};
+use rand_xoshiro::Xoshiro256Plus;
+use rand_xoshiro::rand_core::{RngCore, SeedableRng};
 
 use crate::history::History;
 use crate::scenario::Span;
@@ -92,6 +94,28 @@ pub fn replay(history: &History, range: Range<usize>, config: &Config) -> Replay
         config,
         |_, _, _| true,
         true,
+        None,
+    )
+}
+
+/// [`replay`] with each step's calls in a random order (seeded by `seed`) instead of the
+/// even layout: the same failures and latencies per step, as real traffic would bunch them.
+/// The even layout never lets a share of failures below a threshold reach it over any
+/// window; random order does, as often as chance would. One call at a time, so slower.
+pub fn replay_in_random_order(
+    history: &History,
+    range: Range<usize>,
+    config: &Config,
+    seed: u64,
+) -> Replay {
+    replay_steps(
+        history,
+        &Steps::new(history),
+        range,
+        config,
+        |_, _, _| true,
+        false,
+        Some(seed),
     )
 }
 
@@ -108,7 +132,7 @@ pub fn replay_laid_out_while(
     config: &Config,
     keep_going: impl FnMut(usize, u32, u32) -> bool,
 ) -> Replay {
-    replay_steps(history, steps, range, config, keep_going, true)
+    replay_steps(history, steps, range, config, keep_going, true, None)
 }
 
 /// How a replay lays out each step of one history, whatever the config: the calls it drives
@@ -187,7 +211,13 @@ fn replay_steps(
     config: &Config,
     mut keep_going: impl FnMut(usize, u32, u32) -> bool,
     in_batches: bool,
+    shuffle_seed: Option<u64>,
 ) -> Replay {
+    // In random order, the quiet batches (which count a second's calls by position) are off.
+    let in_batches = in_batches && shuffle_seed.is_none();
+    let mut rng = shuffle_seed.map(Xoshiro256Plus::seed_from_u64);
+    // Per step, where call `i` sits in the even layout (`order[i]`), when shuffled.
+    let mut order: Vec<u32> = Vec::new();
     let n_steps = range.len();
     let mut out = Replay {
         range: range.clone(),
@@ -242,6 +272,16 @@ fn replay_steps(
         };
         out.replayed_calls += u64::from(n);
         let n_failures = laid_out.n_failures;
+        if let Some(rng) = &mut rng {
+            // Fisher–Yates over the step's positions.
+            order.clear();
+            order.extend(0..n);
+            for i in (1..order.len()).rev() {
+                let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+                order.swap(i, j);
+            }
+        }
+        let position = |i: u32| order.get(i as usize).copied().unwrap_or(i);
         let failed_at = |i: u32| {
             n_failures != 0
                 && failures_before(i + 1, n_failures, n) > failures_before(i, n_failures, n)
@@ -323,8 +363,8 @@ fn replay_steps(
                     Admission::Granted(granted) => granted,
                 };
                 n_admitted += 1;
-                let failed = failed_at(i);
-                let latency = latency_of(i);
+                let failed = failed_at(position(i));
+                let latency = latency_of(position(i));
                 let (outcome, latency) = match timeout {
                     Some(timeout) if latency >= timeout => (Outcome::Timeout, timeout),
                     _ if failed => (Outcome::Failure, latency),

@@ -25,7 +25,7 @@ use crate::stop::Stop;
 pub const FALSE_TRIP_PENALTY_S: f64 = 60.0;
 
 /// Options for [`tune`] and [`suggest`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct TuneOptions {
     pub features: FeatureOptions,
     pub anomaly: AnomalyOptions,
@@ -42,6 +42,26 @@ pub struct TuneOptions {
 }
 
 // === impl TuneOptions ===
+
+impl Default for TuneOptions {
+    /// Descents from the three best seeds (the prior, the current config, the library
+    /// defaults), the joint moves from the best of their end points: one descent from the
+    /// best seed alone settles in whichever valley that seed lies in.
+    fn default() -> TuneOptions {
+        TuneOptions {
+            features: FeatureOptions::default(),
+            anomaly: AnomalyOptions::default(),
+            search: SearchOptions {
+                n_starts: 3,
+                joint_starts: 1,
+                ..SearchOptions::default()
+            },
+            backtest_budget_calls: None,
+            coarse_grid: false,
+            stop: Stop::default(),
+        }
+    }
+}
 
 impl TuneOptions {
     /// Settings for suggesting configs for a whole fleet: screening on at most 15 k calls per

@@ -41,6 +41,10 @@ pub struct ConfigResult {
     /// The breaker configuration replayed; `None` for adaptive throttling, which has none.
     pub config: Option<Config>,
     pub score: Score,
+    /// Closed→Open transitions while healthy (as [`Score::false_trips`]) with each step's
+    /// calls in a random order instead of the even layout the score replays: what real
+    /// traffic, which bunches failures by chance, would do. `None` for adaptive throttling.
+    pub random_order_false_trips: Option<u32>,
 }
 
 /// How the tuned config compares, in one scenario.
@@ -55,6 +59,9 @@ pub struct Summary {
     pub best_default_false_trips: u32,
     /// `None` when the oracle was not searched.
     pub oracle_false_trips: Option<u32>,
+    /// The same three counts with each step's calls in a random order (see
+    /// [`ConfigResult::random_order_false_trips`]): tuned, best default, oracle.
+    pub random_order_false_trips: [Option<u32>; 3],
     /// The best config chosen with the truth on the training half, over the oracle: the
     /// part of the tuned/oracle ratio no tuner of static thresholds closes. `None` unless
     /// both were searched.
@@ -90,6 +97,9 @@ impl Report {
                         "tuned_false_trips": s.tuned_false_trips,
                         "oracle_false_trips": s.oracle_false_trips,
                         "best_default_false_trips": s.best_default_false_trips,
+                        "tuned_random_order_false_trips": s.random_order_false_trips[0],
+                        "best_default_random_order_false_trips": s.random_order_false_trips[1],
+                        "oracle_random_order_false_trips": s.random_order_false_trips[2],
                         "hindsight_over_oracle": s.hindsight_over_oracle,
                         "tuned_over_hindsight": s.tuned_over_hindsight,
                         "tuned_over_labelled": s.tuned_over_labelled,
@@ -120,8 +130,8 @@ impl Report {
             );
             let _ = writeln!(
                 out,
-                "  {:<19} {:>10} {:>9} {:>8} {:>7} {:>10} {:>6}  settings",
-                "config", "cost", "lost_good", "wasted", "recall", "delay_ms", "false"
+                "  {:<19} {:>10} {:>9} {:>8} {:>7} {:>10} {:>6} {:>6}  settings",
+                "config", "cost", "lost_good", "wasted", "recall", "delay_ms", "false", "random"
             );
             for res in &scenario.results {
                 let s = &res.score;
@@ -129,7 +139,7 @@ impl Report {
                     .map_or_else(|| "-".to_owned(), |d| d.to_string());
                 let _ = writeln!(
                     out,
-                    "  {:<19} {:>10.1} {:>9} {:>8} {:>7} {:>10} {:>6}  {}",
+                    "  {:<19} {:>10.1} {:>9} {:>8} {:>7} {:>10} {:>6} {:>6}  {}",
                     res.config_name,
                     s.cost,
                     s.lost_good,
@@ -137,6 +147,7 @@ impl Report {
                     format!("{}/{}", s.detected, s.incidents),
                     delay,
                     s.false_trips,
+                    count(res.random_order_false_trips),
                     res.config.as_ref().map_or_else(
                         || format!(
                             "reject p = max(0, (requests − {}·accepts) / (requests + 1)) over {} s",
@@ -190,7 +201,7 @@ impl Report {
             if let Some(summary) = scenario.summary() {
                 let _ = writeln!(
                     out,
-                    "  tuned/oracle {}  tuned/best default ({}) {:.2}  recall {:.0} %  false trips {} (oracle {}, best default {})",
+                    "  tuned/oracle {}  tuned/best default ({}) {:.2}  recall {:.0} %  false trips {} (oracle {}, best default {}); in random order {} (oracle {}, best default {})",
                     summary
                         .tuned_over_oracle
                         .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
@@ -202,6 +213,9 @@ impl Report {
                         .oracle_false_trips
                         .map_or_else(|| "-".to_owned(), |n| n.to_string()),
                     summary.best_default_false_trips,
+                    count(summary.random_order_false_trips[0]),
+                    count(summary.random_order_false_trips[2]),
+                    count(summary.random_order_false_trips[1]),
                 );
                 if let Some(tuned_over_bounded) = summary.tuned_over_bounded {
                     let _ = writeln!(
@@ -267,6 +281,11 @@ impl ScenarioReport {
             tuned_false_trips: tuned.score.false_trips,
             best_default_false_trips: best_default.score.false_trips,
             oracle_false_trips: oracle.map(|oracle| oracle.score.false_trips),
+            random_order_false_trips: [
+                tuned.random_order_false_trips,
+                best_default.random_order_false_trips,
+                oracle.and_then(|oracle| oracle.random_order_false_trips),
+            ],
             hindsight_over_oracle: hindsight
                 .zip(oracle)
                 .map(|(h, o)| ratio(h.score.cost, o.score.cost)),
@@ -278,6 +297,11 @@ impl ScenarioReport {
             tuned_over_bounded: bounded.map(|b| ratio(tuned.score.cost, b.score.cost)),
         })
     }
+}
+
+/// A count, or "-" when there is none.
+fn count(n: Option<u32>) -> String {
+    n.map_or_else(|| "-".to_owned(), |n| n.to_string())
 }
 
 fn recall(score: &Score) -> f64 {
@@ -299,6 +323,7 @@ fn result_json(res: &ConfigResult) -> Value {
         "incidents": s.incidents,
         "detection_delay_ms_median": median_u64(&s.detection_delays_ms),
         "false_trips": s.false_trips,
+        "random_order_false_trips": res.random_order_false_trips,
         "settings": res.config.as_ref().map_or_else(
             || json!({"policy": "adaptive_throttling", "k": throttle::K,
                       "window_s": throttle::WINDOW.as_secs()}),

@@ -325,9 +325,17 @@ fn batching_quiet_seconds_replays_exactly_as_one_call_at_a_time() {
                     config,
                     |_, _, _| true,
                     true,
+                    None,
                 );
-                let single =
-                    super::replay_steps(&history, &steps, range, config, |_, _, _| true, false);
+                let single = super::replay_steps(
+                    &history,
+                    &steps,
+                    range,
+                    config,
+                    |_, _, _| true,
+                    false,
+                    None,
+                );
                 assert_eq!(
                     batched.transitions, single.transitions,
                     "{name} in {k} s steps: {config:?}"
@@ -359,4 +367,39 @@ fn batching_quiet_seconds_replays_exactly_as_one_call_at_a_time() {
             "{k} s steps: {n_quiet} of {n_calls} calls quiet"
         );
     }
+}
+
+#[test]
+fn in_random_order_failures_bunch_as_chance_would() {
+    // A minute at 40 % failures, 100 calls a second; the breaker trips at 60 % over 20 calls.
+    // Spread evenly, no 20 calls hold more than 8 failures; in a random order some do.
+    let noisy = history(&[(100, 40, 0); 60]);
+    let config = config()
+        .failure_rate_threshold(0.6)
+        .window(Window::Count(20))
+        .minimum_calls(20)
+        .build()
+        .unwrap();
+    let trips = |res: &crate::replay::Replay| {
+        res.transitions
+            .iter()
+            .filter(|tr| tr.to == breaker::State::Open)
+            .count()
+    };
+    let even = replay(&noisy, 0..noisy.len(), &config);
+    assert_eq!(trips(&even), 0);
+    let shuffled = super::replay_in_random_order(&noisy, 0..noisy.len(), &config, 7);
+    assert!(trips(&shuffled) > 0, "{:?}", shuffled.transitions);
+    // Every call is still let through or refused, and a seed gives one order.
+    for (admitted, rejected) in shuffled.admitted.iter().zip(&shuffled.rejected) {
+        assert_eq!(admitted + rejected, 100);
+    }
+    let again = super::replay_in_random_order(&noisy, 0..noisy.len(), &config, 7);
+    assert_eq!(again.transitions, shuffled.transitions);
+    let other = super::replay_in_random_order(&noisy, 0..noisy.len(), &config, 8);
+    assert_ne!(other.transitions, shuffled.transitions);
+    // The failures of each step stay the step's: at 0 % none trips in any order.
+    let healthy = history(&[(100, 0, 0); 60]);
+    let clean = super::replay_in_random_order(&healthy, 0..healthy.len(), &config, 7);
+    assert_eq!(trips(&clean), 0);
 }
