@@ -446,7 +446,12 @@ impl Search {
             scored.into_iter().take(self.opts.n_starts.max(1)).collect();
         let joint_everywhere = self.opts.joint_starts >= starts.len();
         let mut ends: Vec<(f64, Candidate)> = Vec::new();
-        for (start_cost, start) in starts {
+        for (k, (start_cost, start)) in starts.into_iter().enumerate() {
+            // A further start only while there is time for it: under a deadline, one
+            // finished descent beats several stopped ones.
+            if k > 0 && !self.time_to_go_on() {
+                break;
+            }
             ends.push(self.descend(grid, start_cost, start, joint_everywhere));
         }
         if !joint_everywhere {

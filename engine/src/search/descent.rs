@@ -35,7 +35,7 @@ impl Search {
             if changed && rounds < self.opts.max_rounds {
                 continue;
             }
-            if !joint || rounds >= self.opts.max_rounds + 2 || !self.time_for_joint_moves() {
+            if !joint || rounds >= self.opts.max_rounds + 2 || !self.time_to_go_on() {
                 break;
             }
             let mut joint = false;
@@ -49,11 +49,13 @@ impl Search {
         (best_cost, best)
     }
 
-    /// Whether the joint moves (and the rounds they may bring) fit: always without a deadline
-    /// (so an evaluation stays deterministic); with one, while twice the time the search has
-    /// taken so far is left (they may cost as much again, with the rounds they bring). A run under a tight budget then ends where the plain
-    /// descent settled instead of running out of time with no result.
-    fn time_for_joint_moves(&self) -> bool {
+    /// Whether more work of the size already done fits: the joint moves (and the rounds they
+    /// may bring), or a descent from a further start. Always without a deadline (so an
+    /// evaluation stays deterministic); with one, while twice the time the search has taken so
+    /// far is left (the work may cost as much again, and the finalists' replays follow). A run
+    /// under a tight budget then ends with what it has instead of running out of time with
+    /// no result.
+    pub(super) fn time_to_go_on(&self) -> bool {
         self.opts
             .stop
             .time_left()
