@@ -87,15 +87,7 @@ pub const FALSE_TRIP_GRACE: Duration = Duration::from_secs(30);
 
 /// Replays the steps `range` of `history` through a fresh Closed machine running `config`.
 pub fn replay(history: &History, range: Range<usize>, config: &Config) -> Replay {
-    replay_steps(
-        history,
-        &Steps::new(history),
-        range,
-        config,
-        |_, _, _| true,
-        true,
-        None,
-    )
+    replay_whole(history, range, config, None)
 }
 
 /// [`replay`] with each step's calls in a random order (seeded by `seed`) instead of the
@@ -108,14 +100,26 @@ pub fn replay_in_random_order(
     config: &Config,
     seed: u64,
 ) -> Replay {
+    replay_whole(history, range, config, Some(seed))
+}
+
+/// Every step of `range`, evenly laid out (in quiet batches where they cannot trip) or, with
+/// a seed, in a random order one call at a time.
+fn replay_whole(
+    history: &History,
+    range: Range<usize>,
+    config: &Config,
+    shuffle_seed: Option<u64>,
+) -> Replay {
+    let steps = Steps::new(history);
     replay_steps(
         history,
-        &Steps::new(history),
+        &steps,
         range,
         config,
         |_, _, _| true,
-        false,
-        Some(seed),
+        true,
+        shuffle_seed,
     )
 }
 
