@@ -27,7 +27,7 @@
 //!
 //! With [`EvalOptions::bounded`], the oracle's search kept within the tuner's safety bounds
 //! (rates judged over at least 5 calls, at least 3 failures to trip, the noise margin, at
-//! most 3 probe successes in a row; no call timeout): bounded over oracle is what the bounds
+//! most 10 probe successes in a row; no call timeout): bounded over oracle is what the bounds
 //! cost a config that knows the future, tuned over bounded what the tuner's labels, margins
 //! and narrower search cost within them.
 //!

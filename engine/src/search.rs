@@ -358,7 +358,14 @@ impl Search {
                 f64::INFINITY,
             );
         }
-        replayed + self.probe_risk.as_ref().map_or(0.0, |risk| risk.cost(cand))
+        replayed + self.risk_cost(cand)
+    }
+
+    /// What no replay shows: the expected cost of unlucky probes and of trips by chance.
+    fn risk_cost(&self, cand: &Candidate) -> f64 {
+        self.probe_risk.as_ref().map_or(0.0, |risk| {
+            risk.cost(cand) + risk.chance_trip_cost(cand, self.opts.false_trip_penalty_s)
+        })
     }
 
     /// Per-set scores of `config` over the full sets.
@@ -400,7 +407,7 @@ impl Search {
             return f64::INFINITY;
         };
         // The history is the last set: the cheap injected sets rule most candidates out first.
-        let mut cost = self.probe_risk.as_ref().map_or(0.0, |risk| risk.cost(cand));
+        let mut cost = self.risk_cost(cand);
         let mut exact = true;
         let pricing = self.pricing();
         for (set, steps) in sets.iter().zip(steps).rev() {

@@ -135,10 +135,10 @@ impl Grid {
     }
 
     /// The grid without values outside the safety bounds a suggestion must keep: rates are
-    /// judged over at least 5 calls and windows of at least 5 s (or 10 calls), and at most 3
-    /// probe successes in a row are needed to close; probes judged by their rates have no such
-    /// bound, since one usual failure among them does not decide (see also
-    /// [`Grid::SAFE_MIN_FAILURES_TO_TRIP`]). A replay spreads failures perfectly evenly, so it
+    /// judged over at least 5 calls and windows of at least 5 s (or 10 calls), and at most
+    /// [`Grid::SAFE_MAX_PROBE_SUCCESSES`] probe successes in a row are needed to close;
+    /// probes judged by their rates have no such bound, since one usual failure among them
+    /// does not decide (see also [`Grid::SAFE_MIN_FAILURES_TO_TRIP`]). A replay spreads failures perfectly evenly, so it
     /// would find nothing wrong with judging one call in a one-second window; real traffic is
     /// not that kind, and the suggestion must hold on real traffic.
     pub fn within_safety_bounds(mut self) -> Grid {
@@ -158,8 +158,12 @@ impl Grid {
     pub const SAFE_MIN_FAILURES_TO_TRIP: f64 = 3.0;
 
     /// The most probe successes in a row a suggestion may need to close, within the safety
-    /// bounds: each is one more chance for a usual failure to open the breaker again.
-    pub const SAFE_MAX_PROBE_SUCCESSES: u32 = 3;
+    /// bounds: each is one more chance for a usual failure to open the breaker again, which
+    /// the search prices (see `ProbeRisk::cost`: the further waits a failed probe brings, and
+    /// those after them), so the bound is the grid's own most, and clamps only a seed (a
+    /// current config) that asks for more. Ten in a row keep a breaker open through a partial
+    /// failure, where three successes among failing calls come by chance.
+    pub const SAFE_MAX_PROBE_SUCCESSES: u32 = 10;
 
     /// Every other value of each list (the first and last kept): half the replays, for fleets.
     pub fn coarse(mut self) -> Grid {

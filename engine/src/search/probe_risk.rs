@@ -12,14 +12,20 @@ use crate::history::History;
 /// A replay spreads outcomes deterministically, so whether the first probe after an incident
 /// meets one of the dependency's usual failures is decided by luck, once per incident. That
 /// luck decides a lot when the wait is long or several probe successes are needed: a failed
-/// probe costs a whole further wait of refused calls. So the search adds the expectation:
-/// per incident, `P(a probe fails on a healthy dependency) × calls per second × the next wait`.
+/// probe costs a whole further wait of refused calls, and the probes after it may fail
+/// again. So the search adds the expectation: per incident, with `p = P(the probes fail on a
+/// healthy dependency)`, `(p + p² + …) × calls per second × the next wait`.
+///
+/// It also prices the trips the usual rates make by chance, which the even layout of a
+/// replay never shows (see [`ProbeRisk::chance_trip_cost`]).
 #[derive(Clone, Debug)]
 pub(crate) struct ProbeRisk {
     n_incidents: f64,
     /// The failure rate outside the anomalous periods.
     pub(crate) usual_failure_rate: f64,
     calls_per_second: f64,
+    /// Calls outside the anomalous periods.
+    usual_calls: f64,
     /// Per latency bucket bound (ms): the share of usual calls at or above it.
     share_at_least: Vec<(u32, f64)>,
 }
@@ -71,6 +77,7 @@ impl ProbeRisk {
             } else {
                 0.0
             },
+            usual_calls: n_calls as f64,
             share_at_least,
         }
     }
@@ -168,9 +175,48 @@ impl ProbeRisk {
                 ..
             } => (initial.as_secs_f64() * multiplier).min(max.as_secs_f64()),
         };
-        self.n_incidents * p_probe_fails * self.calls_per_second * next_wait
+        // A failed probe opens it for another wait, after which the probes may fail again.
+        let further_waits = p_probe_fails / (1.0 - p_probe_fails).max(0.01);
+        self.n_incidents * further_waits * self.calls_per_second * next_wait
+    }
+
+    /// What the trips `cand` is expected to make by chance on the usual traffic cost, at
+    /// `penalty_s` seconds of calls each: per rate rule, the usual calls over the calls a
+    /// window judges (its count, or what a time window holds, at least the minimum), each
+    /// such window reaching the threshold with the binomial chance of the usual rate. Windows
+    /// overlap as calls come, so this counts disjoint ones only: a lower bound that still
+    /// grows as the window shrinks, the threshold nears the usual rate or the traffic grows.
+    pub(super) fn chance_trip_cost(&self, cand: &Candidate, penalty_s: f64) -> f64 {
+        if penalty_s <= 0.0 || self.usual_calls <= 0.0 {
+            return 0.0;
+        }
+        let judged = match cand.window {
+            Window::Count(size) => f64::from(size.max(cand.minimum_calls)),
+            Window::Time(secs) => {
+                (self.calls_per_second * f64::from(secs)).max(f64::from(cand.minimum_calls))
+            }
+        }
+        .clamp(1.0, MAX_JUDGED_CALLS) as u32;
+        let rates = [
+            cand.failure_rate_threshold
+                .map(|t| (t, self.usual_failure_rate)),
+            cand.slow.map(|(_, t)| (t, self.slow_share(cand))),
+        ];
+        let windows = self.usual_calls / f64::from(judged);
+        let trips: f64 = rates
+            .into_iter()
+            .flatten()
+            .map(|(threshold, usual)| {
+                windows * binomial_tail(judged, fewest_at_rate(judged, threshold), usual)
+            })
+            .sum();
+        trips * penalty_s * self.calls_per_second
     }
 }
+
+/// The most calls [`ProbeRisk::chance_trip_cost`] takes a window to judge: beyond, the chance
+/// of the usual rate reaching a threshold above it is nil anyway.
+const MAX_JUDGED_CALLS: f64 = 5_000.0;
 
 /// The fewest of `n` calls whose share reaches `threshold`, as the breaker judges it
 /// (`k / n ≥ threshold`, in floating point).

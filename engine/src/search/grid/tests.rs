@@ -159,6 +159,7 @@ fn the_safety_bounds_drop_judging_on_few_calls_and_needing_many_probes() {
             Probes::Successes(1, 1),
             Probes::Successes(3, 3),
             Probes::Successes(5, 5),
+            Probes::Successes(20, 20),
             Probes::Successes(3, 1),
             Probes::Rates(10),
         ],
@@ -168,12 +169,14 @@ fn the_safety_bounds_drop_judging_on_few_calls_and_needing_many_probes() {
     assert_eq!(grid.windows, [Window::Time(5), Window::Count(10)]);
     assert_eq!(grid.minimum_calls, [5, 20]);
     assert_eq!(grid.consecutive_failures, [None, Some(3)]);
-    // Probes judged by their rates need no successes in a row, so any number stays.
+    // Up to ten successes in a row stay (the search prices each failed probe's further
+    // waits); probes judged by their rates need no successes in a row, so any number stays.
     assert_eq!(
         grid.half_open,
         [
             Probes::Successes(1, 1),
             Probes::Successes(3, 3),
+            Probes::Successes(5, 5),
             Probes::Successes(3, 1),
             Probes::Rates(10)
         ]

@@ -73,24 +73,29 @@ fn the_probe_risk_is_learnt_from_the_usual_traffic_only() {
 }
 
 #[test]
-fn an_unlucky_probe_costs_a_further_wait_of_calls_per_incident() {
+fn an_unlucky_probe_costs_further_waits_of_calls_per_incident() {
     let (history, labels) = usual_traffic();
     let risk = ProbeRisk::new(&history, &labels, 2.0);
     let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
-    // Two incidents × P(one of two probes fails: 1 − 0.9²) × 10 calls/s × 5 s.
+    // A failed probe brings a further wait, whose probes may fail again: p + p² + ….
+    let further = |p: f64| p / (1.0 - p);
+    // Two incidents × further waits at P(one of two probes fails: 1 − 0.9²) × 10 calls/s × 5 s.
     let two_probes = Candidate {
         wait: Wait::Fixed(secs(5)),
         half_open: Probes::Successes(2, 2),
         ..rate_only()
     };
-    assert!(close(risk.cost(&two_probes), 2.0 * 0.19 * 10.0 * 5.0));
+    assert!(close(
+        risk.cost(&two_probes),
+        2.0 * further(0.19) * 10.0 * 5.0
+    ));
     // A slow-call policy at 100 ms makes 2 in 10 more probes bad.
     let slow = Candidate {
         slow: Some((100, 0.5)),
         half_open: Probes::Successes(1, 1),
         ..two_probes.clone()
     };
-    assert!(close(risk.cost(&slow), 2.0 * 0.3 * 10.0 * 5.0));
+    assert!(close(risk.cost(&slow), 2.0 * further(0.3) * 10.0 * 5.0));
     // An exponential wait's next wait is its second: initial × multiplier, at most max.
     let exponential = |initial, max| Candidate {
         wait: Wait::Exponential {
@@ -103,9 +108,12 @@ fn an_unlucky_probe_costs_a_further_wait_of_calls_per_incident() {
     };
     assert!(close(
         risk.cost(&exponential(1, 60)),
-        2.0 * 0.3 * 10.0 * 2.0
+        2.0 * further(0.3) * 10.0 * 2.0
     ));
-    assert!(close(risk.cost(&exponential(5, 8)), 2.0 * 0.3 * 10.0 * 8.0));
+    assert!(close(
+        risk.cost(&exponential(5, 8)),
+        2.0 * further(0.3) * 10.0 * 8.0
+    ));
 }
 
 #[test]
@@ -113,6 +121,7 @@ fn probes_judged_by_rate_reopen_only_when_the_usual_failures_reach_the_threshold
     let (history, labels) = usual_traffic();
     let risk = ProbeRisk::new(&history, &labels, 2.0);
     let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+    let further = |p: f64| p / (1.0 - p);
     // P(at least k of 10 probes fail) at the usual 10 %, term by term.
     let at_least = |k: u32| -> f64 {
         (k..=10)
@@ -131,12 +140,12 @@ fn probes_judged_by_rate_reopen_only_when_the_usual_failures_reach_the_threshold
     // Two incidents × P(≥ 5 of 10 fail) × 10 calls/s × 5 s.
     assert!(close(
         risk.cost(&by_rate(0.5)),
-        2.0 * at_least(5) * 10.0 * 5.0
+        2.0 * further(at_least(5)) * 10.0 * 5.0
     ));
     // 3 of 10 is a rate of 0.3 exactly: it reopens.
     assert!(close(
         risk.cost(&by_rate(0.3)),
-        2.0 * at_least(3) * 10.0 * 5.0
+        2.0 * further(at_least(3)) * 10.0 * 5.0
     ));
     // Ten probes judged by rate are far safer on this noise than three successes in a row.
     let three_in_a_row = Candidate {
@@ -152,7 +161,7 @@ fn probes_judged_by_rate_reopen_only_when_the_usual_failures_reach_the_threshold
     let slow_reaches = binomial_tail(10, 5, 0.2);
     assert!(close(
         risk.cost(&slow),
-        2.0 * (1.0 - (1.0 - at_least(5)) * (1.0 - slow_reaches)) * 10.0 * 5.0
+        2.0 * further(1.0 - (1.0 - at_least(5)) * (1.0 - slow_reaches)) * 10.0 * 5.0
     ));
 }
 
@@ -286,4 +295,31 @@ fn a_time_window_is_widened_until_it_usually_holds_the_minimum_of_calls() {
     };
     risk.require_noise_margin(&mut busy);
     assert_eq!(busy.window, Window::Time(600));
+}
+
+#[test]
+fn trips_by_chance_cost_more_over_fewer_calls_and_nearer_the_usual_rate() {
+    let (history, labels) = usual_traffic();
+    let risk = ProbeRisk::new(&history, &labels, 2.0);
+    let over = |window, threshold| Candidate {
+        failure_rate_threshold: Some(threshold),
+        window,
+        minimum_calls: 10,
+        ..rate_only()
+    };
+    // 5,000 usual calls in disjoint windows of 20, each reaching 30 % (6 of 20) with the
+    // binomial chance at the usual 10 %; each trip at 60 s of 10 calls a second.
+    let twenty = over(Window::Count(20), 0.3);
+    let expected = 5_000.0 / 20.0 * binomial_tail(20, 6, 0.1) * 60.0 * 10.0;
+    let cost = risk.chance_trip_cost(&twenty, 60.0);
+    assert!(
+        (cost - expected).abs() < 1e-9 * expected,
+        "{cost} against {expected}"
+    );
+    // A 10 s window judges 100 calls: 30 % of them is far out of the noise's reach.
+    assert!(risk.chance_trip_cost(&over(Window::Time(10), 0.3), 60.0) < cost / 1_000.0);
+    // A threshold nearer the usual rate trips by chance more often.
+    assert!(risk.chance_trip_cost(&over(Window::Count(20), 0.2), 60.0) > 5.0 * cost);
+    // Without a penalty for false trips (the oracle's search), nothing.
+    assert_eq!(risk.chance_trip_cost(&twenty, 0.0), 0.0);
 }
