@@ -47,7 +47,8 @@
 //! - `descent`: the coordinate descent, the rule that decides when one candidate beats
 //!   another, and a candidate's cost on one set;
 //! - `inject`: the transplanted and injected incidents and the stressed stretches;
-//! - `probe_risk`: the expected cost of an unlucky probe and the noise margin;
+//! - `probe_risk`: the expected cost of unlucky probes and of trips by chance, and the noise
+//!   margin;
 //! - `tail`: the expected tail after an incident.
 
 mod candidate;

@@ -1,5 +1,6 @@
-//! [`ProbeRisk`]: the expected cost of an unlucky probe after an incident, and the noise
-//! margin that keeps a threshold out of reach of the usual failures drawn at random.
+//! [`ProbeRisk`]: the expected cost of unlucky probes after an incident and of trips the
+//! usual rates make by chance, and the noise margin that keeps a threshold out of reach of
+//! the usual failures drawn at random.
 
 use breaker::{Wait, Window};
 
