@@ -33,6 +33,7 @@
 //!
 //! The results, [`Report`], and the table and JSON they are written out as are in `report`.
 
+mod overall;
 mod report;
 
 use breaker::Config;
@@ -47,6 +48,7 @@ use crate::search::{Candidate, EvalSet, Grid, Search, SearchOptions};
 use crate::suggest::{self, TuneOptions};
 use crate::throttle;
 
+pub use overall::Overall;
 pub use report::{ConfigResult, Report, ScenarioReport, Summary, settings_json, settings_text};
 
 /// Options for [`evaluate`].

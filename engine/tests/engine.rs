@@ -87,6 +87,12 @@ fn the_json_report_follows_the_schema() {
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     let scenario = &json["scenarios"][0];
     assert!(scenario["train_steps"].as_u64().unwrap() > 0);
+    // The figures over all scenarios, here over the one.
+    assert_eq!(json["overall"]["n_scenarios"], 1);
+    assert_eq!(
+        json["overall"]["incidents"],
+        scenario["results"][6]["incidents"]
+    );
     let names: Vec<&str> = scenario["results"]
         .as_array()
         .unwrap()

@@ -116,10 +116,12 @@ impl Report {
                 })
             })
             .collect();
-        json!({ "scenarios": scenarios }).to_string()
+        let overall = super::Overall::of(self).map(|overall| overall.to_json());
+        json!({ "scenarios": scenarios, "overall": overall }).to_string()
     }
 
-    /// A table per scenario, and how tuned compares with the oracle and the best default.
+    /// A table per scenario, how tuned compares with the oracle and the best default, and
+    /// the same over all the scenarios.
     pub fn to_table(&self) -> String {
         let mut out = String::new();
         for scenario in &self.scenarios {
@@ -240,6 +242,9 @@ impl Report {
                 }
             }
             out.push('\n');
+        }
+        if let Some(overall) = super::Overall::of(self) {
+            out.push_str(&overall.to_text());
         }
         out
     }
