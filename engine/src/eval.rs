@@ -70,6 +70,10 @@ pub struct EvalOptions {
     /// Also search the best static config within the tuner's safety bounds with the truth
     /// on the scored half (see the module's docs): as slow again as the oracle.
     pub bounded: bool,
+    /// Also search the best static config that trips falsely on the scored half in no
+    /// random order of each second's calls either (see the module's docs): slower than the
+    /// oracle.
+    pub safe_oracle: bool,
 }
 
 impl Default for EvalOptions {
@@ -81,6 +85,7 @@ impl Default for EvalOptions {
             hindsight: false,
             labelled: false,
             bounded: false,
+            safe_oracle: false,
         }
     }
 }
@@ -94,6 +99,10 @@ pub const LABELLED: &str = "labelled";
 /// The name of the best static config within the tuner's safety bounds, chosen with the
 /// truth on the scored half.
 pub const BOUNDED: &str = "bounded";
+
+/// The name of the best static config that trips falsely in no random order either, chosen
+/// with the truth on the scored half.
+pub const SAFE_ORACLE: &str = "safe-oracle";
 
 /// The name of the adaptive-throttling baseline (see [`crate::throttle`]).
 pub const ADAPTIVE_THROTTLING: &str = "adaptive-throttling";
@@ -229,7 +238,10 @@ fn evaluate_scenario(
             .collect();
     }
     // After the variants' means, which do not search them again.
-    let extra_rows: [(bool, &'static str, &dyn Fn() -> Config); 3] = [
+    let extra_rows: [(bool, &'static str, &dyn Fn() -> Config); 4] = [
+        (opts.safe_oracle, SAFE_ORACLE, &|| {
+            safe_oracle(scenario, half, tuned)
+        }),
         (opts.hindsight, HINDSIGHT, &|| {
             hindsight(scenario, half, tuned)
         }),
@@ -468,14 +480,26 @@ fn hindsight(scenario: &Scenario, half: usize, tuned: &Config) -> Config {
             .cloned()
             .collect(),
     };
-    best_static(set, 0, tuned, false)
+    best_static(set, 0, tuned, false, None)
 }
 
 /// The best static config of the grid, chosen with the truth on the scored half.
 fn oracle(scenario: &Scenario, half: usize, tuned: &Config) -> Config {
     let (set, score_from) = scored_set(scenario, half);
-    best_static(set, score_from, tuned, false)
+    best_static(set, score_from, tuned, false, None)
 }
+
+/// The oracle's search with every candidate that trips falsely on the scored half with each
+/// second's calls in a random order ruled out: the best static config that is safe on
+/// traffic whose failures bunch as chance would. The order is drawn with another seed than
+/// the one the `random` column counts in, so that column checks it independently.
+fn safe_oracle(scenario: &Scenario, half: usize, tuned: &Config) -> Config {
+    let (set, score_from) = scored_set(scenario, half);
+    best_static(set, score_from, tuned, false, Some(SAFE_ORACLE_SEED))
+}
+
+/// The seed of the random order [`safe_oracle`]'s search checks its candidates in.
+const SAFE_ORACLE_SEED: u64 = 0x5afe_0de5;
 
 /// The best static config of the grid within the tuner's safety bounds (the bounded grid,
 /// at least [`Grid::SAFE_MIN_FAILURES_TO_TRIP`] failures to trip and the noise margin on the
@@ -483,7 +507,7 @@ fn oracle(scenario: &Scenario, half: usize, tuned: &Config) -> Config {
 /// leave of the oracle.
 fn bounded(scenario: &Scenario, half: usize, tuned: &Config) -> Config {
     let (set, score_from) = scored_set(scenario, half);
-    best_static(set, score_from, tuned, true)
+    best_static(set, score_from, tuned, true, None)
 }
 
 /// The scored half with the truth, from half an hour before it (the first step scored is
@@ -511,8 +535,14 @@ fn scored_set(scenario: &Scenario, half: usize) -> (EvalSet, usize) {
 /// The best config of the grid for `set` (its steps from `score_from` on scored), by the
 /// widest search: coordinate descent from every library default and `tuned`. With
 /// `within_bounds`, the grid, the seeds and every candidate are kept within the tuner's
-/// safety bounds.
-fn best_static(set: EvalSet, score_from: usize, tuned: &Config, within_bounds: bool) -> Config {
+/// safety bounds; with `random_order_check`, see [`SearchOptions::random_order_check`].
+fn best_static(
+    set: EvalSet,
+    score_from: usize,
+    tuned: &Config,
+    within_bounds: bool,
+    random_order_check: Option<u64>,
+) -> Config {
     let mut grid = Grid::for_history(&set.history.slice(score_from..set.history.len()));
     let mut seeds: Vec<Candidate> = defaults::library_defaults()
         .iter()
@@ -543,6 +573,7 @@ fn best_static(set: EvalSet, score_from: usize, tuned: &Config, within_bounds: b
             } else {
                 0.0
             },
+            random_order_check,
             ..SearchOptions::default()
         },
     );

@@ -139,6 +139,26 @@ pub fn replay_laid_out_while(
     replay_steps(history, steps, range, config, keep_going, true, None)
 }
 
+/// [`replay_in_random_order`] over steps laid out beforehand (as for
+/// [`replay_laid_out_while`]), the whole of `range`.
+pub fn replay_laid_out_in_random_order(
+    history: &History,
+    steps: &Steps,
+    range: Range<usize>,
+    config: &Config,
+    seed: u64,
+) -> Replay {
+    replay_steps(
+        history,
+        steps,
+        range,
+        config,
+        |_, _, _| true,
+        true,
+        Some(seed),
+    )
+}
+
 /// How a replay lays out each step of one history, whatever the config: the calls it drives
 /// (all of them, or an even sample of at most [`MAX_CALLS_PER_STEP`]), how many of them
 /// fail, the positions of each latency bucket and the stride that interleaves them.

@@ -120,6 +120,12 @@ pub struct SearchOptions {
     /// the probe cycle, instead of the one the replay drew (see `tail`). The tuner's
     /// objective does; the oracle's, the cost of the very steps scored, does not.
     pub expected_tails: bool,
+    /// With a seed: every candidate whose cost is known exactly is replayed once more over
+    /// each set with each step's calls in a random order (seeded by this), and ruled out
+    /// (infinite cost) when it trips falsely there. The even layout of a replay never lets a
+    /// share of failures below a threshold reach it; chance does. The safe oracle's search
+    /// uses it (see `eval`); the tuner prices trips by chance instead (`ProbeRisk`).
+    pub random_order_check: Option<u64>,
     /// Checked before every replay and every round; once it fires, [`Search::run`] gives up.
     pub stop: Stop,
 }
@@ -186,6 +192,7 @@ impl Default for SearchOptions {
             min_failures_to_trip: 0.0,
             false_trip_penalty_s: 0.0,
             expected_tails: false,
+            random_order_check: None,
             stop: Stop::default(),
         }
     }
@@ -359,7 +366,37 @@ impl Search {
                 f64::INFINITY,
             );
         }
+        if replayed.is_finite() && self.trips_in_random_order(&config) {
+            return f64::INFINITY;
+        }
         replayed + self.risk_cost(cand)
+    }
+
+    /// Whether `config`, with [`SearchOptions::random_order_check`], trips falsely on any full
+    /// set (from the first step scored on) with each step's calls in a random order.
+    fn trips_in_random_order(&mut self, config: &Config) -> bool {
+        let Some(seed) = self.opts.random_order_check else {
+            return false;
+        };
+        for (set, steps) in self.full.iter().zip(&self.full_steps) {
+            self.n_replays += 1;
+            let mut res = replay::replay_laid_out_in_random_order(
+                &set.history,
+                steps,
+                0..set.history.len(),
+                config,
+                seed,
+            );
+            self.replayed_calls += res.replayed_calls;
+            let skip = self.score_from.min(set.history.len());
+            res.admitted.drain(..skip);
+            res.rejected.drain(..skip);
+            res.range = skip..set.history.len();
+            if replay::score(&set.history, &res, &set.healthy, &set.incidents).false_trips > 0 {
+                return true;
+            }
+        }
+        false
     }
 
     /// What no replay shows: the expected cost of unlucky probes and of trips by chance.
@@ -430,6 +467,13 @@ impl Search {
             if cost > bound {
                 exact = false;
                 break;
+            }
+        }
+        if exact && cost.is_finite() && self.opts.random_order_check.is_some() {
+            // Checked on the full sets whatever the screening: a false trip is not a share.
+            let full = cand.to_config().expect("a valid candidate");
+            if self.trips_in_random_order(&full) {
+                cost = f64::INFINITY;
             }
         }
         self.cache.insert(key, (cost, cand.clone(), exact));

@@ -81,6 +81,7 @@ impl TuneOptions {
                 min_failures_to_trip: 0.0,
                 false_trip_penalty_s: FALSE_TRIP_PENALTY_S,
                 expected_tails: true,
+                random_order_check: None,
                 stop: Stop::default(),
             },
             backtest_budget_calls: Some(200_000),

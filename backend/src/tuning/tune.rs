@@ -80,6 +80,14 @@ pub struct EvalArgs {
     /// oracle.
     #[arg(long)]
     pub bounded: bool,
+    /// Also search the oracle again, ruling out every config that trips falsely on the
+    /// scored half when each second's calls come in a random order ("safe-oracle"): the
+    /// even layout of the scoring never lets failures bunch, and the oracle may pick a rule
+    /// that trips on noise as soon as they do. safe-oracle/oracle is how much of the oracle's
+    /// cost rests on that, tuned/safe-oracle the tuner against a yardstick as safe as it is.
+    /// Slower than the oracle.
+    #[arg(long)]
+    pub safe_oracle: bool,
 }
 
 /// Runs a `fusebox tune` command.
@@ -183,6 +191,7 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
         hindsight: args.hindsight,
         labelled: args.labelled,
         bounded: args.bounded,
+        safe_oracle: args.safe_oracle,
         ..engine::eval::EvalOptions::default()
     };
     let (report, warnings) = engine::eval::evaluate(&files, &options);

@@ -37,6 +37,11 @@ pub struct Overall {
     pub random_order_false_trips: [u32; 3],
     /// Scenarios where tuned trips falsely more often than the oracle, as scored.
     pub n_more_false_trips_than_oracle: usize,
+    /// Scenarios whose safe oracle was searched, the geometric mean of tuned over it (`None`
+    /// without any) and the scenarios with tuned within [`WITHIN_ORACLE`] × it.
+    pub n_with_safe_oracle: usize,
+    pub geomean_tuned_over_safe_oracle: Option<f64>,
+    pub n_within_safe_oracle: usize,
 }
 
 // === impl Overall ===
@@ -58,6 +63,10 @@ impl Overall {
         let to_oracle: Vec<f64> = summaries
             .iter()
             .filter_map(|(s, _)| s.tuned_over_oracle)
+            .collect();
+        let to_safe: Vec<f64> = summaries
+            .iter()
+            .filter_map(|(s, _)| s.tuned_over_safe_oracle)
             .collect();
         let to_default: Vec<f64> = summaries
             .iter()
@@ -91,6 +100,9 @@ impl Overall {
                 s.oracle_false_trips
                     .is_some_and(|oracle| s.tuned_false_trips > oracle)
             }),
+            n_with_safe_oracle: to_safe.len(),
+            geomean_tuned_over_safe_oracle: geomean(&to_safe),
+            n_within_safe_oracle: to_safe.iter().filter(|&&r| r <= WITHIN_ORACLE).count(),
         })
     }
 
@@ -119,6 +131,13 @@ impl Overall {
             "  recall {}/{}; false trips {tuned} (oracle {oracle}, best defaults {best_default}; tuned more than the oracle in {}); in random order {r_tuned} (oracle {r_oracle}, best defaults {r_best_default})",
             self.tuned_detected, self.incidents, self.n_more_false_trips_than_oracle
         );
+        if let Some(ratio) = self.geomean_tuned_over_safe_oracle {
+            let _ = writeln!(
+                out,
+                "  geomean tuned/safe-oracle {ratio:.3} (within {WITHIN_ORACLE}×: {} of {})",
+                self.n_within_safe_oracle, self.n_with_safe_oracle
+            );
+        }
         out
     }
 
@@ -140,6 +159,9 @@ impl Overall {
             "best_default_random_order_false_trips": self.random_order_false_trips[1],
             "oracle_random_order_false_trips": self.random_order_false_trips[2],
             "n_more_false_trips_than_oracle": self.n_more_false_trips_than_oracle,
+            "n_with_safe_oracle": self.n_with_safe_oracle,
+            "geomean_tuned_over_safe_oracle": self.geomean_tuned_over_safe_oracle,
+            "n_within_safe_oracle": self.n_within_safe_oracle,
         })
     }
 }

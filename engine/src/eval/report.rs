@@ -77,6 +77,12 @@ pub struct Summary {
     /// Tuned over that config: what the tuner's labels, margins and search cost within the
     /// bounds.
     pub tuned_over_bounded: Option<f64>,
+    /// The best config that trips falsely in no random order either, over the oracle: how
+    /// much of the oracle's cost rests on failures spread evenly. `None` unless both were
+    /// searched.
+    pub safe_oracle_over_oracle: Option<f64>,
+    /// Tuned over that config: the tuner against a yardstick as safe as it is.
+    pub tuned_over_safe_oracle: Option<f64>,
 }
 
 // === impl Report ===
@@ -105,6 +111,8 @@ impl Report {
                         "tuned_over_labelled": s.tuned_over_labelled,
                         "bounded_over_oracle": s.bounded_over_oracle,
                         "tuned_over_bounded": s.tuned_over_bounded,
+                        "safe_oracle_over_oracle": s.safe_oracle_over_oracle,
+                        "tuned_over_safe_oracle": s.tuned_over_safe_oracle,
                     })
                 });
                 json!({
@@ -228,6 +236,15 @@ impl Report {
                             .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
                     );
                 }
+                if let Some(tuned_over_safe) = summary.tuned_over_safe_oracle {
+                    let _ = writeln!(
+                        out,
+                        "  safe-oracle/oracle {}  tuned/safe-oracle {tuned_over_safe:.2}",
+                        summary
+                            .safe_oracle_over_oracle
+                            .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
+                    );
+                }
                 if let Some(tuned_over_labelled) = summary.tuned_over_labelled {
                     let _ = writeln!(out, "  tuned/labelled {tuned_over_labelled:.2}");
                 }
@@ -264,6 +281,7 @@ impl ScenarioReport {
         let hindsight = self.result(super::HINDSIGHT);
         let labelled = self.result(super::LABELLED);
         let bounded = self.result(super::BOUNDED);
+        let safe_oracle = self.result(super::SAFE_ORACLE);
         let best_default = self
             .results
             .iter()
@@ -300,6 +318,10 @@ impl ScenarioReport {
                 .zip(oracle)
                 .map(|(b, o)| ratio(b.score.cost, o.score.cost)),
             tuned_over_bounded: bounded.map(|b| ratio(tuned.score.cost, b.score.cost)),
+            safe_oracle_over_oracle: safe_oracle
+                .zip(oracle)
+                .map(|(s, o)| ratio(s.score.cost, o.score.cost)),
+            tuned_over_safe_oracle: safe_oracle.map(|s| ratio(tuned.score.cost, s.score.cost)),
         })
     }
 }

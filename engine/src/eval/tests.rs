@@ -68,6 +68,12 @@ fn a_lengthened_scenario_repeats_the_incidents_last_step_in_the_scored_half_only
 
 /// Two hours of one-second steps at 50 calls/s with full outages at the given step ranges.
 fn outages(ranges: &[std::ops::Range<usize>]) -> Scenario {
+    // 1 % failures while healthy.
+    outages_among(ranges, |i| u32::from(i % 2 == 0))
+}
+
+/// [`outages`] with `usual(step)` of the 50 calls failing in each healthy step.
+fn outages_among(ranges: &[std::ops::Range<usize>], usual: fn(usize) -> u32) -> Scenario {
     let n = 7_200;
     let healthy: Vec<bool> = (0..n)
         .map(|i| !ranges.iter().any(|r| r.contains(&i)))
@@ -82,12 +88,7 @@ fn outages(ranges: &[std::ops::Range<usize>]) -> Scenario {
                 .map(|i| Step {
                     t_ms: i as u64 * 1_000,
                     n_calls: 50,
-                    // 1 % failures while healthy, all while down.
-                    n_failures: if healthy[i] {
-                        u32::from(i % 2 == 0)
-                    } else {
-                        50
-                    },
+                    n_failures: if healthy[i] { usual(i) } else { 50 },
                     n_rejected: 0,
                     latency_counts: vec![50, 0],
                 })
@@ -291,4 +292,76 @@ fn bounded_is_the_best_static_config_within_the_tuners_safety_bounds() {
     let summary = report.summary().unwrap();
     assert!((summary.bounded_over_oracle.unwrap() - cost("bounded") / cost("oracle")).abs() < 1e-9);
     assert!((summary.tuned_over_bounded.unwrap() - cost("tuned") / cost("bounded")).abs() < 1e-9);
+}
+
+#[test]
+fn the_safe_oracle_trips_in_no_random_order_where_the_oracle_does() {
+    // 40 % of the calls fail while healthy: a rule over a few calls with its threshold above
+    // that never trips as the scoring lays failures out evenly, and does when they bunch.
+    let scenario = outages_among(
+        &[3_000..3_060, 4_000..4_020, 5_000..5_300, 6_000..6_090],
+        |_| 20,
+    );
+    let half = scenario.history.len() / 2;
+    let tuned = crate::defaults::library_defaults()
+        .into_iter()
+        .find(|(name, _)| *name == "hystrix")
+        .map(|(_, config)| config)
+        .unwrap();
+    let (report, _) = super::evaluate_scenario(
+        &scenario,
+        &tuned,
+        &[],
+        &super::EvalOptions {
+            safe_oracle: true,
+            ..super::EvalOptions::default()
+        },
+    );
+    let config = |name: &str| report.result(name).unwrap().config.clone().unwrap();
+    let cost = |name: &str| report.result(name).unwrap().score.cost;
+    // False trips on the scored half (as the searches see it) in the order the safe oracle's
+    // search checks.
+    let (set, score_from) = super::scored_set(&scenario, half);
+    let random_trips = |config: &breaker::Config| {
+        let mut res = crate::replay::replay_in_random_order(
+            &set.history,
+            0..set.history.len(),
+            config,
+            super::SAFE_ORACLE_SEED,
+        );
+        res.admitted.drain(..score_from);
+        res.rejected.drain(..score_from);
+        res.range = score_from..set.history.len();
+        crate::replay::score(&set.history, &res, &set.healthy, &set.incidents).false_trips
+    };
+    // The check binds: the oracle trips on bunched noise, the safe oracle does not.
+    assert!(
+        random_trips(&config("oracle")) > 0,
+        "{:?}",
+        config("oracle")
+    );
+    assert_eq!(random_trips(&config("safe-oracle")), 0);
+    assert_ne!(config("oracle"), config("safe-oracle"));
+    // It is at least as good as every library default that is itself safe (the search
+    // starts from them), and it catches the outages.
+    for (name, default) in crate::defaults::library_defaults() {
+        if random_trips(&default) == 0 {
+            let default_cost = super::scored_from(&scenario, half, &default).cost;
+            assert!(
+                cost("safe-oracle") <= default_cost,
+                "{name}: {default_cost} beats the safe oracle"
+            );
+        }
+    }
+    let safe = &report.result("safe-oracle").unwrap().score;
+    assert_eq!(safe.detected, safe.incidents);
+    let summary = report.summary().unwrap();
+    assert!(
+        (summary.safe_oracle_over_oracle.unwrap() - cost("safe-oracle") / cost("oracle")).abs()
+            < 1e-9
+    );
+    assert!(
+        (summary.tuned_over_safe_oracle.unwrap() - cost("tuned") / cost("safe-oracle")).abs()
+            < 1e-9
+    );
 }
