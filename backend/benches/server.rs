@@ -424,9 +424,10 @@ async fn http_run(
     let metric = |name: &str| metric_value(&metrics, name);
     let n = metric("fusebox_ingest_batches_per_commit_count");
     let commits = format!(
-        "group commits in the last round: {n:.0}, {:.1} batches and {:.2} ms each on average",
+        "group commits in the last round: {n:.0}, {:.1} batches and {:.2} ms each on average\n  {}",
         metric("fusebox_ingest_batches_per_commit_sum") / n.max(1.0),
         metric("fusebox_ingest_write_seconds_sum") * 1e3 / n.max(1.0),
+        commit_stages(&metrics, secs),
     );
     server.shutdown().await.unwrap();
     (secs, cpu, commits)
