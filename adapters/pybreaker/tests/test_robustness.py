@@ -99,6 +99,38 @@ def test_a_trip_by_one_of_many_threads_keeps_its_trigger():
     assert transitions.seen == [("closed", "open", "consecutive_failures")]
 
 
+def test_the_probe_pybreaker_runs_by_calling_again_is_one_call_with_its_triggers():
+    # pybreaker moves Open → Half-Open by calling `call` again from inside the first call after
+    # the wait: that inner call is the probe, not a second call.
+    breaker = pybreaker.CircuitBreaker(fail_max=2, reset_timeout=0.05, name="probe")
+    binding, transitions = bind(breaker)
+    binding.slow_ms = 20.0
+
+    def failing():
+        raise ConnectionError("down")
+
+    for _ in range(2):
+        with pytest.raises((ConnectionError, pybreaker.CircuitBreakerError)):
+            breaker.call(failing)
+    with pytest.raises(pybreaker.CircuitBreakerError):
+        breaker.call(lambda: "refused")
+    time.sleep(0.06)
+    assert breaker.call(lambda: time.sleep(0.025) or "probe") == "probe"
+    assert breaker.current_state == pybreaker.STATE_CLOSED
+    assert transitions.seen == [
+        ("closed", "open", "consecutive_failures"),
+        ("open", "half_open", "wait_elapsed"),
+        ("half_open", "closed", "probe_succeeded"),
+    ]
+    counts, latency = binding.take_counts()
+    assert (counts[SUCCESS], counts[FAILURE], counts[REJECTED]) == (1, 2, 1)
+    # Three calls timed (the refused one is not); the probe took 25 ms or more: slow, and in
+    # the bucket up to 50 ms or a later one.
+    assert sum(latency) == 3 and sum(latency[5:]) >= 1 and 1 <= counts[SLOW] <= 3
+    # Taken: the next interval starts from nothing.
+    assert binding.take_counts() == ([0] * len(OUTCOMES), [0] * len(latency))
+
+
 def test_calling_counts_the_block_when_it_ends_and_a_failing_block_trips_with_its_trigger():
     breaker = pybreaker.CircuitBreaker(fail_max=2, reset_timeout=600, name="calling")
     binding, transitions = bind(breaker)

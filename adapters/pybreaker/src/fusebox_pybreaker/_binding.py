@@ -14,25 +14,39 @@ generator), returns from ``call`` before it has run: pybreaker judges it when th
 finishes. So the wrapper hands back a generator of its own that drives pybreaker's, and records
 the outcome and the latency when it finishes.
 
-Whether a call is running is per thread: other threads wait for the breaker's lock, and only
-the thread holding it may be re-entering ``call`` (pybreaker does, moving from Open to
-Half-Open).
+Whether a call is running is kept on the binding, read and written only under the breaker's
+lock: other threads wait for that lock, so while a thread holds it, a call running is that
+thread's own (pybreaker re-enters ``call`` moving from Open to Half-Open, and a transition
+during a call is the call's).
+
+Counts: every call is one increment of one item of a flat tally (outcome × slow or not ×
+latency bucket, or the outcome alone for a refused call), made under the breaker's lock, so
+writers never race; the reporter copies the tally in one step without that lock (it must not
+wait for a running call) and the copy always holds whole calls, never a latency or slow mark
+without its outcome.
 """
 
 from __future__ import annotations
 
 import math
 import random
-import threading
 import time
 import types
 from bisect import bisect_left
+from time import perf_counter
 
 import pybreaker
 
 from ._reporter import LATENCY_BOUNDS_MS, N_BUCKETS
 
 _SUCCESS, _FAILURE, _TIMEOUT, _REJECTED, _SLOW, _IGNORED = range(6)
+_N_OUTCOMES = 6
+# Where a timed call of an outcome goes in the tally: `_TIMED[outcome][slow] + bucket`.
+_TIMED = tuple(((2 * o) * N_BUCKETS, (2 * o + 1) * N_BUCKETS) for o in range(_N_OUTCOMES))
+# Where a call counted without a latency (refused) goes: `_UNTIMED + outcome`.
+_UNTIMED = 2 * _N_OUTCOMES * N_BUCKETS
+_TALLY_SIZE = _UNTIMED + _N_OUTCOMES
+_GENERATOR = types.GeneratorType
 _STATE_NAMES = {pybreaker.STATE_CLOSED: "closed", pybreaker.STATE_OPEN: "open", pybreaker.STATE_HALF_OPEN: "half_open"}
 _MANUAL = {"kind": "manual", "value": 0.0, "threshold": 0.0}
 
@@ -40,9 +54,11 @@ _MANUAL = {"kind": "manual", "value": 0.0, "threshold": 0.0}
 class _Listener(pybreaker.CircuitBreakerListener):
     def __init__(self, binding: "PybreakerBinding") -> None:
         self.binding = binding
+        # Set when pybreaker is about to run the function; read by the call holding the lock.
+        self.ran = False
 
     def before_call(self, cb, func, *args, **kwargs) -> None:
-        self.binding._local.ran = True
+        self.ran = True
 
     def state_change(self, cb, old_state, new_state) -> None:
         self.binding.on_state_change(old_state, new_state)
@@ -56,14 +72,9 @@ class PybreakerBinding:
         self.breaker = breaker
         self.reporter = reporter
         self.name = name
-        # Cumulative counts, written and read under their own lock, so a read never sees a
-        # latency or slow mark without its outcome. It is not the breaker's lock: pybreaker
-        # holds that one for the whole of a call, and the reporter must not wait for a call.
-        self._counts_lock = threading.Lock()
-        self.counts = [0] * 6
-        self.latency = [0] * N_BUCKETS
-        self._reported_counts = [0] * 6
-        self._reported_latency = [0] * N_BUCKETS
+        # Cumulative, one item per call (see the module's doc); what the last take saw.
+        self._tally = [0] * _TALLY_SIZE
+        self._reported = [0] * _TALLY_SIZE
         self.state = _STATE_NAMES.get(breaker.current_state, "closed")
         self.config_version = 0
         self.known_version = 0
@@ -73,9 +84,10 @@ class PybreakerBinding:
         self.exponential_wait = None
         self.opens_in_a_row = 0
         self.opened_at = time.monotonic()
-        # Per thread: `in_call` while this thread runs a call through the wrapper, `ran` once
-        # pybreaker told it the function is about to run.
-        self._local = threading.local()
+        # True while a call runs through the wrapper; only meaningful under the breaker's lock.
+        self._in_call = False
+        self._breaker_lock = breaker._lock
+        self._lock_is_mine = breaker._lock._is_owned
         self.changing_mode = False
         self._listener = _Listener(self)
         breaker.add_listener(self._listener)
@@ -95,37 +107,39 @@ class PybreakerBinding:
     @property
     def in_call(self) -> bool:
         """Whether the current thread is inside a call through the wrapper."""
-        return getattr(self._local, "in_call", False)
+        return self._in_call and self._lock_is_mine()
 
     def _call(self, func, *args, **kwargs):
-        if self.in_call:
-            # pybreaker calls `call` again when it moves from Open to Half-Open.
+        # A call running and the lock ours: pybreaker calling `call` again as it moves from
+        # Open to Half-Open.
+        if self._in_call and self._lock_is_mine():
             return self._original_call(func, *args, **kwargs)
         if self.mode != "automatic":
             return self._call_in_mode(func, args, kwargs)
-        breaker = self.breaker
-        local = self._local
-        with breaker._lock:
-            local.in_call = True
-            local.ran = False
-            start = time.perf_counter()
+        listener = self._listener
+        with self._breaker_lock:
+            self._in_call = True
+            listener.ran = False
+            start = perf_counter()
             try:
                 result = self._original_call(func, *args, **kwargs)
             except pybreaker.CircuitBreakerError:
-                if local.ran:
+                if listener.ran:
                     # It ran, failed, and tripped the breaker, which raised instead.
                     self._record(_FAILURE, start)
                 else:
-                    self._count(_REJECTED)
+                    self._tally[_UNTIMED + _REJECTED] += 1
                 raise
             except BaseException as error:
-                self._record(_FAILURE if breaker.is_system_error(error) else _SUCCESS, start)
+                self._record(_FAILURE if self.breaker.is_system_error(error) else _SUCCESS, start)
                 raise
             finally:
-                local.in_call = False
-            if isinstance(result, types.GeneratorType):
+                self._in_call = False
+            if type(result) is _GENERATOR:
                 return self._finish_later(result, start)
-            self._record(_SUCCESS, start)
+            # `_record(_SUCCESS, start)`, inline: this is every call's path.
+            ms = (perf_counter() - start) * 1000.0
+            self._tally[_TIMED[_SUCCESS][ms >= self.slow_ms] + bisect_left(LATENCY_BOUNDS_MS, ms)] += 1
             return result
 
     def _finish_later(self, generator, start: float):
@@ -135,12 +149,11 @@ class PybreakerBinding:
         step runs under the breaker's lock and as a call, so a transition it causes keeps its
         trigger."""
         breaker = self.breaker
-        local = self._local
         to_send = None
         to_throw = None
         while True:
-            with breaker._lock:
-                local.in_call = True
+            with self._breaker_lock:
+                self._in_call = True
                 try:
                     if to_throw is not None:
                         item = generator.throw(to_throw)
@@ -156,7 +169,7 @@ class PybreakerBinding:
                     self._record(_FAILURE if breaker.is_system_error(error) else _SUCCESS, start)
                     raise
                 finally:
-                    local.in_call = False
+                    self._in_call = False
                     to_throw = None
             try:
                 to_send = yield item
@@ -164,34 +177,34 @@ class PybreakerBinding:
                 to_throw = error
 
     def _record(self, outcome: int, start: float) -> None:
-        ms = (time.perf_counter() - start) * 1000.0
-        bucket = bisect_left(LATENCY_BOUNDS_MS, ms)
-        with self._counts_lock:
-            self.counts[outcome] += 1
-            if ms >= self.slow_ms:
-                self.counts[_SLOW] += 1
-            self.latency[bucket] += 1
+        """Counts a call that ran from ``start``. The caller holds the breaker's lock."""
+        ms = (perf_counter() - start) * 1000.0
+        self._tally[_TIMED[outcome][ms >= self.slow_ms] + bisect_left(LATENCY_BOUNDS_MS, ms)] += 1
 
-    def _count(self, outcome: int) -> None:
-        with self._counts_lock:
-            self.counts[outcome] += 1
+    def _record_unlocked(self, outcome: int, start: float) -> None:
+        """``_record`` for a call that ran without the breaker's lock."""
+        ms = (perf_counter() - start) * 1000.0
+        index = _TIMED[outcome][ms >= self.slow_ms] + bisect_left(LATENCY_BOUNDS_MS, ms)
+        with self._breaker_lock:
+            self._tally[index] += 1
 
     def _call_in_mode(self, func, args, kwargs):
         breaker = self.breaker
         mode = self.mode
         if mode == "forced_open":
-            self._count(_REJECTED)
+            with self._breaker_lock:
+                self._tally[_UNTIMED + _REJECTED] += 1
             raise pybreaker.CircuitBreakerError("circuit breaker forced open by fusebox")
         if mode == "metrics_only":
-            local = self._local
-            with breaker._lock:
-                local.in_call = True
-                local.ran = False
-                start = time.perf_counter()
+            listener = self._listener
+            with self._breaker_lock:
+                self._in_call = True
+                listener.ran = False
+                start = perf_counter()
                 try:
                     result = self._original_call(func, *args, **kwargs)
                 except pybreaker.CircuitBreakerError:
-                    if local.ran:
+                    if listener.ran:
                         self._record(_FAILURE, start)
                         raise
                     # Open: the call goes through anyway, judged by us, unseen by pybreaker.
@@ -201,31 +214,42 @@ class PybreakerBinding:
                     self._record(_SUCCESS, start)
                     return result
                 finally:
-                    local.in_call = False
+                    self._in_call = False
         # Disabled, or metrics only while Open: the function runs, its outcome is only reported.
-        start = time.perf_counter()
+        start = perf_counter()
         try:
             result = func(*args, **kwargs)
         except BaseException as error:
-            self._record(_FAILURE if breaker.is_system_error(error) else _SUCCESS, start)
+            self._record_unlocked(_FAILURE if breaker.is_system_error(error) else _SUCCESS, start)
             raise
-        if isinstance(result, types.GeneratorType):
+        if type(result) is _GENERATOR:
             return self._finish_later(result, start)
-        self._record(_SUCCESS, start)
+        self._record_unlocked(_SUCCESS, start)
         return result
 
     # --- what the reporter reads ---
 
     def take_counts(self) -> tuple[list[int], list[int]]:
         """This interval's counts and latency histogram (since the last take)."""
-        with self._counts_lock:
-            latency = list(self.latency)
-            counts = list(self.counts)
-        interval_counts = [now - before for now, before in zip(counts, self._reported_counts)]
-        interval_latency = [now - before for now, before in zip(latency, self._reported_latency)]
-        self._reported_counts = counts
-        self._reported_latency = latency
-        return interval_counts, interval_latency
+        # One copy in one step: whole calls only (see the module's doc).
+        tally = self._tally[:]
+        interval = [now - before for now, before in zip(tally, self._reported)]
+        self._reported = tally
+        counts = [0] * _N_OUTCOMES
+        latency = [0] * N_BUCKETS
+        for outcome, bases in enumerate(_TIMED):
+            for slow, base in enumerate(bases):
+                part = interval[base : base + N_BUCKETS]
+                n = sum(part)
+                if n:
+                    counts[outcome] += n
+                    if slow:
+                        counts[_SLOW] += n
+                    for bucket, calls in enumerate(part):
+                        latency[bucket] += calls
+        for outcome in range(_N_OUTCOMES):
+            counts[outcome] += interval[_UNTIMED + outcome]
+        return counts, latency
 
     def failure_rate(self) -> tuple[None, None]:
         # pybreaker judges consecutive failures, not a rate.
