@@ -227,23 +227,26 @@ impl Report {
                     count(summary.random_order_false_trips[2]),
                     count(summary.random_order_false_trips[1]),
                 );
-                if let Some(tuned_over_bounded) = summary.tuned_over_bounded {
-                    let _ = writeln!(
-                        out,
-                        "  bounded/oracle {}  tuned/bounded {tuned_over_bounded:.2}",
-                        summary
-                            .bounded_over_oracle
-                            .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
-                    );
-                }
-                if let Some(tuned_over_safe) = summary.tuned_over_safe_oracle {
-                    let _ = writeln!(
-                        out,
-                        "  safe-oracle/oracle {}  tuned/safe-oracle {tuned_over_safe:.2}",
-                        summary
-                            .safe_oracle_over_oracle
-                            .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
-                    );
+                // Each further row against the oracle, and the tuned config against it.
+                for (row, over_oracle, tuned_over) in [
+                    (
+                        super::BOUNDED,
+                        summary.bounded_over_oracle,
+                        summary.tuned_over_bounded,
+                    ),
+                    (
+                        super::SAFE_ORACLE,
+                        summary.safe_oracle_over_oracle,
+                        summary.tuned_over_safe_oracle,
+                    ),
+                ] {
+                    if let Some(tuned_over) = tuned_over {
+                        let _ = writeln!(
+                            out,
+                            "  {row}/oracle {}  tuned/{row} {tuned_over:.2}",
+                            over_oracle.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
+                        );
+                    }
                 }
                 if let Some(tuned_over_labelled) = summary.tuned_over_labelled {
                     let _ = writeln!(out, "  tuned/labelled {tuned_over_labelled:.2}");

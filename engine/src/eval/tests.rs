@@ -107,16 +107,21 @@ fn outages_among(ranges: &[std::ops::Range<usize>], usual: fn(usize) -> u32) -> 
     }
 }
 
+/// The library default named `name`.
+fn library_default(name: &str) -> breaker::Config {
+    crate::defaults::library_defaults()
+        .into_iter()
+        .find(|(default, _)| *default == name)
+        .map(|(_, config)| config)
+        .unwrap()
+}
+
 #[test]
 fn hindsight_is_the_best_static_config_on_the_training_half_and_scored_on_the_second() {
     // Short outages to learn from, one long one to be scored on.
     let scenario = outages(&[600..660, 1_800..1_830, 3_000..3_090, 5_000..5_900]);
     let half = scenario.history.len() / 2;
-    let tuned = crate::defaults::library_defaults()
-        .into_iter()
-        .find(|(name, _)| *name == "resilience4j")
-        .map(|(_, config)| config)
-        .unwrap();
+    let tuned = library_default("resilience4j");
     let hindsight = super::hindsight(&scenario, half, &tuned);
     // On the training half, with the truth, it is at least as good as every config it
     // started from (the library defaults and the one passed as tuned).
@@ -231,11 +236,7 @@ fn bounded_is_the_best_static_config_within_the_tuners_safety_bounds() {
         6_000..6_300,
     ]);
     let half = scenario.history.len() / 2;
-    let tuned = crate::defaults::library_defaults()
-        .into_iter()
-        .find(|(name, _)| *name == "opossum")
-        .map(|(_, config)| config)
-        .unwrap();
+    let tuned = library_default("opossum");
     let (report, _) = super::evaluate_scenario(
         &scenario,
         &tuned,
@@ -303,11 +304,7 @@ fn the_safe_oracle_trips_in_no_random_order_where_the_oracle_does() {
         |_| 20,
     );
     let half = scenario.history.len() / 2;
-    let tuned = crate::defaults::library_defaults()
-        .into_iter()
-        .find(|(name, _)| *name == "hystrix")
-        .map(|(_, config)| config)
-        .unwrap();
+    let tuned = library_default("hystrix");
     let (report, _) = super::evaluate_scenario(
         &scenario,
         &tuned,
