@@ -33,7 +33,7 @@ use crate::ingest::limits::Limits;
 use crate::ingest::store::Committed;
 use crate::metrics::Metrics;
 use crate::state::SharedFleet;
-use crate::store::Store;
+use crate::store::{Store, Tx};
 use crate::time::Clock;
 
 mod admit;
@@ -211,7 +211,22 @@ impl Writer {
     async fn run(mut self, mut lanes: Lanes) {
         let mut jobs = Vec::with_capacity(MAX_BATCHES_PER_COMMIT);
         while lanes.recv_many(&mut jobs, MAX_BATCHES_PER_COMMIT).await > 0 {
-            self.gather(&mut lanes, &mut jobs).await;
+            // On SQLite the transaction begins while the group gathers: its first statement
+            // wakes the connection's thread, idle since the last commit, which took longer
+            // than any other statement of a commit (a wait for the cores, not work), and
+            // holding the write lock for the gather's 2 ms at most costs the other writers
+            // (rollups, alerts, configs) no more than one commit would. On PostgreSQL the
+            // ingest lock is every replica's, so it is taken only when the group is whole.
+            let begun = if self.store.is_postgres() {
+                self.gather(&mut lanes, &mut jobs).await;
+                None
+            } else {
+                let (begun, ()) = tokio::join!(
+                    self.store.begin_ingest(),
+                    self.gather(&mut lanes, &mut jobs)
+                );
+                Some(begun)
+            };
             if (self.learned).take_into(&mut self.breaker_ids, &mut self.instances) {
                 self.export_cardinality();
             }
@@ -231,12 +246,13 @@ impl Writer {
                 }
             }
             if owned.is_empty() {
+                // Nothing to write: the transaction begun, if any, rolls back as it drops.
                 continue;
             }
             let batches: Vec<&IngestBatch> = owned.iter().collect();
             self.count_reporters(&batches);
             let started = std::time::Instant::now();
-            match self.commit(&batches).await {
+            match self.commit(&batches, begun).await {
                 Ok(pending) => {
                     self.metrics.record_commit(started.elapsed(), batches.len());
                     let publishing = std::time::Instant::now();
@@ -267,7 +283,7 @@ impl Writer {
                             }
                             continue;
                         }
-                        match self.commit(&[batch]).await {
+                        match self.commit(&[batch], None).await {
                             Ok(pending) => self.publish(&[batch], pending, [reply.take()]),
                             Err(err) => {
                                 locked = crate::store::is_lock_timeout(&err);
@@ -318,10 +334,19 @@ impl Writer {
         self.last_answered = group;
     }
 
-    async fn commit<'b>(&self, batches: &[&'b IngestBatch]) -> anyhow::Result<Pending<'b>> {
+    /// Commits `batches` in one transaction: `begun`'s when the transaction began already
+    /// (see [`Writer::run`]), else a new one.
+    async fn commit<'b>(
+        &self,
+        batches: &[&'b IngestBatch],
+        begun: Option<anyhow::Result<Tx>>,
+    ) -> anyhow::Result<Pending<'b>> {
         let now = self.clock.now_ms();
         let mut stages = Stages::start();
-        let mut tx = self.store.begin_ingest().await?;
+        let mut tx = match begun {
+            Some(begun) => begun?,
+            None => self.store.begin_ingest().await?,
+        };
         stages.mark("begin");
         let claimed = Store::claim_batches(&mut tx, batches, now).await?;
         stages.mark("claim");
