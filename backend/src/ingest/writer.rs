@@ -212,11 +212,10 @@ impl Writer {
         let mut jobs = Vec::with_capacity(MAX_BATCHES_PER_COMMIT);
         while lanes.recv_many(&mut jobs, MAX_BATCHES_PER_COMMIT).await > 0 {
             // On SQLite the transaction begins while the group gathers: its first statement
-            // wakes the connection's thread, idle since the last commit, which took longer
-            // than any other statement of a commit (a wait for the cores, not work), and
-            // holding the write lock for the gather's 2 ms at most costs the other writers
-            // (rollups, alerts, configs) no more than one commit would. On PostgreSQL the
-            // ingest lock is every replica's, so it is taken only when the group is whole.
+            // wakes the connection's thread, idle since the last commit (a wait for the cores
+            // longer than any other statement of a commit), and the write lock held for the
+            // gather's 2 ms at most costs the other writers no more than a commit would. On
+            // PostgreSQL the ingest lock is every replica's: taken once the group is whole.
             let begun = if self.store.is_postgres() {
                 self.gather(&mut lanes, &mut jobs).await;
                 None

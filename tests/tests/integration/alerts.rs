@@ -958,11 +958,14 @@ async fn firing_alerts_are_resent_to_alertmanager_every_minute() {
             .unwrap(),
         0
     );
-    // Two minutes later (the alert backdated rather than the clock moved): sent again, once.
+    // Later (the alert backdated rather than the clock moved): sent again, once a minute. The
+    // refresh is asked for as of half an hour ago, a minute the engine's own once-a-minute
+    // refresh never names, so the two cannot meet on one idempotency key; the engine may
+    // still send its own refresh of the backdated alert when the clock's minute turns.
     server
-        .execute("UPDATE alerts SET started_ms = started_ms - 120000")
+        .execute("UPDATE alerts SET started_ms = started_ms - 7200000")
         .await;
-    let now = now_ms();
+    let now = now_ms() - 30 * 60_000;
     assert_eq!(
         backend::alerts::engine::refresh_alertmanager(store, now)
             .await
@@ -976,14 +979,17 @@ async fn firing_alerts_are_resent_to_alertmanager_every_minute() {
         0
     );
     wait_for("the refresh", DEADLINE, || async {
-        (posts.lock().unwrap().len() == 2).then_some(())
+        (posts.lock().unwrap().len() >= 2).then_some(())
     })
     .await;
     let posts = posts.lock().unwrap().clone();
-    let (first, again) = (&posts[0][0], &posts[1][0]);
-    assert_eq!(first["labels"], again["labels"], "the same alert");
-    assert!(
-        again.get("endsAt").is_none_or(|v| v.is_null()),
-        "still firing: {again}"
-    );
+    let first = &posts[0][0];
+    for post in &posts[1..] {
+        let again = &post[0];
+        assert_eq!(first["labels"], again["labels"], "the same alert");
+        assert!(
+            again.get("endsAt").is_none_or(|v| v.is_null()),
+            "still firing: {again}"
+        );
+    }
 }
