@@ -390,9 +390,7 @@ fn scored_from(scenario: &Scenario, half: usize, config: &Config) -> replay::Sco
 /// the first half too, so that every config enters the scored half warmed up, as it would in
 /// production.
 fn second_half_score(scenario: &Scenario, half: usize, mut res: replay::Replay) -> replay::Score {
-    res.admitted.drain(..half);
-    res.rejected.drain(..half);
-    res.range = half..scenario.history.len();
+    res.drop_steps_before(half);
     replay::score(
         &scenario.history,
         &res,

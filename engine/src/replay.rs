@@ -60,6 +60,18 @@ pub struct Replay {
 /// tuning scenarios' busiest second (468 calls), which therefore replay every call.
 pub const MAX_CALLS_PER_STEP: u32 = 2_000;
 
+impl Replay {
+    /// Keeps the steps from `from` on (a step of the history, as `range` counts them): the
+    /// steps before only warmed the breaker up and are not to be scored. The transitions stay
+    /// (scoring judges them by their times).
+    pub fn drop_steps_before(&mut self, from: usize) {
+        let skip = from.clamp(self.range.start, self.range.end) - self.range.start;
+        self.admitted.drain(..skip);
+        self.rejected.drain(..skip);
+        self.range.start += skip;
+    }
+}
+
 /// Replays the steps `range` of `history` through a fresh Closed machine running `config`.
 pub fn replay(history: &History, range: Range<usize>, config: &Config) -> Replay {
     replay_whole(history, range, config, None)

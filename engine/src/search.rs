@@ -388,10 +388,7 @@ impl Search {
                 seed,
             );
             self.replayed_calls += res.replayed_calls;
-            let skip = self.score_from.min(set.history.len());
-            res.admitted.drain(..skip);
-            res.rejected.drain(..skip);
-            res.range = skip..set.history.len();
+            res.drop_steps_before(self.score_from);
             if replay::score(&set.history, &res, &set.healthy, &set.incidents).false_trips > 0 {
                 return true;
             }

@@ -326,9 +326,7 @@ fn the_safe_oracle_trips_in_no_random_order_where_the_oracle_does() {
             config,
             super::SAFE_ORACLE_SEED,
         );
-        res.admitted.drain(..score_from);
-        res.rejected.drain(..score_from);
-        res.range = score_from..set.history.len();
+        res.drop_steps_before(score_from);
         crate::replay::score(&set.history, &res, &set.healthy, &set.incidents).false_trips
     };
     // The check binds: the oracle trips on bunched noise, the safe oracle does not.

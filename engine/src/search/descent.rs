@@ -168,12 +168,7 @@ pub(super) fn cost_on(
     if res.range.len() < set.history.len() {
         return partial(lost_good, wasted);
     }
-    let skip = score_from.min(set.history.len());
-    if skip > 0 {
-        res.admitted.drain(..skip);
-        res.rejected.drain(..skip);
-        res.range = skip..set.history.len();
-    }
+    res.drop_steps_before(score_from);
     let score = replay::score(&set.history, &res, &set.healthy, &set.incidents);
     let penalty = if pricing.false_trip_penalty_s > 0.0 && score.false_trips > 0 {
         let seconds = set.history.len() as f64 * set.history.step.as_secs_f64();
@@ -183,7 +178,7 @@ pub(super) fn cost_on(
         0.0
     };
     let tails = if pricing.expected_tails {
-        let from_ms = set.history.steps.get(skip).map_or(u64::MAX, |s| s.t_ms);
+        let from_ms = set.history.steps.get(res.range.start).map_or(u64::MAX, |s| s.t_ms);
         tail::expected_minus_replayed(&set.history, &res.transitions, &set.incidents, from_ms)
     } else {
         0.0
