@@ -33,8 +33,10 @@
 //!
 //! The results, [`Report`], and the table and JSON they are written out as are in `report`.
 
+mod expected;
 mod overall;
 mod report;
+mod yardstick;
 
 use breaker::Config;
 
@@ -44,10 +46,13 @@ use crate::defaults;
 use crate::history::History;
 use crate::replay;
 use crate::scenario::{self, Scenario, Span, Truth};
-use crate::search::{Candidate, EvalSet, Grid, Search, SearchOptions};
 use crate::suggest::{self, TuneOptions};
 use crate::throttle;
+#[cfg(test)]
+use yardstick::{SAFE_ORACLE_SEED, scored_set};
+use yardstick::{bounded, expected_oracle, hindsight, oracle, safe_oracle};
 
+pub use expected::Expected;
 pub use overall::Overall;
 pub use report::{ConfigResult, Report, ScenarioReport, Summary, settings_json, settings_text};
 
@@ -74,6 +79,9 @@ pub struct EvalOptions {
     /// random order of each second's calls either (see the module's docs): slower than the
     /// oracle.
     pub safe_oracle: bool,
+    /// Also score every config with each tail at its expected length and search the oracle
+    /// so (see [`expected`]): as slow again as the oracle.
+    pub expected_tails: bool,
 }
 
 impl Default for EvalOptions {
@@ -86,6 +94,7 @@ impl Default for EvalOptions {
             labelled: false,
             bounded: false,
             safe_oracle: false,
+            expected_tails: false,
         }
     }
 }
@@ -103,6 +112,10 @@ pub const BOUNDED: &str = "bounded";
 /// The name of the best static config that trips falsely in no random order either, chosen
 /// with the truth on the scored half.
 pub const SAFE_ORACLE: &str = "safe-oracle";
+
+/// The name of the best static config with every tail counted at its expected length,
+/// chosen with the truth on the scored half.
+pub const EXPECTED_ORACLE: &str = "expected-oracle";
 
 /// The name of the adaptive-throttling baseline (see [`crate::throttle`]).
 pub const ADAPTIVE_THROTTLING: &str = "adaptive-throttling";
@@ -238,7 +251,7 @@ fn evaluate_scenario(
             .collect();
     }
     // After the variants' means, which do not search them again.
-    let extra_rows: [(bool, &'static str, &dyn Fn() -> Config); 4] = [
+    let extra_rows: [(bool, &'static str, &dyn Fn() -> Config); 5] = [
         (opts.safe_oracle, SAFE_ORACLE, &|| {
             safe_oracle(scenario, half, tuned)
         }),
@@ -249,10 +262,16 @@ fn evaluate_scenario(
         (opts.labelled, LABELLED, &|| {
             labelled(scenario, half, &opts.tune)
         }),
+        (opts.expected_tails, EXPECTED_ORACLE, &|| {
+            expected_oracle(scenario, half, tuned)
+        }),
     ];
     for (asked, config_name, config) in extra_rows {
         if asked {
             results.push(result_of(scenario, half, config_name, config()));
+        }
+        if opts.expected_tails {
+            expected::fill(scenario, half, &mut results);
         }
     }
     (
@@ -286,6 +305,7 @@ fn score_all(
         config_name: ADAPTIVE_THROTTLING,
         score: second_half_score(scenario, half, throttled),
         random_order_false_trips: None,
+        expected_tail_cost: None,
         config: None,
     });
     results.push(result_of(scenario, half, "tuned", tuned.clone()));
@@ -351,9 +371,6 @@ pub fn lengthened(scenario: &Scenario, half: usize, extra: usize) -> Scenario {
     }
 }
 
-/// How much of the training half the oracle's search replays before the scored half.
-const ORACLE_WARM_UP: std::time::Duration = std::time::Duration::from_secs(1_800);
-
 /// `config` replayed over the whole history and scored on the steps from `half` on.
 /// `config`'s result on the scored half: its score, and its false trips with each step's
 /// calls in a random order.
@@ -370,6 +387,7 @@ fn result_of(
         config_name,
         score: scored_from(scenario, half, &config),
         random_order_false_trips: Some(second_half_score(scenario, half, shuffled).false_trips),
+        expected_tail_cost: None,
         config: Some(config),
     }
 }
@@ -461,135 +479,6 @@ fn truth_labels(scenario: &Scenario, half: usize, detected: Labels) -> Labels {
 /// The score [`truth_labels`] gives an unhealthy step: the detector's threshold for an
 /// anomalous step, `AnomalyOptions::z_high`.
 const TRUTH_SCORE: f64 = 8.0;
-
-/// The best static config of the grid, chosen with the truth on the training half.
-fn hindsight(scenario: &Scenario, half: usize, tuned: &Config) -> Config {
-    let history = &scenario.history;
-    let end_ms = half as u64 * history.step.as_millis() as u64;
-    let set = EvalSet {
-        name: "training",
-        history: history.slice(0..half),
-        healthy: scenario.truth.healthy[..half].to_vec(),
-        incidents: scenario
-            .truth
-            .incidents
-            .iter()
-            .filter(|span| span.start_ms < end_ms)
-            .cloned()
-            .collect(),
-    };
-    best_static(set, 0, tuned, false, None)
-}
-
-/// The best static config of the grid, chosen with the truth on the scored half.
-fn oracle(scenario: &Scenario, half: usize, tuned: &Config) -> Config {
-    let (set, score_from) = scored_set(scenario, half);
-    best_static(set, score_from, tuned, false, None)
-}
-
-/// The oracle's search with every candidate that trips falsely on the scored half with each
-/// second's calls in a random order ruled out: the best static config that is safe on
-/// traffic whose failures bunch as chance would. The order is drawn with another seed than
-/// the one the `random` column counts in, so that column checks it independently.
-fn safe_oracle(scenario: &Scenario, half: usize, tuned: &Config) -> Config {
-    let (set, score_from) = scored_set(scenario, half);
-    best_static(set, score_from, tuned, false, Some(SAFE_ORACLE_SEED))
-}
-
-/// The seed of the random order [`safe_oracle`]'s search checks its candidates in.
-const SAFE_ORACLE_SEED: u64 = 0x5afe_0de5;
-
-/// The best static config of the grid within the tuner's safety bounds (the bounded grid,
-/// at least [`Grid::SAFE_MIN_FAILURES_TO_TRIP`] failures to trip and the noise margin on the
-/// scored half's usual traffic), chosen with the truth on the scored half: what the bounds
-/// leave of the oracle.
-fn bounded(scenario: &Scenario, half: usize, tuned: &Config) -> Config {
-    let (set, score_from) = scored_set(scenario, half);
-    best_static(set, score_from, tuned, true, None)
-}
-
-/// The scored half with the truth, from half an hour before it (the first step scored is
-/// the second number): as long as the grid's longest window, and enough for every wait in it
-/// to reach the state a replay of the whole history would, at a fraction of the work. A
-/// config chosen on it is then scored like every other, from the start.
-fn scored_set(scenario: &Scenario, half: usize) -> (EvalSet, usize) {
-    let history = &scenario.history;
-    let warm_up = (ORACLE_WARM_UP.as_millis() / history.step.as_millis().max(1)) as usize;
-    let from = half.saturating_sub(warm_up);
-    let set = EvalSet {
-        name: "scored",
-        history: history.slice(from..history.len()),
-        healthy: scenario
-            .truth
-            .healthy
-            .get(from..)
-            .unwrap_or_default()
-            .to_vec(),
-        incidents: scenario.truth.incidents.clone(),
-    };
-    (set, half - from)
-}
-
-/// The best config of the grid for `set` (its steps from `score_from` on scored), by the
-/// widest search: coordinate descent from every library default and `tuned`. With
-/// `within_bounds`, the grid, the seeds and every candidate are kept within the tuner's
-/// safety bounds; with `random_order_check`, see [`SearchOptions::random_order_check`].
-fn best_static(
-    set: EvalSet,
-    score_from: usize,
-    tuned: &Config,
-    within_bounds: bool,
-    random_order_check: Option<u64>,
-) -> Config {
-    let mut grid = Grid::for_history(&set.history.slice(score_from..set.history.len()));
-    let mut seeds: Vec<Candidate> = defaults::library_defaults()
-        .iter()
-        .map(|(_, config)| Candidate::from_config(config))
-        .collect();
-    seeds.push(Candidate::from_config(tuned));
-    let usual = within_bounds.then(|| {
-        // The noise margin reads only which steps are usual.
-        let labels = Labels {
-            anomalous: set.healthy.iter().map(|healthy| !healthy).collect(),
-            ..Labels::default()
-        };
-        (set.history.clone(), labels)
-    });
-    let mut search = Search::from_sets(
-        vec![set],
-        SearchOptions {
-            inject: false,
-            max_rounds: 6,
-            // Descend from every seed: the oracle is the yardstick, so it gets the widest search;
-            // the joint moves (as costly again) from the three best end points of those descents.
-            n_starts: usize::MAX,
-            joint_starts: 3,
-            // The runner-up's cost means nothing here, so a replay gives up as early as is safe.
-            give_up_factor: 1.0,
-            min_failures_to_trip: if within_bounds {
-                Grid::SAFE_MIN_FAILURES_TO_TRIP
-            } else {
-                0.0
-            },
-            random_order_check,
-            ..SearchOptions::default()
-        },
-    );
-    if let Some((history, labels)) = usual {
-        grid = grid.within_safety_bounds();
-        for seed in &mut seeds {
-            // Like the tuner's: no call timeout (opossum's default has one).
-            seed.call_timeout = None;
-            suggest::within_safety_bounds(seed);
-        }
-        search = search.with_noise_margin(&history, &labels);
-        search.apply_safety_bounds(&mut seeds);
-    }
-    search.score_from_step(score_from);
-    search
-        .run(&grid, &seeds)
-        .map_or_else(|| tuned.clone(), |found| found.config)
-}
 
 #[cfg(test)]
 mod tests;

@@ -71,6 +71,7 @@ use crate::stop::{Stop, StopReason};
 pub use candidate::{Candidate, Probes};
 pub use grid::Grid;
 pub(crate) use probe_risk::{ProbeRisk, binomial_tail};
+pub(crate) use tail::expected_minus_replayed;
 
 use candidate::CandidateKey;
 use descent::{Pricing, better, cost_on};

@@ -88,6 +88,14 @@ pub struct EvalArgs {
     /// Slower than the oracle.
     #[arg(long)]
     pub safe_oracle: bool,
+    /// Also score every config with each scored incident's tail (the good calls refused
+    /// from its end to the next probe) at its expected length, half the probe cycle it ended
+    /// in, and search the oracle so ("expected-oracle"): the oracle picks, among thousands of
+    /// configs, the one whose probes happened to land just after the few scored incidents
+    /// ended; tuned/expected-oracle, both so scored, is the part of tuned/oracle that is not
+    /// that luck. As slow again as the oracle.
+    #[arg(long)]
+    pub expected_tails: bool,
 }
 
 /// Runs a `fusebox tune` command.
@@ -192,6 +200,7 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
         labelled: args.labelled,
         bounded: args.bounded,
         safe_oracle: args.safe_oracle,
+        expected_tails: args.expected_tails,
         ..engine::eval::EvalOptions::default()
     };
     let (report, warnings) = engine::eval::evaluate(&files, &options);

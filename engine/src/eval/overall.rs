@@ -42,6 +42,15 @@ pub struct Overall {
     pub n_with_safe_oracle: usize,
     pub geomean_tuned_over_safe_oracle: Option<f64>,
     pub n_within_safe_oracle: usize,
+    /// Scenarios scored with expected tails (see [`super::expected`]), and over them the
+    /// geometric means of tuned over the expected-oracle and over the best default, both so
+    /// scored (`None` without any), with the scenarios within [`WITHIN_ORACLE`] × the one and
+    /// at most [`UNDER_BEST_DEFAULT`] × the other.
+    pub n_with_expected: usize,
+    pub geomean_tuned_over_expected_oracle: Option<f64>,
+    pub n_within_expected_oracle: usize,
+    pub geomean_tuned_over_best_default_expected: Option<f64>,
+    pub n_under_best_default_expected: usize,
 }
 
 // === impl Overall ===
@@ -71,6 +80,18 @@ impl Overall {
         let to_default: Vec<f64> = summaries
             .iter()
             .map(|(s, _)| s.tuned_over_best_default)
+            .collect();
+        let expected: Vec<&super::Expected> = summaries
+            .iter()
+            .filter_map(|(s, _)| s.expected.as_ref())
+            .collect();
+        let to_expected: Vec<f64> = expected
+            .iter()
+            .map(|e| e.tuned_over_expected_oracle())
+            .collect();
+        let to_default_expected: Vec<f64> = expected
+            .iter()
+            .map(|e| e.tuned_over_best_default())
             .collect();
         let count = |f: &dyn Fn(&Summary) -> bool| summaries.iter().filter(|(s, _)| f(s)).count();
         let sum = |f: &dyn Fn(&Summary) -> Option<u32>| {
@@ -103,6 +124,14 @@ impl Overall {
             n_with_safe_oracle: to_safe.len(),
             geomean_tuned_over_safe_oracle: geomean(&to_safe),
             n_within_safe_oracle: to_safe.iter().filter(|&&r| r <= WITHIN_ORACLE).count(),
+            n_with_expected: expected.len(),
+            geomean_tuned_over_expected_oracle: geomean(&to_expected),
+            n_within_expected_oracle: to_expected.iter().filter(|&&r| r <= WITHIN_ORACLE).count(),
+            geomean_tuned_over_best_default_expected: geomean(&to_default_expected),
+            n_under_best_default_expected: to_default_expected
+                .iter()
+                .filter(|&&r| r <= UNDER_BEST_DEFAULT)
+                .count(),
         })
     }
 
@@ -138,6 +167,18 @@ impl Overall {
                 self.n_within_safe_oracle, self.n_with_safe_oracle
             );
         }
+        if let (Some(to_oracle), Some(to_default)) = (
+            self.geomean_tuned_over_expected_oracle,
+            self.geomean_tuned_over_best_default_expected,
+        ) {
+            let _ = writeln!(
+                out,
+                "  with expected tails: geomean tuned/expected-oracle {to_oracle:.3} (within {WITHIN_ORACLE}×: {} of {}); geomean tuned/best default {to_default:.3} (at most {UNDER_BEST_DEFAULT}×: {})",
+                self.n_within_expected_oracle,
+                self.n_with_expected,
+                self.n_under_best_default_expected
+            );
+        }
         out
     }
 
@@ -162,6 +203,11 @@ impl Overall {
             "n_with_safe_oracle": self.n_with_safe_oracle,
             "geomean_tuned_over_safe_oracle": self.geomean_tuned_over_safe_oracle,
             "n_within_safe_oracle": self.n_within_safe_oracle,
+            "n_with_expected": self.n_with_expected,
+            "geomean_tuned_over_expected_oracle": self.geomean_tuned_over_expected_oracle,
+            "n_within_expected_oracle": self.n_within_expected_oracle,
+            "geomean_tuned_over_best_default_expected": self.geomean_tuned_over_best_default_expected,
+            "n_under_best_default_expected": self.n_under_best_default_expected,
         })
     }
 }

@@ -45,6 +45,9 @@ pub struct ConfigResult {
     /// calls in a random order instead of the even layout the score replays: what real
     /// traffic, which bunches failures by chance, would do. `None` for adaptive throttling.
     pub random_order_false_trips: Option<u32>,
+    /// The cost with every scored tail at its expected length (see [`super::expected`]);
+    /// `None` unless asked for, and for adaptive throttling.
+    pub expected_tail_cost: Option<f64>,
 }
 
 /// How the tuned config compares, in one scenario.
@@ -83,6 +86,8 @@ pub struct Summary {
     pub safe_oracle_over_oracle: Option<f64>,
     /// Tuned over that config: the tuner against a yardstick as safe as it is.
     pub tuned_over_safe_oracle: Option<f64>,
+    /// The costs with expected tails; `None` unless the expected-oracle was searched.
+    pub expected: Option<super::Expected>,
 }
 
 // === impl Report ===
@@ -113,6 +118,7 @@ impl Report {
                         "tuned_over_bounded": s.tuned_over_bounded,
                         "safe_oracle_over_oracle": s.safe_oracle_over_oracle,
                         "tuned_over_safe_oracle": s.tuned_over_safe_oracle,
+                        "expected_tails": s.expected.as_ref().map(super::Expected::to_json),
                     })
                 });
                 json!({
@@ -248,6 +254,9 @@ impl Report {
                         );
                     }
                 }
+                if let Some(expected) = &summary.expected {
+                    let _ = writeln!(out, "  {}", expected.to_text());
+                }
                 if let Some(tuned_over_labelled) = summary.tuned_over_labelled {
                     let _ = writeln!(out, "  tuned/labelled {tuned_over_labelled:.2}");
                 }
@@ -325,6 +334,7 @@ impl ScenarioReport {
                 .zip(oracle)
                 .map(|(s, o)| ratio(s.score.cost, o.score.cost)),
             tuned_over_safe_oracle: safe_oracle.map(|s| ratio(tuned.score.cost, s.score.cost)),
+            expected: super::Expected::of(self),
         })
     }
 }
@@ -354,6 +364,7 @@ fn result_json(res: &ConfigResult) -> Value {
         "detection_delay_ms_median": median_u64(&s.detection_delays_ms),
         "false_trips": s.false_trips,
         "random_order_false_trips": res.random_order_false_trips,
+        "expected_tail_cost": res.expected_tail_cost,
         "settings": res.config.as_ref().map_or_else(
             || json!({"policy": "adaptive_throttling", "k": throttle::K,
                       "window_s": throttle::WINDOW.as_secs()}),

@@ -73,7 +73,10 @@ fn outages(ranges: &[std::ops::Range<usize>]) -> Scenario {
 }
 
 /// [`outages`] with `usual(step)` of the 50 calls failing in each healthy step.
-fn outages_among(ranges: &[std::ops::Range<usize>], usual: fn(usize) -> u32) -> Scenario {
+pub(super) fn outages_among(
+    ranges: &[std::ops::Range<usize>],
+    usual: fn(usize) -> u32,
+) -> Scenario {
     let n = 7_200;
     let healthy: Vec<bool> = (0..n)
         .map(|i| !ranges.iter().any(|r| r.contains(&i)))
@@ -108,7 +111,7 @@ fn outages_among(ranges: &[std::ops::Range<usize>], usual: fn(usize) -> u32) -> 
 }
 
 /// The library default named `name`.
-fn library_default(name: &str) -> breaker::Config {
+pub(super) fn library_default(name: &str) -> breaker::Config {
     crate::defaults::library_defaults()
         .into_iter()
         .find(|(default, _)| *default == name)

@@ -178,7 +178,11 @@ pub(super) fn cost_on(
         0.0
     };
     let tails = if pricing.expected_tails {
-        let from_ms = set.history.steps.get(res.range.start).map_or(u64::MAX, |s| s.t_ms);
+        let from_ms = set
+            .history
+            .steps
+            .get(res.range.start)
+            .map_or(u64::MAX, |s| s.t_ms);
         tail::expected_minus_replayed(&set.history, &res.transitions, &set.incidents, from_ms)
     } else {
         0.0

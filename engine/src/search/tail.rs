@@ -25,7 +25,7 @@ use crate::scenario::Span;
 /// The calls the expected tails refuse minus those the replayed tails refused, over every
 /// incident of `incidents` that ends at or after `from_ms` with the breaker Open (negative
 /// when the replay's draws were unlucky). `transitions` are the replay's, in time order.
-pub(super) fn expected_minus_replayed(
+pub(crate) fn expected_minus_replayed(
     history: &History,
     transitions: &[Transition],
     incidents: &[Span],

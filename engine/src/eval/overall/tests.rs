@@ -18,6 +18,7 @@ fn result(name: &'static str, cost: f64, detected: usize, false_trips: [u32; 2])
             ..Score::default()
         },
         random_order_false_trips: Some(false_trips[1]),
+        expected_tail_cost: None,
     }
 }
 
