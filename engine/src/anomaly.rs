@@ -236,22 +236,35 @@ pub fn detect(history: &History, features: &Features, opts: &AnomalyOptions) -> 
 
 /// Runs separated by a normal stretch of at most `max_gap` steps that is no longer than
 /// `ratio` times the shorter of the two are merged: a dependency down 20 s, up 20 s, down
-/// again is one incident, while short bursts far apart stay apart.
+/// again is one incident, while short bursts far apart stay apart. Once a period flaps (it
+/// merged a run so), the gap is judged against the longer of the two: the incident's end
+/// cuts its last down phase short wherever it falls, and that stub left out would be
+/// labelled healthy, a trip on it false, though the dependency is as down as before.
 fn merge_flaps(runs: Vec<(usize, usize)>, max_gap: usize, ratio: f64) -> Vec<(usize, usize)> {
     let mut out: Vec<(usize, usize)> = Vec::with_capacity(runs.len());
     // The length of the last run merged into the current one: a flap is judged against its
     // neighbours, not against everything merged so far.
     let mut last_len = 0;
+    let mut flapping = false;
     for (start, end) in runs {
         let len = end - start;
-        match out.last_mut() {
-            Some((_, prev_end))
-                if start - *prev_end <= max_gap
-                    && (start - *prev_end) as f64 <= ratio * last_len.min(len) as f64 =>
+        let gap = out.last().map(|&(_, prev_end)| start - prev_end);
+        let against = if flapping {
+            last_len.max(len)
+        } else {
+            last_len.min(len)
+        };
+        match (out.last_mut(), gap) {
+            (Some((_, prev_end)), Some(gap))
+                if gap <= max_gap && gap as f64 <= ratio * against as f64 =>
             {
                 *prev_end = end;
+                flapping = true;
             }
-            _ => out.push((start, end)),
+            _ => {
+                out.push((start, end));
+                flapping = false;
+            }
         }
         last_len = len;
     }

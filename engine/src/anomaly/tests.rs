@@ -198,6 +198,25 @@ fn a_flapping_dependency_is_one_incident_and_bursts_far_apart_stay_apart() {
 }
 
 #[test]
+fn a_flapping_incident_takes_in_its_last_down_phase_cut_short() {
+    // Down 20 steps, up 20, four times from step 400, then down 8 steps more as the incident
+    // ends: one incident, the stub in it. A lone 8-step burst 20 steps after a 30-step
+    // outage is not a flap: it stays a transient.
+    let mut steps = healthy(1_600);
+    for k in 0..4 {
+        for step in &mut steps[400 + 40 * k..420 + 40 * k] {
+            *step = (100, 100, 0);
+        }
+    }
+    for range in [560..568, 1_000..1_030, 1_050..1_058] {
+        for step in &mut steps[range] {
+            *step = (100, 100, 0);
+        }
+    }
+    check(&steps, "400..568 Failures, 1000..1030 Failures", 1);
+}
+
+#[test]
 fn at_low_volume_an_outage_ends_where_its_failures_do() {
     // Two calls a second, one failing every ten seconds (5 %): each step is judged over
     // about twenty neighbours, which blurs the scores for seconds after the outage.
