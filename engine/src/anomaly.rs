@@ -248,15 +248,15 @@ fn merge_flaps(runs: Vec<(usize, usize)>, max_gap: usize, ratio: f64) -> Vec<(us
     let mut flapping = false;
     for (start, end) in runs {
         let len = end - start;
-        let gap = out.last().map(|&(_, prev_end)| start - prev_end);
         let against = if flapping {
             last_len.max(len)
         } else {
             last_len.min(len)
         };
-        match (out.last_mut(), gap) {
-            (Some((_, prev_end)), Some(gap))
-                if gap <= max_gap && gap as f64 <= ratio * against as f64 =>
+        match out.last_mut() {
+            Some((_, prev_end))
+                if start - *prev_end <= max_gap
+                    && (start - *prev_end) as f64 <= ratio * against as f64 =>
             {
                 *prev_end = end;
                 flapping = true;

@@ -48,8 +48,6 @@ use crate::replay;
 use crate::scenario::{self, Scenario, Span, Truth};
 use crate::suggest::{self, TuneOptions};
 use crate::throttle;
-#[cfg(test)]
-use yardstick::{SAFE_ORACLE_SEED, scored_set};
 use yardstick::{bounded, expected_oracle, hindsight, oracle, safe_oracle};
 
 pub use expected::Expected;

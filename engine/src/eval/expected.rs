@@ -16,6 +16,7 @@
 
 use breaker::Config;
 
+use super::report::ratio;
 use super::{ConfigResult, ScenarioReport};
 use crate::defaults;
 use crate::replay;
@@ -26,7 +27,7 @@ use crate::search::expected_minus_replayed;
 /// tail of an incident ending there at its expected length.
 pub(super) fn tail_cost(scenario: &Scenario, half: usize, config: &Config) -> f64 {
     let history = &scenario.history;
-    let mut res = replay::replay(history, 0..history.len(), config);
+    let res = replay::replay(history, 0..history.len(), config);
     let from_ms = history.steps.get(half).map_or(u64::MAX, |step| step.t_ms);
     let correction = expected_minus_replayed(
         history,
@@ -34,13 +35,7 @@ pub(super) fn tail_cost(scenario: &Scenario, half: usize, config: &Config) -> f6
         &scenario.truth.incidents,
         from_ms,
     );
-    res.drop_steps_before(half);
-    let score = replay::score(
-        history,
-        &res,
-        &scenario.truth.healthy,
-        &scenario.truth.incidents,
-    );
+    let score = super::second_half_score(scenario, half, res);
     // A tail refuses good calls only: the lost calls cannot go below none.
     score.cost + correction.max(-(score.lost_good as f64))
 }
@@ -128,16 +123,6 @@ impl Expected {
             "tuned_over_expected_oracle": self.tuned_over_expected_oracle(),
             "tuned_over_best_default": self.tuned_over_best_default(),
         })
-    }
-}
-
-fn ratio(a: f64, b: f64) -> f64 {
-    if b > 0.0 {
-        a / b
-    } else if a > 0.0 {
-        f64::INFINITY
-    } else {
-        1.0
     }
 }
 

@@ -299,15 +299,6 @@ impl ScenarioReport {
             .iter()
             .filter(|res| defaults::LIBRARY_DEFAULTS.contains(&res.config_name))
             .min_by(|a, b| a.score.cost.total_cmp(&b.score.cost))?;
-        let ratio = |a: f64, b: f64| {
-            if b > 0.0 {
-                a / b
-            } else if a > 0.0 {
-                f64::INFINITY
-            } else {
-                1.0
-            }
-        };
         Some(Summary {
             tuned_over_oracle: oracle.map(|oracle| ratio(tuned.score.cost, oracle.score.cost)),
             best_default: best_default.config_name,
@@ -336,6 +327,17 @@ impl ScenarioReport {
             tuned_over_safe_oracle: safe_oracle.map(|s| ratio(tuned.score.cost, s.score.cost)),
             expected: super::Expected::of(self),
         })
+    }
+}
+
+/// `a / b`, with a cost of nothing over nothing as 1 and a cost over nothing as infinite.
+pub(super) fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        a / b
+    } else if a > 0.0 {
+        f64::INFINITY
+    } else {
+        1.0
     }
 }
 

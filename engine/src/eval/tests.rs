@@ -260,7 +260,7 @@ fn bounded_is_the_best_static_config_within_the_tuners_safety_bounds() {
     assert_ne!(oracle, oracle_bounded);
     // The bounded config is within them: nothing to raise, no call timeout, and the noise
     // margin of the scored half's usual traffic already taken.
-    let (set, _) = super::scored_set(&scenario, half);
+    let (set, _) = super::yardstick::scored_set(&scenario, half);
     let usual = crate::anomaly::Labels {
         anomalous: set.healthy.iter().map(|healthy| !healthy).collect(),
         ..crate::anomaly::Labels::default()
@@ -321,13 +321,13 @@ fn the_safe_oracle_trips_in_no_random_order_where_the_oracle_does() {
     let cost = |name: &str| report.result(name).unwrap().score.cost;
     // False trips on the scored half (as the searches see it) in the order the safe oracle's
     // search checks.
-    let (set, score_from) = super::scored_set(&scenario, half);
+    let (set, score_from) = super::yardstick::scored_set(&scenario, half);
     let random_trips = |config: &breaker::Config| {
         let mut res = crate::replay::replay_in_random_order(
             &set.history,
             0..set.history.len(),
             config,
-            super::SAFE_ORACLE_SEED,
+            super::yardstick::SAFE_ORACLE_SEED,
         );
         res.drop_steps_before(score_from);
         crate::replay::score(&set.history, &res, &set.healthy, &set.incidents).false_trips

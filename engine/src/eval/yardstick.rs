@@ -36,8 +36,7 @@ pub(super) fn hindsight(scenario: &Scenario, half: usize, tuned: &Config) -> Con
 
 /// The best static config of the grid, chosen with the truth on the scored half.
 pub(super) fn oracle(scenario: &Scenario, half: usize, tuned: &Config) -> Config {
-    let (set, score_from) = scored_set(scenario, half);
-    best_static(set, score_from, tuned, Yardstick::default())
+    on_scored_half(scenario, half, tuned, Yardstick::default())
 }
 
 /// The oracle's search with every candidate that trips falsely on the scored half with each
@@ -45,10 +44,9 @@ pub(super) fn oracle(scenario: &Scenario, half: usize, tuned: &Config) -> Config
 /// traffic whose failures bunch as chance would. The order is drawn with another seed than
 /// the one the `random` column counts in, so that column checks it independently.
 pub(super) fn safe_oracle(scenario: &Scenario, half: usize, tuned: &Config) -> Config {
-    let (set, score_from) = scored_set(scenario, half);
-    best_static(
-        set,
-        score_from,
+    on_scored_half(
+        scenario,
+        half,
         tuned,
         Yardstick {
             random_order_check: Some(SAFE_ORACLE_SEED),
@@ -65,10 +63,9 @@ pub(super) const SAFE_ORACLE_SEED: u64 = 0x5afe_0de5;
 /// scored half's usual traffic), chosen with the truth on the scored half: what the bounds
 /// leave of the oracle.
 pub(super) fn bounded(scenario: &Scenario, half: usize, tuned: &Config) -> Config {
-    let (set, score_from) = scored_set(scenario, half);
-    best_static(
-        set,
-        score_from,
+    on_scored_half(
+        scenario,
+        half,
         tuned,
         Yardstick {
             within_bounds: true,
@@ -104,16 +101,26 @@ pub(super) fn scored_set(scenario: &Scenario, half: usize) -> (EvalSet, usize) {
 /// length, as the tuner counts it (see `SearchOptions::expected_tails`): the oracle without
 /// the luck of where the scored incidents' ends fell among its probes.
 pub(super) fn expected_oracle(scenario: &Scenario, half: usize, tuned: &Config) -> Config {
-    let (set, score_from) = scored_set(scenario, half);
-    best_static(
-        set,
-        score_from,
+    on_scored_half(
+        scenario,
+        half,
         tuned,
         Yardstick {
             expected_tails: true,
             ..Yardstick::default()
         },
     )
+}
+
+/// [`best_static`] on the scored half ([`scored_set`]).
+fn on_scored_half(
+    scenario: &Scenario,
+    half: usize,
+    tuned: &Config,
+    yardstick: Yardstick,
+) -> Config {
+    let (set, score_from) = scored_set(scenario, half);
+    best_static(set, score_from, tuned, yardstick)
 }
 
 /// How [`best_static`]'s search differs from the oracle's.
