@@ -36,6 +36,7 @@
 mod expected;
 mod overall;
 mod report;
+mod shuffled;
 mod yardstick;
 
 use breaker::Config;
@@ -53,6 +54,7 @@ use yardstick::{bounded, expected_oracle, hindsight, oracle, safe_oracle};
 pub use expected::Expected;
 pub use overall::Overall;
 pub use report::{ConfigResult, Report, ScenarioReport, Summary, settings_json, settings_text};
+pub use shuffled::Shuffled;
 
 /// Options for [`evaluate`].
 #[derive(Clone, Debug)]
@@ -80,6 +82,9 @@ pub struct EvalOptions {
     /// Also score every config with each tail at its expected length and search the oracle
     /// so (see [`expected`]): as slow again as the oracle.
     pub expected_tails: bool,
+    /// Also replay every config with each step's calls in this many random orders and
+    /// report its median cost (see [`shuffled`]); 0 does not.
+    pub random_orders: usize,
 }
 
 impl Default for EvalOptions {
@@ -93,6 +98,7 @@ impl Default for EvalOptions {
             bounded: false,
             safe_oracle: false,
             expected_tails: false,
+            random_orders: 0,
         }
     }
 }
@@ -272,6 +278,9 @@ fn evaluate_scenario(
             expected::fill(scenario, half, &mut results);
         }
     }
+    if opts.random_orders > 0 {
+        shuffled::fill(scenario, half, opts.random_orders, &mut results);
+    }
     (
         ScenarioReport {
             scenario: scenario.name.clone(),
@@ -304,6 +313,7 @@ fn score_all(
         score: second_half_score(scenario, half, throttled),
         random_order_false_trips: None,
         expected_tail_cost: None,
+        random_order_cost: None,
         config: None,
     });
     results.push(result_of(scenario, half, "tuned", tuned.clone()));
@@ -386,6 +396,7 @@ fn result_of(
         score: scored_from(scenario, half, &config),
         random_order_false_trips: Some(second_half_score(scenario, half, shuffled).false_trips),
         expected_tail_cost: None,
+        random_order_cost: None,
         config: Some(config),
     }
 }

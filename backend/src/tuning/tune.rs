@@ -96,6 +96,14 @@ pub struct EvalArgs {
     /// that luck. As slow again as the oracle.
     #[arg(long)]
     pub expected_tails: bool,
+    /// Also replay every config with each step's calls in N random orders and print its
+    /// median cost beside tuned/oracle and tuned/best default so replayed: the scoring's even
+    /// layout decides alike for every incident whether the probes meet one of the usual
+    /// failures, and the oracle, cheapest on that layout, may owe its lead to it. No search
+    /// runs in random order (the oracle's config is the one chosen on the even layout), so
+    /// tuned/oracle there is a lower bound. 0 (the default) does not.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub random_orders: usize,
 }
 
 /// Runs a `fusebox tune` command.
@@ -201,6 +209,7 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
         bounded: args.bounded,
         safe_oracle: args.safe_oracle,
         expected_tails: args.expected_tails,
+        random_orders: args.random_orders,
         ..engine::eval::EvalOptions::default()
     };
     let (report, warnings) = engine::eval::evaluate(&files, &options);

@@ -51,6 +51,15 @@ pub struct Overall {
     pub n_within_expected_oracle: usize,
     pub geomean_tuned_over_best_default_expected: Option<f64>,
     pub n_under_best_default_expected: usize,
+    /// Scenarios replayed in random orders (see [`super::shuffled`]), and over them the
+    /// geometric means of tuned over the oracle's config (`None` without an oracle) and over
+    /// the best default, all so replayed, with the scenarios within [`WITHIN_ORACLE`] × the
+    /// one and at most [`UNDER_BEST_DEFAULT`] × the other.
+    pub n_with_random_orders: usize,
+    pub geomean_tuned_over_oracle_random_orders: Option<f64>,
+    pub n_within_oracle_random_orders: usize,
+    pub geomean_tuned_over_best_default_random_orders: Option<f64>,
+    pub n_under_best_default_random_orders: usize,
 }
 
 // === impl Overall ===
@@ -93,6 +102,18 @@ impl Overall {
             .iter()
             .map(|e| e.tuned_over_best_default())
             .collect();
+        let shuffled: Vec<&super::Shuffled> = summaries
+            .iter()
+            .filter_map(|(s, _)| s.shuffled.as_ref())
+            .collect();
+        let to_oracle_shuffled: Vec<f64> = shuffled
+            .iter()
+            .filter_map(|s| s.tuned_over_oracle())
+            .collect();
+        let to_default_shuffled: Vec<f64> = shuffled
+            .iter()
+            .map(|s| s.tuned_over_best_default())
+            .collect();
         let count = |f: &dyn Fn(&Summary) -> bool| summaries.iter().filter(|(s, _)| f(s)).count();
         let sum = |f: &dyn Fn(&Summary) -> Option<u32>| {
             summaries.iter().filter_map(|(s, _)| f(s)).sum::<u32>()
@@ -129,6 +150,17 @@ impl Overall {
             n_within_expected_oracle: to_expected.iter().filter(|&&r| r <= WITHIN_ORACLE).count(),
             geomean_tuned_over_best_default_expected: geomean(&to_default_expected),
             n_under_best_default_expected: to_default_expected
+                .iter()
+                .filter(|&&r| r <= UNDER_BEST_DEFAULT)
+                .count(),
+            n_with_random_orders: shuffled.len(),
+            geomean_tuned_over_oracle_random_orders: geomean(&to_oracle_shuffled),
+            n_within_oracle_random_orders: to_oracle_shuffled
+                .iter()
+                .filter(|&&r| r <= WITHIN_ORACLE)
+                .count(),
+            geomean_tuned_over_best_default_random_orders: geomean(&to_default_shuffled),
+            n_under_best_default_random_orders: to_default_shuffled
                 .iter()
                 .filter(|&&r| r <= UNDER_BEST_DEFAULT)
                 .count(),
@@ -179,6 +211,18 @@ impl Overall {
                 self.n_under_best_default_expected
             );
         }
+        if let Some(to_default) = self.geomean_tuned_over_best_default_random_orders {
+            let to_oracle = self
+                .geomean_tuned_over_oracle_random_orders
+                .map_or_else(|| "-".to_owned(), |r| format!("{r:.3}"));
+            let _ = writeln!(
+                out,
+                "  in random orders: geomean tuned/oracle {to_oracle} (within {WITHIN_ORACLE}×: {} of {}); geomean tuned/best default {to_default:.3} (at most {UNDER_BEST_DEFAULT}×: {})",
+                self.n_within_oracle_random_orders,
+                self.n_with_random_orders,
+                self.n_under_best_default_random_orders
+            );
+        }
         out
     }
 
@@ -208,6 +252,11 @@ impl Overall {
             "n_within_expected_oracle": self.n_within_expected_oracle,
             "geomean_tuned_over_best_default_expected": self.geomean_tuned_over_best_default_expected,
             "n_under_best_default_expected": self.n_under_best_default_expected,
+            "n_with_random_orders": self.n_with_random_orders,
+            "geomean_tuned_over_oracle_random_orders": self.geomean_tuned_over_oracle_random_orders,
+            "n_within_oracle_random_orders": self.n_within_oracle_random_orders,
+            "geomean_tuned_over_best_default_random_orders": self.geomean_tuned_over_best_default_random_orders,
+            "n_under_best_default_random_orders": self.n_under_best_default_random_orders,
         })
     }
 }

@@ -48,6 +48,9 @@ pub struct ConfigResult {
     /// The cost with every scored tail at its expected length (see [`super::expected`]);
     /// `None` unless asked for, and for adaptive throttling.
     pub expected_tail_cost: Option<f64>,
+    /// The median cost over random orders of each step's calls (see [`super::shuffled`]);
+    /// `None` unless asked for, and for adaptive throttling.
+    pub random_order_cost: Option<f64>,
 }
 
 /// How the tuned config compares, in one scenario.
@@ -88,6 +91,8 @@ pub struct Summary {
     pub tuned_over_safe_oracle: Option<f64>,
     /// The costs with expected tails; `None` unless the expected-oracle was searched.
     pub expected: Option<super::Expected>,
+    /// The median costs in random orders; `None` unless asked for.
+    pub shuffled: Option<super::Shuffled>,
 }
 
 // === impl Report ===
@@ -119,6 +124,7 @@ impl Report {
                         "safe_oracle_over_oracle": s.safe_oracle_over_oracle,
                         "tuned_over_safe_oracle": s.tuned_over_safe_oracle,
                         "expected_tails": s.expected.as_ref().map(super::Expected::to_json),
+                        "random_orders": s.shuffled.as_ref().map(super::Shuffled::to_json),
                     })
                 });
                 json!({
@@ -257,6 +263,9 @@ impl Report {
                 if let Some(expected) = &summary.expected {
                     let _ = writeln!(out, "  {}", expected.to_text());
                 }
+                if let Some(shuffled) = &summary.shuffled {
+                    let _ = writeln!(out, "  {}", shuffled.to_text());
+                }
                 if let Some(tuned_over_labelled) = summary.tuned_over_labelled {
                     let _ = writeln!(out, "  tuned/labelled {tuned_over_labelled:.2}");
                 }
@@ -326,6 +335,7 @@ impl ScenarioReport {
                 .map(|(s, o)| ratio(s.score.cost, o.score.cost)),
             tuned_over_safe_oracle: safe_oracle.map(|s| ratio(tuned.score.cost, s.score.cost)),
             expected: super::Expected::of(self),
+            shuffled: super::Shuffled::of(self),
         })
     }
 }
@@ -367,6 +377,7 @@ fn result_json(res: &ConfigResult) -> Value {
         "false_trips": s.false_trips,
         "random_order_false_trips": res.random_order_false_trips,
         "expected_tail_cost": res.expected_tail_cost,
+        "random_order_cost": res.random_order_cost,
         "settings": res.config.as_ref().map_or_else(
             || json!({"policy": "adaptive_throttling", "k": throttle::K,
                       "window_s": throttle::WINDOW.as_secs()}),

@@ -19,6 +19,7 @@ fn result(name: &'static str, cost: f64, detected: usize, false_trips: [u32; 2])
         },
         random_order_false_trips: Some(false_trips[1]),
         expected_tail_cost: None,
+        random_order_cost: None,
     }
 }
 
