@@ -23,7 +23,9 @@
 //!   noise a little worse than that.
 //!
 //! To the replayed cost the search adds the expected cost of an unlucky probe after each
-//! incident (see `ProbeRisk`), which a deterministic replay leaves to luck; and, with
+//! incident (see `ProbeRisk`), which a deterministic replay leaves to luck; with
+//! [`SearchOptions::price_chance_closes`] (the tuner's), the chance that probes which failed
+//! during an incident would have passed, closing the breaker mid-incident; and, with
 //! [`SearchOptions::expected_tails`] (the tuner's), each incident's tail, the healthy calls
 //! refused until the next probe, counts at its expected length rather than the drawn one.
 //!
@@ -49,9 +51,10 @@
 //! - `inject`: the transplanted and injected incidents and the stressed stretches;
 //! - `probe_risk`: the expected cost of unlucky probes and of trips by chance, and the noise
 //!   margin;
-//! - `tail`: the expected tail after an incident.
+//! - `tail`: the expected tail after an incident; `chance_close`: probes passing by chance.
 
 mod candidate;
+mod chance_close;
 mod descent;
 mod grid;
 mod inject;
@@ -127,6 +130,10 @@ pub struct SearchOptions {
     /// share of failures below a threshold reach it; chance does. The safe oracle's search
     /// uses it (see `eval`); the tuner prices trips by chance instead (`ProbeRisk`).
     pub random_order_check: Option<u64>,
+    /// Whether each failed try of the probes during a labelled incident also costs the
+    /// chance they would pass in a random order, times the calls let through until the
+    /// breaker trips again (see `chance_close`). The tuner's objective does; the oracle's not.
+    pub price_chance_closes: bool,
     /// Checked before every replay and every round; once it fires, [`Search::run`] gives up.
     pub stop: Stop,
 }
@@ -194,6 +201,7 @@ impl Default for SearchOptions {
             false_trip_penalty_s: 0.0,
             expected_tails: false,
             random_order_check: None,
+            price_chance_closes: false,
             stop: Stop::default(),
         }
     }
@@ -330,6 +338,7 @@ impl Search {
         Pricing {
             false_trip_penalty_s: self.opts.false_trip_penalty_s,
             expected_tails: self.opts.expected_tails,
+            chance_closes: self.opts.price_chance_closes,
         }
     }
 

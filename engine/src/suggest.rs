@@ -82,6 +82,7 @@ impl TuneOptions {
                 false_trip_penalty_s: FALSE_TRIP_PENALTY_S,
                 expected_tails: true,
                 random_order_check: None,
+                price_chance_closes: true,
                 stop: Stop::default(),
             },
             backtest_budget_calls: Some(200_000),
@@ -317,6 +318,7 @@ pub fn tune_labelled(
         min_failures_to_trip: Grid::SAFE_MIN_FAILURES_TO_TRIP,
         false_trip_penalty_s: FALSE_TRIP_PENALTY_S,
         expected_tails: true,
+        price_chance_closes: true,
         stop: opts.stop.clone(),
         ..opts.search.clone()
     };

@@ -112,6 +112,8 @@ pub(super) struct Pricing {
     pub false_trip_penalty_s: f64,
     /// See [`super::SearchOptions::expected_tails`].
     pub expected_tails: bool,
+    /// See [`super::SearchOptions::price_chance_closes`].
+    pub chance_closes: bool,
 }
 
 /// The cost of `config` on `set`, counted from step `score_from` on, priced by `pricing`
@@ -177,17 +179,28 @@ pub(super) fn cost_on(
     } else {
         0.0
     };
+    let from_ms = set
+        .history
+        .steps
+        .get(res.range.start)
+        .map_or(u64::MAX, |s| s.t_ms);
     let tails = if pricing.expected_tails {
-        let from_ms = set
-            .history
-            .steps
-            .get(res.range.start)
-            .map_or(u64::MAX, |s| s.t_ms);
         tail::expected_minus_replayed(&set.history, &res.transitions, &set.incidents, from_ms)
     } else {
         0.0
     };
-    ((score.cost + tails).max(0.0) + penalty) * f64::from(weight)
+    let closes = if pricing.chance_closes {
+        super::chance_close::chance_close_cost(
+            &set.history,
+            &res.transitions,
+            &set.incidents,
+            config,
+            from_ms,
+        )
+    } else {
+        0.0
+    };
+    ((score.cost + tails).max(0.0) + penalty + closes) * f64::from(weight)
 }
 
 #[cfg(test)]

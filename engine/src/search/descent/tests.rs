@@ -71,6 +71,7 @@ fn cost(set: &EvalSet, config: &Config, penalty_s: f64, calls: &mut u64, bound: 
         Pricing {
             false_trip_penalty_s: penalty_s,
             expected_tails: false,
+            chance_closes: false,
         },
         calls,
         bound,

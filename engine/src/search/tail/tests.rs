@@ -31,6 +31,7 @@ fn cost(set: &EvalSet, config: &Config, expected_tails: bool) -> f64 {
     let pricing = Pricing {
         false_trip_penalty_s: 0.0,
         expected_tails,
+        chance_closes: false,
     };
     cost_on(
         (set, &Steps::new(&set.history)),
