@@ -18,7 +18,6 @@ use breaker::Config;
 
 use super::report::ratio;
 use super::{ConfigResult, ScenarioReport};
-use crate::defaults;
 use crate::replay;
 use crate::scenario::Scenario;
 use crate::search::expected_minus_replayed;
@@ -68,12 +67,8 @@ impl Expected {
     /// default carry an expected cost.
     pub fn of(scenario: &ScenarioReport) -> Option<Expected> {
         let cost = |name: &str| scenario.result(name)?.expected_tail_cost;
-        let (best_default, best_default_cost) = scenario
-            .results
-            .iter()
-            .filter(|res| defaults::LIBRARY_DEFAULTS.contains(&res.config_name))
-            .filter_map(|res| Some((res.config_name, res.expected_tail_cost?)))
-            .min_by(|a, b| a.1.total_cmp(&b.1))?;
+        let (best_default, best_default_cost) =
+            scenario.cheapest_default(|res| res.expected_tail_cost)?;
         Some(Expected {
             tuned: cost("tuned")?,
             oracle: cost("oracle"),

@@ -295,6 +295,18 @@ impl ScenarioReport {
         self.results.iter().find(|res| res.config_name == name)
     }
 
+    /// The library default cheapest by `cost` (among those that have one), and that cost.
+    pub(super) fn cheapest_default(
+        &self,
+        cost: impl Fn(&ConfigResult) -> Option<f64>,
+    ) -> Option<(&'static str, f64)> {
+        self.results
+            .iter()
+            .filter(|res| crate::defaults::LIBRARY_DEFAULTS.contains(&res.config_name))
+            .filter_map(|res| Some((res.config_name, cost(res)?)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
     /// Tuned against the oracle and the cheapest library default.
     pub fn summary(&self) -> Option<Summary> {
         let tuned = self.result("tuned")?;

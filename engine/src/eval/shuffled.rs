@@ -21,7 +21,6 @@ use breaker::Config;
 
 use super::report::ratio;
 use super::{ConfigResult, ScenarioReport};
-use crate::defaults;
 use crate::replay;
 use crate::scenario::Scenario;
 
@@ -87,12 +86,8 @@ impl Shuffled {
     /// `None` unless the tuned result and a library default carry a random-order cost.
     pub fn of(scenario: &ScenarioReport) -> Option<Shuffled> {
         let cost = |name: &str| scenario.result(name)?.random_order_cost;
-        let (best_default, best_default_cost) = scenario
-            .results
-            .iter()
-            .filter(|res| defaults::LIBRARY_DEFAULTS.contains(&res.config_name))
-            .filter_map(|res| Some((res.config_name, res.random_order_cost?)))
-            .min_by(|a, b| a.1.total_cmp(&b.1))?;
+        let (best_default, best_default_cost) =
+            scenario.cheapest_default(|res| res.random_order_cost)?;
         Some(Shuffled {
             tuned: cost("tuned")?,
             oracle: cost("oracle"),
