@@ -919,14 +919,20 @@ async fn memory_fleet(quick: bool, spread: bool) {
     let pct = |q: f64| percentile(&times, q);
     let live_kb = status_kb(pid, "VmRSS:");
     let peak_kb = status_kb(pid, "VmHWM:");
-    println!(
-        "  {}",
-        commit_stages(&metrics_text(&url).await, seconds as f64)
-    );
     let timing = match spread {
         true => "phases spread over the second",
         false => "all posting at the same instant",
     };
+    // The header comes first: the writer's and the stream's lines below are this run's.
+    println!(
+        "memory, large fleet: {} breakers, {} instances x {n_breakers} breakers reporting every second for {seconds} s, {timing}",
+        n_reporters * n_breakers,
+        n_reporters
+    );
+    println!(
+        "  {}",
+        commit_stages(&metrics_text(&url).await, seconds as f64)
+    );
     probe
         .finish(&format!(
             "{} live breakers ({} instances × {n_breakers}, {timing})",
@@ -940,11 +946,7 @@ async fn memory_fleet(quick: bool, spread: bool) {
         .into_iter()
         .filter(|b| b.service != "probe")
         .collect();
-    println!(
-        "memory, large fleet: {} live breakers, {} instances x {n_breakers} breakers reporting every second for {seconds} s, {timing}",
-        breakers.len(),
-        n_services * n_instances
-    );
+    println!("  {} live breakers listed", breakers.len());
     println!(
         "  RSS {:>6.1} MB   peak {:>6.1} MB   (goal <= 300 MB); server CPU {:.2} s a second of load ({cpu_s:.1} s in all)",
         live_kb as f64 / 1024.0,
