@@ -35,6 +35,7 @@ pub(super) fn chance_close_cost(
     let Some(first) = history.steps.first() else {
         return 0.0;
     };
+    let step_of = |ms: u64| ((ms.saturating_sub(first.t_ms)) / step_ms) as usize;
     let mut totals: Option<Totals> = None;
     let mut cost = 0.0;
     for pair in transitions.windows(2) {
@@ -52,7 +53,6 @@ pub(super) fn chance_close_cost(
         else {
             continue;
         };
-        let step_of = |ms: u64| ((ms.saturating_sub(first.t_ms)) / step_ms) as usize;
         let (lo, hi) = (
             step_of(incident.start_ms).min(history.len()),
             step_of(incident.end_ms).min(history.len()),
@@ -113,24 +113,26 @@ impl Totals {
             })
             .collect();
         let n = history.len();
+        // Each starts at 0: entry `i` sums the steps before step `i`.
         let mut totals = Totals {
             calls: Vec::with_capacity(n + 1),
             failed: Vec::with_capacity(n + 1),
             slow: Vec::with_capacity(n + 1),
         };
         let (mut calls, mut failed, mut slow) = (0u64, 0u64, 0u64);
-        for step in std::iter::once(None).chain(history.steps.iter().map(Some)) {
-            if let Some(step) = step {
-                calls += u64::from(step.n_calls);
-                failed += u64::from(step.n_failures.min(step.n_calls));
-                slow += step
-                    .latency_counts
-                    .iter()
-                    .zip(&slow_bucket)
-                    .filter(|&(_, &is_slow)| is_slow)
-                    .map(|(&count, _)| u64::from(count))
-                    .sum::<u64>();
-            }
+        totals.calls.push(0);
+        totals.failed.push(0);
+        totals.slow.push(0);
+        for step in &history.steps {
+            calls += u64::from(step.n_calls);
+            failed += u64::from(step.n_failures.min(step.n_calls));
+            slow += step
+                .latency_counts
+                .iter()
+                .zip(&slow_bucket)
+                .filter(|&(_, &is_slow)| is_slow)
+                .map(|(&count, _)| u64::from(count))
+                .sum::<u64>();
             totals.calls.push(calls);
             totals.failed.push(failed);
             totals.slow.push(slow);

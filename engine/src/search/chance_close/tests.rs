@@ -30,17 +30,23 @@ fn shares(failed: f64) -> Shares {
     Shares { failed, slow: 0.0 }
 }
 
-/// Trips at 10 % over at least 100 calls; closes after `successes` in a row.
-fn probing(successes: u32) -> Config {
+/// Trips at 10 % over the last `window` calls once it holds `minimum`; closes after
+/// `successes` in a row.
+fn probing_over(window: u32, minimum: u32, successes: u32) -> Config {
     Config::builder()
         .failure_rate_threshold(0.1)
-        .window(Window::Count(200))
-        .minimum_calls(100)
+        .window(Window::Count(window))
+        .minimum_calls(minimum)
         .wait(Wait::Fixed(Duration::from_secs(2)))
         .half_open_probes(successes)
         .half_open_successes(successes)
         .build()
         .unwrap()
+}
+
+/// Trips at 10 % over at least 100 calls; closes after `successes` in a row.
+fn probing(successes: u32) -> Config {
+    probing_over(200, 100, successes)
 }
 
 #[test]
@@ -143,15 +149,7 @@ fn steps_of_a_few_calls_are_not_priced() {
         start_ms: 60_000,
         end_ms: 180_000,
     }];
-    let config = Config::builder()
-        .failure_rate_threshold(0.1)
-        .window(Window::Count(20))
-        .minimum_calls(10)
-        .wait(Wait::Fixed(Duration::from_secs(2)))
-        .half_open_probes(5)
-        .half_open_successes(5)
-        .build()
-        .unwrap();
+    let config = probing_over(20, 10, 5);
     let res = replay::replay(&history, 0..history.len(), &config);
     let failed_tries = res
         .transitions
