@@ -241,6 +241,9 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         .store
         .is_postgres()
         .then(|| cluster::spawn_listener(state.clone(), published));
+    // SQLite's log is checkpointed by a task of its own, not by the writer's commits.
+    let checkpoints =
+        (!state.store.is_postgres()).then(|| crate::store::checkpoint::spawn(state.store.clone()));
     let app = router(state.clone(), &options);
     let (stop, stopped) = oneshot::channel::<()>();
     let connections = options.connections;
@@ -254,6 +257,9 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         leader_gauge.abort();
         if let Some(listener) = cluster_listener {
             listener.abort();
+        }
+        if let Some(checkpoints) = checkpoints {
+            checkpoints.abort();
         }
         // A stopped server delivers nothing more; what is left waits in the outbox.
         drop(alert_tasks);

@@ -14,6 +14,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
+pub mod checkpoint;
+
 /// How long a write waits for a lock another connection holds, unless the server is told
 /// otherwise (see [`Store::open_with`]).
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(5);
@@ -198,6 +200,8 @@ pub struct Store {
     /// This server's name among the replicas on one database (random, per start): what it
     /// signs its notifications with (see [`crate::cluster`]).
     replica: std::sync::Arc<str>,
+    /// Set when the log's last pages are left for the writer to checkpoint (see [`checkpoint`]).
+    pub(crate) log_tail_due: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 // === impl Store ===
@@ -242,20 +246,20 @@ impl Store {
             .run(&pool)
             .await
             .context("cannot apply the migrations")?;
-        // The writer's connection checkpoints the log every 4,096 pages (16 MB) rather than
-        // SQLite's default 1,000: each commit rewrites the index pages it touches into the log,
-        // and a checkpoint writes each page once however often it was rewritten (and syncs
-        // twice), so fewer checkpoints mean fewer writes per committed row.
+        // The writer's connection checkpoints the log itself only past 64 MB of it, a backstop:
+        // the commit that does takes as long as copying the log (see `checkpoint`, the
+        // server's task that does instead).
         let ingest = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
-            .connect_with(options.pragma("wal_autocheckpoint", "4096"))
+            .connect_with(options.pragma("wal_autocheckpoint", "16384"))
             .await
             .with_context(|| format!("cannot open the database {url}"))?;
         Ok(Store {
             db: Db::Sqlite(pool),
             ingest: Db::Sqlite(ingest),
             replica: replica_name()?,
+            log_tail_due: Default::default(),
         })
     }
 
@@ -304,6 +308,7 @@ impl Store {
             db: Db::Postgres(pool),
             ingest: Db::Postgres(ingest),
             replica: replica_name()?,
+            log_tail_due: Default::default(),
         })
     }
 

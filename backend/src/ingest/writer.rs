@@ -2,14 +2,13 @@
 //! of its own, see [`spawn_writer`]).
 //!
 //! Handlers validate a batch and hand it over through a bounded queue of two lanes (batches
-//! with transitions first, see `queue`); the writer drains what is queued, commits it in one transaction on a connection of its own (on SQLite one
-//! multi-row insert per 200 aggregates of the whole group; on PostgreSQL one statement of
-//! column arrays for them that also notifies the other replicas, and one for its transitions;
-//! one for changed instance states), and only
-//! then updates the [`Fleet`], answers each handler and publishes to the live [`Hub`]:
-//! transitions at once (on PostgreSQL through the cluster's listener, see [`crate::cluster`]),
-//! breaker summaries at most once per [`dirty::SUMMARY_PERIOD`]. A full queue
-//! is answered with 503 and `Retry-After` rather than growing without bound.
+//! with transitions first, see `queue`); the writer drains what is queued, commits it in one
+//! transaction on a connection of its own (on SQLite one multi-row insert per 200 aggregates
+//! of the group; on PostgreSQL one statement of column arrays for them that also notifies the
+//! other replicas, one for its transitions; one for changed instance states), and only then
+//! updates the [`Fleet`], answers each handler and publishes to the live [`Hub`]: transitions
+//! at once (on PostgreSQL through the cluster's listener, see [`crate::cluster`]), breaker
+//! summaries at most once per [`dirty::SUMMARY_PERIOD`]. A full queue is answered with 503.
 //!
 //! The writer also enforces the cardinality [`Limits`]: it is the only task that creates
 //! breakers and instances, and it knows every name already (the ids it keeps), so it checks
@@ -45,8 +44,7 @@ use queue::{Job, Lanes};
 /// Batches committed together in one transaction at most.
 const MAX_BATCHES_PER_COMMIT: usize = 64;
 
-/// How long the writer waits at most, once it has a batch, for more to join the same commit
-/// (see [`Writer::gather`]).
+/// How long the writer waits at most for more batches to join a commit ([`Writer::gather`]).
 const GATHER_WAIT: Duration = Duration::from_millis(2);
 
 /// Starts the writer task (on SQLite on a thread of its own) with a queue of two lanes of `capacity` batches each. `fleet` holds the instances
@@ -257,6 +255,8 @@ impl Writer {
                     let publishing = std::time::Instant::now();
                     self.publish(&batches, pending, replies);
                     (self.metrics).record_commit_stages(&[("publish", publishing.elapsed())]);
+                    // What a periodic checkpoint left of the log, between two commits.
+                    self.store.checkpoint_tail().await;
                 }
                 Err(err) => {
                     // Another connection holding the database's lock (a backup, a shell):
