@@ -73,7 +73,10 @@ fn reads_the_system_clock(code: &str) -> bool {
 }
 
 fn is_store(rel: &str) -> bool {
-    rel == "store.rs" || rel.ends_with("/store.rs") || rel.contains("/store/")
+    rel == "store.rs"
+        || rel.starts_with("store/")
+        || rel.ends_with("/store.rs")
+        || rel.contains("/store/")
 }
 
 #[test]
