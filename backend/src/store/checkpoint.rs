@@ -4,14 +4,14 @@
 //! the connection that made it: on the ingest writer's, that commit took 30–100 ms instead of
 //! a few (a 10,000-breaker fleet fills 16 MB of log about every 1.2 s), and every batch
 //! queued behind it, transitions included, waited as long. The writer's connection therefore
-//! checkpoints by itself only past a backstop of 64 MB of log. This task copies the log into the database every [`PERIOD`]
-//! with a `PASSIVE` checkpoint on a connection of the read pool, while the writer goes on
-//! committing; then it leaves the pages committed meanwhile to the writer, which checkpoints
-//! them between two commits ([`Store::checkpoint_tail`]): a few hundred pages at most, so
-//! that the log is wholly checkpointed and the next write starts it again from its beginning,
-//! where under a load that never pauses it would only grow. (`FULL` on this connection did
-//! the same but held the writer back for 10 ms to 1.2 s while it waited for its turn.) With
-//! nothing new in the log, a checkpoint is a look at its header.
+//! checkpoints by itself only past a backstop of 64 MB of log. This task copies the log into
+//! the database every [`PERIOD`] with a `PASSIVE` checkpoint on a connection of the read
+//! pool, while the writer goes on committing; then it leaves the pages committed meanwhile to
+//! the writer, which checkpoints them between two commits ([`Store::checkpoint_tail`]): a few
+//! hundred pages at most, so that the log is wholly checkpointed and the next write starts it
+//! again from its beginning, where under a load that never pauses it would only grow. (`FULL`
+//! on this task's connection did the same but held the writer back for 10 ms to 1.4 s while
+//! it waited for its turn.) With nothing new in the log, a checkpoint is a look at its header.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
