@@ -840,6 +840,11 @@ fn commit_stages(metrics: &str, seconds: f64) -> String {
             1e3 * sum / count.max(1.0)
         );
     }
+    // A commit that also checkpoints the log (SQLite) takes tens of ms in its `COMMIT` alone.
+    let commit = "fusebox_ingest_commit_stage_seconds";
+    let slow = metric(&format!("{commit}_count{{stage=\"commit\"}}"))
+        - metric(&format!("{commit}_bucket{{stage=\"commit\",le=\"0.02\"}}"));
+    line += &format!("; COMMIT over 20 ms: {slow:.0}");
     line
 }
 

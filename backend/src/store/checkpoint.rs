@@ -75,7 +75,7 @@ mod tests {
 
     /// The writer's connection leaves the log alone, a checkpoint copies all of it into the
     /// database, so the next write starts the log again from its beginning, and the writer
-    /// checkpoints what a periodic checkpoint left to it.
+    /// checkpoints what a periodic checkpoint left to it, again while a reader holds it back.
     #[tokio::test]
     async fn the_writer_leaves_the_log_to_the_checkpoints() {
         let dir = tempfile::tempdir().unwrap();
@@ -133,5 +133,26 @@ mod tests {
             "the tail was not checkpointed"
         );
         assert!(!store.log_tail_due.load(Ordering::Acquire));
+
+        // A reader's snapshot keeps the pages written after it back: the writer tries again
+        // after its next commit, and once the reader is gone the tail is copied.
+        let mut reader = pool.begin().await.unwrap();
+        let _: (i64,) = sqlx::query_as("SELECT count(*) FROM scratch")
+            .fetch_one(&mut *reader)
+            .await
+            .unwrap();
+        write(8_000_000).await;
+        store.log_tail_due.store(true, Ordering::Release);
+        store.checkpoint_tail().await;
+        assert!(
+            store.log_tail_due.load(Ordering::Acquire),
+            "a held-back tail counted as done"
+        );
+        reader.rollback().await.unwrap();
+        store.checkpoint_tail().await;
+        assert!(
+            !store.log_tail_due.load(Ordering::Acquire),
+            "the tail stayed due"
+        );
     }
 }
