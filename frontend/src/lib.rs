@@ -6,6 +6,8 @@
 //! - [`board`]: the page's model of every breaker, fed by the list endpoint and the live stream.
 //! - [`filter`]: the overview's sort, state filter, search and view (kept in the URL).
 //! - [`matrix`]: the overview's matrix for large fleets (a row of state cells per service).
+//! - [`order`]: the overview's elements stay in the order of their names; CSS `order` places
+//!   them where the sort puts them, so a re-sort moves nothing in the DOM.
 //! - [`range`]: the detail page's time range (kept in the URL).
 //! - [`format`]: what tiles and tables say, as strings.
 //! - [`coalesce`]: live summaries waiting for the next animation frame, newest per breaker.
@@ -31,6 +33,7 @@ pub mod coalesce;
 pub mod filter;
 pub mod format;
 pub mod matrix;
+pub mod order;
 pub mod range;
 pub mod tuning;
 

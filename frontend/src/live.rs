@@ -10,8 +10,9 @@
 //! Each applied batch's cost (apply plus the DOM updates it causes, measured with
 //! `performance.now()`) is appended to `window.__fusebox_batches` as `[ms, events]` for a frame
 //! of summaries and to `window.__fusebox_transition_batches` for a transition, and the
-//! wall-clock time each breaker's latest transition became visible to
-//! `window.__fusebox_seen[breaker]`, for the browser tests' figures.
+//! wall-clock time each breaker's latest transition reached the stream's handler and became
+//! visible to `window.__fusebox_arrived[breaker]` and `window.__fusebox_seen[breaker]`, for the
+//! browser tests' figures.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -230,6 +231,7 @@ impl Live {
     /// Applies a transition at once, after its breaker's pending summary (the stream's order).
     fn apply_transition(self, record: TransitionRecord) {
         let started = now();
+        record_time("__fusebox_arrived", &record.transition.breaker);
         let key = (record.service.clone(), record.transition.breaker.clone());
         let before = self
             .pending
@@ -279,7 +281,9 @@ impl Live {
                     "__fusebox_batches"
                 };
                 record_batch(list, elapsed, n_events);
-                record_seen(seen.as_deref());
+                if let Some(breaker) = &seen {
+                    record_time("__fusebox_seen", breaker);
+                }
                 if let Some((n_breakers, added)) = frame {
                     (self.frame_cap).update_value(|cap| cap.record(n_breakers, elapsed, added));
                 }
@@ -366,16 +370,14 @@ fn record_batch(list: &str, elapsed_ms: f64, n_events: usize) {
     batches.unchecked_into::<js_sys::Array>().push(&entry);
 }
 
-/// Sets `window.__fusebox_seen[breaker] = Date.now()` for the breaker of a new transition.
-fn record_seen(breaker: Option<&str>) {
-    let Some(breaker) = breaker else {
-        return;
-    };
+/// Sets `window[map][breaker] = Date.now()`: `__fusebox_arrived` when the stream's handler
+/// took a transition of the breaker, `__fusebox_seen` once the page showed it.
+fn record_time(map: &str, breaker: &str) {
     let Some(window) = web_sys::window() else {
         return;
     };
-    let key = JsValue::from_str("__fusebox_seen");
-    let seen = js_sys::Reflect::get(&window, &key)
+    let key = JsValue::from_str(map);
+    let times = js_sys::Reflect::get(&window, &key)
         .ok()
         .filter(|value| value.is_object())
         .unwrap_or_else(|| {
@@ -384,5 +386,5 @@ fn record_seen(breaker: Option<&str>) {
             fresh
         });
     let at = JsValue::from_f64(js_sys::Date::now());
-    let _ = js_sys::Reflect::set(&seen, &JsValue::from_str(breaker), &at);
+    let _ = js_sys::Reflect::set(&times, &JsValue::from_str(breaker), &at);
 }

@@ -8,8 +8,6 @@
 //! trigger in [`Live`]), and the grouping and order are recomputed only when a breaker appeared or
 //! a key the current sort or filter reads changed. Keyed `<For>`s then move or add only what moved.
 
-use std::sync::Arc;
-
 use leptos::prelude::*;
 use leptos_router::NavigateOptions;
 use leptos_router::hooks::{use_navigate, use_query_map};
@@ -21,6 +19,7 @@ use crate::filter::{Filter, SortBy, StateFilter, View};
 use crate::format;
 use crate::live::Live;
 use crate::matrix;
+use crate::order::{self, Positions};
 
 #[component]
 pub fn Overview() -> impl IntoView {
@@ -32,6 +31,13 @@ pub fn Overview() -> impl IntoView {
         let filter = filter.get();
         live.track_order(filter.sort);
         live.with_board(|board| board.regroup(&filter, previous))
+    });
+    let services = Placed::new(move || {
+        groups.with(|grouping| {
+            (grouping.groups.iter())
+                .map(|group| group.service.clone())
+                .collect()
+        })
     });
     let is_empty = Memo::new(move |_| live.is_empty());
     // The fleet's size is read only while the URL names no view.
@@ -47,9 +53,9 @@ pub fn Overview() -> impl IntoView {
                 View::Tiles => view! {
                     <div class="services">
                         <For
-                            each=move || groups.with(|grouping| grouping.groups.clone())
-                            key=|group| group.service.clone()
-                            children=move |group| view! { <ServiceSection service=group.service groups=groups /> }
+                            each=move || services.by_name.get()
+                            key=|service| service.clone()
+                            children=move |service| view! { <ServiceSection service=service groups=groups positions=services.positions /> }
                         />
                     </div>
                 }
@@ -174,28 +180,68 @@ fn Toolbar(filter: Memo<Filter>, view: Memo<View>) -> impl IntoView {
 /// The matrix: a row of cells per service, in the order and under the filter the tiles use.
 #[component]
 fn Matrix(groups: Memo<Grouping>) -> impl IntoView {
-    let services = Memo::new(move |_| {
+    let services = Placed::new(move || {
         groups.with(|grouping| {
-            grouping
-                .groups
-                .iter()
+            (grouping.groups.iter())
                 .map(|group| group.service.clone())
-                .collect::<Vec<_>>()
+                .collect()
         })
     });
     view! {
         <div class="matrix">
             <For
-                each=move || services.get()
+                each=move || services.by_name.get()
                 key=|service| service.clone()
-                children=move |service| view! { <MatrixLine service=service groups=groups /> }
+                children=move |service| view! { <MatrixLine service=service groups=groups positions=services.positions /> }
             />
         </div>
     }
 }
 
+/// A list shown in a sort's order by elements that stay in the order of their names (see
+/// [`crate::order`]): what the `<For>` renders, and each name's position.
+#[derive(Clone, Copy)]
+struct Placed {
+    by_name: Memo<Vec<String>>,
+    /// A signal set when the positions change, not a memo: every element reads it, and a
+    /// memo's readers are all marked for checking whenever what it reads might have changed
+    /// (every regrouping, for every row of the matrix: 10,000 cells).
+    positions: RwSignal<Positions>,
+}
+
+impl Placed {
+    /// `shown`: the names in the sort's order (tracked).
+    fn new(shown: impl Fn() -> Vec<String> + Send + Sync + 'static) -> Placed {
+        let shown = Memo::new(move |_| shown());
+        let positions = RwSignal::new(shown.with_untracked(|shown| Positions::new(shown)));
+        Effect::new(move |_| {
+            let next = shown.with(|shown| Positions::new(shown));
+            if positions.with_untracked(|positions| *positions != next) {
+                positions.set(next);
+            }
+        });
+        Placed {
+            by_name: Memo::new(move |_| shown.with(|shown| order::by_name(shown))),
+            positions,
+        }
+    }
+
+    /// `name`'s position (the CSS `order` of its element), changing only when it moves.
+    fn position_of(self, name: String) -> Memo<usize> {
+        Memo::new(move |_| self.positions.with(|positions| positions.of(&name)))
+    }
+}
+
 #[component]
-fn MatrixLine(service: String, groups: Memo<Grouping>) -> impl IntoView {
+fn MatrixLine(
+    service: String,
+    groups: Memo<Grouping>,
+    positions: RwSignal<Positions>,
+) -> impl IntoView {
+    let order = Memo::new({
+        let name = service.clone();
+        move |_| positions.with(|positions| positions.of(&name))
+    });
     let name = service.clone();
     // The row's counts and cells; the names are shared with the groups, not copied.
     let row = Memo::new(move |_| {
@@ -207,11 +253,11 @@ fn MatrixLine(service: String, groups: Memo<Grouping>) -> impl IntoView {
                 .map(|group| (group.counts, group.breakers.clone()))
         })
     });
-    // A memo: a count changing elsewhere in the row leaves its `<For>` alone.
-    let cells = Memo::new(move |_| {
+    // A count changing elsewhere in the row leaves its `<For>` alone.
+    let cells = Placed::new(move || {
         row.with(|row| {
             row.as_ref()
-                .map_or_else(|| Arc::from([]), |(_, cells)| cells.clone())
+                .map_or_else(Vec::new, |(_, cells)| cells.to_vec())
         })
     });
     let summary = move || {
@@ -224,16 +270,16 @@ fn MatrixLine(service: String, groups: Memo<Grouping>) -> impl IntoView {
     let data_service = service.clone();
     let heading = service.clone();
     view! {
-        <section class="matrix-row" data-service=data_service>
+        <section class="matrix-row" data-service=data_service style=move || format!("order: {}", order.get())>
             <h2>
                 <span class="matrix-service">{heading}</span>
                 <span class="matrix-counts">{summary}</span>
             </h2>
             <div class="cells">
                 <For
-                    each=move || cells.get().to_vec()
+                    each=move || cells.by_name.get()
                     key=|breaker| breaker.clone()
-                    children=move |breaker| view! { <Cell service=service.clone() breaker=breaker /> }
+                    children=move |breaker| view! { <Cell service=service.clone() order=cells.position_of(breaker.clone()) breaker=breaker /> }
                 />
             </div>
         </section>
@@ -243,7 +289,7 @@ fn MatrixLine(service: String, groups: Memo<Grouping>) -> impl IntoView {
 /// One breaker's cell: its state as colour, as a shape for Open and Half-Open, and as text in
 /// its title and label; a link to its page, as its tile is.
 #[component]
-fn Cell(service: String, breaker: String) -> impl IntoView {
+fn Cell(service: String, breaker: String, order: Memo<usize>) -> impl IntoView {
     let live = expect_context::<Live>();
     let href = format::detail_href(&service, &breaker);
     let key = (service.clone(), breaker.clone());
@@ -269,6 +315,7 @@ fn Cell(service: String, breaker: String) -> impl IntoView {
         <a
             class="cell"
             href=href
+            style=move || format!("order: {}", order.get())
             data-service=service
             data-breaker=breaker
             data-state=move || state.get().as_str()
@@ -284,19 +331,25 @@ fn Cell(service: String, breaker: String) -> impl IntoView {
 const WIDE_FROM_TILES: usize = 4;
 
 #[component]
-fn ServiceSection(service: String, groups: Memo<Grouping>) -> impl IntoView {
+fn ServiceSection(
+    service: String,
+    groups: Memo<Grouping>,
+    positions: RwSignal<Positions>,
+) -> impl IntoView {
     let name = service.clone();
-    // A memo: a reorder elsewhere leaves this service's list, and its `<For>`, alone.
-    let breakers = Memo::new(move |_| {
+    let order = Memo::new({
+        let name = service.clone();
+        move |_| positions.with(|positions| positions.of(&name))
+    });
+    // A reorder elsewhere leaves this service's list, and its `<For>`, alone.
+    let breakers = Placed::new(move || {
         groups.with(|grouping| {
-            grouping
-                .groups
-                .iter()
+            (grouping.groups.iter())
                 .find(|group| group.service == name)
-                .map_or_else(|| Arc::from([]), |group| group.breakers.clone())
+                .map_or_else(Vec::new, |group| group.breakers.to_vec())
         })
     });
-    let n_tiles = Memo::new(move |_| breakers.with(|breakers| breakers.len()));
+    let n_tiles = Memo::new(move |_| breakers.by_name.with(Vec::len));
     let wide = Memo::new(move |_| n_tiles.get() > WIDE_FROM_TILES);
     let heading = service.clone();
     let data_service = service.clone();
@@ -307,14 +360,14 @@ fn ServiceSection(service: String, groups: Memo<Grouping>) -> impl IntoView {
             class="service"
             class:wide=wide
             data-service=data_service
-            style=move || format!("--tiles: {}", n_tiles.get().clamp(1, WIDE_FROM_TILES))
+            style=move || format!("--tiles: {}; order: {}", n_tiles.get().clamp(1, WIDE_FROM_TILES), order.get())
         >
             <h2>{heading}</h2>
             <div class="tiles">
                 <For
-                    each=move || breakers.get().to_vec()
+                    each=move || breakers.by_name.get()
                     key=|breaker| breaker.clone()
-                    children=move |breaker| view! { <Tile key=(service.clone(), breaker) /> }
+                    children=move |breaker| view! { <Tile order=breakers.position_of(breaker.clone()) key=(service.clone(), breaker) /> }
                 />
             </div>
         </section>
@@ -322,7 +375,7 @@ fn ServiceSection(service: String, groups: Memo<Grouping>) -> impl IntoView {
 }
 
 #[component]
-fn Tile(key: Key) -> impl IntoView {
+fn Tile(key: Key, order: Memo<usize>) -> impl IntoView {
     let live = expect_context::<Live>();
     let lookup = key.clone();
     let trigger = live.tile_trigger(&key);
@@ -357,6 +410,7 @@ fn Tile(key: Key) -> impl IntoView {
         <a
             class="tile"
             href=href
+            style=move || format!("order: {}", order.get())
             class:over=move || tile.with(|tile| tile.as_ref().is_some_and(|tile| tile.over_threshold))
             data-service=service
             data-breaker=breaker

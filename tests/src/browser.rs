@@ -367,8 +367,19 @@ pub fn transition_batch(
 
 /// When the page showed `breaker`'s latest transition (`Date.now()` in the page), if it has.
 pub async fn seen_ms(client: &Client, breaker: &str) -> Option<f64> {
+    recorded_at(client, "__fusebox_seen", breaker).await
+}
+
+/// When the page's stream handler took `breaker`'s latest transition
+/// (`window.__fusebox_arrived`, `Date.now()`), if it did.
+pub async fn arrived_ms(client: &Client, breaker: &str) -> Option<f64> {
+    recorded_at(client, "__fusebox_arrived", breaker).await
+}
+
+async fn recorded_at(client: &Client, map: &str, breaker: &str) -> Option<f64> {
     let script = format!(
-        "return (window.__fusebox_seen || {{}})[{}] || null;",
+        "return (window[{}] || {{}})[{}] || null;",
+        json!(map),
         json!(breaker)
     );
     client.execute(&script, vec![]).await.unwrap().as_f64()

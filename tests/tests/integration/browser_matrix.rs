@@ -2,13 +2,14 @@
 //! get the matrix without asking, one cell each, a pushed Closed → Open transition turns its
 //! cell Open live (colour hook and text alternative), a cell leads to its breaker's page, and
 //! the view switch shows tiles instead, keeping the choice in the URL beside the search. And
-//! the tiles' layout on a 1,400 px screen: small services side by side, a large one across.
+//! the tiles' layout on a 1,400 px screen: small services side by side, a large one across;
+//! and a re-sort that places tiles and services anew without moving them in the DOM.
 
 use backend::time::now_ms;
 use fantoccini::Locator;
 use tests::browser::{
     BrowserSetup, PAGE_READY_DEADLINE, click, count, open_live, post_fleet, save_screenshot,
-    transition_batch, wait_for_tiles, wait_until,
+    transition_batch, wait_for_tile_state, wait_for_tiles, wait_until,
 };
 use tests::post_batch;
 
@@ -209,4 +210,95 @@ async fn small_services_sit_side_by_side_and_a_large_one_takes_the_width() {
         first_row >= 4,
         "{first_row} tiles in the first row: {tops:?}"
     );
+}
+
+/// The `data-{attribute}` of the elements matching `css`, in the order shown (top to bottom,
+/// then left to right) and in the DOM's order.
+async fn shown_and_dom_order(
+    client: &fantoccini::Client,
+    css: &str,
+    attribute: &str,
+) -> (Vec<String>, Vec<String>) {
+    let found = client
+        .execute(
+            "const [css, attribute] = arguments; \
+             const all = [...document.querySelectorAll(css)]; \
+             const dom = all.map(e => e.dataset[attribute]); \
+             const shown = all.map(e => [e.getBoundingClientRect(), e.dataset[attribute]]) \
+               .sort((a, b) => (a[0].top - b[0].top) || (a[0].left - b[0].left)) \
+               .map(([_, name]) => name); \
+             return [shown, dom];",
+            vec![serde_json::json!(css), serde_json::json!(attribute)],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(found).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breaker_that_opens_is_shown_first_without_moving_an_element() {
+    let Some((setup, _browser)) = BrowserSetup::for_test().await else {
+        return;
+    };
+    let server = setup.anonymous_server().await;
+    let (_driver, client) = setup.browser().await;
+    open_live(&client, &format!("{}/?view=tiles", server.url())).await;
+    post_fleet(&server, 3, 3).await;
+    wait_for_tiles(&client, 9).await;
+    let names = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    let services = names(&["svc-00", "svc-01", "svc-02"]);
+    assert_eq!(
+        shown_and_dom_order(&client, ".board .service", "service").await,
+        (services.clone(), services.clone())
+    );
+    // Every tile marked, to tell it was kept rather than made anew.
+    client
+        .execute(
+            "document.querySelectorAll('.tile').forEach(t => t.__kept = true);",
+            vec![],
+        )
+        .await
+        .unwrap();
+
+    // The last breaker of the last service opens: the sort by state shows it first, and its
+    // service first.
+    let key = server.ingest_key("svc-02").await.unwrap();
+    let batch = transition_batch("svc-02", "svc-02-0", 2, now_ms(), "dep-002");
+    post_batch(&server.url(), &key, &batch).await;
+    let tile = r#".tile[data-service="svc-02"][data-breaker="dep-002"]"#;
+    wait_for_tile_state(&client, tile, "open", PAGE_READY_DEADLINE).await;
+    let (shown, dom) = shown_and_dom_order(&client, ".board .service", "service").await;
+    assert_eq!(shown, names(&["svc-02", "svc-00", "svc-01"]));
+    assert_eq!(
+        dom, services,
+        "the sections stay where they were in the DOM"
+    );
+    let (shown, dom) = shown_and_dom_order(
+        &client,
+        r#".service[data-service="svc-02"] .tile"#,
+        "breaker",
+    )
+    .await;
+    assert_eq!(shown, names(&["dep-002", "dep-000", "dep-001"]));
+    assert_eq!(dom, names(&["dep-000", "dep-001", "dep-002"]));
+    let kept = client
+        .execute(
+            "return [...document.querySelectorAll('.tile')].every(t => t.__kept);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept, serde_json::json!(true), "every tile was kept");
+    // Focus and reading follow the order shown.
+    let flows = client
+        .execute(
+            "return ['.services', '.service .tiles'].map(css => \
+               getComputedStyle(document.querySelector(css)).readingFlow);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(flows, serde_json::json!(["flex-flow", "grid-order"]));
+    save_screenshot(&client, "opened-first").await;
+    client.close().await.unwrap();
 }
