@@ -39,10 +39,7 @@ mod admit;
 mod queue;
 
 pub use queue::{Arriving, IngestQueue};
-use queue::{Job, Lanes};
-
-/// Batches committed together in one transaction at most.
-const MAX_BATCHES_PER_COMMIT: usize = 64;
+use queue::{Job, Lanes, MAX_BATCHES_PER_COMMIT, Room};
 
 /// How long the writer waits at most for more batches to join a commit ([`Writer::gather`]).
 const GATHER_WAIT: Duration = Duration::from_millis(2);
@@ -208,7 +205,7 @@ impl Stages {
 impl Writer {
     async fn run(mut self, mut lanes: Lanes) {
         let mut jobs = Vec::with_capacity(MAX_BATCHES_PER_COMMIT);
-        while lanes.recv_many(&mut jobs, MAX_BATCHES_PER_COMMIT).await > 0 {
+        while lanes.recv_many(&mut jobs, Room::left_after(&[])).await > 0 {
             // On SQLite the transaction begins while the group gathers: its first statement
             // wakes the connection's thread, idle since the last commit (a wait for the cores
             // longer than any other statement of a commit), and the write lock held for the
@@ -297,7 +294,8 @@ impl Writer {
         }
     }
 
-    /// Adds to `jobs` the batches queued meanwhile, for at most [`GATHER_WAIT`], while a
+    /// Adds to `jobs` the batches queued meanwhile, while it has room (see [`Room`]), for at
+    /// most [`GATHER_WAIT`], while a
     /// request is on its way (see [`Arriving`]) or the group holds fewer batches than the
     /// reporters the last two commits answered. Every commit costs the same whatever its
     /// size (on SQLite, one write of each index page it touches), and reporters posting back
@@ -307,11 +305,12 @@ impl Writer {
     /// the cores with commits of their own.
     async fn gather(&self, lanes: &mut Lanes, jobs: &mut Vec<Job>) {
         let deadline = tokio::time::Instant::now() + GATHER_WAIT;
-        while jobs.len() < MAX_BATCHES_PER_COMMIT
+        while Room::left_after(jobs).is_left()
             && (self.arriving.load(Ordering::Acquire) > 0 || jobs.len() < self.recent_reporters)
         {
-            let room = MAX_BATCHES_PER_COMMIT - jobs.len();
-            match tokio::time::timeout_at(deadline, lanes.recv_many(jobs, room)).await {
+            match tokio::time::timeout_at(deadline, lanes.recv_many(jobs, Room::left_after(jobs)))
+                .await
+            {
                 Ok(n) if n > 0 => {}
                 _ => break,
             }

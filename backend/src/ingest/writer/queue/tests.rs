@@ -8,7 +8,7 @@ use futures_util::FutureExt;
 use protocol::IngestBatch;
 use tokio::sync::oneshot;
 
-use super::{IngestQueue, Job, Lanes, lanes};
+use super::{IngestQueue, Job, Lanes, Room, lanes};
 use crate::ingest::LearnedNames;
 
 fn batch(seq: u64, with_transition: bool) -> IngestBatch {
@@ -54,6 +54,14 @@ fn queued(batches: &[(u64, bool)]) -> (IngestQueue, Lanes) {
     (queue, lanes)
 }
 
+/// Room for `n` batches of any size.
+fn batches(n: usize) -> Room {
+    Room {
+        batches: n,
+        rows: usize::MAX,
+    }
+}
+
 fn seqs(jobs: &[Job]) -> Vec<u64> {
     jobs.iter().map(|job| job.batch.seq).collect()
 }
@@ -63,14 +71,45 @@ fn batches_with_transitions_go_first_each_lane_in_order() {
     let (queue, mut lanes) = queued(&[(1, false), (2, false), (3, true), (4, false), (5, true)]);
     assert_eq!(queue.depth(), 5);
     let mut jobs = Vec::new();
-    assert_eq!(lanes.recv_many(&mut jobs, 3).now_or_never(), Some(3));
+    assert_eq!(
+        lanes.recv_many(&mut jobs, batches(3)).now_or_never(),
+        Some(3)
+    );
     assert_eq!(seqs(&jobs), [3, 5, 1]);
     assert_eq!(queue.depth(), 2);
     jobs.clear();
-    assert_eq!(lanes.recv_many(&mut jobs, 64).now_or_never(), Some(2));
+    assert_eq!(
+        lanes.recv_many(&mut jobs, batches(64)).now_or_never(),
+        Some(2)
+    );
     assert_eq!(seqs(&jobs), [2, 4]);
     // Nothing queued: the writer waits.
-    assert!(lanes.recv_many(&mut jobs, 64).now_or_never().is_none());
+    assert!(
+        lanes
+            .recv_many(&mut jobs, batches(64))
+            .now_or_never()
+            .is_none()
+    );
+}
+
+#[test]
+fn a_group_takes_batches_until_its_rows_are_used() {
+    // Each batch here writes one row, its transition.
+    let (_queue, mut lanes) = queued(&[(1, true), (2, true), (3, true), (4, true)]);
+    let mut jobs = Vec::new();
+    let room = Room {
+        batches: 64,
+        rows: 2,
+    };
+    assert_eq!(lanes.recv_many(&mut jobs, room).now_or_never(), Some(2));
+    assert_eq!(seqs(&jobs), [1, 2]);
+    // The first batch is taken whatever its size.
+    let room = Room {
+        batches: 64,
+        rows: 0,
+    };
+    assert_eq!(lanes.recv_many(&mut jobs, room).now_or_never(), Some(1));
+    assert_eq!(seqs(&jobs), [1, 2, 3]);
 }
 
 #[test]
@@ -78,7 +117,12 @@ fn a_closed_queue_is_drained_before_the_writer_stops() {
     let (queue, mut lanes) = queued(&[(1, false), (2, true), (3, false)]);
     drop(queue);
     let mut jobs = Vec::new();
-    while lanes.recv_many(&mut jobs, 1).now_or_never().unwrap() > 0 {}
+    while lanes
+        .recv_many(&mut jobs, batches(1))
+        .now_or_never()
+        .unwrap()
+        > 0
+    {}
     assert_eq!(seqs(&jobs), [2, 1, 3]);
 }
 
@@ -93,7 +137,7 @@ async fn a_handler_routes_a_batch_by_its_transitions() {
         tokio::task::yield_now().await;
     }
     let mut jobs = Vec::new();
-    assert_eq!(lanes.recv_many(&mut jobs, 1).await, 1);
+    assert_eq!(lanes.recv_many(&mut jobs, batches(1)).await, 1);
     assert_eq!(
         seqs(&jobs),
         [7],
