@@ -4,11 +4,11 @@
 //! `reading-flow` makes focus and reading follow that visual order (style.css).
 //!
 //! A `<For>` given the sorted list itself moves elements in the DOM when the order changes, and
-//! its diff moves every element between an element's old place and its new one: a service
-//! whose first breaker opens, moving to the top of a board of 500 tiles, took the elements of
-//! every service above it out of the document and back in, their styles and layout made anew
-//! (70 ms in the browser bench). Placed by `order`, only the elements whose position changed
-//! get a new style value, and nothing is taken out of the document.
+//! its diff moves every element between an element's old place and its new one: a breaker that
+//! opens, moving to the front of its service, took every tile before it out of the document and
+//! back in, their styles and layout made anew (the browser bench's 500 tiles: a transition's
+//! apply and render p99 69 ms that way, 21–27 ms placed by `order`). Placed by `order`, only the
+//! elements whose position changed get a new style value, and nothing leaves the document.
 
 use std::collections::HashMap;
 

@@ -6,7 +6,9 @@
 //!
 //! Updates are fine-grained: each tile or cell re-renders only when its own breaker changed (its
 //! trigger in [`Live`]), and the grouping and order are recomputed only when a breaker appeared or
-//! a key the current sort or filter reads changed. Keyed `<For>`s then move or add only what moved.
+//! a key the current sort or filter reads changed. Keyed `<For>`s then add or remove only what
+//! came or went: elements stay in the order of their names and CSS `order` places them (see
+//! [`crate::order`]).
 
 use leptos::prelude::*;
 use leptos_router::NavigateOptions;
