@@ -230,8 +230,13 @@ impl Placed {
 
     /// `name`'s position (the CSS `order` of its element), changing only when it moves.
     fn position_of(self, name: String) -> Memo<usize> {
-        Memo::new(move |_| self.positions.with(|positions| positions.of(&name)))
+        position_in(self.positions, name)
     }
+}
+
+/// `name`'s position in `positions`, changing only when it moves.
+fn position_in(positions: RwSignal<Positions>, name: String) -> Memo<usize> {
+    Memo::new(move |_| positions.with(|positions| positions.of(&name)))
 }
 
 #[component]
@@ -240,10 +245,7 @@ fn MatrixLine(
     groups: Memo<Grouping>,
     positions: RwSignal<Positions>,
 ) -> impl IntoView {
-    let order = Memo::new({
-        let name = service.clone();
-        move |_| positions.with(|positions| positions.of(&name))
-    });
+    let order = position_in(positions, service.clone());
     let name = service.clone();
     // The row's counts and cells; the names are shared with the groups, not copied.
     let row = Memo::new(move |_| {
@@ -339,10 +341,7 @@ fn ServiceSection(
     positions: RwSignal<Positions>,
 ) -> impl IntoView {
     let name = service.clone();
-    let order = Memo::new({
-        let name = service.clone();
-        move |_| positions.with(|positions| positions.of(&name))
-    });
+    let order = position_in(positions, service.clone());
     // A reorder elsewhere leaves this service's list, and its `<For>`, alone.
     let breakers = Placed::new(move || {
         groups.with(|grouping| {
