@@ -34,6 +34,7 @@ pub fn Overview() -> impl IntoView {
         live.track_order(filter.sort);
         live.with_board(|board| board.regroup(&filter, previous))
     });
+    // The services in the order shown, for the tiles and the matrix alike.
     let services = Placed::new(move || {
         groups.with(|grouping| {
             (grouping.groups.iter())
@@ -62,7 +63,7 @@ pub fn Overview() -> impl IntoView {
                     </div>
                 }
                 .into_any(),
-                View::Matrix => view! { <Matrix groups=groups /> }.into_any(),
+                View::Matrix => view! { <Matrix groups=groups services=services /> }.into_any(),
             }}
             <Show when=move || is_empty.get()>
                 <p class="empty">
@@ -181,14 +182,7 @@ fn Toolbar(filter: Memo<Filter>, view: Memo<View>) -> impl IntoView {
 
 /// The matrix: a row of cells per service, in the order and under the filter the tiles use.
 #[component]
-fn Matrix(groups: Memo<Grouping>) -> impl IntoView {
-    let services = Placed::new(move || {
-        groups.with(|grouping| {
-            (grouping.groups.iter())
-                .map(|group| group.service.clone())
-                .collect()
-        })
-    });
+fn Matrix(groups: Memo<Grouping>, services: Placed) -> impl IntoView {
     view! {
         <div class="matrix">
             <For

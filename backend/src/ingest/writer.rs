@@ -295,9 +295,8 @@ impl Writer {
     }
 
     /// Adds to `jobs` the batches queued meanwhile, while it has room (see [`Room`]), for at
-    /// most [`GATHER_WAIT`], while a
-    /// request is on its way (see [`Arriving`]) or the group holds fewer batches than the
-    /// reporters the last two commits answered. Every commit costs the same whatever its
+    /// most [`GATHER_WAIT`], while a request is on its way (see [`Arriving`]) or the group
+    /// holds fewer batches than the reporters the last two commits answered. Every commit costs the same whatever its
     /// size (on SQLite, one write of each index page it touches), and reporters posting back
     /// to back (catching up after an outage, say) split into cohorts that alternate, each
     /// posting while the other's commit runs, unless a commit waits for the cohort just
@@ -305,12 +304,14 @@ impl Writer {
     /// the cores with commits of their own.
     async fn gather(&self, lanes: &mut Lanes, jobs: &mut Vec<Job>) {
         let deadline = tokio::time::Instant::now() + GATHER_WAIT;
-        while Room::left_after(jobs).is_left()
-            && (self.arriving.load(Ordering::Acquire) > 0 || jobs.len() < self.recent_reporters)
-        {
-            match tokio::time::timeout_at(deadline, lanes.recv_many(jobs, Room::left_after(jobs)))
-                .await
-            {
+        loop {
+            let room = Room::left_after(jobs);
+            let expected =
+                self.arriving.load(Ordering::Acquire) > 0 || jobs.len() < self.recent_reporters;
+            if !(room.is_left() && expected) {
+                break;
+            }
+            match tokio::time::timeout_at(deadline, lanes.recv_many(jobs, room)).await {
                 Ok(n) if n > 0 => {}
                 _ => break,
             }
