@@ -211,7 +211,8 @@ impl Placed {
         let shown = Memo::new(move |_| shown());
         let positions = RwSignal::new(shown.with_untracked(|shown| Positions::new(shown)));
         Effect::new(move |_| {
-            let next = shown.with(|shown| Positions::new(shown));
+            // Names that kept their place among the others keep their values.
+            let next = shown.with(|shown| positions.with_untracked(|now| now.next(shown)));
             if positions.with_untracked(|positions| *positions != next) {
                 positions.set(next);
             }
@@ -223,13 +224,13 @@ impl Placed {
     }
 
     /// `name`'s position (the CSS `order` of its element), changing only when it moves.
-    fn position_of(self, name: String) -> Memo<usize> {
+    fn position_of(self, name: String) -> Memo<i32> {
         position_in(self.positions, name)
     }
 }
 
 /// `name`'s position in `positions`, changing only when it moves.
-fn position_in(positions: RwSignal<Positions>, name: String) -> Memo<usize> {
+fn position_in(positions: RwSignal<Positions>, name: String) -> Memo<i32> {
     Memo::new(move |_| positions.with(|positions| positions.of(&name)))
 }
 
@@ -287,7 +288,7 @@ fn MatrixLine(
 /// One breaker's cell: its state as colour, as a shape for Open and Half-Open, and as text in
 /// its title and label; a link to its page, as its tile is.
 #[component]
-fn Cell(service: String, breaker: String, order: Memo<usize>) -> impl IntoView {
+fn Cell(service: String, breaker: String, order: Memo<i32>) -> impl IntoView {
     let live = expect_context::<Live>();
     let href = format::detail_href(&service, &breaker);
     let key = (service.clone(), breaker.clone());
@@ -370,7 +371,7 @@ fn ServiceSection(
 }
 
 #[component]
-fn Tile(key: Key, order: Memo<usize>) -> impl IntoView {
+fn Tile(key: Key, order: Memo<i32>) -> impl IntoView {
     let live = expect_context::<Live>();
     let lookup = key.clone();
     let trigger = live.tile_trigger(&key);

@@ -251,10 +251,12 @@ async fn a_breaker_that_opens_is_shown_first_without_moving_an_element() {
         shown_and_dom_order(&client, ".board .service", "service").await,
         (services.clone(), services.clone())
     );
-    // Every tile marked, to tell it was kept rather than made anew.
+    // Every tile marked, to tell it was kept rather than made anew, and every element's CSS
+    // order noted.
     client
         .execute(
-            "document.querySelectorAll('.tile').forEach(t => t.__kept = true);",
+            "document.querySelectorAll('.tile').forEach(t => t.__kept = true); \
+             document.querySelectorAll('.tile, .service').forEach(e => e.__order = e.style.order);",
             vec![],
         )
         .await
@@ -289,6 +291,18 @@ async fn a_breaker_that_opens_is_shown_first_without_moving_an_element() {
         .await
         .unwrap();
     assert_eq!(kept, serde_json::json!(true), "every tile was kept");
+    // Only the elements that moved among the others got a new CSS order: restyled, each is
+    // painted again.
+    let restyled = client
+        .execute(
+            "return [...document.querySelectorAll('.tile, .service')] \
+               .filter(e => e.style.order !== e.__order) \
+               .map(e => (e.dataset.breaker || '') + '@' + e.dataset.service);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(restyled, serde_json::json!(["@svc-02", "dep-002@svc-02"]));
     // Focus and reading follow the order shown.
     let flows = client
         .execute(
