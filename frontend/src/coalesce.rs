@@ -121,6 +121,26 @@ impl Pending {
         Ok(first)
     }
 
+    /// Keeps each summary of the data of an `event: summaries` message (a summary's JSON per
+    /// line, in the order they came), as [`Pending::push_summary_of`] does one by one; a line
+    /// that does not parse is skipped and named in the errors. Returns whether one became the
+    /// first pending summary.
+    pub fn push_summaries_of(
+        &mut self,
+        lines: &str,
+        is_new: impl Fn(&Key) -> bool,
+    ) -> (bool, Vec<String>) {
+        let mut first = false;
+        let mut errors = Vec::new();
+        for line in lines.split('\n') {
+            match self.push_summary_of(line.to_string(), &is_new) {
+                Ok(was_first) => first |= was_first,
+                Err(err) => errors.push(err),
+            }
+        }
+        (first, errors)
+    }
+
     /// Takes the summaries of every breaker new to the page and of at most `max` others,
     /// those pending longest first, parsing each breaker's newest summary once. The rest stay
     /// pending and keep coalescing.

@@ -161,6 +161,7 @@ impl Live {
                 }
             }
             StreamMessage::Summary(raw) => self.enqueue(raw),
+            StreamMessage::Summaries(batch) => self.enqueue_all(&batch),
             StreamMessage::Transition(record) => self.apply_transition(record),
             StreamMessage::Alert(notice) => self.alert_notice.set(Some(notice)),
         });
@@ -188,6 +189,23 @@ impl Live {
             Some(Ok(true)) => request_animation_frame(move || self.flush_frame()),
             Some(Ok(false)) | None => {}
             Some(Err(err)) => leptos::logging::warn!("ignoring a stream event: {err}"),
+        }
+    }
+
+    /// Keeps a message's summaries for the next animation frame.
+    fn enqueue_all(self, batch: &str) {
+        let is_new = |key: &Key| self.board.with_value(|board| board.entry(key).is_none());
+        let Some((first, errors)) = self
+            .pending
+            .try_update_value(|pending| pending.push_summaries_of(batch, is_new))
+        else {
+            return;
+        };
+        for err in errors {
+            leptos::logging::warn!("ignoring a stream event: {err}");
+        }
+        if first {
+            request_animation_frame(move || self.flush_frame());
         }
     }
 

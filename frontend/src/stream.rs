@@ -19,6 +19,9 @@ pub enum StreamMessage {
     Transition(TransitionRecord),
     /// A summary's JSON, read lazily by [`crate::coalesce`]: most are superseded before a frame.
     Summary(String),
+    /// The summaries of an `event: summaries` message, a JSON per line (the page asks for them
+    /// so, see [`crate::api::STREAM_URL`]), split by [`crate::coalesce`].
+    Summaries(String),
     Alert(AlertNotice),
 }
 
@@ -58,7 +61,7 @@ impl LiveStream {
             }),
         );
         // Each message names its kind in `event:`.
-        for name in ["transition", "summary", "alert"] {
+        for name in ["transition", "summary", "summaries", "alert"] {
             let callback = on_message.clone();
             listen(
                 name,
@@ -88,6 +91,7 @@ impl LiveStream {
 fn parse(name: &str, data: String) -> Result<StreamMessage, serde_json::Error> {
     Ok(match name {
         "summary" => StreamMessage::Summary(data),
+        "summaries" => StreamMessage::Summaries(data),
         "alert" => StreamMessage::Alert(serde_json::from_str(&data)?),
         // `{"type": "transition", …TransitionRecord}`: the record ignores the tag.
         _ => StreamMessage::Transition(serde_json::from_str(&data)?),

@@ -5,9 +5,9 @@
 //! of the channel, so a flush of 10,000 summaries does not overrun its capacity.
 //! A slow subscriber that falls behind the channel's capacity skips ahead; its stream then
 //! refetches missed transitions from the store by id, so no transition is lost to it.
-//! A message of summaries only (a flush) also renders its Server-Sent Events once, on first
-//! use, as one buffer that every stream wanting all of them sends as it is
-//! ([`Batch::summaries_block`]).
+//! A message of summaries only (a flush) also renders its Server-Sent Events once per
+//! [`SummaryForm`], on first use, as one buffer that every stream wanting all of them sends as
+//! it is ([`Batch::summaries_block`]).
 
 use std::hash::BuildHasher;
 use std::ops::Deref;
@@ -28,8 +28,19 @@ pub struct Batch {
     events: Box<[Published]>,
     /// Whether every event is a summary.
     summaries_only: bool,
-    /// The events' Server-Sent Events, made on first use.
-    block: OnceLock<Bytes>,
+    /// The events' Server-Sent Events in each [`SummaryForm`], made on first use.
+    blocks: [OnceLock<Bytes>; 2],
+}
+
+/// How a stream sends summaries: a message each (`event: summary`, the default), or the
+/// summaries it has at once as one message (`event: summaries`, a summary's JSON per line of
+/// data), which spares a client thousands of messages a second from a large fleet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SummaryForm {
+    #[default]
+    Each,
+    Batched,
 }
 
 impl Deref for Batch {
@@ -48,7 +59,7 @@ impl FromIterator<Published> for News {
         Arc::new(Batch {
             events,
             summaries_only,
-            block: OnceLock::new(),
+            blocks: Default::default(),
         })
     }
 }
@@ -59,19 +70,25 @@ impl Batch {
         self.summaries_only
     }
 
-    /// Every event rendered by `render`, in order, as one buffer made on first use however
-    /// many streams send it (they all pass the same `render`, the stream's SSE message); `None`
-    /// unless every event is a summary.
-    pub fn summaries_block(&self, render: fn(&mut BytesMut, &Published)) -> Option<&Bytes> {
+    /// Every event rendered by `render` in `form`, in order, as one buffer made on first use
+    /// however many streams send it (they all pass the same `render`, the stream's SSE
+    /// messages); `None` unless every event is a summary.
+    pub fn summaries_block(
+        &self,
+        form: SummaryForm,
+        render: fn(&mut BytesMut, SummaryForm, &mut dyn Iterator<Item = &str>),
+    ) -> Option<&Bytes> {
         if !self.summaries_only {
             return None;
         }
-        Some(self.block.get_or_init(|| {
+        Some(self.blocks[form as usize].get_or_init(|| {
             let size = self.events.iter().map(|p| p.json.len() + 32).sum();
             let mut out = BytesMut::with_capacity(size);
-            for published in self.events.iter() {
-                render(&mut out, published);
-            }
+            render(
+                &mut out,
+                form,
+                &mut self.events.iter().map(|p| p.json.as_str()),
+            );
             out.freeze()
         }))
     }

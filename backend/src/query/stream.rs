@@ -25,7 +25,7 @@ use tokio::sync::broadcast;
 use crate::auth::Viewer;
 use crate::error::AppError;
 use crate::extract::Query;
-use crate::ingest::hub::{News, Published};
+use crate::ingest::hub::{News, Published, SummaryForm};
 use crate::state::AppState;
 
 mod outbox;
@@ -41,19 +41,27 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 #[derive(Deserialize)]
 pub struct StreamQuery {
     service: Option<String>,
+    /// How summaries come: `each` (the default) or `batched`.
+    #[serde(default)]
+    summaries: SummaryForm,
 }
 
 #[utoipa::path(get, path = "/api/v1/stream", tag = "read",
     params(
         ("service" = Option<String>, Query, description = "Only this service"),
+        ("summaries" = Option<SummaryForm>, Query, description = "`each` (default): an \
+            `event: summary` message per summary; `batched`: the summaries a read finds \
+            pending as one `event: summaries` message with a `data:` line per summary (a \
+            StreamEvent each: JSON Lines once joined), in the order they would have come \
+            one by one"),
         ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this transition id"),
     ),
     responses(
         (status = 200, description = "Server-Sent Events: `ready` (id = newest transition id), \
             `transition` (id = its id, data = StreamEvent), `summary` (data = StreamEvent), \
-            `alert` (data = AlertNotice); \
+            or with `summaries=batched` `summaries` (data = StreamEvent per line), `alert` (data = AlertNotice); \
             heartbeat comments every 15 s", content_type = "text/event-stream", body = StreamEvent),
-        (status = 400, description = "Bad Last-Event-ID", body = protocol::ErrorBody),
+        (status = 400, description = "Bad Last-Event-ID, service or summaries", body = protocol::ErrorBody),
         (status = 401, description = "No or unknown credentials", body = protocol::ErrorBody),
     ))]
 pub async fn stream(
@@ -82,7 +90,7 @@ pub async fn stream(
         None => app.store.newest_transition_id().await?,
     };
     let alerts = app.alerts.subscribe();
-    let (feeder, reader) = outbox::outbox();
+    let (feeder, reader) = outbox::outbox(query.summaries);
     let revoked = crate::auth::revoked(
         app.clone(),
         crate::auth::presented_secret_in(&headers).map(str::to_string),

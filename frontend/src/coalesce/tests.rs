@@ -85,6 +85,38 @@ fn a_bad_message_is_refused_on_arrival() {
 }
 
 #[test]
+fn a_message_of_summaries_is_kept_as_its_summaries_one_by_one() {
+    let (db, cache, db_later) = (
+        summary("pay", "db", 5_100, 1.0),
+        summary("pay", "cache", 5_200, 9.0),
+        summary("pay", "db", 6_200, 3.0),
+    );
+    let mut one_by_one = Pending::default();
+    for raw in [&db, &cache, &db_later] {
+        one_by_one.push_summary(raw.clone()).unwrap();
+    }
+    let mut batched = Pending::default();
+    let (first, errors) =
+        batched.push_summaries_of(&format!("{db}\n{cache}\n{db_later}"), |_| false);
+    assert!(first && errors.is_empty());
+    // The same frame either way: the newest per breaker, every second in the sparkline.
+    let (a, b) = (one_by_one.drain(usize::MAX), batched.drain(usize::MAX));
+    assert_eq!(a.summaries, b.summaries);
+    assert_eq!((a.n_events, b.n_events), (3, 3));
+    assert_eq!(b.summaries[0].spark, [(5, 1.0), (6, 3.0)]);
+
+    // A line that does not parse is skipped and named; the others are kept.
+    let (first, errors) =
+        batched.push_summaries_of(&format!("{{\"type\": 1}}\n{cache}"), |_| false);
+    assert!(first);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(batched.drain(usize::MAX).summaries.len(), 1);
+    let (first, errors) = batched.push_summaries_of("", |_| false);
+    assert!(!first && errors.len() == 1);
+    assert!(batched.is_empty());
+}
+
+#[test]
 fn a_frame_takes_the_longest_waiting_breakers_and_the_rest_keep_coalescing() {
     let mut pending = Pending::default();
     for breaker in ["a", "b", "c"] {

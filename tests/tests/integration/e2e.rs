@@ -218,6 +218,55 @@ async fn reconnecting_with_last_event_id_loses_no_transition() {
 }
 
 #[tokio::test]
+async fn summaries_can_come_batched_as_one_message_per_read() {
+    let server = TestServer::start_with(|o| o.anonymous_viewer = true)
+        .await
+        .unwrap();
+    let key = server.ingest_key("svc").await.unwrap();
+    let url = format!("{}/api/v1/stream?summaries=batched", server.url());
+    let mut stream = SseReader::connect(&url, None).await.unwrap();
+    assert_eq!(stream.next(DEADLINE).await.unwrap().event, "ready");
+    let now = now_ms();
+    let breakers = ["cache", "db", "queue"];
+    let batch: IngestBatch = serde_json::from_value(json!({
+        "service": "svc", "instance": "i-1", "seq": 1, "sent_at_ms": now,
+        "aggregates": breakers.map(|breaker| json!({"breaker": breaker, "start_ms": now - 1000,
+            "interval_ms": 1000, "counts": {"success": 5}, "state": "closed"})),
+    }))
+    .unwrap();
+    post_batch(&server.url(), &key, &batch).await;
+    // Every summary comes inside a `summaries` message (a flush streams a slice of the
+    // breakers, so three may take more than one), none as a message of its own.
+    let mut seen = Vec::new();
+    while seen.len() < breakers.len() {
+        let message = stream.next(DEADLINE).await.unwrap();
+        assert_eq!(message.event, "summaries", "{message:?}");
+        // A summary per line of data.
+        for line in message.data.lines() {
+            let event: StreamEvent = serde_json::from_str(line).unwrap();
+            let StreamEvent::Summary(summary) = event else {
+                panic!("a summary: {line}")
+            };
+            assert_eq!(
+                (summary.service.as_str(), summary.calls_per_s),
+                ("svc", 5.0)
+            );
+            seen.push(summary.breaker);
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, breakers);
+
+    // A form the server does not know is refused, saying which parameter is wrong.
+    let response = reqwest::get(format!("{}/api/v1/stream?summaries=bunched", server.url()))
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let body: protocol::ErrorBody = response.json().await.unwrap();
+    assert!(body.detail.contains("summaries"), "{}", body.detail);
+}
+
+#[tokio::test]
 async fn the_openapi_document_describes_every_route() {
     let server = TestServer::start().await.unwrap();
     let doc: serde_json::Value = server.get_json("/api/openapi.json", None).await;

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 
-use crate::ingest::hub::{News, Published};
+use crate::ingest::hub::{News, SummaryForm};
 
 /// Ordered messages held before the feed waits for the client to read.
 const URGENT_CAPACITY: usize = 256;
@@ -39,10 +39,49 @@ pub fn message(event: &str, id: Option<&str>, data: &str) -> Bytes {
     out.freeze()
 }
 
-/// A published summary's SSE message (what [`crate::ingest::hub::Batch::summaries_block`]
-/// renders).
-fn write_summary(out: &mut BytesMut, published: &Published) {
-    write_message(out, "summary", None, &published.json);
+/// Summaries' SSE messages in `form`: an `event: summary` message each, or one
+/// `event: summaries` message with a `data:` line each, which a client reads as their JSON
+/// one per line (nothing for none). Lines, not a JSON array: a client splits them at line
+/// breaks, which JSON text holds none of, where an array would have it scan every summary
+/// once more to find their ends.
+fn write_summaries(
+    out: &mut BytesMut,
+    form: SummaryForm,
+    summaries: &mut dyn Iterator<Item = &str>,
+) {
+    match form {
+        SummaryForm::Each => {
+            for json in summaries {
+                write_message(out, "summary", None, json);
+            }
+        }
+        SummaryForm::Batched => {
+            let mut any = false;
+            for json in summaries {
+                debug_assert!(!json.contains(['\n', '\r']), "one line of data");
+                if !any {
+                    out.extend_from_slice(b"event: summaries\n");
+                    any = true;
+                }
+                out.extend_from_slice(b"data: ");
+                out.extend_from_slice(json.as_bytes());
+                out.extend_from_slice(b"\n");
+            }
+            if any {
+                out.extend_from_slice(b"\n");
+            }
+        }
+    }
+}
+
+/// The bytes [`write_summaries`] writes for one more summary `json` in `form` (`first`: the
+/// first of its call).
+fn summary_size(form: SummaryForm, first: bool, json: &str) -> usize {
+    match form {
+        SummaryForm::Each => "event: summary\ndata: \n\n".len() + json.len(),
+        SummaryForm::Batched if first => "event: summaries\ndata: \n\n".len() + json.len(),
+        SummaryForm::Batched => "data: \n".len() + json.len(),
+    }
 }
 
 fn write_message(out: &mut BytesMut, event: &str, id: Option<&str>, data: &str) {
@@ -58,9 +97,12 @@ fn write_message(out: &mut BytesMut, event: &str, id: Option<&str>, data: &str) 
     out.extend_from_slice(b"\n\n");
 }
 
-/// Makes an outbox: the feed's end and the client's end.
-pub fn outbox() -> (Feeder, Reader) {
-    let shared = Arc::new(Shared::default());
+/// Makes an outbox whose client reads summaries in `form`: the feed's end and the client's end.
+pub fn outbox(form: SummaryForm) -> (Feeder, Reader) {
+    let shared = Arc::new(Shared {
+        form,
+        ..Shared::default()
+    });
     (Feeder(shared.clone()), Reader(shared))
 }
 
@@ -70,6 +112,7 @@ pub struct Gone;
 
 #[derive(Default)]
 struct Shared {
+    form: SummaryForm,
     inner: Mutex<Inner>,
     /// Something to read, or the feed ended.
     readable: Notify,
@@ -231,16 +274,23 @@ impl Reader {
                     && let Some(news) = inner.block.take()
                 {
                     drop(inner);
-                    let block = news.summaries_block(write_summary);
+                    let block = news.summaries_block(self.0.form, write_summaries);
                     return Some(block.expect("a block holds summaries only").clone());
                 }
-                while out.len() < CHUNK_BYTES
+                // The oldest pending summaries, up to the chunk's size.
+                let form = self.0.form;
+                let mut taken = Vec::new();
+                let mut size = out.len();
+                while size < CHUNK_BYTES
                     && let Some(breaker) = inner.order.pop_front()
                 {
-                    if let Some((news, index)) = inner.summaries.remove(&breaker) {
-                        write_message(&mut out, "summary", None, &news[index].json);
+                    if let Some(summary) = inner.summaries.remove(&breaker) {
+                        size += summary_size(form, taken.is_empty(), &summary.0[summary.1].json);
+                        taken.push(summary);
                     }
                 }
+                let mut jsons = taken.iter().map(|(news, index)| news[*index].json.as_str());
+                write_summaries(&mut out, form, &mut jsons);
                 let ended = inner.feed_ended;
                 drop(inner);
                 if took_urgent {
