@@ -56,7 +56,8 @@ const NAME_FIELDS: [&str; 3] = ["service", "instance", "breaker"];
 const TIME_PARAMS: [&str; 2] = ["from_ms", "to_ms"];
 
 /// Query parameters that take one of a few words: (path, parameter, words).
-const QUERY_ENUMS: [(&str, &str, &[&str]); 3] = [
+const QUERY_ENUMS: [(&str, &str, &[&str]); 4] = [
+    ("/api/v1/stream", "summaries", &["each", "batched"]),
     ("/api/v1/alerts", "status", &["firing", "resolved"]),
     (
         "/api/v1/recommendations",

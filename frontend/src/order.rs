@@ -98,14 +98,22 @@ impl Positions {
 }
 
 /// `n` increasing values strictly between `low` and `high` (the ends of the range where
-/// `None`): [`SPACING`] apart next to one side when the other is open, else evenly spread;
-/// `None` when they do not fit.
+/// `None`): [`SPACING`] apart (or less, as the room to [`BOUND`] allows) next to one side when
+/// the other is open, else evenly spread; `None` when they do not fit.
 fn spread(low: Option<i64>, high: Option<i64>, n: usize) -> Option<Vec<i64>> {
     let n = n as i64;
+    // Next to an open side, `SPACING` apart while the room to the bound allows.
+    let step_to = |room: i64| SPACING.min(room / (n + 1));
     let (first, step) = match (low, high) {
         (None, None) => (-(n - 1) / 2 * SPACING, SPACING),
-        (Some(low), None) => (low + SPACING, SPACING),
-        (None, Some(high)) => (high - n * SPACING, SPACING),
+        (Some(low), None) => {
+            let step = step_to(BOUND - low);
+            (low + step, step)
+        }
+        (None, Some(high)) => {
+            let step = step_to(high + BOUND);
+            (high - n * step, step)
+        }
         (Some(low), Some(high)) => {
             let step = (high - low) / (n + 1);
             (low + step, step)

@@ -35,7 +35,7 @@ pub struct Batch {
 /// How a stream sends summaries: a message each (`event: summary`, the default), or the
 /// summaries it has at once as one message (`event: summaries`, a summary's JSON per line of
 /// data), which spares a client thousands of messages a second from a large fleet.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SummaryForm {
     #[default]

@@ -156,3 +156,42 @@ fn the_name_pattern_matches_the_validation() {
         assert_eq!(refused(c), in_class(c), "U+{:04X}", u32::from(c));
     }
 }
+
+/// Every `$ref` names a schema the document holds: a type used only as a parameter is not
+/// collected, and a dangling reference breaks clients generated from the document.
+#[test]
+fn every_reference_resolves() {
+    fn refs<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::String(target)) = map.get("$ref") {
+                    out.push(target);
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let doc = document();
+    let mut found = Vec::new();
+    refs(&doc, &mut found);
+    assert!(found.len() > 20, "{} references", found.len());
+    let dangling: Vec<&str> = found
+        .into_iter()
+        .filter(|target| {
+            let name = target.strip_prefix("#/components/schemas/");
+            name.is_none_or(|name| doc["components"]["schemas"].get(name).is_none())
+        })
+        .collect();
+    assert!(dangling.is_empty(), "dangling: {dangling:?}");
+    // The stream's summary form is a parameter of words, listed.
+    let params = &doc["paths"]["/api/v1/stream"]["get"]["parameters"];
+    let form = (params.as_array().unwrap().iter())
+        .find(|p| p["name"] == "summaries")
+        .unwrap();
+    assert_eq!(
+        form["schema"]["enum"],
+        serde_json::json!(["each", "batched"])
+    );
+}

@@ -49,7 +49,7 @@ pub struct StreamQuery {
 #[utoipa::path(get, path = "/api/v1/stream", tag = "read",
     params(
         ("service" = Option<String>, Query, description = "Only this service"),
-        ("summaries" = Option<SummaryForm>, Query, description = "`each` (default): an \
+        ("summaries" = Option<String>, Query, description = "`each` (default): an \
             `event: summary` message per summary; `batched`: the summaries a read finds \
             pending as one `event: summaries` message with a `data:` line per summary (a \
             StreamEvent each: JSON Lines once joined), in the order they would have come \

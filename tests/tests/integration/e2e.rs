@@ -236,7 +236,8 @@ async fn summaries_can_come_batched_as_one_message_per_read() {
     .unwrap();
     post_batch(&server.url(), &key, &batch).await;
     // Every summary comes inside a `summaries` message (a flush streams a slice of the
-    // breakers, so three may take more than one), none as a message of its own.
+    // breakers, so three may take more than one), none as a message of its own. (That one
+    // message carries all a write has is `outbox`'s unit tests' part.)
     let mut seen = Vec::new();
     while seen.len() < breakers.len() {
         let message = stream.next(DEADLINE).await.unwrap();

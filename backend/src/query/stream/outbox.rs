@@ -289,10 +289,10 @@ impl Reader {
                         taken.push(summary);
                     }
                 }
-                let mut jsons = taken.iter().map(|(news, index)| news[*index].json.as_str());
-                write_summaries(&mut out, form, &mut jsons);
                 let ended = inner.feed_ended;
                 drop(inner);
+                let mut jsons = taken.iter().map(|(news, index)| news[*index].json.as_str());
+                write_summaries(&mut out, form, &mut jsons);
                 if took_urgent {
                     self.0.writable.notify_one();
                 }

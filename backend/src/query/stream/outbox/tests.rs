@@ -330,3 +330,21 @@ fn flushes_a_slow_client_has_not_read_are_merged_newest_first_in_place() {
         assert_eq!(drain(&reader), ["summary db 5"]);
     }
 }
+
+#[test]
+fn one_flush_goes_out_in_each_streams_own_form() {
+    let news = flush(&["db", "cache"], 1);
+    let (each_feeder, each) = outbox(SummaryForm::Each);
+    let (batched_feeder, batched) = outbox(SummaryForm::Batched);
+    each_feeder.summary_block(&news);
+    batched_feeder.summary_block(&news);
+    // `drain` checks each message's form against its reader's.
+    let expected = ["summary db 1", "summary cache 1"];
+    assert_eq!(drain(&batched), expected);
+    assert_eq!(drain(&each), expected);
+    // Both made once and kept apart: a second stream of each form gets the same buffer.
+    let (again_feeder, again) = outbox(SummaryForm::Batched);
+    again_feeder.summary_block(&news);
+    let chunk = again.next_chunk().now_or_never().flatten().unwrap();
+    assert!(chunk.starts_with(b"event: summaries\n"));
+}
