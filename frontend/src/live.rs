@@ -160,8 +160,7 @@ impl Live {
                     set_timeout(move || self.connect(), STREAM_RETRY);
                 }
             }
-            StreamMessage::Summary(raw) => self.enqueue(raw),
-            StreamMessage::Summaries(batch) => self.enqueue_all(&batch),
+            StreamMessage::Summaries(lines) => self.enqueue(&lines),
             StreamMessage::Transition(record) => self.apply_transition(record),
             StreamMessage::Alert(notice) => self.alert_notice.set(Some(notice)),
         });
@@ -179,25 +178,12 @@ impl Live {
         self.stream.set_value(None);
     }
 
-    /// Keeps a summary for the next animation frame.
-    fn enqueue(self, raw: String) {
-        let is_new = |key: &Key| self.board.with_value(|board| board.entry(key).is_none());
-        let first = self
-            .pending
-            .try_update_value(|pending| pending.push_summary_of(raw, is_new));
-        match first {
-            Some(Ok(true)) => request_animation_frame(move || self.flush_frame()),
-            Some(Ok(false)) | None => {}
-            Some(Err(err)) => leptos::logging::warn!("ignoring a stream event: {err}"),
-        }
-    }
-
-    /// Keeps a message's summaries for the next animation frame.
-    fn enqueue_all(self, batch: &str) {
+    /// Keeps a message's summaries (one per line) for the next animation frame.
+    fn enqueue(self, lines: &str) {
         let is_new = |key: &Key| self.board.with_value(|board| board.entry(key).is_none());
         let Some((first, errors)) = self
             .pending
-            .try_update_value(|pending| pending.push_summaries_of(batch, is_new))
+            .try_update_value(|pending| pending.push_summaries_of(lines, is_new))
         else {
             return;
         };

@@ -41,16 +41,8 @@ const BOUND: i64 = 1 << 30;
 impl Positions {
     /// Values for `shown` (names in the order shown) spread evenly around 0.
     pub fn new(shown: &[String]) -> Positions {
-        let n = shown.len() as i64;
-        let spacing = SPACING.min(2 * BOUND / (n + 1)).max(1);
-        let first = -(n - 1) / 2 * spacing;
-        Positions {
-            of: shown
-                .iter()
-                .enumerate()
-                .map(|(i, name)| (name.clone(), (first + i as i64 * spacing) as i32))
-                .collect(),
-        }
+        let values = spread(None, None, shown.len()).expect("values fit for any list a page shows");
+        Positions::of_values(shown, values)
     }
 
     /// Values for `shown` that keep this one's for the longest run of names that were shown
@@ -82,11 +74,14 @@ impl Positions {
             }
             start = end + 1;
         }
+        Positions::of_values(shown, values)
+    }
+
+    fn of_values(shown: &[String], values: Vec<i64>) -> Positions {
+        let of = shown.iter().cloned();
         Positions {
-            of: shown
-                .iter()
-                .zip(values)
-                .map(|(name, value)| (name.clone(), value as i32))
+            of: of
+                .zip(values.into_iter().map(|value| value as i32))
                 .collect(),
         }
     }
@@ -102,10 +97,13 @@ impl Positions {
 /// the other is open, else evenly spread; `None` when they do not fit.
 fn spread(low: Option<i64>, high: Option<i64>, n: usize) -> Option<Vec<i64>> {
     let n = n as i64;
-    // Next to an open side, `SPACING` apart while the room to the bound allows.
+    // With a side open, `SPACING` apart while the room to the bounds allows.
     let step_to = |room: i64| SPACING.min(room / (n + 1));
     let (first, step) = match (low, high) {
-        (None, None) => (-(n - 1) / 2 * SPACING, SPACING),
+        (None, None) => {
+            let step = step_to(2 * BOUND);
+            (-(n - 1) / 2 * step, step)
+        }
         (Some(low), None) => {
             let step = step_to(BOUND - low);
             (low + step, step)

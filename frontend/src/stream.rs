@@ -17,10 +17,10 @@ pub enum StreamMessage {
         gave_up: bool,
     },
     Transition(TransitionRecord),
-    /// A summary's JSON, read lazily by [`crate::coalesce`]: most are superseded before a frame.
-    Summary(String),
-    /// The summaries of an `event: summaries` message, a JSON per line (the page asks for them
-    /// so, see [`crate::api::STREAM_URL`]), split by [`crate::coalesce`].
+    /// Summaries' JSON, one per line: an `event: summaries` message (the page asks for them so,
+    /// see [`crate::api::STREAM_URL`]) or an `event: summary` one (a server that sends them
+    /// one by one). Split and read lazily by [`crate::coalesce`]: most are superseded before a
+    /// frame.
     Summaries(String),
     Alert(AlertNotice),
 }
@@ -90,8 +90,7 @@ impl LiveStream {
 
 fn parse(name: &str, data: String) -> Result<StreamMessage, serde_json::Error> {
     Ok(match name {
-        "summary" => StreamMessage::Summary(data),
-        "summaries" => StreamMessage::Summaries(data),
+        "summary" | "summaries" => StreamMessage::Summaries(data),
         "alert" => StreamMessage::Alert(serde_json::from_str(&data)?),
         // `{"type": "transition", …TransitionRecord}`: the record ignores the tag.
         _ => StreamMessage::Transition(serde_json::from_str(&data)?),

@@ -49,38 +49,45 @@ fn write_summaries(
     form: SummaryForm,
     summaries: &mut dyn Iterator<Item = &str>,
 ) {
-    match form {
-        SummaryForm::Each => {
-            for json in summaries {
-                write_message(out, "summary", None, json);
-            }
-        }
-        SummaryForm::Batched => {
-            let mut any = false;
-            for json in summaries {
+    let mut writer = SummaryWriter::new(form);
+    for json in summaries {
+        writer.push(out, json);
+    }
+    writer.finish(out);
+}
+
+/// [`write_summaries`] one summary at a time, so a chunk can stop at its size.
+struct SummaryWriter {
+    form: SummaryForm,
+    /// A `summaries` message is begun and not ended yet.
+    open: bool,
+}
+
+impl SummaryWriter {
+    fn new(form: SummaryForm) -> SummaryWriter {
+        SummaryWriter { form, open: false }
+    }
+
+    fn push(&mut self, out: &mut BytesMut, json: &str) {
+        match self.form {
+            SummaryForm::Each => write_message(out, "summary", None, json),
+            SummaryForm::Batched => {
                 debug_assert!(!json.contains(['\n', '\r']), "one line of data");
-                if !any {
+                if !self.open {
                     out.extend_from_slice(b"event: summaries\n");
-                    any = true;
+                    self.open = true;
                 }
                 out.extend_from_slice(b"data: ");
                 out.extend_from_slice(json.as_bytes());
                 out.extend_from_slice(b"\n");
             }
-            if any {
-                out.extend_from_slice(b"\n");
-            }
         }
     }
-}
 
-/// The bytes [`write_summaries`] writes for one more summary `json` in `form` (`first`: the
-/// first of its call).
-fn summary_size(form: SummaryForm, first: bool, json: &str) -> usize {
-    match form {
-        SummaryForm::Each => "event: summary\ndata: \n\n".len() + json.len(),
-        SummaryForm::Batched if first => "event: summaries\ndata: \n\n".len() + json.len(),
-        SummaryForm::Batched => "data: \n".len() + json.len(),
+    fn finish(self, out: &mut BytesMut) {
+        if self.open {
+            out.extend_from_slice(b"\n");
+        }
     }
 }
 
@@ -278,21 +285,17 @@ impl Reader {
                     return Some(block.expect("a block holds summaries only").clone());
                 }
                 // The oldest pending summaries, up to the chunk's size.
-                let form = self.0.form;
-                let mut taken = Vec::new();
-                let mut size = out.len();
-                while size < CHUNK_BYTES
+                let mut summaries = SummaryWriter::new(self.0.form);
+                while out.len() < CHUNK_BYTES
                     && let Some(breaker) = inner.order.pop_front()
                 {
-                    if let Some(summary) = inner.summaries.remove(&breaker) {
-                        size += summary_size(form, taken.is_empty(), &summary.0[summary.1].json);
-                        taken.push(summary);
+                    if let Some((news, index)) = inner.summaries.remove(&breaker) {
+                        summaries.push(&mut out, &news[index].json);
                     }
                 }
+                summaries.finish(&mut out);
                 let ended = inner.feed_ended;
                 drop(inner);
-                let mut jsons = taken.iter().map(|(news, index)| news[*index].json.as_str());
-                write_summaries(&mut out, form, &mut jsons);
                 if took_urgent {
                     self.0.writable.notify_one();
                 }
