@@ -189,6 +189,40 @@ fn reporter_batch(instance: usize, second: usize, n_breakers: usize, base_ms: i6
     b
 }
 
+/// How an ingest body is written: JSON (adapters, curl) or the compact form the Rust
+/// reporter sends (`protocol::compact`).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Form {
+    Json,
+    Compact,
+}
+
+impl Form {
+    fn content_type(self) -> &'static str {
+        match self {
+            Form::Json => "application/json",
+            Form::Compact => protocol::compact::MEDIA_TYPE,
+        }
+    }
+
+    fn encode(self, batch: &IngestBatch) -> Vec<u8> {
+        match self {
+            Form::Json => serde_json::to_vec(batch).unwrap(),
+            Form::Compact => protocol::compact::encode(batch),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Form::Json => "JSON",
+            Form::Compact => "compact",
+        }
+    }
+}
+
+/// The form of the large fleet's ingest bodies.
+const FLEET_FORM: Form = Form::Compact;
+
 /// A keep-alive HTTP/1 connection to `addr`, as a reporter holds one.
 async fn reporter_connection(
     addr: &str,
@@ -203,9 +237,22 @@ async fn reporter_connection(
     sender
 }
 
-/// Posts every instance's ingest bodies in order on its own connection (to the host named
-/// beside it), all instances at once, and checks each answer.
+/// Posts every instance's ingest bodies (JSON) in order on its own connection (to the host
+/// named beside it), all instances at once, and checks each answer.
 async fn post_all(
+    bodies: Vec<Vec<Vec<u8>>>,
+    senders: Vec<(
+        hyper::client::conn::http1::SendRequest<http_body_util::Full<hyper::body::Bytes>>,
+        String,
+    )>,
+    authorization: &str,
+) {
+    post_all_as(Form::Json, bodies, senders, authorization).await
+}
+
+/// [`post_all`] with bodies in `form`.
+async fn post_all_as(
+    form: Form,
     bodies: Vec<Vec<Vec<u8>>>,
     senders: Vec<(
         hyper::client::conn::http1::SendRequest<http_body_util::Full<hyper::body::Bytes>>,
@@ -221,7 +268,7 @@ async fn post_all(
                 let request = hyper::Request::post("/api/v1/ingest")
                     .header("host", &host)
                     .header("authorization", &authorization)
-                    .header("content-type", "application/json")
+                    .header("content-type", form.content_type())
                     .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
                     .unwrap();
                 let response = sender.send_request(request).await.unwrap();
@@ -237,8 +284,9 @@ async fn post_all(
     }
 }
 
-/// Ingest throughput: the same rows over HTTP, acknowledged after commit, and through the
-/// store's multi-row insert directly ("raw"), in the same run.
+/// Ingest throughput: the same rows over HTTP, acknowledged after commit, in either body form
+/// (the compact one the Rust reporter sends, and JSON), and through the store's multi-row
+/// insert directly ("raw"), in the same run.
 ///
 /// Each of `n_instances` instances of a service with 50 breakers posts its 1 s batches (see
 /// [`reporter_batch`]) back to back, one at a time, waiting for each acknowledgement, as the
@@ -246,8 +294,8 @@ async fn post_all(
 /// is a modest fleet; 8 instances posting as fast as they can is a harsher case for group
 /// commit, since a group can never hold more than 8 batches. The load generator runs in this
 /// process, on the same cores as the server; the raw insert commits 2,000 rows per
-/// transaction. Raw and HTTP alternate three times, each on a fresh database, and the
-/// medians are compared, so that a burst of other work on the machine skews one sample
+/// transaction. Raw, compact and JSON take turns three times, each on a fresh database, and
+/// the medians are compared, so that a burst of other work on the machine skews one sample
 /// rather than the ratio.
 async fn ingest_vs_raw(n_instances: usize, seconds: usize) {
     let n_breakers = 50;
@@ -257,29 +305,42 @@ async fn ingest_vs_raw(n_instances: usize, seconds: usize) {
         .flat_map(|s| (0..n_instances).map(move |i| reporter_batch(i, s, n_breakers, base)))
         .collect();
     let n_transitions: usize = batches.iter().map(|b| b.transitions.len()).sum();
-    let bodies: Vec<Vec<Vec<u8>>> = (0..n_instances)
-        .map(|i| {
-            let instance = format!("bench-{i}");
-            batches
-                .iter()
-                .filter(|b| b.instance == instance)
-                .map(|b| serde_json::to_vec(b).unwrap())
-                .collect()
-        })
-        .collect();
-    let body_bytes = bodies.iter().flatten().map(Vec::len).sum::<usize>() / batches.len();
+    let forms = [Form::Compact, Form::Json];
+    let bodies_as = |form: Form| -> Vec<Vec<Vec<u8>>> {
+        (0..n_instances)
+            .map(|i| {
+                let instance = format!("bench-{i}");
+                batches
+                    .iter()
+                    .filter(|b| b.instance == instance)
+                    .map(|b| form.encode(b))
+                    .collect()
+            })
+            .collect()
+    };
+    let bodies: Vec<Vec<Vec<Vec<u8>>>> = forms.iter().map(|&form| bodies_as(form)).collect();
     let dir = tempfile::tempdir().unwrap();
     let mut raw_secs = Vec::new();
-    let mut http_secs = Vec::new();
-    let (mut raw_cpu, mut http_cpu, mut commits) = (String::new(), String::new(), String::new());
+    let mut http_secs = vec![Vec::new(); forms.len()];
+    let mut raw_cpu = String::new();
+    let mut http_cpu = vec![String::new(); forms.len()];
+    let mut commits = vec![String::new(); forms.len()];
     for round in 0..3 {
         let (secs, cpu) = raw_run(&dir, round, &batches, base).await;
         raw_secs.push(secs);
         raw_cpu = cpu;
-        let (secs, cpu, groups) = http_run(&dir, round, bodies.clone()).await;
-        http_secs.push(secs);
-        http_cpu = cpu;
-        commits = groups;
+        for (f, &form) in forms.iter().enumerate() {
+            let (secs, cpu, groups) = http_run(
+                &dir,
+                &format!("{}-{round}", form.name()),
+                form,
+                bodies[f].clone(),
+            )
+            .await;
+            http_secs[f].push(secs);
+            http_cpu[f] = cpu;
+            commits[f] = groups;
+        }
     }
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -292,42 +353,57 @@ async fn ingest_vs_raw(n_instances: usize, seconds: usize) {
             .join(" ")
     };
     let raw_rate = n_rows as f64 / median(raw_secs.clone());
-    let http_rate = n_rows as f64 / median(http_secs.clone());
     println!(
-        "ingest: {n_rows} aggregate rows + {n_transitions} transitions ({n_instances} instances x {n_breakers} breakers x {seconds} s, ~{:.1} KB per batch)",
-        body_bytes as f64 / 1024.0
+        "ingest: {n_rows} aggregate rows + {n_transitions} transitions ({n_instances} instances x {n_breakers} breakers x {seconds} s)"
     );
     println!(
-        "  raw multi-row insert   {raw_rate:>10.0} rows/s   (median of {})",
+        "  raw multi-row insert      {raw_rate:>10.0} rows/s   (median of {})",
         rates(&raw_secs)
     );
-    println!(
-        "  HTTP ingest (acked)    {http_rate:>10.0} rows/s   (median of {}; {:.0} batches/s)",
-        rates(&http_secs),
-        http_rate / n_breakers as f64
-    );
-    println!(
-        "  ratio HTTP / raw       {:>10.2}   (goal >= 0.5)",
-        http_rate / raw_rate
-    );
-    println!("  {commits}");
-    let ratios: Vec<f64> = raw_secs
-        .iter()
-        .zip(&http_secs)
-        .map(|(raw, http)| raw / http)
-        .collect();
-    figure(
-        "ingest",
-        format!("ingest, {n_instances} instances × {n_breakers} breakers: HTTP / raw insert ({:.0} rows/s)", http_rate),
-        http_rate / raw_rate,
-        "×",
-        2,
-    )
-    .at_least(0.5, 2)
-    .spread_of(&ratios, 2)
-    .record();
     println!("  CPU s by thread in the last round, raw:  {raw_cpu}");
-    println!("  CPU s by thread in the last round, HTTP: {http_cpu}");
+    for (f, &form) in forms.iter().enumerate() {
+        let body_bytes = bodies[f].iter().flatten().map(Vec::len).sum::<usize>() / batches.len();
+        let http_rate = n_rows as f64 / median(http_secs[f].clone());
+        println!(
+            "  HTTP ingest, {:<7} (acked) {http_rate:>10.0} rows/s   (median of {}; {:.0} batches/s; ~{:.1} KB per batch)",
+            form.name(),
+            rates(&http_secs[f]),
+            http_rate / n_breakers as f64,
+            body_bytes as f64 / 1024.0,
+        );
+        println!(
+            "  ratio HTTP ({}) / raw {:>10.2}   (goal >= 0.5)",
+            form.name(),
+            http_rate / raw_rate
+        );
+        println!("  {}", commits[f]);
+        println!(
+            "  CPU s by thread in the last round, HTTP ({}): {}",
+            form.name(),
+            http_cpu[f]
+        );
+        let ratios: Vec<f64> = raw_secs
+            .iter()
+            .zip(&http_secs[f])
+            .map(|(raw, http)| raw / http)
+            .collect();
+        let what = match form {
+            Form::Compact => "the reporter's compact bodies",
+            Form::Json => "JSON bodies",
+        };
+        figure(
+            "ingest",
+            format!(
+                "ingest, {n_instances} instances × {n_breakers} breakers, {what}: HTTP / raw insert ({http_rate:.0} rows/s)"
+            ),
+            http_rate / raw_rate,
+            "×",
+            2,
+        )
+        .at_least(0.5, 2)
+        .spread_of(&ratios, 2)
+        .record();
+    }
 }
 
 /// The raw insert of `batches` into a fresh database: seconds taken and CPU by thread.
@@ -398,10 +474,11 @@ async fn raw_run(
 /// each acknowledgement: seconds taken, CPU by thread, and the group commits' figures.
 async fn http_run(
     dir: &tempfile::TempDir,
-    round: usize,
+    name: &str,
+    form: Form,
     bodies: Vec<Vec<Vec<u8>>>,
 ) -> (f64, String, String) {
-    let server = start(dir, &format!("http-{round}.db")).await;
+    let server = start(dir, &format!("http-{name}.db")).await;
     let key = backend::auth::create_api_key(&server.state.store, "bench")
         .await
         .unwrap()
@@ -417,7 +494,7 @@ async fn http_run(
     let authorization = format!("Bearer {key}");
     let cpu = cpu_by_thread();
     let started = Instant::now();
-    post_all(bodies, senders, &authorization).await;
+    post_all_as(form, bodies, senders, &authorization).await;
     let secs = started.elapsed().as_secs_f64();
     let cpu = cpu_since(&cpu);
     let metrics = metrics_text(&server.url()).await;
@@ -896,10 +973,12 @@ async fn memory_fleet(quick: bool, spread: bool) {
                         a.breaker = format!("dependency-{:04}", instance * n_breakers + idx);
                     }
                     let sent = Instant::now();
+                    // In the compact form, as the Rust reporter sends it.
                     let response = client
                         .post(format!("{url}/api/v1/ingest"))
                         .bearer_auth(&token)
-                        .json(&b)
+                        .header("content-type", FLEET_FORM.content_type())
+                        .body(FLEET_FORM.encode(&b))
                         .send()
                         .await
                         .unwrap();
@@ -1048,10 +1127,12 @@ async fn memory_per_breaker(quick: bool) {
                     for (idx, a) in b.aggregates.iter_mut().enumerate() {
                         a.breaker = format!("dependency-{:04}", instance * n_breakers + idx);
                     }
+                    // In the compact form, as the Rust reporter sends it.
                     let response = client
                         .post(format!("{url}/api/v1/ingest"))
                         .bearer_auth(&token)
-                        .json(&b)
+                        .header("content-type", FLEET_FORM.content_type())
+                        .body(FLEET_FORM.encode(&b))
                         .send()
                         .await
                         .unwrap();

@@ -14,6 +14,9 @@ pub enum AppError {
     /// The body is not JSON at all (400).
     #[error("malformed JSON: {detail}")]
     MalformedJson { detail: String },
+    /// The body, declared in a binary form, cannot be decoded in it (400).
+    #[error("malformed body: {detail}")]
+    MalformedBody { detail: String },
     /// The body is JSON but a field is missing, mistyped or out of range (422).
     #[error("invalid request: {detail} at {path}")]
     Invalid { detail: String, path: String },
@@ -106,7 +109,9 @@ impl From<sqlx::Error> for AppError {
 impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
-            AppError::MalformedJson { .. } | AppError::BadQuery { .. } => StatusCode::BAD_REQUEST,
+            AppError::MalformedJson { .. }
+            | AppError::MalformedBody { .. }
+            | AppError::BadQuery { .. } => StatusCode::BAD_REQUEST,
             AppError::Invalid { .. } | AppError::LimitExceeded(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -128,6 +133,7 @@ impl AppError {
     fn body(&self) -> protocol::ErrorBody {
         let (error, detail, path) = match self {
             AppError::MalformedJson { detail } => ("malformed_json", detail.clone(), None),
+            AppError::MalformedBody { detail } => ("malformed_body", detail.clone(), None),
             AppError::Invalid { detail, path } => ("invalid", detail.clone(), Some(path.clone())),
             AppError::LimitExceeded(err) => {
                 ("limit_exceeded", err.detail.clone(), Some(err.path.clone()))

@@ -74,43 +74,51 @@ where
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .is_some_and(|value| {
-                let mime = value.split(';').next().unwrap_or("").trim();
-                mime.eq_ignore_ascii_case("application/json")
-            });
-        if !is_json {
+        if !declares_json(req.headers()) {
             return Err(AppError::UnsupportedMediaType {
                 detail: "expected the header `Content-Type: application/json`".into(),
             });
         }
-        // The body is read as it comes: a declared encoding would be misread, not decoded.
-        if let Some(encoding) = req.headers().get(header::CONTENT_ENCODING)
-            && !encoding.as_bytes().eq_ignore_ascii_case(b"identity")
-        {
-            return Err(AppError::UnsupportedMediaType {
-                detail: format!(
-                    "the body must not be encoded; got `Content-Encoding: {}`",
-                    String::from_utf8_lossy(encoding.as_bytes())
-                ),
-            });
-        }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                AppError::TooLarge {
-                    detail: rejection.body_text(),
-                }
-            } else {
-                AppError::MalformedJson {
-                    detail: rejection.body_text(),
-                }
-            }
-        })?;
+        let bytes = body_bytes(req, state).await?;
         parse(&bytes).map(JsonBody)
     }
+}
+
+/// Whether the headers declare a JSON body (`Content-Type: application/json`, any parameters).
+pub fn declares_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            let mime = value.split(';').next().unwrap_or("").trim();
+            mime.eq_ignore_ascii_case("application/json")
+        })
+}
+
+/// A request's whole body, refused when it declares a `Content-Encoding` (it would be misread,
+/// not decoded) or is over the body limit (413).
+pub async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, AppError> {
+    if let Some(encoding) = req.headers().get(header::CONTENT_ENCODING)
+        && !encoding.as_bytes().eq_ignore_ascii_case(b"identity")
+    {
+        return Err(AppError::UnsupportedMediaType {
+            detail: format!(
+                "the body must not be encoded; got `Content-Encoding: {}`",
+                String::from_utf8_lossy(encoding.as_bytes())
+            ),
+        });
+    }
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::TooLarge {
+                detail: rejection.body_text(),
+            }
+        } else {
+            AppError::MalformedJson {
+                detail: rejection.body_text(),
+            }
+        }
+    })
 }
 
 /// Parses JSON, telling syntax errors (400) from data errors (422, with the JSON path).
@@ -178,7 +186,7 @@ fn integral_floats_as_integers(bytes: &[u8]) -> Option<serde_json::Value> {
     visit(&mut value).then_some(value)
 }
 
-fn json_path(path: &serde_path_to_error::Path) -> String {
+pub fn json_path(path: &serde_path_to_error::Path) -> String {
     let text = path.to_string();
     if text == "." {
         "$".to_string()

@@ -14,13 +14,23 @@ use crate::extract;
 /// corpus input means the same thing on every run. Seeds carry timestamps near it.
 pub const NOW_MS: i64 = 1_795_400_000_000;
 
-/// Bytes → the ingest routes' decoding (as an `IngestBatch` and as a `CallBatch`, folded as
-/// the server folds it) → validation.
+/// Bytes → the ingest routes' decoding (as an `IngestBatch` in JSON and in the compact form,
+/// and as a `CallBatch`, folded as the server folds it) → validation.
 pub fn ingest(data: &[u8]) {
     let limits = BatchLimits::default();
     match extract::parse::<IngestBatch>(data) {
         Ok(batch) => check_validated(&batch, &limits),
         Err(err) => expect_body_error(&err),
+    }
+    match crate::ingest::http::decode_compact(data) {
+        Ok(batch) => check_validated(&batch, &limits),
+        Err(err) => assert!(
+            matches!(
+                err,
+                AppError::MalformedBody { .. } | AppError::Invalid { .. }
+            ),
+            "decoding a compact body failed with {err:?}"
+        ),
     }
     match extract::parse::<CallBatch>(data) {
         Ok(calls) => {

@@ -77,7 +77,8 @@ const QUERY_ENUMS: [(&str, &str, &[&str]); 4] = [
 ///   413, 415 and 422 where there is a body, 404 where the path names a resource;
 /// - the bounds shared by many fields: names (1–200 characters, no control, invisible or
 ///   text-reordering characters), timestamps in queries (`0..=time::MAX_MS`), trigger kinds;
-/// - the live stream's events, each an SSE message whose `data` is JSON of its own schema.
+/// - the live stream's events, each an SSE message whose `data` is JSON of its own schema;
+/// - the ingest body's compact form, beside JSON.
 fn complete(doc: &mut serde_json::Value) {
     use serde_json::{Value, json};
     let error = |description: &str| {
@@ -154,6 +155,22 @@ fn complete(doc: &mut serde_json::Value) {
                 }
             }
         }
+    }
+    // An ingest body may also come in the compact form (`protocol::compact`), which the Rust
+    // reporter sends: postcard bytes of the same batch.
+    if let Some(content) = doc
+        .pointer_mut("/paths/~1api~1v1~1ingest/post/requestBody/content")
+        .and_then(Value::as_object_mut)
+    {
+        content.insert(
+            protocol::compact::MEDIA_TYPE.into(),
+            json!({"schema": {
+                "type": "string",
+                "contentMediaType": protocol::compact::MEDIA_TYPE,
+                "description": "The IngestBatch in postcard's binary form (fields in order, \
+                                integers as varints), version 1; see `protocol::compact`"
+            }}),
+        );
     }
     if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
         let name = name_schema();

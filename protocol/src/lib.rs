@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 mod alerts;
 mod auto;
 mod calls;
+#[cfg(feature = "compact")]
+pub mod compact;
 mod config;
 mod control;
 mod histogram;

@@ -3,7 +3,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::header;
 use axum::http::request::Parts;
 use protocol::{CallBatch, ErrorBody, IngestAck, IngestBatch};
 
@@ -44,11 +45,11 @@ impl axum::extract::FromRef<AppState> for Accept {
     request_body = IngestBatch,
     responses(
         (status = 200, description = "Committed (or committed before: `duplicate`)", body = IngestAck),
-        (status = 400, description = "Malformed JSON or query", body = ErrorBody),
+        (status = 400, description = "Malformed JSON or query, or a body declared in the compact form that is not a batch in it", body = ErrorBody),
         (status = 401, description = "No or unknown credentials", body = ErrorBody),
         (status = 403, description = "Credentials without the right", body = ErrorBody),
         (status = 413, description = "Body over the limit", body = ErrorBody),
-        (status = 415, description = "Not declared as JSON", body = ErrorBody),
+        (status = 415, description = "Neither JSON nor the compact form in a version this server knows (`detail` names the types it takes)", body = ErrorBody),
         (status = 422, description = "A field is invalid (`invalid`), or the batch would create a service, breaker or instance beyond a limit (`limit_exceeded`: nothing of it is stored); `path` says which", body = ErrorBody),
         (status = 503, description = "Ingest queue full, or the database locked by another writer for longer than the server waits; retry after `Retry-After`", body = ErrorBody),
     ))]
@@ -56,9 +57,76 @@ pub async fn ingest(
     State(app): State<Accept>,
     ingester: Ingester,
     Arrival(arriving): Arrival,
-    JsonBody(batch): JsonBody<IngestBatch>,
+    IngestBody(batch): IngestBody,
 ) -> Result<Json<IngestAck>, AppError> {
     accept(&app, ingester, batch, Some(arriving)).await
+}
+
+/// An ingest body: JSON, or the compact form ([`protocol::compact`]) when its `Content-Type`
+/// says so. Both are validated alike once decoded.
+pub struct IngestBody(IngestBatch);
+
+impl<S: Send + Sync> FromRequest<S> for IngestBody {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<IngestBody, AppError> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok());
+        match content_type.and_then(protocol::compact::declared) {
+            Some(Ok(())) => {
+                let bytes = crate::extract::body_bytes(req, state).await?;
+                decode_compact(&bytes).map(IngestBody)
+            }
+            Some(Err(detail)) => Err(AppError::UnsupportedMediaType { detail }),
+            None if crate::extract::declares_json(req.headers()) => {
+                let JsonBody(batch) = JsonBody::from_request(req, state).await?;
+                Ok(IngestBody(batch))
+            }
+            None => Err(AppError::UnsupportedMediaType {
+                detail: format!(
+                    "expected the header `Content-Type: application/json` or `Content-Type: {}`",
+                    protocol::compact::MEDIA_TYPE
+                ),
+            }),
+        }
+    }
+}
+
+/// A batch from a body in the compact form; a 400 or a 422 saying what is wrong and where.
+pub fn decode_compact(bytes: &[u8]) -> Result<IngestBatch, AppError> {
+    protocol::compact::decode(bytes).map_err(|detail| compact_error(bytes, detail))
+}
+
+/// What is wrong with a body in the compact form, and where: read again, tracking the path
+/// (only a body that fails pays for it). The form has no field names, so the path counts
+/// fields by position (`$[4][0][3][0]`: the fifth field of the batch, `aggregates`, its first
+/// item, that item's fourth field, `counts`, and its first, `success`). A value out of its
+/// range (an integer above int64's maximum, a state with no name) is a 422 at its field, like
+/// JSON's; a body that is not a batch at all a 400.
+fn compact_error(bytes: &[u8], detail: String) -> AppError {
+    let mut deserializer = postcard::Deserializer::from_bytes(bytes);
+    let err = serde_path_to_error::deserialize::<_, IngestBatch>(&mut deserializer).err();
+    match err {
+        Some(err) if matches!(err.inner(), postcard::Error::SerdeDeCustom) => AppError::Invalid {
+            detail: format!(
+                "a value out of its range (an integer above {}, or a state that is none of \
+                 closed, open, half_open); the path counts fields by position",
+                protocol::MAX_INT64
+            ),
+            path: crate::extract::json_path(err.path()),
+        },
+        Some(err) => AppError::MalformedBody {
+            detail: format!(
+                "not a batch in the compact form: {detail} (at {})",
+                crate::extract::json_path(err.path())
+            ),
+        },
+        None => AppError::MalformedBody {
+            detail: format!("not a batch in the compact form: {detail}"),
+        },
+    }
 }
 
 /// Counts the request as on its way to the writer from before its body is read (see

@@ -24,13 +24,32 @@ struct Server {
     down: Arc<std::sync::atomic::AtomicBool>,
     n_requests: Arc<AtomicUsize>,
     received: mpsc::UnboundedSender<(Option<String>, protocol::IngestBatch)>,
+    /// Whether compact bodies are taken; else they get a 415, as from a server older than
+    /// the form.
+    takes_compact: bool,
+    /// The `Content-Type` of every request that reached the handler, in order.
+    content_types: Arc<Mutex<Vec<String>>>,
 }
 
 async fn ingest(
     AxumState(server): AxumState<Server>,
     headers: axum::http::HeaderMap,
-    Json(batch): Json<protocol::IngestBatch>,
+    body: axum::body::Bytes,
 ) -> Response {
+    let content_type = headers
+        .get("content-type")
+        .map_or("", |value| value.to_str().unwrap())
+        .to_owned();
+    (server.content_types.lock().unwrap()).push(content_type.clone());
+    let batch: protocol::IngestBatch = if content_type == protocol::compact::MEDIA_TYPE {
+        if !server.takes_compact {
+            return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "expected JSON").into_response();
+        }
+        protocol::compact::decode(&body).unwrap()
+    } else {
+        assert_eq!(content_type, "application/json");
+        serde_json::from_slice(&body).unwrap()
+    };
     let n = server.n_requests.fetch_add(1, Ordering::SeqCst);
     let auth = headers
         .get("authorization")
@@ -77,14 +96,39 @@ async fn serve_switchable(
         down: down.clone(),
         n_requests: Arc::default(),
         received: tx,
+        takes_compact: true,
+        content_types: Arc::default(),
     };
+    (listen(server).await, rx, down)
+}
+
+/// A stand-in that acknowledges everything it can read, taking compact bodies or not; the
+/// content types it was sent.
+async fn serve_forms(takes_compact: bool) -> (String, Received, Arc<Mutex<Vec<String>>>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let content_types: Arc<Mutex<Vec<String>>> = Arc::default();
+    let server = Server {
+        n_failures: 0,
+        failure_status: StatusCode::OK,
+        stall: Duration::ZERO,
+        down: Arc::default(),
+        n_requests: Arc::default(),
+        received: tx,
+        takes_compact,
+        content_types: content_types.clone(),
+    };
+    (listen(server).await, rx, content_types)
+}
+
+/// Serves `server` on a port of its own; its base URL.
+async fn listen(server: Server) -> String {
     let app = axum::Router::new()
         .route("/api/v1/ingest", axum::routing::post(ingest))
         .with_state(server);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{address}"), rx, down)
+    format!("http://{address}")
 }
 
 fn trip_config() -> Config {
@@ -396,4 +440,63 @@ fn every_trigger_kind_is_one_the_server_accepts() {
         );
     }
     assert_eq!(kinds.len(), protocol::TRIGGER_KINDS.len());
+}
+
+#[tokio::test]
+async fn batches_go_out_in_the_compact_form_or_as_json_when_asked() {
+    for (compact_bodies, expected) in [
+        (true, protocol::compact::MEDIA_TYPE),
+        (false, "application/json"),
+    ] {
+        let (endpoint, mut received, content_types) = serve_forms(true).await;
+        let registry = Registry::new();
+        let payments = registry.get_or_create("payments", trip_config());
+        let config = ReporterConfig {
+            compact_bodies,
+            ..reporter_config(endpoint)
+        };
+        let reporter = Reporter::start(registry.clone(), config);
+        for _ in 0..2 {
+            let _: Result<(), CallError<()>> = payments.call(|| Err(()));
+        }
+        let (_, batch) = next(&mut received).await;
+        assert_eq!(batch.transitions.len(), 1);
+        reporter.shutdown().await;
+        let content_types = content_types.lock().unwrap().clone();
+        assert!(content_types.len() >= 2, "{content_types:?}");
+        assert!(
+            content_types.iter().all(|t| t == expected),
+            "{content_types:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_refuses_the_compact_form_gets_the_same_batch_as_json_and_json_after() {
+    let (endpoint, mut received, content_types) = serve_forms(false).await;
+    let registry = Registry::new();
+    let payments = registry.get_or_create("payments", trip_config());
+    let reporter = Reporter::start(registry.clone(), reporter_config(endpoint));
+    for _ in 0..2 {
+        let _: Result<(), CallError<()>> = payments.call(|| Err(()));
+    }
+    // Only the JSON copy reaches the handler's end; the 415 refused the compact one.
+    let (_, first) = next(&mut received).await;
+    assert_eq!(first.transitions.len(), 1);
+    let _: Result<(), CallError<()>> = payments.call(|| Ok(()));
+    let stats = reporter.stats();
+    reporter.shutdown().await;
+    let (_, last) = next(&mut received).await;
+    assert_eq!(last.seq, first.seq + 1, "nothing was lost or sent twice");
+    assert_eq!(last.aggregates.len(), 1);
+    assert_eq!(stats.failed_attempts, 0, "the fallback is not a failure");
+    let content_types = content_types.lock().unwrap().clone();
+    assert_eq!(
+        content_types,
+        [
+            protocol::compact::MEDIA_TYPE,
+            "application/json",
+            "application/json"
+        ],
+    );
 }

@@ -19,6 +19,13 @@ fn valid_batch(seq: u64) -> Value {
     })
 }
 
+/// A batch in the compact form, changed by `change` after it was made from `valid_batch(seq)`.
+fn compact(seq: u64, change: impl FnOnce(&mut protocol::IngestBatch)) -> Vec<u8> {
+    let mut batch: protocol::IngestBatch = serde_json::from_value(valid_batch(seq)).unwrap();
+    change(&mut batch);
+    protocol::compact::encode(&batch)
+}
+
 /// A valid batch spoiled at one JSON pointer (a field of an object is added if missing).
 fn spoiled(pointer: &str, value: Value) -> String {
     let mut batch = valid_batch(99);
@@ -196,6 +203,74 @@ fn cases() -> Vec<Case> {
             body: Some(Body::Raw(
                 "text/plain",
                 valid_batch(1).to_string().into_bytes(),
+            )),
+            status: 415,
+            where_: None,
+        },
+        Case {
+            name: "compact body cut short",
+            method: "POST",
+            path: "/api/v1/ingest".into(),
+            body: Some(Body::Raw(protocol::compact::MEDIA_TYPE, {
+                let bytes = compact(98, |_| {});
+                bytes[..bytes.len() - 3].to_vec()
+            })),
+            status: 400,
+            where_: None,
+        },
+        Case {
+            name: "compact body with bytes after the batch",
+            method: "POST",
+            path: "/api/v1/ingest".into(),
+            body: Some(Body::Raw(protocol::compact::MEDIA_TYPE, {
+                let mut bytes = compact(98, |_| {});
+                bytes.push(0);
+                bytes
+            })),
+            status: 400,
+            where_: None,
+        },
+        Case {
+            name: "compact body with a number beyond int64",
+            method: "POST",
+            path: "/api/v1/ingest".into(),
+            body: Some(Body::Raw(
+                protocol::compact::MEDIA_TYPE,
+                compact(98, |b| b.aggregates[0].counts.success = u64::MAX),
+            )),
+            status: 422,
+            // By position: the compact form has no field names.
+            where_: Some("$[4][0][3][0]"),
+        },
+        Case {
+            name: "compact body with an invalid field",
+            method: "POST",
+            path: "/api/v1/ingest".into(),
+            body: Some(Body::Raw(
+                protocol::compact::MEDIA_TYPE,
+                compact(98, |b| b.aggregates[0].failure_rate = Some(1.5)),
+            )),
+            status: 422,
+            where_: Some("$.aggregates[0].failure_rate"),
+        },
+        Case {
+            name: "compact body in an unknown version",
+            method: "POST",
+            path: "/api/v1/ingest".into(),
+            body: Some(Body::Raw(
+                "application/vnd.fusebox.ingest+postcard; version=2",
+                compact(98, |_| {}),
+            )),
+            status: 415,
+            where_: None,
+        },
+        Case {
+            name: "compact body without its version",
+            method: "POST",
+            path: "/api/v1/ingest".into(),
+            body: Some(Body::Raw(
+                "application/vnd.fusebox.ingest+postcard",
+                compact(98, |_| {}),
             )),
             status: 415,
             where_: None,
@@ -598,4 +673,45 @@ async fn unknown_fields_are_refused() {
         (422, "$.config.wait.jitter", "unknown field"),
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_compact_batch_is_stored_as_its_json_twin_would_be() {
+    let server = TestServer::start().await.unwrap();
+    let key = server.ingest_key("svc").await.unwrap();
+    let client = reqwest::Client::new();
+    let post = |content_type: &'static str, body: Vec<u8>| {
+        client
+            .post(format!("{}/api/v1/ingest", server.url()))
+            .bearer_auth(&key)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let batch = valid_batch(7);
+    let compact_body = compact(7, |_| {});
+    let ack: protocol::IngestAck = post(protocol::compact::MEDIA_TYPE, compact_body)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((ack.seq, ack.duplicate), (7, false));
+    // The same batch as JSON is the one already stored.
+    let ack: protocol::IngestAck = post("application/json", batch.to_string().into_bytes())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((ack.seq, ack.duplicate), (7, true));
+    assert_eq!(
+        (
+            server.scalar("SELECT COUNT(*) FROM aggregates").await,
+            server.scalar("SELECT SUM(success) FROM aggregates").await,
+            server.scalar("SELECT SUM(failure) FROM aggregates").await,
+            server.scalar("SELECT COUNT(*) FROM transitions").await,
+        ),
+        (1, 7, 3, 1)
+    );
 }
