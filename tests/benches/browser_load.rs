@@ -40,7 +40,7 @@ use tests::browser::{
     BrowserSetup, PAGE_READY_DEADLINE, applied_batches, arrived_ms, count, fleet_batch, open_live,
     recorded_batches, save_screenshot, seen_ms, transition_batch, wait_until,
 };
-use tests::post_batch;
+use tests::post_compact;
 
 #[path = "../../xtask/src/bench/row.rs"]
 mod summary;
@@ -53,6 +53,13 @@ const SHOWN_VISIBLE_GOAL_MS: f64 = 25.0;
 /// A pushed transition of a breaker the page did not show yet is visible in it (p99,
 /// loopback): the page lays its view out again for a new breaker.
 const VISIBLE_GOAL_MS: f64 = 100.0;
+
+/// Posts `batch` (made as JSON by `tests::browser`) as the Rust reporter sends it: in the
+/// compact form, over `reporter`'s kept-alive connections.
+async fn report(reporter: &reqwest::Client, url: &str, key: &str, batch: serde_json::Value) {
+    let batch: protocol::IngestBatch = serde_json::from_value(batch).expect("a valid batch");
+    post_compact(reporter, url, key, &batch).await;
+}
 
 /// A fleet the page is loaded with, and how the page shows it.
 struct Fleet {
@@ -159,6 +166,9 @@ async fn fleet_figures(setup: &BrowserSetup, fleet: &Fleet) {
     let latency_key = server.ingest_key("latency").await.unwrap();
 
     let (_driver, client) = setup.browser().await;
+    // Every instance, and the probes, post as the Rust reporter does: in the compact form, on
+    // kept-alive connections.
+    let reporter = reqwest::Client::new();
     open_live(&client, &format!("{}/{}", server.url(), fleet.query)).await;
     // The `latency` service's breakers, reported by one instance with the fleet and shown with
     // it, are the ones whose transitions are timed while the fleet streams.
@@ -171,6 +181,7 @@ async fn fleet_figures(setup: &BrowserSetup, fleet: &Fleet) {
     let load_started = Instant::now();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stopped = stop.clone();
+    let reporters = reporter.clone();
     let load = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut seq = 0;
@@ -188,14 +199,14 @@ async fn fleet_figures(setup: &BrowserSetup, fleet: &Fleet) {
                         now_ms,
                         breakers_per_service,
                     );
-                    let (url, key) = (url.clone(), key.clone());
+                    let (url, key, reporters) = (url.clone(), key.clone(), reporters.clone());
                     posts.push(tokio::spawn(async move {
-                        post_batch(&url, &key, &batch).await;
+                        report(&reporters, &url, &key, batch).await;
                     }));
                 }
             }
             let batch = fleet_batch("latency", "latency-0", seq, now_ms, TRANSITION_SAMPLES);
-            post_batch(&url, &probe_key, &batch).await;
+            report(&reporters, &url, &probe_key, batch).await;
             for post in posts {
                 post.await.unwrap();
             }
@@ -230,8 +241,15 @@ async fn fleet_figures(setup: &BrowserSetup, fleet: &Fleet) {
         stalls.push(event_loop_delay_ms(&client).await);
         if shown_latencies.len() < SHOWN_SAMPLES {
             let sample = shown_latencies.len();
-            let (visible, arrived) =
-                transition_to_page(&client, &server.url(), &latency_key, "latency-2", sample).await;
+            let (visible, arrived) = transition_to_page(
+                &client,
+                &reporter,
+                &server.url(),
+                &latency_key,
+                "latency-2",
+                sample,
+            )
+            .await;
             shown_latencies.push(visible);
             shown_arrivals.push(arrived);
         }
@@ -358,7 +376,7 @@ async fn fleet_figures(setup: &BrowserSetup, fleet: &Fleet) {
         let breaker = format!("latency-{sample}");
         let sent_ms = now_ms();
         let batch = transition_batch("latency", "latency-1", sample as u64 + 1, sent_ms, &breaker);
-        post_batch(&server.url(), &latency_key, &batch).await;
+        report(&reporter, &server.url(), &latency_key, batch).await;
         let seen_ms = tests::wait::wait_for(
             &format!("{breaker} to show"),
             PAGE_READY_DEADLINE,
@@ -468,6 +486,7 @@ impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
 /// in ms (the page's wall clock against the bench's).
 async fn transition_to_page(
     client: &Client,
+    reporter: &reqwest::Client,
     url: &str,
     key: &str,
     instance: &str,
@@ -480,7 +499,7 @@ async fn transition_to_page(
         batch["transitions"][0]["from"] = json!("open");
         batch["transitions"][0]["to"] = json!("closed");
     }
-    post_batch(url, key, &batch).await;
+    report(reporter, url, key, batch).await;
     let seen_ms = tests::wait::wait_for(
         &format!("{breaker}'s transition to show"),
         PAGE_READY_DEADLINE,

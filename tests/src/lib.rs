@@ -186,6 +186,22 @@ pub async fn post_batch(
     answer(request).await
 }
 
+/// POSTs `batch` as the Rust reporter sends it: in the compact form (`protocol::compact`),
+/// over `client`'s kept-alive connections; it must be acknowledged.
+pub async fn post_compact(
+    client: &reqwest::Client,
+    base_url: &str,
+    key: &str,
+    batch: &protocol::IngestBatch,
+) -> protocol::IngestAck {
+    let request = client
+        .post(format!("{base_url}/api/v1/ingest"))
+        .bearer_auth(key)
+        .header(reqwest::header::CONTENT_TYPE, protocol::compact::MEDIA_TYPE)
+        .body(protocol::compact::encode(batch));
+    answer(request).await
+}
+
 /// A breaker that trips after five failures in a row (failure rate 0.5 over a count window of
 /// ten, at least five calls), stays Open for a minute, and closes after one good probe.
 pub fn tight_config() -> breaker::Config {
