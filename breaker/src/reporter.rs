@@ -164,6 +164,10 @@ impl Reporter {
         }));
         let client = reqwest::Client::builder()
             .timeout(config.request_timeout)
+            // A connection idle this long is not taken again: a fusebox server closes one idle
+            // for 20 s (`header_read_timeout_s`), and a batch sent on it just then would come
+            // back unanswered, to be retried after a backoff.
+            .pool_idle_timeout(Duration::from_secs(15))
             .build()
             .unwrap_or_default();
         let wall_ms = registry.clock().wall_ms();

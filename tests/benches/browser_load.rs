@@ -168,7 +168,12 @@ async fn fleet_figures(setup: &BrowserSetup, fleet: &Fleet) {
     let (_driver, client) = setup.browser().await;
     // Every instance, and the probes, post as the Rust reporter does: in the compact form, on
     // kept-alive connections.
-    let reporter = reqwest::Client::new();
+    // Connections idle longer than this are not taken again: the server closes one idle for
+    // 20 s, and a request sent on it just then would come back unanswered.
+    let reporter = reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
     open_live(&client, &format!("{}/{}", server.url(), fleet.query)).await;
     // The `latency` service's breakers, reported by one instance with the fleet and shown with
     // it, are the ones whose transitions are timed while the fleet streams.

@@ -187,19 +187,31 @@ pub async fn post_batch(
 }
 
 /// POSTs `batch` as the Rust reporter sends it: in the compact form (`protocol::compact`),
-/// over `client`'s kept-alive connections; it must be acknowledged.
+/// over `client`'s kept-alive connections; it must be acknowledged. Like the reporter, it sends
+/// the batch again when the request never got an answer: a kept-alive connection the server
+/// closed as idle just as it was taken for the request (the batch's `seq` makes a second copy
+/// a duplicate, not a second row).
 pub async fn post_compact(
     client: &reqwest::Client,
     base_url: &str,
     key: &str,
     batch: &protocol::IngestBatch,
 ) -> protocol::IngestAck {
-    let request = client
-        .post(format!("{base_url}/api/v1/ingest"))
-        .bearer_auth(key)
-        .header(reqwest::header::CONTENT_TYPE, protocol::compact::MEDIA_TYPE)
-        .body(protocol::compact::encode(batch));
-    answer(request).await
+    let body = protocol::compact::encode(batch);
+    let mut attempts = 0;
+    loop {
+        let sent = client
+            .post(format!("{base_url}/api/v1/ingest"))
+            .bearer_auth(key)
+            .header(reqwest::header::CONTENT_TYPE, protocol::compact::MEDIA_TYPE)
+            .body(body.clone())
+            .send()
+            .await;
+        match sent {
+            Err(err) if err.is_request() && attempts < 3 => attempts += 1,
+            sent => return answered(sent.expect("the server answers")).await,
+        }
+    }
 }
 
 /// A breaker that trips after five failures in a row (failure rate 0.5 over a count window of
@@ -229,7 +241,11 @@ pub fn wire_config(threshold: f64) -> serde_json::Value {
 
 /// Sends `request` and parses its answer, which must be a 2xx with a JSON body.
 async fn answer<T: serde::de::DeserializeOwned>(request: reqwest::RequestBuilder) -> T {
-    let response = request.send().await.expect("the server answers");
+    answered(request.send().await.expect("the server answers")).await
+}
+
+/// Parses `response`, which must be a 2xx with a JSON body.
+async fn answered<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> T {
     let status = response.status();
     let text = response.text().await.expect("the answer has a body");
     assert!(status.is_success(), "answered {status}: {text}");
