@@ -76,7 +76,16 @@ impl<S: Send + Sync> FromRequest<S> for IngestBody {
             .and_then(|value| value.to_str().ok());
         match content_type.and_then(protocol::compact::declared) {
             Some(Ok(())) => {
-                let bytes = crate::extract::body_bytes(req, state).await?;
+                let bytes =
+                    crate::extract::body_bytes(req, state)
+                        .await
+                        .map_err(|err| match err {
+                            // A body that could not be read is not JSON's fault here.
+                            AppError::MalformedJson { detail } => {
+                                AppError::MalformedBody { detail }
+                            }
+                            err => err,
+                        })?;
                 decode_compact(&bytes).map(IngestBody)
             }
             Some(Err(detail)) => Err(AppError::UnsupportedMediaType { detail }),
@@ -102,9 +111,10 @@ pub fn decode_compact(bytes: &[u8]) -> Result<IngestBatch, AppError> {
 /// What is wrong with a body in the compact form, and where: read again, tracking the path
 /// (only a body that fails pays for it). The form has no field names, so the path counts
 /// fields by position (`$[4][0][3][0]`: the fifth field of the batch, `aggregates`, its first
-/// item, that item's fourth field, `counts`, and its first, `success`). A value out of its
-/// range (an integer above int64's maximum, a state with no name) is a 422 at its field, like
-/// JSON's; a body that is not a batch at all a 400.
+/// item, that item's fourth field, `counts`, and its first, `success`). An integer above
+/// int64's maximum or a state with no name is a 422 at its field, like JSON's; any other body
+/// that is not a batch in the form (cut short, bytes after the batch, an integer too long for
+/// its field's type, which JSON would answer with a 422) a 400 that says where it stopped.
 fn compact_error(bytes: &[u8], detail: String) -> AppError {
     let mut deserializer = postcard::Deserializer::from_bytes(bytes);
     let err = serde_path_to_error::deserialize::<_, IngestBatch>(&mut deserializer).err();

@@ -21,7 +21,12 @@ fn valid_batch(seq: u64) -> Value {
 
 /// A batch in the compact form, changed by `change` after it was made from `valid_batch(seq)`.
 fn compact(seq: u64, change: impl FnOnce(&mut protocol::IngestBatch)) -> Vec<u8> {
-    let mut batch: protocol::IngestBatch = serde_json::from_value(valid_batch(seq)).unwrap();
+    compact_of(valid_batch(seq), change)
+}
+
+/// `batch` in the compact form, changed by `change` first.
+fn compact_of(batch: Value, change: impl FnOnce(&mut protocol::IngestBatch)) -> Vec<u8> {
+    let mut batch: protocol::IngestBatch = serde_json::from_value(batch).unwrap();
     change(&mut batch);
     protocol::compact::encode(&batch)
 }
@@ -361,6 +366,9 @@ async fn malformed_requests_get_a_json_4xx_and_change_nothing() {
     let cases = cases();
     assert!(cases.len() >= 20);
     for case in cases {
+        // A body in the compact form that is not a batch in it is `malformed_body`, not JSON's.
+        let compact_body =
+            matches!(&case.body, Some(Body::Raw(t, _)) if *t == protocol::compact::MEDIA_TYPE);
         let url = format!("{}{}", server.url(), case.path);
         let token = if case.method == "POST" { &key } else { &viewer };
         let mut request = match case.method {
@@ -395,6 +403,9 @@ async fn malformed_requests_get_a_json_4xx_and_change_nothing() {
         );
         if let Some(path) = case.where_ {
             assert_eq!(body.path.as_deref(), Some(path), "{}: {text}", case.name);
+        }
+        if compact_body && status == 400 {
+            assert_eq!(body.error, "malformed_body", "{}: {text}", case.name);
         }
     }
     assert_eq!(
@@ -688,30 +699,77 @@ async fn a_compact_batch_is_stored_as_its_json_twin_would_be() {
             .body(body)
             .send()
     };
+    let ack = |response: reqwest::Response| async move {
+        let ack: protocol::IngestAck = response.json().await.unwrap();
+        (ack.seq, ack.duplicate)
+    };
+    // One batch, from instance i-1 in the compact form and from i-2 as JSON.
     let batch = valid_batch(7);
-    let compact_body = compact(7, |_| {});
-    let ack: protocol::IngestAck = post(protocol::compact::MEDIA_TYPE, compact_body)
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!((ack.seq, ack.duplicate), (7, false));
-    // The same batch as JSON is the one already stored.
-    let ack: protocol::IngestAck = post("application/json", batch.to_string().into_bytes())
-        .await
-        .unwrap()
-        .json()
+    let mut twin = batch.clone();
+    twin["instance"] = json!("i-2");
+    let compact_body = compact_of(batch.clone(), |_| {});
+    let sent = post(protocol::compact::MEDIA_TYPE, compact_body)
         .await
         .unwrap();
-    assert_eq!((ack.seq, ack.duplicate), (7, true));
+    assert_eq!(ack(sent).await, (7, false));
+    let sent = post("application/json", twin.to_string().into_bytes())
+        .await
+        .unwrap();
+    assert_eq!(ack(sent).await, (7, false));
+    // The same batch as JSON from i-1 is the one already stored.
+    let sent = post("application/json", batch.to_string().into_bytes())
+        .await
+        .unwrap();
+    assert_eq!(ack(sent).await, (7, true));
+    // Each instance stored one aggregate and one transition, and the two are the same rows.
     assert_eq!(
         (
-            server.scalar("SELECT COUNT(*) FROM aggregates").await,
-            server.scalar("SELECT SUM(success) FROM aggregates").await,
-            server.scalar("SELECT SUM(failure) FROM aggregates").await,
-            server.scalar("SELECT COUNT(*) FROM transitions").await,
+            server
+                .scalar("SELECT COUNT(*) FROM aggregates WHERE instance = 'i-1'")
+                .await,
+            server
+                .scalar("SELECT COUNT(*) FROM aggregates WHERE instance = 'i-2'")
+                .await,
+            server
+                .scalar("SELECT COUNT(*) FROM transitions WHERE instance = 'i-1'")
+                .await,
+            server
+                .scalar("SELECT COUNT(*) FROM transitions WHERE instance = 'i-2'")
+                .await,
         ),
-        (1, 7, 3, 1)
+        (1, 1, 1, 1)
+    );
+    let same_aggregates = server
+        .scalar(
+            "SELECT COUNT(*) FROM (
+                SELECT breaker_id, start_ms, interval_ms, success, failure, timeout, rejected,
+                       slow, ignored, latency, state, failure_rate, failure_rate_threshold,
+                       config_version
+                FROM aggregates WHERE instance = 'i-1'
+                INTERSECT
+                SELECT breaker_id, start_ms, interval_ms, success, failure, timeout, rejected,
+                       slow, ignored, latency, state, failure_rate, failure_rate_threshold,
+                       config_version
+                FROM aggregates WHERE instance = 'i-2') AS same",
+        )
+        .await;
+    let same_transitions = server
+        .scalar(
+            "SELECT COUNT(*) FROM (
+                SELECT breaker_id, at_ms, from_state, to_state, trigger_kind, trigger_value,
+                       trigger_threshold, config_version
+                FROM transitions WHERE instance = 'i-1'
+                INTERSECT
+                SELECT breaker_id, at_ms, from_state, to_state, trigger_kind, trigger_value,
+                       trigger_threshold, config_version
+                FROM transitions WHERE instance = 'i-2') AS same",
+        )
+        .await;
+    assert_eq!((same_aggregates, same_transitions), (1, 1));
+    assert_eq!(
+        server
+            .scalar("SELECT COUNT(*) FROM aggregates WHERE success = 7 AND failure = 3")
+            .await,
+        2
     );
 }
