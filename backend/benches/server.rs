@@ -237,21 +237,9 @@ async fn reporter_connection(
     sender
 }
 
-/// Posts every instance's ingest bodies (JSON) in order on its own connection (to the host
-/// named beside it), all instances at once, and checks each answer.
+/// Posts every instance's ingest bodies, written in `form`, in order on its own connection (to
+/// the host named beside it), all instances at once, and checks each answer.
 async fn post_all(
-    bodies: Vec<Vec<Vec<u8>>>,
-    senders: Vec<(
-        hyper::client::conn::http1::SendRequest<http_body_util::Full<hyper::body::Bytes>>,
-        String,
-    )>,
-    authorization: &str,
-) {
-    post_all_as(Form::Json, bodies, senders, authorization).await
-}
-
-/// [`post_all`] with bodies in `form`.
-async fn post_all_as(
     form: Form,
     bodies: Vec<Vec<Vec<u8>>>,
     senders: Vec<(
@@ -494,7 +482,7 @@ async fn http_run(
     let authorization = format!("Bearer {key}");
     let cpu = cpu_by_thread();
     let started = Instant::now();
-    post_all_as(form, bodies, senders, &authorization).await;
+    post_all(form, bodies, senders, &authorization).await;
     let secs = started.elapsed().as_secs_f64();
     let cpu = cpu_since(&cpu);
     let metrics = metrics_text(&server.url()).await;

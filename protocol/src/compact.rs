@@ -2,7 +2,7 @@
 //! form of the serde data model), declared with [`MEDIA_TYPE`].
 //!
 //! JSON stays the default and what adapters and curl send; the Rust reporter sends this form,
-//! a quarter of the bytes and several times cheaper for the server to decode, and falls back
+//! about a quarter of the bytes and cheaper for the server to decode, and falls back
 //! to JSON for good when a server answers 415 (one older than this form).
 //!
 //! Postcard writes the fields in order with no names, so unlike JSON this form cannot take a
@@ -49,10 +49,10 @@ pub fn declared(content_type: &str) -> Option<Result<(), String>> {
         let (name, value) = param.split_once('=')?;
         name.trim()
             .eq_ignore_ascii_case("version")
-            .then(|| value.trim().trim_matches('"').to_owned())
+            .then(|| value.trim().trim_matches('"'))
     });
     Some(match version {
-        Some(v) if v == VERSION.to_string() => Ok(()),
+        Some(v) if v.parse() == Ok(VERSION) => Ok(()),
         Some(v) => Err(format!(
             "version {v:?} of {ESSENCE} is not known here; send `{MEDIA_TYPE}` or JSON"
         )),

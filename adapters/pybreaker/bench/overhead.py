@@ -15,6 +15,7 @@ import json
 import os
 import statistics
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -76,7 +77,6 @@ def summary_row(row: dict) -> None:
 
 def thread_cpu_s(name: str) -> float:
     """CPU seconds the thread called `name` has used (Linux: its /proc stat)."""
-    import threading
     thread = next(t for t in threading.enumerate() if t.name == name)
     fields = Path(f"/proc/self/task/{thread.native_id}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -64,11 +64,26 @@ struct Case {
 }
 
 fn post(name: &'static str, body: String, status: u16, where_: Option<&'static str>) -> Case {
+    post_body(name, Body::Json(body), status, where_)
+}
+
+/// An ingest POST of `bytes` declared as `content_type` ("" for none).
+fn post_raw(
+    name: &'static str,
+    content_type: &'static str,
+    bytes: Vec<u8>,
+    status: u16,
+    where_: Option<&'static str>,
+) -> Case {
+    post_body(name, Body::Raw(content_type, bytes), status, where_)
+}
+
+fn post_body(name: &'static str, body: Body, status: u16, where_: Option<&'static str>) -> Case {
     Case {
         name,
         method: "POST",
         path: "/api/v1/ingest".into(),
-        body: Some(Body::Json(body)),
+        body: Some(body),
         status,
         where_,
     }
@@ -193,93 +208,70 @@ fn cases() -> Vec<Case> {
             413,
             None,
         ),
-        Case {
-            name: "no content type",
-            method: "POST",
-            path: "/api/v1/ingest".into(),
-            body: Some(Body::Raw("", valid_batch(1).to_string().into_bytes())),
-            status: 415,
-            where_: None,
-        },
-        Case {
-            name: "text content type",
-            method: "POST",
-            path: "/api/v1/ingest".into(),
-            body: Some(Body::Raw(
-                "text/plain",
-                valid_batch(1).to_string().into_bytes(),
-            )),
-            status: 415,
-            where_: None,
-        },
-        Case {
-            name: "compact body cut short",
-            method: "POST",
-            path: "/api/v1/ingest".into(),
-            body: Some(Body::Raw(protocol::compact::MEDIA_TYPE, {
+        post_raw(
+            "no content type",
+            "",
+            valid_batch(1).to_string().into_bytes(),
+            415,
+            None,
+        ),
+        post_raw(
+            "text content type",
+            "text/plain",
+            valid_batch(1).to_string().into_bytes(),
+            415,
+            None,
+        ),
+        post_raw(
+            "compact body cut short",
+            protocol::compact::MEDIA_TYPE,
+            {
                 let bytes = compact(98, |_| {});
                 bytes[..bytes.len() - 3].to_vec()
-            })),
-            status: 400,
-            where_: None,
-        },
-        Case {
-            name: "compact body with bytes after the batch",
-            method: "POST",
-            path: "/api/v1/ingest".into(),
-            body: Some(Body::Raw(protocol::compact::MEDIA_TYPE, {
+            },
+            400,
+            None,
+        ),
+        post_raw(
+            "compact body with bytes after the batch",
+            protocol::compact::MEDIA_TYPE,
+            {
                 let mut bytes = compact(98, |_| {});
                 bytes.push(0);
                 bytes
-            })),
-            status: 400,
-            where_: None,
-        },
-        Case {
-            name: "compact body with a number beyond int64",
-            method: "POST",
-            path: "/api/v1/ingest".into(),
-            body: Some(Body::Raw(
-                protocol::compact::MEDIA_TYPE,
-                compact(98, |b| b.aggregates[0].counts.success = u64::MAX),
-            )),
-            status: 422,
-            // By position: the compact form has no field names.
-            where_: Some("$[4][0][3][0]"),
-        },
-        Case {
-            name: "compact body with an invalid field",
-            method: "POST",
-            path: "/api/v1/ingest".into(),
-            body: Some(Body::Raw(
-                protocol::compact::MEDIA_TYPE,
-                compact(98, |b| b.aggregates[0].failure_rate = Some(1.5)),
-            )),
-            status: 422,
-            where_: Some("$.aggregates[0].failure_rate"),
-        },
-        Case {
-            name: "compact body in an unknown version",
-            method: "POST",
-            path: "/api/v1/ingest".into(),
-            body: Some(Body::Raw(
-                "application/vnd.fusebox.ingest+postcard; version=2",
-                compact(98, |_| {}),
-            )),
-            status: 415,
-            where_: None,
-        },
-        Case {
-            name: "compact body without its version",
-            method: "POST",
-            path: "/api/v1/ingest".into(),
-            body: Some(Body::Raw(
-                "application/vnd.fusebox.ingest+postcard",
-                compact(98, |_| {}),
-            )),
-            status: 415,
-            where_: None,
-        },
+            },
+            400,
+            None,
+        ),
+        // By position: the compact form has no field names.
+        post_raw(
+            "compact body with a number beyond int64",
+            protocol::compact::MEDIA_TYPE,
+            compact(98, |b| b.aggregates[0].counts.success = u64::MAX),
+            422,
+            Some("$[4][0][3][0]"),
+        ),
+        post_raw(
+            "compact body with an invalid field",
+            protocol::compact::MEDIA_TYPE,
+            compact(98, |b| b.aggregates[0].failure_rate = Some(1.5)),
+            422,
+            Some("$.aggregates[0].failure_rate"),
+        ),
+        post_raw(
+            "compact body in an unknown version",
+            "application/vnd.fusebox.ingest+postcard; version=2",
+            compact(98, |_| {}),
+            415,
+            None,
+        ),
+        post_raw(
+            "compact body without its version",
+            "application/vnd.fusebox.ingest+postcard",
+            compact(98, |_| {}),
+            415,
+            None,
+        ),
         Case {
             name: "series before the epoch",
             method: "GET",
