@@ -4,7 +4,8 @@
 //! every instance posts each second. Each second of a large fleet brings a burst of batches,
 //! and a transition queued behind that burst would wait for every commit before its own. So
 //! the writer takes batches with transitions first (in the order they came, so transitions keep
-//! their order), then the rest (in order). A reporter has one batch in flight at a time, so
+//! their order), then the rest (in order); a group that carries a transition just sent takes
+//! few of the rest and commits without waiting for more (see [`carries_news`]). A reporter has one batch in flight at a time, so
 //! no reporter's batches are reordered; and an instance's live state only ever moves to a
 //! newer event (see `InstanceLive::update`), whatever order batches commit in.
 
@@ -67,6 +68,22 @@ pub(super) const MAX_BATCHES_PER_COMMIT: usize = 64;
 /// with 100 breakers an instance).
 const MAX_ROWS_PER_COMMIT: usize = 2_000;
 
+/// A transition is news when its batch was sent within this long of it (both times from the
+/// reporter's clock): reporters send a transition as soon as it happens, so only a backlog
+/// (a reporter catching up after an outage of the server) carries older ones.
+const NEWS_WITHIN_MS: i64 = 10_000;
+
+/// Rows (past its batches with transitions) that a group carrying news takes from the other
+/// lane: a few milliseconds of insert rather than up to [`MAX_ROWS_PER_COMMIT`]'s ten or so,
+/// so that a trip that comes during a burst of a large fleet's batches reaches the streams
+/// after one short commit, not after a full one of its own.
+const ROWS_BESIDE_NEWS: usize = 200;
+
+/// Whether `batch` carries a transition someone may be watching for (see [`NEWS_WITHIN_MS`]).
+pub(super) fn carries_news(batch: &IngestBatch) -> bool {
+    (batch.transitions.iter()).any(|t| batch.sent_at_ms.saturating_sub(t.at_ms) < NEWS_WITHIN_MS)
+}
+
 /// How much more a group may take (see `Writer::run`).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Room {
@@ -102,8 +119,9 @@ fn rows_of(batch: &IngestBatch) -> usize {
 
 impl Lanes {
     /// Waits for a batch, then adds to `jobs` those queued while `room` is left (the first
-    /// whatever its size): batches with transitions first. 0 once both lanes are closed and
-    /// empty.
+    /// whatever its size): batches with transitions first, then the others, fewer of them
+    /// when a batch taken carries news (see [`ROWS_BESIDE_NEWS`]). 0 once both lanes are
+    /// closed and empty.
     pub(super) async fn recv_many(&mut self, jobs: &mut Vec<Job>, mut room: Room) -> usize {
         let first = tokio::select! {
             biased;
@@ -119,15 +137,24 @@ impl Lanes {
             };
         };
         let before = jobs.len();
+        let mut news = carries_news(&first.batch);
         room.take(&first);
         jobs.push(first);
-        for lane in [&mut self.transitions, &mut self.rest] {
-            while room.is_left()
-                && let Ok(job) = lane.try_recv()
-            {
-                room.take(&job);
-                jobs.push(job);
-            }
+        while room.is_left()
+            && let Ok(job) = self.transitions.try_recv()
+        {
+            news |= carries_news(&job.batch);
+            room.take(&job);
+            jobs.push(job);
+        }
+        if news {
+            room.rows = room.rows.min(ROWS_BESIDE_NEWS);
+        }
+        while room.is_left()
+            && let Ok(job) = self.rest.try_recv()
+        {
+            room.take(&job);
+            jobs.push(job);
         }
         jobs.len() - before
     }

@@ -155,3 +155,74 @@ async fn a_handler_routes_a_batch_by_its_transitions() {
         .unwrap();
     assert_eq!(submitting.await.unwrap().unwrap().seq, 7);
 }
+
+/// A batch of `n` aggregates (one row each) and a transition `age_ms` before it was sent, or
+/// none.
+fn batch_of(seq: u64, n: usize, transition_age_ms: Option<i64>) -> IngestBatch {
+    let sent_at_ms = 1_700_000_000_000i64;
+    let aggregates: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "breaker": format!("b{i}"), "start_ms": sent_at_ms - 1_000, "interval_ms": 1_000,
+                "counts": {"success": 1}, "state": "closed", "config_version": 1
+            })
+        })
+        .collect();
+    let transitions: Vec<serde_json::Value> = transition_age_ms
+        .map(|age| {
+            serde_json::json!({
+                "breaker": "db", "at_ms": sent_at_ms - age, "from": "closed", "to": "open",
+                "config_version": 1
+            })
+        })
+        .into_iter()
+        .collect();
+    serde_json::from_value(serde_json::json!({
+        "service": "pay", "instance": format!("i-{seq}"), "seq": seq, "sent_at_ms": sent_at_ms,
+        "aggregates": aggregates, "transitions": transitions,
+    }))
+    .unwrap()
+}
+
+/// Queues `batches` on the lane each belongs to.
+fn queued_batches(batches: Vec<IngestBatch>) -> (IngestQueue, Lanes) {
+    let (queue, lanes) = queued(&[]);
+    for batch in batches {
+        let (reply, _answer) = oneshot::channel();
+        let lane = match batch.transitions.is_empty() {
+            true => &queue.senders.rest,
+            false => &queue.senders.transitions,
+        };
+        lane.try_send(Job { batch, reply }).ok().unwrap();
+    }
+    (queue, lanes)
+}
+
+#[test]
+fn a_transition_just_sent_is_news_and_one_from_a_backlog_is_not() {
+    assert!(super::carries_news(&batch_of(1, 0, Some(0))));
+    assert!(super::carries_news(&batch_of(1, 0, Some(9_999))));
+    // Sent before it happened, by the reporter's clock: still news.
+    assert!(super::carries_news(&batch_of(1, 0, Some(-5_000))));
+    assert!(!super::carries_news(&batch_of(1, 0, Some(10_000))));
+    assert!(!super::carries_news(&batch_of(1, 0, Some(3_600_000))));
+    assert!(!super::carries_news(&batch_of(1, 50, None)));
+}
+
+#[test]
+fn a_group_carrying_news_takes_few_rows_of_the_other_lane() {
+    // Ten batches of 100 aggregates queued before a trip: a group of up to 2,000 rows would
+    // take them all (1,001 rows); with the trip just sent it takes 200 rows of them, and the
+    // rest go in the next group.
+    let group = |transition_age_ms: i64| {
+        let mut queued: Vec<IngestBatch> = (1..=10).map(|seq| batch_of(seq, 100, None)).collect();
+        queued.push(batch_of(11, 0, Some(transition_age_ms)));
+        let (_queue, mut lanes) = queued_batches(queued);
+        let mut jobs = Vec::new();
+        let room = Room::left_after(&[]);
+        assert!(lanes.recv_many(&mut jobs, room).now_or_never().unwrap() > 0);
+        seqs(&jobs)
+    };
+    assert_eq!(group(50), [11, 1, 2]);
+    assert_eq!(group(3_600_000), [11, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+}
