@@ -294,24 +294,20 @@ impl Writer {
         }
     }
 
-    /// Adds to `jobs` the batches queued meanwhile, while it has room (see [`Room`]), for at
-    /// most [`GATHER_WAIT`], while a request is on its way (see [`Arriving`]) or the group
-    /// holds fewer batches than the reporters the last two commits answered, unless it
-    /// carries news (a transition just sent: see `queue::carries_news`). Every commit costs the same whatever its
-    /// size (on SQLite, one write of each index page it touches), and reporters posting back
-    /// to back (catching up after an outage, say) split into cohorts that alternate, each
-    /// posting while the other's commit runs, unless a commit waits for the cohort just
-    /// answered: one commit then does what two did, and the others' writes no longer share
-    /// the cores with commits of their own.
+    /// Adds to `jobs` the batches queued meanwhile, while it has room (see [`Room`]: none once
+    /// it carries news), for at most [`GATHER_WAIT`], while a request is on its way (see
+    /// [`Arriving`]) or the group holds fewer batches than the reporters the last two commits
+    /// answered. Every commit costs the same whatever its size (on SQLite, one write of each
+    /// index page it touches), and reporters posting back to back (catching up after an
+    /// outage, say) split into cohorts that alternate, each posting while the other's commit
+    /// runs, unless a commit waits for the cohort just answered: one commit then does what two
+    /// did, and the others' writes no longer share the cores with commits of their own.
     async fn gather(&self, lanes: &mut Lanes, jobs: &mut Vec<Job>) {
         let deadline = tokio::time::Instant::now() + GATHER_WAIT;
         loop {
             let room = Room::left_after(jobs);
-            // A group that carries news commits at once.
-            let news = jobs.iter().any(|job| queue::carries_news(&job.batch));
-            let expected = !news
-                && (self.arriving.load(Ordering::Acquire) > 0
-                    || jobs.len() < self.recent_reporters);
+            let expected =
+                self.arriving.load(Ordering::Acquire) > 0 || jobs.len() < self.recent_reporters;
             if !(room.is_left() && expected) {
                 break;
             }

@@ -93,8 +93,15 @@ pub(super) struct Room {
 }
 
 impl Room {
-    /// What a group holding `jobs` may still take.
+    /// What a group holding `jobs` may still take: nothing once it carries news, so that it
+    /// commits at once.
     pub(super) fn left_after(jobs: &[Job]) -> Room {
+        if jobs.iter().any(|job| carries_news(&job.batch)) {
+            return Room {
+                batches: 0,
+                rows: 0,
+            };
+        }
         let rows: usize = jobs.iter().map(|job| rows_of(&job.batch)).sum();
         Room {
             batches: MAX_BATCHES_PER_COMMIT.saturating_sub(jobs.len()),
