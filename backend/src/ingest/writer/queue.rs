@@ -5,9 +5,10 @@
 //! and a transition queued behind that burst would wait for every commit before its own. So
 //! the writer takes batches with transitions first (in the order they came, so transitions keep
 //! their order), then the rest (in order); a group that carries a transition just sent takes
-//! few of the rest and commits without waiting for more (see [`carries_news`]). A reporter has one batch in flight at a time, so
-//! no reporter's batches are reordered; and an instance's live state only ever moves to a
-//! newer event (see `InstanceLive::update`), whatever order batches commit in.
+//! few of the rest and commits without waiting for more (see [`carries_news`]). A reporter has
+//! one batch in flight at a time, so no reporter's batches are reordered; and an instance's
+//! live state only ever moves to a newer event (see `InstanceLive::update`), whatever order
+//! batches commit in.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
