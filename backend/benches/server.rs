@@ -224,6 +224,14 @@ impl Form {
 /// The form of the large fleet's ingest bodies.
 const FLEET_FORM: Form = Form::Compact;
 
+/// When a batch is answered: once committed, or (asked for with `Prefer: respond-async`, as a
+/// reporter does when it has more to send) once journaled, before its commit.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Ack {
+    Committed,
+    Early,
+}
+
 /// A keep-alive HTTP/1 connection to `addr`, as a reporter holds one.
 async fn reporter_connection(
     addr: &str,
@@ -241,7 +249,7 @@ async fn reporter_connection(
 /// Posts every instance's ingest bodies, written in `form`, in order on its own connection (to
 /// the host named beside it), all instances at once, and checks each answer.
 async fn post_all(
-    form: Form,
+    (form, ack): (Form, Ack),
     bodies: Vec<Vec<Vec<u8>>>,
     senders: Vec<(
         hyper::client::conn::http1::SendRequest<http_body_util::Full<hyper::body::Bytes>>,
@@ -253,11 +261,17 @@ async fn post_all(
     for (instance_bodies, (mut sender, host)) in bodies.into_iter().zip(senders) {
         let authorization = authorization.to_owned();
         tasks.push(tokio::spawn(async move {
-            for body in instance_bodies {
-                let request = hyper::Request::post("/api/v1/ingest")
+            let n_bodies = instance_bodies.len();
+            for (i, body) in instance_bodies.into_iter().enumerate() {
+                let mut request = hyper::Request::post("/api/v1/ingest")
                     .header("host", &host)
                     .header("authorization", &authorization)
-                    .header("content-type", form.content_type())
+                    .header("content-type", form.content_type());
+                // Asked for while more is to be sent, as the reporter does.
+                if ack == Ack::Early && i + 1 < n_bodies {
+                    request = request.header("prefer", "respond-async");
+                }
+                let request = request
                     .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
                     .unwrap();
                 let response = sender.send_request(request).await.unwrap();
@@ -301,6 +315,12 @@ async fn ingest_vs_raw(n_instances: usize, seconds: usize, catch_up: bool) {
         .collect();
     let n_transitions: usize = batches.iter().map(|b| b.transitions.len()).sum();
     let forms = [Form::Compact, Form::Json];
+    let variants = [
+        (Form::Compact, Ack::Early),
+        (Form::Json, Ack::Early),
+        (Form::Compact, Ack::Committed),
+        (Form::Json, Ack::Committed),
+    ];
     let posted: Vec<Vec<IngestBatch>> = (0..n_instances)
         .map(|i| {
             let instance = format!("bench-{i}");
@@ -319,25 +339,26 @@ async fn ingest_vs_raw(n_instances: usize, seconds: usize, catch_up: bool) {
     let bodies: Vec<Vec<Vec<Vec<u8>>>> = forms.iter().map(|&form| bodies_as(form)).collect();
     let dir = tempfile::tempdir().unwrap();
     let mut raw_secs = Vec::new();
-    let mut http_secs = vec![Vec::new(); forms.len()];
+    let mut http_secs = vec![Vec::new(); variants.len()];
     let mut raw_cpu = String::new();
-    let mut http_cpu = vec![String::new(); forms.len()];
-    let mut commits = vec![String::new(); forms.len()];
+    let mut http_cpu = vec![String::new(); variants.len()];
+    let mut commits = vec![String::new(); variants.len()];
+    let form_index = |form: Form| forms.iter().position(|&f| f == form).unwrap();
     for round in 0..3 {
         let (secs, cpu) = raw_run(&dir, round, &batches, base).await;
         raw_secs.push(secs);
         raw_cpu = cpu;
-        for (f, &form) in forms.iter().enumerate() {
+        for (v, &(form, ack)) in variants.iter().enumerate() {
             let (secs, cpu, groups) = http_run(
                 &dir,
-                &format!("{}-{round}", form.name()),
-                form,
-                bodies[f].clone(),
+                &format!("{}-{ack:?}-{round}", form.name()),
+                (form, ack),
+                bodies[form_index(form)].clone(),
             )
             .await;
-            http_secs[f].push(secs);
-            http_cpu[f] = cpu;
-            commits[f] = groups;
+            http_secs[v].push(secs);
+            http_cpu[v] = cpu;
+            commits[v] = groups;
         }
     }
     let median = |mut v: Vec<f64>| {
@@ -366,31 +387,40 @@ async fn ingest_vs_raw(n_instances: usize, seconds: usize, catch_up: bool) {
         rates(&raw_secs)
     );
     println!("  CPU s by thread in the last round, raw:  {raw_cpu}");
-    for (f, &form) in forms.iter().enumerate() {
+    for (v, &(form, ack)) in variants.iter().enumerate() {
+        let f = form_index(form);
         let n_posted = bodies[f].iter().map(Vec::len).sum::<usize>();
         let body_bytes = bodies[f].iter().flatten().map(Vec::len).sum::<usize>() / n_posted;
-        let http_rate = n_rows as f64 / median(http_secs[f].clone());
+        let http_rate = n_rows as f64 / median(http_secs[v].clone());
+        let acked = match ack {
+            Ack::Early => "answered early, until committed",
+            Ack::Committed => "answered once committed",
+        };
         println!(
-            "  HTTP ingest, {:<7} (acked) {http_rate:>10.0} rows/s   (median of {}; {:.0} batches/s; ~{:.1} KB per batch)",
+            "  HTTP ingest, {:<7} ({acked}) {http_rate:>10.0} rows/s   (median of {}; {:.0} batches/s; ~{:.1} KB per batch)",
             form.name(),
-            rates(&http_secs[f]),
+            rates(&http_secs[v]),
             n_posted as f64 * http_rate / n_rows as f64,
             body_bytes as f64 / 1024.0,
         );
         println!(
-            "  ratio HTTP ({}) / raw {:>10.2}   (goal >= 0.5)",
+            "  ratio HTTP ({}, {acked}) / raw {:>10.2}{}",
             form.name(),
-            http_rate / raw_rate
+            http_rate / raw_rate,
+            match ack {
+                Ack::Early => "   (goal >= 0.5)",
+                Ack::Committed => "",
+            }
         );
-        println!("  {}", commits[f]);
+        println!("  {}", commits[v]);
         println!(
-            "  CPU s by thread in the last round, HTTP ({}): {}",
+            "  CPU s by thread in the last round, HTTP ({}, {acked}): {}",
             form.name(),
-            http_cpu[f]
+            http_cpu[v]
         );
         let ratios: Vec<f64> = raw_secs
             .iter()
-            .zip(&http_secs[f])
+            .zip(&http_secs[v])
             .map(|(raw, http)| raw / http)
             .collect();
         let what = match form {
@@ -401,18 +431,24 @@ async fn ingest_vs_raw(n_instances: usize, seconds: usize, catch_up: bool) {
             true => format!(" catching up (a backlog in batches of ≤ {BACKLOG_BATCH_ITEMS} items)"),
             false => String::new(),
         };
-        figure(
+        let row = figure(
             "ingest",
             format!(
-                "ingest, {n_instances} instances × {n_breakers} breakers{how}, {what}: HTTP / raw insert ({http_rate:.0} rows/s)"
+                "ingest, {n_instances} instances × {n_breakers} breakers{how}, {what}, {}: HTTP / raw insert ({http_rate:.0} rows/s)",
+                match ack {
+                    Ack::Early => "answered early as reporters with more to send ask (`Prefer: respond-async`), timed until all is committed",
+                    Ack::Committed => "each answered once committed",
+                }
             ),
             http_rate / raw_rate,
             "×",
             2,
         )
-        .at_least(0.5, 2)
-        .spread_of(&ratios, 2)
-        .record();
+        .spread_of(&ratios, 2);
+        match ack {
+            Ack::Early => row.at_least(0.5, 2).record(),
+            Ack::Committed => row.record(),
+        }
     }
 }
 
@@ -509,7 +545,7 @@ async fn raw_run(
 async fn http_run(
     dir: &tempfile::TempDir,
     name: &str,
-    form: Form,
+    (form, ack): (Form, Ack),
     bodies: Vec<Vec<Vec<u8>>>,
 ) -> (f64, String, String) {
     let server = start(dir, &format!("http-{name}.db")).await;
@@ -528,7 +564,11 @@ async fn http_run(
     let authorization = format!("Bearer {key}");
     let cpu = cpu_by_thread();
     let started = Instant::now();
-    post_all(form, bodies, senders, &authorization).await;
+    post_all((form, ack), bodies, senders, &authorization).await;
+    // Batches answered early count once committed.
+    while server.state.ingest.journaled() > 0 {
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
     let secs = started.elapsed().as_secs_f64();
     let cpu = cpu_since(&cpu);
     let metrics = metrics_text(&server.url()).await;

@@ -7,7 +7,9 @@
 //! or one transition). Each instance behaves as the reporter does: a batch whose request failed
 //! is sent again, with the same `seq`, once the server is back. After the last round the file
 //! is read directly and compared with what the server acknowledged:
-//! - lost: a batch acknowledged (200) but not stored, or stored without all of its events;
+//! - lost: a batch acknowledged (200, or 202 once journaled: half of the instances ask for an
+//!   early answer, as a reporter with more to send does) but not stored, or stored without all
+//!   of its events (the server is started once more first, committing what its journal holds);
 //! - duplicated: a batch's events stored more than once (a resend must be recognised);
 //! - partial: a stored batch with fewer events than it carried.
 //!
@@ -100,6 +102,8 @@ struct Tally {
     acked: BTreeMap<(String, u64), u32>,
     /// Acknowledgements that said `duplicate` (a resend of a batch stored before the kill).
     duplicate_acks: u64,
+    /// Batches answered early (202: journaled, not committed yet).
+    early_acks: u64,
 }
 
 async fn soak(rounds: usize) {
@@ -152,16 +156,20 @@ async fn soak(rounds: usize) {
                 loop {
                     ticks.tick().await;
                     let seq = next_seq.lock().unwrap()[instance];
-                    let answer = client
+                    let mut request = client
                         .post(format!("{url}/api/v1/ingest"))
                         .bearer_auth(&key)
-                        .json(&batch(&name, seq, base_ms))
-                        .send()
-                        .await;
-                    let Ok(response) = answer else { return };
+                        .json(&batch(&name, seq, base_ms));
+                    if instance % 2 == 0 {
+                        request = request.header("prefer", "respond-async");
+                    }
+                    let Ok(response) = request.send().await else {
+                        return;
+                    };
                     if !response.status().is_success() {
                         return;
                     }
+                    let early = response.status() == reqwest::StatusCode::ACCEPTED;
                     let Ok(ack) = response.json::<serde_json::Value>().await else {
                         return;
                     };
@@ -170,6 +178,7 @@ async fn soak(rounds: usize) {
                     if ack["duplicate"] == true {
                         tally.duplicate_acks += 1;
                     }
+                    tally.early_acks += u64::from(early);
                     next_seq.lock().unwrap()[instance] = seq + 1;
                 }
             }));
@@ -184,6 +193,21 @@ async fn soak(rounds: usize) {
         let acked_now = tally.lock().unwrap().acked.len() as u64;
         rates.push((acked_now - acked_before) as f64 * EVENTS_PER_BATCH as f64 / elapsed);
     }
+
+    // One more start commits what the journal of the last kill holds: done once its folder
+    // holds only the new server's segment.
+    let (mut child, _, _) = serve(&database);
+    let journal = std::path::PathBuf::from(format!("{database}.ingest-journal"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_dir(&journal).map_or(0, |dir| dir.count()) > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the journal was not committed within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
 
     // Read the file as the server left it.
     let store = backend::store::Store::open(&format!("sqlite://{database}"))
@@ -254,9 +278,10 @@ async fn soak(rounds: usize) {
     }
     let events_acked = tally.acked.len() * EVENTS_PER_BATCH;
     println!(
-        "soak: {} batches ({events_acked} events) acknowledged over {rounds} rounds; {} resends \
-         answered `duplicate`",
+        "soak: {} batches ({events_acked} events) acknowledged over {rounds} rounds ({} answered \
+         early); {} resends answered `duplicate`",
         tally.acked.len(),
+        tally.early_acks,
         tally.duplicate_acks
     );
     println!(

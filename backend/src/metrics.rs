@@ -137,10 +137,19 @@ impl Metrics {
         });
     }
 
-    /// The server-wide part of the exposition (a few dozen lines whatever the fleet's size).
-    pub fn render_server(&self, queue_depth: usize) -> String {
+    /// Batches answered early (journaled) whose commit failed, kept to be tried again.
+    pub fn record_commit_retries(&self, n_batches: usize) {
+        with_local_recorder(&self.recorder, || {
+            metrics::counter!("fusebox_ingest_commit_retries_total").increment(n_batches as u64);
+        });
+    }
+
+    /// The server-wide part of the exposition (a few dozen lines whatever the fleet's size):
+    /// with the batches queued and those answered early not committed yet.
+    pub fn render_server(&self, queue_depth: usize, journaled: usize) -> String {
         with_local_recorder(&self.recorder, || {
             metrics::gauge!("fusebox_ingest_queue_depth").set(queue_depth as f64);
+            metrics::gauge!("fusebox_ingest_journaled_batches").set(journaled as f64);
         });
         self.recorder.handle().render()
     }

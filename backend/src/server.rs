@@ -158,14 +158,36 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
     let fleet = Arc::new(RwLock::new(fleet));
     let hub = Hub::default();
     let metrics = Arc::new(Metrics::default());
+    // Batches answered before their commit and not committed when the server last stopped
+    // are queued before any request is taken (see `ingest::journal`).
+    let (journal, held) = match ingest::journal::dir_for(&options.database_url) {
+        Some(dir) => {
+            let (journal, held) = ingest::journal::Journal::open(&dir)
+                .with_context(|| format!("cannot open the ingest journal {}", dir.display()))?;
+            (Some(journal), held)
+        }
+        None => (None, Vec::new()),
+    };
     let ingest = ingest::spawn_writer(
         store.clone(),
         fleet.clone(),
         breaker_ids,
         hub.clone(),
         metrics.clone(),
-        (options.ingest_queue, options.limits, options.clock.clone()),
+        (
+            options.ingest_queue,
+            options.limits,
+            options.clock.clone(),
+            journal,
+        ),
     );
+    if !held.is_empty() {
+        tracing::info!(
+            batches = held.len(),
+            "queueing the batches the ingest journal holds"
+        );
+        ingest.replay(held).await?;
+    }
     // On PostgreSQL the cluster's listener publishes transitions from here on.
     let published = store.newest_transition_id().await?;
     let listener = TcpListener::bind(options.bind)

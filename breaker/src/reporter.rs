@@ -363,11 +363,14 @@ impl Task {
         let Some(batch) = &self.in_flight else {
             return Ok(());
         };
-        let mut outcome = self.post(batch, self.compact).await;
+        // With more to send, the batch may be answered before its commit (the server
+        // journals it), so the next one is on its way while this one commits.
+        let more = self.pending_len() > 0;
+        let mut outcome = self.post(batch, self.compact, more).await;
         if let Err(SendError::CompactRefused(reason)) = &outcome {
             tracing::info!(%reason, "the server does not take compact batches; sending JSON from now on");
             self.compact = false;
-            outcome = self.post(batch, false).await;
+            outcome = self.post(batch, false, more).await;
         }
         match outcome {
             Ok(()) => {
@@ -400,9 +403,18 @@ impl Task {
         }
     }
 
-    /// Posts `batch` once, in the compact form or as JSON.
-    async fn post(&self, batch: &protocol::IngestBatch, compact: bool) -> Result<(), SendError> {
+    /// Posts `batch` once, in the compact form or as JSON; with `more` to send, asking for an
+    /// answer before the commit (`Prefer: respond-async`: a `202 Accepted` once journaled).
+    async fn post(
+        &self,
+        batch: &protocol::IngestBatch,
+        compact: bool,
+        more: bool,
+    ) -> Result<(), SendError> {
         let mut request = self.client.post(&self.url);
+        if more {
+            request = request.header("prefer", "respond-async");
+        }
         request = match compact {
             true => request
                 .header(reqwest::header::CONTENT_TYPE, protocol::compact::MEDIA_TYPE)

@@ -74,6 +74,15 @@ impl TestServer {
     /// Stops the server, then starts a new one with the same options on the same database
     /// file (on a new ephemeral port).
     pub async fn restart(self) -> anyhow::Result<TestServer> {
+        self.restart_after(|_| {}).await
+    }
+
+    /// [`TestServer::restart`], calling `between` with the options once the server has stopped
+    /// (to change what a server finds at start).
+    pub async fn restart_after(
+        self,
+        between: impl FnOnce(&ServerOptions),
+    ) -> anyhow::Result<TestServer> {
         let TestServer {
             server,
             database_path,
@@ -81,6 +90,7 @@ impl TestServer {
             _dir,
         } = self;
         server.shutdown().await?;
+        between(&options);
         let server = server::start(options.clone()).await?;
         Ok(TestServer {
             server,

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use backend::time::now_ms;
 
 use super::{
-    Form, POSTGRES_VAR, database, metric_value, percentile, post_all, reporter_batch,
+    Ack, Form, POSTGRES_VAR, database, metric_value, percentile, post_all, reporter_batch,
     reporter_connection, serve,
 };
 
@@ -247,7 +247,13 @@ async fn throughput_round(
     let authorization = format!("Bearer {}", replicas.key);
     let cpu_before = replicas.cpu().await;
     let started = Instant::now();
-    post_all(Form::Json, bodies.to_vec(), senders, &authorization).await;
+    post_all(
+        (Form::Json, Ack::Committed),
+        bodies.to_vec(),
+        senders,
+        &authorization,
+    )
+    .await;
     let secs = started.elapsed().as_secs_f64();
     let cpu = replicas.cpu().await.since(&cpu_before);
     let mut commits = (0.0, 0.0);

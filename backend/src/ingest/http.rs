@@ -4,8 +4,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use protocol::{CallBatch, ErrorBody, IngestAck, IngestBatch};
 
 use crate::auth::Ingester;
@@ -13,7 +14,7 @@ use crate::error::AppError;
 use crate::extract::JsonBody;
 use crate::ingest::IngestQueue;
 use crate::ingest::limits::Limits;
-use crate::ingest::writer::Arriving;
+use crate::ingest::writer::{Arriving, Taken};
 use crate::state::{AppState, SharedFleet};
 use crate::store::Store;
 use crate::time::Clock;
@@ -45,6 +46,7 @@ impl axum::extract::FromRef<AppState> for Accept {
     request_body = IngestBatch,
     responses(
         (status = 200, description = "Committed (or committed before: `duplicate`)", body = IngestAck),
+        (status = 202, description = "Asked for with `Prefer: respond-async`, and taken so (header `Preference-Applied: respond-async`; SQLite only, and only when every name in the batch is known already): written to the server's ingest journal and queued, committed shortly, also after a crash; `duplicate` is false, not known yet", body = IngestAck),
         (status = 400, description = "Malformed JSON or query, or a body declared in the compact form that is not a batch in it", body = ErrorBody),
         (status = 401, description = "No or unknown credentials", body = ErrorBody),
         (status = 403, description = "Credentials without the right", body = ErrorBody),
@@ -57,9 +59,51 @@ pub async fn ingest(
     State(app): State<Accept>,
     ingester: Ingester,
     Arrival(arriving): Arrival,
+    headers: header::HeaderMap,
     IngestBody(batch): IngestBody,
-) -> Result<Json<IngestAck>, AppError> {
-    accept(&app, ingester, batch, Some(arriving)).await
+) -> Result<Response, AppError> {
+    let early = prefers_async(&headers);
+    let taken = accept(&app, ingester, batch, Some(arriving), early).await?;
+    Ok(match taken.early {
+        true => (
+            StatusCode::ACCEPTED,
+            [("preference-applied", "respond-async")],
+            Json(taken.ack),
+        )
+            .into_response(),
+        false => Json(taken.ack).into_response(),
+    })
+}
+
+/// Whether a request asks to be answered before its work is done (RFC 7240's
+/// `Prefer: respond-async`, among other preferences or not).
+fn prefers_async(headers: &header::HeaderMap) -> bool {
+    (headers.get_all("prefer").iter())
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|preference| {
+            let name = preference.split(';').next().unwrap_or_default();
+            name.trim().eq_ignore_ascii_case("respond-async")
+        })
+}
+
+/// Whether the server knows every breaker of `batch` on its instance already (a batch that
+/// names nothing new cannot be refused by a limit, so it may be answered before its commit).
+fn all_known(fleet: &SharedFleet, batch: &IngestBatch) -> bool {
+    let fleet = fleet.read().expect("fleet lock poisoned");
+    let names = (batch.aggregates.iter().map(|a| &a.breaker))
+        .chain(batch.transitions.iter().map(|t| &t.breaker));
+    let mut known = true;
+    let mut last: Option<&String> = None;
+    for name in names {
+        if last != Some(name) {
+            known &= fleet
+                .instance_of(&batch.service, name, &batch.instance)
+                .is_some();
+            last = Some(name);
+        }
+    }
+    known
 }
 
 /// An ingest body: JSON, or the compact form ([`protocol::compact`]) when its `Content-Type`
@@ -186,14 +230,14 @@ pub async fn ingest_calls(
     // instance as running version 0 or an older version.
     let known = known_versions(&app, &calls).await?;
     let batch = calls.into_ingest_batch(|breaker| known.get(breaker).copied().flatten());
-    match accept(&app, ingester, batch, None).await {
+    match accept(&app, ingester, batch, None, false).await {
         Err(AppError::LimitExceeded(mut err)) if err.path.starts_with("$.aggregates[") => {
             if let Some(idx) = first_call.get(&err.name) {
                 err.path = format!("$.calls[{idx}].breaker");
             }
             Err(AppError::LimitExceeded(err))
         }
-        answer => answer,
+        answer => answer.map(|taken| Json(taken.ack)),
     }
 }
 
@@ -241,13 +285,15 @@ async fn known_versions(
     Ok(known)
 }
 
-/// Validates a batch, checks the key's service, and waits for the commit.
+/// Validates a batch, checks the key's service, and waits for the commit; with `early`, when
+/// the batch names nothing new, only until it is journaled (see [`crate::ingest::journal`]).
 async fn accept(
     app: &Accept,
     ingester: Ingester,
     batch: IngestBatch,
     arriving: Option<Arriving>,
-) -> Result<Json<IngestAck>, AppError> {
+    early: bool,
+) -> Result<Taken, AppError> {
     protocol::validate_batch_with(
         &batch,
         app.clock.now_ms(),
@@ -269,5 +315,6 @@ async fn accept(
             ),
         });
     }
-    Ok(Json(app.ingest.submit_arrived(batch, arriving).await?))
+    let early = early && all_known(&app.fleet, &batch);
+    app.ingest.submit_arrived(batch, arriving, early).await
 }

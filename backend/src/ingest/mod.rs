@@ -6,6 +6,7 @@ pub mod dirty;
 pub mod fleet;
 pub mod http;
 pub mod hub;
+pub mod journal;
 pub mod limits;
 pub mod store;
 pub mod writer;

@@ -14,13 +14,12 @@
 //! breakers and instances, and it knows every name already (the ids it keeps), so it checks
 //! each batch before committing, without a query, and no two batches can race past a limit.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use protocol::{IngestAck, IngestBatch, StreamEvent, TransitionRecord};
-use tokio::sync::oneshot;
+use protocol::{IngestBatch, TransitionRecord};
 
 use crate::cluster::{self, StateNews};
 use crate::error::AppError;
@@ -28,6 +27,7 @@ use crate::ingest::LearnedNames;
 use crate::ingest::dirty::{self, Dirty};
 use crate::ingest::fleet::{BreakerKey, FastMap, FastSet, InstanceEvent, InstanceLive};
 use crate::ingest::hub::Hub;
+use crate::ingest::journal::Journal;
 use crate::ingest::limits::Limits;
 use crate::ingest::store::Committed;
 use crate::metrics::Metrics;
@@ -36,13 +36,18 @@ use crate::store::{Store, Tx};
 use crate::time::Clock;
 
 mod admit;
+mod publish;
 mod queue;
 
-pub use queue::{Arriving, IngestQueue};
-use queue::{Job, Lanes, MAX_BATCHES_PER_COMMIT, Room};
+pub use queue::{Arriving, IngestQueue, Taken};
+use queue::{Job, Lanes, MAX_BATCHES_PER_COMMIT, Reply, Room};
 
 /// How long the writer waits at most for more batches to join a commit ([`Writer::gather`]).
 const GATHER_WAIT: Duration = Duration::from_millis(2);
+
+/// How long the writer waits before it tries again to commit journaled batches whose commit
+/// failed (they were answered already, so they are not refused).
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Starts the writer task (on SQLite on a thread of its own) with a queue of two lanes of `capacity` batches each. `fleet` holds the instances
 /// known so far (they count towards `limits`), `breaker_ids` every breaker; `clock` stamps what
@@ -53,7 +58,7 @@ pub fn spawn_writer(
     breaker_ids: HashMap<BreakerKey, i64>,
     hub: Hub,
     metrics: Arc<Metrics>,
-    (capacity, limits, clock): (usize, Limits, Clock),
+    (capacity, limits, clock, journal): (usize, Limits, Clock, Option<Journal>),
 ) -> IngestQueue {
     let (lanes, senders) = queue::lanes(capacity);
     let dirty: Arc<Mutex<Dirty>> = Arc::default();
@@ -73,6 +78,7 @@ pub fn spawn_writer(
     let learned = LearnedNames::default();
     let arriving = Arc::new(AtomicUsize::new(0));
     let writer = Writer {
+        retry: Vec::new(),
         arriving: arriving.clone(),
         last_answered: Vec::new(),
         recent_reporters: 0,
@@ -107,7 +113,7 @@ pub fn spawn_writer(
             })
             .expect("the writer's thread starts");
     }
-    IngestQueue::new(senders, learned, arriving)
+    IngestQueue::new(senders, learned, arriving, journal)
 }
 
 /// Streams the summaries of the breakers marked dirty, a slice per [`dirty::FLUSH_EVERY`]
@@ -133,6 +139,8 @@ fn lookup(ids: &BreakerIds, service: &str, name: &str) -> Option<i64> {
 }
 
 struct Writer {
+    /// Journaled batches whose commit failed, to be tried again (see [`RETRY_AFTER`]).
+    retry: Vec<Job>,
     arriving: Arc<AtomicUsize>,
     /// The reporters (hashes of service and instance) answered by the last commit, and how
     /// many distinct ones the last two commits answered (see [`Writer::gather`]).
@@ -205,7 +213,23 @@ impl Stages {
 impl Writer {
     async fn run(mut self, mut lanes: Lanes) {
         let mut jobs = Vec::with_capacity(MAX_BATCHES_PER_COMMIT);
-        while lanes.recv_many(&mut jobs, Room::left_after(&[])).await > 0 {
+        loop {
+            if self.retry.is_empty() {
+                if lanes.recv_many(&mut jobs, Room::left_after(&[])).await == 0 {
+                    break;
+                }
+            } else {
+                if lanes.is_closed() {
+                    // The server stops: the journal keeps them for the next start.
+                    break;
+                }
+                tokio::time::sleep(RETRY_AFTER).await;
+                jobs.append(&mut self.retry);
+                let last = jobs.pop().expect("a batch to retry");
+                let room = Room::left_after(&jobs);
+                jobs.push(last);
+                lanes.take_ready(&mut jobs, room);
+            }
             // On SQLite the transaction begins while the group gathers: its first statement
             // wakes the connection's thread, idle since the last commit (a wait for the cores
             // longer than any other statement of a commit), and the write lock held for the
@@ -235,7 +259,20 @@ impl Writer {
                     }
                     Err(err) => {
                         self.metrics.record_limit_rejection(err.limit);
-                        let _ = job.reply.send(Err(AppError::LimitExceeded(err)));
+                        match job.reply {
+                            Reply::Waiting(reply) => {
+                                let _ = reply.send(Err(AppError::LimitExceeded(err)));
+                            }
+                            Reply::Journaled(ticket) => {
+                                // Journaled only when every name is known, which no limit
+                                // refuses: not expected.
+                                tracing::error!(
+                                    error = ?err,
+                                    "a batch answered before its commit is over a limit; dropped"
+                                );
+                                ticket.done();
+                            }
+                        }
                     }
                 }
             }
@@ -266,15 +303,17 @@ impl Writer {
                         batches = replies.len(),
                         "group commit failed; {}",
                         if locked {
-                            "the database stayed locked: refused with 503"
+                            "the database stayed locked: refused with 503 (retried later when answered already)"
                         } else {
                             "retrying singly"
                         }
                     );
                     for (batch, reply) in batches.iter().zip(replies.iter_mut()) {
+                        let journaled = matches!(reply, Some(Reply::Journaled(_)));
                         if locked {
-                            // Each would wait for the lock in turn: refused at once.
-                            if let Some(reply) = reply.take() {
+                            // Each would wait for the lock in turn: refused at once, but for
+                            // those answered already, which are tried again later.
+                            if let Some(Reply::Waiting(reply)) = reply.take_if(|_| !journaled) {
                                 let _ = reply.send(Err(AppError::database_locked()));
                             }
                             continue;
@@ -283,12 +322,20 @@ impl Writer {
                             Ok(pending) => self.publish(&[batch], pending, [reply.take()]),
                             Err(err) => {
                                 locked = crate::store::is_lock_timeout(&err);
-                                if let Some(reply) = reply.take() {
+                                if let Some(Reply::Waiting(reply)) = reply.take_if(|_| !journaled) {
                                     let _ = reply.send(Err(AppError::from(err)));
                                 }
                             }
                         }
                     }
+                    // What is left was answered before its commit: kept, to be tried again.
+                    let before = self.retry.len();
+                    for (batch, reply) in owned.into_iter().zip(replies) {
+                        if let Some(reply) = reply {
+                            self.retry.push(Job { batch, reply });
+                        }
+                    }
+                    (self.metrics).record_commit_retries(self.retry.len() - before);
                 }
             }
         }
@@ -502,99 +549,5 @@ impl Writer {
             new_ids,
             instances,
         })
-    }
-
-    /// After a commit: remember ids, update the fleet, answer the handlers, stream the news.
-    fn publish<'b>(
-        &mut self,
-        batches: &[&'b IngestBatch],
-        pending: Pending<'b>,
-        replies: impl IntoIterator<Item = Option<oneshot::Sender<Result<IngestAck, AppError>>>>,
-    ) {
-        let mut new_names = !pending.new_ids.is_empty();
-        for (service, name, id) in pending.new_ids {
-            self.breaker_ids
-                .entry(service)
-                .or_default()
-                .insert(name, id);
-        }
-        for (batch, committed) in batches.iter().zip(&pending.committed) {
-            let has_events = !(batch.aggregates.is_empty() && batch.transitions.is_empty());
-            let known = self
-                .instances
-                .get(&batch.service)
-                .is_some_and(|known| known.contains(&batch.instance));
-            if !committed.duplicate && has_events && !known {
-                self.instances
-                    .entry(batch.service.clone())
-                    .or_default()
-                    .insert(batch.instance.clone());
-                new_names = true;
-            }
-        }
-        if new_names {
-            self.export_cardinality();
-        }
-        let mut fleet = self.fleet.write().expect("fleet lock poisoned");
-        for (batch, committed) in batches.iter().zip(&pending.committed) {
-            if committed.duplicate {
-                self.metrics.record_duplicate();
-                continue;
-            }
-            self.metrics.record_batch(batch);
-            for aggregate in &batch.aggregates {
-                fleet.count(&batch.service, aggregate);
-            }
-            for transition in &batch.transitions {
-                fleet.count_transition(&batch.service, transition);
-            }
-        }
-        let mut touched: Vec<(&str, &str)> = Vec::with_capacity(pending.instances.len());
-        for ((_, instance), staged) in pending.instances {
-            if let Some(live) = staged.live {
-                fleet.set(staged.service, staged.breaker, instance, live);
-                touched.push((staged.service, staged.breaker));
-            }
-        }
-        // Answered once the fleet shows the batches, so a read after the ack sees them.
-        for ((batch, committed), reply) in batches.iter().zip(&pending.committed).zip(replies) {
-            if let Some(reply) = reply {
-                let _ = reply.send(Ok(IngestAck {
-                    seq: batch.seq,
-                    duplicate: committed.duplicate,
-                }));
-            }
-        }
-        // A breaker that changed state gets its summary at once, right after its transitions;
-        // the others are streamed by the next flush.
-        // On PostgreSQL the replica's listener publishes every replica's transitions, its
-        // own included, in the order of their ids (see `crate::cluster`).
-        let on_postgres = self.store.is_postgres();
-        let mut changed: HashSet<BreakerKey> = HashSet::new();
-        let mut news = Vec::new();
-        for committed in pending.committed {
-            for record in committed.transitions {
-                changed.insert((record.service.clone(), record.transition.breaker.clone()));
-                if !on_postgres {
-                    news.push(StreamEvent::Transition(record));
-                }
-            }
-        }
-        let mut dirty = self.dirty.lock().expect("dirty set lock poisoned");
-        for key in &changed {
-            dirty.remove(key);
-            if let Some(summary) = fleet.summary(key) {
-                news.push(StreamEvent::Summary(summary));
-            }
-        }
-        self.hub.publish_all(news);
-        touched.sort_unstable();
-        touched.dedup();
-        for (service, breaker) in touched {
-            let key = (service.to_string(), breaker.to_string());
-            if !changed.contains(&key) {
-                dirty.insert(key);
-            }
-        }
     }
 }

@@ -280,7 +280,7 @@ pub async fn metrics(
     State(fleet): State<SharedFleet>,
     _: Viewer,
 ) -> impl IntoResponse {
-    let server = metrics.render_server(ingest.depth());
+    let server = metrics.render_server(ingest.depth(), ingest.journaled());
     let body = Body::from_stream(crate::metrics::exposition(server, fleet));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

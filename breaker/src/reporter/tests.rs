@@ -29,6 +29,8 @@ struct Server {
     takes_compact: bool,
     /// The `Content-Type` of every request that reached the handler, in order.
     content_types: Arc<Mutex<Vec<String>>>,
+    /// Per request, in order: the batch's seq and whether it asked for an early answer.
+    prefers: Arc<Mutex<Vec<(u64, bool)>>>,
 }
 
 async fn ingest(
@@ -50,6 +52,10 @@ async fn ingest(
         assert_eq!(content_type, "application/json");
         serde_json::from_slice(&body).unwrap()
     };
+    let prefers = headers
+        .get("prefer")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (server.prefers.lock().unwrap()).push((batch.seq, prefers.as_deref() == Some("respond-async")));
     let n = server.n_requests.fetch_add(1, Ordering::SeqCst);
     let auth = headers
         .get("authorization")
@@ -87,8 +93,24 @@ async fn serve_switchable(
     failure_status: StatusCode,
     stall: Duration,
 ) -> (String, Received, Arc<std::sync::atomic::AtomicBool>) {
+    let (endpoint, received, down, _) = serve_watched(n_failures, failure_status, stall).await;
+    (endpoint, received, down)
+}
+
+/// [`serve_switchable`], with what each request asked for (see `Server::prefers`).
+async fn serve_watched(
+    n_failures: usize,
+    failure_status: StatusCode,
+    stall: Duration,
+) -> (
+    String,
+    Received,
+    Arc<std::sync::atomic::AtomicBool>,
+    Arc<Mutex<Vec<(u64, bool)>>>,
+) {
     let (tx, rx) = mpsc::unbounded_channel();
     let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let prefers: Arc<Mutex<Vec<(u64, bool)>>> = Arc::default();
     let server = Server {
         n_failures,
         failure_status,
@@ -98,8 +120,9 @@ async fn serve_switchable(
         received: tx,
         takes_compact: true,
         content_types: Arc::default(),
+        prefers: prefers.clone(),
     };
-    (listen(server).await, rx, down)
+    (listen(server).await, rx, down, prefers)
 }
 
 /// A stand-in that acknowledges everything it can read, taking compact bodies or not; the
@@ -116,6 +139,7 @@ async fn serve_forms(takes_compact: bool) -> (String, Received, Arc<Mutex<Vec<St
         received: tx,
         takes_compact,
         content_types: content_types.clone(),
+        prefers: Arc::default(),
     };
     (listen(server).await, rx, content_types)
 }
@@ -362,6 +386,48 @@ async fn drops_during_an_outage_are_reported_once_the_server_is_back() {
     });
     assert_eq!(accounted(&batches), 40);
     assert!(batches.values().any(|b| b.dropped.transitions_dropped > 0));
+    reporter.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_batch_with_more_behind_it_asks_for_an_early_answer_and_the_last_does_not() {
+    let (endpoint, mut received, down, prefers) =
+        serve_watched(0, StatusCode::OK, Duration::ZERO).await;
+    down.store(true, Ordering::SeqCst);
+    let registry = Registry::new();
+    let payments = registry.get_or_create("payments", trip_config());
+    let config = ReporterConfig {
+        max_batch_items: 3,
+        ..reporter_config(endpoint)
+    };
+    let reporter = Reporter::start(registry.clone(), config);
+    // Ten transitions queue up while the server is down.
+    for _ in 0..5 {
+        payments.set_mode(Mode::ForcedOpen);
+        payments.set_mode(Mode::Automatic);
+    }
+    next(&mut received).await;
+    down.store(false, Ordering::SeqCst);
+    let mut delivered: BTreeMap<u64, usize> = BTreeMap::new();
+    tokio::time::timeout(DEADLINE, async {
+        while delivered.values().sum::<usize>() < 10 {
+            let (_, batch) = next(&mut received).await;
+            delivered.insert(batch.seq, batch.transitions.len());
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("not all 10 transitions delivered: {delivered:?}"));
+    // What each batch last asked for (its acknowledged request).
+    let last_asked: BTreeMap<u64, bool> = prefers.lock().unwrap().iter().copied().collect();
+    let (&last_seq, _) = delivered.last_key_value().unwrap();
+    assert!(delivered.len() >= 4, "batches of 3 at most: {delivered:?}");
+    for (seq, asked) in last_asked {
+        assert_eq!(
+            asked,
+            seq != last_seq,
+            "batch {seq}: asks for an early answer only with more behind it"
+        );
+    }
     reporter.shutdown().await;
 }
 

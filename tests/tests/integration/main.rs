@@ -13,6 +13,7 @@ mod browser_recommend;
 mod config;
 mod demo;
 mod e2e;
+mod journal;
 mod limits;
 mod migrate_data;
 mod overload;

@@ -1,5 +1,6 @@
 //! A full ingest queue answers 503 with `Retry-After` instead of growing, and loses nothing it
-//! accepted; so does a database whose lock another connection holds too long.
+//! accepted; so does a database whose lock another connection holds too long, and a batch
+//! answered early (journaled) waits the lock out.
 
 use std::time::Duration;
 
@@ -8,6 +9,9 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use sqlx::Connection;
 use tests::TestServer;
+use tests::wait::wait_for;
+
+const DEADLINE: Duration = Duration::from_secs(10);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_answers_503_and_keeps_what_it_took() {
@@ -132,6 +136,72 @@ async fn a_database_locked_too_long_answers_503_and_the_batch_sent_again_is_stor
     assert_eq!(again["duplicate"], true, "{again}");
     assert_eq!(server.scalar("SELECT COUNT(*) FROM batches").await, 1);
     assert_eq!(server.scalar("SELECT COUNT(*) FROM transitions").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_answered_early_outlasts_a_locked_database_and_is_stored_once_released() {
+    if tests::on_postgres() {
+        // PostgreSQL keeps no journal: every batch is answered once committed.
+        return;
+    }
+    let server = TestServer::start_with(|o| {
+        o.lock_wait = Duration::from_millis(200);
+        o.anonymous_viewer = true;
+    })
+    .await
+    .unwrap();
+    let key = server.ingest_key("svc").await.unwrap();
+    let batch = |seq: u64| {
+        serde_json::json!({
+            "service": "svc", "instance": "i", "seq": seq, "sent_at_ms": now_ms(),
+            "aggregates": [{"breaker": "db", "start_ms": now_ms() - 1000 * seq as i64,
+                            "interval_ms": 1000, "counts": {"success": 3}, "state": "closed"}],
+        })
+    };
+    let client = reqwest::Client::new();
+    let post = |seq: u64| {
+        client
+            .post(format!("{}/api/v1/ingest", server.url()))
+            .bearer_auth(&key)
+            .header("prefer", "respond-async")
+            .json(&batch(seq))
+            .send()
+    };
+    // Its names known, the next batch may be answered early.
+    assert_eq!(post(1).await.unwrap().status().as_u16(), 200);
+
+    let blocker = Blocker::hold(&server).await;
+    // Answered although the database is locked: the journal holds it.
+    assert_eq!(post(2).await.unwrap().status().as_u16(), 202);
+    let retries = |text: &str| {
+        (text.lines())
+            .find_map(|line| line.strip_prefix("fusebox_ingest_commit_retries_total "))
+            .map(|value| value.trim().parse::<f64>().unwrap())
+            .unwrap_or(0.0)
+    };
+    wait_for(
+        "the writer to give up on the lock once",
+        DEADLINE,
+        async || {
+            let text = reqwest::get(format!("{}/metrics", server.url()))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            (retries(&text) >= 1.0).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(server.scalar("SELECT COUNT(*) FROM batches").await, 1);
+    assert_eq!(server.server.state.ingest.journaled(), 1);
+    blocker.release().await;
+    wait_for("the batch kept to be committed", DEADLINE, async || {
+        (server.scalar("SELECT COUNT(*) FROM batches").await == 2).then_some(())
+    })
+    .await;
+    assert_eq!(server.scalar("SELECT COUNT(*) FROM aggregates").await, 2);
+    assert_eq!(server.server.state.ingest.journaled(), 0);
 }
 
 /// A connection of its own holding the ingest writer's lock until released.

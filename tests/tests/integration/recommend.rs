@@ -385,7 +385,7 @@ async fn stopping_the_server_cuts_a_running_recommendation_short() {
         .unwrap();
     let response = task.await.unwrap().unwrap();
     assert_eq!(response.status().as_u16(), 503);
-    let text = state.metrics.render_server(0);
+    let text = state.metrics.render_server(0, 0);
     assert_eq!(
         metric(&text, r#"fusebox_engine_runs_total{outcome="shutdown"}"#),
         1.0,

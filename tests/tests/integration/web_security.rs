@@ -108,7 +108,7 @@ async fn cookie_writes_from_another_origin_are_refused() {
     assert_eq!(bearer.status().as_u16(), 200);
     assert!(config_version(&server, &admin).await > before);
 
-    let metrics = server.server.state.metrics.render_server(0);
+    let metrics = server.server.state.metrics.render_server(0, 0);
     assert!(
         metrics.contains("fusebox_cross_origin_refused_total 6"),
         "{metrics}"
@@ -357,7 +357,7 @@ async fn connections_from_one_address_are_capped() {
     assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
     drop(held);
     // The refusal is counted before the socket is closed, so it is there once the read ended.
-    let metrics = server.server.state.metrics.render_server(0);
+    let metrics = server.server.state.metrics.render_server(0, 0);
     assert!(
         metrics.contains("fusebox_http_connections_refused_total{reason=\"per_ip\"} 1"),
         "{metrics}"
@@ -404,7 +404,7 @@ async fn failed_authentications_are_throttled_per_address() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 429);
     let state = &server.server.state;
-    let metrics = state.metrics.render_server(0);
+    let metrics = state.metrics.render_server(0, 0);
     assert!(
         metrics.contains("fusebox_auth_failures_total{outcome=\"rejected\"} 5"),
         "{metrics}"

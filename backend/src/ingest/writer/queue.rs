@@ -18,10 +18,25 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::AppError;
 use crate::ingest::LearnedNames;
+use crate::ingest::journal::{Journal, Ticket};
 
 pub(super) struct Job {
     pub(super) batch: IngestBatch,
-    pub(super) reply: oneshot::Sender<Result<IngestAck, AppError>>,
+    pub(super) reply: Reply,
+}
+
+/// Who learns of a batch's commit.
+pub(super) enum Reply {
+    /// Its handler, waiting to answer.
+    Waiting(oneshot::Sender<Result<IngestAck, AppError>>),
+    /// The journal, which holds it until then (its reporter was answered already).
+    Journaled(Ticket),
+}
+
+/// How a batch was taken: committed, or journaled and answered at once (`early`).
+pub struct Taken {
+    pub ack: IngestAck,
+    pub early: bool,
 }
 
 /// The handlers' end of the writer's queue.
@@ -32,6 +47,8 @@ pub struct IngestQueue {
     pub learned: LearnedNames,
     /// Ingest requests on their way to the queue (see [`Arriving`]).
     arriving: Arc<AtomicUsize>,
+    /// On SQLite, where batches answered before their commit wait (see [`Journal`]).
+    journal: Option<Journal>,
 }
 
 /// The two lanes' senders.
@@ -130,7 +147,7 @@ impl Lanes {
     /// whatever its size): batches with transitions first, then the others, fewer of them
     /// when a batch taken carries news (see [`ROWS_BESIDE_NEWS`]). 0 once both lanes are
     /// closed and empty.
-    pub(super) async fn recv_many(&mut self, jobs: &mut Vec<Job>, mut room: Room) -> usize {
+    pub(super) async fn recv_many(&mut self, jobs: &mut Vec<Job>, room: Room) -> usize {
         let first = tokio::select! {
             biased;
             job = self.transitions.recv() => job,
@@ -145,9 +162,18 @@ impl Lanes {
             };
         };
         let before = jobs.len();
-        let mut news = carries_news(&first.batch);
-        room.take(&first);
         jobs.push(first);
+        self.take_ready(jobs, room);
+        jobs.len() - before
+    }
+
+    /// Adds to `jobs` the batches queued now, without waiting, while the room a group had
+    /// before its last batch (`room`, taken from) is left, as [`Lanes::recv_many`] does.
+    pub(super) fn take_ready(&mut self, jobs: &mut Vec<Job>, mut room: Room) {
+        if let Some(last) = jobs.last() {
+            room.take(last);
+        }
+        let mut news = jobs.iter().any(|job| carries_news(&job.batch));
         while room.is_left()
             && let Ok(job) = self.transitions.try_recv()
         {
@@ -164,7 +190,11 @@ impl Lanes {
             room.take(&job);
             jobs.push(job);
         }
-        jobs.len() - before
+    }
+
+    /// Whether both lanes' senders are gone (the server stopping).
+    pub(super) fn is_closed(&self) -> bool {
+        self.transitions.is_closed() && self.rest.is_closed()
     }
 }
 
@@ -186,11 +216,13 @@ impl IngestQueue {
         senders: Senders,
         learned: LearnedNames,
         arriving: Arc<AtomicUsize>,
+        journal: Option<Journal>,
     ) -> IngestQueue {
         IngestQueue {
             senders,
             learned,
             arriving,
+            journal,
         }
     }
 
@@ -204,37 +236,92 @@ impl IngestQueue {
 
     /// Queues a validated batch and waits until it is committed.
     pub async fn submit(&self, batch: IngestBatch) -> Result<IngestAck, AppError> {
-        self.submit_arrived(batch, None).await
+        Ok(self.submit_arrived(batch, None, false).await?.ack)
     }
 
     /// [`IngestQueue::submit`] for a request counted by `arriving`, which stops counting once
-    /// the batch is queued (or refused).
+    /// the batch is queued (or refused). With `early` (and a journal), the batch is journaled
+    /// and answered as soon as it is queued; else, or when its lane is over half full or the
+    /// journal cannot take it, once it is committed.
     pub async fn submit_arrived(
         &self,
         batch: IngestBatch,
         arriving: Option<Arriving>,
-    ) -> Result<IngestAck, AppError> {
-        let (reply, answer) = oneshot::channel();
+        early: bool,
+    ) -> Result<Taken, AppError> {
         let lane = if batch.transitions.is_empty() {
             &self.senders.rest
         } else {
             &self.senders.transitions
         };
-        let queued = lane.try_send(Job { batch, reply });
-        drop(arriving);
-        queued.map_err(|err| match err {
-            mpsc::error::TrySendError::Full(_) => AppError::Overloaded {
+        // Answered early only while the lane is at most half full: past that a reporter waits
+        // for its commit again, so those asking cannot fill the queue (and be answered 503).
+        let early = early && lane.capacity() > lane.max_capacity() / 2;
+        let permit = lane.try_reserve().map_err(|err| match err {
+            mpsc::error::TrySendError::Full(()) => AppError::Overloaded {
                 detail: "the ingest queue is full; retry later".into(),
                 retry_after_s: 1,
             },
-            mpsc::error::TrySendError::Closed(_) => {
+            mpsc::error::TrySendError::Closed(()) => {
                 AppError::Internal(anyhow::anyhow!("the ingest writer has stopped"))
             }
         })?;
+        if early && let Some(journal) = &self.journal {
+            match journal.append(&batch) {
+                Ok(ticket) => {
+                    let seq = batch.seq;
+                    permit.send(Job {
+                        batch,
+                        reply: Reply::Journaled(ticket),
+                    });
+                    drop(arriving);
+                    let ack = IngestAck {
+                        seq,
+                        duplicate: false,
+                    };
+                    return Ok(Taken { ack, early: true });
+                }
+                Err(err) => tracing::warn!(
+                    error = %err,
+                    "cannot append to the ingest journal; the batch is answered once committed"
+                ),
+            }
+        }
+        let (reply, answer) = oneshot::channel();
+        permit.send(Job {
+            batch,
+            reply: Reply::Waiting(reply),
+        });
+        drop(arriving);
         let ack = answer.await.map_err(|_| {
             AppError::Internal(anyhow::anyhow!("the ingest writer dropped a batch"))
         })??;
-        Ok(ack)
+        Ok(Taken { ack, early: false })
+    }
+
+    /// Queues the batches a journal held at start (see [`Journal::open`]), in order, waiting
+    /// for room in the queue.
+    pub async fn replay(&self, held: Vec<(IngestBatch, Ticket)>) -> anyhow::Result<()> {
+        for (batch, ticket) in held {
+            let lane = if batch.transitions.is_empty() {
+                &self.senders.rest
+            } else {
+                &self.senders.transitions
+            };
+            let job = Job {
+                batch,
+                reply: Reply::Journaled(ticket),
+            };
+            if lane.send(job).await.is_err() {
+                anyhow::bail!("the ingest writer stopped while the journal was replayed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Batches answered before their commit and not committed yet.
+    pub fn journaled(&self) -> usize {
+        self.journal.as_ref().map_or(0, Journal::outstanding)
     }
 
     /// Batches queued, in both lanes.

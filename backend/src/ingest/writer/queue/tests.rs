@@ -8,7 +8,7 @@ use futures_util::FutureExt;
 use protocol::IngestBatch;
 use tokio::sync::oneshot;
 
-use super::{IngestQueue, Job, Lanes, Room, lanes};
+use super::{IngestQueue, Job, Lanes, Reply, Room, lanes};
 use crate::ingest::LearnedNames;
 
 fn batch(seq: u64, with_transition: bool) -> IngestBatch {
@@ -36,6 +36,7 @@ fn queued(batches: &[(u64, bool)]) -> (IngestQueue, Lanes) {
         senders,
         LearnedNames::default(),
         Arc::new(AtomicUsize::new(0)),
+        None,
     );
     for &(seq, with_transition) in batches {
         let (reply, _answer) = oneshot::channel();
@@ -46,7 +47,7 @@ fn queued(batches: &[(u64, bool)]) -> (IngestQueue, Lanes) {
         };
         lane.try_send(Job {
             batch: batch(seq, with_transition),
-            reply,
+            reply: Reply::Waiting(reply),
         })
         .ok()
         .unwrap();
@@ -146,7 +147,10 @@ async fn a_handler_routes_a_batch_by_its_transitions() {
     assert!(lanes.transitions.is_empty() && !lanes.rest.is_empty());
     let job = jobs.pop().unwrap();
     assert!(!job.batch.transitions.is_empty());
-    job.reply
+    let Reply::Waiting(reply) = job.reply else {
+        panic!("a handler waits for the batch");
+    };
+    reply
         .send(Ok(protocol::IngestAck {
             seq: 7,
             duplicate: false,
@@ -193,6 +197,7 @@ fn queued_batches(batches: Vec<IngestBatch>) -> (IngestQueue, Lanes) {
             true => &queue.senders.rest,
             false => &queue.senders.transitions,
         };
+        let reply = Reply::Waiting(reply);
         lane.try_send(Job { batch, reply }).ok().unwrap();
     }
     (queue, lanes)
