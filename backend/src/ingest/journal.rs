@@ -10,11 +10,13 @@
 //! journal holds before it takes new requests, and the batches already committed are claimed
 //! once, so they count as duplicates and nothing is written twice.
 //!
-//! Files (segments) are numbered; a record is its length and CRC-32 (both little-endian
-//! `u32`) and the batch in the compact form ([`protocol::compact`]). A segment is deleted once
-//! it is not the one appended to and the writer has committed all of its batches. A record
-//! cut short or damaged (a crash during its write: its batch was never acknowledged) ends its
-//! segment's reading.
+//! Files (segments) are numbered; each begins with [`MAGIC`] and the version of the compact
+//! form its records are in, and a record is its length and CRC-32 (both little-endian `u32`)
+//! and the batch in that form ([`protocol::compact`]). A segment is deleted once it is not the
+//! one appended to and the writer has committed all of its batches. A record cut short or
+//! damaged (a crash during its write: its batch was never answered) ends its segment's
+//! reading; a segment in a version this server does not read, or a record intact but not a
+//! batch, stops the server from starting rather than lose what it holds.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -29,6 +31,12 @@ const SEGMENT_BYTES: u64 = 16 << 20;
 
 /// A record's header: its length and CRC-32.
 const HEADER: usize = 8;
+
+/// What a segment begins with, before the compact form's version (a little-endian `u32`).
+const MAGIC: &[u8; 4] = b"FBJ\0";
+
+/// A segment's header: [`MAGIC`] and the version.
+const SEGMENT_HEADER: usize = 8;
 
 /// The journal of one database; cheap to clone.
 #[derive(Clone)]
@@ -45,6 +53,25 @@ struct Segments {
     size: u64,
     /// Per segment, its batches not committed yet.
     outstanding: BTreeMap<u64, usize>,
+    /// A write failed and its partial record could not be cut off: the next append starts a
+    /// new segment first.
+    broken: bool,
+}
+
+impl Segments {
+    /// Starts the next segment; the one finished goes if nothing of it is left to commit.
+    fn rotate(&mut self, dir: &Path) -> io::Result<()> {
+        let next = self.current + 1;
+        self.file = new_segment(dir, next)?;
+        let finished = std::mem::replace(&mut self.current, next);
+        self.size = SEGMENT_HEADER as u64;
+        self.broken = false;
+        if !self.outstanding.contains_key(&finished) {
+            // Every batch of it committed already.
+            remove_quietly(&segment_path(dir, finished));
+        }
+        Ok(())
+    }
 }
 
 /// A journaled batch's place, until the writer says it is committed ([`Ticket::done`]). One
@@ -88,7 +115,7 @@ impl Journal {
     }
 
     fn open_with(dir: &Path, limit: u64) -> io::Result<(Journal, Vec<(IngestBatch, Ticket)>)> {
-        std::fs::create_dir_all(dir)?;
+        create_private_dir(dir)?;
         let mut numbers: Vec<u64> = std::fs::read_dir(dir)?
             .filter_map(|entry| {
                 let name = entry.ok()?.file_name();
@@ -115,8 +142,9 @@ impl Journal {
                 limit,
                 file,
                 current,
-                size: 0,
+                size: SEGMENT_HEADER as u64,
                 outstanding,
+                broken: false,
             })),
             dir: Arc::new(dir.to_path_buf()),
         };
@@ -138,24 +166,15 @@ impl Journal {
         record.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
         record.extend_from_slice(&payload);
         let mut segments = self.lock();
-        if segments.size >= segments.limit {
-            let next = segments.current + 1;
-            segments.file = new_segment(&self.dir, next)?;
-            let finished = std::mem::replace(&mut segments.current, next);
-            segments.size = 0;
-            if !segments.outstanding.contains_key(&finished) {
-                // Every batch of it committed already.
-                remove_quietly(&segment_path(&self.dir, finished));
-            }
+        if segments.broken || segments.size >= segments.limit {
+            segments.rotate(&self.dir)?;
         }
         if let Err(err) = segments.file.write_all(&record) {
-            // A partial record ends the segment's reading at the next start: a new segment
-            // takes the next records.
-            let next = segments.current + 1;
-            if let Ok(file) = new_segment(&self.dir, next) {
-                segments.file = file;
-                segments.current = next;
-                segments.size = 0;
+            // A partial record would end the segment's reading at the next start, and the
+            // records after it with it: cut off (appends go to the new end), else the next
+            // append starts a new segment.
+            if segments.file.set_len(segments.size).is_err() {
+                segments.broken = true;
             }
             return Err(err);
         }
@@ -195,11 +214,28 @@ fn segment_path(dir: &Path, segment: u64) -> PathBuf {
     dir.join(format!("{segment:020}.log"))
 }
 
+/// A new segment, empty but for its header (one begun before, its header cut short by a
+/// crash, begins again).
 fn new_segment(dir: &Path, segment: u64) -> io::Result<File> {
-    OpenOptions::new()
+    let mut file = OpenOptions::new()
         .create(true)
         .append(true)
-        .open(segment_path(dir, segment))
+        .open(segment_path(dir, segment))?;
+    file.set_len(0)?;
+    let mut header = [0u8; SEGMENT_HEADER];
+    header[..4].copy_from_slice(MAGIC);
+    header[4..].copy_from_slice(&protocol::compact::VERSION.to_le_bytes());
+    file.write_all(&header)?;
+    Ok(file)
+}
+
+/// The journal's folder, readable by the server's user only (it holds what services report).
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
 }
 
 fn remove_quietly(path: &Path) {
@@ -208,12 +244,37 @@ fn remove_quietly(path: &Path) {
     }
 }
 
-/// The batches of a segment, up to its first record cut short or damaged.
+/// The batches of a segment, up to its first record cut short or damaged; an error (naming
+/// the file) for a segment in another version or a record intact but not a batch.
 fn read_segment(path: &Path) -> io::Result<Vec<IngestBatch>> {
     let mut bytes = Vec::new();
     File::open(path)?.read_to_end(&mut bytes)?;
+    let refuse = |what: String| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{}: {what}; this server cannot read the batches it holds (move it aside to \
+                 start without them)",
+                path.display()
+            ),
+        )
+    };
+    let Some(header) = bytes.get(..SEGMENT_HEADER) else {
+        // A segment whose header a crash cut short holds nothing.
+        return Ok(Vec::new());
+    };
+    if &header[..4] != MAGIC {
+        return Err(refuse("not an ingest journal segment".into()));
+    }
+    let version = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+    if version != protocol::compact::VERSION {
+        return Err(refuse(format!(
+            "written in version {version} of the compact form, not {}",
+            protocol::compact::VERSION
+        )));
+    }
     let mut batches = Vec::new();
-    let mut rest = bytes.as_slice();
+    let mut rest = &bytes[SEGMENT_HEADER..];
     while rest.len() >= HEADER {
         let len = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
         let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
@@ -223,13 +284,9 @@ fn read_segment(path: &Path) -> io::Result<Vec<IngestBatch>> {
         if crc32fast::hash(payload) != crc {
             break;
         }
-        match protocol::compact::decode(payload) {
-            Ok(batch) => batches.push(batch),
-            Err(err) => {
-                tracing::warn!(path = %path.display(), error = %err, "an unreadable journal record");
-                break;
-            }
-        }
+        let batch = protocol::compact::decode(payload)
+            .map_err(|err| refuse(format!("record {} is not a batch: {err}", batches.len())))?;
+        batches.push(batch);
         rest = &rest[HEADER + len..];
     }
     if !rest.is_empty() {

@@ -79,6 +79,7 @@ pub fn spawn_writer(
     let arriving = Arc::new(AtomicUsize::new(0));
     let writer = Writer {
         retry: Vec::new(),
+        retry_due: tokio::time::Instant::now(),
         arriving: arriving.clone(),
         last_answered: Vec::new(),
         recent_reporters: 0,
@@ -131,6 +132,14 @@ async fn flush_summaries(fleet: SharedFleet, hub: Hub, dirty: Arc<Mutex<Dirty>>)
     }
 }
 
+/// Sleeps until `due`, or for ever without one.
+async fn sleep_until_some(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Breaker ids by service, then name: lookups borrow `&str`s.
 type BreakerIds = FastMap<String, FastMap<String, i64>>;
 
@@ -139,8 +148,10 @@ fn lookup(ids: &BreakerIds, service: &str, name: &str) -> Option<i64> {
 }
 
 struct Writer {
-    /// Journaled batches whose commit failed, to be tried again (see [`RETRY_AFTER`]).
+    /// Journaled batches whose commit failed, to be tried again at `retry_due` (see
+    /// [`RETRY_AFTER`]).
     retry: Vec<Job>,
+    retry_due: tokio::time::Instant,
     arriving: Arc<AtomicUsize>,
     /// The reporters (hashes of service and instance) answered by the last commit, and how
     /// many distinct ones the last two commits answered (see [`Writer::gather`]).
@@ -214,21 +225,21 @@ impl Writer {
     async fn run(mut self, mut lanes: Lanes) {
         let mut jobs = Vec::with_capacity(MAX_BATCHES_PER_COMMIT);
         loop {
-            if self.retry.is_empty() {
-                if lanes.recv_many(&mut jobs, Room::left_after(&[])).await == 0 {
-                    break;
+            // Batches kept to be tried again are a group of their own once due; the queue is
+            // served meanwhile. Once the queue is closed and empty (the server stopping), the
+            // journal keeps them for the next start.
+            let due = (!self.retry.is_empty()).then_some(self.retry_due);
+            tokio::select! {
+                biased;
+                () = sleep_until_some(due) => {
+                    jobs.append(&mut self.retry);
+                    tracing::info!(batches = jobs.len(), "trying again to commit batches answered early");
                 }
-            } else {
-                if lanes.is_closed() {
-                    // The server stops: the journal keeps them for the next start.
-                    break;
+                n = lanes.recv_many(&mut jobs, Room::left_after(&[])) => {
+                    if n == 0 {
+                        break;
+                    }
                 }
-                tokio::time::sleep(RETRY_AFTER).await;
-                jobs.append(&mut self.retry);
-                let last = jobs.pop().expect("a batch to retry");
-                let room = Room::left_after(&jobs);
-                jobs.push(last);
-                lanes.take_ready(&mut jobs, room);
             }
             // On SQLite the transaction begins while the group gathers: its first statement
             // wakes the connection's thread, idle since the last commit (a wait for the cores
@@ -264,13 +275,15 @@ impl Writer {
                                 let _ = reply.send(Err(AppError::LimitExceeded(err)));
                             }
                             Reply::Journaled(ticket) => {
-                                // Journaled only when every name is known, which no limit
-                                // refuses: not expected.
-                                tracing::error!(
+                                // Journaled only when every name was known, which no limit
+                                // refuses (a database replaced under its journal, say): it
+                                // was answered, so it is committed all the same.
+                                tracing::warn!(
                                     error = ?err,
-                                    "a batch answered before its commit is over a limit; dropped"
+                                    "a batch answered early is over a limit; committed all the same"
                                 );
-                                ticket.done();
+                                replies.push(Some(Reply::Journaled(ticket)));
+                                owned.push(job.batch);
                             }
                         }
                     }
@@ -334,6 +347,9 @@ impl Writer {
                         if let Some(reply) = reply {
                             self.retry.push(Job { batch, reply });
                         }
+                    }
+                    if before == 0 && !self.retry.is_empty() {
+                        self.retry_due = tokio::time::Instant::now() + RETRY_AFTER;
                     }
                     (self.metrics).record_commit_retries(self.retry.len() - before);
                 }

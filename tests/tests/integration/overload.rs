@@ -195,13 +195,23 @@ async fn a_batch_answered_early_outlasts_a_locked_database_and_is_stored_once_re
     .await;
     assert_eq!(server.scalar("SELECT COUNT(*) FROM batches").await, 1);
     assert_eq!(server.server.state.ingest.journaled(), 1);
+    // Meanwhile the writer serves the queue: a batch to be answered once committed waits for
+    // the lock too, and is refused with 503 when the writer gives up on it.
+    let refused = client
+        .post(format!("{}/api/v1/ingest", server.url()))
+        .bearer_auth(&key)
+        .json(&batch(3))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 503);
     blocker.release().await;
     wait_for("the batch kept to be committed", DEADLINE, async || {
-        (server.scalar("SELECT COUNT(*) FROM batches").await == 2).then_some(())
+        (server.server.state.ingest.journaled() == 0).then_some(())
     })
     .await;
+    assert_eq!(server.scalar("SELECT COUNT(*) FROM batches").await, 2);
     assert_eq!(server.scalar("SELECT COUNT(*) FROM aggregates").await, 2);
-    assert_eq!(server.server.state.ingest.journaled(), 0);
 }
 
 /// A connection of its own holding the ingest writer's lock until released.

@@ -72,7 +72,7 @@ fn what_was_journaled_comes_back_at_the_next_start_in_order() {
 fn a_segment_goes_once_it_is_full_and_all_its_batches_are_committed() {
     let dir = tempfile::tempdir().unwrap();
     // Every append fills its segment: the next one starts a new one.
-    let (journal, _) = Journal::open_with(dir.path(), 1).unwrap();
+    let (journal, _) = Journal::open_with(dir.path(), super::SEGMENT_HEADER as u64 + 1).unwrap();
     let a = journal.append(&batch(1)).unwrap();
     let b = journal.append(&batch(2)).unwrap();
     assert_eq!(segments(dir.path()).len(), 2);
@@ -138,4 +138,38 @@ fn a_sqlite_file_has_a_journal_beside_it_and_nothing_else_has_one() {
     );
     assert_eq!(dir_for("sqlite::memory:"), None);
     assert_eq!(dir_for("postgres://fusebox@localhost/fusebox"), None);
+}
+
+#[test]
+fn a_segment_this_server_cannot_read_stops_the_start_and_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = segment_path(dir.path(), 1);
+    // A later version of the compact form.
+    let mut header = super::MAGIC.to_vec();
+    header.extend_from_slice(&(protocol::compact::VERSION + 1).to_le_bytes());
+    std::fs::write(&path, &header).unwrap();
+    let err = Journal::open(dir.path()).err().expect("refused");
+    assert!(err.to_string().contains("version"), "{err}");
+    assert!(path.exists(), "kept for a server that reads it");
+    // A record intact (its CRC right) that is not a batch.
+    let mut bytes = super::MAGIC.to_vec();
+    bytes.extend_from_slice(&protocol::compact::VERSION.to_le_bytes());
+    let payload = [0xffu8; 5];
+    bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    bytes.extend_from_slice(&payload);
+    std::fs::write(&path, &bytes).unwrap();
+    let err = Journal::open(dir.path()).err().expect("refused");
+    assert!(err.to_string().contains("not a batch"), "{err}");
+    assert!(path.exists());
+}
+
+#[test]
+fn a_segment_whose_header_a_crash_cut_short_holds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(segment_path(dir.path(), 4), b"FB").unwrap();
+    let (journal, held) = Journal::open(dir.path()).unwrap();
+    assert!(held.is_empty());
+    assert_eq!(segments(dir.path()), ["00000000000000000005.log"]);
+    let _ticket = journal.append(&batch(1)).unwrap();
 }

@@ -64,6 +64,7 @@ impl Writer {
                 touched.push((staged.service, staged.breaker));
             }
         }
+        let mut committed_early = Vec::new();
         // Answered once the fleet shows the batches, so a read after the ack sees them (one
         // answered early, before its commit, may not see them yet).
         for ((batch, committed), reply) in batches.iter().zip(&pending.committed).zip(replies) {
@@ -74,7 +75,7 @@ impl Writer {
                         duplicate: committed.duplicate,
                     }));
                 }
-                Some(Reply::Journaled(ticket)) => ticket.done(),
+                Some(Reply::Journaled(ticket)) => committed_early.push(ticket),
                 None => {}
             }
         }
@@ -108,6 +109,11 @@ impl Writer {
             if !changed.contains(&key) {
                 dirty.insert(key);
             }
+        }
+        // The journal may delete a segment: not while the fleet is locked.
+        drop((dirty, fleet));
+        for ticket in committed_early {
+            ticket.done();
         }
     }
 }

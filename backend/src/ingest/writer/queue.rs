@@ -5,10 +5,12 @@
 //! and a transition queued behind that burst would wait for every commit before its own. So
 //! the writer takes batches with transitions first (in the order they came, so transitions keep
 //! their order), then the rest (in order); a group that carries a transition just sent takes
-//! few of the rest and commits without waiting for more (see [`carries_news`]). A reporter has
-//! one batch in flight at a time, so no reporter's batches are reordered; and an instance's
-//! live state only ever moves to a newer event (see `InstanceLive::update`), whatever order
-//! batches commit in.
+//! few of the rest and commits without waiting for more (see [`carries_news`]). A reporter
+//! waiting for each answer has one batch in flight at a time, so its batches are not
+//! reordered; one answered early (see `crate::ingest::journal`) may have its next batch, in
+//! the other lane, committed first (so may one whose commit failed and is tried again). An
+//! instance's live state only ever moves to a newer event (see `InstanceLive::update`),
+//! whatever order batches commit in; transitions are stored and streamed in commit order.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -169,7 +171,7 @@ impl Lanes {
 
     /// Adds to `jobs` the batches queued now, without waiting, while the room a group had
     /// before its last batch (`room`, taken from) is left, as [`Lanes::recv_many`] does.
-    pub(super) fn take_ready(&mut self, jobs: &mut Vec<Job>, mut room: Room) {
+    fn take_ready(&mut self, jobs: &mut Vec<Job>, mut room: Room) {
         if let Some(last) = jobs.last() {
             room.take(last);
         }
@@ -190,11 +192,6 @@ impl Lanes {
             room.take(&job);
             jobs.push(job);
         }
-    }
-
-    /// Whether both lanes' senders are gone (the server stopping).
-    pub(super) fn is_closed(&self) -> bool {
-        self.transitions.is_closed() && self.rest.is_closed()
     }
 }
 
