@@ -268,8 +268,12 @@ class Reporter {
   /** Sends the batch in flight once: true when it is done with (acknowledged or refused for good). */
   async sendInFlight () {
     const batch = this.inFlight;
-    const answer = await this.request('POST', '/api/v1/ingest', batch, this.options.requestTimeoutMs);
-    if (answer.status === 200) {
+    // With more to send, the server may answer before the commit (202 once it has journaled
+    // the batch), so the next batch is on its way while this one commits.
+    const more = this.pendingAggregates.length + this.pendingTransitions.length > 0;
+    const extra = more ? { prefer: 'respond-async' } : undefined;
+    const answer = await this.request('POST', '/api/v1/ingest', batch, this.options.requestTimeoutMs, extra);
+    if (answer.status === 200 || answer.status === 202) {
       let ack = null;
       try { ack = JSON.parse(answer.body); } catch (_) {}
       if (ack && ack.seq === batch.seq) {
@@ -307,10 +311,10 @@ class Reporter {
    * One HTTP request with the ingest key; resolves (never rejects) with `{status, body,
    * retryAfterMs}`, status 0 and `error` when there was no answer. The socket is unref'd.
    */
-  request (method, path, body, timeoutMs) {
+  request (method, path, body, timeoutMs, extraHeaders) {
     return new Promise(resolve => {
       const payload = body === undefined ? null : Buffer.from(JSON.stringify(body));
-      const headers = { accept: 'application/json' };
+      const headers = { accept: 'application/json', ...extraHeaders };
       if (payload) {
         headers['content-type'] = 'application/json';
         headers['content-length'] = payload.length;

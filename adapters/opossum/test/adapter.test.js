@@ -390,3 +390,50 @@ test('a breaker the reporter refuses keeps no listener of the binding', async ()
   assert.throws(() => reporter.add(other), /already reported/);
   assert.equal(other.listenerCount('success') + other.listenerCount('open'), before);
 });
+
+test('a batch with more behind it asks for an early answer, and a 202 counts as acknowledged', async () => {
+  const http = require('node:http');
+  let up = false;
+  const answered = []; // [seq, asked for an early answer, status] while up
+  const stand = http.createServer((request, response) => {
+    let body = '';
+    request.on('data', chunk => { body += chunk; });
+    request.on('end', () => {
+      const batch = JSON.parse(body);
+      const asked = request.headers.prefer === 'respond-async';
+      if (!up) {
+        response.writeHead(503, { 'content-type': 'application/json' });
+        response.end('{"error":"overloaded","detail":"down"}');
+        return;
+      }
+      // As the server does when it journals a batch: 202 for one that asks.
+      const status = asked ? 202 : 200;
+      answered.push([batch.seq, asked, status]);
+      response.writeHead(status, { 'content-type': 'application/json' });
+      response.end(JSON.stringify({ seq: batch.seq, duplicate: false }));
+    });
+  });
+  await new Promise(resolve => stand.listen(0, '127.0.0.1', resolve));
+  const { breaker } = breakerFor('backlog');
+  const reporter = fusebox.attach(breaker, {
+    url: `http://127.0.0.1:${stand.address().port}`, key: 'fbk_test', service: SERVICE, instance: 'node-1',
+    intervalMs: 3600000, followConfigs: false, maxBatchItems: 1, minBackoffMs: 10, maxBackoffMs: 50,
+    onWarning: () => {}
+  });
+  try {
+    // Four transitions queue up while the server refuses.
+    for (let i = 0; i < 2; i++) {
+      breaker.open();
+      breaker.close();
+    }
+    await waitFor('a refused attempt', 10000, () => reporter.snapshot().failedAttempts > 0);
+    up = true;
+    await waitFor('everything acknowledged', 10000, () => reporter.snapshot().pendingItems === 0);
+    assert.equal(reporter.snapshot().batchesAcked, 4);
+    assert.deepEqual(answered.map(([, asked]) => asked), [true, true, true, false], JSON.stringify(answered));
+    assert.deepEqual(answered.map(([, , status]) => status), [202, 202, 202, 200], JSON.stringify(answered));
+  } finally {
+    await reporter.close();
+    stand.close();
+  }
+});

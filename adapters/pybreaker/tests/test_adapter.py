@@ -310,3 +310,53 @@ def test_a_503_with_retry_after_holds_the_next_attempt_back_then_the_same_batch_
     finally:
         reporter.close()
         busy.shutdown()
+
+
+def test_a_batch_with_more_behind_it_asks_for_an_early_answer_and_a_202_counts_as_acknowledged():
+    import http.server
+
+    up = threading.Event()
+    answered = []  # (seq, asked for an early answer, status), for the requests answered while up
+
+    class Stand(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            batch = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            asked = self.headers.get("Prefer") == "respond-async"
+            if not up.is_set():
+                status, body = 503, b'{"error":"overloaded","detail":"down"}'
+            else:
+                # As the server does when it journals a batch: 202 for one that asks.
+                status = 202 if asked else 200
+                body = json.dumps({"seq": batch["seq"], "duplicate": False}).encode()
+                answered.append((batch["seq"], asked, status))
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    stand = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stand)
+    threading.Thread(target=stand.serve_forever, daemon=True).start()
+    breaker = pybreaker.CircuitBreaker(name="backlog")
+    reporter = fusebox_pybreaker.attach(breaker, url=f"http://127.0.0.1:{stand.server_address[1]}", key="fbk_test",
+                                        service=SERVICE, instance="py-1", interval_s=3600, follow_configs=False,
+                                        max_batch_items=1, min_backoff_s=0.01, max_backoff_s=0.05)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # Four transitions queue up while the server refuses.
+            for _ in range(2):
+                breaker.open()
+                breaker.close()
+            wait_for("a refused attempt", 10, lambda: reporter.snapshot()["failed_attempts"] > 0)
+            up.set()
+            wait_for("everything acknowledged", 10, lambda: reporter.snapshot()["pending_items"] == 0)
+        assert reporter.snapshot()["batches_acked"] == 4
+        assert [asked for _, asked, _ in answered] == [True, True, True, False], answered
+        assert [status for _, _, status in answered] == [202, 202, 202, 200], answered
+    finally:
+        reporter.close()
+        stand.shutdown()

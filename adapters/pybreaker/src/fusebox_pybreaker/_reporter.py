@@ -323,8 +323,13 @@ class Reporter:
     def _send_in_flight(self) -> bool:
         """Sends the batch in flight once; True when done with it (acknowledged or refused)."""
         batch = self._in_flight
-        status, body, retry_after_s = self._request("POST", "/api/v1/ingest", batch, self.request_timeout_s)
-        if status == 200:
+        # With more to send, the server may answer before the commit (202 once it has
+        # journaled the batch), so the next batch is on its way while this one commits.
+        with self._lock:
+            more = bool(self._pending_aggregates or self._pending_transitions)
+        headers = {"Prefer": "respond-async"} if more else None
+        status, body, retry_after_s = self._request("POST", "/api/v1/ingest", batch, self.request_timeout_s, headers)
+        if status in (200, 202):
             try:
                 ack = json.loads(body)
             except ValueError:
@@ -360,12 +365,14 @@ class Reporter:
         self._backoff_s = min(self._backoff_s * 2, self.max_backoff_s)
         return wait
 
-    def _request(self, method: str, path: str, body, timeout_s: float) -> tuple[int, str, float]:
-        """One request with the ingest key: (status, body, Retry-After in s); status 0 when
-        there was no answer."""
+    def _request(self, method: str, path: str, body, timeout_s: float, headers=None) -> tuple[int, str, float]:
+        """One request with the ingest key (and ``headers``): (status, body, Retry-After in s);
+        status 0 when there was no answer."""
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.base + path, data=data, method=method)
         request.add_header("Accept", "application/json")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
         if data is not None:
             request.add_header("Content-Type", "application/json")
         if self.key:
