@@ -48,8 +48,19 @@ mod summary;
 /// The overview applies a batch of live updates within a frame (p95, steady state).
 const APPLY_GOAL_MS: f64 = 16.0;
 /// A pushed transition of a breaker the page shows is visible in it while the fleet streams
-/// (p99, loopback).
+/// (p99, loopback), with up to 1,000 breakers streaming.
 const SHOWN_VISIBLE_GOAL_MS: f64 = 25.0;
+/// The same with 10,000 live breakers: the goal for a fleet that size is that a transition
+/// still reaches the browser within 50 ms (p99, loopback).
+const SHOWN_VISIBLE_LARGE_GOAL_MS: f64 = 50.0;
+
+/// The goal for a shown breaker's transition with `n_breakers` streaming.
+fn shown_visible_goal_ms(n_breakers: usize) -> f64 {
+    match n_breakers >= 10_000 {
+        true => SHOWN_VISIBLE_LARGE_GOAL_MS,
+        false => SHOWN_VISIBLE_GOAL_MS,
+    }
+}
 /// A pushed transition of a breaker the page did not show yet is visible in it (p99,
 /// loopback): the page lays its view out again for a new breaker.
 const VISIBLE_GOAL_MS: f64 = 100.0;
@@ -354,10 +365,11 @@ async fn fleet_figures(setup: &BrowserSetup, fleet: &Fleet) {
 
     let mut transition_ms: Vec<f64> = transition_costs.iter().map(|(ms, _)| *ms).collect();
     eprintln!(
-        "FIGURE {name}: transition of a shown breaker pushed → visible in the page while the fleet streams ({SHOWN_SAMPLES} samples, loopback): p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (goal p99 ≤ {SHOWN_VISIBLE_GOAL_MS} ms); of which until the page's stream handler took it p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; the page's apply+render per transition p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "FIGURE {name}: transition of a shown breaker pushed → visible in the page while the fleet streams ({SHOWN_SAMPLES} samples, loopback): p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (goal p99 ≤ {} ms); of which until the page's stream handler took it p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; the page's apply+render per transition p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         percentile(&mut shown_latencies, 0.50),
         percentile(&mut shown_latencies, 0.99),
         percentile(&mut shown_latencies, 1.0),
+        shown_visible_goal_ms(n_breakers),
         percentile(&mut shown_arrivals, 0.50),
         percentile(&mut shown_arrivals, 0.99),
         percentile(&mut shown_arrivals, 1.0),
@@ -372,7 +384,7 @@ async fn fleet_figures(setup: &BrowserSetup, fleet: &Fleet) {
         "ms",
         0,
     )
-    .at_most(SHOWN_VISIBLE_GOAL_MS, 0)
+    .at_most(shown_visible_goal_ms(n_breakers), 0)
     .record();
 
     // A transition of a breaker the page did not show, pushed to the server → visible.
