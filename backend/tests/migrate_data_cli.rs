@@ -1,6 +1,7 @@
 //! `fusebox migrate-data` refuses what it cannot copy, saying why, before it touches either
 //! database: a target that is not PostgreSQL, a source that is not SQLite, a missing file, a
-//! file behind this version's migrations (left unchanged: it is opened read-only). The copy
+//! file behind this version's migrations (left unchanged: it is opened read-only), a file whose
+//! ingest journal holds batches its server did not commit before it stopped. The copy
 //! itself is tested end to end in `tests/tests/integration/migrate_data.rs`.
 //!
 //! This test lives in the backend package because it runs the `fusebox` binary itself.
@@ -75,5 +76,32 @@ fn what_cannot_be_copied_is_refused_with_the_reason() {
         std::fs::read(&file).unwrap(),
         before,
         "the source is unchanged"
+    );
+}
+
+#[test]
+fn a_file_whose_journal_holds_batches_is_refused_until_a_server_commits_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fusebox.db");
+    let path = file.to_str().unwrap();
+    let out = Command::new(BIN)
+        .args(["migrate", "--database", path])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let journal = backend::ingest::journal::dir_for(&format!("sqlite://{path}")).unwrap();
+    let (appender, held) = backend::ingest::journal::Journal::open(&journal).unwrap();
+    assert!(held.is_empty());
+    let batch: protocol::IngestBatch = serde_json::from_value(serde_json::json!({
+        "service": "svc", "instance": "i-1", "seq": 1, "sent_at_ms": 1_000,
+    }))
+    .unwrap();
+    let _ticket = appender.append(&batch).unwrap();
+    drop(appender);
+    let err = refused(&["--from", path, "--to", NOWHERE]);
+    assert!(
+        err.contains("holds 1 ingested batches")
+            && err.contains("start `fusebox serve` on it once"),
+        "{err}"
     );
 }

@@ -210,6 +210,25 @@ impl Journal {
     }
 }
 
+/// How many batches the journal in `dir` holds (none when there is no such folder), read
+/// without changing it: committed ones among them too, when their segment was still appended
+/// to (a server that starts on the database commits the others and empties it).
+pub fn held(dir: &Path) -> io::Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(err) => return Err(err),
+    };
+    let mut n = 0;
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_some_and(|ext| ext == "log") {
+            n += read_segment(&path)?.len();
+        }
+    }
+    Ok(n)
+}
+
 fn segment_path(dir: &Path, segment: u64) -> PathBuf {
     dir.join(format!("{segment:020}.log"))
 }

@@ -77,6 +77,20 @@ pub async fn run(what: &MigrateData) -> anyhow::Result<Report> {
         );
     }
     let source = store::Source::open(&from).await?;
+    // Batches a server answered early and stopped before committing are in its journal, not
+    // in the file yet.
+    if let Some(journal) = crate::ingest::journal::dir_for(&from) {
+        let held = crate::ingest::journal::held(&journal)
+            .with_context(|| format!("cannot read the ingest journal {}", journal.display()))?;
+        if held > 0 {
+            bail!(
+                "{} holds {held} ingested batches that may not be in the file yet (its server \
+                 stopped before committing them): start `fusebox serve` on it once, which \
+                 commits them, then copy",
+                journal.display()
+            );
+        }
+    }
     let target = Store::open(&what.to)
         .await
         .with_context(|| format!("cannot open and migrate the target {}", redact(&what.to)))?;
