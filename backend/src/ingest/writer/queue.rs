@@ -251,9 +251,18 @@ impl IngestQueue {
         } else {
             &self.senders.transitions
         };
-        // Answered early only while the lane is at most half full: past that a reporter waits
-        // for its commit again, so those asking cannot fill the queue (and be answered 503).
-        let early = early && lane.capacity() > lane.max_capacity() / 2;
+        // Answered early only while the lane is at most half full and the batches answered
+        // early and not committed yet (queued, committing, or kept to be tried again while the
+        // database is locked) are fewer than half a lane: past that a reporter waits for its
+        // commit again, so those asking can neither fill the queue (and be answered 503) nor
+        // grow what the writer holds.
+        let half = lane.max_capacity() / 2;
+        let early = early
+            && lane.capacity() > half
+            && self
+                .journal
+                .as_ref()
+                .is_some_and(|j| j.outstanding() < half);
         let permit = lane.try_reserve().map_err(|err| match err {
             mpsc::error::TrySendError::Full(()) => AppError::Overloaded {
                 detail: "the ingest queue is full; retry later".into(),
