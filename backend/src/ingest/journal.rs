@@ -56,6 +56,17 @@ struct Segments {
     /// A write failed and its partial record could not be cut off: the next append starts a
     /// new segment first.
     broken: bool,
+    dir: PathBuf,
+}
+
+impl Drop for Segments {
+    /// The journal gone (the server stopped) with every batch committed: its last segment
+    /// goes too, so the next start does not read those batches again.
+    fn drop(&mut self) {
+        if self.outstanding.is_empty() {
+            remove_quietly(&segment_path(&self.dir, self.current));
+        }
+    }
 }
 
 impl Segments {
@@ -145,6 +156,7 @@ impl Journal {
                 size: SEGMENT_HEADER as u64,
                 outstanding,
                 broken: false,
+                dir: dir.to_path_buf(),
             })),
             dir: Arc::new(dir.to_path_buf()),
         };
@@ -258,7 +270,9 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
 }
 
 fn remove_quietly(path: &Path) {
-    if let Err(err) = std::fs::remove_file(path) {
+    if let Err(err) = std::fs::remove_file(path)
+        && err.kind() != io::ErrorKind::NotFound
+    {
         tracing::warn!(path = %path.display(), error = %err, "cannot remove a journal segment");
     }
 }

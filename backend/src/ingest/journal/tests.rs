@@ -58,14 +58,17 @@ fn what_was_journaled_comes_back_at_the_next_start_in_order() {
     }
     assert_eq!(journal.outstanding(), 0);
     assert_eq!(segments(dir.path()), ["00000000000000000002.log"]);
+    // Gone with nothing left to commit: so is its last segment.
     drop(journal);
-    let (_, held) = Journal::open(dir.path()).unwrap();
+    assert!(segments(dir.path()).is_empty());
+    let (journal, held) = Journal::open(dir.path()).unwrap();
     assert!(held.is_empty());
-    assert_eq!(
-        segments(dir.path()),
-        ["00000000000000000003.log"],
-        "an empty segment is removed at start"
-    );
+    assert_eq!(segments(dir.path()), ["00000000000000000001.log"]);
+    // Gone with a batch not committed (its ticket dropped): kept for the next start.
+    let ticket = journal.append(&batch(4)).unwrap();
+    drop((journal, ticket));
+    let (_, held) = Journal::open(dir.path()).unwrap();
+    assert_eq!(seqs(&held), [4]);
 }
 
 #[test]
