@@ -91,19 +91,9 @@ fn prefers_async(headers: &header::HeaderMap) -> bool {
 /// names nothing new cannot be refused by a limit, so it may be answered before its commit).
 fn all_known(fleet: &SharedFleet, batch: &IngestBatch) -> bool {
     let fleet = fleet.read().expect("fleet lock poisoned");
-    let names = (batch.aggregates.iter().map(|a| &a.breaker))
-        .chain(batch.transitions.iter().map(|t| &t.breaker));
-    let mut known = true;
-    let mut last: Option<&String> = None;
-    for name in names {
-        if last != Some(name) {
-            known &= fleet
-                .instance_of(&batch.service, name, &batch.instance)
-                .is_some();
-            last = Some(name);
-        }
-    }
-    known
+    (batch.aggregates.iter().map(|a| &a.breaker))
+        .chain(batch.transitions.iter().map(|t| &t.breaker))
+        .all(|name| (fleet.instance_of(&batch.service, name, &batch.instance)).is_some())
 }
 
 /// An ingest body: JSON, or the compact form ([`protocol::compact`]) when its `Content-Type`

@@ -42,7 +42,6 @@ const SEGMENT_HEADER: usize = 8;
 #[derive(Clone)]
 pub struct Journal {
     inner: Arc<Mutex<Segments>>,
-    dir: Arc<PathBuf>,
 }
 
 struct Segments {
@@ -71,15 +70,15 @@ impl Drop for Segments {
 
 impl Segments {
     /// Starts the next segment; the one finished goes if nothing of it is left to commit.
-    fn rotate(&mut self, dir: &Path) -> io::Result<()> {
+    fn rotate(&mut self) -> io::Result<()> {
         let next = self.current + 1;
-        self.file = new_segment(dir, next)?;
+        self.file = new_segment(&self.dir, next)?;
         let finished = std::mem::replace(&mut self.current, next);
         self.size = SEGMENT_HEADER as u64;
         self.broken = false;
         if !self.outstanding.contains_key(&finished) {
             // Every batch of it committed already.
-            remove_quietly(&segment_path(dir, finished));
+            remove_quietly(&segment_path(&self.dir, finished));
         }
         Ok(())
     }
@@ -127,13 +126,7 @@ impl Journal {
 
     fn open_with(dir: &Path, limit: u64) -> io::Result<(Journal, Vec<(IngestBatch, Ticket)>)> {
         create_private_dir(dir)?;
-        let mut numbers: Vec<u64> = std::fs::read_dir(dir)?
-            .filter_map(|entry| {
-                let name = entry.ok()?.file_name();
-                name.to_str()?.strip_suffix(".log")?.parse().ok()
-            })
-            .collect();
-        numbers.sort_unstable();
+        let numbers = segment_numbers(dir)?;
         let mut outstanding = BTreeMap::new();
         let mut held = Vec::new();
         for &segment in &numbers {
@@ -158,7 +151,6 @@ impl Journal {
                 broken: false,
                 dir: dir.to_path_buf(),
             })),
-            dir: Arc::new(dir.to_path_buf()),
         };
         let held = (held.into_iter())
             .map(|(batch, segment)| {
@@ -179,7 +171,7 @@ impl Journal {
         record.extend_from_slice(&payload);
         let mut segments = self.lock();
         if segments.broken || segments.size >= segments.limit {
-            segments.rotate(&self.dir)?;
+            segments.rotate()?;
         }
         if let Err(err) = segments.file.write_all(&record) {
             // A partial record would end the segment's reading at the next start, and the
@@ -207,7 +199,7 @@ impl Journal {
         if *left == 0 {
             segments.outstanding.remove(&segment);
             if segment != segments.current {
-                remove_quietly(&segment_path(&self.dir, segment));
+                remove_quietly(&segment_path(&segments.dir, segment));
             }
         }
     }
@@ -226,19 +218,28 @@ impl Journal {
 /// without changing it: committed ones among them too, when their segment was still appended
 /// to (a server that starts on the database commits the others and empties it).
 pub fn held(dir: &Path) -> io::Result<usize> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
+    let numbers = match segment_numbers(dir) {
+        Ok(numbers) => numbers,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
         Err(err) => return Err(err),
     };
     let mut n = 0;
-    for entry in entries {
-        let path = entry?.path();
-        if path.extension().is_some_and(|ext| ext == "log") {
-            n += read_segment(&path)?.len();
-        }
+    for segment in numbers {
+        n += read_segment(&segment_path(dir, segment))?.len();
     }
     Ok(n)
+}
+
+/// The numbers of the segments in `dir`, in order.
+fn segment_numbers(dir: &Path) -> io::Result<Vec<u64>> {
+    let mut numbers: Vec<u64> = std::fs::read_dir(dir)?
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name();
+            name.to_str()?.strip_suffix(".log")?.parse().ok()
+        })
+        .collect();
+    numbers.sort_unstable();
+    Ok(numbers)
 }
 
 fn segment_path(dir: &Path, segment: u64) -> PathBuf {

@@ -60,6 +60,16 @@ pub(super) struct Senders {
     rest: mpsc::Sender<Job>,
 }
 
+impl Senders {
+    /// The lane `batch` goes to: the one for batches with transitions, or the other.
+    fn lane_for(&self, batch: &IngestBatch) -> &mpsc::Sender<Job> {
+        match batch.transitions.is_empty() {
+            true => &self.rest,
+            false => &self.transitions,
+        }
+    }
+}
+
 /// The writer's end: both lanes.
 pub(super) struct Lanes {
     transitions: mpsc::Receiver<Job>,
@@ -149,7 +159,7 @@ impl Lanes {
     /// whatever its size): batches with transitions first, then the others, fewer of them
     /// when a batch taken carries news (see [`ROWS_BESIDE_NEWS`]). 0 once both lanes are
     /// closed and empty.
-    pub(super) async fn recv_many(&mut self, jobs: &mut Vec<Job>, room: Room) -> usize {
+    pub(super) async fn recv_many(&mut self, jobs: &mut Vec<Job>, mut room: Room) -> usize {
         let first = tokio::select! {
             biased;
             job = self.transitions.recv() => job,
@@ -164,18 +174,9 @@ impl Lanes {
             };
         };
         let before = jobs.len();
+        let mut news = carries_news(&first.batch);
+        room.take(&first);
         jobs.push(first);
-        self.take_ready(jobs, room);
-        jobs.len() - before
-    }
-
-    /// Adds to `jobs` the batches queued now, without waiting, while the room a group had
-    /// before its last batch (`room`, taken from) is left, as [`Lanes::recv_many`] does.
-    fn take_ready(&mut self, jobs: &mut Vec<Job>, mut room: Room) {
-        if let Some(last) = jobs.last() {
-            room.take(last);
-        }
-        let mut news = jobs.iter().any(|job| carries_news(&job.batch));
         while room.is_left()
             && let Ok(job) = self.transitions.try_recv()
         {
@@ -192,6 +193,7 @@ impl Lanes {
             room.take(&job);
             jobs.push(job);
         }
+        jobs.len() - before
     }
 }
 
@@ -246,11 +248,7 @@ impl IngestQueue {
         arriving: Option<Arriving>,
         early: bool,
     ) -> Result<Taken, AppError> {
-        let lane = if batch.transitions.is_empty() {
-            &self.senders.rest
-        } else {
-            &self.senders.transitions
-        };
+        let lane = self.senders.lane_for(&batch);
         // Answered early only while the lane is at most half full and the batches answered
         // early and not committed yet (queued, committing, or kept to be tried again while the
         // database is locked) are fewer than half a lane: past that a reporter waits for its
@@ -309,11 +307,7 @@ impl IngestQueue {
     /// for room in the queue.
     pub async fn replay(&self, held: Vec<(IngestBatch, Ticket)>) -> anyhow::Result<()> {
         for (batch, ticket) in held {
-            let lane = if batch.transitions.is_empty() {
-                &self.senders.rest
-            } else {
-                &self.senders.transitions
-            };
+            let lane = self.senders.lane_for(&batch);
             let job = Job {
                 batch,
                 reply: Reply::Journaled(ticket),
