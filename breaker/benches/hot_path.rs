@@ -149,6 +149,12 @@ fn contenders() -> Vec<Contender> {
         ))
         .build();
     vec![
+        Contender {
+            name: "no breaker",
+            call: Box::new(|| {
+                let _ = black_box(trivial());
+            }),
+        },
         // What measuring a latency costs at the least: the cheapest exact clock read twice
         // around the call, with no breaker at all.
         Contender {
@@ -416,7 +422,13 @@ struct Row {
     goal: [Option<f64>; 2],
 }
 
-const ROWS: [Row; 9] = [
+const ROWS: [Row; 10] = [
+    Row {
+        path: "for reference: no breaker, the call alone",
+        contender: "no breaker",
+        baseline: "recloser 1.4",
+        goal: [None, None],
+    },
     Row {
         path: "closed, count window",
         contender: "fusebox breaker (count window)",

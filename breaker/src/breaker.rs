@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, SystemClock, ticker};
 use crate::config::{Config, Window};
 use crate::events::{self, Event, EventKind, Listener, Listeners};
 use crate::machine::{Admission, Granted, Machine, Mode, Outcome, PermitKind, State, Transition};
@@ -121,6 +121,9 @@ struct Hot {
     /// For time-based windows: the coarse clock's reading (`Inner::coarse_nanos`) at which
     /// `fast_second` ends.
     fast_until_coarse: AtomicU64,
+    /// The same for the [`ticker`]'s reading, which shares the coarse clock's base: 0 for
+    /// clocks other than the system clock, whose time the ticker does not tell.
+    fast_until_ticker: AtomicU64,
     /// For time-based windows while latencies are measured on the system clock: a stopwatch
     /// reading (early by 1/16 of the time that was left) before which `fast_second` has
     /// surely not ended, so that a call whose end was read needs no coarse reading as well;
@@ -199,6 +202,7 @@ impl CircuitBreaker {
                     slow_nanos: AtomicU64::new(u64::MAX),
                     fast_second: AtomicU64::new(0),
                     fast_until_coarse: AtomicU64::new(0),
+                    fast_until_ticker: AtomicU64::new(0),
                     fast_until_ticks: AtomicU64::new(0),
                     call_timeout_nanos: AtomicU64::new(0),
                     plain_ticks: AtomicU64::new(0),
@@ -260,6 +264,53 @@ impl CircuitBreaker {
     /// success, a failure, or ignored (like pybreaker's `exclude`).
     #[inline]
     pub fn call_classified<T, E>(
+        &self,
+        classify: impl FnOnce(&Result<T, E>) -> Outcome,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, CallError<E>> {
+        // Closed and measuring nothing, the common case, is kept apart from the rest so that
+        // it compiles to a short path with nothing to set up for latencies.
+        let word = self.inner.hot.word.load(Ordering::Acquire);
+        if word & (STATE_MASK | WORD_CALL_EVENTS | WORD_TIMING) != STATE_CLOSED {
+            return self.call_measured(classify, f);
+        }
+        let granted = Granted {
+            kind: PermitKind::Normal,
+            generation: word >> WORD_GENERATION_SHIFT,
+        };
+        // Should `f` panic, the permit's drop records a failure.
+        let permit = Permit {
+            breaker: self,
+            granted,
+            started: None,
+        };
+        let result = f();
+        std::mem::forget(permit);
+        let outcome = classify(&result);
+        // Nothing out of line on the way: whatever the plain success cannot settle with a
+        // few loads is left to `finish_untimed`, which does it all again.
+        if outcome == Outcome::Success && self.inner.count_plain_success(granted.generation) {
+            return result.map_err(CallError::Inner);
+        }
+        self.finish_untimed(granted, outcome, result)
+    }
+
+    /// Records the outcome of a call that measured no latency, then hands its result back.
+    #[inline(never)]
+    fn finish_untimed<T, E>(
+        &self,
+        granted: Granted,
+        outcome: Outcome,
+        result: Result<T, E>,
+    ) -> Result<T, CallError<E>> {
+        self.inner.finish(granted, outcome, None);
+        result.map_err(CallError::Inner)
+    }
+
+    /// [`CircuitBreaker::call_classified`] when the breaker is not Closed, measures latencies
+    /// or tells listeners of every call.
+    #[inline(never)]
+    fn call_measured<T, E>(
         &self,
         classify: impl FnOnce(&Result<T, E>) -> Outcome,
         f: impl FnOnce() -> Result<T, E>,
@@ -551,7 +602,47 @@ impl Inner {
             && word >> WORD_GENERATION_SHIFT == granted.generation
             && (word & WORD_TIME_WINDOW == 0
                 || end.is_some_and(|end| end < self.hot.fast_until_ticks.load(Ordering::Relaxed))
-                || self.coarse_nanos() < self.hot.fast_until_coarse.load(Ordering::Relaxed))
+                || self.in_fast_second())
+    }
+
+    /// Counts a plain success admitted with `generation` while no latency was measured, if
+    /// that needs no clock reading nor slot to be claimed; false when it was not counted.
+    #[inline(always)]
+    fn count_plain_success(&self, generation: u64) -> bool {
+        let word = self.hot.word.load(Ordering::Acquire);
+        if word & WORD_FAST == 0 || word >> WORD_GENERATION_SHIFT != generation {
+            return false;
+        }
+        if word & WORD_TIME_WINDOW != 0 {
+            // `ticker::NONE` is never below it; it is 0 for clocks without a ticker.
+            if ticker::reading() >= self.hot.fast_until_ticker.load(Ordering::Relaxed) {
+                return false;
+            }
+        }
+        let Some(stripe) = self.stripes.local_if_claimed() else {
+            return false;
+        };
+        stripe.add(shard::SUCCESS, 1);
+        if word & WORD_TIMING != 0 {
+            stripe.add_latency_bucket(0);
+        }
+        true
+    }
+
+    /// Whether `fast_second` still runs, by the clock's ticker where it has one (one load),
+    /// else by the coarse clock.
+    #[inline(always)]
+    fn in_fast_second(&self) -> bool {
+        let reading = ticker::reading();
+        if reading != ticker::NONE && self.system.is_some() {
+            return reading < self.hot.fast_until_ticker.load(Ordering::Relaxed);
+        }
+        self.coarse_before_until()
+    }
+
+    #[inline(never)]
+    fn coarse_before_until(&self) -> bool {
+        self.coarse_nanos() < self.hot.fast_until_coarse.load(Ordering::Relaxed)
     }
 
     /// Records a call that ends now, `started` being the stopwatch reading when it was
@@ -719,6 +810,9 @@ impl Inner {
             word |= WORD_FAST;
             if let Window::Time(_) = config.window() {
                 word |= WORD_TIME_WINDOW;
+                if self.system.is_some() {
+                    ticker::ensure_running();
+                }
                 store_if_changed(&self.hot.fast_second, second);
                 // The coarse reading may lag by a tick: a success read as still in the
                 // second before is still one in `fast_second` (the machine saw it begin).
@@ -728,6 +822,10 @@ impl Inner {
                     None => nanos(until),
                 };
                 store_if_changed(&self.hot.fast_until_coarse, until);
+                store_if_changed(
+                    &self.hot.fast_until_ticker,
+                    if self.system.is_some() { until } else { 0 },
+                );
                 let until_ticks = match &self.system {
                     Some(system) if word & WORD_TIMING != 0 => {
                         if core.until_ticks.0 != second {

@@ -4,6 +4,8 @@
 //! [`CircuitBreaker`](crate::CircuitBreaker) reads it from a [`Clock`], so tests and the engine's
 //! replay drive a breaker in virtual time with [`ManualClock`], deterministically.
 
+pub(crate) mod ticker;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -75,15 +77,33 @@ struct ManualInner {
 
 impl SystemClock {
     pub fn new() -> SystemClock {
+        #[cfg(target_os = "linux")]
+        let (origin, origin_coarse_base) = SystemClock::origin();
+        #[cfg(not(target_os = "linux"))]
+        let origin = Instant::now();
         SystemClock {
             #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
             tsc: tsc::nanos_per_tick().is_some(),
             #[cfg(target_os = "linux")]
             coarse_gettime: vdso_clock_gettime(),
-            origin: Instant::now(),
-            // `Instant` reads CLOCK_MONOTONIC, so the coarse clock shares its base.
+            origin,
             #[cfg(target_os = "linux")]
-            origin_coarse_base: monotonic(libc::CLOCK_MONOTONIC),
+            origin_coarse_base,
+        }
+    }
+
+    /// The origin: on Linux the latest whole second of `CLOCK_MONOTONIC` (which `Instant`
+    /// reads, and whose coarse variant shares its base), so that the seconds of `now` end
+    /// where those of the clock's [`ticker`] do; with it, the same second as a count of
+    /// nanoseconds on the coarse clock's base.
+    #[cfg(target_os = "linux")]
+    fn origin() -> (Instant, Duration) {
+        let monotonic = monotonic(libc::CLOCK_MONOTONIC);
+        let instant = Instant::now();
+        let into_second = Duration::from_nanos(u64::from(monotonic.subsec_nanos()));
+        match instant.checked_sub(into_second) {
+            Some(origin) => (origin, monotonic - into_second),
+            None => (instant, monotonic),
         }
     }
 

@@ -207,6 +207,19 @@ impl Stripes {
         }
     }
 
+    /// [`Stripes::local`] if this thread has a slot already.
+    #[inline(always)]
+    pub(crate) fn local_if_claimed(&self) -> Option<LocalStripe<'_>> {
+        let slot = THREAD_SLOT.with(Cell::get);
+        if slot == UNASSIGNED {
+            return None;
+        }
+        Some(LocalStripe {
+            stripe: &self.stripes[slot & !OWNED],
+            owned: slot & OWNED != 0,
+        })
+    }
+
     pub(crate) fn sum_of(&self, counter: usize) -> u64 {
         self.stripes
             .iter()

@@ -431,3 +431,35 @@ fn the_system_clocks_coarse_reading_trails_its_precise_one() {
     let now = clock.coarse_nanos_at(clock.now());
     assert!(raw <= now && now - raw < 100_000_000, "{raw} against {now}");
 }
+
+#[test]
+fn a_time_window_on_the_system_clock_counts_fast_successes_in_their_second() {
+    let config = Config::builder()
+        .window(WindowShape::Time(1))
+        .build()
+        .unwrap();
+    let breaker = CircuitBreaker::new("search", config);
+    // Waits for the ticker's reading to move on: to the start of the next second, or the
+    // one after (at most two seconds or so).
+    let next_second = || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let from = crate::clock::ticker::reading() / 1_000_000_000;
+        while crate::clock::ticker::reading() / 1_000_000_000 == from {
+            assert!(std::time::Instant::now() < deadline, "the ticker stopped");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+    assert_ne!(crate::clock::ticker::reading(), crate::clock::ticker::NONE);
+    next_second();
+    for _ in 0..100 {
+        ok(&breaker).unwrap();
+    }
+    assert_eq!(breaker.snapshot().window.n_calls, 100);
+    // A second later the window of one second has let them go: they counted in theirs.
+    next_second();
+    for _ in 0..40 {
+        ok(&breaker).unwrap();
+    }
+    assert_eq!(breaker.snapshot().window.n_calls, 40);
+    assert_eq!(breaker.counters().success, 140);
+}
