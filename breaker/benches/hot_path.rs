@@ -604,4 +604,71 @@ fn main() {
             figure.record();
         }
     }
+    let ns_of = |name: &str| {
+        let i = position(name);
+        median(
+            &rounds[0]
+                .iter()
+                .filter_map(|round| round[i])
+                .collect::<Vec<_>>(),
+        )
+    };
+    clock_thread_reference(
+        ns_of("fusebox breaker (count window, latency measured: slow-call rule and reporter)")
+            - ns_of("fusebox breaker (count window)"),
+    );
+}
+
+/// Rounds of the clock thread's reference, each a second long.
+const N_CLOCK_THREAD_ROUNDS: usize = 3;
+
+/// What latency measured at recloser's cost would take instead of the two TSC readings: a
+/// clock that a thread of its own refreshes every millisecond (its reading one load, and
+/// still a millisecond off). Prints that thread's CPU time per second, against what the
+/// readings cost per call (`readings_ns`: latency measured against the count window, one
+/// thread), and the call rate above which the thread would be the cheaper of the two.
+fn clock_thread_reference(readings_ns: f64) {
+    let cpu_us_per_second: Vec<f64> = (0..N_CLOCK_THREAD_ROUNDS)
+        .map(|_| {
+            std::thread::spawn(|| {
+                let published = AtomicU64::new(0);
+                let (start, cpu_start) = (Instant::now(), thread_cpu_time());
+                let mut next = start;
+                while start.elapsed() < Duration::from_secs(1) {
+                    next += Duration::from_millis(1);
+                    std::thread::sleep(next.saturating_duration_since(Instant::now()));
+                    published.store(cheapest_clock(), Ordering::Release);
+                }
+                black_box(&published);
+                (thread_cpu_time() - cpu_start).as_secs_f64() * 1e6 / start.elapsed().as_secs_f64()
+            })
+            .join()
+            .unwrap()
+        })
+        .collect();
+    let cpu = median(&cpu_us_per_second);
+    let break_even = cpu * 1_000.0 / readings_ns.max(0.1);
+    println!();
+    println!(
+        "For reference: a thread refreshing a clock every 1 ms (what the latency-measured path \
+         would need to cost what recloser costs) takes {cpu:.0} µs of CPU per second ({:.2}% \
+         of a core; median of {N_CLOCK_THREAD_ROUNDS} one-second rounds), against \
+         {readings_ns:.1} ns per call for the two TSC readings (latency measured against the \
+         count window, one thread): it would cost less only above {break_even:.0} measured \
+         calls per second in the process.",
+        cpu / 10_000.0
+    );
+    summary::Row::new(
+        "hot_path",
+        "for reference: a thread refreshing a clock every 1 ms, CPU per second",
+        cpu,
+        "µs",
+        0,
+    )
+    .spread_of(&cpu_us_per_second, 0)
+    .note(format!(
+        "— (the two TSC readings: {readings_ns:.1} ns/call; the thread costs less above \
+         {break_even:.0} calls/s)"
+    ))
+    .record();
 }

@@ -44,7 +44,9 @@ pub trait Clock: Send + Sync + 'static {
 /// The operating system's clocks: `std::time::Instant` (`CLOCK_MONOTONIC` on Linux, whose
 /// coarse variant serves `now_coarse`) and `SystemTime`. On x86-64 Linux, when the kernel
 /// itself keeps time with the TSC, the stopwatch reads the TSC directly (~10 ns instead of
-/// ~25 ns for `Instant::now` on a typical VM).
+/// ~25 ns for `Instant::now` on a typical VM). On Linux its origin is the latest whole
+/// second of `CLOCK_MONOTONIC` when it was made, so its seconds end where those of the
+/// process-wide clock thread do (see the crate README, Performance).
 #[derive(Clone, Copy, Debug)]
 pub struct SystemClock {
     origin: Instant,

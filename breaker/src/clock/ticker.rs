@@ -25,6 +25,7 @@ const FAILED: u8 = 2;
 
 static STATE: AtomicU8 = AtomicU8::new(NOT_STARTED);
 
+#[cfg(target_os = "linux")]
 const NANOS_PER_SECOND: u64 = 1_000_000_000;
 
 /// The latest published reading, or [`NONE`].
