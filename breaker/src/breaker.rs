@@ -7,13 +7,15 @@
 //! so its judgement is the same as if every call had gone through it.
 //!
 //! With a time-based window a fast success must fall in the second the machine last
-//! judged; the fast path tells the second from the clock's coarse reading
-//! ([`Clock::now_coarse`]), so a success in the first few milliseconds of a new second
-//! (one kernel tick at most) may be counted in the second before. While latencies are
-//! measured on the system clock, the reading that ended the call tells it first, against a
-//! stopwatch deadline set 1/16 of the time left early; only a call ending after that
-//! deadline reads the coarse clock as well. Rejections while Open use
-//! the coarse reading too, so the first probe may be admitted up to a tick late.
+//! judged. On the system clock the fast path tells the second from the reading that the
+//! clock's ticker publishes at each whole second (one load; a success in the first moments
+//! of a new second, before the ticker's thread wakes, may count in the second before), and
+//! once in [`TICKER_CHECKED_EVERY`] successes of a thread from the coarse reading
+//! ([`Clock::now_coarse`]) as well (a second either says has ended has ended); other clocks, or no ticker, use the coarse reading, up to
+//! a kernel tick late. While latencies are measured on the system clock, the reading that
+//! ended the call tells it first, against a stopwatch deadline set 1/16 of the time left
+//! early; only a call ending after that deadline reads the coarse clock. Rejections while
+//! Open use the coarse reading too, so the first probe may be admitted up to a tick late.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -121,8 +123,9 @@ struct Hot {
     /// For time-based windows: the coarse clock's reading (`Inner::coarse_nanos`) at which
     /// `fast_second` ends.
     fast_until_coarse: AtomicU64,
-    /// The same for the [`ticker`]'s reading, which shares the coarse clock's base: 0 for
-    /// clocks other than the system clock, whose time the ticker does not tell.
+    /// The same for the [`ticker`]'s reading, which shares the coarse clock's base: 0 (never
+    /// above a reading) for clocks whose seconds the ticker does not tell, those other than
+    /// the system clock, or one made within a second of boot.
     fast_until_ticker: AtomicU64,
     /// For time-based windows while latencies are measured on the system clock: a stopwatch
     /// reading (early by 1/16 of the time that was left) before which `fast_second` has
@@ -168,6 +171,9 @@ const WORD_SLOW_POLICY: u64 = 1 << 7;
 /// Half-Open with every probe slot taken: reject until `open_until_nanos` without the lock.
 const WORD_PROBES_FULL: u64 = 1 << 8;
 const WORD_GENERATION_SHIFT: u32 = 9;
+/// A thread's fast successes in a time window are checked against the coarse clock as well
+/// as the ticker once in this many.
+const TICKER_CHECKED_EVERY: u64 = 256;
 
 // === impl CircuitBreaker ===
 
@@ -278,15 +284,15 @@ impl CircuitBreaker {
             kind: PermitKind::Normal,
             generation: word >> WORD_GENERATION_SHIFT,
         };
-        // Should `f` panic, the permit's drop records a failure.
+        // Should `f` or `classify` panic, the permit's drop records a failure.
         let permit = Permit {
             breaker: self,
             granted,
             started: None,
         };
         let result = f();
-        std::mem::forget(permit);
         let outcome = classify(&result);
+        std::mem::forget(permit);
         // Nothing out of line on the way: whatever the plain success cannot settle with a
         // few loads is left to `finish_untimed`, which does it all again.
         if outcome == Outcome::Success && self.inner.count_plain_success(granted.generation) {
@@ -613,15 +619,18 @@ impl Inner {
         if word & WORD_FAST == 0 || word >> WORD_GENERATION_SHIFT != generation {
             return false;
         }
-        if word & WORD_TIME_WINDOW != 0 {
-            // `ticker::NONE` is never below it; it is 0 for clocks without a ticker.
-            if ticker::reading() >= self.hot.fast_until_ticker.load(Ordering::Relaxed) {
-                return false;
-            }
-        }
         let Some(stripe) = self.stripes.local_if_claimed() else {
             return false;
         };
+        if word & WORD_TIME_WINDOW != 0
+            // `ticker::NONE` is never below it; it is 0 for clocks without a ticker.
+            && (ticker::reading() >= self.hot.fast_until_ticker.load(Ordering::Relaxed)
+                // Every so often the coarse clock is asked as well, so that a ticker stalled
+                // (its thread not scheduled) holds a second open for so many calls at most.
+                || stripe.count(shard::SUCCESS) % TICKER_CHECKED_EVERY == 0)
+        {
+            return false;
+        }
         stripe.add(shard::SUCCESS, 1);
         if word & WORD_TIMING != 0 {
             stripe.add_latency_bucket(0);
@@ -629,20 +638,17 @@ impl Inner {
         true
     }
 
-    /// Whether `fast_second` still runs, by the clock's ticker where it has one (one load),
-    /// else by the coarse clock.
-    #[inline(always)]
-    fn in_fast_second(&self) -> bool {
-        let reading = ticker::reading();
-        if reading != ticker::NONE && self.system.is_some() {
-            return reading < self.hot.fast_until_ticker.load(Ordering::Relaxed);
-        }
-        self.coarse_before_until()
-    }
-
+    /// Whether `fast_second` still runs: not if the ticker's reading says it has ended (when
+    /// it tells this clock's seconds), nor if the coarse clock does (it lags, so it cannot
+    /// end a second early, and a ticker that stalled cannot keep one open against it).
     #[inline(never)]
-    fn coarse_before_until(&self) -> bool {
-        self.coarse_nanos() < self.hot.fast_until_coarse.load(Ordering::Relaxed)
+    fn in_fast_second(&self) -> bool {
+        let until_ticker = self.hot.fast_until_ticker.load(Ordering::Relaxed);
+        let ended_by_ticker = until_ticker != 0 && {
+            let reading = ticker::reading();
+            reading != ticker::NONE && reading >= until_ticker
+        };
+        !ended_by_ticker && self.coarse_nanos() < self.hot.fast_until_coarse.load(Ordering::Relaxed)
     }
 
     /// Records a call that ends now, `started` being the stopwatch reading when it was
@@ -810,8 +816,9 @@ impl Inner {
             word |= WORD_FAST;
             if let Window::Time(_) = config.window() {
                 word |= WORD_TIME_WINDOW;
-                if self.system.is_some() {
+                if let Some(system) = &self.system {
                     ticker::ensure_running();
+                    ticker::forget_if_stalled(system.coarse_nanos());
                 }
                 store_if_changed(&self.hot.fast_second, second);
                 // The coarse reading may lag by a tick: a success read as still in the
@@ -824,7 +831,10 @@ impl Inner {
                 store_if_changed(&self.hot.fast_until_coarse, until);
                 store_if_changed(
                     &self.hot.fast_until_ticker,
-                    if self.system.is_some() { until } else { 0 },
+                    match &self.system {
+                        Some(system) if system.whole_seconds() => until,
+                        _ => 0,
+                    },
                 );
                 let until_ticks = match &self.system {
                     Some(system) if word & WORD_TIMING != 0 => {

@@ -18,7 +18,8 @@ pub trait Clock: Send + Sync + 'static {
     /// Monotonic time since the clock's origin.
     fn now(&self) -> Duration;
     /// The same time as `now`, possibly up to a few milliseconds behind but cheaper to read.
-    /// The fast path uses it only to tell which second it is in, for time-based windows.
+    /// The fast path uses it to tell which second it is in, for time-based windows (where
+    /// [`SystemClock`]'s ticker does not tell it), and whether an Open wait has elapsed.
     fn now_coarse(&self) -> Duration {
         self.now()
     }
@@ -52,6 +53,10 @@ pub struct SystemClock {
     origin: Instant,
     #[cfg(target_os = "linux")]
     origin_coarse_base: Duration,
+    /// Whether `origin` fell on a whole second of `CLOCK_MONOTONIC` (not within a second of
+    /// boot).
+    #[cfg(target_os = "linux")]
+    whole_seconds: bool,
     /// Whether the stopwatch reads the TSC: checked once, not at every reading.
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     tsc: bool,
@@ -80,7 +85,7 @@ struct ManualInner {
 impl SystemClock {
     pub fn new() -> SystemClock {
         #[cfg(target_os = "linux")]
-        let (origin, origin_coarse_base) = SystemClock::origin();
+        let (origin, origin_coarse_base, whole_seconds) = SystemClock::origin();
         #[cfg(not(target_os = "linux"))]
         let origin = Instant::now();
         SystemClock {
@@ -91,6 +96,8 @@ impl SystemClock {
             origin,
             #[cfg(target_os = "linux")]
             origin_coarse_base,
+            #[cfg(target_os = "linux")]
+            whole_seconds,
         }
     }
 
@@ -98,14 +105,31 @@ impl SystemClock {
     /// reads, and whose coarse variant shares its base), so that the seconds of `now` end
     /// where those of the clock's [`ticker`] do; with it, the same second as a count of
     /// nanoseconds on the coarse clock's base.
+    ///
+    /// `Instant` is read first: the coarse base then comes after the origin (by the tens of
+    /// ns between the two readings), so the coarse reading trails `now` as it should, and a
+    /// second of `now` ends that much before the ticker's reading moves on.
     #[cfg(target_os = "linux")]
-    fn origin() -> (Instant, Duration) {
-        let monotonic = monotonic(libc::CLOCK_MONOTONIC);
+    fn origin() -> (Instant, Duration, bool) {
         let instant = Instant::now();
+        let monotonic = monotonic(libc::CLOCK_MONOTONIC);
         let into_second = Duration::from_nanos(u64::from(monotonic.subsec_nanos()));
         match instant.checked_sub(into_second) {
-            Some(origin) => (origin, monotonic - into_second),
-            None => (instant, monotonic),
+            Some(origin) => (origin, monotonic - into_second, true),
+            // Within the first second after boot: not aligned, the ticker is not used.
+            None => (instant, monotonic, false),
+        }
+    }
+
+    /// Whether the seconds of `now` end where the [`ticker`]'s reading moves on.
+    pub(crate) fn whole_seconds(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            self.whole_seconds
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            false
         }
     }
 

@@ -166,6 +166,12 @@ impl LocalStripe<'_> {
         bump(&self.stripe.counts[counter], n, self.owned);
     }
 
+    /// The stripe's count of `counter`.
+    #[inline]
+    pub(crate) fn count(&self, counter: usize) -> u64 {
+        self.stripe.counts[counter].load(Ordering::Relaxed)
+    }
+
     #[inline]
     pub(crate) fn add_latency(&self, latency: Duration) {
         self.add_latency_bucket(latency_bucket(latency));
@@ -200,9 +206,18 @@ impl Stripes {
 
     #[inline]
     pub(crate) fn local(&self) -> LocalStripe<'_> {
-        let slot = thread_slot();
+        self.stripe_of(thread_slot())
+    }
+
+    #[inline(always)]
+    fn stripe_of(&self, slot: usize) -> LocalStripe<'_> {
+        let index = slot & !OWNED;
+        debug_assert!(index < self.stripes.len());
         LocalStripe {
-            stripe: &self.stripes[slot & !OWNED],
+            // SAFETY: every slot handed out is below `n_owned_slots() + N_SHARED_STRIPES`
+            // (`claim_slot`, `shared_slot`), fixed once computed, and every `Stripes` holds
+            // that many stripes (`Stripes::new`).
+            stripe: unsafe { self.stripes.get_unchecked(index) },
             owned: slot & OWNED != 0,
         }
     }
@@ -211,13 +226,7 @@ impl Stripes {
     #[inline(always)]
     pub(crate) fn local_if_claimed(&self) -> Option<LocalStripe<'_>> {
         let slot = THREAD_SLOT.with(Cell::get);
-        if slot == UNASSIGNED {
-            return None;
-        }
-        Some(LocalStripe {
-            stripe: &self.stripes[slot & !OWNED],
-            owned: slot & OWNED != 0,
-        })
+        (slot != UNASSIGNED).then(|| self.stripe_of(slot))
     }
 
     pub(crate) fn sum_of(&self, counter: usize) -> u64 {

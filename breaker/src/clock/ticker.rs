@@ -2,16 +2,21 @@
 //! time-based window tells it with one load instead of a coarse clock reading.
 //!
 //! The thread sleeps until each whole second of `CLOCK_MONOTONIC` and then publishes a
-//! reading taken on waking: it is a few tens of µs late at each boundary (a kernel tick late
-//! at most under load), which the fast path accepts as it accepts a coarse clock's lag. It
-//! wakes once a second, so it costs next to nothing. The whole seconds of
+//! reading taken on waking: tens of µs late at each boundary on an idle machine, later when
+//! the scheduler runs other threads first, which the fast path accepts as it accepts a
+//! coarse clock's lag (a success in the first moments of a second may count in the one
+//! before). It wakes once a second, so it costs next to nothing. The whole seconds of
 //! [`SystemClock`](super::SystemClock)'s `now` fall on those of `CLOCK_MONOTONIC`, so a
-//! window's seconds end where the published reading moves on.
+//! window's seconds end where the published reading moves on. A thread that is not scheduled
+//! for long cannot hold a second open for long: the fast path also asks the coarse clock
+//! now and then, and a breaker's slow path forgets a reading more than two seconds old
+//! ([`forget_if_stalled`]) until the thread publishes again.
 //!
 //! Until the thread runs (or where it cannot, or in the child of a `fork`, which has no
-//! such thread), [`reading`] is [`NONE`] and callers read the coarse clock instead.
+//! such thread, until a time-window breaker there next takes its slow path), [`reading`] is
+//! [`NONE`] and callers read the coarse clock instead.
 
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 /// No reading: read a clock instead.
 pub(crate) const NONE: u64 = u64::MAX;
@@ -28,6 +33,9 @@ static STATE: AtomicU8 = AtomicU8::new(NOT_STARTED);
 #[cfg(target_os = "linux")]
 const NANOS_PER_SECOND: u64 = 1_000_000_000;
 
+/// How old a reading may be, against the coarse clock, before the slow path forgets it.
+const STALLED_AFTER_NANOS: u64 = 2_000_000_000;
+
 /// The latest published reading, or [`NONE`].
 #[inline(always)]
 pub(crate) fn reading() -> u64 {
@@ -42,6 +50,21 @@ pub(crate) fn ensure_running() {
     }
 }
 
+/// Forgets the published reading if the coarse clock (`coarse_nanos`, on the same base) is
+/// more than two seconds past it: the thread has not run since. It publishes again when it
+/// does.
+pub(crate) fn forget_if_stalled(coarse_nanos: u64) {
+    let reading = reading();
+    if is_stalled(reading, coarse_nanos) {
+        // Only that reading: one published meanwhile stays.
+        let _ = READING.compare_exchange(reading, NONE, Ordering::AcqRel, Ordering::Relaxed);
+    }
+}
+
+fn is_stalled(reading: u64, coarse_nanos: u64) -> bool {
+    reading != NONE && coarse_nanos > reading.saturating_add(STALLED_AFTER_NANOS)
+}
+
 #[cold]
 fn start() {
     if STATE
@@ -52,12 +75,17 @@ fn start() {
     }
     #[cfg(target_os = "linux")]
     {
-        static AT_FORK: std::sync::Once = std::sync::Once::new();
-        AT_FORK.call_once(|| {
-            // SAFETY: registers a handler that only stores to two atomics, which is
-            // async-signal-safe as the child of a fork requires.
-            unsafe { libc::pthread_atfork(None, None, Some(forgotten_in_child)) };
-        });
+        // Not a `Once`: a fork while it ran would leave the child's waiting on it forever.
+        static AT_FORK: AtomicBool = AtomicBool::new(false);
+        // SAFETY: registers a handler that only stores to two atomics, which is
+        // async-signal-safe as the child of a fork requires.
+        if !AT_FORK.swap(true, Ordering::AcqRel)
+            && unsafe { libc::pthread_atfork(None, None, Some(forgotten_in_child)) } != 0
+        {
+            // Without the handler a child would keep a reading no thread moves on.
+            STATE.store(FAILED, Ordering::Release);
+            return;
+        }
         READING.store(monotonic_nanos(), Ordering::Release);
         let spawned = std::thread::Builder::new()
             .name("fusebox-clock".into())
@@ -91,9 +119,8 @@ fn run() {
             tv_sec: (next / NANOS_PER_SECOND) as libc::time_t,
             tv_nsec: 0,
         };
-        // Interrupted or not, the loop publishes what the clock says and sleeps again.
         // SAFETY: `until` is a valid timespec; no remaining time is asked for.
-        unsafe {
+        let status = unsafe {
             libc::clock_nanosleep(
                 libc::CLOCK_MONOTONIC,
                 libc::TIMER_ABSTIME,
@@ -101,6 +128,14 @@ fn run() {
                 std::ptr::null_mut(),
             )
         };
+        // Interrupted, the loop publishes what the clock says and sleeps again; a sleep
+        // that cannot be had (a sandbox refusing it) would make the loop spin: the thread
+        // stops and the fast path reads the coarse clock.
+        if status != 0 && status != libc::EINTR {
+            READING.store(NONE, Ordering::Release);
+            STATE.store(FAILED, Ordering::Release);
+            return;
+        }
     }
 }
 
@@ -136,6 +171,17 @@ mod tests {
         }
         let published = reading();
         assert!(published >= boundary && published <= monotonic_nanos());
+    }
+
+    #[test]
+    fn a_reading_more_than_two_seconds_behind_the_coarse_clock_is_stalled() {
+        let second = NANOS_PER_SECOND;
+        assert!(!is_stalled(10 * second, 10 * second));
+        assert!(!is_stalled(10 * second, 12 * second));
+        assert!(is_stalled(10 * second, 12 * second + 1));
+        assert!(!is_stalled(NONE, 100 * second));
+        // A reading ahead of the coarse clock (which lags by a tick) is not stalled.
+        assert!(!is_stalled(10 * second, 9 * second));
     }
 
     #[test]
