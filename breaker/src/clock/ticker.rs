@@ -2,8 +2,8 @@
 //! time-based window tells it with one load instead of a coarse clock reading.
 //!
 //! The thread sleeps until each whole second of `CLOCK_MONOTONIC` and then publishes a
-//! reading taken on waking: tens of µs late at each boundary on an idle machine, later when
-//! the scheduler runs other threads first, which the fast path accepts as it accepts a
+//! reading taken on waking: a little late at each boundary (the scheduler's wake-up
+//! latency), later when the scheduler runs other threads first, which the fast path accepts as it accepts a
 //! coarse clock's lag (a success in the first moments of a second may count in the one
 //! before). It wakes once a second, so it costs next to nothing. The whole seconds of
 //! [`SystemClock`](super::SystemClock)'s `now` fall on those of `CLOCK_MONOTONIC`, so a
