@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 
 /// Live-stream clients, as dashboards hold them.
 pub const N_CLIENTS: usize = 50;
-/// Between two probes.
+/// Between two probes, on average: each gap is drawn uniformly from 60–140 % of it, so that
+/// the probes fall at every phase of the fleet's second (a fixed period that divides the
+/// second would hit the same few phases all run long, which of them depending on when the
+/// run started: in or out of a burst).
 const PROBE_EVERY: Duration = Duration::from_millis(250);
 /// The fleet's first seconds register its breakers; probes start after them.
 const PROBE_AFTER: Duration = Duration::from_secs(3);
@@ -132,10 +135,17 @@ async fn probe(
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> usize {
     tokio::time::sleep(PROBE_AFTER).await;
-    let mut ticker = tokio::time::interval(PROBE_EVERY);
+    // xorshift64, seeded: the same gaps every run.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next_at = tokio::time::Instant::now();
     let mut seq = 0;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        ticker.tick().await;
+        tokio::time::sleep_until(next_at).await;
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let uniform = (state >> 11) as f64 / (1u64 << 53) as f64;
+        next_at += PROBE_EVERY.mul_f64(0.6 + 0.8 * uniform);
         seq += 1;
         let breaker = format!("probe-{seq:04}");
         let now_ms = backend::time::now_ms();
