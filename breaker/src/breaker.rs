@@ -656,6 +656,14 @@ impl Inner {
     /// success (not slow, in the first latency bucket) counted on the fast path is inlined.
     #[inline(always)]
     fn finish(&self, granted: Granted, outcome: Outcome, started: Option<u64>) {
+        // A permit or an async call that measured nothing: the same few loads as `call`'s.
+        if started.is_none()
+            && outcome == Outcome::Success
+            && granted.kind == PermitKind::Normal
+            && self.count_plain_success(granted.generation)
+        {
+            return;
+        }
         let end = started.map(|_| self.stopwatch());
         if outcome == Outcome::Success {
             // The word first: `plain_ticks` is stored before it changes.

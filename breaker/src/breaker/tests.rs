@@ -280,6 +280,22 @@ fn panicking_calls_count_as_failures() {
 }
 
 #[test]
+fn a_panicking_classifier_counts_as_a_failure() {
+    let (breaker, _clock) = breaker(config());
+    for _ in 0..4 {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = breaker.call_classified(
+                |_: &Result<(), ()>| -> Outcome { panic!("boom") },
+                || Ok(()),
+            );
+        }));
+        assert!(result.is_err());
+    }
+    assert_eq!(breaker.counters().failure, 4);
+    assert_eq!(breaker.state(), State::Open);
+}
+
+#[test]
 fn classifier_can_ignore_errors() {
     let (breaker, _clock) = breaker(config());
     let classify = |result: &Result<(), u16>| match result {
@@ -462,4 +478,40 @@ fn a_time_window_on_the_system_clock_counts_fast_successes_in_their_second() {
     }
     assert_eq!(breaker.snapshot().window.n_calls, 40);
     assert_eq!(breaker.counters().success, 140);
+}
+
+#[test]
+fn permits_and_async_calls_count_plain_successes_in_their_second_too() {
+    let config = Config::builder()
+        .window(WindowShape::Time(1))
+        .build()
+        .unwrap();
+    let breaker = CircuitBreaker::new("search", config);
+    let reading = crate::clock::ticker::reading;
+    let next_second = || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let from = reading() / 1_000_000_000;
+        while reading() / 1_000_000_000 == from {
+            assert!(std::time::Instant::now() < deadline, "the ticker stopped");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+    assert_ne!(reading(), crate::clock::ticker::NONE);
+    next_second();
+    for _ in 0..300 {
+        breaker.try_acquire().unwrap().finish(Outcome::Success);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        for _ in 0..300 {
+            breaker.call_async(async { Ok::<_, ()>(()) }).await.unwrap();
+        }
+    });
+    assert_eq!(breaker.snapshot().window.n_calls, 600);
+    next_second();
+    breaker.try_acquire().unwrap().finish(Outcome::Success);
+    assert_eq!(breaker.snapshot().window.n_calls, 1);
+    assert_eq!(breaker.counters().success, 601);
 }
