@@ -658,6 +658,20 @@ fn clock_thread_reference(readings_ns: f64) {
          calls per second in the process.",
         cpu / 10_000.0
     );
+    #[cfg(target_os = "linux")]
+    {
+        let mut resolution = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `resolution` is a valid, writable timespec.
+        unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut resolution) };
+        println!(
+            "The coarse clock (CLOCK_MONOTONIC_COARSE) moves in steps of {:.1} ms here \
+             (clock_getres): a latency read from it is that coarse.",
+            (resolution.tv_sec as f64 * 1e3) + resolution.tv_nsec as f64 / 1e6
+        );
+    }
     summary::Row::new(
         "hot_path",
         "for reference: a thread refreshing a clock every 1 ms, CPU per second",

@@ -11,8 +11,8 @@
 //! clock's ticker publishes at each whole second (one load; a success in the first moments
 //! of a new second, before the ticker's thread wakes, may count in the second before), and
 //! once in [`TICKER_CHECKED_EVERY`] successes of a thread from the coarse reading
-//! ([`Clock::now_coarse`]) as well (a second either says has ended has ended); other clocks, or no ticker, use the coarse reading, up to
-//! a kernel tick late. While latencies are measured on the system clock, the reading that
+//! ([`Clock::now_coarse`]) as well (a second either says has ended has ended); other
+//! clocks, or no ticker, use the coarse reading, up to a kernel tick late. While latencies are measured on the system clock, the reading that
 //! ended the call tells it first, against a stopwatch deadline set 1/16 of the time left
 //! early; only a call ending after that deadline reads the coarse clock. Rejections while
 //! Open use the coarse reading too, so the first probe may be admitted up to a tick late.
@@ -309,7 +309,8 @@ impl CircuitBreaker {
         outcome: Outcome,
         result: Result<T, E>,
     ) -> Result<T, CallError<E>> {
-        self.inner.finish(granted, outcome, None);
+        // `count_plain_success` was tried already.
+        self.inner.finish_unless_plain(granted, outcome, None);
         result.map_err(CallError::Inner)
     }
 
@@ -664,6 +665,13 @@ impl Inner {
         {
             return;
         }
+        self.finish_unless_plain(granted, outcome, started);
+    }
+
+    /// [`Inner::finish`] past its first try: for a success that `count_plain_success` could
+    /// not settle, the time window asked of the clocks, or a latency measured.
+    #[inline(always)]
+    fn finish_unless_plain(&self, granted: Granted, outcome: Outcome, started: Option<u64>) {
         let end = started.map(|_| self.stopwatch());
         if outcome == Outcome::Success {
             // The word first: `plain_ticks` is stored before it changes.

@@ -135,16 +135,14 @@ async fn probe(
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> usize {
     tokio::time::sleep(PROBE_AFTER).await;
-    // xorshift64, seeded: the same gaps every run.
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    use rand_xoshiro::rand_core::{RngCore, SeedableRng};
+    // Seeded: the same gaps every run.
+    let mut rng = rand_xoshiro::Xoshiro256Plus::seed_from_u64(250);
     let mut next_at = tokio::time::Instant::now();
     let mut seq = 0;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         tokio::time::sleep_until(next_at).await;
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        let uniform = (state >> 11) as f64 / (1u64 << 53) as f64;
+        let uniform = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
         next_at += PROBE_EVERY.mul_f64(0.6 + 0.8 * uniform);
         seq += 1;
         let breaker = format!("probe-{seq:04}");

@@ -455,17 +455,6 @@ fn a_time_window_on_the_system_clock_counts_fast_successes_in_their_second() {
         .build()
         .unwrap();
     let breaker = CircuitBreaker::new("search", config);
-    // Waits for the ticker's reading to move on: to the start of the next second, or the
-    // one after (at most two seconds or so).
-    let next_second = || {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        let from = crate::clock::ticker::reading() / 1_000_000_000;
-        while crate::clock::ticker::reading() / 1_000_000_000 == from {
-            assert!(std::time::Instant::now() < deadline, "the ticker stopped");
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    };
-    assert_ne!(crate::clock::ticker::reading(), crate::clock::ticker::NONE);
     next_second();
     for _ in 0..100 {
         ok(&breaker).unwrap();
@@ -487,16 +476,6 @@ fn permits_and_async_calls_count_plain_successes_in_their_second_too() {
         .build()
         .unwrap();
     let breaker = CircuitBreaker::new("search", config);
-    let reading = crate::clock::ticker::reading;
-    let next_second = || {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        let from = reading() / 1_000_000_000;
-        while reading() / 1_000_000_000 == from {
-            assert!(std::time::Instant::now() < deadline, "the ticker stopped");
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    };
-    assert_ne!(reading(), crate::clock::ticker::NONE);
     next_second();
     for _ in 0..300 {
         breaker.try_acquire().unwrap().finish(Outcome::Success);
@@ -514,4 +493,17 @@ fn permits_and_async_calls_count_plain_successes_in_their_second_too() {
     breaker.try_acquire().unwrap().finish(Outcome::Success);
     assert_eq!(breaker.snapshot().window.n_calls, 1);
     assert_eq!(breaker.counters().success, 601);
+}
+
+/// Waits for the clock ticker's reading to move on to the next second (a second or so; the
+/// ticker runs once a time-window breaker on the system clock was made).
+fn next_second() {
+    let reading = crate::clock::ticker::reading;
+    assert_ne!(reading(), crate::clock::ticker::NONE, "no ticker");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let from = reading() / 1_000_000_000;
+    while reading() / 1_000_000_000 == from {
+        assert!(std::time::Instant::now() < deadline, "the ticker stopped");
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
