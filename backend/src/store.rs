@@ -15,6 +15,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
 pub mod checkpoint;
+pub mod turn;
 
 /// How long a write waits for a lock another connection holds, unless the server is told
 /// otherwise (see [`Store::open_with`]).
@@ -27,6 +28,9 @@ pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(5);
 /// `SQLITE_LOCKED` is not one: without a shared cache it is a conflict within one connection.
 pub fn is_lock_timeout(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
+        if cause.is::<turn::TurnTimedOut>() {
+            return true;
+        }
         let sqlx_err = cause.downcast_ref::<sqlx::Error>().or_else(|| {
             match cause.downcast_ref::<StoreError>() {
                 Some(StoreError::Database(inner)) => Some(inner),
@@ -107,21 +111,23 @@ pub enum Db {
 
 /// A write transaction on either database; [`on_tx!`] runs SQL in it.
 pub enum Tx {
-    Sqlite(Transaction<'static, Sqlite>),
+    /// On SQLite a write transaction also holds this server's turn to write (see [`turn`]); a
+    /// read transaction holds none.
+    Sqlite(Transaction<'static, Sqlite>, Option<turn::WriteTurn>),
     Postgres(Transaction<'static, Postgres>),
 }
 
 impl Tx {
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
-            Tx::Sqlite(tx) => tx.commit().await,
+            Tx::Sqlite(tx, _turn) => tx.commit().await,
             Tx::Postgres(tx) => tx.commit().await,
         }
     }
 
     pub async fn rollback(self) -> Result<(), sqlx::Error> {
         match self {
-            Tx::Sqlite(tx) => tx.rollback().await,
+            Tx::Sqlite(tx, _turn) => tx.rollback().await,
             Tx::Postgres(tx) => tx.rollback().await,
         }
     }
@@ -158,7 +164,7 @@ macro_rules! on_db {
 macro_rules! on_tx {
     ($tx:expr, $conn:ident => $body:expr) => {
         match $tx {
-            $crate::store::Tx::Sqlite(tx) => {
+            $crate::store::Tx::Sqlite(tx, _) => {
                 #[allow(dead_code)]
                 type Dialect = sqlx::Sqlite;
                 let $conn = &mut **tx;
@@ -200,6 +206,8 @@ pub struct Store {
     /// This server's name among the replicas on one database (random, per start): what it
     /// signs its notifications with (see [`crate::cluster`]).
     replica: std::sync::Arc<str>,
+    /// The queue of this server's write transactions on SQLite (see [`turn`]).
+    turns: turn::WriteTurns,
     /// Set when the log's last pages are left for the writer to checkpoint (see [`checkpoint`]).
     pub(crate) log_tail_due: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
@@ -259,6 +267,7 @@ impl Store {
             db: Db::Sqlite(pool),
             ingest: Db::Sqlite(ingest),
             replica: replica_name()?,
+            turns: turn::WriteTurns::new(lock_wait),
             log_tail_due: Default::default(),
         })
     }
@@ -308,6 +317,7 @@ impl Store {
             db: Db::Postgres(pool),
             ingest: Db::Postgres(ingest),
             replica: replica_name()?,
+            turns: turn::WriteTurns::new(lock_wait),
             log_tail_due: Default::default(),
         })
     }
@@ -346,7 +356,7 @@ impl Store {
     /// transactions run one at a time there too and a read-then-write (the next config
     /// version, an alert's incident) sees what the previous one committed.
     pub async fn begin(&self) -> anyhow::Result<Tx> {
-        Ok(begin(&self.db, WRITE_LOCK).await?)
+        begin(&self.db, WRITE_LOCK, &self.turns).await
     }
 
     /// A write transaction like [`Store::begin`], on SQLite always on the same connection,
@@ -363,14 +373,14 @@ impl Store {
     /// commit order: a transaction holding `INGEST_LOCK` takes its ids only after the previous
     /// one's are visible (PostgreSQL releases a transaction's locks after its commit shows).
     pub async fn begin_ingest(&self) -> anyhow::Result<Tx> {
-        Ok(begin(&self.ingest, INGEST_LOCK).await?)
+        begin(&self.ingest, INGEST_LOCK, &self.turns).await
     }
 
     /// A read transaction: one consistent snapshot for several reads while writers keep
     /// committing (a deferred transaction on SQLite, `REPEATABLE READ` on PostgreSQL).
     pub async fn begin_read(&self) -> anyhow::Result<Tx> {
         Ok(match &self.db {
-            Db::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Db::Sqlite(pool) => Tx::Sqlite(pool.begin().await?, None),
             Db::Postgres(pool) => Tx::Postgres(
                 pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                     .await?,
@@ -433,10 +443,17 @@ fn replica_name() -> anyhow::Result<std::sync::Arc<str>> {
 /// A write transaction: `BEGIN IMMEDIATE` on SQLite; on PostgreSQL, holding the advisory lock
 /// `lock`. (Not begun and locked in one simple query of two statements: when the lock timed
 /// out, sqlx would not know the transaction had begun, and the connection would go back to
-/// the pool inside the failed transaction.)
-async fn begin(db: &Db, lock: i64) -> Result<Tx, sqlx::Error> {
+/// the pool inside the failed transaction.) On SQLite it takes this server's turn to write
+/// first (see [`turn`]).
+async fn begin(db: &Db, lock: i64, turns: &turn::WriteTurns) -> anyhow::Result<Tx> {
     match db {
-        Db::Sqlite(pool) => Ok(Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?)),
+        Db::Sqlite(pool) => {
+            let turn = turns.take().await?;
+            Ok(Tx::Sqlite(
+                pool.begin_with("BEGIN IMMEDIATE").await?,
+                Some(turn),
+            ))
+        }
         Db::Postgres(pool) => {
             let mut tx = pool.begin().await?;
             sqlx::query("SELECT pg_advisory_xact_lock($1)")

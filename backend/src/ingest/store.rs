@@ -189,7 +189,7 @@ impl Store {
     ) -> anyhow::Result<()> {
         let tx = match tx {
             Tx::Postgres(tx) => return Ok(insert_aggregates_unnest(tx, rows, None).await?),
-            Tx::Sqlite(tx) => tx,
+            Tx::Sqlite(tx, _) => tx,
         };
         // Text arguments are shared, not copied per row: rows come in runs of one instance,
         // and a state is one of three words.
@@ -251,7 +251,7 @@ impl Store {
     ) -> anyhow::Result<()> {
         match tx {
             Tx::Postgres(tx) => Ok(insert_aggregates_unnest(tx, rows, Some(news_head)).await?),
-            Tx::Sqlite(_) => anyhow::bail!("notifications are PostgreSQL's"),
+            Tx::Sqlite(..) => anyhow::bail!("notifications are PostgreSQL's"),
         }
     }
 

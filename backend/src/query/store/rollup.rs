@@ -13,9 +13,10 @@ use crate::store::{Db, Store, Tx, count_to_db, encode_histogram, on_db, on_tx};
 pub const ROLLUP_BATCH: i64 = 100_000;
 /// Aggregates read per statement of a run.
 const READ_PAGE: i64 = 20_000;
-/// Buckets written per transaction (a breaker's are never split): on SQLite ingest waits for
-/// the write lock while one runs.
-pub const WRITE_CHUNK: usize = 2_000;
+/// Buckets written per transaction (a breaker's are never split): ingest waits for the write
+/// lock while one runs (on SQLite for its turn, `store::turn`), so a transition waits for at
+/// most one chunk, a few milliseconds. Larger chunks save little: each is one statement.
+pub const WRITE_CHUNK: usize = 500;
 /// Rows deleted per prune statement.
 const PRUNE_BATCH: i64 = 20_000;
 
@@ -156,7 +157,7 @@ pub async fn roll_up_in_chunks(
             let mut tx = store.begin().await?;
             // On PostgreSQL `FOR UPDATE` makes a second run wait here for the first's commit.
             let found: Progress = match &mut tx {
-                Tx::Sqlite(tx) => sqlx::query_as(PROGRESS).fetch_one(&mut **tx).await?,
+                Tx::Sqlite(tx, _) => sqlx::query_as(PROGRESS).fetch_one(&mut **tx).await?,
                 Tx::Postgres(tx) => {
                     sqlx::query_as(PROGRESS_FOR_UPDATE)
                         .fetch_one(&mut **tx)
