@@ -77,7 +77,8 @@ const BENCHES: [Bench; 9] = [
         name: "browser_load",
         package: "tests",
         what: "the dashboard with 500 live breakers as tiles and 1,000 and 10,000 in the matrix in headless \
-               Chromium, the bundle's size, transition → visible in the page",
+               Chromium, the bundle's size, transition → visible in the page, median of rounds \
+               (FUSEBOX_BENCH_FLEET, FUSEBOX_BENCH_ROUNDS)",
         browser: true,
         script: None,
     },
