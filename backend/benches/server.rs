@@ -1,7 +1,7 @@
 //! Server benchmarks; prints figures, asserts nothing. Run with
 //! `cargo xtask bench --only server` (that is, `cargo bench -p backend --bench server`; add
 //! `-- quick` for a shorter run; name parts, e.g. `-- quick ingest`, to run only those:
-//! `ingest`, `detail`, `memory`, `replicas`, `retention`).
+//! `ingest`, `detail`, `memory`, `fleet`, `prune`, `replicas`, `retention`).
 //!
 //! 1. Ingest throughput over HTTP with realistic batches vs the store's raw multi-row inserts
 //!    of the same rows (SQLite, or PostgreSQL as below), in the same run (goal: HTTP ≥ 0.5× raw), for 40 reporting instances and
@@ -16,15 +16,17 @@
 //!    three rounds;
 //!    and with 10,000 breakers (10 services × 10 instances × 100 breakers) before and after one
 //!    full read of every paginated list and `/metrics`: bytes per live breaker.
+//! 4. Retention on SQLite (`prune`, see `server/prune.rs`): a run of the retention job with
+//!    ten times as much history kept against little, the same rows past retention in both.
 //!
 //! With `FUSEBOX_BENCH_POSTGRES=postgres://user@host:port` (a PostgreSQL server the bench may
 //! create databases on), parts 1 and 2 run on PostgreSQL instead, a fresh database for each
-//! server they start, and parts 4 and 5 run (they are PostgreSQL's only):
-//! 4. Replicas (see `server/replicas.rs`): a transition posted to one replica until a live
+//! server they start, and parts 5 and 6 run (they are PostgreSQL's only):
+//! 5. Replicas (see `server/replicas.rs`): a transition posted to one replica until a live
 //!    stream client of another receives it, p50/p99 with 2 replicas (goal p99 ≤ 100 ms), with
 //!    nothing else ingesting and with 10,000 aggregates/s reported to both; ingest
 //!    throughput with 1, 2 and 3 replicas on one database under the same load generator.
-//! 5. Retention (see `server/retention.rs`): a day of raw aggregates past retention, its
+//! 6. Retention (see `server/retention.rs`): a day of raw aggregates past retention, its
 //!    partition dropped against the same rows deleted and vacuumed.
 //!
 //! Under `cargo xtask bench` each figure with a goal is also a row of the run's goal/figure
@@ -40,6 +42,8 @@ use protocol::{Aggregate, IngestBatch, LatencyHistogram, OutcomeCounts, State};
 
 #[path = "server/fleet_stream.rs"]
 mod fleet_stream;
+#[path = "server/prune.rs"]
+mod prune;
 #[path = "server/replicas.rs"]
 mod replicas;
 #[path = "server/retention.rs"]
@@ -1350,6 +1354,7 @@ fn main() {
         "fleet",
         "replicas",
         "retention",
+        "prune",
     ];
     let named: Vec<String> = std::env::args()
         .filter(|a| parts.contains(&a.as_str()))
@@ -1382,6 +1387,9 @@ fn main() {
         }
         if run("replicas") {
             replicas::replicas(quick).await;
+        }
+        if run("prune") {
+            prune::prune(quick).await;
         }
         if run("retention") {
             retention::retention(quick).await;

@@ -95,9 +95,9 @@ const BENCHES: [Bench; 9] = [
         package: "backend",
         what: "ingest over HTTP against raw inserts, breaker detail over 10 M outcomes, RSS with \
                1,000 and 10,000 live breakers (503s, acknowledgement p99, transition → 50 \
-               live-stream clients) and per live breaker; with FUSEBOX_BENCH_POSTGRES, replicas: cross-replica stream latency and \
+               live-stream clients) and per live breaker, a SQLite retention run against the history kept; with FUSEBOX_BENCH_POSTGRES, replicas: cross-replica stream latency and \
                ingest with 1-3 replicas, and retention: a day's partition dropped against its rows deleted \
-               (`-- quick`; `-- ingest|detail|memory|fleet|replicas|retention` for one part; `fleet` is memory's 10,000 breakers alone)",
+               (`-- quick`; `-- ingest|detail|memory|fleet|prune|replicas|retention` for one part; `fleet` is memory's 10,000 breakers alone)",
         browser: false,
         script: None,
     },

@@ -3,8 +3,8 @@
 //!
 //! - dropped whole: the rows in their day's partition, which `partitions::maintain` drops;
 //! - deleted: the same number of rows in the default partition (a day no partition was made
-//!   for), which `prune_once` deletes 20,000 rows per statement, as SQLite's retention does
-//!   and as the unpartitioned table did; then the `VACUUM` that makes their space reusable,
+//!   for), which `prune_once` deletes in id order, a short transaction per chunk, as SQLite's
+//!   retention does; then the `VACUUM` that makes their space reusable,
 //!   which autovacuum would otherwise do later.
 //!
 //! Each is timed with the write-ahead log it wrote (`pg_current_wal_lsn()` before and after,
