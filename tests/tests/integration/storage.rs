@@ -409,3 +409,90 @@ async fn lanes_start_at_the_first_report_and_summaries_keep_the_trip() {
         "the trip is read back from the transitions at start"
     );
 }
+
+#[tokio::test]
+async fn retention_deletes_every_expired_row_rolled_up_however_many_and_keeps_the_rest() {
+    if tests::on_postgres() {
+        // There raw rows go a day partition at a time (`partitions.rs`).
+        return;
+    }
+    let server = TestServer::start_with(|o| o.rollup_period = Duration::from_secs(3_600))
+        .await
+        .unwrap();
+    let key = server.ingest_key("svc").await.unwrap();
+    let store = &server.server.state.store;
+    let now = now_ms();
+    let batch = json!({"service": "svc", "instance": "a", "seq": 1, "sent_at_ms": now,
+        "aggregates": [{"breaker": "db", "start_ms": now - 1000, "interval_ms": 1000,
+                        "counts": {"success": 1}, "state": "closed"}]});
+    post_batch(&server.url(), &key, &batch).await;
+    // 25,000 aggregates two to nine hours old, and among them, as the 12,000th, a new one (a
+    // reporter's clock ahead); then 10 old ones not rolled up yet.
+    let insert = |from: i64, to: i64, age: &str| {
+        format!(
+            "WITH RECURSIVE n(i) AS (SELECT {from} UNION ALL SELECT i + 1 FROM n WHERE i < {to})
+             INSERT INTO aggregates (breaker_id, instance, start_ms, interval_ms, success, failure,
+                 timeout, rejected, slow, ignored, latency, state, config_version)
+             SELECT (SELECT id FROM breakers WHERE name = 'db'), 'a', {age}, 1000, 1, 0, 0, 0, 0,
+                 0, '', 'closed', 1 FROM n"
+        )
+    };
+    let old = format!("{} + i * 1000", now - 9 * 3_600_000);
+    for sql in [
+        insert(0, 11_998, &old),
+        insert(0, 0, &now.to_string()),
+        insert(11_999, 24_999, &old),
+        "UPDATE rollup_progress SET last_aggregate_id = (SELECT MAX(id) FROM aggregates)"
+            .to_string(),
+        insert(0, 9, &old),
+    ] {
+        server.execute(sql.leak()).await;
+    }
+    // Minute rollups of the last 5 hours, of which those older than 2 hours expire.
+    server
+        .execute(
+            format!(
+                "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 299)
+                 INSERT INTO rollups (breaker_id, resolution_ms, start_ms, success, failure,
+                     timeout, rejected, slow, ignored, latency)
+                 SELECT (SELECT id FROM breakers WHERE name = 'db'), {MINUTE},
+                     {} + i * {MINUTE}, 1, 0, 0, 0, 0, 0, '' FROM n",
+                (now - 5 * 3_600_000).div_euclid(MINUTE) * MINUTE
+            )
+            .leak(),
+        )
+        .await;
+    assert_eq!(
+        server.scalar("SELECT COUNT(*) FROM aggregates").await,
+        25_012
+    );
+    let retention = Retention {
+        raw: Duration::from_secs(3_600),
+        minute: Duration::from_secs(2 * 3_600),
+        ..Retention::default()
+    };
+
+    let pruned = rollup::prune_once(store, &retention, now).await.unwrap();
+
+    // Left: the posted one, the new one among the old, and the 10 not rolled up.
+    assert_eq!(server.scalar("SELECT COUNT(*) FROM aggregates").await, 12);
+    assert_eq!(
+        server
+            .scalar(
+                format!(
+                    "SELECT COUNT(*) FROM aggregates WHERE start_ms >= {}",
+                    now - 1000
+                )
+                .leak()
+            )
+            .await,
+        2
+    );
+    // Of the minute rollups, those starting within the last 2 hours are kept: 120, or 119
+    // when the first one's start was rounded down within its minute.
+    let kept = server.scalar("SELECT COUNT(*) FROM rollups").await;
+    assert!((119..=120).contains(&kept), "{kept} minute rollups kept");
+    assert_eq!(pruned, 25_000 + (300 - kept as u64));
+    // A second run finds nothing more to delete.
+    assert_eq!(rollup::prune_once(store, &retention, now).await.unwrap(), 0);
+}
