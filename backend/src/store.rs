@@ -37,6 +37,10 @@ pub fn is_lock_timeout(err: &anyhow::Error) -> bool {
                 _ => None,
             }
         });
+        // `#[error(transparent)]` hides the error inside from the chain.
+        if let Some(StoreError::Other(inner)) = cause.downcast_ref::<StoreError>() {
+            return is_lock_timeout(inner);
+        }
         let Some(sqlx::Error::Database(db)) = sqlx_err else {
             return false;
         };
@@ -203,6 +207,11 @@ pub struct Store {
     pub(crate) db: Db,
     /// One connection kept for the ingest writer (see [`Store::begin_ingest`]).
     pub(crate) ingest: Db,
+    /// On SQLite one connection kept for the other write transactions ([`Store::begin`]):
+    /// each takes its turn first (see [`turn`]), and whoever holds the turn finds this
+    /// connection free, so no writer holds the turn while it waits for a connection behind the
+    /// reads, which share `db`'s four. On PostgreSQL `db` itself.
+    write: Db,
     /// This server's name among the replicas on one database (random, per start): what it
     /// signs its notifications with (see [`crate::cluster`]).
     replica: std::sync::Arc<str>,
@@ -254,6 +263,13 @@ impl Store {
             .run(&pool)
             .await
             .context("cannot apply the migrations")?;
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .acquire_timeout(lock_wait.max(Duration::from_secs(1)))
+            .connect_with(options.clone())
+            .await
+            .with_context(|| format!("cannot open the database {url}"))?;
         // The writer's connection checkpoints the log itself only past 64 MB of it, a backstop:
         // the commit that does takes as long as copying the log (see `checkpoint`, the
         // server's task that does instead).
@@ -266,6 +282,7 @@ impl Store {
         Ok(Store {
             db: Db::Sqlite(pool),
             ingest: Db::Sqlite(ingest),
+            write: Db::Sqlite(write),
             replica: replica_name()?,
             turns: turn::WriteTurns::new(lock_wait),
             log_tail_due: Default::default(),
@@ -314,6 +331,7 @@ impl Store {
             .await
             .with_context(|| format!("cannot open the database {}", redact(url)))?;
         Ok(Store {
+            write: Db::Postgres(pool.clone()),
             db: Db::Postgres(pool),
             ingest: Db::Postgres(ingest),
             replica: replica_name()?,
@@ -356,7 +374,7 @@ impl Store {
     /// transactions run one at a time there too and a read-then-write (the next config
     /// version, an alert's incident) sees what the previous one committed.
     pub async fn begin(&self) -> anyhow::Result<Tx> {
-        begin(&self.db, WRITE_LOCK, &self.turns).await
+        begin(&self.write, WRITE_LOCK, &self.turns).await
     }
 
     /// A write transaction like [`Store::begin`], on SQLite always on the same connection,

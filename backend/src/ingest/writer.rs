@@ -290,7 +290,11 @@ impl Writer {
                 }
             }
             if owned.is_empty() {
-                // Nothing to write: the transaction begun, if any, rolls back as it drops.
+                // Nothing to write: the transaction begun, if any, rolls back before the next
+                // writer's turn (dropped, it would give the turn up first).
+                if let Some(Ok(tx)) = begun {
+                    let _ = tx.rollback().await;
+                }
                 continue;
             }
             let batches: Vec<&IngestBatch> = owned.iter().collect();

@@ -64,6 +64,8 @@ mod tests {
         let first = turns.take().await.unwrap();
         let order = Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut waiting = Vec::new();
+        // `turns` and `first`'s guard.
+        let base = Arc::strong_count(&turns.queue);
         for n in 0..3 {
             let (mine, order) = (turns.clone(), order.clone());
             waiting.push(tokio::spawn(async move {
@@ -72,7 +74,7 @@ mod tests {
             }));
             // The next asks only once this one waits: a waiting task holds two handles on the
             // queue (its copy of `turns`, and the one `take` waits on).
-            while Arc::strong_count(&turns.queue) < 1 + 2 * (n + 1) {
+            while Arc::strong_count(&turns.queue) < base + 2 * (n + 1) {
                 tokio::task::yield_now().await;
             }
         }
@@ -86,6 +88,9 @@ mod tests {
         let _held = short.take().await.unwrap();
         let err = short.take().await.unwrap_err();
         let err = anyhow::Error::new(err).context("beginning a write");
+        assert!(crate::store::is_lock_timeout(&err), "{err:#}");
+        // As a feature's store returns it.
+        let err = anyhow::Error::new(crate::store::StoreError::Other(err));
         assert!(crate::store::is_lock_timeout(&err), "{err:#}");
     }
 }

@@ -17,8 +17,11 @@ const READ_PAGE: i64 = 20_000;
 /// lock while one runs (on SQLite for its turn, `store::turn`), so a transition waits for at
 /// most one chunk, a few milliseconds. Larger chunks save little: each is one statement.
 pub const WRITE_CHUNK: usize = 500;
-/// Aggregate ids, or breakers, a prune step covers (see [`prune_once`]).
-const PRUNE_CHUNK: i64 = 1_000;
+/// Breakers a prune step looks at, and rows it deletes at most (see [`prune_once`]).
+const PRUNE_BREAKERS: i64 = 1_000;
+const PRUNE_ROWS: i64 = 2_000;
+/// How long a prune run goes on at most before it leaves the rest to the next.
+const PRUNE_BUDGET: Duration = Duration::from_secs(5);
 
 /// An aggregate as the rollup job reads it.
 #[derive(sqlx::FromRow)]
@@ -299,109 +302,98 @@ async fn write_rollups(tx: &mut Tx, rows: &[(i64, i64, i64, Bucket)]) -> anyhow:
     Ok(())
 }
 
-/// Deletes what is past retention; returns rows deleted. Each step is a write transaction of
-/// its own over a bounded stretch of a table's key, so ingest waits for one short step at most
-/// (on SQLite it takes its turn between them, `store::turn`), and a run's work grows with
-/// what it deletes more than with what is kept (`cargo xtask bench --only server -- prune`
-/// times a run with ten times the history against little). One statement a table that looked
-/// for the expired rows scanned all of the table whenever it found fewer than its limit,
-/// every run, holding the write lock meanwhile; 48 hours of 1,000 breakers' aggregates are
-/// 173 M rows.
+/// Deletes what is past retention; returns rows deleted. It goes [`PRUNE_BREAKERS`] breakers
+/// at a time, finding each breaker's expired rows through an index that starts with the
+/// breaker and its time (`aggregates_by_breaker`, the rollups' key), and deletes at most
+/// [`PRUNE_ROWS`] rows per write transaction, so ingest waits for one short step at most (on
+/// SQLite it takes its turn between them, `store::turn`), and a run's work follows what it
+/// deletes, not what is kept (`cargo xtask bench --only server -- prune` times a run with ten
+/// times the history kept against little). One statement per table that looked for the
+/// expired rows scanned all of the table whenever it found fewer than its limit, every run,
+/// holding the write lock meanwhile; 48 hours of 1,000 breakers' aggregates are 173 M rows.
+/// A run stops after [`PRUNE_BUDGET`]: a backlog (after an outage, or a shorter retention) is
+/// worked off over several runs, each finding the breakers done before with nothing left.
 ///
-/// Raw aggregates go in id order (their arrival), a chunk of [`PRUNE_CHUNK`] ids at a time,
-/// and only once rolled up; the run stops at the first chunk with nothing expired in it. A
-/// late aggregate (one that arrived after newer ones) goes when the run reaches its id, once
-/// the rows that arrived before it have expired: at most a day after its own time, since
-/// ingest takes reports at most a day off the server's clock. On PostgreSQL only those in
-/// the default partition: a day partition goes whole once its day is past retention
-/// ([`super::partitions::maintain`]), so raw rows stay up to a day longer there. Rollups go
-/// a chunk of [`PRUNE_CHUNK`] breakers at a time, each breaker's found through the rollups'
-/// key (breaker, resolution, start).
+/// Raw aggregates are only deleted once rolled up. On PostgreSQL only those in the default
+/// partition: a day partition goes whole once its day is past retention
+/// ([`super::partitions::maintain`]), so raw rows stay up to a day longer there.
 pub async fn prune_once(store: &Store, retention: &Retention, now_ms: i64) -> anyhow::Result<u64> {
     let cutoff = |keep: Duration| now_ms - keep.as_millis() as i64;
-    let mut pruned = prune_raw(store, cutoff(retention.raw)).await?;
-    for (resolution, keep) in [(MINUTE_MS, retention.minute), (HOUR_MS, retention.hour)] {
-        pruned += prune_rollups(store, resolution, cutoff(keep)).await?;
+    let deadline = std::time::Instant::now() + PRUNE_BUDGET;
+    let (raw, rollups) = match store.db() {
+        Db::Sqlite(_) => (
+            "DELETE FROM aggregates WHERE id IN (SELECT id FROM aggregates
+                 WHERE breaker_id IN (SELECT id FROM breakers WHERE id > $1 AND id <= $2)
+                   AND start_ms < $3
+                   AND id <= (SELECT last_aggregate_id FROM rollup_progress WHERE id = 1)
+                 LIMIT $4)",
+            "DELETE FROM rollups WHERE (breaker_id, resolution_ms, start_ms) IN (
+                 SELECT breaker_id, resolution_ms, start_ms FROM rollups
+                 WHERE breaker_id IN (SELECT id FROM breakers WHERE id > $1 AND id <= $2)
+                   AND resolution_ms = $5
+                   AND start_ms < $3 LIMIT $4)",
+        ),
+        Db::Postgres(_) => (
+            "DELETE FROM aggregates_default WHERE id IN (SELECT id FROM aggregates_default
+                 WHERE breaker_id IN (SELECT id FROM breakers WHERE id > $1 AND id <= $2)
+                   AND start_ms < $3
+                   AND id <= (SELECT last_aggregate_id FROM rollup_progress WHERE id = 1)
+                 LIMIT $4)",
+            "DELETE FROM rollups WHERE (breaker_id, resolution_ms, start_ms) IN (
+                 SELECT breaker_id, resolution_ms, start_ms FROM rollups
+                 WHERE breaker_id IN (SELECT id FROM breakers WHERE id > $1 AND id <= $2)
+                   AND resolution_ms = $5
+                   AND start_ms < $3 LIMIT $4)",
+        ),
+    };
+    let steps = [
+        (raw, cutoff(retention.raw), None),
+        (rollups, cutoff(retention.minute), Some(MINUTE_MS)),
+        (rollups, cutoff(retention.hour), Some(HOUR_MS)),
+    ];
+    let mut pruned = 0;
+    for (sql, cutoff_ms, resolution_ms) in steps {
+        let mut after = i64::MIN;
+        while let Some(end) = next_breakers(store, after).await? {
+            loop {
+                if std::time::Instant::now() > deadline {
+                    return Ok(pruned);
+                }
+                let mut tx = store.begin().await?;
+                let deleted = on_tx!(&mut tx, c => {
+                    let query = sqlx::query(sql)
+                        .bind(after)
+                        .bind(end)
+                        .bind(cutoff_ms)
+                        .bind(PRUNE_ROWS);
+                    // The raw aggregates' statement has no resolution.
+                    match resolution_ms {
+                        Some(resolution_ms) => query.bind(resolution_ms),
+                        None => query,
+                    }
+                    .execute(&mut *c)
+                    .await
+                    .map(|r| r.rows_affected())
+                })?;
+                tx.commit().await?;
+                pruned += deleted;
+                if deleted < PRUNE_ROWS as u64 {
+                    break;
+                }
+            }
+            after = end;
+        }
     }
     Ok(pruned)
 }
 
-/// The raw aggregates' part of [`prune_once`]: those rolled up and starting before
-/// `cutoff_ms`.
-async fn prune_raw(store: &Store, cutoff_ms: i64) -> anyhow::Result<u64> {
-    let (chunk_end, delete) = match store.db() {
-        Db::Sqlite(_) => (
-            "SELECT MAX(id) FROM (SELECT id FROM aggregates WHERE id > $1
-                 AND id <= (SELECT last_aggregate_id FROM rollup_progress WHERE id = 1)
-                 ORDER BY id LIMIT $2) AS chunk",
-            "DELETE FROM aggregates WHERE id > $1 AND id <= $2 AND start_ms < $3",
-        ),
-        Db::Postgres(_) => (
-            "SELECT MAX(id) FROM (SELECT id FROM aggregates_default WHERE id > $1
-                 AND id <= (SELECT last_aggregate_id FROM rollup_progress WHERE id = 1)
-                 ORDER BY id LIMIT $2) AS chunk",
-            "DELETE FROM aggregates_default WHERE id > $1 AND id <= $2 AND start_ms < $3",
-        ),
-    };
-    let (mut after, mut pruned) = (i64::MIN, 0);
-    loop {
-        let mut tx = store.begin().await?;
-        let end: Option<i64> = on_tx!(&mut tx, c => sqlx::query_scalar(chunk_end)
-            .bind(after)
-            .bind(PRUNE_CHUNK)
-            .fetch_one(&mut *c)
-            .await)?;
-        let Some(end) = end else {
-            tx.commit().await?;
-            return Ok(pruned);
-        };
-        let deleted = on_tx!(&mut tx, c => sqlx::query(delete)
-            .bind(after)
-            .bind(end)
-            .bind(cutoff_ms)
-            .execute(&mut *c)
-            .await
-            .map(|r| r.rows_affected()))?;
-        tx.commit().await?;
-        pruned += deleted;
-        if deleted == 0 {
-            return Ok(pruned);
-        }
-        after = end;
-    }
-}
-
-/// The rollups' part of [`prune_once`] for one resolution: those starting before `cutoff_ms`.
-async fn prune_rollups(store: &Store, resolution_ms: i64, cutoff_ms: i64) -> anyhow::Result<u64> {
-    let (mut after, mut pruned) = (i64::MIN, 0);
-    loop {
-        let mut tx = store.begin().await?;
-        let end: Option<i64> = on_tx!(&mut tx, c => sqlx::query_scalar(
-            "SELECT MAX(id) FROM (SELECT id FROM breakers WHERE id > $1 ORDER BY id LIMIT $2)
-             AS chunk",
-        )
-        .bind(after)
-        .bind(PRUNE_CHUNK)
-        .fetch_one(&mut *c)
-        .await)?;
-        let Some(end) = end else {
-            tx.commit().await?;
-            return Ok(pruned);
-        };
-        // `IN` on the key's first column: one seek per breaker to its expired rollups.
-        pruned += on_tx!(&mut tx, c => sqlx::query(
-            "DELETE FROM rollups
-             WHERE breaker_id IN (SELECT id FROM breakers WHERE id > $1 AND id <= $2)
-               AND resolution_ms = $3 AND start_ms < $4",
-        )
-        .bind(after)
-        .bind(end)
-        .bind(resolution_ms)
-        .bind(cutoff_ms)
-        .execute(&mut *c)
-        .await
-        .map(|r| r.rows_affected()))?;
-        tx.commit().await?;
-        after = end;
-    }
+/// The last of the next [`PRUNE_BREAKERS`] breaker ids after `after`, if any.
+async fn next_breakers(store: &Store, after: i64) -> anyhow::Result<Option<i64>> {
+    Ok(on_db!(&store.db, pool => sqlx::query_scalar(
+        "SELECT MAX(id) FROM (SELECT id FROM breakers WHERE id > $1 ORDER BY id LIMIT $2) AS chunk",
+    )
+    .bind(after)
+    .bind(PRUNE_BREAKERS)
+    .fetch_one(pool)
+    .await)?)
 }
