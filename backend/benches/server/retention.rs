@@ -3,7 +3,7 @@
 //!
 //! - dropped whole: the rows in their day's partition, which `partitions::maintain` drops;
 //! - deleted: the same number of rows in the default partition (a day no partition was made
-//!   for), which `prune_once` deletes in id order, a short transaction per chunk, as SQLite's
+//!   for), which `prune_once` deletes at most 2,000 rows per transaction, as SQLite's
 //!   retention does; then the `VACUUM` that makes their space reusable,
 //!   which autovacuum would otherwise do later.
 //!
