@@ -51,6 +51,8 @@ mod retention;
 #[path = "../../xtask/src/bench/row.rs"]
 mod summary;
 
+use summary::median;
+
 /// The command that reproduces a part's figures (`quick` and the PostgreSQL server kept when
 /// this run has them).
 fn part_command(part: &str) -> String {
@@ -366,17 +368,13 @@ async fn ingest_vs_raw(n_instances: usize, seconds: usize, catch_up: bool) {
             commits[v] = groups;
         }
     }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     let rates = |v: &[f64]| {
         v.iter()
             .map(|s| format!("{:.0}k", n_rows as f64 / s / 1e3))
             .collect::<Vec<_>>()
             .join(" ")
     };
-    let raw_rate = n_rows as f64 / median(raw_secs.clone());
+    let raw_rate = n_rows as f64 / median(&raw_secs);
     let shape = match catch_up {
         true => format!(
             ", catching up: {} batches of up to {BACKLOG_BATCH_ITEMS} items",
@@ -396,7 +394,7 @@ async fn ingest_vs_raw(n_instances: usize, seconds: usize, catch_up: bool) {
         let f = form_index(form);
         let n_posted = bodies[f].iter().map(Vec::len).sum::<usize>();
         let body_bytes = bodies[f].iter().flatten().map(Vec::len).sum::<usize>() / n_posted;
-        let http_rate = n_rows as f64 / median(http_secs[v].clone());
+        let http_rate = n_rows as f64 / median(&http_secs[v]);
         let acked = match ack {
             Ack::Early => "answered early, until committed",
             Ack::Committed => "answered once committed",
@@ -1031,12 +1029,11 @@ async fn memory_fleet(quick: bool, spread: bool) {
         "{} live breakers ({} instances × {}, {timing})",
         first.n_breakers, first.n_instances, first.breakers_each
     );
-    let median = |figure: fn(&FleetRound) -> f64| {
-        let mut values: Vec<f64> = rounds.iter().map(figure).collect();
-        values.sort_by(f64::total_cmp);
-        (values[values.len() / 2], values)
+    let of_rounds = |figure: fn(&FleetRound) -> f64| {
+        let values: Vec<f64> = rounds.iter().map(figure).collect();
+        (median(&values), values)
     };
-    let (rss, rss_rounds) = median(|r| r.rss_mb);
+    let (rss, rss_rounds) = of_rounds(|r| r.rss_mb);
     let peak = rounds.iter().map(|r| r.peak_mb).fold(0.0, f64::max);
     figure(
         "memory",
@@ -1066,7 +1063,7 @@ async fn memory_fleet(quick: bool, spread: bool) {
         n_overloaded == 0 && n_failed == 0,
     )
     .record();
-    let (ack, ack_rounds) = median(|r| r.ack_p99_ms);
+    let (ack, ack_rounds) = of_rounds(|r| r.ack_p99_ms);
     let ack_max = rounds.iter().map(|r| r.ack_max_ms).fold(0.0, f64::max);
     figure(
         "memory",
@@ -1082,8 +1079,7 @@ async fn memory_fleet(quick: bool, spread: bool) {
     .record();
     let probed: Vec<&fleet_stream::Figures> =
         rounds.iter().filter_map(|r| r.stream.as_ref()).collect();
-    let mut p99s: Vec<f64> = probed.iter().map(|f| f.p99_ms).collect();
-    p99s.sort_by(f64::total_cmp);
+    let p99s: Vec<f64> = probed.iter().map(|f| f.p99_ms).collect();
     let missed: usize = probed.iter().map(|f| f.missed).sum();
     let arrivals = probed.iter().map(|f| f.arrivals).min().unwrap_or(0);
     let mut row = figure(
@@ -1093,7 +1089,7 @@ async fn memory_fleet(quick: bool, spread: bool) {
              p99 of each round's {arrivals}+ arrivals",
             fleet_stream::N_CLIENTS
         ),
-        p99s.get(p99s.len() / 2).copied().unwrap_or(f64::NAN),
+        median(&p99s),
         "ms",
         1,
     )

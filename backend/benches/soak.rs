@@ -286,13 +286,13 @@ async fn soak(rounds: usize) {
     );
     println!(
         "soak: events/s acknowledged per round: median {:.0} (min {:.0}, max {:.0}); offered {EVENTS_PER_S}",
-        median(&mut rates.clone()),
+        summary::median(&rates),
         rates.iter().copied().fold(f64::INFINITY, f64::min),
         rates.iter().copied().fold(0.0, f64::max)
     );
     println!(
         "soak: restart to listening: median {:.0} ms",
-        median(&mut restarts)
+        summary::median(&restarts)
     );
     println!(
         "soak: lost {lost}, duplicated {duplicated}, partial {partial} (of {} stored batches)",
@@ -314,16 +314,11 @@ async fn soak(rounds: usize) {
     summary::Row::new(
         "soak",
         format!("{rounds} SIGKILLs: events/s acknowledged per round, median"),
-        median(&mut rates.clone()),
+        summary::median(&rates),
         "events/s",
         0,
     )
     .note(format!("— (offered {EVENTS_PER_S})"))
     .spread_of(&rates, 0)
     .record();
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }

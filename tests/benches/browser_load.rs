@@ -187,15 +187,13 @@ struct RoundFigures {
 fn record_rounds(fleet: &Fleet, rounds: &[RoundFigures]) {
     let name = fleet.name;
     let n_breakers = fleet.services * fleet.breakers_per_service;
-    let median = |figure: fn(&RoundFigures) -> f64| {
-        let mut values: Vec<f64> = rounds.iter().map(figure).collect();
-        let median = percentile(&mut values.clone(), 0.5);
-        values.sort_by(f64::total_cmp);
-        (median, values)
+    let of_rounds = |figure: fn(&RoundFigures) -> f64| {
+        let values: Vec<f64> = rounds.iter().map(figure).collect();
+        (summary::median(&values), values)
     };
-    let (steady, steady_rounds) = median(|r| r.steady_p95_ms);
+    let (steady, steady_rounds) = of_rounds(|r| r.steady_p95_ms);
     let batches = rounds.iter().map(|r| r.steady_batches).min().unwrap_or(0);
-    let (events_each, _) = median(|r| r.steady_events_each);
+    let (events_each, _) = of_rounds(|r| r.steady_events_each);
     summary::Row::new(
         "browser_load",
         format!(
@@ -208,7 +206,7 @@ fn record_rounds(fleet: &Fleet, rounds: &[RoundFigures]) {
     .at_most(APPLY_GOAL_MS, 0)
     .spread_of(&steady_rounds, 1)
     .record();
-    let (shown, shown_rounds) = median(|r| r.shown_p99_ms);
+    let (shown, shown_rounds) = of_rounds(|r| r.shown_p99_ms);
     summary::Row::new(
         "browser_load",
         format!("{name}: transition of a shown breaker pushed → visible while the fleet streams, p99 of each round's {SHOWN_SAMPLES} (loopback)"),
@@ -219,7 +217,7 @@ fn record_rounds(fleet: &Fleet, rounds: &[RoundFigures]) {
     .at_most(shown_visible_goal_ms(n_breakers), 0)
     .spread_of(&shown_rounds, 0)
     .record();
-    let (new, new_rounds) = median(|r| r.new_p99_ms);
+    let (new, new_rounds) = of_rounds(|r| r.new_p99_ms);
     summary::Row::new(
         "browser_load",
         format!("{name}: transition of a new breaker pushed → visible, p99 of each round's {TRANSITION_SAMPLES} (loopback)"),

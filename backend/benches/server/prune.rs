@@ -10,6 +10,7 @@ use backend::query::rollup::{self, Retention};
 use backend::store::Store;
 
 use super::figure;
+use super::median;
 
 const BREAKERS: i64 = 1_000;
 
@@ -83,11 +84,7 @@ async fn runs(seconds: i64) -> Vec<f64> {
 pub async fn prune(quick: bool) {
     let small = if quick { 100 } else { 200 };
     let large = 10 * small;
-    let median = |mut values: Vec<f64>| {
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
-    };
-    let (few, many) = (median(runs(small).await), median(runs(large).await));
+    let (few, many) = (median(&runs(small).await), median(&runs(large).await));
     println!(
         "prune: a retention run deleting 10 s of {BREAKERS} breakers' aggregates: {:.0} ms with \
          {small} s and {:.0} ms with {large} s of history kept (and as many minute rollups): \

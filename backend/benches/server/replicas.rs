@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use backend::time::now_ms;
 
 use super::{
-    Ack, Form, POSTGRES_VAR, database, metric_value, percentile, post_all, reporter_batch,
+    Ack, Form, POSTGRES_VAR, database, median, metric_value, percentile, post_all, reporter_batch,
     reporter_connection, serve,
 };
 
@@ -346,11 +346,6 @@ impl Replicas {
 
 const BREAKERS: usize = 50;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 pub async fn replicas(quick: bool) {
     if std::env::var(POSTGRES_VAR).is_err() {
         println!(
@@ -398,11 +393,11 @@ pub async fn replicas(quick: bool) {
         );
         println!(
             "    p50 {:>6.1} ms   p99 {:>6.1} ms   (median of rounds' p50/p99 {}; goal p99 <= 100 ms)",
-            median(p50s.clone()),
-            median(p99s.clone()),
+            median(&p50s),
+            median(&p99s),
             shown.join(" ")
         );
-        super::figure("replicas", what, median(p99s.clone()), "ms", 1)
+        super::figure("replicas", what, median(&p99s), "ms", 1)
             .at_most(100.0, 0)
             .spread_of(&p99s, 1)
             .record();
@@ -432,9 +427,9 @@ pub async fn replicas(quick: bool) {
          each instance posting back to back to replica (instance mod replicas)",
         instances * BREAKERS * seconds
     );
-    let one = median(rates[0].clone());
+    let one = median(&rates[0]);
     for (at, &n_replicas) in counts.iter().enumerate() {
-        let rate = median(rates[at].clone());
+        let rate = median(&rates[at]);
         let each: Vec<String> = rates[at]
             .iter()
             .map(|r| format!("{:.1}k", r / 1e3))

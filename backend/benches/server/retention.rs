@@ -18,7 +18,7 @@ use backend::store::{Db, Store};
 use backend::time::now_ms;
 use protocol::Aggregate;
 
-use super::{POSTGRES_VAR, aggregate, database, figure};
+use super::{POSTGRES_VAR, aggregate, database, figure, median};
 
 const DAY_MS: i64 = partitions::DAY_MS;
 
@@ -156,18 +156,14 @@ pub async fn retention(quick: bool) {
     for _ in 0..n_rounds {
         rounds.push(round(n_instances).await);
     }
-    let median = |f: fn(&Round) -> f64| {
-        let mut values: Vec<f64> = rounds.iter().map(f).collect();
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
-    };
+    let of_rounds = |f: fn(&Round) -> f64| median(&rounds.iter().map(f).collect::<Vec<_>>());
     let rows = rounds[0].rows;
     let (delete, vacuum, drop) = (
-        median(|r| r.delete_secs),
-        median(|r| r.vacuum_secs),
-        median(|r| r.drop_secs),
+        of_rounds(|r| r.delete_secs),
+        of_rounds(|r| r.vacuum_secs),
+        of_rounds(|r| r.drop_secs),
     );
-    let (delete_wal, drop_wal) = (median(|r| r.delete_wal), median(|r| r.drop_wal));
+    let (delete_wal, drop_wal) = (of_rounds(|r| r.delete_wal), of_rounds(|r| r.drop_wal));
     println!(
         "retention: a day of raw aggregates ({rows} rows, {n_instances} instances x 86,400 s) \
          past retention, medians of {n_rounds} round(s)"

@@ -4,8 +4,8 @@
 //! handler, which sleeps 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50 and then 100 ms between its
 //! tries, whether or not the lock came free meanwhile: a writer that asked while a job wrote
 //! chunk after chunk (the rollup: a transaction of a few ms each, the next one begun as the
-//! last committed) slept through every gap between them, and the ingest writer waited over
-//! 100 ms for a lock that was free most of that time, holding up the transitions it carried.
+//! last committed) slept through every gap between them, and the ingest writer waited many
+//! times as long as any chunk held the lock, holding up the transitions it carried.
 //! Here each write transaction of this server ([`crate::store::Store::begin`] and
 //! [`crate::store::Store::begin_ingest`]) first takes its turn from a fair queue, so it waits
 //! for the transactions ahead of it only, and wakes as the last of them ends. SQLite's own

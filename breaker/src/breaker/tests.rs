@@ -448,13 +448,18 @@ fn the_system_clocks_coarse_reading_trails_its_precise_one() {
     assert!(raw <= now && now - raw < 100_000_000, "{raw} against {now}");
 }
 
-#[test]
-fn a_time_window_on_the_system_clock_counts_fast_successes_in_their_second() {
+/// A breaker on the system clock with a time window of one second.
+fn one_second_window() -> CircuitBreaker {
     let config = Config::builder()
         .window(WindowShape::Time(1))
         .build()
         .unwrap();
-    let breaker = CircuitBreaker::new("search", config);
+    CircuitBreaker::new("search", config)
+}
+
+#[test]
+fn a_time_window_on_the_system_clock_counts_fast_successes_in_their_second() {
+    let breaker = one_second_window();
     next_second();
     for _ in 0..100 {
         ok(&breaker).unwrap();
@@ -471,11 +476,7 @@ fn a_time_window_on_the_system_clock_counts_fast_successes_in_their_second() {
 
 #[test]
 fn permits_and_async_calls_count_plain_successes_in_their_second_too() {
-    let config = Config::builder()
-        .window(WindowShape::Time(1))
-        .build()
-        .unwrap();
-    let breaker = CircuitBreaker::new("search", config);
+    let breaker = one_second_window();
     next_second();
     for _ in 0..300 {
         breaker.try_acquire().unwrap().finish(Outcome::Success);

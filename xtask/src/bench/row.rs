@@ -27,6 +27,14 @@ pub const SUMMARY_VAR: &str = "FUSEBOX_BENCH_SUMMARY";
 /// The command `cargo xtask bench` runs the bench as: a row's command when it names none.
 pub const COMMAND_VAR: &str = "FUSEBOX_BENCH_COMMAND";
 
+/// The median of rounds' values: the middle one once sorted (the upper of the two middle
+/// ones for an even count), NaN for none.
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 /// One figure, its goal and whether it is met.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Row {

@@ -320,41 +320,37 @@ async fn write_rollups(tx: &mut Tx, rows: &[(i64, i64, i64, Bucket)]) -> anyhow:
 pub async fn prune_once(store: &Store, retention: &Retention, now_ms: i64) -> anyhow::Result<u64> {
     let cutoff = |keep: Duration| now_ms - keep.as_millis() as i64;
     let deadline = std::time::Instant::now() + PRUNE_BUDGET;
-    let (raw, rollups) = match store.db() {
-        Db::Sqlite(_) => (
+    // The rollups' statement serves both databases; the raw aggregates' names PostgreSQL's
+    // default partition there.
+    let raw = match store.db() {
+        Db::Sqlite(_) => {
             "DELETE FROM aggregates WHERE id IN (SELECT id FROM aggregates
                  WHERE breaker_id IN (SELECT id FROM breakers WHERE id > $1 AND id <= $2)
                    AND start_ms < $3
                    AND id <= (SELECT last_aggregate_id FROM rollup_progress WHERE id = 1)
-                 LIMIT $4)",
-            "DELETE FROM rollups WHERE (breaker_id, resolution_ms, start_ms) IN (
-                 SELECT breaker_id, resolution_ms, start_ms FROM rollups
-                 WHERE breaker_id IN (SELECT id FROM breakers WHERE id > $1 AND id <= $2)
-                   AND resolution_ms = $5
-                   AND start_ms < $3 LIMIT $4)",
-        ),
-        Db::Postgres(_) => (
+                 LIMIT $4)"
+        }
+        Db::Postgres(_) => {
             "DELETE FROM aggregates_default WHERE id IN (SELECT id FROM aggregates_default
                  WHERE breaker_id IN (SELECT id FROM breakers WHERE id > $1 AND id <= $2)
                    AND start_ms < $3
                    AND id <= (SELECT last_aggregate_id FROM rollup_progress WHERE id = 1)
-                 LIMIT $4)",
-            "DELETE FROM rollups WHERE (breaker_id, resolution_ms, start_ms) IN (
+                 LIMIT $4)"
+        }
+    };
+    let rollups = "DELETE FROM rollups WHERE (breaker_id, resolution_ms, start_ms) IN (
                  SELECT breaker_id, resolution_ms, start_ms FROM rollups
                  WHERE breaker_id IN (SELECT id FROM breakers WHERE id > $1 AND id <= $2)
                    AND resolution_ms = $5
-                   AND start_ms < $3 LIMIT $4)",
-        ),
-    };
+                   AND start_ms < $3 LIMIT $4)";
     let steps = [
         (raw, cutoff(retention.raw), None),
         (rollups, cutoff(retention.minute), Some(MINUTE_MS)),
         (rollups, cutoff(retention.hour), Some(HOUR_MS)),
     ];
-    let mut pruned = 0;
-    for (sql, cutoff_ms, resolution_ms) in steps {
-        let mut after = i64::MIN;
-        while let Some(end) = next_breakers(store, after).await? {
+    let (mut after, mut pruned) = (i64::MIN, 0);
+    while let Some(end) = next_breakers(store, after).await? {
+        for (sql, cutoff_ms, resolution_ms) in steps {
             loop {
                 if std::time::Instant::now() > deadline {
                     return Ok(pruned);
@@ -381,8 +377,8 @@ pub async fn prune_once(store: &Store, retention: &Retention, now_ms: i64) -> an
                     break;
                 }
             }
-            after = end;
         }
+        after = end;
     }
     Ok(pruned)
 }
